@@ -1,0 +1,179 @@
+#include "app/openapi.hpp"
+
+namespace cdx::app {
+
+namespace {
+
+nlohmann::json str() { return {{"type", "string"}}; }
+nlohmann::json str_fmt(const char* f) { return {{"type", "string"}, {"format", f}}; }
+nlohmann::json integer() { return {{"type", "integer"}}; }
+nlohmann::json ref(const std::string& name) { return {{"$ref", "#/components/schemas/" + name}}; }
+nlohmann::json obj(nlohmann::json props, std::vector<std::string> required = {}) {
+  nlohmann::json o = {{"type", "object"}, {"properties", std::move(props)}};
+  if (!required.empty()) o["required"] = required;
+  return o;
+}
+
+}  // namespace
+
+const nlohmann::json& openapi_schemas() {
+  static const nlohmann::json kSchemas = [] {
+    nlohmann::json s;
+    s["Problem"] = obj({{"type", str()},
+                        {"title", str()},
+                        {"status", integer()},
+                        {"detail", str()},
+                        {"code", str()},
+                        {"request_id", str()},
+                        {"errors", {{"type", "array"},
+                                    {"items", obj({{"field", str()}, {"message", str()}})}}}},
+                       {"type", "title", "status", "code"});
+    s["Tenant"] = obj({{"id", str_fmt("uuid")},
+                       {"slug", str()},
+                       {"name", str()},
+                       {"status", {{"type", "string"}, {"enum", {"active", "suspended"}}}},
+                       {"plan", str()},
+                       {"settings", {{"type", "object"}}},
+                       {"created_at", str_fmt("date-time")},
+                       {"updated_at", str_fmt("date-time")}},
+                      {"id", "slug", "name", "status", "plan", "settings", "created_at", "updated_at"});
+    s["TenantCreate"] = obj({{"name", str()},
+                             {"slug", {{"type", "string"}, {"pattern", "^[a-z0-9](?:[a-z0-9-]{1,61}[a-z0-9])$"}}},
+                             {"plan", str()},
+                             {"admin_email", str_fmt("email")},
+                             {"admin_password", str()},
+                             {"settings", {{"type", "object"}}}},
+                            {"name", "slug", "admin_email"});
+    s["User"] = obj({{"id", str_fmt("uuid")},
+                     {"tenant_id", str_fmt("uuid")},
+                     {"email", str_fmt("email")},
+                     {"name", str()},
+                     {"role", {{"type", "string"}, {"enum", {"ADMIN", "CLIENT"}}}},
+                     {"status", str()},
+                     {"created_at", str_fmt("date-time")},
+                     {"updated_at", str_fmt("date-time")},
+                     {"last_login_at", {{"type", {"string", "null"}}, {"format", "date-time"}}}});
+    s["TenantCreated"] = {{"allOf", {ref("Tenant"), obj({{"admin", ref("User")}, {"api_key", str()}},
+                                                        {"admin", "api_key"})}}};
+    s["TenantUpdate"] = obj({{"name", str()}, {"plan", str()}, {"settings", {{"type", "object"}}}});
+    s["Plan"] = obj({{"id", str_fmt("uuid")},
+                     {"key", str()},
+                     {"name", str()},
+                     {"rate_limit_per_minute", integer()},
+                     {"max_users", integer()},
+                     {"max_api_keys", integer()},
+                     {"modules", {{"type", "array"}, {"items", str()}}},
+                     {"created_at", str_fmt("date-time")},
+                     {"updated_at", str_fmt("date-time")}},
+                    {"id", "key", "name", "rate_limit_per_minute", "max_users", "max_api_keys", "modules"});
+    s["PlanCreate"] = obj({{"key", str()},
+                           {"name", str()},
+                           {"rate_limit_per_minute", integer()},
+                           {"max_users", integer()},
+                           {"max_api_keys", integer()},
+                           {"modules", {{"type", "array"}, {"items", str()}}}},
+                          {"key", "name"});
+    s["PlanUpdate"] = obj({{"name", str()},
+                           {"rate_limit_per_minute", integer()},
+                           {"max_users", integer()},
+                           {"max_api_keys", integer()},
+                           {"modules", {{"type", "array"}, {"items", str()}}}});
+    s["SuperadminLogin"] = obj({{"username", str()}, {"password", str()}}, {"username", "password"});
+    s["Login"] = obj({{"email", str_fmt("email")}, {"password", str()}, {"tenant", str()}}, {"email", "password"});
+    s["TokenAnswer"] = obj({{"access_token", str()},
+                            {"token_type", {{"type", "string"}, {"enum", {"Bearer"}}}},
+                            {"expires_in", integer()},
+                            {"refresh_token", str()},
+                            {"scope", str()}},
+                           {"access_token", "token_type", "expires_in"});
+    s["Me"] = obj({{"id", str()},
+                   {"type", {{"type", "string"}, {"enum", {"superadmin", "user", "api_key"}}}},
+                   {"email", str()},
+                   {"username", str()},
+                   {"name", str()},
+                   {"role", {{"type", "string"}, {"enum", {"SUPERADMIN", "ADMIN", "CLIENT"}}}},
+                   {"tenant_id", {{"type", {"string", "null"}}}},
+                   {"scopes", {{"type", "array"}, {"items", str()}}}},
+                  {"id", "role", "tenant_id", "scopes"});
+    s["ApiKey"] = obj({{"id", str_fmt("uuid")},
+                       {"tenant_id", str_fmt("uuid")},
+                       {"name", str()},
+                       {"type", {{"type", "string"}, {"enum", {"secret", "publishable"}}}},
+                       {"prefix", str()},
+                       {"scopes", {{"type", "array"}, {"items", str()}}},
+                       {"expires_at", {{"type", {"string", "null"}}, {"format", "date-time"}}},
+                       {"last_used_at", {{"type", {"string", "null"}}, {"format", "date-time"}}},
+                       {"created_at", str_fmt("date-time")}});
+    s["ApiKeyCreate"] = obj({{"name", str()},
+                             {"type", {{"type", "string"}, {"enum", {"secret", "publishable"}}}},
+                             {"scopes", {{"type", "array"}, {"items", str()}}},
+                             {"expires_at", str_fmt("date-time")}},
+                            {"name"});
+    s["ApiKeyCreated"] = {{"allOf", {ref("ApiKey"), obj({{"key", str()}}, {"key"})}}};
+    s["Health"] = obj({{"status", {{"type", "string"}, {"enum", {"ok", "degraded", "down"}}}},
+                       {"service", str()},
+                       {"version", str()},
+                       {"checks", {{"type", "object"}}}},
+                      {"status", "service", "version", "checks"});
+    return s;
+  }();
+  return kSchemas;
+}
+
+nlohmann::json openapi_document(const http::Router& router, const std::string& version) {
+  nlohmann::json paths = nlohmann::json::object();
+  for (const auto& route : router.routes()) {
+    const auto& d = route->doc;
+    nlohmann::json op = {{"summary", d.summary},
+                         {"operationId", std::string(http::method_name(route->method)) + " " + route->pattern},
+                         {"tags", {d.tag.empty() ? "operations" : d.tag}}};
+    nlohmann::json params = nlohmann::json::array();
+    for (size_t pos = route->pattern.find('{'); pos != std::string::npos; pos = route->pattern.find('{', pos + 1)) {
+      const size_t end = route->pattern.find('}', pos);
+      params.push_back({{"name", route->pattern.substr(pos + 1, end - pos - 1)},
+                        {"in", "path"},
+                        {"required", true},
+                        {"schema", str()}});
+    }
+    if (d.list) {
+      params.push_back({{"name", "limit"}, {"in", "query"}, {"schema", {{"type", "integer"}, {"minimum", 1}, {"maximum", 200}, {"default", 50}}}});
+      params.push_back({{"name", "cursor"}, {"in", "query"}, {"schema", str()}});
+    }
+    for (const auto& q : d.query_params) params.push_back({{"name", q}, {"in", "query"}, {"schema", str()}});
+    if (d.access != http::Access::kPublic) {
+      params.push_back({{"name", "X-Tenant-ID"}, {"in", "header"}, {"required", false}, {"schema", str()},
+                        {"description", "Tenant id or slug; a SUPERADMIN names the tenant it acts in"}});
+      op["security"] = nlohmann::json::array({{{"bearerAuth", nlohmann::json::array()}},
+                                              {{"apiKeyAuth", nlohmann::json::array()}}});
+    }
+    if (!params.empty()) op["parameters"] = params;
+    if (!d.request_schema.empty())
+      op["requestBody"] = {{"required", true},
+                           {"content", {{"application/json", {{"schema", ref(d.request_schema)}}}}}};
+    nlohmann::json ok = {{"description", d.summary}};
+    if (!d.response_schema.empty()) {
+      nlohmann::json schema = ref(d.response_schema);
+      if (d.list)
+        schema = obj({{"data", {{"type", "array"}, {"items", schema}}}, {"next_cursor", {{"type", {"string", "null"}}}}},
+                     {"data", "next_cursor"});
+      ok["content"] = {{"application/json", {{"schema", schema}}}};
+    }
+    nlohmann::json problem = {{"description", "Problem details (RFC 9457)"},
+                              {"content", {{"application/problem+json", {{"schema", ref("Problem")}}}}}};
+    op["responses"] = {{std::to_string(d.success_status), ok}, {"default", problem}};
+    std::string method(http::method_name(route->method));
+    for (auto& c : method) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    paths[route->pattern][method] = op;
+  }
+  return {{"openapi", "3.1.0"},
+          {"info", {{"title", "CDX Metatron API"}, {"version", version},
+                    {"description", "Multi-tenant backend platform: tenants, identity, CRM, CMS, billing, analytics."}}},
+          {"paths", paths},
+          {"components",
+           {{"schemas", openapi_schemas()},
+            {"securitySchemes",
+             {{"bearerAuth", {{"type", "http"}, {"scheme", "bearer"}, {"bearerFormat", "JWT"}}},
+              {"apiKeyAuth", {{"type", "apiKey"}, {"in", "header"}, {"name", "X-API-Key"}}}}}}}};
+}
+
+}  // namespace cdx::app

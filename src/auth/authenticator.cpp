@@ -1,0 +1,191 @@
+#include "auth/authenticator.hpp"
+
+#include <openssl/sha.h>
+
+#include "auth/scope_minter.hpp"
+#include "common/clock.hpp"
+#include "common/error.hpp"
+#include "common/ids.hpp"
+
+namespace cdx::auth {
+
+namespace asio = boost::asio;
+using http::Access;
+
+namespace {
+
+constexpr int64_t kCacheTtlMs = 5000;
+
+Error unauthorized(std::string detail) {
+  return Error(Code::kUnauthorized, std::move(detail)).with_header("WWW-Authenticate", "Bearer realm=\"cdx\"");
+}
+
+std::string render_me(const Principal& p, std::string_view kind) {
+  nlohmann::json me = {{"id", p.id},
+                       {"type", kind},
+                       {"role", role_name(p.role)},
+                       {"tenant_id", p.tenant_id.empty() ? nlohmann::json(nullptr) : nlohmann::json(p.tenant_id)},
+                       {"scopes", p.scopes}};
+  if (p.kind == Principal::Kind::kSuperadmin) me["username"] = p.name;
+  if (p.kind == Principal::Kind::kUser) me["email"] = p.name;
+  if (p.kind == Principal::Kind::kApiKey) me["name"] = p.name;
+  return me.dump();
+}
+
+std::vector<std::string> split_scopes(std::string_view s) {
+  std::vector<std::string> out;
+  while (!s.empty()) {
+    const size_t sp = s.find(' ');
+    if (sp != 0) out.emplace_back(s.substr(0, sp));
+    if (sp == std::string_view::npos) break;
+    s.remove_prefix(sp + 1);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::shared_ptr<const CachedTenant> Authenticator::remember_tenant(const core::TenantInfo& info) const {
+  auto t = std::make_shared<CachedTenant>();
+  t->id = info.tenant.id;
+  t->slug = info.tenant.slug;
+  t->status = info.tenant.status;
+  t->plan = info.tenant.plan;
+  t->scope = ScopeMinter::mint(info.tenant.id);
+  const int64_t expires = steady_ms() + kCacheTtlMs;
+  tenants_.put(t->id, t, expires);
+  tenants_.put(t->slug, t, expires);
+  return t;
+}
+
+asio::awaitable<std::shared_ptr<const CachedTenant>> Authenticator::tenant(std::string_view id_or_slug) {
+  if (auto t = tenants_.get(id_or_slug, steady_ms())) co_return t;
+  if (id_or_slug.empty() || id_or_slug.size() > 64) co_return nullptr;
+  std::string key(id_or_slug);
+  auto info = co_await workers_.run([&] { return core_.find_tenant(key); });
+  if (!info) co_return nullptr;
+  co_return remember_tenant(*info);
+}
+
+asio::awaitable<std::shared_ptr<const Principal>> Authenticator::from_api_key(std::string_view key) {
+  if (key.size() != kKeyLen || (key.substr(0, kKeyTypeLen) != "cdx_sk_" && key.substr(0, kKeyTypeLen) != "cdx_pk_"))
+    throw unauthorized("The API key is malformed.");
+  const std::string_view prefix = key.substr(0, kKeyPrefixLen);
+  auto cached = keys_.get(prefix, steady_ms());
+  if (!cached) {
+    std::string p(prefix);
+    auto resolved = co_await workers_.run([&] { return service_.resolve_api_key(p); });
+    if (!resolved) throw unauthorized("The API key is not valid.");
+    auto entry = std::make_shared<CachedKey>();
+    std::string raw;
+    for (size_t i = 0; i < 32; ++i)
+      entry->digest[i] = static_cast<unsigned char>(std::stoi(resolved->key.key_hash.substr(2 * i, 2), nullptr, 16));
+    entry->expires_at = resolved->key.expires_at;
+    auto principal = std::make_shared<Principal>();
+    principal->kind = Principal::Kind::kApiKey;
+    principal->id = resolved->key.id;
+    principal->name = resolved->key.name;
+    principal->role = resolved->key.type == "secret" ? Role::kAdmin : Role::kClient;
+    principal->tenant_id = resolved->key.tenant_id;
+    principal->scopes = resolved->key.scopes;
+    principal->scope = ScopeMinter::mint(resolved->key.tenant_id);
+    principal->me_json = render_me(*principal, "api_key");
+    entry->principal = std::move(principal);
+    remember_tenant(resolved->tenant);
+    keys_.put(std::string(prefix), entry, steady_ms() + kCacheTtlMs);
+    cached = std::move(entry);
+  }
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(key.data()), key.size(), digest);
+  if (!constant_time_equal({reinterpret_cast<const char*>(digest), sizeof digest},
+                           {reinterpret_cast<const char*>(cached->digest), sizeof cached->digest}))
+    throw unauthorized("The API key is not valid.");
+  if (cached->expires_at && *cached->expires_at <= Clock::unix_seconds()) throw unauthorized("The API key has expired.");
+  co_return cached->principal;
+}
+
+std::shared_ptr<const Principal> Authenticator::from_bearer(std::string_view token) {
+  const int64_t now_ms = steady_ms();
+  if (auto p = tokens_.get(token, now_ms)) {
+    if (p->expires_at > Clock::unix_seconds()) return p;
+  }
+  auto ring = service_.keyring();
+  TokenClaims c = ring->verify(token, service_.verify_options());
+  auto p = std::make_shared<Principal>();
+  p->id = c.sub;
+  p->expires_at = c.exp;
+  p->scopes = split_scopes(c.scope);
+  if (c.role == "SUPERADMIN") {
+    p->kind = Principal::Kind::kSuperadmin;
+    p->role = Role::kSuperadmin;
+    if (c.extra.is_object() && c.extra.contains("username") && c.extra["username"].is_string())
+      p->name = c.extra["username"].get<std::string>();
+  } else {
+    if (c.tid.empty() || (c.role != "ADMIN" && c.role != "CLIENT")) throw unauthorized("The token has no tenant or role.");
+    p->kind = Principal::Kind::kUser;
+    p->role = c.role == "ADMIN" ? Role::kAdmin : Role::kClient;
+    p->tenant_id = c.tid;
+    p->scope = ScopeMinter::mint(c.tid);
+    if (c.extra.is_object() && c.extra.contains("email") && c.extra["email"].is_string())
+      p->name = c.extra["email"].get<std::string>();
+  }
+  p->me_json = render_me(*p, p->kind == Principal::Kind::kSuperadmin ? "superadmin" : "user");
+  const int64_t ttl_ms = std::min<int64_t>((c.exp - Clock::unix_seconds()) * 1000, 3600 * 1000);
+  tokens_.put(std::string(token), p, now_ms + std::max<int64_t>(ttl_ms, 0));
+  return p;
+}
+
+asio::awaitable<void> Authenticator::authenticate(http::Context& ctx, Access access) {
+  const std::string_view api_key = ctx.req.header("x-api-key");
+  const std::string_view authorization = ctx.req.header("authorization");
+  if (!api_key.empty()) {
+    ctx.principal = co_await from_api_key(api_key);
+  } else if (!authorization.empty()) {
+    constexpr std::string_view kBearer = "Bearer ";
+    if (authorization.size() <= kBearer.size() ||
+        !boost::beast::iequals(authorization.substr(0, kBearer.size()), kBearer))
+      throw unauthorized("The Authorization header must be 'Bearer <token>'.");
+    ctx.principal = from_bearer(authorization.substr(kBearer.size()));
+  } else {
+    throw unauthorized("This endpoint needs a credential: Authorization: Bearer <token> or X-API-Key.");
+  }
+  const Principal& p = *ctx.principal;
+
+  // Tenant: a tenant-bound credential acts in its own tenant only; a SUPERADMIN names one.
+  const std::string_view named = ctx.req.header("x-tenant-id");
+  std::shared_ptr<const CachedTenant> t;
+  if (p.kind == Principal::Kind::kSuperadmin) {
+    if (!named.empty()) {
+      t = co_await tenant(named);
+      if (!t) throw Error(Code::kNotFound, "No tenant has the id or slug given in X-Tenant-ID.");
+      ctx.tenant_storage = t->scope;
+      ctx.tenant = &*ctx.tenant_storage;
+    }
+  } else {
+    t = co_await tenant(p.tenant_id);
+    if (!t) throw unauthorized("The credential's tenant no longer exists.");
+    if (!named.empty() && named != t->id && named != t->slug)
+      throw Error(Code::kForbidden, "The credential belongs to another tenant than X-Tenant-ID names.");
+    ctx.tenant = &*p.scope;
+  }
+  if (t && t->status == "suspended")
+    throw Error(Code::kTenantSuspended, "The tenant '" + t->slug + "' is suspended.");
+
+  switch (access) {
+    case Access::kPublic:
+    case Access::kAuthenticated:
+      break;
+    case Access::kSuperadmin:
+      if (p.kind != Principal::Kind::kSuperadmin) throw Error(Code::kForbidden, "This endpoint is for the SUPERADMIN.");
+      break;
+    case Access::kTenantMember:
+    case Access::kTenantAdmin:
+      if (!ctx.tenant)
+        throw Error(Code::kInvalidRequest, "A SUPERADMIN acting inside a tenant must name it in X-Tenant-ID.");
+      if (access == Access::kTenantAdmin && p.role == Role::kClient)
+        throw Error(Code::kForbidden, "This endpoint needs the ADMIN role.");
+      break;
+  }
+}
+
+}  // namespace cdx::auth

@@ -1,0 +1,53 @@
+// Turns a request's credential (X-API-Key or Bearer JWT) into a Principal and its tenant, enforcing
+// each route's declared Access. Answers from per-thread caches (TTL 5 s, dropped at once on revocation
+// or a tenant change), so a known credential costs no database call, no lock and no allocation.
+//   http::Server server(opts, router, metrics, &authenticator);
+#pragma once
+#include <memory>
+
+#include "auth/service.hpp"
+#include "common/local_cache.hpp"
+#include "common/worker_pool.hpp"
+#include "http/server.hpp"
+
+namespace cdx::auth {
+
+struct CachedTenant {
+  std::string id, slug, status, plan;
+  std::optional<db::TenantScope> scope;
+};
+
+class Authenticator final : public http::Authenticator {
+ public:
+  Authenticator(Service& service, core::Api& core, WorkerPool& workers)
+      : service_(service), core_(core), workers_(workers) {}
+
+  boost::asio::awaitable<void> authenticate(http::Context& ctx, http::Access access) override;
+
+  // Credentials or tenants changed: every thread re-checks before its next request.
+  void invalidate() const {
+    keys_.invalidate_all();
+    tokens_.invalidate_all();
+    tenants_.invalidate_all();
+  }
+
+ private:
+  struct CachedKey {
+    unsigned char digest[32];
+    std::optional<int64_t> expires_at;
+    std::shared_ptr<const Principal> principal;
+  };
+  boost::asio::awaitable<std::shared_ptr<const Principal>> from_api_key(std::string_view key);
+  std::shared_ptr<const Principal> from_bearer(std::string_view token);
+  boost::asio::awaitable<std::shared_ptr<const CachedTenant>> tenant(std::string_view id_or_slug);
+  std::shared_ptr<const CachedTenant> remember_tenant(const core::TenantInfo& info) const;
+
+  Service& service_;
+  core::Api& core_;
+  WorkerPool& workers_;
+  LocalCache<CachedKey> keys_;
+  LocalCache<Principal> tokens_{10'000};
+  LocalCache<CachedTenant> tenants_;
+};
+
+}  // namespace cdx::auth

@@ -1,0 +1,68 @@
+// The auth module: tenant users, API keys and token signing in auth_db; logins, /auth/me, API keys and
+// JWKS routes; and the Authenticator every non-public route goes through.
+//   auto auth = std::make_unique<auth::AuthModule>(factory.open("auth_db"), workers, core_api, config);
+#pragma once
+#include <memory>
+
+#include "auth/api.hpp"
+#include "auth/authenticator.hpp"
+#include "auth/service.hpp"
+#include "auth/store.hpp"
+#include "common/module.hpp"
+
+namespace cdx::auth {
+
+// auth::Api for modules in the same process.
+class InProcessApi final : public Api {
+ public:
+  InProcessApi(Service& service, const Authenticator& authenticator)
+      : service_(service), authenticator_(authenticator) {}
+  FirstAdmin create_first_admin(const db::TenantScope& scope, const std::string& email,
+                                const std::optional<std::string>& password) override {
+    return service_.create_first_admin(scope, email, password);
+  }
+  nlohmann::json create_user(const db::TenantScope& scope, const std::string& email, const std::string& name,
+                             const std::string& role, const std::string& password) override {
+    return to_json(service_.create_user(scope, email, name, role, password));
+  }
+  void tenant_changed(const std::string&) override { authenticator_.invalidate(); }
+
+ private:
+  Service& service_;
+  const Authenticator& authenticator_;
+};
+
+class AuthModule final : public Module {
+ public:
+  AuthModule(std::shared_ptr<db::Database> db, WorkerPool& workers, core::Api& core, const Config& config)
+      : db_(std::move(db)),
+        workers_(workers),
+        store_(db_),
+        service_(store_, core, config),
+        authenticator_(service_, core, workers),
+        api_(service_, authenticator_) {}
+
+  std::string_view name() const override { return "auth"; }
+  db::Database& database() override { return *db_; }
+  std::vector<db::Migration> migrations() const override;
+  void start() override { service_.load_signing_keys(); }
+  void mount(http::Router& router) override;
+  void purge_tenant(const db::TenantScope& scope) override {
+    service_.purge_tenant(scope);
+    authenticator_.invalidate();
+  }
+
+  Api& api() { return api_; }
+  Authenticator& authenticator() { return authenticator_; }
+  Service& service() { return service_; }
+
+ private:
+  std::shared_ptr<db::Database> db_;
+  WorkerPool& workers_;
+  Store store_;
+  Service service_;
+  Authenticator authenticator_;
+  InProcessApi api_;
+};
+
+}  // namespace cdx::auth

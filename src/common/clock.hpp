@@ -1,0 +1,30 @@
+// Time: an injectable clock and RFC 3339 formatting used for every stored timestamp.
+//   std::string created = format_rfc3339(Clock::now());  // "2026-11-25T01:41:28.123456Z"
+#pragma once
+#include <chrono>
+#include <string>
+#include <string_view>
+
+namespace cdx {
+
+using SysTime = std::chrono::system_clock::time_point;
+
+struct Clock {
+  // Tests move time with set_offset; production never does.
+  static SysTime now() { return std::chrono::system_clock::now() + offset(); }
+  static int64_t unix_seconds() {
+    return std::chrono::duration_cast<std::chrono::seconds>(now().time_since_epoch()).count();
+  }
+  static void set_offset(std::chrono::seconds s) { offset() = s; }
+
+ private:
+  static std::chrono::seconds& offset() {
+    static std::chrono::seconds o{0};
+    return o;
+  }
+};
+
+// Fixed width, microseconds, 'Z': sorts lexicographically in both databases.
+std::string format_rfc3339(SysTime t);
+
+}  // namespace cdx

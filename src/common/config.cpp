@@ -1,0 +1,179 @@
+#include "common/config.hpp"
+
+#include <toml.hpp>
+
+#include <charconv>
+#include <cstdlib>
+#include <functional>
+#include <thread>
+
+namespace cdx {
+
+namespace {
+
+struct Setting {
+  SettingInfo info;
+  std::function<void(Config&, const std::string&)> apply;  // throws ConfigError on a bad value
+};
+
+int64_t parse_int(const std::string& key, const std::string& v, int64_t min, int64_t max) {
+  int64_t n = 0;
+  auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+  if (ec != std::errc() || p != v.data() + v.size())
+    throw ConfigError("setting '" + key + "': '" + v + "' is not an integer");
+  if (n < min || n > max)
+    throw ConfigError("setting '" + key + "': " + v + " is out of range [" + std::to_string(min) + ", " +
+                      std::to_string(max) + "]");
+  return n;
+}
+
+bool parse_bool(const std::string& key, const std::string& v) {
+  if (v == "true" || v == "1" || v == "yes" || v == "on") return true;
+  if (v == "false" || v == "0" || v == "no" || v == "off") return false;
+  throw ConfigError("setting '" + key + "': '" + v + "' is not a boolean (true/false)");
+}
+
+void check_url(const std::string& key, const std::string& v) {
+  if (!v.empty() && v.rfind("postgres://", 0) != 0 && v.rfind("postgresql://", 0) != 0)
+    throw ConfigError("setting '" + key + "': expected a postgresql:// URL");
+}
+
+const std::vector<Setting>& table() {
+  static const std::vector<Setting> kTable = {
+      {{"host", "CDX_HOST", "address to listen on"}, [](Config& c, const std::string& v) {
+         if (v.empty()) throw ConfigError("setting 'host': empty");
+         c.host = v;
+       }},
+      {{"port", "CDX_PORT", "TCP port (0 = any free port)"},
+       [](Config& c, const std::string& v) { c.port = static_cast<int>(parse_int("port", v, 0, 65535)); }},
+      {{"data_dir", "CDX_DATA_DIR", "directory of the SQLite files"}, [](Config& c, const std::string& v) {
+         if (v.empty()) throw ConfigError("setting 'data_dir': empty");
+         c.data_dir = v;
+       }},
+      {{"database_url", "CDX_DATABASE_URL", "PostgreSQL URL; overrides SQLite"},
+       [](Config& c, const std::string& v) {
+         check_url("database_url", v);
+         c.database_url = v;
+       }},
+      {{"migration_database_url", "CDX_MIGRATION_DATABASE_URL", "PostgreSQL URL used for migrations"},
+       [](Config& c, const std::string& v) {
+         check_url("migration_database_url", v);
+         c.migration_database_url = v;
+       }},
+      {{"threads", "CDX_THREADS", "I/O threads (0 = cores)"},
+       [](Config& c, const std::string& v) { c.threads = static_cast<int>(parse_int("threads", v, 0, 256)); }},
+      {{"workers", "CDX_WORKERS", "worker threads for database and hashing (0 = max(4, cores))"},
+       [](Config& c, const std::string& v) { c.workers = static_cast<int>(parse_int("workers", v, 0, 512)); }},
+      {{"db_pool_size", "CDX_DB_POOL_SIZE", "PostgreSQL connections per server"},
+       [](Config& c, const std::string& v) { c.db_pool_size = static_cast<int>(parse_int("db_pool_size", v, 1, 1000)); }},
+      {{"demo", "CDX_DEMO", "seed demo data once"},
+       [](Config& c, const std::string& v) { c.demo = parse_bool("demo", v); }},
+      {{"public_url", "CDX_PUBLIC_URL", "token issuer and link base"}, [](Config& c, const std::string& v) {
+         if (!v.empty() && v.rfind("http://", 0) != 0 && v.rfind("https://", 0) != 0)
+           throw ConfigError("setting 'public_url': expected an http:// or https:// URL");
+         c.public_url = v;
+         while (!c.public_url.empty() && c.public_url.back() == '/') c.public_url.pop_back();
+       }},
+      {{"log_level", "CDX_LOG_LEVEL", "trace, debug, info, warn, error"}, [](Config& c, const std::string& v) {
+         if (v != "trace" && v != "debug" && v != "info" && v != "warn" && v != "error")
+           throw ConfigError("setting 'log_level': '" + v + "' is not one of trace, debug, info, warn, error");
+         c.log_level = v;
+       }},
+      {{"access_log", "CDX_ACCESS_LOG", "JSON access log on stdout"},
+       [](Config& c, const std::string& v) { c.access_log = parse_bool("access_log", v); }},
+      {{"body_limit", "CDX_BODY_LIMIT", "largest request body in bytes"},
+       [](Config& c, const std::string& v) { c.body_limit = parse_int("body_limit", v, 1024, int64_t{1} << 32); }},
+      {{"header_limit", "CDX_HEADER_LIMIT", "largest request header in bytes"},
+       [](Config& c, const std::string& v) { c.header_limit = parse_int("header_limit", v, 1024, 1 << 20); }},
+      {{"access_token_ttl", "CDX_ACCESS_TOKEN_TTL", "access token lifetime in seconds (60..3600)"},
+       [](Config& c, const std::string& v) {
+         c.access_token_ttl = static_cast<int>(parse_int("access_token_ttl", v, 60, 3600));
+       }},
+      {{"refresh_token_ttl", "CDX_REFRESH_TOKEN_TTL", "refresh token lifetime in seconds"},
+       [](Config& c, const std::string& v) {
+         c.refresh_token_ttl = static_cast<int>(parse_int("refresh_token_ttl", v, 300, 365 * 24 * 3600));
+       }},
+      {{"bootstrap_superadmin", "CDX_BOOTSTRAP_SUPERADMIN", "user:password created on an empty cdx_db"},
+       [](Config& c, const std::string& v) {
+         const size_t colon = v.find(':');
+         if (!v.empty() && (colon == std::string::npos || colon == 0 || colon + 1 == v.size()))
+           throw ConfigError("setting 'bootstrap_superadmin': expected <username>:<password>");
+         c.bootstrap_superadmin = v;
+       }},
+      {{"module", "CDX_MODULE", "serve one module only: core, auth"}, [](Config& c, const std::string& v) {
+         if (!v.empty() && v != "core" && v != "auth" && v != "gateway")
+           throw ConfigError("setting 'module': unknown module '" + v + "'");
+         c.module = v;
+       }},
+  };
+  return kTable;
+}
+
+std::string toml_value_text(const toml::value& v) {
+  if (v.is_string()) return v.as_string().str;
+  if (v.is_integer()) return std::to_string(v.as_integer());
+  if (v.is_boolean()) return v.as_boolean() ? "true" : "false";
+  throw ConfigError("config value of unsupported type (use strings, integers or booleans)");
+}
+
+}  // namespace
+
+const std::vector<SettingInfo>& settings() {
+  static const std::vector<SettingInfo> kInfos = [] {
+    std::vector<SettingInfo> out;
+    for (const auto& s : table()) out.push_back(s.info);
+    return out;
+  }();
+  return kInfos;
+}
+
+Config load_config(const std::map<std::string, std::string>& flags, const std::string& config_file) {
+  std::map<std::string, std::string> file_values;
+  if (!config_file.empty()) {
+    toml::value doc;
+    try {
+      doc = toml::parse(config_file);
+    } catch (const std::exception& e) {
+      throw ConfigError("cannot read config file " + config_file + ": " + e.what());
+    }
+    if (!doc.is_table()) throw ConfigError("config file " + config_file + " is not a TOML table");
+    for (const auto& [key, value] : doc.as_table()) {
+      bool known = false;
+      for (const auto& s : table()) known = known || s.info.key == key;
+      if (!known) throw ConfigError("config file " + config_file + ": unknown key '" + key + "'");
+      try {
+        file_values[key] = toml_value_text(value);
+      } catch (const ConfigError& e) {
+        throw ConfigError("config file " + config_file + ": key '" + key + "': " + e.what());
+      }
+    }
+  }
+  Config cfg;
+  for (const auto& s : table()) {
+    if (auto f = flags.find(s.info.key); f != flags.end()) {
+      s.apply(cfg, f->second);
+    } else if (const char* env = std::getenv(s.info.env.c_str())) {
+      try {
+        s.apply(cfg, env);
+      } catch (const ConfigError& e) {
+        throw ConfigError(std::string(e.what()) + " (from " + s.info.env + ")");
+      }
+    } else if (auto fv = file_values.find(s.info.key); fv != file_values.end()) {
+      s.apply(cfg, fv->second);
+    }
+  }
+  for (const char* module : {"cdx", "auth", "crm", "cms", "billing", "analytics"}) {
+    std::string env = std::string("CDX_") + module + "_DATABASE_URL";
+    for (auto& ch : env) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+    if (const char* url = std::getenv(env.c_str()); url && *url) {
+      check_url(env, url);
+      cfg.module_database_urls[std::string(module) + "_db"] = url;
+    }
+  }
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  if (cfg.threads == 0) cfg.threads = cores;
+  if (cfg.workers == 0) cfg.workers = std::max(4, cores);
+  return cfg;
+}
+
+}  // namespace cdx

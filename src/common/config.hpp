@@ -1,0 +1,52 @@
+// Server configuration, layered flags > CDX_* environment > TOML file (--config) > defaults, validated
+// once at start: an unknown key or a bad value stops the start with a message naming the setting.
+//   Config cfg = load_config(flag_values, config_path);   // throws ConfigError
+#pragma once
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace cdx {
+
+struct Config {
+  std::string host = "127.0.0.1";
+  int port = 3000;
+  std::string data_dir = "./data";
+  std::string database_url;            // PostgreSQL; empty = embedded SQLite
+  std::string migration_database_url;  // optional login for migrations
+  int threads = 0;                     // I/O threads; 0 = number of cores
+  int workers = 0;                     // blocking-work threads (database, hashing); 0 = max(4, cores)
+  int db_pool_size = 8;
+  bool demo = false;
+  std::string public_url;              // token issuer and link base; default http://<host>:<port>
+  std::string log_level = "info";
+  bool access_log = true;
+  int64_t body_limit = 1 << 20;
+  int64_t header_limit = 16 * 1024;
+  int access_token_ttl = 900;          // seconds, at most 3600
+  int refresh_token_ttl = 30 * 24 * 3600;
+  std::string bootstrap_superadmin;    // "user:password" on an empty cdx_db
+  std::string module;                  // serve one module only (constellation); empty = all
+  std::map<std::string, std::string> module_database_urls;  // schema → URL, from CDX_<MODULE>_DATABASE_URL
+
+  std::string issuer() const { return public_url.empty() ? "http://" + host + ":" + std::to_string(port) : public_url; }
+};
+
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct SettingInfo {
+  std::string key;   // TOML key and flag name with '_' → '-'
+  std::string env;   // CDX_…
+  std::string help;
+};
+const std::vector<SettingInfo>& settings();
+
+// flags: values given on the command line, keyed by setting key. Environment read from the process.
+Config load_config(const std::map<std::string, std::string>& flags, const std::string& config_file);
+
+}  // namespace cdx

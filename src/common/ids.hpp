@@ -1,0 +1,18 @@
+// Identifiers and secrets: UUIDv7 ids, URL-safe random tokens, hashing and constant-time compare.
+//   std::string id = new_uuid_v7();           // "01939a3c-…"
+//   std::string secret = random_token(32);     // 32 base62 characters from libsodium's CSPRNG
+#pragma once
+#include <string>
+#include <string_view>
+
+namespace cdx {
+
+void init_crypto();  // sodium_init; call once at start
+std::string new_uuid_v7();
+std::string random_token(size_t length);          // base62, CSPRNG
+std::string sha256_hex(std::string_view data);
+bool constant_time_equal(std::string_view a, std::string_view b);
+std::string base64url_encode(std::string_view data);
+bool base64url_decode(std::string_view in, std::string& out);
+
+}  // namespace cdx

@@ -1,0 +1,33 @@
+// The module contract: a module owns one database schema, its migrations and its routes. The binary is a
+// list of modules; the monolith and a single service differ only in that list.
+//   class CrmModule : public Module { std::string_view name() const override { return "crm"; } … };
+#pragma once
+#include <nlohmann/json.hpp>
+
+#include <string_view>
+#include <vector>
+
+#include "db/database.hpp"
+
+namespace cdx::http {
+class Router;
+}
+
+namespace cdx {
+
+class Module {
+ public:
+  virtual ~Module() = default;
+  virtual std::string_view name() const = 0;
+  virtual db::Database& database() = 0;
+  virtual std::vector<db::Migration> migrations() const = 0;
+  // Called after migrations, before serving (blocking work allowed: seeding, key generation).
+  virtual void start() {}
+  virtual void mount(http::Router& router) = 0;
+  // Blocking; run on a worker. Throws when the module cannot serve.
+  virtual void check_health() { database().ping(); }
+  // Deletes every row the tenant owns in this module. Blocking.
+  virtual void purge_tenant(const db::TenantScope& scope) = 0;
+};
+
+}  // namespace cdx

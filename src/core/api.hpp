@@ -1,0 +1,32 @@
+// What other modules may ask of core: tenant lookup and superadmin credentials. Blocking: call it from
+// a worker thread. The monolith uses the in-process implementation; the constellation an HTTP client.
+//   if (auto t = core_api.find_tenant("acme"); t && t->status == "suspended") …
+#pragma once
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "core/model.hpp"
+
+namespace cdx::core {
+
+struct TenantInfo {
+  Tenant tenant;
+  Plan plan;
+};
+
+struct SuperadminIdentity {
+  std::string id;
+  std::string username;
+};
+
+class Api {
+ public:
+  virtual ~Api() = default;
+  virtual std::optional<TenantInfo> find_tenant(std::string_view id_or_slug) = 0;
+  // Verifies the password (Argon2id); nullopt when the username is unknown or the password wrong.
+  virtual std::optional<SuperadminIdentity> verify_superadmin(std::string_view username, std::string_view password) = 0;
+  virtual std::optional<SuperadminIdentity> find_superadmin(std::string_view id) = 0;
+};
+
+}  // namespace cdx::core

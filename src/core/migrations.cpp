@@ -1,0 +1,46 @@
+// cdx_db schema: plans, tenants, superadmins. These are platform tables, not tenant data (no RLS).
+#include "core/module.hpp"
+
+namespace cdx::core {
+
+std::vector<db::Migration> CoreModule::migrations() const {
+  return {
+      {1, "plans, tenants, superadmins", R"SQL(
+CREATE TABLE cdx_db.plans (
+  id TEXT PRIMARY KEY,
+  key TEXT NOT NULL UNIQUE,
+  name TEXT NOT NULL,
+  rate_limit_per_minute BIGINT NOT NULL,
+  max_users BIGINT NOT NULL,
+  max_api_keys BIGINT NOT NULL,
+  modules TEXT NOT NULL,
+  created_at TEXT NOT NULL,
+  updated_at TEXT NOT NULL
+);
+INSERT INTO cdx_db.plans (id, key, name, rate_limit_per_minute, max_users, max_api_keys, modules, created_at, updated_at)
+VALUES ('01930000-0000-7000-8000-000000000001', 'free', 'Free', 6000, 100, 20,
+        '["auth","crm","cms","billing","analytics"]', '2026-01-01T00:00:00.000000Z', '2026-01-01T00:00:00.000000Z');
+CREATE TABLE cdx_db.tenants (
+  id TEXT PRIMARY KEY,
+  slug TEXT NOT NULL UNIQUE,
+  name TEXT NOT NULL,
+  status TEXT NOT NULL,
+  plan TEXT NOT NULL REFERENCES cdx_db.plans(key),
+  settings TEXT NOT NULL,
+  created_at TEXT NOT NULL,
+  updated_at TEXT NOT NULL
+);
+CREATE INDEX tenants_status ON cdx_db.tenants (status, id);
+CREATE INDEX tenants_plan ON cdx_db.tenants (plan, id);
+CREATE TABLE cdx_db.superadmins (
+  id TEXT PRIMARY KEY,
+  username TEXT NOT NULL UNIQUE,
+  password_hash TEXT NOT NULL,
+  created_at TEXT NOT NULL,
+  last_login_at TEXT
+);
+)SQL"},
+  };
+}
+
+}  // namespace cdx::core

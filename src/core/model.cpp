@@ -1,0 +1,51 @@
+#include "core/model.hpp"
+
+#include <algorithm>
+
+namespace cdx::core {
+
+namespace {
+bool shape_ok(const std::string& s, size_t min, size_t max) {
+  if (s.size() < min || s.size() > max) return false;
+  auto alnum = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); };
+  if (!alnum(s.front()) || !alnum(s.back())) return false;
+  return std::all_of(s.begin(), s.end(), [&](char c) { return alnum(c) || c == '-'; }) &&
+         s.find("--") == std::string::npos;
+}
+}  // namespace
+
+std::optional<std::string> slug_problem(const std::string& slug) {
+  if (!shape_ok(slug, 3, 63))
+    return "must be 3-63 characters of a-z, 0-9 and single '-', starting and ending with a letter or digit";
+  static const char* kReserved[] = {"api", "admin", "www", "cdx", "auth", "oauth", "health", "metrics",
+                                    "static", "system", "platform", "superadmin", "well-known"};
+  for (const char* r : kReserved)
+    if (slug == r) return "is reserved";
+  // A slug must never be mistaken for a tenant id (UUID) when used in X-Tenant-ID.
+  if (slug.size() == 36 && slug[8] == '-' && slug[13] == '-') return "must not look like a UUID";
+  return std::nullopt;
+}
+
+std::optional<std::string> plan_key_problem(const std::string& key) {
+  if (!shape_ok(key, 2, 63)) return "must be 2-63 characters of a-z, 0-9 and '-'";
+  return std::nullopt;
+}
+
+nlohmann::json to_json(const Tenant& t) {
+  return {{"id", t.id},         {"slug", t.slug},     {"name", t.name},           {"status", t.status},
+          {"plan", t.plan},     {"settings", t.settings}, {"created_at", t.created_at}, {"updated_at", t.updated_at}};
+}
+
+nlohmann::json to_json(const Plan& p) {
+  return {{"id", p.id},
+          {"key", p.key},
+          {"name", p.name},
+          {"rate_limit_per_minute", p.rate_limit_per_minute},
+          {"max_users", p.max_users},
+          {"max_api_keys", p.max_api_keys},
+          {"modules", p.modules},
+          {"created_at", p.created_at},
+          {"updated_at", p.updated_at}};
+}
+
+}  // namespace cdx::core

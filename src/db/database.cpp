@@ -1,0 +1,31 @@
+#include "db/database.hpp"
+
+#include <charconv>
+
+namespace cdx::db {
+
+const std::string& Row::text(size_t i) const {
+  const auto& c = cols_.at(i);
+  if (!c) throw std::runtime_error("column " + std::to_string(i) + " is NULL");
+  return *c;
+}
+
+int64_t Row::integer(size_t i) const {
+  const std::string& s = text(i);
+  int64_t v = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || p != s.data() + s.size()) throw std::runtime_error("column is not an integer: " + s);
+  return v;
+}
+
+std::optional<int64_t> Row::opt_integer(size_t i) const {
+  if (is_null(i)) return std::nullopt;
+  return integer(i);
+}
+
+std::unique_ptr<ConnectionFactory> make_connection_factory(const StorageConfig& config) {
+  if (!config.database_url.empty()) return make_postgres_factory(config);
+  return make_sqlite_factory(config.data_dir);
+}
+
+}  // namespace cdx::db

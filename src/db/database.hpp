@@ -1,0 +1,172 @@
+// The storage interface every module uses; SQLite and PostgreSQL implement it. SQL text is shared:
+// `$1` placeholders, `schema.table` names (SQLite attaches each module file under its schema name).
+//   auto db = factory.open("crm_db");
+//   db->migrate(crm::migrations());
+//   auto rows = co_await workers.run([&] { return db->read(scope, [&](db::Tx& tx) {
+//       return tx.query("SELECT id FROM crm_db.contacts WHERE tenant_id = $1", {scope.tenant_id()}); }); });
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "db/tenant_scope.hpp"
+
+namespace cdx::db {
+
+enum class Backend { kSqlite, kPostgres };
+
+// A bound parameter. Strings are copied only by the backend that needs to.
+class Param {
+ public:
+  enum class Kind { kNull, kInt, kText };
+  Param(std::nullptr_t) : kind_(Kind::kNull) {}
+  Param(int64_t v) : kind_(Kind::kInt), int_(v) {}
+  Param(int v) : kind_(Kind::kInt), int_(v) {}
+  Param(bool v) : kind_(Kind::kInt), int_(v ? 1 : 0) {}
+  Param(std::string_view v) : kind_(Kind::kText), text_(v) {}
+  Param(const std::string& v) : kind_(Kind::kText), text_(v) {}
+  Param(const char* v) : kind_(Kind::kText), text_(v) {}
+  template <class T>
+  Param(const std::optional<T>& v) : Param(nullptr) {
+    if (v) *this = Param(*v);
+  }
+  Kind kind() const { return kind_; }
+  int64_t as_int() const { return int_; }
+  std::string_view as_text() const { return text_; }
+
+ private:
+  Kind kind_;
+  int64_t int_ = 0;
+  std::string_view text_;
+};
+using Params = std::vector<Param>;
+
+class Row {
+ public:
+  explicit Row(std::vector<std::optional<std::string>> cols) : cols_(std::move(cols)) {}
+  size_t size() const { return cols_.size(); }
+  bool is_null(size_t i) const { return !cols_.at(i).has_value(); }
+  const std::string& text(size_t i) const;  // throws on NULL
+  std::optional<std::string> opt_text(size_t i) const { return cols_.at(i); }
+  int64_t integer(size_t i) const;  // throws on NULL or non-integer text
+  std::optional<int64_t> opt_integer(size_t i) const;
+
+ private:
+  std::vector<std::optional<std::string>> cols_;
+};
+
+struct Result {
+  std::vector<Row> rows;
+  int64_t affected = 0;  // rows changed by INSERT/UPDATE/DELETE
+  bool empty() const { return rows.empty(); }
+};
+
+// Raised for a UNIQUE/PRIMARY KEY violation so stores can answer 409.
+class UniqueViolation : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+// The database cannot be reached; answers 503.
+class Unavailable : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// One connection inside one transaction. Never outlives the callback that received it.
+class Tx {
+ public:
+  virtual ~Tx() = default;
+  virtual Result query(std::string_view sql, const Params& params = {}) = 0;
+  virtual Backend backend() const = 0;
+};
+
+struct Migration {
+  int version;
+  std::string name;
+  std::string sql;                         // portable DDL, may hold several statements
+  std::vector<std::string> tenant_tables;  // get RLS (PostgreSQL) and grants; listed once, when created
+  std::string postgres_sql = {};           // extra, PostgreSQL only (indexes with operators, etc.)
+  std::string sqlite_sql = {};             // extra, SQLite only
+};
+
+struct PoolStats {
+  int64_t size = 0;    // open connections
+  int64_t in_use = 0;  // checked out now
+  int64_t waits = 0;   // times a caller waited for a free connection
+};
+
+// A module's database (one schema). Every call blocks: run it on the worker pool, never on an I/O thread.
+class Database {
+ public:
+  virtual ~Database() = default;
+  virtual Backend backend() const = 0;
+  virtual const std::string& schema() const = 0;
+
+  // Tenant data: runs fn in a transaction with the tenant set (RLS on PostgreSQL). Commits on return,
+  // rolls back on throw. read() may run concurrently with other reads; write() takes the write lock.
+  template <class F>
+  auto read(const TenantScope& scope, F&& fn) {
+    return run<F>(&scope, false, std::forward<F>(fn));
+  }
+  template <class F>
+  auto write(const TenantScope& scope, F&& fn) {
+    return run<F>(&scope, true, std::forward<F>(fn));
+  }
+  // Platform tables that are not tenant data (tenants, plans, key index): no tenant set.
+  template <class F>
+  auto read_platform(F&& fn) {
+    return run<F>(nullptr, false, std::forward<F>(fn));
+  }
+  template <class F>
+  auto write_platform(F&& fn) {
+    return run<F>(nullptr, true, std::forward<F>(fn));
+  }
+
+  // Applies the migrations not yet recorded, each in its own transaction. Idempotent.
+  virtual void migrate(const std::vector<Migration>& migrations) = 0;
+  virtual void ping() = 0;  // throws Unavailable when the database cannot answer
+  virtual PoolStats stats() const = 0;
+
+ protected:
+  virtual void transaction(const TenantScope* scope, bool write, const std::function<void(Tx&)>& fn) = 0;
+
+ private:
+  template <class F>
+  auto run(const TenantScope* scope, bool write, F&& fn) {
+    using R = std::invoke_result_t<F, Tx&>;
+    if constexpr (std::is_void_v<R>) {
+      transaction(scope, write, [&](Tx& tx) { fn(tx); });
+    } else {
+      std::optional<R> out;
+      transaction(scope, write, [&](Tx& tx) { out.emplace(fn(tx)); });
+      return std::move(*out);
+    }
+  }
+};
+
+// Opens one Database per module schema, sharing connection pools between schemas on one server.
+class ConnectionFactory {
+ public:
+  virtual ~ConnectionFactory() = default;
+  virtual std::shared_ptr<Database> open(const std::string& schema) = 0;
+};
+
+struct StorageConfig {
+  std::string data_dir = "./data";         // SQLite files live here
+  std::string database_url;                // PostgreSQL; empty = SQLite
+  std::string migration_database_url;      // optional separate login for migrations
+  int pool_size = 8;                       // PostgreSQL connections per server
+  // Per-module overrides: CDX_<MODULE>_DATABASE_URL, keyed by schema ("crm_db").
+  std::vector<std::pair<std::string, std::string>> module_urls;
+};
+
+std::unique_ptr<ConnectionFactory> make_connection_factory(const StorageConfig& config);
+std::unique_ptr<ConnectionFactory> make_sqlite_factory(const std::string& data_dir);
+std::unique_ptr<ConnectionFactory> make_postgres_factory(const StorageConfig& config);
+
+}  // namespace cdx::db

@@ -1,0 +1,252 @@
+// SQLite backend: one file per module schema, attached under the schema name so the SQL text is the same
+// as on PostgreSQL. Each worker thread gets its own connection (SQLite connections are not shared).
+#include <sqlite3.h>
+
+#include <atomic>
+#include <filesystem>
+#include <mutex>
+#include <regex>
+#include <unordered_map>
+
+#include "common/clock.hpp"
+#include "db/database.hpp"
+
+namespace cdx::db {
+namespace {
+
+std::atomic<uint64_t> g_next_database_id{1};
+
+class Statement {
+ public:
+  explicit Statement(sqlite3_stmt* s) : s_(s) {}
+  ~Statement() { sqlite3_finalize(s_); }
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
+  sqlite3_stmt* get() const { return s_; }
+
+ private:
+  sqlite3_stmt* s_;
+};
+
+[[noreturn]] void fail(sqlite3* db, int rc, std::string_view what) {
+  const int ext = sqlite3_extended_errcode(db);
+  std::string msg = std::string(what) + ": " + sqlite3_errmsg(db);
+  if (ext == SQLITE_CONSTRAINT_UNIQUE || ext == SQLITE_CONSTRAINT_PRIMARYKEY) throw UniqueViolation(msg);
+  if (rc == SQLITE_CANTOPEN || rc == SQLITE_IOERR || rc == SQLITE_FULL) throw Unavailable(msg);
+  throw std::runtime_error(msg);
+}
+
+class Connection final : public Tx {
+ public:
+  Connection(const std::string& path, const std::string& schema) {
+    const int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI;
+    if (int rc = sqlite3_open_v2(":memory:", &db_, flags, nullptr); rc != SQLITE_OK) {
+      std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
+      sqlite3_close(db_);
+      throw Unavailable("cannot open SQLite: " + msg);
+    }
+    sqlite3_busy_timeout(db_, 10000);
+    sqlite3_extended_result_codes(db_, 1);
+    exec("ATTACH DATABASE " + quote(path) + " AS " + schema);
+    exec("PRAGMA " + schema + ".journal_mode=WAL");
+    exec("PRAGMA " + schema + ".synchronous=FULL");
+    exec("PRAGMA foreign_keys=ON");
+  }
+  ~Connection() override {
+    cache_.clear();
+    sqlite3_close(db_);
+  }
+
+  Backend backend() const override { return Backend::kSqlite; }
+
+  void exec(const std::string& sql) {
+    char* err = nullptr;
+    if (int rc = sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err); rc != SQLITE_OK) {
+      std::string msg = err ? err : "unknown error";
+      sqlite3_free(err);
+      const int ext = sqlite3_extended_errcode(db_);
+      if (ext == SQLITE_CONSTRAINT_UNIQUE || ext == SQLITE_CONSTRAINT_PRIMARYKEY) throw UniqueViolation(msg);
+      throw std::runtime_error(msg);
+    }
+  }
+
+  Result query(std::string_view sql, const Params& params) override {
+    sqlite3_stmt* stmt = prepare(sql);
+    sqlite3_reset(stmt);
+    sqlite3_clear_bindings(stmt);
+    char name[16];
+    for (size_t i = 0; i < params.size(); ++i) {
+      snprintf(name, sizeof name, "$%zu", i + 1);
+      const int idx = sqlite3_bind_parameter_index(stmt, name);
+      if (idx == 0) continue;  // parameter not used by this statement
+      const Param& p = params[i];
+      int rc = SQLITE_OK;
+      switch (p.kind()) {
+        case Param::Kind::kNull: rc = sqlite3_bind_null(stmt, idx); break;
+        case Param::Kind::kInt: rc = sqlite3_bind_int64(stmt, idx, p.as_int()); break;
+        case Param::Kind::kText:
+          rc = sqlite3_bind_text(stmt, idx, p.as_text().data(), static_cast<int>(p.as_text().size()),
+                                 SQLITE_STATIC);
+          break;
+      }
+      if (rc != SQLITE_OK) fail(db_, rc, "bind");
+    }
+    Result out;
+    const int ncols = sqlite3_column_count(stmt);
+    for (;;) {
+      const int rc = sqlite3_step(stmt);
+      if (rc == SQLITE_DONE) break;
+      if (rc != SQLITE_ROW) {
+        sqlite3_reset(stmt);
+        fail(db_, rc, "query");
+      }
+      std::vector<std::optional<std::string>> cols(ncols);
+      for (int c = 0; c < ncols; ++c) {
+        if (sqlite3_column_type(stmt, c) == SQLITE_NULL) continue;
+        const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(stmt, c));
+        cols[c].emplace(text, static_cast<size_t>(sqlite3_column_bytes(stmt, c)));
+      }
+      out.rows.emplace_back(std::move(cols));
+    }
+    out.affected = sqlite3_changes(db_);
+    sqlite3_reset(stmt);
+    return out;
+  }
+
+  sqlite3* handle() const { return db_; }
+
+ private:
+  static std::string quote(const std::string& s) {
+    std::string out = "'";
+    for (char c : s) {
+      if (c == '\'') out += '\'';
+      out += c;
+    }
+    return out + "'";
+  }
+
+  sqlite3_stmt* prepare(std::string_view sql) {
+    auto it = cache_.find(std::string(sql));
+    if (it != cache_.end()) return it->second->get();
+    sqlite3_stmt* stmt = nullptr;
+    if (int rc = sqlite3_prepare_v3(db_, sql.data(), static_cast<int>(sql.size()), SQLITE_PREPARE_PERSISTENT,
+                                    &stmt, nullptr);
+        rc != SQLITE_OK) {
+      fail(db_, rc, "prepare");
+    }
+    auto [pos, _] = cache_.emplace(std::string(sql), std::make_unique<Statement>(stmt));
+    return pos->second->get();
+  }
+
+  sqlite3* db_ = nullptr;
+  std::unordered_map<std::string, std::unique_ptr<Statement>> cache_;
+};
+
+// The portable DDL names tables as schema.table everywhere; SQLite wants the schema on the index name
+// and no schema inside REFERENCES. This is the one place that difference lives.
+std::string sqlite_ddl(const std::string& sql) {
+  static const std::regex kIndex(R"(CREATE\s+(UNIQUE\s+)?INDEX\s+(IF\s+NOT\s+EXISTS\s+)?(\w+)\s+ON\s+(\w+)\.(\w+))",
+                                 std::regex::icase);
+  static const std::regex kReferences(R"(REFERENCES\s+\w+\.(\w+))", std::regex::icase);
+  std::string out = std::regex_replace(sql, kIndex, "CREATE $1INDEX $2$4.$3 ON $5");
+  return std::regex_replace(out, kReferences, "REFERENCES $1");
+}
+
+class SqliteDatabase final : public Database {
+ public:
+  SqliteDatabase(std::string schema, std::string path)
+      : id_(g_next_database_id.fetch_add(1)), schema_(std::move(schema)), path_(std::move(path)) {}
+
+  Backend backend() const override { return Backend::kSqlite; }
+  const std::string& schema() const override { return schema_; }
+
+  void migrate(const std::vector<Migration>& migrations) override {
+    Connection& c = connection();
+    c.exec("CREATE TABLE IF NOT EXISTS " + schema_ +
+           ".schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)");
+    for (const auto& m : migrations) {
+      c.exec("BEGIN IMMEDIATE");
+      try {
+        auto done = c.query("SELECT 1 FROM " + schema_ + ".schema_migrations WHERE version = $1", {m.version});
+        if (done.empty()) {
+          c.exec(sqlite_ddl(m.sql));
+          if (!m.sqlite_sql.empty()) c.exec(m.sqlite_sql);
+          c.query("INSERT INTO " + schema_ + ".schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+                  {m.version, m.name, format_rfc3339(Clock::now())});
+        }
+        c.exec("COMMIT");
+      } catch (const std::exception& e) {
+        c.exec("ROLLBACK");
+        throw std::runtime_error("migration " + schema_ + " v" + std::to_string(m.version) + " (" + m.name +
+                                 ") failed: " + e.what());
+      }
+    }
+  }
+
+  void ping() override { connection().query("SELECT 1", {}); }
+
+  PoolStats stats() const override {
+    return {open_.load(std::memory_order_relaxed), in_use_.load(std::memory_order_relaxed), 0};
+  }
+
+ protected:
+  void transaction(const TenantScope*, bool write, const std::function<void(Tx&)>& fn) override {
+    Connection& c = connection();
+    in_use_.fetch_add(1, std::memory_order_relaxed);
+    struct Release {
+      std::atomic<int64_t>& n;
+      ~Release() { n.fetch_sub(1, std::memory_order_relaxed); }
+    } release{in_use_};
+    // IMMEDIATE takes the write lock up front: a deferred read-then-write would fail with SQLITE_BUSY
+    // instead of waiting on the busy timeout.
+    c.exec(write ? "BEGIN IMMEDIATE" : "BEGIN");
+    try {
+      fn(c);
+      c.exec("COMMIT");
+    } catch (...) {
+      if (!sqlite3_get_autocommit(c.handle())) c.exec("ROLLBACK");
+      throw;
+    }
+  }
+
+ private:
+  // One connection per (thread, database); closed when the thread exits.
+  Connection& connection() {
+    thread_local std::unordered_map<uint64_t, std::unique_ptr<Connection>> conns;
+    auto& slot = conns[id_];
+    if (!slot) {
+      slot = std::make_unique<Connection>(path_, schema_);
+      open_.fetch_add(1, std::memory_order_relaxed);
+    }
+    return *slot;
+  }
+
+  uint64_t id_;
+  std::string schema_;
+  std::string path_;
+  std::atomic<int64_t> open_{0};
+  std::atomic<int64_t> in_use_{0};
+};
+
+class SqliteFactory final : public ConnectionFactory {
+ public:
+  explicit SqliteFactory(std::string dir) : dir_(std::move(dir)) {
+    std::error_code ec;
+    std::filesystem::create_directories(dir_, ec);
+    if (ec) throw Unavailable("cannot create data directory " + dir_ + ": " + ec.message());
+  }
+  std::shared_ptr<Database> open(const std::string& schema) override {
+    return std::make_shared<SqliteDatabase>(schema, (std::filesystem::path(dir_) / (schema + ".sqlite")).string());
+  }
+
+ private:
+  std::string dir_;
+};
+
+}  // namespace
+
+std::unique_ptr<ConnectionFactory> make_sqlite_factory(const std::string& data_dir) {
+  return std::make_unique<SqliteFactory>(data_dir);
+}
+
+}  // namespace cdx::db

@@ -1,0 +1,52 @@
+#include "http/pagination.hpp"
+
+#include <charconv>
+
+#include "common/error.hpp"
+#include "common/ids.hpp"
+
+namespace cdx::http {
+
+Page parse_page(const Request& req) {
+  Page page;
+  std::vector<FieldError> errors;
+  if (auto limit = req.query_param("limit")) {
+    int n = 0;
+    auto [p, ec] = std::from_chars(limit->data(), limit->data() + limit->size(), n);
+    if (ec != std::errc() || p != limit->data() + limit->size() || n < 1 || n > 200)
+      errors.push_back({"limit", "must be an integer between 1 and 200"});
+    else
+      page.limit = n;
+  }
+  if (auto cursor = req.query_param("cursor"); cursor && !cursor->empty()) {
+    std::string decoded;
+    if (!base64url_decode(*cursor, decoded) || decoded.rfind("c1:", 0) != 0)
+      errors.push_back({"cursor", "is not a cursor returned by this list"});
+    else
+      page.after = decoded.substr(3);
+  }
+  if (!errors.empty()) throw Error::validation(std::move(errors));
+  return page;
+}
+
+std::string encode_cursor(std::string_view key) { return base64url_encode("c1:" + std::string(key)); }
+
+std::string render_page(nlohmann::json items, const Page& page, const std::string& key_field) {
+  nlohmann::json next = nullptr;
+  if (items.size() > static_cast<size_t>(page.limit)) {
+    items.erase(items.size() - 1);
+    next = encode_cursor(items.back()[key_field].get<std::string>());
+  }
+  return nlohmann::json{{"data", std::move(items)}, {"next_cursor", std::move(next)}}.dump();
+}
+
+std::string like_pattern(std::string_view q) {
+  std::string out = "%";
+  for (char c : q) {
+    if (c == '%' || c == '_' || c == '\\') out += '\\';
+    out += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  }
+  return out + "%";
+}
+
+}  // namespace cdx::http

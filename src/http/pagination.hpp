@@ -1,0 +1,27 @@
+// List conventions shared by every resource: ?limit= (1..200, default 50) and an opaque ?cursor=,
+// answered as {"data": [...], "next_cursor": "…" | null}.
+//   Page page = parse_page(ctx.req);          // 422 naming `limit` or `cursor` when bad
+//   ctx.res.json(200, render_page(items, next_id));
+#pragma once
+#include <nlohmann/json.hpp>
+
+#include <optional>
+#include <string>
+
+#include "http/types.hpp"
+
+namespace cdx::http {
+
+struct Page {
+  int limit = 50;
+  std::optional<std::string> after;  // decoded cursor: the sort key of the last item seen
+};
+
+Page parse_page(const Request& req);
+std::string encode_cursor(std::string_view key);
+// items: a JSON array of at most limit+1 objects; the extra one only tells that more exist.
+std::string render_page(nlohmann::json items, const Page& page, const std::string& key_field = "id");
+// Escapes LIKE wildcards and lower-cases, for `lower(col) LIKE $n ESCAPE '\'` in both databases.
+std::string like_pattern(std::string_view q);
+
+}  // namespace cdx::http

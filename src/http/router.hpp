@@ -1,0 +1,79 @@
+// Maps (method, path) to a route: static segments and `{name}` parameters, 404 vs 405 with Allow.
+// Each route declares who may call it; the server enforces that before the handler runs.
+//   router.add(Method::kGet, "/api/v1/tenants/{id}", get_tenant, {.access = Access::kSuperadmin,
+//              .summary = "Get a tenant", .tag = "tenants"});
+#pragma once
+#include <utility>  // before Asio's coroutine headers (GCC 12 + Boost 1.74)
+#include <boost/asio/awaitable.hpp>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "http/types.hpp"
+
+namespace cdx::http {
+
+// Who may call a route. Checked by the server's Authenticator, never by `if`s in handlers.
+enum class Access {
+  kPublic,         // no credential
+  kAuthenticated,  // any verified principal
+  kSuperadmin,     // the platform operator
+  kTenantMember,   // any principal acting inside a tenant (ADMIN, CLIENT, API key, SUPERADMIN naming one)
+  kTenantAdmin,    // ADMIN or secret key of the tenant, or SUPERADMIN naming it
+};
+
+using AsyncHandler = std::function<boost::asio::awaitable<void>(Context&)>;
+using SyncHandler = std::function<void(Context&)>;
+
+struct RouteDoc {
+  Access access = Access::kPublic;
+  std::string summary;
+  std::string tag;
+  std::string request_schema;   // components/schemas name of the JSON body, if any
+  std::string response_schema;  // components/schemas name of the success body, if any
+  int success_status = 200;
+  bool list = false;            // answers {"data": [...], "next_cursor"} and takes limit/cursor
+  std::vector<std::string> query_params;  // documented filters
+};
+
+struct Route {
+  int id = 0;
+  Method method = Method::kGet;
+  std::string pattern;
+  RouteDoc doc;
+  AsyncHandler async_handler;
+  SyncHandler sync_handler;  // used when set: no coroutine frame for trivial routes
+};
+
+struct Match {
+  const Route* route = nullptr;
+  bool path_found = false;       // some route has this path (→ 405 when route is null)
+  std::string_view allow;        // pre-built Allow header for the path
+};
+
+class Router {
+ public:
+  Router();
+  ~Router();
+  Router(const Router&) = delete;
+  Router& operator=(const Router&) = delete;
+
+  const Route& add(Method method, std::string_view pattern, AsyncHandler handler, RouteDoc doc);
+  const Route& add_sync(Method method, std::string_view pattern, SyncHandler handler, RouteDoc doc);
+
+  // Fills params with the path parameters; never allocates.
+  Match match(Method method, std::string_view path, std::array<std::string_view, 4>& params) const;
+
+  const std::vector<std::unique_ptr<Route>>& routes() const { return routes_; }
+
+ private:
+  struct Node;
+  Route& insert(Method method, std::string_view pattern, RouteDoc doc);
+  std::unique_ptr<Node> root_;
+  std::vector<std::unique_ptr<Route>> routes_;
+};
+
+}  // namespace cdx::http

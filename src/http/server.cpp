@@ -1,0 +1,646 @@
+// The connection loop. Per connection: one coroutine reading into a reused buffer, Beast's
+// basic_parser for framing (limits, CL/TE conflicts, chunked), responses serialised into a reused
+// string and written once per batch of pipelined requests, and a watchdog coroutine enforcing
+// deadlines without a timer operation per request.
+#include "http/server.hpp"
+
+#include <utility>
+#include <boost/asio.hpp>
+#include <boost/beast/http.hpp>
+#include <spdlog/spdlog.h>
+#include <fmt/format.h>
+
+#include <atomic>
+#include <charconv>
+#include <cstring>
+#include <random>
+#include <ctime>
+#include <thread>
+#include <unordered_set>
+
+#include "common/error.hpp"
+#include "common/log.hpp"
+#include "db/database.hpp"
+
+namespace cdx::http {
+
+namespace asio = boost::asio;
+namespace bhttp = boost::beast::http;
+using tcp = asio::ip::tcp;
+using SteadyClock = std::chrono::steady_clock;
+
+namespace {
+
+std::string_view status_line(int status) {
+  switch (status) {
+    case 100: return "HTTP/1.1 100 Continue\r\n";
+    case 200: return "HTTP/1.1 200 OK\r\n";
+    case 201: return "HTTP/1.1 201 Created\r\n";
+    case 202: return "HTTP/1.1 202 Accepted\r\n";
+    case 204: return "HTTP/1.1 204 No Content\r\n";
+    case 301: return "HTTP/1.1 301 Moved Permanently\r\n";
+    case 302: return "HTTP/1.1 302 Found\r\n";
+    case 303: return "HTTP/1.1 303 See Other\r\n";
+    case 304: return "HTTP/1.1 304 Not Modified\r\n";
+    case 400: return "HTTP/1.1 400 Bad Request\r\n";
+    case 401: return "HTTP/1.1 401 Unauthorized\r\n";
+    case 403: return "HTTP/1.1 403 Forbidden\r\n";
+    case 404: return "HTTP/1.1 404 Not Found\r\n";
+    case 405: return "HTTP/1.1 405 Method Not Allowed\r\n";
+    case 408: return "HTTP/1.1 408 Request Timeout\r\n";
+    case 409: return "HTTP/1.1 409 Conflict\r\n";
+    case 413: return "HTTP/1.1 413 Content Too Large\r\n";
+    case 415: return "HTTP/1.1 415 Unsupported Media Type\r\n";
+    case 422: return "HTTP/1.1 422 Unprocessable Content\r\n";
+    case 429: return "HTTP/1.1 429 Too Many Requests\r\n";
+    case 431: return "HTTP/1.1 431 Request Header Fields Too Large\r\n";
+    case 500: return "HTTP/1.1 500 Internal Server Error\r\n";
+    case 502: return "HTTP/1.1 502 Bad Gateway\r\n";
+    case 503: return "HTTP/1.1 503 Service Unavailable\r\n";
+    case 504: return "HTTP/1.1 504 Gateway Timeout\r\n";
+    default: return {};
+  }
+}
+
+// "Date: …\r\n", rebuilt at most once a second per thread.
+std::string_view date_header() {
+  thread_local time_t last = 0;
+  thread_local char buf[64];
+  thread_local size_t len = 0;
+  const time_t now = std::time(nullptr);
+  if (now != last) {
+    last = now;
+    std::tm tm{};
+    gmtime_r(&now, &tm);
+    len = std::strftime(buf, sizeof buf, "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
+  }
+  return {buf, len};
+}
+
+Method to_method(bhttp::verb v) {
+  switch (v) {
+    case bhttp::verb::get: return Method::kGet;
+    case bhttp::verb::head: return Method::kHead;
+    case bhttp::verb::post: return Method::kPost;
+    case bhttp::verb::put: return Method::kPut;
+    case bhttp::verb::patch: return Method::kPatch;
+    case bhttp::verb::delete_: return Method::kDelete;
+    case bhttp::verb::options: return Method::kOptions;
+    default: return Method::kOther;
+  }
+}
+
+bool valid_request_id(std::string_view id) {
+  if (id.empty() || id.size() > 128) return false;
+  for (char c : id)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.' || c == ':' || c == '/' ||
+          c == '+' || c == '=' || c == '@'))
+      return false;
+  return true;
+}
+
+// Request ids: a random per-thread prefix and a counter; unique, cheap, allocation-free.
+size_t mint_request_id(char* out) {
+  thread_local char prefix[9] = {0};
+  thread_local uint64_t counter = 0;
+  if (!prefix[0]) {
+    static const char kAlphabet[] = "0123456789abcdefghijklmnopqrstuvwxyz";
+    std::random_device rd;
+    for (int i = 0; i < 8; ++i) prefix[i] = kAlphabet[rd() % 36];
+  }
+  std::memcpy(out, prefix, 8);
+  out[8] = '-';
+  static const char* kHex = "0123456789abcdef";
+  uint64_t n = ++counter;
+  for (int i = 23; i >= 9; --i, n >>= 4) out[i] = kHex[n & 15];
+  return 24;
+}
+
+// Beast's framing parser, keeping views of the header and copying the body into the context.
+class RequestParser final : public bhttp::basic_parser<true> {
+ public:
+  struct Span {
+    size_t off = 0, len = 0;
+  };
+  struct FieldSpan {
+    Span name, value;
+  };
+
+  RequestParser(std::string& head, std::string& body, std::vector<FieldSpan>& fields)
+      : head_(head), body_(body), fields_(fields) {
+    fields_.clear();
+    body_.clear();
+  }
+
+  const char* base = nullptr;  // start of the buffer given to put()
+  bhttp::verb verb = bhttp::verb::unknown;
+  Span target;
+  bool expect_continue = false;
+  size_t max_fields = 100;
+
+ private:
+  Span span(std::string_view s) const { return {static_cast<size_t>(s.data() - base), s.size()}; }
+  void note_end(Span s) { head_end_ = std::max(head_end_, s.off + s.len); }
+
+  void on_request_impl(bhttp::verb method, std::string_view, std::string_view t, int version,
+                       boost::beast::error_code& ec) override {
+    verb = method;
+    target = span(t);
+    note_end(target);
+    if (version != 11 && version != 10) ec = bhttp::error::bad_version;
+    if (t.empty() || (t.front() != '/' && t != "*")) ec = bhttp::error::bad_target;
+    http11_ = version == 11;
+  }
+  void on_response_impl(int, std::string_view, int, boost::beast::error_code& ec) override {
+    ec = bhttp::error::bad_method;
+  }
+  void on_field_impl(bhttp::field f, std::string_view name, std::string_view value,
+                     boost::beast::error_code& ec) override {
+    if (fields_.size() >= max_fields) {
+      ec = bhttp::error::header_limit;
+      return;
+    }
+    FieldSpan fs{span(name), span(value)};
+    note_end(fs.value);
+    note_end(fs.name);
+    fields_.push_back(fs);
+    if (f == bhttp::field::host) ++hosts_;
+    if (f == bhttp::field::transfer_encoding) te_seen_ = true;
+    if (f == bhttp::field::expect && boost::beast::iequals(value, "100-continue")) expect_continue = true;
+  }
+  void on_header_impl(boost::beast::error_code& ec) override {
+    // RFC 9112: a Transfer-Encoding we cannot frame, or an HTTP/1.1 request without exactly one Host.
+    if (te_seen_ && !chunked()) ec = bhttp::error::bad_transfer_encoding;
+    if (http11_ && hosts_ != 1) ec = bhttp::error::bad_field;
+    // Keep the header: the read buffer may be compacted while the body arrives.
+    head_.assign(base, head_end_);
+  }
+  void on_body_init_impl(const boost::optional<std::uint64_t>& length, boost::beast::error_code&) override {
+    if (length) body_.reserve(*length);
+  }
+  std::size_t on_body_impl(std::string_view b, boost::beast::error_code&) override {
+    body_.append(b);
+    return b.size();
+  }
+  void on_chunk_header_impl(std::uint64_t, std::string_view, boost::beast::error_code&) override {}
+  std::size_t on_chunk_body_impl(std::uint64_t, std::string_view b, boost::beast::error_code&) override {
+    body_.append(b);
+    return b.size();
+  }
+  void on_finish_impl(boost::beast::error_code&) override {}
+
+  std::string& head_;
+  std::string& body_;
+  std::vector<FieldSpan>& fields_;
+  size_t head_end_ = 0;
+  int hosts_ = 0;
+  bool te_seen_ = false;
+  bool http11_ = true;
+};
+
+Error parse_error(const boost::beast::error_code& ec, const ServerOptions& o) {
+  if (ec == bhttp::error::header_limit)
+    return Error(Code::kHeadersTooLarge, fmt::format("The request header exceeds {} bytes or 100 fields.", o.header_limit));
+  if (ec == bhttp::error::body_limit || ec == bhttp::error::buffer_overflow)
+    return Error(Code::kPayloadTooLarge, fmt::format("The request body exceeds {} bytes.", o.body_limit));
+  if (ec == bhttp::error::bad_content_length || ec == bhttp::error::bad_transfer_encoding)
+    return Error(Code::kInvalidRequest, "Conflicting or invalid Content-Length / Transfer-Encoding.");
+  if (ec == bhttp::error::bad_field)
+    return Error(Code::kInvalidRequest, "Malformed header field (an HTTP/1.1 request needs exactly one Host).");
+  return Error(Code::kInvalidRequest, "Malformed HTTP request: " + ec.message() + ".");
+}
+
+struct Conn {
+  explicit Conn(tcp::socket s) : sock(std::move(s)), timer(sock.get_executor()) {}
+  tcp::socket sock;
+  asio::steady_timer timer;
+  SteadyClock::time_point deadline;
+  bool idle = true;     // waiting for the first byte of a request: may be closed at once on drain
+  bool busy = false;    // a handler runs: the watchdog leaves it alone
+  bool closed = false;
+};
+
+struct Shard {
+  asio::io_context ioc{1};
+  std::unordered_set<Conn*> conns;  // touched only on this shard's thread
+};
+
+}  // namespace
+
+struct Server::Impl {
+  ServerOptions opts;
+  const Router& router;
+  Metrics& metrics;
+  Authenticator* authenticator;
+  std::vector<std::unique_ptr<Shard>> shards;
+  std::unique_ptr<tcp::acceptor> acceptor;
+  std::atomic<bool> draining{false};
+  std::atomic<int64_t> live{0};
+  size_t next_shard = 0;
+
+  Impl(ServerOptions o, const Router& r, Metrics& m, Authenticator* a)
+      : opts(std::move(o)), router(r), metrics(m), authenticator(a) {
+    const int n = std::max(1, opts.threads);
+    for (int i = 0; i < n; ++i) shards.push_back(std::make_unique<Shard>());
+  }
+
+  asio::awaitable<void> accept_loop() {
+    for (;;) {
+      Shard& shard = *shards[next_shard];
+      next_shard = (next_shard + 1) % shards.size();
+      boost::system::error_code ec;
+      tcp::socket sock = co_await acceptor->async_accept(shard.ioc, asio::redirect_error(asio::use_awaitable, ec));
+      if (ec) {
+        if (!acceptor->is_open() || draining) co_return;
+        if (ec == asio::error::no_descriptors || ec == asio::error::no_buffer_space) {
+          log::error("accept failed; pausing", {{"error", ec.message()}});
+          asio::steady_timer t(acceptor->get_executor(), std::chrono::milliseconds(100));
+          co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+        }
+        continue;
+      }
+      sock.set_option(tcp::no_delay(true), ec);
+      auto conn = std::make_shared<Conn>(std::move(sock));
+      live.fetch_add(1);
+      asio::co_spawn(shard.ioc, session(conn, shard), asio::detached);
+    }
+  }
+
+  asio::awaitable<void> watchdog(std::shared_ptr<Conn> c) {
+    boost::system::error_code ec;
+    while (!c->closed) {
+      c->timer.expires_at(c->deadline);
+      co_await c->timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      if (c->closed) break;
+      if (c->busy) {
+        c->deadline = SteadyClock::now() + std::chrono::seconds(1);
+        continue;
+      }
+      if (SteadyClock::now() >= c->deadline) {
+        c->sock.close(ec);  // wakes the pending read or write with an error
+        break;
+      }
+    }
+  }
+
+  // Renders an error in the one problem+json shape.
+  static void render_error(Context& ctx, const Error& e) {
+    ctx.res.status = info(e.code()).status;
+    ctx.res.content_type = "application/problem+json";
+    ctx.res.body = render_problem(e, ctx.request_id);
+    ctx.res.headers.clear();
+    for (const auto& [k, v] : e.headers()) ctx.res.headers.emplace_back(k, v);
+  }
+
+  static void render_unexpected(Context& ctx, const std::exception_ptr& ep) {
+    try {
+      std::rethrow_exception(ep);
+    } catch (const Error& e) {
+      render_error(ctx, e);
+    } catch (const db::UniqueViolation&) {
+      render_error(ctx, Error(Code::kConflict, "A resource with the same unique value already exists."));
+    } catch (const db::Unavailable& e) {
+      log::error("database unavailable", {{"request_id", ctx.request_id}, {"error", e.what()}});
+      render_error(ctx, Error(Code::kServiceUnavailable, "A database is unavailable; try again shortly.")
+                            .with_header("Retry-After", "1"));
+    } catch (const std::exception& e) {
+      log::error("unhandled exception", {{"request_id", ctx.request_id}, {"error", e.what()}});
+      render_error(ctx, Error(Code::kInternal, "An unexpected error occurred; quote the request id to support."));
+    } catch (...) {
+      log::error("unhandled non-standard exception", {{"request_id", ctx.request_id}});
+      render_error(ctx, Error(Code::kInternal, "An unexpected error occurred; quote the request id to support."));
+    }
+  }
+
+  static bool is_json(std::string_view ct) {
+    const size_t semi = ct.find(';');
+    std::string_view media = ct.substr(0, semi);
+    while (!media.empty() && media.back() == ' ') media.remove_suffix(1);
+    return boost::beast::iequals(media, "application/json") ||
+           (media.size() > 5 && boost::beast::iequals(media.substr(media.size() - 5), "+json"));
+  }
+
+  // Checks that cannot complete synchronously go through here.
+  asio::awaitable<void> dispatch(Context& ctx, const Route& route) {
+    try {
+      if (route.doc.access != Access::kPublic) {
+        if (!authenticator) throw Error(Code::kServiceUnavailable, "No authenticator is configured.");
+        co_await authenticator->authenticate(ctx, route.doc.access);
+      }
+      if (route.sync_handler) {
+        route.sync_handler(ctx);
+      } else {
+        co_await route.async_handler(ctx);
+      }
+    } catch (...) {
+      render_unexpected(ctx, std::current_exception());
+    }
+  }
+
+  // Routes one parsed request; returns a non-null route only when the handler must be awaited.
+  const Route* route_request(Context& ctx) {
+    try {
+      Match m = router.match(ctx.req.method, ctx.req.path, ctx.req.params);
+      if (!m.route) {
+        if (m.path_found && ctx.req.method == Method::kOptions) {
+          ctx.res.status = 204;
+          ctx.res.header("Allow", std::string(m.allow));
+          return nullptr;
+        }
+        if (m.path_found)
+          throw Error(Code::kMethodNotAllowed,
+                      fmt::format("{} is not allowed on {}.", method_name(ctx.req.method), ctx.req.path))
+              .with_header("Allow", std::string(m.allow));
+        throw Error(Code::kNotFound, fmt::format("No route matches {}.", ctx.req.path));
+      }
+      const Route& route = *m.route;
+      ctx.route_id = route.id;
+      if (!route.doc.request_schema.empty() && !ctx.req.body.empty() && !is_json(ctx.req.header("content-type")))
+        throw Error(Code::kUnsupportedMediaType, "The request body must be JSON (Content-Type: application/json).");
+      if (route.doc.access == Access::kPublic && route.sync_handler) {
+        route.sync_handler(ctx);
+        return nullptr;
+      }
+      return &route;
+    } catch (...) {
+      render_unexpected(ctx, std::current_exception());
+      return nullptr;
+    }
+  }
+
+  void serialize(Context& ctx, bool head_only, bool close, std::string& out) {
+    Response& res = ctx.res;
+    std::string_view line = status_line(res.status);
+    if (line.empty()) {
+      out += "HTTP/1.1 ";
+      out += std::to_string(res.status);
+      out += " Status\r\n";
+    } else {
+      out += line;
+    }
+    out += "Server: cdx\r\n";
+    out += date_header();
+    const bool bodyless = res.status == 204 || res.status == 304;
+    if (!bodyless) {
+      out += "Content-Type: ";
+      out += res.content_type;
+      out += "\r\nContent-Length: ";
+      char num[24];
+      auto [p, _] = std::to_chars(num, num + sizeof num, res.body.size());
+      out.append(num, p);
+      out += "\r\n";
+    }
+    out += "X-Request-ID: ";
+    out += ctx.request_id;
+    out += "\r\n";
+    for (const auto& [k, v] : res.headers) {
+      out += k;
+      out += ": ";
+      out += v;
+      out += "\r\n";
+    }
+    if (close) out += "Connection: close\r\n";
+    out += "\r\n";
+    if (!bodyless && !head_only) out += res.body;
+  }
+
+  void access_log(const Context& ctx, std::string_view method, int status, double seconds) {
+    spdlog::logger* logger = log::access();
+    if (!logger) return;
+    thread_local std::string line;
+    line.clear();
+    line += R"({"type":"access","method":")";
+    line += method;
+    line += R"(","path":")";
+    log::append_json_escaped(line, ctx.req.path);
+    fmt::format_to(std::back_inserter(line), R"(","status":{},"duration_ms":{:.3f},"request_id":")", status,
+                   seconds * 1e3);
+    line += ctx.request_id;
+    line += R"(","remote":")";
+    line += ctx.req.remote;
+    if (ctx.principal) {
+      line += R"(","principal":")";
+      line += ctx.principal->id;
+    }
+    if (ctx.tenant) {
+      line += R"(","tenant_id":")";
+      line += ctx.tenant->tenant_id();
+    }
+    line += "\"}";
+    logger->info("{}", line);
+  }
+
+  asio::awaitable<void> lingering_close(Conn& c) {
+    // Read and drop what the client still sends so it can read our error instead of a reset.
+    boost::system::error_code ec;
+    c.sock.shutdown(tcp::socket::shutdown_send, ec);
+    c.deadline = SteadyClock::now() + std::chrono::seconds(5);
+    std::array<char, 16384> sink;
+    size_t total = 0;
+    while (!ec && total < (256u << 20)) {
+      total += co_await c.sock.async_read_some(asio::buffer(sink), asio::redirect_error(asio::use_awaitable, ec));
+    }
+  }
+
+  asio::awaitable<void> session(std::shared_ptr<Conn> c, Shard& shard) {
+    shard.conns.insert(c.get());
+    metrics.connection_opened();
+    c->deadline = SteadyClock::now() + opts.idle_timeout;
+    asio::co_spawn(shard.ioc, watchdog(c), asio::detached);
+    try {
+      co_await serve_connection(*c);
+    } catch (const std::exception& e) {
+      log::error("connection failed", {{"error", e.what()}});
+    }
+    c->closed = true;
+    boost::system::error_code ec;
+    c->timer.cancel();
+    c->sock.close(ec);
+    shard.conns.erase(c.get());
+    metrics.connection_closed();
+    live.fetch_sub(1);
+  }
+
+  asio::awaitable<void> serve_connection(Conn& c) {
+    boost::system::error_code ec;
+    const std::string remote = [&] {
+      auto ep = c.sock.remote_endpoint(ec);
+      return ec ? std::string() : ep.address().to_string();
+    }();
+    std::vector<char> in(16 * 1024);
+    size_t start = 0, end = 0;
+    std::string out, head, body;
+    std::vector<RequestParser::FieldSpan> fields;
+    char request_id[24];
+    Context ctx;
+    ctx.req.remote = remote;
+    std::optional<RequestParser> parser;
+
+    for (;;) {
+      ctx.reset();
+      parser.emplace(head, body, fields);
+      parser->eager(true);
+      parser->header_limit(static_cast<std::uint32_t>(opts.header_limit));
+      parser->body_limit(opts.body_limit);
+      c.idle = start == end;
+      c.deadline = SteadyClock::now() + (c.idle ? opts.idle_timeout : opts.header_timeout);
+      bool sent_continue = false;
+      bool header_seen = false;
+      boost::beast::error_code perr;
+
+      for (;;) {
+        if (start < end) {
+          parser->base = in.data() + start;
+          start += parser->put(asio::buffer(in.data() + start, end - start), perr);
+          if (perr == bhttp::error::need_more) perr = {};
+          if (perr || parser->is_done()) break;
+          if (parser->is_header_done() && !header_seen) {
+            header_seen = true;
+            c.deadline = SteadyClock::now() + opts.body_timeout;
+            if (parser->expect_continue && !sent_continue) {
+              out += "HTTP/1.1 100 Continue\r\n\r\n";
+              sent_continue = true;
+            }
+          }
+        }
+        if (!out.empty()) {  // flush answers to pipelined requests before waiting for input
+          co_await asio::async_write(c.sock, asio::buffer(out), asio::redirect_error(asio::use_awaitable, ec));
+          out.clear();
+          if (ec) co_return;
+        }
+        if (start == end) {
+          start = end = 0;
+        } else if (start > 0 && (parser->is_header_done() || start > in.size() / 2)) {
+          std::memmove(in.data(), in.data() + start, end - start);
+          end -= start;
+          start = 0;
+        }
+        if (end == in.size()) {
+          if (in.size() > opts.header_limit + 65536 && !parser->is_header_done()) {
+            perr = bhttp::error::header_limit;
+            break;
+          }
+          in.resize(in.size() * 2);
+        }
+        if (draining && c.idle) co_return;
+        const size_t n = co_await c.sock.async_read_some(asio::buffer(in.data() + end, in.size() - end),
+                                                         asio::redirect_error(asio::use_awaitable, ec));
+        if (ec) co_return;  // peer closed, reset, or the watchdog closed a slow client
+        if (c.idle) {
+          c.idle = false;
+          c.deadline = SteadyClock::now() + opts.header_timeout;
+        }
+        end += n;
+      }
+
+      const auto t0 = SteadyClock::now();
+      const size_t id_len = mint_request_id(request_id);
+      ctx.request_id = {request_id, id_len};
+
+      if (perr) {
+        const Error e = parse_error(perr, opts);
+        render_error(ctx, e);
+        serialize(ctx, false, true, out);
+        metrics.record(-1, ctx.res.status, 0);
+        access_log(ctx, "-", ctx.res.status, 0);
+        co_await asio::async_write(c.sock, asio::buffer(out), asio::redirect_error(asio::use_awaitable, ec));
+        if (!ec) co_await lingering_close(c);
+        co_return;
+      }
+
+      // Build the request view over the kept header.
+      Request& req = ctx.req;
+      req.method = to_method(parser->verb);
+      req.target = std::string_view(head).substr(parser->target.off, parser->target.len);
+      const size_t qmark = req.target.find('?');
+      req.path = req.target.substr(0, qmark);
+      req.query = qmark == std::string_view::npos ? std::string_view{} : req.target.substr(qmark + 1);
+      for (const auto& f : fields)
+        req.headers.push_back({std::string_view(head).substr(f.name.off, f.name.len),
+                               std::string_view(head).substr(f.value.off, f.value.len)});
+      req.body = body;
+      if (std::string_view given = req.header("x-request-id"); valid_request_id(given)) ctx.request_id = given;
+
+      c.busy = true;
+      if (const Route* route = route_request(ctx)) co_await dispatch(ctx, *route);
+      c.busy = false;
+
+      const bool keep = parser->keep_alive() && !draining;
+      serialize(ctx, req.method == Method::kHead, !keep, out);
+      const double seconds = std::chrono::duration<double>(SteadyClock::now() - t0).count();
+      metrics.record(ctx.route_id, ctx.res.status, seconds);
+      access_log(ctx, method_name(req.method), ctx.res.status, seconds);
+
+      if (!keep || start == end) {
+        c.deadline = SteadyClock::now() + opts.body_timeout;
+        co_await asio::async_write(c.sock, asio::buffer(out), asio::redirect_error(asio::use_awaitable, ec));
+        out.clear();
+        if (ec || !keep) co_return;
+      }
+    }
+  }
+
+  asio::awaitable<void> drain() {
+    draining = true;
+    boost::system::error_code ec;
+    if (acceptor) acceptor->close(ec);
+    for (auto& s : shards) {
+      asio::post(s->ioc, [shard = s.get()] {
+        for (Conn* c : shard->conns) {
+          boost::system::error_code e;
+          if (c->idle && !c->busy) c->sock.cancel(e);
+        }
+      });
+    }
+    const auto deadline = SteadyClock::now() + opts.drain_timeout;
+    asio::steady_timer t(shards[0]->ioc);
+    while (live.load() > 0 && SteadyClock::now() < deadline) {
+      t.expires_after(std::chrono::milliseconds(20));
+      co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    }
+    if (live.load() > 0) log::warn("drain timeout; closing remaining connections", {{"open", live.load()}});
+    for (auto& s : shards) s->ioc.stop();
+  }
+};
+
+Server::Server(ServerOptions options, const Router& router, Metrics& metrics, Authenticator* authenticator)
+    : impl_(std::make_unique<Impl>(std::move(options), router, metrics, authenticator)) {}
+
+Server::~Server() = default;
+
+uint16_t Server::listen() {
+  auto& ioc = impl_->shards[0]->ioc;
+  const auto address = asio::ip::make_address(impl_->opts.host);
+  tcp::endpoint ep(address, impl_->opts.port);
+  impl_->acceptor = std::make_unique<tcp::acceptor>(ioc);
+  impl_->acceptor->open(ep.protocol());
+  impl_->acceptor->set_option(asio::socket_base::reuse_address(true));
+  impl_->acceptor->bind(ep);
+  impl_->acceptor->listen(asio::socket_base::max_listen_connections);
+  return impl_->acceptor->local_endpoint().port();
+}
+
+void Server::run() {
+  asio::co_spawn(impl_->shards[0]->ioc, impl_->accept_loop(), asio::detached);
+  std::vector<std::thread> threads;
+  for (size_t i = 1; i < impl_->shards.size(); ++i) {
+    threads.emplace_back([this, i] {
+      auto guard = asio::make_work_guard(impl_->shards[i]->ioc);
+      impl_->shards[i]->ioc.run();
+    });
+  }
+  {
+    auto guard = asio::make_work_guard(impl_->shards[0]->ioc);
+    impl_->shards[0]->ioc.run();
+  }
+  for (auto& t : threads) t.join();
+}
+
+void Server::stop() {
+  asio::post(impl_->shards[0]->ioc, [this] {
+    if (impl_->draining.exchange(true)) return;
+    asio::co_spawn(impl_->shards[0]->ioc, impl_->drain(), asio::detached);
+  });
+}
+
+}  // namespace cdx::http

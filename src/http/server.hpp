@@ -1,0 +1,55 @@
+// The HTTP/1.1 server: keep-alive, pipelining, limits, timeouts, request ids, problem+json errors,
+// access log, metrics and graceful drain. Routes come from a Router; credentials are checked by an
+// Authenticator before any non-public handler runs.
+//   Server server(options, router, metrics, &authenticator);
+//   uint16_t port = server.listen();  server.run();   // until stop()
+#pragma once
+#include <utility>  // before Asio's coroutine headers (GCC 12 + Boost 1.74)
+#include <boost/asio/awaitable.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "http/metrics.hpp"
+#include "http/router.hpp"
+
+namespace cdx::http {
+
+class Authenticator {
+ public:
+  virtual ~Authenticator() = default;
+  // Sets ctx.principal (and ctx.tenant) or throws cdx::Error (401/403).
+  virtual boost::asio::awaitable<void> authenticate(Context& ctx, Access access) = 0;
+};
+
+struct ServerOptions {
+  std::string host = "127.0.0.1";
+  uint16_t port = 3000;
+  int threads = 1;
+  size_t body_limit = 1 << 20;
+  size_t header_limit = 16 * 1024;
+  std::chrono::milliseconds header_timeout{10'000};  // whole header, from its first byte (slow clients)
+  std::chrono::milliseconds body_timeout{30'000};    // body and response write
+  std::chrono::milliseconds idle_timeout{75'000};    // keep-alive between requests
+  std::chrono::milliseconds drain_timeout{10'000};   // graceful shutdown
+};
+
+class Server {
+ public:
+  Server(ServerOptions options, const Router& router, Metrics& metrics, Authenticator* authenticator);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  uint16_t listen();  // binds and returns the bound port (useful with port 0)
+  void run();         // serves on options.threads threads; returns once stopped and drained
+  void stop();        // thread-safe: stop accepting, finish in-flight requests, close idle connections
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace cdx::http

@@ -1,0 +1,70 @@
+#include "http/types.hpp"
+
+#include <strings.h>
+
+namespace cdx {
+
+std::string_view role_name(Role role) {
+  switch (role) {
+    case Role::kSuperadmin: return "SUPERADMIN";
+    case Role::kAdmin: return "ADMIN";
+    case Role::kClient: return "CLIENT";
+  }
+  return "CLIENT";
+}
+
+}  // namespace cdx
+
+namespace cdx::http {
+
+std::string_view method_name(Method m) {
+  static constexpr std::string_view kNames[] = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "OTHER"};
+  return kNames[static_cast<int>(m)];
+}
+
+std::string_view Request::header(std::string_view name) const {
+  for (const auto& h : headers)
+    if (h.name.size() == name.size() && strncasecmp(h.name.data(), name.data(), name.size()) == 0) return h.value;
+  return {};
+}
+
+namespace {
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+std::string percent_decode(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '+') {
+      out += ' ';
+    } else if (s[i] == '%' && i + 2 < s.size() && hex_value(s[i + 1]) >= 0 && hex_value(s[i + 2]) >= 0) {
+      out += static_cast<char>(hex_value(s[i + 1]) * 16 + hex_value(s[i + 2]));
+      i += 2;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+}  // namespace
+
+std::optional<std::string> Request::query_param(std::string_view name) const {
+  std::string_view q = query;
+  while (!q.empty()) {
+    const size_t amp = q.find('&');
+    std::string_view pair = q.substr(0, amp);
+    q = amp == std::string_view::npos ? std::string_view{} : q.substr(amp + 1);
+    const size_t eq = pair.find('=');
+    std::string_view key = pair.substr(0, eq);
+    if (percent_decode(key) == name) {
+      return eq == std::string_view::npos ? std::string{} : percent_decode(pair.substr(eq + 1));
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace cdx::http

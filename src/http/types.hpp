@@ -1,0 +1,91 @@
+// Request, Response and the per-request Context that handlers receive. Views in Request point into
+// connection-owned buffers that live until the response is written.
+//   void health(Context& ctx) { ctx.res.set(200, "application/json", R"({"status":"ok"})"); }
+#pragma once
+#include <array>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "common/principal.hpp"
+#include "db/tenant_scope.hpp"
+
+namespace cdx::http {
+
+enum class Method : uint8_t { kGet, kHead, kPost, kPut, kPatch, kDelete, kOptions, kOther };
+inline constexpr size_t kMethodCount = 8;
+std::string_view method_name(Method m);
+
+struct Header {
+  std::string_view name;
+  std::string_view value;
+};
+
+struct Request {
+  Method method = Method::kGet;
+  std::string_view target;  // path + query as sent
+  std::string_view path;
+  std::string_view query;   // without '?'
+  std::vector<Header> headers;
+  std::string_view body;
+  std::array<std::string_view, 4> params{};  // path parameters in pattern order
+  std::string_view remote;                    // client address
+
+  std::string_view header(std::string_view name) const;  // case-insensitive; empty if absent
+  std::string_view param(size_t i) const { return params[i]; }
+  // Percent-decoded value of a query parameter, or nullopt when absent.
+  std::optional<std::string> query_param(std::string_view name) const;
+};
+
+struct Response {
+  int status = 200;
+  std::string_view content_type = "application/json";
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;
+
+  void set(int s, std::string_view type, std::string_view b) {
+    status = s;
+    content_type = type;
+    body.assign(b);
+  }
+  void json(int s, std::string b) {
+    status = s;
+    content_type = "application/json";
+    body = std::move(b);
+  }
+  void no_content() {
+    status = 204;
+    body.clear();
+  }
+  void header(std::string name, std::string value) { headers.emplace_back(std::move(name), std::move(value)); }
+};
+
+struct Context {
+  Request req;
+  Response res;
+  std::string_view request_id;
+  std::shared_ptr<const Principal> principal;  // set by the authenticator on non-public routes
+  const db::TenantScope* tenant = nullptr;     // the tenant this request acts in, if any
+  std::optional<db::TenantScope> tenant_storage;  // owns the scope when a SUPERADMIN names a tenant
+  int route_id = -1;
+
+  // Per-request reset; keeps buffer capacity so the hot path does not allocate.
+  void reset() {
+    req.headers.clear();
+    req.params = {};
+    req.body = {};
+    res.status = 200;
+    res.content_type = "application/json";
+    res.body.clear();
+    res.headers.clear();
+    principal.reset();
+    tenant = nullptr;
+    tenant_storage.reset();
+    route_id = -1;
+  }
+};
+
+}  // namespace cdx::http
