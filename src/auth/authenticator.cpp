@@ -1,6 +1,6 @@
 #include "auth/authenticator.hpp"
 
-#include <openssl/sha.h>
+#include <sodium.h>
 
 #include "auth/scope_minter.hpp"
 #include "common/clock.hpp"
@@ -77,9 +77,12 @@ asio::awaitable<std::shared_ptr<const Principal>> Authenticator::from_api_key(st
     auto resolved = co_await workers_.run([&] { return service_.resolve_api_key(p); });
     if (!resolved) throw unauthorized("The API key is not valid.");
     auto entry = std::make_shared<CachedKey>();
-    std::string raw;
-    for (size_t i = 0; i < 32; ++i)
-      entry->digest[i] = static_cast<unsigned char>(std::stoi(resolved->key.key_hash.substr(2 * i, 2), nullptr, 16));
+    // Keep the stored digest as raw bytes for a cheap constant-time compare on every request.
+    size_t len = 0;
+    if (sodium_hex2bin(entry->digest, sizeof entry->digest, resolved->key.key_hash.data(),
+                       resolved->key.key_hash.size(), nullptr, &len, nullptr) != 0 ||
+        len != sizeof entry->digest)
+      throw Error(Code::kInternal, "stored API key hash is malformed");
     entry->expires_at = resolved->key.expires_at;
     auto principal = std::make_shared<Principal>();
     principal->kind = Principal::Kind::kApiKey;
@@ -95,8 +98,8 @@ asio::awaitable<std::shared_ptr<const Principal>> Authenticator::from_api_key(st
     keys_.put(std::string(prefix), entry, steady_ms() + kCacheTtlMs);
     cached = std::move(entry);
   }
-  unsigned char digest[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(key.data()), key.size(), digest);
+  unsigned char digest[32];
+  sha256(key, digest);
   if (!constant_time_equal({reinterpret_cast<const char*>(digest), sizeof digest},
                            {reinterpret_cast<const char*>(cached->digest), sizeof cached->digest}))
     throw unauthorized("The API key is not valid.");

@@ -118,7 +118,7 @@ std::vector<ApiKey> Store::list_api_keys(const db::TenantScope& scope, int limit
     std::vector<ApiKey> out;
     auto res = tx.query(std::string("SELECT ") + kKeyColumns +
                             " FROM auth_db.api_keys WHERE tenant_id = $1 AND revoked_at IS NULL "
-                            "AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $3",
+                            "AND (CAST($2 AS TEXT) IS NULL OR id < $2) ORDER BY id DESC LIMIT $3",
                         {scope.tenant_id(), after, static_cast<int64_t>(limit + 1)});
     for (const auto& r : res.rows) out.push_back(key_from(r));
     return out;

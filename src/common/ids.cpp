@@ -1,7 +1,5 @@
 #include "common/ids.hpp"
 
-#include <openssl/evp.h>
-#include <openssl/sha.h>
 #include <sodium.h>
 
 #include <chrono>
@@ -41,12 +39,17 @@ std::string random_token(size_t length) {
   return out;
 }
 
+// libsodium's SHA-256: no provider lookup, no lock, no allocation (OpenSSL 3's one-shot SHA256 has all three).
+void sha256(std::string_view data, unsigned char out[32]) {
+  crypto_hash_sha256(out, reinterpret_cast<const unsigned char*>(data.data()), data.size());
+}
+
 std::string sha256_hex(std::string_view data) {
-  unsigned char digest[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest);
+  unsigned char digest[crypto_hash_sha256_BYTES];
+  sha256(data, digest);
   static const char* kHex = "0123456789abcdef";
-  std::string out(2 * SHA256_DIGEST_LENGTH, '0');
-  for (int i = 0; i < SHA256_DIGEST_LENGTH; ++i) {
+  std::string out(2 * crypto_hash_sha256_BYTES, '0');
+  for (size_t i = 0; i < crypto_hash_sha256_BYTES; ++i) {
     out[2 * i] = kHex[digest[i] >> 4];
     out[2 * i + 1] = kHex[digest[i] & 15];
   }

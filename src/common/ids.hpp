@@ -10,6 +10,7 @@ namespace cdx {
 void init_crypto();  // sodium_init; call once at start
 std::string new_uuid_v7();
 std::string random_token(size_t length);          // base62, CSPRNG
+void sha256(std::string_view data, unsigned char out[32]);
 std::string sha256_hex(std::string_view data);
 bool constant_time_equal(std::string_view a, std::string_view b);
 std::string base64url_encode(std::string_view data);

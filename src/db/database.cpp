@@ -14,7 +14,7 @@ int64_t Row::integer(size_t i) const {
   const std::string& s = text(i);
   int64_t v = 0;
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc() || p != s.data() + s.size()) throw std::runtime_error("column is not an integer: " + s);
+  if (ec != std::errc() || p != s.data() + s.size()) throw std::runtime_error("column " + std::to_string(i) + " is not an integer");
   return v;
 }
 

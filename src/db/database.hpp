@@ -20,7 +20,8 @@ namespace cdx::db {
 
 enum class Backend { kSqlite, kPostgres };
 
-// A bound parameter. Strings are copied only by the backend that needs to.
+// A bound parameter. It views text it does not own: build Params inline in the query() call, or keep the
+// strings alive while the Params exist.
 class Param {
  public:
   enum class Kind { kNull, kInt, kText };

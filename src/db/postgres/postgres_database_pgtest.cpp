@@ -16,18 +16,12 @@
 #include "db/database.hpp"
 #include "db/postgres/postgres_database.hpp"
 
-// Test-only: TenantScope's constructor is private and ScopeMinter is one of its friends.
-namespace cdx::auth {
-class ScopeMinter {
- public:
-  static db::TenantScope mint(std::string id) { return db::TenantScope(std::move(id)); }
-};
-}  // namespace cdx::auth
+#include "db/testing.hpp"
 
 namespace cdx::db {
 namespace {
 
-using auth::ScopeMinter;
+using ScopeMinter = testing::TestScopes;
 using Rows = std::vector<std::vector<std::optional<std::string>>>;
 
 struct ConnCloser {

@@ -1,0 +1,84 @@
+#include "http/router.hpp"
+
+#include <gtest/gtest.h>
+
+namespace cdx::http {
+namespace {
+
+SyncHandler noop() {
+  return [](Context&) {};
+}
+
+class RouterTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    router_.add_sync(Method::kGet, "/health", noop(), {});
+    router_.add_sync(Method::kGet, "/api/v1/tenants", noop(), {});
+    router_.add_sync(Method::kPost, "/api/v1/tenants", noop(), {});
+    router_.add_sync(Method::kGet, "/api/v1/tenants/{id}", noop(), {});
+    router_.add_sync(Method::kPatch, "/api/v1/tenants/{id}", noop(), {});
+    router_.add_sync(Method::kPost, "/api/v1/tenants/{id}/suspend", noop(), {});
+    router_.add_sync(Method::kGet, "/api/v1/cms/content-types/{key}/entries/{id}", noop(), {});
+  }
+  Router router_;
+  std::array<std::string_view, 4> params_{};
+};
+
+TEST_F(RouterTest, MatchesStaticRoute) {
+  Match m = router_.match(Method::kGet, "/health", params_);
+  ASSERT_NE(m.route, nullptr);
+  EXPECT_EQ(m.route->pattern, "/health");
+}
+
+TEST_F(RouterTest, ExtractsParameters) {
+  Match m = router_.match(Method::kGet, "/api/v1/cms/content-types/blog/entries/42", params_);
+  ASSERT_NE(m.route, nullptr);
+  EXPECT_EQ(params_[0], "blog");
+  EXPECT_EQ(params_[1], "42");
+}
+
+TEST_F(RouterTest, StaticSegmentAfterParameter) {
+  Match m = router_.match(Method::kPost, "/api/v1/tenants/acme/suspend", params_);
+  ASSERT_NE(m.route, nullptr);
+  EXPECT_EQ(m.route->pattern, "/api/v1/tenants/{id}/suspend");
+  EXPECT_EQ(params_[0], "acme");
+}
+
+TEST_F(RouterTest, UnknownPathIsNotFound) {
+  Match m = router_.match(Method::kGet, "/api/v1/nothing", params_);
+  EXPECT_EQ(m.route, nullptr);
+  EXPECT_FALSE(m.path_found);
+  EXPECT_FALSE(router_.match(Method::kGet, "/api/v1/tenants/a/b/c", params_).path_found);
+}
+
+TEST_F(RouterTest, WrongMethodReportsAllow) {
+  Match m = router_.match(Method::kDelete, "/api/v1/tenants/x", params_);
+  EXPECT_EQ(m.route, nullptr);
+  EXPECT_TRUE(m.path_found);
+  EXPECT_EQ(m.allow, "GET, HEAD, PATCH");
+}
+
+TEST_F(RouterTest, HeadFallsBackToGet) {
+  Match m = router_.match(Method::kHead, "/health", params_);
+  ASSERT_NE(m.route, nullptr);
+  EXPECT_EQ(m.route->method, Method::kGet);
+}
+
+TEST_F(RouterTest, TrailingSlashMatches) {
+  EXPECT_NE(router_.match(Method::kGet, "/api/v1/tenants/", params_).route, nullptr);
+}
+
+TEST_F(RouterTest, EmptyParameterDoesNotMatch) {
+  EXPECT_EQ(router_.match(Method::kGet, "/api/v1/tenants//suspend", params_).route, nullptr);
+}
+
+TEST_F(RouterTest, DuplicateRouteThrows) {
+  EXPECT_THROW(router_.add_sync(Method::kGet, "/health", noop(), {}), std::invalid_argument);
+}
+
+TEST_F(RouterTest, RouteIdsAreDense) {
+  for (size_t i = 0; i < router_.routes().size(); ++i) EXPECT_EQ(router_.routes()[i]->id, static_cast<int>(i));
+}
+
+}  // namespace
+}  // namespace cdx::http
