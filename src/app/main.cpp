@@ -43,6 +43,7 @@ int main(int argc, char** argv) {
   sigemptyset(&set);
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
 
   CLI::App app{"CDX Metatron — multi-tenant backend platform"};
@@ -72,13 +73,14 @@ int main(int argc, char** argv) {
     return 0;
   }
 
+  // Only `serve` waits for signals; the other commands keep the default (Ctrl-C stops them).
+  if (!serve->parsed()) pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
   cdx::init_crypto();
   const cdx::Config config = load(given, config_file);
   cdx::log::init(config.log_level, serve->parsed() && config.access_log);
 
   try {
     if (serve->parsed()) {
-      pthread_sigmask(SIG_BLOCK, &set, nullptr);
       cdx::app::Platform platform(config);
       platform.migrate();
       platform.start();
@@ -93,7 +95,7 @@ int main(int argc, char** argv) {
     if (create_sa->parsed()) {
       if (password_stdin) std::getline(std::cin, password);
       if (password.size() < 6) {
-        std::cerr << "cdx: the password must be at least 6 characters (use --password-stdin)\n";
+        std::cerr << "cdx: the password must be at least 6 characters\n";
         return 2;
       }
       cdx::app::Platform platform(config);

@@ -113,7 +113,12 @@ std::shared_ptr<const Principal> Authenticator::from_bearer(std::string_view tok
     if (p->expires_at > Clock::unix_seconds()) return p;
   }
   auto ring = service_.keyring();
-  TokenClaims c = ring->verify(token, service_.verify_options());
+  TokenClaims c;
+  try {
+    c = ring->verify(token, service_.verify_options());
+  } catch (const Error& e) {
+    throw unauthorized(std::string("The access token is not valid: ") + e.detail() + ".");
+  }
   auto p = std::make_shared<Principal>();
   p->id = c.sub;
   p->expires_at = c.exp;
@@ -138,7 +143,8 @@ std::shared_ptr<const Principal> Authenticator::from_bearer(std::string_view tok
   return p;
 }
 
-asio::awaitable<void> Authenticator::authenticate(http::Context& ctx, Access access) {
+asio::awaitable<void> Authenticator::authenticate(http::Context& ctx, const http::RouteDoc& route) {
+  const Access access = route.access;
   const std::string_view api_key = ctx.req.header("x-api-key");
   const std::string_view authorization = ctx.req.header("authorization");
   if (!api_key.empty()) {
@@ -189,6 +195,8 @@ asio::awaitable<void> Authenticator::authenticate(http::Context& ctx, Access acc
         throw Error(Code::kForbidden, "This endpoint needs the ADMIN role.");
       break;
   }
+  if (!route.scope.empty() && p.kind == Principal::Kind::kApiKey && !p.has_scope(route.scope))
+    throw Error(Code::kForbidden, "The API key lacks the scope '" + route.scope + "'.");
 }
 
 }  // namespace cdx::auth

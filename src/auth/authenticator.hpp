@@ -22,7 +22,7 @@ class Authenticator final : public http::Authenticator {
   Authenticator(Service& service, core::Api& core, WorkerPool& workers)
       : service_(service), core_(core), workers_(workers) {}
 
-  boost::asio::awaitable<void> authenticate(http::Context& ctx, http::Access access) override;
+  boost::asio::awaitable<void> authenticate(http::Context& ctx, const http::RouteDoc& route) override;
 
   // Credentials or tenants changed: every thread re-checks before its next request.
   void invalidate() const {

@@ -68,21 +68,23 @@ void AuthModule::mount(http::Router& r) {
         k.name = in.required_string("name", 1, 200);
         k.type = in.optional_string("type", 1, 20).value_or("secret");
         k.scopes = in.optional_string_array("scopes");
-        if (auto exp = in.optional_string("expires_at", 1, 40)) {
-          std::tm tm{};
-          if (!strptime(exp->c_str(), "%Y-%m-%dT%H:%M:%S", &tm))
-            in.fail("expires_at", "must be an RFC 3339 timestamp");
+        if (auto exp = in.optional_string("expires_at", 1, 64)) {
+          if (auto t = parse_rfc3339(*exp))
+            k.expires_at = std::chrono::duration_cast<std::chrono::seconds>(t->time_since_epoch()).count();
           else
-            k.expires_at = timegm(&tm);
+            in.fail("expires_at", "must be an RFC 3339 date-time, e.g. 2027-01-31T00:00:00Z");
         }
         in.finish();
         if (ctx.principal->kind == Principal::Kind::kUser) k.created_by = ctx.principal->id;
+        // A key can only hand out what it holds itself.
+        if (ctx.principal->kind == Principal::Kind::kApiKey) k.caller_scopes = ctx.principal->scopes;
         const db::TenantScope& scope = *ctx.tenant;
         auto out = co_await workers_.run([&] { return service_.create_api_key(scope, k); });
         ctx.res.json(201, out.dump());
         ctx.res.header("Cache-Control", "no-store");
       },
-      {.access = Access::kTenantAdmin, .summary = "Create an API key; the full key is in this answer only",
+      {.access = Access::kTenantAdmin, .scope = "auth:write",
+       .summary = "Create an API key; the full key is in this answer only",
        .tag = "api-keys", .request_schema = "ApiKeyCreate", .response_schema = "ApiKeyCreated",
        .success_status = 201});
 
@@ -96,7 +98,8 @@ void AuthModule::mount(http::Router& r) {
         for (const auto& k : keys) items.push_back(to_json(k));
         ctx.res.json(200, http::render_page(std::move(items), page));
       },
-      {.access = Access::kTenantAdmin, .summary = "List the tenant's API keys (prefix only)", .tag = "api-keys",
+      {.access = Access::kTenantAdmin, .scope = "auth:read", .summary = "List the tenant's API keys (prefix only)",
+       .tag = "api-keys",
        .response_schema = "ApiKey", .list = true});
 
   r.add(
@@ -109,7 +112,8 @@ void AuthModule::mount(http::Router& r) {
         authenticator_.invalidate();
         ctx.res.no_content();
       },
-      {.access = Access::kTenantAdmin, .summary = "Revoke an API key (effective at once)", .tag = "api-keys",
+      {.access = Access::kTenantAdmin, .scope = "auth:write", .summary = "Revoke an API key (effective at once)",
+       .tag = "api-keys",
        .success_status = 204});
 }
 

@@ -137,6 +137,13 @@ nlohmann::json Service::create_api_key(const db::TenantScope& scope, const NewAp
   for (const auto& s : scopes)
     if (std::find(allowed.begin(), allowed.end(), s) == allowed.end())
       errors.push_back({"scopes", "'" + s + "' is not a scope a " + in.type + " key may hold"});
+  if (in.caller_scopes) {
+    const auto& held = *in.caller_scopes;
+    const bool all = std::find(held.begin(), held.end(), "*") != held.end();
+    for (const auto& s : scopes)
+      if (!all && std::find(held.begin(), held.end(), s) == held.end())
+        throw Error(Code::kForbidden, "The calling key does not hold the scope '" + s + "' it tries to grant.");
+  }
   if (in.expires_at && *in.expires_at <= Clock::unix_seconds())
     errors.push_back({"expires_at", "must be in the future"});
   if (!errors.empty()) throw Error::validation(std::move(errors));

@@ -23,6 +23,7 @@ struct NewApiKey {
   std::optional<std::vector<std::string>> scopes;
   std::optional<int64_t> expires_at;  // unix seconds
   std::optional<std::string> created_by;
+  std::optional<std::vector<std::string>> caller_scopes;  // set when an API key creates the key
 };
 
 // What the authenticator caches for a key prefix.

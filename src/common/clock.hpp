@@ -2,6 +2,7 @@
 //   std::string created = format_rfc3339(Clock::now());  // "2026-11-25T01:41:28.123456Z"
 #pragma once
 #include <chrono>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -23,6 +24,9 @@ struct Clock {
     return o;
   }
 };
+
+// Parses an RFC 3339 date-time ("2026-11-25T01:41:28Z", "…28.5+02:00"); nullopt when malformed.
+std::optional<SysTime> parse_rfc3339(std::string_view text);
 
 // Fixed width, microseconds, 'Z': sorts lexicographically in both databases.
 std::string format_rfc3339(SysTime t);

@@ -26,7 +26,7 @@ const CodeInfo& info(Code code) {
 }
 
 Error Error::validation(std::vector<FieldError> errors) {
-  std::string detail = "The request body has invalid fields: ";
+  std::string detail = "The request has invalid fields: ";
   for (size_t i = 0; i < errors.size(); ++i) {
     if (i) detail += ", ";
     detail += errors[i].field;

@@ -24,9 +24,14 @@ struct Principal {
   std::string me_json;    // the pre-rendered answer of GET /api/v1/auth/me
   int64_t expires_at = 0; // unix seconds; 0 = no expiry
 
+  // "*" holds everything; "<area>:write" also holds "<area>:read".
   bool has_scope(std::string_view s) const {
-    for (const auto& x : scopes)
+    for (const auto& x : scopes) {
       if (x == s || x == "*") return true;
+      if (s.size() > 5 && s.substr(s.size() - 5) == ":read" && x.size() > 6 &&
+          x.substr(x.size() - 6) == ":write" && x.substr(0, x.size() - 6) == s.substr(0, s.size() - 5))
+        return true;
+    }
     return false;
   }
 };

@@ -28,6 +28,8 @@ std::optional<std::string> slug_problem(const std::string& slug) {
 
 std::optional<std::string> plan_key_problem(const std::string& key) {
   if (!shape_ok(key, 2, 63)) return "must be 2-63 characters of a-z, 0-9 and '-'";
+  // Plans are addressed by id or key: a key must never be mistaken for an id.
+  if (key.size() == 36 && key[8] == '-' && key[13] == '-') return "must not look like a UUID";
   return std::nullopt;
 }
 

@@ -66,6 +66,7 @@ Route& Router::insert(Method method, std::string_view pattern, RouteDoc doc) {
     node->allow += method_name(static_cast<Method>(i));
     if (static_cast<Method>(i) == Method::kGet) node->allow += ", HEAD";
   }
+  if (!node->routes[static_cast<size_t>(Method::kOptions)]) node->allow += ", OPTIONS";
   routes_.push_back(std::move(route));
   return *routes_.back();
 }

@@ -30,6 +30,7 @@ using SyncHandler = std::function<void(Context&)>;
 
 struct RouteDoc {
   Access access = Access::kPublic;
+  std::string scope;  // an API key must hold it (or "*"); users are governed by their role
   std::string summary;
   std::string tag;
   std::string request_schema;   // components/schemas name of the JSON body, if any

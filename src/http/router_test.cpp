@@ -55,7 +55,7 @@ TEST_F(RouterTest, WrongMethodReportsAllow) {
   Match m = router_.match(Method::kDelete, "/api/v1/tenants/x", params_);
   EXPECT_EQ(m.route, nullptr);
   EXPECT_TRUE(m.path_found);
-  EXPECT_EQ(m.allow, "GET, HEAD, PATCH");
+  EXPECT_EQ(m.allow, "GET, HEAD, PATCH, OPTIONS");
 }
 
 TEST_F(RouterTest, HeadFallsBackToGet) {

@@ -128,25 +128,29 @@ class RequestParser final : public bhttp::basic_parser<true> {
 
   RequestParser(std::string& head, std::string& body, std::vector<FieldSpan>& fields)
       : head_(head), body_(body), fields_(fields) {
+    head_.clear();
     fields_.clear();
     body_.clear();
   }
 
-  const char* base = nullptr;  // start of the buffer given to put()
   bhttp::verb verb = bhttp::verb::unknown;
   Span target;
   bool expect_continue = false;
   size_t max_fields = 100;
 
  private:
-  Span span(std::string_view s) const { return {static_cast<size_t>(s.data() - base), s.size()}; }
-  void note_end(Span s) { head_end_ = std::max(head_end_, s.off + s.len); }
+  // Beast may deliver the start line and the fields from different reads (the read buffer moves in
+  // between), so each piece is copied into the connection's header storage as it arrives.
+  Span keep(std::string_view s) {
+    Span out{head_.size(), s.size()};
+    head_.append(s);
+    return out;
+  }
 
   void on_request_impl(bhttp::verb method, std::string_view, std::string_view t, int version,
                        boost::beast::error_code& ec) override {
     verb = method;
-    target = span(t);
-    note_end(target);
+    target = keep(t);
     if (version != 11 && version != 10) ec = bhttp::error::bad_version;
     if (t.empty() || (t.front() != '/' && t != "*")) ec = bhttp::error::bad_target;
     http11_ = version == 11;
@@ -160,10 +164,7 @@ class RequestParser final : public bhttp::basic_parser<true> {
       ec = bhttp::error::header_limit;
       return;
     }
-    FieldSpan fs{span(name), span(value)};
-    note_end(fs.value);
-    note_end(fs.name);
-    fields_.push_back(fs);
+    fields_.push_back({keep(name), keep(value)});
     if (f == bhttp::field::host) ++hosts_;
     if (f == bhttp::field::transfer_encoding) te_seen_ = true;
     if (f == bhttp::field::expect && boost::beast::iequals(value, "100-continue")) expect_continue = true;
@@ -172,8 +173,6 @@ class RequestParser final : public bhttp::basic_parser<true> {
     // RFC 9112: a Transfer-Encoding we cannot frame, or an HTTP/1.1 request without exactly one Host.
     if (te_seen_ && !chunked()) ec = bhttp::error::bad_transfer_encoding;
     if (http11_ && hosts_ != 1) ec = bhttp::error::bad_field;
-    // Keep the header: the read buffer may be compacted while the body arrives.
-    head_.assign(base, head_end_);
   }
   void on_body_init_impl(const boost::optional<std::uint64_t>& length, boost::beast::error_code&) override {
     if (length) body_.reserve(*length);
@@ -192,7 +191,6 @@ class RequestParser final : public bhttp::basic_parser<true> {
   std::string& head_;
   std::string& body_;
   std::vector<FieldSpan>& fields_;
-  size_t head_end_ = 0;
   int hosts_ = 0;
   bool te_seen_ = false;
   bool http11_ = true;
@@ -289,7 +287,14 @@ struct Server::Impl {
     ctx.res.content_type = "application/problem+json";
     ctx.res.body = render_problem(e, ctx.request_id);
     ctx.res.headers.clear();
-    for (const auto& [k, v] : e.headers()) ctx.res.headers.emplace_back(k, v);
+    bool challenge = false;
+    for (const auto& [k, v] : e.headers()) {
+      ctx.res.headers.emplace_back(k, v);
+      challenge = challenge || boost::beast::iequals(k, "www-authenticate");
+    }
+    // RFC 9110 §11.6.1: every 401 carries a challenge, whichever layer raised it.
+    if (e.code() == Code::kUnauthorized && !challenge)
+      ctx.res.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"cdx\"");
   }
 
   static void render_unexpected(Context& ctx, const std::exception_ptr& ep) {
@@ -325,7 +330,7 @@ struct Server::Impl {
     try {
       if (route.doc.access != Access::kPublic) {
         if (!authenticator) throw Error(Code::kServiceUnavailable, "No authenticator is configured.");
-        co_await authenticator->authenticate(ctx, route.doc.access);
+        co_await authenticator->authenticate(ctx, route.doc);
       }
       if (route.sync_handler) {
         route.sync_handler(ctx);
@@ -490,7 +495,6 @@ struct Server::Impl {
 
       for (;;) {
         if (start < end) {
-          parser->base = in.data() + start;
           start += parser->put(asio::buffer(in.data() + start, end - start), perr);
           if (perr == bhttp::error::need_more) perr = {};
           if (perr || parser->is_done()) break;

@@ -20,8 +20,9 @@ namespace cdx::http {
 class Authenticator {
  public:
   virtual ~Authenticator() = default;
-  // Sets ctx.principal (and ctx.tenant) or throws cdx::Error (401/403).
-  virtual boost::asio::awaitable<void> authenticate(Context& ctx, Access access) = 0;
+  // Sets ctx.principal (and ctx.tenant) or throws cdx::Error (401/403), enforcing the route's
+  // declared access and scope.
+  virtual boost::asio::awaitable<void> authenticate(Context& ctx, const RouteDoc& route) = 0;
 };
 
 struct ServerOptions {

@@ -1,0 +1,130 @@
+#!/usr/bin/python3
+"""HTTP benchmark: cdx (--threads 1) against nginx (1 worker, `return 200` with a small JSON body).
+
+Runs wrk -t1 -c64 in interleaved rounds (nginx, then each cdx scenario) so drift hits all alike, and
+prints a markdown table of median requests/s, p99 latency and the ratio to nginx.
+Usage: bench/http_bench.py [--duration 5] [--rounds 3]
+"""
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CDX = os.path.join(ROOT, "build/release/cdx")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url, timeout=20):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=1).read()
+            return
+        except Exception:
+            time.sleep(0.05)
+    raise RuntimeError(f"{url} did not answer")
+
+
+def call(method, url, body=None, headers=None):
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json", **(headers or {})})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.loads(r.read())
+
+
+def wrk(url, duration, headers=()):
+    cmd = ["wrk", "-t1", "-c64", f"-d{duration}s", "--latency"]
+    for h in headers:
+        cmd += ["-H", h]
+    out = subprocess.run(cmd + [url], capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
+    scale = {"us": 1e-3, "ms": 1.0, "s": 1e3}[p99.group(2)]
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if errors:
+        raise RuntimeError(f"{url}: {errors.group(1)} non-2xx answers")
+    return rps, float(p99.group(1)) * scale
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--duration", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=3)
+    args = ap.parse_args()
+    for tool in ("wrk", "nginx"):
+        if not shutil.which(tool):
+            sys.exit(f"http_bench: {tool} is missing (run scripts/setup)")
+
+    tmp = tempfile.mkdtemp(prefix="cdx-bench-")
+    procs = []
+    try:
+        nginx_port = free_port()
+        conf = open(os.path.join(ROOT, "bench/nginx.conf")).read()
+        conf = conf.replace("NGINX_DIR", tmp).replace("NGINX_PORT", str(nginx_port))
+        with open(os.path.join(tmp, "nginx.conf"), "w") as f:
+            f.write(conf)
+        procs.append(subprocess.Popen(["nginx", "-c", os.path.join(tmp, "nginx.conf"), "-p", tmp]))
+        nginx = f"http://127.0.0.1:{nginx_port}/"
+        wait_http(nginx)
+
+        cdx_port = free_port()
+        env = dict(os.environ, CDX_BOOTSTRAP_SUPERADMIN="bench:bench-password", CDX_LOG_LEVEL="warn")
+        procs.append(subprocess.Popen([CDX, "serve", "--threads", "1", "--access-log", "false", "--port",
+                                       str(cdx_port), "--data-dir", os.path.join(tmp, "data")], env=env))
+        base = f"http://127.0.0.1:{cdx_port}"
+        wait_http(base + "/health")
+        token = call("POST", base + "/api/v1/auth/superadmin/login",
+                     {"username": "bench", "password": "bench-password"})["access_token"]
+        tenant = call("POST", base + "/api/v1/tenants",
+                      {"name": "Bench", "slug": "bench", "admin_email": "a@bench.example.com",
+                       "admin_password": "bench-password"}, {"Authorization": "Bearer " + token})
+        user_token = call("POST", base + "/api/v1/auth/login",
+                          {"email": "a@bench.example.com", "password": "bench-password", "tenant": "bench"})["access_token"]
+
+        scenarios = [
+            ("nginx return 200", nginx, ()),
+            ("cdx GET /health", base + "/health", ()),
+            ("cdx GET /api/v1/auth/me (X-API-Key)", base + "/api/v1/auth/me", ("X-API-Key: " + tenant["api_key"],)),
+            ("cdx GET /api/v1/auth/me (Bearer JWT)", base + "/api/v1/auth/me", ("Authorization: Bearer " + user_token,)),
+        ]
+        results = {name: [] for name, _, _ in scenarios}
+        for url in (s[1] for s in scenarios):  # warm-up
+            wrk(url, 1, next(h for n, u, h in scenarios if u == url))
+        for _ in range(args.rounds):
+            for name, url, headers in scenarios:
+                results[name].append(wrk(url, args.duration, headers))
+        ref = statistics.median(r[0] for r in results["nginx return 200"])
+        print(f"wrk -t1 -c64 -d{args.duration}s, {args.rounds} interleaved rounds, medians; cdx serve --threads 1\n")
+        print("| scenario | req/s | p99 ms | × nginx |")
+        print("|---|---:|---:|---:|")
+        for name, _, _ in scenarios:
+            rps = statistics.median(r[0] for r in results[name])
+            p99 = statistics.median(r[1] for r in results[name])
+            print(f"| {name} | {rps:,.0f} | {p99:.2f} | {rps / ref:.2f} |")
+    finally:
+        for p in reversed(procs):
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
