@@ -58,7 +58,7 @@ std::shared_ptr<const CachedTenant> Authenticator::remember_tenant(const core::T
   return t;
 }
 
-asio::awaitable<std::shared_ptr<const CachedTenant>> Authenticator::tenant(std::string_view id_or_slug) {
+Task<std::shared_ptr<const CachedTenant>> Authenticator::tenant(std::string_view id_or_slug) {
   if (auto t = tenants_.get(id_or_slug, steady_ms())) co_return t;
   if (id_or_slug.empty() || id_or_slug.size() > 64) co_return nullptr;
   std::string key(id_or_slug);
@@ -67,7 +67,7 @@ asio::awaitable<std::shared_ptr<const CachedTenant>> Authenticator::tenant(std::
   co_return remember_tenant(*info);
 }
 
-asio::awaitable<std::shared_ptr<const Principal>> Authenticator::from_api_key(std::string_view key) {
+Task<std::shared_ptr<const Principal>> Authenticator::from_api_key(std::string_view key) {
   if (key.size() != kKeyLen || (key.substr(0, kKeyTypeLen) != "cdx_sk_" && key.substr(0, kKeyTypeLen) != "cdx_pk_"))
     throw unauthorized("The API key is malformed.");
   const std::string_view prefix = key.substr(0, kKeyPrefixLen);
@@ -143,7 +143,7 @@ std::shared_ptr<const Principal> Authenticator::from_bearer(std::string_view tok
   return p;
 }
 
-asio::awaitable<void> Authenticator::authenticate(http::Context& ctx, const http::RouteDoc& route) {
+Task<void> Authenticator::authenticate(http::Context& ctx, const http::RouteDoc& route) {
   const Access access = route.access;
   const std::string_view api_key = ctx.req.header("x-api-key");
   const std::string_view authorization = ctx.req.header("authorization");

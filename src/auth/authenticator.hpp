@@ -22,7 +22,7 @@ class Authenticator final : public http::Authenticator {
   Authenticator(Service& service, core::Api& core, WorkerPool& workers)
       : service_(service), core_(core), workers_(workers) {}
 
-  boost::asio::awaitable<void> authenticate(http::Context& ctx, const http::RouteDoc& route) override;
+  Task<void> authenticate(http::Context& ctx, const http::RouteDoc& route) override;
 
   // Credentials or tenants changed: every thread re-checks before its next request.
   void invalidate() const {
@@ -37,9 +37,9 @@ class Authenticator final : public http::Authenticator {
     std::optional<int64_t> expires_at;
     std::shared_ptr<const Principal> principal;
   };
-  boost::asio::awaitable<std::shared_ptr<const Principal>> from_api_key(std::string_view key);
+  Task<std::shared_ptr<const Principal>> from_api_key(std::string_view key);
   std::shared_ptr<const Principal> from_bearer(std::string_view token);
-  boost::asio::awaitable<std::shared_ptr<const CachedTenant>> tenant(std::string_view id_or_slug);
+  Task<std::shared_ptr<const CachedTenant>> tenant(std::string_view id_or_slug);
   std::shared_ptr<const CachedTenant> remember_tenant(const core::TenantInfo& info) const;
 
   Service& service_;

@@ -1,6 +1,6 @@
 // Auth's HTTP handlers: parse, call the service on a worker, render. Access is declared per route.
 #include <utility>
-#include <boost/asio/awaitable.hpp>
+#include "common/task.hpp"
 
 #include "auth/module.hpp"
 #include "auth/scope_minter.hpp"
@@ -19,7 +19,7 @@ namespace asio = boost::asio;
 void AuthModule::mount(http::Router& r) {
   r.add(
       Method::kPost, "/api/v1/auth/superadmin/login",
-      [this](Context& ctx) -> asio::awaitable<void> {
+      [this](Context& ctx) -> Task<void> {
         JsonBody in(ctx.req.body);
         const std::string username = in.required_string("username", 1, 200);
         const std::string password = in.required_string("password", 1, 256);
@@ -33,7 +33,7 @@ void AuthModule::mount(http::Router& r) {
 
   r.add(
       Method::kPost, "/api/v1/auth/login",
-      [this](Context& ctx) -> asio::awaitable<void> {
+      [this](Context& ctx) -> Task<void> {
         JsonBody in(ctx.req.body);
         const std::string email = in.required_string("email", 1, 254);
         const std::string password = in.required_string("password", 1, 256);
@@ -62,7 +62,7 @@ void AuthModule::mount(http::Router& r) {
 
   r.add(
       Method::kPost, "/api/v1/auth/api-keys",
-      [this](Context& ctx) -> asio::awaitable<void> {
+      [this](Context& ctx) -> Task<void> {
         JsonBody in(ctx.req.body);
         NewApiKey k;
         k.name = in.required_string("name", 1, 200);
@@ -90,7 +90,7 @@ void AuthModule::mount(http::Router& r) {
 
   r.add(
       Method::kGet, "/api/v1/auth/api-keys",
-      [this](Context& ctx) -> asio::awaitable<void> {
+      [this](Context& ctx) -> Task<void> {
         const http::Page page = http::parse_page(ctx.req);
         const db::TenantScope& scope = *ctx.tenant;
         auto keys = co_await workers_.run([&] { return store_.list_api_keys(scope, page.limit, page.after); });
@@ -104,7 +104,7 @@ void AuthModule::mount(http::Router& r) {
 
   r.add(
       Method::kDelete, "/api/v1/auth/api-keys/{id}",
-      [this](Context& ctx) -> asio::awaitable<void> {
+      [this](Context& ctx) -> Task<void> {
         const db::TenantScope& scope = *ctx.tenant;
         std::string id(ctx.req.param(0));
         const bool revoked = co_await workers_.run([&] { return store_.revoke_api_key(scope, id); });

@@ -9,6 +9,8 @@
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include "common/task.hpp"
+
 #include <atomic>
 #include <exception>
 #include <optional>
@@ -24,12 +26,12 @@ class WorkerPool {
   WorkerPool& operator=(const WorkerPool&) = delete;
 
   template <class F>
-  boost::asio::awaitable<std::invoke_result_t<F>> run(F fn) {
+  Task<std::invoke_result_t<F>> run(F fn) {
     using R = std::invoke_result_t<F>;
     std::exception_ptr error;
     std::conditional_t<std::is_void_v<R>, bool, std::optional<R>> result{};
     queued_.fetch_add(1, std::memory_order_relaxed);
-    co_await boost::asio::async_initiate<const boost::asio::use_awaitable_t<>, void()>(
+    co_await boost::asio::async_initiate<const boost::asio::use_awaitable_t<Executor>, void()>(
         [&](auto handler) {
           boost::asio::post(pool_, [&, handler = std::move(handler)]() mutable {
             queued_.fetch_sub(1, std::memory_order_relaxed);
@@ -46,7 +48,7 @@ class WorkerPool {
             boost::asio::post(ex, std::move(handler));
           });
         },
-        boost::asio::use_awaitable);
+        use_task);
     if (error) std::rethrow_exception(error);
     if constexpr (!std::is_void_v<R>) co_return std::move(*result);
   }

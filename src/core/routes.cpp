@@ -1,6 +1,6 @@
 // Core's HTTP handlers: parse, call the service on a worker, render. Access is declared per route.
 #include <utility>
-#include <boost/asio/awaitable.hpp>
+#include "common/task.hpp"
 
 #include "common/json_body.hpp"
 #include "core/module.hpp"
@@ -59,7 +59,7 @@ PlanPatch parse_plan_patch(std::string_view body) {
 void CoreModule::mount(http::Router& r) {
   r.add(
       Method::kPost, "/api/v1/tenants",
-      [this](Context& ctx) -> asio::awaitable<void> {
+      [this](Context& ctx) -> Task<void> {
         JsonBody in(ctx.req.body);
         NewTenant t;
         t.name = in.required_string("name", 1, 200);
@@ -81,7 +81,7 @@ void CoreModule::mount(http::Router& r) {
 
   r.add(
       Method::kGet, "/api/v1/tenants",
-      [this](Context& ctx) -> asio::awaitable<void> {
+      [this](Context& ctx) -> Task<void> {
         const http::Page page = http::parse_page(ctx.req);
         TenantFilter f;
         f.limit = page.limit;
@@ -106,7 +106,7 @@ void CoreModule::mount(http::Router& r) {
 
   r.add(
       Method::kGet, "/api/v1/tenants/{id}",
-      [this](Context& ctx) -> asio::awaitable<void> {
+      [this](Context& ctx) -> Task<void> {
         auto t = co_await workers_.run([&] { return service_.get_tenant(ctx.req.param(0)); });
         ctx.res.json(200, to_json(t).dump());
       },
@@ -115,7 +115,7 @@ void CoreModule::mount(http::Router& r) {
 
   r.add(
       Method::kPatch, "/api/v1/tenants/{id}",
-      [this](Context& ctx) -> asio::awaitable<void> {
+      [this](Context& ctx) -> Task<void> {
         TenantPatch patch = parse_tenant_patch(ctx.req.body);
         auto t = co_await workers_.run([&] { return service_.update_tenant(ctx.req.param(0), patch); });
         ctx.res.json(200, to_json(t).dump());
@@ -127,7 +127,7 @@ void CoreModule::mount(http::Router& r) {
                                        std::tuple{"/api/v1/tenants/{id}/resume", "active", "Resume a tenant"}}) {
     r.add(
         Method::kPost, path,
-        [this, status = std::string(status)](Context& ctx) -> asio::awaitable<void> {
+        [this, status = std::string(status)](Context& ctx) -> Task<void> {
           auto t = co_await workers_.run([&] { return service_.set_status(ctx.req.param(0), status); });
           ctx.res.json(200, to_json(t).dump());
         },
@@ -136,7 +136,7 @@ void CoreModule::mount(http::Router& r) {
 
   r.add(
       Method::kDelete, "/api/v1/tenants/{id}",
-      [this](Context& ctx) -> asio::awaitable<void> {
+      [this](Context& ctx) -> Task<void> {
         co_await workers_.run([&] { service_.delete_tenant(ctx.req.param(0)); });
         ctx.res.no_content();
       },
@@ -145,7 +145,7 @@ void CoreModule::mount(http::Router& r) {
 
   r.add(
       Method::kGet, "/api/v1/plans",
-      [this](Context& ctx) -> asio::awaitable<void> {
+      [this](Context& ctx) -> Task<void> {
         auto plans = co_await workers_.run([&] { return service_.list_plans(); });
         nlohmann::json items = nlohmann::json::array();
         for (const auto& p : plans) items.push_back(to_json(p));
@@ -156,7 +156,7 @@ void CoreModule::mount(http::Router& r) {
 
   r.add(
       Method::kPost, "/api/v1/plans",
-      [this](Context& ctx) -> asio::awaitable<void> {
+      [this](Context& ctx) -> Task<void> {
         NewPlan p = parse_new_plan(ctx.req.body);
         auto plan = co_await workers_.run([&] { return service_.create_plan(p); });
         ctx.res.json(201, to_json(plan).dump());
@@ -166,7 +166,7 @@ void CoreModule::mount(http::Router& r) {
 
   r.add(
       Method::kPatch, "/api/v1/plans/{id}",
-      [this](Context& ctx) -> asio::awaitable<void> {
+      [this](Context& ctx) -> Task<void> {
         PlanPatch patch = parse_plan_patch(ctx.req.body);
         auto plan = co_await workers_.run([&] { return service_.update_plan(ctx.req.param(0), patch); });
         ctx.res.json(200, to_json(plan).dump());

@@ -4,7 +4,7 @@
 //              .summary = "Get a tenant", .tag = "tenants"});
 #pragma once
 #include <utility>  // before Asio's coroutine headers (GCC 12 + Boost 1.74)
-#include <boost/asio/awaitable.hpp>
+#include "common/task.hpp"
 
 #include <functional>
 #include <memory>
@@ -25,7 +25,7 @@ enum class Access {
   kTenantAdmin,    // ADMIN or secret key of the tenant, or SUPERADMIN naming it
 };
 
-using AsyncHandler = std::function<boost::asio::awaitable<void>(Context&)>;
+using AsyncHandler = std::function<Task<void>(Context&)>;
 using SyncHandler = std::function<void(Context&)>;
 
 struct RouteDoc {

@@ -18,6 +18,8 @@
 #include <thread>
 #include <unordered_set>
 
+#include <unistd.h>
+
 #include "common/error.hpp"
 #include "common/log.hpp"
 #include "db/database.hpp"
@@ -28,6 +30,10 @@ namespace asio = boost::asio;
 namespace bhttp = boost::beast::http;
 using tcp = asio::ip::tcp;
 using SteadyClock = std::chrono::steady_clock;
+// Concrete executor types: no type-erased executor on the per-request path.
+using Socket = asio::basic_stream_socket<tcp, Executor>;
+using Acceptor = asio::basic_socket_acceptor<tcp, Executor>;
+using Timer = asio::basic_waitable_timer<SteadyClock, asio::wait_traits<SteadyClock>, Executor>;
 
 namespace {
 
@@ -60,6 +66,14 @@ std::string_view status_line(int status) {
     case 504: return "HTTP/1.1 504 Gateway Timeout\r\n";
     default: return {};
   }
+}
+
+// Deadlines need no precision: the coarse clock costs a fraction of a full clock read and shares the
+// monotonic clock's epoch, so it compares with steady_clock time points.
+SteadyClock::time_point coarse_now() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return SteadyClock::time_point(std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec));
 }
 
 // "Date: …\r\n", rebuilt at most once a second per thread.
@@ -209,9 +223,9 @@ Error parse_error(const boost::beast::error_code& ec, const ServerOptions& o) {
 }
 
 struct Conn {
-  explicit Conn(tcp::socket s) : sock(std::move(s)), timer(sock.get_executor()) {}
-  tcp::socket sock;
-  asio::steady_timer timer;
+  explicit Conn(Socket s) : sock(std::move(s)), timer(sock.get_executor()) {}
+  Socket sock;
+  Timer timer;
   SteadyClock::time_point deadline;
   bool idle = true;     // waiting for the first byte of a request: may be closed at once on drain
   bool busy = false;    // a handler runs: the watchdog leaves it alone
@@ -219,7 +233,10 @@ struct Conn {
 };
 
 struct Shard {
-  asio::io_context ioc{1};
+  // A shard's sockets and timers are only touched from its own thread (accepted sockets are handed
+  // over as raw descriptors), so the reactor can skip its per-descriptor locks. Posts from other
+  // threads (worker completions, drain) still go through the locked scheduler.
+  asio::io_context ioc{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
   std::unordered_set<Conn*> conns;  // touched only on this shard's thread
 };
 
@@ -231,7 +248,7 @@ struct Server::Impl {
   Metrics& metrics;
   Authenticator* authenticator;
   std::vector<std::unique_ptr<Shard>> shards;
-  std::unique_ptr<tcp::acceptor> acceptor;
+  std::unique_ptr<Acceptor> acceptor;
   std::atomic<bool> draining{false};
   std::atomic<int64_t> live{0};
   size_t next_shard = 0;
@@ -242,33 +259,57 @@ struct Server::Impl {
     for (int i = 0; i < n; ++i) shards.push_back(std::make_unique<Shard>());
   }
 
-  asio::awaitable<void> accept_loop() {
+  Task<void> accept_loop() {
     for (;;) {
       Shard& shard = *shards[next_shard];
       next_shard = (next_shard + 1) % shards.size();
       boost::system::error_code ec;
-      tcp::socket sock = co_await acceptor->async_accept(shard.ioc, asio::redirect_error(asio::use_awaitable, ec));
+      Socket sock = co_await acceptor->async_accept(asio::redirect_error(use_task, ec));
       if (ec) {
         if (!acceptor->is_open() || draining) co_return;
         if (ec == asio::error::no_descriptors || ec == asio::error::no_buffer_space) {
           log::error("accept failed; pausing", {{"error", ec.message()}});
-          asio::steady_timer t(acceptor->get_executor(), std::chrono::milliseconds(100));
-          co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+          Timer t(acceptor->get_executor(), std::chrono::milliseconds(100));
+          co_await t.async_wait(asio::redirect_error(use_task, ec));
         }
         continue;
       }
       sock.set_option(tcp::no_delay(true), ec);
-      auto conn = std::make_shared<Conn>(std::move(sock));
       live.fetch_add(1);
-      asio::co_spawn(shard.ioc, session(conn, shard), asio::detached);
+      if (&shard == shards[0].get()) {
+        start_session(std::move(sock), shard);
+        continue;
+      }
+      const auto protocol = sock.local_endpoint(ec).protocol();
+      const int fd = sock.release(ec);
+      if (ec) {
+        live.fetch_sub(1);
+        continue;
+      }
+      asio::post(shard.ioc, [this, &shard, protocol, fd] {
+        Socket s(shard.ioc);
+        boost::system::error_code e;
+        s.assign(protocol, fd, e);
+        if (e) {
+          ::close(fd);
+          live.fetch_sub(1);
+          return;
+        }
+        start_session(std::move(s), shard);
+      });
     }
   }
 
-  asio::awaitable<void> watchdog(std::shared_ptr<Conn> c) {
+  void start_session(Socket sock, Shard& shard) {
+    auto conn = std::make_shared<Conn>(std::move(sock));
+    asio::co_spawn(shard.ioc, session(conn, shard), asio::detached);
+  }
+
+  Task<void> watchdog(std::shared_ptr<Conn> c) {
     boost::system::error_code ec;
     while (!c->closed) {
       c->timer.expires_at(c->deadline);
-      co_await c->timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      co_await c->timer.async_wait(asio::redirect_error(use_task, ec));
       if (c->closed) break;
       if (c->busy) {
         c->deadline = SteadyClock::now() + std::chrono::seconds(1);
@@ -326,7 +367,7 @@ struct Server::Impl {
   }
 
   // Checks that cannot complete synchronously go through here.
-  asio::awaitable<void> dispatch(Context& ctx, const Route& route) {
+  Task<void> dispatch(Context& ctx, const Route& route) {
     try {
       if (route.doc.access != Access::kPublic) {
         if (!authenticator) throw Error(Code::kServiceUnavailable, "No authenticator is configured.");
@@ -435,19 +476,19 @@ struct Server::Impl {
     logger->info("{}", line);
   }
 
-  asio::awaitable<void> lingering_close(Conn& c) {
+  Task<void> lingering_close(Conn& c) {
     // Read and drop what the client still sends so it can read our error instead of a reset.
     boost::system::error_code ec;
-    c.sock.shutdown(tcp::socket::shutdown_send, ec);
+    c.sock.shutdown(Socket::shutdown_send, ec);
     c.deadline = SteadyClock::now() + std::chrono::seconds(5);
     std::array<char, 16384> sink;
     size_t total = 0;
     while (!ec && total < (256u << 20)) {
-      total += co_await c.sock.async_read_some(asio::buffer(sink), asio::redirect_error(asio::use_awaitable, ec));
+      total += co_await c.sock.async_read_some(asio::buffer(sink), asio::redirect_error(use_task, ec));
     }
   }
 
-  asio::awaitable<void> session(std::shared_ptr<Conn> c, Shard& shard) {
+  Task<void> session(std::shared_ptr<Conn> c, Shard& shard) {
     shard.conns.insert(c.get());
     metrics.connection_opened();
     c->deadline = SteadyClock::now() + opts.idle_timeout;
@@ -466,7 +507,7 @@ struct Server::Impl {
     live.fetch_sub(1);
   }
 
-  asio::awaitable<void> serve_connection(Conn& c) {
+  Task<void> serve_connection(Conn& c) {
     boost::system::error_code ec;
     const std::string remote = [&] {
       auto ep = c.sock.remote_endpoint(ec);
@@ -488,7 +529,7 @@ struct Server::Impl {
       parser->header_limit(static_cast<std::uint32_t>(opts.header_limit));
       parser->body_limit(opts.body_limit);
       c.idle = start == end;
-      c.deadline = SteadyClock::now() + (c.idle ? opts.idle_timeout : opts.header_timeout);
+      c.deadline = coarse_now() + (c.idle ? opts.idle_timeout : opts.header_timeout);
       bool sent_continue = false;
       bool header_seen = false;
       boost::beast::error_code perr;
@@ -500,7 +541,7 @@ struct Server::Impl {
           if (perr || parser->is_done()) break;
           if (parser->is_header_done() && !header_seen) {
             header_seen = true;
-            c.deadline = SteadyClock::now() + opts.body_timeout;
+            c.deadline = coarse_now() + opts.body_timeout;
             if (parser->expect_continue && !sent_continue) {
               out += "HTTP/1.1 100 Continue\r\n\r\n";
               sent_continue = true;
@@ -508,7 +549,7 @@ struct Server::Impl {
           }
         }
         if (!out.empty()) {  // flush answers to pipelined requests before waiting for input
-          co_await asio::async_write(c.sock, asio::buffer(out), asio::redirect_error(asio::use_awaitable, ec));
+          co_await asio::async_write(c.sock, asio::buffer(out), asio::redirect_error(use_task, ec));
           out.clear();
           if (ec) co_return;
         }
@@ -528,11 +569,11 @@ struct Server::Impl {
         }
         if (draining && c.idle) co_return;
         const size_t n = co_await c.sock.async_read_some(asio::buffer(in.data() + end, in.size() - end),
-                                                         asio::redirect_error(asio::use_awaitable, ec));
+                                                         asio::redirect_error(use_task, ec));
         if (ec) co_return;  // peer closed, reset, or the watchdog closed a slow client
         if (c.idle) {
           c.idle = false;
-          c.deadline = SteadyClock::now() + opts.header_timeout;
+          c.deadline = coarse_now() + opts.header_timeout;
         }
         end += n;
       }
@@ -547,7 +588,7 @@ struct Server::Impl {
         serialize(ctx, false, true, out);
         metrics.record(-1, ctx.res.status, 0);
         access_log(ctx, "-", ctx.res.status, 0);
-        co_await asio::async_write(c.sock, asio::buffer(out), asio::redirect_error(asio::use_awaitable, ec));
+        co_await asio::async_write(c.sock, asio::buffer(out), asio::redirect_error(use_task, ec));
         if (!ec) co_await lingering_close(c);
         co_return;
       }
@@ -571,20 +612,21 @@ struct Server::Impl {
 
       const bool keep = parser->keep_alive() && !draining;
       serialize(ctx, req.method == Method::kHead, !keep, out);
-      const double seconds = std::chrono::duration<double>(SteadyClock::now() - t0).count();
+      const auto t1 = SteadyClock::now();
+      const double seconds = std::chrono::duration<double>(t1 - t0).count();
       metrics.record(ctx.route_id, ctx.res.status, seconds);
       access_log(ctx, method_name(req.method), ctx.res.status, seconds);
 
       if (!keep || start == end) {
-        c.deadline = SteadyClock::now() + opts.body_timeout;
-        co_await asio::async_write(c.sock, asio::buffer(out), asio::redirect_error(asio::use_awaitable, ec));
+        c.deadline = t1 + opts.body_timeout;
+        co_await asio::async_write(c.sock, asio::buffer(out), asio::redirect_error(use_task, ec));
         out.clear();
         if (ec || !keep) co_return;
       }
     }
   }
 
-  asio::awaitable<void> drain() {
+  Task<void> drain() {
     draining = true;
     boost::system::error_code ec;
     if (acceptor) acceptor->close(ec);
@@ -597,10 +639,10 @@ struct Server::Impl {
       });
     }
     const auto deadline = SteadyClock::now() + opts.drain_timeout;
-    asio::steady_timer t(shards[0]->ioc);
+    Timer t(shards[0]->ioc);
     while (live.load() > 0 && SteadyClock::now() < deadline) {
       t.expires_after(std::chrono::milliseconds(20));
-      co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      co_await t.async_wait(asio::redirect_error(use_task, ec));
     }
     if (live.load() > 0) log::warn("drain timeout; closing remaining connections", {{"open", live.load()}});
     for (auto& s : shards) s->ioc.stop();
@@ -616,7 +658,7 @@ uint16_t Server::listen() {
   auto& ioc = impl_->shards[0]->ioc;
   const auto address = asio::ip::make_address(impl_->opts.host);
   tcp::endpoint ep(address, impl_->opts.port);
-  impl_->acceptor = std::make_unique<tcp::acceptor>(ioc);
+  impl_->acceptor = std::make_unique<Acceptor>(ioc);
   impl_->acceptor->open(ep.protocol());
   impl_->acceptor->set_option(asio::socket_base::reuse_address(true));
   impl_->acceptor->bind(ep);

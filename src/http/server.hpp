@@ -5,7 +5,7 @@
 //   uint16_t port = server.listen();  server.run();   // until stop()
 #pragma once
 #include <utility>  // before Asio's coroutine headers (GCC 12 + Boost 1.74)
-#include <boost/asio/awaitable.hpp>
+#include "common/task.hpp"
 
 #include <chrono>
 #include <cstdint>
@@ -22,7 +22,7 @@ class Authenticator {
   virtual ~Authenticator() = default;
   // Sets ctx.principal (and ctx.tenant) or throws cdx::Error (401/403), enforcing the route's
   // declared access and scope.
-  virtual boost::asio::awaitable<void> authenticate(Context& ctx, const RouteDoc& route) = 0;
+  virtual Task<void> authenticate(Context& ctx, const RouteDoc& route) = 0;
 };
 
 struct ServerOptions {
