@@ -193,8 +193,7 @@ def login(anon, tenant, email=None, password=None):
     return r.json()["access_token"]
 
 
-@pytest.fixture
-def tenant(sa, anon):
+def tenant_with_clients(sa, anon):
     """A fresh tenant: its object, admin, api_key, and clients for its admin token and its secret key."""
     t = make_tenant(sa)
     t["admin_api"] = Api(anon.base, {"Authorization": "Bearer " + login(anon, t)})
@@ -203,11 +202,14 @@ def tenant(sa, anon):
 
 
 @pytest.fixture
+def tenant(sa, anon):
+    return tenant_with_clients(sa, anon)
+
+
+@pytest.fixture
 def other_tenant(sa, anon):
-    t = make_tenant(sa)
-    t["admin_api"] = Api(anon.base, {"Authorization": "Bearer " + login(anon, t)})
-    t["key_api"] = Api(anon.base, {"X-API-Key": t["api_key"]})
-    return t
+    """A second tenant, for isolation checks."""
+    return tenant_with_clients(sa, anon)
 
 
 # ---------------------------------------------------------------------------------------------------------------
