@@ -110,6 +110,29 @@ const nlohmann::json& openapi_schemas() {
                              {"expires_at", str_fmt("date-time")}},
                             {"name"});
     s["ApiKeyCreated"] = {{"allOf", {ref("ApiKey"), obj({{"key", str()}}, {"key"})}}};
+    s["Refresh"] = obj({{"refresh_token", str()}}, {"refresh_token"});
+    s["Logout"] = obj({{"refresh_token", str()}});
+    s["Register"] = obj({{"email", str_fmt("email")}, {"password", str()}, {"name", str()}, {"tenant", str()}},
+                        {"email", "password"});
+    s["PasswordForgot"] = obj({{"email", str_fmt("email")}, {"tenant", str()}}, {"email"});
+    s["PasswordReset"] = obj({{"token", str()}, {"password", str()}}, {"token", "password"});
+    s["UserCreate"] = obj({{"email", str_fmt("email")},
+                           {"name", str()},
+                           {"role", {{"type", "string"}, {"enum", {"ADMIN", "CLIENT"}}}},
+                           {"password", str()}},
+                          {"email"});
+    s["UserUpdate"] = obj({{"name", str()},
+                           {"role", {{"type", "string"}, {"enum", {"ADMIN", "CLIENT"}}}},
+                           {"status", {{"type", "string"}, {"enum", {"active", "disabled"}}}},
+                           {"password", str()}});
+    s["AuditEntry"] = obj({{"id", str_fmt("uuid")},
+                           {"action", str()},
+                           {"actor", obj({{"type", str()}, {"id", {{"type", {"string", "null"}}}}})},
+                           {"target", obj({{"type", {{"type", {"string", "null"}}}}, {"id", {{"type", {"string", "null"}}}}})},
+                           {"ip", {{"type", {"string", "null"}}}},
+                           {"details", {{"type", "object"}}},
+                           {"created_at", str_fmt("date-time")}},
+                          {"id", "action", "actor", "created_at"});
     s["Health"] = obj({{"status", {{"type", "string"}, {"enum", {"ok", "degraded", "down"}}}},
                        {"service", str()},
                        {"version", str()},

@@ -135,6 +135,7 @@ struct Platform::Impl {
       t.slug = "demo";
       t.admin_email = "john.doe@demo.com";
       t.admin_password = "demo123";
+      t.seeding = true;
       tenants.create_tenant(t);
       tenants.seed_user("demo", "jane.smith@demo.com", "Jane Smith", "CLIENT", "demo123");
       log::info("demo data seeded", {{"tenant", "demo"}});
@@ -222,6 +223,13 @@ int Platform::serve() {
     while (!stop_cv.wait_for(lock, std::chrono::seconds(1), [&] { return stopping; })) {
       lock.unlock();
       p.check_health();
+      for (Module* m : p.modules) {
+        try {
+          m->tick();
+        } catch (const std::exception& e) {
+          log::error("module maintenance failed", {{"module", m->name()}, {"error", e.what()}});
+        }
+      }
       lock.lock();
     }
   });

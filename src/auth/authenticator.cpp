@@ -51,6 +51,9 @@ std::shared_ptr<const CachedTenant> Authenticator::remember_tenant(const core::T
   t->slug = info.tenant.slug;
   t->status = info.tenant.status;
   t->plan = info.tenant.plan;
+  if (auto it = info.tenant.settings.find("allowed_origins"); it != info.tenant.settings.end() && it->is_array())
+    for (const auto& o : *it)
+      if (o.is_string()) t->allowed_origins.push_back(o.get<std::string>());
   t->scope = ScopeMinter::mint(info.tenant.id);
   const int64_t expires = steady_ms() + kCacheTtlMs;
   tenants_.put(t->id, t, expires);
@@ -89,6 +92,7 @@ Task<std::shared_ptr<const Principal>> Authenticator::from_api_key(std::string_v
     principal->id = resolved->key.id;
     principal->name = resolved->key.name;
     principal->role = resolved->key.type == "secret" ? Role::kAdmin : Role::kClient;
+    principal->publishable = resolved->key.type == "publishable";
     principal->tenant_id = resolved->key.tenant_id;
     principal->scopes = resolved->key.scopes;
     principal->scope = ScopeMinter::mint(resolved->key.tenant_id);
@@ -104,6 +108,10 @@ Task<std::shared_ptr<const Principal>> Authenticator::from_api_key(std::string_v
                            {reinterpret_cast<const char*>(cached->digest), sizeof cached->digest}))
     throw unauthorized("The API key is not valid.");
   if (cached->expires_at && *cached->expires_at <= Clock::unix_seconds()) throw unauthorized("The API key has expired.");
+  const int64_t now_ms = steady_ms();
+  int64_t noted = cached->last_noted_ms.load(std::memory_order_relaxed);
+  if (now_ms - noted > 60'000 && cached->last_noted_ms.compare_exchange_strong(noted, now_ms))
+    service_.note_key_used(cached->principal->tenant_id, cached->principal->id);
   co_return cached->principal;
 }
 
@@ -122,6 +130,9 @@ std::shared_ptr<const Principal> Authenticator::from_bearer(std::string_view tok
   auto p = std::make_shared<Principal>();
   p->id = c.sub;
   p->expires_at = c.exp;
+  p->issued_at = c.iat;
+  if (c.extra.is_object() && c.extra.contains("sid") && c.extra["sid"].is_string())
+    p->session_id = c.extra["sid"].get<std::string>();
   p->scopes = split_scopes(c.scope);
   if (c.role == "SUPERADMIN") {
     p->kind = Principal::Kind::kSuperadmin;
@@ -176,6 +187,26 @@ Task<void> Authenticator::authenticate(http::Context& ctx, const http::RouteDoc&
     if (!named.empty() && named != t->id && named != t->slug)
       throw Error(Code::kForbidden, "The credential belongs to another tenant than X-Tenant-ID names.");
     ctx.tenant = &*p.scope;
+    if (p.kind == Principal::Kind::kUser) {
+      // A disabled or deleted user, or a token older than the user's last password/role change, stops
+      // working within the cache TTL (at once in this process: changes invalidate the cache).
+      auto state = users_.get(p.id, steady_ms());
+      if (!state) {
+        const db::TenantScope& scope = *p.scope;
+        std::string id = p.id;
+        auto loaded = co_await workers_.run([&] { return service_.user_state(scope, id); });
+        state = std::make_shared<const UserState>(loaded.value_or(UserState{}));
+        users_.put(p.id, state, steady_ms() + kCacheTtlMs);
+      }
+      if (!state->active) throw unauthorized("The user is disabled or no longer exists.");
+      if (p.issued_at < state->sessions_valid_after) throw unauthorized("The session has ended; log in again.");
+    }
+    if (p.publishable) {
+      const std::string_view origin = ctx.req.header("origin");
+      if (!origin.empty() &&
+          std::find(t->allowed_origins.begin(), t->allowed_origins.end(), origin) == t->allowed_origins.end())
+        throw Error(Code::kForbidden, "This publishable key may not be used from that Origin (tenant allowed_origins).");
+    }
   }
   if (t && t->status == "suspended")
     throw Error(Code::kTenantSuspended, "The tenant '" + t->slug + "' is suspended.");
@@ -189,14 +220,24 @@ Task<void> Authenticator::authenticate(http::Context& ctx, const http::RouteDoc&
       break;
     case Access::kTenantMember:
     case Access::kTenantAdmin:
+    case Access::kTenantAdminOrSelf:
       if (!ctx.tenant)
         throw Error(Code::kInvalidRequest, "A SUPERADMIN acting inside a tenant must name it in X-Tenant-ID.");
       if (access == Access::kTenantAdmin && p.role == Role::kClient)
         throw Error(Code::kForbidden, "This endpoint needs the ADMIN role.");
+      if (access == Access::kTenantAdminOrSelf && p.role == Role::kClient &&
+          !(p.kind == Principal::Kind::kUser && ctx.req.param(0) == p.id))
+        throw Error(Code::kForbidden, "A CLIENT may only act on its own user.");
       break;
   }
   if (!route.scope.empty() && p.kind == Principal::Kind::kApiKey && !p.has_scope(route.scope))
     throw Error(Code::kForbidden, "The API key lacks the scope '" + route.scope + "'.");
+}
+
+Task<std::string> Authenticator::tenant_of_publishable_key(std::string_view key) {
+  if (key.substr(0, kKeyTypeLen) != "cdx_pk_") throw unauthorized("Only a publishable key (cdx_pk_…) names a tenant here.");
+  auto p = co_await from_api_key(key);
+  co_return p->tenant_id;
 }
 
 }  // namespace cdx::auth

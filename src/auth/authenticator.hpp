@@ -14,6 +14,7 @@ namespace cdx::auth {
 
 struct CachedTenant {
   std::string id, slug, status, plan;
+  std::vector<std::string> allowed_origins;  // settings.allowed_origins: where publishable keys may be used
   std::optional<db::TenantScope> scope;
 };
 
@@ -24,11 +25,16 @@ class Authenticator final : public http::Authenticator {
 
   Task<void> authenticate(http::Context& ctx, const http::RouteDoc& route) override;
 
+  // The tenant a publishable key (cdx_pk_…) identifies, for endpoints that take one instead of a
+  // credential (login, sign-up). Throws 401 when the key is not valid.
+  Task<std::string> tenant_of_publishable_key(std::string_view key);
+
   // Credentials or tenants changed: every thread re-checks before its next request.
   void invalidate() const {
     keys_.invalidate_all();
     tokens_.invalidate_all();
     tenants_.invalidate_all();
+    users_.invalidate_all();
   }
 
  private:
@@ -36,6 +42,7 @@ class Authenticator final : public http::Authenticator {
     unsigned char digest[32];
     std::optional<int64_t> expires_at;
     std::shared_ptr<const Principal> principal;
+    mutable std::atomic<int64_t> last_noted_ms{0};  // last_used_at is recorded at most once a minute
   };
   Task<std::shared_ptr<const Principal>> from_api_key(std::string_view key);
   std::shared_ptr<const Principal> from_bearer(std::string_view token);
@@ -48,6 +55,7 @@ class Authenticator final : public http::Authenticator {
   LocalCache<CachedKey> keys_;
   LocalCache<Principal> tokens_{10'000};
   LocalCache<CachedTenant> tenants_;
+  LocalCache<UserState> users_;
 };
 
 }  // namespace cdx::auth

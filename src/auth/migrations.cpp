@@ -54,6 +54,60 @@ CREATE TABLE auth_db.signing_keys (
 );
 )SQL",
        {"auth_db.users", "auth_db.api_keys"}},
+      {2, "sessions, password resets, audit log", R"SQL(
+ALTER TABLE auth_db.users ADD COLUMN sessions_valid_after BIGINT NOT NULL DEFAULT 0;
+CREATE TABLE auth_db.refresh_tokens (
+  id TEXT PRIMARY KEY,
+  tenant_id TEXT NOT NULL,
+  family_id TEXT NOT NULL,
+  subject_id TEXT NOT NULL,
+  subject_type TEXT NOT NULL,
+  token_hash TEXT NOT NULL UNIQUE,
+  client_id TEXT,
+  scope TEXT NOT NULL,
+  expires_at BIGINT NOT NULL,
+  used_at TEXT,
+  revoked_at TEXT,
+  created_at TEXT NOT NULL
+);
+CREATE INDEX refresh_tokens_family ON auth_db.refresh_tokens (tenant_id, family_id);
+CREATE INDEX refresh_tokens_subject ON auth_db.refresh_tokens (tenant_id, subject_id);
+CREATE TABLE auth_db.password_resets (
+  id TEXT PRIMARY KEY,
+  tenant_id TEXT NOT NULL,
+  user_id TEXT NOT NULL,
+  token_hash TEXT NOT NULL UNIQUE,
+  expires_at BIGINT NOT NULL,
+  used_at TEXT,
+  created_at TEXT NOT NULL
+);
+CREATE TABLE auth_db.audit_log (
+  id TEXT PRIMARY KEY,
+  tenant_id TEXT NOT NULL,
+  action TEXT NOT NULL,
+  actor_type TEXT NOT NULL,
+  actor_id TEXT,
+  target_type TEXT,
+  target_id TEXT,
+  ip TEXT,
+  details TEXT NOT NULL,
+  created_at TEXT NOT NULL
+);
+CREATE INDEX audit_log_tenant ON auth_db.audit_log (tenant_id, id);
+CREATE INDEX audit_log_action ON auth_db.audit_log (tenant_id, action, id);
+)SQL",
+       {"auth_db.refresh_tokens", "auth_db.password_resets", "auth_db.audit_log"},
+       // Append-only: rows are added, and purged with their tenant, never edited.
+       R"SQL(
+CREATE FUNCTION auth_db.audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN RAISE EXCEPTION 'audit_log is append-only'; END $$;
+CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON auth_db.audit_log
+  FOR EACH ROW EXECUTE FUNCTION auth_db.audit_log_append_only();
+)SQL",
+       R"SQL(
+CREATE TRIGGER auth_db.audit_log_no_update BEFORE UPDATE ON audit_log
+BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
+)SQL"},
   };
 }
 

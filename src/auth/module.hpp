@@ -38,7 +38,7 @@ class AuthModule final : public Module {
       : db_(std::move(db)),
         workers_(workers),
         store_(db_),
-        service_(store_, core, config),
+        service_(store_, core, config, workers),
         authenticator_(service_, core, workers),
         api_(service_, authenticator_) {}
 
@@ -46,7 +46,11 @@ class AuthModule final : public Module {
   db::Database& database() override { return *db_; }
   std::vector<db::Migration> migrations() const override;
   void start() override { service_.load_signing_keys(); }
+  void tick() override { service_.flush_key_use(); }
   void mount(http::Router& router) override;
+  void mount_sessions(http::Router& router);
+  void mount_users(http::Router& router);
+  void mount_api_keys(http::Router& router);
   void purge_tenant(const db::TenantScope& scope) override {
     service_.purge_tenant(scope);
     authenticator_.invalidate();

@@ -1,5 +1,7 @@
 #include "auth/service.hpp"
 
+#include <fmt/format.h>
+
 #include "auth/scope_minter.hpp"
 #include "common/clock.hpp"
 #include "common/error.hpp"
@@ -11,11 +13,55 @@
 namespace cdx::auth {
 
 namespace {
+
+constexpr int64_t kResetTtl = 3600;
+
 Error invalid_credentials() {
   return Error(Code::kUnauthorized, "The credentials are not valid.")
       .with_header("WWW-Authenticate", "Bearer realm=\"cdx\"");
 }
+
+Error invalid_refresh() { return Error(Code::kUnauthorized, "The refresh token is not valid."); }
+
+// Opaque tokens name their tenant in front so they can be looked up under that tenant's scope:
+// "<tenant id or 'platform'>.<secret>". The secret alone carries the ~256 bits of entropy.
+std::string make_opaque_token(std::string_view tenant) { return std::string(tenant) + "." + random_token(43); }
+
+std::optional<std::pair<std::string, std::string>> split_opaque_token(std::string_view token) {
+  const size_t dot = token.find('.');
+  if (dot == std::string_view::npos || dot == 0 || dot > 64 || token.size() - dot - 1 != 43) return std::nullopt;
+  return std::pair{std::string(token.substr(0, dot)), std::string(token)};
+}
+
+int64_t setting_int(const nlohmann::json& settings, const char* key, int64_t fallback, int64_t min, int64_t max) {
+  auto it = settings.find(key);
+  if (it == settings.end() || !it->is_number_integer()) return fallback;
+  return std::clamp<int64_t>(it->get<int64_t>(), min, max);
+}
+
+std::string actor_type(const Caller& c) {
+  if (!c.principal) return "anonymous";
+  switch (c.principal->kind) {
+    case Principal::Kind::kSuperadmin: return "superadmin";
+    case Principal::Kind::kApiKey: return "api_key";
+    case Principal::Kind::kUser: return "user";
+  }
+  return "anonymous";
+}
+
+Error quota_exceeded(std::string detail) { return Error(Code::kQuotaExceeded, std::move(detail)); }
+
 }  // namespace
+
+Service::Service(Store& store, core::Api& core, const Config& config, WorkerPool& workers)
+    : store_(store),
+      core_(core),
+      config_(config),
+      workers_(workers),
+      mailer_(make_mailer(config.smtp_url, config.smtp_from)),
+      issuer_(config.issuer()) {}
+
+// ---- keys -------------------------------------------------------------------------------------------
 
 void Service::load_signing_keys() {
   auto keys = store_.platform_signing_keys();
@@ -39,64 +85,269 @@ VerifyOptions Service::verify_options() const {
   return VerifyOptions{issuer_, std::string(kAudience), Clock::unix_seconds(), 30};
 }
 
-nlohmann::json Service::token_answer(const TokenClaims& claims) {
-  const std::string token = keyring()->sign(claims);
-  nlohmann::json out = {{"access_token", token},
+// ---- sessions ---------------------------------------------------------------------------------------
+
+Service::Lifetimes Service::lifetimes(const core::TenantInfo* tenant) const {
+  Lifetimes life{config_.access_token_ttl, config_.refresh_token_ttl};
+  if (tenant) {
+    // A tenant may shorten its lifetimes, never stretch them past the platform's bounds.
+    life.access = setting_int(tenant->tenant.settings, "access_token_ttl", life.access, 60, config_.access_token_ttl);
+    life.refresh =
+        setting_int(tenant->tenant.settings, "refresh_token_ttl", life.refresh, 300, config_.refresh_token_ttl);
+  }
+  return life;
+}
+
+std::string Service::sign_access(const Subject& s, const std::string& session_id, int64_t ttl) {
+  TokenClaims c;
+  c.iss = issuer_;
+  c.sub = s.id;
+  c.aud = kAudience;
+  c.tid = s.tenant_id;
+  c.role = s.role;
+  c.scope = s.scope;
+  c.iat = Clock::unix_seconds();
+  c.exp = c.iat + ttl;
+  c.extra = {{"sid", session_id}};
+  c.extra[s.tenant_id.empty() ? "username" : "email"] = s.name;
+  return keyring()->sign(c);
+}
+
+nlohmann::json Service::open_session(const Subject& s, const Lifetimes& life,
+                                     const std::optional<std::string>& client_id) {
+  const std::string tenant_key = s.tenant_id.empty() ? std::string(kPlatformTenant) : s.tenant_id;
+  const std::string refresh = make_opaque_token(tenant_key);
+  RefreshToken t;
+  t.id = new_uuid_v7();
+  t.tenant_id = tenant_key;
+  t.family_id = new_uuid_v7();
+  t.subject_id = s.id;
+  t.subject_type = s.tenant_id.empty() ? "superadmin" : "user";
+  t.token_hash = sha256_hex(refresh);
+  t.client_id = client_id;
+  t.scope = s.scope;
+  t.expires_at = Clock::unix_seconds() + life.refresh;
+  t.created_at = format_rfc3339(Clock::now());
+  store_.insert_refresh_token(ScopeMinter::mint(tenant_key), t);
+  nlohmann::json out = {{"access_token", sign_access(s, t.family_id, life.access)},
                         {"token_type", "Bearer"},
-                        {"expires_in", claims.exp - claims.iat}};
-  if (!claims.scope.empty()) out["scope"] = claims.scope;
+                        {"expires_in", life.access},
+                        {"refresh_token", refresh}};
+  if (!s.scope.empty()) out["scope"] = s.scope;
   return out;
 }
 
-nlohmann::json Service::superadmin_login(std::string_view username, std::string_view password) {
-  auto who = core_.verify_superadmin(username, password);
-  if (!who) {
-    log::info("superadmin login failed", {{"username", username}});
-    throw invalid_credentials();
-  }
-  TokenClaims c;
-  c.iss = issuer_;
-  c.sub = who->id;
-  c.aud = kAudience;
-  c.role = "SUPERADMIN";
-  c.scope = "*";
-  c.iat = Clock::unix_seconds();
-  c.exp = c.iat + config_.access_token_ttl;
-  c.extra = {{"username", who->username}};
-  log::info("superadmin login", {{"superadmin_id", who->id}});
-  return token_answer(c);
+core::TenantInfo Service::tenant_for_login(std::string_view tenant) {
+  auto info = core_.find_tenant(tenant);
+  if (!info) throw invalid_credentials();
+  return std::move(*info);
 }
 
-nlohmann::json Service::login(std::string_view tenant, std::string_view email, std::string_view password) {
+nlohmann::json Service::superadmin_login(std::string_view username, std::string_view password,
+                                         const Caller& caller) {
+  const std::string account = "superadmin:" + std::string(username);
+  const int64_t now = Clock::unix_seconds();
+  if (auto wait = throttle_.retry_after(account, caller.ip, now))
+    throw Error(Code::kRateLimited, "Too many failed logins; try again later.")
+        .with_header("Retry-After", std::to_string(*wait));
+  auto who = core_.verify_superadmin(username, password);
+  if (!who) {
+    throttle_.failed(account, caller.ip, now);
+    log::warn("superadmin login failed", {{"username", username}, {"ip", caller.ip}});
+    throw invalid_credentials();
+  }
+  throttle_.succeeded(account);
+  log::info("superadmin login", {{"superadmin_id", who->id}, {"ip", caller.ip}});
+  return open_session({who->id, "SUPERADMIN", "", who->username, "*"}, lifetimes(nullptr), std::nullopt);
+}
+
+nlohmann::json Service::login(std::string_view tenant, std::string_view email, std::string_view password,
+                              const Caller& caller) {
+  const std::string account = std::string(tenant) + ":" + lowercase(email);
+  const int64_t now = Clock::unix_seconds();
+  if (auto wait = throttle_.retry_after(account, caller.ip, now))
+    throw Error(Code::kRateLimited, "Too many failed logins; try again later.")
+        .with_header("Retry-After", std::to_string(*wait));
+  auto fail = [&](const std::optional<db::TenantScope>& scope, const std::string& reason) {
+    throttle_.failed(account, caller.ip, now);
+    if (scope) {
+      AuditEvent e{"login.failed", "anonymous"};
+      e.details = {{"email", lowercase(email)}, {"reason", reason}};
+      audit(*scope, e, caller);
+    }
+    return invalid_credentials();
+  };
   auto info = core_.find_tenant(tenant);
   if (!info) {
     verify_dummy_password(password);
-    throw invalid_credentials();
+    throw fail(std::nullopt, "unknown tenant");
   }
   const db::TenantScope scope = ScopeMinter::mint(info->tenant.id);
   auto user = store_.find_user_by_email(scope, email);
   if (!user) {
     verify_dummy_password(password);
-    throw invalid_credentials();
+    throw fail(scope, "unknown user");
   }
-  if (!verify_password(user->password_hash, password) || user->status != "active") throw invalid_credentials();
+  if (!verify_password(user->password_hash, password)) throw fail(scope, "wrong password");
+  if (user->status != "active") throw fail(scope, "user disabled");
   if (info->tenant.status == "suspended")
     throw Error(Code::kTenantSuspended, "The tenant '" + info->tenant.slug + "' is suspended.");
+  throttle_.succeeded(account);
   store_.touch_user_login(scope, user->id);
-  TokenClaims c;
-  c.iss = issuer_;
-  c.sub = user->id;
-  c.aud = kAudience;
-  c.tid = info->tenant.id;
-  c.role = user->role;
-  c.iat = Clock::unix_seconds();
-  c.exp = c.iat + config_.access_token_ttl;
-  c.extra = {{"email", user->email}};
-  return token_answer(c);
+  AuditEvent e{"login.succeeded", "user", user->id, "user", user->id};
+  audit(scope, e, caller);
+  return open_session({user->id, user->role, info->tenant.id, user->email, ""}, lifetimes(&*info), std::nullopt);
 }
 
+nlohmann::json Service::refresh(std::string_view refresh_token, const Caller& caller) {
+  auto parts = split_opaque_token(refresh_token);
+  if (!parts) throw invalid_refresh();
+  const auto& [tenant_key, token] = *parts;
+  std::optional<core::TenantInfo> tenant;
+  if (tenant_key != kPlatformTenant) {
+    tenant = core_.find_tenant(tenant_key);
+    if (!tenant || tenant->tenant.id != tenant_key) throw invalid_refresh();
+  }
+  const db::TenantScope scope = ScopeMinter::mint(tenant_key);
+  const Lifetimes life = lifetimes(tenant ? &*tenant : nullptr);
+  const std::string next = make_opaque_token(tenant_key);
+  RefreshToken replacement;
+  replacement.id = new_uuid_v7();
+  replacement.tenant_id = tenant_key;
+  replacement.token_hash = sha256_hex(next);
+  replacement.expires_at = Clock::unix_seconds() + life.refresh;
+  replacement.created_at = format_rfc3339(Clock::now());
+  RefreshToken spent;
+  const RotateOutcome outcome =
+      store_.rotate_refresh_token(scope, sha256_hex(token), replacement, Clock::unix_seconds(), spent);
+  if (outcome == RotateOutcome::kReused) {
+    log::warn("refresh token reused: session family revoked", {{"family_id", spent.family_id}, {"ip", caller.ip}});
+    if (tenant) {
+      AuditEvent e{"session.family_revoked", "anonymous", std::nullopt, "user", spent.subject_id};
+      e.details = {{"family_id", spent.family_id}, {"reason", "refresh token reuse"}};
+      audit(scope, e, caller);
+    }
+  }
+  if (outcome != RotateOutcome::kRotated) throw invalid_refresh();
+
+  Subject s;
+  s.id = spent.subject_id;
+  s.scope = spent.scope;
+  if (tenant) {
+    if (tenant->tenant.status == "suspended")
+      throw Error(Code::kTenantSuspended, "The tenant '" + tenant->tenant.slug + "' is suspended.");
+    auto user = store_.find_user(scope, spent.subject_id);
+    if (!user || user->status != "active") {
+      store_.revoke_refresh_family(scope, spent.family_id);
+      throw invalid_refresh();
+    }
+    s.role = user->role;
+    s.tenant_id = tenant->tenant.id;
+    s.name = user->email;
+  } else {
+    auto who = core_.find_superadmin(spent.subject_id);
+    if (!who) throw invalid_refresh();
+    s.role = "SUPERADMIN";
+    s.name = who->username;
+  }
+  nlohmann::json out = {{"access_token", sign_access(s, spent.family_id, life.access)},
+                        {"token_type", "Bearer"},
+                        {"expires_in", life.access},
+                        {"refresh_token", next}};
+  if (!s.scope.empty()) out["scope"] = s.scope;
+  return out;
+}
+
+void Service::logout(const Principal& who, const std::optional<std::string>& refresh_token, const Caller& caller) {
+  const std::string tenant_key = who.tenant_id.empty() ? std::string(kPlatformTenant) : who.tenant_id;
+  const db::TenantScope scope = ScopeMinter::mint(tenant_key);
+  std::string family = who.session_id;
+  if (refresh_token) {
+    auto parts = split_opaque_token(*refresh_token);
+    if (!parts || parts->first != tenant_key) throw Error::validation({{"refresh_token", "is not a refresh token of this session"}});
+    auto t = store_.find_refresh_token(scope, sha256_hex(parts->second));
+    if (!t || t->subject_id != who.id) throw Error::validation({{"refresh_token", "is not a refresh token of this session"}});
+    family = t->family_id;
+  }
+  if (family.empty())
+    throw Error(Code::kInvalidRequest, "This credential has no session to end (API keys are revoked instead).");
+  store_.revoke_refresh_family(scope, family);
+  if (!who.tenant_id.empty()) {
+    AuditEvent e{"logout", actor_type(caller), who.id, "session", family};
+    audit(scope, e, caller);
+  }
+}
+
+nlohmann::json Service::register_user(std::string_view tenant, const NewUser& in, const Caller& caller) {
+  auto info = core_.find_tenant(tenant);
+  if (!info) throw Error(Code::kNotFound, "No tenant has the id or slug '" + std::string(tenant) + "'.");
+  if (info->tenant.status == "suspended")
+    throw Error(Code::kTenantSuspended, "The tenant '" + info->tenant.slug + "' is suspended.");
+  const auto& settings = info->tenant.settings;
+  const auto allow = settings.find("allow_registration");
+  if (allow == settings.end() || !allow->is_boolean() || !allow->get<bool>())
+    throw Error(Code::kForbidden, "This tenant does not allow self sign-up (settings.allow_registration).");
+  const db::TenantScope scope = ScopeMinter::mint(info->tenant.id);
+  NewUser client = in;
+  client.role = "CLIENT";
+  nlohmann::json user = add_user(scope, client, caller);
+  nlohmann::json out = open_session(
+      {user["id"].get<std::string>(), "CLIENT", info->tenant.id, user["email"].get<std::string>(), ""},
+      lifetimes(&*info), std::nullopt);
+  out["user"] = std::move(user);
+  return out;
+}
+
+void Service::forgot_password(std::string_view tenant, std::string_view email, const Caller& caller) {
+  // Same answer and no extra wait for unknown tenants, unknown emails and known ones: the mail goes
+  // out after the answer, on a worker.
+  auto info = core_.find_tenant(tenant);
+  if (!info || info->tenant.status != "active") return;
+  const db::TenantScope scope = ScopeMinter::mint(info->tenant.id);
+  auto user = store_.find_user_by_email(scope, email);
+  if (!user || user->status != "active") return;
+  const std::string token = make_opaque_token(info->tenant.id);
+  store_.insert_password_reset(scope, user->id, sha256_hex(token), Clock::unix_seconds() + kResetTtl);
+  AuditEvent e{"password.reset_requested", "anonymous", std::nullopt, "user", user->id};
+  audit(scope, e, caller);
+  Mail mail{user->email, "Reset your password",
+            fmt::format("Someone asked to reset the password of {} at {}.\n\n"
+                        "To choose a new password, open this link within one hour:\n"
+                        "{}/reset-password?token={}\n\n"
+                        "If it was not you, ignore this mail; your password stays as it is.\n",
+                        user->email, info->tenant.name, issuer_, token)};
+  workers_.post([this, mail = std::move(mail)] {
+    try {
+      mailer_->send(mail);
+    } catch (const std::exception& ex) {
+      log::error("password reset mail not sent", {{"error", ex.what()}});
+    }
+  });
+}
+
+void Service::reset_password(std::string_view token, std::string_view password, const Caller& caller) {
+  auto parts = split_opaque_token(token);
+  auto invalid = [] { return Error::validation({{"token", "is not a valid, unused, unexpired reset token"}}); };
+  if (!parts || parts->first == kPlatformTenant) throw invalid();
+  if (auto why = password_problem(password)) throw Error::validation({{"password", *why}});
+  auto info = core_.find_tenant(parts->first);
+  if (!info || info->tenant.id != parts->first) throw invalid();
+  const db::TenantScope scope = ScopeMinter::mint(info->tenant.id);
+  auto user_id = store_.consume_password_reset(scope, sha256_hex(parts->second), Clock::unix_seconds());
+  if (!user_id) throw invalid();
+  UserPatch patch;
+  patch.password_hash = hash_password(password);
+  patch.sessions_valid_after = Clock::unix_seconds();
+  if (!store_.update_user(scope, *user_id, patch)) throw invalid();
+  store_.revoke_subject_sessions(scope, *user_id);
+  AuditEvent e{"password.reset", "user", *user_id, "user", *user_id};
+  audit(scope, e, caller);
+}
+
+// ---- users ------------------------------------------------------------------------------------------
+
 User Service::create_user(const db::TenantScope& scope, const std::string& email, const std::string& name,
-                         const std::string& role, const std::string& password) {
+                          const std::string& role, const std::string& password) {
   User u;
   u.id = new_uuid_v7();
   u.tenant_id = scope.tenant_id();
@@ -114,6 +365,97 @@ User Service::create_user(const db::TenantScope& scope, const std::string& email
   return u;
 }
 
+nlohmann::json Service::add_user(const db::TenantScope& scope, const NewUser& in, const Caller& caller) {
+  std::vector<FieldError> errors;
+  if (!valid_email(in.email)) errors.push_back({"email", "must be a valid email address"});
+  if (in.role != "ADMIN" && in.role != "CLIENT") errors.push_back({"role", "must be 'ADMIN' or 'CLIENT'"});
+  if (in.password)
+    if (auto why = password_problem(*in.password)) errors.push_back({"password", *why});
+  if (!errors.empty()) throw Error::validation(std::move(errors));
+  auto info = core_.find_tenant(scope.tenant_id());
+  const int64_t max_users = info ? info->plan.max_users : 0;
+  if (store_.count_users(scope) >= max_users)
+    throw quota_exceeded(fmt::format("The tenant's plan allows {} users; remove one or change plan.", max_users));
+  const std::string password = in.password ? *in.password : random_token(20);
+  User u = create_user(scope, in.email, in.name, in.role, password);
+  AuditEvent e{"user.created", actor_type(caller), caller.principal ? std::optional(caller.principal->id) : std::nullopt,
+               "user", u.id};
+  e.details = {{"email", u.email}, {"role", u.role}};
+  audit(scope, e, caller);
+  nlohmann::json out = to_json(u);
+  if (!in.password) out["initial_password"] = password;
+  return out;
+}
+
+User Service::get_user(const db::TenantScope& scope, std::string_view id) {
+  auto u = store_.find_user(scope, id);
+  if (!u) throw Error(Code::kNotFound, "No user has the id '" + std::string(id) + "'.");
+  return *u;
+}
+
+User Service::update_user(const db::TenantScope& scope, const std::string& id, const UserChanges& in,
+                          const Caller& caller) {
+  const User before = get_user(scope, id);
+  const bool admin = caller.principal && caller.principal->role != Role::kClient;
+  if (!admin && (in.role || in.status))
+    throw Error(Code::kForbidden, "Only an ADMIN may change a user's role or status.");
+  std::vector<FieldError> errors;
+  if (in.role && *in.role != "ADMIN" && *in.role != "CLIENT") errors.push_back({"role", "must be 'ADMIN' or 'CLIENT'"});
+  if (in.status && *in.status != "active" && *in.status != "disabled")
+    errors.push_back({"status", "must be 'active' or 'disabled'"});
+  if (in.password)
+    if (auto why = password_problem(*in.password)) errors.push_back({"password", *why});
+  if (!errors.empty()) throw Error::validation(std::move(errors));
+  const bool demotes_admin = before.role == "ADMIN" && before.status == "active" &&
+                             ((in.role && *in.role != "ADMIN") || (in.status && *in.status != "active"));
+  if (demotes_admin && store_.count_active_admins(scope) <= 1)
+    throw Error(Code::kConflict, "This is the tenant's last active ADMIN; promote another user first.");
+
+  UserPatch patch;
+  patch.name = in.name;
+  patch.role = in.role;
+  patch.status = in.status;
+  if (in.password) patch.password_hash = hash_password(*in.password);
+  const bool ends_sessions = in.password || (in.status && *in.status != before.status) ||
+                             (in.role && *in.role != before.role);
+  if (ends_sessions) patch.sessions_valid_after = Clock::unix_seconds();
+  auto after = store_.update_user(scope, id, patch);
+  if (!after) throw Error(Code::kNotFound, "The user was deleted meanwhile.");
+  if (ends_sessions) store_.revoke_subject_sessions(scope, id);
+  const std::optional<std::string> actor = caller.principal ? std::optional(caller.principal->id) : std::nullopt;
+  if (in.role && *in.role != before.role) {
+    AuditEvent e{"user.role_changed", actor_type(caller), actor, "user", id};
+    e.details = {{"from", before.role}, {"to", *in.role}};
+    audit(scope, e, caller);
+  }
+  if (in.status && *in.status != before.status) {
+    AuditEvent e{*in.status == "disabled" ? "user.disabled" : "user.enabled", actor_type(caller), actor, "user", id};
+    audit(scope, e, caller);
+  }
+  if (in.password) {
+    AuditEvent e{"user.password_changed", actor_type(caller), actor, "user", id};
+    audit(scope, e, caller);
+  }
+  return *after;
+}
+
+void Service::delete_user(const db::TenantScope& scope, const std::string& id, const Caller& caller) {
+  const User u = get_user(scope, id);
+  if (u.role == "ADMIN" && u.status == "active" && store_.count_active_admins(scope) <= 1)
+    throw Error(Code::kConflict, "This is the tenant's last active ADMIN; promote another user first.");
+  if (!store_.delete_user(scope, id)) throw Error(Code::kNotFound, "No user has the id '" + id + "'.");
+  AuditEvent e{"user.deleted", actor_type(caller),
+               caller.principal ? std::optional(caller.principal->id) : std::nullopt, "user", id};
+  e.details = {{"email", u.email}};
+  audit(scope, e, caller);
+}
+
+std::optional<UserState> Service::user_state(const db::TenantScope& scope, const std::string& id) {
+  auto u = store_.find_user(scope, id);
+  if (!u) return std::nullopt;
+  return UserState{u->status == "active", u->sessions_valid_after};
+}
+
 FirstAdmin Service::create_first_admin(const db::TenantScope& scope, const std::string& email,
                                        const std::optional<std::string>& password) {
   const std::string initial = password ? *password : random_token(20);
@@ -128,12 +470,14 @@ FirstAdmin Service::create_first_admin(const db::TenantScope& scope, const std::
   return out;
 }
 
-nlohmann::json Service::create_api_key(const db::TenantScope& scope, const NewApiKey& in) {
+// ---- API keys ---------------------------------------------------------------------------------------
+
+nlohmann::json Service::create_api_key(const db::TenantScope& scope, const NewApiKey& in, const Caller* caller) {
   std::vector<FieldError> errors;
   if (in.type != "secret" && in.type != "publishable") errors.push_back({"type", "must be 'secret' or 'publishable'"});
   const auto& allowed = in.type == "publishable" ? publishable_scopes() : secret_scopes();
-  std::vector<std::string> scopes = in.scopes.value_or(
-      in.type == "publishable" ? publishable_scopes() : std::vector<std::string>{"*"});
+  std::vector<std::string> scopes =
+      in.scopes.value_or(in.type == "publishable" ? publishable_scopes() : std::vector<std::string>{"*"});
   for (const auto& s : scopes)
     if (std::find(allowed.begin(), allowed.end(), s) == allowed.end())
       errors.push_back({"scopes", "'" + s + "' is not a scope a " + in.type + " key may hold"});
@@ -147,6 +491,12 @@ nlohmann::json Service::create_api_key(const db::TenantScope& scope, const NewAp
   if (in.expires_at && *in.expires_at <= Clock::unix_seconds())
     errors.push_back({"expires_at", "must be in the future"});
   if (!errors.empty()) throw Error::validation(std::move(errors));
+  if (caller) {  // tenant creation's first key is not counted against the quota check's race
+    auto info = core_.find_tenant(scope.tenant_id());
+    const int64_t max_keys = info ? info->plan.max_api_keys : 0;
+    if (store_.count_active_api_keys(scope) >= max_keys)
+      throw quota_exceeded(fmt::format("The tenant's plan allows {} API keys; revoke one or change plan.", max_keys));
+  }
 
   const std::string type_prefix = in.type == "secret" ? "cdx_sk_" : "cdx_pk_";
   const std::string full = type_prefix + random_token(kKeyLen - kKeyTypeLen);
@@ -162,9 +512,23 @@ nlohmann::json Service::create_api_key(const db::TenantScope& scope, const NewAp
   k.expires_at = in.expires_at;
   k.created_at = format_rfc3339(Clock::now());
   store_.insert_api_key(scope, k);
+  if (caller) {
+    AuditEvent e{"api_key.created", actor_type(*caller),
+                 caller->principal ? std::optional(caller->principal->id) : std::nullopt, "api_key", k.id};
+    e.details = {{"name", k.name}, {"type", k.type}, {"prefix", k.prefix}, {"scopes", k.scopes}};
+    audit(scope, e, *caller);
+  }
   nlohmann::json out = to_json(k);
   out["key"] = full;
   return out;
+}
+
+bool Service::revoke_api_key(const db::TenantScope& scope, const std::string& id, const Caller& caller) {
+  if (!store_.revoke_api_key(scope, id)) return false;
+  AuditEvent e{"api_key.revoked", actor_type(caller),
+               caller.principal ? std::optional(caller.principal->id) : std::nullopt, "api_key", id};
+  audit(scope, e, caller);
+  return true;
 }
 
 std::optional<ResolvedKey> Service::resolve_api_key(std::string_view prefix) {
@@ -175,6 +539,45 @@ std::optional<ResolvedKey> Service::resolve_api_key(std::string_view prefix) {
   auto tenant = core_.find_tenant(*tenant_id);
   if (!tenant) return std::nullopt;
   return ResolvedKey{std::move(*key), std::move(*tenant)};
+}
+
+void Service::note_key_used(const std::string& tenant_id, const std::string& key_id) {
+  std::lock_guard lock(key_use_mutex_);
+  auto& uses = key_use_[tenant_id];
+  const std::string at = format_rfc3339(Clock::now());
+  for (auto& [id, when] : uses)
+    if (id == key_id) {
+      when = at;
+      return;
+    }
+  uses.emplace_back(key_id, at);
+}
+
+void Service::flush_key_use() {
+  decltype(key_use_) pending;
+  {
+    std::lock_guard lock(key_use_mutex_);
+    pending.swap(key_use_);
+  }
+  for (const auto& [tenant, uses] : pending) {
+    try {
+      store_.touch_api_keys_used(ScopeMinter::mint(tenant), uses);
+    } catch (const std::exception& e) {
+      log::warn("could not record API key use", {{"tenant_id", tenant}, {"error", e.what()}});
+    }
+  }
+}
+
+// ---- audit ------------------------------------------------------------------------------------------
+
+void Service::audit(const db::TenantScope& scope, AuditEvent e, const Caller& caller) {
+  if (!e.ip && !caller.ip.empty()) e.ip = caller.ip;
+  try {
+    store_.append_audit(scope, e);
+  } catch (const std::exception& ex) {
+    // Never lose the action because its audit row failed; say so loudly instead.
+    log::error("audit write failed", {{"action", e.action}, {"tenant_id", scope.tenant_id()}, {"error", ex.what()}});
+  }
 }
 
 }  // namespace cdx::auth

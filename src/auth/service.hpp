@@ -1,21 +1,33 @@
-// Auth's rules between its routes and its store: logins and token answers, first admins, API keys,
-// signing-key management. Blocking methods: run them on a worker.
-//   nlohmann::json tokens = service.login("acme", "ann@acme.com", "pw");
+// Auth's rules between its routes and its store: sessions (login, refresh rotation with reuse
+// detection, logout), tenant users and roles, self sign-up, password reset by mail, API keys, the audit
+// log and signing keys. Blocking methods: run them on a worker.
+//   nlohmann::json tokens = service.login("acme", "ann@acme.com", "pw", {.ip = "203.0.113.7"});
 #pragma once
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <unordered_map>
 
 #include "auth/api.hpp"
+#include "auth/login_throttle.hpp"
 #include "auth/store.hpp"
 #include "auth/tokens.hpp"
 #include "common/config.hpp"
+#include "common/mailer.hpp"
+#include "common/principal.hpp"
+#include "common/worker_pool.hpp"
 #include "core/api.hpp"
 
 namespace cdx::auth {
 
 inline constexpr std::string_view kAudience = "cdx";
+
+// Facts about the request that audit entries and throttling need.
+struct Caller {
+  std::string ip;
+  const Principal* principal = nullptr;  // null for anonymous endpoints
+};
 
 struct NewApiKey {
   std::string name;
@@ -26,44 +38,97 @@ struct NewApiKey {
   std::optional<std::vector<std::string>> caller_scopes;  // set when an API key creates the key
 };
 
+struct NewUser {
+  std::string email, name, role = "CLIENT";
+  std::optional<std::string> password;  // generated and answered once when absent
+};
+
+struct UserChanges {
+  std::optional<std::string> name, role, status, password;
+};
+
 // What the authenticator caches for a key prefix.
 struct ResolvedKey {
   ApiKey key;
   core::TenantInfo tenant;
 };
 
+// What the authenticator checks of a user behind a token, every few seconds.
+struct UserState {
+  bool active = false;
+  int64_t sessions_valid_after = 0;
+};
+
 class Service {
  public:
-  Service(Store& store, core::Api& core, const Config& config) : store_(store), core_(core), config_(config) {}
+  Service(Store& store, core::Api& core, const Config& config, WorkerPool& workers);
 
   void load_signing_keys();  // generates and stores the first key on an empty database
   std::shared_ptr<const KeyRing> keyring() const;
   const std::string& issuer() const { return issuer_; }
   VerifyOptions verify_options() const;
 
-  nlohmann::json superadmin_login(std::string_view username, std::string_view password);
-  nlohmann::json login(std::string_view tenant, std::string_view email, std::string_view password);
+  // Sessions.
+  nlohmann::json superadmin_login(std::string_view username, std::string_view password, const Caller& caller);
+  nlohmann::json login(std::string_view tenant, std::string_view email, std::string_view password,
+                       const Caller& caller);
+  nlohmann::json refresh(std::string_view refresh_token, const Caller& caller);
+  void logout(const Principal& who, const std::optional<std::string>& refresh_token, const Caller& caller);
+  nlohmann::json register_user(std::string_view tenant, const NewUser& in, const Caller& caller);
+  void forgot_password(std::string_view tenant, std::string_view email, const Caller& caller);
+  void reset_password(std::string_view token, std::string_view password, const Caller& caller);
 
+  // Users.
   FirstAdmin create_first_admin(const db::TenantScope& scope, const std::string& email,
                                 const std::optional<std::string>& password);
-  // A tenant user; 409 when the email is taken in this tenant.
+  // A tenant user without policy or quota checks (seeding); 409 when the email is taken.
   User create_user(const db::TenantScope& scope, const std::string& email, const std::string& name,
                    const std::string& role, const std::string& password);
-  // The key object plus the full "key", shown once.
-  nlohmann::json create_api_key(const db::TenantScope& scope, const NewApiKey& in);
+  nlohmann::json add_user(const db::TenantScope& scope, const NewUser& in, const Caller& caller);
+  std::vector<User> list_users(const db::TenantScope& scope, const UserFilter& f) { return store_.list_users(scope, f); }
+  User get_user(const db::TenantScope& scope, std::string_view id);
+  User update_user(const db::TenantScope& scope, const std::string& id, const UserChanges& in, const Caller& caller);
+  void delete_user(const db::TenantScope& scope, const std::string& id, const Caller& caller);
+  std::optional<UserState> user_state(const db::TenantScope& scope, const std::string& id);
+
+  // API keys.
+  nlohmann::json create_api_key(const db::TenantScope& scope, const NewApiKey& in, const Caller* caller = nullptr);
+  bool revoke_api_key(const db::TenantScope& scope, const std::string& id, const Caller& caller);
   std::optional<ResolvedKey> resolve_api_key(std::string_view prefix);
+  // Records use in memory; flush_key_use() writes it out (a write per key per interval, not per request).
+  void note_key_used(const std::string& tenant_id, const std::string& key_id);
+  void flush_key_use();
+
+  void audit(const db::TenantScope& scope, AuditEvent e, const Caller& caller);
+  nlohmann::json list_audit(const db::TenantScope& scope, const AuditFilter& f) { return store_.list_audit(scope, f); }
 
   void purge_tenant(const db::TenantScope& scope) { store_.purge_tenant(scope); }
   Store& store() { return store_; }
 
  private:
-  nlohmann::json token_answer(const TokenClaims& claims);
+  struct Subject {
+    std::string id, role, tenant_id, name;  // tenant_id empty for a SUPERADMIN
+    std::string scope;
+  };
+  struct Lifetimes {
+    int64_t access, refresh;
+  };
+  Lifetimes lifetimes(const core::TenantInfo* tenant) const;
+  nlohmann::json open_session(const Subject& s, const Lifetimes& life, const std::optional<std::string>& client_id);
+  std::string sign_access(const Subject& s, const std::string& session_id, int64_t ttl);
+  core::TenantInfo tenant_for_login(std::string_view tenant);
+
   Store& store_;
   core::Api& core_;
   const Config& config_;
-  std::string issuer_ = config_.issuer();
+  WorkerPool& workers_;
+  std::unique_ptr<Mailer> mailer_;
+  std::string issuer_;
+  LoginThrottle throttle_;
   mutable std::mutex keyring_mutex_;
   std::shared_ptr<const KeyRing> keyring_;
+  std::mutex key_use_mutex_;
+  std::unordered_map<std::string, std::vector<std::pair<std::string, std::string>>> key_use_;  // tenant → (key, at)
 };
 
 }  // namespace cdx::auth

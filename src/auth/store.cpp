@@ -1,13 +1,16 @@
 #include "auth/store.hpp"
 
 #include "common/clock.hpp"
+#include "common/ids.hpp"
+#include "http/pagination.hpp"
 
 namespace cdx::auth {
 
 namespace {
 
 constexpr const char* kUserColumns =
-    "id, tenant_id, email, name, role, status, password_hash, created_at, updated_at, last_login_at";
+    "id, tenant_id, email, name, role, status, password_hash, created_at, updated_at, last_login_at, "
+    "sessions_valid_after";
 constexpr const char* kKeyColumns =
     "id, tenant_id, name, type, prefix, key_hash, scopes, created_by, expires_at, revoked_at, last_used_at, created_at";
 
@@ -23,6 +26,7 @@ User user_from(const db::Row& r) {
   u.created_at = r.text(7);
   u.updated_at = r.text(8);
   u.last_login_at = r.opt_text(9);
+  u.sessions_valid_after = r.integer(10);
   return u;
 }
 
@@ -91,6 +95,237 @@ int64_t Store::count_users(const db::TenantScope& scope) {
   });
 }
 
+std::vector<User> Store::list_users(const db::TenantScope& scope, const UserFilter& f) {
+  std::string sql = std::string("SELECT ") + kUserColumns + " FROM auth_db.users WHERE tenant_id = $1";
+  std::string pattern;
+  db::Params params{scope.tenant_id()};
+  auto bind = [&](db::Param p) {
+    params.push_back(p);
+    return "$" + std::to_string(params.size());
+  };
+  if (f.role) sql += " AND role = " + bind(*f.role);
+  if (f.status) sql += " AND status = " + bind(*f.status);
+  if (f.q) {
+    pattern = http::like_pattern(*f.q);
+    const std::string p = bind(pattern);
+    sql += " AND (email_normalized LIKE " + p + " ESCAPE '\\' OR lower(name) LIKE " + p + " ESCAPE '\\')";
+  }
+  if (f.after_id) sql += " AND id < " + bind(*f.after_id);
+  sql += " ORDER BY id DESC LIMIT " + bind(static_cast<int64_t>(f.limit + 1));
+  return db_->read(scope, [&](db::Tx& tx) {
+    std::vector<User> out;
+    for (const auto& r : tx.query(sql, params).rows) out.push_back(user_from(r));
+    return out;
+  });
+}
+
+std::optional<User> Store::update_user(const db::TenantScope& scope, const std::string& id, const UserPatch& p) {
+  return db_->write(scope, [&](db::Tx& tx) -> std::optional<User> {
+    auto res = tx.query(
+        "UPDATE auth_db.users SET name = COALESCE($3, name), role = COALESCE($4, role), "
+        "status = COALESCE($5, status), password_hash = COALESCE($6, password_hash), updated_at = $7, "
+        "sessions_valid_after = COALESCE($8, sessions_valid_after) WHERE tenant_id = $1 AND id = $2",
+        {scope.tenant_id(), id, p.name, p.role, p.status, p.password_hash, format_rfc3339(Clock::now()),
+         p.sessions_valid_after});
+    if (res.affected == 0) return std::nullopt;
+    auto row = tx.query(std::string("SELECT ") + kUserColumns + " FROM auth_db.users WHERE tenant_id = $1 AND id = $2",
+                        {scope.tenant_id(), id});
+    return user_from(row.rows.at(0));
+  });
+}
+
+bool Store::delete_user(const db::TenantScope& scope, const std::string& id) {
+  return db_->write(scope, [&](db::Tx& tx) {
+    tx.query("UPDATE auth_db.refresh_tokens SET revoked_at = $3 WHERE tenant_id = $1 AND subject_id = $2 "
+             "AND revoked_at IS NULL",
+             {scope.tenant_id(), id, format_rfc3339(Clock::now())});
+    return tx.query("DELETE FROM auth_db.users WHERE tenant_id = $1 AND id = $2", {scope.tenant_id(), id}).affected >
+           0;
+  });
+}
+
+int64_t Store::count_active_admins(const db::TenantScope& scope) {
+  return db_->read(scope, [&](db::Tx& tx) {
+    return tx.query("SELECT COUNT(*) FROM auth_db.users WHERE tenant_id = $1 AND role = 'ADMIN' AND status = 'active'",
+                    {scope.tenant_id()})
+        .rows.at(0)
+        .integer(0);
+  });
+}
+
+namespace {
+constexpr const char* kRefreshColumns =
+    "id, tenant_id, family_id, subject_id, subject_type, token_hash, client_id, scope, expires_at, used_at, "
+    "revoked_at, created_at";
+
+RefreshToken refresh_from(const db::Row& r) {
+  RefreshToken t;
+  t.id = r.text(0);
+  t.tenant_id = r.text(1);
+  t.family_id = r.text(2);
+  t.subject_id = r.text(3);
+  t.subject_type = r.text(4);
+  t.token_hash = r.text(5);
+  t.client_id = r.opt_text(6);
+  t.scope = r.text(7);
+  t.expires_at = r.integer(8);
+  t.used_at = r.opt_text(9);
+  t.revoked_at = r.opt_text(10);
+  t.created_at = r.text(11);
+  return t;
+}
+
+void insert_refresh(db::Tx& tx, const RefreshToken& t) {
+  tx.query(std::string("INSERT INTO auth_db.refresh_tokens (") + kRefreshColumns +
+               ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL, NULL, $10)",
+           {t.id, t.tenant_id, t.family_id, t.subject_id, t.subject_type, t.token_hash, t.client_id, t.scope,
+            t.expires_at, t.created_at});
+}
+}  // namespace
+
+void Store::insert_refresh_token(const db::TenantScope& scope, const RefreshToken& t) {
+  db_->write(scope, [&](db::Tx& tx) { insert_refresh(tx, t); });
+}
+
+RotateOutcome Store::rotate_refresh_token(const db::TenantScope& scope, const std::string& presented_hash,
+                                          const RefreshToken& replacement, int64_t now, RefreshToken& spent) {
+  return db_->write(scope, [&](db::Tx& tx) {
+    auto res = tx.query(std::string("SELECT ") + kRefreshColumns +
+                            " FROM auth_db.refresh_tokens WHERE tenant_id = $1 AND token_hash = $2",
+                        {scope.tenant_id(), presented_hash});
+    if (res.empty()) return RotateOutcome::kUnknown;
+    spent = refresh_from(res.rows[0]);
+    const std::string at = format_rfc3339(Clock::now());
+    if (spent.revoked_at) return RotateOutcome::kRevoked;
+    if (spent.used_at) {
+      tx.query("UPDATE auth_db.refresh_tokens SET revoked_at = $3 WHERE tenant_id = $1 AND family_id = $2 "
+               "AND revoked_at IS NULL",
+               {scope.tenant_id(), spent.family_id, at});
+      return RotateOutcome::kReused;
+    }
+    if (spent.expires_at <= now) return RotateOutcome::kExpired;
+    // Conditional update: of two concurrent refreshes with one token, exactly one wins.
+    if (tx.query("UPDATE auth_db.refresh_tokens SET used_at = $3 WHERE tenant_id = $1 AND id = $2 "
+                 "AND used_at IS NULL AND revoked_at IS NULL",
+                 {scope.tenant_id(), spent.id, at})
+            .affected != 1)
+      return RotateOutcome::kReused;
+    RefreshToken next = replacement;
+    next.family_id = spent.family_id;
+    next.subject_id = spent.subject_id;
+    next.subject_type = spent.subject_type;
+    next.client_id = spent.client_id;
+    next.scope = spent.scope;
+    insert_refresh(tx, next);
+    return RotateOutcome::kRotated;
+  });
+}
+
+std::optional<RefreshToken> Store::find_refresh_token(const db::TenantScope& scope, const std::string& hash) {
+  return db_->read(scope, [&](db::Tx& tx) -> std::optional<RefreshToken> {
+    auto res = tx.query(std::string("SELECT ") + kRefreshColumns +
+                            " FROM auth_db.refresh_tokens WHERE tenant_id = $1 AND token_hash = $2",
+                        {scope.tenant_id(), hash});
+    if (res.empty()) return std::nullopt;
+    return refresh_from(res.rows[0]);
+  });
+}
+
+int64_t Store::revoke_refresh_family(const db::TenantScope& scope, const std::string& family_id) {
+  return db_->write(scope, [&](db::Tx& tx) {
+    return tx.query("UPDATE auth_db.refresh_tokens SET revoked_at = $3 WHERE tenant_id = $1 AND family_id = $2 "
+                    "AND revoked_at IS NULL",
+                    {scope.tenant_id(), family_id, format_rfc3339(Clock::now())})
+        .affected;
+  });
+}
+
+int64_t Store::revoke_subject_sessions(const db::TenantScope& scope, const std::string& subject_id) {
+  return db_->write(scope, [&](db::Tx& tx) {
+    return tx.query("UPDATE auth_db.refresh_tokens SET revoked_at = $3 WHERE tenant_id = $1 AND subject_id = $2 "
+                    "AND revoked_at IS NULL",
+                    {scope.tenant_id(), subject_id, format_rfc3339(Clock::now())})
+        .affected;
+  });
+}
+
+void Store::insert_password_reset(const db::TenantScope& scope, const std::string& user_id,
+                                  const std::string& token_hash, int64_t expires_at) {
+  db_->write(scope, [&](db::Tx& tx) {
+    tx.query("INSERT INTO auth_db.password_resets (id, tenant_id, user_id, token_hash, expires_at, created_at) "
+             "VALUES ($1, $2, $3, $4, $5, $6)",
+             {new_uuid_v7(), scope.tenant_id(), user_id, token_hash, expires_at, format_rfc3339(Clock::now())});
+  });
+}
+
+std::optional<std::string> Store::consume_password_reset(const db::TenantScope& scope, const std::string& token_hash,
+                                                         int64_t now) {
+  return db_->write(scope, [&](db::Tx& tx) -> std::optional<std::string> {
+    auto res = tx.query("UPDATE auth_db.password_resets SET used_at = $4 WHERE tenant_id = $1 AND token_hash = $2 "
+                        "AND used_at IS NULL AND expires_at > $3 RETURNING user_id",
+                        {scope.tenant_id(), token_hash, now, format_rfc3339(Clock::now())});
+    if (res.empty()) return std::nullopt;
+    return res.rows[0].text(0);
+  });
+}
+
+void Store::append_audit(const db::TenantScope& scope, const AuditEvent& e) {
+  db_->write(scope, [&](db::Tx& tx) {
+    tx.query("INSERT INTO auth_db.audit_log (id, tenant_id, action, actor_type, actor_id, target_type, target_id, ip, "
+             "details, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+             {new_uuid_v7(), scope.tenant_id(), e.action, e.actor_type, e.actor_id, e.target_type, e.target_id, e.ip,
+              e.details.dump(), format_rfc3339(Clock::now())});
+  });
+}
+
+nlohmann::json Store::list_audit(const db::TenantScope& scope, const AuditFilter& f) {
+  std::string sql =
+      "SELECT id, action, actor_type, actor_id, target_type, target_id, ip, details, created_at "
+      "FROM auth_db.audit_log WHERE tenant_id = $1";
+  db::Params params{scope.tenant_id()};
+  auto bind = [&](db::Param p) {
+    params.push_back(p);
+    return "$" + std::to_string(params.size());
+  };
+  if (f.action) sql += " AND action = " + bind(*f.action);
+  if (f.actor_id) sql += " AND actor_id = " + bind(*f.actor_id);
+  if (f.after_id) sql += " AND id < " + bind(*f.after_id);
+  sql += " ORDER BY id DESC LIMIT " + bind(static_cast<int64_t>(f.limit + 1));
+  return db_->read(scope, [&](db::Tx& tx) {
+    nlohmann::json out = nlohmann::json::array();
+    auto opt = [](const std::optional<std::string>& v) { return v ? nlohmann::json(*v) : nlohmann::json(nullptr); };
+    for (const auto& r : tx.query(sql, params).rows) {
+      auto details = nlohmann::json::parse(r.text(7), nullptr, false);
+      out.push_back({{"id", r.text(0)},
+                     {"action", r.text(1)},
+                     {"actor", {{"type", r.text(2)}, {"id", opt(r.opt_text(3))}}},
+                     {"target", {{"type", opt(r.opt_text(4))}, {"id", opt(r.opt_text(5))}}},
+                     {"ip", opt(r.opt_text(6))},
+                     {"details", details.is_discarded() ? nlohmann::json::object() : details},
+                     {"created_at", r.text(8)}});
+    }
+    return out;
+  });
+}
+
+int64_t Store::count_active_api_keys(const db::TenantScope& scope) {
+  return db_->read(scope, [&](db::Tx& tx) {
+    return tx.query("SELECT COUNT(*) FROM auth_db.api_keys WHERE tenant_id = $1 AND revoked_at IS NULL",
+                    {scope.tenant_id()})
+        .rows.at(0)
+        .integer(0);
+  });
+}
+
+void Store::touch_api_keys_used(const db::TenantScope& scope,
+                                const std::vector<std::pair<std::string, std::string>>& id_time) {
+  db_->write(scope, [&](db::Tx& tx) {
+    for (const auto& [id, at] : id_time)
+      tx.query("UPDATE auth_db.api_keys SET last_used_at = $3 WHERE tenant_id = $1 AND id = $2",
+               {scope.tenant_id(), id, at});
+  });
+}
+
 void Store::insert_api_key(const db::TenantScope& scope, const ApiKey& k) {
   db_->write(scope, [&](db::Tx& tx) {
     tx.query(std::string("INSERT INTO auth_db.api_keys (") + kKeyColumns +
@@ -146,6 +381,9 @@ void Store::purge_tenant(const db::TenantScope& scope) {
   db_->write(scope, [&](db::Tx& tx) {
     tx.query("DELETE FROM auth_db.api_keys WHERE tenant_id = $1", {scope.tenant_id()});
     tx.query("DELETE FROM auth_db.users WHERE tenant_id = $1", {scope.tenant_id()});
+    tx.query("DELETE FROM auth_db.refresh_tokens WHERE tenant_id = $1", {scope.tenant_id()});
+    tx.query("DELETE FROM auth_db.password_resets WHERE tenant_id = $1", {scope.tenant_id()});
+    tx.query("DELETE FROM auth_db.audit_log WHERE tenant_id = $1", {scope.tenant_id()});
   });
   db_->write_platform([&](db::Tx& tx) {
     tx.query("DELETE FROM auth_db.api_key_index WHERE tenant_id = $1", {scope.tenant_id()});

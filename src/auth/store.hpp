@@ -22,6 +22,31 @@ class Store {
   std::optional<User> find_user(const db::TenantScope& scope, std::string_view id);
   void touch_user_login(const db::TenantScope& scope, const std::string& id);
   int64_t count_users(const db::TenantScope& scope);
+  std::vector<User> list_users(const db::TenantScope& scope, const UserFilter& f);  // newest first, limit + 1
+  std::optional<User> update_user(const db::TenantScope& scope, const std::string& id, const UserPatch& patch);
+  bool delete_user(const db::TenantScope& scope, const std::string& id);
+  int64_t count_active_admins(const db::TenantScope& scope);
+
+  void insert_refresh_token(const db::TenantScope& scope, const RefreshToken& t);
+  // Spends the presented token and stores its replacement in one transaction. Presenting a spent token
+  // revokes its whole family (RFC 9700 §4.14); `spent` receives the presented row when one was found.
+  RotateOutcome rotate_refresh_token(const db::TenantScope& scope, const std::string& presented_hash,
+                                     const RefreshToken& replacement, int64_t now, RefreshToken& spent);
+  std::optional<RefreshToken> find_refresh_token(const db::TenantScope& scope, const std::string& hash);
+  int64_t revoke_refresh_family(const db::TenantScope& scope, const std::string& family_id);
+  int64_t revoke_subject_sessions(const db::TenantScope& scope, const std::string& subject_id);
+
+  void insert_password_reset(const db::TenantScope& scope, const std::string& user_id, const std::string& token_hash,
+                             int64_t expires_at);
+  // Single use: answers the user id and marks the reset used, or nullopt when unknown, used or expired.
+  std::optional<std::string> consume_password_reset(const db::TenantScope& scope, const std::string& token_hash,
+                                                    int64_t now);
+
+  void append_audit(const db::TenantScope& scope, const AuditEvent& e);
+  nlohmann::json list_audit(const db::TenantScope& scope, const AuditFilter& f);  // array, newest first, limit + 1
+
+  int64_t count_active_api_keys(const db::TenantScope& scope);
+  void touch_api_keys_used(const db::TenantScope& scope, const std::vector<std::pair<std::string, std::string>>& id_time);
 
   // Writes the key and its prefix index entry in one transaction.
   void insert_api_key(const db::TenantScope& scope, const ApiKey& k);

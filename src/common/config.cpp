@@ -100,6 +100,17 @@ const std::vector<Setting>& table() {
            throw ConfigError("setting 'bootstrap_superadmin': expected <username>:<password>");
          c.bootstrap_superadmin = v;
        }},
+      {{"smtp_url", "CDX_SMTP_URL", "SMTP server for outgoing mail (smtp:// or smtps://)"},
+       [](Config& c, const std::string& v) {
+         if (!v.empty() && v.rfind("smtp://", 0) != 0 && v.rfind("smtps://", 0) != 0)
+           throw ConfigError("setting 'smtp_url': expected an smtp:// or smtps:// URL");
+         c.smtp_url = v;
+       }},
+      {{"smtp_from", "CDX_SMTP_FROM", "sender address of outgoing mail"},
+       [](Config& c, const std::string& v) {
+         if (v.find('@') == std::string::npos) throw ConfigError("setting 'smtp_from': expected an email address");
+         c.smtp_from = v;
+       }},
       {{"module", "CDX_MODULE", "serve one module only: core, auth"}, [](Config& c, const std::string& v) {
          if (!v.empty() && v != "core" && v != "auth" && v != "gateway")
            throw ConfigError("setting 'module': unknown module '" + v + "'");

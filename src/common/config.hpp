@@ -28,6 +28,8 @@ struct Config {
   int access_token_ttl = 900;          // seconds, at most 3600
   int refresh_token_ttl = 30 * 24 * 3600;
   std::string bootstrap_superadmin;    // "user:password" on an empty cdx_db
+  std::string smtp_url;                // smtp://host:port; empty = mails go to the log
+  std::string smtp_from = "no-reply@cdx.local";
   std::string module;                  // serve one module only (constellation); empty = all
   std::map<std::string, std::string> module_database_urls;  // schema → URL, from CDX_<MODULE>_DATABASE_URL
 

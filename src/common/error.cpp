@@ -19,6 +19,7 @@ const CodeInfo& info(Code code) {
       {408, "request_timeout", "Request timeout"},
       {429, "rate_limited", "Too many requests"},
       {403, "tenant_suspended", "Tenant suspended"},
+      {403, "quota_exceeded", "Plan quota exceeded"},
       {503, "service_unavailable", "Service unavailable"},
       {500, "internal", "Internal server error"},
   };

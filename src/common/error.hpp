@@ -24,6 +24,7 @@ enum class Code {
   kRequestTimeout,
   kRateLimited,
   kTenantSuspended,
+  kQuotaExceeded,
   kServiceUnavailable,
   kInternal,
 };

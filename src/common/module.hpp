@@ -23,6 +23,8 @@ class Module {
   virtual std::vector<db::Migration> migrations() const = 0;
   // Called after migrations, before serving (blocking work allowed: seeding, key generation).
   virtual void start() {}
+  // Called about once a second from a background thread (flushes, expiry); blocking work allowed.
+  virtual void tick() {}
   virtual void mount(http::Router& router) = 0;
   // Blocking; run on a worker. Throws when the module cannot serve.
   virtual void check_health() { database().ping(); }

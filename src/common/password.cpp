@@ -29,8 +29,11 @@ void verify_dummy_password(std::string_view password) {
 }
 
 std::optional<std::string> password_problem(std::string_view password) {
-  if (password.size() < 6) return "must be at least 6 characters long";
+  if (password.size() < 8) return "must be at least 8 characters long";
   if (password.size() > 256) return "must be at most 256 characters long";
+  std::string lowered(password);
+  for (auto& c : lowered) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (is_common_password(lowered)) return "is one of the most common passwords; choose another";
   return std::nullopt;
 }
 

@@ -12,7 +12,8 @@ std::string hash_password(std::string_view password);
 bool verify_password(const std::string& hash, std::string_view password);
 // Spends the time of one verification, so an unknown account answers as slowly as a wrong password.
 void verify_dummy_password(std::string_view password);
-// nullopt when acceptable, else why not.
+// For a password a user chooses: nullopt when acceptable, else why not (length 8–256, not a common one).
 std::optional<std::string> password_problem(std::string_view password);
+bool is_common_password(std::string_view lowered);
 
 }  // namespace cdx

@@ -53,6 +53,12 @@ class WorkerPool {
     if constexpr (!std::is_void_v<R>) co_return std::move(*result);
   }
 
+  // Fire and forget (e.g. sending mail after the answer): errors are the job's to log.
+  template <class F>
+  void post(F fn) {
+    boost::asio::post(pool_, std::move(fn));
+  }
+
   size_t threads() const { return threads_; }
   int64_t queued() const { return queued_.load(std::memory_order_relaxed); }
   void stop() {

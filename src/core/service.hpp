@@ -18,6 +18,7 @@ struct NewTenant {
   std::string admin_email;
   std::optional<std::string> admin_password;
   nlohmann::json settings = nlohmann::json::object();
+  bool seeding = false;  // demo data: its well-known passwords skip the password policy
 };
 
 struct NewPlan {

@@ -23,6 +23,7 @@ enum class Access {
   kSuperadmin,     // the platform operator
   kTenantMember,   // any principal acting inside a tenant (ADMIN, CLIENT, API key, SUPERADMIN naming one)
   kTenantAdmin,    // ADMIN or secret key of the tenant, or SUPERADMIN naming it
+  kTenantAdminOrSelf,  // as kTenantAdmin, or a CLIENT whose own id is the route's first path parameter
 };
 
 using AsyncHandler = std::function<Task<void>(Context&)>;
