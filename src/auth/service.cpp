@@ -137,12 +137,6 @@ nlohmann::json Service::open_session(const Subject& s, const Lifetimes& life,
   return out;
 }
 
-core::TenantInfo Service::tenant_for_login(std::string_view tenant) {
-  auto info = core_.find_tenant(tenant);
-  if (!info) throw invalid_credentials();
-  return std::move(*info);
-}
-
 nlohmann::json Service::superadmin_login(std::string_view username, std::string_view password,
                                          const Caller& caller) {
   const std::string account = "superadmin:" + std::string(username);

@@ -104,8 +104,9 @@ class Service {
 
   void purge_tenant(const db::TenantScope& scope) { store_.purge_tenant(scope); }
   Store& store() { return store_; }
+  core::Api& core() { return core_; }
 
- private:
+  // Session building blocks, shared with the OAuth2 provider.
   struct Subject {
     std::string id, role, tenant_id, name;  // tenant_id empty for a SUPERADMIN
     std::string scope;
@@ -114,9 +115,11 @@ class Service {
     int64_t access, refresh;
   };
   Lifetimes lifetimes(const core::TenantInfo* tenant) const;
+  // A new refresh family for the subject: the token answer with access_token and refresh_token.
   nlohmann::json open_session(const Subject& s, const Lifetimes& life, const std::optional<std::string>& client_id);
   std::string sign_access(const Subject& s, const std::string& session_id, int64_t ttl);
-  core::TenantInfo tenant_for_login(std::string_view tenant);
+
+ private:
 
   Store& store_;
   core::Api& core_;
