@@ -74,7 +74,8 @@ class HealthCache {
 
 struct Platform::Impl {
   Config config;
-  WorkerPool workers;
+  WorkerPool workers;  // blocking I/O
+  WorkerPool hashers;  // Argon2id: CPU-bound, sized to the cores, so a login flood cannot starve I/O
   std::unique_ptr<db::ConnectionFactory> factory;
   DeferredAuthApi auth_api;
   std::unique_ptr<core::CoreModule> core;
@@ -82,7 +83,10 @@ struct Platform::Impl {
   std::vector<Module*> modules;
   HealthCache health;
 
-  explicit Impl(Config c) : config(std::move(c)), workers(static_cast<size_t>(config.workers)) {
+  explicit Impl(Config c)
+      : config(std::move(c)),
+        workers(static_cast<size_t>(config.workers)),
+        hashers(static_cast<size_t>(config.hash_workers)) {
     db::StorageConfig sc;
     sc.data_dir = config.data_dir;
     sc.database_url = config.database_url;
@@ -94,7 +98,7 @@ struct Platform::Impl {
                                               [this](const db::TenantScope& scope) {
                                                 for (Module* m : modules) m->purge_tenant(scope);
                                               });
-    auth = std::make_unique<auth::AuthModule>(factory->open("auth_db"), workers, core->service(), config);
+    auth = std::make_unique<auth::AuthModule>(factory->open("auth_db"), workers, hashers, core->service(), config);
     auth_api.target = &auth->api();
     modules = {core.get(), auth.get()};
   }
@@ -209,7 +213,8 @@ int Platform::serve() {
       out += fmt::format("cdx_db_pool_waits_total{{schema=\"{}\"}} {}\n", m->database().schema(), s.waits);
     }
     out += "# HELP cdx_worker_queue_depth Blocking jobs waiting for a worker.\n# TYPE cdx_worker_queue_depth gauge\n";
-    out += fmt::format("cdx_worker_queue_depth {}\n", p.workers.queued());
+    out += fmt::format("cdx_worker_queue_depth{{pool=\"io\"}} {}\n", p.workers.queued());
+    out += fmt::format("cdx_worker_queue_depth{{pool=\"hash\"}} {}\n", p.hashers.queued());
   });
   const std::string openapi = openapi_document(router, CDX_VERSION).dump();
   openapi_ptr = &openapi;

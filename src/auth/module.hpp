@@ -34,11 +34,12 @@ class InProcessApi final : public Api {
 
 class AuthModule final : public Module {
  public:
-  AuthModule(std::shared_ptr<db::Database> db, WorkerPool& workers, core::Api& core, const Config& config)
+  AuthModule(std::shared_ptr<db::Database> db, WorkerPool& workers, WorkerPool& hashers, core::Api& core,
+             const Config& config)
       : db_(std::move(db)),
         workers_(workers),
         store_(db_),
-        service_(store_, core, config, workers),
+        service_(store_, core, config, workers, hashers),
         authenticator_(service_, core, workers),
         api_(service_, authenticator_) {}
 

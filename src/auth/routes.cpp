@@ -80,7 +80,9 @@ void AuthModule::mount_sessions(http::Router& r) {
         in.finish();
         if (tenant.empty()) tenant = co_await authenticator_.tenant_of_publishable_key(key);
         const Caller caller = caller_of(ctx);
-        auto out = co_await workers_.run([&] { return service_.login(tenant, email, password, caller); });
+        auto attempt = co_await workers_.run([&] { return service_.begin_login(tenant, email, caller); });
+        const bool ok = co_await service_.hashers().run([&] { return Service::check_password(attempt, password); });
+        auto out = co_await workers_.run([&] { return service_.finish_login(attempt, ok, caller); });
         ctx.res.json(200, out.dump());
         no_store(ctx);
       },

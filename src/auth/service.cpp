@@ -53,11 +53,12 @@ Error quota_exceeded(std::string detail) { return Error(Code::kQuotaExceeded, st
 
 }  // namespace
 
-Service::Service(Store& store, core::Api& core, const Config& config, WorkerPool& workers)
+Service::Service(Store& store, core::Api& core, const Config& config, WorkerPool& workers, WorkerPool& hashers)
     : store_(store),
       core_(core),
       config_(config),
       workers_(workers),
+      hashers_(hashers),
       mailer_(make_mailer(config.smtp_url, config.smtp_from)),
       issuer_(config.issuer()) {}
 
@@ -114,7 +115,7 @@ std::string Service::sign_access(const Subject& s, const std::string& session_id
 }
 
 nlohmann::json Service::open_session(const Subject& s, const Lifetimes& life,
-                                     const std::optional<std::string>& client_id) {
+                                     const std::optional<std::string>& client_id, const AuditEvent* login) {
   const std::string tenant_key = s.tenant_id.empty() ? std::string(kPlatformTenant) : s.tenant_id;
   const std::string refresh = make_opaque_token(tenant_key);
   RefreshToken t;
@@ -128,7 +129,8 @@ nlohmann::json Service::open_session(const Subject& s, const Lifetimes& life,
   t.scope = s.scope;
   t.expires_at = Clock::unix_seconds() + life.refresh;
   t.created_at = format_rfc3339(Clock::now());
-  store_.insert_refresh_token(ScopeMinter::mint(tenant_key), t);
+  // One transaction (one fsync on SQLite) per login: session, last_login_at and the audit row.
+  store_.insert_session(ScopeMinter::mint(tenant_key), t, login);
   nlohmann::json out = {{"access_token", sign_access(s, t.family_id, life.access)},
                         {"token_type", "Bearer"},
                         {"expires_in", life.access},
@@ -155,42 +157,49 @@ nlohmann::json Service::superadmin_login(std::string_view username, std::string_
   return open_session({who->id, "SUPERADMIN", "", who->username, "*"}, lifetimes(nullptr), std::nullopt);
 }
 
-nlohmann::json Service::login(std::string_view tenant, std::string_view email, std::string_view password,
-                              const Caller& caller) {
-  const std::string account = std::string(tenant) + ":" + lowercase(email);
-  const int64_t now = Clock::unix_seconds();
-  if (auto wait = throttle_.retry_after(account, caller.ip, now))
+Service::LoginAttempt Service::begin_login(std::string_view tenant, std::string_view email, const Caller& caller) {
+  LoginAttempt a;
+  a.account = std::string(tenant) + ":" + lowercase(email);
+  if (auto wait = throttle_.retry_after(a.account, caller.ip, Clock::unix_seconds()))
     throw Error(Code::kRateLimited, "Too many failed logins; try again later.")
         .with_header("Retry-After", std::to_string(*wait));
-  auto fail = [&](const std::optional<db::TenantScope>& scope, const std::string& reason) {
-    throttle_.failed(account, caller.ip, now);
-    if (scope) {
+  a.tenant = core_.find_tenant(tenant);
+  if (a.tenant) a.user = store_.find_user_by_email(ScopeMinter::mint(a.tenant->tenant.id), email);
+  return a;
+}
+
+bool Service::check_password(const LoginAttempt& a, std::string_view password) {
+  // Unknown tenant or user costs one verification too, so timing does not tell them apart.
+  if (!a.user) {
+    verify_dummy_password(password);
+    return false;
+  }
+  return verify_password(a.user->password_hash, password);
+}
+
+nlohmann::json Service::finish_login(const LoginAttempt& a, bool password_ok, const Caller& caller) {
+  const int64_t now = Clock::unix_seconds();
+  auto fail = [&](const std::string& reason) {
+    throttle_.failed(a.account, caller.ip, now);
+    if (a.tenant) {
       AuditEvent e{"login.failed", "anonymous"};
-      e.details = {{"email", lowercase(email)}, {"reason", reason}};
-      audit(*scope, e, caller);
+      e.details = {{"email", a.account.substr(a.account.find(':') + 1)}, {"reason", reason}};
+      if (a.user) e.target_type = "user", e.target_id = a.user->id;
+      audit(ScopeMinter::mint(a.tenant->tenant.id), e, caller);
     }
     return invalid_credentials();
   };
-  auto info = core_.find_tenant(tenant);
-  if (!info) {
-    verify_dummy_password(password);
-    throw fail(std::nullopt, "unknown tenant");
-  }
-  const db::TenantScope scope = ScopeMinter::mint(info->tenant.id);
-  auto user = store_.find_user_by_email(scope, email);
-  if (!user) {
-    verify_dummy_password(password);
-    throw fail(scope, "unknown user");
-  }
-  if (!verify_password(user->password_hash, password)) throw fail(scope, "wrong password");
-  if (user->status != "active") throw fail(scope, "user disabled");
-  if (info->tenant.status == "suspended")
-    throw Error(Code::kTenantSuspended, "The tenant '" + info->tenant.slug + "' is suspended.");
-  throttle_.succeeded(account);
-  store_.touch_user_login(scope, user->id);
-  AuditEvent e{"login.succeeded", "user", user->id, "user", user->id};
-  audit(scope, e, caller);
-  return open_session({user->id, user->role, info->tenant.id, user->email, ""}, lifetimes(&*info), std::nullopt);
+  if (!a.tenant) throw fail("unknown tenant");
+  if (!a.user) throw fail("unknown user");
+  if (!password_ok) throw fail("wrong password");
+  if (a.user->status != "active") throw fail("user disabled");
+  if (a.tenant->tenant.status == "suspended")
+    throw Error(Code::kTenantSuspended, "The tenant '" + a.tenant->tenant.slug + "' is suspended.");
+  throttle_.succeeded(a.account);
+  AuditEvent e{"login.succeeded", "user", a.user->id, "user", a.user->id};
+  e.ip = caller.ip;
+  return open_session({a.user->id, a.user->role, a.tenant->tenant.id, a.user->email, ""}, lifetimes(&*a.tenant),
+                      std::nullopt, &e);
 }
 
 nlohmann::json Service::refresh(std::string_view refresh_token, const Caller& caller) {

@@ -61,7 +61,8 @@ struct UserState {
 
 class Service {
  public:
-  Service(Store& store, core::Api& core, const Config& config, WorkerPool& workers);
+  Service(Store& store, core::Api& core, const Config& config, WorkerPool& workers, WorkerPool& hashers);
+  WorkerPool& hashers() { return hashers_; }
 
   void load_signing_keys();  // generates and stores the first key on an empty database
   std::shared_ptr<const KeyRing> keyring() const;
@@ -70,8 +71,16 @@ class Service {
 
   // Sessions.
   nlohmann::json superadmin_login(std::string_view username, std::string_view password, const Caller& caller);
-  nlohmann::json login(std::string_view tenant, std::string_view email, std::string_view password,
-                       const Caller& caller);
+  // A login in three steps so the Argon2id check runs on the hashing pool and the database calls on
+  // the I/O pool: begin_login (I/O) → check_password (hash) → finish_login (I/O).
+  struct LoginAttempt {
+    std::string account;
+    std::optional<core::TenantInfo> tenant;
+    std::optional<User> user;
+  };
+  LoginAttempt begin_login(std::string_view tenant, std::string_view email, const Caller& caller);
+  static bool check_password(const LoginAttempt& attempt, std::string_view password);
+  nlohmann::json finish_login(const LoginAttempt& attempt, bool password_ok, const Caller& caller);
   nlohmann::json refresh(std::string_view refresh_token, const Caller& caller);
   void logout(const Principal& who, const std::optional<std::string>& refresh_token, const Caller& caller);
   nlohmann::json register_user(std::string_view tenant, const NewUser& in, const Caller& caller);
@@ -116,7 +125,9 @@ class Service {
   };
   Lifetimes lifetimes(const core::TenantInfo* tenant) const;
   // A new refresh family for the subject: the token answer with access_token and refresh_token.
-  nlohmann::json open_session(const Subject& s, const Lifetimes& life, const std::optional<std::string>& client_id);
+  // `login` (a successful password login to record) is written in the session's own transaction.
+  nlohmann::json open_session(const Subject& s, const Lifetimes& life, const std::optional<std::string>& client_id,
+                              const AuditEvent* login = nullptr);
   std::string sign_access(const Subject& s, const std::string& session_id, int64_t ttl);
 
  private:
@@ -125,6 +136,7 @@ class Service {
   core::Api& core_;
   const Config& config_;
   WorkerPool& workers_;
+  WorkerPool& hashers_;
   std::unique_ptr<Mailer> mailer_;
   std::string issuer_;
   LoginThrottle throttle_;

@@ -80,13 +80,6 @@ std::optional<User> Store::find_user(const db::TenantScope& scope, std::string_v
   });
 }
 
-void Store::touch_user_login(const db::TenantScope& scope, const std::string& id) {
-  db_->write(scope, [&](db::Tx& tx) {
-    tx.query("UPDATE auth_db.users SET last_login_at = $3 WHERE tenant_id = $1 AND id = $2",
-             {scope.tenant_id(), id, format_rfc3339(Clock::now())});
-  });
-}
-
 int64_t Store::count_users(const db::TenantScope& scope) {
   return db_->read(scope, [&](db::Tx& tx) {
     return tx.query("SELECT COUNT(*) FROM auth_db.users WHERE tenant_id = $1", {scope.tenant_id()})
@@ -187,6 +180,17 @@ void Store::insert_refresh_token(const db::TenantScope& scope, const RefreshToke
   db_->write(scope, [&](db::Tx& tx) { insert_refresh(tx, t); });
 }
 
+void Store::insert_session(const db::TenantScope& scope, const RefreshToken& t, const AuditEvent* login) {
+  db_->write(scope, [&](db::Tx& tx) {
+    insert_refresh(tx, t);
+    if (!login) return;
+    const std::string now = format_rfc3339(Clock::now());
+    tx.query("UPDATE auth_db.users SET last_login_at = $3 WHERE tenant_id = $1 AND id = $2",
+             {scope.tenant_id(), t.subject_id, now});
+    append_audit_row(tx, scope, *login);
+  });
+}
+
 RotateOutcome Store::rotate_refresh_token(const db::TenantScope& scope, const std::string& presented_hash,
                                           const RefreshToken& replacement, int64_t now, RefreshToken& spent) {
   return db_->write(scope, [&](db::Tx& tx) {
@@ -269,13 +273,15 @@ std::optional<std::string> Store::consume_password_reset(const db::TenantScope& 
   });
 }
 
+void Store::append_audit_row(db::Tx& tx, const db::TenantScope& scope, const AuditEvent& e) {
+  tx.query("INSERT INTO auth_db.audit_log (id, tenant_id, action, actor_type, actor_id, target_type, target_id, ip, "
+           "details, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+           {new_uuid_v7(), scope.tenant_id(), e.action, e.actor_type, e.actor_id, e.target_type, e.target_id, e.ip,
+            e.details.dump(), format_rfc3339(Clock::now())});
+}
+
 void Store::append_audit(const db::TenantScope& scope, const AuditEvent& e) {
-  db_->write(scope, [&](db::Tx& tx) {
-    tx.query("INSERT INTO auth_db.audit_log (id, tenant_id, action, actor_type, actor_id, target_type, target_id, ip, "
-             "details, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-             {new_uuid_v7(), scope.tenant_id(), e.action, e.actor_type, e.actor_id, e.target_type, e.target_id, e.ip,
-              e.details.dump(), format_rfc3339(Clock::now())});
-  });
+  db_->write(scope, [&](db::Tx& tx) { append_audit_row(tx, scope, e); });
 }
 
 nlohmann::json Store::list_audit(const db::TenantScope& scope, const AuditFilter& f) {

@@ -20,7 +20,6 @@ class Store {
   void insert_user(const db::TenantScope& scope, const User& u);  // UniqueViolation on a taken email
   std::optional<User> find_user_by_email(const db::TenantScope& scope, std::string_view email);
   std::optional<User> find_user(const db::TenantScope& scope, std::string_view id);
-  void touch_user_login(const db::TenantScope& scope, const std::string& id);
   int64_t count_users(const db::TenantScope& scope);
   std::vector<User> list_users(const db::TenantScope& scope, const UserFilter& f);  // newest first, limit + 1
   std::optional<User> update_user(const db::TenantScope& scope, const std::string& id, const UserPatch& patch);
@@ -28,6 +27,8 @@ class Store {
   int64_t count_active_admins(const db::TenantScope& scope);
 
   void insert_refresh_token(const db::TenantScope& scope, const RefreshToken& t);
+  // A new session; with `login`, also the user's last_login_at and the login's audit row, atomically.
+  void insert_session(const db::TenantScope& scope, const RefreshToken& t, const AuditEvent* login);
   // Spends the presented token and stores its replacement in one transaction. Presenting a spent token
   // revokes its whole family (RFC 9700 §4.14); `spent` receives the presented row when one was found.
   RotateOutcome rotate_refresh_token(const db::TenantScope& scope, const std::string& presented_hash,
@@ -62,6 +63,7 @@ class Store {
   void platform_insert_signing_key(const SigningKey& k);  // and deactivates the others
 
  private:
+  static void append_audit_row(db::Tx& tx, const db::TenantScope& scope, const AuditEvent& e);
   std::shared_ptr<db::Database> db_;
 };
 

@@ -62,8 +62,10 @@ const std::vector<Setting>& table() {
        }},
       {{"threads", "CDX_THREADS", "I/O threads (0 = cores)"},
        [](Config& c, const std::string& v) { c.threads = static_cast<int>(parse_int("threads", v, 0, 256)); }},
-      {{"workers", "CDX_WORKERS", "worker threads for database and hashing (0 = max(4, cores))"},
+      {{"workers", "CDX_WORKERS", "threads for blocking I/O: database calls, mail (0 = max(4, 2 x cores))"},
        [](Config& c, const std::string& v) { c.workers = static_cast<int>(parse_int("workers", v, 0, 512)); }},
+      {{"hash_workers", "CDX_HASH_WORKERS", "threads for password hashing (0 = cores)"},
+       [](Config& c, const std::string& v) { c.hash_workers = static_cast<int>(parse_int("hash_workers", v, 0, 256)); }},
       {{"db_pool_size", "CDX_DB_POOL_SIZE", "PostgreSQL connections per server"},
        [](Config& c, const std::string& v) { c.db_pool_size = static_cast<int>(parse_int("db_pool_size", v, 1, 1000)); }},
       {{"demo", "CDX_DEMO", "seed demo data once"},
@@ -183,7 +185,8 @@ Config load_config(const std::map<std::string, std::string>& flags, const std::s
   }
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   if (cfg.threads == 0) cfg.threads = cores;
-  if (cfg.workers == 0) cfg.workers = std::max(4, cores);
+  if (cfg.workers == 0) cfg.workers = std::max(4, 2 * cores);
+  if (cfg.hash_workers == 0) cfg.hash_workers = cores;
   return cfg;
 }
 

@@ -17,7 +17,8 @@ struct Config {
   std::string database_url;            // PostgreSQL; empty = embedded SQLite
   std::string migration_database_url;  // optional login for migrations
   int threads = 0;                     // I/O threads; 0 = number of cores
-  int workers = 0;                     // blocking-work threads (database, hashing); 0 = max(4, cores)
+  int workers = 0;                     // blocking I/O threads (database, mail); 0 = max(4, 2 × cores)
+  int hash_workers = 0;                // CPU-bound threads (password hashing); 0 = cores
   int db_pool_size = 8;
   bool demo = false;
   std::string public_url;              // token issuer and link base; default http://<host>:<port>

@@ -1,0 +1,132 @@
+#!/usr/bin/python3
+"""Login throughput against the Argon2id limit, and /health latency while logins saturate the workers.
+
+1. The raw Argon2id verification rate with 2 threads, measured in-process (cdx_benchmarks) in this run.
+2. `cdx serve --threads 1 --workers 2`; wrk POSTs logins (-c8) for the duration: logins/s.
+3. Same load again while a probe sends GET /health every 5 ms on a keep-alive connection: p50/p99.
+Usage: bench/login_bench.py [--duration 10]
+"""
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CDX = os.path.join(ROOT, "build/release/cdx")
+BENCH = os.path.join(ROOT, "build/release/cdx_benchmarks")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def call(method, url, body=None, headers=None):
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method,
+                                 headers={"Content-Type": "application/json", **(headers or {})})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return json.loads(r.read())
+
+
+def argon2_rate():
+    out = subprocess.run([BENCH, "--benchmark_filter=BM_Argon2idVerify/real_time/threads:2",
+                          "--benchmark_min_time=3", "--benchmark_format=json"],
+                         capture_output=True, text=True, check=True).stdout
+    b = json.loads(out)["benchmarks"][0]
+    seconds = b["real_time"] / 1e3 if b["time_unit"] == "ms" else b["real_time"] / 1e9
+    return b["threads"] / seconds
+
+
+def wrk_logins(url, lua, duration):
+    out = subprocess.run(["wrk", "-t1", "-c8", f"-d{duration}s", "-s", lua, url],
+                         capture_output=True, text=True, check=True).stdout
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if non2xx:
+        raise RuntimeError("logins failed: " + non2xx.group(1))
+    return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+
+
+def probe(port, stop, samples):
+    s = socket.create_connection(("127.0.0.1", port))
+    req = b"GET /health HTTP/1.1\r\nHost: bench\r\n\r\n"
+    while not stop.is_set():
+        t0 = time.perf_counter()
+        s.sendall(req)
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            buf += s.recv(65536)
+        head, _, body = buf.partition(b"\r\n\r\n")
+        length = int(re.search(rb"Content-Length: (\d+)", head).group(1))
+        while len(body) < length:
+            body += s.recv(65536)
+        samples.append((time.perf_counter() - t0) * 1e3)
+        time.sleep(0.005)
+    s.close()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--duration", type=int, default=10)
+    args = ap.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("login_bench: wrk is missing (run scripts/setup)")
+    tmp = tempfile.mkdtemp(prefix="cdx-login-bench-")
+    proc = None
+    try:
+        raw = argon2_rate()
+        port = free_port()
+        env = dict(os.environ, CDX_BOOTSTRAP_SUPERADMIN="bench:bench-password", CDX_LOG_LEVEL="warn")
+        proc = subprocess.Popen([CDX, "serve", "--threads", "1", "--workers", "2", "--access-log", "false",
+                                 "--port", str(port), "--data-dir", os.path.join(tmp, "data")], env=env)
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(200):
+            try:
+                urllib.request.urlopen(base + "/health", timeout=1)
+                break
+            except Exception:
+                time.sleep(0.05)
+        token = call("POST", base + "/api/v1/auth/superadmin/login",
+                     {"username": "bench", "password": "bench-password"})["access_token"]
+        call("POST", base + "/api/v1/tenants", {"name": "Bench", "slug": "bench", "admin_email": "a@bench.example.com",
+                                                "admin_password": "bench-password"},
+             {"Authorization": "Bearer " + token})
+        lua = os.path.join(tmp, "login.lua")
+        with open(lua, "w") as f:
+            f.write('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+                    'wrk.body = \'{"email":"a@bench.example.com","password":"bench-password","tenant":"bench"}\'\n')
+        url = base + "/api/v1/auth/login"
+        alone = wrk_logins(url, lua, args.duration)
+        stop, samples = threading.Event(), []
+        t = threading.Thread(target=probe, args=(port, stop, samples))
+        t.start()
+        loaded = wrk_logins(url, lua, args.duration)
+        stop.set()
+        t.join()
+        samples.sort()
+        p = lambda q: samples[min(len(samples) - 1, int(q * len(samples)))]
+        print(f"Argon2id verify, 2 threads, in-process: {raw:.1f}/s")
+        print(f"logins/s, --workers 2 (wrk -c8 -d{args.duration}s): {alone:.1f}  = {alone / raw:.2f}x the raw hash rate")
+        print(f"logins/s with the /health probe running: {loaded:.1f}  = {loaded / raw:.2f}x")
+        print(f"GET /health during logins: {len(samples)} samples, p50 {p(0.5):.2f} ms, p99 {p(0.99):.2f} ms, "
+              f"max {samples[-1]:.2f} ms")
+    finally:
+        if proc:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(15)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
