@@ -171,7 +171,7 @@ nlohmann::json openapi_document(const http::Router& router, const std::string& v
     }
     if (!params.empty()) op["parameters"] = params;
     if (!d.request_schema.empty())
-      op["requestBody"] = {{"required", true},
+      op["requestBody"] = {{"required", !d.request_optional},
                            {"content", {{"application/json", {{"schema", ref(d.request_schema)}}}}}};
     nlohmann::json ok = {{"description", d.summary}};
     if (!d.response_schema.empty()) {

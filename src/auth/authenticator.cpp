@@ -130,7 +130,6 @@ std::shared_ptr<const Principal> Authenticator::from_bearer(std::string_view tok
   auto p = std::make_shared<Principal>();
   p->id = c.sub;
   p->expires_at = c.exp;
-  p->issued_at = c.iat;
   if (c.extra.is_object() && c.extra.contains("sid") && c.extra["sid"].is_string())
     p->session_id = c.extra["sid"].get<std::string>();
   p->scopes = split_scopes(c.scope);
@@ -187,26 +186,19 @@ Task<void> Authenticator::authenticate(http::Context& ctx, const http::RouteDoc&
     if (!named.empty() && named != t->id && named != t->slug)
       throw Error(Code::kForbidden, "The credential belongs to another tenant than X-Tenant-ID names.");
     ctx.tenant = &*p.scope;
-    if (p.kind == Principal::Kind::kUser) {
-      // A disabled or deleted user, or a token older than the user's last password/role change, stops
-      // working within the cache TTL (at once in this process: changes invalidate the cache).
-      auto state = users_.get(p.id, steady_ms());
-      if (!state) {
-        const db::TenantScope& scope = *p.scope;
-        std::string id = p.id;
-        auto loaded = co_await workers_.run([&] { return service_.user_state(scope, id); });
-        state = std::make_shared<const UserState>(loaded.value_or(UserState{}));
-        users_.put(p.id, state, steady_ms() + kCacheTtlMs);
-      }
-      if (!state->active) throw unauthorized("The user is disabled or no longer exists.");
-      if (p.issued_at < state->sessions_valid_after) throw unauthorized("The session has ended; log in again.");
+    if (p.publishable) check_origin(ctx, *t);
+  }
+  if (!p.session_id.empty()) {
+    // A token of an ended session (logout, refresh reuse, the user disabled, deleted, or its password
+    // or role changed) stops working within the cache TTL, at once in this process.
+    auto state = sessions_.get(p.session_id, steady_ms());
+    if (!state) {
+      std::string tenant_id = p.tenant_id, sid = p.session_id;
+      const bool active = co_await workers_.run([&] { return service_.session_active(tenant_id, sid); });
+      state = std::make_shared<const SessionState>(SessionState{active});
+      sessions_.put(p.session_id, state, steady_ms() + kCacheTtlMs);
     }
-    if (p.publishable) {
-      const std::string_view origin = ctx.req.header("origin");
-      if (!origin.empty() &&
-          std::find(t->allowed_origins.begin(), t->allowed_origins.end(), origin) == t->allowed_origins.end())
-        throw Error(Code::kForbidden, "This publishable key may not be used from that Origin (tenant allowed_origins).");
-    }
+    if (!state->active) throw unauthorized("The session has ended; log in again.");
   }
   if (t && t->status == "suspended")
     throw Error(Code::kTenantSuspended, "The tenant '" + t->slug + "' is suspended.");
@@ -234,10 +226,20 @@ Task<void> Authenticator::authenticate(http::Context& ctx, const http::RouteDoc&
     throw Error(Code::kForbidden, "The API key lacks the scope '" + route.scope + "'.");
 }
 
-Task<std::string> Authenticator::tenant_of_publishable_key(std::string_view key) {
+Task<std::string> Authenticator::tenant_of_publishable_key(const http::Context& ctx) {
+  const std::string_view key = ctx.req.header("x-api-key");
   if (key.substr(0, kKeyTypeLen) != "cdx_pk_") throw unauthorized("Only a publishable key (cdx_pk_…) names a tenant here.");
   auto p = co_await from_api_key(key);
+  auto t = co_await tenant(p->tenant_id);
+  if (!t) throw unauthorized("The credential's tenant no longer exists.");
+  check_origin(ctx, *t);
   co_return p->tenant_id;
+}
+
+void Authenticator::check_origin(const http::Context& ctx, const CachedTenant& t) {
+  const std::string_view origin = ctx.req.header("origin");
+  if (!origin.empty() && std::find(t.allowed_origins.begin(), t.allowed_origins.end(), origin) == t.allowed_origins.end())
+    throw Error(Code::kForbidden, "This publishable key may not be used from that Origin (tenant allowed_origins).");
 }
 
 }  // namespace cdx::auth

@@ -27,14 +27,14 @@ class Authenticator final : public http::Authenticator {
 
   // The tenant a publishable key (cdx_pk_…) identifies, for endpoints that take one instead of a
   // credential (login, sign-up). Throws 401 when the key is not valid.
-  Task<std::string> tenant_of_publishable_key(std::string_view key);
+  Task<std::string> tenant_of_publishable_key(const http::Context& ctx);
 
   // Credentials or tenants changed: every thread re-checks before its next request.
   void invalidate() const {
     keys_.invalidate_all();
     tokens_.invalidate_all();
     tenants_.invalidate_all();
-    users_.invalidate_all();
+    sessions_.invalidate_all();
   }
 
  private:
@@ -48,6 +48,7 @@ class Authenticator final : public http::Authenticator {
   std::shared_ptr<const Principal> from_bearer(std::string_view token);
   Task<std::shared_ptr<const CachedTenant>> tenant(std::string_view id_or_slug);
   std::shared_ptr<const CachedTenant> remember_tenant(const core::TenantInfo& info) const;
+  static void check_origin(const http::Context& ctx, const CachedTenant& t);
 
   Service& service_;
   core::Api& core_;
@@ -55,7 +56,7 @@ class Authenticator final : public http::Authenticator {
   LocalCache<CachedKey> keys_;
   LocalCache<Principal> tokens_{10'000};
   LocalCache<CachedTenant> tenants_;
-  LocalCache<UserState> users_;
+  LocalCache<SessionState> sessions_;
 };
 
 }  // namespace cdx::auth

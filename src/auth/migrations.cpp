@@ -55,7 +55,6 @@ CREATE TABLE auth_db.signing_keys (
 )SQL",
        {"auth_db.users", "auth_db.api_keys"}},
       {2, "sessions, password resets, audit log", R"SQL(
-ALTER TABLE auth_db.users ADD COLUMN sessions_valid_after BIGINT NOT NULL DEFAULT 0;
 CREATE TABLE auth_db.refresh_tokens (
   id TEXT PRIMARY KEY,
   tenant_id TEXT NOT NULL,
@@ -108,6 +107,52 @@ CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON auth_db.audit_log
 CREATE TRIGGER auth_db.audit_log_no_update BEFORE UPDATE ON audit_log
 BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
 )SQL"},
+      // OAuth2 / OIDC provider: clients and codes are tenant data; oauth_secrets holds platform secrets
+      // every replica shares (the login form's CSRF key).
+      {3, "oauth2 clients, authorization codes, provider secrets", R"SQL(
+CREATE TABLE auth_db.oauth_clients (
+  id TEXT PRIMARY KEY,
+  tenant_id TEXT NOT NULL,
+  client_id TEXT NOT NULL UNIQUE,
+  name TEXT NOT NULL,
+  type TEXT NOT NULL,
+  secret_hash TEXT,
+  redirect_uris TEXT NOT NULL,
+  allowed_origins TEXT NOT NULL,
+  grant_types TEXT NOT NULL,
+  scopes TEXT NOT NULL,
+  created_by TEXT,
+  created_at TEXT NOT NULL,
+  updated_at TEXT NOT NULL
+);
+CREATE INDEX oauth_clients_tenant ON auth_db.oauth_clients (tenant_id, id);
+CREATE TABLE auth_db.oauth_codes (
+  id TEXT PRIMARY KEY,
+  tenant_id TEXT NOT NULL,
+  code_hash TEXT NOT NULL UNIQUE,
+  client_id TEXT NOT NULL,
+  user_id TEXT NOT NULL,
+  redirect_uri TEXT NOT NULL,
+  redirect_uri_explicit INTEGER NOT NULL,
+  code_challenge TEXT NOT NULL,
+  scope TEXT NOT NULL,
+  nonce TEXT,
+  auth_time BIGINT NOT NULL,
+  expires_at BIGINT NOT NULL,
+  used_at BIGINT,
+  family_id TEXT,
+  created_at TEXT NOT NULL
+);
+CREATE INDEX oauth_codes_expiry ON auth_db.oauth_codes (tenant_id, expires_at);
+CREATE INDEX oauth_codes_client ON auth_db.oauth_codes (tenant_id, client_id);
+CREATE INDEX refresh_tokens_client ON auth_db.refresh_tokens (tenant_id, client_id);
+CREATE TABLE auth_db.oauth_secrets (
+  name TEXT PRIMARY KEY,
+  secret TEXT NOT NULL,
+  created_at BIGINT NOT NULL
+);
+)SQL",
+       {"auth_db.oauth_clients", "auth_db.oauth_codes"}},
   };
 }
 

@@ -14,7 +14,6 @@ namespace cdx::auth {
 struct User {
   std::string id, tenant_id, email, name, role, status, password_hash, created_at, updated_at;
   std::optional<std::string> last_login_at;
-  int64_t sessions_valid_after = 0;  // unix seconds: access tokens issued before it are refused
 };
 
 struct ApiKey {
@@ -34,7 +33,6 @@ struct UserFilter {
 
 struct UserPatch {
   std::optional<std::string> name, role, status, password_hash;
-  std::optional<int64_t> sessions_valid_after;
 };
 
 // One refresh token of a session family. Opaque to clients: "<tenant id>.<secret>"; stored hashed.

@@ -6,6 +6,7 @@
 
 #include "auth/api.hpp"
 #include "auth/authenticator.hpp"
+#include "auth/oauth_service.hpp"
 #include "auth/service.hpp"
 #include "auth/store.hpp"
 #include "common/module.hpp"
@@ -41,25 +42,41 @@ class AuthModule final : public Module {
         store_(db_),
         service_(store_, core, config, workers, hashers),
         authenticator_(service_, core, workers),
-        api_(service_, authenticator_) {}
+        api_(service_, authenticator_),
+        oauth_store_(db_),
+        oauth_(oauth_store_, service_) {}
 
   std::string_view name() const override { return "auth"; }
   db::Database& database() override { return *db_; }
   std::vector<db::Migration> migrations() const override;
-  void start() override { service_.load_signing_keys(); }
-  void tick() override { service_.flush_key_use(); }
+  void start() override {
+    service_.load_signing_keys();
+    oauth_.start();
+  }
+  void tick() override {
+    service_.flush_key_use();
+    // Keys rotated by another process (cdx admin rotate-keys, another replica): sign and verify with the
+    // new set within a few seconds, and re-verify cached tokens (a retired key's tokens stop working).
+    if (++ticks_ % 5 == 0 && oauth_.signing_keys_changed()) {
+      service_.load_signing_keys();
+      authenticator_.invalidate();
+    }
+  }
   void mount(http::Router& router) override;
   void mount_sessions(http::Router& router);
   void mount_users(http::Router& router);
   void mount_api_keys(http::Router& router);
+  void mount_oauth(http::Router& router);  // oauth_routes.cpp
   void purge_tenant(const db::TenantScope& scope) override {
     service_.purge_tenant(scope);
+    oauth_.purge_tenant(scope);
     authenticator_.invalidate();
   }
 
   Api& api() { return api_; }
   Authenticator& authenticator() { return authenticator_; }
   Service& service() { return service_; }
+  OAuthService& oauth() { return oauth_; }
 
  private:
   std::shared_ptr<db::Database> db_;
@@ -68,6 +85,9 @@ class AuthModule final : public Module {
   Service service_;
   Authenticator authenticator_;
   InProcessApi api_;
+  OAuthStore oauth_store_;
+  OAuthService oauth_;
+  uint64_t ticks_ = 0;  // tick() runs on one background thread only
 };
 
 }  // namespace cdx::auth

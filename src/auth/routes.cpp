@@ -3,6 +3,7 @@
 #include "auth/module.hpp"
 #include "common/clock.hpp"
 #include "common/json_body.hpp"
+#include "common/log.hpp"
 #include "http/pagination.hpp"
 #include "http/router.hpp"
 
@@ -18,12 +19,24 @@ Caller caller_of(const Context& ctx) { return Caller{std::string(ctx.req.remote)
 
 void no_store(Context& ctx) { ctx.res.header("Cache-Control", "no-store"); }
 
+void request_password_reset_later(WorkerPool& workers, Service& service, std::string tenant, std::string email,
+                                  Caller caller) {
+  workers.post([&service, tenant = std::move(tenant), email = std::move(email), caller = std::move(caller)] {
+    try {
+      service.forgot_password(tenant, email, caller);
+    } catch (const std::exception& e) {
+      log::error("password reset request failed", {{"error", e.what()}});
+    }
+  });
+}
+
 }  // namespace
 
 void AuthModule::mount(http::Router& r) {
   mount_sessions(r);
   mount_users(r);
   mount_api_keys(r);
+  mount_oauth(r);
 
   r.add_sync(
       Method::kGet, "/.well-known/jwks.json",
@@ -78,7 +91,7 @@ void AuthModule::mount_sessions(http::Router& r) {
         if (tenant.empty() && key.empty())
           in.fail("tenant", "is required: in the body, as X-Tenant-ID, or through a publishable key");
         in.finish();
-        if (tenant.empty()) tenant = co_await authenticator_.tenant_of_publishable_key(key);
+        if (tenant.empty()) tenant = co_await authenticator_.tenant_of_publishable_key(ctx);
         const Caller caller = caller_of(ctx);
         auto attempt = co_await workers_.run([&] { return service_.begin_login(tenant, email, caller); });
         const bool ok = co_await service_.hashers().run([&] { return Service::check_password(attempt, password); });
@@ -114,10 +127,11 @@ void AuthModule::mount_sessions(http::Router& r) {
         const Caller caller = caller_of(ctx);
         const Principal& who = *ctx.principal;
         co_await workers_.run([&] { service_.logout(who, token, caller); });
+        authenticator_.invalidate();  // the session's access tokens stop working at once
         ctx.res.no_content();
       },
       {.access = Access::kAuthenticated, .summary = "End the session: revokes its refresh token family",
-       .tag = "auth", .request_schema = "Logout", .success_status = 204});
+       .tag = "auth", .request_schema = "Logout", .request_optional = true, .success_status = 204});
 
   r.add(
       Method::kPost, "/api/v1/auth/register",
@@ -132,7 +146,7 @@ void AuthModule::mount_sessions(http::Router& r) {
         if (tenant.empty() && key.empty())
           in.fail("tenant", "is required: in the body, as X-Tenant-ID, or through a publishable key");
         in.finish();
-        if (tenant.empty()) tenant = co_await authenticator_.tenant_of_publishable_key(key);
+        if (tenant.empty()) tenant = co_await authenticator_.tenant_of_publishable_key(ctx);
         const Caller caller = caller_of(ctx);
         auto out = co_await workers_.run([&] { return service_.register_user(tenant, u, caller); });
         ctx.res.json(201, out.dump());
@@ -149,9 +163,10 @@ void AuthModule::mount_sessions(http::Router& r) {
         std::string tenant = in.optional_string("tenant", 1, 64).value_or(std::string(ctx.req.header("x-tenant-id")));
         if (tenant.empty()) in.fail("tenant", "is required: in the body or as X-Tenant-ID");
         in.finish();
-        const Caller caller = caller_of(ctx);
-        co_await workers_.run([&] { service_.forgot_password(tenant, email, caller); });
+        // The work happens after the answer, so a known and an unknown account answer alike, in time too.
+        request_password_reset_later(workers_, service_, tenant, email, caller_of(ctx));
         ctx.res.json(202, R"({"status":"accepted","detail":"If the account exists, a reset link is on its way."})");
+        co_return;  // without a co_await or co_return this would not be a coroutine
       },
       {.summary = "Mail a single-use password reset link (same answer whether or not the account exists)",
        .tag = "auth", .request_schema = "PasswordForgot", .success_status = 202});

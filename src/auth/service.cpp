@@ -159,11 +159,12 @@ nlohmann::json Service::superadmin_login(std::string_view username, std::string_
 
 Service::LoginAttempt Service::begin_login(std::string_view tenant, std::string_view email, const Caller& caller) {
   LoginAttempt a;
-  a.account = std::string(tenant) + ":" + lowercase(email);
+  a.tenant = core_.find_tenant(tenant);
+  // The account is (tenant id, lower-cased email), however the caller spells the tenant or the email.
+  a.account = (a.tenant ? a.tenant->tenant.id : "?" + lowercase(tenant)) + ":" + lowercase(email);
   if (auto wait = throttle_.retry_after(a.account, caller.ip, Clock::unix_seconds()))
     throw Error(Code::kRateLimited, "Too many failed logins; try again later.")
         .with_header("Retry-After", std::to_string(*wait));
-  a.tenant = core_.find_tenant(tenant);
   if (a.tenant) a.user = store_.find_user_by_email(ScopeMinter::mint(a.tenant->tenant.id), email);
   return a;
 }
@@ -178,6 +179,23 @@ bool Service::check_password(const LoginAttempt& a, std::string_view password) {
 }
 
 nlohmann::json Service::finish_login(const LoginAttempt& a, bool password_ok, const Caller& caller) {
+  accept_login(a, password_ok, caller);
+  AuditEvent e{"login.succeeded", "user", a.user->id, "user", a.user->id};
+  e.ip = caller.ip;
+  return open_session({a.user->id, a.user->role, a.tenant->tenant.id, a.user->email, ""}, lifetimes(&*a.tenant),
+                      std::nullopt, &e);
+}
+
+User Service::finish_client_login(const LoginAttempt& a, bool password_ok, const Caller& caller,
+                                  const std::string& client_id) {
+  accept_login(a, password_ok, caller);
+  AuditEvent e{"login.succeeded", "user", a.user->id, "user", a.user->id};
+  e.details = {{"client_id", client_id}};
+  audit(ScopeMinter::mint(a.tenant->tenant.id), e, caller);
+  return *a.user;
+}
+
+void Service::accept_login(const LoginAttempt& a, bool password_ok, const Caller& caller) {
   const int64_t now = Clock::unix_seconds();
   auto fail = [&](const std::string& reason) {
     throttle_.failed(a.account, caller.ip, now);
@@ -196,10 +214,14 @@ nlohmann::json Service::finish_login(const LoginAttempt& a, bool password_ok, co
   if (a.tenant->tenant.status == "suspended")
     throw Error(Code::kTenantSuspended, "The tenant '" + a.tenant->tenant.slug + "' is suspended.");
   throttle_.succeeded(a.account);
-  AuditEvent e{"login.succeeded", "user", a.user->id, "user", a.user->id};
-  e.ip = caller.ip;
-  return open_session({a.user->id, a.user->role, a.tenant->tenant.id, a.user->email, ""}, lifetimes(&*a.tenant),
-                      std::nullopt, &e);
+}
+
+std::optional<Service::CredentialTenant> Service::credential_tenant(std::string_view tenant_id) {
+  if (tenant_id.empty() || tenant_id == kPlatformTenant) return std::nullopt;
+  auto info = core_.find_tenant(tenant_id);
+  if (!info || info->tenant.id != tenant_id) return std::nullopt;
+  db::TenantScope scope = ScopeMinter::mint(info->tenant.id);
+  return CredentialTenant{std::move(*info), std::move(scope)};
 }
 
 nlohmann::json Service::refresh(std::string_view refresh_token, const Caller& caller) {
@@ -302,8 +324,7 @@ nlohmann::json Service::register_user(std::string_view tenant, const NewUser& in
 }
 
 void Service::forgot_password(std::string_view tenant, std::string_view email, const Caller& caller) {
-  // Same answer and no extra wait for unknown tenants, unknown emails and known ones: the mail goes
-  // out after the answer, on a worker.
+  // Runs after the answer has gone (see the route), so nothing here is observable by the caller.
   auto info = core_.find_tenant(tenant);
   if (!info || info->tenant.status != "active") return;
   const db::TenantScope scope = ScopeMinter::mint(info->tenant.id);
@@ -319,13 +340,11 @@ void Service::forgot_password(std::string_view tenant, std::string_view email, c
                         "{}/reset-password?token={}\n\n"
                         "If it was not you, ignore this mail; your password stays as it is.\n",
                         user->email, info->tenant.name, issuer_, token)};
-  workers_.post([this, mail = std::move(mail)] {
-    try {
-      mailer_->send(mail);
-    } catch (const std::exception& ex) {
-      log::error("password reset mail not sent", {{"error", ex.what()}});
-    }
-  });
+  try {
+    mailer_->send(mail);
+  } catch (const std::exception& ex) {
+    log::error("password reset mail not sent", {{"error", ex.what()}});
+  }
 }
 
 void Service::reset_password(std::string_view token, std::string_view password, const Caller& caller) {
@@ -340,7 +359,6 @@ void Service::reset_password(std::string_view token, std::string_view password, 
   if (!user_id) throw invalid();
   UserPatch patch;
   patch.password_hash = hash_password(password);
-  patch.sessions_valid_after = Clock::unix_seconds();
   if (!store_.update_user(scope, *user_id, patch)) throw invalid();
   store_.revoke_subject_sessions(scope, *user_id);
   AuditEvent e{"password.reset", "user", *user_id, "user", *user_id};
@@ -350,7 +368,7 @@ void Service::reset_password(std::string_view token, std::string_view password, 
 // ---- users ------------------------------------------------------------------------------------------
 
 User Service::create_user(const db::TenantScope& scope, const std::string& email, const std::string& name,
-                          const std::string& role, const std::string& password) {
+                          const std::string& role, const std::string& password, std::optional<int64_t> max_users) {
   User u;
   u.id = new_uuid_v7();
   u.tenant_id = scope.tenant_id();
@@ -361,7 +379,11 @@ User Service::create_user(const db::TenantScope& scope, const std::string& email
   u.password_hash = hash_password(password);
   u.created_at = u.updated_at = format_rfc3339(Clock::now());
   try {
-    store_.insert_user(scope, u);
+    if (!max_users) {
+      store_.insert_user(scope, u);
+    } else if (!store_.insert_user_within_quota(scope, u, *max_users)) {
+      throw quota_exceeded(fmt::format("The tenant's plan allows {} users; remove one or change plan.", *max_users));
+    }
   } catch (const db::UniqueViolation&) {
     throw Error(Code::kConflict, "A user with the email '" + email + "' already exists in this tenant.");
   }
@@ -377,10 +399,8 @@ nlohmann::json Service::add_user(const db::TenantScope& scope, const NewUser& in
   if (!errors.empty()) throw Error::validation(std::move(errors));
   auto info = core_.find_tenant(scope.tenant_id());
   const int64_t max_users = info ? info->plan.max_users : 0;
-  if (store_.count_users(scope) >= max_users)
-    throw quota_exceeded(fmt::format("The tenant's plan allows {} users; remove one or change plan.", max_users));
   const std::string password = in.password ? *in.password : random_token(20);
-  User u = create_user(scope, in.email, in.name, in.role, password);
+  User u = create_user(scope, in.email, in.name, in.role, password, max_users);
   AuditEvent e{"user.created", actor_type(caller), caller.principal ? std::optional(caller.principal->id) : std::nullopt,
                "user", u.id};
   e.details = {{"email", u.email}, {"role", u.role}};
@@ -409,10 +429,6 @@ User Service::update_user(const db::TenantScope& scope, const std::string& id, c
   if (in.password)
     if (auto why = password_problem(*in.password)) errors.push_back({"password", *why});
   if (!errors.empty()) throw Error::validation(std::move(errors));
-  const bool demotes_admin = before.role == "ADMIN" && before.status == "active" &&
-                             ((in.role && *in.role != "ADMIN") || (in.status && *in.status != "active"));
-  if (demotes_admin && store_.count_active_admins(scope) <= 1)
-    throw Error(Code::kConflict, "This is the tenant's last active ADMIN; promote another user first.");
 
   UserPatch patch;
   patch.name = in.name;
@@ -421,8 +437,14 @@ User Service::update_user(const db::TenantScope& scope, const std::string& id, c
   if (in.password) patch.password_hash = hash_password(*in.password);
   const bool ends_sessions = in.password || (in.status && *in.status != before.status) ||
                              (in.role && *in.role != before.role);
-  if (ends_sessions) patch.sessions_valid_after = Clock::unix_seconds();
-  auto after = store_.update_user(scope, id, patch);
+  // Checked inside the update's transaction: two concurrent demotions cannot both pass.
+  auto keep_an_admin = [&](const User& current, int64_t active_admins) {
+    const bool demotes = current.role == "ADMIN" && current.status == "active" &&
+                         ((in.role && *in.role != "ADMIN") || (in.status && *in.status != "active"));
+    if (demotes && active_admins <= 1)
+      throw Error(Code::kConflict, "This is the tenant's last active ADMIN; promote another user first.");
+  };
+  auto after = store_.update_user(scope, id, patch, keep_an_admin);
   if (!after) throw Error(Code::kNotFound, "The user was deleted meanwhile.");
   if (ends_sessions) store_.revoke_subject_sessions(scope, id);
   const std::optional<std::string> actor = caller.principal ? std::optional(caller.principal->id) : std::nullopt;
@@ -444,19 +466,20 @@ User Service::update_user(const db::TenantScope& scope, const std::string& id, c
 
 void Service::delete_user(const db::TenantScope& scope, const std::string& id, const Caller& caller) {
   const User u = get_user(scope, id);
-  if (u.role == "ADMIN" && u.status == "active" && store_.count_active_admins(scope) <= 1)
-    throw Error(Code::kConflict, "This is the tenant's last active ADMIN; promote another user first.");
-  if (!store_.delete_user(scope, id)) throw Error(Code::kNotFound, "No user has the id '" + id + "'.");
+  auto keep_an_admin = [](const User& current, int64_t active_admins) {
+    if (current.role == "ADMIN" && current.status == "active" && active_admins <= 1)
+      throw Error(Code::kConflict, "This is the tenant's last active ADMIN; promote another user first.");
+  };
+  if (!store_.delete_user(scope, id, keep_an_admin)) throw Error(Code::kNotFound, "No user has the id '" + id + "'.");
   AuditEvent e{"user.deleted", actor_type(caller),
                caller.principal ? std::optional(caller.principal->id) : std::nullopt, "user", id};
   e.details = {{"email", u.email}};
   audit(scope, e, caller);
 }
 
-std::optional<UserState> Service::user_state(const db::TenantScope& scope, const std::string& id) {
-  auto u = store_.find_user(scope, id);
-  if (!u) return std::nullopt;
-  return UserState{u->status == "active", u->sessions_valid_after};
+bool Service::session_active(const std::string& tenant_id, const std::string& session_id) {
+  return store_.session_active(ScopeMinter::mint(tenant_id.empty() ? std::string(kPlatformTenant) : tenant_id),
+                               session_id);
 }
 
 FirstAdmin Service::create_first_admin(const db::TenantScope& scope, const std::string& email,
@@ -494,12 +517,6 @@ nlohmann::json Service::create_api_key(const db::TenantScope& scope, const NewAp
   if (in.expires_at && *in.expires_at <= Clock::unix_seconds())
     errors.push_back({"expires_at", "must be in the future"});
   if (!errors.empty()) throw Error::validation(std::move(errors));
-  if (caller) {  // tenant creation's first key is not counted against the quota check's race
-    auto info = core_.find_tenant(scope.tenant_id());
-    const int64_t max_keys = info ? info->plan.max_api_keys : 0;
-    if (store_.count_active_api_keys(scope) >= max_keys)
-      throw quota_exceeded(fmt::format("The tenant's plan allows {} API keys; revoke one or change plan.", max_keys));
-  }
 
   const std::string type_prefix = in.type == "secret" ? "cdx_sk_" : "cdx_pk_";
   const std::string full = type_prefix + random_token(kKeyLen - kKeyTypeLen);
@@ -514,7 +531,14 @@ nlohmann::json Service::create_api_key(const db::TenantScope& scope, const NewAp
   k.created_by = in.created_by;
   k.expires_at = in.expires_at;
   k.created_at = format_rfc3339(Clock::now());
-  store_.insert_api_key(scope, k);
+  if (!caller) {  // the tenant's first key, made with the tenant
+    store_.insert_api_key(scope, k);
+  } else {
+    auto info = core_.find_tenant(scope.tenant_id());
+    const int64_t max_keys = info ? info->plan.max_api_keys : 0;
+    if (!store_.insert_api_key_within_quota(scope, k, max_keys))
+      throw quota_exceeded(fmt::format("The tenant's plan allows {} API keys; revoke one or change plan.", max_keys));
+  }
   if (caller) {
     AuditEvent e{"api_key.created", actor_type(*caller),
                  caller->principal ? std::optional(caller->principal->id) : std::nullopt, "api_key", k.id};

@@ -53,10 +53,9 @@ struct ResolvedKey {
   core::TenantInfo tenant;
 };
 
-// What the authenticator checks of a user behind a token, every few seconds.
-struct UserState {
+// What the authenticator checks of a token's session, every few seconds.
+struct SessionState {
   bool active = false;
-  int64_t sessions_valid_after = 0;
 };
 
 class Service {
@@ -81,6 +80,10 @@ class Service {
   LoginAttempt begin_login(std::string_view tenant, std::string_view email, const Caller& caller);
   static bool check_password(const LoginAttempt& attempt, std::string_view password);
   nlohmann::json finish_login(const LoginAttempt& attempt, bool password_ok, const Caller& caller);
+  // finish_login() for the OAuth2 login page: the same checks, throttling and audit (details name the
+  // client), but no session of its own — the client's opens when it redeems the code. Answers the user.
+  User finish_client_login(const LoginAttempt& attempt, bool password_ok, const Caller& caller,
+                           const std::string& client_id);
   nlohmann::json refresh(std::string_view refresh_token, const Caller& caller);
   void logout(const Principal& who, const std::optional<std::string>& refresh_token, const Caller& caller);
   nlohmann::json register_user(std::string_view tenant, const NewUser& in, const Caller& caller);
@@ -92,13 +95,15 @@ class Service {
                                 const std::optional<std::string>& password);
   // A tenant user without policy or quota checks (seeding); 409 when the email is taken.
   User create_user(const db::TenantScope& scope, const std::string& email, const std::string& name,
-                   const std::string& role, const std::string& password);
+                   const std::string& role, const std::string& password,
+                   std::optional<int64_t> max_users = std::nullopt);
   nlohmann::json add_user(const db::TenantScope& scope, const NewUser& in, const Caller& caller);
   std::vector<User> list_users(const db::TenantScope& scope, const UserFilter& f) { return store_.list_users(scope, f); }
   User get_user(const db::TenantScope& scope, std::string_view id);
   User update_user(const db::TenantScope& scope, const std::string& id, const UserChanges& in, const Caller& caller);
   void delete_user(const db::TenantScope& scope, const std::string& id, const Caller& caller);
-  std::optional<UserState> user_state(const db::TenantScope& scope, const std::string& id);
+  // False once the session (refresh family) is revoked: logout, reuse, password/role/status change.
+  bool session_active(const std::string& tenant_id, const std::string& session_id);
 
   // API keys.
   nlohmann::json create_api_key(const db::TenantScope& scope, const NewApiKey& in, const Caller* caller = nullptr);
@@ -130,7 +135,18 @@ class Service {
                               const AuditEvent* login = nullptr);
   std::string sign_access(const Subject& s, const std::string& session_id, int64_t ttl);
 
+  // For credentials that name their tenant in front (OAuth2 client ids): the tenant, and the scope to look
+  // the credential up in before it is verified, as refresh() does for refresh tokens. nullopt unless a
+  // tenant has exactly that id (slugs do not count).
+  struct CredentialTenant {
+    core::TenantInfo info;
+    db::TenantScope scope;
+  };
+  std::optional<CredentialTenant> credential_tenant(std::string_view tenant_id);
+
  private:
+  // The checks of finish_login(): throws (and counts the failure) unless the login may proceed.
+  void accept_login(const LoginAttempt& attempt, bool password_ok, const Caller& caller);
 
   Store& store_;
   core::Api& core_;

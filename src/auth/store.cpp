@@ -9,8 +9,7 @@ namespace cdx::auth {
 namespace {
 
 constexpr const char* kUserColumns =
-    "id, tenant_id, email, name, role, status, password_hash, created_at, updated_at, last_login_at, "
-    "sessions_valid_after";
+    "id, tenant_id, email, name, role, status, password_hash, created_at, updated_at, last_login_at";
 constexpr const char* kKeyColumns =
     "id, tenant_id, name, type, prefix, key_hash, scopes, created_by, expires_at, revoked_at, last_used_at, created_at";
 
@@ -26,7 +25,6 @@ User user_from(const db::Row& r) {
   u.created_at = r.text(7);
   u.updated_at = r.text(8);
   u.last_login_at = r.opt_text(9);
-  u.sessions_valid_after = r.integer(10);
   return u;
 }
 
@@ -52,12 +50,33 @@ ApiKey key_from(const db::Row& r) {
 
 }  // namespace
 
+namespace {
+void insert_user_row(db::Tx& tx, const db::TenantScope& scope, const User& u) {
+  tx.query("INSERT INTO auth_db.users (id, tenant_id, email, email_normalized, name, role, status, password_hash, "
+           "created_at, updated_at) VALUES ($1, $2, $3, lower($3), $4, $5, $6, $7, $8, $9)",
+           {u.id, scope.tenant_id(), u.email, u.name, u.role, u.status, u.password_hash, u.created_at, u.updated_at});
+}
+
+int64_t count_admins(db::Tx& tx, const db::TenantScope& scope) {
+  return tx.query("SELECT COUNT(*) FROM auth_db.users WHERE tenant_id = $1 AND role = 'ADMIN' AND status = 'active'",
+                  {scope.tenant_id()})
+      .rows.at(0)
+      .integer(0);
+}
+}  // namespace
+
 void Store::insert_user(const db::TenantScope& scope, const User& u) {
-  db_->write(scope, [&](db::Tx& tx) {
-    tx.query("INSERT INTO auth_db.users (id, tenant_id, email, email_normalized, name, role, status, password_hash, "
-             "created_at, updated_at) VALUES ($1, $2, $3, lower($3), $4, $5, $6, $7, $8, $9)",
-             {u.id, scope.tenant_id(), u.email, u.name, u.role, u.status, u.password_hash, u.created_at,
-              u.updated_at});
+  db_->write(scope, [&](db::Tx& tx) { insert_user_row(tx, scope, u); });
+}
+
+bool Store::insert_user_within_quota(const db::TenantScope& scope, const User& u, int64_t max_users) {
+  return db_->write(scope, [&](db::Tx& tx) {
+    tx.lock("auth.users:" + scope.tenant_id());
+    if (tx.query("SELECT COUNT(*) FROM auth_db.users WHERE tenant_id = $1", {scope.tenant_id()}).rows.at(0).integer(0) >=
+        max_users)
+      return false;
+    insert_user_row(tx, scope, u);
+    return true;
   });
 }
 
@@ -112,23 +131,36 @@ std::vector<User> Store::list_users(const db::TenantScope& scope, const UserFilt
   });
 }
 
-std::optional<User> Store::update_user(const db::TenantScope& scope, const std::string& id, const UserPatch& p) {
+std::optional<User> Store::update_user(const db::TenantScope& scope, const std::string& id, const UserPatch& p,
+                                       const UserGuard& guard) {
   return db_->write(scope, [&](db::Tx& tx) -> std::optional<User> {
+    const std::string select =
+        std::string("SELECT ") + kUserColumns + " FROM auth_db.users WHERE tenant_id = $1 AND id = $2";
+    if (guard) {
+      tx.lock("auth.users:" + scope.tenant_id());
+      auto before = tx.query(select, {scope.tenant_id(), id});
+      if (before.empty()) return std::nullopt;
+      guard(user_from(before.rows[0]), count_admins(tx, scope));
+    }
     auto res = tx.query(
         "UPDATE auth_db.users SET name = COALESCE($3, name), role = COALESCE($4, role), "
-        "status = COALESCE($5, status), password_hash = COALESCE($6, password_hash), updated_at = $7, "
-        "sessions_valid_after = COALESCE($8, sessions_valid_after) WHERE tenant_id = $1 AND id = $2",
-        {scope.tenant_id(), id, p.name, p.role, p.status, p.password_hash, format_rfc3339(Clock::now()),
-         p.sessions_valid_after});
+        "status = COALESCE($5, status), password_hash = COALESCE($6, password_hash), updated_at = $7 "
+        "WHERE tenant_id = $1 AND id = $2",
+        {scope.tenant_id(), id, p.name, p.role, p.status, p.password_hash, format_rfc3339(Clock::now())});
     if (res.affected == 0) return std::nullopt;
-    auto row = tx.query(std::string("SELECT ") + kUserColumns + " FROM auth_db.users WHERE tenant_id = $1 AND id = $2",
-                        {scope.tenant_id(), id});
-    return user_from(row.rows.at(0));
+    return user_from(tx.query(select, {scope.tenant_id(), id}).rows.at(0));
   });
 }
 
-bool Store::delete_user(const db::TenantScope& scope, const std::string& id) {
+bool Store::delete_user(const db::TenantScope& scope, const std::string& id, const UserGuard& guard) {
   return db_->write(scope, [&](db::Tx& tx) {
+    if (guard) {
+      tx.lock("auth.users:" + scope.tenant_id());
+      auto before = tx.query(std::string("SELECT ") + kUserColumns + " FROM auth_db.users WHERE tenant_id = $1 AND id = $2",
+                             {scope.tenant_id(), id});
+      if (before.empty()) return false;
+      guard(user_from(before.rows[0]), count_admins(tx, scope));
+    }
     tx.query("UPDATE auth_db.refresh_tokens SET revoked_at = $3 WHERE tenant_id = $1 AND subject_id = $2 "
              "AND revoked_at IS NULL",
              {scope.tenant_id(), id, format_rfc3339(Clock::now())});
@@ -137,12 +169,12 @@ bool Store::delete_user(const db::TenantScope& scope, const std::string& id) {
   });
 }
 
-int64_t Store::count_active_admins(const db::TenantScope& scope) {
+bool Store::session_active(const db::TenantScope& scope, const std::string& family_id) {
   return db_->read(scope, [&](db::Tx& tx) {
-    return tx.query("SELECT COUNT(*) FROM auth_db.users WHERE tenant_id = $1 AND role = 'ADMIN' AND status = 'active'",
-                    {scope.tenant_id()})
-        .rows.at(0)
-        .integer(0);
+    return !tx.query("SELECT 1 FROM auth_db.refresh_tokens WHERE tenant_id = $1 AND family_id = $2 "
+                     "AND revoked_at IS NULL LIMIT 1",
+                     {scope.tenant_id(), family_id})
+                .empty();
   });
 }
 
@@ -314,15 +346,6 @@ nlohmann::json Store::list_audit(const db::TenantScope& scope, const AuditFilter
   });
 }
 
-int64_t Store::count_active_api_keys(const db::TenantScope& scope) {
-  return db_->read(scope, [&](db::Tx& tx) {
-    return tx.query("SELECT COUNT(*) FROM auth_db.api_keys WHERE tenant_id = $1 AND revoked_at IS NULL",
-                    {scope.tenant_id()})
-        .rows.at(0)
-        .integer(0);
-  });
-}
-
 void Store::touch_api_keys_used(const db::TenantScope& scope,
                                 const std::vector<std::pair<std::string, std::string>>& id_time) {
   db_->write(scope, [&](db::Tx& tx) {
@@ -332,14 +355,31 @@ void Store::touch_api_keys_used(const db::TenantScope& scope,
   });
 }
 
+namespace {
+void insert_api_key_rows(db::Tx& tx, const db::TenantScope& scope, const ApiKey& k) {
+  tx.query(std::string("INSERT INTO auth_db.api_keys (") + kKeyColumns +
+               ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL, NULL, $10)",
+           {k.id, scope.tenant_id(), k.name, k.type, k.prefix, k.key_hash, nlohmann::json(k.scopes).dump(),
+            k.created_by, k.expires_at, k.created_at});
+  tx.query("INSERT INTO auth_db.api_key_index (prefix, tenant_id, key_id) VALUES ($1, $2, $3)",
+           {k.prefix, scope.tenant_id(), k.id});
+}
+}  // namespace
+
 void Store::insert_api_key(const db::TenantScope& scope, const ApiKey& k) {
-  db_->write(scope, [&](db::Tx& tx) {
-    tx.query(std::string("INSERT INTO auth_db.api_keys (") + kKeyColumns +
-                 ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL, NULL, $10)",
-             {k.id, scope.tenant_id(), k.name, k.type, k.prefix, k.key_hash, nlohmann::json(k.scopes).dump(),
-              k.created_by, k.expires_at, k.created_at});
-    tx.query("INSERT INTO auth_db.api_key_index (prefix, tenant_id, key_id) VALUES ($1, $2, $3)",
-             {k.prefix, scope.tenant_id(), k.id});
+  db_->write(scope, [&](db::Tx& tx) { insert_api_key_rows(tx, scope, k); });
+}
+
+bool Store::insert_api_key_within_quota(const db::TenantScope& scope, const ApiKey& k, int64_t max_keys) {
+  return db_->write(scope, [&](db::Tx& tx) {
+    tx.lock("auth.api_keys:" + scope.tenant_id());
+    if (tx.query("SELECT COUNT(*) FROM auth_db.api_keys WHERE tenant_id = $1 AND revoked_at IS NULL",
+                 {scope.tenant_id()})
+            .rows.at(0)
+            .integer(0) >= max_keys)
+      return false;
+    insert_api_key_rows(tx, scope, k);
+    return true;
   });
 }
 

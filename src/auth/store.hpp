@@ -2,6 +2,7 @@
 // Tenant data takes a TenantScope; the prefix index and signing keys are platform paths, named so.
 //   auto user = store.find_user_by_email(scope, "ann@acme.com");
 #pragma once
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -18,13 +19,20 @@ class Store {
   explicit Store(std::shared_ptr<db::Database> db) : db_(std::move(db)) {}
 
   void insert_user(const db::TenantScope& scope, const User& u);  // UniqueViolation on a taken email
+  // Check and insert in one serialised transaction; false when the tenant already has max_users.
+  bool insert_user_within_quota(const db::TenantScope& scope, const User& u, int64_t max_users);
+  // Runs guard(before, active_admins) inside the write transaction, serialised per tenant, so rules
+  // such as "keep one active ADMIN" hold under concurrent requests; guard throws to refuse.
   std::optional<User> find_user_by_email(const db::TenantScope& scope, std::string_view email);
   std::optional<User> find_user(const db::TenantScope& scope, std::string_view id);
   int64_t count_users(const db::TenantScope& scope);
   std::vector<User> list_users(const db::TenantScope& scope, const UserFilter& f);  // newest first, limit + 1
-  std::optional<User> update_user(const db::TenantScope& scope, const std::string& id, const UserPatch& patch);
-  bool delete_user(const db::TenantScope& scope, const std::string& id);
-  int64_t count_active_admins(const db::TenantScope& scope);
+  using UserGuard = std::function<void(const User& before, int64_t active_admins)>;
+  std::optional<User> update_user(const db::TenantScope& scope, const std::string& id, const UserPatch& patch,
+                                  const UserGuard& guard = nullptr);
+  bool delete_user(const db::TenantScope& scope, const std::string& id, const UserGuard& guard = nullptr);
+  // True while the session family has a refresh token that is not revoked.
+  bool session_active(const db::TenantScope& scope, const std::string& family_id);
 
   void insert_refresh_token(const db::TenantScope& scope, const RefreshToken& t);
   // A new session; with `login`, also the user's last_login_at and the login's audit row, atomically.
@@ -46,11 +54,11 @@ class Store {
   void append_audit(const db::TenantScope& scope, const AuditEvent& e);
   nlohmann::json list_audit(const db::TenantScope& scope, const AuditFilter& f);  // array, newest first, limit + 1
 
-  int64_t count_active_api_keys(const db::TenantScope& scope);
   void touch_api_keys_used(const db::TenantScope& scope, const std::vector<std::pair<std::string, std::string>>& id_time);
 
   // Writes the key and its prefix index entry in one transaction.
   void insert_api_key(const db::TenantScope& scope, const ApiKey& k);
+  bool insert_api_key_within_quota(const db::TenantScope& scope, const ApiKey& k, int64_t max_keys);
   std::optional<ApiKey> find_api_key_by_prefix(const db::TenantScope& scope, std::string_view prefix);
   std::vector<ApiKey> list_api_keys(const db::TenantScope& scope, int limit, const std::optional<std::string>& after);
   bool revoke_api_key(const db::TenantScope& scope, const std::string& id);  // false when absent or revoked

@@ -23,7 +23,6 @@ struct Principal {
   std::optional<db::TenantScope> scope;  // tenant-bound credentials carry their scope
   std::string me_json;    // the pre-rendered answer of GET /api/v1/auth/me
   int64_t expires_at = 0; // unix seconds; 0 = no expiry
-  int64_t issued_at = 0;  // tokens: iat
   std::string session_id; // tokens: the refresh family (sid) the token belongs to
   bool publishable = false;  // a cdx_pk_ key: browser-visible, bound to the tenant's allowed origins
 

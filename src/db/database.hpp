@@ -84,6 +84,13 @@ class Tx {
   virtual ~Tx() = default;
   virtual Result query(std::string_view sql, const Params& params = {}) = 0;
   virtual Backend backend() const = 0;
+
+  // Serialises this write transaction with every other one taking the same key, until commit: for
+  // check-then-write rules (quotas, "keep one admin"). SQLite write transactions are serialised already;
+  // PostgreSQL takes a transaction-level advisory lock.
+  void lock(std::string_view key) {
+    if (backend() == Backend::kPostgres) query("SELECT pg_advisory_xact_lock(hashtext($1))", {key});
+  }
 };
 
 struct Migration {

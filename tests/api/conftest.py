@@ -368,3 +368,91 @@ def demo_server():
     s = Server(args=["--demo"]).start()
     yield s
     s.cleanup()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Identity helpers: full token answers, users, tenant settings, polling, and a local SMTP sink.
+
+
+def login_answer(anon, tenant, email=None, password=None):
+    """Logs a tenant user in (default: the tenant's first ADMIN) and answers the whole token answer."""
+    r = anon.post("/api/v1/auth/login", json={"email": email or tenant["admin"]["email"],
+                                              "password": password or tenant["admin_password"],
+                                              "tenant": tenant["slug"]})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def bearer_api(base, token):
+    return Api(base, {"Authorization": "Bearer " + token})
+
+
+def create_user(api, role="CLIENT", password="user-password-1", email=None, **extra):
+    """Creates a user through `api` (an ADMIN, SUPERADMIN with X-Tenant-ID, or a key); answers the user object
+    with the `password` it logs in with."""
+    body = {"email": email or f"u-{uuid.uuid4().hex[:10]}@example.com", "role": role, **extra}
+    if password is not None:
+        body["password"] = password
+    r = api.post("/api/v1/auth/users", json=body)
+    assert r.status_code == 201, r.text
+    user = r.json()
+    user["password"] = password if password is not None else user["initial_password"]
+    return user
+
+
+def user_session(anon, tenant, user):
+    """Logs `user` (from create_user) in; answers (token answer, Api bound to its access token)."""
+    t = login_answer(anon, tenant, user["email"], user["password"])
+    return t, bearer_api(anon.base, t["access_token"])
+
+
+def set_tenant_settings(sa, tenant, settings):
+    """Replaces a tenant's settings (as the SUPERADMIN) and answers the updated tenant."""
+    r = sa.patch(f"/api/v1/tenants/{tenant['id']}", json={"settings": settings})
+    assert r.status_code == 200, r.text
+    assert r.json()["settings"] == settings
+    return r.json()
+
+
+def wait_for(probe, timeout=3.0, interval=0.05):
+    """Calls probe() until it answers something truthy or timeout passes; answers the last result."""
+    deadline = time.time() + timeout
+    while True:
+        got = probe()
+        if got or time.time() >= deadline:
+            return got
+        time.sleep(interval)
+
+
+class MailSink:
+    """An aiosmtpd SMTP server on 127.0.0.1 collecting every message it receives."""
+
+    class _Handler:
+        def __init__(self, sink):
+            self.sink = sink
+
+        async def handle_DATA(self, server, session, envelope):
+            content = envelope.content
+            text = content.decode("utf-8", "replace") if isinstance(content, bytes) else content
+            self.sink.messages.append({"from": envelope.mail_from, "to": list(envelope.rcpt_tos), "text": text})
+            return "250 Message accepted for delivery"
+
+    def __init__(self):
+        from aiosmtpd.controller import Controller
+        self.messages = []
+        self.port = free_port()
+        self.controller = Controller(self._Handler(self), hostname="127.0.0.1", port=self.port)
+
+    @property
+    def url(self):
+        return f"smtp://127.0.0.1:{self.port}"
+
+    def start(self):
+        self.controller.start()
+        return self
+
+    def stop(self):
+        self.controller.stop()
+
+    def to(self, address):
+        return [m for m in list(self.messages) if address.lower() in (a.lower() for a in m["to"])]

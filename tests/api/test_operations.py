@@ -27,6 +27,18 @@ KNOWN_ROUTES = [
     ("get", "/api/v1/plans"),
     ("post", "/api/v1/plans"),
     ("patch", "/api/v1/plans/{id}"),
+    # Identity: sessions, sign-up, password reset, users, audit
+    ("post", "/api/v1/auth/refresh"),
+    ("post", "/api/v1/auth/logout"),
+    ("post", "/api/v1/auth/register"),
+    ("post", "/api/v1/auth/password/forgot"),
+    ("post", "/api/v1/auth/password/reset"),
+    ("get", "/api/v1/auth/users"),
+    ("post", "/api/v1/auth/users"),
+    ("get", "/api/v1/auth/users/{id}"),
+    ("patch", "/api/v1/auth/users/{id}"),
+    ("delete", "/api/v1/auth/users/{id}"),
+    ("get", "/api/v1/auth/audit"),
 ]
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 
@@ -241,14 +253,19 @@ def test_security_schemes_cover_the_credentials(spec):
 
 def test_public_routes_need_no_security(spec):
     for method, path in [("get", "/health"), ("post", "/api/v1/auth/login"),
-                         ("post", "/api/v1/auth/superadmin/login"), ("get", "/.well-known/jwks.json")]:
+                         ("post", "/api/v1/auth/superadmin/login"), ("get", "/.well-known/jwks.json"),
+                         ("post", "/api/v1/auth/refresh"), ("post", "/api/v1/auth/register"),
+                         ("post", "/api/v1/auth/password/forgot"), ("post", "/api/v1/auth/password/reset")]:
         op = spec["paths"][path][method]
         sec = op.get("security", spec.get("security", []))
         assert sec == [] or {} in sec, (method, path, sec)
 
 
 def test_protected_routes_declare_security(spec):
-    for method, path in [("get", "/api/v1/tenants"), ("get", "/api/v1/auth/me"), ("post", "/api/v1/auth/api-keys")]:
+    for method, path in [("get", "/api/v1/tenants"), ("get", "/api/v1/auth/me"), ("post", "/api/v1/auth/api-keys"),
+                         ("post", "/api/v1/auth/logout"), ("get", "/api/v1/auth/users"),
+                         ("post", "/api/v1/auth/users"), ("patch", "/api/v1/auth/users/{id}"),
+                         ("delete", "/api/v1/auth/users/{id}"), ("get", "/api/v1/auth/audit")]:
         op = spec["paths"][path][method]
         sec = op.get("security", spec.get("security", []))
         assert sec and {} not in sec, (method, path, sec)
@@ -283,6 +300,29 @@ def test_schemas_describe_the_core_objects(spec):
     assert {"type", "title", "status", "code", "request_id"} <= set(problem_props)
     plan_props = schemas["Plan"].get("properties", {})
     assert {"id", "key", "name", "rate_limit_per_minute", "max_users", "max_api_keys", "modules"} <= set(plan_props)
+
+
+def test_identity_schemas_and_list_filters(spec):
+    schemas = spec["components"]["schemas"]
+    token = schemas["TokenAnswer"].get("properties", {})
+    assert {"access_token", "token_type", "expires_in", "refresh_token"} <= set(token)
+    user = schemas["User"].get("properties", {})
+    assert {"id", "email", "name", "role", "status", "created_at"} <= set(user)
+    assert not any("hash" in p or p == "password" for p in user), sorted(user)
+    audit = schemas["AuditEntry"].get("properties", {})
+    assert {"id", "action", "actor", "target", "ip", "details", "created_at"} <= set(audit)
+    for path, filters in (("/api/v1/auth/users", {"q", "role", "status"}), ("/api/v1/auth/audit",
+                                                                             {"action", "actor_id"})):
+        op = spec["paths"][path]["get"]
+        names = {p["name"] for p in op.get("parameters", []) if p.get("in") == "query"}
+        assert {"limit", "cursor"} | filters <= names, (path, names)
+        schema = op["responses"]["200"]["content"]["application/json"]["schema"]
+        assert {"data", "next_cursor"} <= set(schema.get("properties", {}))
+
+
+def test_logout_body_is_documented_as_optional(spec):
+    body = spec["paths"]["/api/v1/auth/logout"]["post"].get("requestBody")
+    assert body is None or body.get("required") is not True, "logout works without a body (204)"
 
 
 def test_list_routes_document_pagination(spec):

@@ -74,7 +74,7 @@ class Connection final : public Tx {
     sqlite3_stmt* stmt = prepare(sql);
     sqlite3_reset(stmt);
     sqlite3_clear_bindings(stmt);
-    char name[16];
+    char name[24];
     for (size_t i = 0; i < params.size(); ++i) {
       snprintf(name, sizeof name, "$%zu", i + 1);
       const int idx = sqlite3_bind_parameter_index(stmt, name);
