@@ -757,10 +757,9 @@ AuthorizingUser OAuthService::user_from_bearer(const AuthorizeRequest& req, std:
   if (c.tid.empty() || (c.role != "ADMIN" && c.role != "CLIENT") || c.tid != req.client.tenant_id)
     throw OAuthError("access_denied", "Only a user of the client's tenant can authorize it.");
   auto user = service_.store().find_user(*req.scope, c.sub);
-  if (!user || user->status != "active" || c.iat < user->sessions_valid_after)
-    throw invalid("The access token's user is disabled or its session has ended.");
-  if (auto sid = string_claim(c.extra, "sid"); sid && store_.family_revoked(*req.scope, *sid))
-    throw invalid("The access token's session has ended.");
+  if (!user || user->status != "active") throw invalid("The access token's user is disabled or deleted.");
+  const auto sid = string_claim(c.extra, "sid");
+  if (!sid || !store_.session_active(*req.scope, *sid)) throw invalid("The access token's session has ended.");
   return AuthorizingUser{user->id, user->email, user->name, user->role, c.iat, false};
 }
 
@@ -906,8 +905,7 @@ nlohmann::json OAuthService::grant_authorization_code(const Form& form, const Cl
   if (!pkce_matches(*verifier, row->code_challenge))
     throw invalid_grant("The code_verifier does not match the code_challenge.");
   const auto user = service_.store().find_user(scope, row->user_id);
-  if (!user || user->status != "active" || user->sessions_valid_after > row->auth_time)
-    throw invalid_grant("The user who authorized the code is disabled or signed out since.");
+  if (!user || user->status != "active") throw invalid_grant("The user who authorized the code is disabled.");
 
   const auto life = service_.lifetimes(&cc.tenant.info);
   const bool with_refresh = cc.client.allows_grant("refresh_token");
@@ -1078,15 +1076,16 @@ nlohmann::json OAuthService::introspect(const Form& form, std::string_view autho
     std::optional<std::string> username;
     if (!c.role.empty()) {
       const auto user = store.find_user(scope, c.sub);
-      if (!user || user->status != "active" || c.iat < user->sessions_valid_after) return inactive;
+      if (!user || user->status != "active") return inactive;
       username = user->email;
+      if (!string_claim(c.extra, "sid")) return inactive;  // every user token belongs to a session
     } else {
       // A client's own token (client_credentials) lives as long as its client.
       if (!client_claim) return inactive;
       const auto owner = store_.find_client(scope, *client_claim);
       if (!owner || owner->client_id != *client_claim) return inactive;
     }
-    if (const auto sid = string_claim(c.extra, "sid"); sid && store_.family_revoked(scope, *sid)) return inactive;
+    if (const auto sid = string_claim(c.extra, "sid"); sid && !store_.session_active(scope, *sid)) return inactive;
     json out = {{"active", true}, {"token_type", "Bearer"}, {"sub", c.sub}, {"tid", c.tid}, {"iss", c.iss},
                 {"aud", c.aud},   {"exp", c.exp},           {"iat", c.iat}, {"scope", c.scope}};
     if (!c.jti.empty()) out["jti"] = c.jti;
@@ -1129,10 +1128,9 @@ nlohmann::json OAuthService::userinfo(std::string_view access_token) {
   const auto tenant = service_.credential_tenant(c.tid);
   if (!tenant) throw invalid_token("The access token's tenant no longer exists.");
   const auto user = service_.store().find_user(tenant->scope, c.sub);
-  if (!user || user->status != "active" || c.iat < user->sessions_valid_after)
-    throw invalid_token("The access token's user is disabled or its session has ended.");
-  if (const auto sid = string_claim(c.extra, "sid"); sid && store_.family_revoked(tenant->scope, *sid))
-    throw invalid_token("The access token's session has ended.");
+  if (!user || user->status != "active") throw invalid_token("The access token's user is disabled or deleted.");
+  const auto sid = string_claim(c.extra, "sid");
+  if (!sid || !store_.session_active(tenant->scope, *sid)) throw invalid_token("The access token's session has ended.");
   return {{"sub", user->id},
           {"email", user->email},
           {"email_verified", false},

@@ -203,10 +203,10 @@ int64_t OAuthStore::revoke_code_family(const db::TenantScope& scope, const std::
   });
 }
 
-bool OAuthStore::family_revoked(const db::TenantScope& scope, const std::string& family_id) {
+bool OAuthStore::session_active(const db::TenantScope& scope, const std::string& family_id) {
   return db_->read(scope, [&](db::Tx& tx) {
     return !tx.query("SELECT 1 FROM auth_db.refresh_tokens WHERE tenant_id = $1 AND family_id = $2 "
-                     "AND revoked_at IS NOT NULL LIMIT 1",
+                     "AND revoked_at IS NULL LIMIT 1",
                      {scope.tenant_id(), family_id})
                 .empty();
   });

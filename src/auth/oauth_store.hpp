@@ -60,8 +60,9 @@ class OAuthStore {
   bool redeem_code(const db::TenantScope& scope, const AuthCode& code, const RefreshToken& first, int64_t now);
   // A replayed code: revokes the family issued from it (RFC 6749 §4.1.2). Answers the rows revoked.
   int64_t revoke_code_family(const db::TenantScope& scope, const std::string& code_id);
-  // True when some token of the session family was revoked (logout, reuse, code replay, user changes).
-  bool family_revoked(const db::TenantScope& scope, const std::string& family_id);
+  // True while the session family has a refresh token that is not revoked (logout, refresh-token reuse, a
+  // replayed code and password, role or status changes revoke them all).
+  bool session_active(const db::TenantScope& scope, const std::string& family_id);
 
   void purge_tenant(const db::TenantScope& scope);
 
