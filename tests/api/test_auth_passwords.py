@@ -21,7 +21,7 @@ LINK = re.compile(r"(\S+)/reset-password\?token=([A-Za-z0-9-]+\.[A-Za-z0-9]{43})
 
 
 class MailServer:
-    """A server that mails through an SMTP sink. Restarted (on the same storage) when an earlier test crashed it,
+    """A server that mails through an SMTP sink. Restarted (afresh) when an earlier test crashed it,
     so one crash fails the test that caused it and not every test after it."""
 
     def __init__(self, sink):
@@ -29,11 +29,10 @@ class MailServer:
         self.start()
 
     def start(self):
-        storage = self.server.storage if self.server else None
         if self.server:
             self.server.cleanup()
         self.server = Server(env={"CDX_SMTP_URL": self.sink.url, "CDX_PUBLIC_URL": PUBLIC_URL,
-                                  "CDX_SMTP_FROM": SENDER}, storage=storage).start()
+                                  "CDX_SMTP_FROM": SENDER}).start()
         self.anon = Api(self.server.url)
         r = self.anon.post("/api/v1/auth/superadmin/login",
                            json={"username": SUPERADMIN[0], "password": SUPERADMIN[1]})
