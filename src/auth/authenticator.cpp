@@ -2,6 +2,8 @@
 
 #include <sodium.h>
 
+#include <charconv>
+
 #include "auth/scope_minter.hpp"
 #include "common/clock.hpp"
 #include "common/error.hpp"
@@ -55,6 +57,7 @@ std::shared_ptr<const CachedTenant> Authenticator::remember_tenant(const core::T
     for (const auto& o : *it)
       if (o.is_string()) t->allowed_origins.push_back(o.get<std::string>());
   t->scope = ScopeMinter::mint(info.tenant.id);
+  t->bucket = limiter_.bucket("tenant:" + info.tenant.id, info.plan.rate_limit_per_minute);
   const int64_t expires = steady_ms() + kCacheTtlMs;
   tenants_.put(t->id, t, expires);
   tenants_.put(t->slug, t, expires);
@@ -70,7 +73,7 @@ Task<std::shared_ptr<const CachedTenant>> Authenticator::tenant(std::string_view
   co_return remember_tenant(*info);
 }
 
-Task<std::shared_ptr<const Principal>> Authenticator::from_api_key(std::string_view key) {
+Task<std::shared_ptr<const Principal>> Authenticator::from_api_key(std::string_view key, gateway::Bucket** bucket) {
   if (key.size() != kKeyLen || (key.substr(0, kKeyTypeLen) != "cdx_sk_" && key.substr(0, kKeyTypeLen) != "cdx_pk_"))
     throw unauthorized("The API key is malformed.");
   const std::string_view prefix = key.substr(0, kKeyPrefixLen);
@@ -98,6 +101,7 @@ Task<std::shared_ptr<const Principal>> Authenticator::from_api_key(std::string_v
     principal->scope = ScopeMinter::mint(resolved->key.tenant_id);
     principal->me_json = render_me(*principal, "api_key");
     entry->principal = std::move(principal);
+    entry->bucket = limiter_.bucket("key:" + resolved->key.id, resolved->tenant.plan.rate_limit_per_minute);
     remember_tenant(resolved->tenant);
     keys_.put(std::string(prefix), entry, steady_ms() + kCacheTtlMs);
     cached = std::move(entry);
@@ -112,6 +116,7 @@ Task<std::shared_ptr<const Principal>> Authenticator::from_api_key(std::string_v
   int64_t noted = cached->last_noted_ms.load(std::memory_order_relaxed);
   if (now_ms - noted > 60'000 && cached->last_noted_ms.compare_exchange_strong(noted, now_ms))
     service_.note_key_used(cached->principal->tenant_id, cached->principal->id);
+  if (bucket) *bucket = cached->bucket.get();
   co_return cached->principal;
 }
 
@@ -157,8 +162,9 @@ Task<void> Authenticator::authenticate(http::Context& ctx, const http::RouteDoc&
   const Access access = route.access;
   const std::string_view api_key = ctx.req.header("x-api-key");
   const std::string_view authorization = ctx.req.header("authorization");
+  gateway::Bucket* key_bucket = nullptr;
   if (!api_key.empty()) {
-    ctx.principal = co_await from_api_key(api_key);
+    ctx.principal = co_await from_api_key(api_key, &key_bucket);
   } else if (!authorization.empty()) {
     constexpr std::string_view kBearer = "Bearer ";
     if (authorization.size() <= kBearer.size() ||
@@ -202,6 +208,8 @@ Task<void> Authenticator::authenticate(http::Context& ctx, const http::RouteDoc&
   }
   if (t && t->status == "suspended")
     throw Error(Code::kTenantSuspended, "The tenant '" + t->slug + "' is suspended.");
+  // The operator is not rate-limited; tenant credentials are, per key and per tenant.
+  if (p.kind != Principal::Kind::kSuperadmin && t) limit(ctx, key_bucket, t->bucket.get());
 
   switch (access) {
     case Access::kPublic:
@@ -224,6 +232,30 @@ Task<void> Authenticator::authenticate(http::Context& ctx, const http::RouteDoc&
   }
   if (!route.scope.empty() && p.kind == Principal::Kind::kApiKey && !p.has_scope(route.scope))
     throw Error(Code::kForbidden, "The API key lacks the scope '" + route.scope + "'.");
+}
+
+void Authenticator::limit(http::Context& ctx, gateway::Bucket* key_bucket, gateway::Bucket* tenant_bucket) {
+  const int64_t now = gateway::now_us();
+  gateway::Decision d = tenant_bucket->take(now);
+  if (key_bucket && d.allowed) {
+    gateway::Decision k = key_bucket->take(now);
+    if (!k.allowed || k.remaining < d.remaining) d = k;
+  }
+  // RateLimit-* (draft-ietf-httpapi-ratelimit-headers) on every limited answer, written without allocating.
+  std::string& h = ctx.res.header_lines;
+  char num[24];
+  auto line = [&](std::string_view name, int64_t v) {
+    h += name;
+    h += ": ";
+    h.append(num, std::to_chars(num, num + sizeof num, v).ptr);
+    h += "\r\n";
+  };
+  line("RateLimit-Limit", d.limit);
+  line("RateLimit-Remaining", d.remaining);
+  line("RateLimit-Reset", d.reset_s);
+  if (!d.allowed)
+    throw Error(Code::kRateLimited, "The rate limit of the tenant's plan is exhausted; retry later.")
+        .with_header("Retry-After", std::to_string(d.retry_after_s));
 }
 
 Task<std::string> Authenticator::tenant_of_publishable_key(const http::Context& ctx) {

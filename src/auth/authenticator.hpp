@@ -8,6 +8,7 @@
 #include "auth/service.hpp"
 #include "common/local_cache.hpp"
 #include "common/worker_pool.hpp"
+#include "gateway/rate_limiter.hpp"
 #include "http/server.hpp"
 
 namespace cdx::auth {
@@ -16,6 +17,7 @@ struct CachedTenant {
   std::string id, slug, status, plan;
   std::vector<std::string> allowed_origins;  // settings.allowed_origins: where publishable keys may be used
   std::optional<db::TenantScope> scope;
+  std::shared_ptr<gateway::Bucket> bucket;   // the tenant's rate limit (plan.rate_limit_per_minute)
 };
 
 class Authenticator final : public http::Authenticator {
@@ -42,9 +44,12 @@ class Authenticator final : public http::Authenticator {
     unsigned char digest[32];
     std::optional<int64_t> expires_at;
     std::shared_ptr<const Principal> principal;
+    std::shared_ptr<gateway::Bucket> bucket;  // the key's own rate limit
     mutable std::atomic<int64_t> last_noted_ms{0};  // last_used_at is recorded at most once a minute
   };
-  Task<std::shared_ptr<const Principal>> from_api_key(std::string_view key);
+  // The key's bucket comes back through `bucket` so the caller can rate-limit without a second lookup.
+  Task<std::shared_ptr<const Principal>> from_api_key(std::string_view key, gateway::Bucket** bucket = nullptr);
+  static void limit(http::Context& ctx, gateway::Bucket* key_bucket, gateway::Bucket* tenant_bucket);
   std::shared_ptr<const Principal> from_bearer(std::string_view token);
   Task<std::shared_ptr<const CachedTenant>> tenant(std::string_view id_or_slug);
   std::shared_ptr<const CachedTenant> remember_tenant(const core::TenantInfo& info) const;
@@ -57,6 +62,7 @@ class Authenticator final : public http::Authenticator {
   LocalCache<Principal> tokens_{10'000};
   LocalCache<CachedTenant> tenants_;
   LocalCache<SessionState> sessions_;
+  mutable gateway::RateLimiter limiter_;
 };
 
 }  // namespace cdx::auth

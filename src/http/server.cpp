@@ -445,6 +445,7 @@ struct Server::Impl {
       out += v;
       out += "\r\n";
     }
+    out += res.header_lines;
     if (close) out += "Connection: close\r\n";
     out += "\r\n";
     if (!bodyless && !head_only) out += res.body;

@@ -45,6 +45,7 @@ struct Response {
   std::string_view content_type = "application/json";
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;
+  std::string header_lines;  // pre-formatted "Name: value\r\n" lines, appended without allocating
 
   void set(int s, std::string_view type, std::string_view b) {
     status = s;
@@ -81,6 +82,7 @@ struct Context {
     res.content_type = "application/json";
     res.body.clear();
     res.headers.clear();
+    res.header_lines.clear();
     principal.reset();
     tenant = nullptr;
     tenant_storage.reset();
