@@ -122,7 +122,7 @@ struct Platform::Impl {
       checks[m->database().schema()] = c;
     }
     nlohmann::json body = {{"status", ok ? "ok" : "down"},
-                           {"service", config.module.empty() ? "cdx" : config.module},
+                           {"service", "cdx"},
                            {"version", CDX_VERSION},
                            {"checks", checks}};
     health.publish(ok ? 200 : 503, body.dump());
@@ -190,6 +190,14 @@ void Platform::start() {
 
 bool Platform::create_superadmin(const std::string& username, const std::string& password) {
   return impl_->core->service().create_superadmin(username, password);
+}
+
+Platform::KeyRotation Platform::rotate_keys(bool rotate, std::optional<int64_t> retire_after) {
+  auth::OAuthService& oauth = impl_->auth->oauth();
+  KeyRotation out;
+  if (rotate) out.new_kid = oauth.rotate_signing_key();
+  out.retired = oauth.retire_signing_keys(retire_after.value_or(impl_->config.access_token_ttl + 60));
+  return out;
 }
 
 int Platform::serve() {

@@ -113,11 +113,6 @@ const std::vector<Setting>& table() {
          if (v.find('@') == std::string::npos) throw ConfigError("setting 'smtp_from': expected an email address");
          c.smtp_from = v;
        }},
-      {{"module", "CDX_MODULE", "serve one module only: core, auth"}, [](Config& c, const std::string& v) {
-         if (!v.empty() && v != "core" && v != "auth" && v != "gateway")
-           throw ConfigError("setting 'module': unknown module '" + v + "'");
-         c.module = v;
-       }},
   };
   return kTable;
 }

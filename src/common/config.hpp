@@ -31,7 +31,6 @@ struct Config {
   std::string bootstrap_superadmin;    // "user:password" on an empty cdx_db
   std::string smtp_url;                // smtp://host:port; empty = mails go to the log
   std::string smtp_from = "no-reply@cdx.local";
-  std::string module;                  // serve one module only (constellation); empty = all
   std::map<std::string, std::string> module_database_urls;  // schema → URL, from CDX_<MODULE>_DATABASE_URL
 
   std::string issuer() const { return public_url.empty() ? "http://" + host + ":" + std::to_string(port) : public_url; }
