@@ -208,6 +208,7 @@ Task<void> Authenticator::authenticate(http::Context& ctx, const http::RouteDoc&
   }
   if (t && t->status == "suspended")
     throw Error(Code::kTenantSuspended, "The tenant '" + t->slug + "' is suspended.");
+  if (t) allow_origin(ctx, *t);
   // The operator is not rate-limited; tenant credentials are, per key and per tenant.
   if (p.kind != Principal::Kind::kSuperadmin && t) limit(ctx, key_bucket, t->bucket.get());
 
@@ -258,13 +259,14 @@ void Authenticator::limit(http::Context& ctx, gateway::Bucket* key_bucket, gatew
         .with_header("Retry-After", std::to_string(d.retry_after_s));
 }
 
-Task<std::string> Authenticator::tenant_of_publishable_key(const http::Context& ctx) {
+Task<std::string> Authenticator::tenant_of_publishable_key(http::Context& ctx) {
   const std::string_view key = ctx.req.header("x-api-key");
   if (key.substr(0, kKeyTypeLen) != "cdx_pk_") throw unauthorized("Only a publishable key (cdx_pk_…) names a tenant here.");
   auto p = co_await from_api_key(key);
   auto t = co_await tenant(p->tenant_id);
   if (!t) throw unauthorized("The credential's tenant no longer exists.");
   check_origin(ctx, *t);
+  allow_origin(ctx, *t);
   co_return p->tenant_id;
 }
 
@@ -272,6 +274,17 @@ void Authenticator::check_origin(const http::Context& ctx, const CachedTenant& t
   const std::string_view origin = ctx.req.header("origin");
   if (!origin.empty() && std::find(t.allowed_origins.begin(), t.allowed_origins.end(), origin) == t.allowed_origins.end())
     throw Error(Code::kForbidden, "This publishable key may not be used from that Origin (tenant allowed_origins).");
+}
+
+void Authenticator::allow_origin(http::Context& ctx, const CachedTenant& t) {
+  const std::string_view origin = ctx.req.header("origin");
+  if (origin.empty() || std::find(t.allowed_origins.begin(), t.allowed_origins.end(), origin) == t.allowed_origins.end())
+    return;  // no CORS grant: a browser will not hand the answer to that page
+  std::string& h = ctx.res.header_lines;
+  h += "Access-Control-Allow-Origin: ";
+  h += origin;
+  h += "\r\nVary: Origin\r\nAccess-Control-Expose-Headers: X-Request-ID, RateLimit-Limit, RateLimit-Remaining, "
+       "RateLimit-Reset, Retry-After\r\n";
 }
 
 }  // namespace cdx::auth

@@ -29,7 +29,7 @@ class Authenticator final : public http::Authenticator {
 
   // The tenant a publishable key (cdx_pk_…) identifies, for endpoints that take one instead of a
   // credential (login, sign-up). Throws 401 when the key is not valid.
-  Task<std::string> tenant_of_publishable_key(const http::Context& ctx);
+  Task<std::string> tenant_of_publishable_key(http::Context& ctx);
 
   // Credentials or tenants changed: every thread re-checks before its next request.
   void invalidate() const {
@@ -54,6 +54,8 @@ class Authenticator final : public http::Authenticator {
   Task<std::shared_ptr<const CachedTenant>> tenant(std::string_view id_or_slug);
   std::shared_ptr<const CachedTenant> remember_tenant(const core::TenantInfo& info) const;
   static void check_origin(const http::Context& ctx, const CachedTenant& t);
+  // CORS: grants the request's Origin when it is one of the tenant's allowed_origins.
+  static void allow_origin(http::Context& ctx, const CachedTenant& t);
 
   Service& service_;
   core::Api& core_;

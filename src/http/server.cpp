@@ -391,6 +391,17 @@ struct Server::Impl {
         if (m.path_found && ctx.req.method == Method::kOptions) {
           ctx.res.status = 204;
           ctx.res.header("Allow", std::string(m.allow));
+          // CORS preflight: answered without credentials (browsers send none). The real request is
+          // checked against the tenant's allowed origins once its credential names the tenant.
+          if (std::string_view origin = ctx.req.header("origin");
+              !origin.empty() && !ctx.req.header("access-control-request-method").empty()) {
+            ctx.res.header("Access-Control-Allow-Origin", std::string(origin));
+            ctx.res.header("Access-Control-Allow-Methods", std::string(m.allow));
+            ctx.res.header("Access-Control-Allow-Headers",
+                           "Authorization, Content-Type, X-API-Key, X-Tenant-ID, X-Request-ID, Idempotency-Key");
+            ctx.res.header("Access-Control-Max-Age", "600");
+            ctx.res.header("Vary", "Origin");
+          }
           return nullptr;
         }
         if (m.path_found)
