@@ -1,4 +1,5 @@
-// cdx — the platform binary: serve | migrate | admin create-superadmin | version.
+// cdx — the platform binary: serve | migrate | admin create-superadmin | admin rotate-keys | admin retire-keys |
+// version.
 #include <CLI/CLI.hpp>
 
 #include <csignal>
@@ -64,6 +65,18 @@ int main(int argc, char** argv) {
   create_sa->add_option("--username", username, "login name")->required();
   create_sa->add_option("--password", password, "password (prefer --password-stdin)")->envname("CDX_SUPERADMIN_PASSWORD");
   create_sa->add_flag("--password-stdin", password_stdin, "read the password from standard input");
+  // Signing keys: rotate adds a new active key (old ones keep verifying), then retires keys that stopped
+  // signing long enough ago that no token they signed is still valid.
+  int64_t retire_after = -1;
+  const std::string retire_help =
+      "retire keys that stopped signing at least SECONDS ago (default: the access-token lifetime + 60)";
+  auto* rotate_keys = admin->add_subcommand(
+      "rotate-keys", "Add a new active token signing key; older keys keep verifying until they are retired");
+  add_setting_flags(*rotate_keys, given, config_file);
+  rotate_keys->add_option("--retire-after", retire_after, retire_help)->check(CLI::NonNegativeNumber);
+  auto* retire_keys = admin->add_subcommand("retire-keys", "Retire signing keys that no valid token can still name");
+  add_setting_flags(*retire_keys, given, config_file);
+  retire_keys->add_option("--retire-after", retire_after, retire_help)->check(CLI::NonNegativeNumber);
   app.add_subcommand("version", "Print the version");
 
   CLI11_PARSE(app, argc, argv);
@@ -90,6 +103,19 @@ int main(int argc, char** argv) {
       cdx::app::Platform platform(config);
       platform.migrate();
       cdx::log::info("migrations applied");
+      return 0;
+    }
+    if (rotate_keys->parsed() || retire_keys->parsed()) {
+      cdx::app::Platform platform(config);
+      platform.migrate();
+      const auto done = platform.rotate_keys(rotate_keys->parsed(), retire_after >= 0
+                                                                         ? std::optional<int64_t>(retire_after)
+                                                                         : std::nullopt);
+      if (!done.new_kid.empty())
+        std::cout << "new signing key " << done.new_kid << " is active; older keys keep verifying their tokens\n";
+      for (const auto& kid : done.retired) std::cout << "retired signing key " << kid << "\n";
+      if (done.retired.empty()) std::cout << "no signing key to retire yet\n";
+      std::cout << "a running server picks the change up within 5 seconds\n";
       return 0;
     }
     if (create_sa->parsed()) {

@@ -1,5 +1,7 @@
 #include "app/openapi.hpp"
 
+#include "crm/openapi_schemas.hpp"
+
 namespace cdx::app {
 
 namespace {
@@ -138,6 +140,89 @@ const nlohmann::json& openapi_schemas() {
                        {"version", str()},
                        {"checks", {{"type", "object"}}}},
                       {"status", "service", "version", "checks"});
+    // OAuth2 / OIDC provider.
+    const nlohmann::json strings = {{"type", "array"}, {"items", str()}};
+    const nlohmann::json grant_types = {
+        {"type", "array"},
+        {"items", {{"type", "string"}, {"enum", {"authorization_code", "client_credentials", "refresh_token"}}}}};
+    s["OAuthClient"] = obj({{"id", str_fmt("uuid")},
+                            {"client_id", str()},
+                            {"tenant_id", str_fmt("uuid")},
+                            {"name", str()},
+                            {"type", {{"type", "string"}, {"enum", {"confidential", "public"}}}},
+                            {"token_endpoint_auth_method",
+                             {{"type", "string"}, {"enum", {"client_secret_basic", "none"}}}},
+                            {"redirect_uris", strings},
+                            {"allowed_origins", strings},
+                            {"grant_types", grant_types},
+                            {"scopes", strings},
+                            {"created_by", {{"type", {"string", "null"}}}},
+                            {"created_at", str_fmt("date-time")},
+                            {"updated_at", str_fmt("date-time")}},
+                           {"id", "client_id", "tenant_id", "name", "type", "redirect_uris", "allowed_origins",
+                            "grant_types", "scopes", "created_at", "updated_at"});
+    s["OAuthClientCreate"] = obj({{"name", str()},
+                                  {"type", {{"type", "string"}, {"enum", {"confidential", "public"}},
+                                            {"default", "confidential"}}},
+                                  {"redirect_uris", strings},
+                                  {"allowed_origins", strings},
+                                  {"grant_types", grant_types},
+                                  {"scopes", strings}},
+                                 {"name"});
+    s["OAuthClientUpdate"] = obj({{"name", str()},
+                                  {"redirect_uris", strings},
+                                  {"allowed_origins", strings},
+                                  {"grant_types", grant_types},
+                                  {"scopes", strings}});
+    s["OAuthClientCreated"] = {{"allOf", {ref("OAuthClient"), obj({{"client_secret", str()}})}}};
+    s["OAuthTokenAnswer"] = obj({{"access_token", str()},
+                                 {"token_type", {{"type", "string"}, {"enum", {"Bearer"}}}},
+                                 {"expires_in", integer()},
+                                 {"refresh_token", str()},
+                                 {"scope", str()},
+                                 {"id_token", str()}},
+                                {"access_token", "token_type", "expires_in", "scope"});
+    s["OAuthError"] = obj({{"error", str()}, {"error_description", str()}}, {"error"});
+    s["OAuthIntrospection"] = obj({{"active", {{"type", "boolean"}}},
+                                   {"token_type", {{"type", "string"}, {"enum", {"Bearer", "refresh_token"}}}},
+                                   {"scope", str()},
+                                   {"client_id", str()},
+                                   {"username", str()},
+                                   {"sub", str()},
+                                   {"tid", str()},
+                                   {"role", str()},
+                                   {"iss", str()},
+                                   {"aud", str()},
+                                   {"jti", str()},
+                                   {"exp", integer()},
+                                   {"iat", integer()}},
+                                  {"active"});
+    s["OidcUserInfo"] = obj({{"sub", str()},
+                             {"email", str_fmt("email")},
+                             {"email_verified", {{"type", "boolean"}}},
+                             {"name", str()},
+                             {"preferred_username", str()},
+                             {"tenant_id", str_fmt("uuid")},
+                             {"tid", str_fmt("uuid")}},
+                            {"sub", "email", "email_verified", "tenant_id"});
+    s["OidcDiscovery"] = obj({{"issuer", str_fmt("uri")},
+                              {"authorization_endpoint", str_fmt("uri")},
+                              {"token_endpoint", str_fmt("uri")},
+                              {"userinfo_endpoint", str_fmt("uri")},
+                              {"jwks_uri", str_fmt("uri")},
+                              {"revocation_endpoint", str_fmt("uri")},
+                              {"introspection_endpoint", str_fmt("uri")},
+                              {"response_types_supported", strings},
+                              {"grant_types_supported", strings},
+                              {"subject_types_supported", strings},
+                              {"id_token_signing_alg_values_supported", strings},
+                              {"token_endpoint_auth_methods_supported", strings},
+                              {"code_challenge_methods_supported", strings},
+                              {"scopes_supported", strings}},
+                             {"issuer", "authorization_endpoint", "token_endpoint", "jwks_uri",
+                              "response_types_supported", "subject_types_supported",
+                              "id_token_signing_alg_values_supported"});
+    crm::add_openapi_schemas(s);
     return s;
   }();
   return kSchemas;

@@ -15,6 +15,8 @@
 #include "common/log.hpp"
 #include "common/worker_pool.hpp"
 #include "core/module.hpp"
+#include "crm/module.hpp"
+#include "db/outbox.hpp"
 #include "http/metrics.hpp"
 #include "http/router.hpp"
 #include "http/server.hpp"
@@ -80,7 +82,9 @@ struct Platform::Impl {
   DeferredAuthApi auth_api;
   std::unique_ptr<core::CoreModule> core;
   std::unique_ptr<auth::AuthModule> auth;
+  std::unique_ptr<crm::CrmModule> crm;
   std::vector<Module*> modules;
+  db::OutboxRelay relay;  // drains the modules' outboxes from the once-a-second tick
   HealthCache health;
 
   explicit Impl(Config c)
@@ -100,7 +104,12 @@ struct Platform::Impl {
                                               });
     auth = std::make_unique<auth::AuthModule>(factory->open("auth_db"), workers, hashers, core->service(), config);
     auth_api.target = &auth->api();
-    modules = {core.get(), auth.get()};
+    crm = std::make_unique<crm::CrmModule>(factory->open("crm_db"), workers);
+    modules = {core.get(), auth.get(), crm.get()};
+    relay.add_source(crm->outbox_database());
+    relay.subscribe("", [](const db::OutboxEvent& e) {
+      log::debug("domain event", {{"schema", e.schema}, {"type", e.type}, {"id", e.id}, {"tenant_id", e.tenant_id}});
+    });
   }
 
   void check_health() {
@@ -223,6 +232,9 @@ int Platform::serve() {
     out += "# HELP cdx_worker_queue_depth Blocking jobs waiting for a worker.\n# TYPE cdx_worker_queue_depth gauge\n";
     out += fmt::format("cdx_worker_queue_depth{{pool=\"io\"}} {}\n", p.workers.queued());
     out += fmt::format("cdx_worker_queue_depth{{pool=\"hash\"}} {}\n", p.hashers.queued());
+    out += "# HELP cdx_outbox_events_total Outbox events by delivery outcome.\n# TYPE cdx_outbox_events_total counter\n";
+    out += fmt::format("cdx_outbox_events_total{{outcome=\"delivered\"}} {}\n", p.relay.delivered_total());
+    out += fmt::format("cdx_outbox_events_total{{outcome=\"failed\"}} {}\n", p.relay.failed_total());
   });
   const std::string openapi = openapi_document(router, CDX_VERSION).dump();
   openapi_ptr = &openapi;
@@ -243,6 +255,7 @@ int Platform::serve() {
           log::error("module maintenance failed", {{"module", m->name()}, {"error", e.what()}});
         }
       }
+      p.relay.poll();  // at least once, in order; a failure is logged and retried on the next tick
       lock.lock();
     }
   });

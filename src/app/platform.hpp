@@ -3,6 +3,9 @@
 //   Platform platform(config);  platform.migrate();  platform.start();  platform.serve();
 #pragma once
 #include <memory>
+#include <optional>
+#include <string>
+#include <vector>
 
 #include "common/config.hpp"
 
@@ -16,6 +19,14 @@ class Platform {
   void migrate();                                   // every module's migrations
   void start();                                     // keys, bootstrap superadmin, demo data
   bool create_superadmin(const std::string& username, const std::string& password);
+  // Token signing keys: with `rotate`, a new active key (older ones keep verifying); then retires the keys
+  // that stopped signing at least retire_after seconds ago (default: the access-token lifetime + 60 s, after
+  // which no token they signed is still valid). A running server picks the change up within seconds.
+  struct KeyRotation {
+    std::string new_kid;               // empty without `rotate`
+    std::vector<std::string> retired;  // kids
+  };
+  KeyRotation rotate_keys(bool rotate, std::optional<int64_t> retire_after);
   int serve();                                      // until SIGTERM/SIGINT; returns the exit code
 
  private:

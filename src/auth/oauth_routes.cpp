@@ -266,6 +266,8 @@ void AuthModule::mount_oauth(http::Router& r) {
       Method::kGet, "/api/v1/auth/clients",
       [this](Context& ctx) -> Task<void> {
         const http::Page page = http::parse_page(ctx.req);
+        if (page.after && (page.after->size() != 36 || !valid_utf8_text(*page.after)))
+          throw Error::validation({{"cursor", "is not a cursor returned by this list"}});
         const db::TenantScope& scope = *ctx.tenant;
         auto clients = co_await workers_.run([&] { return oauth_.list_clients(scope, page.limit, page.after); });
         nlohmann::json items = nlohmann::json::array();
@@ -409,18 +411,20 @@ void AuthModule::mount_oauth(http::Router& r) {
        .tag = "oauth", .response_schema = "OAuthIntrospection"});
 
   const auto userinfo = [this](Context& ctx) -> Task<void> {
+    std::vector<std::string> origins;
     try {
       const std::string_view authorization = ctx.req.header("authorization");
       constexpr std::string_view kBearer = "Bearer ";
       if (authorization.size() <= kBearer.size() || !iequals(authorization.substr(0, kBearer.size()), kBearer))
         throw OAuthError("invalid_request", "A Bearer access token is required.", 401).challenge("Bearer realm=\"cdx\"");
       const std::string token(authorization.substr(kBearer.size()));
-      auto out = co_await workers_.run([&] { return oauth_.userinfo(token); });
+      auto out = co_await workers_.run([&] { return oauth_.userinfo(token, &origins); });
       ctx.res.json(200, out.dump());
     } catch (const OAuthError& e) {
       render_oauth_error(ctx, e);
     }
     no_store(ctx);
+    allow_origin(ctx, origins);
   };
   r.add(Method::kGet, "/oauth/userinfo", userinfo,
         {.summary = "OIDC userinfo for a user's access token", .tag = "oauth", .response_schema = "OidcUserInfo"});

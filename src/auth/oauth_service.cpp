@@ -557,8 +557,6 @@ nlohmann::json OAuthService::create_client(const db::TenantScope& scope, const C
   if (c.name.empty()) errors.push_back({"name", "is required"});
   check_client(c, errors);
   if (!errors.empty()) throw Error::validation(std::move(errors));
-  if (store_.count_clients(scope) >= kMaxClientsPerTenant)
-    throw Error(Code::kQuotaExceeded, "A tenant may register at most 100 OAuth clients; delete one first.");
   std::optional<std::string> secret;
   if (!c.is_public()) {
     secret = "cdx_cs_" + random_token(kClientSecretLen);
@@ -566,7 +564,8 @@ nlohmann::json OAuthService::create_client(const db::TenantScope& scope, const C
   }
   if (caller.principal && caller.principal->kind == Principal::Kind::kUser) c.created_by = caller.principal->id;
   c.created_at = c.updated_at = format_rfc3339(Clock::now());
-  store_.insert_client(scope, c);
+  if (!store_.insert_client_within_quota(scope, c, kMaxClientsPerTenant))
+    throw Error(Code::kQuotaExceeded, "A tenant may register at most 100 OAuth clients; delete one first.");
   AuditEvent e{"client.created", actor_type(caller), actor_id(caller), "oauth_client", c.id};
   e.details = {{"client_id", c.client_id}, {"name", c.name}, {"type", c.type}, {"grant_types", c.grant_types}};
   service_.audit(scope, e, caller);
@@ -576,8 +575,12 @@ nlohmann::json OAuthService::create_client(const db::TenantScope& scope, const C
 }
 
 OAuthClient OAuthService::get_client(const db::TenantScope& scope, std::string_view id) {
+  // Ids and client ids are [0-9A-Za-z.-]; anything else cannot name a client (and never reaches SQL).
+  const bool plausible = !id.empty() && id.size() <= 128 && std::all_of(id.begin(), id.end(), [](char ch) {
+    return std::isalnum(static_cast<unsigned char>(ch)) || ch == '.' || ch == '-';
+  });
   std::optional<OAuthClient> c;
-  if (!id.empty() && id.size() <= 128) c = store_.find_client(scope, id);
+  if (plausible) c = store_.find_client(scope, id);
   if (!c) throw Error(Code::kNotFound, "No OAuth client of this tenant has that id or client_id.");
   return *c;
 }
@@ -1087,7 +1090,8 @@ nlohmann::json OAuthService::introspect(const Form& form, std::string_view autho
     }
     if (const auto sid = string_claim(c.extra, "sid"); sid && !store_.session_active(scope, *sid)) return inactive;
     json out = {{"active", true}, {"token_type", "Bearer"}, {"sub", c.sub}, {"tid", c.tid}, {"iss", c.iss},
-                {"aud", c.aud},   {"exp", c.exp},           {"iat", c.iat}, {"scope", c.scope}};
+                {"aud", c.aud},   {"exp", c.exp},           {"iat", c.iat}};
+    if (!c.scope.empty()) out["scope"] = c.scope;
     if (!c.jti.empty()) out["jti"] = c.jti;
     if (client_claim) out["client_id"] = *client_claim;
     if (username) out["username"] = *username;
@@ -1103,16 +1107,17 @@ nlohmann::json OAuthService::introspect(const Form& form, std::string_view autho
   if (!row || row->used_at || row->revoked_at || row->expires_at <= Clock::unix_seconds()) return inactive;
   const auto user = store.find_user(scope, row->subject_id);
   if (!user || user->status != "active") return inactive;
-  json out = {{"active", true},          {"token_type", "refresh_token"}, {"sub", row->subject_id},
-              {"tid", row->tenant_id},   {"iss", issuer_},                {"exp", row->expires_at},
-              {"scope", row->scope},     {"username", user->email}};
+  json out = {{"active", true},        {"token_type", "refresh_token"}, {"sub", row->subject_id},
+              {"tid", row->tenant_id}, {"iss", issuer_},                {"exp", row->expires_at},
+              {"username", user->email}};
+  if (!row->scope.empty()) out["scope"] = row->scope;
   if (auto created = parse_rfc3339(row->created_at))
     out["iat"] = std::chrono::duration_cast<std::chrono::seconds>(created->time_since_epoch()).count();
   if (row->client_id) out["client_id"] = *row->client_id;
   return out;
 }
 
-nlohmann::json OAuthService::userinfo(std::string_view access_token) {
+nlohmann::json OAuthService::userinfo(std::string_view access_token, std::vector<std::string>* origins) {
   TokenClaims c;
   try {
     c = service_.keyring()->verify(access_token, service_.verify_options());
@@ -1131,6 +1136,9 @@ nlohmann::json OAuthService::userinfo(std::string_view access_token) {
   if (!user || user->status != "active") throw invalid_token("The access token's user is disabled or deleted.");
   const auto sid = string_claim(c.extra, "sid");
   if (!sid || !store_.session_active(tenant->scope, *sid)) throw invalid_token("The access token's session has ended.");
+  if (client_claim && origins)  // a browser app reads its user's claims from the origins it registered
+    if (auto client = store_.find_client(tenant->scope, *client_claim); client && client->client_id == *client_claim)
+      *origins = client->allowed_origins;
   return {{"sub", user->id},
           {"email", user->email},
           {"email_verified", false},

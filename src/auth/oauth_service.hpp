@@ -178,7 +178,7 @@ class OAuthService {
   void revoke(const Form& form, std::string_view authorization, const Caller& caller,
               std::vector<std::string>* origins);
   nlohmann::json introspect(const Form& form, std::string_view authorization);
-  nlohmann::json userinfo(std::string_view access_token);
+  nlohmann::json userinfo(std::string_view access_token, std::vector<std::string>* origins);
   const std::string& discovery() const { return discovery_; }
 
   // Signing keys: a new active key (old ones keep verifying); retiring keys that stopped signing at least

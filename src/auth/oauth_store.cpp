@@ -84,13 +84,19 @@ int64_t revoke_family(db::Tx& tx, const db::TenantScope& scope, const std::strin
 
 }  // namespace
 
-void OAuthStore::insert_client(const db::TenantScope& scope, const OAuthClient& c) {
-  db_->write(scope, [&](db::Tx& tx) {
+bool OAuthStore::insert_client_within_quota(const db::TenantScope& scope, const OAuthClient& c, int64_t max) {
+  return db_->write(scope, [&](db::Tx& tx) {
+    tx.lock("auth.oauth_clients:" + scope.tenant_id());
+    if (tx.query("SELECT COUNT(*) FROM auth_db.oauth_clients WHERE tenant_id = $1", {scope.tenant_id()})
+            .rows.at(0)
+            .integer(0) >= max)
+      return false;
     tx.query(std::string("INSERT INTO auth_db.oauth_clients (") + kClientColumns +
                  ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
              {c.id, scope.tenant_id(), c.client_id, c.name, c.type, c.secret_hash, dump_list(c.redirect_uris),
               dump_list(c.allowed_origins), dump_list(c.grant_types), dump_list(c.scopes), c.created_by,
               c.created_at, c.updated_at});
+    return true;
   });
 }
 
@@ -114,14 +120,6 @@ std::vector<OAuthClient> OAuthStore::list_clients(const db::TenantScope& scope, 
                         {scope.tenant_id(), after, static_cast<int64_t>(limit + 1)});
     for (const auto& r : res.rows) out.push_back(client_from(r));
     return out;
-  });
-}
-
-int64_t OAuthStore::count_clients(const db::TenantScope& scope) {
-  return db_->read(scope, [&](db::Tx& tx) {
-    return tx.query("SELECT COUNT(*) FROM auth_db.oauth_clients WHERE tenant_id = $1", {scope.tenant_id()})
-        .rows.at(0)
-        .integer(0);
   });
 }
 

@@ -40,12 +40,12 @@ class OAuthStore {
  public:
   explicit OAuthStore(std::shared_ptr<db::Database> db) : db_(std::move(db)) {}
 
-  void insert_client(const db::TenantScope& scope, const OAuthClient& c);
+  // Counts and inserts in one transaction serialised per tenant; false when the tenant already has max.
+  bool insert_client_within_quota(const db::TenantScope& scope, const OAuthClient& c, int64_t max);
   // By id or by client_id.
   std::optional<OAuthClient> find_client(const db::TenantScope& scope, std::string_view id_or_client_id);
   std::vector<OAuthClient> list_clients(const db::TenantScope& scope, int limit,
                                         const std::optional<std::string>& after);  // newest first, limit + 1
-  int64_t count_clients(const db::TenantScope& scope);
   // Writes the mutable fields (name, URIs, origins, grants, scopes, secret); false when the client is gone.
   bool update_client(const db::TenantScope& scope, const OAuthClient& c);
   // Deletes the client and its codes and revokes the refresh tokens issued to it, in one transaction.

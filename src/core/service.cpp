@@ -59,7 +59,13 @@ Tenant TenantService::get_tenant(std::string_view id_or_slug) {
 Tenant TenantService::update_tenant(std::string_view id_or_slug, const TenantPatch& patch) {
   Tenant t = get_tenant(id_or_slug);
   if (patch.plan) check_plan_exists(*patch.plan, "plan");
-  auto updated = store_.update_tenant(t.id, patch);
+  TenantPatch merged = patch;
+  if (patch.settings) {
+    // settings is a JSON merge patch (RFC 7396): given keys are set, null removes a key, others stay.
+    merged.settings = t.settings;
+    merged.settings->merge_patch(*patch.settings);
+  }
+  auto updated = store_.update_tenant(t.id, merged);
   if (!updated) throw Error(Code::kNotFound, "The tenant was deleted meanwhile.");
   auth_.tenant_changed(t.id);
   return *updated;

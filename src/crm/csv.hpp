@@ -1,0 +1,50 @@
+// CSV (RFC 4180) for CRM import and export: a strict parser (quoted fields, "" escapes, CRLF or LF, UTF-8
+// with an optional BOM) and a writer that quotes when needed and defuses spreadsheet formulas.
+//   auto table = parse_csv(body);                        // 400 naming the line of a malformed record
+//   auto rows = import_rows(table, ImportKind::kContacts);   // header → field maps, 422 on unknown columns
+//   out += csv_line({"id", "email"});
+#pragma once
+#include <nlohmann/json.hpp>
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/error.hpp"
+#include "crm/model.hpp"
+
+namespace cdx::crm {
+
+inline constexpr size_t kMaxImportRows = 10'000;
+
+struct CsvRecord {
+  int64_t line = 0;  // 1-based line where the record starts
+  std::vector<std::string> fields;
+};
+
+// Throws Error (400) for malformed CSV or text that is not UTF-8; skips blank lines.
+std::vector<CsvRecord> parse_csv(std::string_view text);
+
+std::string csv_field(std::string_view value);
+std::string csv_line(const std::vector<std::string>& fields);  // ends in CRLF
+
+enum class ImportKind { kContacts, kCompanies };
+
+// One data row as a field map for the model's rules, with its row number (the header is row 1) and the
+// problems found before the rules ran (a wrong number of fields).
+struct ImportRow {
+  int64_t row = 0;
+  nlohmann::json fields = nlohmann::json::object();
+  std::vector<FieldError> errors;
+};
+
+// Maps records to field maps by the header row. Columns: the resource's fields; "tags" split on ';';
+// "custom.<key>" and (companies) "address.<key>" build those objects; id, created_at and updated_at are
+// ignored, so an export imports again. Throws 422 for an unknown or repeated column, no header, or more
+// than kMaxImportRows rows.
+std::vector<ImportRow> import_rows(const std::vector<CsvRecord>& records, ImportKind kind);
+
+std::string export_contacts_csv(const std::vector<Contact>& contacts);
+std::string export_companies_csv(const std::vector<Company>& companies);
+
+}  // namespace cdx::crm

@@ -1,0 +1,108 @@
+#include "crm/csv.hpp"
+
+#include <gtest/gtest.h>
+
+namespace cdx::crm {
+namespace {
+
+using nlohmann::json;
+
+Code code_of(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    return e.code();
+  }
+  return Code::kInternal;
+}
+
+TEST(Csv, ParsesQuotesEscapesAndBothLineEndings) {
+  auto r = parse_csv("\xEF\xBB\xBF" "a,b,c\r\n\"x, y\",\"say \"\"hi\"\"\",\"multi\nline\"\n\n1,,3");
+  ASSERT_EQ(r.size(), 3u);
+  EXPECT_EQ(r[0].fields, (std::vector<std::string>{"a", "b", "c"}));
+  EXPECT_EQ(r[1].fields, (std::vector<std::string>{"x, y", "say \"hi\"", "multi\nline"}));
+  EXPECT_EQ(r[1].line, 2);
+  EXPECT_EQ(r[2].fields, (std::vector<std::string>{"1", "", "3"}));
+  EXPECT_EQ(r[2].line, 5);
+}
+
+TEST(Csv, RejectsMalformedInputWith400) {
+  EXPECT_EQ(code_of([] { parse_csv("a,\"open\n"); }), Code::kInvalidRequest);
+  EXPECT_EQ(code_of([] { parse_csv("a,b\"c\n"); }), Code::kInvalidRequest);
+  EXPECT_EQ(code_of([] { parse_csv("\"a\"b,c\n"); }), Code::kInvalidRequest);
+  EXPECT_EQ(code_of([] { parse_csv("a,\xFF\n"); }), Code::kInvalidRequest);
+  EXPECT_EQ(code_of([] { parse_csv(std::string("a,b\0c\n", 6)); }), Code::kInvalidRequest);
+  EXPECT_TRUE(parse_csv("").empty());
+  EXPECT_TRUE(parse_csv("\n\r\n").empty());
+}
+
+TEST(Csv, WriterQuotesWhenNeededAndDefusesFormulas) {
+  EXPECT_EQ(csv_field("plain"), "plain");
+  EXPECT_EQ(csv_field("a,b"), "\"a,b\"");
+  EXPECT_EQ(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+  EXPECT_EQ(csv_field("two\nlines"), "\"two\nlines\"");
+  EXPECT_EQ(csv_field("=SUM(A1)"), "'=SUM(A1)");
+  EXPECT_EQ(csv_field("@cmd"), "'@cmd");
+  EXPECT_EQ(csv_field("-x"), "'-x");
+  EXPECT_EQ(csv_field("+49 30 123"), "+49 30 123");  // a phone number stays as it is
+  EXPECT_EQ(csv_line({"a", "", "b"}), "a,,b\r\n");
+  // What the writer writes, the parser reads back.
+  auto back = parse_csv(csv_line({"x, y", "q\"q", "n\nl", ""}));
+  ASSERT_EQ(back.size(), 1u);
+  EXPECT_EQ(back[0].fields, (std::vector<std::string>{"x, y", "q\"q", "n\nl", ""}));
+}
+
+TEST(Csv, ImportRowsMapTheHeaderToFields) {
+  auto rows = import_rows(parse_csv("ID,First_Name,email,tags,custom.source,created_at\n"
+                                    "x,Ann,ann@x.com, vip ; beta ;,fair,2026\n"
+                                    "y,Bob\n"),
+                          ImportKind::kContacts);
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[0].row, 2);
+  EXPECT_EQ(rows[0].fields, json({{"first_name", "Ann"},
+                                  {"email", "ann@x.com"},
+                                  {"tags", {"vip", "beta"}},
+                                  {"custom", {{"source", "fair"}}}}));
+  EXPECT_TRUE(rows[0].errors.empty());
+  ASSERT_EQ(rows[1].errors.size(), 1u);  // wrong number of fields
+  EXPECT_EQ(rows[1].row, 3);
+  auto companies = import_rows(parse_csv("name,address.city\nAcme,Berlin\n"), ImportKind::kCompanies);
+  EXPECT_EQ(companies[0].fields, json({{"name", "Acme"}, {"address", {{"city", "Berlin"}}}}));
+}
+
+TEST(Csv, ImportRejectsUnknownOrRepeatedColumns) {
+  EXPECT_EQ(code_of([] { import_rows(parse_csv("first_name,shoe_size\nA,9\n"), ImportKind::kContacts); }),
+            Code::kValidationFailed);
+  EXPECT_EQ(code_of([] { import_rows(parse_csv("email,Email\na@b.co,a@b.co\n"), ImportKind::kContacts); }),
+            Code::kValidationFailed);
+  EXPECT_EQ(code_of([] { import_rows(parse_csv("name,address.planet\nA,Mars\n"), ImportKind::kCompanies); }),
+            Code::kValidationFailed);
+  EXPECT_EQ(code_of([] { import_rows({}, ImportKind::kContacts); }), Code::kValidationFailed);
+  std::string big = "first_name\n";
+  for (size_t i = 0; i <= kMaxImportRows; ++i) big += "a\n";
+  EXPECT_EQ(code_of([&] { import_rows(parse_csv(big), ImportKind::kContacts); }), Code::kValidationFailed);
+}
+
+TEST(Csv, ExportWritesEveryFieldAndCustomKeys) {
+  Contact c;
+  c.id = "01930000-0000-7000-8000-000000000001";
+  c.first_name = "Ann";
+  c.email = "ann@x.com";
+  c.tags = {"vip", "beta"};
+  c.custom = {{"source", "fair"}, {"score", 7}};
+  c.created_at = c.updated_at = "2026-01-01T00:00:00.000000Z";
+  const std::string out = export_contacts_csv({c});
+  auto back = parse_csv(out);
+  ASSERT_EQ(back.size(), 2u);
+  EXPECT_EQ(back[0].fields.back(), "custom.source");
+  EXPECT_EQ(back[1].fields[1], "Ann");
+  EXPECT_EQ(back[1].fields[9], "vip;beta");
+  EXPECT_EQ(back[1].fields.back(), "fair");
+  // And an export imports again (id, created_at and updated_at are ignored).
+  auto rows = import_rows(back, ImportKind::kContacts);
+  EXPECT_EQ(rows[0].fields.at("first_name"), "Ann");
+  EXPECT_FALSE(rows[0].fields.contains("id"));
+}
+
+}  // namespace
+}  // namespace cdx::crm

@@ -1,0 +1,817 @@
+#include "crm/model.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <initializer_list>
+#include <set>
+
+#include "common/clock.hpp"
+#include "common/validate.hpp"
+#include "http/pagination.hpp"
+
+namespace cdx::crm {
+
+namespace {
+
+using nlohmann::json;
+
+size_t utf8_length(std::string_view s) {
+  size_t n = 0;
+  for (unsigned char c : s) n += (c & 0xC0) != 0x80;
+  return n;
+}
+
+std::string trim(std::string_view s) {
+  auto space = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; };
+  while (!s.empty() && space(s.front())) s.remove_prefix(1);
+  while (!s.empty() && space(s.back())) s.remove_suffix(1);
+  return std::string(s);
+}
+
+std::string join(const std::vector<std::string>& v) {
+  std::string out;
+  for (size_t i = 0; i < v.size(); ++i) out += (i ? ", " : "") + v[i];
+  return out;
+}
+
+bool is_hex_lower(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); }
+
+// Reads one JSON object field by field, collecting every problem; fields may be absent, null or a value.
+class Reader {
+ public:
+  Reader(const json& doc, Mode mode, std::vector<FieldError>& errors, std::string prefix = "")
+      : doc_(doc), mode_(mode), errors_(errors), prefix_(std::move(prefix)) {}
+
+  // Unknown fields are refused (a typo must not be silently dropped); read-only ones say so.
+  void only(std::initializer_list<std::string_view> known) {
+    static const std::set<std::string, std::less<>> kReadOnly = {"id", "tenant_id", "created_at", "updated_at",
+                                                                  "closed_at", "completed_at"};
+    for (const auto& [name, _] : doc_.items()) {
+      if (std::find(known.begin(), known.end(), name) != known.end()) continue;
+      if (kReadOnly.count(name))
+        fail(name, "is read-only");
+      else
+        fail(name, "is not a known field (known: " + list(known) + ")");
+    }
+  }
+
+  void fail(std::string_view field, std::string message) {
+    errors_.push_back({prefix_ + std::string(field), std::move(message)});
+  }
+
+  // nullptr when absent; the JSON null when null.
+  const json* raw(std::string_view f) const {
+    auto it = doc_.find(f);
+    return it == doc_.end() ? nullptr : &*it;
+  }
+
+  // Absent and null handling shared by every reader: answers true when the caller should read a value.
+  template <class T>
+  bool present(std::string_view f, bool required, Field<T>& out) {
+    const json* v = raw(f);
+    if (!v || v->is_null()) {
+      if (required && (mode_ == Mode::kCreate || v)) {
+        fail(f, v ? "cannot be null" : "is required");
+      } else if (v) {
+        out.emplace(std::nullopt);  // explicit null: clear
+      }
+      return false;
+    }
+    return true;
+  }
+
+  Field<std::string> text(std::string_view f, size_t min, size_t max, bool required = false,
+                          bool multiline = false) {
+    Field<std::string> out;
+    if (!present(f, required, out)) return out;
+    const json& v = *raw(f);
+    if (!v.is_string()) {
+      fail(f, "must be a string");
+      return out;
+    }
+    std::string s = trim(v.get_ref<const std::string&>());
+    if (!clean_text(s, multiline)) {
+      fail(f, multiline ? "must not contain control characters other than tab and newline"
+                        : "must not contain control characters");
+      return out;
+    }
+    const size_t len = utf8_length(s);
+    if (len < min || len > max) {
+      fail(f, min <= 1 ? fmt::format("must be 1 to {} characters long (not blank)", max)
+                       : fmt::format("must be {} to {} characters long", min, max));
+      return out;
+    }
+    out.emplace(std::move(s));
+    return out;
+  }
+
+  Field<std::string> choice(std::string_view f, const std::vector<std::string>& values, bool required = false) {
+    Field<std::string> out;
+    if (!present(f, required, out)) return out;
+    const json& v = *raw(f);
+    if (!v.is_string() || !one_of(values, v.get_ref<const std::string&>())) {
+      fail(f, "must be one of: " + join(values));
+      return out;
+    }
+    out.emplace(v.get<std::string>());
+    return out;
+  }
+
+  Field<std::string> id(std::string_view f, bool required = false) {
+    Field<std::string> out;
+    if (!present(f, required, out)) return out;
+    const json& v = *raw(f);
+    if (!v.is_string() || !valid_id(lowercase(v.get_ref<const std::string&>()))) {
+      fail(f, "must be an id (a UUID such as 01930000-0000-7000-8000-000000000001)");
+      return out;
+    }
+    out.emplace(lowercase(v.get_ref<const std::string&>()));
+    return out;
+  }
+
+  Field<int64_t> integer(std::string_view f, int64_t min, int64_t max, bool required = false) {
+    Field<int64_t> out;
+    if (!present(f, required, out)) return out;
+    const json& v = *raw(f);
+    if (!v.is_number_integer() || (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX))) {
+      fail(f, fmt::format("must be an integer between {} and {}", min, max));
+      return out;
+    }
+    const int64_t n = v.get<int64_t>();
+    if (n < min || n > max) {
+      fail(f, fmt::format("must be an integer between {} and {}", min, max));
+      return out;
+    }
+    out.emplace(n);
+    return out;
+  }
+
+  Field<bool> boolean(std::string_view f, bool required = false) {
+    Field<bool> out;
+    if (!present(f, required, out)) return out;
+    const json& v = *raw(f);
+    if (!v.is_boolean()) {
+      fail(f, "must be true or false");
+      return out;
+    }
+    out.emplace(v.get<bool>());
+    return out;
+  }
+
+  Field<json> object(std::string_view f, size_t max_bytes) {
+    Field<json> out;
+    if (!present(f, false, out)) return out;
+    const json& v = *raw(f);
+    if (!v.is_object()) {
+      fail(f, "must be an object");
+      return out;
+    }
+    if (v.dump(-1, ' ', false, json::error_handler_t::replace).size() > max_bytes) {
+      fail(f, fmt::format("must be at most {} bytes as JSON", max_bytes));
+      return out;
+    }
+    out.emplace(v);
+    return out;
+  }
+
+  Mode mode() const { return mode_; }
+  bool has_error(std::string_view f) const {
+    return std::any_of(errors_.begin(), errors_.end(), [&](const FieldError& e) { return e.field == prefix_ + std::string(f); });
+  }
+
+ private:
+  static std::string list(std::initializer_list<std::string_view> names) {
+    std::string out;
+    for (auto n : names) out += (out.empty() ? "" : ", ") + std::string(n);
+    return out;
+  }
+
+  const json& doc_;
+  Mode mode_;
+  std::vector<FieldError>& errors_;
+  std::string prefix_;
+};
+
+json parse_object(std::string_view body) {
+  if (body.empty()) throw Error(Code::kInvalidRequest, "The request body is empty; a JSON object is expected.");
+  json doc = json::parse(body, nullptr, false);
+  if (doc.is_discarded()) throw Error(Code::kInvalidRequest, "The request body is not valid JSON.");
+  if (!doc.is_object()) throw Error::validation({{"body", "must be a JSON object"}});
+  return doc;
+}
+
+void finish(std::vector<FieldError>& errors) {
+  if (!errors.empty()) throw Error::validation(std::move(errors));
+}
+
+Field<json> read_address(Reader& in) {
+  Field<json> out;
+  if (!in.present("address", false, out)) return out;
+  const json& v = *in.raw("address");
+  if (!v.is_object()) {
+    in.fail("address", "must be an object with street, city, region, postal_code, country");
+    return out;
+  }
+  json clean = json::object();
+  bool ok = true;
+  for (const auto& [k, val] : v.items()) {
+    static const std::vector<std::string> kKeys = {"street", "city", "region", "postal_code", "country"};
+    if (!one_of(kKeys, k)) {
+      in.fail("address." + k, "is not an address field (street, city, region, postal_code, country)");
+      ok = false;
+      continue;
+    }
+    if (val.is_null()) continue;
+    if (!val.is_string() || utf8_length(val.get_ref<const std::string&>()) > 200 ||
+        !clean_text(val.get_ref<const std::string&>(), true)) {
+      in.fail("address." + k, "must be a string of at most 200 characters");
+      ok = false;
+      continue;
+    }
+    const std::string s = trim(val.get_ref<const std::string&>());
+    if (!s.empty()) clean[k] = s;
+  }
+  if (ok) out.emplace(clean.empty() ? std::optional<json>() : std::optional<json>(clean));
+  return out;
+}
+
+Field<std::vector<std::string>> read_tags(Reader& in) {
+  Field<std::vector<std::string>> out;
+  if (!in.present("tags", false, out)) return out;
+  const json& v = *in.raw("tags");
+  if (!v.is_array()) {
+    in.fail("tags", "must be an array of strings");
+    return out;
+  }
+  std::vector<std::string> tags;
+  std::set<std::string> seen;
+  for (const auto& t : v) {
+    if (!t.is_string()) {
+      in.fail("tags", "must be an array of strings");
+      return out;
+    }
+    std::string s = trim(t.get_ref<const std::string&>());
+    if (s.empty() || utf8_length(s) > 50 || !clean_text(s, false)) {
+      in.fail("tags", "each tag must be 1 to 50 characters without control characters");
+      return out;
+    }
+    if (seen.insert(lowercase(s)).second) tags.push_back(std::move(s));
+  }
+  if (tags.size() > kMaxTags) {
+    in.fail("tags", fmt::format("must hold at most {} tags", kMaxTags));
+    return out;
+  }
+  out.emplace(std::move(tags));
+  return out;
+}
+
+Field<std::string> read_email(Reader& in) {
+  Field<std::string> e = in.text("email", 3, 254);
+  if (e && *e && !valid_email(**e)) {
+    in.fail("email", "must be a valid email address");
+    return {};
+  }
+  return e;
+}
+
+Field<std::string> read_owner(Reader& in) { return in.id("owner_id"); }
+
+ContactInput read_contact(Reader& in) {
+  in.only({"first_name", "last_name", "email", "phone", "title", "company_id", "owner_id", "lifecycle_stage", "tags",
+           "custom"});
+  ContactInput c;
+  c.first_name = in.text("first_name", 1, 100);
+  c.last_name = in.text("last_name", 1, 100);
+  c.email = read_email(in);
+  c.phone = in.text("phone", 3, 50);
+  if (c.phone && *c.phone) {
+    if (auto why = phone_problem(**c.phone)) {
+      in.fail("phone", *why);
+      c.phone.reset();
+    }
+  }
+  c.title = in.text("title", 1, 200);
+  c.company_id = in.id("company_id");
+  c.owner_id = read_owner(in);
+  c.lifecycle_stage = in.choice("lifecycle_stage", lifecycle_stages());
+  if (c.lifecycle_stage && !*c.lifecycle_stage) {
+    in.fail("lifecycle_stage", "cannot be null");
+    c.lifecycle_stage.reset();
+  }
+  c.tags = read_tags(in);
+  c.custom = in.object("custom", kMaxCustomBytes);
+  if (in.mode() == Mode::kCreate) {
+    auto given = [](const Field<std::string>& f) { return f && *f; };
+    if (!given(c.first_name) && !given(c.last_name) && !given(c.email) && !in.has_error("first_name") &&
+        !in.has_error("last_name") && !in.has_error("email"))
+      in.fail("first_name", "a contact needs at least one of first_name, last_name or email");
+  }
+  return c;
+}
+
+CompanyInput read_company(Reader& in) {
+  in.only({"name", "domain", "industry", "size", "address", "owner_id", "custom"});
+  CompanyInput c;
+  c.name = in.text("name", 1, 200, true);
+  c.domain = in.text("domain", 3, 253);
+  if (c.domain && *c.domain) {
+    std::string d = lowercase(**c.domain);
+    if (auto why = domain_problem(d)) {
+      in.fail("domain", *why);
+      c.domain.reset();
+    } else {
+      c.domain.emplace(std::move(d));
+    }
+  }
+  c.industry = in.text("industry", 1, 100);
+  c.size = in.choice("size", company_sizes());
+  c.address = read_address(in);
+  c.owner_id = read_owner(in);
+  c.custom = in.object("custom", kMaxCustomBytes);
+  return c;
+}
+
+}  // namespace
+
+// ---- lists ---------------------------------------------------------------------------------------------
+
+std::optional<std::pair<std::string, bool>> parse_sort(std::string_view sort) {
+  bool desc = false;
+  if (!sort.empty() && sort.front() == '-') {
+    desc = true;
+    sort.remove_prefix(1);
+  }
+  if (sort != "created_at" && sort != "updated_at") return std::nullopt;
+  return std::pair{std::string(sort), desc};
+}
+
+std::string encode_list_cursor(const ListQuery& q, const std::string& value, const std::string& id) {
+  return http::encode_cursor((q.descending ? "-" : "") + q.sort_column + "|" + value + "|" + id);
+}
+
+std::optional<Cursor> decode_list_cursor(const ListQuery& q, std::string_view decoded) {
+  const std::string sort = (q.descending ? "-" : "") + q.sort_column;
+  if (decoded.substr(0, sort.size() + 1) != sort + "|") return std::nullopt;
+  decoded.remove_prefix(sort.size() + 1);
+  const size_t bar = decoded.find('|');
+  if (bar == std::string_view::npos) return std::nullopt;
+  Cursor c{std::string(decoded.substr(0, bar)), std::string(decoded.substr(bar + 1))};
+  if (!valid_id(c.id) || !parse_rfc3339(c.value)) return std::nullopt;
+  return c;
+}
+
+// ---- rules ---------------------------------------------------------------------------------------------
+
+bool valid_currency(std::string_view code) {
+  // ISO 4217 active codes (2024), without XTS (testing) and XXX (no currency).
+  static const std::set<std::string, std::less<>> kCodes = {
+      "AED", "AFN", "ALL", "AMD", "ANG", "AOA", "ARS", "AUD", "AWG", "AZN", "BAM", "BBD", "BDT", "BGN", "BHD",
+      "BIF", "BMD", "BND", "BOB", "BOV", "BRL", "BSD", "BTN", "BWP", "BYN", "BZD", "CAD", "CDF", "CHE", "CHF",
+      "CHW", "CLF", "CLP", "CNY", "COP", "COU", "CRC", "CUC", "CUP", "CVE", "CZK", "DJF", "DKK", "DOP", "DZD",
+      "EGP", "ERN", "ETB", "EUR", "FJD", "FKP", "GBP", "GEL", "GHS", "GIP", "GMD", "GNF", "GTQ", "GYD", "HKD",
+      "HNL", "HTG", "HUF", "IDR", "ILS", "INR", "IQD", "IRR", "ISK", "JMD", "JOD", "JPY", "KES", "KGS", "KHR",
+      "KMF", "KPW", "KRW", "KWD", "KYD", "KZT", "LAK", "LBP", "LKR", "LRD", "LSL", "LYD", "MAD", "MDL", "MGA",
+      "MKD", "MMK", "MNT", "MOP", "MRU", "MUR", "MVR", "MWK", "MXN", "MXV", "MYR", "MZN", "NAD", "NGN", "NIO",
+      "NOK", "NPR", "NZD", "OMR", "PAB", "PEN", "PGK", "PHP", "PKR", "PLN", "PYG", "QAR", "RON", "RSD", "RUB",
+      "RWF", "SAR", "SBD", "SCR", "SDG", "SEK", "SGD", "SHP", "SLE", "SLL", "SOS", "SRD", "SSP", "STN", "SVC",
+      "SYP", "SZL", "THB", "TJS", "TMT", "TND", "TOP", "TRY", "TTD", "TWD", "TZS", "UAH", "UGX", "USD", "USN",
+      "UYI", "UYU", "UYW", "UZS", "VED", "VES", "VND", "VUV", "WST", "XAF", "XAG", "XAU", "XBA", "XBB", "XBC",
+      "XBD", "XCD", "XCG", "XDR", "XOF", "XPD", "XPF", "XPT", "XSU", "XUA", "YER", "ZAR", "ZMW", "ZWG", "ZWL"};
+  return kCodes.count(code) > 0;
+}
+
+bool valid_date(std::string_view d) {
+  if (d.size() != 10 || d[4] != '-' || d[7] != '-') return false;
+  for (size_t i : {0, 1, 2, 3, 5, 6, 8, 9})
+    if (d[i] < '0' || d[i] > '9') return false;
+  const int y = (d[0] - '0') * 1000 + (d[1] - '0') * 100 + (d[2] - '0') * 10 + (d[3] - '0');
+  const int m = (d[5] - '0') * 10 + (d[6] - '0');
+  const int day = (d[8] - '0') * 10 + (d[9] - '0');
+  if (y < 1 || m < 1 || m > 12 || day < 1) return false;
+  static const int kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  const bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+  return day <= kDays[m - 1] + (m == 2 && leap ? 1 : 0);
+}
+
+bool valid_id(std::string_view id) {
+  if (id.size() != 36) return false;
+  for (size_t i = 0; i < id.size(); ++i) {
+    if (i == 8 || i == 13 || i == 18 || i == 23) {
+      if (id[i] != '-') return false;
+    } else if (!is_hex_lower(id[i])) {
+      return false;
+    }
+  }
+  return true;
+}
+
+std::optional<std::string> domain_problem(std::string_view d) {
+  const char* kShape = "must be a domain name such as example.com (no scheme, path or port)";
+  if (d.size() < 3 || d.size() > 253) return kShape;
+  size_t labels = 0;
+  std::string_view rest = d, label;
+  while (!rest.empty()) {
+    const size_t dot = rest.find('.');
+    label = rest.substr(0, dot);
+    rest = dot == std::string_view::npos ? std::string_view{} : rest.substr(dot + 1);
+    if (dot != std::string_view::npos && rest.empty()) return kShape;  // trailing dot
+    if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-') return kShape;
+    for (char c : label)
+      if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) return kShape;
+    ++labels;
+  }
+  if (labels < 2) return kShape;
+  if (std::none_of(label.begin(), label.end(), [](char c) { return c >= 'a' && c <= 'z'; })) return kShape;
+  return std::nullopt;
+}
+
+std::optional<std::string> phone_problem(std::string_view p) {
+  size_t digits = 0;
+  for (char c : p) {
+    if (c >= '0' && c <= '9') {
+      ++digits;
+    } else if (!(c == ' ' || c == '+' || c == '-' || c == '(' || c == ')' || c == '.' || c == '/' || c == 'x')) {
+      return "must be a phone number: digits, spaces and + - ( ) . / x";
+    }
+  }
+  if (digits < 3) return "must hold at least 3 digits";
+  return std::nullopt;
+}
+
+std::optional<std::string> amount_problem(const nlohmann::json& v) {
+  const char* kWhat = "must be an integer amount in minor units (1234 for 12.34), from 0 to 10^15";
+  if (!v.is_number_integer()) return kWhat;
+  if (v.is_number_unsigned()) {
+    if (v.get<uint64_t>() > static_cast<uint64_t>(kMaxAmount)) return kWhat;
+    return std::nullopt;
+  }
+  const int64_t n = v.get<int64_t>();
+  if (n < 0 || n > kMaxAmount) return kWhat;
+  return std::nullopt;
+}
+
+std::string normalize_email(std::string_view email) { return lowercase(email); }
+
+const std::vector<std::string>& lifecycle_stages() {
+  static const std::vector<std::string> k = {"lead", "qualified", "customer", "churned"};
+  return k;
+}
+const std::vector<std::string>& deal_statuses() {
+  static const std::vector<std::string> k = {"open", "won", "lost"};
+  return k;
+}
+const std::vector<std::string>& activity_types() {
+  static const std::vector<std::string> k = {"note", "call", "email", "meeting", "task"};
+  return k;
+}
+const std::vector<std::string>& company_sizes() {
+  static const std::vector<std::string> k = {"1-10",      "11-50",      "51-200",     "201-500",
+                                             "501-1000",  "1001-5000",  "5001-10000", "10001+"};
+  return k;
+}
+
+bool one_of(const std::vector<std::string>& values, std::string_view v) {
+  return std::find(values.begin(), values.end(), v) != values.end();
+}
+
+bool clean_text(std::string_view s, bool allow_newlines) {
+  size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) {
+      if (c == 0x7f) return false;
+      if (c < 0x20 && !(allow_newlines && (c == '\t' || c == '\n' || c == '\r'))) return false;
+      ++i;
+      continue;
+    }
+    size_t n = 0;
+    uint32_t cp = 0;
+    if ((c & 0xE0) == 0xC0) {
+      n = 1;
+      cp = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+      n = 2;
+      cp = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+      n = 3;
+      cp = c & 0x07;
+    } else {
+      return false;
+    }
+    for (size_t k = 1; k <= n; ++k) {
+      if (i + k >= s.size()) return false;
+      const auto cc = static_cast<unsigned char>(s[i + k]);
+      if ((cc & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (cc & 0x3F);
+    }
+    // Overlong forms, surrogates and values past U+10FFFF are not UTF-8.
+    if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10FFFF ||
+        (cp >= 0xD800 && cp <= 0xDFFF))
+      return false;
+    i += n + 1;
+  }
+  return true;
+}
+
+// ---- request bodies ------------------------------------------------------------------------------------
+
+CompanyInput parse_company(std::string_view body, Mode mode) {
+  const json doc = parse_object(body);
+  std::vector<FieldError> errors;
+  Reader in(doc, mode, errors);
+  CompanyInput c = read_company(in);
+  finish(errors);
+  return c;
+}
+
+ContactInput parse_contact(std::string_view body, Mode mode) {
+  const json doc = parse_object(body);
+  std::vector<FieldError> errors;
+  Reader in(doc, mode, errors);
+  ContactInput c = read_contact(in);
+  finish(errors);
+  return c;
+}
+
+namespace {
+StageInput read_stage(Reader& in) {
+  in.only({"name", "probability", "position"});
+  StageInput s;
+  s.name = in.text("name", 1, 100, true);
+  s.probability = in.integer("probability", 0, 100, in.mode() == Mode::kCreate);
+  s.position = in.integer("position", 0, 1000);
+  if (s.position && !*s.position) {
+    in.fail("position", "cannot be null");
+    s.position.reset();
+  }
+  return s;
+}
+}  // namespace
+
+StageInput parse_stage(std::string_view body, Mode mode) {
+  const json doc = parse_object(body);
+  std::vector<FieldError> errors;
+  Reader in(doc, mode, errors);
+  StageInput s = read_stage(in);
+  finish(errors);
+  return s;
+}
+
+PipelineInput parse_pipeline(std::string_view body, Mode mode) {
+  const json doc = parse_object(body);
+  std::vector<FieldError> errors;
+  Reader in(doc, mode, errors);
+  if (mode == Mode::kCreate)
+    in.only({"name", "is_default", "stages"});
+  else
+    in.only({"name", "is_default"});
+  PipelineInput p;
+  p.name = in.text("name", 1, 100, true);
+  p.is_default = in.boolean("is_default");
+  if (p.is_default && (!*p.is_default || !**p.is_default)) {
+    in.fail("is_default", "can only be set to true (make another pipeline the default instead)");
+    p.is_default.reset();
+  }
+  if (mode == Mode::kCreate) {
+    if (const json* stages = in.raw("stages"); stages && !stages->is_null()) {
+      if (!stages->is_array() || stages->size() > 50) {
+        in.fail("stages", "must be an array of at most 50 stages");
+      } else {
+        p.stages.emplace();
+        std::set<std::string> names;
+        for (size_t i = 0; i < stages->size(); ++i) {
+          const json& s = (*stages)[i];
+          const std::string prefix = fmt::format("stages[{}].", i);
+          if (!s.is_object()) {
+            errors.push_back({fmt::format("stages[{}]", i), "must be an object with name and probability"});
+            continue;
+          }
+          Reader sr(s, Mode::kCreate, errors, prefix);
+          sr.only({"name", "probability"});
+          StageInput st;
+          st.name = sr.text("name", 1, 100, true);
+          st.probability = sr.integer("probability", 0, 100, true);
+          if (st.name && *st.name && !names.insert(lowercase(**st.name)).second)
+            errors.push_back({prefix + "name", "is used by another stage of this pipeline"});
+          p.stages->push_back(std::move(st));
+        }
+      }
+    }
+  }
+  finish(errors);
+  return p;
+}
+
+DealInput parse_deal(std::string_view body, Mode mode) {
+  const json doc = parse_object(body);
+  std::vector<FieldError> errors;
+  Reader in(doc, mode, errors);
+  in.only({"title", "amount", "currency", "pipeline_id", "stage_id", "contact_id", "company_id",
+           "expected_close_date", "status", "owner_id", "custom"});
+  DealInput d;
+  d.title = in.text("title", 1, 200, true);
+  if (const json* a = in.raw("amount"); a && !a->is_null()) {
+    if (auto why = amount_problem(*a))
+      in.fail("amount", *why);
+    else
+      d.amount.emplace(a->get<int64_t>());
+  } else if (a) {
+    d.amount.emplace(std::nullopt);
+  }
+  if (const json* c = in.raw("currency"); c && !c->is_null()) {
+    if (!c->is_string() || !valid_currency(c->get_ref<const std::string&>()))
+      in.fail("currency", "must be an ISO 4217 currency code in upper case, such as EUR or USD");
+    else
+      d.currency.emplace(c->get<std::string>());
+  } else if (c) {
+    d.currency.emplace(std::nullopt);
+  }
+  d.pipeline_id = in.id("pipeline_id");
+  d.stage_id = in.id("stage_id");
+  if (d.pipeline_id && !*d.pipeline_id) {
+    in.fail("pipeline_id", "cannot be null");
+    d.pipeline_id.reset();
+  }
+  if (d.stage_id && !*d.stage_id) {
+    in.fail("stage_id", "cannot be null");
+    d.stage_id.reset();
+  }
+  d.contact_id = in.id("contact_id");
+  d.company_id = in.id("company_id");
+  if (const json* e = in.raw("expected_close_date"); e && !e->is_null()) {
+    if (!e->is_string() || !valid_date(e->get_ref<const std::string&>()))
+      in.fail("expected_close_date", "must be a date as YYYY-MM-DD");
+    else
+      d.expected_close_date.emplace(e->get<std::string>());
+  } else if (e) {
+    d.expected_close_date.emplace(std::nullopt);
+  }
+  d.status = in.choice("status", deal_statuses());
+  if (d.status && !*d.status) {
+    in.fail("status", "cannot be null");
+    d.status.reset();
+  }
+  d.owner_id = read_owner(in);
+  d.custom = in.object("custom", kMaxCustomBytes);
+  // An amount means nothing without its currency.
+  if (mode == Mode::kCreate && d.amount && *d.amount && !(d.currency && *d.currency) &&
+      std::none_of(errors.begin(), errors.end(), [](const FieldError& e) { return e.field == "currency"; }))
+    in.fail("currency", "is required with an amount");
+  finish(errors);
+  return d;
+}
+
+ActivityInput parse_activity(std::string_view body, Mode mode) {
+  const json doc = parse_object(body);
+  std::vector<FieldError> errors;
+  Reader in(doc, mode, errors);
+  in.only({"type", "subject", "body", "due_at", "done", "contact_id", "company_id", "deal_id", "owner_id"});
+  ActivityInput a;
+  a.type = in.choice("type", activity_types(), true);
+  a.subject = in.text("subject", 1, 300);
+  a.body = in.text("body", 1, 20000, false, true);
+  if (const json* due = in.raw("due_at"); due && !due->is_null()) {
+    std::optional<SysTime> t;
+    if (due->is_string()) t = parse_rfc3339(due->get_ref<const std::string&>());
+    if (!t)
+      in.fail("due_at", "must be an RFC 3339 date-time, such as 2026-05-01T09:30:00Z");
+    else
+      a.due_at.emplace(format_rfc3339(*t));
+  } else if (due) {
+    a.due_at.emplace(std::nullopt);
+  }
+  a.done = in.boolean("done");
+  if (a.done && !*a.done) {
+    in.fail("done", "cannot be null");
+    a.done.reset();
+  }
+  a.contact_id = in.id("contact_id");
+  a.company_id = in.id("company_id");
+  a.deal_id = in.id("deal_id");
+  a.owner_id = read_owner(in);
+  if (mode == Mode::kCreate) {
+    auto given = [](const Field<std::string>& f) { return f && *f; };
+    if (!given(a.subject) && !given(a.body) && !in.has_error("subject") && !in.has_error("body"))
+      in.fail("subject", "an activity needs a subject or a body");
+    if (!given(a.contact_id) && !given(a.company_id) && !given(a.deal_id) && !in.has_error("contact_id") &&
+        !in.has_error("company_id") && !in.has_error("deal_id"))
+      in.fail("contact_id", "an activity links to at least one of contact_id, company_id or deal_id");
+  }
+  finish(errors);
+  return a;
+}
+
+ContactInput contact_from_fields(const nlohmann::json& fields, std::vector<FieldError>& errors) {
+  Reader in(fields, Mode::kCreate, errors);
+  return read_contact(in);
+}
+
+CompanyInput company_from_fields(const nlohmann::json& fields, std::vector<FieldError>& errors) {
+  Reader in(fields, Mode::kCreate, errors);
+  return read_company(in);
+}
+
+// ---- JSON ----------------------------------------------------------------------------------------------
+
+namespace {
+json opt(const std::optional<std::string>& v) { return v ? json(*v) : json(nullptr); }
+}  // namespace
+
+nlohmann::json to_json(const Company& c) {
+  return {{"id", c.id},
+          {"name", c.name},
+          {"domain", opt(c.domain)},
+          {"industry", opt(c.industry)},
+          {"size", opt(c.size)},
+          {"address", c.address},
+          {"owner_id", opt(c.owner_id)},
+          {"custom", c.custom},
+          {"created_at", c.created_at},
+          {"updated_at", c.updated_at}};
+}
+
+nlohmann::json to_json(const Contact& c) {
+  return {{"id", c.id},
+          {"first_name", opt(c.first_name)},
+          {"last_name", opt(c.last_name)},
+          {"email", opt(c.email)},
+          {"phone", opt(c.phone)},
+          {"title", opt(c.title)},
+          {"company_id", opt(c.company_id)},
+          {"owner_id", opt(c.owner_id)},
+          {"lifecycle_stage", c.lifecycle_stage},
+          {"tags", c.tags},
+          {"custom", c.custom},
+          {"created_at", c.created_at},
+          {"updated_at", c.updated_at}};
+}
+
+nlohmann::json to_json(const Stage& s) {
+  return {{"id", s.id},
+          {"pipeline_id", s.pipeline_id},
+          {"name", s.name},
+          {"position", s.position},
+          {"probability", s.probability},
+          {"created_at", s.created_at},
+          {"updated_at", s.updated_at}};
+}
+
+nlohmann::json to_json(const Pipeline& p) {
+  json stages = json::array();
+  for (const auto& s : p.stages) stages.push_back(to_json(s));
+  return {{"id", p.id},
+          {"name", p.name},
+          {"is_default", p.is_default},
+          {"stages", std::move(stages)},
+          {"created_at", p.created_at},
+          {"updated_at", p.updated_at}};
+}
+
+nlohmann::json to_json(const Deal& d) {
+  return {{"id", d.id},
+          {"title", d.title},
+          {"amount", d.amount ? json(*d.amount) : json(nullptr)},
+          {"currency", opt(d.currency)},
+          {"pipeline_id", d.pipeline_id},
+          {"stage_id", d.stage_id},
+          {"contact_id", opt(d.contact_id)},
+          {"company_id", opt(d.company_id)},
+          {"expected_close_date", opt(d.expected_close_date)},
+          {"status", d.status},
+          {"owner_id", opt(d.owner_id)},
+          {"closed_at", opt(d.closed_at)},
+          {"custom", d.custom},
+          {"created_at", d.created_at},
+          {"updated_at", d.updated_at}};
+}
+
+nlohmann::json to_json(const DealChange& c) {
+  return {{"id", c.id},
+          {"deal_id", c.deal_id},
+          {"pipeline_id", c.pipeline_id},
+          {"from_stage_id", opt(c.from_stage_id)},
+          {"to_stage_id", opt(c.to_stage_id)},
+          {"from_status", opt(c.from_status)},
+          {"to_status", opt(c.to_status)},
+          {"changed_by", {{"type", c.actor.type}, {"id", c.actor.id}}},
+          {"changed_at", c.changed_at}};
+}
+
+nlohmann::json to_json(const Activity& a) {
+  return {{"id", a.id},
+          {"type", a.type},
+          {"subject", opt(a.subject)},
+          {"body", opt(a.body)},
+          {"due_at", opt(a.due_at)},
+          {"done", a.done},
+          {"completed_at", opt(a.completed_at)},
+          {"contact_id", opt(a.contact_id)},
+          {"company_id", opt(a.company_id)},
+          {"deal_id", opt(a.deal_id)},
+          {"owner_id", opt(a.owner_id)},
+          {"created_at", a.created_at},
+          {"updated_at", a.updated_at}};
+}
+
+}  // namespace cdx::crm

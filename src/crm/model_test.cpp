@@ -1,0 +1,227 @@
+#include "crm/model.hpp"
+
+#include <gtest/gtest.h>
+
+#include "common/ids.hpp"
+#include "http/pagination.hpp"
+
+namespace cdx::crm {
+namespace {
+
+using nlohmann::json;
+
+// The fields a 422 names, in order.
+std::vector<std::string> fields_of(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), Code::kValidationFailed) << e.detail();
+    std::vector<std::string> out;
+    for (const auto& f : e.field_errors()) out.push_back(f.field);
+    return out;
+  }
+  ADD_FAILURE() << "expected a validation error";
+  return {};
+}
+
+bool has(const std::vector<std::string>& v, const std::string& x) { return std::find(v.begin(), v.end(), x) != v.end(); }
+
+TEST(CrmRules, CurrencyIsAKnownUpperCaseIso4217Code) {
+  for (const char* ok : {"EUR", "USD", "JPY", "GBP", "CHF", "BHD"}) EXPECT_TRUE(valid_currency(ok)) << ok;
+  for (const char* bad : {"eur", "EU", "EURO", "XXX", "XTS", "ABC", "", "E1R", "usd"}) EXPECT_FALSE(valid_currency(bad)) << bad;
+}
+
+TEST(CrmRules, AmountIsAnIntegerOfMinorUnits) {
+  EXPECT_FALSE(amount_problem(json(0)));
+  EXPECT_FALSE(amount_problem(json(1234)));
+  EXPECT_FALSE(amount_problem(json(kMaxAmount)));
+  EXPECT_TRUE(amount_problem(json(12.345)));
+  EXPECT_TRUE(amount_problem(json(12.0)));
+  EXPECT_TRUE(amount_problem(json("12")));
+  EXPECT_TRUE(amount_problem(json(-1)));
+  EXPECT_TRUE(amount_problem(json(kMaxAmount + 1)));
+  EXPECT_TRUE(amount_problem(json(true)));
+  EXPECT_TRUE(amount_problem(json(nullptr)));
+  EXPECT_TRUE(amount_problem(json::parse("18446744073709551615")));
+  EXPECT_TRUE(amount_problem(json::parse("1e3")));
+}
+
+TEST(CrmRules, DatesAreRealCalendarDays) {
+  EXPECT_TRUE(valid_date("2026-12-31"));
+  EXPECT_TRUE(valid_date("2024-02-29"));
+  EXPECT_TRUE(valid_date("2000-02-29"));
+  EXPECT_FALSE(valid_date("1900-02-29"));
+  EXPECT_FALSE(valid_date("2026-02-29"));
+  EXPECT_FALSE(valid_date("2026-04-31"));
+  EXPECT_FALSE(valid_date("2026-13-01"));
+  EXPECT_FALSE(valid_date("2026-00-10"));
+  EXPECT_FALSE(valid_date("2026-1-01"));
+  EXPECT_FALSE(valid_date("2026-01-01T00:00:00Z"));
+  EXPECT_FALSE(valid_date("26-01-01"));
+  EXPECT_FALSE(valid_date("2026/01/01"));
+  EXPECT_FALSE(valid_date(""));
+}
+
+TEST(CrmRules, IdsDomainsPhonesAndText) {
+  EXPECT_TRUE(valid_id("01930000-0000-7000-8000-000000000001"));
+  EXPECT_FALSE(valid_id("01930000-0000-7000-8000-00000000000G"));
+  EXPECT_FALSE(valid_id("01930000-0000-7000-8000-00000000000A"));  // upper case is not how ids are written
+  EXPECT_FALSE(valid_id("not-an-id"));
+  EXPECT_FALSE(valid_id(""));
+
+  EXPECT_FALSE(domain_problem("acme.com"));
+  EXPECT_FALSE(domain_problem("sub.acme.co.uk"));
+  EXPECT_FALSE(domain_problem("xn--bcher-kva.example"));
+  EXPECT_TRUE(domain_problem("https://acme.com"));
+  EXPECT_TRUE(domain_problem("acme.com/path"));
+  EXPECT_TRUE(domain_problem("acme"));
+  EXPECT_TRUE(domain_problem("acme..com"));
+  EXPECT_TRUE(domain_problem("-acme.com"));
+  EXPECT_TRUE(domain_problem("acme.com."));
+  EXPECT_TRUE(domain_problem("acme.123"));
+  EXPECT_TRUE(domain_problem("acme.com:8080"));
+
+  EXPECT_FALSE(phone_problem("+49 30 1234567"));
+  EXPECT_FALSE(phone_problem("(555) 123-4567 x12"));
+  EXPECT_TRUE(phone_problem("call me"));
+  EXPECT_TRUE(phone_problem("12"));
+
+  EXPECT_TRUE(clean_text("Ann Müller 日本", false));
+  EXPECT_FALSE(clean_text(std::string("a\0b", 3), false));
+  EXPECT_FALSE(clean_text("line\nbreak", false));
+  EXPECT_TRUE(clean_text("line\nbreak\ttab", true));
+  EXPECT_FALSE(clean_text("\xC3", false));          // truncated sequence
+  EXPECT_FALSE(clean_text("\xC0\xAF", false));      // overlong
+  EXPECT_FALSE(clean_text("\xED\xA0\x80", false));  // surrogate
+  EXPECT_FALSE(clean_text("\xFF", false));
+}
+
+TEST(CrmBodies, ContactValidatesEveryFieldAndNamesEachProblem) {
+  auto f = fields_of([] {
+    parse_contact(R"({"email":"not-an-email","company_id":"nope","lifecycle_stage":"vip","tags":"a",
+                      "phone":"call me","custom":[1],"owner_id":42,"first_name":""})",
+                  Mode::kCreate);
+  });
+  for (const char* field : {"email", "company_id", "lifecycle_stage", "tags", "phone", "custom", "owner_id", "first_name"})
+    EXPECT_TRUE(has(f, field)) << field;
+}
+
+TEST(CrmBodies, ContactNeedsANameOrAnEmailAndRefusesUnknownFields) {
+  EXPECT_TRUE(has(fields_of([] { parse_contact(R"({"title":"CEO"})", Mode::kCreate); }), "first_name"));
+  EXPECT_TRUE(has(fields_of([] { parse_contact(R"({"first_name":"A","nickname":"x"})", Mode::kCreate); }), "nickname"));
+  EXPECT_TRUE(has(fields_of([] { parse_contact(R"({"first_name":"A","id":"x"})", Mode::kCreate); }), "id"));
+  EXPECT_NO_THROW(parse_contact(R"({"last_name":"Lee"})", Mode::kCreate));
+  EXPECT_NO_THROW(parse_contact(R"({"email":"a@b.co"})", Mode::kCreate));
+}
+
+TEST(CrmBodies, PatchTellsAbsentFromNull) {
+  ContactInput in = parse_contact(R"({"phone":null,"title":"CTO","tags":null})", Mode::kUpdate);
+  ASSERT_TRUE(in.phone.has_value());
+  EXPECT_FALSE(in.phone->has_value());  // null: clear
+  ASSERT_TRUE(in.title && *in.title);
+  EXPECT_EQ(**in.title, "CTO");
+  EXPECT_FALSE(in.first_name.has_value());  // absent: unchanged
+  ASSERT_TRUE(in.tags.has_value());
+  EXPECT_FALSE(in.tags->has_value());
+  // A required field cannot be cleared.
+  EXPECT_TRUE(has(fields_of([] { parse_contact(R"({"lifecycle_stage":null})", Mode::kUpdate); }), "lifecycle_stage"));
+  EXPECT_TRUE(has(fields_of([] { parse_company(R"({"name":null})", Mode::kUpdate); }), "name"));
+  EXPECT_NO_THROW(parse_company(R"({"domain":null})", Mode::kUpdate));
+}
+
+TEST(CrmBodies, TagsAreTrimmedAndDeduplicatedIgnoringCase) {
+  ContactInput in = parse_contact(R"({"first_name":"A","tags":[" vip ","VIP","beta"]})", Mode::kCreate);
+  ASSERT_TRUE(in.tags && *in.tags);
+  EXPECT_EQ(**in.tags, (std::vector<std::string>{"vip", "beta"}));
+  EXPECT_TRUE(has(fields_of([] { parse_contact(R"({"first_name":"A","tags":["", "x"]})", Mode::kCreate); }), "tags"));
+  EXPECT_TRUE(has(fields_of([] { parse_contact(R"({"first_name":"A","tags":[1]})", Mode::kCreate); }), "tags"));
+}
+
+TEST(CrmBodies, CompanyDomainIsLowerCasedAndAddressIsChecked) {
+  CompanyInput in = parse_company(R"({"name":"Acme","domain":"ACME.com","address":{"city":" Berlin ","country":null}})",
+                                  Mode::kCreate);
+  ASSERT_TRUE(in.domain && *in.domain);
+  EXPECT_EQ(**in.domain, "acme.com");
+  ASSERT_TRUE(in.address && *in.address);
+  EXPECT_EQ(**in.address, json({{"city", "Berlin"}}));
+  auto f = fields_of([] {
+    parse_company(R"({"name":"A","domain":"http://x","address":{"planet":"Mars","city":5},"size":"huge"})",
+                  Mode::kCreate);
+  });
+  EXPECT_TRUE(has(f, "domain"));
+  EXPECT_TRUE(has(f, "address.planet"));
+  EXPECT_TRUE(has(f, "address.city"));
+  EXPECT_TRUE(has(f, "size"));
+  EXPECT_TRUE(has(fields_of([] { parse_company(R"({})", Mode::kCreate); }), "name"));
+}
+
+TEST(CrmBodies, DealAmountCurrencyAndDate) {
+  DealInput d = parse_deal(R"({"title":"Big","amount":1234,"currency":"EUR","expected_close_date":"2026-06-30"})",
+                           Mode::kCreate);
+  EXPECT_EQ(**d.amount, 1234);
+  EXPECT_EQ(**d.currency, "EUR");
+  EXPECT_TRUE(has(fields_of([] { parse_deal(R"({"title":"x","amount":12.345,"currency":"EUR"})", Mode::kCreate); }),
+                  "amount"));
+  EXPECT_TRUE(has(fields_of([] { parse_deal(R"({"title":"x","amount":"12","currency":"EUR"})", Mode::kCreate); }),
+                  "amount"));
+  EXPECT_TRUE(has(fields_of([] { parse_deal(R"({"title":"x","amount":12,"currency":"eur"})", Mode::kCreate); }),
+                  "currency"));
+  EXPECT_TRUE(has(fields_of([] { parse_deal(R"({"title":"x","amount":12})", Mode::kCreate); }), "currency"));
+  EXPECT_TRUE(
+      has(fields_of([] { parse_deal(R"({"title":"x","expected_close_date":"2026-02-30"})", Mode::kCreate); }),
+          "expected_close_date"));
+  EXPECT_TRUE(has(fields_of([] { parse_deal(R"({"title":"x","status":"pending"})", Mode::kCreate); }), "status"));
+  EXPECT_TRUE(has(fields_of([] { parse_deal(R"({"title":"x","stage_id":null})", Mode::kUpdate); }), "stage_id"));
+  EXPECT_TRUE(has(fields_of([] { parse_deal(R"({"amount":5,"currency":"USD"})", Mode::kCreate); }), "title"));
+}
+
+TEST(CrmBodies, ActivityNeedsATypeAContentAndALink) {
+  auto f = fields_of([] { parse_activity(R"({"type":"fax"})", Mode::kCreate); });
+  EXPECT_TRUE(has(f, "type"));
+  EXPECT_TRUE(has(f, "subject"));
+  EXPECT_TRUE(has(f, "contact_id"));
+  EXPECT_TRUE(has(fields_of([] {
+                    parse_activity(R"({"type":"task","subject":"x","deal_id":"01930000-0000-7000-8000-000000000001",
+                                       "due_at":"tomorrow"})",
+                                   Mode::kCreate);
+                  }),
+                  "due_at"));
+  ActivityInput a = parse_activity(R"({"type":"task","subject":"Call","due_at":"2026-05-01T11:30:00+02:00",
+                                       "deal_id":"01930000-0000-7000-8000-000000000001"})",
+                                   Mode::kCreate);
+  EXPECT_EQ(**a.due_at, "2026-05-01T09:30:00.000000Z");  // normalised to UTC
+}
+
+TEST(CrmBodies, MalformedBodiesAre400AndNonObjects422) {
+  try {
+    parse_contact("{nope", Mode::kCreate);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), Code::kInvalidRequest);
+  }
+  EXPECT_TRUE(has(fields_of([] { parse_contact("[1,2]", Mode::kCreate); }), "body"));
+  EXPECT_TRUE(has(fields_of([] { parse_contact(R"({"first_name":"a\u0000b"})", Mode::kCreate); }), "first_name"));
+}
+
+TEST(CrmLists, SortsAndCursorsRoundTripOnlyUnderTheSameSort) {
+  EXPECT_EQ(parse_sort("-created_at"), (std::pair<std::string, bool>{"created_at", true}));
+  EXPECT_EQ(parse_sort("updated_at"), (std::pair<std::string, bool>{"updated_at", false}));
+  EXPECT_FALSE(parse_sort("name"));
+  EXPECT_FALSE(parse_sort("--created_at"));
+  ListQuery q;
+  q.sort_column = "updated_at";
+  q.descending = true;
+  const std::string cursor = encode_list_cursor(q, "2026-01-01T00:00:00.000000Z", "01930000-0000-7000-8000-000000000001");
+  std::string decoded;
+  ASSERT_TRUE(base64url_decode(cursor, decoded));
+  ASSERT_EQ(decoded.rfind("c1:", 0), 0u);
+  auto c = decode_list_cursor(q, decoded.substr(3));
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->id, "01930000-0000-7000-8000-000000000001");
+  ListQuery other;  // -created_at
+  EXPECT_FALSE(decode_list_cursor(other, decoded.substr(3)));
+  EXPECT_FALSE(decode_list_cursor(q, "-updated_at|garbage|x"));
+}
+
+}  // namespace
+}  // namespace cdx::crm

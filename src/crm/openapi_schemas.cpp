@@ -1,0 +1,192 @@
+// The CRM's components/schemas for /openapi.json (added by app/openapi.cpp).
+#include "crm/openapi_schemas.hpp"
+
+#include "crm/model.hpp"
+
+namespace cdx::crm {
+
+namespace {
+
+using nlohmann::json;
+
+json str() { return {{"type", "string"}}; }
+json nstr() { return {{"type", {"string", "null"}}}; }
+json nstr_fmt(const char* f) { return {{"type", {"string", "null"}}, {"format", f}}; }
+json str_fmt(const char* f) { return {{"type", "string"}, {"format", f}}; }
+json integer() { return {{"type", "integer"}}; }
+json boolean() { return {{"type", "boolean"}}; }
+json object() { return {{"type", "object"}}; }
+json nobject() { return {{"type", {"object", "null"}}}; }
+json strings() { return {{"type", "array"}, {"items", str()}}; }
+json choice(const std::vector<std::string>& values, bool nullable = false) {
+  json e = values;
+  if (nullable) e.push_back(nullptr);
+  return {{"type", nullable ? json{"string", "null"} : json("string")}, {"enum", e}};
+}
+json ref(const std::string& name) { return {{"$ref", "#/components/schemas/" + name}}; }
+json obj(json props, std::vector<std::string> required = {}) {
+  json o = {{"type", "object"}, {"properties", std::move(props)}, {"additionalProperties", false}};
+  if (!required.empty()) o["required"] = required;
+  return o;
+}
+json open_obj(json props, std::vector<std::string> required = {}) {
+  json o = {{"type", "object"}, {"properties", std::move(props)}};
+  if (!required.empty()) o["required"] = required;
+  return o;
+}
+
+json address() {
+  return {{"type", {"object", "null"}},
+          {"properties",
+           {{"street", str()}, {"city", str()}, {"region", str()}, {"postal_code", str()}, {"country", str()}}},
+          {"additionalProperties", false}};
+}
+
+json amount() {
+  return {{"type", {"integer", "null"}},
+          {"minimum", 0},
+          {"maximum", kMaxAmount},
+          {"description", "minor units of the currency (1234 = 12.34 EUR)"}};
+}
+
+}  // namespace
+
+void add_openapi_schemas(nlohmann::json& s) {
+  const json id = str_fmt("uuid");
+  const json nid = nstr_fmt("uuid");
+  const json ts = str_fmt("date-time");
+
+  // Companies
+  json company_props = {{"name", str()},        {"domain", nstr()},    {"industry", nstr()},
+                        {"size", choice(company_sizes(), true)}, {"address", address()}, {"owner_id", nid},
+                        {"custom", nobject()}};
+  s["CompanyCreate"] = obj(company_props, {"name"});
+  s["CompanyUpdate"] = obj(company_props);
+  json company = company_props;
+  company["id"] = id;
+  company["custom"] = object();
+  company["created_at"] = ts;
+  company["updated_at"] = ts;
+  s["Company"] = open_obj(company, {"id", "name", "domain", "industry", "size", "address", "owner_id", "custom",
+                                    "created_at", "updated_at"});
+
+  // Contacts
+  json contact_props = {{"first_name", nstr()}, {"last_name", nstr()},  {"email", nstr_fmt("email")},
+                        {"phone", nstr()},      {"title", nstr()},      {"company_id", nid},
+                        {"owner_id", nid},      {"lifecycle_stage", choice(lifecycle_stages())},
+                        {"tags", {{"type", {"array", "null"}}, {"items", str()}, {"maxItems", kMaxTags}}},
+                        {"custom", nobject()}};
+  s["ContactCreate"] = obj(contact_props);
+  s["ContactUpdate"] = obj(contact_props);
+  json contact = contact_props;
+  contact["id"] = id;
+  contact["tags"] = strings();
+  contact["custom"] = object();
+  contact["created_at"] = ts;
+  contact["updated_at"] = ts;
+  s["Contact"] = open_obj(contact, {"id", "first_name", "last_name", "email", "lifecycle_stage", "tags", "custom",
+                                    "created_at", "updated_at"});
+
+  // Pipelines and stages
+  const json probability = {{"type", "integer"}, {"minimum", 0}, {"maximum", 100}};
+  s["Stage"] = open_obj({{"id", id},
+                         {"pipeline_id", id},
+                         {"name", str()},
+                         {"position", integer()},
+                         {"probability", probability},
+                         {"created_at", ts},
+                         {"updated_at", ts}},
+                        {"id", "pipeline_id", "name", "position", "probability"});
+  s["StageCreate"] = obj({{"name", str()}, {"probability", probability}, {"position", integer()}},
+                         {"name", "probability"});
+  s["StageUpdate"] = obj({{"name", str()}, {"probability", probability}, {"position", integer()}});
+  s["Pipeline"] = open_obj({{"id", id},
+                            {"name", str()},
+                            {"is_default", boolean()},
+                            {"stages", {{"type", "array"}, {"items", ref("Stage")}}},
+                            {"created_at", ts},
+                            {"updated_at", ts}},
+                           {"id", "name", "is_default", "stages"});
+  s["PipelineCreate"] =
+      obj({{"name", str()},
+           {"is_default", boolean()},
+           {"stages", {{"type", "array"},
+                       {"maxItems", 50},
+                       {"items", obj({{"name", str()}, {"probability", probability}}, {"name", "probability"})}}}},
+          {"name"});
+  s["PipelineUpdate"] = obj({{"name", str()}, {"is_default", {{"type", "boolean"}, {"enum", {true}}}}});
+
+  // Deals
+  json deal_props = {{"title", str()},
+                     {"amount", amount()},
+                     {"currency", {{"type", {"string", "null"}}, {"pattern", "^[A-Z]{3}$"},
+                                   {"description", "ISO 4217 code; required with an amount"}}},
+                     {"pipeline_id", id},
+                     {"stage_id", id},
+                     {"contact_id", nid},
+                     {"company_id", nid},
+                     {"expected_close_date", nstr_fmt("date")},
+                     {"status", choice(deal_statuses())},
+                     {"owner_id", nid},
+                     {"custom", nobject()}};
+  s["DealCreate"] = obj(deal_props, {"title"});
+  s["DealUpdate"] = obj(deal_props);
+  json deal = deal_props;
+  deal["id"] = id;
+  deal["custom"] = object();
+  deal["closed_at"] = nstr_fmt("date-time");
+  deal["created_at"] = ts;
+  deal["updated_at"] = ts;
+  s["Deal"] = open_obj(deal, {"id", "title", "amount", "currency", "pipeline_id", "stage_id", "status", "custom",
+                              "created_at", "updated_at"});
+  s["DealChange"] = open_obj({{"id", id},
+                              {"deal_id", id},
+                              {"pipeline_id", id},
+                              {"from_stage_id", nid},
+                              {"to_stage_id", nid},
+                              {"from_status", choice(deal_statuses(), true)},
+                              {"to_status", choice(deal_statuses(), true)},
+                              {"changed_by", open_obj({{"type", str()}, {"id", str()}})},
+                              {"changed_at", ts}},
+                             {"id", "deal_id", "from_stage_id", "to_stage_id", "from_status", "to_status",
+                              "changed_by", "changed_at"});
+
+  // Activities
+  json activity_props = {{"type", choice(activity_types())},
+                         {"subject", nstr()},
+                         {"body", nstr()},
+                         {"due_at", nstr_fmt("date-time")},
+                         {"done", boolean()},
+                         {"contact_id", nid},
+                         {"company_id", nid},
+                         {"deal_id", nid},
+                         {"owner_id", nid}};
+  s["ActivityCreate"] = obj(activity_props, {"type"});
+  s["ActivityUpdate"] = obj(activity_props);
+  json activity = activity_props;
+  activity["id"] = id;
+  activity["completed_at"] = nstr_fmt("date-time");
+  activity["created_at"] = ts;
+  activity["updated_at"] = ts;
+  s["Activity"] = open_obj(activity, {"id", "type", "done", "created_at", "updated_at"});
+
+  // Events and imports
+  s["CrmEvent"] = open_obj({{"id", id},
+                            {"type", str()},
+                            {"tenant_id", str()},
+                            {"data", object()},
+                            {"created_at", ts}},
+                           {"id", "type", "tenant_id", "data", "created_at"});
+  s["ImportReport"] = open_obj(
+      {{"rows", integer()},
+       {"created", integer()},
+       {"failed", integer()},
+       {"ids", strings()},
+       {"errors",
+        {{"type", "array"},
+         {"items", open_obj({{"row", integer()},
+                             {"errors", {{"type", "array"}, {"items", open_obj({{"field", str()}, {"message", str()}})}}}})}}}},
+      {"rows", "created", "failed", "ids", "errors"});
+}
+
+}  // namespace cdx::crm

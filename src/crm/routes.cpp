@@ -1,0 +1,752 @@
+// CRM's HTTP handlers: parse, call the service on a worker, render. Every route is for the tenant's ADMINs,
+// its secret API keys holding crm:read / crm:write, and a SUPERADMIN naming the tenant (a CLIENT gets 403).
+#include <boost/beast/core/string.hpp>
+#include <fmt/format.h>
+
+#include <charconv>
+
+#include "common/validate.hpp"
+#include "crm/module.hpp"
+#include "http/pagination.hpp"
+#include "http/router.hpp"
+
+namespace cdx::crm {
+
+using http::Access;
+using http::Context;
+using http::Method;
+using nlohmann::json;
+
+namespace {
+
+constexpr const char* kRead = "crm:read";
+constexpr const char* kWrite = "crm:write";
+constexpr const char* kTag = "crm";
+
+Actor actor_of(const Context& ctx) {
+  const Principal& p = *ctx.principal;
+  switch (p.kind) {
+    case Principal::Kind::kSuperadmin: return {"superadmin", p.id};
+    case Principal::Kind::kApiKey: return {"api_key", p.id};
+    case Principal::Kind::kUser: break;
+  }
+  return {"user", p.id};
+}
+
+std::string path_id(const Context& ctx, size_t i) { return std::string(ctx.req.param(i)); }
+
+// A query parameter as text: clean UTF-8, bounded; 422 naming it otherwise. Empty counts as absent.
+std::optional<std::string> query_text(const Context& ctx, std::string_view name, size_t max = 200) {
+  auto v = ctx.req.query_param(name);
+  if (!v || v->empty()) return std::nullopt;
+  if (v->size() > max || !clean_text(*v, false))
+    throw Error::validation({{std::string(name), fmt::format("must be at most {} characters of text", max)}});
+  return v;
+}
+
+std::optional<std::string> query_id(const Context& ctx, std::string_view name) {
+  auto v = query_text(ctx, name, 64);
+  if (v && !valid_id(*v)) throw Error::validation({{std::string(name), "must be an id"}});
+  return v;
+}
+
+std::optional<std::string> query_choice(const Context& ctx, std::string_view name,
+                                        const std::vector<std::string>& values) {
+  auto v = query_text(ctx, name, 64);
+  if (v && !one_of(values, *v)) {
+    std::string list;
+    for (const auto& x : values) list += (list.empty() ? "" : ", ") + x;
+    throw Error::validation({{std::string(name), "must be one of: " + list}});
+  }
+  return v;
+}
+
+std::optional<bool> query_bool(const Context& ctx, std::string_view name) {
+  auto v = query_text(ctx, name, 8);
+  if (!v) return std::nullopt;
+  if (*v == "true") return true;
+  if (*v == "false") return false;
+  throw Error::validation({{std::string(name), "must be true or false"}});
+}
+
+// limit, cursor, sort and q, shared by every list.
+http::Page list_query(const Context& ctx, ListQuery& q, std::string_view default_sort = "-created_at") {
+  http::Page page = http::parse_page(ctx.req);
+  q.limit = page.limit;
+  const std::string sort = query_text(ctx, "sort", 20).value_or(std::string(default_sort));
+  auto parsed = parse_sort(sort);
+  if (!parsed)
+    throw Error::validation({{"sort", "must be one of: created_at, -created_at, updated_at, -updated_at"}});
+  q.sort_column = parsed->first;
+  q.descending = parsed->second;
+  if (page.after) {
+    q.after = decode_list_cursor(q, *page.after);
+    if (!q.after)
+      throw Error::validation({{"cursor", "is not a cursor returned by this list with the same sort"}});
+  }
+  if (auto text = query_text(ctx, "q")) q.q = http::like_pattern(*text);
+  return page;
+}
+
+// {"data": [...], "next_cursor"}: items holds up to limit + 1 objects; the extra one says more exist.
+std::string render_list(json items, const ListQuery& q) {
+  json next = nullptr;
+  if (items.size() > static_cast<size_t>(q.limit)) {
+    items.erase(items.size() - 1);
+    const json& last = items.back();
+    next = encode_list_cursor(q, last.at(q.sort_column).get<std::string>(), last.at("id").get<std::string>());
+  }
+  return json{{"data", std::move(items)}, {"next_cursor", std::move(next)}}.dump();
+}
+
+template <class T>
+json to_array(const std::vector<T>& items) {
+  json out = json::array();
+  for (const auto& i : items) out.push_back(to_json(i));
+  return out;
+}
+
+// A sequence cursor ("<kind>|<seq>") for lists kept in insertion order.
+std::optional<int64_t> seq_cursor(const http::Page& page, std::string_view kind) {
+  if (!page.after) return std::nullopt;
+  std::string_view s = *page.after;
+  int64_t n = 0;
+  if (s.substr(0, kind.size() + 1) == std::string(kind) + "|") {
+    s.remove_prefix(kind.size() + 1);
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), n);
+    if (ec == std::errc() && p == s.data() + s.size() && n >= 0) return n;
+  }
+  throw Error::validation({{"cursor", "is not a cursor returned by this list"}});
+}
+
+bool is_csv(std::string_view content_type) {
+  const std::string_view media = content_type.substr(0, content_type.find(';'));
+  std::string_view m = media;
+  while (!m.empty() && m.back() == ' ') m.remove_suffix(1);
+  return boost::beast::iequals(m, "text/csv");
+}
+
+void csv_answer(Context& ctx, std::string body, const char* filename) {
+  ctx.res.set(200, "text/csv; charset=utf-8", "");
+  ctx.res.body = std::move(body);
+  ctx.res.header("Content-Disposition", fmt::format("attachment; filename=\"{}\"", filename));
+}
+
+// An all-or-nothing import with bad rows: 422 with the field errors and the whole report.
+void import_failed(Context& ctx, const ImportReport& report) {
+  std::vector<FieldError> flat;
+  for (const auto& row : report.errors)
+    for (const auto& e : row.errors) flat.push_back({fmt::format("row {}: {}", row.row, e.field), e.message});
+  Error e = Error::validation(std::move(flat));
+  json body = json::parse(render_problem(e, ctx.request_id));
+  body["detail"] = fmt::format("{} of {} rows are invalid; nothing was imported (add ?partial=true to import the "
+                               "valid rows).",
+                               report.errors.size(), report.rows);
+  body["report"] = to_json(report);
+  ctx.res.status = 422;
+  ctx.res.content_type = "application/problem+json";
+  ctx.res.body = body.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+struct ImportRequest {
+  std::vector<ImportRow> rows;
+  bool partial = false;
+};
+
+ImportRequest parse_import(const Context& ctx, ImportKind kind) {
+  if (!is_csv(ctx.req.header("content-type")))
+    throw Error(Code::kUnsupportedMediaType, "The request body must be CSV (Content-Type: text/csv).");
+  ImportRequest r;
+  r.partial = query_bool(ctx, "partial").value_or(false);
+  r.rows = import_rows(parse_csv(ctx.req.body), kind);
+  return r;
+}
+
+}  // namespace
+
+void CrmModule::post(http::Router& r, const std::string& path, http::AsyncHandler handler, http::RouteDoc doc) {
+  r.add(Method::kPost, path, idempotency_.wrap("POST " + path, std::move(handler)), std::move(doc));
+}
+
+void CrmModule::mount(http::Router& r) {
+  mount_companies(r);
+  mount_contacts(r);
+  mount_pipelines(r);
+  mount_deals(r);
+  mount_activities(r);
+  mount_events(r);
+}
+
+// ---- companies -----------------------------------------------------------------------------------------
+
+void CrmModule::mount_companies(http::Router& r) {
+  const std::string base = "/api/v1/crm/companies";
+  post(
+      r, base,
+      [this](Context& ctx) -> Task<void> {
+        CompanyInput in = parse_company(ctx.req.body, Mode::kCreate);
+        const db::TenantScope& scope = *ctx.tenant;
+        const Actor actor = actor_of(ctx);
+        auto c = co_await workers_.run([&] { return service_.create_company(scope, in, actor); });
+        ctx.res.json(201, to_json(c).dump());
+      },
+      {.access = Access::kTenantAdmin, .scope = kWrite, .summary = "Create a company (domain unique per tenant)",
+       .tag = kTag, .request_schema = "CompanyCreate", .response_schema = "Company", .success_status = 201});
+
+  r.add(
+      Method::kGet, base,
+      [this](Context& ctx) -> Task<void> {
+        CompanyFilter f;
+        list_query(ctx, f);
+        f.owner_id = query_id(ctx, "owner_id");
+        f.industry = query_text(ctx, "industry", 100);
+        f.size = query_choice(ctx, "size", company_sizes());
+        if (auto d = query_text(ctx, "domain", 253)) f.domain = lowercase(*d);
+        const db::TenantScope& scope = *ctx.tenant;
+        auto items = co_await workers_.run([&] { return service_.list_companies(scope, f); });
+        ctx.res.json(200, render_list(to_array(items), f));
+      },
+      {.access = Access::kTenantAdmin, .scope = kRead,
+       .summary = "List companies (newest first; sort, q over name and domain, filters)", .tag = kTag,
+       .response_schema = "Company", .list = true,
+       .query_params = {"q", "sort", "owner_id", "industry", "size", "domain"}});
+
+  r.add(
+      Method::kGet, base + "/export",
+      [this](Context& ctx) -> Task<void> {
+        CompanyFilter f;
+        if (auto text = query_text(ctx, "q")) f.q = http::like_pattern(*text);
+        f.owner_id = query_id(ctx, "owner_id");
+        f.industry = query_text(ctx, "industry", 100);
+        f.size = query_choice(ctx, "size", company_sizes());
+        const db::TenantScope& scope = *ctx.tenant;
+        auto items = co_await workers_.run([&] { return service_.export_companies(scope, f); });
+        csv_answer(ctx, export_companies_csv(items), "companies.csv");
+      },
+      {.access = Access::kTenantAdmin, .scope = kRead,
+       .summary = "Export companies as CSV (text/csv; the list's filters apply)", .tag = kTag,
+       .query_params = {"q", "owner_id", "industry", "size"}});
+
+  post(
+      r, base + "/import",
+      [this](Context& ctx) -> Task<void> {
+        ImportRequest req = parse_import(ctx, ImportKind::kCompanies);
+        const db::TenantScope& scope = *ctx.tenant;
+        const Actor actor = actor_of(ctx);
+        std::optional<ImportReport> report, failed;
+        co_await workers_.run([&] {
+          try {
+            report = service_.import_companies(scope, req.rows, req.partial, actor);
+          } catch (const ImportFailed& e) {
+            failed = e.report;
+          }
+        });
+        if (failed)
+          import_failed(ctx, *failed);
+        else
+          ctx.res.json(200, to_json(*report).dump());
+      },
+      {.access = Access::kTenantAdmin, .scope = kWrite,
+       .summary = "Import companies from a CSV body (text/csv, header row); all or nothing unless ?partial=true",
+       .tag = kTag, .response_schema = "ImportReport", .query_params = {"partial"}});
+
+  r.add(
+      Method::kGet, base + "/{id}",
+      [this](Context& ctx) -> Task<void> {
+        const db::TenantScope& scope = *ctx.tenant;
+        auto c = co_await workers_.run([&] { return service_.get_company(scope, path_id(ctx, 0)); });
+        ctx.res.json(200, to_json(c).dump());
+      },
+      {.access = Access::kTenantAdmin, .scope = kRead, .summary = "Get a company", .tag = kTag,
+       .response_schema = "Company"});
+
+  r.add(
+      Method::kPatch, base + "/{id}",
+      [this](Context& ctx) -> Task<void> {
+        CompanyInput in = parse_company(ctx.req.body, Mode::kUpdate);
+        const db::TenantScope& scope = *ctx.tenant;
+        const Actor actor = actor_of(ctx);
+        auto c = co_await workers_.run([&] { return service_.update_company(scope, path_id(ctx, 0), in, actor); });
+        ctx.res.json(200, to_json(c).dump());
+      },
+      {.access = Access::kTenantAdmin, .scope = kWrite,
+       .summary = "Update a company (absent fields stay; null clears an optional field)", .tag = kTag,
+       .request_schema = "CompanyUpdate", .response_schema = "Company"});
+
+  r.add(
+      Method::kDelete, base + "/{id}",
+      [this](Context& ctx) -> Task<void> {
+        const db::TenantScope& scope = *ctx.tenant;
+        const Actor actor = actor_of(ctx);
+        co_await workers_.run([&] { service_.delete_company(scope, path_id(ctx, 0), actor); });
+        ctx.res.no_content();
+      },
+      {.access = Access::kTenantAdmin, .scope = kWrite,
+       .summary = "Delete a company; its contacts, deals and activities are unlinked (company_id becomes null)",
+       .tag = kTag, .success_status = 204});
+}
+
+// ---- contacts ------------------------------------------------------------------------------------------
+
+void CrmModule::mount_contacts(http::Router& r) {
+  const std::string base = "/api/v1/crm/contacts";
+  post(
+      r, base,
+      [this](Context& ctx) -> Task<void> {
+        ContactInput in = parse_contact(ctx.req.body, Mode::kCreate);
+        const db::TenantScope& scope = *ctx.tenant;
+        const Actor actor = actor_of(ctx);
+        auto c = co_await workers_.run([&] { return service_.create_contact(scope, in, actor); });
+        ctx.res.json(201, to_json(c).dump());
+      },
+      {.access = Access::kTenantAdmin, .scope = kWrite, .summary = "Create a contact (email unique per tenant)",
+       .tag = kTag, .request_schema = "ContactCreate", .response_schema = "Contact", .success_status = 201});
+
+  auto contact_filter = [](const Context& ctx, ContactFilter& f) {
+    f.company_id = query_id(ctx, "company_id");
+    f.owner_id = query_id(ctx, "owner_id");
+    f.lifecycle_stage = query_choice(ctx, "lifecycle_stage", lifecycle_stages());
+    f.tag = query_text(ctx, "tag", 50);
+    f.email = query_text(ctx, "email", 254);
+  };
+
+  r.add(
+      Method::kGet, base,
+      [this, contact_filter](Context& ctx) -> Task<void> {
+        ContactFilter f;
+        list_query(ctx, f);
+        contact_filter(ctx, f);
+        const db::TenantScope& scope = *ctx.tenant;
+        auto items = co_await workers_.run([&] { return service_.list_contacts(scope, f); });
+        ctx.res.json(200, render_list(to_array(items), f));
+      },
+      {.access = Access::kTenantAdmin, .scope = kRead,
+       .summary = "List contacts (newest first; sort, q over names and email, filters)", .tag = kTag,
+       .response_schema = "Contact", .list = true,
+       .query_params = {"q", "sort", "company_id", "owner_id", "lifecycle_stage", "tag", "email"}});
+
+  r.add(
+      Method::kGet, base + "/export",
+      [this, contact_filter](Context& ctx) -> Task<void> {
+        ContactFilter f;
+        if (auto text = query_text(ctx, "q")) f.q = http::like_pattern(*text);
+        contact_filter(ctx, f);
+        const db::TenantScope& scope = *ctx.tenant;
+        auto items = co_await workers_.run([&] { return service_.export_contacts(scope, f); });
+        csv_answer(ctx, export_contacts_csv(items), "contacts.csv");
+      },
+      {.access = Access::kTenantAdmin, .scope = kRead,
+       .summary = "Export contacts as CSV (text/csv; the list's filters apply)", .tag = kTag,
+       .query_params = {"q", "company_id", "owner_id", "lifecycle_stage", "tag", "email"}});
+
+  post(
+      r, base + "/import",
+      [this](Context& ctx) -> Task<void> {
+        ImportRequest req = parse_import(ctx, ImportKind::kContacts);
+        const db::TenantScope& scope = *ctx.tenant;
+        const Actor actor = actor_of(ctx);
+        std::optional<ImportReport> report, failed;
+        co_await workers_.run([&] {
+          try {
+            report = service_.import_contacts(scope, req.rows, req.partial, actor);
+          } catch (const ImportFailed& e) {
+            failed = e.report;
+          }
+        });
+        if (failed)
+          import_failed(ctx, *failed);
+        else
+          ctx.res.json(200, to_json(*report).dump());
+      },
+      {.access = Access::kTenantAdmin, .scope = kWrite,
+       .summary = "Import contacts from a CSV body (text/csv, header row); all or nothing unless ?partial=true",
+       .tag = kTag, .response_schema = "ImportReport", .query_params = {"partial"}});
+
+  r.add(
+      Method::kGet, base + "/{id}",
+      [this](Context& ctx) -> Task<void> {
+        const db::TenantScope& scope = *ctx.tenant;
+        auto c = co_await workers_.run([&] { return service_.get_contact(scope, path_id(ctx, 0)); });
+        ctx.res.json(200, to_json(c).dump());
+      },
+      {.access = Access::kTenantAdmin, .scope = kRead, .summary = "Get a contact", .tag = kTag,
+       .response_schema = "Contact"});
+
+  r.add(
+      Method::kPatch, base + "/{id}",
+      [this](Context& ctx) -> Task<void> {
+        ContactInput in = parse_contact(ctx.req.body, Mode::kUpdate);
+        const db::TenantScope& scope = *ctx.tenant;
+        const Actor actor = actor_of(ctx);
+        auto c = co_await workers_.run([&] { return service_.update_contact(scope, path_id(ctx, 0), in, actor); });
+        ctx.res.json(200, to_json(c).dump());
+      },
+      {.access = Access::kTenantAdmin, .scope = kWrite,
+       .summary = "Update a contact (absent fields stay; null clears an optional field)", .tag = kTag,
+       .request_schema = "ContactUpdate", .response_schema = "Contact"});
+
+  r.add(
+      Method::kDelete, base + "/{id}",
+      [this](Context& ctx) -> Task<void> {
+        const db::TenantScope& scope = *ctx.tenant;
+        const Actor actor = actor_of(ctx);
+        co_await workers_.run([&] { service_.delete_contact(scope, path_id(ctx, 0), actor); });
+        ctx.res.no_content();
+      },
+      {.access = Access::kTenantAdmin, .scope = kWrite,
+       .summary = "Delete a contact; its deals and activities are unlinked", .tag = kTag, .success_status = 204});
+
+  r.add(
+      Method::kGet, base + "/{id}/timeline",
+      [this](Context& ctx) -> Task<void> {
+        ActivityFilter f;
+        list_query(ctx, f);
+        f.type = query_choice(ctx, "type", activity_types());
+        const db::TenantScope& scope = *ctx.tenant;
+        auto items = co_await workers_.run([&] { return service_.contact_timeline(scope, path_id(ctx, 0), f); });
+        ctx.res.json(200, render_list(to_array(items), f));
+      },
+      {.access = Access::kTenantAdmin, .scope = kRead, .summary = "The contact's activities, newest first",
+       .tag = kTag, .response_schema = "Activity", .list = true, .query_params = {"type", "sort"}});
+}
+
+// ---- pipelines and stages ------------------------------------------------------------------------------
+
+void CrmModule::mount_pipelines(http::Router& r) {
+  const std::string base = "/api/v1/crm/pipelines";
+  post(
+      r, base,
+      [this](Context& ctx) -> Task<void> {
+        PipelineInput in = parse_pipeline(ctx.req.body, Mode::kCreate);
+        const db::TenantScope& scope = *ctx.tenant;
+        const Actor actor = actor_of(ctx);
+        auto p = co_await workers_.run([&] { return service_.create_pipeline(scope, in, actor); });
+        ctx.res.json(201, to_json(p).dump());
+      },
+      {.access = Access::kTenantAdmin, .scope = kWrite, .summary = "Create a pipeline with its stages",
+       .tag = kTag, .request_schema = "PipelineCreate", .response_schema = "Pipeline", .success_status = 201});
+
+  r.add(
+      Method::kGet, base,
+      [this](Context& ctx) -> Task<void> {
+        ListQuery q;
+        list_query(ctx, q, "created_at");
+        const db::TenantScope& scope = *ctx.tenant;
+        auto items = co_await workers_.run([&] { return service_.list_pipelines(scope, q); });
+        ctx.res.json(200, render_list(to_array(items), q));
+      },
+      {.access = Access::kTenantAdmin, .scope = kRead,
+       .summary = "List pipelines with their stages, oldest first (the default 'Sales' pipeline is created on "
+                  "first use)",
+       .tag = kTag, .response_schema = "Pipeline", .list = true, .query_params = {"q", "sort"}});
+
+  r.add(
+      Method::kGet, base + "/{id}",
+      [this](Context& ctx) -> Task<void> {
+        const db::TenantScope& scope = *ctx.tenant;
+        auto p = co_await workers_.run([&] { return service_.get_pipeline(scope, path_id(ctx, 0)); });
+        ctx.res.json(200, to_json(p).dump());
+      },
+      {.access = Access::kTenantAdmin, .scope = kRead, .summary = "Get a pipeline with its stages", .tag = kTag,
+       .response_schema = "Pipeline"});
+
+  r.add(
+      Method::kPatch, base + "/{id}",
+      [this](Context& ctx) -> Task<void> {
+        PipelineInput in = parse_pipeline(ctx.req.body, Mode::kUpdate);
+        const db::TenantScope& scope = *ctx.tenant;
+        const Actor actor = actor_of(ctx);
+        auto p = co_await workers_.run([&] { return service_.update_pipeline(scope, path_id(ctx, 0), in, actor); });
+        ctx.res.json(200, to_json(p).dump());
+      },
+      {.access = Access::kTenantAdmin, .scope = kWrite,
+       .summary = "Rename a pipeline or make it the default (is_default: true)", .tag = kTag,
+       .request_schema = "PipelineUpdate", .response_schema = "Pipeline"});
+
+  r.add(
+      Method::kDelete, base + "/{id}",
+      [this](Context& ctx) -> Task<void> {
+        const db::TenantScope& scope = *ctx.tenant;
+        const Actor actor = actor_of(ctx);
+        co_await workers_.run([&] { service_.delete_pipeline(scope, path_id(ctx, 0), actor); });
+        ctx.res.no_content();
+      },
+      {.access = Access::kTenantAdmin, .scope = kWrite,
+       .summary = "Delete a pipeline and its stages (409 while it holds deals)", .tag = kTag,
+       .success_status = 204});
+
+  r.add(
+      Method::kGet, base + "/{id}/stages",
+      [this](Context& ctx) -> Task<void> {
+        const db::TenantScope& scope = *ctx.tenant;
+        auto stages = co_await workers_.run([&] { return service_.list_stages(scope, path_id(ctx, 0)); });
+        ctx.res.json(200, json{{"data", to_array(stages)}, {"next_cursor", nullptr}}.dump());
+      },
+      {.access = Access::kTenantAdmin, .scope = kRead, .summary = "The pipeline's stages by position",
+       .tag = kTag, .response_schema = "Stage", .list = true});
+
+  post(
+      r, base + "/{id}/stages",
+      [this](Context& ctx) -> Task<void> {
+        StageInput in = parse_stage(ctx.req.body, Mode::kCreate);
+        const db::TenantScope& scope = *ctx.tenant;
+        const Actor actor = actor_of(ctx);
+        auto s = co_await workers_.run([&] { return service_.create_stage(scope, path_id(ctx, 0), in, actor); });
+        ctx.res.json(201, to_json(s).dump());
+      },
+      {.access = Access::kTenantAdmin, .scope = kWrite,
+       .summary = "Add a stage (at the end, or at position; later stages shift)", .tag = kTag,
+       .request_schema = "StageCreate", .response_schema = "Stage", .success_status = 201});
+
+  r.add(
+      Method::kGet, base + "/{id}/stages/{stage_id}",
+      [this](Context& ctx) -> Task<void> {
+        const db::TenantScope& scope = *ctx.tenant;
+        const std::string stage_id = path_id(ctx, 1);
+        auto stages = co_await workers_.run([&] { return service_.list_stages(scope, path_id(ctx, 0)); });
+        for (const auto& s : stages) {
+          if (s.id == stage_id) {
+            ctx.res.json(200, to_json(s).dump());
+            co_return;
+          }
+        }
+        throw Error(Code::kNotFound, "No stage of this pipeline has the id '" + stage_id + "'.");
+      },
+      {.access = Access::kTenantAdmin, .scope = kRead, .summary = "Get a stage", .tag = kTag,
+       .response_schema = "Stage"});
+
+  r.add(
+      Method::kPatch, base + "/{id}/stages/{stage_id}",
+      [this](Context& ctx) -> Task<void> {
+        StageInput in = parse_stage(ctx.req.body, Mode::kUpdate);
+        const db::TenantScope& scope = *ctx.tenant;
+        const Actor actor = actor_of(ctx);
+        auto s = co_await workers_.run(
+            [&] { return service_.update_stage(scope, path_id(ctx, 0), path_id(ctx, 1), in, actor); });
+        ctx.res.json(200, to_json(s).dump());
+      },
+      {.access = Access::kTenantAdmin, .scope = kWrite,
+       .summary = "Rename a stage, change its win probability, or move it (position)", .tag = kTag,
+       .request_schema = "StageUpdate", .response_schema = "Stage"});
+
+  r.add(
+      Method::kDelete, base + "/{id}/stages/{stage_id}",
+      [this](Context& ctx) -> Task<void> {
+        const auto move_to = query_id(ctx, "move_deals_to");
+        const db::TenantScope& scope = *ctx.tenant;
+        const Actor actor = actor_of(ctx);
+        co_await workers_.run(
+            [&] { service_.delete_stage(scope, path_id(ctx, 0), path_id(ctx, 1), move_to, actor); });
+        ctx.res.no_content();
+      },
+      {.access = Access::kTenantAdmin, .scope = kWrite,
+       .summary = "Delete a stage; 409 while it holds deals unless ?move_deals_to=<stage_id> moves them",
+       .tag = kTag, .success_status = 204, .query_params = {"move_deals_to"}});
+}
+
+// ---- deals ---------------------------------------------------------------------------------------------
+
+void CrmModule::mount_deals(http::Router& r) {
+  const std::string base = "/api/v1/crm/deals";
+  post(
+      r, base,
+      [this](Context& ctx) -> Task<void> {
+        DealInput in = parse_deal(ctx.req.body, Mode::kCreate);
+        const db::TenantScope& scope = *ctx.tenant;
+        const Actor actor = actor_of(ctx);
+        auto d = co_await workers_.run([&] { return service_.create_deal(scope, in, actor); });
+        ctx.res.json(201, to_json(d).dump());
+      },
+      {.access = Access::kTenantAdmin, .scope = kWrite,
+       .summary = "Create a deal (without pipeline_id: the default pipeline; without stage_id: its first stage)",
+       .tag = kTag, .request_schema = "DealCreate", .response_schema = "Deal", .success_status = 201});
+
+  r.add(
+      Method::kGet, base,
+      [this](Context& ctx) -> Task<void> {
+        DealFilter f;
+        list_query(ctx, f);
+        f.pipeline_id = query_id(ctx, "pipeline_id");
+        f.stage_id = query_id(ctx, "stage_id");
+        f.contact_id = query_id(ctx, "contact_id");
+        f.company_id = query_id(ctx, "company_id");
+        f.owner_id = query_id(ctx, "owner_id");
+        f.status = query_choice(ctx, "status", deal_statuses());
+        f.currency = query_text(ctx, "currency", 3);
+        const db::TenantScope& scope = *ctx.tenant;
+        auto items = co_await workers_.run([&] { return service_.list_deals(scope, f); });
+        ctx.res.json(200, render_list(to_array(items), f));
+      },
+      {.access = Access::kTenantAdmin, .scope = kRead,
+       .summary = "List deals (newest first; sort, q over titles, filters)", .tag = kTag,
+       .response_schema = "Deal", .list = true,
+       .query_params = {"q", "sort", "pipeline_id", "stage_id", "contact_id", "company_id", "owner_id", "status",
+                        "currency"}});
+
+  r.add(
+      Method::kGet, base + "/{id}",
+      [this](Context& ctx) -> Task<void> {
+        const db::TenantScope& scope = *ctx.tenant;
+        auto d = co_await workers_.run([&] { return service_.get_deal(scope, path_id(ctx, 0)); });
+        ctx.res.json(200, to_json(d).dump());
+      },
+      {.access = Access::kTenantAdmin, .scope = kRead, .summary = "Get a deal", .tag = kTag,
+       .response_schema = "Deal"});
+
+  r.add(
+      Method::kPatch, base + "/{id}",
+      [this](Context& ctx) -> Task<void> {
+        DealInput in = parse_deal(ctx.req.body, Mode::kUpdate);
+        const db::TenantScope& scope = *ctx.tenant;
+        const Actor actor = actor_of(ctx);
+        auto d = co_await workers_.run([&] { return service_.update_deal(scope, path_id(ctx, 0), in, actor); });
+        ctx.res.json(200, to_json(d).dump());
+      },
+      {.access = Access::kTenantAdmin, .scope = kWrite,
+       .summary = "Update a deal; a stage or status change is recorded in its history", .tag = kTag,
+       .request_schema = "DealUpdate", .response_schema = "Deal"});
+
+  r.add(
+      Method::kDelete, base + "/{id}",
+      [this](Context& ctx) -> Task<void> {
+        const db::TenantScope& scope = *ctx.tenant;
+        const Actor actor = actor_of(ctx);
+        co_await workers_.run([&] { service_.delete_deal(scope, path_id(ctx, 0), actor); });
+        ctx.res.no_content();
+      },
+      {.access = Access::kTenantAdmin, .scope = kWrite,
+       .summary = "Delete a deal and its history; its activities are unlinked", .tag = kTag,
+       .success_status = 204});
+
+  r.add(
+      Method::kGet, base + "/{id}/history",
+      [this](Context& ctx) -> Task<void> {
+        const http::Page page = http::parse_page(ctx.req);
+        const int64_t after = seq_cursor(page, "seq").value_or(0);
+        const db::TenantScope& scope = *ctx.tenant;
+        auto items =
+            co_await workers_.run([&] { return service_.deal_history(scope, path_id(ctx, 0), page.limit, after); });
+        json next = nullptr;
+        if (items.size() > static_cast<size_t>(page.limit)) {
+          items.pop_back();
+          next = http::encode_cursor("seq|" + std::to_string(items.back().seq));
+        }
+        ctx.res.json(200, json{{"data", to_array(items)}, {"next_cursor", std::move(next)}}.dump());
+      },
+      {.access = Access::kTenantAdmin, .scope = kRead,
+       .summary = "The deal's history: creation, stage moves and status changes, oldest first", .tag = kTag,
+       .response_schema = "DealChange", .list = true});
+
+  r.add(
+      Method::kGet, base + "/{id}/timeline",
+      [this](Context& ctx) -> Task<void> {
+        ActivityFilter f;
+        list_query(ctx, f);
+        f.type = query_choice(ctx, "type", activity_types());
+        const db::TenantScope& scope = *ctx.tenant;
+        auto items = co_await workers_.run([&] { return service_.deal_timeline(scope, path_id(ctx, 0), f); });
+        ctx.res.json(200, render_list(to_array(items), f));
+      },
+      {.access = Access::kTenantAdmin, .scope = kRead, .summary = "The deal's activities, newest first",
+       .tag = kTag, .response_schema = "Activity", .list = true, .query_params = {"type", "sort"}});
+}
+
+// ---- activities ----------------------------------------------------------------------------------------
+
+void CrmModule::mount_activities(http::Router& r) {
+  const std::string base = "/api/v1/crm/activities";
+  post(
+      r, base,
+      [this](Context& ctx) -> Task<void> {
+        ActivityInput in = parse_activity(ctx.req.body, Mode::kCreate);
+        const db::TenantScope& scope = *ctx.tenant;
+        const Actor actor = actor_of(ctx);
+        auto a = co_await workers_.run([&] { return service_.create_activity(scope, in, actor); });
+        ctx.res.json(201, to_json(a).dump());
+      },
+      {.access = Access::kTenantAdmin, .scope = kWrite,
+       .summary = "Log an activity (note, call, email, meeting, task) on a contact, company and/or deal",
+       .tag = kTag, .request_schema = "ActivityCreate", .response_schema = "Activity", .success_status = 201});
+
+  r.add(
+      Method::kGet, base,
+      [this](Context& ctx) -> Task<void> {
+        ActivityFilter f;
+        list_query(ctx, f);
+        f.type = query_choice(ctx, "type", activity_types());
+        f.contact_id = query_id(ctx, "contact_id");
+        f.company_id = query_id(ctx, "company_id");
+        f.deal_id = query_id(ctx, "deal_id");
+        f.owner_id = query_id(ctx, "owner_id");
+        f.done = query_bool(ctx, "done");
+        const db::TenantScope& scope = *ctx.tenant;
+        auto items = co_await workers_.run([&] { return service_.list_activities(scope, f); });
+        ctx.res.json(200, render_list(to_array(items), f));
+      },
+      {.access = Access::kTenantAdmin, .scope = kRead,
+       .summary = "List activities (newest first; sort, q over subject and body, filters)", .tag = kTag,
+       .response_schema = "Activity", .list = true,
+       .query_params = {"q", "sort", "type", "contact_id", "company_id", "deal_id", "owner_id", "done"}});
+
+  r.add(
+      Method::kGet, base + "/{id}",
+      [this](Context& ctx) -> Task<void> {
+        const db::TenantScope& scope = *ctx.tenant;
+        auto a = co_await workers_.run([&] { return service_.get_activity(scope, path_id(ctx, 0)); });
+        ctx.res.json(200, to_json(a).dump());
+      },
+      {.access = Access::kTenantAdmin, .scope = kRead, .summary = "Get an activity", .tag = kTag,
+       .response_schema = "Activity"});
+
+  r.add(
+      Method::kPatch, base + "/{id}",
+      [this](Context& ctx) -> Task<void> {
+        ActivityInput in = parse_activity(ctx.req.body, Mode::kUpdate);
+        const db::TenantScope& scope = *ctx.tenant;
+        const Actor actor = actor_of(ctx);
+        auto a = co_await workers_.run([&] { return service_.update_activity(scope, path_id(ctx, 0), in, actor); });
+        ctx.res.json(200, to_json(a).dump());
+      },
+      {.access = Access::kTenantAdmin, .scope = kWrite,
+       .summary = "Update an activity (done: true completes a task)", .tag = kTag,
+       .request_schema = "ActivityUpdate", .response_schema = "Activity"});
+
+  r.add(
+      Method::kDelete, base + "/{id}",
+      [this](Context& ctx) -> Task<void> {
+        const db::TenantScope& scope = *ctx.tenant;
+        const Actor actor = actor_of(ctx);
+        co_await workers_.run([&] { service_.delete_activity(scope, path_id(ctx, 0), actor); });
+        ctx.res.no_content();
+      },
+      {.access = Access::kTenantAdmin, .scope = kWrite, .summary = "Delete an activity", .tag = kTag,
+       .success_status = 204});
+}
+
+// ---- events --------------------------------------------------------------------------------------------
+
+void CrmModule::mount_events(http::Router& r) {
+  r.add(
+      Method::kGet, "/api/v1/crm/events",
+      [this](Context& ctx) -> Task<void> {
+        const http::Page page = http::parse_page(ctx.req);
+        const auto before = seq_cursor(page, "ev");
+        auto type = query_text(ctx, "type", 100);
+        const db::TenantScope& scope = *ctx.tenant;
+        auto events = co_await workers_.run([&] { return service_.list_events(scope, type, page.limit, before); });
+        json next = nullptr;
+        if (events.size() > static_cast<size_t>(page.limit)) {
+          events.pop_back();
+          next = http::encode_cursor("ev|" + std::to_string(events.back().seq));
+        }
+        json items = json::array();
+        for (const auto& e : events) items.push_back(db::to_json(e));
+        ctx.res.json(200, json{{"data", std::move(items)}, {"next_cursor", std::move(next)}}.dump());
+      },
+      {.access = Access::kTenantAdmin, .scope = kRead,
+       .summary = "The tenant's CRM domain events (the outbox), newest first; type filters by name or prefix "
+                  "ending in '.'",
+       .tag = kTag, .response_schema = "CrmEvent", .list = true, .query_params = {"type"}});
+}
+
+}  // namespace cdx::crm

@@ -1,0 +1,918 @@
+#include "crm/service.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "common/clock.hpp"
+#include "common/ids.hpp"
+#include "common/validate.hpp"
+
+namespace cdx::crm {
+
+namespace {
+
+using nlohmann::json;
+
+std::string now_text() { return format_rfc3339(Clock::now()); }
+
+[[noreturn]] void not_found(std::string_view what, const std::string& id) {
+  throw Error(Code::kNotFound, fmt::format("No {} has the id '{}'.", what, id));
+}
+
+// Path ids that cannot be ours are answered 404 without asking the database.
+void check_id(std::string_view what, const std::string& id) {
+  if (!valid_id(id)) not_found(what, id);
+}
+
+template <class T>
+void apply(std::optional<T>& target, const Field<T>& f) {
+  if (f) target = *f;
+}
+template <class T>
+void apply_required(T& target, const Field<T>& f) {
+  if (f && *f) target = **f;
+}
+void apply_object(json& target, const Field<json>& f) {
+  if (f) target = *f ? **f : json::object();
+}
+
+// The fields whose rendering differs between two versions of an object (for *.updated events).
+json changed_fields(const json& before, const json& after) {
+  json out = json::array();
+  for (const auto& [k, v] : after.items()) {
+    if (k == "updated_at") continue;
+    if (!before.contains(k) || before.at(k) != v) out.push_back(k);
+  }
+  return out;
+}
+
+json actor_json(const Actor& a) { return {{"type", a.type}, {"id", a.id}}; }
+
+const std::string& kDefaultPipelineName() {
+  static const std::string k = "Sales";
+  return k;
+}
+
+// Renumbers positions 0..n-1 in the given order; answers the stages whose position changed.
+std::vector<Stage*> renumber(std::vector<Stage>& stages) {
+  std::vector<Stage*> changed;
+  for (size_t i = 0; i < stages.size(); ++i) {
+    if (stages[i].position != static_cast<int64_t>(i)) {
+      stages[i].position = static_cast<int64_t>(i);
+      changed.push_back(&stages[i]);
+    }
+  }
+  return changed;
+}
+
+bool same_name(const std::string& a, const std::string& b) { return lowercase(a) == lowercase(b); }
+
+}  // namespace
+
+nlohmann::json to_json(const ImportReport& r) {
+  json errors = json::array();
+  for (const auto& e : r.errors) {
+    json fields = json::array();
+    for (const auto& f : e.errors) fields.push_back({{"field", f.field}, {"message", f.message}});
+    errors.push_back({{"row", e.row}, {"errors", std::move(fields)}});
+  }
+  return {{"rows", r.rows},
+          {"created", r.created},
+          {"failed", static_cast<int64_t>(r.errors.size())},
+          {"ids", r.ids},
+          {"errors", std::move(errors)}};
+}
+
+void Service::emit(db::Tx& tx, const db::TenantScope& scope, const std::string& type, nlohmann::json payload,
+                   const Actor& actor) {
+  payload["actor"] = actor_json(actor);
+  outbox_.append(tx, scope, type, std::move(payload));
+}
+
+// ---- companies -----------------------------------------------------------------------------------------
+
+Company Service::insert_company(db::Tx& tx, const db::TenantScope& scope, const CompanyInput& in, const Actor& actor,
+                                bool& conflict) {
+  Company c;
+  c.id = new_uuid_v7();
+  apply_required(c.name, in.name);
+  apply(c.domain, in.domain);
+  apply(c.industry, in.industry);
+  apply(c.size, in.size);
+  apply(c.owner_id, in.owner_id);
+  if (in.address && *in.address) c.address = **in.address;
+  apply_object(c.custom, in.custom);
+  c.created_at = c.updated_at = now_text();
+  if (c.domain && store_.domain_taken(tx, scope, *c.domain, c.id)) {
+    conflict = true;
+    return c;
+  }
+  store_.insert_company(tx, scope, c);
+  emit(tx, scope, "crm.company.created", {{"company", to_json(c)}}, actor);
+  return c;
+}
+
+Company Service::create_company(const db::TenantScope& scope, const CompanyInput& in, const Actor& actor) {
+  return store_.write(scope, [&](db::Tx& tx) {
+    bool conflict = false;
+    Company c = insert_company(tx, scope, in, actor, conflict);
+    if (conflict) throw Error(Code::kConflict, "Another company of this tenant has the domain '" + *c.domain + "'.");
+    return c;
+  });
+}
+
+Company Service::get_company(const db::TenantScope& scope, const std::string& id) {
+  check_id("company", id);
+  auto c = store_.read(scope, [&](db::Tx& tx) { return store_.find_company(tx, scope, id); });
+  if (!c) not_found("company", id);
+  return *c;
+}
+
+std::vector<Company> Service::list_companies(const db::TenantScope& scope, const CompanyFilter& f) {
+  return store_.read(scope, [&](db::Tx& tx) { return store_.list_companies(tx, scope, f); });
+}
+
+Company Service::update_company(const db::TenantScope& scope, const std::string& id, const CompanyInput& in,
+                                const Actor& actor) {
+  check_id("company", id);
+  return store_.write(scope, [&](db::Tx& tx) {
+    auto before = store_.find_company(tx, scope, id);
+    if (!before) not_found("company", id);
+    Company c = *before;
+    apply_required(c.name, in.name);
+    apply(c.domain, in.domain);
+    apply(c.industry, in.industry);
+    apply(c.size, in.size);
+    apply(c.owner_id, in.owner_id);
+    if (in.address) c.address = *in.address ? **in.address : json(nullptr);
+    apply_object(c.custom, in.custom);
+    const json changed = changed_fields(to_json(*before), to_json(c));
+    if (changed.empty()) return c;
+    if (c.domain && c.domain != before->domain && store_.domain_taken(tx, scope, *c.domain, c.id))
+      throw Error(Code::kConflict, "Another company of this tenant has the domain '" + *c.domain + "'.");
+    c.updated_at = now_text();
+    store_.update_company(tx, scope, c);
+    emit(tx, scope, "crm.company.updated", {{"company", to_json(c)}, {"changed", changed}}, actor);
+    return c;
+  });
+}
+
+void Service::delete_company(const db::TenantScope& scope, const std::string& id, const Actor& actor) {
+  check_id("company", id);
+  store_.write(scope, [&](db::Tx& tx) {
+    if (!store_.company_exists(tx, scope, id)) not_found("company", id);
+    const int64_t unlinked = store_.delete_company(tx, scope, id, now_text());
+    emit(tx, scope, "crm.company.deleted", {{"id", id}, {"unlinked_contacts", unlinked}}, actor);
+  });
+}
+
+// ---- contacts ------------------------------------------------------------------------------------------
+
+Contact Service::insert_contact(db::Tx& tx, const db::TenantScope& scope, const ContactInput& in, const Actor& actor,
+                                std::vector<FieldError>& errors, bool& conflict) {
+  Contact c;
+  c.id = new_uuid_v7();
+  apply(c.first_name, in.first_name);
+  apply(c.last_name, in.last_name);
+  apply(c.email, in.email);
+  apply(c.phone, in.phone);
+  apply(c.title, in.title);
+  apply(c.company_id, in.company_id);
+  apply(c.owner_id, in.owner_id);
+  apply_required(c.lifecycle_stage, in.lifecycle_stage);
+  if (in.tags && *in.tags) c.tags = **in.tags;
+  apply_object(c.custom, in.custom);
+  c.created_at = c.updated_at = now_text();
+  if (c.company_id && !store_.company_exists(tx, scope, *c.company_id))
+    errors.push_back({"company_id", "does not exist in this tenant"});
+  if (!errors.empty()) return c;
+  if (c.email && store_.email_taken(tx, scope, normalize_email(*c.email), c.id)) {
+    conflict = true;
+    return c;
+  }
+  store_.insert_contact(tx, scope, c);
+  emit(tx, scope, "crm.contact.created", {{"contact", to_json(c)}}, actor);
+  return c;
+}
+
+Contact Service::create_contact(const db::TenantScope& scope, const ContactInput& in, const Actor& actor) {
+  return store_.write(scope, [&](db::Tx& tx) {
+    std::vector<FieldError> errors;
+    bool conflict = false;
+    Contact c = insert_contact(tx, scope, in, actor, errors, conflict);
+    if (!errors.empty()) throw Error::validation(std::move(errors));
+    if (conflict) throw Error(Code::kConflict, "Another contact of this tenant has the email '" + *c.email + "'.");
+    return c;
+  });
+}
+
+Contact Service::get_contact(const db::TenantScope& scope, const std::string& id) {
+  check_id("contact", id);
+  auto c = store_.read(scope, [&](db::Tx& tx) { return store_.find_contact(tx, scope, id); });
+  if (!c) not_found("contact", id);
+  return *c;
+}
+
+std::vector<Contact> Service::list_contacts(const db::TenantScope& scope, const ContactFilter& f) {
+  return store_.read(scope, [&](db::Tx& tx) { return store_.list_contacts(tx, scope, f); });
+}
+
+Contact Service::update_contact(const db::TenantScope& scope, const std::string& id, const ContactInput& in,
+                                const Actor& actor) {
+  check_id("contact", id);
+  return store_.write(scope, [&](db::Tx& tx) {
+    auto before = store_.find_contact(tx, scope, id);
+    if (!before) not_found("contact", id);
+    Contact c = *before;
+    apply(c.first_name, in.first_name);
+    apply(c.last_name, in.last_name);
+    apply(c.email, in.email);
+    apply(c.phone, in.phone);
+    apply(c.title, in.title);
+    apply(c.company_id, in.company_id);
+    apply(c.owner_id, in.owner_id);
+    apply_required(c.lifecycle_stage, in.lifecycle_stage);
+    if (in.tags) c.tags = *in.tags ? **in.tags : std::vector<std::string>{};
+    apply_object(c.custom, in.custom);
+    std::vector<FieldError> errors;
+    if (!c.first_name && !c.last_name && !c.email)
+      errors.push_back({"first_name", "a contact needs at least one of first_name, last_name or email"});
+    if (c.company_id && c.company_id != before->company_id && !store_.company_exists(tx, scope, *c.company_id))
+      errors.push_back({"company_id", "does not exist in this tenant"});
+    if (!errors.empty()) throw Error::validation(std::move(errors));
+    const json changed = changed_fields(to_json(*before), to_json(c));
+    if (changed.empty()) return c;
+    if (c.email && normalize_email(*c.email) != normalize_email(before->email.value_or("")) &&
+        store_.email_taken(tx, scope, normalize_email(*c.email), c.id))
+      throw Error(Code::kConflict, "Another contact of this tenant has the email '" + *c.email + "'.");
+    c.updated_at = now_text();
+    store_.update_contact(tx, scope, c);
+    emit(tx, scope, "crm.contact.updated", {{"contact", to_json(c)}, {"changed", changed}}, actor);
+    return c;
+  });
+}
+
+void Service::delete_contact(const db::TenantScope& scope, const std::string& id, const Actor& actor) {
+  check_id("contact", id);
+  store_.write(scope, [&](db::Tx& tx) {
+    if (!store_.contact_exists(tx, scope, id)) not_found("contact", id);
+    store_.delete_contact(tx, scope, id, now_text());
+    emit(tx, scope, "crm.contact.deleted", {{"id", id}}, actor);
+  });
+}
+
+// ---- pipelines -----------------------------------------------------------------------------------------
+
+Pipeline Service::ensure_pipeline(db::Tx& tx, const db::TenantScope& scope) {
+  if (auto p = store_.default_pipeline(tx, scope)) return *p;
+  Pipeline p;
+  p.id = new_uuid_v7();
+  p.name = kDefaultPipelineName();
+  p.is_default = true;
+  p.created_at = p.updated_at = now_text();
+  const std::pair<const char*, int64_t> kStages[] = {
+      {"Qualification", 10}, {"Proposal", 40}, {"Negotiation", 70}, {"Won", 100}, {"Lost", 0}};
+  int64_t pos = 0;
+  for (const auto& [name, probability] : kStages) {
+    Stage s;
+    s.id = new_uuid_v7();
+    s.pipeline_id = p.id;
+    s.name = name;
+    s.position = pos++;
+    s.probability = probability;
+    s.created_at = s.updated_at = p.created_at;
+    p.stages.push_back(std::move(s));
+  }
+  store_.insert_pipeline(tx, scope, p);
+  outbox_.append(tx, scope, "crm.pipeline.created",
+                 {{"pipeline", to_json(p)}, {"actor", {{"type", "system"}, {"id", "crm"}}}});
+  return p;
+}
+
+std::vector<Pipeline> Service::list_pipelines(const db::TenantScope& scope, const ListQuery& q) {
+  auto out = store_.read(scope, [&](db::Tx& tx) { return store_.list_pipelines(tx, scope, q); });
+  if (out.empty() && !q.after && !q.q) {
+    // First use: the tenant gets its default pipeline.
+    store_.write(scope, [&](db::Tx& tx) { ensure_pipeline(tx, scope); });
+    out = store_.read(scope, [&](db::Tx& tx) { return store_.list_pipelines(tx, scope, q); });
+  }
+  return out;
+}
+
+Pipeline Service::get_pipeline(const db::TenantScope& scope, const std::string& id) {
+  check_id("pipeline", id);
+  auto p = store_.read(scope, [&](db::Tx& tx) { return store_.find_pipeline(tx, scope, id); });
+  if (!p) not_found("pipeline", id);
+  return *p;
+}
+
+Pipeline Service::create_pipeline(const db::TenantScope& scope, const PipelineInput& in, const Actor& actor) {
+  return store_.write(scope, [&](db::Tx& tx) {
+    ensure_pipeline(tx, scope);
+    Pipeline p;
+    p.id = new_uuid_v7();
+    apply_required(p.name, in.name);
+    p.is_default = in.is_default && *in.is_default && **in.is_default;
+    p.created_at = p.updated_at = now_text();
+    if (in.stages) {
+      int64_t pos = 0;
+      for (const auto& si : *in.stages) {
+        Stage s;
+        s.id = new_uuid_v7();
+        s.pipeline_id = p.id;
+        apply_required(s.name, si.name);
+        apply_required(s.probability, si.probability);
+        s.position = pos++;
+        s.created_at = s.updated_at = p.created_at;
+        p.stages.push_back(std::move(s));
+      }
+    }
+    if (p.is_default) store_.clear_default_pipeline(tx, scope);
+    store_.insert_pipeline(tx, scope, p);
+    emit(tx, scope, "crm.pipeline.created", {{"pipeline", to_json(p)}}, actor);
+    return p;
+  });
+}
+
+Pipeline Service::update_pipeline(const db::TenantScope& scope, const std::string& id, const PipelineInput& in,
+                                  const Actor& actor) {
+  check_id("pipeline", id);
+  return store_.write(scope, [&](db::Tx& tx) {
+    auto before = store_.find_pipeline(tx, scope, id);
+    if (!before) not_found("pipeline", id);
+    Pipeline p = *before;
+    apply_required(p.name, in.name);
+    if (in.is_default && *in.is_default && **in.is_default) p.is_default = true;
+    const json changed = changed_fields(to_json(*before), to_json(p));
+    if (changed.empty()) return p;
+    p.updated_at = now_text();
+    if (p.is_default && !before->is_default) store_.clear_default_pipeline(tx, scope);
+    store_.update_pipeline(tx, scope, p);
+    emit(tx, scope, "crm.pipeline.updated", {{"pipeline", to_json(p)}, {"changed", changed}}, actor);
+    return p;
+  });
+}
+
+void Service::delete_pipeline(const db::TenantScope& scope, const std::string& id, const Actor& actor) {
+  check_id("pipeline", id);
+  store_.write(scope, [&](db::Tx& tx) {
+    auto p = store_.find_pipeline(tx, scope, id);
+    if (!p) not_found("pipeline", id);
+    if (const int64_t n = store_.count_deals_in_pipeline(tx, scope, id); n > 0)
+      throw Error(Code::kConflict, fmt::format("The pipeline '{}' holds {} deal(s); move or delete them before "
+                                               "deleting it.",
+                                               p->name, n));
+    store_.delete_pipeline(tx, scope, id);
+    if (p->is_default) {
+      // Another pipeline (the oldest) becomes the default.
+      if (auto next = store_.default_pipeline(tx, scope)) {
+        next->is_default = true;
+        next->updated_at = now_text();
+        store_.update_pipeline(tx, scope, *next);
+      }
+    }
+    emit(tx, scope, "crm.pipeline.deleted", {{"id", id}}, actor);
+  });
+}
+
+std::vector<Stage> Service::list_stages(const db::TenantScope& scope, const std::string& pipeline_id) {
+  return get_pipeline(scope, pipeline_id).stages;
+}
+
+Stage Service::create_stage(const db::TenantScope& scope, const std::string& pipeline_id, const StageInput& in,
+                            const Actor& actor) {
+  check_id("pipeline", pipeline_id);
+  return store_.write(scope, [&](db::Tx& tx) {
+    auto p = store_.find_pipeline(tx, scope, pipeline_id);
+    if (!p) not_found("pipeline", pipeline_id);
+    if (p->stages.size() >= 50) throw Error::validation({{"name", "a pipeline holds at most 50 stages"}});
+    Stage s;
+    s.id = new_uuid_v7();
+    s.pipeline_id = p->id;
+    apply_required(s.name, in.name);
+    apply_required(s.probability, in.probability);
+    for (const auto& other : p->stages)
+      if (same_name(other.name, s.name))
+        throw Error(Code::kConflict, "The pipeline already has a stage named '" + other.name + "'.");
+    s.created_at = s.updated_at = now_text();
+    const auto size = static_cast<int64_t>(p->stages.size());
+    const int64_t at = (in.position && *in.position) ? std::clamp<int64_t>(**in.position, 0, size) : size;
+    s.position = at;
+    std::vector<Stage> order = p->stages;
+    order.insert(order.begin() + at, s);
+    renumber(order);
+    for (const auto& o : order) {
+      if (o.id == s.id) {
+        store_.insert_stage(tx, scope, o);
+      } else {
+        auto old = std::find_if(p->stages.begin(), p->stages.end(), [&](const Stage& x) { return x.id == o.id; });
+        if (old->position != o.position) store_.update_stage(tx, scope, o);
+      }
+    }
+    p->stages = order;
+    emit(tx, scope, "crm.pipeline.updated", {{"pipeline", to_json(*p)}, {"changed", {"stages"}}}, actor);
+    return s;
+  });
+}
+
+Stage Service::update_stage(const db::TenantScope& scope, const std::string& pipeline_id, const std::string& stage_id,
+                            const StageInput& in, const Actor& actor) {
+  check_id("pipeline", pipeline_id);
+  check_id("stage", stage_id);
+  return store_.write(scope, [&](db::Tx& tx) {
+    auto p = store_.find_pipeline(tx, scope, pipeline_id);
+    if (!p) not_found("pipeline", pipeline_id);
+    auto it = std::find_if(p->stages.begin(), p->stages.end(), [&](const Stage& s) { return s.id == stage_id; });
+    if (it == p->stages.end()) not_found("stage of this pipeline", stage_id);
+    const Stage before = *it;
+    Stage s = before;
+    apply_required(s.name, in.name);
+    apply_required(s.probability, in.probability);
+    for (const auto& other : p->stages)
+      if (other.id != s.id && same_name(other.name, s.name))
+        throw Error(Code::kConflict, "The pipeline already has a stage named '" + other.name + "'.");
+    std::vector<Stage> order = p->stages;
+    order.erase(order.begin() + (it - p->stages.begin()));
+    const auto last = static_cast<int64_t>(order.size());
+    const int64_t at = (in.position && *in.position) ? std::clamp<int64_t>(**in.position, 0, last) : before.position;
+    order.insert(order.begin() + std::min(at, last), s);
+    renumber(order);
+    bool changed = false;
+    const std::string now = now_text();
+    for (auto& o : order) {
+      auto old = std::find_if(p->stages.begin(), p->stages.end(), [&](const Stage& x) { return x.id == o.id; });
+      if (old->position != o.position || old->name != o.name || old->probability != o.probability) {
+        o.updated_at = now;
+        store_.update_stage(tx, scope, o);
+        changed = true;
+      }
+      if (o.id == s.id) s = o;
+    }
+    if (changed) {
+      p->stages = order;
+      emit(tx, scope, "crm.pipeline.updated", {{"pipeline", to_json(*p)}, {"changed", {"stages"}}}, actor);
+    }
+    return s;
+  });
+}
+
+void Service::delete_stage(const db::TenantScope& scope, const std::string& pipeline_id, const std::string& stage_id,
+                           const std::optional<std::string>& move_to, const Actor& actor) {
+  check_id("pipeline", pipeline_id);
+  check_id("stage", stage_id);
+  store_.write(scope, [&](db::Tx& tx) {
+    auto p = store_.find_pipeline(tx, scope, pipeline_id);
+    if (!p) not_found("pipeline", pipeline_id);
+    auto it = std::find_if(p->stages.begin(), p->stages.end(), [&](const Stage& s) { return s.id == stage_id; });
+    if (it == p->stages.end()) not_found("stage of this pipeline", stage_id);
+    const Stage doomed = *it;
+    const auto deals = store_.deals_in_stage(tx, scope, stage_id);
+    const std::string now = now_text();
+    if (!deals.empty()) {
+      if (!move_to)
+        throw Error(Code::kConflict,
+                    fmt::format("The stage '{}' holds {} deal(s). Move them first, or delete with "
+                                "?move_deals_to=<stage_id> naming another stage of this pipeline.",
+                                doomed.name, deals.size()));
+      auto target = std::find_if(p->stages.begin(), p->stages.end(), [&](const Stage& s) { return s.id == *move_to; });
+      if (target == p->stages.end() || target->id == stage_id)
+        throw Error::validation({{"move_deals_to", "must be another stage of the same pipeline"}});
+      for (const Deal& d : deals) {
+        Deal moved = d;
+        moved.stage_id = target->id;
+        move_deal(tx, scope, d, std::move(moved), actor, now);
+      }
+    }
+    store_.delete_stage(tx, scope, stage_id);
+    std::vector<Stage> order = p->stages;
+    order.erase(order.begin() + (it - p->stages.begin()));
+    for (Stage* s : renumber(order)) {
+      s->updated_at = now;
+      store_.update_stage(tx, scope, *s);
+    }
+    p->stages = order;
+    emit(tx, scope, "crm.pipeline.updated",
+         {{"pipeline", to_json(*p)}, {"changed", {"stages"}}, {"deleted_stage_id", stage_id}}, actor);
+  });
+}
+
+// ---- deals ---------------------------------------------------------------------------------------------
+
+// Stores a deal change and records what it means: history for stage or status moves, and the events.
+void Service::move_deal(db::Tx& tx, const db::TenantScope& scope, const Deal& before, Deal d, const Actor& actor,
+                        const std::string& now) {
+  const json changed = changed_fields(to_json(before), to_json(d));
+  if (changed.empty()) return;
+  if (d.status != before.status) d.closed_at = d.status == "open" ? std::nullopt : std::optional<std::string>(now);
+  d.updated_at = now;
+  store_.update_deal(tx, scope, d);
+  const json deal = to_json(d);
+  emit(tx, scope, "crm.deal.updated", {{"deal", deal}, {"changed", changed}}, actor);
+  const bool stage_moved = d.stage_id != before.stage_id;
+  const bool status_moved = d.status != before.status;
+  if (stage_moved || status_moved) {
+    DealChange h;
+    h.id = new_uuid_v7();
+    h.deal_id = d.id;
+    h.pipeline_id = d.pipeline_id;
+    h.from_stage_id = before.stage_id;
+    h.to_stage_id = d.stage_id;
+    h.from_status = before.status;
+    h.to_status = d.status;
+    h.actor = actor;
+    h.changed_at = now;
+    store_.append_history(tx, scope, h);
+  }
+  if (stage_moved)
+    emit(tx, scope, "crm.deal.stage_changed",
+         {{"deal", deal},
+          {"from_stage_id", before.stage_id},
+          {"to_stage_id", d.stage_id},
+          {"from_pipeline_id", before.pipeline_id},
+          {"to_pipeline_id", d.pipeline_id}},
+         actor);
+  if (status_moved) {
+    const std::string type = d.status == "won" ? "crm.deal.won" : d.status == "lost" ? "crm.deal.lost" : "crm.deal.reopened";
+    emit(tx, scope, type, {{"deal", deal}, {"from_status", before.status}}, actor);
+  }
+}
+
+Deal Service::create_deal(const db::TenantScope& scope, const DealInput& in, const Actor& actor) {
+  return store_.write(scope, [&](db::Tx& tx) {
+    Deal d;
+    d.id = new_uuid_v7();
+    apply_required(d.title, in.title);
+    apply(d.amount, in.amount);
+    apply(d.currency, in.currency);
+    apply(d.contact_id, in.contact_id);
+    apply(d.company_id, in.company_id);
+    apply(d.expected_close_date, in.expected_close_date);
+    apply(d.owner_id, in.owner_id);
+    apply_required(d.status, in.status);
+    apply_object(d.custom, in.custom);
+    std::vector<FieldError> errors;
+    std::optional<Pipeline> pipeline;
+    if (in.pipeline_id && *in.pipeline_id) {
+      pipeline = store_.find_pipeline(tx, scope, **in.pipeline_id);
+      if (!pipeline) errors.push_back({"pipeline_id", "does not exist in this tenant"});
+    }
+    std::optional<Stage> stage;
+    if (in.stage_id && *in.stage_id) {
+      stage = store_.find_stage(tx, scope, **in.stage_id);
+      if (!stage) {
+        errors.push_back({"stage_id", "does not exist in this tenant"});
+      } else if (pipeline && stage->pipeline_id != pipeline->id) {
+        errors.push_back({"stage_id", "is not a stage of the pipeline " + pipeline->id});
+        stage.reset();
+      } else if (!pipeline && !(in.pipeline_id && *in.pipeline_id)) {
+        pipeline = store_.find_pipeline(tx, scope, stage->pipeline_id);  // the stage names its pipeline
+      }
+    }
+    if (!pipeline && !(in.pipeline_id && *in.pipeline_id) && !(in.stage_id && *in.stage_id))
+      pipeline = ensure_pipeline(tx, scope);
+    if (pipeline && !stage && !(in.stage_id && *in.stage_id)) {
+      if (pipeline->stages.empty())
+        errors.push_back({"stage_id", "the pipeline has no stages; add one first"});
+      else
+        stage = pipeline->stages.front();
+    }
+    if (d.contact_id && !store_.contact_exists(tx, scope, *d.contact_id))
+      errors.push_back({"contact_id", "does not exist in this tenant"});
+    if (d.company_id && !store_.company_exists(tx, scope, *d.company_id))
+      errors.push_back({"company_id", "does not exist in this tenant"});
+    if (!errors.empty()) throw Error::validation(std::move(errors));
+    d.pipeline_id = pipeline->id;
+    d.stage_id = stage->id;
+    d.created_at = d.updated_at = now_text();
+    if (d.status != "open") d.closed_at = d.created_at;
+    store_.insert_deal(tx, scope, d);
+    DealChange h;
+    h.id = new_uuid_v7();
+    h.deal_id = d.id;
+    h.pipeline_id = d.pipeline_id;
+    h.to_stage_id = d.stage_id;
+    h.to_status = d.status;
+    h.actor = actor;
+    h.changed_at = d.created_at;
+    store_.append_history(tx, scope, h);
+    const json deal = to_json(d);
+    emit(tx, scope, "crm.deal.created", {{"deal", deal}}, actor);
+    if (d.status == "won") emit(tx, scope, "crm.deal.won", {{"deal", deal}}, actor);
+    if (d.status == "lost") emit(tx, scope, "crm.deal.lost", {{"deal", deal}}, actor);
+    return d;
+  });
+}
+
+Deal Service::get_deal(const db::TenantScope& scope, const std::string& id) {
+  check_id("deal", id);
+  auto d = store_.read(scope, [&](db::Tx& tx) { return store_.find_deal(tx, scope, id); });
+  if (!d) not_found("deal", id);
+  return *d;
+}
+
+std::vector<Deal> Service::list_deals(const db::TenantScope& scope, const DealFilter& f) {
+  return store_.read(scope, [&](db::Tx& tx) { return store_.list_deals(tx, scope, f); });
+}
+
+Deal Service::update_deal(const db::TenantScope& scope, const std::string& id, const DealInput& in,
+                          const Actor& actor) {
+  check_id("deal", id);
+  return store_.write(scope, [&](db::Tx& tx) {
+    auto before = store_.find_deal(tx, scope, id);
+    if (!before) not_found("deal", id);
+    Deal d = *before;
+    apply_required(d.title, in.title);
+    apply(d.amount, in.amount);
+    apply(d.currency, in.currency);
+    apply(d.contact_id, in.contact_id);
+    apply(d.company_id, in.company_id);
+    apply(d.expected_close_date, in.expected_close_date);
+    apply(d.owner_id, in.owner_id);
+    apply_required(d.status, in.status);
+    apply_object(d.custom, in.custom);
+    std::vector<FieldError> errors;
+    std::optional<Pipeline> pipeline;
+    if (in.pipeline_id && *in.pipeline_id && **in.pipeline_id != d.pipeline_id) {
+      pipeline = store_.find_pipeline(tx, scope, **in.pipeline_id);
+      if (!pipeline)
+        errors.push_back({"pipeline_id", "does not exist in this tenant"});
+      else
+        d.pipeline_id = pipeline->id;
+    }
+    if (in.stage_id && *in.stage_id) {
+      auto stage = store_.find_stage(tx, scope, **in.stage_id);
+      if (!stage)
+        errors.push_back({"stage_id", "does not exist in this tenant"});
+      else if (stage->pipeline_id != d.pipeline_id)
+        errors.push_back({"stage_id", "is not a stage of the deal's pipeline " + d.pipeline_id +
+                                          " (send pipeline_id too to move the deal to another pipeline)"});
+      else
+        d.stage_id = stage->id;
+    } else if (pipeline) {
+      // Moved to another pipeline without a stage: its first stage.
+      if (pipeline->stages.empty())
+        errors.push_back({"stage_id", "the pipeline has no stages; add one first"});
+      else
+        d.stage_id = pipeline->stages.front().id;
+    }
+    if (d.contact_id && d.contact_id != before->contact_id && !store_.contact_exists(tx, scope, *d.contact_id))
+      errors.push_back({"contact_id", "does not exist in this tenant"});
+    if (d.company_id && d.company_id != before->company_id && !store_.company_exists(tx, scope, *d.company_id))
+      errors.push_back({"company_id", "does not exist in this tenant"});
+    if (d.amount && !d.currency) errors.push_back({"currency", "is required with an amount"});
+    if (!errors.empty()) throw Error::validation(std::move(errors));
+    const std::string now = now_text();
+    move_deal(tx, scope, *before, d, actor, now);
+    return store_.find_deal(tx, scope, id).value_or(d);
+  });
+}
+
+void Service::delete_deal(const db::TenantScope& scope, const std::string& id, const Actor& actor) {
+  check_id("deal", id);
+  store_.write(scope, [&](db::Tx& tx) {
+    if (!store_.deal_exists(tx, scope, id)) not_found("deal", id);
+    store_.delete_deal(tx, scope, id, now_text());
+    emit(tx, scope, "crm.deal.deleted", {{"id", id}}, actor);
+  });
+}
+
+std::vector<DealChange> Service::deal_history(const db::TenantScope& scope, const std::string& id, int limit,
+                                              int64_t after_seq) {
+  check_id("deal", id);
+  return store_.read(scope, [&](db::Tx& tx) {
+    if (!store_.deal_exists(tx, scope, id)) not_found("deal", id);
+    return store_.list_history(tx, scope, id, limit, after_seq);
+  });
+}
+
+// ---- activities ----------------------------------------------------------------------------------------
+
+namespace {
+void check_links(Store& store, db::Tx& tx, const db::TenantScope& scope, const Activity& a, const Activity* before,
+                 std::vector<FieldError>& errors) {
+  if (!a.contact_id && !a.company_id && !a.deal_id)
+    errors.push_back({"contact_id", "an activity links to at least one of contact_id, company_id or deal_id"});
+  if (a.contact_id && (!before || a.contact_id != before->contact_id) && !store.contact_exists(tx, scope, *a.contact_id))
+    errors.push_back({"contact_id", "does not exist in this tenant"});
+  if (a.company_id && (!before || a.company_id != before->company_id) && !store.company_exists(tx, scope, *a.company_id))
+    errors.push_back({"company_id", "does not exist in this tenant"});
+  if (a.deal_id && (!before || a.deal_id != before->deal_id) && !store.deal_exists(tx, scope, *a.deal_id))
+    errors.push_back({"deal_id", "does not exist in this tenant"});
+}
+}  // namespace
+
+Activity Service::create_activity(const db::TenantScope& scope, const ActivityInput& in, const Actor& actor) {
+  return store_.write(scope, [&](db::Tx& tx) {
+    Activity a;
+    a.id = new_uuid_v7();
+    apply_required(a.type, in.type);
+    apply(a.subject, in.subject);
+    apply(a.body, in.body);
+    apply(a.due_at, in.due_at);
+    apply_required(a.done, in.done);
+    apply(a.contact_id, in.contact_id);
+    apply(a.company_id, in.company_id);
+    apply(a.deal_id, in.deal_id);
+    apply(a.owner_id, in.owner_id);
+    std::vector<FieldError> errors;
+    check_links(store_, tx, scope, a, nullptr, errors);
+    if (!errors.empty()) throw Error::validation(std::move(errors));
+    a.created_at = a.updated_at = now_text();
+    if (a.done) a.completed_at = a.created_at;
+    store_.insert_activity(tx, scope, a);
+    emit(tx, scope, "crm.activity.created", {{"activity", to_json(a)}}, actor);
+    return a;
+  });
+}
+
+Activity Service::get_activity(const db::TenantScope& scope, const std::string& id) {
+  check_id("activity", id);
+  auto a = store_.read(scope, [&](db::Tx& tx) { return store_.find_activity(tx, scope, id); });
+  if (!a) not_found("activity", id);
+  return *a;
+}
+
+std::vector<Activity> Service::list_activities(const db::TenantScope& scope, const ActivityFilter& f) {
+  return store_.read(scope, [&](db::Tx& tx) { return store_.list_activities(tx, scope, f); });
+}
+
+Activity Service::update_activity(const db::TenantScope& scope, const std::string& id, const ActivityInput& in,
+                                  const Actor& actor) {
+  check_id("activity", id);
+  return store_.write(scope, [&](db::Tx& tx) {
+    auto before = store_.find_activity(tx, scope, id);
+    if (!before) not_found("activity", id);
+    Activity a = *before;
+    apply_required(a.type, in.type);
+    apply(a.subject, in.subject);
+    apply(a.body, in.body);
+    apply(a.due_at, in.due_at);
+    apply_required(a.done, in.done);
+    apply(a.contact_id, in.contact_id);
+    apply(a.company_id, in.company_id);
+    apply(a.deal_id, in.deal_id);
+    apply(a.owner_id, in.owner_id);
+    std::vector<FieldError> errors;
+    if (!a.subject && !a.body) errors.push_back({"subject", "an activity needs a subject or a body"});
+    check_links(store_, tx, scope, a, &*before, errors);
+    if (!errors.empty()) throw Error::validation(std::move(errors));
+    const json changed = changed_fields(to_json(*before), to_json(a));
+    if (changed.empty()) return a;
+    a.updated_at = now_text();
+    if (a.done && !before->done) a.completed_at = a.updated_at;
+    if (!a.done) a.completed_at.reset();
+    store_.update_activity(tx, scope, a);
+    emit(tx, scope, "crm.activity.updated", {{"activity", to_json(a)}, {"changed", changed}}, actor);
+    return a;
+  });
+}
+
+void Service::delete_activity(const db::TenantScope& scope, const std::string& id, const Actor& actor) {
+  check_id("activity", id);
+  store_.write(scope, [&](db::Tx& tx) {
+    if (!store_.delete_activity(tx, scope, id)) not_found("activity", id);
+    emit(tx, scope, "crm.activity.deleted", {{"id", id}}, actor);
+  });
+}
+
+std::vector<Activity> Service::contact_timeline(const db::TenantScope& scope, const std::string& contact_id,
+                                                ActivityFilter f) {
+  check_id("contact", contact_id);
+  return store_.read(scope, [&](db::Tx& tx) {
+    if (!store_.contact_exists(tx, scope, contact_id)) not_found("contact", contact_id);
+    f.contact_id = contact_id;
+    return store_.list_activities(tx, scope, f);
+  });
+}
+
+std::vector<Activity> Service::deal_timeline(const db::TenantScope& scope, const std::string& deal_id,
+                                             ActivityFilter f) {
+  check_id("deal", deal_id);
+  return store_.read(scope, [&](db::Tx& tx) {
+    if (!store_.deal_exists(tx, scope, deal_id)) not_found("deal", deal_id);
+    f.deal_id = deal_id;
+    return store_.list_activities(tx, scope, f);
+  });
+}
+
+// ---- import --------------------------------------------------------------------------------------------
+
+namespace {
+// Nothing was stored: the report says so.
+[[noreturn]] void fail_import(ImportReport report) {
+  report.created = 0;
+  report.ids.clear();
+  throw ImportFailed(std::move(report));
+}
+}  // namespace
+
+ImportReport Service::import_contacts(const db::TenantScope& scope, const std::vector<ImportRow>& rows,
+                                      bool partial, const Actor& actor) {
+  return store_.write(scope, [&](db::Tx& tx) {
+    ImportReport report;
+    report.rows = static_cast<int64_t>(rows.size());
+    for (const ImportRow& row : rows) {
+      std::vector<FieldError> errors = row.errors;
+      if (errors.empty()) {
+        ContactInput in = contact_from_fields(row.fields, errors);
+        if (errors.empty()) {
+          bool conflict = false;
+          Contact c = insert_contact(tx, scope, in, actor, errors, conflict);
+          if (conflict) errors.push_back({"email", "another contact of this tenant has this email"});
+          if (errors.empty()) {
+            ++report.created;
+            report.ids.push_back(c.id);
+            continue;
+          }
+        }
+      }
+      report.errors.push_back({row.row, std::move(errors)});
+    }
+    if (!report.errors.empty() && !partial) fail_import(std::move(report));
+    return report;
+  });
+}
+
+ImportReport Service::import_companies(const db::TenantScope& scope, const std::vector<ImportRow>& rows,
+                                       bool partial, const Actor& actor) {
+  return store_.write(scope, [&](db::Tx& tx) {
+    ImportReport report;
+    report.rows = static_cast<int64_t>(rows.size());
+    for (const ImportRow& row : rows) {
+      std::vector<FieldError> errors = row.errors;
+      if (errors.empty()) {
+        CompanyInput in = company_from_fields(row.fields, errors);
+        if (errors.empty()) {
+          bool conflict = false;
+          Company c = insert_company(tx, scope, in, actor, conflict);
+          if (!conflict) {
+            ++report.created;
+            report.ids.push_back(c.id);
+            continue;
+          }
+          errors.push_back({"domain", "another company of this tenant has this domain"});
+        }
+      }
+      report.errors.push_back({row.row, std::move(errors)});
+    }
+    if (!report.errors.empty() && !partial) fail_import(std::move(report));
+    return report;
+  });
+}
+
+std::vector<Contact> Service::export_contacts(const db::TenantScope& scope, ContactFilter f) {
+  return store_.read(scope, [&](db::Tx& tx) {
+    std::vector<Contact> out;
+    f.limit = 1000;
+    f.sort_column = "created_at";
+    f.descending = false;
+    f.after.reset();
+    for (;;) {
+      auto page = store_.list_contacts(tx, scope, f);
+      const bool more = page.size() > static_cast<size_t>(f.limit);
+      if (more) page.pop_back();
+      if (!page.empty()) f.after = Cursor{page.back().created_at, page.back().id};
+      out.insert(out.end(), std::make_move_iterator(page.begin()), std::make_move_iterator(page.end()));
+      if (!more) return out;
+    }
+  });
+}
+
+std::vector<Company> Service::export_companies(const db::TenantScope& scope, CompanyFilter f) {
+  return store_.read(scope, [&](db::Tx& tx) {
+    std::vector<Company> out;
+    f.limit = 1000;
+    f.sort_column = "created_at";
+    f.descending = false;
+    f.after.reset();
+    for (;;) {
+      auto page = store_.list_companies(tx, scope, f);
+      const bool more = page.size() > static_cast<size_t>(f.limit);
+      if (more) page.pop_back();
+      if (!page.empty()) f.after = Cursor{page.back().created_at, page.back().id};
+      out.insert(out.end(), std::make_move_iterator(page.begin()), std::make_move_iterator(page.end()));
+      if (!more) return out;
+    }
+  });
+}
+
+// ---- events, counts, purge -----------------------------------------------------------------------------
+
+std::vector<db::OutboxEvent> Service::list_events(const db::TenantScope& scope, const std::optional<std::string>& type,
+                                                  int limit, std::optional<int64_t> before_seq) {
+  return store_.read(scope, [&](db::Tx& tx) { return outbox_.list(tx, scope, type, limit, before_seq); });
+}
+
+Counts Service::counts(const db::TenantScope& scope) {
+  return store_.read(scope, [&](db::Tx& tx) { return store_.counts(tx, scope); });
+}
+
+void Service::purge_tenant(const db::TenantScope& scope) {
+  store_.write(scope, [&](db::Tx& tx) {
+    store_.purge_tenant(tx, scope);
+    outbox_.purge_tenant(tx, scope);
+  });
+}
+
+}  // namespace cdx::crm

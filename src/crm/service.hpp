@@ -1,0 +1,123 @@
+// CRM rules between the routes and the store: links that must exist in the tenant, unique emails and
+// domains, the default pipeline, stage order and deletion, deal history, and the domain events written to
+// crm_db.outbox in the same transaction as each change. Blocking: run on a worker.
+//   Contact c = service.create_contact(scope, parse_contact(body, Mode::kCreate), actor);
+#pragma once
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "crm/csv.hpp"
+#include "crm/model.hpp"
+#include "crm/store.hpp"
+#include "db/outbox.hpp"
+
+namespace cdx::crm {
+
+// One CSV row that could not be imported: its 1-based line number in the file and what was wrong.
+struct RowError {
+  int64_t row = 0;
+  std::vector<FieldError> errors;
+};
+
+struct ImportReport {
+  int64_t rows = 0;     // data rows read
+  int64_t created = 0;  // rows stored
+  std::vector<RowError> errors;
+  std::vector<std::string> ids;  // of the created objects, in row order
+};
+nlohmann::json to_json(const ImportReport& r);
+
+// Thrown by an all-or-nothing import with bad rows (nothing was stored): the routes answer 422 with the
+// field errors ("row 3: email") and the whole report.
+struct ImportFailed : std::exception {
+  explicit ImportFailed(ImportReport r) : report(std::move(r)) {}
+  const char* what() const noexcept override { return "import failed"; }
+  ImportReport report;
+};
+
+class Service {
+ public:
+  Service(Store& store, const db::Outbox& outbox) : store_(store), outbox_(outbox) {}
+
+  Company create_company(const db::TenantScope& scope, const CompanyInput& in, const Actor& actor);
+  Company get_company(const db::TenantScope& scope, const std::string& id);
+  std::vector<Company> list_companies(const db::TenantScope& scope, const CompanyFilter& f);
+  Company update_company(const db::TenantScope& scope, const std::string& id, const CompanyInput& in,
+                         const Actor& actor);
+  // Unlinks the company's contacts, deals and activities (activities left without any link go too).
+  void delete_company(const db::TenantScope& scope, const std::string& id, const Actor& actor);
+
+  Contact create_contact(const db::TenantScope& scope, const ContactInput& in, const Actor& actor);
+  Contact get_contact(const db::TenantScope& scope, const std::string& id);
+  std::vector<Contact> list_contacts(const db::TenantScope& scope, const ContactFilter& f);
+  Contact update_contact(const db::TenantScope& scope, const std::string& id, const ContactInput& in,
+                         const Actor& actor);
+  void delete_contact(const db::TenantScope& scope, const std::string& id, const Actor& actor);
+
+  // Pipelines: the tenant's default "Sales" pipeline is created on first use.
+  std::vector<Pipeline> list_pipelines(const db::TenantScope& scope, const ListQuery& q);
+  Pipeline get_pipeline(const db::TenantScope& scope, const std::string& id);
+  Pipeline create_pipeline(const db::TenantScope& scope, const PipelineInput& in, const Actor& actor);
+  Pipeline update_pipeline(const db::TenantScope& scope, const std::string& id, const PipelineInput& in,
+                           const Actor& actor);
+  void delete_pipeline(const db::TenantScope& scope, const std::string& id, const Actor& actor);  // 409 with deals
+
+  std::vector<Stage> list_stages(const db::TenantScope& scope, const std::string& pipeline_id);
+  Stage create_stage(const db::TenantScope& scope, const std::string& pipeline_id, const StageInput& in,
+                     const Actor& actor);
+  Stage update_stage(const db::TenantScope& scope, const std::string& pipeline_id, const std::string& stage_id,
+                     const StageInput& in, const Actor& actor);
+  // 409 while the stage holds deals, unless move_to names another stage of the pipeline to move them to.
+  void delete_stage(const db::TenantScope& scope, const std::string& pipeline_id, const std::string& stage_id,
+                    const std::optional<std::string>& move_to, const Actor& actor);
+
+  Deal create_deal(const db::TenantScope& scope, const DealInput& in, const Actor& actor);
+  Deal get_deal(const db::TenantScope& scope, const std::string& id);
+  std::vector<Deal> list_deals(const db::TenantScope& scope, const DealFilter& f);
+  Deal update_deal(const db::TenantScope& scope, const std::string& id, const DealInput& in, const Actor& actor);
+  void delete_deal(const db::TenantScope& scope, const std::string& id, const Actor& actor);
+  std::vector<DealChange> deal_history(const db::TenantScope& scope, const std::string& id, int limit,
+                                       int64_t after_seq);
+
+  Activity create_activity(const db::TenantScope& scope, const ActivityInput& in, const Actor& actor);
+  Activity get_activity(const db::TenantScope& scope, const std::string& id);
+  std::vector<Activity> list_activities(const db::TenantScope& scope, const ActivityFilter& f);
+  Activity update_activity(const db::TenantScope& scope, const std::string& id, const ActivityInput& in,
+                           const Actor& actor);
+  void delete_activity(const db::TenantScope& scope, const std::string& id, const Actor& actor);
+  // Activities of a contact or a deal (404 when it does not exist), newest first.
+  std::vector<Activity> contact_timeline(const db::TenantScope& scope, const std::string& contact_id,
+                                         ActivityFilter f);
+  std::vector<Activity> deal_timeline(const db::TenantScope& scope, const std::string& deal_id, ActivityFilter f);
+
+  // CSV import in one transaction: all or nothing (ImportFailed) unless partial, which stores the good rows.
+  ImportReport import_contacts(const db::TenantScope& scope, const std::vector<ImportRow>& rows, bool partial,
+                               const Actor& actor);
+  ImportReport import_companies(const db::TenantScope& scope, const std::vector<ImportRow>& rows, bool partial,
+                                const Actor& actor);
+  // Every contact (or company) the filter selects, oldest first, for export.
+  std::vector<Contact> export_contacts(const db::TenantScope& scope, ContactFilter f);
+  std::vector<Company> export_companies(const db::TenantScope& scope, CompanyFilter f);
+
+  std::vector<db::OutboxEvent> list_events(const db::TenantScope& scope, const std::optional<std::string>& type,
+                                           int limit, std::optional<int64_t> before_seq);
+  Counts counts(const db::TenantScope& scope);
+  void purge_tenant(const db::TenantScope& scope);
+
+ private:
+  Pipeline ensure_pipeline(db::Tx& tx, const db::TenantScope& scope);  // the default, created when none exists
+  Contact insert_contact(db::Tx& tx, const db::TenantScope& scope, const ContactInput& in, const Actor& actor,
+                         std::vector<FieldError>& errors, bool& conflict);
+  Company insert_company(db::Tx& tx, const db::TenantScope& scope, const CompanyInput& in, const Actor& actor,
+                         bool& conflict);
+  void move_deal(db::Tx& tx, const db::TenantScope& scope, const Deal& before, Deal after, const Actor& actor,
+                 const std::string& now);
+  void emit(db::Tx& tx, const db::TenantScope& scope, const std::string& type, nlohmann::json payload,
+            const Actor& actor);
+
+  Store& store_;
+  const db::Outbox& outbox_;
+};
+
+}  // namespace cdx::crm

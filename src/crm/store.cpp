@@ -1,0 +1,642 @@
+#include "crm/store.hpp"
+
+#include <deque>
+
+#include "common/ids.hpp"
+#include "common/validate.hpp"
+
+namespace cdx::crm {
+
+namespace {
+
+using nlohmann::json;
+
+// Builds one statement and its parameters; owns the text the parameters view.
+class Sql {
+ public:
+  explicit Sql(std::string text) : text_(std::move(text)) {}
+  std::string bind(std::string v) {
+    owned_.push_back(std::move(v));
+    params_.emplace_back(std::string_view(owned_.back()));
+    return "$" + std::to_string(params_.size());
+  }
+  std::string bind(int64_t v) {
+    params_.emplace_back(v);
+    return "$" + std::to_string(params_.size());
+  }
+  Sql& operator+=(const std::string& s) {
+    text_ += s;
+    return *this;
+  }
+  // AND column = value, when the filter is set.
+  void eq(const char* column, const std::optional<std::string>& v) {
+    if (v) text_ += std::string(" AND ") + column + " = " + bind(*v);
+  }
+  // Keyset pagination under the query's sort (created_at or updated_at, then id).
+  void page(const ListQuery& q) {
+    const std::string col = q.sort_column == "updated_at" ? "updated_at" : "created_at";
+    const char* op = q.descending ? " < " : " > ";
+    const char* dir = q.descending ? " DESC" : " ASC";
+    if (q.after) {
+      const std::string v = bind(q.after->value);
+      const std::string id = bind(q.after->id);
+      text_ += " AND (" + col + op + v + " OR (" + col + " = " + v + " AND id" + op + id + "))";
+    }
+    text_ += " ORDER BY " + col + dir + ", id" + dir + " LIMIT " + bind(static_cast<int64_t>(q.limit) + 1);
+  }
+  const std::string& text() const { return text_; }
+  const db::Params& params() const { return params_; }
+
+ private:
+  std::string text_;
+  std::deque<std::string> owned_;
+  db::Params params_;
+};
+
+json parse_json(const std::optional<std::string>& text, json fallback) {
+  if (!text) return fallback;
+  json j = json::parse(*text, nullptr, false);
+  return j.is_discarded() ? fallback : j;
+}
+
+std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+db::Param opt_json(const json& j, std::string& keep) {
+  if (j.is_null()) return nullptr;
+  keep = dump(j);
+  return std::string_view(keep);
+}
+
+// ---- companies -----------------------------------------------------------------------------------------
+
+constexpr const char* kCompanyColumns =
+    "id, name, domain, industry, size, address, owner_id, custom, created_at, updated_at";
+
+Company company_from(const db::Row& r) {
+  Company c;
+  c.id = r.text(0);
+  c.name = r.text(1);
+  c.domain = r.opt_text(2);
+  c.industry = r.opt_text(3);
+  c.size = r.opt_text(4);
+  c.address = parse_json(r.opt_text(5), nullptr);
+  c.owner_id = r.opt_text(6);
+  c.custom = parse_json(r.opt_text(7), json::object());
+  c.created_at = r.text(8);
+  c.updated_at = r.text(9);
+  return c;
+}
+
+// ---- contacts ------------------------------------------------------------------------------------------
+
+constexpr const char* kContactColumns =
+    "id, first_name, last_name, email, phone, title, company_id, owner_id, lifecycle_stage, tags, custom, "
+    "created_at, updated_at";
+
+Contact contact_from(const db::Row& r) {
+  Contact c;
+  c.id = r.text(0);
+  c.first_name = r.opt_text(1);
+  c.last_name = r.opt_text(2);
+  c.email = r.opt_text(3);
+  c.phone = r.opt_text(4);
+  c.title = r.opt_text(5);
+  c.company_id = r.opt_text(6);
+  c.owner_id = r.opt_text(7);
+  c.lifecycle_stage = r.text(8);
+  const json tags = parse_json(r.opt_text(9), json::array());
+  if (tags.is_array())
+    for (const auto& t : tags)
+      if (t.is_string()) c.tags.push_back(t.get<std::string>());
+  c.custom = parse_json(r.opt_text(10), json::object());
+  c.created_at = r.text(11);
+  c.updated_at = r.text(12);
+  return c;
+}
+
+void write_tags(db::Tx& tx, const db::TenantScope& scope, const Contact& c) {
+  tx.query("DELETE FROM crm_db.contact_tags WHERE tenant_id = $1 AND contact_id = $2", {scope.tenant_id(), c.id});
+  for (const auto& t : c.tags)
+    tx.query("INSERT INTO crm_db.contact_tags (tenant_id, contact_id, tag) VALUES ($1, $2, $3) "
+             "ON CONFLICT (contact_id, tag) DO NOTHING",
+             {scope.tenant_id(), c.id, lowercase(t)});
+}
+
+// ---- pipelines -----------------------------------------------------------------------------------------
+
+constexpr const char* kPipelineColumns = "id, name, is_default, created_at, updated_at";
+constexpr const char* kStageColumns = "id, pipeline_id, name, position, probability, created_at, updated_at";
+
+Pipeline pipeline_from(const db::Row& r) {
+  Pipeline p;
+  p.id = r.text(0);
+  p.name = r.text(1);
+  p.is_default = r.integer(2) != 0;
+  p.created_at = r.text(3);
+  p.updated_at = r.text(4);
+  return p;
+}
+
+Stage stage_from(const db::Row& r) {
+  Stage s;
+  s.id = r.text(0);
+  s.pipeline_id = r.text(1);
+  s.name = r.text(2);
+  s.position = r.integer(3);
+  s.probability = r.integer(4);
+  s.created_at = r.text(5);
+  s.updated_at = r.text(6);
+  return s;
+}
+
+// ---- deals ---------------------------------------------------------------------------------------------
+
+constexpr const char* kDealColumns =
+    "id, title, amount, currency, pipeline_id, stage_id, contact_id, company_id, expected_close_date, status, "
+    "owner_id, custom, closed_at, created_at, updated_at";
+
+Deal deal_from(const db::Row& r) {
+  Deal d;
+  d.id = r.text(0);
+  d.title = r.text(1);
+  d.amount = r.opt_integer(2);
+  d.currency = r.opt_text(3);
+  d.pipeline_id = r.text(4);
+  d.stage_id = r.text(5);
+  d.contact_id = r.opt_text(6);
+  d.company_id = r.opt_text(7);
+  d.expected_close_date = r.opt_text(8);
+  d.status = r.text(9);
+  d.owner_id = r.opt_text(10);
+  d.custom = parse_json(r.opt_text(11), json::object());
+  d.closed_at = r.opt_text(12);
+  d.created_at = r.text(13);
+  d.updated_at = r.text(14);
+  return d;
+}
+
+constexpr const char* kHistoryColumns =
+    "id, deal_id, seq, pipeline_id, from_stage_id, to_stage_id, from_status, to_status, actor_type, actor_id, "
+    "changed_at";
+
+DealChange change_from(const db::Row& r) {
+  DealChange c;
+  c.id = r.text(0);
+  c.deal_id = r.text(1);
+  c.seq = r.integer(2);
+  c.pipeline_id = r.text(3);
+  c.from_stage_id = r.opt_text(4);
+  c.to_stage_id = r.opt_text(5);
+  c.from_status = r.opt_text(6);
+  c.to_status = r.opt_text(7);
+  c.actor = {r.text(8), r.text(9)};
+  c.changed_at = r.text(10);
+  return c;
+}
+
+// ---- activities ----------------------------------------------------------------------------------------
+
+constexpr const char* kActivityColumns =
+    "id, type, subject, body, due_at, done, completed_at, contact_id, company_id, deal_id, owner_id, created_at, "
+    "updated_at";
+
+Activity activity_from(const db::Row& r) {
+  Activity a;
+  a.id = r.text(0);
+  a.type = r.text(1);
+  a.subject = r.opt_text(2);
+  a.body = r.opt_text(3);
+  a.due_at = r.opt_text(4);
+  a.done = r.integer(5) != 0;
+  a.completed_at = r.opt_text(6);
+  a.contact_id = r.opt_text(7);
+  a.company_id = r.opt_text(8);
+  a.deal_id = r.opt_text(9);
+  a.owner_id = r.opt_text(10);
+  a.created_at = r.text(11);
+  a.updated_at = r.text(12);
+  return a;
+}
+
+// Activities that lost their last link go with it: an activity is always about something.
+void delete_orphan_activities(db::Tx& tx, const db::TenantScope& scope) {
+  tx.query("DELETE FROM crm_db.activities WHERE tenant_id = $1 AND contact_id IS NULL AND company_id IS NULL "
+           "AND deal_id IS NULL",
+           {scope.tenant_id()});
+}
+
+bool exists(db::Tx& tx, const char* table, const db::TenantScope& scope, const std::string& id) {
+  return !tx.query(std::string("SELECT 1 FROM crm_db.") + table + " WHERE tenant_id = $1 AND id = $2",
+                   {scope.tenant_id(), id})
+              .empty();
+}
+
+}  // namespace
+
+// ---- companies -----------------------------------------------------------------------------------------
+
+void Store::insert_company(db::Tx& tx, const db::TenantScope& scope, const Company& c) {
+  std::string address, custom = dump(c.custom);
+  const std::optional<std::string> domain_norm = c.domain;  // stored lower-cased already
+  tx.query("INSERT INTO crm_db.companies (id, tenant_id, name, domain, domain_normalized, industry, size, address, "
+           "owner_id, custom, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+           {c.id, scope.tenant_id(), c.name, c.domain, domain_norm, c.industry, c.size, opt_json(c.address, address),
+            c.owner_id, custom, c.created_at, c.updated_at});
+}
+
+void Store::update_company(db::Tx& tx, const db::TenantScope& scope, const Company& c) {
+  std::string address, custom = dump(c.custom);
+  tx.query("UPDATE crm_db.companies SET name = $3, domain = $4, domain_normalized = $4, industry = $5, size = $6, "
+           "address = $7, owner_id = $8, custom = $9, updated_at = $10 WHERE tenant_id = $1 AND id = $2",
+           {scope.tenant_id(), c.id, c.name, c.domain, c.industry, c.size, opt_json(c.address, address), c.owner_id,
+            custom, c.updated_at});
+}
+
+std::optional<Company> Store::find_company(db::Tx& tx, const db::TenantScope& scope, const std::string& id) {
+  auto res = tx.query(std::string("SELECT ") + kCompanyColumns +
+                          " FROM crm_db.companies WHERE tenant_id = $1 AND id = $2",
+                      {scope.tenant_id(), id});
+  if (res.empty()) return std::nullopt;
+  return company_from(res.rows[0]);
+}
+
+bool Store::company_exists(db::Tx& tx, const db::TenantScope& scope, const std::string& id) {
+  return exists(tx, "companies", scope, id);
+}
+
+bool Store::domain_taken(db::Tx& tx, const db::TenantScope& scope, const std::string& domain,
+                         const std::string& except_id) {
+  return !tx.query("SELECT 1 FROM crm_db.companies WHERE tenant_id = $1 AND domain_normalized = $2 AND id <> $3",
+                   {scope.tenant_id(), domain, except_id})
+              .empty();
+}
+
+std::vector<Company> Store::list_companies(db::Tx& tx, const db::TenantScope& scope, const CompanyFilter& f) {
+  Sql sql(std::string("SELECT ") + kCompanyColumns + " FROM crm_db.companies WHERE tenant_id = ");
+  sql += sql.bind(scope.tenant_id());
+  sql.eq("owner_id", f.owner_id);
+  sql.eq("size", f.size);
+  sql.eq("domain_normalized", f.domain);
+  if (f.industry) sql += " AND lower(industry) = " + sql.bind(lowercase(*f.industry));
+  if (f.q) {
+    const std::string p = sql.bind(*f.q);
+    sql += " AND (lower(name) LIKE " + p + " ESCAPE '\\' OR domain_normalized LIKE " + p + " ESCAPE '\\')";
+  }
+  sql.page(f);
+  std::vector<Company> out;
+  for (const auto& r : tx.query(sql.text(), sql.params()).rows) out.push_back(company_from(r));
+  return out;
+}
+
+int64_t Store::delete_company(db::Tx& tx, const db::TenantScope& scope, const std::string& id, const std::string& now) {
+  const int64_t unlinked =
+      tx.query("UPDATE crm_db.contacts SET company_id = NULL, updated_at = $3 WHERE tenant_id = $1 AND company_id = $2",
+               {scope.tenant_id(), id, now})
+          .affected;
+  tx.query("UPDATE crm_db.deals SET company_id = NULL, updated_at = $3 WHERE tenant_id = $1 AND company_id = $2",
+           {scope.tenant_id(), id, now});
+  tx.query("UPDATE crm_db.activities SET company_id = NULL, updated_at = $3 WHERE tenant_id = $1 AND company_id = $2",
+           {scope.tenant_id(), id, now});
+  delete_orphan_activities(tx, scope);
+  tx.query("DELETE FROM crm_db.companies WHERE tenant_id = $1 AND id = $2", {scope.tenant_id(), id});
+  return unlinked;
+}
+
+// ---- contacts ------------------------------------------------------------------------------------------
+
+void Store::insert_contact(db::Tx& tx, const db::TenantScope& scope, const Contact& c) {
+  const std::string tags = dump(c.tags), custom = dump(c.custom);
+  std::optional<std::string> email_norm;
+  if (c.email) email_norm = normalize_email(*c.email);
+  tx.query("INSERT INTO crm_db.contacts (id, tenant_id, first_name, last_name, email, email_normalized, phone, title, "
+           "company_id, owner_id, lifecycle_stage, tags, custom, created_at, updated_at) "
+           "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+           {c.id, scope.tenant_id(), c.first_name, c.last_name, c.email, email_norm, c.phone, c.title, c.company_id,
+            c.owner_id, c.lifecycle_stage, tags, custom, c.created_at, c.updated_at});
+  write_tags(tx, scope, c);
+}
+
+void Store::update_contact(db::Tx& tx, const db::TenantScope& scope, const Contact& c) {
+  const std::string tags = dump(c.tags), custom = dump(c.custom);
+  std::optional<std::string> email_norm;
+  if (c.email) email_norm = normalize_email(*c.email);
+  tx.query("UPDATE crm_db.contacts SET first_name = $3, last_name = $4, email = $5, email_normalized = $6, "
+           "phone = $7, title = $8, company_id = $9, owner_id = $10, lifecycle_stage = $11, tags = $12, custom = $13, "
+           "updated_at = $14 WHERE tenant_id = $1 AND id = $2",
+           {scope.tenant_id(), c.id, c.first_name, c.last_name, c.email, email_norm, c.phone, c.title, c.company_id,
+            c.owner_id, c.lifecycle_stage, tags, custom, c.updated_at});
+  write_tags(tx, scope, c);
+}
+
+std::optional<Contact> Store::find_contact(db::Tx& tx, const db::TenantScope& scope, const std::string& id) {
+  auto res = tx.query(std::string("SELECT ") + kContactColumns +
+                          " FROM crm_db.contacts WHERE tenant_id = $1 AND id = $2",
+                      {scope.tenant_id(), id});
+  if (res.empty()) return std::nullopt;
+  return contact_from(res.rows[0]);
+}
+
+bool Store::contact_exists(db::Tx& tx, const db::TenantScope& scope, const std::string& id) {
+  return exists(tx, "contacts", scope, id);
+}
+
+bool Store::email_taken(db::Tx& tx, const db::TenantScope& scope, const std::string& email_normalized,
+                        const std::string& except_id) {
+  return !tx.query("SELECT 1 FROM crm_db.contacts WHERE tenant_id = $1 AND email_normalized = $2 AND id <> $3",
+                   {scope.tenant_id(), email_normalized, except_id})
+              .empty();
+}
+
+std::vector<Contact> Store::list_contacts(db::Tx& tx, const db::TenantScope& scope, const ContactFilter& f) {
+  Sql sql(std::string("SELECT ") + kContactColumns + " FROM crm_db.contacts c WHERE tenant_id = ");
+  const std::string tenant = sql.bind(scope.tenant_id());
+  sql += tenant;
+  sql.eq("company_id", f.company_id);
+  sql.eq("owner_id", f.owner_id);
+  sql.eq("lifecycle_stage", f.lifecycle_stage);
+  if (f.email) sql += " AND email_normalized = " + sql.bind(normalize_email(*f.email));
+  if (f.tag)
+    sql += " AND EXISTS (SELECT 1 FROM crm_db.contact_tags t WHERE t.tenant_id = " + tenant +
+           " AND t.contact_id = c.id AND t.tag = " + sql.bind(lowercase(*f.tag)) + ")";
+  if (f.q) {
+    const std::string p = sql.bind(*f.q);
+    sql += " AND (lower(first_name) LIKE " + p + " ESCAPE '\\' OR lower(last_name) LIKE " + p +
+           " ESCAPE '\\' OR lower(COALESCE(first_name, '') || ' ' || COALESCE(last_name, '')) LIKE " + p +
+           " ESCAPE '\\' OR email_normalized LIKE " + p + " ESCAPE '\\')";
+  }
+  sql.page(f);
+  std::vector<Contact> out;
+  for (const auto& r : tx.query(sql.text(), sql.params()).rows) out.push_back(contact_from(r));
+  return out;
+}
+
+void Store::delete_contact(db::Tx& tx, const db::TenantScope& scope, const std::string& id, const std::string& now) {
+  tx.query("UPDATE crm_db.deals SET contact_id = NULL, updated_at = $3 WHERE tenant_id = $1 AND contact_id = $2",
+           {scope.tenant_id(), id, now});
+  tx.query("UPDATE crm_db.activities SET contact_id = NULL, updated_at = $3 WHERE tenant_id = $1 AND contact_id = $2",
+           {scope.tenant_id(), id, now});
+  delete_orphan_activities(tx, scope);
+  tx.query("DELETE FROM crm_db.contact_tags WHERE tenant_id = $1 AND contact_id = $2", {scope.tenant_id(), id});
+  tx.query("DELETE FROM crm_db.contacts WHERE tenant_id = $1 AND id = $2", {scope.tenant_id(), id});
+}
+
+// ---- pipelines and stages ------------------------------------------------------------------------------
+
+void Store::insert_pipeline(db::Tx& tx, const db::TenantScope& scope, const Pipeline& p) {
+  tx.query("INSERT INTO crm_db.pipelines (id, tenant_id, name, is_default, created_at, updated_at) "
+           "VALUES ($1, $2, $3, $4, $5, $6)",
+           {p.id, scope.tenant_id(), p.name, p.is_default, p.created_at, p.updated_at});
+  for (const auto& s : p.stages) insert_stage(tx, scope, s);
+}
+
+void Store::update_pipeline(db::Tx& tx, const db::TenantScope& scope, const Pipeline& p) {
+  tx.query("UPDATE crm_db.pipelines SET name = $3, is_default = $4, updated_at = $5 WHERE tenant_id = $1 AND id = $2",
+           {scope.tenant_id(), p.id, p.name, p.is_default, p.updated_at});
+}
+
+void Store::clear_default_pipeline(db::Tx& tx, const db::TenantScope& scope) {
+  tx.query("UPDATE crm_db.pipelines SET is_default = 0 WHERE tenant_id = $1 AND is_default <> 0", {scope.tenant_id()});
+}
+
+std::optional<Pipeline> Store::find_pipeline(db::Tx& tx, const db::TenantScope& scope, const std::string& id) {
+  auto res = tx.query(std::string("SELECT ") + kPipelineColumns +
+                          " FROM crm_db.pipelines WHERE tenant_id = $1 AND id = $2",
+                      {scope.tenant_id(), id});
+  if (res.empty()) return std::nullopt;
+  Pipeline p = pipeline_from(res.rows[0]);
+  p.stages = list_stages(tx, scope, p.id);
+  return p;
+}
+
+std::optional<Pipeline> Store::default_pipeline(db::Tx& tx, const db::TenantScope& scope) {
+  auto res = tx.query(std::string("SELECT ") + kPipelineColumns +
+                          " FROM crm_db.pipelines WHERE tenant_id = $1 ORDER BY is_default DESC, created_at, id LIMIT 1",
+                      {scope.tenant_id()});
+  if (res.empty()) return std::nullopt;
+  Pipeline p = pipeline_from(res.rows[0]);
+  p.stages = list_stages(tx, scope, p.id);
+  return p;
+}
+
+int64_t Store::count_pipelines(db::Tx& tx, const db::TenantScope& scope) {
+  return tx.query("SELECT COUNT(*) FROM crm_db.pipelines WHERE tenant_id = $1", {scope.tenant_id()})
+      .rows.at(0)
+      .integer(0);
+}
+
+std::vector<Pipeline> Store::list_pipelines(db::Tx& tx, const db::TenantScope& scope, const ListQuery& q) {
+  Sql sql(std::string("SELECT ") + kPipelineColumns + " FROM crm_db.pipelines WHERE tenant_id = ");
+  sql += sql.bind(scope.tenant_id());
+  if (q.q) sql += " AND lower(name) LIKE " + sql.bind(*q.q) + " ESCAPE '\\'";
+  sql.page(q);
+  std::vector<Pipeline> out;
+  for (const auto& r : tx.query(sql.text(), sql.params()).rows) out.push_back(pipeline_from(r));
+  for (auto& p : out) p.stages = list_stages(tx, scope, p.id);
+  return out;
+}
+
+void Store::delete_pipeline(db::Tx& tx, const db::TenantScope& scope, const std::string& id) {
+  tx.query("DELETE FROM crm_db.stages WHERE tenant_id = $1 AND pipeline_id = $2", {scope.tenant_id(), id});
+  tx.query("DELETE FROM crm_db.pipelines WHERE tenant_id = $1 AND id = $2", {scope.tenant_id(), id});
+}
+
+void Store::insert_stage(db::Tx& tx, const db::TenantScope& scope, const Stage& s) {
+  tx.query("INSERT INTO crm_db.stages (id, tenant_id, pipeline_id, name, position, probability, created_at, "
+           "updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+           {s.id, scope.tenant_id(), s.pipeline_id, s.name, s.position, s.probability, s.created_at, s.updated_at});
+}
+
+void Store::update_stage(db::Tx& tx, const db::TenantScope& scope, const Stage& s) {
+  tx.query("UPDATE crm_db.stages SET name = $3, position = $4, probability = $5, updated_at = $6 "
+           "WHERE tenant_id = $1 AND id = $2",
+           {scope.tenant_id(), s.id, s.name, s.position, s.probability, s.updated_at});
+}
+
+std::optional<Stage> Store::find_stage(db::Tx& tx, const db::TenantScope& scope, const std::string& id) {
+  auto res = tx.query(std::string("SELECT ") + kStageColumns + " FROM crm_db.stages WHERE tenant_id = $1 AND id = $2",
+                      {scope.tenant_id(), id});
+  if (res.empty()) return std::nullopt;
+  return stage_from(res.rows[0]);
+}
+
+std::vector<Stage> Store::list_stages(db::Tx& tx, const db::TenantScope& scope, const std::string& pipeline_id) {
+  std::vector<Stage> out;
+  for (const auto& r : tx.query(std::string("SELECT ") + kStageColumns +
+                                    " FROM crm_db.stages WHERE tenant_id = $1 AND pipeline_id = $2 "
+                                    "ORDER BY position, created_at, id",
+                                {scope.tenant_id(), pipeline_id})
+                           .rows)
+    out.push_back(stage_from(r));
+  return out;
+}
+
+void Store::delete_stage(db::Tx& tx, const db::TenantScope& scope, const std::string& id) {
+  tx.query("DELETE FROM crm_db.stages WHERE tenant_id = $1 AND id = $2", {scope.tenant_id(), id});
+}
+
+// ---- deals ---------------------------------------------------------------------------------------------
+
+void Store::insert_deal(db::Tx& tx, const db::TenantScope& scope, const Deal& d) {
+  const std::string custom = dump(d.custom);
+  tx.query("INSERT INTO crm_db.deals (id, tenant_id, title, amount, currency, pipeline_id, stage_id, contact_id, "
+           "company_id, expected_close_date, status, owner_id, custom, closed_at, created_at, updated_at) "
+           "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+           {d.id, scope.tenant_id(), d.title, d.amount, d.currency, d.pipeline_id, d.stage_id, d.contact_id,
+            d.company_id, d.expected_close_date, d.status, d.owner_id, custom, d.closed_at, d.created_at,
+            d.updated_at});
+}
+
+void Store::update_deal(db::Tx& tx, const db::TenantScope& scope, const Deal& d) {
+  const std::string custom = dump(d.custom);
+  tx.query("UPDATE crm_db.deals SET title = $3, amount = $4, currency = $5, pipeline_id = $6, stage_id = $7, "
+           "contact_id = $8, company_id = $9, expected_close_date = $10, status = $11, owner_id = $12, custom = $13, "
+           "closed_at = $14, updated_at = $15 WHERE tenant_id = $1 AND id = $2",
+           {scope.tenant_id(), d.id, d.title, d.amount, d.currency, d.pipeline_id, d.stage_id, d.contact_id,
+            d.company_id, d.expected_close_date, d.status, d.owner_id, custom, d.closed_at, d.updated_at});
+}
+
+std::optional<Deal> Store::find_deal(db::Tx& tx, const db::TenantScope& scope, const std::string& id) {
+  auto res = tx.query(std::string("SELECT ") + kDealColumns + " FROM crm_db.deals WHERE tenant_id = $1 AND id = $2",
+                      {scope.tenant_id(), id});
+  if (res.empty()) return std::nullopt;
+  return deal_from(res.rows[0]);
+}
+
+bool Store::deal_exists(db::Tx& tx, const db::TenantScope& scope, const std::string& id) {
+  return exists(tx, "deals", scope, id);
+}
+
+std::vector<Deal> Store::list_deals(db::Tx& tx, const db::TenantScope& scope, const DealFilter& f) {
+  Sql sql(std::string("SELECT ") + kDealColumns + " FROM crm_db.deals WHERE tenant_id = ");
+  sql += sql.bind(scope.tenant_id());
+  sql.eq("pipeline_id", f.pipeline_id);
+  sql.eq("stage_id", f.stage_id);
+  sql.eq("contact_id", f.contact_id);
+  sql.eq("company_id", f.company_id);
+  sql.eq("owner_id", f.owner_id);
+  sql.eq("status", f.status);
+  sql.eq("currency", f.currency);
+  if (f.q) sql += " AND lower(title) LIKE " + sql.bind(*f.q) + " ESCAPE '\\'";
+  sql.page(f);
+  std::vector<Deal> out;
+  for (const auto& r : tx.query(sql.text(), sql.params()).rows) out.push_back(deal_from(r));
+  return out;
+}
+
+std::vector<Deal> Store::deals_in_stage(db::Tx& tx, const db::TenantScope& scope, const std::string& stage_id) {
+  std::vector<Deal> out;
+  for (const auto& r : tx.query(std::string("SELECT ") + kDealColumns +
+                                    " FROM crm_db.deals WHERE tenant_id = $1 AND stage_id = $2 ORDER BY created_at, id",
+                                {scope.tenant_id(), stage_id})
+                           .rows)
+    out.push_back(deal_from(r));
+  return out;
+}
+
+int64_t Store::count_deals_in_pipeline(db::Tx& tx, const db::TenantScope& scope, const std::string& pipeline_id) {
+  return tx.query("SELECT COUNT(*) FROM crm_db.deals WHERE tenant_id = $1 AND pipeline_id = $2",
+                  {scope.tenant_id(), pipeline_id})
+      .rows.at(0)
+      .integer(0);
+}
+
+void Store::delete_deal(db::Tx& tx, const db::TenantScope& scope, const std::string& id, const std::string& now) {
+  tx.query("UPDATE crm_db.activities SET deal_id = NULL, updated_at = $3 WHERE tenant_id = $1 AND deal_id = $2",
+           {scope.tenant_id(), id, now});
+  delete_orphan_activities(tx, scope);
+  tx.query("DELETE FROM crm_db.deal_history WHERE tenant_id = $1 AND deal_id = $2", {scope.tenant_id(), id});
+  tx.query("DELETE FROM crm_db.deals WHERE tenant_id = $1 AND id = $2", {scope.tenant_id(), id});
+}
+
+void Store::append_history(db::Tx& tx, const db::TenantScope& scope, DealChange& c) {
+  c.seq = tx.query("SELECT COALESCE(MAX(seq), 0) + 1 FROM crm_db.deal_history WHERE tenant_id = $1 AND deal_id = $2",
+                   {scope.tenant_id(), c.deal_id})
+              .rows.at(0)
+              .integer(0);
+  tx.query("INSERT INTO crm_db.deal_history (id, tenant_id, deal_id, seq, pipeline_id, from_stage_id, to_stage_id, "
+           "from_status, to_status, actor_type, actor_id, changed_at) "
+           "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+           {c.id, scope.tenant_id(), c.deal_id, c.seq, c.pipeline_id, c.from_stage_id, c.to_stage_id, c.from_status,
+            c.to_status, c.actor.type, c.actor.id, c.changed_at});
+}
+
+std::vector<DealChange> Store::list_history(db::Tx& tx, const db::TenantScope& scope, const std::string& deal_id,
+                                            int limit, int64_t after_seq) {
+  std::vector<DealChange> out;
+  for (const auto& r : tx.query(std::string("SELECT ") + kHistoryColumns +
+                                    " FROM crm_db.deal_history WHERE tenant_id = $1 AND deal_id = $2 AND seq > $3 "
+                                    "ORDER BY seq LIMIT $4",
+                                {scope.tenant_id(), deal_id, after_seq, static_cast<int64_t>(limit) + 1})
+                           .rows)
+    out.push_back(change_from(r));
+  return out;
+}
+
+// ---- activities ----------------------------------------------------------------------------------------
+
+void Store::insert_activity(db::Tx& tx, const db::TenantScope& scope, const Activity& a) {
+  tx.query("INSERT INTO crm_db.activities (id, tenant_id, type, subject, body, due_at, done, completed_at, "
+           "contact_id, company_id, deal_id, owner_id, created_at, updated_at) "
+           "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+           {a.id, scope.tenant_id(), a.type, a.subject, a.body, a.due_at, a.done, a.completed_at, a.contact_id,
+            a.company_id, a.deal_id, a.owner_id, a.created_at, a.updated_at});
+}
+
+void Store::update_activity(db::Tx& tx, const db::TenantScope& scope, const Activity& a) {
+  tx.query("UPDATE crm_db.activities SET type = $3, subject = $4, body = $5, due_at = $6, done = $7, "
+           "completed_at = $8, contact_id = $9, company_id = $10, deal_id = $11, owner_id = $12, updated_at = $13 "
+           "WHERE tenant_id = $1 AND id = $2",
+           {scope.tenant_id(), a.id, a.type, a.subject, a.body, a.due_at, a.done, a.completed_at, a.contact_id,
+            a.company_id, a.deal_id, a.owner_id, a.updated_at});
+}
+
+std::optional<Activity> Store::find_activity(db::Tx& tx, const db::TenantScope& scope, const std::string& id) {
+  auto res = tx.query(std::string("SELECT ") + kActivityColumns +
+                          " FROM crm_db.activities WHERE tenant_id = $1 AND id = $2",
+                      {scope.tenant_id(), id});
+  if (res.empty()) return std::nullopt;
+  return activity_from(res.rows[0]);
+}
+
+std::vector<Activity> Store::list_activities(db::Tx& tx, const db::TenantScope& scope, const ActivityFilter& f) {
+  Sql sql(std::string("SELECT ") + kActivityColumns + " FROM crm_db.activities WHERE tenant_id = ");
+  sql += sql.bind(scope.tenant_id());
+  sql.eq("type", f.type);
+  sql.eq("contact_id", f.contact_id);
+  sql.eq("company_id", f.company_id);
+  sql.eq("deal_id", f.deal_id);
+  sql.eq("owner_id", f.owner_id);
+  if (f.done) sql += " AND done = " + sql.bind(static_cast<int64_t>(*f.done ? 1 : 0));
+  if (f.q) {
+    const std::string p = sql.bind(*f.q);
+    sql += " AND (lower(subject) LIKE " + p + " ESCAPE '\\' OR lower(body) LIKE " + p + " ESCAPE '\\')";
+  }
+  sql.page(f);
+  std::vector<Activity> out;
+  for (const auto& r : tx.query(sql.text(), sql.params()).rows) out.push_back(activity_from(r));
+  return out;
+}
+
+bool Store::delete_activity(db::Tx& tx, const db::TenantScope& scope, const std::string& id) {
+  return tx.query("DELETE FROM crm_db.activities WHERE tenant_id = $1 AND id = $2", {scope.tenant_id(), id}).affected >
+         0;
+}
+
+Counts Store::counts(db::Tx& tx, const db::TenantScope& scope) {
+  auto one = [&](const char* sql) { return tx.query(sql, {scope.tenant_id()}).rows.at(0).integer(0); };
+  Counts c;
+  c.companies = one("SELECT COUNT(*) FROM crm_db.companies WHERE tenant_id = $1");
+  c.contacts = one("SELECT COUNT(*) FROM crm_db.contacts WHERE tenant_id = $1");
+  c.deals = one("SELECT COUNT(*) FROM crm_db.deals WHERE tenant_id = $1");
+  c.open_deals = one("SELECT COUNT(*) FROM crm_db.deals WHERE tenant_id = $1 AND status = 'open'");
+  c.activities = one("SELECT COUNT(*) FROM crm_db.activities WHERE tenant_id = $1");
+  return c;
+}
+
+void Store::purge_tenant(db::Tx& tx, const db::TenantScope& scope) {
+  for (const char* table : {"activities", "deal_history", "deals", "stages", "pipelines", "contact_tags", "contacts",
+                            "companies", "idempotency_keys"})
+    tx.query(std::string("DELETE FROM crm_db.") + table + " WHERE tenant_id = $1", {scope.tenant_id()});
+}
+
+}  // namespace cdx::crm

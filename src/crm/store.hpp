@@ -1,0 +1,100 @@
+// CRM's SQL, and nowhere else: companies, contacts (and their tag index), pipelines, stages, deals, deal
+// history and activities in crm_db. Every statement takes the caller's transaction and TenantScope, so the
+// service composes rules, changes and outbox events in one transaction. Blocking; call from workers.
+//   store.write(scope, [&](db::Tx& tx) { if (!store.company_exists(tx, scope, id)) …; store.insert_contact(tx, scope, c); });
+#pragma once
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "crm/model.hpp"
+#include "db/database.hpp"
+
+namespace cdx::crm {
+
+class Store {
+ public:
+  explicit Store(std::shared_ptr<db::Database> db) : db_(std::move(db)) {}
+
+  // A write transaction serialised per tenant (PostgreSQL advisory lock; SQLite serialises writes
+  // anyway), so check-then-write rules (unique email, links that must exist, stage with deals) hold.
+  template <class F>
+  auto write(const db::TenantScope& scope, F&& fn) {
+    return db_->write(scope, [&](db::Tx& tx) {
+      tx.lock("crm_db:" + scope.tenant_id());
+      return fn(tx);
+    });
+  }
+  template <class F>
+  auto read(const db::TenantScope& scope, F&& fn) {
+    return db_->read(scope, std::forward<F>(fn));
+  }
+
+  // companies
+  void insert_company(db::Tx& tx, const db::TenantScope& scope, const Company& c);
+  void update_company(db::Tx& tx, const db::TenantScope& scope, const Company& c);
+  std::optional<Company> find_company(db::Tx& tx, const db::TenantScope& scope, const std::string& id);
+  bool company_exists(db::Tx& tx, const db::TenantScope& scope, const std::string& id);
+  bool domain_taken(db::Tx& tx, const db::TenantScope& scope, const std::string& domain, const std::string& except_id);
+  std::vector<Company> list_companies(db::Tx& tx, const db::TenantScope& scope, const CompanyFilter& f);
+  // Deletes the company and unlinks its contacts, deals and activities; answers the unlinked contact count.
+  int64_t delete_company(db::Tx& tx, const db::TenantScope& scope, const std::string& id, const std::string& now);
+
+  // contacts
+  void insert_contact(db::Tx& tx, const db::TenantScope& scope, const Contact& c);
+  void update_contact(db::Tx& tx, const db::TenantScope& scope, const Contact& c);
+  std::optional<Contact> find_contact(db::Tx& tx, const db::TenantScope& scope, const std::string& id);
+  bool contact_exists(db::Tx& tx, const db::TenantScope& scope, const std::string& id);
+  bool email_taken(db::Tx& tx, const db::TenantScope& scope, const std::string& email_normalized,
+                   const std::string& except_id);
+  std::vector<Contact> list_contacts(db::Tx& tx, const db::TenantScope& scope, const ContactFilter& f);
+  void delete_contact(db::Tx& tx, const db::TenantScope& scope, const std::string& id, const std::string& now);
+
+  // pipelines and stages
+  void insert_pipeline(db::Tx& tx, const db::TenantScope& scope, const Pipeline& p);  // and its stages
+  void update_pipeline(db::Tx& tx, const db::TenantScope& scope, const Pipeline& p);  // name, is_default, updated_at
+  void clear_default_pipeline(db::Tx& tx, const db::TenantScope& scope);
+  std::optional<Pipeline> find_pipeline(db::Tx& tx, const db::TenantScope& scope, const std::string& id);
+  std::optional<Pipeline> default_pipeline(db::Tx& tx, const db::TenantScope& scope);  // or the oldest
+  int64_t count_pipelines(db::Tx& tx, const db::TenantScope& scope);
+  // Oldest first, up to limit + 1; after = the created_at|id cursor of the last seen.
+  std::vector<Pipeline> list_pipelines(db::Tx& tx, const db::TenantScope& scope, const ListQuery& q);
+  void delete_pipeline(db::Tx& tx, const db::TenantScope& scope, const std::string& id);  // and its stages
+
+  void insert_stage(db::Tx& tx, const db::TenantScope& scope, const Stage& s);
+  void update_stage(db::Tx& tx, const db::TenantScope& scope, const Stage& s);
+  std::optional<Stage> find_stage(db::Tx& tx, const db::TenantScope& scope, const std::string& id);
+  std::vector<Stage> list_stages(db::Tx& tx, const db::TenantScope& scope, const std::string& pipeline_id);
+  void delete_stage(db::Tx& tx, const db::TenantScope& scope, const std::string& id);
+
+  // deals
+  void insert_deal(db::Tx& tx, const db::TenantScope& scope, const Deal& d);
+  void update_deal(db::Tx& tx, const db::TenantScope& scope, const Deal& d);
+  std::optional<Deal> find_deal(db::Tx& tx, const db::TenantScope& scope, const std::string& id);
+  bool deal_exists(db::Tx& tx, const db::TenantScope& scope, const std::string& id);
+  std::vector<Deal> list_deals(db::Tx& tx, const db::TenantScope& scope, const DealFilter& f);
+  std::vector<Deal> deals_in_stage(db::Tx& tx, const db::TenantScope& scope, const std::string& stage_id);
+  int64_t count_deals_in_pipeline(db::Tx& tx, const db::TenantScope& scope, const std::string& pipeline_id);
+  void delete_deal(db::Tx& tx, const db::TenantScope& scope, const std::string& id, const std::string& now);
+
+  void append_history(db::Tx& tx, const db::TenantScope& scope, DealChange& c);  // assigns seq
+  // Oldest first, up to limit + 1, after the given seq.
+  std::vector<DealChange> list_history(db::Tx& tx, const db::TenantScope& scope, const std::string& deal_id,
+                                       int limit, int64_t after_seq);
+
+  // activities
+  void insert_activity(db::Tx& tx, const db::TenantScope& scope, const Activity& a);
+  void update_activity(db::Tx& tx, const db::TenantScope& scope, const Activity& a);
+  std::optional<Activity> find_activity(db::Tx& tx, const db::TenantScope& scope, const std::string& id);
+  std::vector<Activity> list_activities(db::Tx& tx, const db::TenantScope& scope, const ActivityFilter& f);
+  bool delete_activity(db::Tx& tx, const db::TenantScope& scope, const std::string& id);
+
+  Counts counts(db::Tx& tx, const db::TenantScope& scope);
+  void purge_tenant(db::Tx& tx, const db::TenantScope& scope);
+
+ private:
+  std::shared_ptr<db::Database> db_;
+};
+
+}  // namespace cdx::crm
