@@ -137,6 +137,8 @@ std::shared_ptr<const Principal> Authenticator::from_bearer(std::string_view tok
   p->expires_at = c.exp;
   if (c.extra.is_object() && c.extra.contains("sid") && c.extra["sid"].is_string())
     p->session_id = c.extra["sid"].get<std::string>();
+  // A token an OAuth client obtained is limited to the scopes granted to that client.
+  p->scope_limited = c.extra.is_object() && c.extra.contains("client_id");
   p->scopes = split_scopes(c.scope);
   if (c.role == "SUPERADMIN") {
     p->kind = Principal::Kind::kSuperadmin;
@@ -231,8 +233,8 @@ Task<void> Authenticator::authenticate(http::Context& ctx, const http::RouteDoc&
         throw Error(Code::kForbidden, "A CLIENT may only act on its own user.");
       break;
   }
-  if (!route.scope.empty() && p.kind == Principal::Kind::kApiKey && !p.has_scope(route.scope))
-    throw Error(Code::kForbidden, "The API key lacks the scope '" + route.scope + "'.");
+  if (!route.scope.empty() && (p.kind == Principal::Kind::kApiKey || p.scope_limited) && !p.has_scope(route.scope))
+    throw Error(Code::kForbidden, "The credential lacks the scope '" + route.scope + "'.");
 }
 
 void Authenticator::limit(http::Context& ctx, gateway::Bucket* key_bucket, gateway::Bucket* tenant_bucket) {

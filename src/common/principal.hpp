@@ -25,6 +25,7 @@ struct Principal {
   int64_t expires_at = 0; // unix seconds; 0 = no expiry
   std::string session_id; // tokens: the refresh family (sid) the token belongs to
   bool publishable = false;  // a cdx_pk_ key: browser-visible, bound to the tenant's allowed origins
+  bool scope_limited = false;  // an OAuth client's token: routes' declared scopes apply, as for keys
 
   // "*" holds everything; "<area>:write" also holds "<area>:read".
   bool has_scope(std::string_view s) const {

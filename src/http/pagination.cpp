@@ -1,5 +1,6 @@
 #include "http/pagination.hpp"
 
+#include <algorithm>
 #include <charconv>
 
 #include "common/error.hpp"
@@ -20,7 +21,11 @@ Page parse_page(const Request& req) {
   }
   if (auto cursor = req.query_param("cursor"); cursor && !cursor->empty()) {
     std::string decoded;
-    if (!base64url_decode(*cursor, decoded) || decoded.rfind("c1:", 0) != 0)
+    // Cursors carry ids: anything but short printable ASCII was not made by us (and must not reach SQL).
+    auto printable = [](const std::string& s) {
+      return s.size() <= 3 + 128 && std::all_of(s.begin(), s.end(), [](char c) { return c > 32 && c < 127; });
+    };
+    if (!base64url_decode(*cursor, decoded) || decoded.rfind("c1:", 0) != 0 || !printable(decoded))
       errors.push_back({"cursor", "is not a cursor returned by this list"});
     else
       page.after = decoded.substr(3);
