@@ -895,7 +895,7 @@ nlohmann::json OAuthService::grant_authorization_code(const Form& form, const Cl
     e.details = {{"client_id", cc.client.client_id}, {"tokens_revoked", revoked}};
     service_.audit(scope, e, caller);
     log::warn("authorization code reused: its tokens are revoked", {{"client_id", cc.client.client_id}});
-    return invalid_grant("The authorization code was already used; the tokens issued from it are revoked.");
+    return invalid_grant("The authorization code was already used; the tokens issued from it are revoked.").revoking();
   };
   if (row->used_at) throw replayed();
   if (row->expires_at <= now) throw invalid_grant("The authorization code has expired.");
@@ -974,11 +974,12 @@ nlohmann::json OAuthService::grant_refresh_token(const Form& form, const ClientC
     e.details = {{"family_id", spent.family_id}, {"reason", "refresh token reuse"}, {"client_id", cc.client.client_id}};
     service_.audit(scope, e, caller);
   }
+  if (outcome == RotateOutcome::kReused) throw invalid_grant("The refresh token is not valid.").revoking();
   if (outcome != RotateOutcome::kRotated) throw invalid_grant("The refresh token is not valid.");
   const auto user = store.find_user(scope, spent.subject_id);
   if (!user || user->status != "active") {
     store.revoke_refresh_family(scope, spent.family_id);
-    throw invalid_grant("The refresh token's user is disabled or deleted.");
+    throw invalid_grant("The refresh token's user is disabled or deleted.").revoking();
   }
   json out = {{"access_token", sign_user_access(cc, *user, scope_text, spent.family_id, life.access)},
               {"token_type", "Bearer"},
@@ -1021,7 +1022,7 @@ nlohmann::json OAuthService::grant_client_credentials(const Form& form, const Cl
 
 // ---- revocation, introspection, userinfo -------------------------------------------------------------------
 
-void OAuthService::revoke(const Form& form, std::string_view authorization, const Caller& caller,
+bool OAuthService::revoke(const Form& form, std::string_view authorization, const Caller& caller,
                           std::vector<std::string>* origins) {
   ClientContext cc = authenticate_client(form, authorization);
   if (origins) *origins = cc.client.allowed_origins;
@@ -1051,12 +1052,14 @@ void OAuthService::revoke(const Form& form, std::string_view authorization, cons
       }
     }
   }
-  if (!family) return;
+  if (!family) return false;
   if (service_.store().revoke_refresh_family(scope, *family) > 0) {
     AuditEvent e{"oauth.token_revoked", "client", cc.client.client_id, "user", subject};
     e.details = {{"client_id", cc.client.client_id}, {"family_id", *family}};
     service_.audit(scope, e, caller);
+    return true;
   }
+  return false;
 }
 
 nlohmann::json OAuthService::introspect(const Form& form, std::string_view authorization) {

@@ -34,12 +34,19 @@ class OAuthError : public std::exception {
     www_authenticate_ = std::move(value);
     return *this;
   }
+  // The failure revoked sessions (a replayed code or refresh token): credential caches must drop them.
+  OAuthError& revoking() {
+    revoked_sessions_ = true;
+    return *this;
+  }
+  bool revoked_sessions() const { return revoked_sessions_; }
   const char* what() const noexcept override { return description_.c_str(); }
 
  private:
   std::string error_, description_;
   int status_;
   std::string www_authenticate_;  // set on 401s
+  bool revoked_sessions_ = false;
 };
 
 // An application/x-www-form-urlencoded body or query string, decoded once.
@@ -175,7 +182,8 @@ class OAuthService {
   // authenticated client's allowed origins (for CORS), also when the request then fails.
   nlohmann::json token(const Form& form, std::string_view authorization, const Caller& caller,
                        std::vector<std::string>* origins);
-  void revoke(const Form& form, std::string_view authorization, const Caller& caller,
+  // True when a session was revoked.
+  bool revoke(const Form& form, std::string_view authorization, const Caller& caller,
               std::vector<std::string>* origins);
   nlohmann::json introspect(const Form& form, std::string_view authorization);
   nlohmann::json userinfo(std::string_view access_token, std::vector<std::string>* origins);
