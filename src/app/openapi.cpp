@@ -135,6 +135,33 @@ const nlohmann::json& openapi_schemas() {
                            {"details", {{"type", "object"}}},
                            {"created_at", str_fmt("date-time")}},
                           {"id", "action", "actor", "created_at"});
+    s["OAuthTokenRequest"] = obj({{"grant_type", {{"type", "string"},
+                                                   {"enum", {"authorization_code", "client_credentials", "refresh_token"}}}},
+                                  {"code", str()},
+                                  {"redirect_uri", str()},
+                                  {"code_verifier", str()},
+                                  {"refresh_token", str()},
+                                  {"scope", str()},
+                                  {"client_id", str()},
+                                  {"client_secret", str()}},
+                                 {"grant_type"});
+    s["OAuthTokenOnly"] = obj({{"token", str()},
+                               {"token_type_hint", {{"type", "string"}, {"enum", {"access_token", "refresh_token"}}}},
+                               {"client_id", str()},
+                               {"client_secret", str()}},
+                              {"token"});
+    s["OAuthSignInForm"] = obj({{"email", str()},
+                                {"password", str()},
+                                {"csrf_token", str()},
+                                {"client_id", str()},
+                                {"redirect_uri", str()},
+                                {"response_type", str()},
+                                {"scope", str()},
+                                {"state", str()},
+                                {"nonce", str()},
+                                {"code_challenge", str()},
+                                {"code_challenge_method", str()}},
+                               {"email", "password", "csrf_token", "client_id"});
     s["Health"] = obj({{"status", {{"type", "string"}, {"enum", {"ok", "degraded", "down"}}}},
                        {"service", str()},
                        {"version", str()},
@@ -258,6 +285,9 @@ nlohmann::json openapi_document(const http::Router& router, const std::string& v
     if (!d.request_schema.empty())
       op["requestBody"] = {{"required", !d.request_optional},
                            {"content", {{"application/json", {{"schema", ref(d.request_schema)}}}}}};
+    if (!d.form_schema.empty())
+      op["requestBody"] = {{"required", true},
+                           {"content", {{"application/x-www-form-urlencoded", {{"schema", ref(d.form_schema)}}}}}};
     nlohmann::json ok = {{"description", d.summary}};
     if (!d.response_schema.empty()) {
       nlohmann::json schema = ref(d.response_schema);

@@ -354,7 +354,7 @@ void AuthModule::mount_oauth(http::Router& r) {
       Method::kPost, "/oauth/authorize",
       [this](Context& ctx) -> Task<void> { co_await authorize(ctx, oauth_, service_, workers_, true); },
       {.summary = "Authorization endpoint, form-encoded: the sign-in page posts here (email, password, csrf_token)",
-       .tag = "oauth"});
+       .tag = "oauth", .form_schema = "OAuthSignInForm"});
 
   r.add(
       Method::kPost, "/oauth/token",
@@ -375,7 +375,7 @@ void AuthModule::mount_oauth(http::Router& r) {
       },
       {.summary = "Token endpoint (form-encoded): grants authorization_code (PKCE), refresh_token, "
                   "client_credentials; client auth by HTTP Basic or client_id/client_secret; RFC 6749 errors",
-       .tag = "oauth", .response_schema = "OAuthTokenAnswer"});
+       .tag = "oauth", .form_schema = "OAuthTokenRequest", .response_schema = "OAuthTokenAnswer"});
 
   r.add(
       Method::kPost, "/oauth/revoke",
@@ -395,7 +395,7 @@ void AuthModule::mount_oauth(http::Router& r) {
         allow_origin(ctx, origins);
       },
       {.summary = "Revoke a refresh or access token (RFC 7009): ends its session; unknown tokens answer 200 too",
-       .tag = "oauth"});
+       .tag = "oauth", .form_schema = "OAuthTokenOnly"});
 
   r.add(
       Method::kPost, "/oauth/introspect",
@@ -411,7 +411,7 @@ void AuthModule::mount_oauth(http::Router& r) {
         no_store(ctx);
       },
       {.summary = "Token introspection (RFC 7662) for a confidential client of the token's tenant",
-       .tag = "oauth", .response_schema = "OAuthIntrospection"});
+       .tag = "oauth", .form_schema = "OAuthTokenOnly", .response_schema = "OAuthIntrospection"});
 
   const auto userinfo = [this](Context& ctx) -> Task<void> {
     std::vector<std::string> origins;

@@ -949,9 +949,12 @@ nlohmann::json OAuthService::grant_refresh_token(const Form& form, const ClientC
   const auto row = store.find_refresh_token(scope, hash);
   // Bound to its client: another client presenting it learns nothing and spends nothing.
   if (!row || row->client_id != cc.client.client_id) throw invalid_grant("The refresh token is not valid.");
-  std::string scope_text = row->scope;
+  // What the token was granted, less what the client may no longer ask for (its scopes were narrowed).
+  std::vector<std::string> granted;
+  for (const auto& s : split_scope(row->scope).value_or(std::vector<std::string>{}))
+    if (contains(cc.client.scopes, s)) granted.push_back(s);
+  std::string scope_text = join_scope(granted);
   if (auto requested = form.get("scope")) {
-    const auto granted = split_scope(row->scope).value_or(std::vector<std::string>{});
     auto asked = split_scope(*requested);
     if (!asked || asked->empty()) throw invalid_scope("The scope is malformed.");
     for (const auto& s : *asked)
@@ -1142,13 +1145,19 @@ nlohmann::json OAuthService::userinfo(std::string_view access_token, std::vector
   if (client_claim && origins)  // a browser app reads its user's claims from the origins it registered
     if (auto client = store_.find_client(tenant->scope, *client_claim); client && client->client_id == *client_claim)
       *origins = client->allowed_origins;
-  return {{"sub", user->id},
-          {"email", user->email},
-          {"email_verified", false},
-          {"name", user->name},
-          {"preferred_username", user->email},
-          {"tenant_id", c.tid},
-          {"tid", c.tid}};
+  // OIDC Core §5.4: email claims with the email scope, profile claims with profile. A first-party
+  // token (no client) is the user's own session and sees both.
+  const auto granted = split_scope(c.scope).value_or(std::vector<std::string>{});
+  nlohmann::json out = {{"sub", user->id}, {"tenant_id", c.tid}, {"tid", c.tid}};
+  if (!client_claim || contains(granted, "email")) {
+    out["email"] = user->email;
+    out["email_verified"] = false;
+  }
+  if (!client_claim || contains(granted, "profile")) {
+    out["name"] = user->name;
+    out["preferred_username"] = user->email;
+  }
+  return out;
 }
 
 // ---- signing keys ------------------------------------------------------------------------------------------

@@ -39,7 +39,65 @@ KNOWN_ROUTES = [
     ("patch", "/api/v1/auth/users/{id}"),
     ("delete", "/api/v1/auth/users/{id}"),
     ("get", "/api/v1/auth/audit"),
+    # OAuth2 / OIDC: client registration, discovery and the protocol endpoints
+    ("get", "/api/v1/auth/clients"),
+    ("post", "/api/v1/auth/clients"),
+    ("get", "/api/v1/auth/clients/{id}"),
+    ("patch", "/api/v1/auth/clients/{id}"),
+    ("delete", "/api/v1/auth/clients/{id}"),
+    ("post", "/api/v1/auth/clients/{id}/secret"),
+    ("get", "/.well-known/openid-configuration"),
+    ("get", "/.well-known/oauth-authorization-server"),
+    ("get", "/oauth/authorize"),
+    ("post", "/oauth/authorize"),
+    ("post", "/oauth/token"),
+    ("post", "/oauth/revoke"),
+    ("post", "/oauth/introspect"),
+    ("get", "/oauth/userinfo"),
+    ("post", "/oauth/userinfo"),
+    # CRM
+    ("get", "/api/v1/crm/companies"),
+    ("post", "/api/v1/crm/companies"),
+    ("get", "/api/v1/crm/companies/{id}"),
+    ("patch", "/api/v1/crm/companies/{id}"),
+    ("delete", "/api/v1/crm/companies/{id}"),
+    ("get", "/api/v1/crm/companies/export"),
+    ("post", "/api/v1/crm/companies/import"),
+    ("get", "/api/v1/crm/contacts"),
+    ("post", "/api/v1/crm/contacts"),
+    ("get", "/api/v1/crm/contacts/{id}"),
+    ("patch", "/api/v1/crm/contacts/{id}"),
+    ("delete", "/api/v1/crm/contacts/{id}"),
+    ("get", "/api/v1/crm/contacts/{id}/timeline"),
+    ("get", "/api/v1/crm/contacts/export"),
+    ("post", "/api/v1/crm/contacts/import"),
+    ("get", "/api/v1/crm/pipelines"),
+    ("post", "/api/v1/crm/pipelines"),
+    ("get", "/api/v1/crm/pipelines/{id}"),
+    ("patch", "/api/v1/crm/pipelines/{id}"),
+    ("delete", "/api/v1/crm/pipelines/{id}"),
+    ("get", "/api/v1/crm/pipelines/{id}/stages"),
+    ("post", "/api/v1/crm/pipelines/{id}/stages"),
+    ("get", "/api/v1/crm/pipelines/{id}/stages/{stage_id}"),
+    ("patch", "/api/v1/crm/pipelines/{id}/stages/{stage_id}"),
+    ("delete", "/api/v1/crm/pipelines/{id}/stages/{stage_id}"),
+    ("get", "/api/v1/crm/deals"),
+    ("post", "/api/v1/crm/deals"),
+    ("get", "/api/v1/crm/deals/{id}"),
+    ("patch", "/api/v1/crm/deals/{id}"),
+    ("delete", "/api/v1/crm/deals/{id}"),
+    ("get", "/api/v1/crm/deals/{id}/history"),
+    ("get", "/api/v1/crm/deals/{id}/timeline"),
+    ("get", "/api/v1/crm/activities"),
+    ("post", "/api/v1/crm/activities"),
+    ("get", "/api/v1/crm/activities/{id}"),
+    ("patch", "/api/v1/crm/activities/{id}"),
+    ("delete", "/api/v1/crm/activities/{id}"),
+    ("get", "/api/v1/crm/events"),
 ]
+# Routes whose POST takes no JSON body: state changes without a body, and the OAuth protocol endpoints, which
+# take application/x-www-form-urlencoded bodies (RFC 6749).
+NO_JSON_BODY = ("/suspend", "/resume", "/secret", "/import")  # CRM imports take text/csv
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 
 
@@ -234,7 +292,7 @@ def test_operation_ids_are_unique(spec):
 
 def test_json_request_bodies_documented_for_writes(spec):
     for method, path in KNOWN_ROUTES:
-        if method in ("post", "patch") and not path.endswith(("/suspend", "/resume")):
+        if method in ("post", "patch") and not path.endswith(NO_JSON_BODY) and not path.startswith("/oauth/"):
             op = spec["paths"][path][method]
             assert "application/json" in op["requestBody"]["content"], (method, path)
 
@@ -255,7 +313,9 @@ def test_public_routes_need_no_security(spec):
     for method, path in [("get", "/health"), ("post", "/api/v1/auth/login"),
                          ("post", "/api/v1/auth/superadmin/login"), ("get", "/.well-known/jwks.json"),
                          ("post", "/api/v1/auth/refresh"), ("post", "/api/v1/auth/register"),
-                         ("post", "/api/v1/auth/password/forgot"), ("post", "/api/v1/auth/password/reset")]:
+                         ("post", "/api/v1/auth/password/forgot"), ("post", "/api/v1/auth/password/reset"),
+                         ("get", "/.well-known/openid-configuration"),
+                         ("get", "/.well-known/oauth-authorization-server"), ("get", "/oauth/authorize")]:
         op = spec["paths"][path][method]
         sec = op.get("security", spec.get("security", []))
         assert sec == [] or {} in sec, (method, path, sec)
@@ -265,7 +325,10 @@ def test_protected_routes_declare_security(spec):
     for method, path in [("get", "/api/v1/tenants"), ("get", "/api/v1/auth/me"), ("post", "/api/v1/auth/api-keys"),
                          ("post", "/api/v1/auth/logout"), ("get", "/api/v1/auth/users"),
                          ("post", "/api/v1/auth/users"), ("patch", "/api/v1/auth/users/{id}"),
-                         ("delete", "/api/v1/auth/users/{id}"), ("get", "/api/v1/auth/audit")]:
+                         ("delete", "/api/v1/auth/users/{id}"), ("get", "/api/v1/auth/audit"),
+                         ("get", "/api/v1/auth/clients"), ("post", "/api/v1/auth/clients"),
+                         ("patch", "/api/v1/auth/clients/{id}"), ("delete", "/api/v1/auth/clients/{id}"),
+                         ("post", "/api/v1/auth/clients/{id}/secret")]:
         op = spec["paths"][path][method]
         sec = op.get("security", spec.get("security", []))
         assert sec and {} not in sec, (method, path, sec)
