@@ -4,7 +4,9 @@
 
 #include <atomic>
 #include <filesystem>
+#include <condition_variable>
 #include <mutex>
+#include <thread>
 #include <regex>
 #include <unordered_map>
 
@@ -191,15 +193,14 @@ class SqliteDatabase final : public Database {
 
  protected:
   void transaction(const TenantScope*, bool write, const std::function<void(Tx&)>& fn) override {
-    Connection& c = connection();
     in_use_.fetch_add(1, std::memory_order_relaxed);
     struct Release {
       std::atomic<int64_t>& n;
       ~Release() { n.fetch_sub(1, std::memory_order_relaxed); }
     } release{in_use_};
-    // IMMEDIATE takes the write lock up front: a deferred read-then-write would fail with SQLITE_BUSY
-    // instead of waiting on the busy timeout.
-    c.exec(write ? "BEGIN IMMEDIATE" : "BEGIN");
+    if (write) return group_commit(fn);
+    Connection& c = connection();
+    c.exec("BEGIN");
     try {
       fn(c);
       c.exec("COMMIT");
@@ -210,7 +211,89 @@ class SqliteDatabase final : public Database {
   }
 
  private:
-  // One connection per (thread, database); closed when the thread exits.
+  // Group commit: SQLite has one writer and synchronous=FULL pays an fsync per commit, so writes from
+  // every worker go to one writer thread, which runs whatever is queued in one transaction (each job in
+  // its own savepoint, so one job's failure undoes only that job) and commits once for all of them.
+  // Under load that turns N fsyncs into one; alone, a write costs what it did.
+  struct WriteJob {
+    const std::function<void(Tx&)>* fn;
+    std::exception_ptr error;
+    bool done = false;
+  };
+
+  void group_commit(const std::function<void(Tx&)>& fn) {
+    WriteJob job{&fn, nullptr, false};
+    std::unique_lock lock(write_mutex_);
+    if (!writer_.joinable()) writer_ = std::thread([this] { write_loop(); });
+    write_queue_.push_back(&job);
+    write_ready_.notify_one();
+    write_done_.wait(lock, [&] { return job.done; });
+    lock.unlock();
+    if (job.error) std::rethrow_exception(job.error);
+  }
+
+  void write_loop() {
+    std::unique_ptr<Connection> conn;
+    std::vector<WriteJob*> batch;
+    for (;;) {
+      {
+        std::unique_lock lock(write_mutex_);
+        write_ready_.wait(lock, [&] { return stopping_ || !write_queue_.empty(); });
+        if (write_queue_.empty()) return;  // stopping, nothing left
+        batch.swap(write_queue_);
+      }
+      try {
+        if (!conn) {
+          conn = std::make_unique<Connection>(path_, schema_);
+          open_.fetch_add(1, std::memory_order_relaxed);
+        }
+        conn->exec("BEGIN IMMEDIATE");
+        for (WriteJob* job : batch) {
+          conn->exec("SAVEPOINT cdx_job");
+          try {
+            (*job->fn)(*conn);
+            conn->exec("RELEASE cdx_job");
+          } catch (...) {
+            job->error = std::current_exception();
+            conn->exec("ROLLBACK TO cdx_job");
+            conn->exec("RELEASE cdx_job");
+          }
+        }
+        conn->exec("COMMIT");
+      } catch (...) {
+        // The batch's transaction failed as a whole (disk full, I/O error): nothing of it is committed.
+        auto error = std::current_exception();
+        if (conn && !sqlite3_get_autocommit(conn->handle())) {
+          try {
+            conn->exec("ROLLBACK");
+          } catch (...) {
+            conn.reset();  // start over with a fresh connection
+          }
+        }
+        for (WriteJob* job : batch)
+          if (!job->error) job->error = error;
+      }
+      {
+        std::lock_guard lock(write_mutex_);
+        for (WriteJob* job : batch) job->done = true;
+      }
+      write_done_.notify_all();
+      batch.clear();
+    }
+  }
+
+ public:
+  ~SqliteDatabase() override {
+    {
+      std::lock_guard lock(write_mutex_);
+      stopping_ = true;
+    }
+    write_ready_.notify_all();
+    if (writer_.joinable()) writer_.join();
+  }
+
+ private:
+  // One connection per (thread, database) for reads; closed when the thread exits.
   Connection& connection() {
     thread_local std::unordered_map<uint64_t, std::unique_ptr<Connection>> conns;
     auto& slot = conns[id_];
@@ -221,6 +304,11 @@ class SqliteDatabase final : public Database {
     return *slot;
   }
 
+  std::mutex write_mutex_;
+  std::condition_variable write_ready_, write_done_;
+  std::vector<WriteJob*> write_queue_;
+  std::thread writer_;
+  bool stopping_ = false;
   uint64_t id_;
   std::string schema_;
   std::string path_;
