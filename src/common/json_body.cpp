@@ -13,8 +13,32 @@ size_t utf8_length(const std::string& s) {
 }
 }  // namespace
 
+size_t json_nesting_depth(std::string_view text) {
+  size_t depth = 0, deepest = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\')
+        ++i;
+      else if (c == '"')
+        in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      deepest = std::max(deepest, ++depth);
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return deepest;
+}
+
 JsonBody::JsonBody(std::string_view body) {
   if (body.empty()) throw Error(Code::kInvalidRequest, "The request body is empty; a JSON object is expected.");
+  if (json_nesting_depth(body) > kMaxJsonDepth)
+    throw Error::validation(
+        {{"body", fmt::format("must not nest arrays and objects deeper than {} levels", kMaxJsonDepth)}});
   doc_ = nlohmann::json::parse(body, nullptr, false);
   if (doc_.is_discarded()) throw Error(Code::kInvalidRequest, "The request body is not valid JSON.");
   if (!doc_.is_object()) throw Error::validation({{"body", "must be a JSON object"}});

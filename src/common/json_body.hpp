@@ -15,6 +15,12 @@
 
 namespace cdx {
 
+inline constexpr size_t kMaxJsonDepth = 20;  // nesting of arrays and objects in a request body
+
+// Deepest nesting of arrays and objects in JSON text (outside strings). Parsing, copying and printing
+// recurse once per level, so bodies nested deeper than kMaxJsonDepth are refused before parsing.
+size_t json_nesting_depth(std::string_view text);
+
 class JsonBody {
  public:
   explicit JsonBody(std::string_view body);

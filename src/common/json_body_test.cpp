@@ -77,3 +77,16 @@ TEST(Problem, RendersRfc9457Shape) {
 
 }  // namespace
 }  // namespace cdx
+
+namespace cdx {
+namespace {
+
+TEST(JsonBody, DeepNestingIsRefusedBeforeParsing) {
+  const std::string deep = "{\"a\":" + std::string(300000, '[') + std::string(300000, ']') + "}";
+  EXPECT_EQ(code_of([&] { JsonBody b(deep); }), Code::kValidationFailed);
+  EXPECT_EQ(json_nesting_depth(R"({"a":"[[[[[[[[[[[[[[[[[[[[[[[[[["})"), 1u);  // brackets in strings do not count
+  EXPECT_NO_THROW(JsonBody(R"({"a":[[[1]]]})"));
+}
+
+}  // namespace
+}  // namespace cdx

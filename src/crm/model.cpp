@@ -1,5 +1,7 @@
 #include "crm/model.hpp"
 
+#include "common/json_body.hpp"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -195,6 +197,8 @@ class Reader {
 
 json parse_object(std::string_view body) {
   if (body.empty()) throw Error(Code::kInvalidRequest, "The request body is empty; a JSON object is expected.");
+  if (json_nesting_depth(body) > kMaxJsonDepth)
+    throw Error::validation({{"body", fmt::format("must not nest arrays and objects deeper than {} levels", kMaxJsonDepth)}});
   json doc = json::parse(body, nullptr, false);
   if (doc.is_discarded()) throw Error(Code::kInvalidRequest, "The request body is not valid JSON.");
   if (!doc.is_object()) throw Error::validation({{"body", "must be a JSON object"}});

@@ -3,6 +3,7 @@
 //   ContactInput in = parse_contact(ctx.req.body, Mode::kCreate);   // 400 / 422 naming each bad field
 //   if (!valid_currency("EUR")) …
 #pragma once
+#include "common/json_body.hpp"
 #include <nlohmann/json.hpp>
 
 #include <optional>

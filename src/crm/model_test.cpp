@@ -203,6 +203,15 @@ TEST(CrmBodies, MalformedBodiesAre400AndNonObjects422) {
   EXPECT_TRUE(has(fields_of([] { parse_contact(R"({"first_name":"a\u0000b"})", Mode::kCreate); }), "first_name"));
 }
 
+TEST(CrmBodies, DeepNestingIsRefusedBeforeParsing) {
+  // Copying or printing JSON recurses per level: a million '[' must be a 422, not a stack overflow.
+  const std::string deep = R"({"first_name":"a","custom":{"x":)" + std::string(1'000'000, '[') +
+                           std::string(1'000'000, ']') + "}}";
+  EXPECT_TRUE(has(fields_of([&] { parse_contact(deep, Mode::kCreate); }), "body"));
+  const std::string ok = R"({"first_name":"a","custom":{"x":[[[["[[[[[[[[[[[[[[[[[[[[[[[["]]]]}})";
+  EXPECT_NO_THROW(parse_contact(ok, Mode::kCreate));  // brackets inside strings do not count
+}
+
 TEST(CrmLists, SortsAndCursorsRoundTripOnlyUnderTheSameSort) {
   EXPECT_EQ(parse_sort("-created_at"), (std::pair<std::string, bool>{"created_at", true}));
   EXPECT_EQ(parse_sort("updated_at"), (std::pair<std::string, bool>{"updated_at", false}));

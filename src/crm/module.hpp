@@ -40,7 +40,10 @@ class CrmModule final : public Module {
   db::Database& database() override { return *db_; }
   std::vector<db::Migration> migrations() const override;
   void mount(http::Router& router) override;
-  void purge_tenant(const db::TenantScope& scope) override { service_.purge_tenant(scope); }
+  void purge_tenant(const db::TenantScope& scope) override {
+    service_.purge_tenant(scope);
+    idempotency_.purge_tenant(scope);
+  }
 
   // The database whose outbox the platform's relay drains.
   std::shared_ptr<db::Database> outbox_database() const { return db_; }

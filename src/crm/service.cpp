@@ -402,12 +402,15 @@ Stage Service::create_stage(const db::TenantScope& scope, const std::string& pip
     std::vector<Stage> order = p->stages;
     order.insert(order.begin() + at, s);
     renumber(order);
-    for (const auto& o : order) {
+    for (auto& o : order) {
       if (o.id == s.id) {
         store_.insert_stage(tx, scope, o);
       } else {
         auto old = std::find_if(p->stages.begin(), p->stages.end(), [&](const Stage& x) { return x.id == o.id; });
-        if (old->position != o.position) store_.update_stage(tx, scope, o);
+        if (old->position != o.position) {
+          o.updated_at = s.created_at;
+          store_.update_stage(tx, scope, o);
+        }
       }
     }
     p->stages = order;

@@ -635,7 +635,7 @@ Counts Store::counts(db::Tx& tx, const db::TenantScope& scope) {
 
 void Store::purge_tenant(db::Tx& tx, const db::TenantScope& scope) {
   for (const char* table : {"activities", "deal_history", "deals", "stages", "pipelines", "contact_tags", "contacts",
-                            "companies", "idempotency_keys"})
+                            "companies"})
     tx.query(std::string("DELETE FROM crm_db.") + table + " WHERE tenant_id = $1", {scope.tenant_id()});
 }
 

@@ -114,6 +114,10 @@ void Idempotency::release(const db::TenantScope& scope, const std::string& route
   });
 }
 
+void Idempotency::purge_tenant(const db::TenantScope& scope) {
+  db_->write(scope, [&](db::Tx& tx) { tx.query("DELETE FROM " + table() + " WHERE tenant_id = $1", {scope.tenant_id()}); });
+}
+
 AsyncHandler Idempotency::wrap(std::string route_key, AsyncHandler handler) {
   return [this, route_key = std::move(route_key), handler = std::move(handler)](Context& ctx) -> Task<void> {
     const std::string_view header = ctx.req.header(kHeader);

@@ -49,6 +49,8 @@ class Idempotency {
   void complete(const db::TenantScope& scope, const std::string& route_key, const std::string& key,
                 const StoredAnswer& answer);
   void release(const db::TenantScope& scope, const std::string& route_key, const std::string& key);
+  // Forgets every key of the tenant (tenant purge).
+  void purge_tenant(const db::TenantScope& scope);
 
   static std::string request_hash(std::string_view method_and_path, std::string_view body);
   // nullopt when acceptable; otherwise the reason (1–255 visible ASCII characters).
