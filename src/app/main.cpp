@@ -2,8 +2,6 @@
 // version.
 #include <CLI/CLI.hpp>
 
-#include <malloc.h>
-
 #include <csignal>
 #include <iostream>
 
@@ -91,10 +89,6 @@ int main(int argc, char** argv) {
   // Only `serve` waits for signals; the other commands keep the default (Ctrl-C stops them).
   if (!serve->parsed()) pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
   cdx::init_crypto();
-  // Argon2id takes 19 MiB per hash. Keep such blocks in the heap instead of mmap/munmap per hash, so a
-  // login does not pay ~5000 page faults and the kernel's zeroing of memory Argon2 overwrites anyway.
-  mallopt(M_MMAP_THRESHOLD, 32 << 20);
-  mallopt(M_TRIM_THRESHOLD, 256 << 20);
   const cdx::Config config = load(given, config_file);
   cdx::log::init(config.log_level, serve->parsed() && config.access_log);
 
