@@ -151,6 +151,7 @@ struct Platform::Impl {
       t.seeding = true;
       tenants.create_tenant(t);
       tenants.seed_user("demo", "jane.smith@demo.com", "Jane Smith", "CLIENT", "demo123");
+      tenants.seed_in_tenant("demo", [&](const db::TenantScope& scope) { crm->seed_demo(scope); });
       log::info("demo data seeded", {{"tenant", "demo"}});
     }
   }

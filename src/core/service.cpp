@@ -125,6 +125,11 @@ Plan TenantService::update_plan(std::string_view id_or_key, const PlanPatch& pat
   return *updated;
 }
 
+void TenantService::seed_in_tenant(std::string_view tenant,
+                                   const std::function<void(const db::TenantScope&)>& fn) {
+  fn(db::TenantScope(get_tenant(tenant).id));
+}
+
 void TenantService::seed_user(std::string_view tenant, const std::string& email, const std::string& name,
                               const std::string& role, const std::string& password) {
   Tenant t = get_tenant(tenant);

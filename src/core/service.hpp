@@ -44,6 +44,8 @@ class TenantService final : public Api {
   Plan create_plan(const NewPlan& in);
   Plan update_plan(std::string_view id_or_key, const PlanPatch& patch);
 
+  // Runs fn inside an existing tenant's scope: demo seeding only, a superadmin path by name.
+  void seed_in_tenant(std::string_view tenant, const std::function<void(const db::TenantScope&)>& fn);
   // Adds a user to an existing tenant (demo seeding).
   void seed_user(std::string_view tenant, const std::string& email, const std::string& name, const std::string& role,
                  const std::string& password);

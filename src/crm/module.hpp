@@ -49,6 +49,8 @@ class CrmModule final : public Module {
   std::shared_ptr<db::Database> outbox_database() const { return db_; }
   Api& api() { return api_; }
   Service& service() { return service_; }
+  // Sample companies, contacts, deals and activities for `cdx serve --demo`.
+  void seed_demo(const db::TenantScope& scope);
 
  private:
   void mount_companies(http::Router& r);

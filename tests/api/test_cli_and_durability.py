@@ -179,6 +179,17 @@ def test_demo_seed(demo_server):
         assert (me.json()["email"], me.json()["role"], me.json()["tenant_id"]) == (email, role, demo.json()["id"])
 
 
+def test_demo_seeds_sample_crm_data(demo_server):
+    r = requests.post(demo_server.url + "/api/v1/auth/login", timeout=10,
+                      json={"email": DEMO_ADMIN[0], "password": DEMO_ADMIN[1], "tenant": "demo"})
+    admin = Api(demo_server.url, {"Authorization": "Bearer " + r.json()["access_token"]})
+    contacts = admin.get("/api/v1/crm/contacts").json()["data"]
+    assert {c["email"] for c in contacts} >= {"wile@acme.example.com", "ada@example.com"}
+    deals = admin.get("/api/v1/crm/deals").json()["data"]
+    assert any(d["amount"] == 4990000 and d["currency"] == "USD" for d in deals)
+    assert len(admin.get("/api/v1/crm/companies").json()["data"]) >= 2
+
+
 def test_demo_logs_a_warning(demo_server):
     log = demo_server.read_log().lower()
     assert "demo" in log and ("warn" in log or "credential" in log), log[-2000:]
