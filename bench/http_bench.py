@@ -100,11 +100,16 @@ def main():
         user_token = call("POST", base + "/api/v1/auth/login",
                           {"email": "a@bench.example.com", "password": "bench-password", "tenant": "bench"})["access_token"]
 
+        contact = call("POST", base + "/api/v1/crm/contacts",
+                       {"first_name": "Bench", "last_name": "Mark", "email": "bench@example.com"},
+                       {"Authorization": "Bearer " + user_token})
         scenarios = [
             ("nginx return 200", nginx, ()),
             ("cdx GET /health", base + "/health", ()),
             ("cdx GET /api/v1/auth/me (X-API-Key)", base + "/api/v1/auth/me", ("X-API-Key: " + tenant["api_key"],)),
             ("cdx GET /api/v1/auth/me (Bearer JWT)", base + "/api/v1/auth/me", ("Authorization: Bearer " + user_token,)),
+            ("cdx GET /api/v1/crm/contacts/{id} (Bearer JWT, SQLite)", base + "/api/v1/crm/contacts/" + contact["id"],
+             ("Authorization: Bearer " + user_token,)),
         ]
         results = {name: [] for name, _, _ in scenarios}
         for _, url, headers in scenarios:  # warm-up

@@ -200,10 +200,11 @@ class SqliteDatabase final : public Database {
     } release{in_use_};
     if (write) return group_commit(fn);
     Connection& c = connection();
-    c.exec("BEGIN");
+    // Transaction control goes through the statement cache too: sqlite3_exec would re-parse it each time.
+    c.query("BEGIN", {});
     try {
       fn(c);
-      c.exec("COMMIT");
+      c.query("COMMIT", {});
     } catch (...) {
       if (!sqlite3_get_autocommit(c.handle())) c.exec("ROLLBACK");
       throw;
