@@ -40,7 +40,7 @@ class AuthModule final : public Module {
       : db_(std::move(db)),
         workers_(workers),
         store_(db_),
-        service_(store_, core, config, workers, hashers),
+        service_(store_, core, config, hashers),
         authenticator_(service_, core, workers),
         api_(service_, authenticator_),
         oauth_store_(db_),

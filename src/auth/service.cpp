@@ -53,11 +53,10 @@ Error quota_exceeded(std::string detail) { return Error(Code::kQuotaExceeded, st
 
 }  // namespace
 
-Service::Service(Store& store, core::Api& core, const Config& config, WorkerPool& workers, WorkerPool& hashers)
+Service::Service(Store& store, core::Api& core, const Config& config, WorkerPool& hashers)
     : store_(store),
       core_(core),
       config_(config),
-      workers_(workers),
       hashers_(hashers),
       mailer_(make_mailer(config.smtp_url, config.smtp_from)),
       issuer_(config.issuer()) {}

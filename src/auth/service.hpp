@@ -60,7 +60,7 @@ struct SessionState {
 
 class Service {
  public:
-  Service(Store& store, core::Api& core, const Config& config, WorkerPool& workers, WorkerPool& hashers);
+  Service(Store& store, core::Api& core, const Config& config, WorkerPool& hashers);
   WorkerPool& hashers() { return hashers_; }
 
   void load_signing_keys();  // generates and stores the first key on an empty database
@@ -151,7 +151,6 @@ class Service {
   Store& store_;
   core::Api& core_;
   const Config& config_;
-  WorkerPool& workers_;
   WorkerPool& hashers_;
   std::unique_ptr<Mailer> mailer_;
   std::string issuer_;

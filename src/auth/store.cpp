@@ -99,14 +99,6 @@ std::optional<User> Store::find_user(const db::TenantScope& scope, std::string_v
   });
 }
 
-int64_t Store::count_users(const db::TenantScope& scope) {
-  return db_->read(scope, [&](db::Tx& tx) {
-    return tx.query("SELECT COUNT(*) FROM auth_db.users WHERE tenant_id = $1", {scope.tenant_id()})
-        .rows.at(0)
-        .integer(0);
-  });
-}
-
 std::vector<User> Store::list_users(const db::TenantScope& scope, const UserFilter& f) {
   std::string sql = std::string("SELECT ") + kUserColumns + " FROM auth_db.users WHERE tenant_id = $1";
   std::string pattern;

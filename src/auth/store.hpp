@@ -25,7 +25,6 @@ class Store {
   // such as "keep one active ADMIN" hold under concurrent requests; guard throws to refuse.
   std::optional<User> find_user_by_email(const db::TenantScope& scope, std::string_view email);
   std::optional<User> find_user(const db::TenantScope& scope, std::string_view id);
-  int64_t count_users(const db::TenantScope& scope);
   std::vector<User> list_users(const db::TenantScope& scope, const UserFilter& f);  // newest first, limit + 1
   using UserGuard = std::function<void(const User& before, int64_t active_admins)>;
   std::optional<User> update_user(const db::TenantScope& scope, const std::string& id, const UserPatch& patch,
