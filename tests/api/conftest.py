@@ -456,3 +456,13 @@ class MailSink:
 
     def to(self, address):
         return [m for m in list(self.messages) if address.lower() in (a.lower() for a in m["to"])]
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Prints the size of the isolation matrix with every run (ARCHITECTURE §4: one row per resource)."""
+    try:
+        from test_isolation_matrix import CREDENTIALS, RESOURCES
+    except ImportError:
+        return
+    terminalreporter.write_line(f"isolation matrix: {len(RESOURCES)} tenant resources x {len(CREDENTIALS)} "
+                                f"credential kinds = {len(RESOURCES) * len(CREDENTIALS)} rows")
