@@ -223,6 +223,9 @@ class SqliteDatabase final : public Database {
   };
 
   void group_commit(const std::function<void(Tx&)>& fn) {
+    // A write started from inside another write's callback would wait for the writer thread it runs on.
+    if (std::this_thread::get_id() == writer_id_.load())
+      throw std::logic_error("nested write transaction on " + schema_ + ": finish the outer one first");
     WriteJob job{&fn, nullptr, false};
     std::unique_lock lock(write_mutex_);
     if (!writer_.joinable()) writer_ = std::thread([this] { write_loop(); });
@@ -234,6 +237,7 @@ class SqliteDatabase final : public Database {
   }
 
   void write_loop() {
+    writer_id_.store(std::this_thread::get_id());
     std::unique_ptr<Connection> conn;
     std::vector<WriteJob*> batch;
     for (;;) {
@@ -309,6 +313,7 @@ class SqliteDatabase final : public Database {
   std::condition_variable write_ready_, write_done_;
   std::vector<WriteJob*> write_queue_;
   std::thread writer_;
+  std::atomic<std::thread::id> writer_id_{};
   bool stopping_ = false;
   uint64_t id_;
   std::string schema_;

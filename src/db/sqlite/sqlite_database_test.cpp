@@ -89,6 +89,13 @@ TEST_F(SqliteTest, ThrowingJobRollsBackOnlyItsOwnWrites) {
   EXPECT_EQ(count(), 1);
 }
 
+TEST_F(SqliteTest, NestedWriteFailsInsteadOfHanging) {
+  const auto scope = testing::TestScopes::mint("tenant-a");
+  EXPECT_THROW(db_->write(scope, [&](Tx&) { db_->write(scope, [](Tx&) {}); }), std::logic_error);
+  db_->write(scope, [&](Tx& tx) { tx.query("INSERT INTO t_db.items (id, tenant_id) VALUES ('after', $1)", {scope.tenant_id()}); });
+  EXPECT_EQ(count(), 1);
+}
+
 TEST_F(SqliteTest, DataSurvivesReopening) {
   const auto scope = testing::TestScopes::mint("tenant-a");
   db_->write(scope, [&](Tx& tx) { tx.query("INSERT INTO t_db.items (id, tenant_id) VALUES ('kept', $1)", {scope.tenant_id()}); });
