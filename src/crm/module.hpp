@@ -8,10 +8,12 @@
 #include "common/module.hpp"
 #include "common/worker_pool.hpp"
 #include "crm/api.hpp"
+#include "crm/csv.hpp"
 #include "crm/service.hpp"
 #include "crm/store.hpp"
 #include "db/outbox.hpp"
 #include "http/idempotency.hpp"
+#include "http/types.hpp"
 
 namespace cdx::crm {
 
@@ -54,6 +56,8 @@ class CrmModule final : public Module {
 
  private:
   void mount_companies(http::Router& r);
+  // CSV import of companies or contacts: the report, or 422 with the row errors.
+  Task<void> import_csv(http::Context& ctx, ImportKind kind);
   void mount_contacts(http::Router& r);
   void mount_pipelines(http::Router& r);
   void mount_deals(http::Router& r);

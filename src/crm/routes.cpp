@@ -179,6 +179,33 @@ void CrmModule::mount(http::Router& r) {
 
 // ---- companies -----------------------------------------------------------------------------------------
 
+// The filters of the company list, shared by its CSV export.
+static void company_filter(const Context& ctx, CompanyFilter& f) {
+  f.owner_id = query_id(ctx, "owner_id");
+  f.industry = query_text(ctx, "industry", 100);
+  f.size = query_choice(ctx, "size", company_sizes());
+  if (auto d = query_text(ctx, "domain", 253)) f.domain = lowercase(*d);
+}
+
+Task<void> CrmModule::import_csv(Context& ctx, ImportKind kind) {
+  ImportRequest req = parse_import(ctx, kind);
+  const db::TenantScope& scope = *ctx.tenant;
+  const Actor actor = actor_of(ctx);
+  std::optional<ImportReport> report, failed;
+  co_await workers_.run([&] {
+    try {
+      report = kind == ImportKind::kCompanies ? service_.import_companies(scope, req.rows, req.partial, actor)
+                                              : service_.import_contacts(scope, req.rows, req.partial, actor);
+    } catch (const ImportFailed& e) {
+      failed = e.report;
+    }
+  });
+  if (failed)
+    import_failed(ctx, *failed);
+  else
+    ctx.res.json(200, to_json(*report).dump());
+}
+
 void CrmModule::mount_companies(http::Router& r) {
   const std::string base = "/api/v1/crm/companies";
   post(
@@ -198,10 +225,7 @@ void CrmModule::mount_companies(http::Router& r) {
       [this](Context& ctx) -> Task<void> {
         CompanyFilter f;
         list_query(ctx, f);
-        f.owner_id = query_id(ctx, "owner_id");
-        f.industry = query_text(ctx, "industry", 100);
-        f.size = query_choice(ctx, "size", company_sizes());
-        if (auto d = query_text(ctx, "domain", 253)) f.domain = lowercase(*d);
+        company_filter(ctx, f);
         const db::TenantScope& scope = *ctx.tenant;
         auto items = co_await workers_.run([&] { return service_.list_companies(scope, f); });
         ctx.res.json(200, render_list(to_array(items), f));
@@ -216,36 +240,18 @@ void CrmModule::mount_companies(http::Router& r) {
       [this](Context& ctx) -> Task<void> {
         CompanyFilter f;
         if (auto text = query_text(ctx, "q")) f.q = http::like_pattern(*text);
-        f.owner_id = query_id(ctx, "owner_id");
-        f.industry = query_text(ctx, "industry", 100);
-        f.size = query_choice(ctx, "size", company_sizes());
+        company_filter(ctx, f);
         const db::TenantScope& scope = *ctx.tenant;
         auto items = co_await workers_.run([&] { return service_.export_companies(scope, f); });
         csv_answer(ctx, export_companies_csv(items), "companies.csv");
       },
       {.access = Access::kTenantAdmin, .scope = kRead,
        .summary = "Export companies as CSV (text/csv; the list's filters apply)", .tag = kTag,
-       .query_params = {"q", "owner_id", "industry", "size"}});
+       .query_params = {"q", "owner_id", "industry", "size", "domain"}});
 
   post(
       r, base + "/import",
-      [this](Context& ctx) -> Task<void> {
-        ImportRequest req = parse_import(ctx, ImportKind::kCompanies);
-        const db::TenantScope& scope = *ctx.tenant;
-        const Actor actor = actor_of(ctx);
-        std::optional<ImportReport> report, failed;
-        co_await workers_.run([&] {
-          try {
-            report = service_.import_companies(scope, req.rows, req.partial, actor);
-          } catch (const ImportFailed& e) {
-            failed = e.report;
-          }
-        });
-        if (failed)
-          import_failed(ctx, *failed);
-        else
-          ctx.res.json(200, to_json(*report).dump());
-      },
+      [this](Context& ctx) -> Task<void> { co_await import_csv(ctx, ImportKind::kCompanies); },
       {.access = Access::kTenantAdmin, .scope = kWrite,
        .summary = "Import companies from a CSV body (text/csv, header row); all or nothing unless ?partial=true",
        .tag = kTag, .response_schema = "ImportReport", .query_params = {"partial"}});
@@ -341,23 +347,7 @@ void CrmModule::mount_contacts(http::Router& r) {
 
   post(
       r, base + "/import",
-      [this](Context& ctx) -> Task<void> {
-        ImportRequest req = parse_import(ctx, ImportKind::kContacts);
-        const db::TenantScope& scope = *ctx.tenant;
-        const Actor actor = actor_of(ctx);
-        std::optional<ImportReport> report, failed;
-        co_await workers_.run([&] {
-          try {
-            report = service_.import_contacts(scope, req.rows, req.partial, actor);
-          } catch (const ImportFailed& e) {
-            failed = e.report;
-          }
-        });
-        if (failed)
-          import_failed(ctx, *failed);
-        else
-          ctx.res.json(200, to_json(*report).dump());
-      },
+      [this](Context& ctx) -> Task<void> { co_await import_csv(ctx, ImportKind::kContacts); },
       {.access = Access::kTenantAdmin, .scope = kWrite,
        .summary = "Import contacts from a CSV body (text/csv, header row); all or nothing unless ?partial=true",
        .tag = kTag, .response_schema = "ImportReport", .query_params = {"partial"}});
