@@ -1,5 +1,7 @@
 #include "core/service.hpp"
 
+#include <algorithm>
+
 #include "common/clock.hpp"
 #include "common/error.hpp"
 #include "common/ids.hpp"
@@ -8,6 +10,13 @@
 #include "common/validate.hpp"
 
 namespace cdx::core {
+
+// Ids and slugs are short lower-case ASCII; anything else (headers carry raw bytes) names no tenant and
+// never reaches the database.
+bool TenantService::plausible_tenant_key(std::string_view key) {
+  return !key.empty() && key.size() <= 64 &&
+         std::all_of(key.begin(), key.end(), [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'; });
+}
 
 void TenantService::check_plan_exists(const std::string& plan, const char* field) {
   if (!store_.find_plan(plan)) throw Error::validation({{field, "unknown plan '" + plan + "'"}});
@@ -51,7 +60,7 @@ nlohmann::json TenantService::create_tenant(const NewTenant& in) {
 }
 
 Tenant TenantService::get_tenant(std::string_view id_or_slug) {
-  auto t = store_.find_tenant(id_or_slug);
+  auto t = plausible_tenant_key(id_or_slug) ? store_.find_tenant(id_or_slug) : std::nullopt;
   if (!t) throw Error(Code::kNotFound, "No tenant has the id or slug '" + std::string(id_or_slug) + "'.");
   return *t;
 }
@@ -154,6 +163,7 @@ bool TenantService::bootstrap_superadmin(const std::string& spec) {
 }
 
 std::optional<TenantInfo> TenantService::find_tenant(std::string_view id_or_slug) {
+  if (!plausible_tenant_key(id_or_slug)) return std::nullopt;
   auto t = store_.find_tenant(id_or_slug);
   if (!t) return std::nullopt;
   auto p = store_.find_plan(t->plan);

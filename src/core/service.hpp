@@ -60,6 +60,7 @@ class TenantService final : public Api {
   std::optional<SuperadminIdentity> find_superadmin(std::string_view id) override;
 
  private:
+  static bool plausible_tenant_key(std::string_view key);
   void check_plan_exists(const std::string& plan, const char* field);
   Store& store_;
   auth::Api& auth_;

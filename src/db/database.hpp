@@ -72,6 +72,11 @@ class UniqueViolation : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
+// A value the database cannot store as text (invalid UTF-8 that slipped past the edge); answers 400.
+class InvalidInput : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
 // The database cannot be reached; answers 503.
 class Unavailable : public std::runtime_error {
  public:

@@ -345,6 +345,8 @@ struct Server::Impl {
       render_error(ctx, e);
     } catch (const db::UniqueViolation&) {
       render_error(ctx, Error(Code::kConflict, "A resource with the same unique value already exists."));
+    } catch (const db::InvalidInput&) {
+      render_error(ctx, Error(Code::kInvalidRequest, "A value in the request is not valid UTF-8 text."));
     } catch (const db::Unavailable& e) {
       log::error("database unavailable", {{"request_id", ctx.request_id}, {"error", e.what()}});
       render_error(ctx, Error(Code::kServiceUnavailable, "A database is unavailable; try again shortly.")

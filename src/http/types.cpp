@@ -2,6 +2,8 @@
 
 #include <strings.h>
 
+#include "common/error.hpp"
+
 namespace cdx {
 
 std::string_view role_name(Role role) {
@@ -29,6 +31,28 @@ std::string_view Request::header(std::string_view name) const {
 }
 
 namespace {
+bool valid_utf8(std::string_view s) {
+  for (size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    size_t n = 0;
+    if (c < 0x80)
+      n = 0;
+    else if (c >= 0xC2 && c <= 0xDF)
+      n = 1;
+    else if ((c & 0xF0) == 0xE0)
+      n = 2;
+    else if (c >= 0xF0 && c <= 0xF4)
+      n = 3;
+    else
+      return false;
+    if (i + n >= s.size() && n > 0) return false;
+    for (size_t k = 1; k <= n; ++k)
+      if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return false;
+    i += n + 1;
+  }
+  return true;
+}
+
 int hex_value(char c) {
   if (c >= '0' && c <= '9') return c - '0';
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
@@ -61,7 +85,11 @@ std::optional<std::string> Request::query_param(std::string_view name) const {
     const size_t eq = pair.find('=');
     std::string_view key = pair.substr(0, eq);
     if (percent_decode(key) == name) {
-      return eq == std::string_view::npos ? std::string{} : percent_decode(pair.substr(eq + 1));
+      std::string value = eq == std::string_view::npos ? std::string{} : percent_decode(pair.substr(eq + 1));
+      // Checked here, once, so no handler hands broken text to a database or a JSON answer.
+      if (!valid_utf8(value))
+        throw Error::validation({{std::string(name), "must be valid UTF-8 (percent-encoded)"}});
+      return value;
     }
   }
   return std::nullopt;

@@ -133,6 +133,8 @@ bool connection_failed(PGconn* c, const PGresult* r) {
   if (connection_failed(c, r)) throw Unavailable("PostgreSQL connection failed: " + error_text(c, r));
   // Without the detail: it quotes the duplicate key's value, which may be personal data headed for a log.
   if (sqlstate(r) == "23505") throw UniqueViolation(error_text(c, r, false));
+  // 22021: a byte sequence invalid in UTF-8. Without the detail: it quotes the bytes.
+  if (sqlstate(r) == "22021") throw InvalidInput(error_text(c, r, false));
   if (sqlstate(r) == "42P08" || sqlstate(r) == "42P18") {
     // SQLite never asks; shared SQL trips on this with "($2 IS NULL OR id < $2)".
     throw std::runtime_error(
