@@ -200,10 +200,6 @@ void insert_refresh(db::Tx& tx, const RefreshToken& t) {
 }
 }  // namespace
 
-void Store::insert_refresh_token(const db::TenantScope& scope, const RefreshToken& t) {
-  db_->write(scope, [&](db::Tx& tx) { insert_refresh(tx, t); });
-}
-
 void Store::insert_session(const db::TenantScope& scope, const RefreshToken& t, const AuditEvent* login) {
   db_->write(scope, [&](db::Tx& tx) {
     insert_refresh(tx, t);

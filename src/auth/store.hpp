@@ -33,7 +33,6 @@ class Store {
   // True while the session family has a refresh token that is not revoked.
   bool session_active(const db::TenantScope& scope, const std::string& family_id);
 
-  void insert_refresh_token(const db::TenantScope& scope, const RefreshToken& t);
   // A new session; with `login`, also the user's last_login_at and the login's audit row, atomically.
   void insert_session(const db::TenantScope& scope, const RefreshToken& t, const AuditEvent* login);
   // Spends the presented token and stores its replacement in one transaction. Presenting a spent token
