@@ -22,6 +22,8 @@ const CodeInfo& info(Code code) {
       {403, "quota_exceeded", "Plan quota exceeded"},
       {503, "service_unavailable", "Service unavailable"},
       {500, "internal", "Internal server error"},
+      {502, "bad_gateway", "Bad gateway"},
+      {504, "gateway_timeout", "Gateway timeout"},
   };
   return kTable[static_cast<int>(code)];
 }

@@ -27,6 +27,8 @@ enum class Code {
   kQuotaExceeded,
   kServiceUnavailable,
   kInternal,
+  kBadGateway,      // an upstream service failed or answered garbage
+  kGatewayTimeout,  // an upstream service did not answer in time
 };
 
 struct FieldError {

@@ -371,7 +371,7 @@ struct Server::Impl {
   // Checks that cannot complete synchronously go through here.
   Task<void> dispatch(Context& ctx, const Route& route) {
     try {
-      if (route.doc.access != Access::kPublic) {
+      if (route.doc.access != Access::kPublic || opts.authenticate_public) {
         if (!authenticator) throw Error(Code::kServiceUnavailable, "No authenticator is configured.");
         co_await authenticator->authenticate(ctx, route.doc);
       }
@@ -416,7 +416,7 @@ struct Server::Impl {
       ctx.route_id = route.id;
       if (!route.doc.request_schema.empty() && !ctx.req.body.empty() && !is_json(ctx.req.header("content-type")))
         throw Error(Code::kUnsupportedMediaType, "The request body must be JSON (Content-Type: application/json).");
-      if (route.doc.access == Access::kPublic && route.sync_handler) {
+      if (route.doc.access == Access::kPublic && route.sync_handler && !opts.authenticate_public) {
         route.sync_handler(ctx);
         return nullptr;
       }

@@ -35,6 +35,9 @@ struct ServerOptions {
   std::chrono::milliseconds body_timeout{30'000};    // body and response write
   std::chrono::milliseconds idle_timeout{75'000};    // keep-alive between requests
   std::chrono::milliseconds drain_timeout{10'000};   // graceful shutdown
+  // The authenticator also sees public routes: a service behind the gateway checks the gateway's signed
+  // assertion on every request, not only on those that need a principal.
+  bool authenticate_public = false;
 };
 
 class Server {

@@ -46,6 +46,7 @@ struct Response {
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;
   std::string header_lines;  // pre-formatted "Name: value\r\n" lines, appended without allocating
+  std::string content_type_storage;  // owns content_type when it is not a literal (a proxied answer)
 
   void set(int s, std::string_view type, std::string_view b) {
     status = s;
