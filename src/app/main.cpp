@@ -1,4 +1,4 @@
-// cdx — the platform binary: serve | migrate | admin create-superadmin | admin rotate-keys | admin retire-keys |
+// cdx — the platform binary: serve | up | migrate | admin create-superadmin | admin rotate-keys | admin retire-keys |
 // version.
 #include <CLI/CLI.hpp>
 
@@ -6,6 +6,7 @@
 #include <iostream>
 
 #include "app/platform.hpp"
+#include "app/supervisor.hpp"
 #include "common/config.hpp"
 #include "common/ids.hpp"
 #include "common/log.hpp"
@@ -54,6 +55,9 @@ int main(int argc, char** argv) {
 
   auto* serve = app.add_subcommand("serve", "Migrate and serve the platform over HTTP");
   add_setting_flags(*serve, given, config_file);
+  auto* up = app.add_subcommand(
+      "up", "Run the constellation: core, auth, crm and the gateway as supervised processes (ports from --port-base)");
+  add_setting_flags(*up, given, config_file);
   auto* migrate = app.add_subcommand("migrate", "Apply database migrations and exit");
   add_setting_flags(*migrate, given, config_file);
   auto* admin = app.add_subcommand("admin", "Administration commands");
@@ -87,10 +91,12 @@ int main(int argc, char** argv) {
   }
 
   // Only `serve` waits for signals; the other commands keep the default (Ctrl-C stops them).
-  if (!serve->parsed()) pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
+  if (!serve->parsed() && !up->parsed()) pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
   cdx::init_crypto();
-  const cdx::Config config = load(given, config_file);
+  cdx::Config config = load(given, config_file);
   cdx::log::init(config.log_level, serve->parsed() && config.access_log);
+  // Only `serve` runs one service of a constellation; every other command works on all the databases.
+  if (!serve->parsed()) config.module.clear();
 
   try {
     if (serve->parsed()) {
@@ -99,6 +105,7 @@ int main(int argc, char** argv) {
       platform.start();
       return platform.serve();
     }
+    if (up->parsed()) return cdx::app::run_constellation(config, given);
     if (migrate->parsed()) {
       cdx::app::Platform platform(config);
       platform.migrate();

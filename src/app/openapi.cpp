@@ -68,6 +68,18 @@ const nlohmann::json& openapi_schemas() {
                      {"created_at", str_fmt("date-time")},
                      {"updated_at", str_fmt("date-time")}},
                     {"id", "key", "name", "rate_limit_per_minute", "max_users", "max_api_keys", "modules"});
+    const nlohmann::json check = obj({{"status", {{"type", "string"}, {"enum", {"up", "down", "unknown"}}}},
+                                      {"latency_ms", {{"type", "number"}}},
+                                      {"checked_at", str_fmt("date-time")}});
+    s["Service"] = obj({{"name", str()},
+                        {"url", str_fmt("uri")},
+                        {"status", {{"type", "string"}, {"enum", {"up", "down", "unknown"}}}},
+                        {"latency_ms", {{"type", "number"}}},
+                        {"last_check", {{"type", {"string", "null"}}, {"format", "date-time"}}},
+                        {"version", {{"type", {"string", "null"}}}},
+                        {"error", {{"type", {"string", "null"}}}},
+                        {"history", {{"type", "array"}, {"items", check}}}},
+                       {"name", "url", "status", "latency_ms", "last_check", "version", "history"});
     s["PlanCreate"] = obj({{"key", str()},
                            {"name", str()},
                            {"rate_limit_per_minute", integer()},
@@ -259,6 +271,7 @@ nlohmann::json openapi_document(const http::Router& router, const std::string& v
   nlohmann::json paths = nlohmann::json::object();
   for (const auto& route : router.routes()) {
     const auto& d = route->doc;
+    if (d.access == http::Access::kService) continue;  // internal to the constellation
     nlohmann::json op = {{"summary", d.summary},
                          {"operationId", std::string(http::method_name(route->method)) + " " + route->pattern},
                          {"tags", {d.tag.empty() ? "operations" : d.tag}}};

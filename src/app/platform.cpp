@@ -9,17 +9,23 @@
 #include <csignal>
 #include <thread>
 
+#include "app/gateway.hpp"
 #include "app/openapi.hpp"
+#include "auth/assertion_authenticator.hpp"
+#include "auth/internal_routes.hpp"
 #include "auth/module.hpp"
+#include "auth/remote.hpp"
 #include "common/clock.hpp"
 #include "common/log.hpp"
 #include "common/worker_pool.hpp"
 #include "core/module.hpp"
+#include "core/remote_api.hpp"
 #include "crm/module.hpp"
 #include "db/outbox.hpp"
 #include "http/metrics.hpp"
 #include "http/router.hpp"
 #include "http/server.hpp"
+#include "http/service_client.hpp"
 
 namespace cdx::app {
 
@@ -79,18 +85,35 @@ struct Platform::Impl {
   WorkerPool workers;  // blocking I/O
   WorkerPool hashers;  // Argon2id: CPU-bound, sized to the cores, so a login flood cannot starve I/O
   std::unique_ptr<db::ConnectionFactory> factory;
+  std::unique_ptr<gateway::AssertionKey> key;    // constellation: signs and checks the internal assertions
+  std::unique_ptr<auth::RemoteApi> remote_auth;  // the core service's way to auth
+  std::unique_ptr<core::RemoteApi> remote_core;  // the auth service's way to core
+  std::unique_ptr<Gateway> gateway;              // the gateway service
   DeferredAuthApi auth_api;
   std::unique_ptr<core::CoreModule> core;
   std::unique_ptr<auth::AuthModule> auth;
   std::unique_ptr<crm::CrmModule> crm;
-  std::vector<Module*> modules;
+  std::vector<Module*> modules;  // the modules this process holds
   db::OutboxRelay relay;  // drains the modules' outboxes from the once-a-second tick
   HealthCache health;
+
+  bool monolith() const { return config.module.empty(); }
+  bool holds(std::string_view name) const { return monolith() || config.module == name; }
 
   explicit Impl(Config c)
       : config(std::move(c)),
         workers(static_cast<size_t>(config.workers)),
         hashers(static_cast<size_t>(config.hash_workers)) {
+    if (!monolith()) {
+      if (config.internal_secret.empty())
+        throw std::runtime_error("setting 'internal_secret' (CDX_INTERNAL_SECRET) is required to serve one service "
+                                 "of a constellation; `cdx up` sets it for its children");
+      key = std::make_unique<gateway::AssertionKey>(config.internal_secret);
+    }
+    if (config.module == "gateway") {
+      gateway = std::make_unique<Gateway>(config, *key, workers, hashers);
+      return;  // the gateway holds no database
+    }
     db::StorageConfig sc;
     sc.data_dir = config.data_dir;
     sc.database_url = config.database_url;
@@ -98,23 +121,99 @@ struct Platform::Impl {
     sc.pool_size = config.db_pool_size;
     for (const auto& [schema, url] : config.module_database_urls) sc.module_urls.emplace_back(schema, url);
     factory = db::make_connection_factory(sc);
-    core = std::make_unique<core::CoreModule>(factory->open("cdx_db"), workers, auth_api,
-                                              [this](const db::TenantScope& scope) {
-                                                for (Module* m : modules) m->purge_tenant(scope);
-                                              });
-    auth = std::make_unique<auth::AuthModule>(factory->open("auth_db"), workers, hashers, core->service(), config);
-    auth_api.target = &auth->api();
-    crm = std::make_unique<crm::CrmModule>(factory->open("crm_db"), workers);
-    modules = {core.get(), auth.get(), crm.get()};
-    relay.add_source(crm->outbox_database());
+    if (holds("core")) {
+      auth::Api* auth_for_core = &auth_api;
+      if (!monolith()) {
+        remote_auth = std::make_unique<auth::RemoteApi>(config.service_url("auth"), "core", *key);
+        auth_for_core = remote_auth.get();
+      }
+      core = std::make_unique<core::CoreModule>(factory->open("cdx_db"), workers, *auth_for_core,
+                                                [this](const db::TenantScope& scope) { purge(scope); });
+    }
+    if (holds("auth")) {
+      core::Api* core_for_auth = core ? &core->service() : nullptr;
+      if (!monolith()) {
+        remote_core = std::make_unique<core::RemoteApi>(config.service_url("core"), "auth", *key);
+        core_for_auth = remote_core.get();
+      }
+      auth = std::make_unique<auth::AuthModule>(factory->open("auth_db"), workers, hashers, *core_for_auth, config);
+      auth_api.target = &auth->api();
+      auth->authenticator().set_behind_gateway(!monolith());
+    }
+    if (holds("crm")) {
+      crm = std::make_unique<crm::CrmModule>(factory->open("crm_db"), workers);
+      relay.add_source(crm->outbox_database());
+    }
+    for (Module* m : std::initializer_list<Module*>{core.get(), auth.get(), crm.get()})
+      if (m) modules.push_back(m);
     relay.subscribe("", [](const db::OutboxEvent& e) {
       log::debug("domain event", {{"schema", e.schema}, {"type", e.type}, {"id", e.id}, {"tenant_id", e.tenant_id}});
     });
+    if (core) register_services();
+  }
+
+  // Deleting a tenant purges its rows in every module: in process, or on each service of a constellation.
+  void purge(const db::TenantScope& scope) {
+    if (monolith()) {
+      for (Module* m : modules) m->purge_tenant(scope);
+      return;
+    }
+    for (const char* name : {"auth", "crm"}) {
+      http::ServiceClient client(name, config.service_url(name), "core", *key);
+      client.call("DELETE", "/internal/v1/tenants/" + scope.tenant_id() + "/data");
+    }
+  }
+
+  // Core's service registry: the modules of this process checked in place, the others over HTTP.
+  void register_services() {
+    core::ServiceRegistry& reg = core->services();
+    if (monolith()) {
+      const std::string url = config.issuer();
+      reg.add("gateway", url, [] { return core::Probe{true, CDX_VERSION, ""}; });
+      for (Module* m : modules)
+        reg.add(std::string(m->name()), url, [m] {
+          m->check_health();
+          return core::Probe{true, CDX_VERSION, ""};
+        });
+      return;
+    }
+    for (const char* name : {"gateway", "core", "auth", "crm"}) {
+      const std::string url = config.service_url(name);
+      reg.add(name, url, [url] {
+        const http::HealthAnswer h = http::probe_health(url);
+        return core::Probe{h.ok, h.version, h.error};
+      });
+    }
   }
 
   void check_health() {
     nlohmann::json checks = nlohmann::json::object();
     bool ok = true;
+    if (gateway) {
+      // The gateway's health is its services' checks (the same shape as the monolith's); a service that
+      // is down makes it degraded, not down: the others still answer through it.
+      bool all = true;
+      for (const auto& u : gateway->upstreams()) {
+        http::HealthAnswer h =
+            http::probe_health("http://" + u.host + ":" + std::to_string(u.port), std::chrono::milliseconds(500));
+        if (h.ok && u.name == "auth" && !gateway->keys_loaded()) {
+          h.ok = false;
+          h.error = "token keys not loaded yet";
+        }
+        if (h.ok) {
+          for (auto& [name, check] : h.checks.items()) checks[name] = check;
+        } else {
+          checks[u.name] = {{"status", "down"}, {"error", h.error}};
+        }
+        all = all && h.ok;
+      }
+      health.publish(200, nlohmann::json{{"status", all ? "ok" : "degraded"},
+                                         {"service", "gateway"},
+                                         {"version", CDX_VERSION},
+                                         {"checks", checks}}
+                              .dump());
+      return;
+    }
     for (Module* m : modules) {
       const auto t0 = std::chrono::steady_clock::now();
       nlohmann::json c;
@@ -131,7 +230,7 @@ struct Platform::Impl {
       checks[m->database().schema()] = c;
     }
     nlohmann::json body = {{"status", ok ? "ok" : "down"},
-                           {"service", "cdx"},
+                           {"service", monolith() ? "cdx" : config.module},
                            {"version", CDX_VERSION},
                            {"checks", checks}};
     health.publish(ok ? 200 : 503, body.dump());
@@ -191,11 +290,12 @@ void Platform::migrate() {
 
 void Platform::start() {
   for (Module* m : impl_->modules) m->start();
+  if (!impl_->core) return;
   if (!impl_->config.bootstrap_superadmin.empty()) {
     if (impl_->core->service().bootstrap_superadmin(impl_->config.bootstrap_superadmin))
       log::info("bootstrap superadmin created");
   }
-  if (impl_->config.demo) impl_->seed_demo();
+  if (impl_->config.demo && impl_->monolith()) impl_->seed_demo();  // `cdx up` seeds before its services start
 }
 
 bool Platform::create_superadmin(const std::string& username, const std::string& password) {
@@ -215,7 +315,25 @@ int Platform::serve() {
   http::Router router;
   http::Metrics* metrics_ptr = nullptr;
   const std::string* openapi_ptr = nullptr;
-  for (Module* m : p.modules) m->mount(router);
+  http::Authenticator* authenticator = nullptr;
+  std::unique_ptr<auth::AssertionAuthenticator> assertions;
+  if (p.monolith()) {
+    for (Module* m : p.modules) m->mount(router);
+    authenticator = &p.auth->authenticator();
+  } else if (p.gateway) {
+    p.gateway->mount(router);
+    authenticator = &p.gateway->authenticator();
+  } else {
+    // One service behind the gateway: its routes, its internal API, and nothing without an assertion.
+    for (Module* m : p.modules) {
+      m->mount(router);
+      m->mount_internal(router);
+      if (m != p.core.get()) auth::InternalRoutes::mount_purge(router, *m, p.workers);
+    }
+    if (p.auth) auth::InternalRoutes::mount(router, *p.auth, p.workers);
+    assertions = std::make_unique<auth::AssertionAuthenticator>(*p.key);
+    authenticator = assertions.get();
+  }
   p.mount_operations(router, metrics_ptr, openapi_ptr);
 
   http::Metrics metrics(router);
@@ -237,9 +355,11 @@ int Platform::serve() {
     out += fmt::format("cdx_outbox_events_total{{outcome=\"delivered\"}} {}\n", p.relay.delivered_total());
     out += fmt::format("cdx_outbox_events_total{{outcome=\"failed\"}} {}\n", p.relay.failed_total());
   });
+  if (p.gateway) metrics.add_collector([&p](std::string& out) { p.gateway->proxy().render_metrics(out); });
   const std::string openapi = openapi_document(router, CDX_VERSION).dump();
   openapi_ptr = &openapi;
 
+  if (p.gateway) p.gateway->tick();
   p.check_health();
   std::mutex stop_mutex;
   std::condition_variable stop_cv;
@@ -248,6 +368,7 @@ int Platform::serve() {
     std::unique_lock lock(stop_mutex);
     while (!stop_cv.wait_for(lock, std::chrono::seconds(1), [&] { return stopping; })) {
       lock.unlock();
+      if (p.gateway) p.gateway->tick();
       p.check_health();
       for (Module* m : p.modules) {
         try {
@@ -267,7 +388,8 @@ int Platform::serve() {
   opts.threads = p.config.threads;
   opts.body_limit = static_cast<size_t>(p.config.body_limit);
   opts.header_limit = static_cast<size_t>(p.config.header_limit);
-  http::Server server(opts, router, metrics, &p.auth->authenticator());
+  opts.authenticate_public = assertions != nullptr;
+  http::Server server(opts, router, metrics, authenticator);
   uint16_t port = 0;
   try {
     port = server.listen();
@@ -295,6 +417,7 @@ int Platform::serve() {
   });
 
   log::info("listening", {{"url", fmt::format("http://{}:{}", opts.host, port)},
+                          {"service", p.monolith() ? "cdx" : p.config.module},
                           {"port", port},
                           {"threads", opts.threads},
                           {"workers", p.config.workers},

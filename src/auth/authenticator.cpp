@@ -22,7 +22,12 @@ Error unauthorized(std::string detail) {
   return Error(Code::kUnauthorized, std::move(detail)).with_header("WWW-Authenticate", "Bearer realm=\"cdx\"");
 }
 
-std::string render_me(const Principal& p, std::string_view kind) {
+}  // namespace
+
+std::string render_me(const Principal& p) {
+  const std::string_view kind = p.kind == Principal::Kind::kSuperadmin ? "superadmin"
+                                : p.kind == Principal::Kind::kUser     ? "user"
+                                                                       : "api_key";
   nlohmann::json me = {{"id", p.id},
                        {"type", kind},
                        {"role", role_name(p.role)},
@@ -33,6 +38,8 @@ std::string render_me(const Principal& p, std::string_view kind) {
   if (p.kind == Principal::Kind::kApiKey) me["name"] = p.name;
   return me.dump();
 }
+
+namespace {
 
 std::vector<std::string> split_scopes(std::string_view s) {
   std::vector<std::string> out;
@@ -68,7 +75,7 @@ Task<std::shared_ptr<const CachedTenant>> Authenticator::tenant(std::string_view
   if (auto t = tenants_.get(id_or_slug, steady_ms())) co_return t;
   if (id_or_slug.empty() || id_or_slug.size() > 64) co_return nullptr;
   std::string key(id_or_slug);
-  auto info = co_await workers_.run([&] { return core_.find_tenant(key); });
+  auto info = co_await workers_.run([&] { return source_.find_tenant(key); });
   if (!info) co_return nullptr;
   co_return remember_tenant(*info);
 }
@@ -80,7 +87,7 @@ Task<std::shared_ptr<const Principal>> Authenticator::from_api_key(std::string_v
   auto cached = keys_.get(prefix, steady_ms());
   if (!cached) {
     std::string p(prefix);
-    auto resolved = co_await workers_.run([&] { return service_.resolve_api_key(p); });
+    auto resolved = co_await workers_.run([&] { return source_.resolve_api_key(p); });
     if (!resolved) throw unauthorized("The API key is not valid.");
     auto entry = std::make_shared<CachedKey>();
     // Keep the stored digest as raw bytes for a cheap constant-time compare on every request.
@@ -99,7 +106,7 @@ Task<std::shared_ptr<const Principal>> Authenticator::from_api_key(std::string_v
     principal->tenant_id = resolved->key.tenant_id;
     principal->scopes = resolved->key.scopes;
     principal->scope = ScopeMinter::mint(resolved->key.tenant_id);
-    principal->me_json = render_me(*principal, "api_key");
+    principal->me_json = render_me(*principal);
     entry->principal = std::move(principal);
     entry->bucket = limiter_.bucket("key:" + resolved->key.id, resolved->tenant.plan.rate_limit_per_minute);
     remember_tenant(resolved->tenant);
@@ -115,7 +122,7 @@ Task<std::shared_ptr<const Principal>> Authenticator::from_api_key(std::string_v
   const int64_t now_ms = steady_ms();
   int64_t noted = cached->last_noted_ms.load(std::memory_order_relaxed);
   if (now_ms - noted > 60'000 && cached->last_noted_ms.compare_exchange_strong(noted, now_ms))
-    service_.note_key_used(cached->principal->tenant_id, cached->principal->id);
+    source_.note_key_used(cached->principal->tenant_id, cached->principal->id);
   if (bucket) *bucket = cached->bucket.get();
   co_return cached->principal;
 }
@@ -125,10 +132,10 @@ std::shared_ptr<const Principal> Authenticator::from_bearer(std::string_view tok
   if (auto p = tokens_.get(token, now_ms)) {
     if (p->expires_at > Clock::unix_seconds()) return p;
   }
-  auto ring = service_.keyring();
+  auto ring = source_.keyring();
   TokenClaims c;
   try {
-    c = ring->verify(token, service_.verify_options());
+    c = ring->verify(token, source_.verify_options());
   } catch (const Error& e) {
     throw unauthorized(std::string("The access token is not valid: ") + e.detail() + ".");
   }
@@ -154,14 +161,40 @@ std::shared_ptr<const Principal> Authenticator::from_bearer(std::string_view tok
     if (c.extra.is_object() && c.extra.contains("email") && c.extra["email"].is_string())
       p->name = c.extra["email"].get<std::string>();
   }
-  p->me_json = render_me(*p, p->kind == Principal::Kind::kSuperadmin ? "superadmin" : "user");
+  p->me_json = render_me(*p);
   const int64_t ttl_ms = std::min<int64_t>((c.exp - Clock::unix_seconds()) * 1000, 3600 * 1000);
   tokens_.put(std::string(token), p, now_ms + std::max<int64_t>(ttl_ms, 0));
   return p;
 }
 
-Task<void> Authenticator::authenticate(http::Context& ctx, const http::RouteDoc& route) {
+void enforce_access(const http::Context& ctx, const http::RouteDoc& route, const Principal& p) {
   const Access access = route.access;
+  switch (access) {
+    case Access::kPublic:
+    case Access::kAuthenticated:
+      break;
+    case Access::kSuperadmin:
+      if (p.kind != Principal::Kind::kSuperadmin) throw Error(Code::kForbidden, "This endpoint is for the SUPERADMIN.");
+      break;
+    case Access::kTenantMember:
+    case Access::kTenantAdmin:
+    case Access::kTenantAdminOrSelf:
+      if (!ctx.tenant)
+        throw Error(Code::kInvalidRequest, "A SUPERADMIN acting inside a tenant must name it in X-Tenant-ID.");
+      if (access == Access::kTenantAdmin && p.role == Role::kClient)
+        throw Error(Code::kForbidden, "This endpoint needs the ADMIN role.");
+      if (access == Access::kTenantAdminOrSelf && p.role == Role::kClient &&
+          !(p.kind == Principal::Kind::kUser && ctx.req.param(0) == p.id))
+        throw Error(Code::kForbidden, "A CLIENT may only act on its own user.");
+      break;
+    case Access::kService:
+      throw Error(Code::kForbidden, "This endpoint is internal to the platform's services.");
+  }
+  if (!route.scope.empty() && (p.kind == Principal::Kind::kApiKey || p.scope_limited) && !p.has_scope(route.scope))
+    throw Error(Code::kForbidden, "The credential lacks the scope '" + route.scope + "'.");
+}
+
+Task<void> Authenticator::authenticate(http::Context& ctx, const http::RouteDoc& route) {
   const std::string_view api_key = ctx.req.header("x-api-key");
   const std::string_view authorization = ctx.req.header("authorization");
   gateway::Bucket* key_bucket = nullptr;
@@ -202,7 +235,7 @@ Task<void> Authenticator::authenticate(http::Context& ctx, const http::RouteDoc&
     auto state = sessions_.get(p.session_id, steady_ms());
     if (!state) {
       std::string tenant_id = p.tenant_id, sid = p.session_id;
-      const bool active = co_await workers_.run([&] { return service_.session_active(tenant_id, sid); });
+      const bool active = co_await workers_.run([&] { return source_.session_active(tenant_id, sid); });
       state = std::make_shared<const SessionState>(SessionState{active});
       sessions_.put(p.session_id, state, steady_ms() + kCacheTtlMs);
     }
@@ -214,27 +247,7 @@ Task<void> Authenticator::authenticate(http::Context& ctx, const http::RouteDoc&
   // The operator is not rate-limited; tenant credentials are, per key and per tenant.
   if (p.kind != Principal::Kind::kSuperadmin && t) limit(ctx, key_bucket, t->bucket.get());
 
-  switch (access) {
-    case Access::kPublic:
-    case Access::kAuthenticated:
-      break;
-    case Access::kSuperadmin:
-      if (p.kind != Principal::Kind::kSuperadmin) throw Error(Code::kForbidden, "This endpoint is for the SUPERADMIN.");
-      break;
-    case Access::kTenantMember:
-    case Access::kTenantAdmin:
-    case Access::kTenantAdminOrSelf:
-      if (!ctx.tenant)
-        throw Error(Code::kInvalidRequest, "A SUPERADMIN acting inside a tenant must name it in X-Tenant-ID.");
-      if (access == Access::kTenantAdmin && p.role == Role::kClient)
-        throw Error(Code::kForbidden, "This endpoint needs the ADMIN role.");
-      if (access == Access::kTenantAdminOrSelf && p.role == Role::kClient &&
-          !(p.kind == Principal::Kind::kUser && ctx.req.param(0) == p.id))
-        throw Error(Code::kForbidden, "A CLIENT may only act on its own user.");
-      break;
-  }
-  if (!route.scope.empty() && (p.kind == Principal::Kind::kApiKey || p.scope_limited) && !p.has_scope(route.scope))
-    throw Error(Code::kForbidden, "The credential lacks the scope '" + route.scope + "'.");
+  enforce_access(ctx, route, p);
 }
 
 void Authenticator::limit(http::Context& ctx, gateway::Bucket* key_bucket, gateway::Bucket* tenant_bucket) {

@@ -20,10 +20,55 @@ struct CachedTenant {
   std::shared_ptr<gateway::Bucket> bucket;   // the tenant's rate limit (plan.rate_limit_per_minute)
 };
 
+// Where the Authenticator looks a credential up on a cache miss: auth's own store in the monolith and in
+// the auth service; the auth and core services over HTTP in the constellation's gateway. The lookups
+// block: the Authenticator runs them on its worker pool.
+class CredentialSource {
+ public:
+  virtual ~CredentialSource() = default;
+  virtual std::optional<ResolvedKey> resolve_api_key(const std::string& prefix) = 0;
+  virtual bool session_active(const std::string& tenant_id, const std::string& session_id) = 0;
+  virtual std::optional<core::TenantInfo> find_tenant(const std::string& id_or_slug) = 0;
+  // Cheap and non-blocking: recorded in memory, written out later.
+  virtual void note_key_used(const std::string& tenant_id, const std::string& key_id) = 0;
+  virtual std::shared_ptr<const KeyRing> keyring() = 0;
+  virtual VerifyOptions verify_options() = 0;
+};
+
+// The source of a process that holds auth's data.
+class LocalCredentials final : public CredentialSource {
+ public:
+  LocalCredentials(Service& service, core::Api& core) : service_(service), core_(core) {}
+  std::optional<ResolvedKey> resolve_api_key(const std::string& prefix) override {
+    return service_.resolve_api_key(prefix);
+  }
+  bool session_active(const std::string& tenant_id, const std::string& session_id) override {
+    return service_.session_active(tenant_id, session_id);
+  }
+  std::optional<core::TenantInfo> find_tenant(const std::string& id_or_slug) override {
+    return core_.find_tenant(id_or_slug);
+  }
+  void note_key_used(const std::string& tenant_id, const std::string& key_id) override {
+    service_.note_key_used(tenant_id, key_id);
+  }
+  std::shared_ptr<const KeyRing> keyring() override { return service_.keyring(); }
+  VerifyOptions verify_options() override { return service_.verify_options(); }
+
+ private:
+  Service& service_;
+  core::Api& core_;
+};
+
+// Checks the route's declared access and scope for an authenticated principal acting in ctx.tenant.
+// Shared by the gateway's Authenticator and the services' assertion check.
+void enforce_access(const http::Context& ctx, const http::RouteDoc& route, const Principal& p);
+
+// The JSON of GET /api/v1/auth/me for a principal.
+std::string render_me(const Principal& p);
+
 class Authenticator final : public http::Authenticator {
  public:
-  Authenticator(Service& service, core::Api& core, WorkerPool& workers)
-      : service_(service), core_(core), workers_(workers) {}
+  Authenticator(CredentialSource& source, WorkerPool& workers) : source_(source), workers_(workers) {}
 
   Task<void> authenticate(http::Context& ctx, const http::RouteDoc& route) override;
 
@@ -38,6 +83,13 @@ class Authenticator final : public http::Authenticator {
     tenants_.invalidate_all();
     sessions_.invalidate_all();
   }
+  // As invalidate(), and tells the gateway in front of this service (constellation) to drop its caches
+  // before it answers the client, so a revocation takes effect at once in every topology.
+  void invalidate(http::Context& ctx) const {
+    invalidate();
+    if (behind_gateway_) ctx.res.header_lines += "X-CDX-Invalidate: credentials\r\n";
+  }
+  void set_behind_gateway(bool v) { behind_gateway_ = v; }
 
  private:
   struct CachedKey {
@@ -57,14 +109,14 @@ class Authenticator final : public http::Authenticator {
   // CORS: grants the request's Origin when it is one of the tenant's allowed_origins.
   static void allow_origin(http::Context& ctx, const CachedTenant& t);
 
-  Service& service_;
-  core::Api& core_;
+  CredentialSource& source_;
   WorkerPool& workers_;
   LocalCache<CachedKey> keys_;
   LocalCache<Principal> tokens_{10'000};
   LocalCache<CachedTenant> tenants_;
   LocalCache<SessionState> sessions_;
   mutable gateway::RateLimiter limiter_;
+  bool behind_gateway_ = false;
 };
 
 }  // namespace cdx::auth

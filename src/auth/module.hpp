@@ -41,7 +41,8 @@ class AuthModule final : public Module {
         workers_(workers),
         store_(db_),
         service_(store_, core, config, hashers),
-        authenticator_(service_, core, workers),
+        credentials_(service_, core),
+        authenticator_(credentials_, workers),
         api_(service_, authenticator_),
         oauth_store_(db_),
         oauth_(oauth_store_, service_) {}
@@ -83,6 +84,7 @@ class AuthModule final : public Module {
   WorkerPool& workers_;
   Store store_;
   Service service_;
+  LocalCredentials credentials_;
   Authenticator authenticator_;
   InProcessApi api_;
   OAuthStore oauth_store_;

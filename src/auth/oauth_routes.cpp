@@ -310,7 +310,7 @@ void AuthModule::mount_oauth(http::Router& r) {
         const Caller caller = caller_of(ctx);
         const std::string id(ctx.req.param(0));
         co_await workers_.run([&] { oauth_.delete_client(scope, id, caller); });
-        authenticator_.invalidate();  // its sessions end at once
+        authenticator_.invalidate(ctx);  // its sessions end at once
         ctx.res.no_content();
       },
       {.access = Access::kTenantAdmin, .scope = "auth:write",
@@ -367,7 +367,7 @@ void AuthModule::mount_oauth(http::Router& r) {
           auto out = co_await workers_.run([&] { return oauth_.token(form, authorization, caller, &origins); });
           ctx.res.json(200, out.dump());
         } catch (const OAuthError& e) {
-          if (e.revoked_sessions()) authenticator_.invalidate();  // the revoked tokens stop at once
+          if (e.revoked_sessions()) authenticator_.invalidate(ctx);  // the revoked tokens stop at once
           render_oauth_error(ctx, e);
         }
         no_store(ctx);
@@ -386,7 +386,7 @@ void AuthModule::mount_oauth(http::Router& r) {
           const std::string authorization(ctx.req.header("authorization"));
           const Caller caller = caller_of(ctx);
           const bool revoked = co_await workers_.run([&] { return oauth_.revoke(form, authorization, caller, &origins); });
-          if (revoked) authenticator_.invalidate();
+          if (revoked) authenticator_.invalidate(ctx);
           ctx.res.set(200, "text/plain; charset=utf-8", "");
         } catch (const OAuthError& e) {
           render_oauth_error(ctx, e);

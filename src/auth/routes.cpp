@@ -127,7 +127,7 @@ void AuthModule::mount_sessions(http::Router& r) {
         const Caller caller = caller_of(ctx);
         const Principal& who = *ctx.principal;
         co_await workers_.run([&] { service_.logout(who, token, caller); });
-        authenticator_.invalidate();  // the session's access tokens stop working at once
+        authenticator_.invalidate(ctx);  // the session's access tokens stop working at once
         ctx.res.no_content();
       },
       {.access = Access::kAuthenticated, .summary = "End the session: revokes its refresh token family",
@@ -180,7 +180,7 @@ void AuthModule::mount_sessions(http::Router& r) {
         in.finish();
         const Caller caller = caller_of(ctx);
         co_await workers_.run([&] { service_.reset_password(token, password, caller); });
-        authenticator_.invalidate();
+        authenticator_.invalidate(ctx);
         ctx.res.no_content();
       },
       {.summary = "Set a new password with a reset token; ends every session of the user", .tag = "auth",
@@ -258,7 +258,7 @@ void AuthModule::mount_users(http::Router& r) {
         const Caller caller = caller_of(ctx);
         const std::string id(ctx.req.param(0));
         auto u = co_await workers_.run([&] { return service_.update_user(scope, id, c, caller); });
-        authenticator_.invalidate();
+        authenticator_.invalidate(ctx);
         ctx.res.json(200, to_json(u).dump());
       },
       {.access = Access::kTenantAdminOrSelf, .scope = "auth:write",
@@ -272,7 +272,7 @@ void AuthModule::mount_users(http::Router& r) {
         const Caller caller = caller_of(ctx);
         const std::string id(ctx.req.param(0));
         co_await workers_.run([&] { service_.delete_user(scope, id, caller); });
-        authenticator_.invalidate();
+        authenticator_.invalidate(ctx);
         ctx.res.no_content();
       },
       {.access = Access::kTenantAdmin, .scope = "auth:write", .summary = "Delete a user and end its sessions",
@@ -329,7 +329,7 @@ void AuthModule::mount_api_keys(http::Router& r) {
         std::string id(ctx.req.param(0));
         const bool revoked = co_await workers_.run([&] { return service_.revoke_api_key(scope, id, caller); });
         if (!revoked) throw Error(Code::kNotFound, "No API key has the id '" + id + "'.");
-        authenticator_.invalidate();
+        authenticator_.invalidate(ctx);
         ctx.res.no_content();
       },
       {.access = Access::kTenantAdmin, .scope = "auth:write", .summary = "Revoke an API key (effective at once)",

@@ -8,8 +8,12 @@ namespace cdx::auth {
 class Service;
 class Authenticator;
 class InProcessApi;
+class AssertionAuthenticator;
+class InternalRoutes;
 
 class ScopeMinter {
+  friend class AssertionAuthenticator;
+  friend class InternalRoutes;
   friend class Service;
   friend class Authenticator;
   friend class InProcessApi;

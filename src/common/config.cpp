@@ -113,6 +113,19 @@ const std::vector<Setting>& table() {
          if (v.find('@') == std::string::npos) throw ConfigError("setting 'smtp_from': expected an email address");
          c.smtp_from = v;
        }},
+      {{"module", "CDX_MODULE", "serve one service of the constellation: gateway, core, auth or crm (default: all)"},
+       [](Config& c, const std::string& v) {
+         if (!v.empty() && service_port_offset(v) < 0)
+           throw ConfigError("setting 'module': '" + v + "' is not one of gateway, core, auth, crm");
+         c.module = v;
+       }},
+      {{"port_base", "CDX_PORT_BASE", "constellation ports: gateway at BASE, core +1, auth +3, crm +4"},
+       [](Config& c, const std::string& v) { c.port_base = static_cast<int>(parse_int("port_base", v, 1, 65528)); }},
+      {{"internal_secret", "CDX_INTERNAL_SECRET", "key of the gateway's signed assertions (constellation; 32+ chars)"},
+       [](Config& c, const std::string& v) {
+         if (!v.empty() && v.size() < 32) throw ConfigError("setting 'internal_secret': at least 32 characters");
+         c.internal_secret = v;
+       }},
   };
   return kTable;
 }
@@ -125,6 +138,18 @@ std::string toml_value_text(const toml::value& v) {
 }
 
 }  // namespace
+
+int service_port_offset(std::string_view name) {
+  static constexpr std::pair<std::string_view, int> kOffsets[] = {
+      {"gateway", 0}, {"core", 1}, {"auth", 3}, {"crm", 4}, {"cms", 5}, {"billing", 6}, {"analytics", 7}};
+  for (const auto& [n, off] : kOffsets)
+    if (n == name && (n == "gateway" || n == "core" || n == "auth" || n == "crm")) return off;
+  return -1;
+}
+
+std::string Config::service_url(std::string_view name) const {
+  return "http://" + host + ":" + std::to_string(port_base + service_port_offset(name));
+}
 
 const std::vector<SettingInfo>& settings() {
   static const std::vector<SettingInfo> kInfos = [] {

@@ -6,6 +6,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace cdx {
@@ -31,9 +32,21 @@ struct Config {
   std::string bootstrap_superadmin;    // "user:password" on an empty cdx_db
   std::string smtp_url;                // smtp://host:port; empty = mails go to the log
   std::string smtp_from = "no-reply@cdx.local";
+  // Topology: empty = the monolith; "gateway" or a module name = one service of a constellation.
+  std::string module;
+  int port_base = 3000;                // constellation ports: gateway B, core B+1, auth B+3, crm B+4, …
+  std::string internal_secret;         // HMAC key of the gateway's assertions (constellation only)
   std::map<std::string, std::string> module_database_urls;  // schema → URL, from CDX_<MODULE>_DATABASE_URL
 
-  std::string issuer() const { return public_url.empty() ? "http://" + host + ":" + std::to_string(port) : public_url; }
+  // Where a constellation service listens (127.0.0.1-bound services use the host setting).
+  std::string service_url(std::string_view name) const;
+
+  // Tokens name the address clients use: in a constellation that is the gateway's, not this service's.
+  std::string issuer() const {
+    if (!public_url.empty()) return public_url;
+    if (!module.empty()) return service_url("gateway");
+    return "http://" + host + ":" + std::to_string(port);
+  }
 };
 
 class ConfigError : public std::runtime_error {
@@ -47,6 +60,10 @@ struct SettingInfo {
   std::string help;
 };
 const std::vector<SettingInfo>& settings();
+
+// Port offset of a constellation service from port_base (gateway 0, core 1, auth 3, crm 4); -1 when the
+// name is not a service this build has.
+int service_port_offset(std::string_view name);
 
 // flags: values given on the command line, keyed by setting key. Environment read from the process.
 Config load_config(const std::map<std::string, std::string>& flags, const std::string& config_file);

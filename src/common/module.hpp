@@ -26,6 +26,9 @@ class Module {
   // Called about once a second from a background thread (flushes, expiry); blocking work allowed.
   virtual void tick() {}
   virtual void mount(http::Router& router) = 0;
+  // The module's internal API for the other services of a constellation (Access::kService routes under
+  // /internal/v1); never mounted in the monolith, never reachable through the gateway.
+  virtual void mount_internal(http::Router&) {}
   // Blocking; run on a worker. Throws when the module cannot serve.
   virtual void check_health() { database().ping(); }
   // Deletes every row the tenant owns in this module. Blocking.

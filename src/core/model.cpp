@@ -50,4 +50,31 @@ nlohmann::json to_json(const Plan& p) {
           {"updated_at", p.updated_at}};
 }
 
+Tenant tenant_from_json(const nlohmann::json& j) {
+  Tenant t;
+  t.id = j.at("id").get<std::string>();
+  t.slug = j.at("slug").get<std::string>();
+  t.name = j.at("name").get<std::string>();
+  t.status = j.at("status").get<std::string>();
+  t.plan = j.at("plan").get<std::string>();
+  t.settings = j.at("settings");
+  t.created_at = j.at("created_at").get<std::string>();
+  t.updated_at = j.at("updated_at").get<std::string>();
+  return t;
+}
+
+Plan plan_from_json(const nlohmann::json& j) {
+  Plan p;
+  p.id = j.at("id").get<std::string>();
+  p.key = j.at("key").get<std::string>();
+  p.name = j.at("name").get<std::string>();
+  p.rate_limit_per_minute = j.at("rate_limit_per_minute").get<int64_t>();
+  p.max_users = j.at("max_users").get<int64_t>();
+  p.max_api_keys = j.at("max_api_keys").get<int64_t>();
+  p.modules = j.at("modules").get<std::vector<std::string>>();
+  p.created_at = j.at("created_at").get<std::string>();
+  p.updated_at = j.at("updated_at").get<std::string>();
+  return p;
+}
+
 }  // namespace cdx::core

@@ -53,5 +53,8 @@ std::optional<std::string> plan_key_problem(const std::string& key);
 
 nlohmann::json to_json(const Tenant& t);
 nlohmann::json to_json(const Plan& p);
+// The inverses, for a service that reads core's answers over HTTP. Throw nlohmann::json::exception.
+Tenant tenant_from_json(const nlohmann::json& j);
+Plan plan_from_json(const nlohmann::json& j);
 
 }  // namespace cdx::core

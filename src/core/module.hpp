@@ -6,6 +6,7 @@
 #include "common/module.hpp"
 #include "common/worker_pool.hpp"
 #include "core/service.hpp"
+#include "core/services.hpp"
 #include "core/store.hpp"
 
 namespace cdx::core {
@@ -19,15 +20,19 @@ class CoreModule final : public Module {
   db::Database& database() override { return *db_; }
   std::vector<db::Migration> migrations() const override;
   void mount(http::Router& router) override;
+  void mount_internal(http::Router& router) override;  // internal_routes.cpp
+  void tick() override { services_.poll(); }
   void purge_tenant(const db::TenantScope&) override {}  // the tenant row itself goes last, in the service
 
   TenantService& service() { return service_; }
+  ServiceRegistry& services() { return services_; }
 
  private:
   std::shared_ptr<db::Database> db_;
   WorkerPool& workers_;
   Store store_;
   TenantService service_;
+  ServiceRegistry services_;
 };
 
 }  // namespace cdx::core

@@ -173,6 +173,17 @@ void CoreModule::mount(http::Router& r) {
       },
       {.access = Access::kSuperadmin, .summary = "Update a plan's name, quotas or modules", .tag = "plans",
        .request_schema = "PlanUpdate", .response_schema = "Plan"});
+
+  r.add_sync(
+      Method::kGet, "/api/v1/services",
+      [this](Context& ctx) {
+        ctx.res.json(200, nlohmann::json{{"data", services_.list()}, {"next_cursor", nullptr}}.dump());
+      },
+      {.access = Access::kSuperadmin,
+       .summary = "Every service of the platform: URL, status, latency, last check, version and recent history",
+       .tag = "services",
+       .response_schema = "Service",
+       .list = true});
 }
 
 }  // namespace cdx::core

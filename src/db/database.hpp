@@ -179,6 +179,9 @@ struct StorageConfig {
 };
 
 std::unique_ptr<ConnectionFactory> make_connection_factory(const StorageConfig& config);
+// A database this process does not hold (the constellation's gateway builds modules only to learn their
+// routes): every call throws Unavailable.
+std::shared_ptr<Database> make_detached_database(std::string schema);
 std::unique_ptr<ConnectionFactory> make_sqlite_factory(const std::string& data_dir);
 std::unique_ptr<ConnectionFactory> make_postgres_factory(const StorageConfig& config);
 

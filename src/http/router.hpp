@@ -24,6 +24,7 @@ enum class Access {
   kTenantMember,   // any principal acting inside a tenant (ADMIN, CLIENT, API key, SUPERADMIN naming one)
   kTenantAdmin,    // ADMIN or secret key of the tenant, or SUPERADMIN naming it
   kTenantAdminOrSelf,  // as kTenantAdmin, or a CLIENT whose own id is the route's first path parameter
+  kService,        // another service of the constellation (internal API); never reachable through the gateway
 };
 
 using AsyncHandler = std::function<Task<void>(Context&)>;
@@ -41,6 +42,7 @@ struct RouteDoc {
   int success_status = 200;
   bool list = false;            // answers {"data": [...], "next_cursor"} and takes limit/cursor
   std::vector<std::string> query_params;  // documented filters
+  size_t body_limit = 0;                  // largest request body in bytes; 0 = the server's (body_limit)
 };
 
 struct Route {

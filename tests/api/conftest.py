@@ -2,7 +2,9 @@
 
 The suite starts the real `cdx` binary on a free 127.0.0.1 port, on SQLite (a temporary data dir) or on
 PostgreSQL (a fresh database on the server named by CDX_TEST_DATABASE_URL), depending on
-CDX_TEST_BACKEND. Every server a test starts is stopped by that test.
+CDX_TEST_BACKEND. CDX_TEST_TOPOLOGY picks the topology: `monolith` (`cdx serve`, the default) or
+`constellation` (`cdx up`: the gateway on the free port, each module a process behind it). Every server a
+test starts is stopped by that test.
 """
 import os
 import secrets
@@ -19,6 +21,8 @@ import requests
 
 BINARY = os.environ.get("CDX_BINARY", os.path.join(os.path.dirname(__file__), "../../build/release/cdx"))
 BACKEND = os.environ.get("CDX_TEST_BACKEND", "sqlite")
+TOPOLOGY = os.environ.get("CDX_TEST_TOPOLOGY", "monolith")
+CONSTELLATION_PORTS = 8  # gateway B, core B+1, auth B+3, crm B+4 … up to B+7
 SUPERADMIN = ("root", "root-password-1")
 
 
@@ -26,6 +30,27 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def free_port_block(n=CONSTELLATION_PORTS):
+    """A base port with n free consecutive ports after it."""
+    for _ in range(200):
+        base = free_port()
+        if base + n > 65535:
+            continue
+        socks = []
+        try:
+            for p in range(base, base + n):
+                s = socket.socket()
+                socks.append(s)
+                s.bind(("127.0.0.1", p))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError("no block of free ports")
 
 
 def fresh_postgres_database():
@@ -42,8 +67,9 @@ def fresh_postgres_database():
 class Server:
     """A cdx process. start() waits until /health answers; stop() sends SIGTERM and waits."""
 
-    def __init__(self, args=(), env=None, storage=None):
-        self.port = free_port()
+    def __init__(self, args=(), env=None, storage=None, topology=None):
+        self.topology = topology or TOPOLOGY
+        self.port = free_port_block() if self.topology == "constellation" else free_port()
         self.args = list(args)
         self.env = dict(env or {})
         self.tmp = tempfile.mkdtemp(prefix="cdx-api-")
@@ -68,13 +94,22 @@ class Server:
         env.update(self.storage)
         env.update(self.env)
         self.log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([BINARY, "serve", *self.args], env=env, stdout=self.log, stderr=self.log)
+        if self.topology == "constellation":
+            env["CDX_PORT_BASE"] = str(self.port)
+            command = [BINARY, "up", *self.args]
+        else:
+            command = [BINARY, "serve", *self.args]
+        self.proc = subprocess.Popen(command, env=env, stdout=self.log, stderr=self.log)
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"cdx exited with {self.proc.returncode}:\n{self.read_log()}")
             try:
-                if requests.get(self.url + "/health", timeout=1).status_code in (200, 503):
+                r = requests.get(self.url + "/health", timeout=1)
+                # The gateway is ready once every service behind it answers.
+                if self.topology == "constellation" and (r.status_code != 200 or r.json().get("status") != "ok"):
+                    raise requests.RequestException("services starting")
+                if r.status_code in (200, 503):
                     return self
             except requests.RequestException:
                 pass

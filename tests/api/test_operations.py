@@ -2,6 +2,7 @@
 import re
 
 import pytest
+import requests
 
 from conftest import assert_problem
 
@@ -25,6 +26,7 @@ KNOWN_ROUTES = [
     ("post", "/api/v1/tenants/{id}/suspend"),
     ("post", "/api/v1/tenants/{id}/resume"),
     ("get", "/api/v1/plans"),
+    ("get", "/api/v1/services"),
     ("post", "/api/v1/plans"),
     ("patch", "/api/v1/plans/{id}"),
     # Identity: sessions, sign-up, password reset, users, audit
@@ -203,8 +205,17 @@ def test_duration_histogram_is_consistent(anon):
     assert count == requests_total(samples, "GET", "/.well-known/jwks.json", 200)
 
 
-def test_db_pool_gauges_present(anon):
-    samples = parse_metrics(anon.get("/metrics").text)
+def test_db_pool_gauges_present(server, anon):
+    if server.topology == "constellation":
+        # The gateway holds no database: each service reports its own pool, and the gateway its upstreams.
+        gateway = parse_metrics(anon.get("/metrics").text)
+        assert {dict(l).get("upstream") for (n, l) in gateway if n.startswith("cdx_upstream_")} >= {"core", "auth", "crm"}
+        texts = [requests.get(f"http://127.0.0.1:{server.port + off}/metrics", timeout=5).text for off in (1, 3)]
+    else:
+        texts = [anon.get("/metrics").text]
+    samples = {}
+    for text in texts:
+        samples.update(parse_metrics(text))
     pools = {dict(l).get("schema") for (n, l) in samples if n == "cdx_db_pool_connections"}
     assert {"cdx_db", "auth_db"} <= pools
     assert all(v >= 0 for (n, _), v in samples.items() if n == "cdx_db_pool_connections")

@@ -1,0 +1,186 @@
+#include "app/gateway.hpp"
+
+#include <sodium.h>
+
+#include <unordered_map>
+
+#include "auth/module.hpp"
+#include "common/clock.hpp"
+#include "common/log.hpp"
+#include "core/module.hpp"
+#include "crm/module.hpp"
+
+namespace cdx::app {
+
+namespace {
+
+constexpr size_t kCore = 0, kAuth = 1;  // upstream indexes: core, auth, crm
+constexpr int64_t kAssertionRefreshSeconds = gateway::kAssertionTtlSeconds / 2;
+
+bool is_hex(std::string_view s) {
+  for (char c : s)
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  return true;
+}
+
+// W3C Trace Context: keep the caller's trace id (a new span of it), or start a trace.
+void append_traceparent(std::string& out, std::string_view given) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  unsigned char span[8];
+  randombytes_buf(span, sizeof span);
+  out += "traceparent: 00-";
+  if (given.size() == 55 && given.substr(0, 3) == "00-" && given[35] == '-' && given[52] == '-' &&
+      is_hex(given.substr(3, 32)) && given.substr(3, 32) != std::string_view("00000000000000000000000000000000") &&
+      is_hex(given.substr(53, 2))) {
+    out += given.substr(3, 32);
+    out += '-';
+    for (unsigned char b : span) (out += kHex[b >> 4]) += kHex[b & 15];
+    out += '-';
+    out += given.substr(53, 2);
+  } else {
+    unsigned char trace[16];
+    randombytes_buf(trace, sizeof trace);
+    for (unsigned char b : trace) (out += kHex[b >> 4]) += kHex[b & 15];
+    out += '-';
+    for (unsigned char b : span) (out += kHex[b >> 4]) += kHex[b & 15];
+    out += "-01";
+  }
+  out += "\r\n";
+}
+
+// Removes an internal header the upstream set for the gateway; true when it was there.
+bool take_internal_header(std::string& lines, std::string_view name) {
+  size_t pos = 0;
+  while (pos < lines.size()) {
+    const size_t end = lines.find("\r\n", pos);
+    const size_t stop = end == std::string::npos ? lines.size() : end + 2;
+    if (stop - pos > name.size() && lines[pos + name.size()] == ':' &&
+        boost::beast::iequals(std::string_view(lines).substr(pos, name.size()), name)) {
+      lines.erase(pos, stop - pos);
+      return true;
+    }
+    pos = stop;
+  }
+  return false;
+}
+
+}  // namespace
+
+Gateway::Gateway(const Config& config, const gateway::AssertionKey& key, WorkerPool& workers, WorkerPool& hashers)
+    : config_(config),
+      key_(key),
+      workers_(workers),
+      hashers_(hashers),
+      credentials_(config.service_url("auth"), config.service_url("core"), config.issuer(), key),
+      authenticator_(credentials_, workers) {
+  for (const char* name : {"core", "auth", "crm"}) {
+    const uint16_t port = static_cast<uint16_t>(config.port_base + service_port_offset(name));
+    upstreams_.push_back({name, config.host, port});
+  }
+  proxy_ = std::make_unique<gateway::Proxy>(upstreams_);
+}
+
+Gateway::~Gateway() = default;
+
+void Gateway::mount(http::Router& router) {
+  // The modules are built only to learn their routes and declarations; their handlers never run here.
+  auth::RemoteApi auth_api(config_.service_url("auth"), "gateway", key_);
+  core::RemoteApi core_api(config_.service_url("core"), "gateway", key_);
+  core::CoreModule core(db::make_detached_database("cdx_db"), workers_, auth_api, [](const db::TenantScope&) {});
+  auth::AuthModule auth(db::make_detached_database("auth_db"), workers_, hashers_, core_api, config_);
+  crm::CrmModule crm(db::make_detached_database("crm_db"), workers_);
+  Module* modules[] = {&core, &auth, &crm};
+  for (size_t i = 0; i < std::size(modules); ++i) {
+    http::Router scratch;
+    modules[i]->mount(scratch);
+    for (const auto& route : scratch.routes()) {
+      if (route->doc.access == http::Access::kService) continue;
+      router.add(
+          route->method, route->pattern, [this, i](http::Context& ctx) { return forward(ctx, i); }, route->doc);
+    }
+  }
+}
+
+std::string_view Gateway::assertion_for(const http::Context& ctx) {
+  struct Cached {
+    std::weak_ptr<const Principal> principal;
+    std::string tenant_id;
+    std::string value;
+    int64_t refresh_at = 0;
+  };
+  thread_local std::unordered_map<const Principal*, Cached> by_principal;
+  thread_local Cached anonymous;
+  const int64_t now = Clock::unix_seconds();
+  const std::string_view tenant = ctx.tenant ? std::string_view(ctx.tenant->tenant_id()) : std::string_view();
+  if (!ctx.principal) {
+    if (anonymous.refresh_at <= now) {
+      anonymous.value = key_.sign({}, now);
+      anonymous.refresh_at = now + kAssertionRefreshSeconds;
+    }
+    return anonymous.value;
+  }
+  Cached& c = by_principal[ctx.principal.get()];
+  if (c.refresh_at > now && c.tenant_id == tenant && c.principal.lock() == ctx.principal) return c.value;
+  if (by_principal.size() > 10'000) {  // bounded: principals come and go with the credential caches
+    by_principal.clear();
+    return assertion_for(ctx);
+  }
+  gateway::Assertion a;
+  a.kind = gateway::Assertion::Kind::kPrincipal;
+  a.principal = *ctx.principal;
+  a.principal.scope.reset();
+  a.principal.me_json.clear();
+  a.tenant_id = tenant;
+  c.principal = ctx.principal;
+  c.tenant_id = tenant;
+  c.value = key_.sign(a, now);
+  c.refresh_at = now + kAssertionRefreshSeconds;
+  return c.value;
+}
+
+Task<void> Gateway::forward(http::Context& ctx, size_t upstream) {
+  thread_local std::string extra;
+  extra.clear();
+  extra += gateway::kAssertionHeader;
+  extra += ": ";
+  extra += assertion_for(ctx);
+  extra += "\r\nX-Request-ID: ";
+  extra += ctx.request_id;
+  extra += "\r\nX-Forwarded-For: ";
+  extra += ctx.req.remote;
+  extra += "\r\n";
+  append_traceparent(extra, ctx.req.header("traceparent"));
+  // HEAD goes upstream as GET, so the answer's Content-Length is the real one; the server drops the body.
+  const bool head = ctx.req.method == http::Method::kHead;
+  if (head) ctx.req.method = http::Method::kGet;
+  co_await proxy_->forward(ctx, upstream, extra);
+  if (head) ctx.req.method = http::Method::kHead;
+  // A key set read through the gateway is the freshest there is: verify with it from now on.
+  if (upstream == kAuth && ctx.res.status == 200 && ctx.req.path == "/.well-known/jwks.json" &&
+      credentials_.update_keys(ctx.res.body))
+    authenticator_.invalidate();
+  // Credentials or tenants changed behind us: drop the caches before the client sees the answer, so the
+  // change holds from its next request, as in the monolith.
+  const bool changed = take_internal_header(ctx.res.header_lines, "X-CDX-Invalidate");
+  if (changed || (upstream == kCore && ctx.req.method != http::Method::kGet && ctx.res.status < 300))
+    authenticator_.invalidate();
+}
+
+void Gateway::tick() {
+  ++ticks_;
+  try {
+    {  // every second: a rotated or retired key is honoured within about a second of auth having it
+      if (credentials_.refresh_keys() && keys_loaded_) authenticator_.invalidate();
+      keys_loaded_ = true;
+    }
+  } catch (const std::exception& e) {
+    if (ticks_ % 10 == 1) log::warn("cannot load the token keys from the auth service", {{"error", e.what()}});
+  }
+  try {
+    credentials_.flush_key_use();
+  } catch (const std::exception& e) {
+    log::warn("cannot send API key use to the auth service", {{"error", e.what()}});
+  }
+}
+
+}  // namespace cdx::app

@@ -1,0 +1,53 @@
+// The constellation's gateway: the same middleware chain as the monolith (limits, CORS, credential →
+// principal, tenant checks, rate limits, access log, metrics), then each module's routes are proxied to
+// that module's service with the verified principal as a signed assertion. It holds no database:
+// credentials and tenants come from the auth and core services, cached as in the monolith.
+//   Gateway gw(config, key, workers);  gw.mount(router);  http::Server server(opts, router, metrics, &gw.authenticator());
+#pragma once
+#include <atomic>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "auth/authenticator.hpp"
+#include "auth/remote.hpp"
+#include "common/config.hpp"
+#include "gateway/assertion.hpp"
+#include "gateway/proxy.hpp"
+#include "http/router.hpp"
+
+namespace cdx::app {
+
+class Gateway {
+ public:
+  Gateway(const Config& config, const gateway::AssertionKey& key, WorkerPool& workers, WorkerPool& hashers);
+  ~Gateway();
+
+  // Every public and authenticated route of every module, answered by proxying to its service.
+  void mount(http::Router& router);
+  auth::Authenticator& authenticator() { return authenticator_; }
+  gateway::Proxy& proxy() { return *proxy_; }
+  const std::vector<gateway::Upstream>& upstreams() const { return upstreams_; }
+
+  // From the maintenance thread, once a second: key uses to auth, JWKS refresh.
+  void tick();
+  // The auth service's token keys are loaded: bearer tokens can be verified.
+  bool keys_loaded() const { return keys_loaded_; }
+
+ private:
+  Task<void> forward(http::Context& ctx, size_t upstream);
+  std::string_view assertion_for(const http::Context& ctx);
+
+  const Config& config_;
+  const gateway::AssertionKey& key_;
+  WorkerPool& workers_;
+  WorkerPool& hashers_;
+  auth::RemoteCredentials credentials_;
+  auth::Authenticator authenticator_;
+  std::vector<gateway::Upstream> upstreams_;
+  std::unique_ptr<gateway::Proxy> proxy_;
+  uint64_t ticks_ = 0;
+  std::atomic<bool> keys_loaded_{false};
+};
+
+}  // namespace cdx::app

@@ -1,0 +1,118 @@
+#include "auth/internal_routes.hpp"
+
+#include <utility>
+#include "common/task.hpp"
+
+#include "auth/module.hpp"
+#include "auth/scope_minter.hpp"
+#include "common/json_body.hpp"
+#include "core/remote_api.hpp"
+
+namespace cdx::auth {
+
+using http::Access;
+using http::Context;
+using http::Method;
+
+namespace {
+
+const http::RouteDoc kInternal{.access = Access::kService, .tag = "internal"};
+
+bool plain_id(std::string_view s) {
+  if (s.empty() || s.size() > 64) return false;
+  for (char c : s)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_') return false;
+  return true;
+}
+
+std::string tenant_param(const Context& ctx) {
+  std::string id(ctx.req.param(0));
+  if (!plain_id(id)) throw Error(Code::kNotFound, "No such tenant.");
+  return id;
+}
+
+}  // namespace
+
+void InternalRoutes::mount(http::Router& r, AuthModule& auth, WorkerPool& workers) {
+  Service& service = auth.service();
+  r.add(
+      Method::kGet, "/internal/v1/api-keys/{prefix}",
+      [&service, &workers](Context& ctx) -> Task<void> {
+        std::string prefix(ctx.req.param(0));
+        auto resolved = co_await workers.run([&] { return service.resolve_api_key(prefix); });
+        if (!resolved) throw Error(Code::kNotFound, "No such API key.");
+        const ApiKey& k = resolved->key;
+        nlohmann::json key = {{"id", k.id},       {"tenant_id", k.tenant_id}, {"name", k.name},
+                              {"type", k.type},   {"prefix", k.prefix},       {"key_hash", k.key_hash},
+                              {"scopes", k.scopes}, {"expires_at", k.expires_at ? nlohmann::json(*k.expires_at) : nullptr}};
+        ctx.res.json(200, nlohmann::json{{"key", key}, {"tenant", core::to_json(resolved->tenant)}}.dump());
+      },
+      kInternal);
+  r.add(
+      Method::kGet, "/internal/v1/sessions/{id}",
+      [&service, &workers](Context& ctx) -> Task<void> {
+        std::string sid(ctx.req.param(0));
+        std::string tenant = ctx.req.query_param("tenant_id").value_or("");
+        const bool active = co_await workers.run([&] { return service.session_active(tenant, sid); });
+        ctx.res.json(200, nlohmann::json{{"active", active}}.dump());
+      },
+      kInternal);
+  r.add_sync(
+      Method::kPost, "/internal/v1/api-keys/used",
+      [&service](Context& ctx) {
+        const nlohmann::json j = nlohmann::json::parse(ctx.req.body, nullptr, false);
+        if (!j.is_object() || !j.contains("uses") || !j["uses"].is_array())
+          throw Error(Code::kInvalidRequest, "Expected {\"uses\": [{\"tenant_id\", \"key_id\"}]}.");
+        for (const auto& u : j["uses"])
+          if (u.is_object() && u.value("tenant_id", "").size() && u.value("key_id", "").size())
+            service.note_key_used(u["tenant_id"].get<std::string>(), u["key_id"].get<std::string>());
+        ctx.res.no_content();
+      },
+      kInternal);
+  r.add(
+      Method::kPost, "/internal/v1/tenants/{id}/first-admin",
+      [&service, &workers](Context& ctx) -> Task<void> {
+        const db::TenantScope scope = ScopeMinter::mint(tenant_param(ctx));
+        JsonBody in(ctx.req.body);
+        const std::string email = in.required_string("email", 3, 254);
+        const auto password = in.optional_string("password", 1, 256);
+        in.finish();
+        auto out = co_await workers.run([&] { return service.create_first_admin(scope, email, password); });
+        ctx.res.json(201, nlohmann::json{{"admin", out.admin}, {"api_key", out.api_key}}.dump());
+      },
+      kInternal);
+  r.add(
+      Method::kPost, "/internal/v1/tenants/{id}/users",
+      [&service, &workers](Context& ctx) -> Task<void> {
+        const db::TenantScope scope = ScopeMinter::mint(tenant_param(ctx));
+        JsonBody in(ctx.req.body);
+        const std::string email = in.required_string("email", 3, 254);
+        const std::string name = in.optional_string("name", 0, 200).value_or("");
+        const std::string role = in.required_string("role", 1, 16);
+        const std::string password = in.required_string("password", 1, 256);
+        in.finish();
+        auto user = co_await workers.run([&] { return service.create_user(scope, email, name, role, password); });
+        ctx.res.json(201, to_json(user).dump());
+      },
+      kInternal);
+  r.add_sync(
+      Method::kPost, "/internal/v1/invalidate",
+      [&auth](Context& ctx) {
+        auth.authenticator().invalidate(ctx);
+        ctx.res.no_content();
+      },
+      kInternal);
+}
+
+void InternalRoutes::mount_purge(http::Router& r, Module& module, WorkerPool& workers) {
+  r.add(
+      Method::kDelete, "/internal/v1/tenants/{id}/data",
+      [&module, &workers](Context& ctx) -> Task<void> {
+        const db::TenantScope scope = ScopeMinter::mint(tenant_param(ctx));
+        co_await workers.run([&] { module.purge_tenant(scope); });
+        ctx.res.no_content();
+      },
+      kInternal);
+}
+
+}  // namespace cdx::auth

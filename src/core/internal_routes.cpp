@@ -1,0 +1,50 @@
+// Core's internal API for the other services of a constellation: tenant lookup and superadmin checks.
+#include <utility>
+#include "common/task.hpp"
+
+#include "common/json_body.hpp"
+#include "core/module.hpp"
+#include "core/remote_api.hpp"
+#include "http/router.hpp"
+
+namespace cdx::core {
+
+using http::Access;
+using http::Context;
+using http::Method;
+
+void CoreModule::mount_internal(http::Router& r) {
+  const http::RouteDoc doc{.access = Access::kService, .tag = "internal"};
+  r.add(
+      Method::kGet, "/internal/v1/tenants/{id}",
+      [this](Context& ctx) -> Task<void> {
+        std::string key(ctx.req.param(0));
+        auto info = co_await workers_.run([&] { return service_.find_tenant(key); });
+        if (!info) throw Error(Code::kNotFound, "No such tenant.");
+        ctx.res.json(200, to_json(*info).dump());
+      },
+      doc);
+  r.add(
+      Method::kPost, "/internal/v1/superadmins/verify",
+      [this](Context& ctx) -> Task<void> {
+        JsonBody in(ctx.req.body);
+        const std::string username = in.required_string("username", 1, 256);
+        const std::string password = in.required_string("password", 1, 1024);
+        in.finish();
+        auto who = co_await workers_.run([&] { return service_.verify_superadmin(username, password); });
+        if (!who) throw Error(Code::kNotFound, "Unknown username or wrong password.");
+        ctx.res.json(200, nlohmann::json{{"id", who->id}, {"username", who->username}}.dump());
+      },
+      doc);
+  r.add(
+      Method::kGet, "/internal/v1/superadmins/{id}",
+      [this](Context& ctx) -> Task<void> {
+        std::string id(ctx.req.param(0));
+        auto who = co_await workers_.run([&] { return service_.find_superadmin(id); });
+        if (!who) throw Error(Code::kNotFound, "No such superadmin.");
+        ctx.res.json(200, nlohmann::json{{"id", who->id}, {"username", who->username}}.dump());
+      },
+      doc);
+}
+
+}  // namespace cdx::core

@@ -1,0 +1,45 @@
+// The gateway's signed assertion: who is calling and in which tenant, forwarded to a service of the
+// constellation in the X-CDX-Assertion header. HMAC-SHA256 over the payload with the shared internal
+// secret; short-lived, so a captured one is useless within a minute. A service never trusts an unsigned
+// header: without a valid assertion it answers 401.
+//   AssertionKey key(config.internal_secret);
+//   std::string a = key.sign({.kind = Assertion::Kind::kPrincipal, .principal = p, .tenant_id = t}, now);
+//   if (auto got = key.verify(header, Clock::unix_seconds())) …
+#pragma once
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "common/principal.hpp"
+
+namespace cdx::gateway {
+
+inline constexpr std::string_view kAssertionHeader = "X-CDX-Assertion";
+inline constexpr int64_t kAssertionTtlSeconds = 60;
+
+struct Assertion {
+  enum class Kind { kAnonymous, kPrincipal, kService };
+  Kind kind = Kind::kAnonymous;
+  Principal principal;    // kPrincipal; its `scope` is left empty (the receiver mints it)
+  std::string service;    // kService: the calling service's name
+  std::string tenant_id;  // the tenant the request acts in; empty when none
+  int64_t expires_at = 0; // unix seconds
+};
+
+class AssertionKey {
+ public:
+  // Throws std::invalid_argument on a secret shorter than 32 bytes.
+  explicit AssertionKey(std::string_view secret);
+
+  // "v1.<base64url payload>.<base64url HMAC>"; expires kAssertionTtlSeconds after `now`.
+  std::string sign(const Assertion& a, int64_t now) const;
+  // nullopt when malformed, forged or expired.
+  std::optional<Assertion> verify(std::string_view token, int64_t now) const;
+
+ private:
+  std::array<unsigned char, 32> key_{};
+};
+
+}  // namespace cdx::gateway

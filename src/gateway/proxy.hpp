@@ -1,0 +1,85 @@
+// The gateway's HTTP/1.1 client for the constellation topology: forwards a request to a module's own
+// process over pooled keep-alive connections (per I/O thread), bounded by connect and total timeouts,
+// retried once when a pooled connection turns out stale (or, for idempotent methods, when the upstream
+// could not be reached), and fenced by a circuit breaker per upstream.
+//   Proxy proxy({{"crm", "127.0.0.1", 3102}});
+//   co_await proxy.forward(ctx, 0, "X-CDX-Assertion: …\r\nX-Request-ID: …\r\n");  // fills ctx.res or throws
+#pragma once
+#include <utility>  // before Asio's coroutine headers (GCC 12 + Boost 1.74)
+#include "common/task.hpp"
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "http/types.hpp"
+
+namespace cdx::gateway {
+
+namespace internal {
+struct UpstreamState;  // endpoint, Host line, breaker and counters of one upstream (proxy.cpp)
+}
+
+struct Upstream {
+  std::string name;  // the module, used in error details and metric labels ("crm")
+  std::string host;  // an IP address, or a name resolved once at construction
+  uint16_t port = 0;
+};
+
+struct ProxyOptions {
+  std::chrono::milliseconds connect_timeout{1000};
+  std::chrono::milliseconds total_timeout{30000};  // one attempt: write request + read whole response
+  size_t max_idle_per_upstream = 64;               // kept-alive connections per upstream per I/O thread
+  size_t response_limit = 64u << 20;               // bigger answers → 502
+  int breaker_failures = 5;                        // consecutive failures that open the breaker
+  std::chrono::milliseconds breaker_open{2000};    // open time; then one probe request is let through
+  // A pooled connection idle for longer is closed instead of reused: below the upstream server's
+  // keep-alive timeout (75 s), so the upstream rarely closes a connection we are about to use.
+  std::chrono::milliseconds idle_timeout{50000};
+};
+
+// Monotonic counters for /metrics, per upstream.
+struct UpstreamCounters {
+  uint64_t requests = 0;       // forward() calls
+  uint64_t failures = 0;       // transport failures and 502/503/504 answers (what the breaker counts)
+  uint64_t retries = 0;        // second attempts on a fresh connection
+  uint64_t breaker_opens = 0;  // closed/half-open → open transitions
+};
+
+class Proxy {
+ public:
+  // Throws std::invalid_argument when a host neither parses as an address nor resolves.
+  explicit Proxy(std::vector<Upstream> upstreams, ProxyOptions options = {});
+  ~Proxy();
+  Proxy(const Proxy&) = delete;
+  Proxy& operator=(const Proxy&) = delete;
+
+  // Forwards ctx.req to upstreams[upstream] and fills ctx.res (status, content type, body, end-to-end
+  // headers appended to header_lines) from the answer. `extra` is pre-formatted "Name: value\r\n" lines
+  // added to the upstream request (the gateway's signed assertion, X-Request-ID, traceparent).
+  // Throws cdx::Error: 502 unreachable / malformed / too large, 504 timeout, 503 + Retry-After while
+  // the breaker is open. Must run on an io_context's thread; connections never leave that thread.
+  Task<void> forward(http::Context& ctx, size_t upstream, std::string_view extra);
+
+  // The breaker is open: a request arriving now is refused without a connection attempt.
+  bool open(size_t upstream) const;
+  UpstreamCounters counters(size_t upstream) const;
+  size_t size() const { return upstreams_.size(); }
+  const Upstream& upstream(size_t i) const { return upstreams_.at(i); }
+  const ProxyOptions& options() const { return options_; }
+
+  // Appends Prometheus text (cdx_upstream_* counters and the breaker gauge); for Metrics::add_collector.
+  void render_metrics(std::string& out) const;
+
+ private:
+  std::vector<Upstream> upstreams_;
+  ProxyOptions options_;
+  std::vector<std::unique_ptr<internal::UpstreamState>> states_;
+  uint64_t id_;  // unique per instance: keys the per-thread connection pools
+};
+
+}  // namespace cdx::gateway

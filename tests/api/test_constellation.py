@@ -1,0 +1,177 @@
+"""The constellation topology (`cdx up`): the gateway in front of one process per module.
+
+These tests start their own constellation whatever CDX_TEST_TOPOLOGY says (the rest of the suite runs
+against both topologies): what is checked here exists only when the modules are separate processes —
+the signed assertion, the proxy's faults, the supervisor. The service registry is checked in both.
+"""
+import subprocess
+import time
+
+import pytest
+import requests
+
+from conftest import Api, RawConn, Server, assert_problem, make_tenant, login, SUPERADMIN
+
+CORE, AUTH, CRM = 1, 3, 4  # port offsets from the gateway's
+
+
+@pytest.fixture(scope="module")
+def up():
+    s = Server(topology="constellation").start(timeout=40)
+    yield s
+    s.cleanup()
+
+
+@pytest.fixture(scope="module")
+def up_sa(up):
+    r = requests.post(up.url + "/api/v1/auth/superadmin/login",
+                      json={"username": SUPERADMIN[0], "password": SUPERADMIN[1]}, timeout=10)
+    assert r.status_code == 200, r.text
+    return Api(up.url, {"Authorization": "Bearer " + r.json()["access_token"]})
+
+
+@pytest.fixture(scope="module")
+def up_tenant(up, up_sa):
+    t = make_tenant(up_sa)
+    t["admin_api"] = Api(up.url, {"Authorization": "Bearer " + login(Api(up.url), t)})
+    return t
+
+
+def service_url(up, offset):
+    return f"http://127.0.0.1:{up.port + offset}"
+
+
+def service_pid(up, name):
+    out = subprocess.run(["pgrep", "-f", "--", f"--module {name} --port {up.port + {'core': CORE, 'auth': AUTH, 'crm': CRM}[name]}"],
+                         capture_output=True, text=True)
+    pids = [int(p) for p in out.stdout.split()]
+    assert len(pids) == 1, f"expected one {name} process, found {pids}"
+    return pids[0]
+
+
+def wait_for(fn, timeout=20, interval=0.1):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        got = fn()
+        if got:
+            return got
+        time.sleep(interval)
+    return fn()
+
+
+def services_when_up(api):
+    def all_up():
+        r = api.get("/api/v1/services")
+        assert r.status_code == 200, r.text
+        data = r.json()["data"]
+        return data if data and all(s["status"] == "up" for s in data) else None
+    return wait_for(all_up, timeout=10)
+
+
+def test_services_registry_in_this_topology(sa):
+    data = services_when_up(sa)
+    assert data, "every service reports up within seconds"
+    assert {s["name"] for s in data} == {"gateway", "core", "auth", "crm"}
+    for s in data:
+        assert s["url"].startswith("http://") and s["version"]
+        assert s["latency_ms"] >= 0 and s["last_check"].endswith("Z")
+        assert s["history"] and s["history"][0]["status"] == "up"
+    assert_problem(Api(sa.base).get("/api/v1/services"), 401)
+
+
+def test_constellation_services_have_their_own_ports(up, up_sa):
+    data = services_when_up(up_sa)
+    assert data
+    urls = {s["name"]: s["url"] for s in data}
+    assert urls == {"gateway": up.url, "core": service_url(up, CORE), "auth": service_url(up, AUTH),
+                    "crm": service_url(up, CRM)}
+    for offset, schema in ((CORE, "cdx_db"), (AUTH, "auth_db"), (CRM, "crm_db")):
+        health = requests.get(service_url(up, offset) + "/health", timeout=5).json()
+        assert health["status"] == "ok" and list(health["checks"]) == [schema]
+    gateway = requests.get(up.url + "/health", timeout=5).json()
+    assert gateway["service"] == "gateway" and {"cdx_db", "auth_db", "crm_db"} <= set(gateway["checks"])
+
+
+def test_a_service_reached_directly_without_assertion_answers_401(up, up_tenant):
+    token = up_tenant["admin_api"].headers["Authorization"]
+    for offset, path in ((CRM, "/api/v1/crm/contacts"), (AUTH, "/api/v1/auth/me"), (CORE, "/api/v1/tenants"),
+                         (CORE, "/internal/v1/tenants/" + up_tenant["slug"]), (AUTH, "/.well-known/jwks.json")):
+        url = service_url(up, offset) + path
+        # a valid user token is not enough: only the gateway's signature opens a service
+        assert_problem(requests.get(url, headers={"Authorization": token}, timeout=5), 401)
+        forged = "v1.eyJrIjoic2VydmljZSIsInN2YyI6ImNvcmUiLCJleHAiOjk5OTk5OTk5OTl9.AAAA"
+        assert_problem(requests.get(url, headers={"X-CDX-Assertion": forged}, timeout=5), 401)
+    assert requests.get(service_url(up, CRM) + "/health", timeout=5).status_code == 200
+
+
+def test_gateway_never_exposes_internal_routes(up, up_sa, up_tenant):
+    for path in ("/internal/v1/tenants/" + up_tenant["slug"], "/internal/v1/api-keys/cdx_sk_abcdefgh"):
+        assert_problem(up_sa.get(path), 404)
+    assert_problem(up_sa.delete(f"/internal/v1/tenants/{up_tenant['id']}/data"), 404)
+    paths = requests.get(up.url + "/openapi.json", timeout=5).json()["paths"]
+    assert not [p for p in paths if p.startswith("/internal")]
+
+
+def test_a_client_cannot_inject_the_internal_assertion(up, up_tenant):
+    api = up_tenant["admin_api"]
+    # a header a client sends under the internal name is dropped; the gateway's own assertion goes on
+    forged = {"X-CDX-Assertion": "v1.garbage.AAAA", "x-cdx-invalidate": "credentials"}
+    me = api.get("/api/v1/auth/me", headers=forged)
+    assert me.status_code == 200 and me.json()["email"] == up_tenant["admin"]["email"]
+    assert "X-CDX-Assertion" not in me.headers and "X-CDX-Invalidate" not in me.headers
+    assert_problem(requests.get(up.url + "/api/v1/auth/me", headers=forged, timeout=5), 401)
+
+
+def test_smuggling_attempts_are_refused_at_the_gateway(up):
+    for wire in (b"POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n"
+                 b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+                 b"POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nContent-Length: 40\r\n\r\nabcd"):
+        c = RawConn(up)
+        answers = c.send(wire).read_responses(1)
+        c.close()
+        assert answers and answers[0].status == 400, answers
+
+
+def test_a_large_body_streams_through_the_proxy(up_tenant):
+    api = up_tenant["admin_api"]
+    rows = ["first_name,last_name,email"] + [f"Big{i},Body,big{i}@proxy.test" for i in range(4000)]
+    body = ("\r\n".join(rows) + "\r\n").encode()
+    assert len(body) > 100_000
+    t0 = time.time()
+    r = api.post("/api/v1/crm/contacts/import", data=body, headers={"Content-Type": "text/csv"})
+    assert r.status_code in (200, 201), r.text
+    assert r.json()["created"] == 4000
+    export = api.get("/api/v1/crm/contacts/export", params={"q": "proxy.test"})
+    assert export.status_code == 200 and export.text.count("@proxy.test") == 4000
+    assert time.time() - t0 < 30  # a bound against a hang, not a performance figure (see docs/benchmarks.md)
+
+
+def test_a_killed_service_fails_fast_and_comes_back_with_its_data(up, up_tenant):
+    api = up_tenant["admin_api"]
+    r = api.post("/api/v1/crm/contacts", json={"first_name": "Survivor", "email": "survivor@kill.test"})
+    assert r.status_code == 201, r.text
+    contact = r.json()
+    subprocess.run(["kill", "-9", str(service_pid(up, "crm"))], check=True)
+
+    failed = api.get(f"/api/v1/crm/contacts/{contact['id']}")
+    assert failed.status_code in (502, 503), failed.text
+    assert_problem(failed, failed.status_code)
+    # the other services keep answering through the gateway meanwhile
+    assert api.get("/api/v1/auth/me").status_code == 200
+
+    back = wait_for(lambda: (lambda r: r if r.status_code == 200 else None)(
+        api.get(f"/api/v1/crm/contacts/{contact['id']}")), timeout=20, interval=0.2)
+    assert back and back.status_code == 200, "the supervisor restarts the service within seconds"
+    assert back.json() == contact
+
+
+def test_sigterm_stops_every_service():
+    s = Server(topology="constellation").start(timeout=40)
+    try:
+        base = s.port
+        assert subprocess.run(["pgrep", "-f", "--", f"--port-base {base}"], capture_output=True).stdout
+        assert s.stop() == 0
+        left = subprocess.run(["pgrep", "-f", "--", f"--port-base {base}"], capture_output=True, text=True).stdout
+        assert left == "", f"services left running: {left}"
+    finally:
+        s.cleanup()
