@@ -72,7 +72,9 @@ Gateway::Gateway(const Config& config, const gateway::AssertionKey& key, WorkerP
       workers_(workers),
       hashers_(hashers),
       credentials_(config.service_url("auth"), config.service_url("core"), config.issuer(), key),
+      core_("core", config.service_url("core"), "gateway", key),
       authenticator_(credentials_, workers) {
+  authenticator_.set_usage_meter(&usage_);
   for (const char* name : {"core", "auth", "crm"}) {
     const uint16_t port = static_cast<uint16_t>(config.port_base + service_port_offset(name));
     upstreams_.push_back({name, config.host, port});
@@ -180,6 +182,21 @@ void Gateway::tick() {
     credentials_.flush_key_use();
   } catch (const std::exception& e) {
     log::warn("cannot send API key use to the auth service", {{"error", e.what()}});
+  }
+  if (ticks_ % 2 == 0) flush_usage();
+}
+
+void Gateway::flush_usage() {
+  auto rows = usage_.drain();
+  if (rows.empty()) return;
+  nlohmann::json body = {{"usage", nlohmann::json::array()}};
+  for (const auto& u : rows)
+    body["usage"].push_back({{"tenant_id", u.tenant_id}, {"key_id", u.key_id}, {"day", u.day}, {"calls", u.calls}});
+  try {
+    core_.call("POST", "/internal/v1/usage", &body);
+  } catch (const std::exception& e) {
+    usage_.restore(rows);
+    log::warn("cannot send API usage to the core service; will retry", {{"error", e.what()}});
   }
 }
 

@@ -14,6 +14,8 @@
 #include "common/config.hpp"
 #include "gateway/assertion.hpp"
 #include "gateway/proxy.hpp"
+#include "gateway/usage_meter.hpp"
+#include "http/service_client.hpp"
 #include "http/router.hpp"
 
 namespace cdx::app {
@@ -31,6 +33,8 @@ class Gateway {
 
   // From the maintenance thread, once a second: key uses to auth, JWKS refresh.
   void tick();
+  // Sends the counted API calls to core (kept for the next try when core does not answer).
+  void flush_usage();
   // The auth service's token keys are loaded: bearer tokens can be verified.
   bool keys_loaded() const { return keys_loaded_; }
 
@@ -43,6 +47,8 @@ class Gateway {
   WorkerPool& workers_;
   WorkerPool& hashers_;
   auth::RemoteCredentials credentials_;
+  gateway::UsageMeter usage_;
+  http::ServiceClient core_;
   auth::Authenticator authenticator_;
   std::vector<gateway::Upstream> upstreams_;
   std::unique_ptr<gateway::Proxy> proxy_;

@@ -80,6 +80,16 @@ const nlohmann::json& openapi_schemas() {
                         {"error", {{"type", {"string", "null"}}}},
                         {"history", {{"type", "array"}, {"items", check}}}},
                        {"name", "url", "status", "latency_ms", "last_check", "version", "history"});
+    s["TenantUsage"] = obj(
+        {{"tenant_id", str_fmt("uuid")},
+         {"from", str_fmt("date")},
+         {"to", str_fmt("date")},
+         {"total", integer()},
+         {"days", {{"type", "array"}, {"items", obj({{"day", str_fmt("date")}, {"calls", integer()}})}}},
+         {"api_keys",
+          {{"type", "array"},
+           {"items", obj({{"api_key_id", {{"type", {"string", "null"}}}}, {"calls", integer()}})}}}},
+        {"tenant_id", "from", "to", "total", "days", "api_keys"});
     s["PlanCreate"] = obj({{"key", str()},
                            {"name", str()},
                            {"rate_limit_per_minute", integer()},

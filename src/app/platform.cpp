@@ -96,6 +96,7 @@ struct Platform::Impl {
   std::vector<Module*> modules;  // the modules this process holds
   db::OutboxRelay relay;  // drains the modules' outboxes from the once-a-second tick
   HealthCache health;
+  gateway::UsageMeter usage;  // the monolith's API calls per tenant and key, drained into core
 
   bool monolith() const { return config.module.empty(); }
   bool holds(std::string_view name) const { return monolith() || config.module == name; }
@@ -139,6 +140,7 @@ struct Platform::Impl {
       auth = std::make_unique<auth::AuthModule>(factory->open("auth_db"), workers, hashers, *core_for_auth, config);
       auth_api.target = &auth->api();
       auth->authenticator().set_behind_gateway(!monolith());
+      if (monolith()) auth->authenticator().set_usage_meter(&usage);
     }
     if (holds("crm")) {
       crm = std::make_unique<crm::CrmModule>(factory->open("crm_db"), workers);
@@ -150,6 +152,18 @@ struct Platform::Impl {
       log::debug("domain event", {{"schema", e.schema}, {"type", e.type}, {"id", e.id}, {"tenant_id", e.tenant_id}});
     });
     if (core) register_services();
+  }
+
+  // The counted API calls go to core's daily table; kept for the next try when that fails.
+  void flush_usage() {
+    if (!monolith() || !core) return;
+    auto rows = usage.drain();
+    try {
+      core->service().record_usage(rows);
+    } catch (const std::exception& e) {
+      usage.restore(rows);
+      log::warn("cannot record API usage; will retry", {{"error", e.what()}});
+    }
   }
 
   // Deleting a tenant purges its rows in every module: in process, or on each service of a constellation.
@@ -364,6 +378,7 @@ int Platform::serve() {
   std::mutex stop_mutex;
   std::condition_variable stop_cv;
   bool stopping = false;
+  uint64_t ticks = 0;
   std::thread checker([&] {
     std::unique_lock lock(stop_mutex);
     while (!stop_cv.wait_for(lock, std::chrono::seconds(1), [&] { return stopping; })) {
@@ -378,6 +393,7 @@ int Platform::serve() {
         }
       }
       p.relay.poll();  // at least once, in order; a failure is logged and retried on the next tick
+      if (++ticks % 2 == 0) p.flush_usage();
       lock.lock();
     }
   });
@@ -430,6 +446,8 @@ int Platform::serve() {
   }
   stop_cv.notify_all();
   checker.join();
+  p.flush_usage();  // the calls of the last seconds
+  if (p.gateway) p.gateway->flush_usage();
   pthread_kill(signals.native_handle(), SIGTERM);  // harmless if it already returned
   signals.join();
   log::info("stopped");

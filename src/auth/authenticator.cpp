@@ -65,6 +65,7 @@ std::shared_ptr<const CachedTenant> Authenticator::remember_tenant(const core::T
       if (o.is_string()) t->allowed_origins.push_back(o.get<std::string>());
   t->scope = ScopeMinter::mint(info.tenant.id);
   t->bucket = limiter_.bucket("tenant:" + info.tenant.id, info.plan.rate_limit_per_minute);
+  if (meter_) t->usage = meter_->counter(info.tenant.id, "");
   const int64_t expires = steady_ms() + kCacheTtlMs;
   tenants_.put(t->id, t, expires);
   tenants_.put(t->slug, t, expires);
@@ -80,7 +81,8 @@ Task<std::shared_ptr<const CachedTenant>> Authenticator::tenant(std::string_view
   co_return remember_tenant(*info);
 }
 
-Task<std::shared_ptr<const Principal>> Authenticator::from_api_key(std::string_view key, gateway::Bucket** bucket) {
+Task<std::shared_ptr<const Principal>> Authenticator::from_api_key(std::string_view key, gateway::Bucket** bucket,
+                                                                   gateway::UsageCounter** usage) {
   if (key.size() != kKeyLen || (key.substr(0, kKeyTypeLen) != "cdx_sk_" && key.substr(0, kKeyTypeLen) != "cdx_pk_"))
     throw unauthorized("The API key is malformed.");
   const std::string_view prefix = key.substr(0, kKeyPrefixLen);
@@ -109,6 +111,7 @@ Task<std::shared_ptr<const Principal>> Authenticator::from_api_key(std::string_v
     principal->me_json = render_me(*principal);
     entry->principal = std::move(principal);
     entry->bucket = limiter_.bucket("key:" + resolved->key.id, resolved->tenant.plan.rate_limit_per_minute);
+    if (meter_) entry->usage = meter_->counter(resolved->key.tenant_id, resolved->key.id);
     remember_tenant(resolved->tenant);
     keys_.put(std::string(prefix), entry, steady_ms() + kCacheTtlMs);
     cached = std::move(entry);
@@ -124,6 +127,7 @@ Task<std::shared_ptr<const Principal>> Authenticator::from_api_key(std::string_v
   if (now_ms - noted > 60'000 && cached->last_noted_ms.compare_exchange_strong(noted, now_ms))
     source_.note_key_used(cached->principal->tenant_id, cached->principal->id);
   if (bucket) *bucket = cached->bucket.get();
+  if (usage) *usage = cached->usage.get();
   co_return cached->principal;
 }
 
@@ -198,8 +202,9 @@ Task<void> Authenticator::authenticate(http::Context& ctx, const http::RouteDoc&
   const std::string_view api_key = ctx.req.header("x-api-key");
   const std::string_view authorization = ctx.req.header("authorization");
   gateway::Bucket* key_bucket = nullptr;
+  gateway::UsageCounter* key_usage = nullptr;
   if (!api_key.empty()) {
-    ctx.principal = co_await from_api_key(api_key, &key_bucket);
+    ctx.principal = co_await from_api_key(api_key, &key_bucket, &key_usage);
   } else if (!authorization.empty()) {
     constexpr std::string_view kBearer = "Bearer ";
     if (authorization.size() <= kBearer.size() ||
@@ -248,6 +253,7 @@ Task<void> Authenticator::authenticate(http::Context& ctx, const http::RouteDoc&
   if (p.kind != Principal::Kind::kSuperadmin && t) limit(ctx, key_bucket, t->bucket.get());
 
   enforce_access(ctx, route, p);
+  if (gateway::UsageCounter* u = key_usage ? key_usage : t ? t->usage.get() : nullptr) u->add();
 }
 
 void Authenticator::limit(http::Context& ctx, gateway::Bucket* key_bucket, gateway::Bucket* tenant_bucket) {

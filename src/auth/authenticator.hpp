@@ -9,6 +9,7 @@
 #include "common/local_cache.hpp"
 #include "common/worker_pool.hpp"
 #include "gateway/rate_limiter.hpp"
+#include "gateway/usage_meter.hpp"
 #include "http/server.hpp"
 
 namespace cdx::auth {
@@ -18,6 +19,7 @@ struct CachedTenant {
   std::vector<std::string> allowed_origins;  // settings.allowed_origins: where publishable keys may be used
   std::optional<db::TenantScope> scope;
   std::shared_ptr<gateway::Bucket> bucket;   // the tenant's rate limit (plan.rate_limit_per_minute)
+  std::shared_ptr<gateway::UsageCounter> usage;  // calls without an API key (null when not metered)
 };
 
 // Where the Authenticator looks a credential up on a cache miss: auth's own store in the monolith and in
@@ -90,6 +92,8 @@ class Authenticator final : public http::Authenticator {
     if (behind_gateway_) ctx.res.header_lines += "X-CDX-Invalidate: credentials\r\n";
   }
   void set_behind_gateway(bool v) { behind_gateway_ = v; }
+  // Counts every admitted tenant request (per tenant, and per API key). Set before serving.
+  void set_usage_meter(gateway::UsageMeter* meter) { meter_ = meter; }
 
  private:
   struct CachedKey {
@@ -97,10 +101,12 @@ class Authenticator final : public http::Authenticator {
     std::optional<int64_t> expires_at;
     std::shared_ptr<const Principal> principal;
     std::shared_ptr<gateway::Bucket> bucket;  // the key's own rate limit
+    std::shared_ptr<gateway::UsageCounter> usage;
     mutable std::atomic<int64_t> last_noted_ms{0};  // last_used_at is recorded at most once a minute
   };
   // The key's bucket comes back through `bucket` so the caller can rate-limit without a second lookup.
-  Task<std::shared_ptr<const Principal>> from_api_key(std::string_view key, gateway::Bucket** bucket = nullptr);
+  Task<std::shared_ptr<const Principal>> from_api_key(std::string_view key, gateway::Bucket** bucket = nullptr,
+                                                      gateway::UsageCounter** usage = nullptr);
   static void limit(http::Context& ctx, gateway::Bucket* key_bucket, gateway::Bucket* tenant_bucket);
   std::shared_ptr<const Principal> from_bearer(std::string_view token);
   Task<std::shared_ptr<const CachedTenant>> tenant(std::string_view id_or_slug);
@@ -117,6 +123,7 @@ class Authenticator final : public http::Authenticator {
   LocalCache<SessionState> sessions_;
   mutable gateway::RateLimiter limiter_;
   bool behind_gateway_ = false;
+  gateway::UsageMeter* meter_ = nullptr;
 };
 
 }  // namespace cdx::auth

@@ -37,6 +37,24 @@ void CoreModule::mount_internal(http::Router& r) {
       },
       doc);
   r.add(
+      Method::kPost, "/internal/v1/usage",
+      [this](Context& ctx) -> Task<void> {
+        const nlohmann::json j = nlohmann::json::parse(ctx.req.body, nullptr, false);
+        if (!j.is_object() || !j.contains("usage") || !j["usage"].is_array())
+          throw Error(Code::kInvalidRequest, "Expected {\"usage\": [{\"tenant_id\", \"key_id\", \"day\", \"calls\"}]}.");
+        std::vector<gateway::Usage> usage;
+        try {
+          for (const auto& u : j["usage"])
+            usage.push_back({u.at("tenant_id").get<std::string>(), u.at("key_id").get<std::string>(),
+                             u.at("day").get<std::string>(), u.at("calls").get<int64_t>()});
+        } catch (const nlohmann::json::exception&) {
+          throw Error(Code::kInvalidRequest, "A usage row is malformed.");
+        }
+        co_await workers_.run([&] { service_.record_usage(usage); });
+        ctx.res.no_content();
+      },
+      doc);
+  r.add(
       Method::kGet, "/internal/v1/superadmins/{id}",
       [this](Context& ctx) -> Task<void> {
         std::string id(ctx.req.param(0));

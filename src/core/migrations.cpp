@@ -40,6 +40,15 @@ CREATE TABLE cdx_db.superadmins (
   last_login_at TEXT
 );
 )SQL"},
+      {2, "API usage per tenant, day and key", R"SQL(
+CREATE TABLE cdx_db.usage_daily (
+  tenant_id TEXT NOT NULL,
+  day TEXT NOT NULL,
+  key_id TEXT NOT NULL,
+  calls BIGINT NOT NULL,
+  PRIMARY KEY (tenant_id, day, key_id)
+);
+)SQL"},
   };
 }
 

@@ -2,6 +2,7 @@
 #include <utility>
 #include "common/task.hpp"
 
+#include "common/clock.hpp"
 #include "common/json_body.hpp"
 #include "core/module.hpp"
 #include "http/pagination.hpp"
@@ -52,6 +53,15 @@ PlanPatch parse_plan_patch(std::string_view body) {
   if (in.has("key")) in.fail("key", "cannot be changed");
   in.finish();
   return p;
+}
+
+// A day parameter of the usage query: YYYY-MM-DD, a real calendar day.
+std::string usage_day(const Context& ctx, std::string_view name, std::string fallback) {
+  auto v = ctx.req.query_param(name);
+  if (!v) return fallback;
+  if (v->size() != 10 || !parse_rfc3339(*v + "T00:00:00Z"))
+    throw Error::validation({{std::string(name), "must be a date, YYYY-MM-DD"}});
+  return *v;
 }
 
 }  // namespace
@@ -173,6 +183,21 @@ void CoreModule::mount(http::Router& r) {
       },
       {.access = Access::kSuperadmin, .summary = "Update a plan's name, quotas or modules", .tag = "plans",
        .request_schema = "PlanUpdate", .response_schema = "Plan"});
+
+  r.add(
+      Method::kGet, "/api/v1/tenants/{id}/usage",
+      [this](Context& ctx) -> Task<void> {
+        const std::string to = usage_day(ctx, "to", format_rfc3339(Clock::now()).substr(0, 10));
+        const std::string from = usage_day(ctx, "from", format_rfc3339(Clock::now() - std::chrono::hours(24 * 29)).substr(0, 10));
+        if (from > to) throw Error::validation({{"from", "must not be after to"}});
+        auto out = co_await workers_.run([&] { return service_.usage(ctx.req.param(0), from, to); });
+        ctx.res.json(200, out.dump());
+      },
+      {.access = Access::kSuperadmin,
+       .summary = "API calls of a tenant per day and per API key (default: the last 30 days, UTC)",
+       .tag = "tenants",
+       .response_schema = "TenantUsage",
+       .query_params = {"from", "to"}});
 
   r.add_sync(
       Method::kGet, "/api/v1/services",

@@ -97,6 +97,19 @@ void TenantService::delete_tenant(std::string_view id_or_slug) {
   log::info("tenant deleted", {{"tenant_id", t.id}, {"slug", t.slug}});
 }
 
+nlohmann::json TenantService::usage(std::string_view id_or_slug, const std::string& from, const std::string& to) {
+  const Tenant t = get_tenant(id_or_slug);
+  nlohmann::json days = nlohmann::json::array(), keys = nlohmann::json::array();
+  int64_t total = 0;
+  for (const auto& [day, calls] : store_.usage_by_day(t.id, from, to)) {
+    days.push_back({{"day", day}, {"calls", calls}});
+    total += calls;
+  }
+  for (const auto& [key, calls] : store_.usage_by_key(t.id, from, to))
+    keys.push_back({{"api_key_id", key.empty() ? nlohmann::json(nullptr) : nlohmann::json(key)}, {"calls", calls}});
+  return {{"tenant_id", t.id}, {"from", from}, {"to", to}, {"total", total}, {"days", days}, {"api_keys", keys}};
+}
+
 Plan TenantService::create_plan(const NewPlan& in) {
   std::vector<FieldError> errors;
   if (auto why = plan_key_problem(in.key)) errors.push_back({"key", *why});

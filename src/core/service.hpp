@@ -44,6 +44,10 @@ class TenantService final : public Api {
   Plan create_plan(const NewPlan& in);
   Plan update_plan(std::string_view id_or_key, const PlanPatch& patch);
 
+  void record_usage(const std::vector<gateway::Usage>& usage) { store_.add_usage(usage); }
+  // GET /api/v1/tenants/{id}/usage: calls per day and per API key over [from, to] (YYYY-MM-DD, UTC).
+  nlohmann::json usage(std::string_view id_or_slug, const std::string& from, const std::string& to);
+
   // Runs fn inside an existing tenant's scope: demo seeding only, a superadmin path by name.
   void seed_in_tenant(std::string_view tenant, const std::function<void(const db::TenantScope&)>& fn);
   // Adds a user to an existing tenant (demo seeding).

@@ -99,8 +99,47 @@ std::optional<Tenant> Store::update_tenant(const std::string& id, const TenantPa
 }
 
 bool Store::delete_tenant(const std::string& id) {
-  return db_->write_platform(
-      [&](db::Tx& tx) { return tx.query("DELETE FROM cdx_db.tenants WHERE id = $1", {id}).affected > 0; });
+  return db_->write_platform([&](db::Tx& tx) {
+    tx.query("DELETE FROM cdx_db.usage_daily WHERE tenant_id = $1", {id});
+    return tx.query("DELETE FROM cdx_db.tenants WHERE id = $1", {id}).affected > 0;
+  });
+}
+
+void Store::add_usage(const std::vector<gateway::Usage>& usage) {
+  if (usage.empty()) return;
+  db_->write_platform([&](db::Tx& tx) {
+    for (const auto& u : usage)
+      tx.query("INSERT INTO cdx_db.usage_daily AS u (tenant_id, day, key_id, calls) "
+               "SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT 1 FROM cdx_db.tenants WHERE id = $1) "
+               "ON CONFLICT (tenant_id, day, key_id) DO UPDATE SET calls = u.calls + excluded.calls",
+               {u.tenant_id, u.day, u.key_id, u.calls});
+  });
+}
+
+std::vector<std::pair<std::string, int64_t>> Store::usage_by_day(const std::string& tenant_id, const std::string& from,
+                                                                 const std::string& to) {
+  return db_->read_platform([&](db::Tx& tx) {
+    std::vector<std::pair<std::string, int64_t>> out;
+    for (const auto& r : tx.query("SELECT day, SUM(calls) FROM cdx_db.usage_daily WHERE tenant_id = $1 "
+                                  "AND day >= $2 AND day <= $3 GROUP BY day ORDER BY day",
+                                  {tenant_id, from, to})
+                             .rows)
+      out.emplace_back(r.text(0), r.integer(1));
+    return out;
+  });
+}
+
+std::vector<std::pair<std::string, int64_t>> Store::usage_by_key(const std::string& tenant_id, const std::string& from,
+                                                                 const std::string& to) {
+  return db_->read_platform([&](db::Tx& tx) {
+    std::vector<std::pair<std::string, int64_t>> out;
+    for (const auto& r : tx.query("SELECT key_id, SUM(calls) AS n FROM cdx_db.usage_daily WHERE tenant_id = $1 "
+                                  "AND day >= $2 AND day <= $3 GROUP BY key_id ORDER BY n DESC, key_id",
+                                  {tenant_id, from, to})
+                             .rows)
+      out.emplace_back(r.text(0), r.integer(1));
+    return out;
+  });
 }
 
 std::vector<Plan> Store::list_plans() {

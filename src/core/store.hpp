@@ -9,6 +9,7 @@
 
 #include "core/model.hpp"
 #include "db/database.hpp"
+#include "gateway/usage_meter.hpp"
 
 namespace cdx::core {
 
@@ -37,6 +38,14 @@ class Store {
   std::optional<Plan> find_plan(std::string_view id_or_key);
   void insert_plan(const Plan& p);  // UniqueViolation on a taken key
   std::optional<Plan> update_plan(const std::string& id, const PlanPatch& patch);
+
+  // Adds calls to the daily counters of tenants that still exist; one transaction.
+  void add_usage(const std::vector<gateway::Usage>& usage);
+  // Days [from, to] (YYYY-MM-DD) with calls: per day, and per API key ("" = without a key).
+  std::vector<std::pair<std::string, int64_t>> usage_by_day(const std::string& tenant_id, const std::string& from,
+                                                            const std::string& to);
+  std::vector<std::pair<std::string, int64_t>> usage_by_key(const std::string& tenant_id, const std::string& from,
+                                                            const std::string& to);
 
   int64_t count_superadmins();
   void insert_superadmin(const Superadmin& s);

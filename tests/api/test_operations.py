@@ -27,6 +27,7 @@ KNOWN_ROUTES = [
     ("post", "/api/v1/tenants/{id}/resume"),
     ("get", "/api/v1/plans"),
     ("get", "/api/v1/services"),
+    ("get", "/api/v1/tenants/{id}/usage"),
     ("post", "/api/v1/plans"),
     ("patch", "/api/v1/plans/{id}"),
     # Identity: sessions, sign-up, password reset, users, audit
