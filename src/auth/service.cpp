@@ -1,5 +1,7 @@
 #include "auth/service.hpp"
 
+#include <future>
+
 #include <fmt/format.h>
 
 #include "auth/scope_minter.hpp"
@@ -60,6 +62,20 @@ Service::Service(Store& store, core::Api& core, const Config& config, WorkerPool
       hashers_(hashers),
       mailer_(make_mailer(config.smtp_url, config.smtp_from)),
       issuer_(config.issuer()) {}
+
+// Argon2id is CPU-bound: it runs on the hashing pool (sized to the cores) while this worker waits, so
+// sign-ups, resets and user changes share the bounded hashing capacity with logins.
+std::string Service::hash_on_pool(std::string_view password) {
+  auto done = std::make_shared<std::promise<std::string>>();
+  hashers_.post([done, pw = std::string(password)] {
+    try {
+      done->set_value(hash_password(pw));
+    } catch (...) {
+      done->set_exception(std::current_exception());
+    }
+  });
+  return done->get_future().get();
+}
 
 // ---- keys -------------------------------------------------------------------------------------------
 
@@ -357,7 +373,7 @@ void Service::reset_password(std::string_view token, std::string_view password, 
   auto user_id = store_.consume_password_reset(scope, sha256_hex(parts->second), Clock::unix_seconds());
   if (!user_id) throw invalid();
   UserPatch patch;
-  patch.password_hash = hash_password(password);
+  patch.password_hash = hash_on_pool(password);
   if (!store_.update_user(scope, *user_id, patch)) throw invalid();
   store_.revoke_subject_sessions(scope, *user_id);
   AuditEvent e{"password.reset", "user", *user_id, "user", *user_id};
@@ -375,7 +391,7 @@ User Service::create_user(const db::TenantScope& scope, const std::string& email
   u.name = name.empty() ? email.substr(0, email.find('@')) : name;
   u.role = role;
   u.status = "active";
-  u.password_hash = hash_password(password);
+  u.password_hash = hash_on_pool(password);
   u.created_at = u.updated_at = format_rfc3339(Clock::now());
   try {
     if (!max_users) {
@@ -433,7 +449,7 @@ User Service::update_user(const db::TenantScope& scope, const std::string& id, c
   patch.name = in.name;
   patch.role = in.role;
   patch.status = in.status;
-  if (in.password) patch.password_hash = hash_password(*in.password);
+  if (in.password) patch.password_hash = hash_on_pool(*in.password);
   const bool ends_sessions = in.password || (in.status && *in.status != before.status) ||
                              (in.role && *in.role != before.role);
   // Checked inside the update's transaction: two concurrent demotions cannot both pass.

@@ -62,6 +62,8 @@ class Service {
  public:
   Service(Store& store, core::Api& core, const Config& config, WorkerPool& hashers);
   WorkerPool& hashers() { return hashers_; }
+  // Blocking (call from a worker): an Argon2id hash computed on the hashing pool.
+  std::string hash_on_pool(std::string_view password);
 
   void load_signing_keys();  // generates and stores the first key on an empty database
   std::shared_ptr<const KeyRing> keyring() const;
