@@ -135,8 +135,12 @@ enum class RequestHeader : uint8_t { kForward, kDrop, kHost };
 RequestHeader classify_request_header(std::string_view name) {
   // Internal headers: only the gateway speaks them (in `extra`), never a client.
   if (name.size() >= 6 && beast::iequals(name.substr(0, 6), "x-cdx-")) return RequestHeader::kDrop;
-  // The caller forwards its own request id and trace context.
-  if (beast::iequals(name, "x-request-id") || beast::iequals(name, "traceparent")) return RequestHeader::kDrop;
+  // The caller forwards its own request id, trace context and client address: a module must not be
+  // able to mistake a client's claim for the gateway's.
+  if (beast::iequals(name, "x-request-id") || beast::iequals(name, "traceparent") ||
+      beast::iequals(name, "x-forwarded-for") || beast::iequals(name, "forwarded") ||
+      beast::iequals(name, "x-real-ip"))
+    return RequestHeader::kDrop;
   const bhttp::field f = bhttp::string_to_field(name);
   if (hop_by_hop(f) || f == bhttp::field::content_length || f == bhttp::field::expect) return RequestHeader::kDrop;
   return f == bhttp::field::host ? RequestHeader::kHost : RequestHeader::kForward;

@@ -37,8 +37,9 @@ struct ProxyOptions {
   size_t response_limit = 64u << 20;               // bigger answers → 502
   int breaker_failures = 5;                        // consecutive failures that open the breaker
   std::chrono::milliseconds breaker_open{2000};    // open time; then one probe request is let through
-  // A pooled connection idle for longer is closed instead of reused: below the upstream server's
-  // keep-alive timeout (75 s), so the upstream rarely closes a connection we are about to use.
+  // A pooled connection idle for longer is not reused, and is closed by its watchdog (which looks at
+  // least once per total_timeout). Below the upstream server's keep-alive timeout (75 s), so the
+  // upstream rarely closes a connection we are about to use.
   std::chrono::milliseconds idle_timeout{50000};
 };
 
@@ -60,9 +61,14 @@ class Proxy {
 
   // Forwards ctx.req to upstreams[upstream] and fills ctx.res (status, content type, body, end-to-end
   // headers appended to header_lines) from the answer. `extra` is pre-formatted "Name: value\r\n" lines
-  // added to the upstream request (the gateway's signed assertion, X-Request-ID, traceparent).
+  // added to the upstream request (the gateway's signed assertion, X-Request-ID, traceparent,
+  // X-Forwarded-For); it is copied before the first suspension, so a reused buffer may back it.
+  // The client's own X-CDX-*, X-Request-ID, traceparent, X-Forwarded-For, Forwarded and X-Real-IP
+  // headers are never forwarded, nor hop-by-hop ones, Content-Length (rewritten) or Expect.
   // Throws cdx::Error: 502 unreachable / malformed / too large, 504 timeout, 503 + Retry-After while
   // the breaker is open. Must run on an io_context's thread; connections never leave that thread.
+  // A pooled connection keeps a watchdog timer pending on its io_context until it is closed (within
+  // idle_timeout + total_timeout of its last use), so io_context::run() does not return meanwhile.
   Task<void> forward(http::Context& ctx, size_t upstream, std::string_view extra);
 
   // The breaker is open: a request arriving now is refused without a connection attempt.
