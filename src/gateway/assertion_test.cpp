@@ -76,8 +76,8 @@ TEST(Assertion, RejectsExpiredForgedAndGarbage) {
   payload.replace(role, 7, "\"CLIENT\"");
   EXPECT_FALSE(key.verify("v1." + base64url_encode(payload) + token.substr(dot), 1001));
 
-  for (const std::string bad : {"", "v1.", "v1..", "v2." + token.substr(3), token + "x", "v1.e30.AAAA",
-                                std::string(10000, 'a')})
+  for (const std::string& bad : std::vector<std::string>{"", "v1.", "v1..", "v2." + token.substr(3), token + "x",
+                                                        "v1.e30.AAAA", std::string(10000, 'a')})
     EXPECT_FALSE(key.verify(bad, 1001)) << bad.substr(0, 40);
   EXPECT_THROW(AssertionKey("short"), std::invalid_argument);
 }
