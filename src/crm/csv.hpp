@@ -15,7 +15,11 @@
 
 namespace cdx::crm {
 
-inline constexpr size_t kMaxImportRows = 10'000;
+// One import request: at most this many data rows, in a body of at most kImportBodyLimit bytes (the import
+// routes' own body limit; the server's, when larger, applies instead). 100 000 typical contact rows take
+// about 10 MiB.
+inline constexpr size_t kMaxImportRows = 100'000;
+inline constexpr size_t kImportBodyLimit = size_t{32} << 20;
 
 struct CsvRecord {
   int64_t line = 0;  // 1-based line where the record starts

@@ -142,6 +142,31 @@ CREATE INDEX activities_deal ON crm_db.activities (tenant_id, deal_id, created_a
         "crm_db.deals", "crm_db.deal_history", "crm_db.activities"}},
       db::Outbox::migration(2, "crm_db"),
       http::Idempotency::migration(3, "crm_db"),
+      // ?q= on contacts reads one column, kept by the store (see search_text in store.cpp), and the list
+      // indexes carry it: a search scans the tenant's index entries in list order and reads only the rows
+      // it answers, so its cost is bounded by the tenant's size, not the table's. Lists filtered by
+      // lifecycle stage get their own index.
+      {4, "contacts: search column, list indexes that cover it, lifecycle stage index", R"SQL(
+ALTER TABLE crm_db.contacts ADD COLUMN search TEXT;
+DROP INDEX crm_db.contacts_created;
+DROP INDEX crm_db.contacts_updated;
+CREATE INDEX contacts_created ON crm_db.contacts (tenant_id, created_at, id, search);
+CREATE INDEX contacts_updated ON crm_db.contacts (tenant_id, updated_at, id, search);
+CREATE INDEX contacts_stage_created ON crm_db.contacts (tenant_id, lifecycle_stage, created_at, id, search);
+)SQL",
+       {},
+       // The backfill lower-cases ASCII only (COLLATE "C"), as the store and the search term do. Rows of
+       // every tenant: the table forces row-level security even on its owner, so lift it for the update.
+       R"SQL(
+ALTER TABLE crm_db.contacts NO FORCE ROW LEVEL SECURITY;
+UPDATE crm_db.contacts SET search = lower((COALESCE(first_name, '') || ' ' || COALESCE(last_name, '')) COLLATE "C")
+  || E'\n' || COALESCE(email_normalized, '');
+ALTER TABLE crm_db.contacts FORCE ROW LEVEL SECURITY;
+)SQL",
+       R"SQL(
+UPDATE crm_db.contacts SET search = lower(COALESCE(first_name, '') || ' ' || COALESCE(last_name, ''))
+  || char(10) || COALESCE(email_normalized, '');
+)SQL"},
   };
 }
 

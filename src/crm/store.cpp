@@ -1,7 +1,9 @@
 #include "crm/store.hpp"
 
+#include <algorithm>
 #include <deque>
 
+#include "common/clock.hpp"
 #include "common/ids.hpp"
 #include "common/validate.hpp"
 
@@ -112,6 +114,138 @@ Contact contact_from(const db::Row& r) {
   c.created_at = r.text(11);
   c.updated_at = r.text(12);
   return c;
+}
+
+// What ?q= searches, kept in its own column so an index holds it: the lower-cased full name and, after a
+// newline (which a search term cannot hold, so no match spans both), the normalized email. A term found in
+// the first or the last name is found in the full name, so this matches what the four columns did.
+std::string search_text(const Contact& c, const std::optional<std::string>& email_normalized) {
+  return lowercase(c.first_name.value_or("") + " " + c.last_name.value_or("")) + "\n" +
+         email_normalized.value_or("");
+}
+
+// Bulk statements take their rows as one JSON array (one parameter), so a statement holds a thousand rows
+// on either database: no parameter per value (SQLite binds parameters by name, a linear search each) and
+// no statement text that grows with the batch. `value->>N` reads column N of a row on both.
+constexpr size_t kBatchRows = 1000;
+
+std::string json_rows_source(const db::Tx& tx, const char* param) {
+  return tx.backend() == db::Backend::kPostgres ? std::string("jsonb_array_elements(CAST(") + param + " AS jsonb))"
+                                                : std::string("json_each(") + param + ")";
+}
+// The same for an array of strings, as a table of text `value`s.
+std::string json_values_source(const db::Tx& tx, const char* param) {
+  return tx.backend() == db::Backend::kPostgres
+             ? std::string("json_array_elements_text(CAST(") + param + " AS json)) AS v (value)"
+             : std::string("json_each(") + param + ")";
+}
+
+// Appends s as a JSON string (the text is valid UTF-8 already: checked at the edge). Runs of characters
+// that need no escape are copied at once.
+void append_json_string(std::string& out, std::string_view s) {
+  static const char* kHex = "0123456789abcdef";
+  out += '"';
+  size_t run = 0;
+  for (size_t i = 0; i < s.size(); ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c != '"' && c != '\\' && c >= 0x20) continue;
+    out.append(s, run, i - run);
+    run = i + 1;
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else {
+      out += "\\u00";
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  out.append(s, run, s.size() - run);
+  out += '"';
+}
+
+// One batch's rows: [[…], […]], each cell a string or null.
+class JsonRows {
+ public:
+  void row() {
+    text_ += text_.empty() ? "[[" : "],[";
+    first_ = true;
+  }
+  void cell(std::string_view v) {
+    sep();
+    append_json_string(text_, v);
+  }
+  void cell(const std::string& v) { cell(std::string_view(v)); }
+  void cell(const std::optional<std::string>& v) {
+    if (v) return cell(std::string_view(*v));
+    sep();
+    text_ += "null";
+  }
+  std::string take() {
+    std::string out = text_.empty() ? "[]" : std::move(text_) + "]]";
+    text_.clear();
+    return out;
+  }
+
+ private:
+  void sep() {
+    if (!first_) text_ += ',';
+    first_ = false;
+  }
+  std::string text_;
+  bool first_ = true;
+};
+
+// INSERT INTO table (tenant_id, columns…) from n rows, kBatchRows per statement; row(i, rows) adds row i's
+// cells, one per column.
+template <class RowFn>
+void insert_rows(db::Tx& tx, const db::TenantScope& scope, const std::string& table,
+                 const std::vector<std::string>& columns, size_t n, RowFn row) {
+  std::string sql = "INSERT INTO " + table + " (tenant_id";
+  for (const auto& c : columns) sql += ", " + c;
+  sql += ") SELECT CAST($2 AS TEXT)";
+  for (size_t i = 0; i < columns.size(); ++i) sql += ", value->>" + std::to_string(i);
+  sql += " FROM " + json_rows_source(tx, "$1");
+  JsonRows rows;
+  for (size_t start = 0; start < n; start += kBatchRows) {
+    for (size_t i = start; i < std::min(n, start + kBatchRows); ++i) {
+      rows.row();
+      row(i, rows);
+    }
+    const std::string batch = rows.take();
+    tx.query(sql, {batch, scope.tenant_id()});
+  }
+}
+
+// Rows of <schema>.outbox as db::Outbox::append writes them, one per payload.
+void insert_events(db::Tx& tx, const db::TenantScope& scope, const Store::Events& events) {
+  const std::string now = format_rfc3339(Clock::now());
+  insert_rows(tx, scope, events.outbox_schema + ".outbox", {"id", "type", "payload", "created_at"},
+              events.payloads.size(), [&](size_t i, JsonRows& r) {
+                r.cell(new_uuid_v7());
+                r.cell(events.type);
+                r.cell(events.payloads[i]);
+                r.cell(now);
+              });
+}
+
+// Of `values`, those that `column` of the tenant's rows in `table` holds.
+std::unordered_set<std::string> present(db::Tx& tx, const db::TenantScope& scope, const char* table,
+                                        const char* column, const std::vector<std::string>& values) {
+  std::unordered_set<std::string> out;
+  const std::string sql = std::string("SELECT ") + column + " FROM crm_db." + table + " WHERE tenant_id = $1 AND " +
+                          column + " IN (SELECT value FROM " + json_values_source(tx, "$2") + ")";
+  std::string batch;
+  for (size_t start = 0; start < values.size(); start += kBatchRows) {
+    batch = "[";
+    for (size_t i = start; i < std::min(values.size(), start + kBatchRows); ++i) {
+      if (i > start) batch += ',';
+      append_json_string(batch, values[i]);
+    }
+    batch += ']';
+    for (const auto& r : tx.query(sql, {scope.tenant_id(), batch}).rows) out.insert(r.text(0));
+  }
+  return out;
 }
 
 void write_tags(db::Tx& tx, const db::TenantScope& scope, const Contact& c) {
@@ -308,11 +442,12 @@ void Store::insert_contact(db::Tx& tx, const db::TenantScope& scope, const Conta
   const std::string tags = dump(c.tags), custom = dump(c.custom);
   std::optional<std::string> email_norm;
   if (c.email) email_norm = normalize_email(*c.email);
+  const std::string search = search_text(c, email_norm);
   tx.query("INSERT INTO crm_db.contacts (id, tenant_id, first_name, last_name, email, email_normalized, phone, title, "
-           "company_id, owner_id, lifecycle_stage, tags, custom, created_at, updated_at) "
-           "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+           "company_id, owner_id, lifecycle_stage, tags, custom, created_at, updated_at, search) "
+           "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
            {c.id, scope.tenant_id(), c.first_name, c.last_name, c.email, email_norm, c.phone, c.title, c.company_id,
-            c.owner_id, c.lifecycle_stage, tags, custom, c.created_at, c.updated_at});
+            c.owner_id, c.lifecycle_stage, tags, custom, c.created_at, c.updated_at, search});
   write_tags(tx, scope, c);
 }
 
@@ -320,11 +455,12 @@ void Store::update_contact(db::Tx& tx, const db::TenantScope& scope, const Conta
   const std::string tags = dump(c.tags), custom = dump(c.custom);
   std::optional<std::string> email_norm;
   if (c.email) email_norm = normalize_email(*c.email);
+  const std::string search = search_text(c, email_norm);
   tx.query("UPDATE crm_db.contacts SET first_name = $3, last_name = $4, email = $5, email_normalized = $6, "
            "phone = $7, title = $8, company_id = $9, owner_id = $10, lifecycle_stage = $11, tags = $12, custom = $13, "
-           "updated_at = $14 WHERE tenant_id = $1 AND id = $2",
+           "updated_at = $14, search = $15 WHERE tenant_id = $1 AND id = $2",
            {scope.tenant_id(), c.id, c.first_name, c.last_name, c.email, email_norm, c.phone, c.title, c.company_id,
-            c.owner_id, c.lifecycle_stage, tags, custom, c.updated_at});
+            c.owner_id, c.lifecycle_stage, tags, custom, c.updated_at, search});
   write_tags(tx, scope, c);
 }
 
@@ -348,7 +484,12 @@ bool Store::email_taken(db::Tx& tx, const db::TenantScope& scope, const std::str
 }
 
 std::vector<Contact> Store::list_contacts(db::Tx& tx, const db::TenantScope& scope, const ContactFilter& f) {
-  Sql sql(std::string("SELECT ") + kContactColumns + " FROM crm_db.contacts c WHERE tenant_id = ");
+  // With q, the page's ids come first from the list index alone (it holds `search`), and only those rows
+  // are read: PostgreSQL filters index entries in an index-only scan, but reads the row of every entry it
+  // filters in a plain index scan, a tenant's whole stage when the term is rare.
+  // (A join, not `id IN (…)`: SQLite would answer that by scanning the tenant in list order.)
+  Sql sql(std::string("SELECT ") + (f.q ? "c.id AS page_id" : kContactColumns) +
+          " FROM crm_db.contacts c WHERE tenant_id = ");
   const std::string tenant = sql.bind(scope.tenant_id());
   sql += tenant;
   sql.eq("company_id", f.company_id);
@@ -358,15 +499,18 @@ std::vector<Contact> Store::list_contacts(db::Tx& tx, const db::TenantScope& sco
   if (f.tag)
     sql += " AND EXISTS (SELECT 1 FROM crm_db.contact_tags t WHERE t.tenant_id = " + tenant +
            " AND t.contact_id = c.id AND t.tag = " + sql.bind(lowercase(*f.tag)) + ")";
-  if (f.q) {
-    const std::string p = sql.bind(*f.q);
-    sql += " AND (lower(first_name) LIKE " + p + " ESCAPE '\\' OR lower(last_name) LIKE " + p +
-           " ESCAPE '\\' OR lower(COALESCE(first_name, '') || ' ' || COALESCE(last_name, '')) LIKE " + p +
-           " ESCAPE '\\' OR email_normalized LIKE " + p + " ESCAPE '\\')";
-  }
+  if (f.q) sql += " AND search LIKE " + sql.bind(*f.q) + " ESCAPE '\\'";
   sql.page(f);
+  std::string text = sql.text();
+  if (f.q) {
+    const std::string col = f.sort_column == "updated_at" ? "updated_at" : "created_at";
+    const char* dir = f.descending ? " DESC" : " ASC";
+    text = std::string("SELECT ") + kContactColumns + " FROM (" + text +
+           ") AS page JOIN crm_db.contacts ON id = page.page_id WHERE tenant_id = " + tenant + " ORDER BY " + col +
+           dir + ", id" + dir;
+  }
   std::vector<Contact> out;
-  for (const auto& r : tx.query(sql.text(), sql.params()).rows) out.push_back(contact_from(r));
+  for (const auto& r : tx.query(text, sql.params()).rows) out.push_back(contact_from(r));
   return out;
 }
 
@@ -620,6 +764,92 @@ std::vector<Activity> Store::list_activities(db::Tx& tx, const db::TenantScope& 
 bool Store::delete_activity(db::Tx& tx, const db::TenantScope& scope, const std::string& id) {
   return tx.query("DELETE FROM crm_db.activities WHERE tenant_id = $1 AND id = $2", {scope.tenant_id(), id}).affected >
          0;
+}
+
+// ---- import --------------------------------------------------------------------------------------------
+
+void Store::import_companies(db::Tx& tx, const db::TenantScope& scope, const std::vector<Company>& companies,
+                             const Events& events) {
+  insert_rows(tx, scope, "crm_db.companies",
+              {"id", "name", "domain", "domain_normalized", "industry", "size", "address", "owner_id", "custom",
+               "created_at", "updated_at"},
+              companies.size(), [&](size_t i, JsonRows& r) {
+                const Company& c = companies[i];
+                r.cell(c.id);
+                r.cell(c.name);
+                r.cell(c.domain);
+                r.cell(c.domain);  // stored lower-cased already
+                r.cell(c.industry);
+                r.cell(c.size);
+                r.cell(c.address.is_null() ? std::nullopt : std::optional<std::string>(dump(c.address)));
+                r.cell(c.owner_id);
+                r.cell(dump(c.custom));
+                r.cell(c.created_at);
+                r.cell(c.updated_at);
+              });
+  insert_events(tx, scope, events);
+}
+
+void Store::import_contacts(db::Tx& tx, const db::TenantScope& scope, const std::vector<Contact>& contacts,
+                            const Events& events) {
+  // In id order: an import's rows share created_at, so the primary key and the list indexes (…, created_at,
+  // id) then grow at one end instead of taking inserts all over their pages.
+  std::vector<const Contact*> by_id(contacts.size());
+  for (size_t i = 0; i < contacts.size(); ++i) by_id[i] = &contacts[i];
+  std::sort(by_id.begin(), by_id.end(), [](const Contact* a, const Contact* b) { return a->id < b->id; });
+  insert_rows(tx, scope, "crm_db.contacts",
+              {"id", "first_name", "last_name", "email", "email_normalized", "phone", "title", "company_id",
+               "owner_id", "lifecycle_stage", "tags", "custom", "created_at", "updated_at", "search"},
+              by_id.size(), [&](size_t i, JsonRows& r) {
+                const Contact& c = *by_id[i];
+                std::optional<std::string> email_norm;
+                if (c.email) email_norm = normalize_email(*c.email);
+                r.cell(c.id);
+                r.cell(c.first_name);
+                r.cell(c.last_name);
+                r.cell(c.email);
+                r.cell(email_norm);
+                r.cell(c.phone);
+                r.cell(c.title);
+                r.cell(c.company_id);
+                r.cell(c.owner_id);
+                r.cell(c.lifecycle_stage);
+                r.cell(dump(c.tags));
+                r.cell(dump(c.custom));
+                r.cell(c.created_at);
+                r.cell(c.updated_at);
+                r.cell(search_text(c, email_norm));
+              });
+  struct Tag {
+    const std::string* contact_id;
+    std::string tag;
+  };
+  std::vector<Tag> tags;
+  for (const Contact* c : by_id)
+    for (const auto& t : c->tags) tags.push_back({&c->id, lowercase(t)});
+  // New contacts, and tags already unique per contact ignoring case (the model drops duplicates): no
+  // ON CONFLICT, which costs PostgreSQL a speculative insertion per row.
+  insert_rows(tx, scope, "crm_db.contact_tags", {"contact_id", "tag"}, tags.size(), [&](size_t i, JsonRows& r) {
+    r.cell(*tags[i].contact_id);
+    r.cell(tags[i].tag);
+  });
+  insert_events(tx, scope, events);
+}
+
+
+std::unordered_set<std::string> Store::existing_companies(db::Tx& tx, const db::TenantScope& scope,
+                                                          const std::vector<std::string>& ids) {
+  return present(tx, scope, "companies", "id", ids);
+}
+
+std::unordered_set<std::string> Store::taken_emails(db::Tx& tx, const db::TenantScope& scope,
+                                                    const std::vector<std::string>& emails_normalized) {
+  return present(tx, scope, "contacts", "email_normalized", emails_normalized);
+}
+
+std::unordered_set<std::string> Store::taken_domains(db::Tx& tx, const db::TenantScope& scope,
+                                                     const std::vector<std::string>& domains) {
+  return present(tx, scope, "companies", "domain_normalized", domains);
 }
 
 Counts Store::counts(db::Tx& tx, const db::TenantScope& scope) {

@@ -6,6 +6,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "crm/model.hpp"
@@ -89,6 +90,27 @@ class Store {
   std::optional<Activity> find_activity(db::Tx& tx, const db::TenantScope& scope, const std::string& id);
   std::vector<Activity> list_activities(db::Tx& tx, const db::TenantScope& scope, const ActivityFilter& f);
   bool delete_activity(db::Tx& tx, const db::TenantScope& scope, const std::string& id);
+
+  // CSV import: the objects the service checked (contacts with their tags) and their events, rows of
+  // <outbox_schema>.outbox as db::Outbox::append writes them (one per payload), stored with multi-row
+  // INSERT statements of a thousand rows each.
+  struct Events {
+    const std::string& outbox_schema;
+    const std::string& type;
+    const std::vector<std::string>& payloads;
+  };
+  void import_companies(db::Tx& tx, const db::TenantScope& scope, const std::vector<Company>& companies,
+                        const Events& events);
+  void import_contacts(db::Tx& tx, const db::TenantScope& scope, const std::vector<Contact>& contacts,
+                       const Events& events);
+  // Of the given values, those the tenant already has (company ids, normalized emails, domains): one
+  // statement per few hundred values.
+  std::unordered_set<std::string> existing_companies(db::Tx& tx, const db::TenantScope& scope,
+                                                     const std::vector<std::string>& ids);
+  std::unordered_set<std::string> taken_emails(db::Tx& tx, const db::TenantScope& scope,
+                                               const std::vector<std::string>& emails_normalized);
+  std::unordered_set<std::string> taken_domains(db::Tx& tx, const db::TenantScope& scope,
+                                                const std::vector<std::string>& domains);
 
   Counts counts(db::Tx& tx, const db::TenantScope& scope);
   void purge_tenant(db::Tx& tx, const db::TenantScope& scope);

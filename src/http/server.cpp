@@ -13,6 +13,7 @@
 #include <atomic>
 #include <charconv>
 #include <cstring>
+#include <limits>
 #include <random>
 #include <ctime>
 #include <thread>
@@ -151,6 +152,12 @@ class RequestParser final : public bhttp::basic_parser<true> {
   Span target;
   bool expect_continue = false;
   size_t max_fields = 100;
+  // The body limit is the matched route's (RouteDoc::body_limit), else the server's. Beast checks a
+  // Content-Length against its own limit before on_header_impl, so the parser starts unlimited and the
+  // request's limit is applied there, once the target is known and before any body byte is read.
+  const Router* router = nullptr;
+  size_t default_body_limit = 1 << 20;
+  size_t applied_body_limit = 1 << 20;
 
  private:
   // Beast may deliver the start line and the fields from different reads (the read buffer moves in
@@ -187,6 +194,21 @@ class RequestParser final : public bhttp::basic_parser<true> {
     // RFC 9112: a Transfer-Encoding we cannot frame, or an HTTP/1.1 request without exactly one Host.
     if (te_seen_ && !chunked()) ec = bhttp::error::bad_transfer_encoding;
     if (http11_ && hosts_ != 1) ec = bhttp::error::bad_field;
+    if (ec) return;
+    applied_body_limit = default_body_limit;
+    if (router) {
+      std::string_view path = std::string_view(head_).substr(target.off, target.len);
+      path = path.substr(0, path.find('?'));
+      std::array<std::string_view, 4> params;
+      const Match m = router->match(to_method(verb), path, params);
+      if (m.route && m.route->doc.body_limit > 0)
+        applied_body_limit = std::max(applied_body_limit, m.route->doc.body_limit);
+    }
+    if (auto length = content_length(); length && *length > applied_body_limit) {
+      ec = bhttp::error::body_limit;
+      return;
+    }
+    body_limit(applied_body_limit);  // counts down chunked bodies
   }
   void on_body_init_impl(const boost::optional<std::uint64_t>& length, boost::beast::error_code&) override {
     if (length) body_.reserve(*length);
@@ -210,11 +232,11 @@ class RequestParser final : public bhttp::basic_parser<true> {
   bool http11_ = true;
 };
 
-Error parse_error(const boost::beast::error_code& ec, const ServerOptions& o) {
+Error parse_error(const boost::beast::error_code& ec, const ServerOptions& o, size_t body_limit) {
   if (ec == bhttp::error::header_limit)
     return Error(Code::kHeadersTooLarge, fmt::format("The request header exceeds {} bytes or 100 fields.", o.header_limit));
   if (ec == bhttp::error::body_limit || ec == bhttp::error::buffer_overflow)
-    return Error(Code::kPayloadTooLarge, fmt::format("The request body exceeds {} bytes.", o.body_limit));
+    return Error(Code::kPayloadTooLarge, fmt::format("The request body exceeds {} bytes.", body_limit));
   if (ec == bhttp::error::bad_content_length || ec == bhttp::error::bad_transfer_encoding)
     return Error(Code::kInvalidRequest, "Conflicting or invalid Content-Length / Transfer-Encoding.");
   if (ec == bhttp::error::bad_field)
@@ -541,7 +563,9 @@ struct Server::Impl {
       parser.emplace(head, body, fields);
       parser->eager(true);
       parser->header_limit(static_cast<std::uint32_t>(opts.header_limit));
-      parser->body_limit(opts.body_limit);
+      parser->body_limit(std::numeric_limits<std::uint64_t>::max());  // the request's: see on_header_impl
+      parser->router = &router;
+      parser->default_body_limit = parser->applied_body_limit = opts.body_limit;
       c.idle = start == end;
       c.deadline = coarse_now() + (c.idle ? opts.idle_timeout : opts.header_timeout);
       bool sent_continue = false;
@@ -597,7 +621,7 @@ struct Server::Impl {
       ctx.request_id = {request_id, id_len};
 
       if (perr) {
-        const Error e = parse_error(perr, opts);
+        const Error e = parse_error(perr, opts, parser->applied_body_limit);
         render_error(ctx, e);
         serialize(ctx, false, true, out);
         metrics.record(-1, ctx.res.status, 0);

@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from conftest import Api, assert_problem, create_user, user_session
+from conftest import Api, RawConn, assert_problem, create_user, user_session
 
 CRM = "/api/v1/crm"
 COMPANIES = CRM + "/companies"
@@ -721,6 +721,82 @@ def test_contacts_csv_import_is_all_or_nothing_unless_partial(tenant):
     assert "header" in fields(api.post(f"{CONTACTS}/import", data=b"shoe_size\n9\n", headers=headers))
     assert "partial" in fields(api.post(f"{CONTACTS}/import", params={"partial": "maybe"}, data=csv.encode(),
                                         headers=headers))
+
+
+def contacts_csv(n, prefix, extra_columns=""):
+    lines = ["first_name,last_name,email,lifecycle_stage,tags" + extra_columns]
+    stages = ("lead", "qualified", "customer", "churned")
+    lines += [f"First{i},{prefix}Last{i % 100},{prefix}.{i}@bulk.example.com,{stages[i % 4]},bulk;t{i % 3}"
+              for i in range(n)]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def test_a_large_import_is_one_request(tenant):
+    """More than the old 10 000 rows and more than the server's 1 MiB body limit: the import routes have their own."""
+    api = tenant["admin_api"]
+    body = contacts_csv(20_000, "big")
+    assert len(body) > 1024 * 1024
+    report = ok(api.post(f"{CONTACTS}/import", data=body, headers={"Content-Type": "text/csv"}, timeout=120))
+    assert report["rows"] == 20_000 and report["created"] == 20_000 and report["failed"] == 0
+    assert len(set(report["ids"])) == 20_000
+    one = ok(api.get(CONTACTS, params={"email": "big.12345@bulk.example.com"}))["data"]
+    assert [c["id"] for c in one] == [report["ids"][12345]], "ids come in row order"
+    assert one[0]["lifecycle_stage"] == "qualified" and one[0]["tags"] == ["bulk", "t0"]
+    assert ids(api.get(CONTACTS, params={"tag": "t0", "q": "big.12345@"})) == [one[0]["id"]]
+    found = walk(api, CONTACTS, q="BIGLAST42", lifecycle_stage="customer", limit=50)  # rows 42, 142, …: 200
+    assert len(found) == 200 and all(c["last_name"] == "bigLast42" for c in found)
+    # Each row wrote its crm.contact.created event, with the actor, in the import's transaction.
+    events = ok(api.get(EVENTS, params={"type": "crm.contact.created", "limit": 5}))["data"]
+    assert len(events) == 5 and all(e["data"]["contact"]["id"] in set(report["ids"]) for e in events)
+    assert events[0]["data"]["actor"]["type"] == "user"
+
+
+def test_import_row_and_body_limits(tenant, server):
+    api = tenant["admin_api"]
+    headers = {"Content-Type": "text/csv"}
+    too_many = b"first_name\n" + b"A\n" * 100_001
+    body = assert_problem(api.post(f"{CONTACTS}/import", data=too_many, headers=headers, timeout=60), 422,
+                          "validation_failed")
+    assert any(e["field"] == "body" and "100000" in e["message"] for e in body["errors"]), body
+    assert ids(api.get(CONTACTS)) == [], "nothing was imported"
+    # A body over the import routes' 32 MiB is refused from its Content-Length, before it is read.
+    for path in (f"{CONTACTS}/import", f"{COMPANIES}/import"):
+        with RawConn(server, timeout=10) as c:
+            c.send(f"POST {path} HTTP/1.1\r\nHost: t\r\nContent-Type: text/csv\r\n"
+                   f"Content-Length: {32 * 1024 * 1024 + 1}\r\n\r\n".encode())
+            got = c.read_responses(1, timeout=10)
+        assert got and got[0].status == 413, got
+        assert got[0].headers["content-type"].startswith("application/problem+json")
+        problem = got[0].json()
+        assert problem["code"] == "payload_too_large" and str(32 * 1024 * 1024) in problem["detail"], problem
+    # Other routes keep the server's limit.
+    r = api.post(CONTACTS, data=b" " * (1024 * 1024 + 1), headers={"Content-Type": "application/json"})
+    assert_problem(r, 413, "payload_too_large")
+
+
+def test_import_uniqueness_is_reported_per_row(tenant):
+    api = tenant["admin_api"]
+    headers = {"Content-Type": "text/csv"}
+    contact(api, first_name="Old", email="taken@dup.test")
+    co = company(api, domain="taken-dup.test")
+    csv = (f"first_name,email,company_id\nA,taken@dup.test,\nB,new@dup.test,\nC,NEW@dup.test,\n"
+           f"D,,{NO_SUCH_ID}\nE,e@dup.test,{co['id']}\n")
+    body = assert_problem(api.post(f"{CONTACTS}/import", data=csv.encode(), headers=headers), 422,
+                          "validation_failed")
+    assert [e["row"] for e in body["report"]["errors"]] == [2, 4, 5]
+    assert {"field": "row 4: email", "message": "another contact of this tenant has this email"} in body["errors"]
+    assert {"field": "row 5: company_id", "message": "does not exist in this tenant"} in body["errors"]
+    assert len(ids(api.get(CONTACTS, params={"q": "dup.test"}))) == 1, "nothing was imported"
+    report = ok(api.post(f"{CONTACTS}/import", params={"partial": "true"}, data=csv.encode(), headers=headers))
+    assert report["created"] == 2 and [e["row"] for e in report["errors"]] == [2, 4, 5]
+    e = ok(api.get(CONTACTS, params={"email": "e@dup.test"}))["data"][0]
+    assert e["company_id"] == co["id"]
+
+    csv = "name,domain\nX,Taken-Dup.test\nY,fresh-dup.test\nZ,FRESH-dup.test\nW,\n"
+    report = ok(api.post(f"{COMPANIES}/import", params={"partial": "true"}, data=csv.encode(), headers=headers))
+    assert report["created"] == 2 and [e["row"] for e in report["errors"]] == [2, 4]
+    assert report["errors"][0]["errors"] == [{"field": "domain",
+                                              "message": "another company of this tenant has this domain"}]
 
 
 def test_contacts_and_companies_csv_export(tenant):
