@@ -508,6 +508,13 @@ struct Server::Impl {
       line += R"(","tenant_id":")";
       line += ctx.tenant->tenant_id();
     }
+    // W3C Trace Context: the trace this request belongs to (the gateway forwards one to every service).
+    if (const std::string_view tp = ctx.req.header("traceparent");
+        tp.size() == 55 && tp.substr(0, 3) == "00-" && tp[35] == '-' &&
+        std::all_of(tp.begin() + 3, tp.begin() + 35, [](char c) { return std::isxdigit(static_cast<unsigned char>(c)); })) {
+      line += R"(","trace_id":")";
+      line += tp.substr(3, 32);
+    }
     line += "\"}";
     logger->info("{}", line);
   }

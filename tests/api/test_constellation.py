@@ -175,3 +175,33 @@ def test_sigterm_stops_every_service():
         assert left == "", f"services left running: {left}"
     finally:
         s.cleanup()
+
+
+def test_trace_context_and_request_id_reach_the_service():
+    s = Server(topology="constellation", env={"CDX_ACCESS_LOG": "true", "CDX_LOG_LEVEL": "info"}).start(timeout=40)
+    try:
+        trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+        r = requests.get(s.url + "/.well-known/jwks.json", timeout=5,
+                         headers={"traceparent": f"00-{trace}-00f067aa0ba902b7-01", "X-Request-ID": "trace-test-1"})
+        assert r.status_code == 200 and r.headers["X-Request-ID"] == "trace-test-1"
+        r = requests.get(s.url + "/.well-known/jwks.json", timeout=5, headers={"X-Request-ID": "trace-test-2"})
+        assert r.status_code == 200
+
+        def lines(request_id):
+            import json
+            out = []
+            for line in s.read_log().splitlines():
+                if f'"request_id":"{request_id}"' in line and '"type":"access"' in line:
+                    out.append(json.loads(line))
+            return out if len(out) >= 2 else None
+
+        first = wait_for(lambda: lines("trace-test-1"), timeout=5)
+        assert first and len(first) == 2, "one access line at the gateway, one at the auth service"
+        assert all(l["trace_id"] == trace for l in first)
+        second = wait_for(lambda: lines("trace-test-2"), timeout=5)
+        assert second and len(second) == 2
+        minted = [l.get("trace_id") for l in second]
+        assert minted.count(None) == 1, "the gateway had no trace context from the client"
+        assert any(t and len(t) == 32 and t != "0" * 32 for t in minted), "the gateway started a trace for the service"
+    finally:
+        s.cleanup()
