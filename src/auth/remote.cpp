@@ -91,6 +91,11 @@ bool RemoteCredentials::refresh_keys() {
 }
 
 bool RemoteCredentials::update_keys(const std::string& jwks) {
+  {
+    std::lock_guard lock(mutex_);
+    if (jwks == raw_jwks_) return false;  // the common case: the same document again, not parsed
+    raw_jwks_ = jwks;
+  }
   // One canonical text per key set, whatever the spacing of the document.
   const nlohmann::json j = nlohmann::json::parse(jwks, nullptr, false);
   if (!j.is_object()) return false;

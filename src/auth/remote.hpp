@@ -55,7 +55,8 @@ class RemoteCredentials final : public CredentialSource {
   std::string issuer_;
   std::mutex mutex_;
   std::shared_ptr<const KeyRing> keyring_;
-  std::string jwks_;
+  std::string jwks_;      // canonical text of the key set in use
+  std::string raw_jwks_;  // the last document seen, as received
   std::vector<std::pair<std::string, std::string>> key_uses_;  // tenant id, key id
 };
 
