@@ -6,6 +6,7 @@
 
 #include "auth/module.hpp"
 #include "common/clock.hpp"
+#include "common/ids.hpp"
 #include "common/log.hpp"
 #include "core/module.hpp"
 #include "crm/module.hpp"
@@ -14,14 +15,8 @@ namespace cdx::app {
 
 namespace {
 
-constexpr size_t kCore = 0, kAuth = 1;  // upstream indexes: core, auth, crm
+constexpr size_t kAuth = 1;  // upstream indexes: core, auth, crm
 constexpr int64_t kAssertionRefreshSeconds = gateway::kAssertionTtlSeconds / 2;
-
-bool is_hex(std::string_view s) {
-  for (char c : s)
-    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
-  return true;
-}
 
 // Trace and span ids need uniqueness, not secrecy: a per-thread generator seeded once from libsodium
 // saves two getrandom system calls per request.
@@ -45,10 +40,8 @@ void append_hex(std::string& out, uint64_t v) {
 // W3C Trace Context: keep the caller's trace id (a new span of it), or start a trace.
 void append_traceparent(std::string& out, std::string_view given) {
   out += "traceparent: 00-";
-  if (given.size() == 55 && given.substr(0, 3) == "00-" && given[35] == '-' && given[52] == '-' &&
-      is_hex(given.substr(3, 32)) && given.substr(3, 32) != std::string_view("00000000000000000000000000000000") &&
-      is_hex(given.substr(53, 2))) {
-    out += given.substr(3, 32);
+  if (const std::string_view trace = w3c_trace_id(given); !trace.empty()) {
+    out += trace;
     out += '-';
     append_hex(out, next_random() | 1);
     out += '-';
@@ -178,9 +171,7 @@ Task<void> Gateway::forward(http::Context& ctx, size_t upstream) {
     authenticator_.invalidate();
   // Credentials or tenants changed behind us: drop the caches before the client sees the answer, so the
   // change holds from its next request, as in the monolith.
-  const bool changed = take_internal_header(ctx.res.header_lines, "X-CDX-Invalidate");
-  if (changed || (upstream == kCore && ctx.req.method != http::Method::kGet && ctx.res.status < 300))
-    authenticator_.invalidate();
+  if (take_internal_header(ctx.res.header_lines, gateway::kInvalidateHeader)) authenticator_.invalidate();
 }
 
 void Gateway::tick() {

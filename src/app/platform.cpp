@@ -151,7 +151,10 @@ struct Platform::Impl {
     relay.subscribe("", [](const db::OutboxEvent& e) {
       log::debug("domain event", {{"schema", e.schema}, {"type", e.type}, {"id", e.id}, {"tenant_id", e.tenant_id}});
     });
-    if (core) register_services();
+    if (core) {
+      core->set_behind_gateway(!monolith());
+      register_services();
+    }
   }
 
   // The counted API calls go to core's daily table; kept for the next try when that fails.

@@ -8,6 +8,7 @@
 #include "auth/service.hpp"
 #include "common/local_cache.hpp"
 #include "common/worker_pool.hpp"
+#include "gateway/assertion.hpp"
 #include "gateway/rate_limiter.hpp"
 #include "gateway/usage_meter.hpp"
 #include "http/server.hpp"
@@ -89,7 +90,7 @@ class Authenticator final : public http::Authenticator {
   // before it answers the client, so a revocation takes effect at once in every topology.
   void invalidate(http::Context& ctx) const {
     invalidate();
-    if (behind_gateway_) ctx.res.header_lines += "X-CDX-Invalidate: credentials\r\n";
+    if (behind_gateway_) ctx.res.header_lines += gateway::kInvalidateLine;
   }
   void set_behind_gateway(bool v) { behind_gateway_ = v; }
   // Counts every admitted tenant request (per tenant, and per API key). Set before serving.

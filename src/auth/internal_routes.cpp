@@ -5,6 +5,7 @@
 
 #include "auth/module.hpp"
 #include "auth/scope_minter.hpp"
+#include "common/ids.hpp"
 #include "common/json_body.hpp"
 #include "core/remote_api.hpp"
 
@@ -18,16 +19,9 @@ namespace {
 
 const http::RouteDoc kInternal{.access = Access::kService, .tag = "internal"};
 
-bool plain_id(std::string_view s) {
-  if (s.empty() || s.size() > 64) return false;
-  for (char c : s)
-    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_') return false;
-  return true;
-}
-
 std::string tenant_param(const Context& ctx) {
   std::string id(ctx.req.param(0));
-  if (!plain_id(id)) throw Error(Code::kNotFound, "No such tenant.");
+  if (!url_safe_id(id)) throw Error(Code::kNotFound, "No such tenant.");
   return id;
 }
 

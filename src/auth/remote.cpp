@@ -2,6 +2,7 @@
 
 #include "common/clock.hpp"
 #include "common/error.hpp"
+#include "common/ids.hpp"
 
 namespace cdx::auth {
 
@@ -29,8 +30,7 @@ void RemoteApi::tenant_changed(const std::string& tenant_id) {
 }
 
 std::optional<ResolvedKey> RemoteCredentials::resolve_api_key(const std::string& prefix) {
-  for (char c : prefix)  // prefixes are cdx_sk_/cdx_pk_ + base62; anything else is not looked up
-    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_') return std::nullopt;
+  if (!url_safe_id(prefix)) return std::nullopt;  // cdx_sk_/cdx_pk_ + base62; anything else is not looked up
   auto j = auth_.call("GET", "/internal/v1/api-keys/" + prefix, nullptr, true);
   if (!j) return std::nullopt;
   try {
@@ -52,8 +52,8 @@ std::optional<ResolvedKey> RemoteCredentials::resolve_api_key(const std::string&
 }
 
 bool RemoteCredentials::session_active(const std::string& tenant_id, const std::string& session_id) {
-  for (char c : tenant_id + session_id)
-    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_') return false;
+  // A SUPERADMIN's session belongs to no tenant (empty tenant id).
+  if ((!tenant_id.empty() && !url_safe_id(tenant_id)) || !url_safe_id(session_id)) return false;
   auto j = auth_.call("GET", "/internal/v1/sessions/" + session_id + "?tenant_id=" + tenant_id);
   return j->value("active", false);
 }

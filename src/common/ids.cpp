@@ -82,4 +82,26 @@ bool base64url_decode(std::string_view in, std::string& out) {
   return true;
 }
 
+bool url_safe_id(std::string_view s) {
+  if (s.empty() || s.size() > 64) return false;
+  for (char c : s)
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_'))
+      return false;
+  return true;
+}
+
+std::string_view w3c_trace_id(std::string_view tp) {
+  auto hex = [](std::string_view h) {
+    for (char c : h)
+      if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+    return true;
+  };
+  if (tp.size() != 55 || tp.substr(0, 3) != "00-" || tp[35] != '-' || tp[52] != '-') return {};
+  const std::string_view trace = tp.substr(3, 32);
+  if (!hex(trace) || !hex(tp.substr(36, 16)) || !hex(tp.substr(53, 2)) ||
+      trace == std::string_view("00000000000000000000000000000000"))
+    return {};
+  return trace;
+}
+
 }  // namespace cdx

@@ -9,6 +9,10 @@
 #include "core/services.hpp"
 #include "core/store.hpp"
 
+namespace cdx::http {
+struct Context;
+}
+
 namespace cdx::core {
 
 class CoreModule final : public Module {
@@ -25,14 +29,20 @@ class CoreModule final : public Module {
   void purge_tenant(const db::TenantScope&) override {}  // the tenant row itself goes last, in the service
 
   TenantService& service() { return service_; }
+  // Behind a gateway (constellation), tenant and plan changes tell it to drop its cached credentials.
+  void set_behind_gateway(bool v) { behind_gateway_ = v; }
   ServiceRegistry& services() { return services_; }
 
  private:
+  // The tenant's cached credentials must be re-checked (status, plan): tells the gateway, if any.
+  void tenants_changed(http::Context& ctx) const;
+
   std::shared_ptr<db::Database> db_;
   WorkerPool& workers_;
   Store store_;
   TenantService service_;
   ServiceRegistry services_;
+  bool behind_gateway_ = false;
 };
 
 }  // namespace cdx::core

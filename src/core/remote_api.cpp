@@ -1,18 +1,12 @@
 #include "core/remote_api.hpp"
 
 #include "common/error.hpp"
+#include "common/ids.hpp"
+#include "core/service.hpp"
 
 namespace cdx::core {
 
 namespace {
-
-// Ids and slugs are short lower-case ASCII; anything else names no tenant and is not sent.
-bool plain_name(std::string_view s) {
-  if (s.empty() || s.size() > 64) return false;
-  for (char c : s)
-    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_')) return false;
-  return true;
-}
 
 SuperadminIdentity identity_from(const nlohmann::json& j) {
   return {j.at("id").get<std::string>(), j.at("username").get<std::string>()};
@@ -31,7 +25,7 @@ TenantInfo tenant_info_from_json(const nlohmann::json& j) {
 }
 
 std::optional<TenantInfo> RemoteApi::find_tenant(std::string_view id_or_slug) {
-  if (!plain_name(id_or_slug)) return std::nullopt;
+  if (!TenantService::plausible_tenant_key(id_or_slug)) return std::nullopt;
   auto j = client_.call("GET", "/internal/v1/tenants/" + std::string(id_or_slug), nullptr, true);
   if (!j) return std::nullopt;
   return tenant_info_from_json(*j);
@@ -45,7 +39,7 @@ std::optional<SuperadminIdentity> RemoteApi::verify_superadmin(std::string_view 
 }
 
 std::optional<SuperadminIdentity> RemoteApi::find_superadmin(std::string_view id) {
-  if (!plain_name(id)) return std::nullopt;
+  if (!url_safe_id(id)) return std::nullopt;
   auto j = client_.call("GET", "/internal/v1/superadmins/" + std::string(id), nullptr, true);
   if (!j) return std::nullopt;
   return identity_from(*j);

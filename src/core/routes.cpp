@@ -5,6 +5,7 @@
 #include "common/clock.hpp"
 #include "common/json_body.hpp"
 #include "core/module.hpp"
+#include "gateway/assertion.hpp"
 #include "http/pagination.hpp"
 #include "http/router.hpp"
 
@@ -65,6 +66,10 @@ std::string usage_day(const Context& ctx, std::string_view name, std::string fal
 }
 
 }  // namespace
+
+void CoreModule::tenants_changed(http::Context& ctx) const {
+  if (behind_gateway_) ctx.res.header_lines += gateway::kInvalidateLine;
+}
 
 void CoreModule::mount(http::Router& r) {
   r.add(
@@ -128,6 +133,7 @@ void CoreModule::mount(http::Router& r) {
       [this](Context& ctx) -> Task<void> {
         TenantPatch patch = parse_tenant_patch(ctx.req.body);
         auto t = co_await workers_.run([&] { return service_.update_tenant(ctx.req.param(0), patch); });
+        tenants_changed(ctx);
         ctx.res.json(200, to_json(t).dump());
       },
       {.access = Access::kSuperadmin, .summary = "Update a tenant's name, plan or settings", .tag = "tenants",
@@ -139,6 +145,7 @@ void CoreModule::mount(http::Router& r) {
         Method::kPost, path,
         [this, status = std::string(status)](Context& ctx) -> Task<void> {
           auto t = co_await workers_.run([&] { return service_.set_status(ctx.req.param(0), status); });
+          tenants_changed(ctx);
           ctx.res.json(200, to_json(t).dump());
         },
         {.access = Access::kSuperadmin, .summary = summary, .tag = "tenants", .response_schema = "Tenant"});
@@ -148,6 +155,7 @@ void CoreModule::mount(http::Router& r) {
       Method::kDelete, "/api/v1/tenants/{id}",
       [this](Context& ctx) -> Task<void> {
         co_await workers_.run([&] { service_.delete_tenant(ctx.req.param(0)); });
+        tenants_changed(ctx);
         ctx.res.no_content();
       },
       {.access = Access::kSuperadmin, .summary = "Delete a tenant and purge its data in every module",
@@ -179,6 +187,7 @@ void CoreModule::mount(http::Router& r) {
       [this](Context& ctx) -> Task<void> {
         PlanPatch patch = parse_plan_patch(ctx.req.body);
         auto plan = co_await workers_.run([&] { return service_.update_plan(ctx.req.param(0), patch); });
+        tenants_changed(ctx);
         ctx.res.json(200, to_json(plan).dump());
       },
       {.access = Access::kSuperadmin, .summary = "Update a plan's name, quotas or modules", .tag = "plans",

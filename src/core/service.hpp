@@ -63,8 +63,11 @@ class TenantService final : public Api {
   std::optional<SuperadminIdentity> verify_superadmin(std::string_view username, std::string_view password) override;
   std::optional<SuperadminIdentity> find_superadmin(std::string_view id) override;
 
- private:
+  // Ids and slugs are short lower-case ASCII; anything else names no tenant and never reaches SQL or
+  // another service.
   static bool plausible_tenant_key(std::string_view key);
+
+ private:
   void check_plan_exists(const std::string& plan, const char* field);
   Store& store_;
   auth::Api& auth_;

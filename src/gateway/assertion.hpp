@@ -18,6 +18,10 @@ namespace cdx::gateway {
 
 inline constexpr std::string_view kAssertionHeader = "X-CDX-Assertion";
 inline constexpr int64_t kAssertionTtlSeconds = 60;
+// A service behind the gateway answers with this header when it changed credentials or tenants; the
+// gateway drops its caches before the client sees the answer, and strips the header.
+inline constexpr std::string_view kInvalidateHeader = "X-CDX-Invalidate";
+inline constexpr std::string_view kInvalidateLine = "X-CDX-Invalidate: credentials\r\n";
 
 struct Assertion {
   enum class Kind { kAnonymous, kPrincipal, kService };

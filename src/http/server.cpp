@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "common/error.hpp"
+#include "common/ids.hpp"
 #include "common/log.hpp"
 #include "db/database.hpp"
 
@@ -509,11 +510,9 @@ struct Server::Impl {
       line += ctx.tenant->tenant_id();
     }
     // W3C Trace Context: the trace this request belongs to (the gateway forwards one to every service).
-    if (const std::string_view tp = ctx.req.header("traceparent");
-        tp.size() == 55 && tp.substr(0, 3) == "00-" && tp[35] == '-' &&
-        std::all_of(tp.begin() + 3, tp.begin() + 35, [](char c) { return std::isxdigit(static_cast<unsigned char>(c)); })) {
+    if (const std::string_view trace = w3c_trace_id(ctx.req.header("traceparent")); !trace.empty()) {
       line += R"(","trace_id":")";
-      line += tp.substr(3, 32);
+      line += trace;
     }
     line += "\"}";
     logger->info("{}", line);
