@@ -15,7 +15,6 @@ namespace cdx::app {
 
 namespace {
 
-constexpr size_t kAuth = 1;  // upstream indexes: core, auth, crm
 constexpr int64_t kAssertionRefreshSeconds = gateway::kAssertionTtlSeconds / 2;
 
 // Trace and span ids need uniqueness, not secrecy: a per-thread generator seeded once from libsodium
@@ -74,7 +73,8 @@ bool take_internal_header(std::string& lines, std::string_view name) {
 
 }  // namespace
 
-Gateway::Gateway(const Config& config, const gateway::AssertionKey& key, WorkerPool& workers, WorkerPool& hashers)
+Gateway::Gateway(const Config& config, const gateway::AssertionKey& key, WorkerPool& workers,
+                 WorkerPool& hashers)
     : config_(config),
       key_(key),
       workers_(workers),
@@ -96,7 +96,8 @@ void Gateway::mount(http::Router& router) {
   // The modules are built only to learn their routes and declarations; their handlers never run here.
   auth::RemoteApi auth_api(config_.service_url("auth"), "gateway", key_);
   core::RemoteApi core_api(config_.service_url("core"), "gateway", key_);
-  core::CoreModule core(db::make_detached_database("cdx_db"), workers_, auth_api, [](const db::TenantScope&) {});
+  core::CoreModule core(db::make_detached_database("cdx_db"), workers_, auth_api,
+                        [](const db::TenantScope&) {});
   auth::AuthModule auth(db::make_detached_database("auth_db"), workers_, hashers_, core_api, config_);
   crm::CrmModule crm(db::make_detached_database("crm_db"), workers_);
   Module* modules[] = {&core, &auth, &crm};
@@ -105,8 +106,11 @@ void Gateway::mount(http::Router& router) {
     modules[i]->mount(scratch);
     for (const auto& route : scratch.routes()) {
       if (route->doc.access == http::Access::kService) continue;
+      http::RouteDoc doc = route->doc;
+      doc.stream_body = true;  // bodies pass through as they arrive, both ways
       router.add(
-          route->method, route->pattern, [this, i](http::Context& ctx) { return forward(ctx, i); }, route->doc);
+          route->method, route->pattern, [this, i](http::Context& ctx) { return forward(ctx, i); },
+          std::move(doc));
     }
   }
 }
@@ -163,15 +167,18 @@ Task<void> Gateway::forward(http::Context& ctx, size_t upstream) {
   // HEAD goes upstream as GET, so the answer's Content-Length is the real one; the server drops the body.
   const bool head = ctx.req.method == http::Method::kHead;
   if (head) ctx.req.method = http::Method::kGet;
-  co_await proxy_->forward(ctx, upstream, extra);
+  co_await proxy_->forward(ctx, upstream, extra, this);
   if (head) ctx.req.method = http::Method::kHead;
-  // A key set read through the gateway is the freshest there is: verify with it from now on.
-  if (upstream == kAuth && ctx.res.status == 200 && ctx.req.path == "/.well-known/jwks.json" &&
-      credentials_.update_keys(ctx.res.body))
-    authenticator_.invalidate();
+}
+
+void Gateway::on_head(http::Context& ctx) {
   // Credentials or tenants changed behind us: drop the caches before the client sees the answer, so the
   // change holds from its next request, as in the monolith.
   if (take_internal_header(ctx.res.header_lines, gateway::kInvalidateHeader)) authenticator_.invalidate();
+  // A key set read through the gateway is the freshest there is: verify with it from now on.
+  if (ctx.res.status == 200 && !ctx.res.body.empty() && ctx.req.path == "/.well-known/jwks.json" &&
+      credentials_.update_keys(ctx.res.body))
+    authenticator_.invalidate();
 }
 
 void Gateway::tick() {
@@ -182,7 +189,8 @@ void Gateway::tick() {
       keys_loaded_ = true;
     }
   } catch (const std::exception& e) {
-    if (ticks_ % 10 == 1) log::warn("cannot load the token keys from the auth service", {{"error", e.what()}});
+    if (ticks_ % 10 == 1)
+      log::warn("cannot load the token keys from the auth service", {{"error", e.what()}});
   }
   try {
     credentials_.flush_key_use();
@@ -197,7 +205,8 @@ void Gateway::flush_usage() {
   if (rows.empty()) return;
   nlohmann::json body = {{"usage", nlohmann::json::array()}};
   for (const auto& u : rows)
-    body["usage"].push_back({{"tenant_id", u.tenant_id}, {"key_id", u.key_id}, {"day", u.day}, {"calls", u.calls}});
+    body["usage"].push_back(
+        {{"tenant_id", u.tenant_id}, {"key_id", u.key_id}, {"day", u.day}, {"calls", u.calls}});
   try {
     core_.call("POST", "/internal/v1/usage", &body);
   } catch (const std::exception& e) {

@@ -2,7 +2,8 @@
 // principal, tenant checks, rate limits, access log, metrics), then each module's routes are proxied to
 // that module's service with the verified principal as a signed assertion. It holds no database:
 // credentials and tenants come from the auth and core services, cached as in the monolith.
-//   Gateway gw(config, key, workers);  gw.mount(router);  http::Server server(opts, router, metrics, &gw.authenticator());
+//   Gateway gw(config, key, workers);  gw.mount(router);  http::Server server(opts, router, metrics,
+//   &gw.authenticator());
 #pragma once
 #include <atomic>
 #include <memory>
@@ -15,15 +16,15 @@
 #include "gateway/assertion.hpp"
 #include "gateway/proxy.hpp"
 #include "gateway/usage_meter.hpp"
-#include "http/service_client.hpp"
 #include "http/router.hpp"
+#include "http/service_client.hpp"
 
 namespace cdx::app {
 
-class Gateway {
+class Gateway final : private gateway::AnswerObserver {
  public:
   Gateway(const Config& config, const gateway::AssertionKey& key, WorkerPool& workers, WorkerPool& hashers);
-  ~Gateway();
+  ~Gateway() override;
 
   // Every public and authenticated route of every module, answered by proxying to its service.
   void mount(http::Router& router);
@@ -40,6 +41,8 @@ class Gateway {
 
  private:
   Task<void> forward(http::Context& ctx, size_t upstream);
+  // Before the client sees an answer: consumes the services' internal headers, reads a key set.
+  void on_head(http::Context& ctx) override;
   std::string_view assertion_for(const http::Context& ctx);
 
   const Config& config_;

@@ -6,11 +6,11 @@
 // per (proxy, thread, upstream), so they are closed with that io_context and never cross threads.
 #include "gateway/proxy.hpp"
 
-#include <utility>
+#include <fmt/format.h>
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <fmt/format.h>
+#include <utility>
 
 #include <array>
 #include <atomic>
@@ -18,6 +18,7 @@
 #include <charconv>
 #include <cstring>
 #include <ctime>
+#include <limits>
 #include <mutex>
 #include <optional>
 #include <stdexcept>
@@ -142,7 +143,8 @@ RequestHeader classify_request_header(std::string_view name) {
       beast::iequals(name, "x-real-ip"))
     return RequestHeader::kDrop;
   const bhttp::field f = bhttp::string_to_field(name);
-  if (hop_by_hop(f) || f == bhttp::field::content_length || f == bhttp::field::expect) return RequestHeader::kDrop;
+  if (hop_by_hop(f) || f == bhttp::field::content_length || f == bhttp::field::expect)
+    return RequestHeader::kDrop;
   return f == bhttp::field::host ? RequestHeader::kHost : RequestHeader::kForward;
 }
 
@@ -176,8 +178,16 @@ void build_head(std::string& out, std::string& tokens, const http::Request& req,
     out += "\r\n";
   }
   if (!host) out += st.host_line;
-  if (!req.body.empty() || req.method == Method::kPost || req.method == Method::kPut ||
-      req.method == Method::kPatch) {
+  if (req.body_stream) {
+    if (const auto length = req.body_stream->length()) {
+      out += "Content-Length: ";
+      append_number(out, *length);
+      out += "\r\n";
+    } else {
+      out += "Transfer-Encoding: chunked\r\n";
+    }
+  } else if (!req.body.empty() || req.method == Method::kPost || req.method == Method::kPut ||
+             req.method == Method::kPatch) {
     out += "Content-Length: ";
     append_number(out, req.body.size());
     out += "\r\n";
@@ -198,6 +208,7 @@ class ResponseParser final : public bhttp::basic_parser<false> {
   int status = 0;
   bool informational = false;  // a 1xx interim answer: skipped, the real one follows
   bool content_type_seen = false;
+  size_t reserve_up_to = 0;  // a declared length above this is not reserved (the body is relayed)
 
  private:
   void on_request_impl(bhttp::verb, std::string_view, std::string_view, int, beast::error_code& ec) override {
@@ -209,7 +220,8 @@ class ResponseParser final : public bhttp::basic_parser<false> {
     if (version != 11 && version != 10) ec = bhttp::error::bad_version;
     if (code == 101 || code < 100 || code > 599) ec = bhttp::error::bad_status;  // we never ask to upgrade
   }
-  void on_field_impl(bhttp::field f, std::string_view name, std::string_view value, beast::error_code&) override {
+  void on_field_impl(bhttp::field f, std::string_view name, std::string_view value,
+                     beast::error_code&) override {
     if (informational) return;
     switch (f) {
       case bhttp::field::content_type:
@@ -238,7 +250,7 @@ class ResponseParser final : public bhttp::basic_parser<false> {
     if (!informational && !tokens_.empty()) drop_listed();
   }
   void on_body_init_impl(const boost::optional<std::uint64_t>& length, beast::error_code&) override {
-    if (length) res_.body.reserve(static_cast<size_t>(*length));
+    if (length && *length <= reserve_up_to) res_.body.reserve(static_cast<size_t>(*length));
   }
   std::size_t on_body_impl(std::string_view b, beast::error_code&) override {
     res_.body.append(b);
@@ -278,7 +290,8 @@ class ResponseParser final : public bhttp::basic_parser<false> {
 // that re-arms the connection's timer only when it fires or when a deadline moves earlier, so a
 // request on a pooled connection costs no timer operation (the server's connections work the same).
 struct Conn {
-  Conn(const Executor& ex, const ProxyOptions& o) : sock(ex), timer(ex), total(o.total_timeout), idle_max(o.idle_timeout) {}
+  Conn(const Executor& ex, const ProxyOptions& o)
+      : sock(ex), timer(ex), total(o.total_timeout), idle_max(o.idle_timeout) {}
   Socket sock;
   Timer timer;
   const std::chrono::milliseconds total;
@@ -297,7 +310,8 @@ using ConnPtr = std::shared_ptr<Conn>;
 void watch(ConnPtr c) {
   Conn& conn = *c;
   const auto now = SteadyClock::now();
-  conn.timer.expires_at(conn.busy ? conn.deadline : std::min(conn.idle_since + conn.idle_max, now + conn.total));
+  conn.timer.expires_at(conn.busy ? conn.deadline
+                                  : std::min(conn.idle_since + conn.idle_max, now + conn.total));
   conn.timer.async_wait([c = std::move(c)](const boost::system::error_code&) mutable {
     Conn& conn = *c;
     if (conn.closed) return;  // discarded: the last reference goes with this handler
@@ -358,9 +372,7 @@ class PoolService final : public asio::execution_context::service {
   static asio::execution_context::id id;
 
   explicit PoolService(asio::execution_context& ctx) : asio::execution_context::service(ctx) {}
-  ~PoolService() override {
-    g_pool_epoch.fetch_add(1, std::memory_order_acq_rel);
-  }
+  ~PoolService() override { g_pool_epoch.fetch_add(1, std::memory_order_acq_rel); }
 
   ThreadPools& pools(uint64_t proxy_id, size_t upstreams) {
     const std::thread::id self = std::this_thread::get_id();
@@ -468,12 +480,12 @@ class ScratchLease {
 
 enum class Failure : uint8_t {
   kNone,
-  kConnect,         // refused, unreachable, …
+  kConnect,  // refused, unreachable, …
   kConnectTimeout,
-  kWrite,           // writing the request failed
-  kRead,            // the connection failed before any byte of the answer arrived
-  kTruncated,       // the connection failed in the middle of the answer
-  kTimeout,         // the attempt's total time ran out
+  kWrite,      // writing the request failed
+  kRead,       // the connection failed before any byte of the answer arrived
+  kTruncated,  // the connection failed in the middle of the answer
+  kTimeout,    // the attempt's total time ran out
   kMalformed,
   kTooLarge,
 };
@@ -517,15 +529,31 @@ class AnswerReader {
  public:
   enum class Step : uint8_t { kMore, kDone, kTooLarge, kMalformed };
 
-  AnswerReader(http::Context& ctx, std::string& tokens, size_t lines_start, size_t limit)
-      : ctx_(ctx), tokens_(tokens), lines_start_(lines_start), limit_(limit) {}
+  // `limit` bounds a buffered answer; with an answer stream it is `buffer_up_to` and longer answers
+  // are relayed, so the parser itself is unbounded.
+  AnswerReader(http::Context& ctx, std::string& tokens, size_t lines_start, size_t limit, bool relay)
+      : ctx_(ctx), tokens_(tokens), lines_start_(lines_start), limit_(limit), relay_(relay) {}
 
   void reset() {
     parser_.emplace(ctx_.res, tokens_, lines_start_);
     parser_->eager(true);
     parser_->header_limit(kResponseHeaderLimit);
-    parser_->body_limit(limit_);
+    parser_->body_limit(relay_ ? std::numeric_limits<std::uint64_t>::max() : limit_);
+    parser_->reserve_up_to = limit_;
     if (ctx_.req.method == Method::kHead) parser_->skip(true);
+  }
+
+  // Whether the answer (its head complete, its body not) is relayed rather than read whole: its length
+  // is unknown or above the buffering limit.
+  bool relay_body() const {
+    if (!relay_ || parser_->is_done()) return false;
+    const auto length = parser_->content_length();
+    return !length || *length > limit_;
+  }
+  bool head_done() const { return parser_->is_header_done() && !parser_->informational; }
+  std::optional<uint64_t> length() const {
+    const auto n = parser_->content_length();
+    return n ? std::optional<uint64_t>(*n) : std::nullopt;
   }
 
   // Consumes what `in` holds.
@@ -563,6 +591,7 @@ class AnswerReader {
   std::string& tokens_;
   size_t lines_start_;
   size_t limit_;
+  bool relay_;
   std::optional<ResponseParser> parser_;
 };
 
@@ -615,7 +644,8 @@ class BreakerTicket {
       return;
     }
     int64_t closed = 0;
-    if (n >= o_.breaker_failures && st_.open_until.compare_exchange_strong(closed, until, std::memory_order_acq_rel))
+    if (n >= o_.breaker_failures &&
+        st_.open_until.compare_exchange_strong(closed, until, std::memory_order_acq_rel))
       st_.breaker_opens.fetch_add(1, std::memory_order_relaxed);
   }
   // No verdict on the upstream's health (an oversized answer).
@@ -633,7 +663,8 @@ class BreakerTicket {
 
 Error unavailable(const UpstreamState& st, int64_t wait_ns) {
   const int64_t seconds = std::max<int64_t>(1, (wait_ns + 999'999'999) / 1'000'000'000);
-  return Error(Code::kServiceUnavailable, fmt::format("The {} service is unavailable; retry shortly.", st.name))
+  return Error(Code::kServiceUnavailable,
+               fmt::format("The {} service is unavailable; retry shortly.", st.name))
       .with_header("Retry-After", std::to_string(seconds));
 }
 
@@ -651,16 +682,17 @@ bool admit(UpstreamState& st) {
 Error failure_error(const Attempt& a, const UpstreamState& st, const ProxyOptions& o) {
   switch (a.failure) {
     case Failure::kTimeout:
-      return Error(Code::kGatewayTimeout,
-                   fmt::format("The {} service did not answer within {} ms.", st.name, o.total_timeout.count()));
+      return Error(Code::kGatewayTimeout, fmt::format("The {} service did not answer within {} ms.", st.name,
+                                                      o.total_timeout.count()));
     case Failure::kMalformed:
       return Error(Code::kBadGateway, fmt::format("The {} service sent a malformed answer.", st.name));
     case Failure::kTooLarge:
-      return Error(Code::kBadGateway,
-                   fmt::format("The {} service answered with more than {} bytes.", st.name, o.response_limit));
+      return Error(Code::kBadGateway, fmt::format("The {} service answered with more than {} bytes.", st.name,
+                                                  o.response_limit));
     case Failure::kTruncated:
-      return Error(Code::kBadGateway,
-                   fmt::format("The {} service closed the connection before its answer was complete.", st.name));
+      return Error(
+          Code::kBadGateway,
+          fmt::format("The {} service closed the connection before its answer was complete.", st.name));
     default:
       return Error(Code::kBadGateway, fmt::format("The {} service is unreachable.", st.name));
   }
@@ -668,19 +700,47 @@ Error failure_error(const Attempt& a, const UpstreamState& st, const ProxyOption
 
 std::string_view failure_name(Failure f) {
   switch (f) {
-    case Failure::kConnect: return "connect";
-    case Failure::kConnectTimeout: return "connect_timeout";
-    case Failure::kWrite: return "write";
-    case Failure::kRead: return "read";
-    case Failure::kTruncated: return "truncated";
-    case Failure::kTimeout: return "timeout";
-    case Failure::kMalformed: return "malformed";
-    case Failure::kTooLarge: return "too_large";
-    default: return "none";
+    case Failure::kConnect:
+      return "connect";
+    case Failure::kConnectTimeout:
+      return "connect_timeout";
+    case Failure::kWrite:
+      return "write";
+    case Failure::kRead:
+      return "read";
+    case Failure::kTruncated:
+      return "truncated";
+    case Failure::kTimeout:
+      return "timeout";
+    case Failure::kMalformed:
+      return "malformed";
+    case Failure::kTooLarge:
+      return "too_large";
+    default:
+      return "none";
   }
 }
 
 std::atomic<uint64_t> g_next_proxy_id{1};
+
+// The answer's status and content type, once its head is complete.
+void settle_head(http::Response& res, const ResponseParser& p, bool body_follows) {
+  res.status = p.status;
+  if (p.status == 204 || p.status == 304) return;
+  if (p.content_type_seen) {
+    res.content_type = res.content_type_storage;
+  } else if (body_follows || !res.body.empty()) {
+    res.content_type = "application/octet-stream";
+  }
+}
+
+// A chunk-size line for `n` bytes: "1f40\r\n".
+size_t chunk_line(char (&out)[20], size_t n) {
+  auto [p, _] = std::to_chars(out, out + 16, n, 16);
+  *p++ = '\r';
+  *p++ = '\n';
+  return static_cast<size_t>(p - out);
+}
 
 }  // namespace
 
@@ -711,26 +771,43 @@ Proxy::Proxy(std::vector<Upstream> upstreams, ProxyOptions options)
 
 Proxy::~Proxy() = default;
 
-Task<void> Proxy::forward(http::Context& ctx, size_t upstream, std::string_view extra) {
+Task<void> Proxy::forward(http::Context& ctx, size_t upstream, std::string_view extra,
+                          AnswerObserver* observer) {
   UpstreamState& st = *states_.at(upstream);
   st.requests.fetch_add(1, std::memory_order_relaxed);
   const Method method = ctx.req.method;
   if (method == Method::kOther)  // its name is not kept in the request, so it cannot be forwarded
-    throw Error(Code::kMethodNotAllowed, "The gateway forwards GET, HEAD, POST, PUT, PATCH, DELETE and OPTIONS only.");
+    throw Error(Code::kMethodNotAllowed,
+                "The gateway forwards GET, HEAD, POST, PUT, PATCH, DELETE and OPTIONS only.");
   BreakerTicket ticket(st, options_, admit(st));
 
   const Executor ex = co_await asio::this_coro::executor;
   ScratchLease scratch;
   build_head(scratch->head, scratch->tokens, ctx.req, extra, st);
-  const std::array<asio::const_buffer, 2> request{asio::buffer(scratch->head), asio::buffer(ctx.req.body)};
+  // A body still arriving is relayed after the head and what came with it, chunk-framed when the
+  // client gave no length.
+  http::BodyStream* const body_stream = ctx.req.body_stream;
+  const bool chunked_request = body_stream && !body_stream->length();
+  char first_line[20];
+  const size_t first_line_len =
+      chunked_request && !ctx.req.body.empty() ? chunk_line(first_line, ctx.req.body.size()) : 0;
+  const std::array<asio::const_buffer, 4> request{
+      asio::buffer(scratch->head), asio::buffer(first_line, first_line_len), asio::buffer(ctx.req.body),
+      asio::buffer("\r\n", first_line_len ? 2 : 0)};
 
   http::Response& res = ctx.res;
   const size_t lines_start = res.header_lines.size();  // lines added before us (rate-limit headers) stay
   res.body.clear();
   res.content_type_storage.clear();
-  AnswerReader reader(ctx, scratch->tokens, lines_start, options_.response_limit);
+  // With an answer stream, answers above buffer_up_to (or of unknown length) are relayed as they come.
+  http::AnswerStream* const answer = ctx.answer_stream;
+  AnswerReader reader(ctx, scratch->tokens, lines_start,
+                      answer ? options_.buffer_up_to : options_.response_limit, answer != nullptr);
 
   Attempt a;
+  bool streamed = false;   // a piece of the body stream was taken: the request cannot be sent again
+  bool relaying = false;   // the answer's head went to the client: no error answer can replace it now
+  bool cut_short = false;  // the upstream stopped taking the body: its answer ends the exchange
   for (int attempt = 0;; ++attempt) {
     ConnPtr c;
     bool reused = false;
@@ -738,7 +815,7 @@ Task<void> Proxy::forward(http::Context& ctx, size_t upstream, std::string_view 
       // The pool is looked up again after each suspension: on a multi-threaded io_context this
       // coroutine may resume on another thread, and a pool belongs to one thread.
       auto& stack = pools_for(ex.context(), id_, states_.size()).idle[upstream];
-      c = take_idle(stack, !idempotent(method), options_.idle_timeout);
+      c = take_idle(stack, !idempotent(method) || body_stream, options_.idle_timeout);
       reused = c != nullptr;
     }
     if (c) {
@@ -753,6 +830,33 @@ Task<void> Proxy::forward(http::Context& ctx, size_t upstream, std::string_view 
       co_await asio::async_write(c->sock, request, asio::redirect_error(use_task, a.ec));
       if (a.ec) a.failure = c->timed_out ? Failure::kTimeout : Failure::kWrite;
     }
+    while (a.failure == Failure::kNone && body_stream) {
+      std::string_view piece;
+      try {
+        streamed = true;
+        piece = co_await body_stream->next();
+      } catch (...) {  // the client failed: the upstream is not to blame, and its connection is mid-request
+        discard(*c);
+        ticket.neutral();
+        throw;
+      }
+      char line[20];
+      const size_t line_len = chunked_request && !piece.empty() ? chunk_line(line, piece.size()) : 0;
+      const std::string_view tail = !chunked_request ? "" : piece.empty() ? "0\r\n\r\n" : "\r\n";
+      if (piece.empty() && tail.empty()) break;
+      begin_phase(*c, options_.total_timeout);  // each piece gives the hop its full time again
+      const std::array<asio::const_buffer, 3> buffers{asio::buffer(line, line_len), asio::buffer(piece),
+                                                      asio::buffer(tail)};
+      co_await asio::async_write(c->sock, buffers, asio::redirect_error(use_task, a.ec));
+      if (a.ec) a.failure = c->timed_out ? Failure::kTimeout : Failure::kWrite;
+      if (piece.empty()) break;
+    }
+    // An upstream may answer (413, 401, …) and stop reading before the body is all there: take its answer.
+    if (a.failure == Failure::kWrite && streamed) {
+      cut_short = true;
+      a = Attempt{};
+    }
+
     if (a.failure == Failure::kNone) {
       reader.reset();
       scratch->in.clear();
@@ -760,6 +864,24 @@ Task<void> Proxy::forward(http::Context& ctx, size_t upstream, std::string_view 
       beast::error_code pec;
       for (;;) {
         const AnswerReader::Step step = reader.put(scratch->in, pec);
+        if (answer && (step == AnswerReader::Step::kMore || step == AnswerReader::Step::kDone)) {
+          try {
+            if (!relaying && reader.head_done() && reader.relay_body()) {
+              settle_head(res, reader.parser(), true);
+              if (observer) observer->on_head(ctx);
+              relaying = true;
+              co_await answer->begin(reader.length());
+            }
+            if (relaying && !res.body.empty()) {
+              co_await answer->write(res.body);
+              res.body.clear();
+            }
+          } catch (...) {  // the client went away: the upstream's connection is mid-answer
+            discard(*c);
+            ticket.neutral();
+            throw;
+          }
+        }
         if (step == AnswerReader::Step::kDone) break;
         if (step != AnswerReader::Step::kMore) {
           a.failure = step == AnswerReader::Step::kTooLarge ? Failure::kTooLarge : Failure::kMalformed;
@@ -780,12 +902,13 @@ Task<void> Proxy::forward(http::Context& ctx, size_t upstream, std::string_view 
         }
         any = true;
         scratch->in.commit(n);
+        if (relaying) begin_phase(*c, options_.total_timeout);  // a relayed answer is bounded per piece
       }
     }
 
     if (a.failure == Failure::kNone) {
       auto& stack = pools_for(ex.context(), id_, states_.size()).idle[upstream];
-      if (reader.parser().keep_alive() && scratch->in.size() == 0 && !c->closed &&
+      if (reader.parser().keep_alive() && !cut_short && scratch->in.size() == 0 && !c->closed &&
           stack.size() < options_.max_idle_per_upstream) {
         release(*c);
         stack.push_back(std::move(c));
@@ -795,10 +918,11 @@ Task<void> Proxy::forward(http::Context& ctx, size_t upstream, std::string_view 
       break;
     }
     discard(*c);
+    if (relaying) break;  // the client holds part of this answer: it cannot get another
     res.header_lines.resize(lines_start);
     res.body.clear();
     res.content_type_storage.clear();
-    if (attempt > 0 || !retryable(a, reused, method)) break;
+    if (attempt > 0 || streamed || !retryable(a, reused, method)) break;
     st.retries.fetch_add(1, std::memory_order_relaxed);
   }
 
@@ -811,24 +935,23 @@ Task<void> Proxy::forward(http::Context& ctx, size_t upstream, std::string_view 
     log::warn("upstream request failed", {{"upstream", st.name},
                                           {"failure", failure_name(a.failure)},
                                           {"error", a.ec.message()},
-                                          {"request_id", ctx.request_id}});
-    throw failure_error(a, st, options_);
+                                          {"request_id", ctx.request_id},
+                                          {"answer_begun", relaying}});
+    throw failure_error(a, st, options_);  // after a begun answer, the server closes the connection
   }
 
   const int status = reader.parser().status;
-  res.status = status;
-  if (status != 204 && status != 304) {
-    if (reader.parser().content_type_seen) {
-      res.content_type = res.content_type_storage;
-    } else if (!res.body.empty()) {
-      res.content_type = "application/octet-stream";
-    }
-  }
   if (status == 502 || status == 503 || status == 504) {
     ticket.failure();
   } else {
     ticket.success();
   }
+  if (relaying) {
+    co_await answer->finish();
+    co_return;
+  }
+  settle_head(res, reader.parser(), false);
+  if (observer) observer->on_head(ctx);
 }
 
 bool Proxy::open(size_t upstream) const {
@@ -852,14 +975,16 @@ void Proxy::render_metrics(std::string& out) const {
   };
   static constexpr Family kFamilies[] = {
       {"cdx_upstream_requests_total", "Requests forwarded to a module's process, by upstream.", "counter"},
-      {"cdx_upstream_failures_total", "Upstream transport failures and 502/503/504 answers, by upstream.", "counter"},
-      {"cdx_upstream_retries_total", "Requests tried a second time on a fresh connection, by upstream.", "counter"},
+      {"cdx_upstream_failures_total", "Upstream transport failures and 502/503/504 answers, by upstream.",
+       "counter"},
+      {"cdx_upstream_retries_total", "Requests tried a second time on a fresh connection, by upstream.",
+       "counter"},
       {"cdx_upstream_breaker_opens_total", "Times the upstream's circuit breaker opened.", "counter"},
       {"cdx_upstream_breaker_open", "1 while the upstream's circuit breaker refuses requests.", "gauge"},
   };
   for (size_t f = 0; f < std::size(kFamilies); ++f) {
-    out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", kFamilies[f].name, kFamilies[f].help, kFamilies[f].name,
-                       kFamilies[f].type);
+    out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", kFamilies[f].name, kFamilies[f].help,
+                       kFamilies[f].name, kFamilies[f].type);
     for (size_t i = 0; i < states_.size(); ++i) {
       const UpstreamCounters c = counters(i);
       const uint64_t values[] = {c.requests, c.failures, c.retries, c.breaker_opens, open(i) ? 1u : 0u};

@@ -1,7 +1,8 @@
 // The gateway's HTTP/1.1 client for the constellation topology: forwards a request to a module's own
 // process over pooled keep-alive connections (per I/O thread), bounded by connect and total timeouts,
 // retried once when a pooled connection turns out stale (or, for idempotent methods, when the upstream
-// could not be reached), and fenced by a circuit breaker per upstream.
+// could not be reached), and fenced by a circuit breaker per upstream. Bodies stream both ways when the
+// server hands the route a body stream and an answer stream (RouteDoc::stream_body).
 //   Proxy proxy({{"crm", "127.0.0.1", 3102}});
 //   co_await proxy.forward(ctx, 0, "X-CDX-Assertion: …\r\nX-Request-ID: …\r\n");  // fills ctx.res or throws
 #pragma once
@@ -34,9 +35,13 @@ struct ProxyOptions {
   std::chrono::milliseconds connect_timeout{1000};
   std::chrono::milliseconds total_timeout{30000};  // one attempt: write request + read whole response
   size_t max_idle_per_upstream = 64;               // kept-alive connections per upstream per I/O thread
-  size_t response_limit = 64u << 20;               // bigger answers → 502
-  int breaker_failures = 5;                        // consecutive failures that open the breaker
-  std::chrono::milliseconds breaker_open{2000};    // open time; then one probe request is let through
+  size_t response_limit = 64u << 20;               // bigger answers → 502 (without an answer stream)
+  // With an answer stream: answers of a known length up to this are read whole and written in one go
+  // (an observer may look at them); longer ones, chunked or close-delimited ones are relayed piece by
+  // piece as they arrive, without a size limit.
+  size_t buffer_up_to = 256u << 10;
+  int breaker_failures = 5;                      // consecutive failures that open the breaker
+  std::chrono::milliseconds breaker_open{2000};  // open time; then one probe request is let through
   // A pooled connection idle for longer is not reused, and is closed by its watchdog (which looks at
   // least once per total_timeout). Below the upstream server's keep-alive timeout (75 s), so the
   // upstream rarely closes a connection we are about to use.
@@ -49,6 +54,14 @@ struct UpstreamCounters {
   uint64_t failures = 0;       // transport failures and 502/503/504 answers (what the breaker counts)
   uint64_t retries = 0;        // second attempts on a fresh connection
   uint64_t breaker_opens = 0;  // closed/half-open → open transitions
+};
+
+// Sees an answer's head before the client does (the gateway consumes internal headers here). For an
+// answer read whole, the body is in ctx.res.body too.
+class AnswerObserver {
+ public:
+  virtual ~AnswerObserver() = default;
+  virtual void on_head(http::Context& ctx) = 0;
 };
 
 class Proxy {
@@ -67,9 +80,14 @@ class Proxy {
   // headers are never forwarded, nor hop-by-hop ones, Content-Length (rewritten) or Expect.
   // Throws cdx::Error: 502 unreachable / malformed / too large, 504 timeout, 503 + Retry-After while
   // the breaker is open. Must run on an io_context's thread; connections never leave that thread.
+  // Streaming: with ctx.req.body_stream the rest of the body is relayed as it arrives (Content-Length
+  // kept, or chunked); such a request is never retried once a piece was taken. With ctx.answer_stream
+  // a long answer is relayed through it; a failure after its head went out throws too, and the
+  // server then ends the client's connection (the client sees a truncated answer, never a wrong one).
   // A pooled connection keeps a watchdog timer pending on its io_context until it is closed (within
   // idle_timeout + total_timeout of its last use), so io_context::run() does not return meanwhile.
-  Task<void> forward(http::Context& ctx, size_t upstream, std::string_view extra);
+  Task<void> forward(http::Context& ctx, size_t upstream, std::string_view extra,
+                     AnswerObserver* observer = nullptr);
 
   // The breaker is open: a request arriving now is refused without a connection attempt.
   bool open(size_t upstream) const;

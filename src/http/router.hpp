@@ -18,13 +18,13 @@ namespace cdx::http {
 
 // Who may call a route. Checked by the server's Authenticator, never by `if`s in handlers.
 enum class Access {
-  kPublic,         // no credential
-  kAuthenticated,  // any verified principal
-  kSuperadmin,     // the platform operator
-  kTenantMember,   // any principal acting inside a tenant (ADMIN, CLIENT, API key, SUPERADMIN naming one)
-  kTenantAdmin,    // ADMIN or secret key of the tenant, or SUPERADMIN naming it
+  kPublic,             // no credential
+  kAuthenticated,      // any verified principal
+  kSuperadmin,         // the platform operator
+  kTenantMember,       // any principal acting inside a tenant (ADMIN, CLIENT, API key, SUPERADMIN naming one)
+  kTenantAdmin,        // ADMIN or secret key of the tenant, or SUPERADMIN naming it
   kTenantAdminOrSelf,  // as kTenantAdmin, or a CLIENT whose own id is the route's first path parameter
-  kService,        // another service of the constellation (internal API); never reachable through the gateway
+  kService,  // another service of the constellation (internal API); never reachable through the gateway
 };
 
 using AsyncHandler = std::function<Task<void>(Context&)>;
@@ -35,14 +35,17 @@ struct RouteDoc {
   std::string scope;  // an API key must hold it (or "*"); users are governed by their role
   std::string summary;
   std::string tag;
-  std::string request_schema;   // components/schemas name of the JSON body, if any
+  std::string request_schema;     // components/schemas name of the JSON body, if any
   bool request_optional = false;  // the body may be omitted
   std::string form_schema;        // an application/x-www-form-urlencoded body (OAuth endpoints)
-  std::string response_schema;  // components/schemas name of the success body, if any
+  std::string response_schema;    // components/schemas name of the success body, if any
   int success_status = 200;
-  bool list = false;            // answers {"data": [...], "next_cursor"} and takes limit/cursor
+  bool list = false;                      // answers {"data": [...], "next_cursor"} and takes limit/cursor
   std::vector<std::string> query_params;  // documented filters
   size_t body_limit = 0;                  // largest request body in bytes; 0 = the server's (body_limit)
+  // The handler may take the body as it arrives (Request::body_stream) and write its answer in pieces
+  // (Context::answer_stream): the gateway's proxied routes. Not documented in OpenAPI.
+  bool stream_body = false;
 };
 
 struct Route {
@@ -56,8 +59,8 @@ struct Route {
 
 struct Match {
   const Route* route = nullptr;
-  bool path_found = false;       // some route has this path (→ 405 when route is null)
-  std::string_view allow;        // pre-built Allow header for the path
+  bool path_found = false;  // some route has this path (→ 405 when route is null)
+  std::string_view allow;   // pre-built Allow header for the path
 };
 
 class Router {

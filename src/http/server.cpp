@@ -4,18 +4,18 @@
 // deadlines without a timer operation per request.
 #include "http/server.hpp"
 
-#include <utility>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
 #include <boost/asio.hpp>
 #include <boost/beast/http.hpp>
-#include <spdlog/spdlog.h>
-#include <fmt/format.h>
+#include <utility>
 
 #include <atomic>
 #include <charconv>
 #include <cstring>
+#include <ctime>
 #include <limits>
 #include <random>
-#include <ctime>
 #include <thread>
 #include <unordered_set>
 
@@ -41,32 +41,58 @@ namespace {
 
 std::string_view status_line(int status) {
   switch (status) {
-    case 100: return "HTTP/1.1 100 Continue\r\n";
-    case 200: return "HTTP/1.1 200 OK\r\n";
-    case 201: return "HTTP/1.1 201 Created\r\n";
-    case 202: return "HTTP/1.1 202 Accepted\r\n";
-    case 204: return "HTTP/1.1 204 No Content\r\n";
-    case 301: return "HTTP/1.1 301 Moved Permanently\r\n";
-    case 302: return "HTTP/1.1 302 Found\r\n";
-    case 303: return "HTTP/1.1 303 See Other\r\n";
-    case 304: return "HTTP/1.1 304 Not Modified\r\n";
-    case 400: return "HTTP/1.1 400 Bad Request\r\n";
-    case 401: return "HTTP/1.1 401 Unauthorized\r\n";
-    case 403: return "HTTP/1.1 403 Forbidden\r\n";
-    case 404: return "HTTP/1.1 404 Not Found\r\n";
-    case 405: return "HTTP/1.1 405 Method Not Allowed\r\n";
-    case 408: return "HTTP/1.1 408 Request Timeout\r\n";
-    case 409: return "HTTP/1.1 409 Conflict\r\n";
-    case 413: return "HTTP/1.1 413 Content Too Large\r\n";
-    case 415: return "HTTP/1.1 415 Unsupported Media Type\r\n";
-    case 422: return "HTTP/1.1 422 Unprocessable Content\r\n";
-    case 429: return "HTTP/1.1 429 Too Many Requests\r\n";
-    case 431: return "HTTP/1.1 431 Request Header Fields Too Large\r\n";
-    case 500: return "HTTP/1.1 500 Internal Server Error\r\n";
-    case 502: return "HTTP/1.1 502 Bad Gateway\r\n";
-    case 503: return "HTTP/1.1 503 Service Unavailable\r\n";
-    case 504: return "HTTP/1.1 504 Gateway Timeout\r\n";
-    default: return {};
+    case 100:
+      return "HTTP/1.1 100 Continue\r\n";
+    case 200:
+      return "HTTP/1.1 200 OK\r\n";
+    case 201:
+      return "HTTP/1.1 201 Created\r\n";
+    case 202:
+      return "HTTP/1.1 202 Accepted\r\n";
+    case 204:
+      return "HTTP/1.1 204 No Content\r\n";
+    case 301:
+      return "HTTP/1.1 301 Moved Permanently\r\n";
+    case 302:
+      return "HTTP/1.1 302 Found\r\n";
+    case 303:
+      return "HTTP/1.1 303 See Other\r\n";
+    case 304:
+      return "HTTP/1.1 304 Not Modified\r\n";
+    case 400:
+      return "HTTP/1.1 400 Bad Request\r\n";
+    case 401:
+      return "HTTP/1.1 401 Unauthorized\r\n";
+    case 403:
+      return "HTTP/1.1 403 Forbidden\r\n";
+    case 404:
+      return "HTTP/1.1 404 Not Found\r\n";
+    case 405:
+      return "HTTP/1.1 405 Method Not Allowed\r\n";
+    case 408:
+      return "HTTP/1.1 408 Request Timeout\r\n";
+    case 409:
+      return "HTTP/1.1 409 Conflict\r\n";
+    case 413:
+      return "HTTP/1.1 413 Content Too Large\r\n";
+    case 415:
+      return "HTTP/1.1 415 Unsupported Media Type\r\n";
+    case 422:
+      return "HTTP/1.1 422 Unprocessable Content\r\n";
+    case 429:
+      return "HTTP/1.1 429 Too Many Requests\r\n";
+    case 431:
+      return "HTTP/1.1 431 Request Header Fields Too Large\r\n";
+    case 500:
+      return "HTTP/1.1 500 Internal Server Error\r\n";
+    case 502:
+      return "HTTP/1.1 502 Bad Gateway\r\n";
+    case 503:
+      return "HTTP/1.1 503 Service Unavailable\r\n";
+    case 504:
+      return "HTTP/1.1 504 Gateway Timeout\r\n";
+    default:
+      return {};
   }
 }
 
@@ -95,22 +121,30 @@ std::string_view date_header() {
 
 Method to_method(bhttp::verb v) {
   switch (v) {
-    case bhttp::verb::get: return Method::kGet;
-    case bhttp::verb::head: return Method::kHead;
-    case bhttp::verb::post: return Method::kPost;
-    case bhttp::verb::put: return Method::kPut;
-    case bhttp::verb::patch: return Method::kPatch;
-    case bhttp::verb::delete_: return Method::kDelete;
-    case bhttp::verb::options: return Method::kOptions;
-    default: return Method::kOther;
+    case bhttp::verb::get:
+      return Method::kGet;
+    case bhttp::verb::head:
+      return Method::kHead;
+    case bhttp::verb::post:
+      return Method::kPost;
+    case bhttp::verb::put:
+      return Method::kPut;
+    case bhttp::verb::patch:
+      return Method::kPatch;
+    case bhttp::verb::delete_:
+      return Method::kDelete;
+    case bhttp::verb::options:
+      return Method::kOptions;
+    default:
+      return Method::kOther;
   }
 }
 
 bool valid_request_id(std::string_view id) {
   if (id.empty() || id.size() > 128) return false;
   for (char c : id)
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.' || c == ':' || c == '/' ||
-          c == '+' || c == '=' || c == '@'))
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.' || c == ':' ||
+          c == '/' || c == '+' || c == '=' || c == '@'))
       return false;
   return true;
 }
@@ -159,6 +193,7 @@ class RequestParser final : public bhttp::basic_parser<true> {
   const Router* router = nullptr;
   size_t default_body_limit = 1 << 20;
   size_t applied_body_limit = 1 << 20;
+  bool stream = false;  // the route takes its body as it arrives (RouteDoc::stream_body)
 
  private:
   // Beast may deliver the start line and the fields from different reads (the read buffer moves in
@@ -204,6 +239,7 @@ class RequestParser final : public bhttp::basic_parser<true> {
       const Match m = router->match(to_method(verb), path, params);
       if (m.route && m.route->doc.body_limit > 0)
         applied_body_limit = std::max(applied_body_limit, m.route->doc.body_limit);
+      stream = m.route && m.route->doc.stream_body;
     }
     if (auto length = content_length(); length && *length > applied_body_limit) {
       ec = bhttp::error::body_limit;
@@ -235,13 +271,15 @@ class RequestParser final : public bhttp::basic_parser<true> {
 
 Error parse_error(const boost::beast::error_code& ec, const ServerOptions& o, size_t body_limit) {
   if (ec == bhttp::error::header_limit)
-    return Error(Code::kHeadersTooLarge, fmt::format("The request header exceeds {} bytes or 100 fields.", o.header_limit));
+    return Error(Code::kHeadersTooLarge,
+                 fmt::format("The request header exceeds {} bytes or 100 fields.", o.header_limit));
   if (ec == bhttp::error::body_limit || ec == bhttp::error::buffer_overflow)
     return Error(Code::kPayloadTooLarge, fmt::format("The request body exceeds {} bytes.", body_limit));
   if (ec == bhttp::error::bad_content_length || ec == bhttp::error::bad_transfer_encoding)
     return Error(Code::kInvalidRequest, "Conflicting or invalid Content-Length / Transfer-Encoding.");
   if (ec == bhttp::error::bad_field)
-    return Error(Code::kInvalidRequest, "Malformed header field (an HTTP/1.1 request needs exactly one Host).");
+    return Error(Code::kInvalidRequest,
+                 "Malformed header field (an HTTP/1.1 request needs exactly one Host).");
   return Error(Code::kInvalidRequest, "Malformed HTTP request: " + ec.message() + ".");
 }
 
@@ -250,8 +288,8 @@ struct Conn {
   Socket sock;
   Timer timer;
   SteadyClock::time_point deadline;
-  bool idle = true;     // waiting for the first byte of a request: may be closed at once on drain
-  bool busy = false;    // a handler runs: the watchdog leaves it alone
+  bool idle = true;   // waiting for the first byte of a request: may be closed at once on drain
+  bool busy = false;  // a handler runs: the watchdog leaves it alone
   bool closed = false;
 };
 
@@ -376,10 +414,12 @@ struct Server::Impl {
                             .with_header("Retry-After", "1"));
     } catch (const std::exception& e) {
       log::error("unhandled exception", {{"request_id", ctx.request_id}, {"error", e.what()}});
-      render_error(ctx, Error(Code::kInternal, "An unexpected error occurred; quote the request id to support."));
+      render_error(ctx,
+                   Error(Code::kInternal, "An unexpected error occurred; quote the request id to support."));
     } catch (...) {
       log::error("unhandled non-standard exception", {{"request_id", ctx.request_id}});
-      render_error(ctx, Error(Code::kInternal, "An unexpected error occurred; quote the request id to support."));
+      render_error(ctx,
+                   Error(Code::kInternal, "An unexpected error occurred; quote the request id to support."));
     }
   }
 
@@ -422,8 +462,9 @@ struct Server::Impl {
               !origin.empty() && !ctx.req.header("access-control-request-method").empty()) {
             ctx.res.header("Access-Control-Allow-Origin", std::string(origin));
             ctx.res.header("Access-Control-Allow-Methods", std::string(m.allow));
-            ctx.res.header("Access-Control-Allow-Headers",
-                           "Authorization, Content-Type, X-API-Key, X-Tenant-ID, X-Request-ID, Idempotency-Key");
+            ctx.res.header(
+                "Access-Control-Allow-Headers",
+                "Authorization, Content-Type, X-API-Key, X-Tenant-ID, X-Request-ID, Idempotency-Key");
             ctx.res.header("Access-Control-Max-Age", "600");
             ctx.res.header("Vary", "Origin");
           }
@@ -437,8 +478,10 @@ struct Server::Impl {
       }
       const Route& route = *m.route;
       ctx.route_id = route.id;
-      if (!route.doc.request_schema.empty() && !ctx.req.body.empty() && !is_json(ctx.req.header("content-type")))
-        throw Error(Code::kUnsupportedMediaType, "The request body must be JSON (Content-Type: application/json).");
+      if (!route.doc.request_schema.empty() && (!ctx.req.body.empty() || ctx.req.body_stream) &&
+          !is_json(ctx.req.header("content-type")))
+        throw Error(Code::kUnsupportedMediaType,
+                    "The request body must be JSON (Content-Type: application/json).");
       if (route.doc.access == Access::kPublic && route.sync_handler && !opts.authenticate_public) {
         route.sync_handler(ctx);
         return nullptr;
@@ -451,6 +494,13 @@ struct Server::Impl {
   }
 
   void serialize(Context& ctx, bool head_only, bool close, std::string& out) {
+    serialize_head(ctx, ctx.res.body.size(), close, out);
+    const bool bodyless = ctx.res.status == 204 || ctx.res.status == 304;
+    if (!bodyless && !head_only) out += ctx.res.body;
+  }
+
+  // Status line and headers; `length` nullopt announces a chunked body.
+  static void serialize_head(Context& ctx, std::optional<uint64_t> length, bool close, std::string& out) {
     Response& res = ctx.res;
     std::string_view line = status_line(res.status);
     if (line.empty()) {
@@ -466,11 +516,15 @@ struct Server::Impl {
     if (!bodyless) {
       out += "Content-Type: ";
       out += res.content_type;
-      out += "\r\nContent-Length: ";
-      char num[24];
-      auto [p, _] = std::to_chars(num, num + sizeof num, res.body.size());
-      out.append(num, p);
-      out += "\r\n";
+      if (length) {
+        out += "\r\nContent-Length: ";
+        char num[24];
+        auto [p, _] = std::to_chars(num, num + sizeof num, *length);
+        out.append(num, p);
+        out += "\r\n";
+      } else {
+        out += "\r\nTransfer-Encoding: chunked\r\n";
+      }
     }
     out += "X-Request-ID: ";
     out += ctx.request_id;
@@ -484,7 +538,6 @@ struct Server::Impl {
     out += res.header_lines;
     if (close) out += "Connection: close\r\n";
     out += "\r\n";
-    if (!bodyless && !head_only) out += res.body;
   }
 
   void access_log(const Context& ctx, std::string_view method, int status, double seconds) {
@@ -517,6 +570,180 @@ struct Server::Impl {
     line += "\"}";
     logger->info("{}", line);
   }
+
+  // What one connection's loop owns, shared with the streamed body and answer of its current request.
+  struct Io {
+    Conn& c;
+    std::vector<char> in = std::vector<char>(16 * 1024);
+    size_t start = 0, end = 0;  // unparsed input is in[start, end)
+    std::string out;            // answers not yet written (pipelining)
+    std::optional<RequestParser> parser;
+    SteadyClock::time_point body_deadline;
+
+    // Writes what `out` holds; false when the client is gone.
+    Task<bool> flush() {
+      if (out.empty()) co_return true;
+      boost::system::error_code ec;
+      co_await asio::async_write(c.sock, asio::buffer(out), asio::redirect_error(use_task, ec));
+      out.clear();
+      co_return !ec;
+    }
+  };
+
+  // The rest of a body the handler reads as it arrives: the parser is fed from the connection's
+  // buffer and socket, and its body callback fills the body string with one piece at a time.
+  class StreamedBody final : public BodyStream {
+   public:
+    StreamedBody(Impl& impl, Io& io, std::string& body) : impl_(impl), io_(io), body_(body) {}
+
+    void start(bool expect_continue) {
+      active_ = true;
+      continue_due_ = expect_continue;
+    }
+    void stop() { active_ = false; }
+    // The handler did not read the whole body: the connection cannot carry another request.
+    bool unread() const { return active_ && !io_.parser->is_done(); }
+
+    std::optional<uint64_t> length() const override {
+      auto n = io_.parser->content_length();
+      return n ? std::optional<uint64_t>(*n) : std::nullopt;
+    }
+
+    Task<std::string_view> next() override {
+      RequestParser& parser = *io_.parser;
+      body_.clear();
+      if (!active_) co_return std::string_view{};
+      Conn& c = io_.c;
+      for (;;) {
+        if (parser.is_done()) co_return std::string_view{};
+        if (io_.start < io_.end) {
+          boost::beast::error_code perr;
+          const size_t n = parser.put(asio::buffer(io_.in.data() + io_.start, io_.end - io_.start), perr);
+          io_.start += n;
+          if (perr == bhttp::error::need_more) perr = {};
+          if (perr) throw parse_error(perr, impl_.opts, parser.applied_body_limit);
+          if (io_.start == io_.end) io_.start = io_.end = 0;
+          if (!body_.empty()) co_return std::string_view(body_);
+          if (n > 0) continue;
+        }
+        // Need more bytes: first what is owed (earlier pipelined answers, then 100 Continue, only now
+        // that the handler wants the body), then read.
+        if (continue_due_) {
+          io_.out += "HTTP/1.1 100 Continue\r\n\r\n";
+          continue_due_ = false;
+        }
+        const bool flushed = co_await io_.flush();
+        if (!flushed) throw gone();
+        if (io_.start > 0) {
+          std::memmove(io_.in.data(), io_.in.data() + io_.start, io_.end - io_.start);
+          io_.end -= io_.start;
+          io_.start = 0;
+        }
+        if (io_.end == io_.in.size()) {
+          if (io_.in.size() >= kStreamBuffer)
+            throw Error(Code::kInvalidRequest, "Malformed chunked request body.");
+          io_.in.resize(kStreamBuffer);
+        }
+        boost::system::error_code ec;
+        c.busy = false;  // the watchdog bounds the read by the body's deadline
+        c.deadline = io_.body_deadline;
+        const size_t n =
+            co_await c.sock.async_read_some(asio::buffer(io_.in.data() + io_.end, io_.in.size() - io_.end),
+                                            asio::redirect_error(use_task, ec));
+        c.busy = true;
+        if (ec) throw gone();
+        io_.end += n;
+      }
+    }
+
+   private:
+    static constexpr size_t kStreamBuffer = 64 * 1024;
+    static Error gone() {
+      return Error(Code::kRequestTimeout,
+                   "The request body did not arrive in time, or the client went away.");
+    }
+    Impl& impl_;
+    Io& io_;
+    std::string& body_;
+    bool active_ = false;
+    bool continue_due_ = false;
+  };
+
+  // An answer the handler writes in pieces: the head goes out with whatever answers to earlier
+  // pipelined requests are pending, then each piece (chunk-framed when the length is unknown).
+  class StreamedAnswer final : public AnswerStream {
+   public:
+    StreamedAnswer(Impl& impl, Io& io, Context& ctx, StreamedBody& body)
+        : impl_(impl), io_(io), ctx_(ctx), body_(body) {}
+
+    void reset(bool head_only) {
+      head_only_ = head_only;
+      started_ = finished_ = chunked_ = bodyless_ = close_ = false;
+      status_ = 0;
+    }
+    bool started() const { return started_; }
+    bool finished() const { return finished_; }
+    bool close() const { return close_; }
+    int status() const { return status_; }
+
+    Task<void> begin(std::optional<uint64_t> length) override {
+      if (started_) throw std::logic_error("answer already begun");
+      started_ = true;
+      status_ = ctx_.res.status;
+      bodyless_ = status_ == 204 || status_ == 304;
+      chunked_ = !length && !bodyless_;
+      close_ = !io_.parser->keep_alive() || impl_.draining || body_.unread();
+      impl_.serialize_head(ctx_, length, close_, io_.out);
+      const bool flushed = co_await io_.flush();
+      if (!flushed) throw gone();
+    }
+
+    Task<void> write(std::string_view piece) override {
+      if (!started_) throw std::logic_error("answer not begun");
+      if (piece.empty() || head_only_ || bodyless_) co_return;
+      char size_line[24];
+      size_t size_len = 0;
+      if (chunked_) {
+        auto [p, _] = std::to_chars(size_line, size_line + 20, piece.size(), 16);
+        *p++ = '\r';
+        *p++ = '\n';
+        size_len = static_cast<size_t>(p - size_line);
+      }
+      const std::array<asio::const_buffer, 3> buffers{asio::buffer(size_line, size_len), asio::buffer(piece),
+                                                      asio::buffer("\r\n", chunked_ ? 2 : 0)};
+      co_await send(buffers);
+    }
+
+    Task<void> finish() override {
+      if (!started_) throw std::logic_error("answer not begun");
+      if (finished_) co_return;
+      if (chunked_ && !head_only_)
+        co_await send(std::array<asio::const_buffer, 1>{asio::buffer("0\r\n\r\n", 5)});
+      finished_ = true;
+    }
+
+   private:
+    static Error gone() { return Error(Code::kRequestTimeout, "The client stopped reading the answer."); }
+
+    template <typename Buffers>
+    Task<void> send(const Buffers& buffers) {
+      Conn& c = io_.c;
+      boost::system::error_code ec;
+      c.busy = false;  // a client that stops reading is cut off after the body timeout
+      c.deadline = coarse_now() + impl_.opts.body_timeout;
+      co_await asio::async_write(c.sock, buffers, asio::redirect_error(use_task, ec));
+      c.busy = true;
+      if (ec) throw gone();
+    }
+
+    Impl& impl_;
+    Io& io_;
+    Context& ctx_;
+    StreamedBody& body_;
+    bool head_only_ = false, started_ = false, finished_ = false, chunked_ = false, bodyless_ = false;
+    bool close_ = false;
+    int status_ = 0;
+  };
 
   Task<void> lingering_close(Conn& c) {
     // Read and drop what the client still sends so it can read our error instead of a reset.
@@ -555,17 +782,23 @@ struct Server::Impl {
       auto ep = c.sock.remote_endpoint(ec);
       return ec ? std::string() : ep.address().to_string();
     }();
-    std::vector<char> in(16 * 1024);
-    size_t start = 0, end = 0;
-    std::string out, head, body;
+    Io io{c};
+    std::vector<char>& in = io.in;
+    size_t& start = io.start;
+    size_t& end = io.end;
+    std::string& out = io.out;
+    std::optional<RequestParser>& parser = io.parser;
+    std::string head, body;
     std::vector<RequestParser::FieldSpan> fields;
     char request_id[24];
     Context ctx;
     ctx.req.remote = remote;
-    std::optional<RequestParser> parser;
+    StreamedBody streamed_body(*this, io, body);
+    StreamedAnswer streamed_answer(*this, io, ctx, streamed_body);
 
     for (;;) {
       ctx.reset();
+      streamed_body.stop();
       parser.emplace(head, body, fields);
       parser->eager(true);
       parser->header_limit(static_cast<std::uint32_t>(opts.header_limit));
@@ -576,6 +809,7 @@ struct Server::Impl {
       c.deadline = coarse_now() + (c.idle ? opts.idle_timeout : opts.header_timeout);
       bool sent_continue = false;
       bool header_seen = false;
+      bool streaming = false;  // the handler reads the rest of the body
       boost::beast::error_code perr;
 
       for (;;) {
@@ -585,7 +819,12 @@ struct Server::Impl {
           if (perr || parser->is_done()) break;
           if (parser->is_header_done() && !header_seen) {
             header_seen = true;
-            c.deadline = coarse_now() + opts.body_timeout;
+            io.body_deadline = c.deadline = coarse_now() + opts.body_timeout;
+            // A streamed route's handler is called now; it owes 100 Continue only if it reads the body.
+            if (parser->stream) {
+              streaming = true;
+              break;
+            }
             if (parser->expect_continue && !sent_continue) {
               out += "HTTP/1.1 100 Continue\r\n\r\n";
               sent_continue = true;
@@ -593,9 +832,8 @@ struct Server::Impl {
           }
         }
         if (!out.empty()) {  // flush answers to pipelined requests before waiting for input
-          co_await asio::async_write(c.sock, asio::buffer(out), asio::redirect_error(use_task, ec));
-          out.clear();
-          if (ec) co_return;
+          const bool flushed = co_await io.flush();
+          if (!flushed) co_return;
         }
         if (start == end) {
           start = end = 0;
@@ -632,8 +870,8 @@ struct Server::Impl {
         serialize(ctx, false, true, out);
         metrics.record(-1, ctx.res.status, 0);
         access_log(ctx, "-", ctx.res.status, 0);
-        co_await asio::async_write(c.sock, asio::buffer(out), asio::redirect_error(use_task, ec));
-        if (!ec) co_await lingering_close(c);
+        const bool flushed = co_await io.flush();
+        if (flushed) co_await lingering_close(c);
         co_return;
       }
 
@@ -648,13 +886,36 @@ struct Server::Impl {
         req.headers.push_back({std::string_view(head).substr(f.name.off, f.name.len),
                                std::string_view(head).substr(f.value.off, f.value.len)});
       req.body = body;
-      if (std::string_view given = req.header("x-request-id"); valid_request_id(given)) ctx.request_id = given;
+      if (streaming) {
+        streamed_body.start(parser->expect_continue);
+        req.body_stream = &streamed_body;
+      }
+      if (parser->stream) {
+        streamed_answer.reset(req.method == Method::kHead);
+        ctx.answer_stream = &streamed_answer;
+      }
+      if (std::string_view given = req.header("x-request-id"); valid_request_id(given))
+        ctx.request_id = given;
 
       c.busy = true;
       if (const Route* route = route_request(ctx)) co_await dispatch(ctx, *route);
       c.busy = false;
 
-      const bool keep = parser->keep_alive() && !draining;
+      // A body the handler left unread cannot be skipped safely: answer, then close.
+      const bool unread = streamed_body.unread();
+      if (ctx.answer_stream && streamed_answer.started()) {
+        const double seconds = std::chrono::duration<double>(SteadyClock::now() - t0).count();
+        metrics.record(ctx.route_id, streamed_answer.status(), seconds);
+        access_log(ctx, method_name(req.method), streamed_answer.status(), seconds);
+        // An answer cut short (the handler failed after its head went out) ends with the connection.
+        if (!streamed_answer.finished() || streamed_answer.close()) {
+          if (streamed_answer.finished() && unread) co_await lingering_close(c);
+          co_return;
+        }
+        continue;
+      }
+
+      const bool keep = parser->keep_alive() && !draining && !unread;
       serialize(ctx, req.method == Method::kHead, !keep, out);
       const auto t1 = SteadyClock::now();
       const double seconds = std::chrono::duration<double>(t1 - t0).count();
@@ -663,9 +924,12 @@ struct Server::Impl {
 
       if (!keep || start == end) {
         c.deadline = t1 + opts.body_timeout;
-        co_await asio::async_write(c.sock, asio::buffer(out), asio::redirect_error(use_task, ec));
-        out.clear();
-        if (ec || !keep) co_return;
+        const bool written = co_await io.flush();
+        if (!written) co_return;
+        if (!keep) {
+          if (unread) co_await lingering_close(c);
+          co_return;
+        }
       }
     }
   }

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "common/principal.hpp"
+#include "common/task.hpp"
 #include "db/tenant_scope.hpp"
 
 namespace cdx::http {
@@ -24,15 +25,43 @@ struct Header {
   std::string_view value;
 };
 
+// The rest of a request body still on its way (a route declared with RouteDoc::stream_body whose body
+// did not arrive with its header). Request::body holds what came with the header; the rest is read here.
+class BodyStream {
+ public:
+  virtual ~BodyStream() = default;
+  // The whole body's length when the client declared one (Content-Length); nullopt when chunked.
+  virtual std::optional<uint64_t> length() const = 0;
+  // The next piece, valid until the next call (Request::body is stale after the first call); empty
+  // once the body is complete. Throws cdx::Error: 400 bad framing, 413 over the route's limit, 408 when
+  // the client stalls past the body timeout or is gone.
+  virtual Task<std::string_view> next() = 0;
+};
+
+// Writes an answer while it is produced (a route declared with RouteDoc::stream_body): the head from
+// Response's status, content type and headers, then the body in pieces. Once begun, the server writes
+// nothing else for the request; a handler that throws after begin() gets the connection closed, so the
+// client sees a truncated answer rather than a wrong one.
+class AnswerStream {
+ public:
+  virtual ~AnswerStream() = default;
+  // length: the body's Content-Length, or nullopt for a chunked body. Throws cdx::Error when the
+  // client is gone.
+  virtual Task<void> begin(std::optional<uint64_t> length) = 0;
+  virtual Task<void> write(std::string_view piece) = 0;
+  virtual Task<void> finish() = 0;
+};
+
 struct Request {
   Method method = Method::kGet;
   std::string_view target;  // path + query as sent
   std::string_view path;
-  std::string_view query;   // without '?'
+  std::string_view query;  // without '?'
   std::vector<Header> headers;
   std::string_view body;
+  BodyStream* body_stream = nullptr;         // set when more of the body follows `body` (streamed routes)
   std::array<std::string_view, 4> params{};  // path parameters in pattern order
-  std::string_view remote;                    // client address
+  std::string_view remote;                   // client address
 
   std::string_view header(std::string_view name) const;  // case-insensitive; empty if absent
   std::string_view param(size_t i) const { return params[i]; }
@@ -45,7 +74,7 @@ struct Response {
   std::string_view content_type = "application/json";
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;
-  std::string header_lines;  // pre-formatted "Name: value\r\n" lines, appended without allocating
+  std::string header_lines;          // pre-formatted "Name: value\r\n" lines, appended without allocating
   std::string content_type_storage;  // owns content_type when it is not a literal (a proxied answer)
 
   void set(int s, std::string_view type, std::string_view b) {
@@ -62,15 +91,18 @@ struct Response {
     status = 204;
     body.clear();
   }
-  void header(std::string name, std::string value) { headers.emplace_back(std::move(name), std::move(value)); }
+  void header(std::string name, std::string value) {
+    headers.emplace_back(std::move(name), std::move(value));
+  }
 };
 
 struct Context {
   Request req;
   Response res;
   std::string_view request_id;
-  std::shared_ptr<const Principal> principal;  // set by the authenticator on non-public routes
-  const db::TenantScope* tenant = nullptr;     // the tenant this request acts in, if any
+  std::shared_ptr<const Principal> principal;     // set by the authenticator on non-public routes
+  const db::TenantScope* tenant = nullptr;        // the tenant this request acts in, if any
+  AnswerStream* answer_stream = nullptr;          // set by the server on streamed routes
   std::optional<db::TenantScope> tenant_storage;  // owns the scope when a SUPERADMIN names a tenant
   int route_id = -1;
 
@@ -79,6 +111,8 @@ struct Context {
     req.headers.clear();
     req.params = {};
     req.body = {};
+    req.body_stream = nullptr;
+    answer_stream = nullptr;
     res.status = 200;
     res.content_type = "application/json";
     res.body.clear();

@@ -1,0 +1,403 @@
+// Bodies through the gateway as they arrive, both ways: a real http::Server whose streamed route
+// forwards with the Proxy, a scripted upstream and a client on plain blocking sockets. Each test holds
+// one side back until the other has seen the first part, which only streaming can satisfy.
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <utility>
+
+#include <chrono>
+#include <functional>
+#include <future>
+#include <string>
+#include <thread>
+
+#include "common/error.hpp"
+#include "gateway/proxy.hpp"
+#include "http/metrics.hpp"
+#include "http/server.hpp"
+
+namespace cdx::gateway {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = beast::http;
+using tcp = asio::ip::tcp;
+using namespace std::chrono_literals;
+
+constexpr auto kWait = 10s;  // a side that waits longer than this for the other has failed
+
+// A byte pattern that makes lost, repeated or reordered pieces visible.
+char pattern(size_t i) { return static_cast<char>('a' + (i * 7 + i / 65536) % 26); }
+std::string make_body(size_t from, size_t n) {
+  std::string s(n, '\0');
+  for (size_t i = 0; i < n; ++i) s[i] = pattern(from + i);
+  return s;
+}
+bool is_pattern(std::string_view s, size_t from = 0) {
+  for (size_t i = 0; i < s.size(); ++i)
+    if (s[i] != pattern(from + i)) return false;
+  return true;
+}
+
+tcp::socket connect_to(asio::io_context& ioc, uint16_t port) {
+  tcp::socket s(ioc);
+  s.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
+  return s;
+}
+
+// The upstream: accepts connections one after another and runs the test's script on each.
+class Upstream {
+ public:
+  using Script = std::function<void(tcp::socket&)>;
+  explicit Upstream(Script script)
+      : acceptor_(ioc_, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0)), script_(std::move(script)) {
+    thread_ = std::thread([this] {
+      for (;;) {
+        boost::system::error_code ec;
+        tcp::socket s(ioc_);
+        acceptor_.accept(s, ec);
+        if (ec || stopping_) return;
+        try {
+          script_(s);
+        } catch (const std::exception&) {
+          // a script that fails has already recorded why
+        }
+      }
+    });
+  }
+  ~Upstream() {
+    stopping_ = true;
+    boost::system::error_code ec;
+    tcp::socket wake(ioc_);
+    wake.connect(acceptor_.local_endpoint(), ec);
+    thread_.join();
+  }
+  uint16_t port() const { return acceptor_.local_endpoint().port(); }
+
+ private:
+  asio::io_context ioc_;
+  tcp::acceptor acceptor_;
+  Script script_;
+  std::atomic<bool> stopping_{false};
+  std::thread thread_;
+};
+
+// The gateway: one I/O thread, streamed routes forwarding to the upstream.
+class Gateway {
+ public:
+  explicit Gateway(uint16_t upstream_port, ProxyOptions proxy_options = {})
+      : proxy_({{"svc", "127.0.0.1", upstream_port}}, proxy_options), metrics_(router_) {
+    http::RouteDoc doc;
+    doc.stream_body = true;
+    doc.body_limit = 256u << 20;
+    auto forward = [this](http::Context& ctx) { return proxy_.forward(ctx, 0, "X-Request-ID: gw\r\n"); };
+    router_.add(http::Method::kPost, "/things", forward, doc);
+    router_.add(http::Method::kGet, "/things", forward, doc);
+    router_.add(
+        http::Method::kPost, "/refuse",
+        [](http::Context&) -> Task<void> {
+          throw Error(Code::kForbidden, "Not for you.");
+          co_return;
+        },
+        doc);
+    http::ServerOptions o;
+    o.port = 0;
+    o.body_timeout = 5s;
+    server_ = std::make_unique<http::Server>(o, router_, metrics_, nullptr);
+    port_ = server_->listen();
+    thread_ = std::thread([this] { server_->run(); });
+  }
+  ~Gateway() {
+    server_->stop();
+    thread_.join();
+  }
+  uint16_t port() const { return port_; }
+
+ private:
+  Proxy proxy_;
+  http::Router router_;
+  http::Metrics metrics_;
+  std::unique_ptr<http::Server> server_;
+  uint16_t port_ = 0;
+  std::thread thread_;
+};
+
+template <class T>
+bool ready(std::future<T>& f) {
+  return f.wait_for(kWait) == std::future_status::ready;
+}
+
+// Reads one whole answer on a blocking socket.
+bhttp::response<bhttp::string_body> read_answer(tcp::socket& s, beast::flat_buffer& buffer) {
+  bhttp::response_parser<bhttp::string_body> p;
+  p.body_limit(512u << 20);
+  bhttp::read(s, buffer, p);
+  return p.release();
+}
+
+TEST(ProxyStream, RequestBodyReachesTheUpstreamBeforeTheClientHasSentItAll) {
+  constexpr size_t kTotal = 8u << 20, kFirst = 1u << 20;
+  std::promise<void> first_seen;
+  std::promise<std::string> upstream_saw;
+  Upstream up([&](tcp::socket& s) {
+    beast::flat_buffer buffer;
+    bhttp::request_parser<bhttp::string_body> p;
+    p.body_limit(64u << 20);
+    bhttp::read_header(s, buffer, p);
+    while (!p.is_done() && p.get().body().size() < kFirst) bhttp::read_some(s, buffer, p);
+    first_seen.set_value();
+    bhttp::read(s, buffer, p);
+    const auto& req = p.get();
+    upstream_saw.set_value(fmt::format("{} {} {}", req[bhttp::field::content_length], req.body().size(),
+                                       is_pattern(req.body())));
+    const std::string n = std::to_string(req.body().size());
+    asio::write(s, asio::buffer(fmt::format("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{}", n.size(), n)));
+    beast::error_code ec;
+    bhttp::read(s, buffer, p, ec);  // until the gateway closes or reuses the connection
+  });
+  Gateway gw(up.port());
+
+  asio::io_context ioc;
+  tcp::socket client = connect_to(ioc, gw.port());
+  const std::string body = make_body(0, kTotal);
+  asio::write(client, asio::buffer(fmt::format("POST /things HTTP/1.1\r\nHost: gw\r\nContent-Length: {}\r\n"
+                                               "Content-Type: application/octet-stream\r\n\r\n",
+                                               kTotal)));
+  asio::write(client, asio::buffer(body.data(), kFirst));
+  auto first = first_seen.get_future();
+  ASSERT_TRUE(ready(first)) << "the upstream saw nothing of the body before the client sent all of it";
+  asio::write(client, asio::buffer(body.data() + kFirst, kTotal - kFirst));
+
+  beast::flat_buffer buffer;
+  const auto res = read_answer(client, buffer);
+  EXPECT_EQ(res.result_int(), 200);
+  EXPECT_EQ(res.body(), std::to_string(kTotal));
+  auto saw = upstream_saw.get_future();
+  ASSERT_TRUE(ready(saw));
+  EXPECT_EQ(saw.get(), fmt::format("{} {} true", kTotal, kTotal));  // Content-Length kept, bytes intact
+}
+
+TEST(ProxyStream, ChunkedRequestIsRelayedChunked) {
+  std::promise<void> first_seen;
+  std::promise<std::string> upstream_saw;
+  Upstream up([&](tcp::socket& s) {
+    beast::flat_buffer buffer;
+    bhttp::request_parser<bhttp::string_body> p;
+    p.body_limit(64u << 20);
+    bhttp::read_header(s, buffer, p);
+    while (!p.is_done() && p.get().body().size() < 100'000) bhttp::read_some(s, buffer, p);
+    first_seen.set_value();
+    bhttp::read(s, buffer, p);
+    upstream_saw.set_value(
+        fmt::format("{} {} {}", p.chunked(), p.get().body().size(), is_pattern(p.get().body())));
+    asio::write(s, asio::buffer(std::string_view("HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok")));
+  });
+  Gateway gw(up.port());
+
+  asio::io_context ioc;
+  tcp::socket client = connect_to(ioc, gw.port());
+  const std::string body = make_body(0, 300'000);
+  asio::write(client, asio::buffer(std::string_view(
+                          "POST /things HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\n\r\n")));
+  asio::write(client, asio::buffer(fmt::format("{:x}\r\n{}\r\n", 100'000, body.substr(0, 100'000))));
+  auto first = first_seen.get_future();
+  ASSERT_TRUE(ready(first)) << "the first chunk did not reach the upstream on its own";
+  asio::write(client, asio::buffer(fmt::format("{:x}\r\n{}\r\n0\r\n\r\n", 200'000, body.substr(100'000))));
+
+  beast::flat_buffer buffer;
+  const auto res = read_answer(client, buffer);
+  EXPECT_EQ(res.result_int(), 201);
+  EXPECT_EQ(res.body(), "ok");
+  auto saw = upstream_saw.get_future();
+  ASSERT_TRUE(ready(saw));
+  EXPECT_EQ(saw.get(), "true 300000 true");
+}
+
+TEST(ProxyStream, LongAnswerIsRelayedAsItArrivesAndIsNotBoundByTheBufferLimit) {
+  constexpr size_t kTotal = 80u << 20, kFirst = 1u << 20;  // above the 64 MiB limit of buffered answers
+  std::promise<void> client_got_first;
+  auto got_first = client_got_first.get_future().share();
+  std::atomic<bool> waited_ok{false};
+  Upstream up([&](tcp::socket& s) {
+    beast::flat_buffer buffer;
+    bhttp::request_parser<bhttp::string_body> p;
+    bhttp::read(s, buffer, p);
+    asio::write(s, asio::buffer(fmt::format("HTTP/1.1 200 OK\r\nContent-Type: application/x-test\r\n"
+                                            "Content-Length: {}\r\n\r\n",
+                                            kTotal)));
+    const std::string body = make_body(0, kTotal);
+    asio::write(s, asio::buffer(body.data(), kFirst));
+    waited_ok = got_first.wait_for(kWait) == std::future_status::ready;
+    asio::write(s, asio::buffer(body.data() + kFirst, kTotal - kFirst));
+    bhttp::read(s, buffer, p);  // until the gateway lets go of the connection
+  });
+  Gateway gw(up.port());
+
+  asio::io_context ioc;
+  tcp::socket client = connect_to(ioc, gw.port());
+  asio::write(client, asio::buffer(std::string_view("GET /things HTTP/1.1\r\nHost: gw\r\n\r\n")));
+  beast::flat_buffer buffer;
+  bhttp::response_parser<bhttp::string_body> p;
+  p.body_limit(512u << 20);
+  bhttp::read_header(client, buffer, p);
+  EXPECT_EQ(p.get().result_int(), 200);
+  EXPECT_EQ(p.get()[bhttp::field::content_length], std::to_string(kTotal));
+  EXPECT_EQ(p.get()[bhttp::field::content_type], "application/x-test");
+  while (!p.is_done() && p.get().body().size() < kFirst) bhttp::read_some(client, buffer, p);
+  client_got_first.set_value();
+  bhttp::read(client, buffer, p);
+  EXPECT_TRUE(waited_ok) << "the client saw nothing of the answer before the upstream sent all of it";
+  EXPECT_EQ(p.get().body().size(), kTotal);
+  EXPECT_TRUE(is_pattern(p.get().body()));
+  EXPECT_TRUE(p.keep_alive());
+}
+
+TEST(ProxyStream, AnswerOfUnknownLengthIsRelayedChunkedAndTheConnectionKept) {
+  std::promise<void> client_got_first;
+  auto got_first = client_got_first.get_future().share();
+  std::atomic<bool> waited_ok{false};
+  Upstream up([&](tcp::socket& s) {
+    beast::flat_buffer buffer;
+    for (;;) {  // serves requests on this connection until the gateway closes it
+      bhttp::request_parser<bhttp::string_body> p;
+      beast::error_code ec;
+      bhttp::read(s, buffer, p, ec);
+      if (ec) return;
+      if (p.get().target() == "/things?small") {
+        asio::write(s, asio::buffer(std::string_view("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nsmall")));
+        continue;
+      }
+      asio::write(s, asio::buffer(std::string_view("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                                   "5\r\nfirst\r\n")));
+      waited_ok = got_first.wait_for(kWait) == std::future_status::ready;
+      asio::write(s, asio::buffer(std::string_view("6\r\nsecond\r\n0\r\n\r\n")));
+    }
+  });
+  Gateway gw(up.port());
+
+  asio::io_context ioc;
+  tcp::socket client = connect_to(ioc, gw.port());
+  asio::write(client, asio::buffer(std::string_view("GET /things HTTP/1.1\r\nHost: gw\r\n\r\n")));
+  beast::flat_buffer buffer;
+  bhttp::response_parser<bhttp::string_body> p;
+  bhttp::read_header(client, buffer, p);
+  EXPECT_TRUE(p.chunked());
+  while (!p.is_done() && p.get().body().size() < 5) bhttp::read_some(client, buffer, p);
+  client_got_first.set_value();
+  bhttp::read(client, buffer, p);
+  EXPECT_TRUE(waited_ok);
+  EXPECT_EQ(p.get().body(), "firstsecond");
+  EXPECT_TRUE(p.keep_alive());
+
+  // The same client connection carries the next request.
+  asio::write(client, asio::buffer(std::string_view("GET /things?small HTTP/1.1\r\nHost: gw\r\n\r\n")));
+  const auto res = read_answer(client, buffer);
+  EXPECT_EQ(res.body(), "small");
+}
+
+TEST(ProxyStream, UpstreamDyingMidAnswerCutsTheClientOffAndTheGatewayGoesOn) {
+  std::atomic<int> connection{0};
+  Upstream up([&](tcp::socket& s) {
+    beast::flat_buffer buffer;
+    bhttp::request_parser<bhttp::string_body> p;
+    bhttp::read(s, buffer, p);
+    if (connection++ == 0) {
+      asio::write(s, asio::buffer(fmt::format("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", 10u << 20)));
+      asio::write(s, asio::buffer(make_body(0, 1u << 20)));
+      s.close();  // dies with 9 MiB unsent
+      return;
+    }
+    asio::write(s, asio::buffer(std::string_view("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")));
+  });
+  Gateway gw(up.port());
+
+  asio::io_context ioc;
+  tcp::socket client = connect_to(ioc, gw.port());
+  asio::write(client, asio::buffer(std::string_view("GET /things HTTP/1.1\r\nHost: gw\r\n\r\n")));
+  beast::flat_buffer buffer;
+  bhttp::response_parser<bhttp::string_body> p;
+  p.body_limit(64u << 20);
+  bhttp::read_header(client, buffer, p);
+  EXPECT_EQ(p.get().result_int(), 200);
+  beast::error_code ec;
+  bhttp::read(client, buffer, p, ec);
+  EXPECT_EQ(ec, bhttp::error::partial_message) << ec.message();  // cut off, never a complete wrong answer
+  EXPECT_EQ(p.get().body().size(), 1u << 20);
+
+  tcp::socket again = connect_to(ioc, gw.port());
+  asio::write(again, asio::buffer(std::string_view("GET /things HTTP/1.1\r\nHost: gw\r\n\r\n")));
+  beast::flat_buffer buffer2;
+  const auto res = read_answer(again, buffer2);
+  EXPECT_EQ(res.result_int(), 200);
+  EXPECT_EQ(res.body(), "ok");
+}
+
+TEST(ProxyStream, ClientGoingAwayMidBodyReleasesTheUpstreamConnection) {
+  std::promise<std::string> upstream_end;
+  Upstream up([&](tcp::socket& s) {
+    beast::flat_buffer buffer;
+    bhttp::request_parser<bhttp::string_body> p;
+    p.body_limit(64u << 20);
+    beast::error_code ec;
+    bhttp::read(s, buffer, p, ec);
+    upstream_end.set_value(
+        fmt::format("{} {}", ec == bhttp::error::partial_message, p.get().body().size() < (4u << 20)));
+  });
+  Gateway gw(up.port());
+
+  {
+    asio::io_context ioc;
+    tcp::socket client = connect_to(ioc, gw.port());
+    asio::write(client, asio::buffer(fmt::format(
+                            "POST /things HTTP/1.1\r\nHost: gw\r\nContent-Length: {}\r\n\r\n", 4u << 20)));
+    asio::write(client, asio::buffer(make_body(0, 256u << 10)));
+  }  // closed with most of the body unsent
+  auto end = upstream_end.get_future();
+  ASSERT_TRUE(ready(end)) << "the upstream connection was left hanging";
+  EXPECT_EQ(end.get(), "true true");
+}
+
+TEST(ProxyStream, AnswerWithoutReadingTheBodyClosesAndOwesNoContinue) {
+  Upstream up([](tcp::socket&) {});
+  Gateway gw(up.port());
+  asio::io_context ioc;
+  tcp::socket client = connect_to(ioc, gw.port());
+  asio::write(client,
+              asio::buffer(std::string_view("POST /refuse HTTP/1.1\r\nHost: gw\r\nContent-Length: 1000000\r\n"
+                                            "Expect: 100-continue\r\n\r\n")));
+  beast::flat_buffer buffer;
+  const auto res = read_answer(client, buffer);  // the first answer: no 100 Continue precedes it
+  EXPECT_EQ(res.result_int(), 403);
+  EXPECT_FALSE(res.keep_alive());
+}
+
+TEST(ProxyStream, ExpectContinueIsAnsweredWhenTheBodyIsWanted) {
+  Upstream up([](tcp::socket& s) {
+    beast::flat_buffer buffer;
+    bhttp::request_parser<bhttp::string_body> p;
+    bhttp::read(s, buffer, p);
+    asio::write(s, asio::buffer(fmt::format("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{}",
+                                            p.get().body().size(), p.get().body())));
+  });
+  Gateway gw(up.port());
+  asio::io_context ioc;
+  tcp::socket client = connect_to(ioc, gw.port());
+  asio::write(client,
+              asio::buffer(std::string_view("POST /things HTTP/1.1\r\nHost: gw\r\nContent-Length: 5\r\n"
+                                            "Expect: 100-continue\r\n\r\n")));
+  beast::flat_buffer buffer;
+  bhttp::response_parser<bhttp::empty_body> interim;
+  bhttp::read_header(client, buffer, interim);
+  EXPECT_EQ(interim.get().result_int(), 100);
+  asio::write(client, asio::buffer(std::string_view("hello")));
+  const auto res = read_answer(client, buffer);
+  EXPECT_EQ(res.result_int(), 200);
+  EXPECT_EQ(res.body(), "hello");
+}
+
+}  // namespace
+}  // namespace cdx::gateway
