@@ -10,6 +10,9 @@
    tight loop: latency of the 502s before the breaker opens, of the 503s once it is open, the time until
    the supervisor's restart answers again.
 3. A 200 KB CSV import (POST) through the gateway and straight to the crm service: wall time.
+4. Large bodies, streamed by the gateway: a 100,000-row CSV import and its CSV export, through the gateway
+   and straight to crm: wall time, time to the answer's head, and how much the gateway's peak resident
+   memory grew during the transfer (VmHWM after resetting it; a buffering gateway grows by the body).
 
 Every server listens on 127.0.0.1 on free ports and is stopped at the end.
 Usage: bench/proxy_bench.py [--duration 5] [--rounds 3] [--binary build/release/cdx]
@@ -234,6 +237,93 @@ def big_post(gw, crm_port, api_key, principal_for, runs=5, size=200 * 1024):
     return len(body), rows, through, direct
 
 
+def module_pid(name, port):
+    out = subprocess.run(["pgrep", "-f", "--", f"--module {name} --port {port}"], capture_output=True, text=True)
+    pids = out.stdout.split()
+    if len(pids) != 1:
+        raise RuntimeError(f"expected one {name} process, found {pids}")
+    return int(pids[0])
+
+
+def reset_peak_rss(pid):
+    with open(f"/proc/{pid}/clear_refs", "w") as f:
+        f.write("5")  # resets VmHWM to the current resident size
+
+
+def status_kib(pid, field):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"no {field} for {pid}")
+
+
+def timed(port, method, path, body, headers):
+    """One request on a fresh connection: (status, bytes, ms to the answer's head, ms to its end)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    try:
+        t = time.perf_counter()
+        conn.request(method, path, body=body, headers=headers)
+        r = conn.getresponse()
+        head = time.perf_counter()
+        data = r.read()
+        end = time.perf_counter()
+        return r.status, data, (head - t) * 1e3, (end - t) * 1e3
+    finally:
+        conn.close()
+
+
+def large_bodies(gw, crm_port, api_key, principal_for, runs=3, rows=100_000):
+    """100,000-row import and export through the gateway and straight to crm; peak RSS growth of the gateway
+    and, as a check of the method, of crm (which holds the whole CSV either way)."""
+    pids = {"gateway": module_pid("gateway", gw), "crm": module_pid("crm", crm_port)}
+    out = {(what, who): [] for what in ("import", "export") for who in ("gateway", "direct")}
+    size = export_size = 0
+    for i in range(runs):
+        for who, port, headers in (("gateway", gw, lambda: {"X-API-Key": api_key}),
+                                   ("direct", crm_port, lambda: {"X-CDX-Assertion": principal_for()})):
+            tag = f"{who}-{i}-{secrets.token_hex(4)}"
+            lines = ["first_name,last_name,email"] + [
+                f"Bench{n},Large{n},{tag}-{n:06d}@import.bench.example.com" for n in range(rows)]
+            body = ("\n".join(lines) + "\n").encode()
+            size = len(body)
+            for what, method, path, payload, extra in (
+                    ("import", "POST", "/api/v1/crm/contacts/import", body, {"Content-Type": "text/csv"}),
+                    ("export", "GET", f"/api/v1/crm/contacts/export?q={tag}", None, {})):
+                base_rss = {k: status_kib(p, "VmRSS") for k, p in pids.items()}
+                for p in pids.values():
+                    reset_peak_rss(p)
+                status, data, head_ms, end_ms = timed(port, method, path, payload, {**headers(), **extra})
+                growth = {k: status_kib(p, "VmHWM") - base_rss[k] for k, p in pids.items()}
+                if status != 200:
+                    raise RuntimeError(f"{what} via {who}: {status} {data[:300]!r}")
+                if what == "import" and json.loads(data).get("created") != rows:
+                    raise RuntimeError(f"import via {who}: {data[:300]!r}")
+                if what == "export":
+                    export_size = len(data)
+                    if data.count(b"@import.bench.example.com") != rows:
+                        raise RuntimeError(f"export via {who}: {len(data)} bytes, not {rows} rows")
+                out[(what, who)].append((end_ms, head_ms, growth))
+        print(f"  run {i + 1}/{runs}: " + ", ".join(
+            f"{what} {who} {out[(what, who)][-1][0]:,.0f} ms" for what, who in out), flush=True)
+    return size, export_size, out
+
+
+def print_large(rows, size, export_size, out):
+    print(f"\n{rows:,}-row CSV import ({size / 2**20:.1f} MiB request) and its export ({export_size / 2**20:.1f} MiB "
+          f"answer), medians of {len(next(iter(out.values())))} runs; peak RSS growth = VmHWM after the "
+          "transfer − VmRSS before it (VmHWM reset before each transfer)\n")
+    print("| transfer | path | total ms | head ms | gateway peak RSS growth | crm peak RSS growth |")
+    print("|---|---|---:|---:|---:|---:|")
+    for what in ("import", "export"):
+        for who, path in (("gateway", "client → gateway → crm"), ("direct", "client → crm (assertion, no proxy)")):
+            v = out[(what, who)]
+            gw_growth = f"{statistics.median(g['gateway'] for _, _, g in v):,} KiB" if who == "gateway" else ""
+            crm_growth = f"{statistics.median(g['crm'] for _, _, g in v):,} KiB"
+            print(f"| {what if who == 'gateway' else ''} | {path} | {statistics.median(e for e, _, _ in v):,.0f} | "
+                  f"{statistics.median(h for _, h, _ in v):,.0f} | {gw_growth} | {crm_growth} |")
+
+
 def fault(gw, crm_port, api_key, want_503=200, timeout=20):
     """SIGKILL crm, then ask the gateway for a crm route on one keep-alive connection in a tight loop."""
     headers = {"X-API-Key": api_key}
@@ -392,6 +482,10 @@ def main():
         for name, v in (("client → gateway → crm", through), ("client → crm (assertion, no proxy)", direct)):
             print(f"| {name} | {statistics.median(v):.1f} | {min(v):.1f} | {max(v):.1f} |")
         print(f"\ngateway − direct (medians): {statistics.median(through) - statistics.median(direct):+.1f} ms")
+
+        print("\n=== Large bodies (streamed through the gateway)", flush=True)
+        size, export_size, out = large_bodies(gw, crm_port, api_key, principal)
+        print_large(100_000, size, export_size, out)
 
         print("\n=== Faults", flush=True)
         want = 200

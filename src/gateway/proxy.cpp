@@ -6,11 +6,12 @@
 // per (proxy, thread, upstream), so they are closed with that io_context and never cross threads.
 #include "gateway/proxy.hpp"
 
+#include <utility>  // before Asio's coroutine headers (GCC 12 + Boost 1.74)
+
 #include <fmt/format.h>
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <utility>
 
 #include <array>
 #include <atomic>

@@ -1,12 +1,13 @@
 // Bodies through the gateway as they arrive, both ways: a real http::Server whose streamed route
 // forwards with the Proxy, a scripted upstream and a client on plain blocking sockets. Each test holds
 // one side back until the other has seen the first part, which only streaming can satisfy.
-#include <fmt/format.h>
-#include <gtest/gtest.h>
+#include <utility>  // before Asio's coroutine headers (GCC 12 + Boost 1.74)
+
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <utility>
+#include <fmt/format.h>
+#include <gtest/gtest.h>
 
 #include <chrono>
 #include <functional>

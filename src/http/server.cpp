@@ -4,11 +4,12 @@
 // deadlines without a timer operation per request.
 #include "http/server.hpp"
 
+#include <utility>  // before Asio's coroutine headers (GCC 12 + Boost 1.74)
+
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <boost/asio.hpp>
 #include <boost/beast/http.hpp>
-#include <utility>
 
 #include <atomic>
 #include <charconv>
@@ -39,62 +40,38 @@ using Timer = asio::basic_waitable_timer<SteadyClock, asio::wait_traits<SteadyCl
 
 namespace {
 
+// clang-format off
 std::string_view status_line(int status) {
   switch (status) {
-    case 100:
-      return "HTTP/1.1 100 Continue\r\n";
-    case 200:
-      return "HTTP/1.1 200 OK\r\n";
-    case 201:
-      return "HTTP/1.1 201 Created\r\n";
-    case 202:
-      return "HTTP/1.1 202 Accepted\r\n";
-    case 204:
-      return "HTTP/1.1 204 No Content\r\n";
-    case 301:
-      return "HTTP/1.1 301 Moved Permanently\r\n";
-    case 302:
-      return "HTTP/1.1 302 Found\r\n";
-    case 303:
-      return "HTTP/1.1 303 See Other\r\n";
-    case 304:
-      return "HTTP/1.1 304 Not Modified\r\n";
-    case 400:
-      return "HTTP/1.1 400 Bad Request\r\n";
-    case 401:
-      return "HTTP/1.1 401 Unauthorized\r\n";
-    case 403:
-      return "HTTP/1.1 403 Forbidden\r\n";
-    case 404:
-      return "HTTP/1.1 404 Not Found\r\n";
-    case 405:
-      return "HTTP/1.1 405 Method Not Allowed\r\n";
-    case 408:
-      return "HTTP/1.1 408 Request Timeout\r\n";
-    case 409:
-      return "HTTP/1.1 409 Conflict\r\n";
-    case 413:
-      return "HTTP/1.1 413 Content Too Large\r\n";
-    case 415:
-      return "HTTP/1.1 415 Unsupported Media Type\r\n";
-    case 422:
-      return "HTTP/1.1 422 Unprocessable Content\r\n";
-    case 429:
-      return "HTTP/1.1 429 Too Many Requests\r\n";
-    case 431:
-      return "HTTP/1.1 431 Request Header Fields Too Large\r\n";
-    case 500:
-      return "HTTP/1.1 500 Internal Server Error\r\n";
-    case 502:
-      return "HTTP/1.1 502 Bad Gateway\r\n";
-    case 503:
-      return "HTTP/1.1 503 Service Unavailable\r\n";
-    case 504:
-      return "HTTP/1.1 504 Gateway Timeout\r\n";
-    default:
-      return {};
+    case 100: return "HTTP/1.1 100 Continue\r\n";
+    case 200: return "HTTP/1.1 200 OK\r\n";
+    case 201: return "HTTP/1.1 201 Created\r\n";
+    case 202: return "HTTP/1.1 202 Accepted\r\n";
+    case 204: return "HTTP/1.1 204 No Content\r\n";
+    case 301: return "HTTP/1.1 301 Moved Permanently\r\n";
+    case 302: return "HTTP/1.1 302 Found\r\n";
+    case 303: return "HTTP/1.1 303 See Other\r\n";
+    case 304: return "HTTP/1.1 304 Not Modified\r\n";
+    case 400: return "HTTP/1.1 400 Bad Request\r\n";
+    case 401: return "HTTP/1.1 401 Unauthorized\r\n";
+    case 403: return "HTTP/1.1 403 Forbidden\r\n";
+    case 404: return "HTTP/1.1 404 Not Found\r\n";
+    case 405: return "HTTP/1.1 405 Method Not Allowed\r\n";
+    case 408: return "HTTP/1.1 408 Request Timeout\r\n";
+    case 409: return "HTTP/1.1 409 Conflict\r\n";
+    case 413: return "HTTP/1.1 413 Content Too Large\r\n";
+    case 415: return "HTTP/1.1 415 Unsupported Media Type\r\n";
+    case 422: return "HTTP/1.1 422 Unprocessable Content\r\n";
+    case 429: return "HTTP/1.1 429 Too Many Requests\r\n";
+    case 431: return "HTTP/1.1 431 Request Header Fields Too Large\r\n";
+    case 500: return "HTTP/1.1 500 Internal Server Error\r\n";
+    case 502: return "HTTP/1.1 502 Bad Gateway\r\n";
+    case 503: return "HTTP/1.1 503 Service Unavailable\r\n";
+    case 504: return "HTTP/1.1 504 Gateway Timeout\r\n";
+    default: return {};
   }
 }
+// clang-format on
 
 // Deadlines need no precision: the coarse clock costs a fraction of a full clock read and shares the
 // monotonic clock's epoch, so it compares with steady_clock time points.
@@ -717,8 +694,10 @@ struct Server::Impl {
     Task<void> finish() override {
       if (!started_) throw std::logic_error("answer not begun");
       if (finished_) co_return;
-      if (chunked_ && !head_only_)
-        co_await send(std::array<asio::const_buffer, 1>{asio::buffer("0\r\n\r\n", 5)});
+      if (chunked_ && !head_only_) {
+        const std::array<asio::const_buffer, 1> last{asio::buffer("0\r\n\r\n", 5)};
+        co_await send(last);
+      }
       finished_ = true;
     }
 
