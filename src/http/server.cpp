@@ -811,8 +811,9 @@ struct Server::Impl {
           }
         }
         if (!out.empty()) {  // flush answers to pipelined requests before waiting for input
-          const bool flushed = co_await io.flush();
-          if (!flushed) co_return;
+          co_await asio::async_write(c.sock, asio::buffer(out), asio::redirect_error(use_task, ec));
+          out.clear();
+          if (ec) co_return;
         }
         if (start == end) {
           start = end = 0;
@@ -902,9 +903,11 @@ struct Server::Impl {
       access_log(ctx, method_name(req.method), ctx.res.status, seconds);
 
       if (!keep || start == end) {
+        // Written here rather than through Io::flush: one coroutine frame fewer per request.
         c.deadline = t1 + opts.body_timeout;
-        const bool written = co_await io.flush();
-        if (!written) co_return;
+        co_await asio::async_write(c.sock, asio::buffer(out), asio::redirect_error(use_task, ec));
+        out.clear();
+        if (ec) co_return;
         if (!keep) {
           if (unread) co_await lingering_close(c);
           co_return;
