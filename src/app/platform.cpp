@@ -101,6 +101,13 @@ struct Platform::Impl {
   bool monolith() const { return config.module.empty(); }
   bool holds(std::string_view name) const { return monolith() || config.module == name; }
 
+  // The pools finish their queued jobs while the modules those jobs use still exist; the I/O pool first,
+  // since its jobs may wait on the hashing pool.
+  ~Impl() {
+    workers.stop();
+    hashers.stop();
+  }
+
   explicit Impl(Config c)
       : config(std::move(c)),
         workers(static_cast<size_t>(config.workers)),

@@ -2,6 +2,7 @@
 
 #include <sodium.h>
 
+#include <charconv>
 #include <stdexcept>
 
 namespace cdx {
@@ -19,7 +20,33 @@ std::string hash_password(std::string_view password) {
   return out;
 }
 
+namespace {
+// Parameters a stored hash may ask for: ours, with room for later increases. A hash that asks for more
+// (a corrupted row, an imported one) fails instead of allocating gigabytes or running for minutes.
+constexpr unsigned long kMaxMemoryKiB = 256 * 1024;
+constexpr unsigned long kMaxPasses = 16;
+constexpr unsigned long kMaxLanes = 8;
+
+bool affordable(std::string_view hash) {
+  constexpr std::string_view kPrefix = "$argon2id$v=19$";
+  if (hash.substr(0, kPrefix.size()) != kPrefix) return false;
+  std::string_view params = hash.substr(kPrefix.size());
+  params = params.substr(0, params.find('$'));
+  unsigned long m = 0, t = 0, p = 0;
+  for (auto [key, out] : {std::pair{"m=", &m}, std::pair{"t=", &t}, std::pair{"p=", &p}}) {
+    if (params.substr(0, 2) != key) return false;
+    const char* end = params.data() + params.size();
+    auto [next, ec] = std::from_chars(params.data() + 2, end, *out);
+    if (ec != std::errc()) return false;
+    params.remove_prefix(static_cast<size_t>(next - params.data()));
+    if (!params.empty() && params.front() == ',') params.remove_prefix(1);
+  }
+  return params.empty() && m <= kMaxMemoryKiB && t <= kMaxPasses && p <= kMaxLanes;
+}
+}  // namespace
+
 bool verify_password(const std::string& hash, std::string_view password) {
+  if (!affordable(hash)) return false;
   return crypto_pwhash_str_verify(hash.c_str(), password.data(), password.size()) == 0;
 }
 

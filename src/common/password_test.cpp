@@ -21,6 +21,8 @@ TEST(Password, MalformedOrAbusiveHashesFailClosed) {
   init_crypto();
   for (const char* bad : {"", "$argon2i$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA",
                           "$argon2id$v=19$m=99999999,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA",
+                          "$argon2id$v=19$m=19456,t=100000,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA",
+                          "$argon2id$v=19$m=19456,t=2$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA",
                           "$argon2id$v=19$m=19456,t=2,p=1$!!!$aGFzaA", "plain text"})
     EXPECT_FALSE(verify_password(bad, "x")) << bad;
 }

@@ -1,5 +1,8 @@
 #include "common/worker_pool.hpp"
 
+#include "common/error.hpp"
+#include "common/log.hpp"
+
 namespace cdx {
 
 namespace {
@@ -13,17 +16,20 @@ WorkerPool::WorkerPool(size_t threads) {
 
 void WorkerPool::push_job(std::unique_ptr<Job> job) {
   std::lock_guard lock(mutex_);
+  if (stopped_) throw Error(Code::kServiceUnavailable, "The server is shutting down.");
   jobs_.push_back(std::move(job));
   const size_t pending = pending_.fetch_add(1, std::memory_order_release) + 1;
   // Decided under the lock, so a worker between its spin and its sleep cannot miss the job.
-  if (sleeping_ > 0 && pending > static_cast<size_t>(spinning_.load(std::memory_order_acquire))) wake_.notify_one();
+  if (sleeping_ > 0 && pending > static_cast<size_t>(spinning_.load(std::memory_order_acquire)))
+    wake_.notify_one();
 }
 
 void WorkerPool::work() {
   for (;;) {
     if (pending_.load(std::memory_order_acquire) == 0) {
       spinning_.fetch_add(1, std::memory_order_acq_rel);
-      for (int i = 0; i < kSpins && pending_.load(std::memory_order_acquire) == 0; ++i) std::this_thread::yield();
+      for (int i = 0; i < kSpins && pending_.load(std::memory_order_acquire) == 0; ++i)
+        std::this_thread::yield();
       spinning_.fetch_sub(1, std::memory_order_acq_rel);
     }
     std::unique_ptr<Job> job;
@@ -39,20 +45,27 @@ void WorkerPool::work() {
       jobs_.pop_front();
       pending_.fetch_sub(1, std::memory_order_release);
     }
-    job->run();
+    try {
+      job->run();  // run() jobs catch their own; this is for post()
+    } catch (const std::exception& e) {
+      log::error("background job failed", {{"error", e.what()}});
+    } catch (...) {
+      log::error("background job failed", {{"error", "non-standard exception"}});
+    }
   }
 }
 
 void WorkerPool::stop() {
+  std::vector<std::thread> threads;
   {
     std::lock_guard lock(mutex_);
-    if (stopping_ && threads_.empty()) return;
     stopping_ = true;
+    threads.swap(threads_);  // a second caller finds none to join
   }
   wake_.notify_all();
-  for (auto& t : threads_)
-    if (t.joinable()) t.join();
-  threads_.clear();
+  for (auto& t : threads) t.join();
+  std::lock_guard lock(mutex_);
+  stopped_ = true;
 }
 
 }  // namespace cdx

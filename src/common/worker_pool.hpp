@@ -35,11 +35,9 @@ class WorkerPool {
     using R = std::invoke_result_t<F>;
     std::exception_ptr error;
     std::conditional_t<std::is_void_v<R>, bool, std::optional<R>> result{};
-    queued_.fetch_add(1, std::memory_order_relaxed);
     co_await boost::asio::async_initiate<const boost::asio::use_awaitable_t<Executor>, void()>(
         [&](auto handler) {
           push([&, handler = std::move(handler)]() mutable {
-            queued_.fetch_sub(1, std::memory_order_relaxed);
             try {
               if constexpr (std::is_void_v<R>) {
                 fn();
@@ -58,15 +56,17 @@ class WorkerPool {
     if constexpr (!std::is_void_v<R>) co_return std::move(*result);
   }
 
-  // Fire and forget (e.g. sending mail after the answer): errors are the job's to log.
+  // Fire and forget (e.g. sending mail after the answer). An exception it throws is logged.
   template <class F>
   void post(F fn) {
     push(std::move(fn));
   }
 
-  size_t threads() const { return threads_.size(); }
-  int64_t queued() const { return queued_.load(std::memory_order_relaxed); }
-  void stop();  // runs what is queued, then joins the threads
+  // Jobs waiting for a worker (cdx_worker_queue_depth).
+  int64_t queued() const { return static_cast<int64_t>(pending_.load(std::memory_order_relaxed)); }
+  // Runs what is queued (and what those jobs queue), then joins the threads. A job offered afterwards is
+  // refused with 503: nothing would run it. Safe to call more than once, from any thread.
+  void stop();
 
  private:
   // A worker that just finished a job spins briefly (yielding the core) before it sleeps, and a new job
@@ -95,9 +95,9 @@ class WorkerPool {
   std::atomic<size_t> pending_{0};  // jobs_.size(), readable without the lock by spinners
   int sleeping_ = 0;                // guarded by mutex_
   std::atomic<int> spinning_{0};
-  bool stopping_ = false;
+  bool stopping_ = false;  // guarded by mutex_
+  bool stopped_ = false;   // guarded by mutex_: the workers are gone
   std::vector<std::thread> threads_;
-  std::atomic<int64_t> queued_{0};
 };
 
 }  // namespace cdx
