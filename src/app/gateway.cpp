@@ -152,6 +152,8 @@ std::string_view Gateway::assertion_for(const http::Context& ctx) {
   return c.value;
 }
 
+// Not a coroutine: the proxy's frame is the only one per request. The proxy copies `extra` before it
+// first suspends, so the per-thread buffer is free again for the next request.
 Task<void> Gateway::forward(http::Context& ctx, size_t upstream) {
   thread_local std::string extra;
   extra.clear();
@@ -164,11 +166,7 @@ Task<void> Gateway::forward(http::Context& ctx, size_t upstream) {
   extra += ctx.req.remote;
   extra += "\r\n";
   append_traceparent(extra, ctx.req.header("traceparent"));
-  // HEAD goes upstream as GET, so the answer's Content-Length is the real one; the server drops the body.
-  const bool head = ctx.req.method == http::Method::kHead;
-  if (head) ctx.req.method = http::Method::kGet;
-  co_await proxy_->forward(ctx, upstream, extra, this);
-  if (head) ctx.req.method = http::Method::kHead;
+  return proxy_->forward(ctx, upstream, extra, this);
 }
 
 void Gateway::on_head(http::Context& ctx) {

@@ -105,7 +105,7 @@ int main(int argc, char** argv) {
       platform.start();
       return platform.serve();
     }
-    if (up->parsed()) return cdx::app::run_constellation(config, given);
+    if (up->parsed()) return cdx::app::run_constellation(config, given, config_file);
     if (migrate->parsed()) {
       cdx::app::Platform platform(config);
       platform.migrate();

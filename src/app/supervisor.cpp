@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <chrono>
 #include <csignal>
+#include <filesystem>
 #include <thread>
 #include <vector>
 
@@ -61,7 +62,8 @@ pid_t spawn(const std::string& exe, const std::vector<std::string>& args) {
 
 }  // namespace
 
-int run_constellation(Config config, const std::map<std::string, std::string>& flags) {
+int run_constellation(Config config, const std::map<std::string, std::string>& flags,
+                      const std::string& config_file) {
   if (config.internal_secret.empty()) {
     unsigned char raw[32];
     randombytes_buf(raw, sizeof raw);
@@ -92,6 +94,10 @@ int run_constellation(Config config, const std::map<std::string, std::string>& f
     c.name = name;
     c.port = config.port_base + service_port_offset(name);
     c.args = {"serve"};
+    if (!config_file.empty()) {
+      c.args.push_back("--config");
+      c.args.push_back(std::filesystem::absolute(config_file).string());
+    }
     for (const auto& [key, value] : flags) {
       if (key == "module" || key == "port" || key == "port_base" || key == "public_url" || key == "demo" ||
           key == "internal_secret" || key == "bootstrap_superadmin")
@@ -101,9 +107,9 @@ int run_constellation(Config config, const std::map<std::string, std::string>& f
       c.args.push_back(flag);
       c.args.push_back(value);
     }
-    for (const std::string& a : {std::string("--module"), std::string(name), std::string("--port"), std::to_string(c.port),
-                                 std::string("--port-base"), std::to_string(config.port_base), std::string("--public-url"),
-                                 public_url})
+    for (const std::string& a : {std::string("--module"), std::string(name), std::string("--port"),
+                                 std::to_string(c.port), std::string("--port-base"),
+                                 std::to_string(config.port_base), std::string("--public-url"), public_url})
       c.args.push_back(a);
     children.push_back(std::move(c));
   }
@@ -147,17 +153,17 @@ int run_constellation(Config config, const std::map<std::string, std::string>& f
         const auto lived = SteadyClock::now() - c.started;
         if (lived > std::chrono::seconds(30)) c.backoff = std::chrono::milliseconds(250);
         c.restart_at = SteadyClock::now() + c.backoff;
-        log::error("service exited; restarting",
-                   {{"service", c.name},
-                    {"status", WIFEXITED(status) ? WEXITSTATUS(status) : -1},
-                    {"signal", WIFSIGNALED(status) ? WTERMSIG(status) : 0},
-                    {"restart_in_ms", c.backoff.count()}});
+        log::error("service exited; restarting", {{"service", c.name},
+                                                  {"status", WIFEXITED(status) ? WEXITSTATUS(status) : -1},
+                                                  {"signal", WIFSIGNALED(status) ? WTERMSIG(status) : 0},
+                                                  {"restart_in_ms", c.backoff.count()}});
         c.backoff = std::min(c.backoff * 2, std::chrono::milliseconds(10'000));
       }
     }
     const auto now = SteadyClock::now();
     if (stopping) {
-      const bool any = std::any_of(children.begin(), children.end(), [](const Child& c) { return c.pid > 0; });
+      const bool any =
+          std::any_of(children.begin(), children.end(), [](const Child& c) { return c.pid > 0; });
       if (!any) break;
       if (children.back().pid <= 0 && !services_signalled) {
         services_signalled = true;

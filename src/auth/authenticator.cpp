@@ -19,7 +19,8 @@ namespace {
 constexpr int64_t kCacheTtlMs = 5000;
 
 Error unauthorized(std::string detail) {
-  return Error(Code::kUnauthorized, std::move(detail)).with_header("WWW-Authenticate", "Bearer realm=\"cdx\"");
+  return Error(Code::kUnauthorized, std::move(detail))
+      .with_header("WWW-Authenticate", "Bearer realm=\"cdx\"");
 }
 
 }  // namespace
@@ -28,11 +29,12 @@ std::string render_me(const Principal& p) {
   const std::string_view kind = p.kind == Principal::Kind::kSuperadmin ? "superadmin"
                                 : p.kind == Principal::Kind::kUser     ? "user"
                                                                        : "api_key";
-  nlohmann::json me = {{"id", p.id},
-                       {"type", kind},
-                       {"role", role_name(p.role)},
-                       {"tenant_id", p.tenant_id.empty() ? nlohmann::json(nullptr) : nlohmann::json(p.tenant_id)},
-                       {"scopes", p.scopes}};
+  nlohmann::json me = {
+      {"id", p.id},
+      {"type", kind},
+      {"role", role_name(p.role)},
+      {"tenant_id", p.tenant_id.empty() ? nlohmann::json(nullptr) : nlohmann::json(p.tenant_id)},
+      {"scopes", p.scopes}};
   if (p.kind == Principal::Kind::kSuperadmin) me["username"] = p.name;
   if (p.kind == Principal::Kind::kUser) me["email"] = p.name;
   if (p.kind == Principal::Kind::kApiKey) me["name"] = p.name;
@@ -60,7 +62,8 @@ std::shared_ptr<const CachedTenant> Authenticator::remember_tenant(const core::T
   t->slug = info.tenant.slug;
   t->status = info.tenant.status;
   t->plan = info.tenant.plan;
-  if (auto it = info.tenant.settings.find("allowed_origins"); it != info.tenant.settings.end() && it->is_array())
+  if (auto it = info.tenant.settings.find("allowed_origins");
+      it != info.tenant.settings.end() && it->is_array())
     for (const auto& o : *it)
       if (o.is_string()) t->allowed_origins.push_back(o.get<std::string>());
   t->scope = ScopeMinter::mint(info.tenant.id);
@@ -81,9 +84,10 @@ Task<std::shared_ptr<const CachedTenant>> Authenticator::tenant(std::string_view
   co_return remember_tenant(*info);
 }
 
-Task<std::shared_ptr<const Principal>> Authenticator::from_api_key(std::string_view key, gateway::Bucket** bucket,
-                                                                   gateway::UsageCounter** usage) {
-  if (key.size() != kKeyLen || (key.substr(0, kKeyTypeLen) != "cdx_sk_" && key.substr(0, kKeyTypeLen) != "cdx_pk_"))
+Task<std::shared_ptr<const Principal>> Authenticator::from_api_key(
+    std::string_view key, gateway::Bucket** bucket, std::shared_ptr<gateway::UsageCounter>* usage) {
+  if (key.size() != kKeyLen ||
+      (key.substr(0, kKeyTypeLen) != "cdx_sk_" && key.substr(0, kKeyTypeLen) != "cdx_pk_"))
     throw unauthorized("The API key is malformed.");
   const std::string_view prefix = key.substr(0, kKeyPrefixLen);
   auto cached = keys_.get(prefix, steady_ms());
@@ -121,13 +125,14 @@ Task<std::shared_ptr<const Principal>> Authenticator::from_api_key(std::string_v
   if (!constant_time_equal({reinterpret_cast<const char*>(digest), sizeof digest},
                            {reinterpret_cast<const char*>(cached->digest), sizeof cached->digest}))
     throw unauthorized("The API key is not valid.");
-  if (cached->expires_at && *cached->expires_at <= Clock::unix_seconds()) throw unauthorized("The API key has expired.");
+  if (cached->expires_at && *cached->expires_at <= Clock::unix_seconds())
+    throw unauthorized("The API key has expired.");
   const int64_t now_ms = steady_ms();
   int64_t noted = cached->last_noted_ms.load(std::memory_order_relaxed);
   if (now_ms - noted > 60'000 && cached->last_noted_ms.compare_exchange_strong(noted, now_ms))
     source_.note_key_used(cached->principal->tenant_id, cached->principal->id);
   if (bucket) *bucket = cached->bucket.get();
-  if (usage) *usage = cached->usage.get();
+  if (usage) *usage = cached->usage;  // owned: the cache entry may go while the request awaits
   co_return cached->principal;
 }
 
@@ -157,7 +162,8 @@ std::shared_ptr<const Principal> Authenticator::from_bearer(std::string_view tok
     if (c.extra.is_object() && c.extra.contains("username") && c.extra["username"].is_string())
       p->name = c.extra["username"].get<std::string>();
   } else {
-    if (c.tid.empty() || (c.role != "ADMIN" && c.role != "CLIENT")) throw unauthorized("The token has no tenant or role.");
+    if (c.tid.empty() || (c.role != "ADMIN" && c.role != "CLIENT"))
+      throw unauthorized("The token has no tenant or role.");
     p->kind = Principal::Kind::kUser;
     p->role = c.role == "ADMIN" ? Role::kAdmin : Role::kClient;
     p->tenant_id = c.tid;
@@ -178,13 +184,15 @@ void enforce_access(const http::Context& ctx, const http::RouteDoc& route, const
     case Access::kAuthenticated:
       break;
     case Access::kSuperadmin:
-      if (p.kind != Principal::Kind::kSuperadmin) throw Error(Code::kForbidden, "This endpoint is for the SUPERADMIN.");
+      if (p.kind != Principal::Kind::kSuperadmin)
+        throw Error(Code::kForbidden, "This endpoint is for the SUPERADMIN.");
       break;
     case Access::kTenantMember:
     case Access::kTenantAdmin:
     case Access::kTenantAdminOrSelf:
       if (!ctx.tenant)
-        throw Error(Code::kInvalidRequest, "A SUPERADMIN acting inside a tenant must name it in X-Tenant-ID.");
+        throw Error(Code::kInvalidRequest,
+                    "A SUPERADMIN acting inside a tenant must name it in X-Tenant-ID.");
       if (access == Access::kTenantAdmin && p.role == Role::kClient)
         throw Error(Code::kForbidden, "This endpoint needs the ADMIN role.");
       if (access == Access::kTenantAdminOrSelf && p.role == Role::kClient &&
@@ -194,7 +202,8 @@ void enforce_access(const http::Context& ctx, const http::RouteDoc& route, const
     case Access::kService:
       throw Error(Code::kForbidden, "This endpoint is internal to the platform's services.");
   }
-  if (!route.scope.empty() && (p.kind == Principal::Kind::kApiKey || p.scope_limited) && !p.has_scope(route.scope))
+  if (!route.scope.empty() && (p.kind == Principal::Kind::kApiKey || p.scope_limited) &&
+      !p.has_scope(route.scope))
     throw Error(Code::kForbidden, "The credential lacks the scope '" + route.scope + "'.");
 }
 
@@ -202,7 +211,7 @@ Task<void> Authenticator::authenticate(http::Context& ctx, const http::RouteDoc&
   const std::string_view api_key = ctx.req.header("x-api-key");
   const std::string_view authorization = ctx.req.header("authorization");
   gateway::Bucket* key_bucket = nullptr;
-  gateway::UsageCounter* key_usage = nullptr;
+  std::shared_ptr<gateway::UsageCounter> key_usage;
   if (!api_key.empty()) {
     ctx.principal = co_await from_api_key(api_key, &key_bucket, &key_usage);
   } else if (!authorization.empty()) {
@@ -253,7 +262,7 @@ Task<void> Authenticator::authenticate(http::Context& ctx, const http::RouteDoc&
   if (p.kind != Principal::Kind::kSuperadmin && t) limit(ctx, key_bucket, t->bucket.get());
 
   enforce_access(ctx, route, p);
-  if (gateway::UsageCounter* u = key_usage ? key_usage : t ? t->usage.get() : nullptr) u->add();
+  if (gateway::UsageCounter* u = key_usage ? key_usage.get() : t ? t->usage.get() : nullptr) u->add();
 }
 
 void Authenticator::limit(http::Context& ctx, gateway::Bucket* key_bucket, gateway::Bucket* tenant_bucket) {
@@ -282,7 +291,8 @@ void Authenticator::limit(http::Context& ctx, gateway::Bucket* key_bucket, gatew
 
 Task<std::string> Authenticator::tenant_of_publishable_key(http::Context& ctx) {
   const std::string_view key = ctx.req.header("x-api-key");
-  if (key.substr(0, kKeyTypeLen) != "cdx_pk_") throw unauthorized("Only a publishable key (cdx_pk_…) names a tenant here.");
+  if (key.substr(0, kKeyTypeLen) != "cdx_pk_")
+    throw unauthorized("Only a publishable key (cdx_pk_…) names a tenant here.");
   auto p = co_await from_api_key(key);
   auto t = co_await tenant(p->tenant_id);
   if (!t) throw unauthorized("The credential's tenant no longer exists.");
@@ -293,18 +303,22 @@ Task<std::string> Authenticator::tenant_of_publishable_key(http::Context& ctx) {
 
 void Authenticator::check_origin(const http::Context& ctx, const CachedTenant& t) {
   const std::string_view origin = ctx.req.header("origin");
-  if (!origin.empty() && std::find(t.allowed_origins.begin(), t.allowed_origins.end(), origin) == t.allowed_origins.end())
-    throw Error(Code::kForbidden, "This publishable key may not be used from that Origin (tenant allowed_origins).");
+  if (!origin.empty() &&
+      std::find(t.allowed_origins.begin(), t.allowed_origins.end(), origin) == t.allowed_origins.end())
+    throw Error(Code::kForbidden,
+                "This publishable key may not be used from that Origin (tenant allowed_origins).");
 }
 
 void Authenticator::allow_origin(http::Context& ctx, const CachedTenant& t) {
   const std::string_view origin = ctx.req.header("origin");
-  if (origin.empty() || std::find(t.allowed_origins.begin(), t.allowed_origins.end(), origin) == t.allowed_origins.end())
+  if (origin.empty() ||
+      std::find(t.allowed_origins.begin(), t.allowed_origins.end(), origin) == t.allowed_origins.end())
     return;  // no CORS grant: a browser will not hand the answer to that page
   std::string& h = ctx.res.header_lines;
   h += "Access-Control-Allow-Origin: ";
   h += origin;
-  h += "\r\nVary: Origin\r\nAccess-Control-Expose-Headers: X-Request-ID, RateLimit-Limit, RateLimit-Remaining, "
+  h += "\r\nVary: Origin\r\nAccess-Control-Expose-Headers: X-Request-ID, RateLimit-Limit, "
+       "RateLimit-Remaining, "
        "RateLimit-Reset, Retry-After\r\n";
 }
 

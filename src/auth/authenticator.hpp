@@ -107,7 +107,7 @@ class Authenticator final : public http::Authenticator {
   };
   // The key's bucket comes back through `bucket` so the caller can rate-limit without a second lookup.
   Task<std::shared_ptr<const Principal>> from_api_key(std::string_view key, gateway::Bucket** bucket = nullptr,
-                                                      gateway::UsageCounter** usage = nullptr);
+                                                      std::shared_ptr<gateway::UsageCounter>* usage = nullptr);
   static void limit(http::Context& ctx, gateway::Bucket* key_bucket, gateway::Bucket* tenant_bucket);
   std::shared_ptr<const Principal> from_bearer(std::string_view token);
   Task<std::shared_ptr<const CachedTenant>> tenant(std::string_view id_or_slug);

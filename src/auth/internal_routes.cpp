@@ -36,9 +36,11 @@ void InternalRoutes::mount(http::Router& r, AuthModule& auth, WorkerPool& worker
         auto resolved = co_await workers.run([&] { return service.resolve_api_key(prefix); });
         if (!resolved) throw Error(Code::kNotFound, "No such API key.");
         const ApiKey& k = resolved->key;
-        nlohmann::json key = {{"id", k.id},       {"tenant_id", k.tenant_id}, {"name", k.name},
-                              {"type", k.type},   {"prefix", k.prefix},       {"key_hash", k.key_hash},
-                              {"scopes", k.scopes}, {"expires_at", k.expires_at ? nlohmann::json(*k.expires_at) : nullptr}};
+        nlohmann::json key = {
+            {"id", k.id},         {"tenant_id", k.tenant_id},
+            {"name", k.name},     {"type", k.type},
+            {"prefix", k.prefix}, {"key_hash", k.key_hash},
+            {"scopes", k.scopes}, {"expires_at", k.expires_at ? nlohmann::json(*k.expires_at) : nullptr}};
         ctx.res.json(200, nlohmann::json{{"key", key}, {"tenant", core::to_json(resolved->tenant)}}.dump());
       },
       kInternal);
@@ -57,9 +59,16 @@ void InternalRoutes::mount(http::Router& r, AuthModule& auth, WorkerPool& worker
         const nlohmann::json j = nlohmann::json::parse(ctx.req.body, nullptr, false);
         if (!j.is_object() || !j.contains("uses") || !j["uses"].is_array())
           throw Error(Code::kInvalidRequest, "Expected {\"uses\": [{\"tenant_id\", \"key_id\"}]}.");
-        for (const auto& u : j["uses"])
-          if (u.is_object() && u.value("tenant_id", "").size() && u.value("key_id", "").size())
-            service.note_key_used(u["tenant_id"].get<std::string>(), u["key_id"].get<std::string>());
+        const auto text = [](const nlohmann::json& u, const char* name) -> std::string {
+          const auto it = u.find(name);
+          return it != u.end() && it->is_string() ? it->get<std::string>() : std::string();
+        };
+        for (const auto& u : j["uses"]) {
+          if (!u.is_object()) continue;
+          const std::string tenant = text(u, "tenant_id"), key = text(u, "key_id");
+          if (!tenant.empty() && !key.empty())
+            service.note_key_used(tenant, key);  // in memory, flushed later
+        }
         ctx.res.no_content();
       },
       kInternal);
@@ -85,7 +94,8 @@ void InternalRoutes::mount(http::Router& r, AuthModule& auth, WorkerPool& worker
         const std::string role = in.required_string("role", 1, 16);
         const std::string password = in.required_string("password", 1, 256);
         in.finish();
-        auto user = co_await workers.run([&] { return service.create_user(scope, email, name, role, password); });
+        auto user =
+            co_await workers.run([&] { return service.create_user(scope, email, name, role, password); });
         ctx.res.json(201, to_json(user).dump());
       },
       kInternal);

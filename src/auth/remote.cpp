@@ -3,6 +3,7 @@
 #include "common/clock.hpp"
 #include "common/error.hpp"
 #include "common/ids.hpp"
+#include "common/log.hpp"
 
 namespace cdx::auth {
 
@@ -18,15 +19,23 @@ FirstAdmin RemoteApi::create_first_admin(const db::TenantScope& scope, const std
   }
 }
 
-nlohmann::json RemoteApi::create_user(const db::TenantScope& scope, const std::string& email, const std::string& name,
-                                      const std::string& role, const std::string& password) {
+nlohmann::json RemoteApi::create_user(const db::TenantScope& scope, const std::string& email,
+                                      const std::string& name, const std::string& role,
+                                      const std::string& password) {
   const nlohmann::json body = {{"email", email}, {"name", name}, {"role", role}, {"password", password}};
   return *client_.call("POST", "/internal/v1/tenants/" + scope.tenant_id() + "/users", &body);
 }
 
+// Best effort: the change is committed already, so failing the caller's request here would report a
+// failure that did not happen. Auth's caches expire within their TTL anyway.
 void RemoteApi::tenant_changed(const std::string& tenant_id) {
   const nlohmann::json body = {{"tenant_id", tenant_id}};
-  client_.call("POST", "/internal/v1/invalidate", &body);
+  try {
+    client_.call("POST", "/internal/v1/invalidate", &body);
+  } catch (const std::exception& e) {
+    log::warn("cannot tell the auth service about a tenant change; its caches expire within seconds",
+              {{"tenant_id", tenant_id}, {"error", e.what()}});
+  }
 }
 
 std::optional<ResolvedKey> RemoteCredentials::resolve_api_key(const std::string& prefix) {
@@ -43,7 +52,8 @@ std::optional<ResolvedKey> RemoteCredentials::resolve_api_key(const std::string&
     out.key.prefix = k.at("prefix").get<std::string>();
     out.key.key_hash = k.at("key_hash").get<std::string>();
     out.key.scopes = k.at("scopes").get<std::vector<std::string>>();
-    if (k.contains("expires_at") && k["expires_at"].is_number()) out.key.expires_at = k["expires_at"].get<int64_t>();
+    if (k.contains("expires_at") && k["expires_at"].is_number())
+      out.key.expires_at = k["expires_at"].get<int64_t>();
     out.tenant = core::tenant_info_from_json(j->at("tenant"));
     return out;
   } catch (const nlohmann::json::exception&) {

@@ -2,6 +2,7 @@
 #include <utility>
 #include "common/task.hpp"
 
+#include "common/clock.hpp"
 #include "common/json_body.hpp"
 #include "core/module.hpp"
 #include "core/remote_api.hpp"
@@ -41,14 +42,21 @@ void CoreModule::mount_internal(http::Router& r) {
       [this](Context& ctx) -> Task<void> {
         const nlohmann::json j = nlohmann::json::parse(ctx.req.body, nullptr, false);
         if (!j.is_object() || !j.contains("usage") || !j["usage"].is_array())
-          throw Error(Code::kInvalidRequest, "Expected {\"usage\": [{\"tenant_id\", \"key_id\", \"day\", \"calls\"}]}.");
+          throw Error(Code::kInvalidRequest,
+                      "Expected {\"usage\": [{\"tenant_id\", \"key_id\", \"day\", \"calls\"}]}.");
         std::vector<gateway::Usage> usage;
-        try {
-          for (const auto& u : j["usage"])
-            usage.push_back({u.at("tenant_id").get<std::string>(), u.at("key_id").get<std::string>(),
-                             u.at("day").get<std::string>(), u.at("calls").get<int64_t>()});
-        } catch (const nlohmann::json::exception&) {
-          throw Error(Code::kInvalidRequest, "A usage row is malformed.");
+        for (const auto& u : j["usage"]) {
+          // Billing data: a row is taken only whole and plausible (a real day, a positive whole count).
+          const bool ok = u.is_object() && u.contains("tenant_id") && u["tenant_id"].is_string() &&
+                          u.contains("key_id") && u["key_id"].is_string() && u.contains("day") &&
+                          u["day"].is_string() && u.contains("calls") && u["calls"].is_number_integer() &&
+                          u["calls"].get<int64_t>() > 0;
+          if (!ok) throw Error(Code::kInvalidRequest, "A usage row is malformed.");
+          const std::string day = u["day"].get<std::string>();
+          if (day.size() != 10 || !parse_rfc3339(day + "T00:00:00Z"))
+            throw Error(Code::kInvalidRequest, "A usage row's day is not a date (YYYY-MM-DD).");
+          usage.push_back({u["tenant_id"].get<std::string>(), u["key_id"].get<std::string>(), day,
+                           u["calls"].get<int64_t>()});
         }
         co_await workers_.run([&] { service_.record_usage(usage); });
         ctx.res.no_content();

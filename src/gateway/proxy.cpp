@@ -951,6 +951,14 @@ Task<void> Proxy::forward(http::Context& ctx, size_t upstream, std::string_view 
     co_await answer->finish();
     co_return;
   }
+  if (answer && method == Method::kHead) {
+    // No body, but the head gives the length of the GET's: passed on as the service sent it.
+    settle_head(res, reader.parser(), false);
+    if (observer) observer->on_head(ctx);
+    co_await answer->begin(reader.length());
+    co_await answer->finish();
+    co_return;
+  }
   settle_head(res, reader.parser(), false);
   if (observer) observer->on_head(ctx);
 }

@@ -92,9 +92,6 @@ class Proxy {
   // The breaker is open: a request arriving now is refused without a connection attempt.
   bool open(size_t upstream) const;
   UpstreamCounters counters(size_t upstream) const;
-  size_t size() const { return upstreams_.size(); }
-  const Upstream& upstream(size_t i) const { return upstreams_.at(i); }
-  const ProxyOptions& options() const { return options_; }
 
   // Appends Prometheus text (cdx_upstream_* counters and the breaker gauge); for Metrics::add_collector.
   void render_metrics(std::string& out) const;

@@ -3,17 +3,20 @@
 // one side back until the other has seen the first part, which only streaming can satisfy.
 #include <utility>  // before Asio's coroutine headers (GCC 12 + Boost 1.74)
 
+#include <fmt/format.h>
+#include <gtest/gtest.h>
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <fmt/format.h>
-#include <gtest/gtest.h>
 
 #include <chrono>
 #include <functional>
 #include <future>
 #include <string>
 #include <thread>
+
+#include <sys/socket.h>
+#include <sys/time.h>
 
 #include "common/error.hpp"
 #include "gateway/proxy.hpp"
@@ -44,10 +47,26 @@ bool is_pattern(std::string_view s, size_t from = 0) {
   return true;
 }
 
+// Blocking sockets time out, so a regression fails the test instead of hanging the suite.
+void bound(tcp::socket& s) {
+  const timeval tv{15, 0};
+  ::setsockopt(s.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  ::setsockopt(s.native_handle(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+}
+
 tcp::socket connect_to(asio::io_context& ioc, uint16_t port) {
   tcp::socket s(ioc);
   s.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
+  bound(s);
   return s;
+}
+
+// Answers one request on the upstream side with `body`.
+void answer_with(tcp::socket& s, beast::flat_buffer& buffer, std::string_view body) {
+  bhttp::request_parser<bhttp::string_body> p;
+  bhttp::read(s, buffer, p);
+  asio::write(
+      s, asio::buffer(fmt::format("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{}", body.size(), body)));
 }
 
 // The upstream: accepts connections one after another and runs the test's script on each.
@@ -62,6 +81,8 @@ class Upstream {
         tcp::socket s(ioc_);
         acceptor_.accept(s, ec);
         if (ec || stopping_) return;
+        ++accepted_;
+        bound(s);
         try {
           script_(s);
         } catch (const std::exception&) {
@@ -78,12 +99,14 @@ class Upstream {
     thread_.join();
   }
   uint16_t port() const { return acceptor_.local_endpoint().port(); }
+  int accepted() const { return accepted_.load(); }
 
  private:
   asio::io_context ioc_;
   tcp::acceptor acceptor_;
   Script script_;
   std::atomic<bool> stopping_{false};
+  std::atomic<int> accepted_{0};
   std::thread thread_;
 };
 
@@ -98,6 +121,13 @@ class Gateway {
     auto forward = [this](http::Context& ctx) { return proxy_.forward(ctx, 0, "X-Request-ID: gw\r\n"); };
     router_.add(http::Method::kPost, "/things", forward, doc);
     router_.add(http::Method::kGet, "/things", forward, doc);
+    router_.add_sync(http::Method::kPost, "/echo",
+                     [](http::Context& ctx) {
+                       ctx.res.set(
+                           200, "text/plain",
+                           std::string(ctx.req.body) + "|" + std::string(ctx.req.header("x-smuggled")));
+                     },
+                     {});
     router_.add(
         http::Method::kPost, "/refuse",
         [](http::Context&) -> Task<void> {
@@ -157,8 +187,7 @@ TEST(ProxyStream, RequestBodyReachesTheUpstreamBeforeTheClientHasSentItAll) {
                                        is_pattern(req.body())));
     const std::string n = std::to_string(req.body().size());
     asio::write(s, asio::buffer(fmt::format("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{}", n.size(), n)));
-    beast::error_code ec;
-    bhttp::read(s, buffer, p, ec);  // until the gateway closes or reuses the connection
+    answer_with(s, buffer, "again");  // the next request comes on the same, pooled connection
   });
   Gateway gw(up.port());
 
@@ -180,6 +209,10 @@ TEST(ProxyStream, RequestBodyReachesTheUpstreamBeforeTheClientHasSentItAll) {
   auto saw = upstream_saw.get_future();
   ASSERT_TRUE(ready(saw));
   EXPECT_EQ(saw.get(), fmt::format("{} {} true", kTotal, kTotal));  // Content-Length kept, bytes intact
+
+  asio::write(client, asio::buffer(std::string_view("GET /things HTTP/1.1\r\nHost: gw\r\n\r\n")));
+  EXPECT_EQ(read_answer(client, buffer).body(), "again");
+  EXPECT_EQ(up.accepted(), 1) << "the upstream connection was not reused after a streamed body";
 }
 
 TEST(ProxyStream, ChunkedRequestIsRelayedChunked) {
@@ -234,7 +267,7 @@ TEST(ProxyStream, LongAnswerIsRelayedAsItArrivesAndIsNotBoundByTheBufferLimit) {
     asio::write(s, asio::buffer(body.data(), kFirst));
     waited_ok = got_first.wait_for(kWait) == std::future_status::ready;
     asio::write(s, asio::buffer(body.data() + kFirst, kTotal - kFirst));
-    bhttp::read(s, buffer, p);  // until the gateway lets go of the connection
+    answer_with(s, buffer, "again");  // the next request comes on the same, pooled connection
   });
   Gateway gw(up.port());
 
@@ -255,6 +288,10 @@ TEST(ProxyStream, LongAnswerIsRelayedAsItArrivesAndIsNotBoundByTheBufferLimit) {
   EXPECT_EQ(p.get().body().size(), kTotal);
   EXPECT_TRUE(is_pattern(p.get().body()));
   EXPECT_TRUE(p.keep_alive());
+
+  asio::write(client, asio::buffer(std::string_view("GET /things HTTP/1.1\r\nHost: gw\r\n\r\n")));
+  EXPECT_EQ(read_answer(client, buffer).body(), "again");
+  EXPECT_EQ(up.accepted(), 1) << "the upstream connection was not reused after a relayed answer";
 }
 
 TEST(ProxyStream, AnswerOfUnknownLengthIsRelayedChunkedAndTheConnectionKept) {
@@ -345,8 +382,7 @@ TEST(ProxyStream, ClientGoingAwayMidBodyReleasesTheUpstreamConnection) {
     p.body_limit(64u << 20);
     beast::error_code ec;
     bhttp::read(s, buffer, p, ec);
-    upstream_end.set_value(
-        fmt::format("{} {}", ec == bhttp::error::partial_message, p.get().body().size() < (4u << 20)));
+    upstream_end.set_value(ec.message());
   });
   Gateway gw(up.port());
 
@@ -359,7 +395,7 @@ TEST(ProxyStream, ClientGoingAwayMidBodyReleasesTheUpstreamConnection) {
   }  // closed with most of the body unsent
   auto end = upstream_end.get_future();
   ASSERT_TRUE(ready(end)) << "the upstream connection was left hanging";
-  EXPECT_EQ(end.get(), "true true");
+  EXPECT_EQ(end.get(), beast::error_code(bhttp::error::partial_message).message());
 }
 
 TEST(ProxyStream, AnswerWithoutReadingTheBodyClosesAndOwesNoContinue) {
@@ -398,6 +434,99 @@ TEST(ProxyStream, ExpectContinueIsAnsweredWhenTheBodyIsWanted) {
   const auto res = read_answer(client, buffer);
   EXPECT_EQ(res.result_int(), 200);
   EXPECT_EQ(res.body(), "hello");
+}
+
+TEST(ProxyStream, TrailerFieldsNeverPassForHeaders) {
+  std::promise<std::string> upstream_saw;
+  Upstream up([&](tcp::socket& s) {
+    beast::flat_buffer buffer;
+    bhttp::request_parser<bhttp::string_body> p;
+    bhttp::read(s, buffer, p);
+    upstream_saw.set_value(fmt::format("{}|{}", p.get().body(), p.get().count("x-smuggled")));
+    asio::write(s, asio::buffer(std::string_view("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")));
+  });
+  Gateway gw(up.port());
+  asio::io_context ioc;
+  tcp::socket client = connect_to(ioc, gw.port());
+  const std::string first = make_body(0, 70'000);  // more than comes with the header: the body streams
+  asio::write(client, asio::buffer(fmt::format("POST /things HTTP/1.1\r\nHost: gw\r\nX-Request-ID: mine-1\r\n"
+                                               "Transfer-Encoding: chunked\r\n\r\n{:x}\r\n{}\r\n",
+                                               first.size(), first)));
+  asio::write(client,
+              asio::buffer(std::string_view("0\r\nX-Smuggled: yes\r\nX-Request-ID: trailer\r\n\r\n")));
+  beast::flat_buffer buffer;
+  const auto res = read_answer(client, buffer);
+  EXPECT_EQ(res.result_int(), 200);
+  EXPECT_EQ(res["X-Request-ID"], "mine-1");  // the header's, intact after the body was read
+  auto saw = upstream_saw.get_future();
+  ASSERT_TRUE(ready(saw));
+  EXPECT_EQ(saw.get(), first + "|0");
+
+  // A buffered route: trailers are not headers there either.
+  asio::write(client, asio::buffer(std::string_view(
+                          "POST /echo HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\n\r\n"
+                          "2\r\nhi\r\n0\r\nX-Smuggled: yes\r\n\r\n")));
+  const auto echo = read_answer(client, buffer);
+  EXPECT_EQ(echo.body(), "hi|");
+}
+
+TEST(ProxyStream, AnHttp10ClientGetsAnAnswerOfUnknownLengthEndedByClose) {
+  Upstream up([](tcp::socket& s) {
+    beast::flat_buffer buffer;
+    bhttp::request_parser<bhttp::string_body> p;
+    bhttp::read(s, buffer, p);
+    asio::write(s, asio::buffer(std::string_view("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                                 "5\r\nfirst\r\n6\r\nsecond\r\n0\r\n\r\n")));
+  });
+  Gateway gw(up.port());
+  asio::io_context ioc;
+  tcp::socket client = connect_to(ioc, gw.port());
+  asio::write(client, asio::buffer(std::string_view("GET /things HTTP/1.0\r\n\r\n")));
+  std::string raw;
+  boost::system::error_code ec;
+  char chunk[4096];
+  for (;;) {
+    const size_t n = client.read_some(asio::buffer(chunk), ec);
+    if (ec) break;
+    raw.append(chunk, n);
+  }
+  EXPECT_EQ(ec, asio::error::eof) << ec.message();
+  const size_t end = raw.find("\r\n\r\n");
+  ASSERT_NE(end, std::string::npos) << raw;
+  const std::string head = raw.substr(0, end);
+  EXPECT_EQ(head.find("Transfer-Encoding"), std::string::npos) << head;  // HTTP/1.0 has no chunks
+  EXPECT_NE(head.find("Connection: close"), std::string::npos) << head;
+  EXPECT_EQ(raw.substr(end + 4), "firstsecond");
+}
+
+TEST(ProxyStream, HeadGetsTheServicesLengthWithoutItsBody) {
+  std::promise<std::string> method;
+  Upstream up([&](tcp::socket& s) {
+    beast::flat_buffer buffer;
+    bhttp::request_parser<bhttp::empty_body> p;
+    bhttp::read(s, buffer, p);
+    method.set_value(std::string(p.get().method_string()));
+    asio::write(s, asio::buffer(std::string_view("HTTP/1.1 200 OK\r\nContent-Type: text/csv\r\n"
+                                                 "Content-Length: 12345\r\n\r\n")));
+    answer_with(s, buffer, "after");
+  });
+  Gateway gw(up.port());
+  asio::io_context ioc;
+  tcp::socket client = connect_to(ioc, gw.port());
+  asio::write(client, asio::buffer(std::string_view("HEAD /things HTTP/1.1\r\nHost: gw\r\n\r\n")));
+  beast::flat_buffer buffer;
+  bhttp::response_parser<bhttp::empty_body> head;
+  head.skip(true);
+  bhttp::read(client, buffer, head);
+  EXPECT_EQ(head.get().result_int(), 200);
+  EXPECT_EQ(head.get()[bhttp::field::content_length], "12345");
+  EXPECT_EQ(head.get()[bhttp::field::content_type], "text/csv");
+  auto m = method.get_future();
+  ASSERT_TRUE(ready(m));
+  EXPECT_EQ(m.get(), "HEAD");  // the service answers HEAD itself: no body crosses the hop
+  // Nothing of a body followed the head: the next answer on the connection is read cleanly.
+  asio::write(client, asio::buffer(std::string_view("GET /things HTTP/1.1\r\nHost: gw\r\n\r\n")));
+  EXPECT_EQ(read_answer(client, buffer).body(), "after");
 }
 
 }  // namespace

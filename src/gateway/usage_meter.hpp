@@ -1,6 +1,6 @@
 // Usage metering: API calls per tenant per day, and per API key. The hot path is one relaxed atomic
-// increment on a counter the credential caches hold; a maintenance thread drains the counts about every
-// ten seconds and hands them to core, which adds them to its daily table.
+// increment on a counter the credential caches hold; a maintenance thread drains the counts every two
+// seconds and hands them to core, which adds them to its daily table.
 //   auto c = meter.counter(tenant_id, key_id);   // cache fill (slow path, takes a lock)
 //   c->add();                                     // every admitted request
 //   for (const auto& u : meter.drain()) …         // {tenant_id, key_id, day, calls}

@@ -171,6 +171,11 @@ class RequestParser final : public bhttp::basic_parser<true> {
   size_t default_body_limit = 1 << 20;
   size_t applied_body_limit = 1 << 20;
   bool stream = false;  // the route takes its body as it arrives (RouteDoc::stream_body)
+  // The route, found once the header is complete (its limit applies before the body), reused to dispatch.
+  Match match;
+  std::array<std::string_view, 4> params{};  // views into the kept header, stable once it is complete
+
+  bool http11() const { return http11_; }
 
  private:
   // Beast may deliver the start line and the fields from different reads (the read buffer moves in
@@ -194,6 +199,9 @@ class RequestParser final : public bhttp::basic_parser<true> {
   }
   void on_field_impl(bhttp::field f, std::string_view name, std::string_view value,
                      boost::beast::error_code& ec) override {
+    // Trailer fields of a chunked body are dropped: they must not pass for headers (a credential or a
+    // tenant after the body), and the header's views must not move while a handler reads the body.
+    if (is_header_done()) return;
     if (fields_.size() >= max_fields) {
       ec = bhttp::error::header_limit;
       return;
@@ -212,11 +220,10 @@ class RequestParser final : public bhttp::basic_parser<true> {
     if (router) {
       std::string_view path = std::string_view(head_).substr(target.off, target.len);
       path = path.substr(0, path.find('?'));
-      std::array<std::string_view, 4> params;
-      const Match m = router->match(to_method(verb), path, params);
-      if (m.route && m.route->doc.body_limit > 0)
-        applied_body_limit = std::max(applied_body_limit, m.route->doc.body_limit);
-      stream = m.route && m.route->doc.stream_body;
+      match = router->match(to_method(verb), path, params);
+      if (match.route && match.route->doc.body_limit > 0)
+        applied_body_limit = std::max(applied_body_limit, match.route->doc.body_limit);
+      stream = match.route && match.route->doc.stream_body;
     }
     if (auto length = content_length(); length && *length > applied_body_limit) {
       ec = bhttp::error::body_limit;
@@ -225,7 +232,7 @@ class RequestParser final : public bhttp::basic_parser<true> {
     body_limit(applied_body_limit);  // counts down chunked bodies
   }
   void on_body_init_impl(const boost::optional<std::uint64_t>& length, boost::beast::error_code&) override {
-    if (length) body_.reserve(*length);
+    if (length && !stream) body_.reserve(*length);  // a streamed body passes in pieces
   }
   std::size_t on_body_impl(std::string_view b, boost::beast::error_code&) override {
     body_.append(b);
@@ -426,9 +433,8 @@ struct Server::Impl {
   }
 
   // Routes one parsed request; returns a non-null route only when the handler must be awaited.
-  const Route* route_request(Context& ctx) {
+  const Route* route_request(Context& ctx, const Match& m) {
     try {
-      Match m = router.match(ctx.req.method, ctx.req.path, ctx.req.params);
       if (!m.route) {
         if (m.path_found && ctx.req.method == Method::kOptions) {
           ctx.res.status = 204;
@@ -470,14 +476,17 @@ struct Server::Impl {
     }
   }
 
+  // How an answer's body is delimited.
+  enum class Framing : uint8_t { kLength, kChunked, kClose };
+
   void serialize(Context& ctx, bool head_only, bool close, std::string& out) {
-    serialize_head(ctx, ctx.res.body.size(), close, out);
+    serialize_head(ctx, Framing::kLength, ctx.res.body.size(), close, out);
     const bool bodyless = ctx.res.status == 204 || ctx.res.status == 304;
     if (!bodyless && !head_only) out += ctx.res.body;
   }
 
-  // Status line and headers; `length` nullopt announces a chunked body.
-  static void serialize_head(Context& ctx, std::optional<uint64_t> length, bool close, std::string& out) {
+  // Status line and headers.
+  static void serialize_head(Context& ctx, Framing framing, uint64_t length, bool close, std::string& out) {
     Response& res = ctx.res;
     std::string_view line = status_line(res.status);
     if (line.empty()) {
@@ -493,14 +502,15 @@ struct Server::Impl {
     if (!bodyless) {
       out += "Content-Type: ";
       out += res.content_type;
-      if (length) {
-        out += "\r\nContent-Length: ";
+      out += "\r\n";
+      if (framing == Framing::kLength) {
+        out += "Content-Length: ";
         char num[24];
-        auto [p, _] = std::to_chars(num, num + sizeof num, *length);
+        auto [p, _] = std::to_chars(num, num + sizeof num, length);
         out.append(num, p);
         out += "\r\n";
-      } else {
-        out += "\r\nTransfer-Encoding: chunked\r\n";
+      } else if (framing == Framing::kChunked) {
+        out += "Transfer-Encoding: chunked\r\n";
       }
     }
     out += "X-Request-ID: ";
@@ -555,15 +565,26 @@ struct Server::Impl {
     size_t start = 0, end = 0;  // unparsed input is in[start, end)
     std::string out;            // answers not yet written (pipelining)
     std::optional<RequestParser> parser;
-    SteadyClock::time_point body_deadline;
 
-    // Writes what `out` holds; false when the client is gone.
-    Task<bool> flush() {
-      if (out.empty()) co_return true;
+    // Writes from inside a handler, bounded by `timeout`: the watchdog ignores a busy connection, so the
+    // write lifts the flag for its duration. False when the client is gone or stopped reading.
+    template <typename Buffers>
+    Task<bool> write(const Buffers& buffers, std::chrono::milliseconds timeout) {
       boost::system::error_code ec;
-      co_await asio::async_write(c.sock, asio::buffer(out), asio::redirect_error(use_task, ec));
-      out.clear();
+      const bool busy = c.busy;
+      c.busy = false;
+      c.deadline = coarse_now() + timeout;
+      co_await asio::async_write(c.sock, buffers, asio::redirect_error(use_task, ec));
+      c.busy = busy;
       co_return !ec;
+    }
+    // Writes what `out` holds (answers to earlier pipelined requests, a head).
+    Task<bool> flush(std::chrono::milliseconds timeout) {
+      if (out.empty()) co_return true;
+      const std::array<asio::const_buffer, 1> b{asio::buffer(out)};
+      const bool ok = co_await write(b, timeout);
+      out.clear();
+      co_return ok;
     }
   };
 
@@ -609,7 +630,7 @@ struct Server::Impl {
           io_.out += "HTTP/1.1 100 Continue\r\n\r\n";
           continue_due_ = false;
         }
-        const bool flushed = co_await io_.flush();
+        const bool flushed = co_await io_.flush(impl_.opts.body_timeout);
         if (!flushed) throw gone();
         if (io_.start > 0) {
           std::memmove(io_.in.data(), io_.in.data() + io_.start, io_.end - io_.start);
@@ -622,8 +643,8 @@ struct Server::Impl {
           io_.in.resize(kStreamBuffer);
         }
         boost::system::error_code ec;
-        c.busy = false;  // the watchdog bounds the read by the body's deadline
-        c.deadline = io_.body_deadline;
+        c.busy = false;  // a client that sends nothing for the body timeout is cut off
+        c.deadline = coarse_now() + impl_.opts.body_timeout;
         const size_t n =
             co_await c.sock.async_read_some(asio::buffer(io_.in.data() + io_.end, io_.in.size() - io_.end),
                                             asio::redirect_error(use_task, ec));
@@ -668,10 +689,14 @@ struct Server::Impl {
       started_ = true;
       status_ = ctx_.res.status;
       bodyless_ = status_ == 204 || status_ == 304;
-      chunked_ = !length && !bodyless_;
-      close_ = !io_.parser->keep_alive() || impl_.draining || body_.unread();
-      impl_.serialize_head(ctx_, length, close_, io_.out);
-      const bool flushed = co_await io_.flush();
+      // A body of unknown length is chunked for HTTP/1.1; an HTTP/1.0 client knows no chunks, so its
+      // body ends with the connection.
+      const bool http11 = io_.parser->http11();
+      chunked_ = !length && !bodyless_ && http11;
+      close_ = !io_.parser->keep_alive() || impl_.draining || body_.unread() || (!length && !bodyless_ && !http11);
+      const Framing framing = length ? Framing::kLength : chunked_ ? Framing::kChunked : Framing::kClose;
+      impl_.serialize_head(ctx_, framing, length.value_or(0), close_, io_.out);
+      const bool flushed = co_await io_.flush(impl_.opts.body_timeout);
       if (!flushed) throw gone();
     }
 
@@ -706,13 +731,8 @@ struct Server::Impl {
 
     template <typename Buffers>
     Task<void> send(const Buffers& buffers) {
-      Conn& c = io_.c;
-      boost::system::error_code ec;
-      c.busy = false;  // a client that stops reading is cut off after the body timeout
-      c.deadline = coarse_now() + impl_.opts.body_timeout;
-      co_await asio::async_write(c.sock, buffers, asio::redirect_error(use_task, ec));
-      c.busy = true;
-      if (ec) throw gone();
+      const bool sent = co_await io_.write(buffers, impl_.opts.body_timeout);
+      if (!sent) throw gone();
     }
 
     Impl& impl_;
@@ -798,7 +818,7 @@ struct Server::Impl {
           if (perr || parser->is_done()) break;
           if (parser->is_header_done() && !header_seen) {
             header_seen = true;
-            io.body_deadline = c.deadline = coarse_now() + opts.body_timeout;
+            c.deadline = coarse_now() + opts.body_timeout;
             // A streamed route's handler is called now; it owes 100 Continue only if it reads the body.
             if (parser->stream) {
               streaming = true;
@@ -850,7 +870,7 @@ struct Server::Impl {
         serialize(ctx, false, true, out);
         metrics.record(-1, ctx.res.status, 0);
         access_log(ctx, "-", ctx.res.status, 0);
-        const bool flushed = co_await io.flush();
+        const bool flushed = co_await io.flush(opts.body_timeout);
         if (flushed) co_await lingering_close(c);
         co_return;
       }
@@ -878,7 +898,8 @@ struct Server::Impl {
         ctx.request_id = given;
 
       c.busy = true;
-      if (const Route* route = route_request(ctx)) co_await dispatch(ctx, *route);
+      ctx.req.params = parser->params;
+      if (const Route* route = route_request(ctx, parser->match)) co_await dispatch(ctx, *route);
       c.busy = false;
 
       // A body the handler left unread cannot be skipped safely: answer, then close.

@@ -40,14 +40,21 @@ Code code_for(int status, std::string_view word) {
 }
 
 Error error_from_answer(const std::string& service, long status, const std::string& body) {
+  // The service refused this process, not the end client: a secret that differs, clocks apart. The
+  // client's own credential was checked already, so it must not see a 401 challenge for it.
+  if (status == 401 || status == 403)
+    return Error(Code::kBadGateway, "The " + service + " service refused this service's credentials (" +
+                                        std::to_string(status) + "); check internal_secret and clocks.");
   const nlohmann::json j = nlohmann::json::parse(body, nullptr, false);
   if (!j.is_object())
     return Error(Code::kBadGateway, "The " + service + " service answered " + std::to_string(status) + ".");
-  const std::string detail = j.value("detail", std::string("The " + service + " service refused the request."));
+  const std::string detail =
+      j.value("detail", std::string("The " + service + " service refused the request."));
   if (auto errs = j.find("errors"); errs != j.end() && errs->is_array() && status == 422) {
     std::vector<FieldError> fields;
     for (const auto& e : *errs)
-      if (e.is_object()) fields.push_back({e.value("field", std::string()), e.value("message", std::string())});
+      if (e.is_object())
+        fields.push_back({e.value("field", std::string()), e.value("message", std::string())});
     Error e = Error::validation(std::move(fields));
     return e;
   }
@@ -58,7 +65,10 @@ Error error_from_answer(const std::string& service, long status, const std::stri
 
 ServiceClient::ServiceClient(std::string service, std::string base_url, std::string caller,
                              const gateway::AssertionKey& key, std::chrono::milliseconds timeout)
-    : service_(std::move(service)), base_url_(std::move(base_url)), caller_(std::move(caller)), key_(key),
+    : service_(std::move(service)),
+      base_url_(std::move(base_url)),
+      caller_(std::move(caller)),
+      key_(key),
       timeout_(timeout) {}
 
 std::optional<nlohmann::json> ServiceClient::call(std::string_view method, const std::string& path,
@@ -72,7 +82,8 @@ std::optional<nlohmann::json> ServiceClient::call(std::string_view method, const
   gateway::Assertion a;
   a.kind = gateway::Assertion::Kind::kService;
   a.service = caller_;
-  const std::string header = std::string(gateway::kAssertionHeader) + ": " + key_.sign(a, Clock::unix_seconds());
+  const std::string header =
+      std::string(gateway::kAssertionHeader) + ": " + key_.sign(a, Clock::unix_seconds());
   curl_slist* headers = nullptr;
   headers = curl_slist_append(headers, header.c_str());
   headers = curl_slist_append(headers, "Accept: application/json");
@@ -93,10 +104,11 @@ std::optional<nlohmann::json> ServiceClient::call(std::string_view method, const
   curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 1000L);
   curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout_.count()));
   curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
+  curl_easy_setopt(h, CURLOPT_NOPROXY, "*");  // never through an http_proxy from the environment
   const CURLcode rc = curl_easy_perform(h);
   if (rc != CURLE_OK)
-    throw Error(Code::kServiceUnavailable,
-                "The " + service_ + " service is unreachable (" + curl_easy_strerror(rc) + "); retry shortly.")
+    throw Error(Code::kServiceUnavailable, "The " + service_ + " service is unreachable (" +
+                                               curl_easy_strerror(rc) + "); retry shortly.")
         .with_header("Retry-After", "1");
   long status = 0;
   curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
@@ -104,7 +116,8 @@ std::optional<nlohmann::json> ServiceClient::call(std::string_view method, const
   if (status < 200 || status >= 300) throw error_from_answer(service_, status, answer);
   if (status == 204 || answer.empty()) return nlohmann::json();
   nlohmann::json j = nlohmann::json::parse(answer, nullptr, false);
-  if (j.is_discarded()) throw Error(Code::kBadGateway, "The " + service_ + " service answered malformed JSON.");
+  if (j.is_discarded())
+    throw Error(Code::kBadGateway, "The " + service_ + " service answered malformed JSON.");
   return j;
 }
 
