@@ -24,8 +24,8 @@ std::string trim(std::string_view s) {
 }
 
 const std::vector<std::string>& contact_columns() {
-  static const std::vector<std::string> k = {"first_name", "last_name",      "email", "phone", "title",
-                                             "company_id", "owner_id", "lifecycle_stage", "tags"};
+  static const std::vector<std::string> k = {"first_name", "last_name", "email",           "phone", "title",
+                                             "company_id", "owner_id",  "lifecycle_stage", "tags"};
   return k;
 }
 
@@ -68,7 +68,8 @@ std::vector<CsvRecord> parse_csv(std::string_view text) {
     int64_t line = 1;
     for (size_t start = 0; start < text.size(); ++line) {
       const size_t nl = text.find('\n', start);
-      const std::string_view l = text.substr(start, nl == std::string_view::npos ? std::string_view::npos : nl - start);
+      const std::string_view l =
+          text.substr(start, nl == std::string_view::npos ? std::string_view::npos : nl - start);
       if (!clean_text(l, true)) break;
       if (nl == std::string_view::npos) break;
       start = nl + 1;
@@ -84,6 +85,9 @@ std::vector<CsvRecord> parse_csv(std::string_view text) {
   bool in_quotes = false, quoted = false, record_has_data = false;
   size_t i = 0;
   auto end_field = [&] {
+    if (rec.fields.size() == kMaxImportColumns)
+      throw Error::validation(
+          {{"body", fmt::format("line {} has more than {} fields", rec.line, kMaxImportColumns)}});
     rec.fields.push_back(std::move(field));
     field.clear();
     quoted = false;
@@ -91,6 +95,9 @@ std::vector<CsvRecord> parse_csv(std::string_view text) {
   auto end_record = [&] {
     end_field();
     const bool blank = rec.fields.size() == 1 && rec.fields[0].empty() && !record_has_data;
+    if (!blank && out.size() == kMaxImportRows + 1)  // the header and the rows allowed
+      throw Error::validation({{"body", fmt::format("holds more than {} rows; import at most {} per request",
+                                                    kMaxImportRows, kMaxImportRows)}});
     if (!blank) out.push_back(std::move(rec));
     rec = CsvRecord{};
     rec.line = line;
@@ -118,7 +125,8 @@ std::vector<CsvRecord> parse_csv(std::string_view text) {
       continue;
     }
     if (c == '"') {
-      if (!field.empty()) malformed(line, "a quote inside an unquoted field (quote the field and double the quote)");
+      if (!field.empty())
+        malformed(line, "a quote inside an unquoted field (quote the field and double the quote)");
       in_quotes = quoted = record_has_data = true;
       ++i;
       continue;
@@ -151,7 +159,8 @@ std::string csv_field(std::string_view value) {
   if (!v.empty()) {
     const char f = v.front();
     const bool numberish = v.size() > 1 && ((v[1] >= '0' && v[1] <= '9') || v[1] == ' ' || v[1] == '(');
-    if (f == '=' || f == '@' || f == '\t' || f == '\r' || ((f == '+' || f == '-') && !numberish)) v.insert(0, "'");
+    if (f == '=' || f == '@' || f == '\t' || f == '\r' || ((f == '+' || f == '-') && !numberish))
+      v.insert(0, "'");
   }
   if (v.find_first_of(",\"\r\n") == std::string::npos && (v.empty() || (v.front() != ' ' && v.back() != ' ')))
     return v;
@@ -175,8 +184,8 @@ std::string csv_line(const std::vector<std::string>& fields) {
 std::vector<ImportRow> import_rows(const std::vector<CsvRecord>& records, ImportKind kind) {
   if (records.empty()) throw Error::validation({{"body", "must start with a header row naming the columns"}});
   if (records.size() - 1 > kMaxImportRows)
-    throw Error::validation(
-        {{"body", fmt::format("holds {} rows; import at most {} per request", records.size() - 1, kMaxImportRows)}});
+    throw Error::validation({{"body", fmt::format("holds {} rows; import at most {} per request",
+                                                  records.size() - 1, kMaxImportRows)}});
   const auto& fields = kind == ImportKind::kContacts ? contact_columns() : company_columns();
   std::vector<std::string> header;
   std::vector<FieldError> errors;
@@ -190,12 +199,14 @@ std::vector<ImportRow> import_rows(const std::vector<CsvRecord>& records, Import
     }
     if (one_of(fields, col) || ignored_column(col)) continue;
     if (col.rfind("custom.", 0) == 0 && col.size() > 7) continue;
-    if (kind == ImportKind::kCompanies && col.rfind("address.", 0) == 0 && one_of(address_keys(), col.substr(8)))
+    if (kind == ImportKind::kCompanies && col.rfind("address.", 0) == 0 &&
+        one_of(address_keys(), col.substr(8)))
       continue;
     std::string known;
     for (const auto& f : fields) known += (known.empty() ? "" : ", ") + f;
-    known += kind == ImportKind::kCompanies ? ", address.<street|city|region|postal_code|country>, custom.<key>"
-                                            : ", custom.<key>";
+    known += kind == ImportKind::kCompanies
+                 ? ", address.<street|city|region|postal_code|country>, custom.<key>"
+                 : ", custom.<key>";
     errors.push_back({"header", "unknown column '" + col + "' (known: " + known + ")"});
   }
   if (!errors.empty()) throw Error::validation(std::move(errors));
@@ -206,7 +217,8 @@ std::vector<ImportRow> import_rows(const std::vector<CsvRecord>& records, Import
     row.row = static_cast<int64_t>(r) + 1;
     const auto& rec = records[r];
     if (rec.fields.size() != header.size()) {
-      row.errors.push_back({"row", fmt::format("has {} fields; the header has {}", rec.fields.size(), header.size())});
+      row.errors.push_back(
+          {"row", fmt::format("has {} fields; the header has {}", rec.fields.size(), header.size())});
       rows.push_back(std::move(row));
       continue;
     }
@@ -219,8 +231,8 @@ std::vector<ImportRow> import_rows(const std::vector<CsvRecord>& records, Import
         size_t start = 0;
         while (start <= value.size()) {
           const size_t semi = value.find(';', start);
-          std::string tag = trim(std::string_view(value).substr(start, semi == std::string::npos ? std::string::npos
-                                                                                               : semi - start));
+          std::string tag = trim(std::string_view(value).substr(
+              start, semi == std::string::npos ? std::string::npos : semi - start));
           if (!tag.empty()) tags.push_back(std::move(tag));
           if (semi == std::string::npos) break;
           start = semi + 1;
@@ -241,16 +253,18 @@ std::vector<ImportRow> import_rows(const std::vector<CsvRecord>& records, Import
 
 std::string export_contacts_csv(const std::vector<Contact>& contacts) {
   const auto custom = custom_keys(contacts);
-  std::vector<std::string> header = {"id",         "first_name", "last_name",       "email", "phone",      "title",
-                                     "company_id", "owner_id",   "lifecycle_stage", "tags",  "created_at", "updated_at"};
+  std::vector<std::string> header = {"id",         "first_name", "last_name", "email",           "phone",
+                                     "title",      "company_id", "owner_id",  "lifecycle_stage", "tags",
+                                     "created_at", "updated_at"};
   for (const auto& k : custom) header.push_back("custom." + k);
   std::string out = csv_line(header);
   for (const auto& c : contacts) {
     std::string tags;
     for (const auto& t : c.tags) tags += (tags.empty() ? "" : ";") + t;
-    std::vector<std::string> row = {c.id,           opt(c.first_name), opt(c.last_name), opt(c.email),
-                                    opt(c.phone),   opt(c.title),      opt(c.company_id), opt(c.owner_id),
-                                    c.lifecycle_stage, tags,           c.created_at,     c.updated_at};
+    std::vector<std::string> row = {
+        c.id,         opt(c.first_name), opt(c.last_name), opt(c.email),      opt(c.phone),
+        opt(c.title), opt(c.company_id), opt(c.owner_id),  c.lifecycle_stage, tags,
+        c.created_at, c.updated_at};
     for (const auto& k : custom) row.push_back(custom_cell(c.custom, k));
     out += csv_line(row);
   }
@@ -266,7 +280,8 @@ std::string export_companies_csv(const std::vector<Company>& companies) {
   for (const auto& k : custom) header.push_back("custom." + k);
   std::string out = csv_line(header);
   for (const auto& c : companies) {
-    std::vector<std::string> row = {c.id, c.name, opt(c.domain), opt(c.industry), opt(c.size), opt(c.owner_id)};
+    std::vector<std::string> row = {c.id,        c.name,         opt(c.domain), opt(c.industry),
+                                    opt(c.size), opt(c.owner_id)};
     for (const auto& k : address_keys()) row.push_back(custom_cell(c.address, k));
     row.push_back(c.created_at);
     row.push_back(c.updated_at);

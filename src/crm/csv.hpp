@@ -20,13 +20,17 @@ namespace cdx::crm {
 // about 10 MiB.
 inline constexpr size_t kMaxImportRows = 100'000;
 inline constexpr size_t kImportBodyLimit = size_t{32} << 20;
+// Columns a record may have: far above any real file, far below what 32 MiB of commas would make.
+inline constexpr size_t kMaxImportColumns = 256;
 
 struct CsvRecord {
   int64_t line = 0;  // 1-based line where the record starts
   std::vector<std::string> fields;
 };
 
-// Throws Error (400) for malformed CSV or text that is not UTF-8; skips blank lines.
+// Throws Error (400) for malformed CSV or text that is not UTF-8; skips blank lines. Stops with 422 as
+// soon as the text holds more than the header and kMaxImportRows records, or a record has more than
+// kMaxImportColumns fields, so a body of tiny records cannot make millions of objects first.
 std::vector<CsvRecord> parse_csv(std::string_view text);
 
 std::string csv_field(std::string_view value);

@@ -17,7 +17,9 @@ Code code_of(const std::function<void()>& fn) {
 }
 
 TEST(Csv, ParsesQuotesEscapesAndBothLineEndings) {
-  auto r = parse_csv("\xEF\xBB\xBF" "a,b,c\r\n\"x, y\",\"say \"\"hi\"\"\",\"multi\nline\"\n\n1,,3");
+  auto r = parse_csv(
+      "\xEF\xBB\xBF"
+      "a,b,c\r\n\"x, y\",\"say \"\"hi\"\"\",\"multi\nline\"\n\n1,,3");
   ASSERT_EQ(r.size(), 3u);
   EXPECT_EQ(r[0].fields, (std::vector<std::string>{"a", "b", "c"}));
   EXPECT_EQ(r[1].fields, (std::vector<std::string>{"x, y", "say \"hi\"", "multi\nline"}));
@@ -81,6 +83,12 @@ TEST(Csv, ImportRejectsUnknownOrRepeatedColumns) {
   std::string big = "first_name\n";
   for (size_t i = 0; i <= kMaxImportRows; ++i) big += "a\n";
   EXPECT_EQ(code_of([&] { import_rows(parse_csv(big), ImportKind::kContacts); }), Code::kValidationFailed);
+  // The parser itself stops: a record of too many fields, or rows past the limit, never become objects.
+  EXPECT_EQ(code_of([] { parse_csv("first_name\n" + std::string(kMaxImportColumns, ',') + "\n"); }),
+            Code::kValidationFailed);
+  EXPECT_EQ(code_of([&] { parse_csv(big); }), Code::kValidationFailed);
+  EXPECT_EQ(parse_csv("first_name\n" + std::string(kMaxImportColumns - 1, ',') + "\n").at(1).fields.size(),
+            kMaxImportColumns);
 }
 
 TEST(Csv, ExportWritesEveryFieldAndCustomKeys) {

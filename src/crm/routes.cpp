@@ -132,11 +132,14 @@ void csv_answer(Context& ctx, std::string body, const char* filename) {
   ctx.res.header("Content-Disposition", fmt::format("attachment; filename=\"{}\"", filename));
 }
 
-// An all-or-nothing import with bad rows: 422 with the field errors and the whole report.
+// An all-or-nothing import with bad rows: 422 with the first field errors and the whole report (which
+// lists every bad row; `errors` repeats only the first ones, so the answer does not hold them twice).
 void import_failed(Context& ctx, const ImportReport& report) {
+  constexpr size_t kListed = 100;
   std::vector<FieldError> flat;
   for (const auto& row : report.errors)
-    for (const auto& e : row.errors) flat.push_back({fmt::format("row {}: {}", row.row, e.field), e.message});
+    for (const auto& e : row.errors)
+      if (flat.size() < kListed) flat.push_back({fmt::format("row {}: {}", row.row, e.field), e.message});
   Error e = Error::validation(std::move(flat));
   json body = json::parse(render_problem(e, ctx.request_id));
   body["detail"] = fmt::format("{} of {} rows are invalid; nothing was imported (add ?partial=true to import the "

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstring>
 #include <exception>
 #include <thread>
 
@@ -860,8 +861,15 @@ void for_each_row(size_t n, Fn fn) {
 // The *.created event's payload ({"actor", "<kind>"}), as emit() and db::Outbox::append would write it,
 // without building a second JSON tree per row.
 std::string created_payload(const std::string& actor_text, const char* kind, const json& object) {
-  std::string out = "{\"actor\":" + actor_text + ",\"" + kind + "\":";
-  out += object.dump(-1, ' ', false, json::error_handler_t::replace);
+  const std::string body = object.dump(-1, ' ', false, json::error_handler_t::replace);
+  std::string out;
+  out.reserve(actor_text.size() + std::strlen(kind) + body.size() + 16);  // exact: 100,000 of these are held
+  out += "{\"actor\":";
+  out += actor_text;
+  out += ",\"";
+  out += kind;
+  out += "\":";
+  out += body;
   out += '}';
   return out;
 }

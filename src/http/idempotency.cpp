@@ -1,5 +1,7 @@
 #include "http/idempotency.hpp"
 
+#include <sodium.h>
+
 #include <chrono>
 #include <exception>
 
@@ -47,11 +49,21 @@ db::Migration Idempotency::migration(int version, const std::string& schema) {
   return m;
 }
 
+// SHA-256 of "<method and path>\n<body>", fed in parts: a 32 MiB import body is not copied to be hashed.
 std::string Idempotency::request_hash(std::string_view method_and_path, std::string_view body) {
-  std::string material(method_and_path);
-  material += '\n';
-  material += body;
-  return sha256_hex(material);
+  crypto_hash_sha256_state st;
+  crypto_hash_sha256_init(&st);
+  const auto feed = [&st](std::string_view part) {
+    crypto_hash_sha256_update(&st, reinterpret_cast<const unsigned char*>(part.data()), part.size());
+  };
+  feed(method_and_path);
+  feed("\n");
+  feed(body);
+  unsigned char digest[crypto_hash_sha256_BYTES];
+  crypto_hash_sha256_final(&st, digest);
+  char hex[2 * crypto_hash_sha256_BYTES + 1];
+  sodium_bin2hex(hex, sizeof hex, digest, sizeof digest);
+  return hex;
 }
 
 std::optional<std::string> Idempotency::key_problem(std::string_view key) {
@@ -69,7 +81,8 @@ std::optional<StoredAnswer> Idempotency::begin(const db::TenantScope& scope, con
   const std::string stale = seconds_ago(kStaleSeconds);
   return db_->write(scope, [&](db::Tx& tx) -> std::optional<StoredAnswer> {
     tx.lock(db_->schema() + ".idempotency:" + scope.tenant_id() + ":" + route_key + ":" + key);
-    tx.query("DELETE FROM " + table() + " WHERE tenant_id = $1 AND created_at < $2", {scope.tenant_id(), expired});
+    tx.query("DELETE FROM " + table() + " WHERE tenant_id = $1 AND created_at < $2",
+             {scope.tenant_id(), expired});
     auto res = tx.query("SELECT request_hash, status, content_type, body, created_at FROM " + table() +
                             " WHERE tenant_id = $1 AND route = $2 AND key = $3",
                         {scope.tenant_id(), route_key, key});
@@ -81,12 +94,14 @@ std::optional<StoredAnswer> Idempotency::begin(const db::TenantScope& scope, con
     }
     const db::Row& row = res.rows[0];
     if (row.text(0) != request_hash)
-      throw Error::validation({{"Idempotency-Key",
-                                "was already used with a different request; use a new key for a new request"}});
+      throw Error::validation(
+          {{"Idempotency-Key",
+            "was already used with a different request; use a new key for a new request"}});
     if (row.is_null(1)) {
       if (row.text(4) >= stale)
-        throw Error(Code::kConflict,
-                    "A request with this Idempotency-Key is still being processed; retry after it has finished.");
+        throw Error(
+            Code::kConflict,
+            "A request with this Idempotency-Key is still being processed; retry after it has finished.");
       // The first attempt died without finishing (a crash): this retry takes the key over.
       tx.query("UPDATE " + table() + " SET created_at = $4 WHERE tenant_id = $1 AND route = $2 AND key = $3",
                {scope.tenant_id(), route_key, key, now});
@@ -100,22 +115,27 @@ std::optional<StoredAnswer> Idempotency::begin(const db::TenantScope& scope, con
 void Idempotency::complete(const db::TenantScope& scope, const std::string& route_key, const std::string& key,
                            const StoredAnswer& answer) {
   db_->write(scope, [&](db::Tx& tx) {
-    tx.query("UPDATE " + table() +
-                 " SET status = $4, content_type = $5, body = $6 WHERE tenant_id = $1 AND route = $2 AND key = $3",
-             {scope.tenant_id(), route_key, key, static_cast<int64_t>(answer.status), answer.content_type,
-              answer.body});
+    tx.query(
+        "UPDATE " + table() +
+            " SET status = $4, content_type = $5, body = $6 WHERE tenant_id = $1 AND route = $2 AND key = $3",
+        {scope.tenant_id(), route_key, key, static_cast<int64_t>(answer.status), answer.content_type,
+         answer.body});
   });
 }
 
-void Idempotency::release(const db::TenantScope& scope, const std::string& route_key, const std::string& key) {
+void Idempotency::release(const db::TenantScope& scope, const std::string& route_key,
+                          const std::string& key) {
   db_->write(scope, [&](db::Tx& tx) {
-    tx.query("DELETE FROM " + table() + " WHERE tenant_id = $1 AND route = $2 AND key = $3 AND status IS NULL",
-             {scope.tenant_id(), route_key, key});
+    tx.query(
+        "DELETE FROM " + table() + " WHERE tenant_id = $1 AND route = $2 AND key = $3 AND status IS NULL",
+        {scope.tenant_id(), route_key, key});
   });
 }
 
 void Idempotency::purge_tenant(const db::TenantScope& scope) {
-  db_->write(scope, [&](db::Tx& tx) { tx.query("DELETE FROM " + table() + " WHERE tenant_id = $1", {scope.tenant_id()}); });
+  db_->write(scope, [&](db::Tx& tx) {
+    tx.query("DELETE FROM " + table() + " WHERE tenant_id = $1", {scope.tenant_id()});
+  });
 }
 
 AsyncHandler Idempotency::wrap(std::string route_key, AsyncHandler handler) {
@@ -127,9 +147,12 @@ AsyncHandler Idempotency::wrap(std::string route_key, AsyncHandler handler) {
     }
     if (auto why = key_problem(header)) throw Error::validation({{"Idempotency-Key", *why}});
     const std::string key(header);
-    const std::string hash = request_hash(std::string("POST ") + std::string(ctx.req.target), ctx.req.body);
     const db::TenantScope scope = *ctx.tenant;
-    auto stored = co_await workers_.run([&] { return begin(scope, route_key, key, hash); });
+    // Hashed on the worker with the claim: a large body (an import) must not hold the I/O thread.
+    auto stored = co_await workers_.run([&] {
+      return begin(scope, route_key, key,
+                   request_hash(std::string("POST ") + std::string(ctx.req.target), ctx.req.body));
+    });
     if (stored) {
       ctx.res.status = stored->status;
       ctx.res.content_type = stable_content_type(stored->content_type);

@@ -58,6 +58,12 @@ TEST_F(IdempotencyTest, TheFirstAnswerIsReplayedForTheSameRequest) {
   EXPECT_EQ(again->content_type, "application/json");
 }
 
+TEST(Idempotency, RequestHashIsTheSha256OfMethodPathAndBody) {
+  // Keys stored before the hash was computed in parts must still match.
+  EXPECT_EQ(Idempotency::request_hash("POST /x", R"({"a":1})"), sha256_hex("POST /x\n{\"a\":1}"));
+  EXPECT_NE(Idempotency::request_hash("POST /x", "{}"), Idempotency::request_hash("POST /y", "{}"));
+}
+
 TEST_F(IdempotencyTest, KeysArePerTenantAndRoute) {
   const std::string h = Idempotency::request_hash("POST /x", "{}");
   EXPECT_FALSE(idem_->begin(a_, route_, "k", h));
@@ -69,10 +75,12 @@ TEST_F(IdempotencyTest, KeysArePerTenantAndRoute) {
 TEST_F(IdempotencyTest, AnotherRequestWithTheSameKeyIs422AndARunningOne409) {
   EXPECT_FALSE(idem_->begin(a_, route_, "k", Idempotency::request_hash("POST /x", "{\"a\":1}")));
   // Still running: a retry must wait rather than run twice.
-  EXPECT_EQ(code_of([&] { idem_->begin(a_, route_, "k", Idempotency::request_hash("POST /x", "{\"a\":1}")); }),
-            Code::kConflict);
-  EXPECT_EQ(code_of([&] { idem_->begin(a_, route_, "k", Idempotency::request_hash("POST /x", "{\"a\":2}")); }),
-            Code::kValidationFailed);
+  EXPECT_EQ(
+      code_of([&] { idem_->begin(a_, route_, "k", Idempotency::request_hash("POST /x", "{\"a\":1}")); }),
+      Code::kConflict);
+  EXPECT_EQ(
+      code_of([&] { idem_->begin(a_, route_, "k", Idempotency::request_hash("POST /x", "{\"a\":2}")); }),
+      Code::kValidationFailed);
 }
 
 TEST_F(IdempotencyTest, AFailedOrAbandonedFirstAttemptFreesTheKey) {
