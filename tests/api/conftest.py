@@ -103,7 +103,7 @@ class Server:
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"cdx exited with {self.proc.returncode}:\n{self.read_log()}")
+                raise RuntimeError(f"cdx exited with {self.proc.returncode}:\n{self.read_log()[-4000:]}")
             try:
                 r = requests.get(self.url + "/health", timeout=1)
                 # The gateway is ready once every service behind it answers.
@@ -115,11 +115,12 @@ class Server:
                 pass
             time.sleep(0.05)
         self.stop()
-        raise RuntimeError("cdx did not answer /health in time:\n" + self.read_log())
+        raise RuntimeError("cdx did not answer /health in time:\n" + self.read_log()[-4000:])
 
     def read_log(self):
+        """The whole log so far (slice it for messages; assertions need every line)."""
         with open(self.log_path, "rb") as f:
-            return f.read().decode(errors="replace")[-4000:]
+            return f.read().decode(errors="replace")
 
     def stop(self, sig=signal.SIGTERM, timeout=15):
         if self.proc and self.proc.poll() is None:
