@@ -2,6 +2,7 @@
 //   std::string created = format_rfc3339(Clock::now());  // "2026-11-25T01:41:28.123456Z"
 #pragma once
 #include <chrono>
+#include <ctime>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -24,6 +25,14 @@ struct Clock {
     return o;
   }
 };
+
+// Deadlines and idle stamps need no precision: the coarse monotonic clock costs a fraction of a full clock
+// read and shares steady_clock's epoch, so its time points compare with steady_clock's.
+inline std::chrono::steady_clock::time_point coarse_now() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return std::chrono::steady_clock::time_point(std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec));
+}
 
 // Parses an RFC 3339 date-time ("2026-11-25T01:41:28Z", "…28.5+02:00"); nullopt when malformed.
 std::optional<SysTime> parse_rfc3339(std::string_view text);

@@ -27,6 +27,7 @@
 
 #include <sys/socket.h>
 
+#include "common/clock.hpp"
 #include "common/error.hpp"
 #include "common/log.hpp"
 
@@ -70,13 +71,6 @@ constexpr uint32_t kResponseHeaderLimit = 64 * 1024;
 
 int64_t now_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(SteadyClock::now().time_since_epoch()).count();
-}
-
-// Idle stamps need no precision; the coarse clock costs a fraction of a full clock read.
-SteadyClock::time_point coarse_now() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-  return SteadyClock::time_point(std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec));
 }
 
 bool idempotent(Method m) {

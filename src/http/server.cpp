@@ -22,6 +22,7 @@
 
 #include <unistd.h>
 
+#include "common/clock.hpp"
 #include "common/error.hpp"
 #include "common/ids.hpp"
 #include "common/log.hpp"
@@ -72,14 +73,6 @@ std::string_view status_line(int status) {
   }
 }
 // clang-format on
-
-// Deadlines need no precision: the coarse clock costs a fraction of a full clock read and shares the
-// monotonic clock's epoch, so it compares with steady_clock time points.
-SteadyClock::time_point coarse_now() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-  return SteadyClock::time_point(std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec));
-}
 
 // "Date: …\r\n", rebuilt at most once a second per thread.
 std::string_view date_header() {
