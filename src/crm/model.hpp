@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "common/error.hpp"
+#include "common/validate.hpp"
 
 namespace cdx::crm {
 
@@ -171,7 +172,6 @@ inline constexpr size_t kMaxCustomBytes = 16 * 1024;
 inline constexpr size_t kMaxTags = 50;
 
 bool valid_currency(std::string_view code);             // ISO 4217, upper case, a known code
-bool valid_date(std::string_view date);                 // YYYY-MM-DD, a real calendar day
 bool valid_id(std::string_view id);                     // the shape of our ids (a UUID, lower-case hex)
 std::optional<std::string> domain_problem(std::string_view domain);  // nullopt when fine (after lowering)
 std::optional<std::string> phone_problem(std::string_view phone);
@@ -185,8 +185,6 @@ const std::vector<std::string>& activity_types();    // note call email meeting 
 const std::vector<std::string>& company_sizes();     // "1-10" … "10001+"
 bool one_of(const std::vector<std::string>& values, std::string_view v);
 
-// True when text is valid UTF-8 without NUL or other C0 control characters except tab/newline/CR.
-bool clean_text(std::string_view text, bool allow_newlines);
 
 // ---- request bodies ------------------------------------------------------------------------------------
 

@@ -9,11 +9,13 @@
 #include "common/worker_pool.hpp"
 #include "crm/api.hpp"
 #include "crm/csv.hpp"
+#include "crm/resources.hpp"
 #include "crm/service.hpp"
 #include "crm/store.hpp"
 #include "db/outbox.hpp"
 #include "http/idempotency.hpp"
 #include "http/types.hpp"
+#include "kit/kit.hpp"
 
 namespace cdx::crm {
 
@@ -36,6 +38,10 @@ class CrmModule final : public Module {
         outbox_(db_->schema()),
         service_(store_, outbox_),
         idempotency_(db_, workers),
+        kit_(db_, outbox_, workers, idempotency_),
+        companies_(kit_.add(company_resource())),
+        contacts_(kit_.add(contact_resource())),
+        activities_(kit_.add(activity_resource())),
         api_(service_) {}
 
   std::string_view name() const override { return "crm"; }
@@ -43,9 +49,11 @@ class CrmModule final : public Module {
   std::vector<db::Migration> migrations() const override;
   void mount(http::Router& router) override;
   void purge_tenant(const db::TenantScope& scope) override {
+    db_->write(scope, [&](db::Tx& tx) { kit_.purge_tenant(tx, scope); });
     service_.purge_tenant(scope);
     idempotency_.purge_tenant(scope);
   }
+  const kit::Kit& kit() const { return kit_; }
 
   // The database whose outbox the platform's relay drains.
   std::shared_ptr<db::Database> outbox_database() const { return db_; }
@@ -55,13 +63,15 @@ class CrmModule final : public Module {
   void seed_demo(const db::TenantScope& scope);
 
  private:
+  // CSV import and export of companies and contacts, a contact's timeline (beside the kit's CRUD routes).
   void mount_companies(http::Router& r);
   // CSV import of companies or contacts: the report, or 422 with the row errors.
   Task<void> import_csv(http::Context& ctx, ImportKind kind);
   void mount_contacts(http::Router& r);
   void mount_pipelines(http::Router& r);
   void mount_deals(http::Router& r);
-  void mount_activities(http::Router& r);
+  // The activities of one contact or deal: the activity list with the parent's id fixed.
+  Task<void> timeline(http::Context& ctx, const char* column, const char* parent_table, const char* noun);
   void mount_events(http::Router& r);
   // POST routes go through the Idempotency-Key handling.
   void post(http::Router& r, const std::string& path, http::AsyncHandler handler, http::RouteDoc doc);
@@ -72,6 +82,10 @@ class CrmModule final : public Module {
   db::Outbox outbox_;
   Service service_;
   http::Idempotency idempotency_;
+  kit::Kit kit_;
+  const kit::Resource& companies_;
+  const kit::Resource& contacts_;
+  const kit::Resource& activities_;
   InProcessApi api_;
 };
 

@@ -2,6 +2,8 @@
 #include "crm/openapi_schemas.hpp"
 
 #include "crm/model.hpp"
+#include "crm/resources.hpp"
+#include "kit/kit.hpp"
 
 namespace cdx::crm {
 
@@ -56,36 +58,11 @@ void add_openapi_schemas(nlohmann::json& s) {
   const json nid = nstr_fmt("uuid");
   const json ts = str_fmt("date-time");
 
-  // Companies
-  json company_props = {{"name", str()},        {"domain", nstr()},    {"industry", nstr()},
-                        {"size", choice(company_sizes(), true)}, {"address", address()}, {"owner_id", nid},
-                        {"custom", nobject()}};
-  s["CompanyCreate"] = obj(company_props, {"name"});
-  s["CompanyUpdate"] = obj(company_props);
-  json company = company_props;
-  company["id"] = id;
-  company["custom"] = object();
-  company["created_at"] = ts;
-  company["updated_at"] = ts;
-  s["Company"] = open_obj(company, {"id", "name", "domain", "industry", "size", "address", "owner_id", "custom",
-                                    "created_at", "updated_at"});
-
-  // Contacts
-  json contact_props = {{"first_name", nstr()}, {"last_name", nstr()},  {"email", nstr_fmt("email")},
-                        {"phone", nstr()},      {"title", nstr()},      {"company_id", nid},
-                        {"owner_id", nid},      {"lifecycle_stage", choice(lifecycle_stages())},
-                        {"tags", {{"type", {"array", "null"}}, {"items", str()}, {"maxItems", kMaxTags}}},
-                        {"custom", nobject()}};
-  s["ContactCreate"] = obj(contact_props);
-  s["ContactUpdate"] = obj(contact_props);
-  json contact = contact_props;
-  contact["id"] = id;
-  contact["tags"] = strings();
-  contact["custom"] = object();
-  contact["created_at"] = ts;
-  contact["updated_at"] = ts;
-  s["Contact"] = open_obj(contact, {"id", "first_name", "last_name", "email", "lifecycle_stage", "tags", "custom",
-                                    "created_at", "updated_at"});
+  // Companies, contacts and activities: derived from their declarations, limits included.
+  for (kit::Resource r : {company_resource(), contact_resource(), activity_resource()}) {
+    r.seal();
+    kit::add_schema(s, r);
+  }
 
   // Pipelines and stages
   const json probability = {{"type", "integer"}, {"minimum", 0}, {"maximum", 100}};
@@ -150,25 +127,6 @@ void add_openapi_schemas(nlohmann::json& s) {
                               {"changed_at", ts}},
                              {"id", "deal_id", "from_stage_id", "to_stage_id", "from_status", "to_status",
                               "changed_by", "changed_at"});
-
-  // Activities
-  json activity_props = {{"type", choice(activity_types())},
-                         {"subject", nstr()},
-                         {"body", nstr()},
-                         {"due_at", nstr_fmt("date-time")},
-                         {"done", boolean()},
-                         {"contact_id", nid},
-                         {"company_id", nid},
-                         {"deal_id", nid},
-                         {"owner_id", nid}};
-  s["ActivityCreate"] = obj(activity_props, {"type"});
-  s["ActivityUpdate"] = obj(activity_props);
-  json activity = activity_props;
-  activity["id"] = id;
-  activity["completed_at"] = nstr_fmt("date-time");
-  activity["created_at"] = ts;
-  activity["updated_at"] = ts;
-  s["Activity"] = open_obj(activity, {"id", "type", "done", "created_at", "updated_at"});
 
   // Events and imports
   s["CrmEvent"] = open_obj({{"id", id},

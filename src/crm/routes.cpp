@@ -159,11 +159,11 @@ void CrmModule::post(http::Router& r, const std::string& path, http::AsyncHandle
 }
 
 void CrmModule::mount(http::Router& r) {
+  kit_.mount(r);
   mount_companies(r);
   mount_contacts(r);
   mount_pipelines(r);
   mount_deals(r);
-  mount_activities(r);
   mount_events(r);
 }
 
@@ -200,33 +200,6 @@ Task<void> CrmModule::import_csv(Context& ctx, ImportKind kind) {
 
 void CrmModule::mount_companies(http::Router& r) {
   const std::string base = "/api/v1/crm/companies";
-  post(
-      r, base,
-      [this](Context& ctx) -> Task<void> {
-        CompanyInput in = parse_company(ctx.req.body, Mode::kCreate);
-        const db::TenantScope& scope = *ctx.tenant;
-        const Actor actor = actor_of(ctx);
-        auto c = co_await workers_.run([&] { return service_.create_company(scope, in, actor); });
-        ctx.res.json(201, to_json(c).dump());
-      },
-      {.access = Access::kTenantAdmin, .scope = kWrite, .summary = "Create a company (domain unique per tenant)",
-       .tag = kTag, .request_schema = "CompanyCreate", .response_schema = "Company", .success_status = 201});
-
-  r.add(
-      Method::kGet, base,
-      [this](Context& ctx) -> Task<void> {
-        CompanyFilter f;
-        list_query(ctx, f);
-        company_filter(ctx, f);
-        const db::TenantScope& scope = *ctx.tenant;
-        auto items = co_await workers_.run([&] { return service_.list_companies(scope, f); });
-        ctx.res.json(200, render_list(to_array(items), f));
-      },
-      {.access = Access::kTenantAdmin, .scope = kRead,
-       .summary = "List companies (newest first; sort, q over name and domain, filters)", .tag = kTag,
-       .response_schema = "Company", .list = true,
-       .query_params = {"q", "sort", "owner_id", "industry", "size", "domain"}});
-
   r.add(
       Method::kGet, base + "/export",
       [this](Context& ctx) -> Task<void> {
@@ -248,59 +221,12 @@ void CrmModule::mount_companies(http::Router& r) {
        .summary = "Import companies from a CSV body (text/csv, header row; 100 000 rows, 32 MiB); all or nothing "
                   "unless ?partial=true",
        .tag = kTag, .response_schema = "ImportReport", .query_params = {"partial"}, .body_limit = kImportBodyLimit});
-
-  r.add(
-      Method::kGet, base + "/{id}",
-      [this](Context& ctx) -> Task<void> {
-        const db::TenantScope& scope = *ctx.tenant;
-        auto c = co_await workers_.run([&] { return service_.get_company(scope, path_id(ctx, 0)); });
-        ctx.res.json(200, to_json(c).dump());
-      },
-      {.access = Access::kTenantAdmin, .scope = kRead, .summary = "Get a company", .tag = kTag,
-       .response_schema = "Company"});
-
-  r.add(
-      Method::kPatch, base + "/{id}",
-      [this](Context& ctx) -> Task<void> {
-        CompanyInput in = parse_company(ctx.req.body, Mode::kUpdate);
-        const db::TenantScope& scope = *ctx.tenant;
-        const Actor actor = actor_of(ctx);
-        auto c = co_await workers_.run([&] { return service_.update_company(scope, path_id(ctx, 0), in, actor); });
-        ctx.res.json(200, to_json(c).dump());
-      },
-      {.access = Access::kTenantAdmin, .scope = kWrite,
-       .summary = "Update a company (absent fields stay; null clears an optional field)", .tag = kTag,
-       .request_schema = "CompanyUpdate", .response_schema = "Company"});
-
-  r.add(
-      Method::kDelete, base + "/{id}",
-      [this](Context& ctx) -> Task<void> {
-        const db::TenantScope& scope = *ctx.tenant;
-        const Actor actor = actor_of(ctx);
-        co_await workers_.run([&] { service_.delete_company(scope, path_id(ctx, 0), actor); });
-        ctx.res.no_content();
-      },
-      {.access = Access::kTenantAdmin, .scope = kWrite,
-       .summary = "Delete a company; its contacts, deals and activities are unlinked (company_id becomes null)",
-       .tag = kTag, .success_status = 204});
 }
 
 // ---- contacts ------------------------------------------------------------------------------------------
 
 void CrmModule::mount_contacts(http::Router& r) {
   const std::string base = "/api/v1/crm/contacts";
-  post(
-      r, base,
-      [this](Context& ctx) -> Task<void> {
-        ContactInput in = parse_contact(ctx.req.body, Mode::kCreate);
-        const db::TenantScope& scope = *ctx.tenant;
-        const Actor actor = actor_of(ctx);
-        auto c = co_await workers_.run([&] { return service_.create_contact(scope, in, actor); });
-        ctx.res.json(201, to_json(c).dump());
-      },
-      {.access = Access::kTenantAdmin, .scope = kWrite, .summary = "Create a contact (email unique per tenant)",
-       .tag = kTag, .request_schema = "ContactCreate", .response_schema = "Contact", .success_status = 201});
-
   auto contact_filter = [](const Context& ctx, ContactFilter& f) {
     f.company_id = query_id(ctx, "company_id");
     f.owner_id = query_id(ctx, "owner_id");
@@ -308,21 +234,6 @@ void CrmModule::mount_contacts(http::Router& r) {
     f.tag = query_text(ctx, "tag", 50);
     f.email = query_text(ctx, "email", 254);
   };
-
-  r.add(
-      Method::kGet, base,
-      [this, contact_filter](Context& ctx) -> Task<void> {
-        ContactFilter f;
-        list_query(ctx, f);
-        contact_filter(ctx, f);
-        const db::TenantScope& scope = *ctx.tenant;
-        auto items = co_await workers_.run([&] { return service_.list_contacts(scope, f); });
-        ctx.res.json(200, render_list(to_array(items), f));
-      },
-      {.access = Access::kTenantAdmin, .scope = kRead,
-       .summary = "List contacts (newest first; sort, q over names and email, filters)", .tag = kTag,
-       .response_schema = "Contact", .list = true,
-       .query_params = {"q", "sort", "company_id", "owner_id", "lifecycle_stage", "tag", "email"}});
 
   r.add(
       Method::kGet, base + "/export",
@@ -347,51 +258,10 @@ void CrmModule::mount_contacts(http::Router& r) {
        .tag = kTag, .response_schema = "ImportReport", .query_params = {"partial"}, .body_limit = kImportBodyLimit});
 
   r.add(
-      Method::kGet, base + "/{id}",
-      [this](Context& ctx) -> Task<void> {
-        const db::TenantScope& scope = *ctx.tenant;
-        auto c = co_await workers_.run([&] { return service_.get_contact(scope, path_id(ctx, 0)); });
-        ctx.res.json(200, to_json(c).dump());
-      },
-      {.access = Access::kTenantAdmin, .scope = kRead, .summary = "Get a contact", .tag = kTag,
-       .response_schema = "Contact"});
-
-  r.add(
-      Method::kPatch, base + "/{id}",
-      [this](Context& ctx) -> Task<void> {
-        ContactInput in = parse_contact(ctx.req.body, Mode::kUpdate);
-        const db::TenantScope& scope = *ctx.tenant;
-        const Actor actor = actor_of(ctx);
-        auto c = co_await workers_.run([&] { return service_.update_contact(scope, path_id(ctx, 0), in, actor); });
-        ctx.res.json(200, to_json(c).dump());
-      },
-      {.access = Access::kTenantAdmin, .scope = kWrite,
-       .summary = "Update a contact (absent fields stay; null clears an optional field)", .tag = kTag,
-       .request_schema = "ContactUpdate", .response_schema = "Contact"});
-
-  r.add(
-      Method::kDelete, base + "/{id}",
-      [this](Context& ctx) -> Task<void> {
-        const db::TenantScope& scope = *ctx.tenant;
-        const Actor actor = actor_of(ctx);
-        co_await workers_.run([&] { service_.delete_contact(scope, path_id(ctx, 0), actor); });
-        ctx.res.no_content();
-      },
-      {.access = Access::kTenantAdmin, .scope = kWrite,
-       .summary = "Delete a contact; its deals and activities are unlinked", .tag = kTag, .success_status = 204});
-
-  r.add(
       Method::kGet, base + "/{id}/timeline",
-      [this](Context& ctx) -> Task<void> {
-        ActivityFilter f;
-        list_query(ctx, f);
-        f.type = query_choice(ctx, "type", activity_types());
-        const db::TenantScope& scope = *ctx.tenant;
-        auto items = co_await workers_.run([&] { return service_.contact_timeline(scope, path_id(ctx, 0), f); });
-        ctx.res.json(200, render_list(to_array(items), f));
-      },
+      [this](Context& ctx) -> Task<void> { co_await timeline(ctx, "contact_id", "crm_db.contacts", "contact"); },
       {.access = Access::kTenantAdmin, .scope = kRead, .summary = "The contact's activities, newest first",
-       .tag = kTag, .response_schema = "Activity", .list = true, .query_params = {"type", "sort"}});
+       .tag = kTag, .response_schema = "Activity", .list = true, .query_params = {"type", "sort", "q", "done"}});
 }
 
 // ---- pipelines and stages ------------------------------------------------------------------------------
@@ -623,88 +493,27 @@ void CrmModule::mount_deals(http::Router& r) {
 
   r.add(
       Method::kGet, base + "/{id}/timeline",
-      [this](Context& ctx) -> Task<void> {
-        ActivityFilter f;
-        list_query(ctx, f);
-        f.type = query_choice(ctx, "type", activity_types());
-        const db::TenantScope& scope = *ctx.tenant;
-        auto items = co_await workers_.run([&] { return service_.deal_timeline(scope, path_id(ctx, 0), f); });
-        ctx.res.json(200, render_list(to_array(items), f));
-      },
+      [this](Context& ctx) -> Task<void> { co_await timeline(ctx, "deal_id", "crm_db.deals", "deal"); },
       {.access = Access::kTenantAdmin, .scope = kRead, .summary = "The deal's activities, newest first",
-       .tag = kTag, .response_schema = "Activity", .list = true, .query_params = {"type", "sort"}});
+       .tag = kTag, .response_schema = "Activity", .list = true, .query_params = {"type", "sort", "q", "done"}});
 }
 
-// ---- activities ----------------------------------------------------------------------------------------
+// ---- timelines -----------------------------------------------------------------------------------------
 
-void CrmModule::mount_activities(http::Router& r) {
-  const std::string base = "/api/v1/crm/activities";
-  post(
-      r, base,
-      [this](Context& ctx) -> Task<void> {
-        ActivityInput in = parse_activity(ctx.req.body, Mode::kCreate);
-        const db::TenantScope& scope = *ctx.tenant;
-        const Actor actor = actor_of(ctx);
-        auto a = co_await workers_.run([&] { return service_.create_activity(scope, in, actor); });
-        ctx.res.json(201, to_json(a).dump());
-      },
-      {.access = Access::kTenantAdmin, .scope = kWrite,
-       .summary = "Log an activity (note, call, email, meeting, task) on a contact, company and/or deal",
-       .tag = kTag, .request_schema = "ActivityCreate", .response_schema = "Activity", .success_status = 201});
-
-  r.add(
-      Method::kGet, base,
-      [this](Context& ctx) -> Task<void> {
-        ActivityFilter f;
-        list_query(ctx, f);
-        f.type = query_choice(ctx, "type", activity_types());
-        f.contact_id = query_id(ctx, "contact_id");
-        f.company_id = query_id(ctx, "company_id");
-        f.deal_id = query_id(ctx, "deal_id");
-        f.owner_id = query_id(ctx, "owner_id");
-        f.done = query_bool(ctx, "done");
-        const db::TenantScope& scope = *ctx.tenant;
-        auto items = co_await workers_.run([&] { return service_.list_activities(scope, f); });
-        ctx.res.json(200, render_list(to_array(items), f));
-      },
-      {.access = Access::kTenantAdmin, .scope = kRead,
-       .summary = "List activities (newest first; sort, q over subject and body, filters)", .tag = kTag,
-       .response_schema = "Activity", .list = true,
-       .query_params = {"q", "sort", "type", "contact_id", "company_id", "deal_id", "owner_id", "done"}});
-
-  r.add(
-      Method::kGet, base + "/{id}",
-      [this](Context& ctx) -> Task<void> {
-        const db::TenantScope& scope = *ctx.tenant;
-        auto a = co_await workers_.run([&] { return service_.get_activity(scope, path_id(ctx, 0)); });
-        ctx.res.json(200, to_json(a).dump());
-      },
-      {.access = Access::kTenantAdmin, .scope = kRead, .summary = "Get an activity", .tag = kTag,
-       .response_schema = "Activity"});
-
-  r.add(
-      Method::kPatch, base + "/{id}",
-      [this](Context& ctx) -> Task<void> {
-        ActivityInput in = parse_activity(ctx.req.body, Mode::kUpdate);
-        const db::TenantScope& scope = *ctx.tenant;
-        const Actor actor = actor_of(ctx);
-        auto a = co_await workers_.run([&] { return service_.update_activity(scope, path_id(ctx, 0), in, actor); });
-        ctx.res.json(200, to_json(a).dump());
-      },
-      {.access = Access::kTenantAdmin, .scope = kWrite,
-       .summary = "Update an activity (done: true completes a task)", .tag = kTag,
-       .request_schema = "ActivityUpdate", .response_schema = "Activity"});
-
-  r.add(
-      Method::kDelete, base + "/{id}",
-      [this](Context& ctx) -> Task<void> {
-        const db::TenantScope& scope = *ctx.tenant;
-        const Actor actor = actor_of(ctx);
-        co_await workers_.run([&] { service_.delete_activity(scope, path_id(ctx, 0), actor); });
-        ctx.res.no_content();
-      },
-      {.access = Access::kTenantAdmin, .scope = kWrite, .summary = "Delete an activity", .tag = kTag,
-       .success_status = 204});
+Task<void> CrmModule::timeline(Context& ctx, const char* column, const char* parent_table, const char* noun) {
+  kit::ListQuery q = kit_.read_list(activities_, ctx);
+  const std::string parent = path_id(ctx, 0);
+  if (!valid_id(parent)) throw Error(Code::kNotFound, fmt::format("No {} has the id '{}'.", noun, parent));
+  q.equal.emplace_back(column, parent);
+  const kit::Caller c = kit::caller_of(ctx, activities_);
+  auto rows = co_await workers_.run([&] {
+    return db_->read(c.scope, [&](db::Tx& tx) {
+      if (!kit_.exists(tx, c.scope, parent_table, parent))
+        throw Error(Code::kNotFound, fmt::format("No {} has the id '{}'.", noun, parent));
+      return kit_.list(tx, c, activities_, q);
+    });
+  });
+  ctx.res.json(200, kit_.render_list(activities_, std::move(rows), q));
 }
 
 // ---- events --------------------------------------------------------------------------------------------

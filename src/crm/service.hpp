@@ -1,7 +1,6 @@
-// CRM rules between the routes and the store: links that must exist in the tenant, unique emails and
-// domains, the default pipeline, stage order and deletion, deal history, and the domain events written to
+// CRM rules the kit's declarations cannot say, between the routes and the store: the default pipeline, stage order and deletion, deal history, and the domain events written to
 // crm_db.outbox in the same transaction as each change. Blocking: run on a worker.
-//   Contact c = service.create_contact(scope, parse_contact(body, Mode::kCreate), actor);
+//   Deal d = service.create_deal(scope, parse_deal(body, Mode::kCreate), actor);
 #pragma once
 #include <optional>
 #include <string>
@@ -40,21 +39,6 @@ class Service {
  public:
   Service(Store& store, const db::Outbox& outbox) : store_(store), outbox_(outbox) {}
 
-  Company create_company(const db::TenantScope& scope, const CompanyInput& in, const Actor& actor);
-  Company get_company(const db::TenantScope& scope, const std::string& id);
-  std::vector<Company> list_companies(const db::TenantScope& scope, const CompanyFilter& f);
-  Company update_company(const db::TenantScope& scope, const std::string& id, const CompanyInput& in,
-                         const Actor& actor);
-  // Unlinks the company's contacts, deals and activities (activities left without any link go too).
-  void delete_company(const db::TenantScope& scope, const std::string& id, const Actor& actor);
-
-  Contact create_contact(const db::TenantScope& scope, const ContactInput& in, const Actor& actor);
-  Contact get_contact(const db::TenantScope& scope, const std::string& id);
-  std::vector<Contact> list_contacts(const db::TenantScope& scope, const ContactFilter& f);
-  Contact update_contact(const db::TenantScope& scope, const std::string& id, const ContactInput& in,
-                         const Actor& actor);
-  void delete_contact(const db::TenantScope& scope, const std::string& id, const Actor& actor);
-
   // Pipelines: the tenant's default "Sales" pipeline is created on first use.
   std::vector<Pipeline> list_pipelines(const db::TenantScope& scope, const ListQuery& q);
   Pipeline get_pipeline(const db::TenantScope& scope, const std::string& id);
@@ -80,17 +64,6 @@ class Service {
   std::vector<DealChange> deal_history(const db::TenantScope& scope, const std::string& id, int limit,
                                        int64_t after_seq);
 
-  Activity create_activity(const db::TenantScope& scope, const ActivityInput& in, const Actor& actor);
-  Activity get_activity(const db::TenantScope& scope, const std::string& id);
-  std::vector<Activity> list_activities(const db::TenantScope& scope, const ActivityFilter& f);
-  Activity update_activity(const db::TenantScope& scope, const std::string& id, const ActivityInput& in,
-                           const Actor& actor);
-  void delete_activity(const db::TenantScope& scope, const std::string& id, const Actor& actor);
-  // Activities of a contact or a deal (404 when it does not exist), newest first.
-  std::vector<Activity> contact_timeline(const db::TenantScope& scope, const std::string& contact_id,
-                                         ActivityFilter f);
-  std::vector<Activity> deal_timeline(const db::TenantScope& scope, const std::string& deal_id, ActivityFilter f);
-
   // CSV import in one transaction: all or nothing (ImportFailed) unless partial, which stores the good rows.
   ImportReport import_contacts(const db::TenantScope& scope, const std::vector<ImportRow>& rows, bool partial,
                                const Actor& actor);
@@ -107,10 +80,6 @@ class Service {
 
  private:
   Pipeline ensure_pipeline(db::Tx& tx, const db::TenantScope& scope);  // the default, created when none exists
-  Contact insert_contact(db::Tx& tx, const db::TenantScope& scope, const ContactInput& in, const Actor& actor,
-                         std::vector<FieldError>& errors, bool& conflict);
-  Company insert_company(db::Tx& tx, const db::TenantScope& scope, const CompanyInput& in, const Actor& actor,
-                         bool& conflict);
   void move_deal(db::Tx& tx, const db::TenantScope& scope, const Deal& before, Deal after, const Actor& actor,
                  const std::string& now);
   void emit(db::Tx& tx, const db::TenantScope& scope, const std::string& type, nlohmann::json payload,

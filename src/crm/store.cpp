@@ -864,8 +864,8 @@ Counts Store::counts(db::Tx& tx, const db::TenantScope& scope) {
 }
 
 void Store::purge_tenant(db::Tx& tx, const db::TenantScope& scope) {
-  for (const char* table : {"activities", "deal_history", "deals", "stages", "pipelines", "contact_tags", "contacts",
-                            "companies"})
+  // Companies, contacts (with their tags) and activities are the kit's (Kit::purge_tenant).
+  for (const char* table : {"deal_history", "deals", "stages", "pipelines"})
     tx.query(std::string("DELETE FROM crm_db.") + table + " WHERE tenant_id = $1", {scope.tenant_id()});
 }
 

@@ -14,18 +14,17 @@ namespace cdx::http {
 
 namespace {
 
-// Response::content_type is a view: a replayed answer must point at storage that outlives the request.
-std::string_view stable_content_type(const std::string& stored) {
+std::string seconds_ago(int64_t s) { return format_rfc3339(Clock::now() - std::chrono::seconds(s)); }
+
+}  // namespace
+
+std::string_view Idempotency::stable_content_type(const std::string& stored) {
   static constexpr std::string_view kKnown[] = {"application/json", "text/csv; charset=utf-8",
                                                 "text/plain; charset=utf-8"};
   for (std::string_view k : kKnown)
     if (stored == k) return k;
   return "application/json";
 }
-
-std::string seconds_ago(int64_t s) { return format_rfc3339(Clock::now() - std::chrono::seconds(s)); }
-
-}  // namespace
 
 db::Migration Idempotency::migration(int version, const std::string& schema) {
   db::Migration m;
@@ -121,6 +120,47 @@ void Idempotency::complete(const db::TenantScope& scope, const std::string& rout
         {scope.tenant_id(), route_key, key, static_cast<int64_t>(answer.status), answer.content_type,
          answer.body});
   });
+}
+
+std::optional<StoredAnswer> Idempotency::lookup(const db::TenantScope& scope, const std::string& route_key,
+                                                const std::string& key, const std::string& request_hash) {
+  const std::string stale = seconds_ago(kStaleSeconds);
+  auto res = db_->read(scope, [&](db::Tx& tx) {
+    return tx.query("SELECT request_hash, status, content_type, body, created_at FROM " + table() +
+                        " WHERE tenant_id = $1 AND route = $2 AND key = $3 AND created_at >= $4",
+                    {scope.tenant_id(), route_key, key, seconds_ago(kRetentionSeconds)});
+  });
+  if (res.empty()) return std::nullopt;
+  const db::Row& row = res.rows[0];
+  if (row.text(0) != request_hash)
+    throw Error::validation(
+        {{"Idempotency-Key", "was already used with a different request; use a new key for a new request"}});
+  if (row.is_null(1)) {
+    if (row.text(4) >= stale)
+      throw Error(Code::kConflict,
+                  "A request with this Idempotency-Key is still being processed; retry after it has finished.");
+    return std::nullopt;
+  }
+  return StoredAnswer{static_cast<int>(row.integer(1)), row.opt_text(2).value_or("application/json"),
+                      row.opt_text(3).value_or("")};
+}
+
+void Idempotency::claim(db::Tx& tx, const db::TenantScope& scope, const std::string& route_key,
+                        const std::string& key, const std::string& request_hash) const {
+  // Expired keys and abandoned legacy claims give way; a live row makes the INSERT fail (UniqueViolation).
+  tx.query("DELETE FROM " + table() + " WHERE tenant_id = $1 AND route = $2 AND key = $3 AND (created_at < $4 OR "
+           "(status IS NULL AND created_at < $5))",
+           {scope.tenant_id(), route_key, key, seconds_ago(kRetentionSeconds), seconds_ago(kStaleSeconds)});
+  tx.query("INSERT INTO " + table() + " (tenant_id, route, key, request_hash, created_at) VALUES ($1, $2, $3, $4, $5)",
+           {scope.tenant_id(), route_key, key, request_hash, format_rfc3339(Clock::now())});
+}
+
+void Idempotency::store(db::Tx& tx, const db::TenantScope& scope, const std::string& route_key,
+                        const std::string& key, const StoredAnswer& answer) const {
+  tx.query("UPDATE " + table() +
+               " SET status = $4, content_type = $5, body = $6 WHERE tenant_id = $1 AND route = $2 AND key = $3",
+           {scope.tenant_id(), route_key, key, static_cast<int64_t>(answer.status), answer.content_type,
+            answer.body});
 }
 
 void Idempotency::release(const db::TenantScope& scope, const std::string& route_key,

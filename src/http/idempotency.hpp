@@ -49,6 +49,19 @@ class Idempotency {
   void complete(const db::TenantScope& scope, const std::string& route_key, const std::string& key,
                 const StoredAnswer& answer);
   void release(const db::TenantScope& scope, const std::string& route_key, const std::string& key);
+  // The single-transaction form (the kit's writes): lookup() answers a completed twin's stored answer (422
+  // for another request under the key, 409 while a legacy claim runs); claim() inserts the key inside the
+  // write's own transaction (a concurrent twin waits on it, then fails with db::UniqueViolation) and
+  // store() records the answer there, so the answer commits with the change or not at all.
+  std::optional<StoredAnswer> lookup(const db::TenantScope& scope, const std::string& route_key,
+                                     const std::string& key, const std::string& request_hash);
+  void claim(db::Tx& tx, const db::TenantScope& scope, const std::string& route_key, const std::string& key,
+             const std::string& request_hash) const;
+  void store(db::Tx& tx, const db::TenantScope& scope, const std::string& route_key, const std::string& key,
+             const StoredAnswer& answer) const;
+  // Response::content_type is a view: a replayed answer points at storage that outlives the request.
+  static std::string_view stable_content_type(const std::string& stored);
+
   // Forgets every key of the tenant (tenant purge).
   void purge_tenant(const db::TenantScope& scope);
 

@@ -1,0 +1,182 @@
+// The CRM's kit resources: companies, contacts and activities as declarations, with hooks for the rules
+// a declaration cannot say (a contact needs a name or an email, an activity a link; tags in their side
+// table; deals, which are not kit resources, unlinked by hand).
+#include "crm/resources.hpp"
+
+#include "common/validate.hpp"
+#include "crm/model.hpp"
+
+namespace cdx::crm {
+
+using kit::Change;
+using kit::Match;
+using nlohmann::json;
+
+namespace {
+
+constexpr const char* kDeals = "crm_db.deals";
+
+kit::Check lower_domain() {
+  return [](json& v, kit::Problems& p) {
+    std::string d = lowercase(v.get<std::string>());
+    if (auto why = domain_problem(d)) return p.fail(*why);
+    v = std::move(d);
+  };
+}
+
+kit::Check email_rule() {
+  return [](json& v, kit::Problems& p) {
+    if (!valid_email(v.get_ref<const std::string&>())) p.fail("must be a valid email address");
+  };
+}
+
+kit::Check phone_rule() {
+  return [](json& v, kit::Problems& p) {
+    if (auto why = phone_problem(v.get_ref<const std::string&>())) p.fail(*why);
+  };
+}
+
+db::Param text_or_null(const json& v, std::string& keep, bool lower) {
+  if (!v.is_string()) return nullptr;
+  keep = lower ? lowercase(v.get_ref<const std::string&>()) : v.get<std::string>();
+  return std::string_view(keep);
+}
+
+std::string str(const json& row, const char* f) {
+  const json& v = row.at(f);
+  return v.is_string() ? v.get<std::string>() : std::string();
+}
+
+// Activities that lost their last link go with it: an activity is always about something.
+void delete_orphan_activities(Change& c) {
+  c.tx.query("DELETE FROM crm_db.activities WHERE tenant_id = $1 AND contact_id IS NULL AND company_id IS NULL "
+             "AND deal_id IS NULL",
+             {c.scope.tenant_id()});
+}
+
+void unlink_deals(Change& c, const char* column) {
+  c.tx.query(std::string("UPDATE ") + kDeals + " SET " + column + " = NULL, updated_at = $3 WHERE tenant_id = $1 AND " +
+                 column + " = $2",
+             {c.scope.tenant_id(), c.row.at("id").get<std::string>(), c.row.at("updated_at").get<std::string>()});
+}
+
+}  // namespace
+
+kit::Resource company_resource() {
+  kit::Resource r("crm", "company", "companies");
+  r.field(kit::text("name", 200).required().searchable())
+      .field(kit::text("domain", 253).min(3).check(lower_domain()).format("hostname").unique("domain_normalized")
+                 .filter(Match::kCaseless).searchable().doc("unique per tenant, stored lower-case"))
+      .field(kit::text("industry", 100).filter(Match::kCaseless))
+      .field(kit::choice("size", company_sizes()).filter())
+      .field(kit::object("address", {kit::text("street", 200), kit::text("city", 200), kit::text("region", 200),
+                                     kit::text("postal_code", 200), kit::text("country", 200)}))
+      .field(kit::id("owner_id").filter())
+      .field(kit::object("custom", kMaxCustomBytes).defaults(json::object()))
+      .derived("domain_normalized", [](const json& row, std::string& keep) { return text_or_null(row["domain"], keep, true); })
+      .describe_create("Create a company (domain unique per tenant)")
+      .describe_list("List companies (newest first; sort, q over name and domain, filters)")
+      .describe_delete("Delete a company; its contacts, deals and activities are unlinked (company_id becomes null)")
+      .hooks({.before_delete =
+                  [](Change& c) {
+                    c.event["unlinked_contacts"] =
+                        c.tx.query("SELECT COUNT(*) FROM crm_db.contacts WHERE tenant_id = $1 AND company_id = $2",
+                                   {c.scope.tenant_id(), c.row.at("id").get<std::string>()})
+                            .rows[0]
+                            .integer(0);
+                    unlink_deals(c, "company_id");
+                  },
+              .after_delete = delete_orphan_activities});
+  return r;
+}
+
+kit::Resource contact_resource() {
+  kit::Resource r("crm", "contact", "contacts");
+  r.field(kit::text("first_name", 100))
+      .field(kit::text("last_name", 100))
+      .field(kit::text("email", 254).min(3).check(email_rule()).format("email").unique("email_normalized")
+                 .filter(Match::kCaseless).doc("unique per tenant (compared lower-case)"))
+      .field(kit::text("phone", 50).min(3).check(phone_rule()))
+      .field(kit::text("title", 200))
+      .field(kit::id("company_id").refs("crm_db.companies").filter())
+      .field(kit::id("owner_id").filter())
+      .field(kit::choice("lifecycle_stage", lifecycle_stages()).not_null().defaults("lead").filter())
+      .field(kit::text_list("tags", kMaxTags, 50).defaults(json::array()))
+      .field(kit::object("custom", kMaxCustomBytes).defaults(json::object()))
+      .derived("email_normalized", [](const json& row, std::string& keep) { return text_or_null(row["email"], keep, true); })
+      // ?q= reads one column the list indexes carry: "first last\nemail", ASCII lower-cased.
+      .derived("search",
+               [](const json& row, std::string& keep) -> db::Param {
+                 keep = lowercase(str(row, "first_name") + " " + str(row, "last_name")) + "\n" +
+                        lowercase(str(row, "email"));
+                 return std::string_view(keep);
+               })
+      .search_column("search")
+      .custom_filter({.name = "tag",
+                      .max_length = 50,
+                      .where =
+                          [](const std::string& v, const std::function<std::string(std::string)>& bind) {
+                            return "EXISTS (SELECT 1 FROM crm_db.contact_tags t WHERE t.tenant_id = crm_db.contacts.tenant_id "
+                                   "AND t.contact_id = crm_db.contacts.id AND t.tag = " +
+                                   bind(lowercase(v)) + ")";
+                          },
+                      .description = "contacts holding this tag (any case)"})
+      .side_table("crm_db.contact_tags")
+      .describe_create("Create a contact (email unique per tenant)")
+      .describe_list("List contacts (newest first; sort, q over names and email, filters)")
+      .describe_delete("Delete a contact; its deals and activities are unlinked")
+      .hooks({.validate =
+                  [](Change& c) {
+                    if (!c.value("first_name") && !c.value("last_name") && !c.value("email"))
+                      c.errors.push_back({"first_name", "a contact needs at least one of first_name, last_name or email"});
+                  },
+              .after_write =
+                  [](Change& c) {
+                    const std::string id = c.row.at("id").get<std::string>();
+                    if (c.before && c.before->at("tags") == c.row.at("tags")) return;
+                    c.tx.query("DELETE FROM crm_db.contact_tags WHERE tenant_id = $1 AND contact_id = $2",
+                               {c.scope.tenant_id(), id});
+                    for (const auto& t : c.row.at("tags"))
+                      c.tx.query("INSERT INTO crm_db.contact_tags (tenant_id, contact_id, tag) VALUES ($1, $2, $3) "
+                                 "ON CONFLICT (contact_id, tag) DO NOTHING",
+                                 {c.scope.tenant_id(), id, lowercase(t.get<std::string>())});
+                  },
+              .before_delete =
+                  [](Change& c) {
+                    unlink_deals(c, "contact_id");
+                    c.tx.query("DELETE FROM crm_db.contact_tags WHERE tenant_id = $1 AND contact_id = $2",
+                               {c.scope.tenant_id(), c.row.at("id").get<std::string>()});
+                  },
+              .after_delete = delete_orphan_activities});
+  return r;
+}
+
+kit::Resource activity_resource() {
+  kit::Resource r("crm", "activity", "activities");
+  r.field(kit::choice("type", activity_types()).required().filter())
+      .field(kit::text("subject", 300).searchable())
+      .field(kit::text("body", 20000).multiline().searchable())
+      .field(kit::datetime("due_at"))
+      .field(kit::boolean("done").not_null().defaults(false).filter())
+      .field(kit::datetime("completed_at").read_only().doc("set when done becomes true"))
+      .field(kit::id("contact_id").refs("crm_db.contacts").filter())
+      .field(kit::id("company_id").refs("crm_db.companies").filter())
+      .field(kit::id("deal_id").refs(kDeals).filter())
+      .field(kit::id("owner_id").filter())
+      .describe_create("Log an activity (note, call, email, meeting, task) on a contact, company and/or deal")
+      .describe_list("List activities (newest first; sort, q over subject and body, filters)")
+      .hooks({.validate = [](Change& c) {
+        if (!c.value("subject") && !c.value("body"))
+          c.errors.push_back({"subject", "an activity needs a subject or a body"});
+        if (!c.value("contact_id") && !c.value("company_id") && !c.value("deal_id"))
+          c.errors.push_back({"contact_id", "an activity links to at least one of contact_id, company_id or deal_id"});
+        const bool done = c.row.at("done").get<bool>();
+        if (!done)
+          c.row["completed_at"] = nullptr;
+        else if (!c.before || !c.before->at("done").get<bool>())
+          c.row["completed_at"] = c.row.at("updated_at");
+      }});
+  return r;
+}
+
+}  // namespace cdx::crm

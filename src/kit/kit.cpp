@@ -1,0 +1,666 @@
+#include "kit/kit.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <charconv>
+#include <set>
+
+#include "common/clock.hpp"
+#include "common/ids.hpp"
+#include "common/json_body.hpp"
+#include "common/validate.hpp"
+#include "http/pagination.hpp"
+
+namespace cdx::kit {
+
+using nlohmann::json;
+
+namespace {
+
+std::string join(const std::vector<std::string>& v) {
+  std::string out;
+  for (size_t i = 0; i < v.size(); ++i) out += (i ? ", " : "") + v[i];
+  return out;
+}
+
+std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+std::string now_text() { return format_rfc3339(Clock::now()); }
+
+json parse_object(std::string_view body) {
+  if (body.empty()) throw Error(Code::kInvalidRequest, "The request body is empty; a JSON object is expected.");
+  if (json_nesting_depth(body) > kMaxJsonDepth)
+    throw Error::validation(
+        {{"body", fmt::format("must not nest arrays and objects deeper than {} levels", kMaxJsonDepth)}});
+  json doc = json::parse(body, nullptr, false);
+  if (doc.is_discarded()) throw Error(Code::kInvalidRequest, "The request body is not valid JSON.");
+  if (!doc.is_object()) throw Error::validation({{"body", "must be a JSON object"}});
+  return doc;
+}
+
+std::string length_message(size_t min, size_t max) {
+  return min <= 1 ? fmt::format("must be 1 to {} characters long (not blank)", max)
+                  : fmt::format("must be {} to {} characters long", min, max);
+}
+
+// One text value: a trimmed, clean string within the field's lengths; nullopt after reporting.
+std::optional<std::string> read_text(const json& v, const Field& f, Problems& p) {
+  if (!v.is_string()) {
+    p.fail("must be a string");
+    return std::nullopt;
+  }
+  std::string s = trim(v.get_ref<const std::string&>());
+  if (!clean_text(s, f.is_multiline)) {
+    p.fail(f.is_multiline ? "must not contain control characters other than tab and newline"
+                          : "must not contain control characters");
+    return std::nullopt;
+  }
+  const size_t len = utf8_length(s);
+  if (len < f.min_len || len > f.max_len) {
+    p.fail(length_message(f.min_len, f.max_len));
+    return std::nullopt;
+  }
+  return s;
+}
+
+// A value of the field's type, checked and normalised; nullopt after reporting why not.
+std::optional<json> read_value(const json& v, const Field& f, Problems& p) {
+  switch (f.type) {
+    case Type::kText: {
+      auto s = read_text(v, f, p);
+      if (!s) return std::nullopt;
+      return json(std::move(*s));
+    }
+    case Type::kInteger: {
+      const std::string what = fmt::format("must be an integer between {} and {}", *f.minimum, *f.maximum);
+      if (!v.is_number_integer() ||
+          (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX))) {
+        p.fail(what);
+        return std::nullopt;
+      }
+      const int64_t n = v.get<int64_t>();
+      if (n < *f.minimum || n > *f.maximum) {
+        p.fail(what);
+        return std::nullopt;
+      }
+      return json(n);
+    }
+    case Type::kBoolean:
+      if (!v.is_boolean()) {
+        p.fail("must be true or false");
+        return std::nullopt;
+      }
+      return v;
+    case Type::kId: {
+      if (!v.is_string() || !valid_uuid(lowercase(v.get_ref<const std::string&>()))) {
+        p.fail("must be an id (a UUID such as 01930000-0000-7000-8000-000000000001)");
+        return std::nullopt;
+      }
+      return json(lowercase(v.get_ref<const std::string&>()));
+    }
+    case Type::kEnum:
+      if (!v.is_string() ||
+          std::find(f.values.begin(), f.values.end(), v.get_ref<const std::string&>()) == f.values.end()) {
+        p.fail("must be one of: " + join(f.values));
+        return std::nullopt;
+      }
+      return v;
+    case Type::kDate:
+      if (!v.is_string() || !valid_date(v.get_ref<const std::string&>())) {
+        p.fail("must be a date (YYYY-MM-DD)");
+        return std::nullopt;
+      }
+      return v;
+    case Type::kDateTime: {
+      std::optional<SysTime> t;
+      if (v.is_string() && v.get_ref<const std::string&>().size() <= 64)
+        t = parse_rfc3339(v.get_ref<const std::string&>());
+      if (!t) {
+        p.fail("must be a date and time (RFC 3339, such as 2026-01-31T09:30:00Z)");
+        return std::nullopt;
+      }
+      return json(format_rfc3339(*t));
+    }
+    case Type::kObject: {
+      if (!v.is_object()) {
+        if (f.properties.empty()) {
+          p.fail("must be an object");
+        } else {
+          std::vector<std::string> names;
+          for (const auto& m : f.properties) names.push_back(m.name);
+          p.fail("must be an object with " + join(names));
+        }
+        return std::nullopt;
+      }
+      if (f.properties.empty()) {
+        if (dump(v).size() > f.max_len) {
+          p.fail(fmt::format("must be at most {} bytes as JSON", f.max_len));
+          return std::nullopt;
+        }
+        return v;
+      }
+      // Declared members only; each optional text; blanks dropped; nothing left is null.
+      json clean = json::object();
+      bool ok = true;
+      for (const auto& [k, val] : v.items()) {
+        auto m = std::find_if(f.properties.begin(), f.properties.end(), [&](const Field& x) { return x.name == k; });
+        if (m == f.properties.end()) {
+          std::vector<std::string> names;
+          for (const auto& x : f.properties) names.push_back(x.name);
+          p.fail_in(k, "is not a member of " + f.name + " (" + join(names) + ")");
+          ok = false;
+          continue;
+        }
+        if (val.is_null()) continue;
+        if (!val.is_string() || utf8_length(val.get_ref<const std::string&>()) > m->max_len ||
+            !clean_text(val.get_ref<const std::string&>(), true)) {
+          p.fail_in(k, fmt::format("must be a string of at most {} characters", m->max_len));
+          ok = false;
+          continue;
+        }
+        std::string s = trim(val.get_ref<const std::string&>());
+        if (!s.empty()) clean[k] = std::move(s);
+      }
+      if (!ok) return std::nullopt;
+      return clean.empty() ? json(nullptr) : clean;
+    }
+    case Type::kTextList: {
+      const std::string each =
+          fmt::format("must be an array of strings, each 1 to {} characters without control characters", f.item_max);
+      if (!v.is_array()) {
+        p.fail(each);
+        return std::nullopt;
+      }
+      json out = json::array();
+      std::set<std::string> seen;
+      for (const auto& t : v) {
+        if (!t.is_string()) {
+          p.fail(each);
+          return std::nullopt;
+        }
+        std::string s = trim(t.get_ref<const std::string&>());
+        if (s.empty() || utf8_length(s) > f.item_max || !clean_text(s, false)) {
+          p.fail(each);
+          return std::nullopt;
+        }
+        if (seen.insert(lowercase(s)).second) out.push_back(std::move(s));
+      }
+      if (out.size() > f.max_len) {
+        p.fail(fmt::format("must hold at most {} items", f.max_len));
+        return std::nullopt;
+      }
+      return out;
+    }
+  }
+  return std::nullopt;
+}
+
+// What a null or absent stored value renders as (objects and lists with a default render it).
+json empty_value(const Field& f) { return f.default_value.is_null() ? json(nullptr) : f.default_value; }
+
+db::Param param_of(const Field& f, const json& v, std::deque<std::string>& keep) {
+  if (v.is_null()) return nullptr;
+  switch (f.type) {
+    case Type::kInteger: return v.get<int64_t>();
+    case Type::kBoolean: return v.get<bool>();
+    case Type::kObject:
+    case Type::kTextList: keep.push_back(dump(v)); return std::string_view(keep.back());
+    default: keep.push_back(v.get<std::string>()); return std::string_view(keep.back());
+  }
+}
+
+json value_of(const Field& f, const db::Row& row, size_t i) {
+  if (row.is_null(i)) return empty_value(f);
+  switch (f.type) {
+    case Type::kInteger: return row.integer(i);
+    case Type::kBoolean: return row.integer(i) != 0;
+    case Type::kObject:
+    case Type::kTextList: {
+      json j = json::parse(row.text(i), nullptr, false);
+      return j.is_discarded() ? empty_value(f) : j;
+    }
+    default: return row.text(i);
+  }
+}
+
+std::string sort_value(const json& v) {
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_boolean()) return v.get<bool>() ? "1" : "0";
+  return v.dump();
+}
+
+// A query parameter as text: clean UTF-8, bounded; 422 naming it otherwise. Empty counts as absent.
+std::optional<std::string> query_text(const http::Context& ctx, std::string_view name, size_t max) {
+  auto v = ctx.req.query_param(name);
+  if (!v || v->empty()) return std::nullopt;
+  if (v->size() > max || !clean_text(*v, false))
+    throw Error::validation({{std::string(name), fmt::format("must be at most {} characters of text", max)}});
+  return v;
+}
+
+}  // namespace
+
+// ---- Sql -------------------------------------------------------------------------------------------------
+
+std::string Sql::bind(db::Param p) {
+  params_.push_back(p);
+  return "$" + std::to_string(params_.size());
+}
+
+std::string Sql::bind_text(std::string v) {
+  owned_.push_back(std::move(v));
+  return bind(std::string_view(owned_.back()));
+}
+
+// ---- reading bodies --------------------------------------------------------------------------------------
+
+json Kit::read_fields(const Resource& r, const json& doc, Mode mode, std::vector<FieldError>& errors) const {
+  static const std::set<std::string, std::less<>> kServerSet = {"id", "tenant_id", "created_at", "updated_at"};
+  for (const auto& [name, _] : doc.items()) {
+    const Field* f = r.find(name);
+    if (f && !f->is_read_only) continue;
+    if (f || kServerSet.count(name)) {
+      errors.push_back({name, "is read-only"});
+    } else {
+      std::vector<std::string> known;
+      for (const auto& x : r.fields())
+        if (!x.is_read_only) known.push_back(x.name);
+      errors.push_back({name, "is not a known field (known: " + join(known) + ")"});
+    }
+  }
+  json patch = json::object();
+  for (const Field& f : r.fields()) {
+    if (f.is_read_only) continue;
+    auto it = doc.find(f.name);
+    if (it == doc.end()) {
+      if (mode == Mode::kCreate) {
+        if (!f.default_value.is_null())
+          patch[f.name] = f.default_value;
+        else if (f.is_required)
+          errors.push_back({f.name, "is required"});
+      }
+      continue;
+    }
+    if (it->is_null()) {
+      if (!f.default_value.is_null() && !f.is_required)
+        patch[f.name] = f.default_value;  // null resets to the default
+      else if (!f.is_nullable)
+        errors.push_back({f.name, "cannot be null"});
+      else
+        patch[f.name] = nullptr;
+      continue;
+    }
+    Problems p(f.name, errors);
+    const size_t before = errors.size();
+    auto v = read_value(*it, f, p);
+    if (!v) continue;
+    if (f.checker && !v->is_null()) f.checker(*v, p);
+    if (errors.size() != before) continue;
+    if (v->is_null() && !f.is_nullable) {
+      errors.push_back({f.name, "cannot be empty"});
+      continue;
+    }
+    patch[f.name] = std::move(*v);
+  }
+  return patch;
+}
+
+json Kit::read_body(const Resource& r, std::string_view body, Mode mode) const {
+  const json doc = parse_object(body);
+  std::vector<FieldError> errors;
+  json patch = read_fields(r, doc, mode, errors);
+  if (!errors.empty()) throw Error::validation(std::move(errors));
+  return patch;
+}
+
+// ---- lists -----------------------------------------------------------------------------------------------
+
+ListQuery Kit::read_list(const Resource& r, const http::Context& ctx) const {
+  ListQuery q;
+  std::vector<FieldError> errors;
+  if (auto limit = ctx.req.query_param("limit")) {
+    int n = 0;
+    auto [p, ec] = std::from_chars(limit->data(), limit->data() + limit->size(), n);
+    if (ec != std::errc() || p != limit->data() + limit->size() || n < 1 || n > 200)
+      errors.push_back({"limit", "must be an integer between 1 and 200"});
+    else
+      q.limit = n;
+  }
+  std::string sort = "-created_at";
+  if (auto s = ctx.req.query_param("sort"); s && !s->empty()) sort = *s;
+  q.descending = !sort.empty() && sort.front() == '-';
+  q.sort = q.descending ? sort.substr(1) : sort;
+  if (!r.sortable(q.sort)) {
+    std::vector<std::string> names = {"created_at", "updated_at"};
+    for (const auto& f : r.fields())
+      if (f.is_sortable) names.push_back(f.name);
+    std::vector<std::string> both;
+    for (const auto& n : names) both.push_back(n), both.push_back("-" + n);
+    errors.push_back({"sort", "must be one of: " + join(both)});
+  }
+  if (auto cursor = ctx.req.query_param("cursor"); cursor && !cursor->empty() && errors.empty()) {
+    // c1:<sort>|<base64url value>|<id>, made by render_list for the same sort.
+    std::string decoded, value;
+    const std::string head = "c1:" + sort + "|";
+    bool ok = cursor->size() <= 2048 && base64url_decode(*cursor, decoded) && decoded.rfind(head, 0) == 0;
+    if (ok) {
+      std::string_view rest = std::string_view(decoded).substr(head.size());
+      const size_t bar = rest.find('|');
+      ok = bar != std::string_view::npos && base64url_decode(rest.substr(0, bar), value) &&
+           valid_uuid(rest.substr(bar + 1)) && clean_text(value, true);
+      if (ok) q.after.emplace(std::move(value), std::string(rest.substr(bar + 1)));
+    }
+    if (!ok) errors.push_back({"cursor", "is not a cursor returned by this list with the same sort"});
+  }
+  if (!errors.empty()) throw Error::validation(std::move(errors));
+
+  if (!r.search_column().empty() || std::any_of(r.fields().begin(), r.fields().end(),
+                                                [](const Field& f) { return f.is_searchable; })) {
+    if (auto text = query_text(ctx, "q", 200)) q.q = http::like_pattern(*text);
+  }
+  for (const Field& f : r.fields()) {
+    if (f.filter_match == Match::kNone) continue;
+    const size_t max = f.type == Type::kText ? f.max_len : 64;
+    auto v = query_text(ctx, f.name, std::max<size_t>(max, 8));
+    if (!v) continue;
+    std::vector<FieldError> bad;
+    Problems p(f.name, bad);
+    json value;
+    switch (f.type) {
+      case Type::kBoolean:
+        if (*v == "true" || *v == "false")
+          value = *v == "true";
+        else
+          bad.push_back({f.name, "must be true or false"});
+        break;
+      case Type::kInteger: {
+        int64_t n = 0;
+        auto [ptr, ec] = std::from_chars(v->data(), v->data() + v->size(), n);
+        if (ec != std::errc() || ptr != v->data() + v->size())
+          bad.push_back({f.name, "must be an integer"});
+        else
+          value = n;
+        break;
+      }
+      case Type::kId:
+        if (!valid_uuid(lowercase(*v))) bad.push_back({f.name, "must be an id"});
+        value = lowercase(*v);
+        break;
+      case Type::kEnum:
+        if (std::find(f.values.begin(), f.values.end(), *v) == f.values.end())
+          bad.push_back({f.name, "must be one of: " + join(f.values)});
+        value = *v;
+        break;
+      default: value = *v;
+    }
+    if (!bad.empty()) throw Error::validation(std::move(bad));
+    q.filters.emplace_back(&f, sort_value(value));
+  }
+  for (const CustomFilter& cf : r.custom_filters())
+    if (auto v = query_text(ctx, cf.name, cf.max_length)) q.custom.emplace_back(&cf, *v);
+  return q;
+}
+
+std::string Kit::render_list(const Resource& r, json rows, const ListQuery& q) const {
+  json next = nullptr;
+  if (rows.size() > static_cast<size_t>(q.limit)) {
+    rows.erase(rows.size() - 1);
+    const json& last = rows.back();
+    const std::string sort = (q.descending ? "-" : "") + q.sort;
+    next = base64url_encode("c1:" + sort + "|" + base64url_encode(sort_value(last.at(q.sort))) + "|" +
+                            last.at("id").get<std::string>());
+  }
+  return json{{"data", std::move(rows)}, {"next_cursor", std::move(next)}}.dump(-1, ' ', false,
+                                                                              json::error_handler_t::replace);
+}
+
+json Kit::list(db::Tx& tx, const Caller& c, const Resource& r, const ListQuery& q) const {
+  // With q on a search column, the page's ids come first from the list index alone (which holds the search
+  // column), and only those rows are read: PostgreSQL filters index entries in an index-only scan but reads
+  // the row of every entry it filters in a plain one. (A join, not `id IN (…)`: SQLite would answer that by
+  // scanning the tenant in list order.)
+  const bool two_step = q.q && !r.search_column().empty();
+  Sql sql("SELECT " + (two_step ? std::string("id AS page_id") : r.select_list()) + " FROM " + r.table() +
+          " WHERE tenant_id = ");
+  const std::string tenant = sql.bind(c.scope.tenant_id());
+  sql += tenant;
+  if (c.owner) sql += " AND " + r.owner_column() + " = " + sql.bind_text(*c.owner);
+  for (const auto& [column, value] : q.equal) sql += " AND " + column + " = " + sql.bind_text(value);
+  for (const auto& [f, value] : q.filters) {
+    if (f->filter_match == Match::kCaseless)
+      sql += " AND lower(" + f->column() + ") = " + sql.bind_text(lowercase(value));
+    else if (f->type == Type::kInteger || f->type == Type::kBoolean)
+      sql += " AND " + f->column() + " = " + sql.bind(static_cast<int64_t>(std::stoll(value)));
+    else
+      sql += " AND " + f->column() + " = " + sql.bind_text(value);
+  }
+  for (const auto& [cf, value] : q.custom)
+    sql += " AND " + cf->where(value, [&](std::string v) { return sql.bind_text(std::move(v)); });
+  if (q.q) {
+    const std::string p = sql.bind_text(*q.q);
+    if (!r.search_column().empty()) {
+      sql += " AND " + r.search_column() + " LIKE " + p + " ESCAPE '\\'";
+    } else {
+      std::string any;
+      for (const auto& f : r.fields())
+        if (f.is_searchable) any += (any.empty() ? "" : " OR ") + ("lower(" + f.column() + ") LIKE " + p + " ESCAPE '\\'");
+      sql += " AND (" + any + ")";
+    }
+  }
+  const Field* sf = r.find(q.sort);
+  const std::string col = sf ? sf->column() : q.sort;
+  const char* op = q.descending ? " < " : " > ";
+  const char* dir = q.descending ? " DESC" : " ASC";
+  if (q.after) {
+    const bool numeric = sf && (sf->type == Type::kInteger || sf->type == Type::kBoolean);
+    std::string v;
+    if (numeric) {
+      int64_t n = 0;
+      std::from_chars(q.after->first.data(), q.after->first.data() + q.after->first.size(), n);
+      v = sql.bind(n);
+    } else {
+      v = sql.bind_text(q.after->first);
+    }
+    const std::string id = sql.bind_text(q.after->second);
+    sql += " AND (" + col + op + v + " OR (" + col + " = " + v + " AND id" + op + id + "))";
+  }
+  sql += " ORDER BY " + col + dir + ", id" + dir + " LIMIT " + sql.bind(static_cast<int64_t>(q.limit) + 1);
+  std::string text = sql.text();
+  if (two_step)
+    text = "SELECT " + r.select_list() + " FROM (" + text + ") AS page JOIN " + r.table() +
+           " ON id = page.page_id WHERE tenant_id = " + tenant + " ORDER BY " + col + dir + ", id" + dir;
+  json out = json::array();
+  for (const auto& row : tx.query(text, sql.params()).rows) out.push_back(row_json(r, row));
+  return out;
+}
+
+// ---- rows ------------------------------------------------------------------------------------------------
+
+json row_json(const Resource& r, const db::Row& row) {
+  json out = json::object();
+  size_t i = 0;
+  out["id"] = row.text(i++);
+  for (const Field& f : r.fields()) out[f.name] = value_of(f, row, i++);
+  out["created_at"] = row.text(i++);
+  out["updated_at"] = row.text(i++);
+  return out;
+}
+
+void not_found(const Resource& r, const std::string& id) {
+  throw Error(Code::kNotFound, fmt::format("No {} has the id '{}'.", r.kind(), id));
+}
+
+Caller caller_of(const http::Context& ctx, const Resource& r) {
+  Caller c{*ctx.tenant, actor_of(ctx), std::nullopt};
+  if (!r.owner_column().empty() && ctx.principal->role == Role::kClient) c.owner = ctx.principal->id;
+  return c;
+}
+
+std::optional<json> Kit::find(db::Tx& tx, const Caller& c, const Resource& r, const std::string& id) const {
+  if (!valid_uuid(id)) return std::nullopt;
+  Sql sql("SELECT " + r.select_list() + " FROM " + r.table() + " WHERE tenant_id = ");
+  sql += sql.bind(c.scope.tenant_id());
+  sql += " AND id = " + sql.bind(id);
+  if (c.owner) sql += " AND " + r.owner_column() + " = " + sql.bind_text(*c.owner);
+  auto res = tx.query(sql.text(), sql.params());
+  if (res.empty()) return std::nullopt;
+  return row_json(r, res.rows[0]);
+}
+
+bool Kit::exists(db::Tx& tx, const db::TenantScope& scope, const std::string& table, const std::string& id) const {
+  return !tx.query("SELECT 1 FROM " + table + " WHERE tenant_id = $1 AND id = $2", {scope.tenant_id(), id}).empty();
+}
+
+void Kit::check_row(db::Tx& tx, const Caller& c, const Resource& r, json& row, const json* before,
+                    const json& patch, json& event) const {
+  std::vector<FieldError> errors;
+  Change change{tx, c.scope, row, before, patch, errors, event, c.actor};
+  // Links must name a row of this tenant (checked when set or changed).
+  for (const Field& f : r.fields()) {
+    if (f.refs_table.empty()) continue;
+    const json& v = row[f.name];
+    if (v.is_null() || (before && before->value(f.name, json()) == v)) continue;
+    if (!exists(tx, c.scope, f.refs_table, v.get<std::string>()))
+      errors.push_back({f.name, "does not exist in this tenant"});
+  }
+  if (r.hooks().validate) r.hooks().validate(change);
+  if (!errors.empty()) throw Error::validation(std::move(errors));
+}
+
+void Kit::store_row(db::Tx& tx, const Caller& c, const Resource& r, json& row, const json* before,
+                    const json& patch, json& event) const {
+  std::vector<FieldError> errors;
+  Change change{tx, c.scope, row, before, patch, errors, event, c.actor};
+  std::deque<std::string> keep;
+  std::vector<std::pair<std::string, db::Param>> cols;
+  for (const Field& f : r.fields()) cols.emplace_back(f.column(), param_of(f, row[f.name], keep));
+  for (const Derived& d : r.derived()) {
+    keep.emplace_back();
+    cols.emplace_back(d.column, d.value(row, keep.back()));
+  }
+  // Unique per tenant: answered 409 naming the value (the database's constraint is the backstop).
+  for (const Field& f : r.fields()) {
+    if (f.unique_on.empty() || row[f.name].is_null()) continue;
+    if (before && before->value(f.name, json()) == row[f.name]) continue;
+    auto col = std::find_if(cols.begin(), cols.end(), [&](const auto& p) { return p.first == f.unique_on; });
+    if (col == cols.end()) continue;
+    if (!tx.query("SELECT 1 FROM " + r.table() + " WHERE tenant_id = $1 AND " + f.unique_on + " = $2 AND id <> $3",
+                  {c.scope.tenant_id(), col->second, row["id"].get<std::string>()})
+             .empty())
+      throw Error(Code::kConflict, fmt::format("Another {} of this tenant has the {} '{}'.", r.kind(), f.name,
+                                               sort_value(row[f.name])));
+  }
+
+  Sql sql;
+  if (!before) {
+    sql += "INSERT INTO " + r.table() + " (id, tenant_id";
+    std::string values = sql.bind_text(row["id"].get<std::string>()) + ", " + sql.bind(c.scope.tenant_id());
+    if (c.owner) {
+      sql += ", " + r.owner_column();
+      values += ", " + sql.bind_text(*c.owner);
+    }
+    for (auto& [name, p] : cols) {
+      sql += ", " + name;
+      values += ", " + sql.bind(p);
+    }
+    sql += ", created_at, updated_at) VALUES (" + values + ", " + sql.bind_text(row["created_at"].get<std::string>()) +
+           ", " + sql.bind_text(row["updated_at"].get<std::string>()) + ")";
+  } else {
+    sql += "UPDATE " + r.table() + " SET updated_at = " + sql.bind_text(row["updated_at"].get<std::string>());
+    for (auto& [name, p] : cols) sql += ", " + name + " = " + sql.bind(p);
+    sql += " WHERE tenant_id = " + sql.bind(c.scope.tenant_id()) + " AND id = " +
+           sql.bind_text(row["id"].get<std::string>());
+  }
+  tx.query(sql.text(), sql.params());
+  if (r.hooks().after_write) r.hooks().after_write(change);
+  if (!errors.empty()) throw Error::validation(std::move(errors));
+}
+
+json Kit::create(db::Tx& tx, const Caller& c, const Resource& r, const json& patch) const {
+  json row = json::object();
+  row["id"] = new_uuid_v7();
+  for (const Field& f : r.fields()) {
+    auto it = patch.find(f.name);
+    row[f.name] = it != patch.end() ? *it : empty_value(f);
+  }
+  row["created_at"] = row["updated_at"] = now_text();
+  json event = json::object();
+  check_row(tx, c, r, row, nullptr, patch, event);
+  store_row(tx, c, r, row, nullptr, patch, event);
+  event[r.kind()] = row;
+  event["actor"] = c.actor.to_json();
+  outbox_.append(tx, c.scope, r.event("created"), std::move(event));
+  return row;
+}
+
+json Kit::update(db::Tx& tx, const Caller& c, const Resource& r, const std::string& id, const json& patch) const {
+  auto before = find(tx, c, r, id);
+  if (!before) not_found(r, id);
+  json row = *before;
+  for (const auto& [k, v] : patch.items()) row[k] = v;
+  row["updated_at"] = now_text();
+  json event = json::object();
+  check_row(tx, c, r, row, &*before, patch, event);
+  json changed = json::array();
+  for (const auto& [k, v] : row.items())
+    if (k != "updated_at" && before->value(k, json()) != v) changed.push_back(k);
+  if (changed.empty()) return *before;  // nothing to write, nothing to announce
+  store_row(tx, c, r, row, &*before, patch, event);
+  event[r.kind()] = row;
+  event["changed"] = std::move(changed);
+  event["actor"] = c.actor.to_json();
+  outbox_.append(tx, c.scope, r.event("updated"), std::move(event));
+  return row;
+}
+
+void Kit::remove(db::Tx& tx, const Caller& c, const Resource& r, const std::string& id) const {
+  auto before = find(tx, c, r, id);
+  if (!before) not_found(r, id);
+  json row = *before, event = json::object();
+  std::vector<FieldError> errors;
+  const json patch = json::object();
+  Change change{tx, c.scope, row, &*before, patch, errors, event, c.actor};
+  if (r.hooks().before_delete) r.hooks().before_delete(change);
+  if (!errors.empty()) throw Error::validation(std::move(errors));
+  // Links to the row from the module's other resources are cleared.
+  const std::string now = now_text();
+  for (const auto& other : resources_)
+    for (const Field& f : other->fields())
+      if (f.refs_table == r.table())
+        tx.query("UPDATE " + other->table() + " SET " + f.column() + " = NULL, updated_at = $3 WHERE tenant_id = $1 AND " +
+                     f.column() + " = $2",
+                 {c.scope.tenant_id(), id, now});
+  tx.query("DELETE FROM " + r.table() + " WHERE tenant_id = $1 AND id = $2", {c.scope.tenant_id(), id});
+  if (r.hooks().after_delete) r.hooks().after_delete(change);
+  event["id"] = id;
+  event["actor"] = c.actor.to_json();
+  outbox_.append(tx, c.scope, r.event("deleted"), std::move(event));
+}
+
+void Kit::purge_tenant(db::Tx& tx, const db::TenantScope& scope) const {
+  for (const auto& r : resources_) {
+    for (const auto& side : r->side_tables()) tx.query("DELETE FROM " + side + " WHERE tenant_id = $1", {scope.tenant_id()});
+    tx.query("DELETE FROM " + r->table() + " WHERE tenant_id = $1", {scope.tenant_id()});
+  }
+}
+
+// ---- the registry ----------------------------------------------------------------------------------------
+
+Kit::Kit(std::shared_ptr<db::Database> db, const db::Outbox& outbox, WorkerPool& workers,
+         http::Idempotency& idempotency)
+    : db_(std::move(db)), outbox_(outbox), workers_(workers), idempotency_(idempotency) {}
+
+const Resource& Kit::add(Resource r) {
+  r.seal();
+  resources_.push_back(std::make_unique<Resource>(std::move(r)));
+  return *resources_.back();
+}
+
+const Resource& Kit::get(std::string_view plural) const {
+  for (const auto& r : resources_)
+    if (r->plural() == plural) return *r;
+  throw std::logic_error("no resource " + std::string(plural));
+}
+
+}  // namespace cdx::kit

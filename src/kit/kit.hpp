@@ -1,0 +1,132 @@
+// One module's declared resources over its database: the kit reads their bodies, writes their rows and
+// events, lists them, mounts their routes and documents them, all from the declarations (resource.hpp).
+//   kit::Kit kit(db, outbox, workers, idempotency);
+//   const kit::Resource& companies = kit.add(company_resource());
+//   kit.mount(router);                       // POST/GET/PATCH/DELETE /api/v1/crm/companies[/{id}]
+//   auto row = kit.create(tx, caller, companies, kit.read_body(companies, body, kit::Mode::kCreate));
+#pragma once
+#include <nlohmann/json.hpp>
+
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/worker_pool.hpp"
+#include "db/outbox.hpp"
+#include "http/idempotency.hpp"
+#include "kit/resource.hpp"
+
+namespace cdx::kit {
+
+enum class Mode { kCreate, kUpdate };
+
+// Who acts, in which tenant; `owner` is set for CLIENTs of resources declared with an owner column.
+struct Caller {
+  const db::TenantScope& scope;
+  Actor actor;
+  std::optional<std::string> owner;
+};
+Caller caller_of(const http::Context& ctx, const Resource& r);
+
+struct ListQuery {
+  int limit = 50;
+  std::string sort = "created_at";  // a field name (created_at, updated_at or a sortable field)
+  bool descending = true;
+  std::optional<std::pair<std::string, std::string>> after;  // sort value and id of the last row seen
+  std::optional<std::string> q;                              // a LIKE pattern (escaped, lower-cased)
+  std::vector<std::pair<const Field*, std::string>> filters;
+  std::vector<std::pair<const CustomFilter*, std::string>> custom;
+  std::vector<std::pair<std::string, std::string>> equal;  // column = value, set by code (a parent's id)
+};
+
+// Builds one statement and its parameters; owns the text the parameters view.
+class Sql {
+ public:
+  explicit Sql(std::string text = {}) : text_(std::move(text)) {}
+  std::string bind(db::Param p);
+  std::string bind_text(std::string v);
+  Sql& operator+=(std::string_view s) {
+    text_ += s;
+    return *this;
+  }
+  const std::string& text() const { return text_; }
+  const db::Params& params() const { return params_; }
+
+ private:
+  std::string text_;
+  std::deque<std::string> owned_;
+  db::Params params_;
+};
+
+class Kit {
+ public:
+  Kit(std::shared_ptr<db::Database> db, const db::Outbox& outbox, WorkerPool& workers,
+      http::Idempotency& idempotency);
+  Kit(const Kit&) = delete;
+  Kit& operator=(const Kit&) = delete;
+
+  const Resource& add(Resource r);
+  const Resource& get(std::string_view plural) const;
+  const std::vector<std::unique_ptr<Resource>>& resources() const { return resources_; }
+
+  // CRUD routes of every resource. Create takes an Idempotency-Key whose answer commits with the row.
+  void mount(http::Router& router) const;
+  // components/schemas: <Name>, <Name>Create, <Name>Update with the limits the reader enforces.
+  void add_schemas(nlohmann::json& schemas) const;
+  // Deletes every row of the tenant in the resources' tables and side tables. Blocking, in tx.
+  void purge_tenant(db::Tx& tx, const db::TenantScope& scope) const;
+
+  // Body → the fields it gives: absent fields are absent, null clears (or resets to the default), values
+  // are checked and normalised. 400 for bad JSON, 422 listing every bad field.
+  nlohmann::json read_body(const Resource& r, std::string_view body, Mode mode) const;
+  // The same rules on an already parsed object (CSV rows); errors are appended, not thrown.
+  nlohmann::json read_fields(const Resource& r, const nlohmann::json& doc, Mode mode,
+                             std::vector<FieldError>& errors) const;
+  // limit, cursor, sort, q and the declared filters from the query string (422 naming each bad one).
+  ListQuery read_list(const Resource& r, const http::Context& ctx) const;
+  // {"data": rows[..limit], "next_cursor"}; rows holds up to limit + 1 rows.
+  std::string render_list(const Resource& r, nlohmann::json rows, const ListQuery& q) const;
+
+  // Blocking, inside the caller's transaction. create/update/remove check, write, run the hooks and
+  // append the event; 404 for another tenant's (or another owner's) row, 409 for a taken unique value.
+  nlohmann::json create(db::Tx& tx, const Caller& c, const Resource& r, const nlohmann::json& patch) const;
+  nlohmann::json update(db::Tx& tx, const Caller& c, const Resource& r, const std::string& id,
+                        const nlohmann::json& patch) const;
+  void remove(db::Tx& tx, const Caller& c, const Resource& r, const std::string& id) const;
+  std::optional<nlohmann::json> find(db::Tx& tx, const Caller& c, const Resource& r, const std::string& id) const;
+  nlohmann::json list(db::Tx& tx, const Caller& c, const Resource& r, const ListQuery& q) const;
+  bool exists(db::Tx& tx, const db::TenantScope& scope, const std::string& table, const std::string& id) const;
+
+  db::Database& database() const { return *db_; }
+  WorkerPool& workers() const { return workers_; }
+  const db::Outbox& outbox() const { return outbox_; }
+
+  // Runs fn(tx) in a write transaction; with an Idempotency-Key on the request, the answer fn leaves in
+  // ctx.res commits with its change, and a retry replays it (a concurrent twin waits, then replays).
+  Task<void> write_answer(http::Context& ctx, std::string route_key, std::function<void(db::Tx&)> fn) const;
+
+ private:
+  void mount_one(http::Router& router, const Resource& r) const;
+  // Links and the validate hook (422), then the unique checks (409), the statement and after_write.
+  void check_row(db::Tx& tx, const Caller& c, const Resource& r, nlohmann::json& row, const nlohmann::json* before,
+                 const nlohmann::json& patch, nlohmann::json& event) const;
+  void store_row(db::Tx& tx, const Caller& c, const Resource& r, nlohmann::json& row, const nlohmann::json* before,
+                 const nlohmann::json& patch, nlohmann::json& event) const;
+
+  std::shared_ptr<db::Database> db_;
+  const db::Outbox& outbox_;
+  WorkerPool& workers_;
+  http::Idempotency& idempotency_;
+  std::vector<std::unique_ptr<Resource>> resources_;
+};
+
+// components/schemas of one resource: <Name>, <Name>Create, <Name>Update.
+void add_schema(nlohmann::json& schemas, const Resource& r);
+// A row's JSON as the kit renders it, from a result row in select_list() order.
+nlohmann::json row_json(const Resource& r, const db::Row& row);
+// Path ids that cannot be ours answer 404 without asking the database.
+[[noreturn]] void not_found(const Resource& r, const std::string& id);
+
+}  // namespace cdx::kit

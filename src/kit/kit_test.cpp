@@ -1,0 +1,222 @@
+// The kit on a throwaway SQLite database, with the worked example of docs/kit.md: a `books` resource.
+#include "kit/kit.hpp"
+
+#include <gtest/gtest.h>
+
+#include <fmt/format.h>
+
+#include <filesystem>
+
+#include "common/ids.hpp"
+#include "db/testing.hpp"
+
+namespace cdx::kit {
+namespace {
+
+using nlohmann::json;
+
+// docs/kit.md, "A resource in twenty lines".
+Resource book_resource() {
+  Resource r("shelf", "book", "books");
+  r.field(text("title", 200).required().searchable().sortable())
+      .field(text("isbn", 17).min(10).unique().filter().check([](json& v, Problems& p) {
+        std::string digits;
+        for (char c : v.get<std::string>())
+          if (c != '-') digits += c;
+        if (digits.size() != 10 && digits.size() != 13) return p.fail("must hold 10 or 13 digits");
+        v = digits;
+      }))
+      .field(integer("pages", 1, 100000).filter())
+      .field(choice("format", {"hardcover", "paperback", "ebook"}).not_null().defaults("paperback").filter())
+      .field(boolean("lent").not_null().defaults(false))
+      .field(id("shelf_id").refs("shelf_db.shelves"))
+      .field(text_list("labels", 5, 20).defaults(json::array()))
+      .field(object("extra", 256).defaults(json::object()))
+      .hooks({.validate = [](Change& c) {
+        if (c.value("lent") && c.row["lent"].get<bool>() && c.row["format"] == "ebook")
+          c.errors.push_back({"lent", "an ebook cannot be lent"});
+      }});
+  return r;
+}
+
+class KitTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    init_crypto();
+    dir_ = std::filesystem::temp_directory_path() / ("cdx-kit-" + random_token(10));
+    factory_ = db::make_sqlite_factory(dir_.string());
+    db_ = factory_->open("shelf_db");
+    db_->migrate({{1, "books",
+                   "CREATE TABLE shelf_db.shelves (id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL);"
+                   "CREATE TABLE shelf_db.books (id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, title TEXT NOT NULL, "
+                   "isbn TEXT, pages BIGINT, format TEXT NOT NULL, lent INTEGER NOT NULL, shelf_id TEXT, "
+                   "labels TEXT NOT NULL, extra TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL, "
+                   "UNIQUE (tenant_id, isbn));"},
+                  db::Outbox::migration(2, "shelf_db"), http::Idempotency::migration(3, "shelf_db")});
+    idempotency_ = std::make_unique<http::Idempotency>(db_, workers_);
+    kit_ = std::make_unique<Kit>(db_, outbox_, workers_, *idempotency_);
+    books_ = &kit_->add(book_resource());
+  }
+  void TearDown() override {
+    kit_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+
+  // Field names of the 422 a body gets.
+  std::vector<std::string> refused(std::string_view body, Mode mode = Mode::kCreate) {
+    try {
+      kit_->read_body(*books_, body, mode);
+    } catch (const Error& e) {
+      std::vector<std::string> out;
+      for (const auto& f : e.field_errors()) out.push_back(f.field);
+      if (out.empty()) out.push_back("<" + std::string(info(e.code()).code) + ">");
+      return out;
+    }
+    return {};
+  }
+  json create(const db::TenantScope& scope, std::string_view body) {
+    const json patch = kit_->read_body(*books_, body, Mode::kCreate);
+    const Caller c{scope, {"user", "u1"}, std::nullopt};
+    return db_->write(scope, [&](db::Tx& tx) { return kit_->create(tx, c, *books_, patch); });
+  }
+  json update(const db::TenantScope& scope, const std::string& id, std::string_view body) {
+    const json patch = kit_->read_body(*books_, body, Mode::kUpdate);
+    const Caller c{scope, {"user", "u1"}, std::nullopt};
+    return db_->write(scope, [&](db::Tx& tx) { return kit_->update(tx, c, *books_, id, patch); });
+  }
+  json list(const db::TenantScope& scope, ListQuery q) {
+    const Caller c{scope, {"user", "u1"}, std::nullopt};
+    return db_->read(scope, [&](db::Tx& tx) { return kit_->list(tx, c, *books_, q); });
+  }
+  std::vector<db::OutboxEvent> events(const db::TenantScope& scope) {
+    return db_->read(scope, [&](db::Tx& tx) { return outbox_.list(tx, scope, std::nullopt, 100, std::nullopt); });
+  }
+
+  std::filesystem::path dir_;
+  std::unique_ptr<db::ConnectionFactory> factory_;
+  std::shared_ptr<db::Database> db_;
+  db::Outbox outbox_{"shelf_db"};
+  WorkerPool workers_{1};
+  std::unique_ptr<http::Idempotency> idempotency_;
+  std::unique_ptr<Kit> kit_;
+  const Resource* books_ = nullptr;
+  db::TenantScope a_ = db::testing::TestScopes::mint("tenant-a");
+  db::TenantScope b_ = db::testing::TestScopes::mint("tenant-b");
+};
+
+TEST_F(KitTest, ReaderChecksEveryFieldAndNamesEachBadOne) {
+  EXPECT_EQ(refused(R"({"title":"Dune"})"), std::vector<std::string>{});
+  EXPECT_EQ(refused(R"({})"), std::vector<std::string>{"title"});
+  EXPECT_EQ(refused(R"({"title":"  "})"), std::vector<std::string>{"title"});
+  EXPECT_EQ(refused(R"({"title":"A","pages":0,"format":"scroll","isbn":"12","nope":1,"id":"x"})"),
+            (std::vector<std::string>{"id", "nope", "isbn", "pages", "format"}));
+  EXPECT_EQ(refused(R"({"title":"A","labels":["a","b","c","d","e","f"]})"), std::vector<std::string>{"labels"});
+  EXPECT_EQ(refused(R"({"title":"A","extra":{"x":")" + std::string(300, 'y') + R"("}})"),
+            std::vector<std::string>{"extra"});
+  EXPECT_EQ(refused("{\"title\":\"A\\u0000B\"}"), std::vector<std::string>{"title"});
+  EXPECT_EQ(refused("{\"title\":\"\xC3\x28\"}"), std::vector<std::string>{"<invalid_request>"});
+  EXPECT_EQ(refused("{nope"), std::vector<std::string>{"<invalid_request>"});
+  EXPECT_EQ(refused("[1]"), std::vector<std::string>{"body"});
+}
+
+TEST_F(KitTest, PatchTellsAbsentFromNullFromValue) {
+  const json patch = kit_->read_body(*books_, R"({"pages":null,"isbn":"978-0-441-17271-9"})", Mode::kUpdate);
+  EXPECT_FALSE(patch.contains("title"));
+  EXPECT_TRUE(patch.at("pages").is_null());
+  EXPECT_EQ(patch.at("isbn"), "9780441172719");
+  EXPECT_EQ(refused(R"({"title":null})", Mode::kUpdate), std::vector<std::string>{"title"});
+  EXPECT_EQ(refused(R"({"format":null})", Mode::kUpdate), std::vector<std::string>{});  // resets to the default
+  EXPECT_EQ(kit_->read_body(*books_, R"({"format":null})", Mode::kUpdate).at("format"), "paperback");
+}
+
+TEST_F(KitTest, CreateUpdateAndEventsWithTheChangedFields) {
+  json b = create(a_, R"({"title":"Dune","pages":412,"labels":["sf"," SF ","classic"]})");
+  EXPECT_EQ(b["format"], "paperback");
+  EXPECT_EQ(b["labels"], json({"sf", "classic"}));
+  EXPECT_EQ(b["extra"], json::object());
+  json u = update(a_, b["id"], R"({"pages":413,"title":"Dune"})");
+  EXPECT_EQ(u["pages"], 413);
+  EXPECT_EQ(update(a_, b["id"], R"({"pages":413})")["updated_at"], u["updated_at"]) << "no change, no write";
+  auto ev = events(a_);
+  ASSERT_EQ(ev.size(), 2u);
+  EXPECT_EQ(ev[0].type, "shelf.book.updated");
+  EXPECT_EQ(ev[0].payload["changed"], json({"pages"}));
+  EXPECT_EQ(ev[1].type, "shelf.book.created");
+  EXPECT_EQ(ev[1].payload["book"]["title"], "Dune");
+  EXPECT_EQ(ev[1].payload["actor"], json({{"type", "user"}, {"id", "u1"}}));
+}
+
+TEST_F(KitTest, RulesAcrossRowsAndFields) {
+  create(a_, R"({"title":"A","isbn":"0-441-17271-7"})");
+  try {
+    create(a_, R"({"title":"B","isbn":"0441172717"})");
+    FAIL() << "a taken isbn must conflict";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), Code::kConflict);
+  }
+  EXPECT_NO_THROW(create(b_, R"({"title":"B","isbn":"0441172717"})")) << "unique per tenant";
+  try {
+    create(a_, R"({"title":"C","format":"ebook","lent":true,"shelf_id":"01930000-0000-7000-8000-000000000001"})");
+    FAIL() << "hook and link must refuse";
+  } catch (const Error& e) {
+    ASSERT_EQ(e.field_errors().size(), 2u);
+    EXPECT_EQ(e.field_errors()[0].field, "shelf_id");
+    EXPECT_EQ(e.field_errors()[1].field, "lent");
+  }
+  EXPECT_TRUE(events(a_).size() == 1) << "a refused change writes no event";
+}
+
+TEST_F(KitTest, ListsPageWithOneCursorFormatAndStayInTheirTenant) {
+  for (int i = 0; i < 5; ++i) create(a_, fmt::format(R"({{"title":"Book {}","pages":{}}})", i, 100 + i % 2));
+  create(b_, R"({"title":"Book of B"})");
+  ListQuery q;
+  q.limit = 2;
+  q.sort = "title";
+  q.descending = false;
+  std::vector<std::string> titles;
+  for (int page = 0; page < 5; ++page) {
+    json rows = list(a_, q);
+    const json doc = json::parse(kit_->render_list(*books_, rows, q));
+    for (const auto& r : doc["data"]) titles.push_back(r["title"]);
+    if (doc["next_cursor"].is_null()) break;
+    std::string decoded;
+    ASSERT_TRUE(base64url_decode(doc["next_cursor"].get<std::string>(), decoded));
+    ASSERT_EQ(decoded.rfind("c1:title|", 0), 0u) << decoded;
+    const auto last = doc["data"].back();
+    q.after.emplace(last["title"], last["id"]);
+  }
+  EXPECT_EQ(titles, (std::vector<std::string>{"Book 0", "Book 1", "Book 2", "Book 3", "Book 4"}));
+  ListQuery f;
+  f.filters.emplace_back(books_->find("pages"), "101");
+  EXPECT_EQ(list(a_, f).size(), 2u);
+  ListQuery s;
+  s.q = "%book 3%";
+  EXPECT_EQ(list(a_, s).size(), 1u);
+  db_->write(a_, [&](db::Tx& tx) { kit_->purge_tenant(tx, a_); });
+  EXPECT_EQ(list(a_, ListQuery{}).size(), 0u);
+  EXPECT_EQ(list(b_, ListQuery{}).size(), 1u) << "the purge keeps other tenants' rows";
+}
+
+TEST_F(KitTest, SchemasCarryTheLimitsTheReaderEnforces) {
+  json s = json::object();
+  kit_->add_schemas(s);
+  EXPECT_EQ(s["BookCreate"]["required"], json({"title"}));
+  EXPECT_EQ(s["BookCreate"]["additionalProperties"], false);
+  EXPECT_EQ(s["BookCreate"]["properties"]["title"]["maxLength"], 200);
+  EXPECT_EQ(s["BookCreate"]["properties"]["isbn"]["minLength"], 10);
+  EXPECT_EQ(s["BookCreate"]["properties"]["pages"]["maximum"], 100000);
+  EXPECT_EQ(s["BookUpdate"]["properties"]["labels"]["maxItems"], 5);
+  EXPECT_EQ(s["Book"]["properties"]["format"]["enum"], json({"hardcover", "paperback", "ebook"}));
+  EXPECT_FALSE(s["Book"]["properties"].contains("tenant_id"));
+}
+
+TEST(KitDeclaration, RefusesWhatCannotWork) {
+  Resource nullable_sort("shelf", "book", "books");
+  nullable_sort.field(text("subtitle", 10).sortable());
+  EXPECT_THROW(nullable_sort.seal(), std::logic_error);
+  Resource bad_name("shelf", "book", "books; DROP");
+  EXPECT_THROW(bad_name.seal(), std::logic_error);
+}
+
+}  // namespace
+}  // namespace cdx::kit

@@ -1,0 +1,93 @@
+// OpenAPI schemas derived from the declarations, with the limits the body reader enforces.
+#include "kit/kit.hpp"
+
+namespace cdx::kit {
+
+using nlohmann::json;
+
+namespace {
+
+json type_of(const char* t, bool nullable) { return nullable ? json{t, "null"} : json(t); }
+
+json schema_of(const Field& f, bool nullable) {
+  json s = json::object();
+  switch (f.type) {
+    case Type::kText:
+      s["type"] = type_of("string", nullable);
+      s["minLength"] = f.min_len;
+      s["maxLength"] = f.max_len;
+      break;
+    case Type::kInteger:
+      s["type"] = type_of("integer", nullable);
+      s["minimum"] = *f.minimum;
+      s["maximum"] = *f.maximum;
+      break;
+    case Type::kBoolean: s["type"] = type_of("boolean", nullable); break;
+    case Type::kId:
+    case Type::kDate:
+    case Type::kDateTime: s["type"] = type_of("string", nullable); break;
+    case Type::kEnum: {
+      s["type"] = type_of("string", nullable);
+      json e = f.values;
+      if (nullable) e.push_back(nullptr);
+      s["enum"] = std::move(e);
+      break;
+    }
+    case Type::kObject:
+      s["type"] = type_of("object", nullable);
+      if (!f.properties.empty()) {
+        json props = json::object();
+        for (const auto& m : f.properties) props[m.name] = {{"type", {"string", "null"}}, {"maxLength", m.max_len}};
+        s["properties"] = std::move(props);
+        s["additionalProperties"] = false;
+      } else {
+        s["description"] = "a JSON object of at most " + std::to_string(f.max_len) + " bytes";
+      }
+      break;
+    case Type::kTextList:
+      s["type"] = type_of("array", nullable);
+      s["items"] = {{"type", "string"}, {"minLength", 1}, {"maxLength", f.item_max}};
+      s["maxItems"] = f.max_len;
+      break;
+  }
+  if (!f.openapi_format.empty()) s["format"] = f.openapi_format;
+  if (!f.pattern.empty()) s["pattern"] = f.pattern;
+  if (!f.description.empty()) s["description"] = f.description;
+  if (!f.default_value.is_null()) s["default"] = f.default_value;
+  return s;
+}
+
+}  // namespace
+
+void Kit::add_schemas(json& schemas) const {
+  for (const auto& r : resources_) add_schema(schemas, *r);
+}
+
+void add_schema(json& schemas, const Resource& r) {
+  const json ts = {{"type", "string"}, {"format", "date-time"}};
+  {
+    json read = json::object(), create = json::object(), update = json::object();
+    std::vector<std::string> all = {"id"}, required;
+    read["id"] = {{"type", "string"}, {"format", "uuid"}};
+    for (const Field& f : r.fields()) {
+      const bool stored_null = f.is_nullable && f.default_value.is_null();
+      read[f.name] = schema_of(f, stored_null);
+      all.push_back(f.name);
+      if (f.is_read_only) continue;
+      create[f.name] = schema_of(f, f.is_nullable);
+      update[f.name] = schema_of(f, f.is_nullable);
+      if (f.is_required && f.default_value.is_null()) required.push_back(f.name);
+    }
+    read["created_at"] = ts;
+    read["updated_at"] = ts;
+    all.push_back("created_at");
+    all.push_back("updated_at");
+    schemas[r.schema_name()] = {{"type", "object"}, {"properties", read}, {"required", all}};
+    json c = {{"type", "object"}, {"properties", create}, {"additionalProperties", false}};
+    if (!required.empty()) c["required"] = required;
+    schemas[r.schema_name() + "Create"] = std::move(c);
+    schemas[r.schema_name() + "Update"] = {{"type", "object"}, {"properties", update}, {"additionalProperties", false}};
+  }
+}
+
+}  // namespace cdx::kit

@@ -1,0 +1,156 @@
+#include "kit/resource.hpp"
+
+#include <stdexcept>
+
+#include "common/principal.hpp"
+
+namespace cdx::kit {
+
+namespace {
+
+bool sql_name(std::string_view s) {
+  if (s.empty() || s.size() > 63) return false;
+  for (char c : s)
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_')) return false;
+  return true;
+}
+
+Field make(std::string name, Type type) {
+  Field f;
+  f.name = std::move(name);
+  f.type = type;
+  return f;
+}
+
+}  // namespace
+
+std::string_view type_name(Type t) {
+  switch (t) {
+    case Type::kText: return "text";
+    case Type::kInteger: return "integer";
+    case Type::kBoolean: return "boolean";
+    case Type::kId: return "id";
+    case Type::kEnum: return "enum";
+    case Type::kDate: return "date";
+    case Type::kDateTime: return "datetime";
+    case Type::kObject: return "object";
+    case Type::kTextList: return "text list";
+  }
+  return "text";
+}
+
+Field text(std::string name, size_t max_length) {
+  Field f = make(std::move(name), Type::kText);
+  f.min_len = 1;
+  f.max_len = max_length;
+  return f;
+}
+
+Field integer(std::string name, int64_t minimum, int64_t maximum) {
+  Field f = make(std::move(name), Type::kInteger);
+  f.minimum = minimum;
+  f.maximum = maximum;
+  return f;
+}
+
+Field boolean(std::string name) { return make(std::move(name), Type::kBoolean); }
+
+Field id(std::string name) {
+  Field f = make(std::move(name), Type::kId);
+  f.openapi_format = "uuid";
+  return f;
+}
+
+Field choice(std::string name, std::vector<std::string> values) {
+  Field f = make(std::move(name), Type::kEnum);
+  f.values = std::move(values);
+  return f;
+}
+
+Field date(std::string name) {
+  Field f = make(std::move(name), Type::kDate);
+  f.openapi_format = "date";
+  return f;
+}
+
+Field datetime(std::string name) {
+  Field f = make(std::move(name), Type::kDateTime);
+  f.openapi_format = "date-time";
+  return f;
+}
+
+Field object(std::string name, size_t max_bytes) {
+  Field f = make(std::move(name), Type::kObject);
+  f.max_len = max_bytes;
+  return f;
+}
+
+Field object(std::string name, std::vector<Field> properties) {
+  Field f = make(std::move(name), Type::kObject);
+  f.properties = std::move(properties);
+  return f;
+}
+
+Field text_list(std::string name, size_t max_items, size_t item_max) {
+  Field f = make(std::move(name), Type::kTextList);
+  f.max_len = max_items;
+  f.item_max = item_max;
+  return f;
+}
+
+Actor actor_of(const http::Context& ctx) {
+  const Principal& p = *ctx.principal;
+  switch (p.kind) {
+    case Principal::Kind::kSuperadmin: return {"superadmin", p.id};
+    case Principal::Kind::kApiKey: return {"api_key", p.id};
+    case Principal::Kind::kUser: break;
+  }
+  return {"user", p.id};
+}
+
+const nlohmann::json* Change::value(std::string_view f) const {
+  auto it = row.find(f);
+  return it == row.end() || it->is_null() ? nullptr : &*it;
+}
+
+Resource::Resource(std::string module, std::string kind, std::string plural)
+    : module_(std::move(module)), kind_(std::move(kind)), plural_(std::move(plural)) {
+  read_scope_ = module_ + ":read";
+  write_scope_ = module_ + ":write";
+  schema_name_ = kind_;
+  if (!schema_name_.empty()) schema_name_[0] = static_cast<char>(std::toupper(schema_name_[0]));
+}
+
+const Field* Resource::find(std::string_view name) const {
+  for (const auto& f : fields_)
+    if (f.name == name) return &f;
+  return nullptr;
+}
+
+bool Resource::sortable(std::string_view name) const {
+  if (name == "created_at" || name == "updated_at") return true;
+  const Field* f = find(name);
+  return f && f->is_sortable;
+}
+
+void Resource::seal() {
+  auto bad = [&](const std::string& what) {
+    throw std::logic_error("resource " + module_ + "." + plural_ + ": " + what);
+  };
+  if (!sql_name(module_) || !sql_name(plural_)) bad("module and plural must be SQL names");
+  select_list_ = "id";
+  for (const auto& f : fields_) {
+    if (!sql_name(f.name) || !sql_name(f.column())) bad("field '" + f.name + "' must be an SQL name");
+    if (f.is_sortable && f.is_nullable && !f.is_required && f.default_value.is_null())
+      bad("sortable field '" + f.name + "' must not be nullable (keyset pages need a value)");
+    if (f.type == Type::kText && f.max_len == 0) bad("text field '" + f.name + "' needs a maximum length");
+    if (f.type == Type::kEnum && f.values.empty()) bad("enum field '" + f.name + "' needs values");
+    select_list_ += ", " + f.column();
+  }
+  select_list_ += ", created_at, updated_at";
+  for (const auto& d : derived_)
+    if (!sql_name(d.column)) bad("derived column '" + d.column + "' must be an SQL name");
+  if (!owner_column_.empty() && !sql_name(owner_column_)) bad("owner column must be an SQL name");
+}
+
+}  // namespace cdx::kit

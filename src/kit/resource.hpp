@@ -1,0 +1,276 @@
+// A resource declared once — its fields with their types and rules, its access, its hooks — from which the
+// kit derives the body reader, the SQL, lists, routes, OpenAPI schemas, events and the tenant purge.
+//   Resource r("crm", "company", "companies");
+//   r.field(text("name", 200).required().searchable().sortable())
+//    .field(text("domain", 253).min(3).check(domain_rule).unique("domain_normalized").filter());
+//   kit.add(std::move(r));   // POST/GET/PATCH/DELETE /api/v1/crm/companies[/{id}]
+#pragma once
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/error.hpp"
+#include "db/database.hpp"
+#include "http/router.hpp"
+
+namespace cdx::kit {
+
+enum class Type : uint8_t {
+  kText,      // a string: trimmed, clean UTF-8, min/max characters, optional pattern and check
+  kInteger,   // a JSON integer in [minimum, maximum]
+  kBoolean,   // true / false (stored 0 / 1)
+  kId,        // a lower-case UUID; refs() makes it a link that must exist in the tenant
+  kEnum,      // one of values
+  kDate,      // YYYY-MM-DD, a real day
+  kDateTime,  // RFC 3339, stored as given (normalised to UTC by the check)
+  kObject,    // a JSON object: at most max bytes as JSON, or the declared properties only
+  kTextList,  // an array of distinct strings (at most max items of at most item_max characters)
+};
+std::string_view type_name(Type t);
+
+// What a field's check() may report: a problem with the value, or with one of its members ("address.city").
+class Problems {
+ public:
+  Problems(std::string field, std::vector<FieldError>& errors) : field_(std::move(field)), errors_(errors) {}
+  void fail(std::string message) { errors_.push_back({field_, std::move(message)}); }
+  void fail_in(std::string_view member, std::string message) {
+    errors_.push_back({field_ + "." + std::string(member), std::move(message)});
+  }
+  const std::string& field() const { return field_; }
+
+ private:
+  std::string field_;
+  std::vector<FieldError>& errors_;
+};
+
+// Normalises a value in place (lower-cases a domain) or reports why it is not acceptable.
+using Check = std::function<void(nlohmann::json& value, Problems& problems)>;
+
+enum class Match : uint8_t { kNone, kExact, kCaseless };
+
+struct Field {
+  std::string name;
+  Type type = Type::kText;
+  std::string column_name;  // defaults to name
+  bool is_required = false;  // given on create, never null
+  bool is_nullable = true;   // null clears the value (PATCH)
+  bool is_multiline = false;
+  bool is_read_only = false;  // set by hooks only; a body naming it gets 422 "is read-only"
+  size_t min_len = 0;         // text: characters; list: items
+  size_t max_len = 0;         // text: characters; list: items; object without properties: bytes as JSON
+  size_t item_max = 0;        // list: characters per item
+  std::optional<int64_t> minimum, maximum;
+  std::vector<std::string> values;  // enum
+  std::vector<Field> properties;    // object: the only members it may have (each optional text)
+  std::string pattern;              // the pattern check() enforces, for OpenAPI
+  std::string openapi_format;       // "email", "hostname", "uuid", "date", "date-time"
+  std::string description;
+  std::string unique_on;  // non-empty: unique per tenant, compared on this column (409)
+  std::string refs_table;  // kId: the id must name a row of this table in the same tenant
+  Match filter_match = Match::kNone;
+  bool is_searchable = false;
+  bool is_sortable = false;
+  nlohmann::json default_value;  // on create when absent (null: none)
+  Check checker;
+
+  const std::string& column() const { return column_name.empty() ? name : column_name; }
+
+  Field& required() { is_required = true, is_nullable = false; return *this; }
+  Field& not_null() { is_nullable = false; return *this; }
+  Field& min(size_t n) { min_len = n; return *this; }
+  Field& multiline() { is_multiline = true; return *this; }
+  Field& read_only() { is_read_only = true; return *this; }
+  Field& column(std::string c) { column_name = std::move(c); return *this; }
+  Field& unique(std::string on_column = "") { unique_on = on_column.empty() ? column() : std::move(on_column); return *this; }
+  Field& refs(std::string table) { refs_table = std::move(table); return *this; }
+  Field& filter(Match m = Match::kExact) { filter_match = m; return *this; }
+  Field& searchable() { is_searchable = true; return *this; }
+  Field& sortable() { is_sortable = true; return *this; }
+  Field& defaults(nlohmann::json v) { default_value = std::move(v); return *this; }
+  Field& check(Check c, std::string documented_pattern = "") {
+    checker = std::move(c);
+    pattern = std::move(documented_pattern);
+    return *this;
+  }
+  Field& format(std::string f) { openapi_format = std::move(f); return *this; }
+  Field& doc(std::string d) { description = std::move(d); return *this; }
+};
+
+Field text(std::string name, size_t max_length);
+Field integer(std::string name, int64_t minimum, int64_t maximum);
+Field boolean(std::string name);
+Field id(std::string name);
+Field choice(std::string name, std::vector<std::string> values);
+Field date(std::string name);
+Field datetime(std::string name);
+Field object(std::string name, size_t max_bytes);
+Field object(std::string name, std::vector<Field> properties);
+Field text_list(std::string name, size_t max_items, size_t item_max);
+
+// Who made a change (recorded in events and history).
+struct Actor {
+  std::string type;  // "user" | "api_key" | "superadmin"
+  std::string id;
+  nlohmann::json to_json() const { return {{"type", type}, {"id", id}}; }
+};
+Actor actor_of(const http::Context& ctx);
+
+// A write the kit is about to make, handed to hooks inside its transaction.
+struct Change {
+  db::Tx& tx;
+  const db::TenantScope& scope;
+  nlohmann::json& row;           // the whole new row (create, update); hooks may set read-only fields
+  const nlohmann::json* before;  // the stored row (update, delete); nullptr on create
+  const nlohmann::json& patch;   // what the body gave: absent / null / value
+  std::vector<FieldError>& errors;
+  nlohmann::json& event;         // the event payload; hooks may add to it
+  const Actor& actor;
+  bool given(std::string_view f) const { return patch.contains(f); }
+  // The field's value in the new row, or nullptr when it is null or absent.
+  const nlohmann::json* value(std::string_view f) const;
+};
+
+// A filter the declaration of a field cannot say (tags held in a side table): appends " AND …" to sql,
+// binding with bind(value) → "$n".
+struct CustomFilter {
+  std::string name;
+  size_t max_length = 200;
+  std::function<std::string(const std::string& value, const std::function<std::string(std::string)>& bind)> where;
+  std::string description;
+};
+
+struct Hooks {
+  // Rules across fields or rows, inside the write transaction, before the row is written: append to
+  // change.errors (422 with every error) or throw cdx::Error.
+  std::function<void(Change&)> validate;
+  // Side tables and history, after the row is written, in the same transaction.
+  std::function<void(Change&)> after_write;
+  // Before the row is deleted (count or unlink children, refuse with 409), in the same transaction; links
+  // from the module's other kit resources are cleared after it.
+  std::function<void(Change&)> before_delete;
+  // After the row and its links are gone (tidy what the unlinking left), in the same transaction.
+  std::function<void(Change&)> after_delete;
+};
+
+// Extra columns kept from the row on every write (normalised copies for unique checks, a search column).
+struct Derived {
+  std::string column;
+  std::function<db::Param(const nlohmann::json& row, std::string& storage)> value;
+};
+
+class Resource {
+ public:
+  // module: "crm" (schema crm_db, paths /api/v1/crm/…, events crm.<kind>.*); kind: "company"; plural:
+  // "companies" (table and path segment).
+  Resource(std::string module, std::string kind, std::string plural);
+
+  Resource& field(Field f) {
+    fields_.push_back(std::move(f));
+    return *this;
+  }
+  Resource& access(http::Access a) {
+    access_ = a;
+    return *this;
+  }
+  // Scopes an API key needs: default "<module>:read" and "<module>:write".
+  Resource& scopes(std::string read, std::string write) {
+    read_scope_ = std::move(read), write_scope_ = std::move(write);
+    return *this;
+  }
+  // CLIENT principals see and change only rows whose `column` holds their own id (set on create).
+  Resource& owner(std::string column) {
+    owner_column_ = std::move(column);
+    return *this;
+  }
+  Resource& derived(std::string column, std::function<db::Param(const nlohmann::json&, std::string&)> value) {
+    derived_.push_back({std::move(column), std::move(value)});
+    return *this;
+  }
+  // ?q= matches this column (kept by a derived() value, lower-cased) instead of OR over searchable fields.
+  Resource& search_column(std::string column) {
+    search_column_ = std::move(column);
+    return *this;
+  }
+  Resource& custom_filter(CustomFilter f) {
+    custom_filters_.push_back(std::move(f));
+    return *this;
+  }
+  Resource& hooks(Hooks h) {
+    hooks_ = std::move(h);
+    return *this;
+  }
+  // Tables holding rows that belong to this resource's rows (purged with the tenant).
+  Resource& side_table(std::string table) {
+    side_tables_.push_back(std::move(table));
+    return *this;
+  }
+  // Documentation: the schema name ("Company"; Create/Update schemas derive from it) and a summary per
+  // operation's noun ("company").
+  Resource& schema_name(std::string n) {
+    schema_name_ = std::move(n);
+    return *this;
+  }
+  Resource& describe_delete(std::string s) {
+    delete_summary_ = std::move(s);
+    return *this;
+  }
+  Resource& describe_list(std::string s) {
+    list_summary_ = std::move(s);
+    return *this;
+  }
+  Resource& describe_create(std::string s) {
+    create_summary_ = std::move(s);
+    return *this;
+  }
+
+  const std::string& module() const { return module_; }
+  const std::string& kind() const { return kind_; }
+  const std::string& plural() const { return plural_; }
+  std::string schema() const { return module_ + "_db"; }
+  std::string table() const { return schema() + "." + plural_; }
+  std::string path() const { return "/api/v1/" + module_ + "/" + plural_; }
+  std::string event(std::string_view what) const { return module_ + "." + kind_ + "." + std::string(what); }
+  const std::vector<Field>& fields() const { return fields_; }
+  const Field* find(std::string_view name) const;
+  http::Access access() const { return access_; }
+  const std::string& read_scope() const { return read_scope_; }
+  const std::string& write_scope() const { return write_scope_; }
+  const std::string& owner_column() const { return owner_column_; }
+  const std::vector<Derived>& derived() const { return derived_; }
+  const std::string& search_column() const { return search_column_; }
+  const std::vector<CustomFilter>& custom_filters() const { return custom_filters_; }
+  const Hooks& hooks() const { return hooks_; }
+  const std::vector<std::string>& side_tables() const { return side_tables_; }
+  const std::string& schema_name() const { return schema_name_; }
+  const std::string& delete_summary() const { return delete_summary_; }
+  const std::string& list_summary() const { return list_summary_; }
+  const std::string& create_summary() const { return create_summary_; }
+
+  // Sortable columns: created_at, updated_at and the fields marked sort().
+  bool sortable(std::string_view name) const;
+  // The SELECT list: id, every field's column, created_at, updated_at (in that order).
+  const std::string& select_list() const { return select_list_; }
+  // Checks the declaration once (sortable fields are not nullable, names are SQL-safe); throws logic_error.
+  void seal();
+
+ private:
+  std::string module_, kind_, plural_;
+  std::vector<Field> fields_;
+  http::Access access_ = http::Access::kTenantAdmin;
+  std::string read_scope_, write_scope_;
+  std::string owner_column_;
+  std::vector<Derived> derived_;
+  std::string search_column_;
+  std::vector<CustomFilter> custom_filters_;
+  Hooks hooks_;
+  std::vector<std::string> side_tables_;
+  std::string schema_name_, delete_summary_, list_summary_, create_summary_;
+  std::string select_list_;
+};
+
+}  // namespace cdx::kit

@@ -1,0 +1,150 @@
+// The kit's HTTP side: the five CRUD routes of a resource and writes whose answer commits with them.
+#include <fmt/format.h>
+
+#include "common/validate.hpp"
+#include "kit/kit.hpp"
+
+namespace cdx::kit {
+
+using http::Context;
+using http::Method;
+using nlohmann::json;
+
+namespace {
+
+std::string path_id(const Context& ctx) { return std::string(ctx.req.param(0)); }
+
+std::vector<std::string> list_params(const Resource& r) {
+  std::vector<std::string> out;
+  if (!r.search_column().empty() ||
+      std::any_of(r.fields().begin(), r.fields().end(), [](const Field& f) { return f.is_searchable; }))
+    out.push_back("q");
+  out.push_back("sort");
+  for (const auto& f : r.fields())
+    if (f.filter_match != Match::kNone) out.push_back(f.name);
+  for (const auto& cf : r.custom_filters()) out.push_back(cf.name);
+  return out;
+}
+
+std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+}  // namespace
+
+Task<void> Kit::write_answer(Context& ctx, std::string route_key, std::function<void(db::Tx&)> fn) const {
+  const db::TenantScope& scope = *ctx.tenant;
+  const std::string_view header = ctx.req.header(http::Idempotency::kHeader);
+  if (header.empty()) {
+    co_await workers_.run([&] { db_->write(scope, fn); });
+    co_return;
+  }
+  if (auto why = http::Idempotency::key_problem(header)) throw Error::validation({{"Idempotency-Key", *why}});
+  const std::string key(header);
+  std::optional<http::StoredAnswer> replay;
+  co_await workers_.run([&] {
+    // Hashed on the worker: a large body must not hold the I/O thread.
+    const std::string hash = http::Idempotency::request_hash("POST " + std::string(ctx.req.target), ctx.req.body);
+    replay = idempotency_.lookup(scope, route_key, key, hash);
+    if (replay) return;
+    bool claimed = false;
+    try {
+      db_->write(scope, [&](db::Tx& tx) {
+        idempotency_.claim(tx, scope, route_key, key, hash);
+        claimed = true;
+        fn(tx);
+        if (ctx.res.status >= 200 && ctx.res.status < 300)
+          idempotency_.store(tx, scope, route_key, key,
+                             {ctx.res.status, std::string(ctx.res.content_type), ctx.res.body});
+      });
+    } catch (const db::UniqueViolation&) {
+      if (claimed) throw;  // the change itself conflicted
+      // A twin committed the key first (we waited on it): answer what it answered.
+      replay = idempotency_.lookup(scope, route_key, key, hash);
+      if (!replay)
+        throw Error(Code::kConflict,
+                    "A request with this Idempotency-Key is still being processed; retry after it has finished.");
+    }
+  });
+  if (replay) {
+    ctx.res.status = replay->status;
+    ctx.res.content_type = http::Idempotency::stable_content_type(replay->content_type);
+    ctx.res.body = std::move(replay->body);
+    ctx.res.header("Idempotent-Replayed", "true");
+  }
+}
+
+void Kit::mount(http::Router& router) const {
+  for (const auto& r : resources_) mount_one(router, *r);
+}
+
+void Kit::mount_one(http::Router& router, const Resource& r) const {
+  const std::string base = r.path();
+  const std::string& tag = r.module();
+  const std::string& noun = r.kind();
+  const Resource* res = &r;
+
+  router.add(
+      Method::kPost, base,
+      [this, res, route_key = "POST " + base](Context& ctx) -> Task<void> {
+        json patch = read_body(*res, ctx.req.body, Mode::kCreate);
+        const Caller c = caller_of(ctx, *res);
+        co_await write_answer(ctx, route_key, [&](db::Tx& tx) { ctx.res.json(201, dump(create(tx, c, *res, patch))); });
+      },
+      {.access = r.access(), .scope = r.write_scope(),
+       .summary = r.create_summary().empty() ? "Create a " + noun : r.create_summary(), .tag = tag,
+       .request_schema = r.schema_name() + "Create", .response_schema = r.schema_name(), .success_status = 201});
+
+  router.add(
+      Method::kGet, base,
+      [this, res](Context& ctx) -> Task<void> {
+        ListQuery q = read_list(*res, ctx);
+        const Caller c = caller_of(ctx, *res);
+        auto rows = co_await workers_.run([&] { return db_->read(c.scope, [&](db::Tx& tx) { return list(tx, c, *res, q); }); });
+        ctx.res.json(200, render_list(*res, std::move(rows), q));
+      },
+      {.access = r.access(), .scope = r.read_scope(),
+       .summary = r.list_summary().empty() ? "List " + r.plural() + " (newest first; sort, filters)" : r.list_summary(),
+       .tag = tag, .response_schema = r.schema_name(), .list = true, .query_params = list_params(r)});
+
+  router.add(
+      Method::kGet, base + "/{id}",
+      [this, res](Context& ctx) -> Task<void> {
+        const std::string id = path_id(ctx);
+        if (!valid_uuid(id)) not_found(*res, id);
+        const Caller c = caller_of(ctx, *res);
+        auto row = co_await workers_.run([&] { return db_->read(c.scope, [&](db::Tx& tx) { return find(tx, c, *res, id); }); });
+        if (!row) not_found(*res, id);
+        ctx.res.json(200, dump(*row));
+      },
+      {.access = r.access(), .scope = r.read_scope(), .summary = "Get a " + noun, .tag = tag,
+       .response_schema = r.schema_name()});
+
+  router.add(
+      Method::kPatch, base + "/{id}",
+      [this, res](Context& ctx) -> Task<void> {
+        const std::string id = path_id(ctx);
+        if (!valid_uuid(id)) not_found(*res, id);
+        json patch = read_body(*res, ctx.req.body, Mode::kUpdate);
+        const Caller c = caller_of(ctx, *res);
+        auto row = co_await workers_.run(
+            [&] { return db_->write(c.scope, [&](db::Tx& tx) { return update(tx, c, *res, id, patch); }); });
+        ctx.res.json(200, dump(row));
+      },
+      {.access = r.access(), .scope = r.write_scope(),
+       .summary = "Update a " + noun + " (absent fields stay; null clears an optional field)", .tag = tag,
+       .request_schema = r.schema_name() + "Update", .response_schema = r.schema_name()});
+
+  router.add(
+      Method::kDelete, base + "/{id}",
+      [this, res](Context& ctx) -> Task<void> {
+        const std::string id = path_id(ctx);
+        if (!valid_uuid(id)) not_found(*res, id);
+        const Caller c = caller_of(ctx, *res);
+        co_await workers_.run([&] { db_->write(c.scope, [&](db::Tx& tx) { remove(tx, c, *res, id); }); });
+        ctx.res.no_content();
+      },
+      {.access = r.access(), .scope = r.write_scope(),
+       .summary = r.delete_summary().empty() ? "Delete a " + noun : r.delete_summary(), .tag = tag,
+       .success_status = 204});
+}
+
+}  // namespace cdx::kit
