@@ -283,12 +283,10 @@ json Kit::read_fields(const Resource& r, const json& doc, Mode mode, std::vector
       continue;
     }
     if (it->is_null()) {
-      if (!f.default_value.is_null() && !f.is_required)
-        patch[f.name] = f.default_value;  // null resets to the default
-      else if (!f.is_nullable)
+      if (!f.is_nullable)
         errors.push_back({f.name, "cannot be null"});
       else
-        patch[f.name] = nullptr;
+        patch[f.name] = f.default_value;  // null clears: to the default where there is one
       continue;
     }
     Problems p(f.name, errors);

@@ -125,8 +125,9 @@ TEST_F(KitTest, PatchTellsAbsentFromNullFromValue) {
   EXPECT_TRUE(patch.at("pages").is_null());
   EXPECT_EQ(patch.at("isbn"), "9780441172719");
   EXPECT_EQ(refused(R"({"title":null})", Mode::kUpdate), std::vector<std::string>{"title"});
-  EXPECT_EQ(refused(R"({"format":null})", Mode::kUpdate), std::vector<std::string>{});  // resets to the default
-  EXPECT_EQ(kit_->read_body(*books_, R"({"format":null})", Mode::kUpdate).at("format"), "paperback");
+  EXPECT_EQ(refused(R"({"format":null})", Mode::kUpdate), std::vector<std::string>{"format"});  // not_null()
+  EXPECT_EQ(kit_->read_body(*books_, R"({"labels":null})", Mode::kUpdate).at("labels"), json::array())
+      << "null clears to the default";
 }
 
 TEST_F(KitTest, CreateUpdateAndEventsWithTheChangedFields) {
