@@ -4,12 +4,10 @@
 
 #include <unordered_map>
 
-#include "auth/module.hpp"
 #include "common/clock.hpp"
 #include "common/ids.hpp"
 #include "common/log.hpp"
-#include "core/module.hpp"
-#include "crm/module.hpp"
+#include "app/modules.hpp"
 
 namespace cdx::app {
 
@@ -79,31 +77,35 @@ Gateway::Gateway(const Config& config, const gateway::AssertionKey& key, WorkerP
       key_(key),
       workers_(workers),
       hashers_(hashers),
-      credentials_(config.service_url("auth"), config.service_url("core"), config.issuer(), key),
-      core_("core", config.service_url("core"), "gateway", key),
+      credentials_(service_url(config, "auth"), service_url(config, "core"), config.issuer(), key),
+      core_("core", service_url(config, "core"), "gateway", key),
       authenticator_(credentials_, workers) {
   authenticator_.set_usage_meter(&usage_);
-  for (const char* name : {"core", "auth", "crm"}) {
-    const uint16_t port = static_cast<uint16_t>(config.port_base + service_port_offset(name));
-    upstreams_.push_back({name, config.host, port});
-  }
+  for (const ModuleSpec& m : app::modules())
+    upstreams_.push_back({std::string(m.name), config.host, static_cast<uint16_t>(config.port_base + m.port_offset)});
   proxy_ = std::make_unique<gateway::Proxy>(upstreams_);
 }
 
 Gateway::~Gateway() = default;
 
+std::vector<Module*> Gateway::modules() const {
+  std::vector<Module*> out;
+  for (const auto& m : modules_) out.push_back(m.get());
+  return out;
+}
+
 void Gateway::mount(http::Router& router) {
   // The modules are built only to learn their routes and declarations; their handlers never run here.
-  auth::RemoteApi auth_api(config_.service_url("auth"), "gateway", key_);
-  core::RemoteApi core_api(config_.service_url("core"), "gateway", key_);
-  core::CoreModule core(db::make_detached_database("cdx_db"), workers_, auth_api,
-                        [](const db::TenantScope&) {});
-  auth::AuthModule auth(db::make_detached_database("auth_db"), workers_, hashers_, core_api, config_);
-  crm::CrmModule crm(db::make_detached_database("crm_db"), workers_);
-  Module* modules[] = {&core, &auth, &crm};
-  for (size_t i = 0; i < std::size(modules); ++i) {
+  auth_api_ = std::make_unique<auth::RemoteApi>(service_url(config_, "auth"), "gateway", key_);
+  core_api_ = std::make_unique<core::RemoteApi>(service_url(config_, "core"), "gateway", key_);
+  for (const ModuleSpec& spec : app::modules()) {
+    ModuleDeps deps{config_,  db::make_detached_database(std::string(spec.schema)), workers_, hashers_, *auth_api_,
+                    *core_api_, [](const db::TenantScope&) {}};
+    modules_.push_back(spec.make(deps));
+  }
+  for (size_t i = 0; i < modules_.size(); ++i) {
     http::Router scratch;
-    modules[i]->mount(scratch);
+    modules_[i]->mount(scratch);
     for (const auto& route : scratch.routes()) {
       if (route->doc.access == http::Access::kService) continue;
       http::RouteDoc doc = route->doc;

@@ -13,6 +13,8 @@
 #include "auth/authenticator.hpp"
 #include "auth/remote.hpp"
 #include "common/config.hpp"
+#include "common/module.hpp"
+#include "core/remote_api.hpp"
 #include "gateway/assertion.hpp"
 #include "gateway/proxy.hpp"
 #include "gateway/usage_meter.hpp"
@@ -31,6 +33,8 @@ class Gateway final : private gateway::AnswerObserver {
   auth::Authenticator& authenticator() { return authenticator_; }
   gateway::Proxy& proxy() { return *proxy_; }
   const std::vector<gateway::Upstream>& upstreams() const { return upstreams_; }
+  // The modules behind it, built detached (no database) only for their routes and schemas; set by mount().
+  std::vector<Module*> modules() const;
 
   // From the maintenance thread, once a second: key uses to auth, JWKS refresh.
   void tick();
@@ -55,6 +59,9 @@ class Gateway final : private gateway::AnswerObserver {
   auth::Authenticator authenticator_;
   std::vector<gateway::Upstream> upstreams_;
   std::unique_ptr<gateway::Proxy> proxy_;
+  std::unique_ptr<auth::RemoteApi> auth_api_;
+  std::unique_ptr<core::RemoteApi> core_api_;
+  std::vector<std::unique_ptr<Module>> modules_;
   uint64_t ticks_ = 0;
   std::atomic<bool> keys_loaded_{false};
 };

@@ -5,6 +5,7 @@
 #include <csignal>
 #include <iostream>
 
+#include "app/modules.hpp"
 #include "app/platform.hpp"
 #include "app/supervisor.hpp"
 #include "common/config.hpp"
@@ -30,7 +31,13 @@ void add_setting_flags(CLI::App& cmd, std::map<std::string, std::string>& given,
 
 cdx::Config load(const std::map<std::string, std::string>& given, const std::string& config_file) {
   try {
-    return cdx::load_config(given, config_file);
+    cdx::Config config = cdx::load_config(given, config_file);
+    if (!config.module.empty() && cdx::app::service_port_offset(config.module) < 0) {
+      std::string names;
+      for (const auto& n : cdx::app::service_names()) names += (names.empty() ? "" : ", ") + n;
+      throw cdx::ConfigError("setting 'module': '" + config.module + "' is not one of " + names);
+    }
+    return config;
   } catch (const cdx::ConfigError& e) {
     std::cerr << "cdx: configuration error: " << e.what() << "\n";
     std::exit(2);
@@ -56,7 +63,7 @@ int main(int argc, char** argv) {
   auto* serve = app.add_subcommand("serve", "Migrate and serve the platform over HTTP");
   add_setting_flags(*serve, given, config_file);
   auto* up = app.add_subcommand(
-      "up", "Run the constellation: core, auth, crm and the gateway as supervised processes (ports from --port-base)");
+      "up", "Run the constellation: every module and the gateway as supervised processes (ports from --port-base)");
   add_setting_flags(*up, given, config_file);
   auto* migrate = app.add_subcommand("migrate", "Apply database migrations and exit");
   add_setting_flags(*migrate, given, config_file);

@@ -1,6 +1,5 @@
 #include "app/openapi.hpp"
 
-#include "crm/openapi_schemas.hpp"
 
 namespace cdx::app {
 
@@ -271,13 +270,15 @@ const nlohmann::json& openapi_schemas() {
                              {"issuer", "authorization_endpoint", "token_endpoint", "jwks_uri",
                               "response_types_supported", "subject_types_supported",
                               "id_token_signing_alg_values_supported"});
-    crm::add_openapi_schemas(s);
     return s;
   }();
   return kSchemas;
 }
 
-nlohmann::json openapi_document(const http::Router& router, const std::string& version) {
+nlohmann::json openapi_document(const http::Router& router, const std::string& version,
+                                const std::vector<Module*>& modules) {
+  nlohmann::json schemas = openapi_schemas();
+  for (const Module* m : modules) m->add_openapi_schemas(schemas);
   nlohmann::json paths = nlohmann::json::object();
   for (const auto& route : router.routes()) {
     const auto& d = route->doc;
@@ -331,7 +332,7 @@ nlohmann::json openapi_document(const http::Router& router, const std::string& v
                     {"description", "Multi-tenant backend platform: tenants, identity, CRM, CMS, billing, analytics."}}},
           {"paths", paths},
           {"components",
-           {{"schemas", openapi_schemas()},
+           {{"schemas", std::move(schemas)},
             {"securitySchemes",
              {{"bearerAuth", {{"type", "http"}, {"scheme", "bearer"}, {"bearerFormat", "JWT"}}},
               {"apiKeyAuth", {{"type", "apiKey"}, {"in", "header"}, {"name", "X-API-Key"}}}}}}}};

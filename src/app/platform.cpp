@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "app/gateway.hpp"
+#include "app/modules.hpp"
 #include "app/openapi.hpp"
 #include "auth/assertion_authenticator.hpp"
 #include "auth/internal_routes.hpp"
@@ -20,7 +21,6 @@
 #include "common/worker_pool.hpp"
 #include "core/module.hpp"
 #include "core/remote_api.hpp"
-#include "crm/module.hpp"
 #include "db/outbox.hpp"
 #include "http/metrics.hpp"
 #include "http/router.hpp"
@@ -44,6 +44,21 @@ class DeferredAuthApi final : public auth::Api {
     return target->create_user(scope, email, name, role, password);
   }
   void tenant_changed(const std::string& tenant_id) override { target->tenant_changed(tenant_id); }
+};
+
+class DeferredCoreApi final : public core::Api {
+ public:
+  core::Api* target = nullptr;
+  std::optional<core::TenantInfo> find_tenant(std::string_view id_or_slug) override {
+    return target->find_tenant(id_or_slug);
+  }
+  std::optional<core::SuperadminIdentity> verify_superadmin(std::string_view username,
+                                                            std::string_view password) override {
+    return target->verify_superadmin(username, password);
+  }
+  std::optional<core::SuperadminIdentity> find_superadmin(std::string_view id) override {
+    return target->find_superadmin(id);
+  }
 };
 
 // The health answer is rebuilt by a background checker; readers copy it without taking the lock
@@ -90,10 +105,11 @@ struct Platform::Impl {
   std::unique_ptr<core::RemoteApi> remote_core;  // the auth service's way to core
   std::unique_ptr<Gateway> gateway;              // the gateway service
   DeferredAuthApi auth_api;
-  std::unique_ptr<core::CoreModule> core;
-  std::unique_ptr<auth::AuthModule> auth;
-  std::unique_ptr<crm::CrmModule> crm;
-  std::vector<Module*> modules;  // the modules this process holds
+  DeferredCoreApi core_api;
+  std::vector<std::unique_ptr<Module>> owned;  // the modules this process holds, in registry order
+  std::vector<Module*> modules;
+  core::CoreModule* core = nullptr;  // the two the platform itself talks to, when held
+  auth::AuthModule* auth = nullptr;
   db::OutboxRelay relay;  // drains the modules' outboxes from the once-a-second tick
   HealthCache health;
   gateway::UsageMeter usage;  // the monolith's API calls per tenant and key, drained into core
@@ -129,32 +145,31 @@ struct Platform::Impl {
     sc.pool_size = config.db_pool_size;
     for (const auto& [schema, url] : config.module_database_urls) sc.module_urls.emplace_back(schema, url);
     factory = db::make_connection_factory(sc);
-    if (holds("core")) {
-      auth::Api* auth_for_core = &auth_api;
-      if (!monolith()) {
-        remote_auth = std::make_unique<auth::RemoteApi>(config.service_url("auth"), "core", *key);
-        auth_for_core = remote_auth.get();
-      }
-      core = std::make_unique<core::CoreModule>(factory->open("cdx_db"), workers, *auth_for_core,
-                                                [this](const db::TenantScope& scope) { purge(scope); });
+    // core and auth reach each other through their api.hpp: in process (deferred, to break the
+    // construction cycle) or over HTTP in a constellation.
+    auth::Api* auth_for_others = &auth_api;
+    core::Api* core_for_others = &core_api;
+    if (!monolith()) {
+      remote_auth = std::make_unique<auth::RemoteApi>(service_url(config, "auth"), config.module, *key);
+      remote_core = std::make_unique<core::RemoteApi>(service_url(config, "core"), config.module, *key);
+      if (!holds("auth")) auth_for_others = remote_auth.get();
+      if (!holds("core")) core_for_others = remote_core.get();
     }
-    if (holds("auth")) {
-      core::Api* core_for_auth = core ? &core->service() : nullptr;
-      if (!monolith()) {
-        remote_core = std::make_unique<core::RemoteApi>(config.service_url("core"), "auth", *key);
-        core_for_auth = remote_core.get();
-      }
-      auth = std::make_unique<auth::AuthModule>(factory->open("auth_db"), workers, hashers, *core_for_auth, config);
-      auth_api.target = &auth->api();
+    for (const ModuleSpec& spec : app::modules()) {
+      if (!holds(spec.name)) continue;
+      ModuleDeps deps{config,        factory->open(std::string(spec.schema)), workers, hashers, *auth_for_others,
+                      *core_for_others, [this](const db::TenantScope& scope) { purge(scope); }};
+      owned.push_back(spec.make(deps));
+      Module* m = owned.back().get();
+      modules.push_back(m);
+      if (auto db = m->outbox_database()) relay.add_source(db);
+      if (auto* c = dynamic_cast<core::CoreModule*>(m)) core = c, core_api.target = &c->service();
+      if (auto* a = dynamic_cast<auth::AuthModule*>(m)) auth = a, auth_api.target = &a->api();
+    }
+    if (auth) {
       auth->authenticator().set_behind_gateway(!monolith());
       if (monolith()) auth->authenticator().set_usage_meter(&usage);
     }
-    if (holds("crm")) {
-      crm = std::make_unique<crm::CrmModule>(factory->open("crm_db"), workers);
-      relay.add_source(crm->outbox_database());
-    }
-    for (Module* m : std::initializer_list<Module*>{core.get(), auth.get(), crm.get()})
-      if (m) modules.push_back(m);
     relay.subscribe("", [](const db::OutboxEvent& e) {
       log::debug("domain event", {{"schema", e.schema}, {"type", e.type}, {"id", e.id}, {"tenant_id", e.tenant_id}});
     });
@@ -182,8 +197,9 @@ struct Platform::Impl {
       for (Module* m : modules) m->purge_tenant(scope);
       return;
     }
-    for (const char* name : {"auth", "crm"}) {
-      http::ServiceClient client(name, config.service_url(name), "core", *key);
+    for (const ModuleSpec& m : app::modules()) {
+      if (m.name == "core") continue;  // the tenant row itself goes last, in core's service
+      http::ServiceClient client(std::string(m.name), service_url(config, m.name), "core", *key);
       client.call("DELETE", "/internal/v1/tenants/" + scope.tenant_id() + "/data");
     }
   }
@@ -201,8 +217,8 @@ struct Platform::Impl {
         });
       return;
     }
-    for (const char* name : {"gateway", "core", "auth", "crm"}) {
-      const std::string url = config.service_url(name);
+    for (const std::string& name : service_names()) {
+      const std::string url = service_url(config, name);
       reg.add(name, url, [url] {
         const http::HealthAnswer h = http::probe_health(url);
         return core::Probe{h.ok, h.version, h.error};
@@ -274,7 +290,9 @@ struct Platform::Impl {
       t.seeding = true;
       tenants.create_tenant(t);
       tenants.seed_user("demo", "jane.smith@demo.com", "Jane Smith", "CLIENT", "demo123");
-      tenants.seed_in_tenant("demo", [&](const db::TenantScope& scope) { crm->seed_demo(scope); });
+      tenants.seed_in_tenant("demo", [&](const db::TenantScope& scope) {
+        for (Module* m : modules) m->seed_demo(scope);
+      });
       log::info("demo data seeded", {{"tenant", "demo"}});
     }
   }
@@ -352,7 +370,7 @@ int Platform::serve() {
     for (Module* m : p.modules) {
       m->mount(router);
       m->mount_internal(router);
-      if (m != p.core.get()) auth::InternalRoutes::mount_purge(router, *m, p.workers);
+      if (m != p.core) auth::InternalRoutes::mount_purge(router, *m, p.workers);
     }
     if (p.auth) auth::InternalRoutes::mount(router, *p.auth, p.workers);
     assertions = std::make_unique<auth::AssertionAuthenticator>(*p.key);
@@ -380,7 +398,8 @@ int Platform::serve() {
     out += fmt::format("cdx_outbox_events_total{{outcome=\"failed\"}} {}\n", p.relay.failed_total());
   });
   if (p.gateway) metrics.add_collector([&p](std::string& out) { p.gateway->proxy().render_metrics(out); });
-  const std::string openapi = openapi_document(router, CDX_VERSION).dump();
+  const std::string openapi =
+      openapi_document(router, CDX_VERSION, p.gateway ? p.gateway->modules() : p.modules).dump();
   openapi_ptr = &openapi;
 
   if (p.gateway) p.gateway->tick();

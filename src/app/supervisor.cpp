@@ -1,5 +1,7 @@
 #include "app/supervisor.hpp"
 
+#include "app/modules.hpp"
+
 #include <sodium.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -89,7 +91,10 @@ int run_constellation(Config config, const std::map<std::string, std::string>& f
 
   const std::string exe = self_exe();
   std::vector<Child> children;
-  for (const char* name : {"core", "auth", "crm", "gateway"}) {
+  std::vector<std::string> names;
+  for (const ModuleSpec& m : modules()) names.emplace_back(m.name);
+  names.emplace_back("gateway");  // last: it proxies to the others
+  for (const std::string& name : names) {
     Child c;
     c.name = name;
     c.port = config.port_base + service_port_offset(name);

@@ -7,6 +7,8 @@
 #include <functional>
 #include <thread>
 
+extern char** environ;
+
 namespace cdx {
 
 namespace {
@@ -113,13 +115,14 @@ const std::vector<Setting>& table() {
          if (v.find('@') == std::string::npos) throw ConfigError("setting 'smtp_from': expected an email address");
          c.smtp_from = v;
        }},
-      {{"module", "CDX_MODULE", "serve one service of the constellation: gateway, core, auth or crm (default: all)"},
+      // The names are the module registry's (src/app/modules.cpp), checked when the platform starts.
+      {{"module", "CDX_MODULE", "serve one service of the constellation: gateway or a module such as crm (default: all)"},
        [](Config& c, const std::string& v) {
-         if (!v.empty() && service_port_offset(v) < 0)
-           throw ConfigError("setting 'module': '" + v + "' is not one of gateway, core, auth, crm");
+         if (v.size() > 32 || !std::all_of(v.begin(), v.end(), [](char ch) { return ch >= 'a' && ch <= 'z'; }))
+           throw ConfigError("setting 'module': '" + v + "' is not a module name");
          c.module = v;
        }},
-      {{"port_base", "CDX_PORT_BASE", "constellation ports: gateway at BASE, core +1, auth +3, crm +4"},
+      {{"port_base", "CDX_PORT_BASE", "constellation ports: gateway at BASE, core +1, auth +3, crm +4, cms +5, …"},
        [](Config& c, const std::string& v) { c.port_base = static_cast<int>(parse_int("port_base", v, 1, 65528)); }},
       {{"internal_secret", "CDX_INTERNAL_SECRET", "key of the gateway's signed assertions (constellation; 32+ chars)"},
        [](Config& c, const std::string& v) {
@@ -138,18 +141,6 @@ std::string toml_value_text(const toml::value& v) {
 }
 
 }  // namespace
-
-int service_port_offset(std::string_view name) {
-  static constexpr std::pair<std::string_view, int> kOffsets[] = {
-      {"gateway", 0}, {"core", 1}, {"auth", 3}, {"crm", 4}, {"cms", 5}, {"billing", 6}, {"analytics", 7}};
-  for (const auto& [n, off] : kOffsets)
-    if (n == name && (n == "gateway" || n == "core" || n == "auth" || n == "crm")) return off;
-  return -1;
-}
-
-std::string Config::service_url(std::string_view name) const {
-  return "http://" + host + ":" + std::to_string(port_base + service_port_offset(name));
-}
 
 const std::vector<SettingInfo>& settings() {
   static const std::vector<SettingInfo> kInfos = [] {
@@ -195,13 +186,21 @@ Config load_config(const std::map<std::string, std::string>& flags, const std::s
       s.apply(cfg, fv->second);
     }
   }
-  for (const char* module : {"cdx", "auth", "crm", "cms", "billing", "analytics"}) {
-    std::string env = std::string("CDX_") + module + "_DATABASE_URL";
-    for (auto& ch : env) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
-    if (const char* url = std::getenv(env.c_str()); url && *url) {
-      check_url(env, url);
-      cfg.module_database_urls[std::string(module) + "_db"] = url;
-    }
+  // CDX_<MODULE>_DATABASE_URL for any module (CDX_CRM_DATABASE_URL → crm_db; CDX_CDX_… → cdx_db, core's).
+  for (char** e = environ; *e; ++e) {
+    const std::string_view entry(*e);
+    const size_t eq = entry.find('=');
+    constexpr std::string_view kPrefix = "CDX_", kSuffix = "_DATABASE_URL";
+    if (eq == std::string_view::npos || eq + 1 == entry.size()) continue;
+    const std::string_view name = entry.substr(0, eq), url = entry.substr(eq + 1);
+    if (name.size() <= kPrefix.size() + kSuffix.size() || name.substr(0, kPrefix.size()) != kPrefix ||
+        name.substr(name.size() - kSuffix.size()) != kSuffix)
+      continue;
+    std::string module(name.substr(kPrefix.size(), name.size() - kPrefix.size() - kSuffix.size()));
+    if (module == "MIGRATION" || module.find('_') != std::string::npos) continue;
+    for (auto& ch : module) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    check_url(std::string(name), std::string(url));
+    cfg.module_database_urls[module + "_db"] = std::string(url);
   }
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   if (cfg.threads == 0) cfg.threads = cores;

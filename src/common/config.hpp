@@ -38,13 +38,10 @@ struct Config {
   std::string internal_secret;         // HMAC key of the gateway's assertions (constellation only)
   std::map<std::string, std::string> module_database_urls;  // schema → URL, from CDX_<MODULE>_DATABASE_URL
 
-  // Where a constellation service listens (127.0.0.1-bound services use the host setting).
-  std::string service_url(std::string_view name) const;
-
   // Tokens name the address clients use: in a constellation that is the gateway's, not this service's.
   std::string issuer() const {
     if (!public_url.empty()) return public_url;
-    if (!module.empty()) return service_url("gateway");
+    if (!module.empty()) return "http://" + host + ":" + std::to_string(port_base);  // the gateway
     return "http://" + host + ":" + std::to_string(port);
   }
 };
@@ -60,10 +57,6 @@ struct SettingInfo {
   std::string help;
 };
 const std::vector<SettingInfo>& settings();
-
-// Port offset of a constellation service from port_base (gateway 0, core 1, auth 3, crm 4); -1 when the
-// name is not a service this build has.
-int service_port_offset(std::string_view name);
 
 // flags: values given on the command line, keyed by setting key. Environment read from the process.
 Config load_config(const std::map<std::string, std::string>& flags, const std::string& config_file);

@@ -4,6 +4,7 @@
 #pragma once
 #include <nlohmann/json.hpp>
 
+#include <memory>
 #include <string_view>
 #include <vector>
 
@@ -33,6 +34,12 @@ class Module {
   virtual void check_health() { database().ping(); }
   // Deletes every row the tenant owns in this module. Blocking.
   virtual void purge_tenant(const db::TenantScope& scope) = 0;
+  // The database whose outbox the platform's relay drains (nullptr: the module writes no events).
+  virtual std::shared_ptr<db::Database> outbox_database() { return nullptr; }
+  // Sample data for `cdx serve --demo`, inside the demo tenant. Blocking.
+  virtual void seed_demo(const db::TenantScope&) {}
+  // The module's components/schemas for /openapi.json.
+  virtual void add_openapi_schemas(nlohmann::json&) const {}
 };
 
 }  // namespace cdx

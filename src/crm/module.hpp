@@ -55,12 +55,12 @@ class CrmModule final : public Module {
   }
   const kit::Kit& kit() const { return kit_; }
 
-  // The database whose outbox the platform's relay drains.
-  std::shared_ptr<db::Database> outbox_database() const { return db_; }
+  std::shared_ptr<db::Database> outbox_database() override { return db_; }
   Api& api() { return api_; }
   Service& service() { return service_; }
   // Sample companies, contacts, deals and activities for `cdx serve --demo`.
-  void seed_demo(const db::TenantScope& scope);
+  void seed_demo(const db::TenantScope& scope) override;
+  void add_openapi_schemas(nlohmann::json& schemas) const override;
 
  private:
   // CSV import and export of companies and contacts, a contact's timeline (beside the kit's CRUD routes).

@@ -1,5 +1,5 @@
-// The CRM's components/schemas for /openapi.json (added by app/openapi.cpp).
-#include "crm/openapi_schemas.hpp"
+// The CRM's components/schemas for /openapi.json: its kit resources' from their declarations, the rest here.
+#include "crm/module.hpp"
 
 #include "crm/model.hpp"
 #include "crm/resources.hpp"
@@ -53,16 +53,13 @@ json amount() {
 
 }  // namespace
 
-void add_openapi_schemas(nlohmann::json& s) {
+void CrmModule::add_openapi_schemas(nlohmann::json& s) const {
   const json id = str_fmt("uuid");
   const json nid = nstr_fmt("uuid");
   const json ts = str_fmt("date-time");
 
-  // Companies, contacts and activities: derived from their declarations, limits included.
-  for (kit::Resource r : {company_resource(), contact_resource(), activity_resource()}) {
-    r.seal();
-    kit::add_schema(s, r);
-  }
+  // The kit's resources: derived from their declarations, limits included.
+  kit_.add_schemas(s);
 
   // Pipelines and stages
   const json probability = {{"type", "integer"}, {"minimum", 0}, {"maximum", 100}};

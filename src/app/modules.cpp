@@ -1,0 +1,42 @@
+#include "app/modules.hpp"
+
+#include "auth/module.hpp"
+#include "core/module.hpp"
+#include "crm/module.hpp"
+
+namespace cdx::app {
+
+const std::vector<ModuleSpec>& modules() {
+  static const std::vector<ModuleSpec> kModules = {
+      {"core", 1, "cdx_db",
+       [](ModuleDeps& d) { return std::make_unique<core::CoreModule>(d.db, d.workers, d.auth, d.purge); }},
+      {"auth", 3, "auth_db",
+       [](ModuleDeps& d) { return std::make_unique<auth::AuthModule>(d.db, d.workers, d.hashers, d.core, d.config); }},
+      {"crm", 4, "crm_db", [](ModuleDeps& d) { return std::make_unique<crm::CrmModule>(d.db, d.workers); }},
+  };
+  return kModules;
+}
+
+const ModuleSpec* find_module(std::string_view name) {
+  for (const auto& m : modules())
+    if (m.name == name) return &m;
+  return nullptr;
+}
+
+std::vector<std::string> service_names() {
+  std::vector<std::string> out = {"gateway"};
+  for (const auto& m : modules()) out.emplace_back(m.name);
+  return out;
+}
+
+int service_port_offset(std::string_view name) {
+  if (name == "gateway") return 0;
+  const ModuleSpec* m = find_module(name);
+  return m ? m->port_offset : -1;
+}
+
+std::string service_url(const Config& config, std::string_view name) {
+  return "http://" + config.host + ":" + std::to_string(config.port_base + service_port_offset(name));
+}
+
+}  // namespace cdx::app
