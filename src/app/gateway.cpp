@@ -81,6 +81,7 @@ Gateway::Gateway(const Config& config, const gateway::AssertionKey& key, WorkerP
       core_("core", service_url(config, "core"), "gateway", key),
       authenticator_(credentials_, workers) {
   authenticator_.set_usage_meter(&usage_);
+  authenticator_.set_plan_gated(plan_gated_modules());
   for (const ModuleSpec& m : app::modules())
     upstreams_.push_back({std::string(m.name), config.host, static_cast<uint16_t>(config.port_base + m.port_offset)});
   proxy_ = std::make_unique<gateway::Proxy>(upstreams_);

@@ -8,11 +8,11 @@ namespace cdx::app {
 
 const std::vector<ModuleSpec>& modules() {
   static const std::vector<ModuleSpec> kModules = {
-      {"core", 1, "cdx_db",
+      {"core", 1, "cdx_db", false,
        [](ModuleDeps& d) { return std::make_unique<core::CoreModule>(d.db, d.workers, d.auth, d.purge); }},
-      {"auth", 3, "auth_db",
+      {"auth", 3, "auth_db", false,
        [](ModuleDeps& d) { return std::make_unique<auth::AuthModule>(d.db, d.workers, d.hashers, d.core, d.config); }},
-      {"crm", 4, "crm_db", [](ModuleDeps& d) { return std::make_unique<crm::CrmModule>(d.db, d.workers); }},
+      {"crm", 4, "crm_db", true, [](ModuleDeps& d) { return std::make_unique<crm::CrmModule>(d.db, d.workers); }},
   };
   return kModules;
 }
@@ -26,6 +26,13 @@ const ModuleSpec* find_module(std::string_view name) {
 std::vector<std::string> service_names() {
   std::vector<std::string> out = {"gateway"};
   for (const auto& m : modules()) out.emplace_back(m.name);
+  return out;
+}
+
+std::vector<std::string> plan_gated_modules() {
+  std::vector<std::string> out;
+  for (const auto& m : modules())
+    if (m.plan_gated) out.emplace_back(m.name);
   return out;
 }
 

@@ -39,6 +39,7 @@ struct ModuleSpec {
   std::string_view name;    // "crm": its paths /api/v1/crm/…, its service name, --module crm
   int port_offset;          // constellation port: --port-base + offset
   std::string_view schema;  // "crm_db"
+  bool plan_gated;          // its routes answer only tenants whose plan lists it
   std::function<std::unique_ptr<Module>(ModuleDeps&)> make;
 };
 
@@ -49,6 +50,7 @@ const ModuleSpec* find_module(std::string_view name);
 // The gateway (offset 0) and every module: what `--module` accepts.
 std::vector<std::string> service_names();
 int service_port_offset(std::string_view name);  // -1 when not a service
+std::vector<std::string> plan_gated_modules();
 std::string service_url(const Config& config, std::string_view name);
 
 }  // namespace cdx::app

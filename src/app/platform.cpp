@@ -168,6 +168,7 @@ struct Platform::Impl {
     }
     if (auth) {
       auth->authenticator().set_behind_gateway(!monolith());
+      auth->authenticator().set_plan_gated(plan_gated_modules());
       if (monolith()) auth->authenticator().set_usage_meter(&usage);
     }
     relay.subscribe("", [](const db::OutboxEvent& e) {
@@ -357,14 +358,14 @@ int Platform::serve() {
   http::Router router;
   http::Metrics* metrics_ptr = nullptr;
   const std::string* openapi_ptr = nullptr;
-  http::Authenticator* authenticator = nullptr;
+  const http::Chain* chain = nullptr;
   std::unique_ptr<auth::AssertionAuthenticator> assertions;
   if (p.monolith()) {
     for (Module* m : p.modules) m->mount(router);
-    authenticator = &p.auth->authenticator();
+    chain = &p.auth->authenticator().chain();
   } else if (p.gateway) {
     p.gateway->mount(router);
-    authenticator = &p.gateway->authenticator();
+    chain = &p.gateway->authenticator().chain();
   } else {
     // One service behind the gateway: its routes, its internal API, and nothing without an assertion.
     for (Module* m : p.modules) {
@@ -374,7 +375,7 @@ int Platform::serve() {
     }
     if (p.auth) auth::InternalRoutes::mount(router, *p.auth, p.workers);
     assertions = std::make_unique<auth::AssertionAuthenticator>(*p.key);
-    authenticator = assertions.get();
+    chain = &assertions->chain();
   }
   p.mount_operations(router, metrics_ptr, openapi_ptr);
 
@@ -434,7 +435,7 @@ int Platform::serve() {
   opts.body_limit = static_cast<size_t>(p.config.body_limit);
   opts.header_limit = static_cast<size_t>(p.config.header_limit);
   opts.authenticate_public = assertions != nullptr;
-  http::Server server(opts, router, metrics, authenticator);
+  http::Server server(opts, router, metrics, chain);
   uint16_t port = 0;
   try {
     port = server.listen();

@@ -28,8 +28,9 @@ std::shared_ptr<const AssertionAuthenticator::Verified> AssertionAuthenticator::
   return v;
 }
 
-Task<void> AssertionAuthenticator::authenticate(http::Context& ctx, const http::RouteDoc& route) {
-  if (route.access == Access::kPublic && route.tag == "operations") co_return;  // probes and scrapers
+void AssertionAuthenticator::check(http::Context& ctx, const http::Route& r) const {
+  const http::RouteDoc& route = r.doc;
+  if (route.access == Access::kPublic && route.tag == "operations") return;  // probes and scrapers
   auto v = verify(ctx.req.header("x-cdx-assertion"));
   if (!v)
     throw Error(Code::kUnauthorized,
@@ -37,9 +38,9 @@ Task<void> AssertionAuthenticator::authenticate(http::Context& ctx, const http::
   if (route.access == Access::kService) {
     if (v->kind != gateway::Assertion::Kind::kService)
       throw Error(Code::kForbidden, "This endpoint is internal to the platform's services.");
-    co_return;
+    return;
   }
-  if (route.access == Access::kPublic) co_return;
+  if (route.access == Access::kPublic) return;
   if (v->kind != gateway::Assertion::Kind::kPrincipal)
     throw Error(Code::kUnauthorized, "This endpoint needs a credential: Authorization: Bearer <token> or X-API-Key.");
   ctx.principal = v->principal;

@@ -2,18 +2,21 @@
 // gateway's signed assertion (X-CDX-Assertion); the principal and tenant come from it, and the route's
 // declared access is enforced again here. Only /health, /metrics and /openapi.json answer without one.
 //   AssertionAuthenticator authn(key);
-//   http::Server server({.authenticate_public = true}, router, metrics, &authn);
+//   http::Server server({.authenticate_public = true}, router, metrics, &authn.chain());
 #pragma once
 #include "common/local_cache.hpp"
 #include "gateway/assertion.hpp"
-#include "http/server.hpp"
+#include "http/middleware.hpp"
 
 namespace cdx::auth {
 
-class AssertionAuthenticator final : public http::Authenticator {
+class AssertionAuthenticator final : public http::Step {
  public:
-  explicit AssertionAuthenticator(const gateway::AssertionKey& key) : key_(key) {}
-  Task<void> authenticate(http::Context& ctx, const http::RouteDoc& route) override;
+  explicit AssertionAuthenticator(const gateway::AssertionKey& key) : key_(key) { chain_.add(*this); }
+  std::string_view name() const override { return "assertion"; }
+  void check(http::Context& ctx, const http::Route& route) const override;
+  // The service's chain: the assertion (principal, tenant, access). The gateway ran the rest.
+  const http::Chain& chain() const { return chain_; }
 
  private:
   struct Verified {
@@ -24,7 +27,8 @@ class AssertionAuthenticator final : public http::Authenticator {
   std::shared_ptr<const Verified> verify(std::string_view token) const;
 
   const gateway::AssertionKey& key_;
-  LocalCache<Verified> verified_{10'000};
+  mutable LocalCache<Verified> verified_{10'000};
+  http::Chain chain_;
 };
 
 }  // namespace cdx::auth

@@ -62,6 +62,7 @@ std::shared_ptr<const CachedTenant> Authenticator::remember_tenant(const core::T
   t->slug = info.tenant.slug;
   t->status = info.tenant.status;
   t->plan = info.tenant.plan;
+  t->modules = info.plan.modules;
   if (auto it = info.tenant.settings.find("allowed_origins");
       it != info.tenant.settings.end() && it->is_array())
     for (const auto& o : *it)
@@ -84,8 +85,7 @@ Task<std::shared_ptr<const CachedTenant>> Authenticator::tenant(std::string_view
   co_return remember_tenant(*info);
 }
 
-Task<std::shared_ptr<const Principal>> Authenticator::from_api_key(
-    std::string_view key, gateway::Bucket** bucket, std::shared_ptr<gateway::UsageCounter>* usage) {
+Task<std::shared_ptr<const Authenticator::CachedKey>> Authenticator::from_api_key(std::string_view key) {
   if (key.size() != kKeyLen ||
       (key.substr(0, kKeyTypeLen) != "cdx_sk_" && key.substr(0, kKeyTypeLen) != "cdx_pk_"))
     throw unauthorized("The API key is malformed.");
@@ -131,9 +131,7 @@ Task<std::shared_ptr<const Principal>> Authenticator::from_api_key(
   int64_t noted = cached->last_noted_ms.load(std::memory_order_relaxed);
   if (now_ms - noted > 60'000 && cached->last_noted_ms.compare_exchange_strong(noted, now_ms))
     source_.note_key_used(cached->principal->tenant_id, cached->principal->id);
-  if (bucket) *bucket = cached->bucket.get();
-  if (usage) *usage = cached->usage;  // owned: the cache entry may go while the request awaits
-  co_return cached->principal;
+  co_return cached;  // owned: the cache entry may go while the request awaits
 }
 
 std::shared_ptr<const Principal> Authenticator::from_bearer(std::string_view token) {
@@ -207,98 +205,219 @@ void enforce_access(const http::Context& ctx, const http::RouteDoc& route, const
     throw Error(Code::kForbidden, "The credential lacks the scope '" + route.scope + "'.");
 }
 
-Task<void> Authenticator::authenticate(http::Context& ctx, const http::RouteDoc& route) {
-  const std::string_view api_key = ctx.req.header("x-api-key");
-  const std::string_view authorization = ctx.req.header("authorization");
-  gateway::Bucket* key_bucket = nullptr;
-  std::shared_ptr<gateway::UsageCounter> key_usage;
-  if (!api_key.empty()) {
-    ctx.principal = co_await from_api_key(api_key, &key_bucket, &key_usage);
-  } else if (!authorization.empty()) {
-    constexpr std::string_view kBearer = "Bearer ";
-    if (authorization.size() <= kBearer.size() ||
-        !boost::beast::iequals(authorization.substr(0, kBearer.size()), kBearer))
-      throw unauthorized("The Authorization header must be 'Bearer <token>'.");
-    ctx.principal = from_bearer(authorization.substr(kBearer.size()));
-  } else {
-    throw unauthorized("This endpoint needs a credential: Authorization: Bearer <token> or X-API-Key.");
-  }
-  const Principal& p = *ctx.principal;
+// ---- the steps ---------------------------------------------------------------------------------------------
 
-  // Tenant: a tenant-bound credential acts in its own tenant only; a SUPERADMIN names one.
-  const std::string_view named = ctx.req.header("x-tenant-id");
-  std::shared_ptr<const CachedTenant> t;
-  if (p.kind == Principal::Kind::kSuperadmin) {
-    if (!named.empty()) {
-      t = co_await tenant(named);
-      if (!t) throw Error(Code::kNotFound, "No tenant has the id or slug given in X-Tenant-ID.");
-      ctx.tenant_storage = t->scope;
-      ctx.tenant = &*ctx.tenant_storage;
+// X-API-Key or Bearer → ctx.principal; the key's limits for the rate-limit and metering steps.
+class Authenticator::CredentialStep final : public http::Step {
+ public:
+  explicit CredentialStep(Authenticator& a) : a_(a) {}
+  std::string_view name() const override { return "credential"; }
+  bool waits() const override { return true; }
+  Task<void> run(http::Context& ctx, const http::Route& route, http::Next next) const override {
+    const std::string_view api_key = ctx.req.header("x-api-key");
+    const std::string_view authorization = ctx.req.header("authorization");
+    if (!api_key.empty()) {
+      auto key = co_await a_.from_api_key(api_key);
+      ctx.principal = key->principal;
+      http::set_slot<CachedKey>(ctx, http::StepSlot::kCredential, std::move(key));
+    } else if (!authorization.empty()) {
+      constexpr std::string_view kBearer = "Bearer ";
+      if (authorization.size() <= kBearer.size() ||
+          !boost::beast::iequals(authorization.substr(0, kBearer.size()), kBearer))
+        throw unauthorized("The Authorization header must be 'Bearer <token>'.");
+      ctx.principal = a_.from_bearer(authorization.substr(kBearer.size()));
+    } else {
+      throw unauthorized("This endpoint needs a credential: Authorization: Bearer <token> or X-API-Key.");
     }
-  } else {
-    t = co_await tenant(p.tenant_id);
-    if (!t) throw unauthorized("The credential's tenant no longer exists.");
-    if (!named.empty() && named != t->id && named != t->slug)
-      throw Error(Code::kForbidden, "The credential belongs to another tenant than X-Tenant-ID names.");
-    ctx.tenant = &*p.scope;
-    if (p.publishable) check_origin(ctx, *t);
+    co_await next(ctx);
   }
-  if (!p.session_id.empty()) {
-    // A token of an ended session (logout, refresh reuse, the user disabled, deleted, or its password
-    // or role changed) stops working within the cache TTL, at once in this process.
-    auto state = sessions_.get(p.session_id, steady_ms());
-    if (!state) {
-      std::string tenant_id = p.tenant_id, sid = p.session_id;
-      const bool active = co_await workers_.run([&] { return source_.session_active(tenant_id, sid); });
-      state = std::make_shared<const SessionState>(SessionState{active});
-      sessions_.put(p.session_id, state, steady_ms() + kCacheTtlMs);
-    }
-    if (!state->active) throw unauthorized("The session has ended; log in again.");
-  }
-  if (t && t->status == "suspended")
-    throw Error(Code::kTenantSuspended, "The tenant '" + t->slug + "' is suspended.");
-  if (t) allow_origin(ctx, *t);
-  // The operator is not rate-limited; tenant credentials are, per key and per tenant.
-  if (p.kind != Principal::Kind::kSuperadmin && t) limit(ctx, key_bucket, t->bucket.get());
 
-  enforce_access(ctx, route, p);
-  if (gateway::UsageCounter* u = key_usage ? key_usage.get() : t ? t->usage.get() : nullptr) u->add();
+ private:
+  Authenticator& a_;
+};
+
+// The tenant the request acts in: a tenant-bound credential's own (X-Tenant-ID may only repeat it); the
+// one a SUPERADMIN names. A publishable key must come from one of the tenant's origins.
+class Authenticator::TenantStep final : public http::Step {
+ public:
+  explicit TenantStep(Authenticator& a) : a_(a) {}
+  std::string_view name() const override { return "tenant"; }
+  bool waits() const override { return true; }
+  Task<void> run(http::Context& ctx, const http::Route& route, http::Next next) const override {
+    const Principal& p = *ctx.principal;
+    const std::string_view named = ctx.req.header("x-tenant-id");
+    std::shared_ptr<const CachedTenant> t;
+    if (p.kind == Principal::Kind::kSuperadmin) {
+      if (!named.empty()) {
+        t = co_await a_.tenant(named);
+        if (!t) throw Error(Code::kNotFound, "No tenant has the id or slug given in X-Tenant-ID.");
+        ctx.tenant_storage = t->scope;
+        ctx.tenant = &*ctx.tenant_storage;
+      }
+    } else {
+      t = co_await a_.tenant(p.tenant_id);
+      if (!t) throw unauthorized("The credential's tenant no longer exists.");
+      if (!named.empty() && named != t->id && named != t->slug)
+        throw Error(Code::kForbidden, "The credential belongs to another tenant than X-Tenant-ID names.");
+      ctx.tenant = &*p.scope;
+      if (p.publishable) check_origin(ctx, *t);
+    }
+    if (t) http::set_slot<CachedTenant>(ctx, http::StepSlot::kTenant, std::move(t));
+    co_await next(ctx);
+  }
+
+ private:
+  Authenticator& a_;
+};
+
+// A token of an ended session (logout, refresh reuse, the user disabled, deleted, or its password or role
+// changed) stops working within the cache TTL, at once in this process.
+class Authenticator::SessionStep final : public http::Step {
+ public:
+  explicit SessionStep(Authenticator& a) : a_(a) {}
+  std::string_view name() const override { return "session"; }
+  bool waits() const override { return true; }
+  Task<void> run(http::Context& ctx, const http::Route& route, http::Next next) const override {
+    const Principal& p = *ctx.principal;
+    if (!p.session_id.empty()) {
+      auto state = a_.sessions_.get(p.session_id, steady_ms());
+      if (!state) {
+        std::string tenant_id = p.tenant_id, sid = p.session_id;
+        const bool active = co_await a_.workers_.run([&] { return a_.source_.session_active(tenant_id, sid); });
+        state = std::make_shared<const SessionState>(SessionState{active});
+        a_.sessions_.put(p.session_id, state, steady_ms() + kCacheTtlMs);
+      }
+      if (!state->active) throw unauthorized("The session has ended; log in again.");
+    }
+    co_await next(ctx);
+  }
+
+ private:
+  Authenticator& a_;
+};
+
+class Authenticator::SuspensionStep final : public http::Step {
+ public:
+  std::string_view name() const override { return "suspension"; }
+  void check(http::Context& ctx, const http::Route&) const override {
+    const CachedTenant* t = http::slot_ptr<CachedTenant>(ctx, http::StepSlot::kTenant);
+    if (t && t->status == "suspended")
+      throw Error(Code::kTenantSuspended, "The tenant '" + t->slug + "' is suspended.");
+  }
+};
+
+class Authenticator::CorsStep final : public http::Step {
+ public:
+  std::string_view name() const override { return "cors"; }
+  void check(http::Context& ctx, const http::Route&) const override {
+    if (const CachedTenant* t = http::slot_ptr<CachedTenant>(ctx, http::StepSlot::kTenant)) allow_origin(ctx, *t);
+  }
+};
+
+// A module's routes answer only tenants whose plan lists the module (the operator acts everywhere).
+class Authenticator::PlanStep final : public http::Step {
+ public:
+  explicit PlanStep(const Authenticator& a) : a_(a) {}
+  std::string_view name() const override { return "plan"; }
+  void check(http::Context& ctx, const http::Route& route) const override {
+    const CachedTenant* t = http::slot_ptr<CachedTenant>(ctx, http::StepSlot::kTenant);
+    if (!t || ctx.principal->kind == Principal::Kind::kSuperadmin) return;
+    constexpr std::string_view kApi = "/api/v1/";
+    std::string_view path = route.pattern;
+    if (path.substr(0, kApi.size()) != kApi) return;
+    path.remove_prefix(kApi.size());
+    const std::string_view module = path.substr(0, path.find('/'));
+    for (const auto& gated : a_.plan_gated_) {
+      if (gated != module) continue;
+      if (std::find(t->modules.begin(), t->modules.end(), module) == t->modules.end())
+        throw Error(Code::kForbidden, "The tenant's plan '" + t->plan + "' does not include the " + std::string(module) +
+                                          " module.");
+      return;
+    }
+  }
+
+ private:
+  const Authenticator& a_;
+};
+
+// Token buckets per tenant and per key (the operator is not limited); RateLimit-* on every limited answer.
+class Authenticator::RateLimitStep final : public http::Step {
+ public:
+  std::string_view name() const override { return "rate limit"; }
+  void check(http::Context& ctx, const http::Route&) const override {
+    const CachedTenant* t = http::slot_ptr<CachedTenant>(ctx, http::StepSlot::kTenant);
+    if (!t || ctx.principal->kind == Principal::Kind::kSuperadmin) return;
+    const CachedKey* key = http::slot_ptr<CachedKey>(ctx, http::StepSlot::kCredential);
+    const int64_t now = gateway::now_us();
+    gateway::Decision d = t->bucket->take(now);
+    if (key && d.allowed) {
+      gateway::Decision k = key->bucket->take(now);
+      if (!k.allowed || k.remaining < d.remaining) d = k;
+    }
+    // draft-ietf-httpapi-ratelimit-headers, written without allocating.
+    std::string& h = ctx.res.header_lines;
+    char num[24];
+    auto line = [&](std::string_view name, int64_t v) {
+      h += name;
+      h += ": ";
+      h.append(num, std::to_chars(num, num + sizeof num, v).ptr);
+      h += "\r\n";
+    };
+    line("RateLimit-Limit", d.limit);
+    line("RateLimit-Remaining", d.remaining);
+    line("RateLimit-Reset", d.reset_s);
+    if (!d.allowed)
+      throw Error(Code::kRateLimited, "The rate limit of the tenant's plan is exhausted; retry later.")
+          .with_header("Retry-After", std::to_string(d.retry_after_s));
+  }
+};
+
+class Authenticator::AccessStep final : public http::Step {
+ public:
+  std::string_view name() const override { return "access"; }
+  void check(http::Context& ctx, const http::Route& route) const override {
+    enforce_access(ctx, route.doc, *ctx.principal);
+  }
+};
+
+// Counts the admitted request: per API key, or per tenant for other credentials.
+class Authenticator::MeteringStep final : public http::Step {
+ public:
+  std::string_view name() const override { return "metering"; }
+  void check(http::Context& ctx, const http::Route&) const override {
+    if (const CachedKey* key = http::slot_ptr<CachedKey>(ctx, http::StepSlot::kCredential)) {
+      if (key->usage) key->usage->add();
+    } else if (const CachedTenant* t = http::slot_ptr<CachedTenant>(ctx, http::StepSlot::kTenant)) {
+      if (t->usage) t->usage->add();
+    }
+  }
+};
+
+Authenticator::Authenticator(CredentialSource& source, WorkerPool& workers) : source_(source), workers_(workers) {
+  steps_.push_back(std::make_unique<CredentialStep>(*this));
+  steps_.push_back(std::make_unique<TenantStep>(*this));
+  steps_.push_back(std::make_unique<SessionStep>(*this));
+  steps_.push_back(std::make_unique<SuspensionStep>());
+  steps_.push_back(std::make_unique<CorsStep>());
+  steps_.push_back(std::make_unique<PlanStep>(*this));
+  steps_.push_back(std::make_unique<RateLimitStep>());
+  steps_.push_back(std::make_unique<AccessStep>());
+  steps_.push_back(std::make_unique<MeteringStep>());
+  for (const auto& s : steps_) chain_.add(*s);
 }
 
-void Authenticator::limit(http::Context& ctx, gateway::Bucket* key_bucket, gateway::Bucket* tenant_bucket) {
-  const int64_t now = gateway::now_us();
-  gateway::Decision d = tenant_bucket->take(now);
-  if (key_bucket && d.allowed) {
-    gateway::Decision k = key_bucket->take(now);
-    if (!k.allowed || k.remaining < d.remaining) d = k;
-  }
-  // RateLimit-* (draft-ietf-httpapi-ratelimit-headers) on every limited answer, written without allocating.
-  std::string& h = ctx.res.header_lines;
-  char num[24];
-  auto line = [&](std::string_view name, int64_t v) {
-    h += name;
-    h += ": ";
-    h.append(num, std::to_chars(num, num + sizeof num, v).ptr);
-    h += "\r\n";
-  };
-  line("RateLimit-Limit", d.limit);
-  line("RateLimit-Remaining", d.remaining);
-  line("RateLimit-Reset", d.reset_s);
-  if (!d.allowed)
-    throw Error(Code::kRateLimited, "The rate limit of the tenant's plan is exhausted; retry later.")
-        .with_header("Retry-After", std::to_string(d.retry_after_s));
-}
+Authenticator::~Authenticator() = default;
 
 Task<std::string> Authenticator::tenant_of_publishable_key(http::Context& ctx) {
   const std::string_view key = ctx.req.header("x-api-key");
   if (key.substr(0, kKeyTypeLen) != "cdx_pk_")
     throw unauthorized("Only a publishable key (cdx_pk_…) names a tenant here.");
-  auto p = co_await from_api_key(key);
-  auto t = co_await tenant(p->tenant_id);
+  auto k = co_await from_api_key(key);
+  auto t = co_await tenant(k->principal->tenant_id);
   if (!t) throw unauthorized("The credential's tenant no longer exists.");
   check_origin(ctx, *t);
   allow_origin(ctx, *t);
-  co_return p->tenant_id;
+  co_return k->principal->tenant_id;
 }
 
 void Authenticator::check_origin(const http::Context& ctx, const CachedTenant& t) {

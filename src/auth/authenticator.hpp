@@ -1,7 +1,8 @@
 // Turns a request's credential (X-API-Key or Bearer JWT) into a Principal and its tenant, enforcing
-// each route's declared Access. Answers from per-thread caches (TTL 5 s, dropped at once on revocation
-// or a tenant change), so a known credential costs no database call, no lock and no allocation.
-//   http::Server server(opts, router, metrics, &authenticator);
+// each route's declared Access, as steps of the middleware chain. Answers from per-thread caches (TTL 5 s,
+// dropped at once on revocation or a tenant change), so a known credential costs no database call, no
+// lock and no allocation.
+//   http::Server server(opts, router, metrics, &authenticator.chain());
 #pragma once
 #include <memory>
 
@@ -11,6 +12,7 @@
 #include "gateway/assertion.hpp"
 #include "gateway/rate_limiter.hpp"
 #include "gateway/usage_meter.hpp"
+#include "http/middleware.hpp"
 #include "http/server.hpp"
 
 namespace cdx::auth {
@@ -21,6 +23,7 @@ struct CachedTenant {
   std::optional<db::TenantScope> scope;
   std::shared_ptr<gateway::Bucket> bucket;   // the tenant's rate limit (plan.rate_limit_per_minute)
   std::shared_ptr<gateway::UsageCounter> usage;  // calls without an API key (null when not metered)
+  std::vector<std::string> modules;              // the plan's modules
 };
 
 // Where the Authenticator looks a credential up on a cache miss: auth's own store in the monolith and in
@@ -69,11 +72,16 @@ void enforce_access(const http::Context& ctx, const http::RouteDoc& route, const
 // The JSON of GET /api/v1/auth/me for a principal.
 std::string render_me(const Principal& p);
 
-class Authenticator final : public http::Authenticator {
+// Turns a request's credential into a Principal and admits it into its tenant, as the middleware chain's
+// steps in their declared order: credential, tenant, session, suspension, CORS, plan, rate limit, access,
+// metering. Known credentials and tenants are answered from per-thread caches.
+class Authenticator final {
  public:
-  Authenticator(CredentialSource& source, WorkerPool& workers) : source_(source), workers_(workers) {}
+  Authenticator(CredentialSource& source, WorkerPool& workers);
+  ~Authenticator();
 
-  Task<void> authenticate(http::Context& ctx, const http::RouteDoc& route) override;
+  // The chain the server runs before every non-public handler (monolith, auth service, gateway).
+  const http::Chain& chain() const { return chain_; }
 
   // The tenant a publishable key (cdx_pk_…) identifies, for endpoints that take one instead of a
   // credential (login, sign-up). Throws 401 when the key is not valid.
@@ -95,8 +103,9 @@ class Authenticator final : public http::Authenticator {
   void set_behind_gateway(bool v) { behind_gateway_ = v; }
   // Counts every admitted tenant request (per tenant, and per API key). Set before serving.
   void set_usage_meter(gateway::UsageMeter* meter) { meter_ = meter; }
+  // Modules a tenant's plan must list for their routes (/api/v1/<module>/…) to answer (403 otherwise).
+  void set_plan_gated(std::vector<std::string> modules) { plan_gated_ = std::move(modules); }
 
- private:
   struct CachedKey {
     unsigned char digest[32];
     std::optional<int64_t> expires_at;
@@ -105,10 +114,19 @@ class Authenticator final : public http::Authenticator {
     std::shared_ptr<gateway::UsageCounter> usage;
     mutable std::atomic<int64_t> last_noted_ms{0};  // last_used_at is recorded at most once a minute
   };
-  // The key's bucket comes back through `bucket` so the caller can rate-limit without a second lookup.
-  Task<std::shared_ptr<const Principal>> from_api_key(std::string_view key, gateway::Bucket** bucket = nullptr,
-                                                      std::shared_ptr<gateway::UsageCounter>* usage = nullptr);
-  static void limit(http::Context& ctx, gateway::Bucket* key_bucket, gateway::Bucket* tenant_bucket);
+
+ private:
+  class CredentialStep;
+  class TenantStep;
+  class SessionStep;
+  class SuspensionStep;
+  class CorsStep;
+  class PlanStep;
+  class RateLimitStep;
+  class AccessStep;
+  class MeteringStep;
+
+  Task<std::shared_ptr<const CachedKey>> from_api_key(std::string_view key);
   std::shared_ptr<const Principal> from_bearer(std::string_view token);
   Task<std::shared_ptr<const CachedTenant>> tenant(std::string_view id_or_slug);
   std::shared_ptr<const CachedTenant> remember_tenant(const core::TenantInfo& info) const;
@@ -125,6 +143,9 @@ class Authenticator final : public http::Authenticator {
   mutable gateway::RateLimiter limiter_;
   bool behind_gateway_ = false;
   gateway::UsageMeter* meter_ = nullptr;
+  std::vector<std::string> plan_gated_;
+  std::vector<std::unique_ptr<http::Step>> steps_;
+  http::Chain chain_;
 };
 
 }  // namespace cdx::auth

@@ -284,15 +284,15 @@ struct Server::Impl {
   ServerOptions opts;
   const Router& router;
   Metrics& metrics;
-  Authenticator* authenticator;
+  const Chain* chain;
   std::vector<std::unique_ptr<Shard>> shards;
   std::unique_ptr<Acceptor> acceptor;
   std::atomic<bool> draining{false};
   std::atomic<int64_t> live{0};
   size_t next_shard = 0;
 
-  Impl(ServerOptions o, const Router& r, Metrics& m, Authenticator* a)
-      : opts(std::move(o)), router(r), metrics(m), authenticator(a) {
+  Impl(ServerOptions o, const Router& r, Metrics& m, const Chain* a)
+      : opts(std::move(o)), router(r), metrics(m), chain(a) {
     const int n = std::max(1, opts.threads);
     for (int i = 0; i < n; ++i) shards.push_back(std::make_unique<Shard>());
   }
@@ -412,10 +412,9 @@ struct Server::Impl {
   Task<void> dispatch(Context& ctx, const Route& route) {
     try {
       if (route.doc.access != Access::kPublic || opts.authenticate_public) {
-        if (!authenticator) throw Error(Code::kServiceUnavailable, "No authenticator is configured.");
-        co_await authenticator->authenticate(ctx, route.doc);
-      }
-      if (route.sync_handler) {
+        if (!chain) throw Error(Code::kServiceUnavailable, "No middleware chain is configured.");
+        co_await chain->run(ctx, route);  // its steps, then the handler
+      } else if (route.sync_handler) {
         route.sync_handler(ctx);
       } else {
         co_await route.async_handler(ctx);
@@ -953,8 +952,8 @@ struct Server::Impl {
   }
 };
 
-Server::Server(ServerOptions options, const Router& router, Metrics& metrics, Authenticator* authenticator)
-    : impl_(std::make_unique<Impl>(std::move(options), router, metrics, authenticator)) {}
+Server::Server(ServerOptions options, const Router& router, Metrics& metrics, const Chain* chain)
+    : impl_(std::make_unique<Impl>(std::move(options), router, metrics, chain)) {}
 
 Server::~Server() = default;
 

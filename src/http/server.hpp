@@ -1,7 +1,7 @@
 // The HTTP/1.1 server: keep-alive, pipelining, limits, timeouts, request ids, problem+json errors,
-// access log, metrics and graceful drain. Routes come from a Router; credentials are checked by an
-// Authenticator before any non-public handler runs.
-//   Server server(options, router, metrics, &authenticator);
+// access log, metrics and graceful drain. Routes come from a Router; a middleware Chain (credential,
+// tenant, plan, rate limit, access, …) runs before every non-public handler.
+//   Server server(options, router, metrics, &chain);
 //   uint16_t port = server.listen();  server.run();   // until stop()
 #pragma once
 #include <utility>  // before Asio's coroutine headers (GCC 12 + Boost 1.74)
@@ -13,17 +13,10 @@
 #include <string>
 
 #include "http/metrics.hpp"
+#include "http/middleware.hpp"
 #include "http/router.hpp"
 
 namespace cdx::http {
-
-class Authenticator {
- public:
-  virtual ~Authenticator() = default;
-  // Sets ctx.principal (and ctx.tenant) or throws cdx::Error (401/403), enforcing the route's
-  // declared access and scope.
-  virtual Task<void> authenticate(Context& ctx, const RouteDoc& route) = 0;
-};
 
 struct ServerOptions {
   std::string host = "127.0.0.1";
@@ -35,14 +28,14 @@ struct ServerOptions {
   std::chrono::milliseconds body_timeout{30'000};    // body and response write
   std::chrono::milliseconds idle_timeout{75'000};    // keep-alive between requests
   std::chrono::milliseconds drain_timeout{10'000};   // graceful shutdown
-  // The authenticator also sees public routes: a service behind the gateway checks the gateway's signed
+  // The chain also runs for public routes: a service behind the gateway checks the gateway's signed
   // assertion on every request, not only on those that need a principal.
   bool authenticate_public = false;
 };
 
 class Server {
  public:
-  Server(ServerOptions options, const Router& router, Metrics& metrics, Authenticator* authenticator);
+  Server(ServerOptions options, const Router& router, Metrics& metrics, const Chain* chain);
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;

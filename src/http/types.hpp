@@ -105,6 +105,7 @@ struct Context {
   AnswerStream* answer_stream = nullptr;          // set by the server on streamed routes
   std::optional<db::TenantScope> tenant_storage;  // owns the scope when a SUPERADMIN names a tenant
   int route_id = -1;
+  std::array<std::shared_ptr<const void>, 2> step_state;  // see http/middleware.hpp (StepSlot)
 
   // Per-request reset; keeps buffer capacity so the hot path does not allocate.
   void reset() {
@@ -122,6 +123,8 @@ struct Context {
     tenant = nullptr;
     tenant_storage.reset();
     route_id = -1;
+    step_state[0].reset();
+    step_state[1].reset();
   }
 };
 
