@@ -7,13 +7,14 @@
 #include "common/clock.hpp"
 #include "common/ids.hpp"
 #include "common/log.hpp"
+#include "app/capabilities.hpp"
 #include "app/modules.hpp"
 
 namespace cdx::app {
 
 namespace {
 
-constexpr int64_t kAssertionRefreshSeconds = gateway::kAssertionTtlSeconds / 2;
+constexpr int64_t kAssertionRefreshSeconds = http::kAssertionTtlSeconds / 2;
 
 // Trace and span ids need uniqueness, not secrecy: a per-thread generator seeded once from libsodium
 // saves two getrandom system calls per request.
@@ -71,13 +72,15 @@ bool take_internal_header(std::string& lines, std::string_view name) {
 
 }  // namespace
 
-Gateway::Gateway(const Config& config, const gateway::AssertionKey& key, WorkerPool& workers,
+Gateway::Gateway(const Config& config, const http::AssertionKey& key, WorkerPool& workers,
                  WorkerPool& hashers)
     : config_(config),
       key_(key),
       workers_(workers),
       hashers_(hashers),
-      credentials_(service_url(config, "auth"), service_url(config, "core"), config.issuer(), key),
+      core_api_(service_url(config, "core"), "gateway", key),
+      auth_api_(service_url(config, "auth"), "gateway", key),
+      credentials_(service_url(config, "auth"), core_api_, config.issuer(), key),
       core_("core", service_url(config, "core"), "gateway", key),
       authenticator_(credentials_, workers) {
   authenticator_.set_usage_meter(&usage_);
@@ -97,11 +100,9 @@ std::vector<Module*> Gateway::modules() const {
 
 void Gateway::mount(http::Router& router) {
   // The modules are built only to learn their routes and declarations; their handlers never run here.
-  auth_api_ = std::make_unique<auth::RemoteApi>(service_url(config_, "auth"), "gateway", key_);
-  core_api_ = std::make_unique<core::RemoteApi>(service_url(config_, "core"), "gateway", key_);
   for (const ModuleSpec& spec : app::modules()) {
-    ModuleDeps deps{config_,  db::make_detached_database(std::string(spec.schema)), workers_, hashers_, *auth_api_,
-                    *core_api_, [](const db::TenantScope&) {}};
+    ModuleDeps deps{config_,  db::make_detached_database(std::string(spec.schema)), workers_, hashers_, auth_api_,
+                    core_api_, [](const db::TenantScope&) {}, Capabilities::scope_minter()};
     modules_.push_back(spec.make(deps));
   }
   for (size_t i = 0; i < modules_.size(); ++i) {
@@ -142,8 +143,8 @@ std::string_view Gateway::assertion_for(const http::Context& ctx) {
     by_principal.clear();
     return assertion_for(ctx);
   }
-  gateway::Assertion a;
-  a.kind = gateway::Assertion::Kind::kPrincipal;
+  http::Assertion a;
+  a.kind = http::Assertion::Kind::kPrincipal;
   a.principal = *ctx.principal;
   a.principal.scope.reset();
   a.principal.me_json.clear();
@@ -160,7 +161,7 @@ std::string_view Gateway::assertion_for(const http::Context& ctx) {
 Task<void> Gateway::forward(http::Context& ctx, size_t upstream) {
   thread_local std::string extra;
   extra.clear();
-  extra += gateway::kAssertionHeader;
+  extra += http::kAssertionHeader;
   extra += ": ";
   extra += assertion_for(ctx);
   extra += "\r\nX-Request-ID: ";
@@ -175,7 +176,7 @@ Task<void> Gateway::forward(http::Context& ctx, size_t upstream) {
 void Gateway::on_head(http::Context& ctx) {
   // Credentials or tenants changed behind us: drop the caches before the client sees the answer, so the
   // change holds from its next request, as in the monolith.
-  if (take_internal_header(ctx.res.header_lines, gateway::kInvalidateHeader)) authenticator_.invalidate();
+  if (take_internal_header(ctx.res.header_lines, http::kInvalidateHeader)) authenticator_.invalidate();
   // A key set read through the gateway is the freshest there is: verify with it from now on.
   if (ctx.res.status == 200 && !ctx.res.body.empty() && ctx.req.path == "/.well-known/jwks.json" &&
       credentials_.update_keys(ctx.res.body))

@@ -12,12 +12,13 @@
 
 #include "auth/authenticator.hpp"
 #include "auth/remote.hpp"
+#include "auth/remote_api.hpp"
 #include "common/config.hpp"
-#include "common/module.hpp"
+#include "kit/module.hpp"
 #include "core/remote_api.hpp"
-#include "gateway/assertion.hpp"
+#include "http/assertion.hpp"
 #include "gateway/proxy.hpp"
-#include "gateway/usage_meter.hpp"
+#include "kit/usage_meter.hpp"
 #include "http/router.hpp"
 #include "http/service_client.hpp"
 
@@ -25,7 +26,7 @@ namespace cdx::app {
 
 class Gateway final : private gateway::AnswerObserver {
  public:
-  Gateway(const Config& config, const gateway::AssertionKey& key, WorkerPool& workers, WorkerPool& hashers);
+  Gateway(const Config& config, const http::AssertionKey& key, WorkerPool& workers, WorkerPool& hashers);
   ~Gateway() override;
 
   // Every public and authenticated route of every module, answered by proxying to its service.
@@ -50,17 +51,17 @@ class Gateway final : private gateway::AnswerObserver {
   std::string_view assertion_for(const http::Context& ctx);
 
   const Config& config_;
-  const gateway::AssertionKey& key_;
+  const http::AssertionKey& key_;
   WorkerPool& workers_;
   WorkerPool& hashers_;
+  core::RemoteApi core_api_;  // before credentials_, which looks tenants up through it
+  auth::RemoteApi auth_api_;
   auth::RemoteCredentials credentials_;
-  gateway::UsageMeter usage_;
+  kit::UsageMeter usage_;
   http::ServiceClient core_;
   auth::Authenticator authenticator_;
   std::vector<gateway::Upstream> upstreams_;
   std::unique_ptr<gateway::Proxy> proxy_;
-  std::unique_ptr<auth::RemoteApi> auth_api_;
-  std::unique_ptr<core::RemoteApi> core_api_;
   std::vector<std::unique_ptr<Module>> modules_;
   uint64_t ticks_ = 0;
   std::atomic<bool> keys_loaded_{false};

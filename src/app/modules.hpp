@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "common/config.hpp"
-#include "common/module.hpp"
+#include "kit/module.hpp"
 #include "common/worker_pool.hpp"
 
 namespace cdx::auth {
@@ -33,6 +33,7 @@ struct ModuleDeps {
   auth::Api& auth;
   core::Api& core;
   std::function<void(const db::TenantScope&)> purge;  // core: purge a deleted tenant everywhere
+  const ScopeMinter& minter;                          // core and auth only: they verify and create tenancy
 };
 
 struct ModuleSpec {

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "common/module.hpp"
+#include "kit/module.hpp"
 #include "http/router.hpp"
 
 namespace cdx::app {

@@ -10,12 +10,13 @@
 #include <thread>
 
 #include "app/gateway.hpp"
+#include "app/capabilities.hpp"
 #include "app/modules.hpp"
 #include "app/openapi.hpp"
 #include "auth/assertion_authenticator.hpp"
 #include "auth/internal_routes.hpp"
 #include "auth/module.hpp"
-#include "auth/remote.hpp"
+#include "auth/remote_api.hpp"
 #include "common/clock.hpp"
 #include "common/log.hpp"
 #include "common/worker_pool.hpp"
@@ -100,7 +101,7 @@ struct Platform::Impl {
   WorkerPool workers;  // blocking I/O
   WorkerPool hashers;  // Argon2id: CPU-bound, sized to the cores, so a login flood cannot starve I/O
   std::unique_ptr<db::ConnectionFactory> factory;
-  std::unique_ptr<gateway::AssertionKey> key;    // constellation: signs and checks the internal assertions
+  std::unique_ptr<http::AssertionKey> key;    // constellation: signs and checks the internal assertions
   std::unique_ptr<auth::RemoteApi> remote_auth;  // the core service's way to auth
   std::unique_ptr<core::RemoteApi> remote_core;  // the auth service's way to core
   std::unique_ptr<Gateway> gateway;              // the gateway service
@@ -112,7 +113,7 @@ struct Platform::Impl {
   auth::AuthModule* auth = nullptr;
   db::OutboxRelay relay;  // drains the modules' outboxes from the once-a-second tick
   HealthCache health;
-  gateway::UsageMeter usage;  // the monolith's API calls per tenant and key, drained into core
+  kit::UsageMeter usage;  // the monolith's API calls per tenant and key, drained into core
 
   bool monolith() const { return config.module.empty(); }
   bool holds(std::string_view name) const { return monolith() || config.module == name; }
@@ -132,7 +133,7 @@ struct Platform::Impl {
       if (config.internal_secret.empty())
         throw std::runtime_error("setting 'internal_secret' (CDX_INTERNAL_SECRET) is required to serve one service "
                                  "of a constellation; `cdx up` sets it for its children");
-      key = std::make_unique<gateway::AssertionKey>(config.internal_secret);
+      key = std::make_unique<http::AssertionKey>(config.internal_secret);
     }
     if (config.module == "gateway") {
       gateway = std::make_unique<Gateway>(config, *key, workers, hashers);
@@ -158,7 +159,7 @@ struct Platform::Impl {
     for (const ModuleSpec& spec : app::modules()) {
       if (!holds(spec.name)) continue;
       ModuleDeps deps{config,        factory->open(std::string(spec.schema)), workers, hashers, *auth_for_others,
-                      *core_for_others, [this](const db::TenantScope& scope) { purge(scope); }};
+                      *core_for_others, [this](const db::TenantScope& scope) { purge(scope); }, Capabilities::scope_minter()};
       owned.push_back(spec.make(deps));
       Module* m = owned.back().get();
       modules.push_back(m);

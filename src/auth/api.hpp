@@ -7,7 +7,7 @@
 #include <optional>
 #include <string>
 
-#include "db/tenant_scope.hpp"
+#include "common/tenant_scope.hpp"
 
 namespace cdx::auth {
 

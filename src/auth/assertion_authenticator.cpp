@@ -18,7 +18,7 @@ std::shared_ptr<const AssertionAuthenticator::Verified> AssertionAuthenticator::
   auto v = std::make_shared<Verified>();
   v->kind = a->kind;
   if (!a->tenant_id.empty()) v->tenant = ScopeMinter::mint(a->tenant_id);
-  if (a->kind == gateway::Assertion::Kind::kPrincipal) {
+  if (a->kind == http::Assertion::Kind::kPrincipal) {
     auto p = std::make_shared<Principal>(std::move(a->principal));
     if (!p->tenant_id.empty()) p->scope = ScopeMinter::mint(p->tenant_id);
     p->me_json = render_me(*p);
@@ -36,12 +36,12 @@ void AssertionAuthenticator::check(http::Context& ctx, const http::Route& r) con
     throw Error(Code::kUnauthorized,
                 "This service answers only requests forwarded by the gateway with a valid signed assertion.");
   if (route.access == Access::kService) {
-    if (v->kind != gateway::Assertion::Kind::kService)
+    if (v->kind != http::Assertion::Kind::kService)
       throw Error(Code::kForbidden, "This endpoint is internal to the platform's services.");
     return;
   }
   if (route.access == Access::kPublic) return;
-  if (v->kind != gateway::Assertion::Kind::kPrincipal)
+  if (v->kind != http::Assertion::Kind::kPrincipal)
     throw Error(Code::kUnauthorized, "This endpoint needs a credential: Authorization: Bearer <token> or X-API-Key.");
   ctx.principal = v->principal;
   const Principal& p = *ctx.principal;

@@ -5,14 +5,14 @@
 //   http::Server server({.authenticate_public = true}, router, metrics, &authn.chain());
 #pragma once
 #include "common/local_cache.hpp"
-#include "gateway/assertion.hpp"
+#include "http/assertion.hpp"
 #include "http/middleware.hpp"
 
 namespace cdx::auth {
 
 class AssertionAuthenticator final : public http::Step {
  public:
-  explicit AssertionAuthenticator(const gateway::AssertionKey& key) : key_(key) { chain_.add(*this); }
+  explicit AssertionAuthenticator(const http::AssertionKey& key) : key_(key) { chain_.add(*this); }
   std::string_view name() const override { return "assertion"; }
   void check(http::Context& ctx, const http::Route& route) const override;
   // The service's chain: the assertion (principal, tenant, access). The gateway ran the rest.
@@ -20,13 +20,13 @@ class AssertionAuthenticator final : public http::Step {
 
  private:
   struct Verified {
-    gateway::Assertion::Kind kind;
+    http::Assertion::Kind kind;
     std::shared_ptr<const Principal> principal;   // kPrincipal
     std::optional<db::TenantScope> tenant;        // the tenant the request acts in
   };
   std::shared_ptr<const Verified> verify(std::string_view token) const;
 
-  const gateway::AssertionKey& key_;
+  const http::AssertionKey& key_;
   mutable LocalCache<Verified> verified_{10'000};
   http::Chain chain_;
 };

@@ -348,10 +348,10 @@ class Authenticator::RateLimitStep final : public http::Step {
     const CachedTenant* t = http::slot_ptr<CachedTenant>(ctx, http::StepSlot::kTenant);
     if (!t || ctx.principal->kind == Principal::Kind::kSuperadmin) return;
     const CachedKey* key = http::slot_ptr<CachedKey>(ctx, http::StepSlot::kCredential);
-    const int64_t now = gateway::now_us();
-    gateway::Decision d = t->bucket->take(now);
+    const int64_t now = kit::now_us();
+    kit::Decision d = t->bucket->take(now);
     if (key && d.allowed) {
-      gateway::Decision k = key->bucket->take(now);
+      kit::Decision k = key->bucket->take(now);
       if (!k.allowed || k.remaining < d.remaining) d = k;
     }
     // draft-ietf-httpapi-ratelimit-headers, written without allocating.

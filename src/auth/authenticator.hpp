@@ -9,9 +9,9 @@
 #include "auth/service.hpp"
 #include "common/local_cache.hpp"
 #include "common/worker_pool.hpp"
-#include "gateway/assertion.hpp"
-#include "gateway/rate_limiter.hpp"
-#include "gateway/usage_meter.hpp"
+#include "http/assertion.hpp"
+#include "kit/rate_limiter.hpp"
+#include "kit/usage_meter.hpp"
 #include "http/middleware.hpp"
 #include "http/server.hpp"
 
@@ -21,8 +21,8 @@ struct CachedTenant {
   std::string id, slug, status, plan;
   std::vector<std::string> allowed_origins;  // settings.allowed_origins: where publishable keys may be used
   std::optional<db::TenantScope> scope;
-  std::shared_ptr<gateway::Bucket> bucket;   // the tenant's rate limit (plan.rate_limit_per_minute)
-  std::shared_ptr<gateway::UsageCounter> usage;  // calls without an API key (null when not metered)
+  std::shared_ptr<kit::Bucket> bucket;   // the tenant's rate limit (plan.rate_limit_per_minute)
+  std::shared_ptr<kit::UsageCounter> usage;  // calls without an API key (null when not metered)
   std::vector<std::string> modules;              // the plan's modules
 };
 
@@ -98,11 +98,11 @@ class Authenticator final {
   // before it answers the client, so a revocation takes effect at once in every topology.
   void invalidate(http::Context& ctx) const {
     invalidate();
-    if (behind_gateway_) ctx.res.header_lines += gateway::kInvalidateLine;
+    if (behind_gateway_) ctx.res.header_lines += http::kInvalidateLine;
   }
   void set_behind_gateway(bool v) { behind_gateway_ = v; }
   // Counts every admitted tenant request (per tenant, and per API key). Set before serving.
-  void set_usage_meter(gateway::UsageMeter* meter) { meter_ = meter; }
+  void set_usage_meter(kit::UsageMeter* meter) { meter_ = meter; }
   // Modules a tenant's plan must list for their routes (/api/v1/<module>/…) to answer (403 otherwise).
   void set_plan_gated(std::vector<std::string> modules) { plan_gated_ = std::move(modules); }
 
@@ -110,8 +110,8 @@ class Authenticator final {
     unsigned char digest[32];
     std::optional<int64_t> expires_at;
     std::shared_ptr<const Principal> principal;
-    std::shared_ptr<gateway::Bucket> bucket;  // the key's own rate limit
-    std::shared_ptr<gateway::UsageCounter> usage;
+    std::shared_ptr<kit::Bucket> bucket;  // the key's own rate limit
+    std::shared_ptr<kit::UsageCounter> usage;
     mutable std::atomic<int64_t> last_noted_ms{0};  // last_used_at is recorded at most once a minute
   };
 
@@ -140,9 +140,9 @@ class Authenticator final {
   LocalCache<Principal> tokens_{10'000};
   LocalCache<CachedTenant> tenants_;
   LocalCache<SessionState> sessions_;
-  mutable gateway::RateLimiter limiter_;
+  mutable kit::RateLimiter limiter_;
   bool behind_gateway_ = false;
-  gateway::UsageMeter* meter_ = nullptr;
+  kit::UsageMeter* meter_ = nullptr;
   std::vector<std::string> plan_gated_;
   std::vector<std::unique_ptr<http::Step>> steps_;
   http::Chain chain_;

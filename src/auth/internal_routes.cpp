@@ -7,7 +7,7 @@
 #include "auth/scope_minter.hpp"
 #include "common/ids.hpp"
 #include "common/json_body.hpp"
-#include "core/remote_api.hpp"
+#include "core/api.hpp"
 
 namespace cdx::auth {
 

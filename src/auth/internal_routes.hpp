@@ -3,7 +3,7 @@
 // mounts. All Access::kService: reachable only with a service assertion, never through the gateway.
 //   InternalRoutes::mount(router, auth_module, workers);
 #pragma once
-#include "common/module.hpp"
+#include "kit/module.hpp"
 #include "common/worker_pool.hpp"
 #include "http/router.hpp"
 

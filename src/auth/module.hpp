@@ -5,11 +5,12 @@
 #include <memory>
 
 #include "auth/api.hpp"
+#include "auth/scope_minter.hpp"
 #include "auth/authenticator.hpp"
 #include "auth/oauth_service.hpp"
 #include "auth/service.hpp"
 #include "auth/store.hpp"
-#include "common/module.hpp"
+#include "kit/module.hpp"
 
 namespace cdx::auth {
 
@@ -36,8 +37,9 @@ class InProcessApi final : public Api {
 class AuthModule final : public Module {
  public:
   AuthModule(std::shared_ptr<db::Database> db, WorkerPool& workers, WorkerPool& hashers, core::Api& core,
-             const Config& config)
-      : db_(std::move(db)),
+             const Config& config, const cdx::ScopeMinter& minter)
+      : minted_(minter),
+        db_(std::move(db)),
         workers_(workers),
         store_(db_),
         service_(store_, core, config, hashers),
@@ -80,6 +82,10 @@ class AuthModule final : public Module {
   OAuthService& oauth() { return oauth_; }
 
  private:
+  // Installed first: the members below mint scopes once they verify credentials.
+  struct Installed {
+    explicit Installed(const cdx::ScopeMinter& m) { auth::ScopeMinter::install(m); }
+  } minted_;
   std::shared_ptr<db::Database> db_;
   WorkerPool& workers_;
   Store store_;

@@ -1,36 +1,20 @@
-// Auth over HTTP, for the other processes of a constellation: auth::Api for core, and the gateway's
-// CredentialSource (API keys, sessions and tenants looked up on the auth and core services on a cache
-// miss; tokens verified locally against auth's published JWKS).
-//   auth::RemoteCredentials creds(config, key);  creds.refresh_keys();  Authenticator authn(creds, workers);
+// The gateway's CredentialSource in a constellation: API keys and sessions looked up on the auth service
+// on a cache miss, tenants through core's API; tokens verified locally against auth's published JWKS.
+//   auth::RemoteCredentials creds(auth_url, core_api, issuer, key);  creds.refresh_keys();
 #pragma once
 #include <mutex>
 #include <vector>
 
-#include "auth/api.hpp"
 #include "auth/authenticator.hpp"
-#include "core/remote_api.hpp"
+#include "core/api.hpp"
+#include "http/service_client.hpp"
 
 namespace cdx::auth {
 
-class RemoteApi final : public Api {
- public:
-  RemoteApi(std::string base_url, std::string caller, const gateway::AssertionKey& key)
-      : client_("auth", std::move(base_url), std::move(caller), key) {}
-  FirstAdmin create_first_admin(const db::TenantScope& scope, const std::string& email,
-                                const std::optional<std::string>& password) override;
-  nlohmann::json create_user(const db::TenantScope& scope, const std::string& email, const std::string& name,
-                             const std::string& role, const std::string& password) override;
-  void tenant_changed(const std::string& tenant_id) override;
-
- private:
-  http::ServiceClient client_;
-};
-
 class RemoteCredentials final : public CredentialSource {
  public:
-  RemoteCredentials(std::string auth_url, std::string core_url, std::string issuer, const gateway::AssertionKey& key)
-      : auth_("auth", std::move(auth_url), "gateway", key), core_(std::move(core_url), "gateway", key),
-        issuer_(std::move(issuer)) {}
+  RemoteCredentials(std::string auth_url, core::Api& core, std::string issuer, const http::AssertionKey& key)
+      : auth_("auth", std::move(auth_url), "gateway", key), core_(core), issuer_(std::move(issuer)) {}
 
   std::optional<ResolvedKey> resolve_api_key(const std::string& prefix) override;
   bool session_active(const std::string& tenant_id, const std::string& session_id) override;
@@ -51,7 +35,7 @@ class RemoteCredentials final : public CredentialSource {
 
  private:
   http::ServiceClient auth_;
-  core::RemoteApi core_;
+  core::Api& core_;
   std::string issuer_;
   std::mutex mutex_;
   std::shared_ptr<const KeyRing> keyring_;

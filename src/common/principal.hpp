@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "db/tenant_scope.hpp"
+#include "common/tenant_scope.hpp"
 
 namespace cdx {
 

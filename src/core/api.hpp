@@ -20,6 +20,10 @@ struct SuperadminIdentity {
   std::string username;
 };
 
+// The JSON of a TenantInfo on core's internal API, and back (502 when malformed).
+nlohmann::json to_json(const TenantInfo& info);
+TenantInfo tenant_info_from_json(const nlohmann::json& j);
+
 class Api {
  public:
   virtual ~Api() = default;

@@ -44,7 +44,7 @@ void CoreModule::mount_internal(http::Router& r) {
         if (!j.is_object() || !j.contains("usage") || !j["usage"].is_array())
           throw Error(Code::kInvalidRequest,
                       "Expected {\"usage\": [{\"tenant_id\", \"key_id\", \"day\", \"calls\"}]}.");
-        std::vector<gateway::Usage> usage;
+        std::vector<kit::Usage> usage;
         for (const auto& u : j["usage"]) {
           // Billing data: a row is taken only whole and plausible (a real day, a positive whole count).
           const bool ok = u.is_object() && u.contains("tenant_id") && u["tenant_id"].is_string() &&

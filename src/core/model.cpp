@@ -4,6 +4,14 @@
 
 namespace cdx::core {
 
+// Ids and slugs are short lower-case ASCII; anything else (headers carry raw bytes) names no tenant and
+// never reaches the database.
+bool plausible_tenant_key(std::string_view key) {
+  return !key.empty() && key.size() <= 64 && std::all_of(key.begin(), key.end(), [](char c) {
+           return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
+         });
+}
+
 namespace {
 bool shape_ok(const std::string& s, size_t min, size_t max) {
   if (s.size() < min || s.size() > max) return false;

@@ -54,6 +54,8 @@ std::optional<std::string> plan_key_problem(const std::string& key);
 nlohmann::json to_json(const Tenant& t);
 nlohmann::json to_json(const Plan& p);
 // The inverses, for a service that reads core's answers over HTTP. Throw nlohmann::json::exception.
+// Could name a tenant (an id or a slug): short lower-case ASCII. Anything else is never looked up.
+bool plausible_tenant_key(std::string_view key);
 Tenant tenant_from_json(const nlohmann::json& j);
 Plan plan_from_json(const nlohmann::json& j);
 

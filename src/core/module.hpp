@@ -3,7 +3,7 @@
 #pragma once
 #include <memory>
 
-#include "common/module.hpp"
+#include "kit/module.hpp"
 #include "common/worker_pool.hpp"
 #include "core/service.hpp"
 #include "core/services.hpp"
@@ -17,8 +17,9 @@ namespace cdx::core {
 
 class CoreModule final : public Module {
  public:
-  CoreModule(std::shared_ptr<db::Database> db, WorkerPool& workers, auth::Api& auth, TenantPurger purge)
-      : db_(std::move(db)), workers_(workers), store_(db_), service_(store_, auth, std::move(purge)) {}
+  CoreModule(std::shared_ptr<db::Database> db, WorkerPool& workers, auth::Api& auth, TenantPurger purge,
+             const ScopeMinter& minter)
+      : db_(std::move(db)), workers_(workers), store_(db_), service_(store_, auth, std::move(purge), minter) {}
 
   std::string_view name() const override { return "core"; }
   db::Database& database() override { return *db_; }

@@ -2,7 +2,6 @@
 
 #include "common/error.hpp"
 #include "common/ids.hpp"
-#include "core/service.hpp"
 
 namespace cdx::core {
 
@@ -25,7 +24,7 @@ TenantInfo tenant_info_from_json(const nlohmann::json& j) {
 }
 
 std::optional<TenantInfo> RemoteApi::find_tenant(std::string_view id_or_slug) {
-  if (!TenantService::plausible_tenant_key(id_or_slug)) return std::nullopt;
+  if (!plausible_tenant_key(id_or_slug)) return std::nullopt;
   auto j = client_.call("GET", "/internal/v1/tenants/" + std::string(id_or_slug), nullptr, true);
   if (!j) return std::nullopt;
   return tenant_info_from_json(*j);

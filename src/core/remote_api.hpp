@@ -1,6 +1,6 @@
 // core::Api over HTTP: what the auth service and the gateway ask of the core service in the
 // constellation topology. Blocking; call it from a worker.
-//   core::RemoteApi core(config.service_url("core"), "auth", key);
+//   core::RemoteApi core(service_url(config, "core"), "auth", key);
 #pragma once
 #include "core/api.hpp"
 #include "http/service_client.hpp"
@@ -9,7 +9,7 @@ namespace cdx::core {
 
 class RemoteApi final : public Api {
  public:
-  RemoteApi(std::string base_url, std::string caller, const gateway::AssertionKey& key)
+  RemoteApi(std::string base_url, std::string caller, const http::AssertionKey& key)
       : client_("core", std::move(base_url), std::move(caller), key) {}
   std::optional<TenantInfo> find_tenant(std::string_view id_or_slug) override;
   std::optional<SuperadminIdentity> verify_superadmin(std::string_view username, std::string_view password) override;
@@ -18,9 +18,5 @@ class RemoteApi final : public Api {
  private:
   http::ServiceClient client_;
 };
-
-// The JSON of a TenantInfo on core's internal API, and back.
-nlohmann::json to_json(const TenantInfo& info);
-TenantInfo tenant_info_from_json(const nlohmann::json& j);
 
 }  // namespace cdx::core

@@ -5,7 +5,7 @@
 #include "common/clock.hpp"
 #include "common/json_body.hpp"
 #include "core/module.hpp"
-#include "gateway/assertion.hpp"
+#include "http/assertion.hpp"
 #include "http/pagination.hpp"
 #include "http/router.hpp"
 
@@ -68,7 +68,7 @@ std::string usage_day(const Context& ctx, std::string_view name, std::string fal
 }  // namespace
 
 void CoreModule::tenants_changed(http::Context& ctx) const {
-  if (behind_gateway_) ctx.res.header_lines += gateway::kInvalidateLine;
+  if (behind_gateway_) ctx.res.header_lines += http::kInvalidateLine;
 }
 
 void CoreModule::mount(http::Router& r) {

@@ -11,13 +11,6 @@
 
 namespace cdx::core {
 
-// Ids and slugs are short lower-case ASCII; anything else (headers carry raw bytes) names no tenant and
-// never reaches the database.
-bool TenantService::plausible_tenant_key(std::string_view key) {
-  return !key.empty() && key.size() <= 64 &&
-         std::all_of(key.begin(), key.end(), [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'; });
-}
-
 void TenantService::check_plan_exists(const std::string& plan, const char* field) {
   if (!store_.find_plan(plan)) throw Error::validation({{field, "unknown plan '" + plan + "'"}});
 }
@@ -47,7 +40,7 @@ nlohmann::json TenantService::create_tenant(const NewTenant& in) {
   // Two databases, no distributed transaction: undo the tenant if its first admin cannot be made.
   auth::FirstAdmin admin;
   try {
-    admin = auth_.create_first_admin(db::TenantScope(t.id), in.admin_email, in.admin_password);
+    admin = auth_.create_first_admin(minter_.mint(t.id), in.admin_email, in.admin_password);
   } catch (...) {
     store_.delete_tenant(t.id);
     throw;
@@ -91,7 +84,7 @@ Tenant TenantService::set_status(std::string_view id_or_slug, const std::string&
 void TenantService::delete_tenant(std::string_view id_or_slug) {
   Tenant t = get_tenant(id_or_slug);
   // Purge module data first: a crash midway leaves the tenant row, so the delete can be retried.
-  purge_(db::TenantScope(t.id));
+  purge_(minter_.mint(t.id));
   store_.delete_tenant(t.id);
   auth_.tenant_changed(t.id);
   log::info("tenant deleted", {{"tenant_id", t.id}, {"slug", t.slug}});
@@ -149,13 +142,13 @@ Plan TenantService::update_plan(std::string_view id_or_key, const PlanPatch& pat
 
 void TenantService::seed_in_tenant(std::string_view tenant,
                                    const std::function<void(const db::TenantScope&)>& fn) {
-  fn(db::TenantScope(get_tenant(tenant).id));
+  fn(minter_.mint(get_tenant(tenant).id));
 }
 
 void TenantService::seed_user(std::string_view tenant, const std::string& email, const std::string& name,
                               const std::string& role, const std::string& password) {
   Tenant t = get_tenant(tenant);
-  auth_.create_user(db::TenantScope(t.id), email, name, role, password);
+  auth_.create_user(minter_.mint(t.id), email, name, role, password);
 }
 
 bool TenantService::create_superadmin(const std::string& username, const std::string& password) {

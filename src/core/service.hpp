@@ -31,7 +31,8 @@ using TenantPurger = std::function<void(const db::TenantScope&)>;
 
 class TenantService final : public Api {
  public:
-  TenantService(Store& store, auth::Api& auth, TenantPurger purge) : store_(store), auth_(auth), purge_(std::move(purge)) {}
+  TenantService(Store& store, auth::Api& auth, TenantPurger purge, const ScopeMinter& minter)
+      : store_(store), auth_(auth), purge_(std::move(purge)), minter_(minter) {}
 
   nlohmann::json create_tenant(const NewTenant& in);
   Tenant get_tenant(std::string_view id_or_slug);  // 404 when absent
@@ -44,7 +45,7 @@ class TenantService final : public Api {
   Plan create_plan(const NewPlan& in);
   Plan update_plan(std::string_view id_or_key, const PlanPatch& patch);
 
-  void record_usage(const std::vector<gateway::Usage>& usage) { store_.add_usage(usage); }
+  void record_usage(const std::vector<kit::Usage>& usage) { store_.add_usage(usage); }
   // GET /api/v1/tenants/{id}/usage: calls per day and per API key over [from, to] (YYYY-MM-DD, UTC).
   nlohmann::json usage(std::string_view id_or_slug, const std::string& from, const std::string& to);
 
@@ -65,13 +66,14 @@ class TenantService final : public Api {
 
   // Ids and slugs are short lower-case ASCII; anything else names no tenant and never reaches SQL or
   // another service.
-  static bool plausible_tenant_key(std::string_view key);
+  static bool plausible_tenant_key(std::string_view key) { return core::plausible_tenant_key(key); }
 
  private:
   void check_plan_exists(const std::string& plan, const char* field);
   Store& store_;
   auth::Api& auth_;
   TenantPurger purge_;
+  const ScopeMinter& minter_;  // the operator's own: it creates and purges tenants
 };
 
 }  // namespace cdx::core

@@ -105,7 +105,7 @@ bool Store::delete_tenant(const std::string& id) {
   });
 }
 
-void Store::add_usage(const std::vector<gateway::Usage>& usage) {
+void Store::add_usage(const std::vector<kit::Usage>& usage) {
   if (usage.empty()) return;
   db_->write_platform([&](db::Tx& tx) {
     for (const auto& u : usage)

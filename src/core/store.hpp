@@ -9,7 +9,7 @@
 
 #include "core/model.hpp"
 #include "db/database.hpp"
-#include "gateway/usage_meter.hpp"
+#include "kit/usage_meter.hpp"
 
 namespace cdx::core {
 
@@ -40,7 +40,7 @@ class Store {
   std::optional<Plan> update_plan(const std::string& id, const PlanPatch& patch);
 
   // Adds calls to the daily counters of tenants that still exist; one transaction.
-  void add_usage(const std::vector<gateway::Usage>& usage);
+  void add_usage(const std::vector<kit::Usage>& usage);
   // Days [from, to] (YYYY-MM-DD) with calls: per day, and per API key ("" = without a key).
   std::vector<std::pair<std::string, int64_t>> usage_by_day(const std::string& tenant_id, const std::string& from,
                                                             const std::string& to);

@@ -3,7 +3,7 @@
 //   crm::Counts n = crm_api.counts(scope);   // n.contacts, n.deals, n.open_deals …
 #pragma once
 #include "crm/model.hpp"
-#include "db/tenant_scope.hpp"
+#include "common/tenant_scope.hpp"
 
 namespace cdx::crm {
 

@@ -2,7 +2,7 @@
 // relay reads every tenant's pending events); idempotency keys are tenant data.
 #include "crm/module.hpp"
 #include "db/outbox.hpp"
-#include "http/idempotency.hpp"
+#include "kit/idempotency.hpp"
 
 namespace cdx::crm {
 
@@ -141,7 +141,7 @@ CREATE INDEX activities_deal ON crm_db.activities (tenant_id, deal_id, created_a
        {"crm_db.companies", "crm_db.contacts", "crm_db.contact_tags", "crm_db.pipelines", "crm_db.stages",
         "crm_db.deals", "crm_db.deal_history", "crm_db.activities"}},
       db::Outbox::migration(2, "crm_db"),
-      http::Idempotency::migration(3, "crm_db"),
+      kit::Idempotency::migration(3, "crm_db"),
       // ?q= on contacts reads one column, kept by the store (see search_text in store.cpp), and the list
       // indexes carry it: a search scans the tenant's index entries in list order and reads only the rows
       // it answers, so its cost is bounded by the tenant's size, not the table's. Lists filtered by

@@ -5,7 +5,7 @@
 #pragma once
 #include <memory>
 
-#include "common/module.hpp"
+#include "kit/module.hpp"
 #include "common/worker_pool.hpp"
 #include "crm/api.hpp"
 #include "crm/csv.hpp"
@@ -13,7 +13,7 @@
 #include "crm/service.hpp"
 #include "crm/store.hpp"
 #include "db/outbox.hpp"
-#include "http/idempotency.hpp"
+#include "kit/idempotency.hpp"
 #include "http/types.hpp"
 #include "kit/kit.hpp"
 
@@ -81,7 +81,7 @@ class CrmModule final : public Module {
   Store store_;
   db::Outbox outbox_;
   Service service_;
-  http::Idempotency idempotency_;
+  kit::Idempotency idempotency_;
   kit::Kit kit_;
   const kit::Resource& companies_;
   const kit::Resource& contacts_;

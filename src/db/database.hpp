@@ -14,7 +14,8 @@
 #include <string_view>
 #include <vector>
 
-#include "db/tenant_scope.hpp"
+#include "common/error.hpp"
+#include "common/tenant_scope.hpp"
 
 namespace cdx::db {
 
@@ -67,20 +68,36 @@ struct Result {
   bool empty() const { return rows.empty(); }
 };
 
-// Raised for a UNIQUE/PRIMARY KEY violation so stores can answer 409.
-class UniqueViolation : public std::runtime_error {
+// Database failures are cdx::Errors carrying the answer a client gets (the edge renders them like any
+// other); what() keeps the database's own message, for logs and tests, never for clients.
+class DatabaseError : public Error {
  public:
-  using std::runtime_error::runtime_error;
+  DatabaseError(Code code, std::string detail, std::string internal)
+      : Error(code, std::move(detail)), internal_(std::move(internal)) {}
+  const char* what() const noexcept override { return internal_.c_str(); }
+
+ private:
+  std::string internal_;
 };
-// A value the database cannot store as text (invalid UTF-8 that slipped past the edge); answers 400.
-class InvalidInput : public std::runtime_error {
+// A UNIQUE/PRIMARY KEY violation: 409.
+class UniqueViolation : public DatabaseError {
  public:
-  using std::runtime_error::runtime_error;
+  explicit UniqueViolation(std::string internal)
+      : DatabaseError(Code::kConflict, "A resource with the same unique value already exists.", std::move(internal)) {}
 };
-// The database cannot be reached; answers 503.
-class Unavailable : public std::runtime_error {
+// A value the database cannot store as text (invalid UTF-8 that slipped past the edge): 400.
+class InvalidInput : public DatabaseError {
  public:
-  using std::runtime_error::runtime_error;
+  explicit InvalidInput(std::string internal)
+      : DatabaseError(Code::kInvalidRequest, "A value in the request is not valid UTF-8 text.", std::move(internal)) {}
+};
+// The database cannot be reached: 503, retry shortly.
+class Unavailable : public DatabaseError {
+ public:
+  explicit Unavailable(std::string internal)
+      : DatabaseError(Code::kServiceUnavailable, "A database is unavailable; try again shortly.", std::move(internal)) {
+    with_header("Retry-After", "1");
+  }
 };
 
 // One connection inside one transaction. Never outlives the callback that received it.

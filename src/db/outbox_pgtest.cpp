@@ -13,7 +13,7 @@
 #include "common/worker_pool.hpp"
 #include "db/outbox.hpp"
 #include "db/testing.hpp"
-#include "http/idempotency.hpp"
+#include "kit/idempotency.hpp"
 
 namespace cdx::db {
 namespace {
@@ -35,7 +35,7 @@ class OutboxPgTest : public ::testing::Test {
     db_->migrate({{1, "things",
                    "CREATE TABLE " + schema_ + ".things (id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL);",
                    {schema_ + ".things"}},
-                  Outbox::migration(2, schema_), http::Idempotency::migration(3, schema_)});
+                  Outbox::migration(2, schema_), kit::Idempotency::migration(3, schema_)});
   }
   void TearDown() override {
     PGconn* c = PQconnectdb(url_.c_str());
@@ -82,9 +82,9 @@ TEST_F(OutboxPgTest, TenantTransactionsAppendAndTheRelayDeliversEveryTenantInOrd
 
 TEST_F(OutboxPgTest, IdempotencyKeysHoldUnderRlsAndConcurrentClaims) {
   WorkerPool workers(1);
-  http::Idempotency idem(db_, workers);
+  kit::Idempotency idem(db_, workers);
   const std::string route = "POST /things";
-  const std::string h = http::Idempotency::request_hash("POST /things", "{}");
+  const std::string h = kit::Idempotency::request_hash("POST /things", "{}");
   EXPECT_FALSE(idem.begin(a_, route, "k", h));
   idem.complete(a_, route, "k", {201, "application/json", R"({"id":"1"})"});
   auto replay = idem.begin(a_, route, "k", h);

@@ -1,7 +1,7 @@
 // Test-only: mints TenantScopes without authentication. Include from *_test.cpp / *_pgtest.cpp only.
 //   auto scope = db::testing::TestScopes::mint("tenant-a");
 #pragma once
-#include "db/tenant_scope.hpp"
+#include "common/tenant_scope.hpp"
 
 namespace cdx::db::testing {
 

@@ -26,7 +26,6 @@
 #include "common/error.hpp"
 #include "common/ids.hpp"
 #include "common/log.hpp"
-#include "db/database.hpp"
 
 namespace cdx::http {
 
@@ -380,15 +379,10 @@ struct Server::Impl {
     try {
       std::rethrow_exception(ep);
     } catch (const Error& e) {
+      // A dependency that failed (a database) says why in what(); the client gets only the detail.
+      if (e.code() == Code::kServiceUnavailable && e.what() != e.detail().c_str())
+        log::error("dependency unavailable", {{"request_id", ctx.request_id}, {"error", e.what()}});
       render_error(ctx, e);
-    } catch (const db::UniqueViolation&) {
-      render_error(ctx, Error(Code::kConflict, "A resource with the same unique value already exists."));
-    } catch (const db::InvalidInput&) {
-      render_error(ctx, Error(Code::kInvalidRequest, "A value in the request is not valid UTF-8 text."));
-    } catch (const db::Unavailable& e) {
-      log::error("database unavailable", {{"request_id", ctx.request_id}, {"error", e.what()}});
-      render_error(ctx, Error(Code::kServiceUnavailable, "A database is unavailable; try again shortly.")
-                            .with_header("Retry-After", "1"));
     } catch (const std::exception& e) {
       log::error("unhandled exception", {{"request_id", ctx.request_id}, {"error", e.what()}});
       render_error(ctx,

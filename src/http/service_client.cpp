@@ -64,7 +64,7 @@ Error error_from_answer(const std::string& service, long status, const std::stri
 }  // namespace
 
 ServiceClient::ServiceClient(std::string service, std::string base_url, std::string caller,
-                             const gateway::AssertionKey& key, std::chrono::milliseconds timeout)
+                             const http::AssertionKey& key, std::chrono::milliseconds timeout)
     : service_(std::move(service)),
       base_url_(std::move(base_url)),
       caller_(std::move(caller)),
@@ -79,11 +79,11 @@ std::optional<nlohmann::json> ServiceClient::call(std::string_view method, const
   curl_easy_reset(h);
   const std::string url = base_url_ + path;
   const std::string payload = body ? body->dump() : std::string();
-  gateway::Assertion a;
-  a.kind = gateway::Assertion::Kind::kService;
+  http::Assertion a;
+  a.kind = http::Assertion::Kind::kService;
   a.service = caller_;
   const std::string header =
-      std::string(gateway::kAssertionHeader) + ": " + key_.sign(a, Clock::unix_seconds());
+      std::string(http::kAssertionHeader) + ": " + key_.sign(a, Clock::unix_seconds());
   curl_slist* headers = nullptr;
   headers = curl_slist_append(headers, header.c_str());
   headers = curl_slist_append(headers, "Accept: application/json");

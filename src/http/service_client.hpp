@@ -12,13 +12,13 @@
 #include <string>
 #include <string_view>
 
-#include "gateway/assertion.hpp"
+#include "http/assertion.hpp"
 
 namespace cdx::http {
 
 class ServiceClient {
  public:
-  ServiceClient(std::string service, std::string base_url, std::string caller, const gateway::AssertionKey& key,
+  ServiceClient(std::string service, std::string base_url, std::string caller, const http::AssertionKey& key,
                 std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
   // The parsed JSON answer (null for 204). 404 answers nullopt when `missing_ok`; other problems throw.
@@ -29,7 +29,7 @@ class ServiceClient {
 
  private:
   std::string service_, base_url_, caller_;
-  const gateway::AssertionKey& key_;
+  const http::AssertionKey& key_;
   std::chrono::milliseconds timeout_;
 };
 

@@ -12,7 +12,7 @@
 
 #include "common/principal.hpp"
 #include "common/task.hpp"
-#include "db/tenant_scope.hpp"
+#include "common/tenant_scope.hpp"
 
 namespace cdx::http {
 
@@ -101,9 +101,9 @@ struct Context {
   Response res;
   std::string_view request_id;
   std::shared_ptr<const Principal> principal;     // set by the authenticator on non-public routes
-  const db::TenantScope* tenant = nullptr;        // the tenant this request acts in, if any
+  const TenantScope* tenant = nullptr;        // the tenant this request acts in, if any
   AnswerStream* answer_stream = nullptr;          // set by the server on streamed routes
-  std::optional<db::TenantScope> tenant_storage;  // owns the scope when a SUPERADMIN names a tenant
+  std::optional<TenantScope> tenant_storage;  // owns the scope when a SUPERADMIN names a tenant
   int route_id = -1;
   std::array<std::shared_ptr<const void>, 2> step_state;  // see http/middleware.hpp (StepSlot)
 

@@ -646,7 +646,7 @@ void Kit::purge_tenant(db::Tx& tx, const db::TenantScope& scope) const {
 // ---- the registry ----------------------------------------------------------------------------------------
 
 Kit::Kit(std::shared_ptr<db::Database> db, const db::Outbox& outbox, WorkerPool& workers,
-         http::Idempotency& idempotency)
+         kit::Idempotency& idempotency)
     : db_(std::move(db)), outbox_(outbox), workers_(workers), idempotency_(idempotency) {}
 
 const Resource& Kit::add(Resource r) {

@@ -15,7 +15,7 @@
 
 #include "common/worker_pool.hpp"
 #include "db/outbox.hpp"
-#include "http/idempotency.hpp"
+#include "kit/idempotency.hpp"
 #include "kit/resource.hpp"
 
 namespace cdx::kit {
@@ -63,7 +63,7 @@ class Sql {
 class Kit {
  public:
   Kit(std::shared_ptr<db::Database> db, const db::Outbox& outbox, WorkerPool& workers,
-      http::Idempotency& idempotency);
+      kit::Idempotency& idempotency);
   Kit(const Kit&) = delete;
   Kit& operator=(const Kit&) = delete;
 
@@ -118,7 +118,7 @@ class Kit {
   std::shared_ptr<db::Database> db_;
   const db::Outbox& outbox_;
   WorkerPool& workers_;
-  http::Idempotency& idempotency_;
+  kit::Idempotency& idempotency_;
   std::vector<std::unique_ptr<Resource>> resources_;
 };
 

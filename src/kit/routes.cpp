@@ -32,17 +32,17 @@ std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_hand
 
 Task<void> Kit::write_answer(Context& ctx, std::string route_key, std::function<void(db::Tx&)> fn) const {
   const db::TenantScope& scope = *ctx.tenant;
-  const std::string_view header = ctx.req.header(http::Idempotency::kHeader);
+  const std::string_view header = ctx.req.header(kit::Idempotency::kHeader);
   if (header.empty()) {
     co_await workers_.run([&] { db_->write(scope, fn); });
     co_return;
   }
-  if (auto why = http::Idempotency::key_problem(header)) throw Error::validation({{"Idempotency-Key", *why}});
+  if (auto why = kit::Idempotency::key_problem(header)) throw Error::validation({{"Idempotency-Key", *why}});
   const std::string key(header);
-  std::optional<http::StoredAnswer> replay;
+  std::optional<kit::StoredAnswer> replay;
   co_await workers_.run([&] {
     // Hashed on the worker: a large body must not hold the I/O thread.
-    const std::string hash = http::Idempotency::request_hash("POST " + std::string(ctx.req.target), ctx.req.body);
+    const std::string hash = kit::Idempotency::request_hash("POST " + std::string(ctx.req.target), ctx.req.body);
     replay = idempotency_.lookup(scope, route_key, key, hash);
     if (replay) return;
     bool claimed = false;
@@ -66,7 +66,7 @@ Task<void> Kit::write_answer(Context& ctx, std::string route_key, std::function<
   });
   if (replay) {
     ctx.res.status = replay->status;
-    ctx.res.content_type = http::Idempotency::stable_content_type(replay->content_type);
+    ctx.res.content_type = kit::Idempotency::stable_content_type(replay->content_type);
     ctx.res.body = std::move(replay->body);
     ctx.res.header("Idempotent-Replayed", "true");
   }

@@ -1,11 +1,11 @@
-#include "gateway/rate_limiter.hpp"
+#include "kit/rate_limiter.hpp"
 
 #include <gtest/gtest.h>
 
 #include <thread>
 #include <vector>
 
-namespace cdx::gateway {
+namespace cdx::kit {
 namespace {
 
 TEST(GatewayRateLimiter, BurstUpToTheLimitThenRefuses) {
@@ -72,4 +72,4 @@ TEST(GatewayRateLimiter, RegistryReusesAndRetunesBuckets) {
 }
 
 }  // namespace
-}  // namespace cdx::gateway
+}  // namespace cdx::kit

@@ -1,4 +1,4 @@
-#include "gateway/assertion.hpp"
+#include "http/assertion.hpp"
 
 #include <nlohmann/json.hpp>
 #include <sodium.h>
@@ -7,7 +7,7 @@
 
 #include "common/ids.hpp"
 
-namespace cdx::gateway {
+namespace cdx::http {
 
 namespace {
 
@@ -132,4 +132,4 @@ std::optional<Assertion> AssertionKey::verify(std::string_view token, int64_t no
   }
 }
 
-}  // namespace cdx::gateway
+}  // namespace cdx::http

@@ -1,8 +1,8 @@
-#include "gateway/usage_meter.hpp"
+#include "kit/usage_meter.hpp"
 
 #include "common/clock.hpp"
 
-namespace cdx::gateway {
+namespace cdx::kit {
 
 std::shared_ptr<UsageCounter> UsageMeter::counter(const std::string& tenant_id, const std::string& key_id) {
   std::lock_guard lock(mutex_);
@@ -34,4 +34,4 @@ void UsageMeter::restore(const std::vector<Usage>& usage) {
   pending_.insert(pending_.end(), usage.begin(), usage.end());
 }
 
-}  // namespace cdx::gateway
+}  // namespace cdx::kit

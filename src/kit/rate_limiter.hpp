@@ -11,7 +11,7 @@
 #include <string>
 #include <unordered_map>
 
-namespace cdx::gateway {
+namespace cdx::kit {
 
 struct Decision {
   bool allowed = true;
@@ -49,4 +49,4 @@ class RateLimiter {
 
 int64_t now_us();  // monotonic microseconds
 
-}  // namespace cdx::gateway
+}  // namespace cdx::kit

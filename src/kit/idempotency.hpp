@@ -1,8 +1,8 @@
 // Idempotency-Key support for POST routes, usable by any module: the first answer to a key (per tenant and
 // route) is stored in the module's own schema (<schema>.idempotency_keys, tenant data under RLS) and a
 // retry with the same key and body gets that answer again, without running the handler a second time.
-//   migrations.push_back(http::Idempotency::migration(5, "crm_db"));
-//   http::Idempotency idem(db, workers);
+//   migrations.push_back(kit::Idempotency::migration(5, "crm_db"));
+//   kit::Idempotency idem(db, workers);
 //   router.add(Method::kPost, "/api/v1/crm/contacts", idem.wrap("POST /api/v1/crm/contacts", handler), doc);
 #pragma once
 #include <memory>
@@ -14,7 +14,7 @@
 #include "db/database.hpp"
 #include "http/router.hpp"
 
-namespace cdx::http {
+namespace cdx::kit {
 
 // The stored answer of a completed request.
 struct StoredAnswer {
@@ -40,7 +40,7 @@ class Idempotency {
   // - same key, same request: the stored answer again, with `Idempotent-Replayed: true`;
   // - same key, another request (body or path): 422 naming Idempotency-Key;
   // - same key while the first request still runs: 409.
-  AsyncHandler wrap(std::string route_key, AsyncHandler handler);
+  http::AsyncHandler wrap(std::string route_key, http::AsyncHandler handler);
 
   // The blocking steps behind wrap(), public for tests. begin() claims the key and answers nullopt (run
   // the handler), or the stored answer to replay; it throws cdx::Error for a mismatch or a running twin.
@@ -75,4 +75,4 @@ class Idempotency {
   WorkerPool& workers_;
 };
 
-}  // namespace cdx::http
+}  // namespace cdx::kit

@@ -14,7 +14,7 @@
 
 #include "common/principal.hpp"
 
-namespace cdx::gateway {
+namespace cdx::http {
 
 inline constexpr std::string_view kAssertionHeader = "X-CDX-Assertion";
 inline constexpr int64_t kAssertionTtlSeconds = 60;
@@ -46,4 +46,4 @@ class AssertionKey {
   std::array<unsigned char, 32> key_{};
 };
 
-}  // namespace cdx::gateway
+}  // namespace cdx::http

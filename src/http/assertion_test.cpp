@@ -1,10 +1,10 @@
-#include "gateway/assertion.hpp"
+#include "http/assertion.hpp"
 
 #include <gtest/gtest.h>
 
 #include "common/ids.hpp"
 
-namespace cdx::gateway {
+namespace cdx::http {
 namespace {
 
 const std::string kSecret(40, 's');
@@ -83,4 +83,4 @@ TEST(Assertion, RejectsExpiredForgedAndGarbage) {
 }
 
 }  // namespace
-}  // namespace cdx::gateway
+}  // namespace cdx::http

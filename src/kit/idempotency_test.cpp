@@ -1,4 +1,4 @@
-#include "http/idempotency.hpp"
+#include "kit/idempotency.hpp"
 
 #include <gtest/gtest.h>
 
@@ -10,7 +10,7 @@
 #include "common/ids.hpp"
 #include "db/testing.hpp"
 
-namespace cdx::http {
+namespace cdx::kit {
 namespace {
 
 class IdempotencyTest : public ::testing::Test {
@@ -121,4 +121,4 @@ TEST_F(IdempotencyTest, KeyShape) {
 }
 
 }  // namespace
-}  // namespace cdx::http
+}  // namespace cdx::kit

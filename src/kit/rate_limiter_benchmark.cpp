@@ -1,8 +1,8 @@
 #include <benchmark/benchmark.h>
 
-#include "gateway/rate_limiter.hpp"
+#include "kit/rate_limiter.hpp"
 
-namespace cdx::gateway {
+namespace cdx::kit {
 namespace {
 
 // The per-request cost: a bucket already found through the credential cache, then take().
@@ -19,4 +19,4 @@ void BM_RateLimitCheckContended(benchmark::State& state) {
 BENCHMARK(BM_RateLimitCheckContended)->Threads(2);
 
 }  // namespace
-}  // namespace cdx::gateway
+}  // namespace cdx::kit

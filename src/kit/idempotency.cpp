@@ -1,4 +1,4 @@
-#include "http/idempotency.hpp"
+#include "kit/idempotency.hpp"
 
 #include <sodium.h>
 
@@ -10,7 +10,7 @@
 #include "common/ids.hpp"
 #include "common/log.hpp"
 
-namespace cdx::http {
+namespace cdx::kit {
 
 namespace {
 
@@ -178,8 +178,8 @@ void Idempotency::purge_tenant(const db::TenantScope& scope) {
   });
 }
 
-AsyncHandler Idempotency::wrap(std::string route_key, AsyncHandler handler) {
-  return [this, route_key = std::move(route_key), handler = std::move(handler)](Context& ctx) -> Task<void> {
+http::AsyncHandler Idempotency::wrap(std::string route_key, http::AsyncHandler handler) {
+  return [this, route_key = std::move(route_key), handler = std::move(handler)](http::Context& ctx) -> Task<void> {
     const std::string_view header = ctx.req.header(kHeader);
     if (header.empty() || !ctx.tenant) {
       co_await handler(ctx);
@@ -231,4 +231,4 @@ AsyncHandler Idempotency::wrap(std::string route_key, AsyncHandler handler) {
   };
 }
 
-}  // namespace cdx::http
+}  // namespace cdx::kit

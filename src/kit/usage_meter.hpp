@@ -14,7 +14,7 @@
 #include <utility>
 #include <vector>
 
-namespace cdx::gateway {
+namespace cdx::kit {
 
 class UsageCounter {
  public:
@@ -46,4 +46,4 @@ class UsageMeter {
   std::vector<Usage> pending_;  // restored, sent with the next drain
 };
 
-}  // namespace cdx::gateway
+}  // namespace cdx::kit

@@ -1,9 +1,9 @@
-#include "gateway/rate_limiter.hpp"
+#include "kit/rate_limiter.hpp"
 
 #include <algorithm>
 #include <chrono>
 
-namespace cdx::gateway {
+namespace cdx::kit {
 
 namespace {
 constexpr int64_t kMinuteUs = 60'000'000;
@@ -67,4 +67,4 @@ size_t RateLimiter::size() const {
   return buckets_.size();
 }
 
-}  // namespace cdx::gateway
+}  // namespace cdx::kit
