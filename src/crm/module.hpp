@@ -37,7 +37,7 @@ class CrmModule final : public Module {
         store_(db_),
         outbox_(db_->schema()),
         service_(store_, outbox_),
-        idempotency_(db_, workers),
+        idempotency_(db_),
         kit_(db_, outbox_, workers, idempotency_),
         companies_(kit_.add(company_resource())),
         contacts_(kit_.add(contact_resource())),

@@ -155,7 +155,7 @@ void import_failed(Context& ctx, const ImportReport& report) {
 }  // namespace
 
 void CrmModule::post(http::Router& r, const std::string& path, http::AsyncHandler handler, http::RouteDoc doc) {
-  r.add(Method::kPost, path, idempotency_.wrap("POST " + path, std::move(handler)), std::move(doc));
+  r.add(Method::kPost, path, std::move(handler), std::move(doc));
 }
 
 void CrmModule::mount(http::Router& r) {
@@ -184,18 +184,23 @@ Task<void> CrmModule::import_csv(Context& ctx, ImportKind kind) {
   const db::TenantScope& scope = *ctx.tenant;
   const Actor actor = actor_of(ctx);
   // Parsing up to kImportBodyLimit bytes and rendering a report of up to kMaxImportRows rows is work too:
-  // all of it runs on a worker, never on the I/O thread.
-  co_await workers_.run([&] {
-    const std::vector<ImportRow> rows = import_rows(parse_csv(ctx.req.body), kind);
-    try {
-      const ImportReport report = kind == ImportKind::kCompanies
-                                      ? service_.import_companies(scope, rows, partial, actor)
-                                      : service_.import_contacts(scope, rows, partial, actor);
-      ctx.res.json(200, to_json(report).dump());
-    } catch (const ImportFailed& e) {
-      import_failed(ctx, e.report);
-    }
-  });
+  // all of it runs on workers, never on the I/O thread; the rows are written, and the report stored for
+  // an Idempotency-Key, in one transaction.
+  const std::vector<ImportRow> rows =
+      co_await workers_.run([&] { return import_rows(parse_csv(ctx.req.body), kind); });
+  try {
+    co_await kit_.write_answer(ctx, kind == ImportKind::kCompanies ? "POST /api/v1/crm/companies/import"
+                                                                  : "POST /api/v1/crm/contacts/import",
+                               [&](db::Tx&) {
+                                 const ImportReport report =
+                                     kind == ImportKind::kCompanies
+                                         ? service_.import_companies(scope, rows, partial, actor)
+                                         : service_.import_contacts(scope, rows, partial, actor);
+                                 ctx.res.json(200, to_json(report).dump());
+                               });
+  } catch (const ImportFailed& e) {
+    import_failed(ctx, e.report);  // nothing was written: the transaction rolled back
+  }
 }
 
 void CrmModule::mount_companies(http::Router& r) {
@@ -270,12 +275,13 @@ void CrmModule::mount_pipelines(http::Router& r) {
   const std::string base = "/api/v1/crm/pipelines";
   post(
       r, base,
-      [this](Context& ctx) -> Task<void> {
+      [this, base](Context& ctx) -> Task<void> {
         PipelineInput in = parse_pipeline(ctx.req.body, Mode::kCreate);
         const db::TenantScope& scope = *ctx.tenant;
         const Actor actor = actor_of(ctx);
-        auto p = co_await workers_.run([&] { return service_.create_pipeline(scope, in, actor); });
-        ctx.res.json(201, to_json(p).dump());
+        co_await kit_.write_answer(ctx, "POST " + base, [&](db::Tx&) {
+          ctx.res.json(201, to_json(service_.create_pipeline(scope, in, actor)).dump());
+        });
       },
       {.access = Access::kTenantAdmin, .scope = kWrite, .summary = "Create a pipeline with its stages",
        .tag = kTag, .request_schema = "PipelineCreate", .response_schema = "Pipeline", .success_status = 201});
@@ -341,12 +347,13 @@ void CrmModule::mount_pipelines(http::Router& r) {
 
   post(
       r, base + "/{id}/stages",
-      [this](Context& ctx) -> Task<void> {
+      [this, base](Context& ctx) -> Task<void> {
         StageInput in = parse_stage(ctx.req.body, Mode::kCreate);
         const db::TenantScope& scope = *ctx.tenant;
         const Actor actor = actor_of(ctx);
-        auto s = co_await workers_.run([&] { return service_.create_stage(scope, path_id(ctx, 0), in, actor); });
-        ctx.res.json(201, to_json(s).dump());
+        co_await kit_.write_answer(ctx, "POST " + base + "/{id}/stages", [&](db::Tx&) {
+          ctx.res.json(201, to_json(service_.create_stage(scope, path_id(ctx, 0), in, actor)).dump());
+        });
       },
       {.access = Access::kTenantAdmin, .scope = kWrite,
        .summary = "Add a stage (at the end, or at position; later stages shift)", .tag = kTag,
@@ -404,12 +411,13 @@ void CrmModule::mount_deals(http::Router& r) {
   const std::string base = "/api/v1/crm/deals";
   post(
       r, base,
-      [this](Context& ctx) -> Task<void> {
+      [this, base](Context& ctx) -> Task<void> {
         DealInput in = parse_deal(ctx.req.body, Mode::kCreate);
         const db::TenantScope& scope = *ctx.tenant;
         const Actor actor = actor_of(ctx);
-        auto d = co_await workers_.run([&] { return service_.create_deal(scope, in, actor); });
-        ctx.res.json(201, to_json(d).dump());
+        co_await kit_.write_answer(ctx, "POST " + base, [&](db::Tx&) {
+          ctx.res.json(201, to_json(service_.create_deal(scope, in, actor)).dump());
+        });
       },
       {.access = Access::kTenantAdmin, .scope = kWrite,
        .summary = "Create a deal (without pipeline_id: the default pipeline; without stage_id: its first stage)",

@@ -166,14 +166,48 @@ class Database {
   virtual void transaction(const TenantScope* scope, bool write, const std::function<void(Tx&)>& fn) = 0;
 
  private:
+  // A transaction opened inside a write callback of the same database (on the thread running it) joins
+  // that write instead of opening another: services compose, and what they do together commits or rolls
+  // back together (an idempotent answer with the change it describes).
+  struct Ambient {
+    const Database* db;
+    const TenantScope* scope;
+    Tx* tx;
+    Ambient* outer;
+  };
+  static Ambient*& innermost() {
+    thread_local Ambient* a = nullptr;
+    return a;
+  }
+  Tx* joined(const TenantScope* scope) const {
+    for (Ambient* a = innermost(); a; a = a->outer) {
+      if (a->db != this) continue;
+      if ((a->scope == nullptr) != (scope == nullptr) || (scope && a->scope->tenant_id() != scope->tenant_id()))
+        throw std::logic_error("a transaction nested in a write of " + schema() + " must act in the same tenant");
+      return a->tx;
+    }
+    return nullptr;
+  }
+
   template <class F>
   auto run(const TenantScope* scope, bool write, F&& fn) {
     using R = std::invoke_result_t<F, Tx&>;
+    if (Tx* tx = joined(scope)) return fn(*tx);
+    auto body = [&](Tx& tx) {
+      if (!write) return fn(tx);
+      Ambient a{this, scope, &tx, innermost()};
+      innermost() = &a;
+      struct Pop {
+        Ambient& a;
+        ~Pop() { innermost() = a.outer; }
+      } pop{a};
+      return fn(tx);
+    };
     if constexpr (std::is_void_v<R>) {
-      transaction(scope, write, [&](Tx& tx) { fn(tx); });
+      transaction(scope, write, [&](Tx& tx) { body(tx); });
     } else {
       std::optional<R> out;
-      transaction(scope, write, [&](Tx& tx) { out.emplace(fn(tx)); });
+      transaction(scope, write, [&](Tx& tx) { out.emplace(body(tx)); });
       return std::move(*out);
     }
   }

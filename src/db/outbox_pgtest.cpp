@@ -81,32 +81,41 @@ TEST_F(OutboxPgTest, TenantTransactionsAppendAndTheRelayDeliversEveryTenantInOrd
 }
 
 TEST_F(OutboxPgTest, IdempotencyKeysHoldUnderRlsAndConcurrentClaims) {
-  WorkerPool workers(1);
-  kit::Idempotency idem(db_, workers);
+  kit::Idempotency idem(db_);
   const std::string route = "POST /things";
   const std::string h = kit::Idempotency::request_hash("POST /things", "{}");
-  EXPECT_FALSE(idem.begin(a_, route, "k", h));
-  idem.complete(a_, route, "k", {201, "application/json", R"({"id":"1"})"});
-  auto replay = idem.begin(a_, route, "k", h);
+  // The claim and the answer commit in one transaction.
+  db_->write(a_, [&](Tx& tx) {
+    idem.claim(tx, a_, route, "k", h);
+    idem.store(tx, a_, route, "k", {201, "application/json", R"({"id":"1"})"});
+  });
+  auto replay = idem.lookup(a_, route, "k", h);
   ASSERT_TRUE(replay);
   EXPECT_EQ(replay->body, R"({"id":"1"})");
-  EXPECT_FALSE(idem.begin(b_, route, "k", h));  // another tenant: its own key space
+  EXPECT_FALSE(idem.lookup(b_, route, "k", h));  // another tenant: its own key space
 
-  // Eight simultaneous first attempts: exactly one runs, the others are told it is in progress.
-  std::atomic<int> proceed{0}, conflict{0};
+  // Eight simultaneous first attempts, each holding its transaction open a moment after the claim: the
+  // first commits, the others wait on its row and then fail on it, and would replay its answer.
+  std::atomic<int> committed{0}, lost{0};
   std::vector<std::thread> threads;
   for (int i = 0; i < 8; ++i) {
     threads.emplace_back([&] {
       try {
-        if (!idem.begin(a_, route, "race", h)) ++proceed;
-      } catch (const Error& e) {
-        if (e.code() == Code::kConflict) ++conflict;
+        db_->write(a_, [&](Tx& tx) {
+          idem.claim(tx, a_, route, "race", h);
+          std::this_thread::sleep_for(std::chrono::milliseconds(20));
+          idem.store(tx, a_, route, "race", {201, "application/json", "{}"});
+        });
+        ++committed;
+      } catch (const UniqueViolation&) {
+        ++lost;
       }
     });
   }
   for (auto& t : threads) t.join();
-  EXPECT_EQ(proceed.load(), 1);
-  EXPECT_EQ(conflict.load(), 7);
+  EXPECT_EQ(committed.load(), 1);
+  EXPECT_EQ(lost.load(), 7);
+  EXPECT_TRUE(idem.lookup(a_, route, "race", h));
 }
 
 }  // namespace

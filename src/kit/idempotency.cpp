@@ -8,7 +8,6 @@
 #include "common/clock.hpp"
 #include "common/error.hpp"
 #include "common/ids.hpp"
-#include "common/log.hpp"
 
 namespace cdx::kit {
 
@@ -73,58 +72,8 @@ std::optional<std::string> Idempotency::key_problem(std::string_view key) {
   return std::nullopt;
 }
 
-std::optional<StoredAnswer> Idempotency::begin(const db::TenantScope& scope, const std::string& route_key,
-                                               const std::string& key, const std::string& request_hash) {
-  const std::string now = format_rfc3339(Clock::now());
-  const std::string expired = seconds_ago(kRetentionSeconds);
-  const std::string stale = seconds_ago(kStaleSeconds);
-  return db_->write(scope, [&](db::Tx& tx) -> std::optional<StoredAnswer> {
-    tx.lock(db_->schema() + ".idempotency:" + scope.tenant_id() + ":" + route_key + ":" + key);
-    tx.query("DELETE FROM " + table() + " WHERE tenant_id = $1 AND created_at < $2",
-             {scope.tenant_id(), expired});
-    auto res = tx.query("SELECT request_hash, status, content_type, body, created_at FROM " + table() +
-                            " WHERE tenant_id = $1 AND route = $2 AND key = $3",
-                        {scope.tenant_id(), route_key, key});
-    if (res.empty()) {
-      tx.query("INSERT INTO " + table() +
-                   " (tenant_id, route, key, request_hash, created_at) VALUES ($1, $2, $3, $4, $5)",
-               {scope.tenant_id(), route_key, key, request_hash, now});
-      return std::nullopt;
-    }
-    const db::Row& row = res.rows[0];
-    if (row.text(0) != request_hash)
-      throw Error::validation(
-          {{"Idempotency-Key",
-            "was already used with a different request; use a new key for a new request"}});
-    if (row.is_null(1)) {
-      if (row.text(4) >= stale)
-        throw Error(
-            Code::kConflict,
-            "A request with this Idempotency-Key is still being processed; retry after it has finished.");
-      // The first attempt died without finishing (a crash): this retry takes the key over.
-      tx.query("UPDATE " + table() + " SET created_at = $4 WHERE tenant_id = $1 AND route = $2 AND key = $3",
-               {scope.tenant_id(), route_key, key, now});
-      return std::nullopt;
-    }
-    return StoredAnswer{static_cast<int>(row.integer(1)), row.opt_text(2).value_or("application/json"),
-                        row.opt_text(3).value_or("")};
-  });
-}
-
-void Idempotency::complete(const db::TenantScope& scope, const std::string& route_key, const std::string& key,
-                           const StoredAnswer& answer) {
-  db_->write(scope, [&](db::Tx& tx) {
-    tx.query(
-        "UPDATE " + table() +
-            " SET status = $4, content_type = $5, body = $6 WHERE tenant_id = $1 AND route = $2 AND key = $3",
-        {scope.tenant_id(), route_key, key, static_cast<int64_t>(answer.status), answer.content_type,
-         answer.body});
-  });
-}
-
 std::optional<StoredAnswer> Idempotency::lookup(const db::TenantScope& scope, const std::string& route_key,
                                                 const std::string& key, const std::string& request_hash) {
-  const std::string stale = seconds_ago(kStaleSeconds);
   auto res = db_->read(scope, [&](db::Tx& tx) {
     return tx.query("SELECT request_hash, status, content_type, body, created_at FROM " + table() +
                         " WHERE tenant_id = $1 AND route = $2 AND key = $3 AND created_at >= $4",
@@ -135,22 +84,18 @@ std::optional<StoredAnswer> Idempotency::lookup(const db::TenantScope& scope, co
   if (row.text(0) != request_hash)
     throw Error::validation(
         {{"Idempotency-Key", "was already used with a different request; use a new key for a new request"}});
-  if (row.is_null(1)) {
-    if (row.text(4) >= stale)
-      throw Error(Code::kConflict,
-                  "A request with this Idempotency-Key is still being processed; retry after it has finished.");
-    return std::nullopt;
-  }
+  if (row.is_null(1)) return std::nullopt;  // an unfinished claim of an earlier version: never an answer
   return StoredAnswer{static_cast<int>(row.integer(1)), row.opt_text(2).value_or("application/json"),
                       row.opt_text(3).value_or("")};
 }
 
 void Idempotency::claim(db::Tx& tx, const db::TenantScope& scope, const std::string& route_key,
                         const std::string& key, const std::string& request_hash) const {
-  // Expired keys and abandoned legacy claims give way; a live row makes the INSERT fail (UniqueViolation).
+  // Expired keys and unfinished claims of an earlier version give way. A twin's claim that is not committed
+  // yet is invisible here: the INSERT waits for it, then fails (UniqueViolation) if it committed.
   tx.query("DELETE FROM " + table() + " WHERE tenant_id = $1 AND route = $2 AND key = $3 AND (created_at < $4 OR "
-           "(status IS NULL AND created_at < $5))",
-           {scope.tenant_id(), route_key, key, seconds_ago(kRetentionSeconds), seconds_ago(kStaleSeconds)});
+           "status IS NULL)",
+           {scope.tenant_id(), route_key, key, seconds_ago(kRetentionSeconds)});
   tx.query("INSERT INTO " + table() + " (tenant_id, route, key, request_hash, created_at) VALUES ($1, $2, $3, $4, $5)",
            {scope.tenant_id(), route_key, key, request_hash, format_rfc3339(Clock::now())});
 }
@@ -163,72 +108,16 @@ void Idempotency::store(db::Tx& tx, const db::TenantScope& scope, const std::str
             answer.body});
 }
 
-void Idempotency::release(const db::TenantScope& scope, const std::string& route_key,
-                          const std::string& key) {
-  db_->write(scope, [&](db::Tx& tx) {
-    tx.query(
-        "DELETE FROM " + table() + " WHERE tenant_id = $1 AND route = $2 AND key = $3 AND status IS NULL",
-        {scope.tenant_id(), route_key, key});
-  });
+void Idempotency::release(db::Tx& tx, const db::TenantScope& scope, const std::string& route_key,
+                          const std::string& key) const {
+  tx.query("DELETE FROM " + table() + " WHERE tenant_id = $1 AND route = $2 AND key = $3",
+           {scope.tenant_id(), route_key, key});
 }
 
 void Idempotency::purge_tenant(const db::TenantScope& scope) {
   db_->write(scope, [&](db::Tx& tx) {
     tx.query("DELETE FROM " + table() + " WHERE tenant_id = $1", {scope.tenant_id()});
   });
-}
-
-http::AsyncHandler Idempotency::wrap(std::string route_key, http::AsyncHandler handler) {
-  return [this, route_key = std::move(route_key), handler = std::move(handler)](http::Context& ctx) -> Task<void> {
-    const std::string_view header = ctx.req.header(kHeader);
-    if (header.empty() || !ctx.tenant) {
-      co_await handler(ctx);
-      co_return;
-    }
-    if (auto why = key_problem(header)) throw Error::validation({{"Idempotency-Key", *why}});
-    const std::string key(header);
-    const db::TenantScope scope = *ctx.tenant;
-    // Hashed on the worker with the claim: a large body (an import) must not hold the I/O thread.
-    auto stored = co_await workers_.run([&] {
-      return begin(scope, route_key, key,
-                   request_hash(std::string("POST ") + std::string(ctx.req.target), ctx.req.body));
-    });
-    if (stored) {
-      ctx.res.status = stored->status;
-      ctx.res.content_type = stable_content_type(stored->content_type);
-      ctx.res.body = std::move(stored->body);
-      ctx.res.header("Idempotent-Replayed", "true");
-      co_return;
-    }
-    std::exception_ptr failure;
-    try {
-      co_await handler(ctx);
-    } catch (...) {
-      failure = std::current_exception();
-    }
-    const bool success = !failure && ctx.res.status >= 200 && ctx.res.status < 300;
-    if (!success) {
-      // Nothing was created (or the outcome is an error the client may fix): free the key for a retry.
-      co_await workers_.run([&] {
-        try {
-          release(scope, route_key, key);
-        } catch (const std::exception& e) {
-          log::error("idempotency key release failed", {{"route", route_key}, {"error", e.what()}});
-        }
-      });
-      if (failure) std::rethrow_exception(failure);
-      co_return;
-    }
-    StoredAnswer answer{ctx.res.status, std::string(ctx.res.content_type), ctx.res.body};
-    co_await workers_.run([&] {
-      try {
-        complete(scope, route_key, key, answer);
-      } catch (const std::exception& e) {
-        // The change is committed: answer it. The key stays claimed and is taken over once stale.
-        log::error("idempotency key completion failed", {{"route", route_key}, {"error", e.what()}});
-      }
-    });
-  };
 }
 
 }  // namespace cdx::kit

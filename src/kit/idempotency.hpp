@@ -1,9 +1,10 @@
 // Idempotency-Key support for POST routes, usable by any module: the first answer to a key (per tenant and
 // route) is stored in the module's own schema (<schema>.idempotency_keys, tenant data under RLS) and a
 // retry with the same key and body gets that answer again, without running the handler a second time.
+// The answer is stored in the same transaction as the change (see Kit::write_answer).
 //   migrations.push_back(kit::Idempotency::migration(5, "crm_db"));
-//   kit::Idempotency idem(db, workers);
-//   router.add(Method::kPost, "/api/v1/crm/contacts", idem.wrap("POST /api/v1/crm/contacts", handler), doc);
+//   kit::Idempotency idem(db);  kit::Kit kit(db, outbox, workers, idem);
+//   co_await kit.write_answer(ctx, "POST /api/v1/crm/deals", [&](db::Tx&) { … ctx.res.json(201, …); });
 #pragma once
 #include <memory>
 #include <optional>
@@ -28,37 +29,26 @@ class Idempotency {
   static constexpr std::string_view kHeader = "idempotency-key";
   static constexpr size_t kMaxKeyLength = 255;
   static constexpr int64_t kRetentionSeconds = 24 * 3600;  // a key is remembered this long
-  static constexpr int64_t kStaleSeconds = 60;              // an unfinished claim older than this is abandoned
 
-  Idempotency(std::shared_ptr<db::Database> db, WorkerPool& workers) : db_(std::move(db)), workers_(workers) {}
+  explicit Idempotency(std::shared_ptr<db::Database> db) : db_(std::move(db)) {}
 
   // The migration that creates <schema>.idempotency_keys (a tenant table: listed for RLS).
   static db::Migration migration(int version, const std::string& schema);
 
-  // Wraps a POST handler. Without the header the handler runs as is. With it:
-  // - first use: the handler runs; a 2xx answer is stored, anything else frees the key for a retry;
-  // - same key, same request: the stored answer again, with `Idempotent-Replayed: true`;
-  // - same key, another request (body or path): 422 naming Idempotency-Key;
-  // - same key while the first request still runs: 409.
-  http::AsyncHandler wrap(std::string route_key, http::AsyncHandler handler);
-
-  // The blocking steps behind wrap(), public for tests. begin() claims the key and answers nullopt (run
-  // the handler), or the stored answer to replay; it throws cdx::Error for a mismatch or a running twin.
-  std::optional<StoredAnswer> begin(const db::TenantScope& scope, const std::string& route_key,
-                                    const std::string& key, const std::string& request_hash);
-  void complete(const db::TenantScope& scope, const std::string& route_key, const std::string& key,
-                const StoredAnswer& answer);
-  void release(const db::TenantScope& scope, const std::string& route_key, const std::string& key);
-  // The single-transaction form (the kit's writes): lookup() answers a completed twin's stored answer (422
-  // for another request under the key, 409 while a legacy claim runs); claim() inserts the key inside the
-  // write's own transaction (a concurrent twin waits on it, then fails with db::UniqueViolation) and
-  // store() records the answer there, so the answer commits with the change or not at all.
+  // Used by Kit::write_answer, which runs them around a POST's write, in its transaction:
+  // - lookup(): a completed request's stored answer, to replay with `Idempotent-Replayed: true`; 422
+  //   naming Idempotency-Key when the key was used for another request (body or path);
+  // - claim(): inserts the key in the write's own transaction. A concurrent twin waits on it, then fails
+  //   with db::UniqueViolation and replays the stored answer;
+  // - store() records a 2xx answer, release() drops the claim of any other: the answer commits with the
+  //   change it describes or not at all, so a crash can never leave a key that lets a retry write twice.
   std::optional<StoredAnswer> lookup(const db::TenantScope& scope, const std::string& route_key,
                                      const std::string& key, const std::string& request_hash);
   void claim(db::Tx& tx, const db::TenantScope& scope, const std::string& route_key, const std::string& key,
              const std::string& request_hash) const;
   void store(db::Tx& tx, const db::TenantScope& scope, const std::string& route_key, const std::string& key,
              const StoredAnswer& answer) const;
+  void release(db::Tx& tx, const db::TenantScope& scope, const std::string& route_key, const std::string& key) const;
   // Response::content_type is a view: a replayed answer points at storage that outlives the request.
   static std::string_view stable_content_type(const std::string& stored);
 
@@ -72,7 +62,6 @@ class Idempotency {
  private:
   std::string table() const { return db_->schema() + ".idempotency_keys"; }
   std::shared_ptr<db::Database> db_;
-  WorkerPool& workers_;
 };
 
 }  // namespace cdx::kit

@@ -1,9 +1,11 @@
+// Idempotency keys stored in the write's own transaction, on a throwaway SQLite database.
 #include "kit/idempotency.hpp"
 
 #include <gtest/gtest.h>
 
 #include <chrono>
 #include <filesystem>
+#include <thread>
 
 #include "common/clock.hpp"
 #include "common/error.hpp"
@@ -20,14 +22,39 @@ class IdempotencyTest : public ::testing::Test {
     dir_ = std::filesystem::temp_directory_path() / ("cdx-idem-" + random_token(10));
     factory_ = db::make_sqlite_factory(dir_.string());
     db_ = factory_->open("idem_db");
-    db_->migrate({Idempotency::migration(1, "idem_db")});
-    idem_ = std::make_unique<Idempotency>(db_, workers_);
+    db_->migrate({Idempotency::migration(1, "idem_db"),
+                  {2, "things", "CREATE TABLE idem_db.things (id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL);"}});
+    idem_ = std::make_unique<Idempotency>(db_);
   }
   void TearDown() override {
     Clock::set_offset(std::chrono::seconds(0));
     std::filesystem::remove_all(dir_);
   }
 
+  // What Kit::write_answer does around a handler that makes one thing: the answer (or the replay).
+  StoredAnswer post(const db::TenantScope& scope, const std::string& key, const std::string& body,
+                    bool fail = false, const std::string& route = "POST /api/v1/things") {
+    const std::string hash = Idempotency::request_hash(route, body);
+    if (auto replay = idem_->lookup(scope, route, key, hash)) return *replay;
+    try {
+      return db_->write(scope, [&](db::Tx& tx) {
+        idem_->claim(tx, scope, route, key, hash);
+        const std::string id = new_uuid_v7();
+        tx.query("INSERT INTO idem_db.things (id, tenant_id) VALUES ($1, $2)", {id, scope.tenant_id()});
+        if (fail) throw Error(Code::kConflict, "the handler failed after its write");
+        StoredAnswer answer{201, "application/json", id};
+        idem_->store(tx, scope, route, key, answer);
+        return answer;
+      });
+    } catch (const db::UniqueViolation&) {
+      return *idem_->lookup(scope, route, key, hash);
+    }
+  }
+  int64_t things(const db::TenantScope& scope) {
+    return db_->read(scope, [&](db::Tx& tx) {
+      return tx.query("SELECT COUNT(*) FROM idem_db.things WHERE tenant_id = $1", {scope.tenant_id()}).rows[0].integer(0);
+    });
+  }
   Code code_of(const std::function<void()>& fn) {
     try {
       fn();
@@ -40,76 +67,69 @@ class IdempotencyTest : public ::testing::Test {
   std::filesystem::path dir_;
   std::unique_ptr<db::ConnectionFactory> factory_;
   std::shared_ptr<db::Database> db_;
-  WorkerPool workers_{1};
   std::unique_ptr<Idempotency> idem_;
   db::TenantScope a_ = db::testing::TestScopes::mint("tenant-a");
   db::TenantScope b_ = db::testing::TestScopes::mint("tenant-b");
-  const std::string route_ = "POST /api/v1/things";
 };
 
-TEST_F(IdempotencyTest, TheFirstAnswerIsReplayedForTheSameRequest) {
-  const std::string h = Idempotency::request_hash("POST /api/v1/things", R"({"a":1})");
-  EXPECT_FALSE(idem_->begin(a_, route_, "k1", h));  // run the handler
-  idem_->complete(a_, route_, "k1", {201, "application/json", R"({"id":"x"})"});
-  auto again = idem_->begin(a_, route_, "k1", h);
-  ASSERT_TRUE(again);
-  EXPECT_EQ(again->status, 201);
-  EXPECT_EQ(again->body, R"({"id":"x"})");
-  EXPECT_EQ(again->content_type, "application/json");
+TEST_F(IdempotencyTest, TheFirstAnswerIsReplayedAndNothingIsMadeTwice) {
+  const StoredAnswer first = post(a_, "k1", R"({"a":1})");
+  const StoredAnswer again = post(a_, "k1", R"({"a":1})");
+  EXPECT_EQ(again.body, first.body);
+  EXPECT_EQ(again.status, 201);
+  EXPECT_EQ(things(a_), 1);
 }
 
 TEST(Idempotency, RequestHashIsTheSha256OfMethodPathAndBody) {
-  // Keys stored before the hash was computed in parts must still match.
   EXPECT_EQ(Idempotency::request_hash("POST /x", R"({"a":1})"), sha256_hex("POST /x\n{\"a\":1}"));
   EXPECT_NE(Idempotency::request_hash("POST /x", "{}"), Idempotency::request_hash("POST /y", "{}"));
 }
 
 TEST_F(IdempotencyTest, KeysArePerTenantAndRoute) {
-  const std::string h = Idempotency::request_hash("POST /x", "{}");
-  EXPECT_FALSE(idem_->begin(a_, route_, "k", h));
-  idem_->complete(a_, route_, "k", {201, "application/json", "{}"});
-  EXPECT_FALSE(idem_->begin(b_, route_, "k", h));
-  EXPECT_FALSE(idem_->begin(a_, "POST /api/v1/other", "k", h));
+  post(a_, "k", "{}");
+  post(b_, "k", "{}");
+  post(a_, "k", "{}", false, "POST /api/v1/other");
+  EXPECT_EQ(things(a_), 2);
+  EXPECT_EQ(things(b_), 1);
 }
 
-TEST_F(IdempotencyTest, AnotherRequestWithTheSameKeyIs422AndARunningOne409) {
-  EXPECT_FALSE(idem_->begin(a_, route_, "k", Idempotency::request_hash("POST /x", "{\"a\":1}")));
-  // Still running: a retry must wait rather than run twice.
-  EXPECT_EQ(
-      code_of([&] { idem_->begin(a_, route_, "k", Idempotency::request_hash("POST /x", "{\"a\":1}")); }),
-      Code::kConflict);
-  EXPECT_EQ(
-      code_of([&] { idem_->begin(a_, route_, "k", Idempotency::request_hash("POST /x", "{\"a\":2}")); }),
-      Code::kValidationFailed);
+TEST_F(IdempotencyTest, AnotherRequestWithTheSameKeyIs422) {
+  post(a_, "k", R"({"a":1})");
+  EXPECT_EQ(code_of([&] { post(a_, "k", R"({"a":2})"); }), Code::kValidationFailed);
 }
 
-TEST_F(IdempotencyTest, AFailedOrAbandonedFirstAttemptFreesTheKey) {
-  const std::string h = Idempotency::request_hash("POST /x", "{}");
-  EXPECT_FALSE(idem_->begin(a_, route_, "k", h));
-  idem_->release(a_, route_, "k");  // the handler failed: a retry runs again
-  EXPECT_FALSE(idem_->begin(a_, route_, "k", h));
-  // The process died mid-request: after kStaleSeconds the key can be taken over.
-  Clock::set_offset(std::chrono::seconds(Idempotency::kStaleSeconds + 1));
-  EXPECT_FALSE(idem_->begin(a_, route_, "k", h));
+TEST_F(IdempotencyTest, AFailedAttemptLeavesNeitherItsChangeNorItsKey) {
+  EXPECT_EQ(code_of([&] { post(a_, "k", "{}", true); }), Code::kConflict);
+  EXPECT_EQ(things(a_), 0) << "the write rolled back with the claim";
+  post(a_, "k", "{}");  // the retry runs
+  EXPECT_EQ(things(a_), 1);
+}
+
+TEST_F(IdempotencyTest, ConcurrentTwinsMakeOneThing) {
+  std::vector<std::thread> threads;
+  std::vector<std::string> bodies(8);
+  for (size_t i = 0; i < bodies.size(); ++i)
+    threads.emplace_back([&, i] { bodies[i] = post(a_, "twin", "{}").body; });
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(things(a_), 1);
+  for (const auto& b : bodies) EXPECT_EQ(b, bodies[0]);
 }
 
 TEST_F(IdempotencyTest, KeysExpireAfterTheRetention) {
-  const std::string h = Idempotency::request_hash("POST /x", "{}");
-  EXPECT_FALSE(idem_->begin(a_, route_, "k", h));
-  idem_->complete(a_, route_, "k", {201, "application/json", "{}"});
+  post(a_, "k", "{}");
   Clock::set_offset(std::chrono::seconds(Idempotency::kRetentionSeconds + 10));
-  EXPECT_FALSE(idem_->begin(a_, route_, "k", Idempotency::request_hash("POST /x", "{\"new\":1}")));
+  post(a_, "k", R"({"new":1})");  // a new request under an expired key: no 422
+  EXPECT_EQ(things(a_), 2);
 }
 
 TEST_F(IdempotencyTest, PurgeForgetsOnlyTheTenantsKeys) {
-  const std::string h = Idempotency::request_hash("POST /x", "{}");
-  for (const auto* scope : {&a_, &b_}) {
-    EXPECT_FALSE(idem_->begin(*scope, route_, "k", h));
-    idem_->complete(*scope, route_, "k", {201, "application/json", "{}"});
-  }
+  post(a_, "k", "{}");
+  post(b_, "k", "{}");
   idem_->purge_tenant(a_);
-  EXPECT_FALSE(idem_->begin(a_, route_, "k", h));  // forgotten: runs again
-  EXPECT_TRUE(idem_->begin(b_, route_, "k", h));   // kept: replays
+  post(a_, "k", "{}");  // forgotten: runs again
+  post(b_, "k", "{}");  // kept: replays
+  EXPECT_EQ(things(a_), 2);
+  EXPECT_EQ(things(b_), 1);
 }
 
 TEST_F(IdempotencyTest, KeyShape) {

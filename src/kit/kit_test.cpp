@@ -52,8 +52,8 @@ class KitTest : public ::testing::Test {
                    "isbn TEXT, pages BIGINT, format TEXT NOT NULL, lent INTEGER NOT NULL, shelf_id TEXT, "
                    "labels TEXT NOT NULL, extra TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL, "
                    "UNIQUE (tenant_id, isbn));"},
-                  db::Outbox::migration(2, "shelf_db"), kit::Idempotency::migration(3, "shelf_db")});
-    idempotency_ = std::make_unique<kit::Idempotency>(db_, workers_);
+                  db::Outbox::migration(2, "shelf_db"), Idempotency::migration(3, "shelf_db")});
+    idempotency_ = std::make_unique<Idempotency>(db_);
     kit_ = std::make_unique<Kit>(db_, outbox_, workers_, *idempotency_);
     books_ = &kit_->add(book_resource());
   }
@@ -97,7 +97,7 @@ class KitTest : public ::testing::Test {
   std::shared_ptr<db::Database> db_;
   db::Outbox outbox_{"shelf_db"};
   WorkerPool workers_{1};
-  std::unique_ptr<kit::Idempotency> idempotency_;
+  std::unique_ptr<Idempotency> idempotency_;
   std::unique_ptr<Kit> kit_;
   const Resource* books_ = nullptr;
   db::TenantScope a_ = db::testing::TestScopes::mint("tenant-a");

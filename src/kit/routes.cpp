@@ -1,6 +1,8 @@
 // The kit's HTTP side: the five CRUD routes of a resource and writes whose answer commits with them.
 #include <fmt/format.h>
 
+#include <cstdlib>
+
 #include "common/validate.hpp"
 #include "kit/kit.hpp"
 
@@ -28,6 +30,16 @@ std::vector<std::string> list_params(const Resource& r) {
 
 std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
+// Fault injection for the crash tests (tests/api): CDX_TEST_CRASH_AFTER_COMMIT="POST /api/v1/crm/companies"
+// ends the process the moment such a write has committed, before its answer is written.
+void crash_if_asked(const std::string& route_key) {
+  static const std::string asked = [] {
+    const char* v = std::getenv("CDX_TEST_CRASH_AFTER_COMMIT");
+    return std::string(v ? v : "");
+  }();
+  if (!asked.empty() && asked == route_key) std::_Exit(137);
+}
+
 }  // namespace
 
 Task<void> Kit::write_answer(Context& ctx, std::string route_key, std::function<void(db::Tx&)> fn) const {
@@ -35,6 +47,7 @@ Task<void> Kit::write_answer(Context& ctx, std::string route_key, std::function<
   const std::string_view header = ctx.req.header(kit::Idempotency::kHeader);
   if (header.empty()) {
     co_await workers_.run([&] { db_->write(scope, fn); });
+    crash_if_asked(route_key);
     co_return;
   }
   if (auto why = kit::Idempotency::key_problem(header)) throw Error::validation({{"Idempotency-Key", *why}});
@@ -54,16 +67,17 @@ Task<void> Kit::write_answer(Context& ctx, std::string route_key, std::function<
         if (ctx.res.status >= 200 && ctx.res.status < 300)
           idempotency_.store(tx, scope, route_key, key,
                              {ctx.res.status, std::string(ctx.res.content_type), ctx.res.body});
+        else
+          idempotency_.release(tx, scope, route_key, key);  // nothing was made: a retry runs again
       });
     } catch (const db::UniqueViolation&) {
       if (claimed) throw;  // the change itself conflicted
       // A twin committed the key first (we waited on it): answer what it answered.
       replay = idempotency_.lookup(scope, route_key, key, hash);
-      if (!replay)
-        throw Error(Code::kConflict,
-                    "A request with this Idempotency-Key is still being processed; retry after it has finished.");
+      if (!replay) throw;  // the twin answered an error and let the key go: this attempt failed on it
     }
   });
+  if (!replay) crash_if_asked(route_key);
   if (replay) {
     ctx.res.status = replay->status;
     ctx.res.content_type = kit::Idempotency::stable_content_type(replay->content_type);

@@ -89,11 +89,28 @@ TEST_F(SqliteTest, ThrowingJobRollsBackOnlyItsOwnWrites) {
   EXPECT_EQ(count(), 1);
 }
 
-TEST_F(SqliteTest, NestedWriteFailsInsteadOfHanging) {
+TEST_F(SqliteTest, ANestedWriteJoinsTheOuterTransaction) {
   const auto scope = testing::TestScopes::mint("tenant-a");
-  EXPECT_THROW(db_->write(scope, [&](Tx&) { db_->write(scope, [](Tx&) {}); }), std::logic_error);
-  db_->write(scope, [&](Tx& tx) { tx.query("INSERT INTO t_db.items (id, tenant_id) VALUES ('after', $1)", {scope.tenant_id()}); });
+  const auto other = testing::TestScopes::mint("tenant-b");
+  auto insert = [&](const std::string& id) {
+    db_->write(scope, [&](Tx& tx) { tx.query("INSERT INTO t_db.items (id, tenant_id) VALUES ($1, $2)", {id, scope.tenant_id()}); });
+  };
+  // What the nested write did rolls back with the outer one, and commits with it.
+  EXPECT_THROW(db_->write(scope,
+                          [&](Tx&) {
+                            insert("inner");
+                            throw std::runtime_error("the outer write fails after the inner one");
+                          }),
+               std::runtime_error);
+  EXPECT_EQ(count(), 0);
+  db_->write(scope, [&](Tx&) {
+    insert("inner");
+    EXPECT_EQ(db_->read(scope, [&](Tx& tx) { return tx.query("SELECT id FROM t_db.items").rows.size(); }), 1u)
+        << "a read inside the write sees its changes";
+  });
   EXPECT_EQ(count(), 1);
+  // Another tenant's write cannot hide inside this one.
+  EXPECT_THROW(db_->write(scope, [&](Tx&) { db_->write(other, [](Tx&) {}); }), std::logic_error);
 }
 
 TEST_F(SqliteTest, DataSurvivesReopening) {
