@@ -15,6 +15,21 @@ nlohmann::json obj(nlohmann::json props, std::vector<std::string> required = {})
   return o;
 }
 
+// Who may call an operation (the route's declared Access): lets clients and the isolation tests tell a
+// tenant resource from the operator's.
+const char* access_name(http::Access a) {
+  switch (a) {
+    case http::Access::kPublic: return "public";
+    case http::Access::kAuthenticated: return "authenticated";
+    case http::Access::kSuperadmin: return "superadmin";
+    case http::Access::kTenantMember: return "tenant_member";
+    case http::Access::kTenantAdmin: return "tenant_admin";
+    case http::Access::kTenantAdminOrSelf: return "tenant_admin_or_self";
+    case http::Access::kService: return "service";
+  }
+  return "public";
+}
+
 }  // namespace
 
 const nlohmann::json& openapi_schemas() {
@@ -217,6 +232,9 @@ const nlohmann::json& openapi_schemas() {
                                   {"grant_types", grant_types},
                                   {"scopes", strings}},
                                  {"name"});
+    // The authorization-code grant (the default) needs a redirect URI: the example shows a valid client.
+    s["OAuthClientCreate"]["examples"] = {
+        {{"name", "Mobile app"}, {"redirect_uris", {"https://app.example.com/callback"}}}};
     s["OAuthClientUpdate"] = obj({{"name", str()},
                                   {"redirect_uris", strings},
                                   {"allowed_origins", strings},
@@ -283,7 +301,8 @@ nlohmann::json openapi_document(const http::Router& router, const std::string& v
   for (const auto& route : router.routes()) {
     const auto& d = route->doc;
     if (d.access == http::Access::kService) continue;  // internal to the constellation
-    nlohmann::json op = {{"summary", d.summary},
+    nlohmann::json op = {{"x-cdx-access", access_name(d.access)},
+                         {"summary", d.summary},
                          {"operationId", std::string(http::method_name(route->method)) + " " + route->pattern},
                          {"tags", {d.tag.empty() ? "operations" : d.tag}}};
     nlohmann::json params = nlohmann::json::array();

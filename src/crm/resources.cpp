@@ -125,12 +125,8 @@ kit::Resource contact_resource() {
       .describe_create("Create a contact (email unique per tenant)")
       .describe_list("List contacts (newest first; sort, q over names and email, filters)")
       .describe_delete("Delete a contact; its deals and activities are unlinked")
-      .hooks({.validate =
-                  [](Change& c) {
-                    if (!c.value("first_name") && !c.value("last_name") && !c.value("email"))
-                      c.errors.push_back({"first_name", "a contact needs at least one of first_name, last_name or email"});
-                  },
-              .after_write =
+      .at_least_one({"first_name", "last_name", "email"}, "a contact needs at least one of first_name, last_name or email")
+      .hooks({.after_write =
                   [](Change& c) {
                     const std::string id = c.row.at("id").get<std::string>();
                     if (c.before && c.before->at("tags") == c.row.at("tags")) return;
@@ -165,11 +161,10 @@ kit::Resource activity_resource() {
       .field(kit::id("owner_id").filter())
       .describe_create("Log an activity (note, call, email, meeting, task) on a contact, company and/or deal")
       .describe_list("List activities (newest first; sort, q over subject and body, filters)")
+      .at_least_one({"subject", "body"}, "an activity needs a subject or a body")
+      .at_least_one({"contact_id", "company_id", "deal_id"},
+                    "an activity links to at least one of contact_id, company_id or deal_id")
       .hooks({.validate = [](Change& c) {
-        if (!c.value("subject") && !c.value("body"))
-          c.errors.push_back({"subject", "an activity needs a subject or a body"});
-        if (!c.value("contact_id") && !c.value("company_id") && !c.value("deal_id"))
-          c.errors.push_back({"contact_id", "an activity links to at least one of contact_id, company_id or deal_id"});
         const bool done = c.row.at("done").get<bool>();
         if (!done)
           c.row["completed_at"] = nullptr;

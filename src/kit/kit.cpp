@@ -522,6 +522,9 @@ void Kit::check_row(db::Tx& tx, const Caller& c, const Resource& r, json& row, c
     if (!exists(tx, c.scope, f.refs_table, v.get<std::string>()))
       errors.push_back({f.name, "does not exist in this tenant"});
   }
+  for (const auto& rule : r.at_least_one())
+    if (std::none_of(rule.fields.begin(), rule.fields.end(), [&](const std::string& f) { return change.value(f); }))
+      errors.push_back({rule.fields.front(), rule.message});
   if (r.hooks().validate) r.hooks().validate(change);
   if (!errors.empty()) throw Error::validation(std::move(errors));
 }

@@ -54,6 +54,13 @@ json schema_of(const Field& f, bool nullable) {
   if (!f.pattern.empty()) s["pattern"] = f.pattern;
   if (!f.description.empty()) s["description"] = f.description;
   if (!f.default_value.is_null()) s["default"] = f.default_value;
+  // A link: the collection whose rows it names ("crm_db.companies" → /api/v1/crm/companies).
+  if (!f.refs_table.empty()) {
+    const size_t dot = f.refs_table.find('.');
+    std::string module = f.refs_table.substr(0, dot);
+    if (module.size() > 3 && module.substr(module.size() - 3) == "_db") module.resize(module.size() - 3);
+    s["x-cdx-refs"] = "/api/v1/" + module + "/" + f.refs_table.substr(dot + 1);
+  }
   return s;
 }
 
@@ -85,6 +92,14 @@ void add_schema(json& schemas, const Resource& r) {
     schemas[r.schema_name()] = {{"type", "object"}, {"properties", read}, {"required", all}};
     json c = {{"type", "object"}, {"properties", create}, {"additionalProperties", false}};
     if (!required.empty()) c["required"] = required;
+    for (const auto& rule : r.at_least_one()) {
+      json any = json::array();
+      for (const auto& f : rule.fields) any.push_back({{"required", {f}}});
+      if (c.contains("anyOf"))
+        c["allOf"].push_back({{"anyOf", std::move(any)}});
+      else
+        c["anyOf"] = std::move(any);
+    }
     schemas[r.schema_name() + "Create"] = std::move(c);
     schemas[r.schema_name() + "Update"] = {{"type", "object"}, {"properties", update}, {"additionalProperties", false}};
   }

@@ -200,6 +200,12 @@ class Resource {
     custom_filters_.push_back(std::move(f));
     return *this;
   }
+  // A row must hold at least one of these fields (non-null); 422 on the first one with `message`
+  // otherwise. Documented as anyOf in the create schema.
+  Resource& at_least_one(std::vector<std::string> fields, std::string message) {
+    at_least_one_.push_back({std::move(fields), std::move(message)});
+    return *this;
+  }
   Resource& hooks(Hooks h) {
     hooks_ = std::move(h);
     return *this;
@@ -245,6 +251,11 @@ class Resource {
   const std::string& search_column() const { return search_column_; }
   const std::vector<CustomFilter>& custom_filters() const { return custom_filters_; }
   const Hooks& hooks() const { return hooks_; }
+  struct AtLeastOne {
+    std::vector<std::string> fields;
+    std::string message;
+  };
+  const std::vector<AtLeastOne>& at_least_one() const { return at_least_one_; }
   const std::vector<std::string>& side_tables() const { return side_tables_; }
   const std::string& schema_name() const { return schema_name_; }
   const std::string& delete_summary() const { return delete_summary_; }
@@ -268,6 +279,7 @@ class Resource {
   std::string search_column_;
   std::vector<CustomFilter> custom_filters_;
   Hooks hooks_;
+  std::vector<AtLeastOne> at_least_one_;
   std::vector<std::string> side_tables_;
   std::string schema_name_, delete_summary_, list_summary_, create_summary_;
   std::string select_list_;

@@ -7,6 +7,7 @@ CDX_TEST_BACKEND. CDX_TEST_TOPOLOGY picks the topology: `monolith` (`cdx serve`,
 test starts is stopped by that test.
 """
 import os
+import sys
 import secrets
 import shutil
 import signal
@@ -496,9 +497,9 @@ class MailSink:
 
 def pytest_terminal_summary(terminalreporter):
     """Prints the size of the isolation matrix with every run (ARCHITECTURE §4: one row per resource)."""
-    try:
-        from test_isolation_matrix import CREDENTIALS, RESOURCES
-    except ImportError:
+    matrix = sys.modules.get("test_isolation_matrix")  # only when it ran: importing it starts a server
+    if matrix is None:
         return
-    terminalreporter.write_line(f"isolation matrix: {len(RESOURCES)} tenant resources x {len(CREDENTIALS)} "
-                                f"credential kinds = {len(RESOURCES) * len(CREDENTIALS)} rows")
+    terminalreporter.write_line(f"isolation matrix (from /openapi.json): {len(matrix.RESOURCES)} tenant resources x "
+                                f"{len(matrix.CREDENTIALS)} credential kinds = "
+                                f"{len(matrix.RESOURCES) * len(matrix.CREDENTIALS)} rows")
