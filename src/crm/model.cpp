@@ -197,132 +197,7 @@ void finish(std::vector<FieldError>& errors) {
   if (!errors.empty()) throw Error::validation(std::move(errors));
 }
 
-Field<json> read_address(Reader& in) {
-  Field<json> out;
-  if (!in.present("address", false, out)) return out;
-  const json& v = *in.raw("address");
-  if (!v.is_object()) {
-    in.fail("address", "must be an object with street, city, region, postal_code, country");
-    return out;
-  }
-  json clean = json::object();
-  bool ok = true;
-  for (const auto& [k, val] : v.items()) {
-    static const std::vector<std::string> kKeys = {"street", "city", "region", "postal_code", "country"};
-    if (!one_of(kKeys, k)) {
-      in.fail("address." + k, "is not an address field (street, city, region, postal_code, country)");
-      ok = false;
-      continue;
-    }
-    if (val.is_null()) continue;
-    if (!val.is_string() || utf8_length(val.get_ref<const std::string&>()) > 200 ||
-        !clean_text(val.get_ref<const std::string&>(), true)) {
-      in.fail("address." + k, "must be a string of at most 200 characters");
-      ok = false;
-      continue;
-    }
-    const std::string s = trim(val.get_ref<const std::string&>());
-    if (!s.empty()) clean[k] = s;
-  }
-  if (ok) out.emplace(clean.empty() ? std::optional<json>() : std::optional<json>(clean));
-  return out;
-}
-
-Field<std::vector<std::string>> read_tags(Reader& in) {
-  Field<std::vector<std::string>> out;
-  if (!in.present("tags", false, out)) return out;
-  const json& v = *in.raw("tags");
-  if (!v.is_array()) {
-    in.fail("tags", "must be an array of strings");
-    return out;
-  }
-  std::vector<std::string> tags;
-  std::set<std::string> seen;
-  for (const auto& t : v) {
-    if (!t.is_string()) {
-      in.fail("tags", "must be an array of strings");
-      return out;
-    }
-    std::string s = trim(t.get_ref<const std::string&>());
-    if (s.empty() || utf8_length(s) > 50 || !clean_text(s, false)) {
-      in.fail("tags", "each tag must be 1 to 50 characters without control characters");
-      return out;
-    }
-    if (seen.insert(lowercase(s)).second) tags.push_back(std::move(s));
-  }
-  if (tags.size() > kMaxTags) {
-    in.fail("tags", fmt::format("must hold at most {} tags", kMaxTags));
-    return out;
-  }
-  out.emplace(std::move(tags));
-  return out;
-}
-
-Field<std::string> read_email(Reader& in) {
-  Field<std::string> e = in.text("email", 3, 254);
-  if (e && *e && !valid_email(**e)) {
-    in.fail("email", "must be a valid email address");
-    return {};
-  }
-  return e;
-}
-
 Field<std::string> read_owner(Reader& in) { return in.id("owner_id"); }
-
-ContactInput read_contact(Reader& in) {
-  in.only({"first_name", "last_name", "email", "phone", "title", "company_id", "owner_id", "lifecycle_stage", "tags",
-           "custom"});
-  ContactInput c;
-  c.first_name = in.text("first_name", 1, 100);
-  c.last_name = in.text("last_name", 1, 100);
-  c.email = read_email(in);
-  c.phone = in.text("phone", 3, 50);
-  if (c.phone && *c.phone) {
-    if (auto why = phone_problem(**c.phone)) {
-      in.fail("phone", *why);
-      c.phone.reset();
-    }
-  }
-  c.title = in.text("title", 1, 200);
-  c.company_id = in.id("company_id");
-  c.owner_id = read_owner(in);
-  c.lifecycle_stage = in.choice("lifecycle_stage", lifecycle_stages());
-  if (c.lifecycle_stage && !*c.lifecycle_stage) {
-    in.fail("lifecycle_stage", "cannot be null");
-    c.lifecycle_stage.reset();
-  }
-  c.tags = read_tags(in);
-  c.custom = in.object("custom", kMaxCustomBytes);
-  if (in.mode() == Mode::kCreate) {
-    auto given = [](const Field<std::string>& f) { return f && *f; };
-    if (!given(c.first_name) && !given(c.last_name) && !given(c.email) && !in.has_error("first_name") &&
-        !in.has_error("last_name") && !in.has_error("email"))
-      in.fail("first_name", "a contact needs at least one of first_name, last_name or email");
-  }
-  return c;
-}
-
-CompanyInput read_company(Reader& in) {
-  in.only({"name", "domain", "industry", "size", "address", "owner_id", "custom"});
-  CompanyInput c;
-  c.name = in.text("name", 1, 200, true);
-  c.domain = in.text("domain", 3, 253);
-  if (c.domain && *c.domain) {
-    std::string d = lowercase(**c.domain);
-    if (auto why = domain_problem(d)) {
-      in.fail("domain", *why);
-      c.domain.reset();
-    } else {
-      c.domain.emplace(std::move(d));
-    }
-  }
-  c.industry = in.text("industry", 1, 100);
-  c.size = in.choice("size", company_sizes());
-  c.address = read_address(in);
-  c.owner_id = read_owner(in);
-  c.custom = in.object("custom", kMaxCustomBytes);
-  return c;
-}
 
 }  // namespace
 
@@ -448,24 +323,6 @@ bool one_of(const std::vector<std::string>& values, std::string_view v) {
 
 
 // ---- request bodies ------------------------------------------------------------------------------------
-
-CompanyInput parse_company(std::string_view body, Mode mode) {
-  const json doc = parse_object(body);
-  std::vector<FieldError> errors;
-  Reader in(doc, mode, errors);
-  CompanyInput c = read_company(in);
-  finish(errors);
-  return c;
-}
-
-ContactInput parse_contact(std::string_view body, Mode mode) {
-  const json doc = parse_object(body);
-  std::vector<FieldError> errors;
-  Reader in(doc, mode, errors);
-  ContactInput c = read_contact(in);
-  finish(errors);
-  return c;
-}
 
 namespace {
 StageInput read_stage(Reader& in) {
@@ -595,56 +452,6 @@ DealInput parse_deal(std::string_view body, Mode mode) {
   return d;
 }
 
-ActivityInput parse_activity(std::string_view body, Mode mode) {
-  const json doc = parse_object(body);
-  std::vector<FieldError> errors;
-  Reader in(doc, mode, errors);
-  in.only({"type", "subject", "body", "due_at", "done", "contact_id", "company_id", "deal_id", "owner_id"});
-  ActivityInput a;
-  a.type = in.choice("type", activity_types(), true);
-  a.subject = in.text("subject", 1, 300);
-  a.body = in.text("body", 1, 20000, false, true);
-  if (const json* due = in.raw("due_at"); due && !due->is_null()) {
-    std::optional<SysTime> t;
-    if (due->is_string()) t = parse_rfc3339(due->get_ref<const std::string&>());
-    if (!t)
-      in.fail("due_at", "must be an RFC 3339 date-time, such as 2026-05-01T09:30:00Z");
-    else
-      a.due_at.emplace(format_rfc3339(*t));
-  } else if (due) {
-    a.due_at.emplace(std::nullopt);
-  }
-  a.done = in.boolean("done");
-  if (a.done && !*a.done) {
-    in.fail("done", "cannot be null");
-    a.done.reset();
-  }
-  a.contact_id = in.id("contact_id");
-  a.company_id = in.id("company_id");
-  a.deal_id = in.id("deal_id");
-  a.owner_id = read_owner(in);
-  if (mode == Mode::kCreate) {
-    auto given = [](const Field<std::string>& f) { return f && *f; };
-    if (!given(a.subject) && !given(a.body) && !in.has_error("subject") && !in.has_error("body"))
-      in.fail("subject", "an activity needs a subject or a body");
-    if (!given(a.contact_id) && !given(a.company_id) && !given(a.deal_id) && !in.has_error("contact_id") &&
-        !in.has_error("company_id") && !in.has_error("deal_id"))
-      in.fail("contact_id", "an activity links to at least one of contact_id, company_id or deal_id");
-  }
-  finish(errors);
-  return a;
-}
-
-ContactInput contact_from_fields(const nlohmann::json& fields, std::vector<FieldError>& errors) {
-  Reader in(fields, Mode::kCreate, errors);
-  return read_contact(in);
-}
-
-CompanyInput company_from_fields(const nlohmann::json& fields, std::vector<FieldError>& errors) {
-  Reader in(fields, Mode::kCreate, errors);
-  return read_company(in);
-}
-
 // ---- JSON ----------------------------------------------------------------------------------------------
 
 namespace {
@@ -729,22 +536,6 @@ nlohmann::json to_json(const DealChange& c) {
           {"to_status", opt(c.to_status)},
           {"changed_by", {{"type", c.actor.type}, {"id", c.actor.id}}},
           {"changed_at", c.changed_at}};
-}
-
-nlohmann::json to_json(const Activity& a) {
-  return {{"id", a.id},
-          {"type", a.type},
-          {"subject", opt(a.subject)},
-          {"body", opt(a.body)},
-          {"due_at", opt(a.due_at)},
-          {"done", a.done},
-          {"completed_at", opt(a.completed_at)},
-          {"contact_id", opt(a.contact_id)},
-          {"company_id", opt(a.company_id)},
-          {"deal_id", opt(a.deal_id)},
-          {"owner_id", opt(a.owner_id)},
-          {"created_at", a.created_at},
-          {"updated_at", a.updated_at}};
 }
 
 }  // namespace cdx::crm

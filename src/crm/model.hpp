@@ -1,6 +1,6 @@
 // CRM types and rules: companies, contacts, pipelines and stages, deals with their history, activities;
 // the request bodies they are parsed from (every field checked at the edge), list queries and JSON shapes.
-//   ContactInput in = parse_contact(ctx.req.body, Mode::kCreate);   // 400 / 422 naming each bad field
+//   DealInput in = parse_deal(ctx.req.body, Mode::kCreate);   // 400 / 422 naming each bad field
 //   if (!valid_currency("EUR")) …
 #pragma once
 #include "common/json_body.hpp"
@@ -37,10 +37,6 @@ struct Company {
   std::string created_at, updated_at;
 };
 
-struct CompanyInput {
-  Field<std::string> name, domain, industry, size, owner_id;
-  Field<nlohmann::json> address, custom;
-};
 
 struct Contact {
   std::string id;
@@ -51,11 +47,6 @@ struct Contact {
   std::string created_at, updated_at;
 };
 
-struct ContactInput {
-  Field<std::string> first_name, last_name, email, phone, title, company_id, owner_id, lifecycle_stage;
-  Field<std::vector<std::string>> tags;
-  Field<nlohmann::json> custom;
-};
 
 struct Stage {
   std::string id, pipeline_id, name;
@@ -110,17 +101,7 @@ struct DealChange {
   std::string changed_at;
 };
 
-struct Activity {
-  std::string id, type;
-  std::optional<std::string> subject, body, due_at, completed_at, contact_id, company_id, deal_id, owner_id;
-  bool done = false;
-  std::string created_at, updated_at;
-};
 
-struct ActivityInput {
-  Field<std::string> type, subject, body, due_at, contact_id, company_id, deal_id, owner_id;
-  Field<bool> done;
-};
 
 // How much CRM data a tenant holds (the tenant overview).
 struct Counts {
@@ -142,22 +123,12 @@ struct ListQuery {
   std::optional<std::string> q;  // a LIKE pattern (already escaped and lower-cased)
 };
 
-struct CompanyFilter : ListQuery {
-  std::optional<std::string> owner_id, industry, size, domain;
-};
 
-struct ContactFilter : ListQuery {
-  std::optional<std::string> company_id, owner_id, lifecycle_stage, tag, email;
-};
 
 struct DealFilter : ListQuery {
   std::optional<std::string> pipeline_id, stage_id, contact_id, company_id, owner_id, status, currency;
 };
 
-struct ActivityFilter : ListQuery {
-  std::optional<std::string> type, contact_id, company_id, deal_id, owner_id;
-  std::optional<bool> done;
-};
 
 // "-created_at" → {"created_at", true}; nullopt when not one of the four supported sorts.
 std::optional<std::pair<std::string, bool>> parse_sort(std::string_view sort);
@@ -188,17 +159,10 @@ bool one_of(const std::vector<std::string>& values, std::string_view v);
 
 // ---- request bodies ------------------------------------------------------------------------------------
 
-CompanyInput parse_company(std::string_view body, Mode mode);
-ContactInput parse_contact(std::string_view body, Mode mode);
 PipelineInput parse_pipeline(std::string_view body, Mode mode);
 StageInput parse_stage(std::string_view body, Mode mode);
 DealInput parse_deal(std::string_view body, Mode mode);
-ActivityInput parse_activity(std::string_view body, Mode mode);
 
-// The same rules for one field map (CSV rows): fields absent from the map are absent. Errors are
-// appended to `errors` instead of thrown.
-ContactInput contact_from_fields(const nlohmann::json& fields, std::vector<FieldError>& errors);
-CompanyInput company_from_fields(const nlohmann::json& fields, std::vector<FieldError>& errors);
 
 // ---- JSON ----------------------------------------------------------------------------------------------
 
@@ -208,6 +172,5 @@ nlohmann::json to_json(const Stage& s);
 nlohmann::json to_json(const Pipeline& p);
 nlohmann::json to_json(const Deal& d);
 nlohmann::json to_json(const DealChange& c);
-nlohmann::json to_json(const Activity& a);
 
 }  // namespace cdx::crm

@@ -1,5 +1,8 @@
 #include "crm/model.hpp"
 
+#include "crm/resources.hpp"
+#include "kit/kit.hpp"
+
 #include <gtest/gtest.h>
 
 #include "common/ids.hpp"
@@ -96,63 +99,67 @@ TEST(CrmRules, IdsDomainsPhonesAndText) {
   EXPECT_FALSE(clean_text("\xFF", false));
 }
 
+// The contact and company rules are their kit declarations (resources.cpp), read by the kit's reader.
+json read_as(kit::Resource (*declare)(), std::string_view body, kit::Mode mode) {
+  kit::Resource r = declare();
+  r.seal();
+  return kit::read_body(r, body, mode);
+}
+json parse_contact(std::string_view body, kit::Mode mode) { return read_as(contact_resource, body, mode); }
+json parse_company(std::string_view body, kit::Mode mode) { return read_as(company_resource, body, mode); }
+json parse_activity(std::string_view body, kit::Mode mode) { return read_as(activity_resource, body, mode); }
+
 TEST(CrmBodies, ContactValidatesEveryFieldAndNamesEachProblem) {
   auto f = fields_of([] {
     parse_contact(R"({"email":"not-an-email","company_id":"nope","lifecycle_stage":"vip","tags":"a",
                       "phone":"call me","custom":[1],"owner_id":42,"first_name":""})",
-                  Mode::kCreate);
+                  kit::Mode::kCreate);
   });
   for (const char* field : {"email", "company_id", "lifecycle_stage", "tags", "phone", "custom", "owner_id", "first_name"})
     EXPECT_TRUE(has(f, field)) << field;
 }
 
 TEST(CrmBodies, ContactNeedsANameOrAnEmailAndRefusesUnknownFields) {
-  EXPECT_TRUE(has(fields_of([] { parse_contact(R"({"title":"CEO"})", Mode::kCreate); }), "first_name"));
-  EXPECT_TRUE(has(fields_of([] { parse_contact(R"({"first_name":"A","nickname":"x"})", Mode::kCreate); }), "nickname"));
-  EXPECT_TRUE(has(fields_of([] { parse_contact(R"({"first_name":"A","id":"x"})", Mode::kCreate); }), "id"));
-  EXPECT_NO_THROW(parse_contact(R"({"last_name":"Lee"})", Mode::kCreate));
-  EXPECT_NO_THROW(parse_contact(R"({"email":"a@b.co"})", Mode::kCreate));
+  EXPECT_TRUE(has(fields_of([] { parse_contact(R"({"title":"CEO"})", kit::Mode::kCreate); }), "first_name"));
+  EXPECT_TRUE(has(fields_of([] { parse_contact(R"({"first_name":"A","nickname":"x"})", kit::Mode::kCreate); }), "nickname"));
+  EXPECT_TRUE(has(fields_of([] { parse_contact(R"({"first_name":"A","id":"x"})", kit::Mode::kCreate); }), "id"));
+  EXPECT_NO_THROW(parse_contact(R"({"last_name":"Lee"})", kit::Mode::kCreate));
+  EXPECT_NO_THROW(parse_contact(R"({"email":"a@b.co"})", kit::Mode::kCreate));
 }
 
 TEST(CrmBodies, PatchTellsAbsentFromNull) {
-  ContactInput in = parse_contact(R"({"phone":null,"title":"CTO","tags":null})", Mode::kUpdate);
-  ASSERT_TRUE(in.phone.has_value());
-  EXPECT_FALSE(in.phone->has_value());  // null: clear
-  ASSERT_TRUE(in.title && *in.title);
-  EXPECT_EQ(**in.title, "CTO");
-  EXPECT_FALSE(in.first_name.has_value());  // absent: unchanged
-  ASSERT_TRUE(in.tags.has_value());
-  EXPECT_FALSE(in.tags->has_value());
+  const json in = parse_contact(R"({"phone":null,"title":"CTO","tags":null})", kit::Mode::kUpdate);
+  EXPECT_TRUE(in.at("phone").is_null());  // null: clear
+  EXPECT_EQ(in.at("title"), "CTO");
+  EXPECT_FALSE(in.contains("first_name"));  // absent: unchanged
+  EXPECT_EQ(in.at("tags"), json::array());  // null: back to the default
   // A required field cannot be cleared.
-  EXPECT_TRUE(has(fields_of([] { parse_contact(R"({"lifecycle_stage":null})", Mode::kUpdate); }), "lifecycle_stage"));
-  EXPECT_TRUE(has(fields_of([] { parse_company(R"({"name":null})", Mode::kUpdate); }), "name"));
-  EXPECT_NO_THROW(parse_company(R"({"domain":null})", Mode::kUpdate));
+  EXPECT_TRUE(has(fields_of([] { parse_contact(R"({"lifecycle_stage":null})", kit::Mode::kUpdate); }), "lifecycle_stage"));
+  EXPECT_TRUE(has(fields_of([] { parse_company(R"({"name":null})", kit::Mode::kUpdate); }), "name"));
+  EXPECT_NO_THROW(parse_company(R"({"domain":null})", kit::Mode::kUpdate));
 }
 
 TEST(CrmBodies, TagsAreTrimmedAndDeduplicatedIgnoringCase) {
-  ContactInput in = parse_contact(R"({"first_name":"A","tags":[" vip ","VIP","beta"]})", Mode::kCreate);
-  ASSERT_TRUE(in.tags && *in.tags);
-  EXPECT_EQ(**in.tags, (std::vector<std::string>{"vip", "beta"}));
-  EXPECT_TRUE(has(fields_of([] { parse_contact(R"({"first_name":"A","tags":["", "x"]})", Mode::kCreate); }), "tags"));
-  EXPECT_TRUE(has(fields_of([] { parse_contact(R"({"first_name":"A","tags":[1]})", Mode::kCreate); }), "tags"));
+  const json in = parse_contact(R"({"first_name":"A","tags":[" vip ","VIP","beta"]})", kit::Mode::kCreate);
+  EXPECT_EQ(in.at("tags"), json({"vip", "beta"}));
+  EXPECT_TRUE(has(fields_of([] { parse_contact(R"({"first_name":"A","tags":["", "x"]})", kit::Mode::kCreate); }), "tags"));
+  EXPECT_TRUE(has(fields_of([] { parse_contact(R"({"first_name":"A","tags":[1]})", kit::Mode::kCreate); }), "tags"));
 }
 
 TEST(CrmBodies, CompanyDomainIsLowerCasedAndAddressIsChecked) {
-  CompanyInput in = parse_company(R"({"name":"Acme","domain":"ACME.com","address":{"city":" Berlin ","country":null}})",
-                                  Mode::kCreate);
-  ASSERT_TRUE(in.domain && *in.domain);
-  EXPECT_EQ(**in.domain, "acme.com");
-  ASSERT_TRUE(in.address && *in.address);
-  EXPECT_EQ(**in.address, json({{"city", "Berlin"}}));
+  const json in = parse_company(R"({"name":"Acme","domain":"ACME.com","address":{"city":" Berlin ","country":null}})",
+                                kit::Mode::kCreate);
+  EXPECT_EQ(in.at("domain"), "acme.com");
+  EXPECT_EQ(in.at("address"), json({{"city", "Berlin"}}));
   auto f = fields_of([] {
     parse_company(R"({"name":"A","domain":"http://x","address":{"planet":"Mars","city":5},"size":"huge"})",
-                  Mode::kCreate);
+                  kit::Mode::kCreate);
   });
   EXPECT_TRUE(has(f, "domain"));
   EXPECT_TRUE(has(f, "address.planet"));
   EXPECT_TRUE(has(f, "address.city"));
   EXPECT_TRUE(has(f, "size"));
-  EXPECT_TRUE(has(fields_of([] { parse_company(R"({})", Mode::kCreate); }), "name"));
+  EXPECT_TRUE(has(fields_of([] { parse_company(R"({})", kit::Mode::kCreate); }), "name"));
 }
 
 TEST(CrmBodies, DealAmountCurrencyAndDate) {
@@ -176,40 +183,40 @@ TEST(CrmBodies, DealAmountCurrencyAndDate) {
 }
 
 TEST(CrmBodies, ActivityNeedsATypeAContentAndALink) {
-  auto f = fields_of([] { parse_activity(R"({"type":"fax"})", Mode::kCreate); });
+  auto f = fields_of([] { parse_activity(R"({"type":"fax"})", kit::Mode::kCreate); });
   EXPECT_TRUE(has(f, "type"));
   EXPECT_TRUE(has(f, "subject"));
   EXPECT_TRUE(has(f, "contact_id"));
   EXPECT_TRUE(has(fields_of([] {
                     parse_activity(R"({"type":"task","subject":"x","deal_id":"01930000-0000-7000-8000-000000000001",
                                        "due_at":"tomorrow"})",
-                                   Mode::kCreate);
+                                   kit::Mode::kCreate);
                   }),
                   "due_at"));
-  ActivityInput a = parse_activity(R"({"type":"task","subject":"Call","due_at":"2026-05-01T11:30:00+02:00",
-                                       "deal_id":"01930000-0000-7000-8000-000000000001"})",
-                                   Mode::kCreate);
-  EXPECT_EQ(**a.due_at, "2026-05-01T09:30:00.000000Z");  // normalised to UTC
+  const json a = parse_activity(R"({"type":"task","subject":"Call","due_at":"2026-05-01T11:30:00+02:00",
+                                     "deal_id":"01930000-0000-7000-8000-000000000001"})",
+                                 kit::Mode::kCreate);
+  EXPECT_EQ(a.at("due_at"), "2026-05-01T09:30:00.000000Z");  // normalised to UTC
 }
 
 TEST(CrmBodies, MalformedBodiesAre400AndNonObjects422) {
   try {
-    parse_contact("{nope", Mode::kCreate);
+    parse_contact("{nope", kit::Mode::kCreate);
     FAIL();
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), Code::kInvalidRequest);
   }
-  EXPECT_TRUE(has(fields_of([] { parse_contact("[1,2]", Mode::kCreate); }), "body"));
-  EXPECT_TRUE(has(fields_of([] { parse_contact(R"({"first_name":"a\u0000b"})", Mode::kCreate); }), "first_name"));
+  EXPECT_TRUE(has(fields_of([] { parse_contact("[1,2]", kit::Mode::kCreate); }), "body"));
+  EXPECT_TRUE(has(fields_of([] { parse_contact(R"({"first_name":"a\u0000b"})", kit::Mode::kCreate); }), "first_name"));
 }
 
 TEST(CrmBodies, DeepNestingIsRefusedBeforeParsing) {
   // Copying or printing JSON recurses per level: a million '[' must be a 422, not a stack overflow.
   const std::string deep = R"({"first_name":"a","custom":{"x":)" + std::string(1'000'000, '[') +
                            std::string(1'000'000, ']') + "}}";
-  EXPECT_TRUE(has(fields_of([&] { parse_contact(deep, Mode::kCreate); }), "body"));
+  EXPECT_TRUE(has(fields_of([&] { parse_contact(deep, kit::Mode::kCreate); }), "body"));
   const std::string ok = R"({"first_name":"a","custom":{"x":[[[["[[[[[[[[[[[[[[[[[[[[[[[["]]]]}})";
-  EXPECT_NO_THROW(parse_contact(ok, Mode::kCreate));  // brackets inside strings do not count
+  EXPECT_NO_THROW(parse_contact(ok, kit::Mode::kCreate));  // brackets inside strings do not count
 }
 
 TEST(CrmLists, SortsAndCursorsRoundTripOnlyUnderTheSameSort) {

@@ -8,7 +8,6 @@
 #include "kit/module.hpp"
 #include "common/worker_pool.hpp"
 #include "crm/api.hpp"
-#include "crm/csv.hpp"
 #include "crm/resources.hpp"
 #include "crm/service.hpp"
 #include "crm/store.hpp"
@@ -68,6 +67,8 @@ class CrmModule final : public Module {
   // CSV import of companies or contacts: the report, or 422 with the row errors.
   Task<void> import_csv(http::Context& ctx, ImportKind kind);
   void mount_contacts(http::Router& r);
+  // Every row the list's filters select, oldest first, as CSV.
+  Task<void> export_csv(http::Context& ctx, const kit::Resource& r, const char* filename);
   void mount_pipelines(http::Router& r);
   void mount_deals(http::Router& r);
   // The activities of one contact or deal: the activity list with the parent's id fixed.

@@ -5,6 +5,7 @@
 
 #include "common/validate.hpp"
 #include "crm/model.hpp"
+#include "crm/store.hpp"
 
 namespace cdx::crm {
 
@@ -47,12 +48,7 @@ std::string str(const json& row, const char* f) {
   return v.is_string() ? v.get<std::string>() : std::string();
 }
 
-// Activities that lost their last link go with it: an activity is always about something.
-void delete_orphan_activities(Change& c) {
-  c.tx.query("DELETE FROM crm_db.activities WHERE tenant_id = $1 AND contact_id IS NULL AND company_id IS NULL "
-             "AND deal_id IS NULL",
-             {c.scope.tenant_id()});
-}
+void tidy_activities(Change& c) { delete_orphan_activities(c.tx, c.scope); }
 
 void unlink_deals(Change& c, const char* column) {
   c.tx.query(std::string("UPDATE ") + kDeals + " SET " + column + " = NULL, updated_at = $3 WHERE tenant_id = $1 AND " +
@@ -86,7 +82,7 @@ kit::Resource company_resource() {
                             .integer(0);
                     unlink_deals(c, "company_id");
                   },
-              .after_delete = delete_orphan_activities});
+              .after_delete = tidy_activities});
   return r;
 }
 
@@ -143,7 +139,7 @@ kit::Resource contact_resource() {
                     c.tx.query("DELETE FROM crm_db.contact_tags WHERE tenant_id = $1 AND contact_id = $2",
                                {c.scope.tenant_id(), c.row.at("id").get<std::string>()});
                   },
-              .after_delete = delete_orphan_activities});
+              .after_delete = tidy_activities});
   return r;
 }
 

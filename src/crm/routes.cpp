@@ -169,14 +169,6 @@ void CrmModule::mount(http::Router& r) {
 
 // ---- companies -----------------------------------------------------------------------------------------
 
-// The filters of the company list, shared by its CSV export.
-static void company_filter(const Context& ctx, CompanyFilter& f) {
-  f.owner_id = query_id(ctx, "owner_id");
-  f.industry = query_text(ctx, "industry", 100);
-  f.size = query_choice(ctx, "size", company_sizes());
-  if (auto d = query_text(ctx, "domain", 253)) f.domain = lowercase(*d);
-}
-
 Task<void> CrmModule::import_csv(Context& ctx, ImportKind kind) {
   if (!is_csv(ctx.req.header("content-type")))
     throw Error(Code::kUnsupportedMediaType, "The request body must be CSV (Content-Type: text/csv).");
@@ -186,8 +178,9 @@ Task<void> CrmModule::import_csv(Context& ctx, ImportKind kind) {
   // Parsing up to kImportBodyLimit bytes and rendering a report of up to kMaxImportRows rows is work too:
   // all of it runs on workers, never on the I/O thread; the rows are written, and the report stored for
   // an Idempotency-Key, in one transaction.
-  const std::vector<ImportRow> rows =
-      co_await workers_.run([&] { return import_rows(parse_csv(ctx.req.body), kind); });
+  const std::vector<ImportRow> rows = co_await workers_.run([&] {
+    return kit::import_rows(kit::parse_csv(ctx.req.body), kind == ImportKind::kCompanies ? companies_ : contacts_);
+  });
   try {
     co_await kit_.write_answer(ctx, kind == ImportKind::kCompanies ? "POST /api/v1/crm/companies/import"
                                                                   : "POST /api/v1/crm/contacts/import",
@@ -207,14 +200,7 @@ void CrmModule::mount_companies(http::Router& r) {
   const std::string base = "/api/v1/crm/companies";
   r.add(
       Method::kGet, base + "/export",
-      [this](Context& ctx) -> Task<void> {
-        CompanyFilter f;
-        if (auto text = query_text(ctx, "q")) f.q = http::like_pattern(*text);
-        company_filter(ctx, f);
-        const db::TenantScope& scope = *ctx.tenant;
-        auto items = co_await workers_.run([&] { return service_.export_companies(scope, f); });
-        csv_answer(ctx, export_companies_csv(items), "companies.csv");
-      },
+      [this](Context& ctx) -> Task<void> { co_await export_csv(ctx, companies_, "companies.csv"); },
       {.access = Access::kTenantAdmin, .scope = kRead,
        .summary = "Export companies as CSV (text/csv; the list's filters apply)", .tag = kTag,
        .query_params = {"q", "owner_id", "industry", "size", "domain"}});
@@ -225,31 +211,17 @@ void CrmModule::mount_companies(http::Router& r) {
       {.access = Access::kTenantAdmin, .scope = kWrite,
        .summary = "Import companies from a CSV body (text/csv, header row; 100 000 rows, 32 MiB); all or nothing "
                   "unless ?partial=true",
-       .tag = kTag, .response_schema = "ImportReport", .query_params = {"partial"}, .body_limit = kImportBodyLimit});
+       .tag = kTag, .response_schema = "ImportReport", .query_params = {"partial"}, .body_limit = kit::kImportBodyLimit});
 }
 
 // ---- contacts ------------------------------------------------------------------------------------------
 
 void CrmModule::mount_contacts(http::Router& r) {
   const std::string base = "/api/v1/crm/contacts";
-  auto contact_filter = [](const Context& ctx, ContactFilter& f) {
-    f.company_id = query_id(ctx, "company_id");
-    f.owner_id = query_id(ctx, "owner_id");
-    f.lifecycle_stage = query_choice(ctx, "lifecycle_stage", lifecycle_stages());
-    f.tag = query_text(ctx, "tag", 50);
-    f.email = query_text(ctx, "email", 254);
-  };
 
   r.add(
       Method::kGet, base + "/export",
-      [this, contact_filter](Context& ctx) -> Task<void> {
-        ContactFilter f;
-        if (auto text = query_text(ctx, "q")) f.q = http::like_pattern(*text);
-        contact_filter(ctx, f);
-        const db::TenantScope& scope = *ctx.tenant;
-        auto items = co_await workers_.run([&] { return service_.export_contacts(scope, f); });
-        csv_answer(ctx, export_contacts_csv(items), "contacts.csv");
-      },
+      [this](Context& ctx) -> Task<void> { co_await export_csv(ctx, contacts_, "contacts.csv"); },
       {.access = Access::kTenantAdmin, .scope = kRead,
        .summary = "Export contacts as CSV (text/csv; the list's filters apply)", .tag = kTag,
        .query_params = {"q", "company_id", "owner_id", "lifecycle_stage", "tag", "email"}});
@@ -260,7 +232,7 @@ void CrmModule::mount_contacts(http::Router& r) {
       {.access = Access::kTenantAdmin, .scope = kWrite,
        .summary = "Import contacts from a CSV body (text/csv, header row; 100 000 rows, 32 MiB); all or nothing "
                   "unless ?partial=true",
-       .tag = kTag, .response_schema = "ImportReport", .query_params = {"partial"}, .body_limit = kImportBodyLimit});
+       .tag = kTag, .response_schema = "ImportReport", .query_params = {"partial"}, .body_limit = kit::kImportBodyLimit});
 
   r.add(
       Method::kGet, base + "/{id}/timeline",
@@ -504,6 +476,30 @@ void CrmModule::mount_deals(http::Router& r) {
       [this](Context& ctx) -> Task<void> { co_await timeline(ctx, "deal_id", "crm_db.deals", "deal"); },
       {.access = Access::kTenantAdmin, .scope = kRead, .summary = "The deal's activities, newest first",
        .tag = kTag, .response_schema = "Activity", .list = true, .query_params = {"type", "sort", "q", "done"}});
+}
+
+Task<void> CrmModule::export_csv(Context& ctx, const kit::Resource& r, const char* filename) {
+  kit::ListQuery q = kit_.read_list(r, ctx);  // the list's filters and q; the whole selection, oldest first
+  q.limit = 1000;
+  q.sort = "created_at";
+  q.descending = false;
+  q.after.reset();
+  const kit::Caller c = kit::caller_of(ctx, r);
+  std::string csv = co_await workers_.run([&] {
+    json all = json::array();
+    db_->read(c.scope, [&](db::Tx& tx) {
+      for (;;) {
+        json page = kit_.list(tx, c, r, q);
+        const bool more = page.size() > static_cast<size_t>(q.limit);
+        if (more) page.erase(page.size() - 1);
+        for (auto& row : page) all.push_back(std::move(row));
+        if (!more) return;
+        q.after.emplace(all.back().at("created_at").get<std::string>(), all.back().at("id").get<std::string>());
+      }
+    });
+    return kit::export_csv(r, all);
+  });
+  csv_answer(ctx, std::move(csv), filename);
 }
 
 // ---- timelines -----------------------------------------------------------------------------------------

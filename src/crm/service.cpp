@@ -10,6 +10,8 @@
 #include "common/clock.hpp"
 #include "common/ids.hpp"
 #include "common/validate.hpp"
+#include "crm/resources.hpp"
+#include "kit/kit.hpp"
 
 namespace cdx::crm {
 
@@ -71,34 +73,55 @@ std::vector<Stage*> renumber(std::vector<Stage>& stages) {
 
 bool same_name(const std::string& a, const std::string& b) { return lowercase(a) == lowercase(b); }
 
-// A new object from its create input, not yet checked against the stored data.
-Company new_company(const CompanyInput& in, const std::string& now) {
+std::optional<std::string> opt_text(const json& patch, const char* f) {
+  auto it = patch.find(f);
+  if (it == patch.end() || !it->is_string()) return std::nullopt;
+  return it->get<std::string>();
+}
+
+// A CSV row under the same rules as a POST body (the kit's reader on the resource's declaration), as the
+// object to store; nullopt with the row's errors otherwise.
+std::optional<Company> company_from_row(const json& fields, const std::string& now, std::vector<FieldError>& errors) {
+  static const kit::Resource r = [] {
+    kit::Resource d = company_resource();
+    d.seal();
+    return d;
+  }();
+  const json patch = kit::read_fields(r, fields, kit::Mode::kCreate, errors);
+  if (!errors.empty()) return std::nullopt;
   Company c;
   c.id = new_uuid_v7();
-  apply_required(c.name, in.name);
-  apply(c.domain, in.domain);
-  apply(c.industry, in.industry);
-  apply(c.size, in.size);
-  apply(c.owner_id, in.owner_id);
-  if (in.address && *in.address) c.address = **in.address;
-  apply_object(c.custom, in.custom);
+  c.name = patch.at("name").get<std::string>();
+  c.domain = opt_text(patch, "domain");
+  c.industry = opt_text(patch, "industry");
+  c.size = opt_text(patch, "size");
+  c.owner_id = opt_text(patch, "owner_id");
+  c.address = patch.value("address", json(nullptr));
+  c.custom = patch.value("custom", json::object());
   c.created_at = c.updated_at = now;
   return c;
 }
 
-Contact new_contact(const ContactInput& in, const std::string& now) {
+std::optional<Contact> contact_from_row(const json& fields, const std::string& now, std::vector<FieldError>& errors) {
+  static const kit::Resource r = [] {
+    kit::Resource d = contact_resource();
+    d.seal();
+    return d;
+  }();
+  const json patch = kit::read_fields(r, fields, kit::Mode::kCreate, errors);
+  if (!errors.empty()) return std::nullopt;
   Contact c;
   c.id = new_uuid_v7();
-  apply(c.first_name, in.first_name);
-  apply(c.last_name, in.last_name);
-  apply(c.email, in.email);
-  apply(c.phone, in.phone);
-  apply(c.title, in.title);
-  apply(c.company_id, in.company_id);
-  apply(c.owner_id, in.owner_id);
-  apply_required(c.lifecycle_stage, in.lifecycle_stage);
-  if (in.tags && *in.tags) c.tags = **in.tags;
-  apply_object(c.custom, in.custom);
+  c.first_name = opt_text(patch, "first_name");
+  c.last_name = opt_text(patch, "last_name");
+  c.email = opt_text(patch, "email");
+  c.phone = opt_text(patch, "phone");
+  c.title = opt_text(patch, "title");
+  c.company_id = opt_text(patch, "company_id");
+  c.owner_id = opt_text(patch, "owner_id");
+  c.lifecycle_stage = patch.at("lifecycle_stage").get<std::string>();
+  c.tags = patch.at("tags").get<std::vector<std::string>>();
+  c.custom = patch.value("custom", json::object());
   c.created_at = c.updated_at = now;
   return c;
 }
@@ -674,9 +697,9 @@ ImportReport Service::import_contacts(const db::TenantScope& scope, const std::v
     cand.row = rows[i].row;
     cand.errors = rows[i].errors;
     if (!cand.errors.empty()) return;
-    const ContactInput in = contact_from_fields(rows[i].fields, cand.errors);
-    if (!cand.errors.empty()) return;
-    Contact c = new_contact(in, now);
+    auto made = contact_from_row(rows[i].fields, now, cand.errors);
+    if (!made) return;
+    Contact c = std::move(*made);
     if (c.email) cand.key = normalize_email(*c.email);
     cand.payload = created_payload(by, "contact", to_json(c));
     cand.object = std::move(c);
@@ -726,9 +749,9 @@ ImportReport Service::import_companies(const db::TenantScope& scope, const std::
     cand.row = rows[i].row;
     cand.errors = rows[i].errors;
     if (!cand.errors.empty()) return;
-    const CompanyInput in = company_from_fields(rows[i].fields, cand.errors);
-    if (!cand.errors.empty()) return;
-    Company c = new_company(in, now);
+    auto made = company_from_row(rows[i].fields, now, cand.errors);
+    if (!made) return;
+    Company c = std::move(*made);
     if (c.domain) cand.key = *c.domain;  // lower-cased by the model
     cand.payload = created_payload(by, "company", to_json(c));
     cand.object = std::move(c);
@@ -758,42 +781,6 @@ ImportReport Service::import_companies(const db::TenantScope& scope, const std::
     store_.import_companies(tx, scope, companies, {outbox_.schema(), "crm.company.created", payloads});
   };
   return run_import(store_, scope, candidates, partial, check, insert);
-}
-
-std::vector<Contact> Service::export_contacts(const db::TenantScope& scope, ContactFilter f) {
-  return store_.read(scope, [&](db::Tx& tx) {
-    std::vector<Contact> out;
-    f.limit = 1000;
-    f.sort_column = "created_at";
-    f.descending = false;
-    f.after.reset();
-    for (;;) {
-      auto page = store_.list_contacts(tx, scope, f);
-      const bool more = page.size() > static_cast<size_t>(f.limit);
-      if (more) page.pop_back();
-      if (!page.empty()) f.after = Cursor{page.back().created_at, page.back().id};
-      out.insert(out.end(), std::make_move_iterator(page.begin()), std::make_move_iterator(page.end()));
-      if (!more) return out;
-    }
-  });
-}
-
-std::vector<Company> Service::export_companies(const db::TenantScope& scope, CompanyFilter f) {
-  return store_.read(scope, [&](db::Tx& tx) {
-    std::vector<Company> out;
-    f.limit = 1000;
-    f.sort_column = "created_at";
-    f.descending = false;
-    f.after.reset();
-    for (;;) {
-      auto page = store_.list_companies(tx, scope, f);
-      const bool more = page.size() > static_cast<size_t>(f.limit);
-      if (more) page.pop_back();
-      if (!page.empty()) f.after = Cursor{page.back().created_at, page.back().id};
-      out.insert(out.end(), std::make_move_iterator(page.begin()), std::make_move_iterator(page.end()));
-      if (!more) return out;
-    }
-  });
 }
 
 // ---- events, counts, purge -----------------------------------------------------------------------------

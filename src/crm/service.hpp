@@ -6,12 +6,15 @@
 #include <string>
 #include <vector>
 
-#include "crm/csv.hpp"
+#include "kit/csv.hpp"
 #include "crm/model.hpp"
 #include "crm/store.hpp"
 #include "db/outbox.hpp"
 
 namespace cdx::crm {
+
+using kit::ImportRow;
+enum class ImportKind { kContacts, kCompanies };
 
 // One CSV row that could not be imported: its 1-based line number in the file and what was wrong.
 struct RowError {
@@ -69,9 +72,6 @@ class Service {
                                const Actor& actor);
   ImportReport import_companies(const db::TenantScope& scope, const std::vector<ImportRow>& rows, bool partial,
                                 const Actor& actor);
-  // Every contact (or company) the filter selects, oldest first, for export.
-  std::vector<Contact> export_contacts(const db::TenantScope& scope, ContactFilter f);
-  std::vector<Company> export_companies(const db::TenantScope& scope, CompanyFilter f);
 
   std::vector<db::OutboxEvent> list_events(const db::TenantScope& scope, const std::optional<std::string>& type,
                                            int limit, std::optional<int64_t> before_seq);

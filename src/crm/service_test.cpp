@@ -206,8 +206,8 @@ TEST_F(CrmServiceTest, DeletingACompanyUnlinksItsContactsAndDeals) {
 }
 
 TEST_F(CrmServiceTest, ImportIsAllOrNothingUnlessPartial) {
-  auto rows = import_rows(parse_csv("first_name,email\nAnn,ann@x.com\nBob,not-an-email\nCid,ann@X.com\n"),
-                          ImportKind::kContacts);
+  auto rows = kit::import_rows(kit::parse_csv("first_name,email\nAnn,ann@x.com\nBob,not-an-email\nCid,ann@X.com\n"),
+                          module_->kit().get("contacts"));
   try {
     svc().import_contacts(a_, rows, false, actor_);
     FAIL();

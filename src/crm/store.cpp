@@ -334,31 +334,6 @@ constexpr const char* kActivityColumns =
     "id, type, subject, body, due_at, done, completed_at, contact_id, company_id, deal_id, owner_id, created_at, "
     "updated_at";
 
-Activity activity_from(const db::Row& r) {
-  Activity a;
-  a.id = r.text(0);
-  a.type = r.text(1);
-  a.subject = r.opt_text(2);
-  a.body = r.opt_text(3);
-  a.due_at = r.opt_text(4);
-  a.done = r.integer(5) != 0;
-  a.completed_at = r.opt_text(6);
-  a.contact_id = r.opt_text(7);
-  a.company_id = r.opt_text(8);
-  a.deal_id = r.opt_text(9);
-  a.owner_id = r.opt_text(10);
-  a.created_at = r.text(11);
-  a.updated_at = r.text(12);
-  return a;
-}
-
-// Activities that lost their last link go with it: an activity is always about something.
-void delete_orphan_activities(db::Tx& tx, const db::TenantScope& scope) {
-  tx.query("DELETE FROM crm_db.activities WHERE tenant_id = $1 AND contact_id IS NULL AND company_id IS NULL "
-           "AND deal_id IS NULL",
-           {scope.tenant_id()});
-}
-
 bool exists(db::Tx& tx, const char* table, const db::TenantScope& scope, const std::string& id) {
   return !tx.query(std::string("SELECT 1 FROM crm_db.") + table + " WHERE tenant_id = $1 AND id = $2",
                    {scope.tenant_id(), id})
@@ -369,159 +344,14 @@ bool exists(db::Tx& tx, const char* table, const db::TenantScope& scope, const s
 
 // ---- companies -----------------------------------------------------------------------------------------
 
-void Store::insert_company(db::Tx& tx, const db::TenantScope& scope, const Company& c) {
-  std::string address, custom = dump(c.custom);
-  const std::optional<std::string> domain_norm = c.domain;  // stored lower-cased already
-  tx.query("INSERT INTO crm_db.companies (id, tenant_id, name, domain, domain_normalized, industry, size, address, "
-           "owner_id, custom, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-           {c.id, scope.tenant_id(), c.name, c.domain, domain_norm, c.industry, c.size, opt_json(c.address, address),
-            c.owner_id, custom, c.created_at, c.updated_at});
-}
-
-void Store::update_company(db::Tx& tx, const db::TenantScope& scope, const Company& c) {
-  std::string address, custom = dump(c.custom);
-  tx.query("UPDATE crm_db.companies SET name = $3, domain = $4, domain_normalized = $4, industry = $5, size = $6, "
-           "address = $7, owner_id = $8, custom = $9, updated_at = $10 WHERE tenant_id = $1 AND id = $2",
-           {scope.tenant_id(), c.id, c.name, c.domain, c.industry, c.size, opt_json(c.address, address), c.owner_id,
-            custom, c.updated_at});
-}
-
-std::optional<Company> Store::find_company(db::Tx& tx, const db::TenantScope& scope, const std::string& id) {
-  auto res = tx.query(std::string("SELECT ") + kCompanyColumns +
-                          " FROM crm_db.companies WHERE tenant_id = $1 AND id = $2",
-                      {scope.tenant_id(), id});
-  if (res.empty()) return std::nullopt;
-  return company_from(res.rows[0]);
-}
-
 bool Store::company_exists(db::Tx& tx, const db::TenantScope& scope, const std::string& id) {
   return exists(tx, "companies", scope, id);
 }
 
-bool Store::domain_taken(db::Tx& tx, const db::TenantScope& scope, const std::string& domain,
-                         const std::string& except_id) {
-  return !tx.query("SELECT 1 FROM crm_db.companies WHERE tenant_id = $1 AND domain_normalized = $2 AND id <> $3",
-                   {scope.tenant_id(), domain, except_id})
-              .empty();
-}
-
-std::vector<Company> Store::list_companies(db::Tx& tx, const db::TenantScope& scope, const CompanyFilter& f) {
-  Sql sql(std::string("SELECT ") + kCompanyColumns + " FROM crm_db.companies WHERE tenant_id = ");
-  sql += sql.bind(scope.tenant_id());
-  sql.eq("owner_id", f.owner_id);
-  sql.eq("size", f.size);
-  sql.eq("domain_normalized", f.domain);
-  if (f.industry) sql += " AND lower(industry) = " + sql.bind(lowercase(*f.industry));
-  if (f.q) {
-    const std::string p = sql.bind(*f.q);
-    sql += " AND (lower(name) LIKE " + p + " ESCAPE '\\' OR domain_normalized LIKE " + p + " ESCAPE '\\')";
-  }
-  sql.page(f);
-  std::vector<Company> out;
-  for (const auto& r : tx.query(sql.text(), sql.params()).rows) out.push_back(company_from(r));
-  return out;
-}
-
-int64_t Store::delete_company(db::Tx& tx, const db::TenantScope& scope, const std::string& id, const std::string& now) {
-  const int64_t unlinked =
-      tx.query("UPDATE crm_db.contacts SET company_id = NULL, updated_at = $3 WHERE tenant_id = $1 AND company_id = $2",
-               {scope.tenant_id(), id, now})
-          .affected;
-  tx.query("UPDATE crm_db.deals SET company_id = NULL, updated_at = $3 WHERE tenant_id = $1 AND company_id = $2",
-           {scope.tenant_id(), id, now});
-  tx.query("UPDATE crm_db.activities SET company_id = NULL, updated_at = $3 WHERE tenant_id = $1 AND company_id = $2",
-           {scope.tenant_id(), id, now});
-  delete_orphan_activities(tx, scope);
-  tx.query("DELETE FROM crm_db.companies WHERE tenant_id = $1 AND id = $2", {scope.tenant_id(), id});
-  return unlinked;
-}
-
 // ---- contacts ------------------------------------------------------------------------------------------
-
-void Store::insert_contact(db::Tx& tx, const db::TenantScope& scope, const Contact& c) {
-  const std::string tags = dump(c.tags), custom = dump(c.custom);
-  std::optional<std::string> email_norm;
-  if (c.email) email_norm = normalize_email(*c.email);
-  const std::string search = search_text(c, email_norm);
-  tx.query("INSERT INTO crm_db.contacts (id, tenant_id, first_name, last_name, email, email_normalized, phone, title, "
-           "company_id, owner_id, lifecycle_stage, tags, custom, created_at, updated_at, search) "
-           "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
-           {c.id, scope.tenant_id(), c.first_name, c.last_name, c.email, email_norm, c.phone, c.title, c.company_id,
-            c.owner_id, c.lifecycle_stage, tags, custom, c.created_at, c.updated_at, search});
-  write_tags(tx, scope, c);
-}
-
-void Store::update_contact(db::Tx& tx, const db::TenantScope& scope, const Contact& c) {
-  const std::string tags = dump(c.tags), custom = dump(c.custom);
-  std::optional<std::string> email_norm;
-  if (c.email) email_norm = normalize_email(*c.email);
-  const std::string search = search_text(c, email_norm);
-  tx.query("UPDATE crm_db.contacts SET first_name = $3, last_name = $4, email = $5, email_normalized = $6, "
-           "phone = $7, title = $8, company_id = $9, owner_id = $10, lifecycle_stage = $11, tags = $12, custom = $13, "
-           "updated_at = $14, search = $15 WHERE tenant_id = $1 AND id = $2",
-           {scope.tenant_id(), c.id, c.first_name, c.last_name, c.email, email_norm, c.phone, c.title, c.company_id,
-            c.owner_id, c.lifecycle_stage, tags, custom, c.updated_at, search});
-  write_tags(tx, scope, c);
-}
-
-std::optional<Contact> Store::find_contact(db::Tx& tx, const db::TenantScope& scope, const std::string& id) {
-  auto res = tx.query(std::string("SELECT ") + kContactColumns +
-                          " FROM crm_db.contacts WHERE tenant_id = $1 AND id = $2",
-                      {scope.tenant_id(), id});
-  if (res.empty()) return std::nullopt;
-  return contact_from(res.rows[0]);
-}
 
 bool Store::contact_exists(db::Tx& tx, const db::TenantScope& scope, const std::string& id) {
   return exists(tx, "contacts", scope, id);
-}
-
-bool Store::email_taken(db::Tx& tx, const db::TenantScope& scope, const std::string& email_normalized,
-                        const std::string& except_id) {
-  return !tx.query("SELECT 1 FROM crm_db.contacts WHERE tenant_id = $1 AND email_normalized = $2 AND id <> $3",
-                   {scope.tenant_id(), email_normalized, except_id})
-              .empty();
-}
-
-std::vector<Contact> Store::list_contacts(db::Tx& tx, const db::TenantScope& scope, const ContactFilter& f) {
-  // With q, the page's ids come first from the list index alone (it holds `search`), and only those rows
-  // are read: PostgreSQL filters index entries in an index-only scan, but reads the row of every entry it
-  // filters in a plain index scan, a tenant's whole stage when the term is rare.
-  // (A join, not `id IN (…)`: SQLite would answer that by scanning the tenant in list order.)
-  Sql sql(std::string("SELECT ") + (f.q ? "c.id AS page_id" : kContactColumns) +
-          " FROM crm_db.contacts c WHERE tenant_id = ");
-  const std::string tenant = sql.bind(scope.tenant_id());
-  sql += tenant;
-  sql.eq("company_id", f.company_id);
-  sql.eq("owner_id", f.owner_id);
-  sql.eq("lifecycle_stage", f.lifecycle_stage);
-  if (f.email) sql += " AND email_normalized = " + sql.bind(normalize_email(*f.email));
-  if (f.tag)
-    sql += " AND EXISTS (SELECT 1 FROM crm_db.contact_tags t WHERE t.tenant_id = " + tenant +
-           " AND t.contact_id = c.id AND t.tag = " + sql.bind(lowercase(*f.tag)) + ")";
-  if (f.q) sql += " AND search LIKE " + sql.bind(*f.q) + " ESCAPE '\\'";
-  sql.page(f);
-  std::string text = sql.text();
-  if (f.q) {
-    const std::string col = f.sort_column == "updated_at" ? "updated_at" : "created_at";
-    const char* dir = f.descending ? " DESC" : " ASC";
-    text = std::string("SELECT ") + kContactColumns + " FROM (" + text +
-           ") AS page JOIN crm_db.contacts ON id = page.page_id WHERE tenant_id = " + tenant + " ORDER BY " + col +
-           dir + ", id" + dir;
-  }
-  std::vector<Contact> out;
-  for (const auto& r : tx.query(text, sql.params()).rows) out.push_back(contact_from(r));
-  return out;
-}
-
-void Store::delete_contact(db::Tx& tx, const db::TenantScope& scope, const std::string& id, const std::string& now) {
-  tx.query("UPDATE crm_db.deals SET contact_id = NULL, updated_at = $3 WHERE tenant_id = $1 AND contact_id = $2",
-           {scope.tenant_id(), id, now});
-  tx.query("UPDATE crm_db.activities SET contact_id = NULL, updated_at = $3 WHERE tenant_id = $1 AND contact_id = $2",
-           {scope.tenant_id(), id, now});
-  delete_orphan_activities(tx, scope);
-  tx.query("DELETE FROM crm_db.contact_tags WHERE tenant_id = $1 AND contact_id = $2", {scope.tenant_id(), id});
-  tx.query("DELETE FROM crm_db.contacts WHERE tenant_id = $1 AND id = $2", {scope.tenant_id(), id});
 }
 
 // ---- pipelines and stages ------------------------------------------------------------------------------
@@ -684,6 +514,12 @@ int64_t Store::count_deals_in_pipeline(db::Tx& tx, const db::TenantScope& scope,
       .integer(0);
 }
 
+void delete_orphan_activities(db::Tx& tx, const db::TenantScope& scope) {
+  tx.query("DELETE FROM crm_db.activities WHERE tenant_id = $1 AND contact_id IS NULL AND company_id IS NULL "
+           "AND deal_id IS NULL",
+           {scope.tenant_id()});
+}
+
 void Store::delete_deal(db::Tx& tx, const db::TenantScope& scope, const std::string& id, const std::string& now) {
   tx.query("UPDATE crm_db.activities SET deal_id = NULL, updated_at = $3 WHERE tenant_id = $1 AND deal_id = $2",
            {scope.tenant_id(), id, now});
@@ -717,54 +553,6 @@ std::vector<DealChange> Store::list_history(db::Tx& tx, const db::TenantScope& s
 }
 
 // ---- activities ----------------------------------------------------------------------------------------
-
-void Store::insert_activity(db::Tx& tx, const db::TenantScope& scope, const Activity& a) {
-  tx.query("INSERT INTO crm_db.activities (id, tenant_id, type, subject, body, due_at, done, completed_at, "
-           "contact_id, company_id, deal_id, owner_id, created_at, updated_at) "
-           "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-           {a.id, scope.tenant_id(), a.type, a.subject, a.body, a.due_at, a.done, a.completed_at, a.contact_id,
-            a.company_id, a.deal_id, a.owner_id, a.created_at, a.updated_at});
-}
-
-void Store::update_activity(db::Tx& tx, const db::TenantScope& scope, const Activity& a) {
-  tx.query("UPDATE crm_db.activities SET type = $3, subject = $4, body = $5, due_at = $6, done = $7, "
-           "completed_at = $8, contact_id = $9, company_id = $10, deal_id = $11, owner_id = $12, updated_at = $13 "
-           "WHERE tenant_id = $1 AND id = $2",
-           {scope.tenant_id(), a.id, a.type, a.subject, a.body, a.due_at, a.done, a.completed_at, a.contact_id,
-            a.company_id, a.deal_id, a.owner_id, a.updated_at});
-}
-
-std::optional<Activity> Store::find_activity(db::Tx& tx, const db::TenantScope& scope, const std::string& id) {
-  auto res = tx.query(std::string("SELECT ") + kActivityColumns +
-                          " FROM crm_db.activities WHERE tenant_id = $1 AND id = $2",
-                      {scope.tenant_id(), id});
-  if (res.empty()) return std::nullopt;
-  return activity_from(res.rows[0]);
-}
-
-std::vector<Activity> Store::list_activities(db::Tx& tx, const db::TenantScope& scope, const ActivityFilter& f) {
-  Sql sql(std::string("SELECT ") + kActivityColumns + " FROM crm_db.activities WHERE tenant_id = ");
-  sql += sql.bind(scope.tenant_id());
-  sql.eq("type", f.type);
-  sql.eq("contact_id", f.contact_id);
-  sql.eq("company_id", f.company_id);
-  sql.eq("deal_id", f.deal_id);
-  sql.eq("owner_id", f.owner_id);
-  if (f.done) sql += " AND done = " + sql.bind(static_cast<int64_t>(*f.done ? 1 : 0));
-  if (f.q) {
-    const std::string p = sql.bind(*f.q);
-    sql += " AND (lower(subject) LIKE " + p + " ESCAPE '\\' OR lower(body) LIKE " + p + " ESCAPE '\\')";
-  }
-  sql.page(f);
-  std::vector<Activity> out;
-  for (const auto& r : tx.query(sql.text(), sql.params()).rows) out.push_back(activity_from(r));
-  return out;
-}
-
-bool Store::delete_activity(db::Tx& tx, const db::TenantScope& scope, const std::string& id) {
-  return tx.query("DELETE FROM crm_db.activities WHERE tenant_id = $1 AND id = $2", {scope.tenant_id(), id}).affected >
-         0;
-}
 
 // ---- import --------------------------------------------------------------------------------------------
 

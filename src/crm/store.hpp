@@ -1,7 +1,7 @@
 // CRM's SQL, and nowhere else: companies, contacts (and their tag index), pipelines, stages, deals, deal
 // history and activities in crm_db. Every statement takes the caller's transaction and TenantScope, so the
 // service composes rules, changes and outbox events in one transaction. Blocking; call from workers.
-//   store.write(scope, [&](db::Tx& tx) { if (!store.company_exists(tx, scope, id)) …; store.insert_contact(tx, scope, c); });
+//   store.write(scope, [&](db::Tx& tx) { if (!store.company_exists(tx, scope, id)) …; store.insert_deal(tx, scope, d); });
 #pragma once
 #include <memory>
 #include <optional>
@@ -13,6 +13,9 @@
 #include "db/database.hpp"
 
 namespace cdx::crm {
+
+// Activities that lost their last link go with it: an activity is always about something.
+void delete_orphan_activities(db::Tx& tx, const db::TenantScope& scope);
 
 class Store {
  public:
@@ -33,24 +36,11 @@ class Store {
   }
 
   // companies
-  void insert_company(db::Tx& tx, const db::TenantScope& scope, const Company& c);
-  void update_company(db::Tx& tx, const db::TenantScope& scope, const Company& c);
-  std::optional<Company> find_company(db::Tx& tx, const db::TenantScope& scope, const std::string& id);
   bool company_exists(db::Tx& tx, const db::TenantScope& scope, const std::string& id);
-  bool domain_taken(db::Tx& tx, const db::TenantScope& scope, const std::string& domain, const std::string& except_id);
-  std::vector<Company> list_companies(db::Tx& tx, const db::TenantScope& scope, const CompanyFilter& f);
   // Deletes the company and unlinks its contacts, deals and activities; answers the unlinked contact count.
-  int64_t delete_company(db::Tx& tx, const db::TenantScope& scope, const std::string& id, const std::string& now);
 
   // contacts
-  void insert_contact(db::Tx& tx, const db::TenantScope& scope, const Contact& c);
-  void update_contact(db::Tx& tx, const db::TenantScope& scope, const Contact& c);
-  std::optional<Contact> find_contact(db::Tx& tx, const db::TenantScope& scope, const std::string& id);
   bool contact_exists(db::Tx& tx, const db::TenantScope& scope, const std::string& id);
-  bool email_taken(db::Tx& tx, const db::TenantScope& scope, const std::string& email_normalized,
-                   const std::string& except_id);
-  std::vector<Contact> list_contacts(db::Tx& tx, const db::TenantScope& scope, const ContactFilter& f);
-  void delete_contact(db::Tx& tx, const db::TenantScope& scope, const std::string& id, const std::string& now);
 
   // pipelines and stages
   void insert_pipeline(db::Tx& tx, const db::TenantScope& scope, const Pipeline& p);  // and its stages
@@ -85,11 +75,6 @@ class Store {
                                        int limit, int64_t after_seq);
 
   // activities
-  void insert_activity(db::Tx& tx, const db::TenantScope& scope, const Activity& a);
-  void update_activity(db::Tx& tx, const db::TenantScope& scope, const Activity& a);
-  std::optional<Activity> find_activity(db::Tx& tx, const db::TenantScope& scope, const std::string& id);
-  std::vector<Activity> list_activities(db::Tx& tx, const db::TenantScope& scope, const ActivityFilter& f);
-  bool delete_activity(db::Tx& tx, const db::TenantScope& scope, const std::string& id);
 
   // CSV import: the objects the service checked (contacts with their tags) and their events, rows of
   // <outbox_schema>.outbox as db::Outbox::append writes them (one per payload), stored with multi-row

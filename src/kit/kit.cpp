@@ -256,6 +256,10 @@ std::string Sql::bind_text(std::string v) {
 // ---- reading bodies --------------------------------------------------------------------------------------
 
 json Kit::read_fields(const Resource& r, const json& doc, Mode mode, std::vector<FieldError>& errors) const {
+  return kit::read_fields(r, doc, mode, errors);
+}
+
+json read_fields(const Resource& r, const json& doc, Mode mode, std::vector<FieldError>& errors) {
   static const std::set<std::string, std::less<>> kServerSet = {"id", "tenant_id", "created_at", "updated_at"};
   for (const auto& [name, _] : doc.items()) {
     const Field* f = r.find(name);
@@ -301,10 +305,20 @@ json Kit::read_fields(const Resource& r, const json& doc, Mode mode, std::vector
     }
     patch[f.name] = std::move(*v);
   }
+  if (mode == Mode::kCreate)
+    for (const auto& rule : r.at_least_one()) {
+      const bool given = std::any_of(rule.fields.begin(), rule.fields.end(), [&](const std::string& f) {
+        return (patch.contains(f) && !patch[f].is_null()) ||
+               std::any_of(errors.begin(), errors.end(), [&](const FieldError& e) { return e.field == f; });
+      });
+      if (!given) errors.push_back({rule.fields.front(), rule.message});
+    }
   return patch;
 }
 
-json Kit::read_body(const Resource& r, std::string_view body, Mode mode) const {
+json Kit::read_body(const Resource& r, std::string_view body, Mode mode) const { return kit::read_body(r, body, mode); }
+
+json read_body(const Resource& r, std::string_view body, Mode mode) {
   const json doc = parse_object(body);
   std::vector<FieldError> errors;
   json patch = read_fields(r, doc, mode, errors);

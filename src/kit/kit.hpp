@@ -122,6 +122,9 @@ class Kit {
   std::vector<std::unique_ptr<Resource>> resources_;
 };
 
+// The body rules of a resource without a Kit (CSV rows, tests): Kit::read_body and Kit::read_fields.
+nlohmann::json read_body(const Resource& r, std::string_view body, Mode mode);
+nlohmann::json read_fields(const Resource& r, const nlohmann::json& doc, Mode mode, std::vector<FieldError>& errors);
 // components/schemas of one resource: <Name>, <Name>Create, <Name>Update.
 void add_schema(nlohmann::json& schemas, const Resource& r);
 // A row's JSON as the kit renders it, from a result row in select_list() order.

@@ -1,13 +1,14 @@
-#include "crm/csv.hpp"
+#include "kit/csv.hpp"
 
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <charconv>
 #include <set>
 
 #include "common/validate.hpp"
 
-namespace cdx::crm {
+namespace cdx::kit {
 
 namespace {
 
@@ -23,41 +24,12 @@ std::string trim(std::string_view s) {
   throw Error(Code::kInvalidRequest, fmt::format("The CSV body is malformed at line {}: {}.", line, what));
 }
 
-const std::vector<std::string>& contact_columns() {
-  static const std::vector<std::string> k = {"first_name", "last_name", "email",           "phone", "title",
-                                             "company_id", "owner_id",  "lifecycle_stage", "tags"};
-  return k;
-}
-
-const std::vector<std::string>& company_columns() {
-  static const std::vector<std::string> k = {"name", "domain", "industry", "size", "owner_id"};
-  return k;
-}
-
-const std::vector<std::string>& address_keys() {
-  static const std::vector<std::string> k = {"street", "city", "region", "postal_code", "country"};
-  return k;
-}
-
 bool ignored_column(const std::string& c) { return c == "id" || c == "created_at" || c == "updated_at"; }
 
-// Keys of the custom objects, sorted, for export columns.
-template <class T>
-std::vector<std::string> custom_keys(const std::vector<T>& items) {
-  std::set<std::string> keys;
-  for (const auto& i : items)
-    if (i.custom.is_object())
-      for (const auto& [k, _] : i.custom.items()) keys.insert(k);
-  return {keys.begin(), keys.end()};
-}
-
-std::string custom_cell(const json& custom, const std::string& key) {
-  if (!custom.is_object() || !custom.contains(key) || custom.at(key).is_null()) return "";
-  const json& v = custom.at(key);
+std::string cell(const json& v) {
+  if (v.is_null()) return "";
   return v.is_string() ? v.get<std::string>() : v.dump(-1, ' ', false, json::error_handler_t::replace);
 }
-
-std::string opt(const std::optional<std::string>& v) { return v.value_or(""); }
 
 }  // namespace
 
@@ -181,69 +153,93 @@ std::string csv_line(const std::vector<std::string>& fields) {
   return out + "\r\n";
 }
 
-std::vector<ImportRow> import_rows(const std::vector<CsvRecord>& records, ImportKind kind) {
+std::vector<ImportRow> import_rows(const std::vector<CsvRecord>& records, const Resource& r) {
   if (records.empty()) throw Error::validation({{"body", "must start with a header row naming the columns"}});
   if (records.size() - 1 > kMaxImportRows)
     throw Error::validation({{"body", fmt::format("holds {} rows; import at most {} per request",
                                                   records.size() - 1, kMaxImportRows)}});
-  const auto& fields = kind == ImportKind::kContacts ? contact_columns() : company_columns();
-  std::vector<std::string> header;
+  // A column is a field, or "<object>.<member>"; lists are split on ';'.
+  std::vector<std::pair<const Field*, std::string>> columns;  // the field and the member ("" for none)
   std::vector<FieldError> errors;
   std::set<std::string> seen;
   for (const auto& raw : records[0].fields) {
     const std::string col = lowercase(trim(raw));
-    header.push_back(col);
+    columns.emplace_back(nullptr, "");
     if (!seen.insert(col).second) {
       errors.push_back({"header", "the column '" + col + "' appears twice"});
       continue;
     }
-    if (one_of(fields, col) || ignored_column(col)) continue;
-    if (col.rfind("custom.", 0) == 0 && col.size() > 7) continue;
-    if (kind == ImportKind::kCompanies && col.rfind("address.", 0) == 0 &&
-        one_of(address_keys(), col.substr(8)))
-      continue;
+    if (ignored_column(col)) continue;
+    const size_t dot = col.find('.');
+    const Field* f = r.find(col.substr(0, dot));
+    if (f && f->is_read_only) continue;  // set by the server: an export's column, ignored like id
+    if (f) {
+      if (dot == std::string::npos && f->type != Type::kObject) {
+        columns.back().first = f;
+        continue;
+      }
+      const std::string member = dot == std::string::npos ? "" : col.substr(dot + 1);
+      if (f->type == Type::kObject && !member.empty() &&
+          (f->properties.empty() || std::any_of(f->properties.begin(), f->properties.end(),
+                                                [&](const Field& m) { return m.name == member; }))) {
+        columns.back() = {f, member};
+        continue;
+      }
+    }
     std::string known;
-    for (const auto& f : fields) known += (known.empty() ? "" : ", ") + f;
-    known += kind == ImportKind::kCompanies
-                 ? ", address.<street|city|region|postal_code|country>, custom.<key>"
-                 : ", custom.<key>";
+    for (const auto& x : r.fields()) {
+      if (x.is_read_only) continue;
+      if (x.type != Type::kObject) {
+        known += (known.empty() ? "" : ", ") + x.name;
+      } else if (x.properties.empty()) {
+        known += (known.empty() ? "" : ", ") + x.name + ".<key>";
+      } else {
+        std::string members;
+        for (const auto& m : x.properties) members += (members.empty() ? "" : "|") + m.name;
+        known += (known.empty() ? "" : ", ") + x.name + ".<" + members + ">";
+      }
+    }
     errors.push_back({"header", "unknown column '" + col + "' (known: " + known + ")"});
   }
   if (!errors.empty()) throw Error::validation(std::move(errors));
 
   std::vector<ImportRow> rows;
-  for (size_t r = 1; r < records.size(); ++r) {
+  for (size_t n = 1; n < records.size(); ++n) {
     ImportRow row;
-    row.row = static_cast<int64_t>(r) + 1;
-    const auto& rec = records[r];
-    if (rec.fields.size() != header.size()) {
+    row.row = static_cast<int64_t>(n) + 1;
+    const auto& rec = records[n];
+    if (rec.fields.size() != columns.size()) {
       row.errors.push_back(
-          {"row", fmt::format("has {} fields; the header has {}", rec.fields.size(), header.size())});
+          {"row", fmt::format("has {} fields; the header has {}", rec.fields.size(), columns.size())});
       rows.push_back(std::move(row));
       continue;
     }
-    for (size_t c = 0; c < header.size(); ++c) {
-      const std::string& col = header[c];
+    for (size_t c = 0; c < columns.size(); ++c) {
+      const auto& [f, member] = columns[c];
       std::string value = trim(rec.fields[c]);
-      if (value.empty() || ignored_column(col)) continue;
-      if (col == "tags") {
-        json tags = json::array();
+      if (!f || value.empty()) continue;
+      if (!member.empty()) {
+        row.fields[f->name][member] = std::move(value);
+      } else if (f->type == Type::kTextList) {
+        json items = json::array();
         size_t start = 0;
         while (start <= value.size()) {
           const size_t semi = value.find(';', start);
-          std::string tag = trim(std::string_view(value).substr(
+          std::string item = trim(std::string_view(value).substr(
               start, semi == std::string::npos ? std::string::npos : semi - start));
-          if (!tag.empty()) tags.push_back(std::move(tag));
+          if (!item.empty()) items.push_back(std::move(item));
           if (semi == std::string::npos) break;
           start = semi + 1;
         }
-        row.fields["tags"] = std::move(tags);
-      } else if (col.rfind("custom.", 0) == 0) {
-        row.fields["custom"][col.substr(7)] = std::move(value);
-      } else if (col.rfind("address.", 0) == 0) {
-        row.fields["address"][col.substr(8)] = std::move(value);
+        row.fields[f->name] = std::move(items);
+      } else if (f->type == Type::kInteger) {
+        int64_t v = 0;
+        auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
+        row.fields[f->name] = ec == std::errc() && p == value.data() + value.size() ? json(v) : json(value);
+      } else if (f->type == Type::kBoolean) {
+        row.fields[f->name] = value == "true" ? json(true) : value == "false" ? json(false) : json(value);
       } else {
-        row.fields[col] = std::move(value);
+        row.fields[f->name] = std::move(value);
       }
     }
     rows.push_back(std::move(row));
@@ -251,44 +247,49 @@ std::vector<ImportRow> import_rows(const std::vector<CsvRecord>& records, Import
   return rows;
 }
 
-std::string export_contacts_csv(const std::vector<Contact>& contacts) {
-  const auto custom = custom_keys(contacts);
-  std::vector<std::string> header = {"id",         "first_name", "last_name", "email",           "phone",
-                                     "title",      "company_id", "owner_id",  "lifecycle_stage", "tags",
-                                     "created_at", "updated_at"};
-  for (const auto& k : custom) header.push_back("custom." + k);
-  std::string out = csv_line(header);
-  for (const auto& c : contacts) {
-    std::string tags;
-    for (const auto& t : c.tags) tags += (tags.empty() ? "" : ";") + t;
-    std::vector<std::string> row = {
-        c.id,         opt(c.first_name), opt(c.last_name), opt(c.email),      opt(c.phone),
-        opt(c.title), opt(c.company_id), opt(c.owner_id),  c.lifecycle_stage, tags,
-        c.created_at, c.updated_at};
-    for (const auto& k : custom) row.push_back(custom_cell(c.custom, k));
-    out += csv_line(row);
+std::string export_csv(const Resource& r, const json& rows) {
+  // Columns: id, the fields (declared object members as "<object>.<member>"), the timestamps, then the
+  // members of free-form objects found in the rows ("custom.<key>", sorted), so an export imports again.
+  std::vector<std::string> header = {"id"};
+  std::vector<std::pair<const Field*, std::string>> columns;
+  std::vector<std::pair<const Field*, std::string>> free;
+  for (const Field& f : r.fields()) {
+    if (f.type == Type::kObject && f.properties.empty()) {
+      std::set<std::string> keys;
+      for (const auto& row : rows)
+        if (row.contains(f.name) && row[f.name].is_object())
+          for (const auto& [k, _] : row[f.name].items()) keys.insert(k);
+      for (const auto& k : keys) free.emplace_back(&f, k);
+    } else if (f.type == Type::kObject) {
+      for (const auto& m : f.properties) columns.emplace_back(&f, m.name), header.push_back(f.name + "." + m.name);
+    } else {
+      columns.emplace_back(&f, ""), header.push_back(f.name);
+    }
   }
-  return out;
-}
-
-std::string export_companies_csv(const std::vector<Company>& companies) {
-  const auto custom = custom_keys(companies);
-  std::vector<std::string> header = {"id", "name", "domain", "industry", "size", "owner_id"};
-  for (const auto& k : address_keys()) header.push_back("address." + k);
   header.push_back("created_at");
   header.push_back("updated_at");
-  for (const auto& k : custom) header.push_back("custom." + k);
+  for (const auto& [f, k] : free) header.push_back(f->name + "." + k);
   std::string out = csv_line(header);
-  for (const auto& c : companies) {
-    std::vector<std::string> row = {c.id,        c.name,         opt(c.domain), opt(c.industry),
-                                    opt(c.size), opt(c.owner_id)};
-    for (const auto& k : address_keys()) row.push_back(custom_cell(c.address, k));
-    row.push_back(c.created_at);
-    row.push_back(c.updated_at);
-    for (const auto& k : custom) row.push_back(custom_cell(c.custom, k));
-    out += csv_line(row);
+  std::vector<std::string> line;
+  for (const auto& row : rows) {
+    line.assign(1, row.value("id", ""));
+    auto value = [&](const Field* f, const std::string& member) -> std::string {
+      const json& v = row.contains(f->name) ? row[f->name] : json();
+      if (!member.empty()) return v.is_object() && v.contains(member) ? cell(v[member]) : "";
+      if (f->type == Type::kTextList && v.is_array()) {
+        std::string joined;
+        for (const auto& item : v) joined += (joined.empty() ? "" : ";") + cell(item);
+        return joined;
+      }
+      return cell(v);
+    };
+    for (const auto& [f, m] : columns) line.push_back(value(f, m));
+    line.push_back(row.value("created_at", ""));
+    line.push_back(row.value("updated_at", ""));
+    for (const auto& [f, m] : free) line.push_back(value(f, m));
+    out += csv_line(line);
   }
   return out;
 }
 
-}  // namespace cdx::crm
+}  // namespace cdx::kit

@@ -1,8 +1,8 @@
-// CSV (RFC 4180) for CRM import and export: a strict parser (quoted fields, "" escapes, CRLF or LF, UTF-8
-// with an optional BOM) and a writer that quotes when needed and defuses spreadsheet formulas.
-//   auto table = parse_csv(body);                        // 400 naming the line of a malformed record
-//   auto rows = import_rows(table, ImportKind::kContacts);   // header → field maps, 422 on unknown columns
-//   out += csv_line({"id", "email"});
+// CSV (RFC 4180) import and export of kit resources: a strict parser (quoted fields, "" escapes, CRLF or
+// LF, UTF-8 with an optional BOM), the mapping of a header to a resource's fields, and a writer that quotes
+// when needed and defuses spreadsheet formulas.
+//   auto rows = import_rows(parse_csv(body), contacts);   // 400 malformed, 422 unknown columns
+//   std::string csv = export_csv(contacts, rows_json);   // imports again
 #pragma once
 #include <nlohmann/json.hpp>
 
@@ -11,9 +11,9 @@
 #include <vector>
 
 #include "common/error.hpp"
-#include "crm/model.hpp"
+#include "kit/resource.hpp"
 
-namespace cdx::crm {
+namespace cdx::kit {
 
 // One import request: at most this many data rows, in a body of at most kImportBodyLimit bytes (the import
 // routes' own body limit; the server's, when larger, applies instead). 100 000 typical contact rows take
@@ -36,9 +36,7 @@ std::vector<CsvRecord> parse_csv(std::string_view text);
 std::string csv_field(std::string_view value);
 std::string csv_line(const std::vector<std::string>& fields);  // ends in CRLF
 
-enum class ImportKind { kContacts, kCompanies };
-
-// One data row as a field map for the model's rules, with its row number (the header is row 1) and the
+// One data row as a field map for the resource's rules, with its row number (the header is row 1) and the
 // problems found before the rules ran (a wrong number of fields).
 struct ImportRow {
   int64_t row = 0;
@@ -46,13 +44,13 @@ struct ImportRow {
   std::vector<FieldError> errors;
 };
 
-// Maps records to field maps by the header row. Columns: the resource's fields; "tags" split on ';';
-// "custom.<key>" and (companies) "address.<key>" build those objects; id, created_at and updated_at are
-// ignored, so an export imports again. Throws 422 for an unknown or repeated column, no header, or more
-// than kMaxImportRows rows.
-std::vector<ImportRow> import_rows(const std::vector<CsvRecord>& records, ImportKind kind);
+// Maps records to field maps by the header row: columns are the resource's writable fields, "<object>.<key>"
+// for object fields (their declared members only, when they declare some), lists split on ';'; id,
+// created_at, updated_at and read-only fields are ignored, so an export imports again. Throws 422 for an unknown or repeated
+// column, no header, or more than kMaxImportRows rows. The values go through the resource's body rules.
+std::vector<ImportRow> import_rows(const std::vector<CsvRecord>& records, const Resource& r);
 
-std::string export_contacts_csv(const std::vector<Contact>& contacts);
-std::string export_companies_csv(const std::vector<Company>& companies);
+// The rows (the kit's JSON) as CSV with a header row.
+std::string export_csv(const Resource& r, const nlohmann::json& rows);
 
-}  // namespace cdx::crm
+}  // namespace cdx::kit

@@ -1,8 +1,8 @@
-#include "crm/csv.hpp"
+#include "kit/csv.hpp"
 
 #include <gtest/gtest.h>
 
-namespace cdx::crm {
+namespace cdx::kit {
 namespace {
 
 using nlohmann::json;
@@ -54,11 +54,35 @@ TEST(Csv, WriterQuotesWhenNeededAndDefusesFormulas) {
   EXPECT_EQ(back[0].fields, (std::vector<std::string>{"x, y", "q\"q", "n\nl", ""}));
 }
 
+// Declarations shaped like the CRM's contacts and companies.
+const Resource& people() {
+  static const Resource r = [] {
+    Resource d("crm", "contact", "contacts");
+    d.field(text("first_name", 100))
+        .field(text("email", 254))
+        .field(text_list("tags", 50, 50).defaults(json::array()))
+        .field(datetime("seen_at").read_only())
+        .field(object("custom", 16384).defaults(json::object()));
+    d.seal();
+    return d;
+  }();
+  return r;
+}
+const Resource& orgs() {
+  static const Resource r = [] {
+    Resource d("crm", "company", "companies");
+    d.field(text("name", 200).required()).field(object("address", {text("street", 200), text("city", 200)}));
+    d.seal();
+    return d;
+  }();
+  return r;
+}
+
 TEST(Csv, ImportRowsMapTheHeaderToFields) {
   auto rows = import_rows(parse_csv("ID,First_Name,email,tags,custom.source,created_at\n"
                                     "x,Ann,ann@x.com, vip ; beta ;,fair,2026\n"
                                     "y,Bob\n"),
-                          ImportKind::kContacts);
+                          people());
   ASSERT_EQ(rows.size(), 2u);
   EXPECT_EQ(rows[0].row, 2);
   EXPECT_EQ(rows[0].fields, json({{"first_name", "Ann"},
@@ -68,21 +92,21 @@ TEST(Csv, ImportRowsMapTheHeaderToFields) {
   EXPECT_TRUE(rows[0].errors.empty());
   ASSERT_EQ(rows[1].errors.size(), 1u);  // wrong number of fields
   EXPECT_EQ(rows[1].row, 3);
-  auto companies = import_rows(parse_csv("name,address.city\nAcme,Berlin\n"), ImportKind::kCompanies);
+  auto companies = import_rows(parse_csv("name,address.city\nAcme,Berlin\n"), orgs());
   EXPECT_EQ(companies[0].fields, json({{"name", "Acme"}, {"address", {{"city", "Berlin"}}}}));
 }
 
 TEST(Csv, ImportRejectsUnknownOrRepeatedColumns) {
-  EXPECT_EQ(code_of([] { import_rows(parse_csv("first_name,shoe_size\nA,9\n"), ImportKind::kContacts); }),
+  EXPECT_EQ(code_of([] { import_rows(parse_csv("first_name,shoe_size\nA,9\n"), people()); }),
             Code::kValidationFailed);
-  EXPECT_EQ(code_of([] { import_rows(parse_csv("email,Email\na@b.co,a@b.co\n"), ImportKind::kContacts); }),
+  EXPECT_EQ(code_of([] { import_rows(parse_csv("email,Email\na@b.co,a@b.co\n"), people()); }),
             Code::kValidationFailed);
-  EXPECT_EQ(code_of([] { import_rows(parse_csv("name,address.planet\nA,Mars\n"), ImportKind::kCompanies); }),
+  EXPECT_EQ(code_of([] { import_rows(parse_csv("name,address.planet\nA,Mars\n"), orgs()); }),
             Code::kValidationFailed);
-  EXPECT_EQ(code_of([] { import_rows({}, ImportKind::kContacts); }), Code::kValidationFailed);
+  EXPECT_EQ(code_of([] { import_rows({}, people()); }), Code::kValidationFailed);
   std::string big = "first_name\n";
   for (size_t i = 0; i <= kMaxImportRows; ++i) big += "a\n";
-  EXPECT_EQ(code_of([&] { import_rows(parse_csv(big), ImportKind::kContacts); }), Code::kValidationFailed);
+  EXPECT_EQ(code_of([&] { import_rows(parse_csv(big), people()); }), Code::kValidationFailed);
   // The parser itself stops: a record of too many fields, or rows past the limit, never become objects.
   EXPECT_EQ(code_of([] { parse_csv("first_name\n" + std::string(kMaxImportColumns, ',') + "\n"); }),
             Code::kValidationFailed);
@@ -92,25 +116,28 @@ TEST(Csv, ImportRejectsUnknownOrRepeatedColumns) {
 }
 
 TEST(Csv, ExportWritesEveryFieldAndCustomKeys) {
-  Contact c;
-  c.id = "01930000-0000-7000-8000-000000000001";
-  c.first_name = "Ann";
-  c.email = "ann@x.com";
-  c.tags = {"vip", "beta"};
-  c.custom = {{"source", "fair"}, {"score", 7}};
-  c.created_at = c.updated_at = "2026-01-01T00:00:00.000000Z";
-  const std::string out = export_contacts_csv({c});
-  auto back = parse_csv(out);
+  const json rows = json::array({{{"id", "01930000-0000-7000-8000-000000000001"},
+                                  {"first_name", "Ann"},
+                                  {"email", "ann@x.com"},
+                                  {"tags", {"vip", "beta"}},
+                                  {"seen_at", nullptr},
+                                  {"custom", {{"source", "fair"}, {"score", 7}}},
+                                  {"created_at", "2026-01-01T00:00:00.000000Z"},
+                                  {"updated_at", "2026-01-01T00:00:00.000000Z"}}});
+  auto back = parse_csv(export_csv(people(), rows));
   ASSERT_EQ(back.size(), 2u);
-  EXPECT_EQ(back[0].fields.back(), "custom.source");
+  EXPECT_EQ(back[0].fields, (std::vector<std::string>{"id", "first_name", "email", "tags", "seen_at", "created_at",
+                                                      "updated_at", "custom.score", "custom.source"}));
   EXPECT_EQ(back[1].fields[1], "Ann");
-  EXPECT_EQ(back[1].fields[9], "vip;beta");
+  EXPECT_EQ(back[1].fields[3], "vip;beta");
   EXPECT_EQ(back[1].fields.back(), "fair");
-  // And an export imports again (id, created_at and updated_at are ignored).
-  auto rows = import_rows(back, ImportKind::kContacts);
-  EXPECT_EQ(rows[0].fields.at("first_name"), "Ann");
-  EXPECT_FALSE(rows[0].fields.contains("id"));
+  // An export imports again (id, the timestamps and read-only fields are ignored).
+  auto again = import_rows(back, people());
+  EXPECT_EQ(again[0].fields.at("first_name"), "Ann");
+  EXPECT_EQ(again[0].fields.at("tags"), json({"vip", "beta"}));
+  EXPECT_FALSE(again[0].fields.contains("id"));
+  EXPECT_FALSE(again[0].fields.contains("seen_at"));
 }
 
 }  // namespace
-}  // namespace cdx::crm
+}  // namespace cdx::kit
