@@ -6,7 +6,6 @@
 namespace cdx::crm {
 
 void CrmModule::seed_demo(const db::TenantScope& scope) {
-  const Actor actor{"system", "demo"};
   const kit::Caller caller{scope, {"system", "demo"}, std::nullopt};
   auto make = [&](const kit::Resource& r, const std::string& body) {
     const nlohmann::json patch = kit_.read_body(r, body, kit::Mode::kCreate);
@@ -24,16 +23,12 @@ void CrmModule::seed_demo(const db::TenantScope& scope) {
                               R"("title":"CEO","company_id":"{}","lifecycle_stage":"customer"}})",
                               globex));
   make(contacts_, R"({"first_name":"Ada","last_name":"Lovelace","email":"ada@example.com","lifecycle_stage":"lead"})");
-  const Deal deal = service_.create_deal(
-      scope,
-      parse_deal(fmt::format(R"({{"title":"Acme rocket skates, 500 units","amount":4990000,"currency":"USD",)"
-                             R"("contact_id":"{}","company_id":"{}"}})",
-                             wile, acme),
-                 Mode::kCreate),
-      actor);
+  const std::string deal = make(deals_, fmt::format(R"({{"title":"Acme rocket skates, 500 units","amount":4990000,)"
+                                                    R"("currency":"USD","contact_id":"{}","company_id":"{}"}})",
+                                                    wile, acme));
   make(activities_, fmt::format(R"({{"type":"call","subject":"Discovery call","body":"Needs delivery before Q3.",)"
                                 R"("contact_id":"{}","deal_id":"{}"}})",
-                                wile, deal.id));
+                                wile, deal));
 }
 
 }  // namespace cdx::crm

@@ -285,18 +285,6 @@ std::optional<std::string> phone_problem(std::string_view p) {
   return std::nullopt;
 }
 
-std::optional<std::string> amount_problem(const nlohmann::json& v) {
-  const char* kWhat = "must be an integer amount in minor units (1234 for 12.34), from 0 to 10^15";
-  if (!v.is_number_integer()) return kWhat;
-  if (v.is_number_unsigned()) {
-    if (v.get<uint64_t>() > static_cast<uint64_t>(kMaxAmount)) return kWhat;
-    return std::nullopt;
-  }
-  const int64_t n = v.get<int64_t>();
-  if (n < 0 || n > kMaxAmount) return kWhat;
-  return std::nullopt;
-}
-
 std::string normalize_email(std::string_view email) { return lowercase(email); }
 
 const std::vector<std::string>& lifecycle_stages() {
@@ -393,65 +381,6 @@ PipelineInput parse_pipeline(std::string_view body, Mode mode) {
   return p;
 }
 
-DealInput parse_deal(std::string_view body, Mode mode) {
-  const json doc = parse_object(body);
-  std::vector<FieldError> errors;
-  Reader in(doc, mode, errors);
-  in.only({"title", "amount", "currency", "pipeline_id", "stage_id", "contact_id", "company_id",
-           "expected_close_date", "status", "owner_id", "custom"});
-  DealInput d;
-  d.title = in.text("title", 1, 200, true);
-  if (const json* a = in.raw("amount"); a && !a->is_null()) {
-    if (auto why = amount_problem(*a))
-      in.fail("amount", *why);
-    else
-      d.amount.emplace(a->get<int64_t>());
-  } else if (a) {
-    d.amount.emplace(std::nullopt);
-  }
-  if (const json* c = in.raw("currency"); c && !c->is_null()) {
-    if (!c->is_string() || !valid_currency(c->get_ref<const std::string&>()))
-      in.fail("currency", "must be an ISO 4217 currency code in upper case, such as EUR or USD");
-    else
-      d.currency.emplace(c->get<std::string>());
-  } else if (c) {
-    d.currency.emplace(std::nullopt);
-  }
-  d.pipeline_id = in.id("pipeline_id");
-  d.stage_id = in.id("stage_id");
-  if (d.pipeline_id && !*d.pipeline_id) {
-    in.fail("pipeline_id", "cannot be null");
-    d.pipeline_id.reset();
-  }
-  if (d.stage_id && !*d.stage_id) {
-    in.fail("stage_id", "cannot be null");
-    d.stage_id.reset();
-  }
-  d.contact_id = in.id("contact_id");
-  d.company_id = in.id("company_id");
-  if (const json* e = in.raw("expected_close_date"); e && !e->is_null()) {
-    if (!e->is_string() || !valid_date(e->get_ref<const std::string&>()))
-      in.fail("expected_close_date", "must be a date as YYYY-MM-DD");
-    else
-      d.expected_close_date.emplace(e->get<std::string>());
-  } else if (e) {
-    d.expected_close_date.emplace(std::nullopt);
-  }
-  d.status = in.choice("status", deal_statuses());
-  if (d.status && !*d.status) {
-    in.fail("status", "cannot be null");
-    d.status.reset();
-  }
-  d.owner_id = read_owner(in);
-  d.custom = in.object("custom", kMaxCustomBytes);
-  // An amount means nothing without its currency.
-  if (mode == Mode::kCreate && d.amount && *d.amount && !(d.currency && *d.currency) &&
-      std::none_of(errors.begin(), errors.end(), [](const FieldError& e) { return e.field == "currency"; }))
-    in.fail("currency", "is required with an amount");
-  finish(errors);
-  return d;
-}
-
 // ---- JSON ----------------------------------------------------------------------------------------------
 
 namespace {
@@ -506,24 +435,6 @@ nlohmann::json to_json(const Pipeline& p) {
           {"stages", std::move(stages)},
           {"created_at", p.created_at},
           {"updated_at", p.updated_at}};
-}
-
-nlohmann::json to_json(const Deal& d) {
-  return {{"id", d.id},
-          {"title", d.title},
-          {"amount", d.amount ? json(*d.amount) : json(nullptr)},
-          {"currency", opt(d.currency)},
-          {"pipeline_id", d.pipeline_id},
-          {"stage_id", d.stage_id},
-          {"contact_id", opt(d.contact_id)},
-          {"company_id", opt(d.company_id)},
-          {"expected_close_date", opt(d.expected_close_date)},
-          {"status", d.status},
-          {"owner_id", opt(d.owner_id)},
-          {"closed_at", opt(d.closed_at)},
-          {"custom", d.custom},
-          {"created_at", d.created_at},
-          {"updated_at", d.updated_at}};
 }
 
 nlohmann::json to_json(const DealChange& c) {

@@ -1,6 +1,6 @@
 // CRM types and rules: companies, contacts, pipelines and stages, deals with their history, activities;
 // the request bodies they are parsed from (every field checked at the edge), list queries and JSON shapes.
-//   DealInput in = parse_deal(ctx.req.body, Mode::kCreate);   // 400 / 422 naming each bad field
+//   PipelineInput in = parse_pipeline(ctx.req.body, Mode::kCreate);   // 400 / 422 naming each bad field
 //   if (!valid_currency("EUR")) …
 #pragma once
 #include "common/json_body.hpp"
@@ -13,6 +13,7 @@
 
 #include "common/error.hpp"
 #include "common/validate.hpp"
+#include "kit/resource.hpp"
 
 namespace cdx::crm {
 
@@ -23,10 +24,7 @@ using Field = std::optional<std::optional<T>>;
 enum class Mode { kCreate, kUpdate };
 
 // Who made a change (recorded in deal history and events).
-struct Actor {
-  std::string type;  // "user" | "api_key" | "superadmin"
-  std::string id;
-};
+using Actor = kit::Actor;
 
 struct Company {
   std::string id;
@@ -73,24 +71,6 @@ struct PipelineInput {
   std::optional<std::vector<StageInput>> stages;  // create only
 };
 
-struct Deal {
-  std::string id, title;
-  std::optional<int64_t> amount;  // minor units
-  std::optional<std::string> currency;
-  std::string pipeline_id, stage_id;
-  std::optional<std::string> contact_id, company_id, expected_close_date, owner_id, closed_at;
-  std::string status = "open";
-  nlohmann::json custom = nlohmann::json::object();
-  std::string created_at, updated_at;
-};
-
-struct DealInput {
-  Field<std::string> title, currency, pipeline_id, stage_id, contact_id, company_id, expected_close_date, status,
-      owner_id;
-  Field<int64_t> amount;
-  Field<nlohmann::json> custom;
-};
-
 // One entry of a deal's history: its creation, a stage move, a status change (or both at once).
 struct DealChange {
   std::string id, deal_id;
@@ -125,10 +105,6 @@ struct ListQuery {
 
 
 
-struct DealFilter : ListQuery {
-  std::optional<std::string> pipeline_id, stage_id, contact_id, company_id, owner_id, status, currency;
-};
-
 
 // "-created_at" → {"created_at", true}; nullopt when not one of the four supported sorts.
 std::optional<std::pair<std::string, bool>> parse_sort(std::string_view sort);
@@ -146,8 +122,6 @@ bool valid_currency(std::string_view code);             // ISO 4217, upper case,
 bool valid_id(std::string_view id);                     // the shape of our ids (a UUID, lower-case hex)
 std::optional<std::string> domain_problem(std::string_view domain);  // nullopt when fine (after lowering)
 std::optional<std::string> phone_problem(std::string_view phone);
-// Amount in minor units: a JSON integer 0..kMaxAmount. The problem text otherwise (12.345, "12", -1).
-std::optional<std::string> amount_problem(const nlohmann::json& v);
 std::string normalize_email(std::string_view email);  // lower-cased
 
 const std::vector<std::string>& lifecycle_stages();  // lead qualified customer churned
@@ -161,7 +135,6 @@ bool one_of(const std::vector<std::string>& values, std::string_view v);
 
 PipelineInput parse_pipeline(std::string_view body, Mode mode);
 StageInput parse_stage(std::string_view body, Mode mode);
-DealInput parse_deal(std::string_view body, Mode mode);
 
 
 // ---- JSON ----------------------------------------------------------------------------------------------
@@ -170,7 +143,6 @@ nlohmann::json to_json(const Company& c);
 nlohmann::json to_json(const Contact& c);
 nlohmann::json to_json(const Stage& s);
 nlohmann::json to_json(const Pipeline& p);
-nlohmann::json to_json(const Deal& d);
 nlohmann::json to_json(const DealChange& c);
 
 }  // namespace cdx::crm

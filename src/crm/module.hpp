@@ -41,7 +41,10 @@ class CrmModule final : public Module {
         companies_(kit_.add(company_resource())),
         contacts_(kit_.add(contact_resource())),
         activities_(kit_.add(activity_resource())),
-        api_(service_) {}
+        deals_(kit_.add(deal_resource().hooks(service_.deal_hooks()))),
+        api_(service_) {
+    service_.attach(kit_, deals_);
+  }
 
   std::string_view name() const override { return "crm"; }
   db::Database& database() override { return *db_; }
@@ -87,6 +90,7 @@ class CrmModule final : public Module {
   const kit::Resource& companies_;
   const kit::Resource& contacts_;
   const kit::Resource& activities_;
+  const kit::Resource& deals_;
   InProcessApi api_;
 };
 

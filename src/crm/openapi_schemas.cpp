@@ -90,29 +90,7 @@ void CrmModule::add_openapi_schemas(nlohmann::json& s) const {
           {"name"});
   s["PipelineUpdate"] = obj({{"name", str()}, {"is_default", {{"type", "boolean"}, {"enum", {true}}}}});
 
-  // Deals
-  json deal_props = {{"title", str()},
-                     {"amount", amount()},
-                     {"currency", {{"type", {"string", "null"}}, {"pattern", "^[A-Z]{3}$"},
-                                   {"description", "ISO 4217 code; required with an amount"}}},
-                     {"pipeline_id", id},
-                     {"stage_id", id},
-                     {"contact_id", nid},
-                     {"company_id", nid},
-                     {"expected_close_date", nstr_fmt("date")},
-                     {"status", choice(deal_statuses())},
-                     {"owner_id", nid},
-                     {"custom", nobject()}};
-  s["DealCreate"] = obj(deal_props, {"title"});
-  s["DealUpdate"] = obj(deal_props);
-  json deal = deal_props;
-  deal["id"] = id;
-  deal["custom"] = object();
-  deal["closed_at"] = nstr_fmt("date-time");
-  deal["created_at"] = ts;
-  deal["updated_at"] = ts;
-  s["Deal"] = open_obj(deal, {"id", "title", "amount", "currency", "pipeline_id", "stage_id", "status", "custom",
-                              "created_at", "updated_at"});
+  // Deals (the rows are the kit's) and their history
   s["DealChange"] = open_obj({{"id", id},
                               {"deal_id", id},
                               {"pipeline_id", id},

@@ -1,6 +1,6 @@
-// The CRM's kit resources: companies, contacts and activities as declarations, with hooks for the rules
-// a declaration cannot say (a contact needs a name or an email, an activity a link; tags in their side
-// table; deals, which are not kit resources, unlinked by hand).
+// The CRM's kit resources: companies, contacts, activities and deals as declarations, with hooks for the
+// rules a declaration cannot say (tags in their side table, an activity's completion; a deal's pipeline,
+// stage and history are the service's hooks).
 #include "crm/resources.hpp"
 
 #include "common/validate.hpp"
@@ -14,8 +14,6 @@ using kit::Match;
 using nlohmann::json;
 
 namespace {
-
-constexpr const char* kDeals = "crm_db.deals";
 
 kit::Check lower_domain() {
   return [](json& v, kit::Problems& p) {
@@ -50,11 +48,6 @@ std::string str(const json& row, const char* f) {
 
 void tidy_activities(Change& c) { delete_orphan_activities(c.tx, c.scope); }
 
-void unlink_deals(Change& c, const char* column) {
-  c.tx.query(std::string("UPDATE ") + kDeals + " SET " + column + " = NULL, updated_at = $3 WHERE tenant_id = $1 AND " +
-                 column + " = $2",
-             {c.scope.tenant_id(), c.row.at("id").get<std::string>(), c.row.at("updated_at").get<std::string>()});
-}
 
 }  // namespace
 
@@ -80,7 +73,6 @@ kit::Resource company_resource() {
                                    {c.scope.tenant_id(), c.row.at("id").get<std::string>()})
                             .rows[0]
                             .integer(0);
-                    unlink_deals(c, "company_id");
                   },
               .after_delete = tidy_activities});
   return r;
@@ -135,7 +127,6 @@ kit::Resource contact_resource() {
                   },
               .before_delete =
                   [](Change& c) {
-                    unlink_deals(c, "contact_id");
                     c.tx.query("DELETE FROM crm_db.contact_tags WHERE tenant_id = $1 AND contact_id = $2",
                                {c.scope.tenant_id(), c.row.at("id").get<std::string>()});
                   },
@@ -153,7 +144,7 @@ kit::Resource activity_resource() {
       .field(kit::datetime("completed_at").read_only().doc("set when done becomes true"))
       .field(kit::id("contact_id").refs("crm_db.contacts").filter())
       .field(kit::id("company_id").refs("crm_db.companies").filter())
-      .field(kit::id("deal_id").refs(kDeals).filter())
+      .field(kit::id("deal_id").refs("crm_db.deals").filter())
       .field(kit::id("owner_id").filter())
       .describe_create("Log an activity (note, call, email, meeting, task) on a contact, company and/or deal")
       .describe_list("List activities (newest first; sort, q over subject and body, filters)")
@@ -167,6 +158,31 @@ kit::Resource activity_resource() {
         else if (!c.before || !c.before->at("done").get<bool>())
           c.row["completed_at"] = c.row.at("updated_at");
       }});
+  return r;
+}
+
+kit::Resource deal_resource() {
+  kit::Resource r("crm", "deal", "deals");
+  r.field(kit::text("title", 200).required().searchable())
+      .field(kit::integer("amount", 0, kMaxAmount).doc("minor units of the currency (1234 = 12.34 EUR)"))
+      .field(kit::text("currency", 3).min(3).check(
+          [](json& v, kit::Problems& p) {
+            if (!valid_currency(v.get_ref<const std::string&>()))
+              p.fail("must be an ISO 4217 currency code in upper case, such as EUR or USD");
+          },
+          "^[A-Z]{3}$").filter().doc("ISO 4217 code; required with an amount"))
+      .field(kit::id("pipeline_id").not_null().filter().doc("default: the tenant's default pipeline"))
+      .field(kit::id("stage_id").not_null().filter().doc("default: the pipeline's first stage"))
+      .field(kit::id("contact_id").refs("crm_db.contacts").filter())
+      .field(kit::id("company_id").refs("crm_db.companies").filter())
+      .field(kit::date("expected_close_date"))
+      .field(kit::choice("status", deal_statuses()).not_null().defaults("open").filter())
+      .field(kit::id("owner_id").filter())
+      .field(kit::object("custom", kMaxCustomBytes).defaults(json::object()))
+      .field(kit::datetime("closed_at").read_only().doc("set when the deal is won or lost"))
+      .describe_create("Create a deal (default pipeline and first stage unless given)")
+      .describe_list("List deals (newest first; sort, q over title, filters)")
+      .describe_delete("Delete a deal and its history; its activities are unlinked");
   return r;
 }
 

@@ -23,15 +23,6 @@ constexpr const char* kRead = "crm:read";
 constexpr const char* kWrite = "crm:write";
 constexpr const char* kTag = "crm";
 
-Actor actor_of(const Context& ctx) {
-  const Principal& p = *ctx.principal;
-  switch (p.kind) {
-    case Principal::Kind::kSuperadmin: return {"superadmin", p.id};
-    case Principal::Kind::kApiKey: return {"api_key", p.id};
-    case Principal::Kind::kUser: break;
-  }
-  return {"user", p.id};
-}
 
 std::string path_id(const Context& ctx, size_t i) { return std::string(ctx.req.param(i)); }
 
@@ -174,7 +165,7 @@ Task<void> CrmModule::import_csv(Context& ctx, ImportKind kind) {
     throw Error(Code::kUnsupportedMediaType, "The request body must be CSV (Content-Type: text/csv).");
   const bool partial = query_bool(ctx, "partial").value_or(false);
   const db::TenantScope& scope = *ctx.tenant;
-  const Actor actor = actor_of(ctx);
+  const Actor actor = kit::actor_of(ctx);
   // Parsing up to kImportBodyLimit bytes and rendering a report of up to kMaxImportRows rows is work too:
   // all of it runs on workers, never on the I/O thread; the rows are written, and the report stored for
   // an Idempotency-Key, in one transaction.
@@ -250,7 +241,7 @@ void CrmModule::mount_pipelines(http::Router& r) {
       [this, base](Context& ctx) -> Task<void> {
         PipelineInput in = parse_pipeline(ctx.req.body, Mode::kCreate);
         const db::TenantScope& scope = *ctx.tenant;
-        const Actor actor = actor_of(ctx);
+        const Actor actor = kit::actor_of(ctx);
         co_await kit_.write_answer(ctx, "POST " + base, [&](db::Tx&) {
           ctx.res.json(201, to_json(service_.create_pipeline(scope, in, actor)).dump());
         });
@@ -287,7 +278,7 @@ void CrmModule::mount_pipelines(http::Router& r) {
       [this](Context& ctx) -> Task<void> {
         PipelineInput in = parse_pipeline(ctx.req.body, Mode::kUpdate);
         const db::TenantScope& scope = *ctx.tenant;
-        const Actor actor = actor_of(ctx);
+        const Actor actor = kit::actor_of(ctx);
         auto p = co_await workers_.run([&] { return service_.update_pipeline(scope, path_id(ctx, 0), in, actor); });
         ctx.res.json(200, to_json(p).dump());
       },
@@ -299,7 +290,7 @@ void CrmModule::mount_pipelines(http::Router& r) {
       Method::kDelete, base + "/{id}",
       [this](Context& ctx) -> Task<void> {
         const db::TenantScope& scope = *ctx.tenant;
-        const Actor actor = actor_of(ctx);
+        const Actor actor = kit::actor_of(ctx);
         co_await workers_.run([&] { service_.delete_pipeline(scope, path_id(ctx, 0), actor); });
         ctx.res.no_content();
       },
@@ -322,7 +313,7 @@ void CrmModule::mount_pipelines(http::Router& r) {
       [this, base](Context& ctx) -> Task<void> {
         StageInput in = parse_stage(ctx.req.body, Mode::kCreate);
         const db::TenantScope& scope = *ctx.tenant;
-        const Actor actor = actor_of(ctx);
+        const Actor actor = kit::actor_of(ctx);
         co_await kit_.write_answer(ctx, "POST " + base + "/{id}/stages", [&](db::Tx&) {
           ctx.res.json(201, to_json(service_.create_stage(scope, path_id(ctx, 0), in, actor)).dump());
         });
@@ -353,7 +344,7 @@ void CrmModule::mount_pipelines(http::Router& r) {
       [this](Context& ctx) -> Task<void> {
         StageInput in = parse_stage(ctx.req.body, Mode::kUpdate);
         const db::TenantScope& scope = *ctx.tenant;
-        const Actor actor = actor_of(ctx);
+        const Actor actor = kit::actor_of(ctx);
         auto s = co_await workers_.run(
             [&] { return service_.update_stage(scope, path_id(ctx, 0), path_id(ctx, 1), in, actor); });
         ctx.res.json(200, to_json(s).dump());
@@ -367,7 +358,7 @@ void CrmModule::mount_pipelines(http::Router& r) {
       [this](Context& ctx) -> Task<void> {
         const auto move_to = query_id(ctx, "move_deals_to");
         const db::TenantScope& scope = *ctx.tenant;
-        const Actor actor = actor_of(ctx);
+        const Actor actor = kit::actor_of(ctx);
         co_await workers_.run(
             [&] { service_.delete_stage(scope, path_id(ctx, 0), path_id(ctx, 1), move_to, actor); });
         ctx.res.no_content();
@@ -381,77 +372,6 @@ void CrmModule::mount_pipelines(http::Router& r) {
 
 void CrmModule::mount_deals(http::Router& r) {
   const std::string base = "/api/v1/crm/deals";
-  post(
-      r, base,
-      [this, base](Context& ctx) -> Task<void> {
-        DealInput in = parse_deal(ctx.req.body, Mode::kCreate);
-        const db::TenantScope& scope = *ctx.tenant;
-        const Actor actor = actor_of(ctx);
-        co_await kit_.write_answer(ctx, "POST " + base, [&](db::Tx&) {
-          ctx.res.json(201, to_json(service_.create_deal(scope, in, actor)).dump());
-        });
-      },
-      {.access = Access::kTenantAdmin, .scope = kWrite,
-       .summary = "Create a deal (without pipeline_id: the default pipeline; without stage_id: its first stage)",
-       .tag = kTag, .request_schema = "DealCreate", .response_schema = "Deal", .success_status = 201});
-
-  r.add(
-      Method::kGet, base,
-      [this](Context& ctx) -> Task<void> {
-        DealFilter f;
-        list_query(ctx, f);
-        f.pipeline_id = query_id(ctx, "pipeline_id");
-        f.stage_id = query_id(ctx, "stage_id");
-        f.contact_id = query_id(ctx, "contact_id");
-        f.company_id = query_id(ctx, "company_id");
-        f.owner_id = query_id(ctx, "owner_id");
-        f.status = query_choice(ctx, "status", deal_statuses());
-        f.currency = query_text(ctx, "currency", 3);
-        const db::TenantScope& scope = *ctx.tenant;
-        auto items = co_await workers_.run([&] { return service_.list_deals(scope, f); });
-        ctx.res.json(200, render_list(to_array(items), f));
-      },
-      {.access = Access::kTenantAdmin, .scope = kRead,
-       .summary = "List deals (newest first; sort, q over titles, filters)", .tag = kTag,
-       .response_schema = "Deal", .list = true,
-       .query_params = {"q", "sort", "pipeline_id", "stage_id", "contact_id", "company_id", "owner_id", "status",
-                        "currency"}});
-
-  r.add(
-      Method::kGet, base + "/{id}",
-      [this](Context& ctx) -> Task<void> {
-        const db::TenantScope& scope = *ctx.tenant;
-        auto d = co_await workers_.run([&] { return service_.get_deal(scope, path_id(ctx, 0)); });
-        ctx.res.json(200, to_json(d).dump());
-      },
-      {.access = Access::kTenantAdmin, .scope = kRead, .summary = "Get a deal", .tag = kTag,
-       .response_schema = "Deal"});
-
-  r.add(
-      Method::kPatch, base + "/{id}",
-      [this](Context& ctx) -> Task<void> {
-        DealInput in = parse_deal(ctx.req.body, Mode::kUpdate);
-        const db::TenantScope& scope = *ctx.tenant;
-        const Actor actor = actor_of(ctx);
-        auto d = co_await workers_.run([&] { return service_.update_deal(scope, path_id(ctx, 0), in, actor); });
-        ctx.res.json(200, to_json(d).dump());
-      },
-      {.access = Access::kTenantAdmin, .scope = kWrite,
-       .summary = "Update a deal; a stage or status change is recorded in its history", .tag = kTag,
-       .request_schema = "DealUpdate", .response_schema = "Deal"});
-
-  r.add(
-      Method::kDelete, base + "/{id}",
-      [this](Context& ctx) -> Task<void> {
-        const db::TenantScope& scope = *ctx.tenant;
-        const Actor actor = actor_of(ctx);
-        co_await workers_.run([&] { service_.delete_deal(scope, path_id(ctx, 0), actor); });
-        ctx.res.no_content();
-      },
-      {.access = Access::kTenantAdmin, .scope = kWrite,
-       .summary = "Delete a deal and its history; its activities are unlinked", .tag = kTag,
-       .success_status = 204});
-
   r.add(
       Method::kGet, base + "/{id}/history",
       [this](Context& ctx) -> Task<void> {

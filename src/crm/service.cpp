@@ -52,7 +52,6 @@ json changed_fields(const json& before, const json& after) {
   return out;
 }
 
-json actor_json(const Actor& a) { return {{"type", a.type}, {"id", a.id}}; }
 
 const std::string& kDefaultPipelineName() {
   static const std::string k = "Sales";
@@ -144,7 +143,7 @@ nlohmann::json to_json(const ImportReport& r) {
 
 void Service::emit(db::Tx& tx, const db::TenantScope& scope, const std::string& type, nlohmann::json payload,
                    const Actor& actor) {
-  payload["actor"] = actor_json(actor);
+  payload["actor"] = actor.to_json();
   outbox_.append(tx, scope, type, std::move(payload));
 }
 
@@ -371,11 +370,8 @@ void Service::delete_stage(const db::TenantScope& scope, const std::string& pipe
       auto target = std::find_if(p->stages.begin(), p->stages.end(), [&](const Stage& s) { return s.id == *move_to; });
       if (target == p->stages.end() || target->id == stage_id)
         throw Error::validation({{"move_deals_to", "must be another stage of the same pipeline"}});
-      for (const Deal& d : deals) {
-        Deal moved = d;
-        moved.stage_id = target->id;
-        move_deal(tx, scope, d, std::move(moved), actor, now);
-      }
+      const kit::Caller caller{scope, actor, std::nullopt};
+      for (const std::string& id : deals) kit_->update(tx, caller, *deals_, id, {{"stage_id", target->id}});
     }
     store_.delete_stage(tx, scope, stage_id);
     std::vector<Stage> order = p->stages;
@@ -392,184 +388,6 @@ void Service::delete_stage(const db::TenantScope& scope, const std::string& pipe
 
 // ---- deals ---------------------------------------------------------------------------------------------
 
-// Stores a deal change and records what it means: history for stage or status moves, and the events.
-void Service::move_deal(db::Tx& tx, const db::TenantScope& scope, const Deal& before, Deal d, const Actor& actor,
-                        const std::string& now) {
-  const json changed = changed_fields(to_json(before), to_json(d));
-  if (changed.empty()) return;
-  if (d.status != before.status) d.closed_at = d.status == "open" ? std::nullopt : std::optional<std::string>(now);
-  d.updated_at = now;
-  store_.update_deal(tx, scope, d);
-  const json deal = to_json(d);
-  emit(tx, scope, "crm.deal.updated", {{"deal", deal}, {"changed", changed}}, actor);
-  const bool stage_moved = d.stage_id != before.stage_id;
-  const bool status_moved = d.status != before.status;
-  if (stage_moved || status_moved) {
-    DealChange h;
-    h.id = new_uuid_v7();
-    h.deal_id = d.id;
-    h.pipeline_id = d.pipeline_id;
-    h.from_stage_id = before.stage_id;
-    h.to_stage_id = d.stage_id;
-    h.from_status = before.status;
-    h.to_status = d.status;
-    h.actor = actor;
-    h.changed_at = now;
-    store_.append_history(tx, scope, h);
-  }
-  if (stage_moved)
-    emit(tx, scope, "crm.deal.stage_changed",
-         {{"deal", deal},
-          {"from_stage_id", before.stage_id},
-          {"to_stage_id", d.stage_id},
-          {"from_pipeline_id", before.pipeline_id},
-          {"to_pipeline_id", d.pipeline_id}},
-         actor);
-  if (status_moved) {
-    const std::string type = d.status == "won" ? "crm.deal.won" : d.status == "lost" ? "crm.deal.lost" : "crm.deal.reopened";
-    emit(tx, scope, type, {{"deal", deal}, {"from_status", before.status}}, actor);
-  }
-}
-
-Deal Service::create_deal(const db::TenantScope& scope, const DealInput& in, const Actor& actor) {
-  return store_.write(scope, [&](db::Tx& tx) {
-    Deal d;
-    d.id = new_uuid_v7();
-    apply_required(d.title, in.title);
-    apply(d.amount, in.amount);
-    apply(d.currency, in.currency);
-    apply(d.contact_id, in.contact_id);
-    apply(d.company_id, in.company_id);
-    apply(d.expected_close_date, in.expected_close_date);
-    apply(d.owner_id, in.owner_id);
-    apply_required(d.status, in.status);
-    apply_object(d.custom, in.custom);
-    std::vector<FieldError> errors;
-    std::optional<Pipeline> pipeline;
-    if (in.pipeline_id && *in.pipeline_id) {
-      pipeline = store_.find_pipeline(tx, scope, **in.pipeline_id);
-      if (!pipeline) errors.push_back({"pipeline_id", "does not exist in this tenant"});
-    }
-    std::optional<Stage> stage;
-    if (in.stage_id && *in.stage_id) {
-      stage = store_.find_stage(tx, scope, **in.stage_id);
-      if (!stage) {
-        errors.push_back({"stage_id", "does not exist in this tenant"});
-      } else if (pipeline && stage->pipeline_id != pipeline->id) {
-        errors.push_back({"stage_id", "is not a stage of the pipeline " + pipeline->id});
-        stage.reset();
-      } else if (!pipeline && !(in.pipeline_id && *in.pipeline_id)) {
-        pipeline = store_.find_pipeline(tx, scope, stage->pipeline_id);  // the stage names its pipeline
-      }
-    }
-    if (!pipeline && !(in.pipeline_id && *in.pipeline_id) && !(in.stage_id && *in.stage_id))
-      pipeline = ensure_pipeline(tx, scope);
-    if (pipeline && !stage && !(in.stage_id && *in.stage_id)) {
-      if (pipeline->stages.empty())
-        errors.push_back({"stage_id", "the pipeline has no stages; add one first"});
-      else
-        stage = pipeline->stages.front();
-    }
-    if (d.contact_id && !store_.contact_exists(tx, scope, *d.contact_id))
-      errors.push_back({"contact_id", "does not exist in this tenant"});
-    if (d.company_id && !store_.company_exists(tx, scope, *d.company_id))
-      errors.push_back({"company_id", "does not exist in this tenant"});
-    if (!errors.empty()) throw Error::validation(std::move(errors));
-    d.pipeline_id = pipeline->id;
-    d.stage_id = stage->id;
-    d.created_at = d.updated_at = now_text();
-    if (d.status != "open") d.closed_at = d.created_at;
-    store_.insert_deal(tx, scope, d);
-    DealChange h;
-    h.id = new_uuid_v7();
-    h.deal_id = d.id;
-    h.pipeline_id = d.pipeline_id;
-    h.to_stage_id = d.stage_id;
-    h.to_status = d.status;
-    h.actor = actor;
-    h.changed_at = d.created_at;
-    store_.append_history(tx, scope, h);
-    const json deal = to_json(d);
-    emit(tx, scope, "crm.deal.created", {{"deal", deal}}, actor);
-    if (d.status == "won") emit(tx, scope, "crm.deal.won", {{"deal", deal}}, actor);
-    if (d.status == "lost") emit(tx, scope, "crm.deal.lost", {{"deal", deal}}, actor);
-    return d;
-  });
-}
-
-Deal Service::get_deal(const db::TenantScope& scope, const std::string& id) {
-  check_id("deal", id);
-  auto d = store_.read(scope, [&](db::Tx& tx) { return store_.find_deal(tx, scope, id); });
-  if (!d) not_found("deal", id);
-  return *d;
-}
-
-std::vector<Deal> Service::list_deals(const db::TenantScope& scope, const DealFilter& f) {
-  return store_.read(scope, [&](db::Tx& tx) { return store_.list_deals(tx, scope, f); });
-}
-
-Deal Service::update_deal(const db::TenantScope& scope, const std::string& id, const DealInput& in,
-                          const Actor& actor) {
-  check_id("deal", id);
-  return store_.write(scope, [&](db::Tx& tx) {
-    auto before = store_.find_deal(tx, scope, id);
-    if (!before) not_found("deal", id);
-    Deal d = *before;
-    apply_required(d.title, in.title);
-    apply(d.amount, in.amount);
-    apply(d.currency, in.currency);
-    apply(d.contact_id, in.contact_id);
-    apply(d.company_id, in.company_id);
-    apply(d.expected_close_date, in.expected_close_date);
-    apply(d.owner_id, in.owner_id);
-    apply_required(d.status, in.status);
-    apply_object(d.custom, in.custom);
-    std::vector<FieldError> errors;
-    std::optional<Pipeline> pipeline;
-    if (in.pipeline_id && *in.pipeline_id && **in.pipeline_id != d.pipeline_id) {
-      pipeline = store_.find_pipeline(tx, scope, **in.pipeline_id);
-      if (!pipeline)
-        errors.push_back({"pipeline_id", "does not exist in this tenant"});
-      else
-        d.pipeline_id = pipeline->id;
-    }
-    if (in.stage_id && *in.stage_id) {
-      auto stage = store_.find_stage(tx, scope, **in.stage_id);
-      if (!stage)
-        errors.push_back({"stage_id", "does not exist in this tenant"});
-      else if (stage->pipeline_id != d.pipeline_id)
-        errors.push_back({"stage_id", "is not a stage of the deal's pipeline " + d.pipeline_id +
-                                          " (send pipeline_id too to move the deal to another pipeline)"});
-      else
-        d.stage_id = stage->id;
-    } else if (pipeline) {
-      // Moved to another pipeline without a stage: its first stage.
-      if (pipeline->stages.empty())
-        errors.push_back({"stage_id", "the pipeline has no stages; add one first"});
-      else
-        d.stage_id = pipeline->stages.front().id;
-    }
-    if (d.contact_id && d.contact_id != before->contact_id && !store_.contact_exists(tx, scope, *d.contact_id))
-      errors.push_back({"contact_id", "does not exist in this tenant"});
-    if (d.company_id && d.company_id != before->company_id && !store_.company_exists(tx, scope, *d.company_id))
-      errors.push_back({"company_id", "does not exist in this tenant"});
-    if (d.amount && !d.currency) errors.push_back({"currency", "is required with an amount"});
-    if (!errors.empty()) throw Error::validation(std::move(errors));
-    const std::string now = now_text();
-    move_deal(tx, scope, *before, d, actor, now);
-    return store_.find_deal(tx, scope, id).value_or(d);
-  });
-}
-
-void Service::delete_deal(const db::TenantScope& scope, const std::string& id, const Actor& actor) {
-  check_id("deal", id);
-  store_.write(scope, [&](db::Tx& tx) {
-    if (!store_.deal_exists(tx, scope, id)) not_found("deal", id);
-    store_.delete_deal(tx, scope, id, now_text());
-    emit(tx, scope, "crm.deal.deleted", {{"id", id}}, actor);
-  });
-}
-
 std::vector<DealChange> Service::deal_history(const db::TenantScope& scope, const std::string& id, int limit,
                                               int64_t after_seq) {
   check_id("deal", id);
@@ -580,6 +398,88 @@ std::vector<DealChange> Service::deal_history(const db::TenantScope& scope, cons
 }
 
 // ---- activities ----------------------------------------------------------------------------------------
+
+// ---- deals: the rules the kit's declaration cannot say -----------------------------------------------------
+
+kit::Hooks Service::deal_hooks() {
+  return {.validate = [this](kit::Change& c) { place_deal(c); },
+          .after_write = [this](kit::Change& c) { record_deal(c); },
+          .before_delete =
+              [this](kit::Change& c) { store_.delete_history(c.tx, c.scope, c.row.at("id").get<std::string>()); },
+          .after_delete = [](kit::Change& c) { delete_orphan_activities(c.tx, c.scope); }};
+}
+
+// The deal's pipeline and stage (the default pipeline and a pipeline's first stage when not given; a stage
+// must belong to the deal's pipeline), its currency, and closed_at following its status.
+void Service::place_deal(kit::Change& c) {
+  json& row = c.row;
+  const bool pipeline_given = c.given("pipeline_id");
+  const bool stage_given = c.given("stage_id");
+  std::optional<Pipeline> pipeline;
+  if (pipeline_given && (!c.before || row["pipeline_id"] != c.before->at("pipeline_id"))) {
+    pipeline = store_.find_pipeline(c.tx, c.scope, row["pipeline_id"].get<std::string>());
+    if (!pipeline) c.errors.push_back({"pipeline_id", "does not exist in this tenant"});
+  }
+  if (stage_given) {
+    auto stage = store_.find_stage(c.tx, c.scope, row["stage_id"].get<std::string>());
+    if (!stage) {
+      c.errors.push_back({"stage_id", "does not exist in this tenant"});
+    } else if (!c.before && !pipeline_given) {
+      row["pipeline_id"] = stage->pipeline_id;  // the stage names its pipeline
+    } else if (stage->pipeline_id != row["pipeline_id"]) {
+      c.errors.push_back({"stage_id", c.before ? "is not a stage of the deal's pipeline " + row["pipeline_id"].get<std::string>() +
+                                                     " (send pipeline_id too to move the deal to another pipeline)"
+                                               : "is not a stage of the pipeline " + row["pipeline_id"].get<std::string>()});
+    }
+  } else if (!c.before && !pipeline_given) {
+    pipeline = ensure_pipeline(c.tx, c.scope);
+    row["pipeline_id"] = pipeline->id;
+  }
+  if (pipeline && !stage_given) {  // a new deal, or one moved to another pipeline: its first stage
+    if (pipeline->stages.empty())
+      c.errors.push_back({"stage_id", "the pipeline has no stages; add one first"});
+    else
+      row["stage_id"] = pipeline->stages.front().id;
+  }
+  if (!row["amount"].is_null() && row["currency"].is_null())
+    c.errors.push_back({"currency", "is required with an amount"});
+  const bool open = row["status"] == "open";
+  if (!c.before || row["status"] != c.before->at("status"))
+    row["closed_at"] = open ? json(nullptr) : row["updated_at"];
+}
+
+// Every creation, stage move and status change goes into the deal's history, with its event.
+void Service::record_deal(kit::Change& c) {
+  const json& row = c.row;
+  const std::string from_stage = c.before ? c.before->at("stage_id").get<std::string>() : "";
+  const std::string from_status = c.before ? c.before->at("status").get<std::string>() : "";
+  const bool stage_moved = !c.before || from_stage != row["stage_id"];
+  const bool status_moved = !c.before || from_status != row["status"];
+  if (!stage_moved && !status_moved) return;
+  DealChange h;
+  h.id = new_uuid_v7();
+  h.deal_id = row["id"];
+  h.pipeline_id = row["pipeline_id"];
+  if (c.before) h.from_stage_id = from_stage, h.from_status = from_status;
+  h.to_stage_id = row["stage_id"].get<std::string>();
+  h.to_status = row["status"].get<std::string>();
+  h.actor = c.actor;
+  h.changed_at = row["updated_at"];
+  store_.append_history(c.tx, c.scope, h);
+  if (c.before && stage_moved)
+    c.emit("crm.deal.stage_changed", {{"deal", row},
+                                      {"from_stage_id", from_stage},
+                                      {"to_stage_id", row["stage_id"]},
+                                      {"from_pipeline_id", c.before->at("pipeline_id")},
+                                      {"to_pipeline_id", row["pipeline_id"]}});
+  if (status_moved && (c.before || row["status"] != "open")) {
+    const std::string status = row["status"];
+    const std::string type = status == "won" ? "crm.deal.won" : status == "lost" ? "crm.deal.lost" : "crm.deal.reopened";
+    json payload = {{"deal", row}};
+    if (c.before) payload["from_status"] = from_status;
+    c.emit(type, std::move(payload));
+  }
+}
 
 // ---- import --------------------------------------------------------------------------------------------
 
@@ -690,7 +590,7 @@ std::pair<std::vector<T>, std::vector<std::string>> take(std::vector<ImportCandi
 ImportReport Service::import_contacts(const db::TenantScope& scope, const std::vector<ImportRow>& rows,
                                       bool partial, const Actor& actor) {
   const std::string now = now_text();
-  const std::string by = actor_json(actor).dump();
+  const std::string by = actor.to_json().dump();
   std::vector<ImportCandidate<Contact>> candidates(rows.size());
   for_each_row(rows.size(), [&](size_t i) {
     auto& cand = candidates[i];
@@ -742,7 +642,7 @@ ImportReport Service::import_contacts(const db::TenantScope& scope, const std::v
 ImportReport Service::import_companies(const db::TenantScope& scope, const std::vector<ImportRow>& rows,
                                        bool partial, const Actor& actor) {
   const std::string now = now_text();
-  const std::string by = actor_json(actor).dump();
+  const std::string by = actor.to_json().dump();
   std::vector<ImportCandidate<Company>> candidates(rows.size());
   for_each_row(rows.size(), [&](size_t i) {
     auto& cand = candidates[i];

@@ -1,12 +1,14 @@
-// CRM rules the kit's declarations cannot say, between the routes and the store: the default pipeline, stage order and deletion, deal history, and the domain events written to
-// crm_db.outbox in the same transaction as each change. Blocking: run on a worker.
-//   Deal d = service.create_deal(scope, parse_deal(body, Mode::kCreate), actor);
+// CRM rules the kit's declarations cannot say, between the routes and the store: the default pipeline,
+// stage order and deletion, a deal's pipeline, stage and history (hooks of the kit's deals), CSV imports,
+// and the domain events written to crm_db.outbox in the same transaction as each change. Blocking.
+//   Pipeline p = service.create_pipeline(scope, parse_pipeline(body, Mode::kCreate), actor);
 #pragma once
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "kit/csv.hpp"
+#include "kit/kit.hpp"
 #include "crm/model.hpp"
 #include "crm/store.hpp"
 #include "db/outbox.hpp"
@@ -41,6 +43,10 @@ struct ImportFailed : std::exception {
 class Service {
  public:
   Service(Store& store, const db::Outbox& outbox) : store_(store), outbox_(outbox) {}
+  // Deals are the kit's rows: the service moves them through the kit (a deleted stage's deals).
+  void attach(const kit::Kit& kit, const kit::Resource& deals) { kit_ = &kit, deals_ = &deals; }
+  // The deal rules the declaration cannot say: pipeline and stage, currency, closed_at, history, events.
+  kit::Hooks deal_hooks();
 
   // Pipelines: the tenant's default "Sales" pipeline is created on first use.
   std::vector<Pipeline> list_pipelines(const db::TenantScope& scope, const ListQuery& q);
@@ -59,11 +65,6 @@ class Service {
   void delete_stage(const db::TenantScope& scope, const std::string& pipeline_id, const std::string& stage_id,
                     const std::optional<std::string>& move_to, const Actor& actor);
 
-  Deal create_deal(const db::TenantScope& scope, const DealInput& in, const Actor& actor);
-  Deal get_deal(const db::TenantScope& scope, const std::string& id);
-  std::vector<Deal> list_deals(const db::TenantScope& scope, const DealFilter& f);
-  Deal update_deal(const db::TenantScope& scope, const std::string& id, const DealInput& in, const Actor& actor);
-  void delete_deal(const db::TenantScope& scope, const std::string& id, const Actor& actor);
   std::vector<DealChange> deal_history(const db::TenantScope& scope, const std::string& id, int limit,
                                        int64_t after_seq);
 
@@ -80,13 +81,16 @@ class Service {
 
  private:
   Pipeline ensure_pipeline(db::Tx& tx, const db::TenantScope& scope);  // the default, created when none exists
-  void move_deal(db::Tx& tx, const db::TenantScope& scope, const Deal& before, Deal after, const Actor& actor,
-                 const std::string& now);
   void emit(db::Tx& tx, const db::TenantScope& scope, const std::string& type, nlohmann::json payload,
             const Actor& actor);
 
+  void place_deal(kit::Change& c);
+  void record_deal(kit::Change& c);
+
   Store& store_;
   const db::Outbox& outbox_;
+  const kit::Kit* kit_ = nullptr;
+  const kit::Resource* deals_ = nullptr;
 };
 
 }  // namespace cdx::crm

@@ -285,29 +285,6 @@ Stage stage_from(const db::Row& r) {
 
 // ---- deals ---------------------------------------------------------------------------------------------
 
-constexpr const char* kDealColumns =
-    "id, title, amount, currency, pipeline_id, stage_id, contact_id, company_id, expected_close_date, status, "
-    "owner_id, custom, closed_at, created_at, updated_at";
-
-Deal deal_from(const db::Row& r) {
-  Deal d;
-  d.id = r.text(0);
-  d.title = r.text(1);
-  d.amount = r.opt_integer(2);
-  d.currency = r.opt_text(3);
-  d.pipeline_id = r.text(4);
-  d.stage_id = r.text(5);
-  d.contact_id = r.opt_text(6);
-  d.company_id = r.opt_text(7);
-  d.expected_close_date = r.opt_text(8);
-  d.status = r.text(9);
-  d.owner_id = r.opt_text(10);
-  d.custom = parse_json(r.opt_text(11), json::object());
-  d.closed_at = r.opt_text(12);
-  d.created_at = r.text(13);
-  d.updated_at = r.text(14);
-  return d;
-}
 
 constexpr const char* kHistoryColumns =
     "id, deal_id, seq, pipeline_id, from_stage_id, to_stage_id, from_status, to_status, actor_type, actor_id, "
@@ -450,61 +427,8 @@ void Store::delete_stage(db::Tx& tx, const db::TenantScope& scope, const std::st
 
 // ---- deals ---------------------------------------------------------------------------------------------
 
-void Store::insert_deal(db::Tx& tx, const db::TenantScope& scope, const Deal& d) {
-  const std::string custom = dump(d.custom);
-  tx.query("INSERT INTO crm_db.deals (id, tenant_id, title, amount, currency, pipeline_id, stage_id, contact_id, "
-           "company_id, expected_close_date, status, owner_id, custom, closed_at, created_at, updated_at) "
-           "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
-           {d.id, scope.tenant_id(), d.title, d.amount, d.currency, d.pipeline_id, d.stage_id, d.contact_id,
-            d.company_id, d.expected_close_date, d.status, d.owner_id, custom, d.closed_at, d.created_at,
-            d.updated_at});
-}
-
-void Store::update_deal(db::Tx& tx, const db::TenantScope& scope, const Deal& d) {
-  const std::string custom = dump(d.custom);
-  tx.query("UPDATE crm_db.deals SET title = $3, amount = $4, currency = $5, pipeline_id = $6, stage_id = $7, "
-           "contact_id = $8, company_id = $9, expected_close_date = $10, status = $11, owner_id = $12, custom = $13, "
-           "closed_at = $14, updated_at = $15 WHERE tenant_id = $1 AND id = $2",
-           {scope.tenant_id(), d.id, d.title, d.amount, d.currency, d.pipeline_id, d.stage_id, d.contact_id,
-            d.company_id, d.expected_close_date, d.status, d.owner_id, custom, d.closed_at, d.updated_at});
-}
-
-std::optional<Deal> Store::find_deal(db::Tx& tx, const db::TenantScope& scope, const std::string& id) {
-  auto res = tx.query(std::string("SELECT ") + kDealColumns + " FROM crm_db.deals WHERE tenant_id = $1 AND id = $2",
-                      {scope.tenant_id(), id});
-  if (res.empty()) return std::nullopt;
-  return deal_from(res.rows[0]);
-}
-
 bool Store::deal_exists(db::Tx& tx, const db::TenantScope& scope, const std::string& id) {
   return exists(tx, "deals", scope, id);
-}
-
-std::vector<Deal> Store::list_deals(db::Tx& tx, const db::TenantScope& scope, const DealFilter& f) {
-  Sql sql(std::string("SELECT ") + kDealColumns + " FROM crm_db.deals WHERE tenant_id = ");
-  sql += sql.bind(scope.tenant_id());
-  sql.eq("pipeline_id", f.pipeline_id);
-  sql.eq("stage_id", f.stage_id);
-  sql.eq("contact_id", f.contact_id);
-  sql.eq("company_id", f.company_id);
-  sql.eq("owner_id", f.owner_id);
-  sql.eq("status", f.status);
-  sql.eq("currency", f.currency);
-  if (f.q) sql += " AND lower(title) LIKE " + sql.bind(*f.q) + " ESCAPE '\\'";
-  sql.page(f);
-  std::vector<Deal> out;
-  for (const auto& r : tx.query(sql.text(), sql.params()).rows) out.push_back(deal_from(r));
-  return out;
-}
-
-std::vector<Deal> Store::deals_in_stage(db::Tx& tx, const db::TenantScope& scope, const std::string& stage_id) {
-  std::vector<Deal> out;
-  for (const auto& r : tx.query(std::string("SELECT ") + kDealColumns +
-                                    " FROM crm_db.deals WHERE tenant_id = $1 AND stage_id = $2 ORDER BY created_at, id",
-                                {scope.tenant_id(), stage_id})
-                           .rows)
-    out.push_back(deal_from(r));
-  return out;
 }
 
 int64_t Store::count_deals_in_pipeline(db::Tx& tx, const db::TenantScope& scope, const std::string& pipeline_id) {
@@ -520,12 +444,17 @@ void delete_orphan_activities(db::Tx& tx, const db::TenantScope& scope) {
            {scope.tenant_id()});
 }
 
-void Store::delete_deal(db::Tx& tx, const db::TenantScope& scope, const std::string& id, const std::string& now) {
-  tx.query("UPDATE crm_db.activities SET deal_id = NULL, updated_at = $3 WHERE tenant_id = $1 AND deal_id = $2",
-           {scope.tenant_id(), id, now});
-  delete_orphan_activities(tx, scope);
-  tx.query("DELETE FROM crm_db.deal_history WHERE tenant_id = $1 AND deal_id = $2", {scope.tenant_id(), id});
-  tx.query("DELETE FROM crm_db.deals WHERE tenant_id = $1 AND id = $2", {scope.tenant_id(), id});
+std::vector<std::string> Store::deals_in_stage(db::Tx& tx, const db::TenantScope& scope, const std::string& stage_id) {
+  std::vector<std::string> out;
+  for (const auto& r : tx.query("SELECT id FROM crm_db.deals WHERE tenant_id = $1 AND stage_id = $2 ORDER BY created_at, id",
+                                {scope.tenant_id(), stage_id})
+                           .rows)
+    out.push_back(r.text(0));
+  return out;
+}
+
+void Store::delete_history(db::Tx& tx, const db::TenantScope& scope, const std::string& deal_id) {
+  tx.query("DELETE FROM crm_db.deal_history WHERE tenant_id = $1 AND deal_id = $2", {scope.tenant_id(), deal_id});
 }
 
 void Store::append_history(db::Tx& tx, const db::TenantScope& scope, DealChange& c) {

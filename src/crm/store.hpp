@@ -1,7 +1,7 @@
-// CRM's SQL, and nowhere else: companies, contacts (and their tag index), pipelines, stages, deals, deal
-// history and activities in crm_db. Every statement takes the caller's transaction and TenantScope, so the
-// service composes rules, changes and outbox events in one transaction. Blocking; call from workers.
-//   store.write(scope, [&](db::Tx& tx) { if (!store.company_exists(tx, scope, id)) …; store.insert_deal(tx, scope, d); });
+// CRM's SQL the kit does not derive: pipelines and stages, deal history, bulk imports, counts and purge in
+// crm_db. Every statement takes the caller's transaction and TenantScope, so the service composes rules,
+// changes and outbox events in one transaction. Blocking; call from workers.
+//   store.write(scope, [&](db::Tx& tx) { auto p = store.find_pipeline(tx, scope, id); … });
 #pragma once
 #include <memory>
 #include <optional>
@@ -60,14 +60,10 @@ class Store {
   void delete_stage(db::Tx& tx, const db::TenantScope& scope, const std::string& id);
 
   // deals
-  void insert_deal(db::Tx& tx, const db::TenantScope& scope, const Deal& d);
-  void update_deal(db::Tx& tx, const db::TenantScope& scope, const Deal& d);
-  std::optional<Deal> find_deal(db::Tx& tx, const db::TenantScope& scope, const std::string& id);
   bool deal_exists(db::Tx& tx, const db::TenantScope& scope, const std::string& id);
-  std::vector<Deal> list_deals(db::Tx& tx, const db::TenantScope& scope, const DealFilter& f);
-  std::vector<Deal> deals_in_stage(db::Tx& tx, const db::TenantScope& scope, const std::string& stage_id);
+  std::vector<std::string> deals_in_stage(db::Tx& tx, const db::TenantScope& scope, const std::string& stage_id);
+  void delete_history(db::Tx& tx, const db::TenantScope& scope, const std::string& deal_id);
   int64_t count_deals_in_pipeline(db::Tx& tx, const db::TenantScope& scope, const std::string& pipeline_id);
-  void delete_deal(db::Tx& tx, const db::TenantScope& scope, const std::string& id, const std::string& now);
 
   void append_history(db::Tx& tx, const db::TenantScope& scope, DealChange& c);  // assigns seq
   // Oldest first, up to limit + 1, after the given seq.

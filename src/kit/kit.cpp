@@ -525,9 +525,9 @@ bool Kit::exists(db::Tx& tx, const db::TenantScope& scope, const std::string& ta
 }
 
 void Kit::check_row(db::Tx& tx, const Caller& c, const Resource& r, json& row, const json* before,
-                    const json& patch, json& event) const {
+                    const json& patch, json& event, Events& more) const {
   std::vector<FieldError> errors;
-  Change change{tx, c.scope, row, before, patch, errors, event, c.actor};
+  Change change{tx, c.scope, row, before, patch, errors, event, c.actor, more};
   // Links must name a row of this tenant (checked when set or changed).
   for (const Field& f : r.fields()) {
     if (f.refs_table.empty()) continue;
@@ -544,9 +544,9 @@ void Kit::check_row(db::Tx& tx, const Caller& c, const Resource& r, json& row, c
 }
 
 void Kit::store_row(db::Tx& tx, const Caller& c, const Resource& r, json& row, const json* before,
-                    const json& patch, json& event) const {
+                    const json& patch, json& event, Events& more) const {
   std::vector<FieldError> errors;
-  Change change{tx, c.scope, row, before, patch, errors, event, c.actor};
+  Change change{tx, c.scope, row, before, patch, errors, event, c.actor, more};
   std::deque<std::string> keep;
   std::vector<std::pair<std::string, db::Param>> cols;
   for (const Field& f : r.fields()) cols.emplace_back(f.column(), param_of(f, row[f.name], keep));
@@ -601,11 +601,13 @@ json Kit::create(db::Tx& tx, const Caller& c, const Resource& r, const json& pat
   }
   row["created_at"] = row["updated_at"] = now_text();
   json event = json::object();
-  check_row(tx, c, r, row, nullptr, patch, event);
-  store_row(tx, c, r, row, nullptr, patch, event);
+  Events more;
+  check_row(tx, c, r, row, nullptr, patch, event, more);
+  store_row(tx, c, r, row, nullptr, patch, event, more);
   event[r.kind()] = row;
   event["actor"] = c.actor.to_json();
   outbox_.append(tx, c.scope, r.event("created"), std::move(event));
+  append_more(tx, c, std::move(more));
   return row;
 }
 
@@ -616,16 +618,18 @@ json Kit::update(db::Tx& tx, const Caller& c, const Resource& r, const std::stri
   for (const auto& [k, v] : patch.items()) row[k] = v;
   row["updated_at"] = now_text();
   json event = json::object();
-  check_row(tx, c, r, row, &*before, patch, event);
+  Events more;
+  check_row(tx, c, r, row, &*before, patch, event, more);
   json changed = json::array();
   for (const auto& [k, v] : row.items())
     if (k != "updated_at" && before->value(k, json()) != v) changed.push_back(k);
   if (changed.empty()) return *before;  // nothing to write, nothing to announce
-  store_row(tx, c, r, row, &*before, patch, event);
+  store_row(tx, c, r, row, &*before, patch, event, more);
   event[r.kind()] = row;
   event["changed"] = std::move(changed);
   event["actor"] = c.actor.to_json();
   outbox_.append(tx, c.scope, r.event("updated"), std::move(event));
+  append_more(tx, c, std::move(more));
   return row;
 }
 
@@ -635,7 +639,8 @@ void Kit::remove(db::Tx& tx, const Caller& c, const Resource& r, const std::stri
   json row = *before, event = json::object();
   std::vector<FieldError> errors;
   const json patch = json::object();
-  Change change{tx, c.scope, row, &*before, patch, errors, event, c.actor};
+  Events more;
+  Change change{tx, c.scope, row, &*before, patch, errors, event, c.actor, more};
   if (r.hooks().before_delete) r.hooks().before_delete(change);
   if (!errors.empty()) throw Error::validation(std::move(errors));
   // Links to the row from the module's other resources are cleared.
@@ -651,6 +656,14 @@ void Kit::remove(db::Tx& tx, const Caller& c, const Resource& r, const std::stri
   event["id"] = id;
   event["actor"] = c.actor.to_json();
   outbox_.append(tx, c.scope, r.event("deleted"), std::move(event));
+  append_more(tx, c, std::move(more));
+}
+
+void Kit::append_more(db::Tx& tx, const Caller& c, Events more) const {
+  for (auto& [type, payload] : more) {
+    payload["actor"] = c.actor.to_json();
+    outbox_.append(tx, c.scope, type, std::move(payload));
+  }
 }
 
 void Kit::purge_tenant(db::Tx& tx, const db::TenantScope& scope) const {

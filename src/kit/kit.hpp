@@ -109,11 +109,13 @@ class Kit {
 
  private:
   void mount_one(http::Router& router, const Resource& r) const;
+  using Events = std::vector<std::pair<std::string, nlohmann::json>>;
   // Links and the validate hook (422), then the unique checks (409), the statement and after_write.
   void check_row(db::Tx& tx, const Caller& c, const Resource& r, nlohmann::json& row, const nlohmann::json* before,
-                 const nlohmann::json& patch, nlohmann::json& event) const;
+                 const nlohmann::json& patch, nlohmann::json& event, Events& more) const;
   void store_row(db::Tx& tx, const Caller& c, const Resource& r, nlohmann::json& row, const nlohmann::json* before,
-                 const nlohmann::json& patch, nlohmann::json& event) const;
+                 const nlohmann::json& patch, nlohmann::json& event, Events& more) const;
+  void append_more(db::Tx& tx, const Caller& c, Events more) const;
 
   std::shared_ptr<db::Database> db_;
   const db::Outbox& outbox_;

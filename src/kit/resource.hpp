@@ -130,7 +130,10 @@ struct Change {
   std::vector<FieldError>& errors;
   nlohmann::json& event;         // the event payload; hooks may add to it
   const Actor& actor;
+  std::vector<std::pair<std::string, nlohmann::json>>& more;  // events after the kit's own (with the actor)
   bool given(std::string_view f) const { return patch.contains(f); }
+  // Another event of this change, written after the kit's own ("crm.deal.won"); the actor is added.
+  void emit(std::string type, nlohmann::json payload) { more.emplace_back(std::move(type), std::move(payload)); }
   // The field's value in the new row, or nullptr when it is null or absent.
   const nlohmann::json* value(std::string_view f) const;
 };
