@@ -1,5 +1,7 @@
 #include "auth/oauth_service.hpp"
 
+#include "common/validate.hpp"
+
 #include <sodium.h>
 
 #include <algorithm>
@@ -240,43 +242,7 @@ std::string url_encode(std::string_view s) {
   return out;
 }
 
-bool valid_utf8_text(std::string_view s) {
-  size_t i = 0;
-  while (i < s.size()) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c < 0x80) {
-      if (c < 0x20 || c == 0x7f) return false;
-      ++i;
-      continue;
-    }
-    size_t n;
-    uint32_t cp;
-    if ((c & 0xE0) == 0xC0) {
-      n = 1;
-      cp = c & 0x1F;
-    } else if ((c & 0xF0) == 0xE0) {
-      n = 2;
-      cp = c & 0x0F;
-    } else if ((c & 0xF8) == 0xF0) {
-      n = 3;
-      cp = c & 0x07;
-    } else {
-      return false;
-    }
-    if (i + n >= s.size()) return false;
-    for (size_t k = 1; k <= n; ++k) {
-      const auto cc = static_cast<unsigned char>(s[i + k]);
-      if ((cc & 0xC0) != 0x80) return false;
-      cp = (cp << 6) | (cc & 0x3F);
-    }
-    // No overlong forms, no surrogates, nothing past U+10FFFF, no C1 controls.
-    if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10FFFF ||
-        (cp >= 0xD800 && cp <= 0xDFFF) || (cp >= 0x80 && cp <= 0x9F))
-      return false;
-    i += n + 1;
-  }
-  return true;
-}
+bool valid_utf8_text(std::string_view s) { return clean_text(s, false); }
 
 bool valid_code_verifier(std::string_view v) {
   if (v.size() < 43 || v.size() > 128) return false;

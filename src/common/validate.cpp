@@ -94,9 +94,9 @@ bool clean_text(std::string_view s, bool allow_newlines) {
       if ((cc & 0xC0) != 0x80) return false;
       cp = (cp << 6) | (cc & 0x3F);
     }
-    // Overlong forms, surrogates and values past U+10FFFF are not UTF-8.
+    // Overlong forms, surrogates and values past U+10FFFF are not UTF-8; C1 controls are controls.
     if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10FFFF ||
-        (cp >= 0xD800 && cp <= 0xDFFF))
+        (cp >= 0xD800 && cp <= 0xDFFF) || (cp >= 0x80 && cp <= 0x9F))
       return false;
     i += n + 1;
   }

@@ -8,8 +8,8 @@ namespace cdx {
 
 bool valid_email(std::string_view email);
 std::string lowercase(std::string_view s);
-// True when text is valid UTF-8 without NUL or other control characters (tab, newline and CR allowed
-// when allow_newlines): what every stored text must be, on both databases.
+// True when text is valid UTF-8 without NUL or other control characters, C0 or C1 (tab, newline and CR
+// allowed when allow_newlines): what every stored text must be, on both databases.
 bool clean_text(std::string_view text, bool allow_newlines);
 size_t utf8_length(std::string_view s);   // characters of valid UTF-8
 std::string trim(std::string_view s);     // without leading and trailing blanks (space, tab, CR, LF)

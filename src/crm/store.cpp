@@ -1,5 +1,7 @@
 #include "crm/store.hpp"
 
+#include "kit/kit.hpp"
+
 #include <algorithm>
 #include <deque>
 
@@ -12,48 +14,6 @@ namespace cdx::crm {
 namespace {
 
 using nlohmann::json;
-
-// Builds one statement and its parameters; owns the text the parameters view.
-class Sql {
- public:
-  explicit Sql(std::string text) : text_(std::move(text)) {}
-  std::string bind(std::string v) {
-    owned_.push_back(std::move(v));
-    params_.emplace_back(std::string_view(owned_.back()));
-    return "$" + std::to_string(params_.size());
-  }
-  std::string bind(int64_t v) {
-    params_.emplace_back(v);
-    return "$" + std::to_string(params_.size());
-  }
-  Sql& operator+=(const std::string& s) {
-    text_ += s;
-    return *this;
-  }
-  // AND column = value, when the filter is set.
-  void eq(const char* column, const std::optional<std::string>& v) {
-    if (v) text_ += std::string(" AND ") + column + " = " + bind(*v);
-  }
-  // Keyset pagination under the query's sort (created_at or updated_at, then id).
-  void page(const ListQuery& q) {
-    const std::string col = q.sort_column == "updated_at" ? "updated_at" : "created_at";
-    const char* op = q.descending ? " < " : " > ";
-    const char* dir = q.descending ? " DESC" : " ASC";
-    if (q.after) {
-      const std::string v = bind(q.after->value);
-      const std::string id = bind(q.after->id);
-      text_ += " AND (" + col + op + v + " OR (" + col + " = " + v + " AND id" + op + id + "))";
-    }
-    text_ += " ORDER BY " + col + dir + ", id" + dir + " LIMIT " + bind(static_cast<int64_t>(q.limit) + 1);
-  }
-  const std::string& text() const { return text_; }
-  const db::Params& params() const { return params_; }
-
- private:
-  std::string text_;
-  std::deque<std::string> owned_;
-  db::Params params_;
-};
 
 json parse_json(const std::optional<std::string>& text, json fallback) {
   if (!text) return fallback;
@@ -376,10 +336,18 @@ int64_t Store::count_pipelines(db::Tx& tx, const db::TenantScope& scope) {
 }
 
 std::vector<Pipeline> Store::list_pipelines(db::Tx& tx, const db::TenantScope& scope, const ListQuery& q) {
-  Sql sql(std::string("SELECT ") + kPipelineColumns + " FROM crm_db.pipelines WHERE tenant_id = ");
+  kit::Sql sql(std::string("SELECT ") + kPipelineColumns + " FROM crm_db.pipelines WHERE tenant_id = ");
   sql += sql.bind(scope.tenant_id());
-  if (q.q) sql += " AND lower(name) LIKE " + sql.bind(*q.q) + " ESCAPE '\\'";
-  sql.page(q);
+  if (q.q) sql += " AND lower(name) LIKE " + sql.bind_text(*q.q) + " ESCAPE '\\'";
+  // Keyset pagination under the list's sort (created_at or updated_at, then id).
+  const std::string col = q.sort_column == "updated_at" ? "updated_at" : "created_at";
+  const char* op = q.descending ? " < " : " > ";
+  const char* dir = q.descending ? " DESC" : " ASC";
+  if (q.after) {
+    const std::string v = sql.bind_text(q.after->value), id = sql.bind_text(q.after->id);
+    sql += " AND (" + col + op + v + " OR (" + col + " = " + v + " AND id" + op + id + "))";
+  }
+  sql += " ORDER BY " + col + dir + ", id" + dir + " LIMIT " + sql.bind(static_cast<int64_t>(q.limit) + 1);
   std::vector<Pipeline> out;
   for (const auto& r : tx.query(sql.text(), sql.params()).rows) out.push_back(pipeline_from(r));
   for (auto& p : out) p.stages = list_stages(tx, scope, p.id);

@@ -8,17 +8,22 @@
 
 namespace cdx::http {
 
+int parse_limit(const Request& req, std::vector<FieldError>& errors) {
+  auto limit = req.query_param("limit");
+  if (!limit) return 50;
+  int n = 0;
+  auto [p, ec] = std::from_chars(limit->data(), limit->data() + limit->size(), n);
+  if (ec != std::errc() || p != limit->data() + limit->size() || n < 1 || n > 200) {
+    errors.push_back({"limit", "must be an integer between 1 and 200"});
+    return 50;
+  }
+  return n;
+}
+
 Page parse_page(const Request& req) {
   Page page;
   std::vector<FieldError> errors;
-  if (auto limit = req.query_param("limit")) {
-    int n = 0;
-    auto [p, ec] = std::from_chars(limit->data(), limit->data() + limit->size(), n);
-    if (ec != std::errc() || p != limit->data() + limit->size() || n < 1 || n > 200)
-      errors.push_back({"limit", "must be an integer between 1 and 200"});
-    else
-      page.limit = n;
-  }
+  page.limit = parse_limit(req, errors);
   if (auto cursor = req.query_param("cursor"); cursor && !cursor->empty()) {
     std::string decoded;
     // Cursors carry ids: anything but short printable ASCII was not made by us (and must not reach SQL).

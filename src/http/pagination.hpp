@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 
+#include "common/error.hpp"
 #include "http/types.hpp"
 
 namespace cdx::http {
@@ -18,6 +19,8 @@ struct Page {
 };
 
 Page parse_page(const Request& req);
+// ?limit= alone (default 50); a bad one is appended to errors.
+int parse_limit(const Request& req, std::vector<FieldError>& errors);
 std::string encode_cursor(std::string_view key);
 // items: a JSON array of at most limit+1 objects; the extra one only tells that more exist.
 std::string render_page(nlohmann::json items, const Page& page, const std::string& key_field = "id");

@@ -331,14 +331,7 @@ json read_body(const Resource& r, std::string_view body, Mode mode) {
 ListQuery Kit::read_list(const Resource& r, const http::Context& ctx) const {
   ListQuery q;
   std::vector<FieldError> errors;
-  if (auto limit = ctx.req.query_param("limit")) {
-    int n = 0;
-    auto [p, ec] = std::from_chars(limit->data(), limit->data() + limit->size(), n);
-    if (ec != std::errc() || p != limit->data() + limit->size() || n < 1 || n > 200)
-      errors.push_back({"limit", "must be an integer between 1 and 200"});
-    else
-      q.limit = n;
-  }
+  q.limit = http::parse_limit(ctx.req, errors);
   std::string sort = "-created_at";
   if (auto s = ctx.req.query_param("sort"); s && !s->empty()) sort = *s;
   q.descending = !sort.empty() && sort.front() == '-';
