@@ -63,6 +63,11 @@ class CrmModule final : public Module {
   void mount_deals(http::Router& r);
   void mount_activities(http::Router& r);
   void mount_events(http::Router& r);
+  // A service call that writes, awaited without a worker waiting through the commit (Store::write_async).
+  template <class F>
+  Task<std::invoke_result_t<F&>> write(const db::TenantScope& scope, F fn) {
+    return store_.write_async(workers_, scope, std::move(fn));
+  }
   // POST routes go through the Idempotency-Key handling.
   void post(http::Router& r, const std::string& path, http::AsyncHandler handler, http::RouteDoc doc);
 

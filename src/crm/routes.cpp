@@ -1,5 +1,6 @@
-// CRM's HTTP handlers: parse, call the service on a worker, render. Every route is for the tenant's ADMINs,
-// its secret API keys holding crm:read / crm:write, and a SUPERADMIN naming the tenant (a CLIENT gets 403).
+// CRM's HTTP handlers: parse, call the service (reads on a worker, writes awaited from the database's writer),
+// render. Every route is for the tenant's ADMINs, its secret API keys holding crm:read / crm:write, and a
+// SUPERADMIN naming the tenant (a CLIENT gets 403).
 #include <boost/beast/core/string.hpp>
 #include <fmt/format.h>
 
@@ -206,7 +207,7 @@ void CrmModule::mount_companies(http::Router& r) {
         CompanyInput in = parse_company(ctx.req.body, Mode::kCreate);
         const db::TenantScope& scope = *ctx.tenant;
         const Actor actor = actor_of(ctx);
-        auto c = co_await workers_.run([&] { return service_.create_company(scope, in, actor); });
+        auto c = co_await write(scope, [&] { return service_.create_company(scope, in, actor); });
         ctx.res.json(201, to_json(c).dump());
       },
       {.access = Access::kTenantAdmin, .scope = kWrite, .summary = "Create a company (domain unique per tenant)",
@@ -265,7 +266,7 @@ void CrmModule::mount_companies(http::Router& r) {
         CompanyInput in = parse_company(ctx.req.body, Mode::kUpdate);
         const db::TenantScope& scope = *ctx.tenant;
         const Actor actor = actor_of(ctx);
-        auto c = co_await workers_.run([&] { return service_.update_company(scope, path_id(ctx, 0), in, actor); });
+        auto c = co_await write(scope, [&] { return service_.update_company(scope, path_id(ctx, 0), in, actor); });
         ctx.res.json(200, to_json(c).dump());
       },
       {.access = Access::kTenantAdmin, .scope = kWrite,
@@ -277,7 +278,7 @@ void CrmModule::mount_companies(http::Router& r) {
       [this](Context& ctx) -> Task<void> {
         const db::TenantScope& scope = *ctx.tenant;
         const Actor actor = actor_of(ctx);
-        co_await workers_.run([&] { service_.delete_company(scope, path_id(ctx, 0), actor); });
+        co_await write(scope, [&] { service_.delete_company(scope, path_id(ctx, 0), actor); });
         ctx.res.no_content();
       },
       {.access = Access::kTenantAdmin, .scope = kWrite,
@@ -295,7 +296,7 @@ void CrmModule::mount_contacts(http::Router& r) {
         ContactInput in = parse_contact(ctx.req.body, Mode::kCreate);
         const db::TenantScope& scope = *ctx.tenant;
         const Actor actor = actor_of(ctx);
-        auto c = co_await workers_.run([&] { return service_.create_contact(scope, in, actor); });
+        auto c = co_await write(scope, [&] { return service_.create_contact(scope, in, actor); });
         ctx.res.json(201, to_json(c).dump());
       },
       {.access = Access::kTenantAdmin, .scope = kWrite, .summary = "Create a contact (email unique per tenant)",
@@ -362,7 +363,7 @@ void CrmModule::mount_contacts(http::Router& r) {
         ContactInput in = parse_contact(ctx.req.body, Mode::kUpdate);
         const db::TenantScope& scope = *ctx.tenant;
         const Actor actor = actor_of(ctx);
-        auto c = co_await workers_.run([&] { return service_.update_contact(scope, path_id(ctx, 0), in, actor); });
+        auto c = co_await write(scope, [&] { return service_.update_contact(scope, path_id(ctx, 0), in, actor); });
         ctx.res.json(200, to_json(c).dump());
       },
       {.access = Access::kTenantAdmin, .scope = kWrite,
@@ -374,7 +375,7 @@ void CrmModule::mount_contacts(http::Router& r) {
       [this](Context& ctx) -> Task<void> {
         const db::TenantScope& scope = *ctx.tenant;
         const Actor actor = actor_of(ctx);
-        co_await workers_.run([&] { service_.delete_contact(scope, path_id(ctx, 0), actor); });
+        co_await write(scope, [&] { service_.delete_contact(scope, path_id(ctx, 0), actor); });
         ctx.res.no_content();
       },
       {.access = Access::kTenantAdmin, .scope = kWrite,
@@ -404,7 +405,7 @@ void CrmModule::mount_pipelines(http::Router& r) {
         PipelineInput in = parse_pipeline(ctx.req.body, Mode::kCreate);
         const db::TenantScope& scope = *ctx.tenant;
         const Actor actor = actor_of(ctx);
-        auto p = co_await workers_.run([&] { return service_.create_pipeline(scope, in, actor); });
+        auto p = co_await write(scope, [&] { return service_.create_pipeline(scope, in, actor); });
         ctx.res.json(201, to_json(p).dump());
       },
       {.access = Access::kTenantAdmin, .scope = kWrite, .summary = "Create a pipeline with its stages",
@@ -440,7 +441,7 @@ void CrmModule::mount_pipelines(http::Router& r) {
         PipelineInput in = parse_pipeline(ctx.req.body, Mode::kUpdate);
         const db::TenantScope& scope = *ctx.tenant;
         const Actor actor = actor_of(ctx);
-        auto p = co_await workers_.run([&] { return service_.update_pipeline(scope, path_id(ctx, 0), in, actor); });
+        auto p = co_await write(scope, [&] { return service_.update_pipeline(scope, path_id(ctx, 0), in, actor); });
         ctx.res.json(200, to_json(p).dump());
       },
       {.access = Access::kTenantAdmin, .scope = kWrite,
@@ -452,7 +453,7 @@ void CrmModule::mount_pipelines(http::Router& r) {
       [this](Context& ctx) -> Task<void> {
         const db::TenantScope& scope = *ctx.tenant;
         const Actor actor = actor_of(ctx);
-        co_await workers_.run([&] { service_.delete_pipeline(scope, path_id(ctx, 0), actor); });
+        co_await write(scope, [&] { service_.delete_pipeline(scope, path_id(ctx, 0), actor); });
         ctx.res.no_content();
       },
       {.access = Access::kTenantAdmin, .scope = kWrite,
@@ -475,7 +476,7 @@ void CrmModule::mount_pipelines(http::Router& r) {
         StageInput in = parse_stage(ctx.req.body, Mode::kCreate);
         const db::TenantScope& scope = *ctx.tenant;
         const Actor actor = actor_of(ctx);
-        auto s = co_await workers_.run([&] { return service_.create_stage(scope, path_id(ctx, 0), in, actor); });
+        auto s = co_await write(scope, [&] { return service_.create_stage(scope, path_id(ctx, 0), in, actor); });
         ctx.res.json(201, to_json(s).dump());
       },
       {.access = Access::kTenantAdmin, .scope = kWrite,
@@ -505,8 +506,8 @@ void CrmModule::mount_pipelines(http::Router& r) {
         StageInput in = parse_stage(ctx.req.body, Mode::kUpdate);
         const db::TenantScope& scope = *ctx.tenant;
         const Actor actor = actor_of(ctx);
-        auto s = co_await workers_.run(
-            [&] { return service_.update_stage(scope, path_id(ctx, 0), path_id(ctx, 1), in, actor); });
+        auto s = co_await write(
+            scope, [&] { return service_.update_stage(scope, path_id(ctx, 0), path_id(ctx, 1), in, actor); });
         ctx.res.json(200, to_json(s).dump());
       },
       {.access = Access::kTenantAdmin, .scope = kWrite,
@@ -519,8 +520,8 @@ void CrmModule::mount_pipelines(http::Router& r) {
         const auto move_to = query_id(ctx, "move_deals_to");
         const db::TenantScope& scope = *ctx.tenant;
         const Actor actor = actor_of(ctx);
-        co_await workers_.run(
-            [&] { service_.delete_stage(scope, path_id(ctx, 0), path_id(ctx, 1), move_to, actor); });
+        co_await write(
+            scope, [&] { service_.delete_stage(scope, path_id(ctx, 0), path_id(ctx, 1), move_to, actor); });
         ctx.res.no_content();
       },
       {.access = Access::kTenantAdmin, .scope = kWrite,
@@ -538,7 +539,7 @@ void CrmModule::mount_deals(http::Router& r) {
         DealInput in = parse_deal(ctx.req.body, Mode::kCreate);
         const db::TenantScope& scope = *ctx.tenant;
         const Actor actor = actor_of(ctx);
-        auto d = co_await workers_.run([&] { return service_.create_deal(scope, in, actor); });
+        auto d = co_await write(scope, [&] { return service_.create_deal(scope, in, actor); });
         ctx.res.json(201, to_json(d).dump());
       },
       {.access = Access::kTenantAdmin, .scope = kWrite,
@@ -583,7 +584,7 @@ void CrmModule::mount_deals(http::Router& r) {
         DealInput in = parse_deal(ctx.req.body, Mode::kUpdate);
         const db::TenantScope& scope = *ctx.tenant;
         const Actor actor = actor_of(ctx);
-        auto d = co_await workers_.run([&] { return service_.update_deal(scope, path_id(ctx, 0), in, actor); });
+        auto d = co_await write(scope, [&] { return service_.update_deal(scope, path_id(ctx, 0), in, actor); });
         ctx.res.json(200, to_json(d).dump());
       },
       {.access = Access::kTenantAdmin, .scope = kWrite,
@@ -595,7 +596,7 @@ void CrmModule::mount_deals(http::Router& r) {
       [this](Context& ctx) -> Task<void> {
         const db::TenantScope& scope = *ctx.tenant;
         const Actor actor = actor_of(ctx);
-        co_await workers_.run([&] { service_.delete_deal(scope, path_id(ctx, 0), actor); });
+        co_await write(scope, [&] { service_.delete_deal(scope, path_id(ctx, 0), actor); });
         ctx.res.no_content();
       },
       {.access = Access::kTenantAdmin, .scope = kWrite,
@@ -645,7 +646,7 @@ void CrmModule::mount_activities(http::Router& r) {
         ActivityInput in = parse_activity(ctx.req.body, Mode::kCreate);
         const db::TenantScope& scope = *ctx.tenant;
         const Actor actor = actor_of(ctx);
-        auto a = co_await workers_.run([&] { return service_.create_activity(scope, in, actor); });
+        auto a = co_await write(scope, [&] { return service_.create_activity(scope, in, actor); });
         ctx.res.json(201, to_json(a).dump());
       },
       {.access = Access::kTenantAdmin, .scope = kWrite,
@@ -688,7 +689,7 @@ void CrmModule::mount_activities(http::Router& r) {
         ActivityInput in = parse_activity(ctx.req.body, Mode::kUpdate);
         const db::TenantScope& scope = *ctx.tenant;
         const Actor actor = actor_of(ctx);
-        auto a = co_await workers_.run([&] { return service_.update_activity(scope, path_id(ctx, 0), in, actor); });
+        auto a = co_await write(scope, [&] { return service_.update_activity(scope, path_id(ctx, 0), in, actor); });
         ctx.res.json(200, to_json(a).dump());
       },
       {.access = Access::kTenantAdmin, .scope = kWrite,
@@ -700,7 +701,7 @@ void CrmModule::mount_activities(http::Router& r) {
       [this](Context& ctx) -> Task<void> {
         const db::TenantScope& scope = *ctx.tenant;
         const Actor actor = actor_of(ctx);
-        co_await workers_.run([&] { service_.delete_activity(scope, path_id(ctx, 0), actor); });
+        co_await write(scope, [&] { service_.delete_activity(scope, path_id(ctx, 0), actor); });
         ctx.res.no_content();
       },
       {.access = Access::kTenantAdmin, .scope = kWrite, .summary = "Delete an activity", .tag = kTag,

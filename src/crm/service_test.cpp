@@ -1,7 +1,12 @@
 // The CRM rules against a real (SQLite) crm_db: links, uniqueness, pipelines, history, events, purge.
 #include "crm/service.hpp"
 
+#include <utility>  // before Asio's coroutine headers (GCC 12 + Boost 1.74)
+
 #include <gtest/gtest.h>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/use_future.hpp>
 
 #include <filesystem>
 
@@ -211,6 +216,41 @@ TEST_F(CrmServiceTest, PurgeRemovesEverythingOfOneTenant) {
   EXPECT_EQ(svc().counts(a_).deals, 0);
   EXPECT_TRUE(event_types(a_).empty());
   EXPECT_EQ(svc().counts(b_).contacts, 1);
+}
+
+// What the routes do: a service write awaited through Store::write_async runs in one transaction on the
+// database's writer (the service's own write() joins it), its event commits with it, and a refused write
+// (409) reaches its awaiter and leaves nothing behind.
+TEST_F(CrmServiceTest, AwaitedServiceWritesRunInOneTransaction) {
+  Store store(module_->outbox_database());
+  db::Outbox outbox("crm_db");
+  Service service(store, outbox);
+  boost::asio::io_context ioc;
+  Company created;
+  Code second = Code::kInternal;
+  auto done = boost::asio::co_spawn(
+      ioc,
+      [&]() -> Task<void> {
+        created = co_await store.write_async(workers_, a_, [&] {
+          return service.create_company(a_, parse_company(R"({"name":"Acme","domain":"acme.com"})", Mode::kCreate),
+                                        actor_);
+        });
+        try {
+          co_await store.write_async(workers_, a_, [&] {
+            return service.create_company(a_, parse_company(R"({"name":"Acme 2","domain":"acme.com"})", Mode::kCreate),
+                                          actor_);
+          });
+        } catch (const Error& e) {
+          second = e.code();
+        }
+        co_await store.write_async(workers_, a_, [&] { service.delete_company(a_, created.id, actor_); });
+      },
+      boost::asio::use_future);
+  ioc.run();
+  done.get();
+  EXPECT_EQ(second, Code::kConflict);
+  EXPECT_EQ(code_of([&] { svc().get_company(a_, created.id); }), Code::kNotFound);
+  EXPECT_EQ(event_types(a_), (std::vector<std::string>{"crm.company.created", "crm.company.deleted"}));
 }
 
 }  // namespace

@@ -1,8 +1,11 @@
 // CRM's SQL, and nowhere else: companies, contacts (and their tag index), pipelines, stages, deals, deal
 // history and activities in crm_db. Every statement takes the caller's transaction and TenantScope, so the
-// service composes rules, changes and outbox events in one transaction. Blocking; call from workers.
+// service composes rules, changes and outbox events in one transaction. Blocking; call from workers, or
+// await a service write with write_async.
 //   store.write(scope, [&](db::Tx& tx) { if (!store.company_exists(tx, scope, id)) …; store.insert_contact(tx, scope, c); });
 #pragma once
+#include <utility>  // before Asio's coroutine headers (GCC 12 + Boost 1.74)
+
 #include <memory>
 #include <optional>
 #include <string>
@@ -10,6 +13,7 @@
 #include <vector>
 
 #include "crm/model.hpp"
+#include "db/async.hpp"
 #include "db/database.hpp"
 
 namespace cdx::crm {
@@ -20,11 +24,31 @@ class Store {
 
   // A write transaction serialised per tenant (PostgreSQL advisory lock; SQLite serialises writes
   // anyway), so check-then-write rules (unique email, links that must exist, stage with deals) hold.
+  // Called inside write_async's fn for the same tenant, it joins that transaction.
   template <class F>
   auto write(const db::TenantScope& scope, F&& fn) {
+    if (const Joined* j = joined_; j && j->store == this && *j->tenant_id == scope.tenant_id())
+      return fn(*j->tx);
     return db_->write(scope, [&](db::Tx& tx) {
       tx.lock("crm_db:" + scope.tenant_id());
       return fn(tx);
+    });
+  }
+  // A service call that writes, awaited without a thread waiting through the commit (db/async.hpp): fn()
+  // runs on the database's writer (SQLite) or a worker (PostgreSQL) inside one write transaction taken as
+  // write() takes it, and the write() calls fn makes for this scope join it. fn must do nothing slow
+  // outside write(): on SQLite every tenant's writes wait for it.
+  //   Company c = co_await store.write_async(workers, scope, [&] { return service.create_company(scope, in, actor); });
+  template <class F>
+  Task<std::invoke_result_t<F&>> write_async(WorkerPool& workers, const db::TenantScope& scope, F fn) {
+    co_return co_await db::write_async(*db_, workers, scope, [&](db::Tx& tx) {
+      tx.lock("crm_db:" + scope.tenant_id());
+      const Joined join{this, &scope.tenant_id(), &tx};
+      struct Restore {
+        const Joined* previous;
+        ~Restore() { joined_ = previous; }
+      } restore{std::exchange(joined_, &join)};
+      return fn();
     });
   }
   template <class F>
@@ -116,6 +140,14 @@ class Store {
   void purge_tenant(db::Tx& tx, const db::TenantScope& scope);
 
  private:
+  // The transaction write_async opened on this thread, while its fn runs.
+  struct Joined {
+    const Store* store;
+    const std::string* tenant_id;
+    db::Tx* tx;
+  };
+  static inline thread_local const Joined* joined_ = nullptr;
+
   std::shared_ptr<db::Database> db_;
 };
 

@@ -9,6 +9,7 @@
 #include "common/error.hpp"
 #include "common/ids.hpp"
 #include "common/log.hpp"
+#include "db/async.hpp"
 
 namespace cdx::http {
 
@@ -76,60 +77,64 @@ std::optional<std::string> Idempotency::key_problem(std::string_view key) {
 
 std::optional<StoredAnswer> Idempotency::begin(const db::TenantScope& scope, const std::string& route_key,
                                                const std::string& key, const std::string& request_hash) {
-  const std::string now = format_rfc3339(Clock::now());
-  const std::string expired = seconds_ago(kRetentionSeconds);
-  const std::string stale = seconds_ago(kStaleSeconds);
-  return db_->write(scope, [&](db::Tx& tx) -> std::optional<StoredAnswer> {
-    tx.lock(db_->schema() + ".idempotency:" + scope.tenant_id() + ":" + route_key + ":" + key);
-    tx.query("DELETE FROM " + table() + " WHERE tenant_id = $1 AND created_at < $2",
-             {scope.tenant_id(), expired});
-    auto res = tx.query("SELECT request_hash, status, content_type, body, created_at FROM " + table() +
-                            " WHERE tenant_id = $1 AND route = $2 AND key = $3",
-                        {scope.tenant_id(), route_key, key});
-    if (res.empty()) {
-      tx.query("INSERT INTO " + table() +
-                   " (tenant_id, route, key, request_hash, created_at) VALUES ($1, $2, $3, $4, $5)",
-               {scope.tenant_id(), route_key, key, request_hash, now});
-      return std::nullopt;
-    }
-    const db::Row& row = res.rows[0];
-    if (row.text(0) != request_hash)
-      throw Error::validation(
-          {{"Idempotency-Key",
-            "was already used with a different request; use a new key for a new request"}});
-    if (row.is_null(1)) {
-      if (row.text(4) >= stale)
-        throw Error(
-            Code::kConflict,
-            "A request with this Idempotency-Key is still being processed; retry after it has finished.");
-      // The first attempt died without finishing (a crash): this retry takes the key over.
-      tx.query("UPDATE " + table() + " SET created_at = $4 WHERE tenant_id = $1 AND route = $2 AND key = $3",
-               {scope.tenant_id(), route_key, key, now});
-      return std::nullopt;
-    }
-    return StoredAnswer{static_cast<int>(row.integer(1)), row.opt_text(2).value_or("application/json"),
-                        row.opt_text(3).value_or("")};
-  });
+  return db_->write(scope, [&](db::Tx& tx) { return claim(tx, scope, route_key, key, request_hash); });
 }
 
 void Idempotency::complete(const db::TenantScope& scope, const std::string& route_key, const std::string& key,
                            const StoredAnswer& answer) {
-  db_->write(scope, [&](db::Tx& tx) {
-    tx.query(
-        "UPDATE " + table() +
-            " SET status = $4, content_type = $5, body = $6 WHERE tenant_id = $1 AND route = $2 AND key = $3",
-        {scope.tenant_id(), route_key, key, static_cast<int64_t>(answer.status), answer.content_type,
-         answer.body});
-  });
+  db_->write(scope, [&](db::Tx& tx) { record(tx, scope, route_key, key, answer); });
 }
 
 void Idempotency::release(const db::TenantScope& scope, const std::string& route_key,
                           const std::string& key) {
-  db_->write(scope, [&](db::Tx& tx) {
-    tx.query(
-        "DELETE FROM " + table() + " WHERE tenant_id = $1 AND route = $2 AND key = $3 AND status IS NULL",
-        {scope.tenant_id(), route_key, key});
-  });
+  db_->write(scope, [&](db::Tx& tx) { unclaim(tx, scope, route_key, key); });
+}
+
+std::optional<StoredAnswer> Idempotency::claim(db::Tx& tx, const db::TenantScope& scope, const std::string& route_key,
+                                               const std::string& key, const std::string& request_hash) const {
+  const std::string now = format_rfc3339(Clock::now());
+  const std::string expired = seconds_ago(kRetentionSeconds);
+  const std::string stale = seconds_ago(kStaleSeconds);
+  tx.lock(db_->schema() + ".idempotency:" + scope.tenant_id() + ":" + route_key + ":" + key);
+  tx.query("DELETE FROM " + table() + " WHERE tenant_id = $1 AND created_at < $2", {scope.tenant_id(), expired});
+  auto res = tx.query("SELECT request_hash, status, content_type, body, created_at FROM " + table() +
+                          " WHERE tenant_id = $1 AND route = $2 AND key = $3",
+                      {scope.tenant_id(), route_key, key});
+  if (res.empty()) {
+    tx.query("INSERT INTO " + table() +
+                 " (tenant_id, route, key, request_hash, created_at) VALUES ($1, $2, $3, $4, $5)",
+             {scope.tenant_id(), route_key, key, request_hash, now});
+    return std::nullopt;
+  }
+  const db::Row& row = res.rows[0];
+  if (row.text(0) != request_hash)
+    throw Error::validation(
+        {{"Idempotency-Key", "was already used with a different request; use a new key for a new request"}});
+  if (row.is_null(1)) {
+    if (row.text(4) >= stale)
+      throw Error(Code::kConflict,
+                  "A request with this Idempotency-Key is still being processed; retry after it has finished.");
+    // The first attempt died without finishing (a crash): this retry takes the key over.
+    tx.query("UPDATE " + table() + " SET created_at = $4 WHERE tenant_id = $1 AND route = $2 AND key = $3",
+             {scope.tenant_id(), route_key, key, now});
+    return std::nullopt;
+  }
+  return StoredAnswer{static_cast<int>(row.integer(1)), row.opt_text(2).value_or("application/json"),
+                      row.opt_text(3).value_or("")};
+}
+
+void Idempotency::record(db::Tx& tx, const db::TenantScope& scope, const std::string& route_key,
+                        const std::string& key, const StoredAnswer& answer) const {
+  tx.query("UPDATE " + table() +
+               " SET status = $4, content_type = $5, body = $6 WHERE tenant_id = $1 AND route = $2 AND key = $3",
+           {scope.tenant_id(), route_key, key, static_cast<int64_t>(answer.status), answer.content_type,
+            answer.body});
+}
+
+void Idempotency::unclaim(db::Tx& tx, const db::TenantScope& scope, const std::string& route_key,
+                       const std::string& key) const {
+  tx.query("DELETE FROM " + table() + " WHERE tenant_id = $1 AND route = $2 AND key = $3 AND status IS NULL",
+           {scope.tenant_id(), route_key, key});
 }
 
 void Idempotency::purge_tenant(const db::TenantScope& scope) {
@@ -148,11 +153,17 @@ AsyncHandler Idempotency::wrap(std::string route_key, AsyncHandler handler) {
     if (auto why = key_problem(header)) throw Error::validation({{"Idempotency-Key", *why}});
     const std::string key(header);
     const db::TenantScope scope = *ctx.tenant;
-    // Hashed on the worker with the claim: a large body (an import) must not hold the I/O thread.
-    auto stored = co_await workers_.run([&] {
-      return begin(scope, route_key, key,
-                   request_hash(std::string("POST ") + std::string(ctx.req.target), ctx.req.body));
-    });
+    // The claim runs on the database's writer, which must not spend its time hashing: a large body (an
+    // import) is hashed on a worker, a small one here.
+    const std::string target = "POST " + std::string(ctx.req.target);
+    std::string hash;
+    if (ctx.req.body.size() > kInlineHashLimit) {
+      hash = co_await workers_.run([&] { return request_hash(target, ctx.req.body); });
+    } else {
+      hash = request_hash(target, ctx.req.body);
+    }
+    auto stored = co_await db::write_async(
+        *db_, workers_, scope, [&](db::Tx& tx) { return claim(tx, scope, route_key, key, hash); });
     if (stored) {
       ctx.res.status = stored->status;
       ctx.res.content_type = stable_content_type(stored->content_type);
@@ -169,25 +180,22 @@ AsyncHandler Idempotency::wrap(std::string route_key, AsyncHandler handler) {
     const bool success = !failure && ctx.res.status >= 200 && ctx.res.status < 300;
     if (!success) {
       // Nothing was created (or the outcome is an error the client may fix): free the key for a retry.
-      co_await workers_.run([&] {
-        try {
-          release(scope, route_key, key);
-        } catch (const std::exception& e) {
-          log::error("idempotency key release failed", {{"route", route_key}, {"error", e.what()}});
-        }
-      });
+      try {
+        co_await db::write_async(*db_, workers_, scope, [&](db::Tx& tx) { unclaim(tx, scope, route_key, key); });
+      } catch (const std::exception& e) {
+        log::error("idempotency key release failed", {{"route", route_key}, {"error", e.what()}});
+      }
       if (failure) std::rethrow_exception(failure);
       co_return;
     }
-    StoredAnswer answer{ctx.res.status, std::string(ctx.res.content_type), ctx.res.body};
-    co_await workers_.run([&] {
-      try {
-        complete(scope, route_key, key, answer);
-      } catch (const std::exception& e) {
-        // The change is committed: answer it. The key stays claimed and is taken over once stale.
-        log::error("idempotency key completion failed", {{"route", route_key}, {"error", e.what()}});
-      }
-    });
+    const StoredAnswer answer{ctx.res.status, std::string(ctx.res.content_type), ctx.res.body};
+    try {
+      co_await db::write_async(*db_, workers_, scope,
+                               [&](db::Tx& tx) { record(tx, scope, route_key, key, answer); });
+    } catch (const std::exception& e) {
+      // The change is committed: answer it. The key stays claimed and is taken over once stale.
+      log::error("idempotency key completion failed", {{"route", route_key}, {"error", e.what()}});
+    }
   };
 }
 

@@ -57,6 +57,16 @@ class Idempotency {
   static std::optional<std::string> key_problem(std::string_view key);
 
  private:
+  // Bodies up to this size are hashed on the I/O thread (a few microseconds), larger ones on a worker.
+  static constexpr size_t kInlineHashLimit = 64 * 1024;
+
+  // The steps inside the caller's write transaction.
+  std::optional<StoredAnswer> claim(db::Tx& tx, const db::TenantScope& scope, const std::string& route_key,
+                                    const std::string& key, const std::string& request_hash) const;
+  void record(db::Tx& tx, const db::TenantScope& scope, const std::string& route_key, const std::string& key,
+             const StoredAnswer& answer) const;
+  void unclaim(db::Tx& tx, const db::TenantScope& scope, const std::string& route_key, const std::string& key) const;
+
   std::string table() const { return db_->schema() + ".idempotency_keys"; }
   std::shared_ptr<db::Database> db_;
   WorkerPool& workers_;
