@@ -65,8 +65,9 @@ class CrmModule final : public Module {
   void mount_events(http::Router& r);
   // A service call that writes, awaited without a worker waiting through the commit (Store::write_async).
   template <class F>
-  Task<std::invoke_result_t<F&>> write(const db::TenantScope& scope, F fn) {
-    return store_.write_async(workers_, scope, std::move(fn));
+  Task<std::invoke_result_t<F&>> write(const db::TenantScope& scope, F fn,
+                                       Store::TenantLock lock = Store::TenantLock::kTake) {
+    return store_.write_async(workers_, scope, std::move(fn), lock);
   }
   // POST routes go through the Idempotency-Key handling.
   void post(http::Router& r, const std::string& path, http::AsyncHandler handler, http::RouteDoc doc);

@@ -207,7 +207,9 @@ void CrmModule::mount_companies(http::Router& r) {
         CompanyInput in = parse_company(ctx.req.body, Mode::kCreate);
         const db::TenantScope& scope = *ctx.tenant;
         const Actor actor = actor_of(ctx);
-        auto c = co_await write(scope, [&] { return service_.create_company(scope, in, actor); });
+        // The domain is the only rule, and a unique index holds it: no tenant lock.
+        auto c = co_await write(
+            scope, [&] { return service_.create_company(scope, in, actor); }, Store::TenantLock::kNone);
         ctx.res.json(201, to_json(c).dump());
       },
       {.access = Access::kTenantAdmin, .scope = kWrite, .summary = "Create a company (domain unique per tenant)",

@@ -34,15 +34,21 @@ class Store {
       return fn(tx);
     });
   }
+  // Whether a write takes the tenant's lock. A create whose only rules are unique constraints needs none:
+  // the database refuses a duplicate itself (UniqueViolation, answered 409), and on PostgreSQL a tenant's
+  // creates then commit side by side instead of one fsync after the other.
+  enum class TenantLock { kTake, kNone };
+
   // A service call that writes, awaited without a thread waiting through the commit (db/async.hpp): fn()
-  // runs on the database's writer (SQLite) or a worker (PostgreSQL) inside one write transaction taken as
-  // write() takes it, and the write() calls fn makes for this scope join it. fn must do nothing slow
-  // outside write(): on SQLite every tenant's writes wait for it.
+  // runs on the database's writer thread inside one write transaction, with the tenant's lock unless told
+  // otherwise, and the write() calls fn makes for this scope join it. fn must do nothing slow outside
+  // write(): on SQLite every tenant's writes wait for it.
   //   Company c = co_await store.write_async(workers, scope, [&] { return service.create_company(scope, in, actor); });
   template <class F>
-  Task<std::invoke_result_t<F&>> write_async(WorkerPool& workers, const db::TenantScope& scope, F fn) {
+  Task<std::invoke_result_t<F&>> write_async(WorkerPool& workers, const db::TenantScope& scope, F fn,
+                                             TenantLock lock = TenantLock::kTake) {
     co_return co_await db::write_async(*db_, workers, scope, [&](db::Tx& tx) {
-      tx.lock("crm_db:" + scope.tenant_id());
+      if (lock == TenantLock::kTake) tx.lock("crm_db:" + scope.tenant_id());
       const Joined join{this, &scope.tenant_id(), &tx};
       struct Restore {
         const Joined* previous;

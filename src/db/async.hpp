@@ -1,8 +1,9 @@
 // Database writes awaited from a coroutine without a thread waiting through the commit: the job goes to
-// the database's writer (SQLite's group commit) and the coroutine resumes on its own executor once the
-// batch holding it is committed (on disk). A database that cannot queue writes (PostgreSQL) runs the
-// blocking write on the worker pool instead. Same guarantees as Database::write: one transaction (or one
-// savepoint of a group commit), rolled back alone if fn throws; fn's exception reaches the awaiter.
+// the database's writer (SQLite: the group commit; PostgreSQL: a writer thread per pooled connection) and
+// the coroutine resumes on its own executor once the transaction holding it is committed (on disk). A
+// database that cannot queue writes runs the blocking write on the worker pool instead. Same guarantees
+// as Database::write: one transaction (or one savepoint of a group commit), rolled back alone if fn
+// throws; fn's exception reaches the awaiter.
 //   Company c = co_await db::write_async(*db, workers, scope, [&](db::Tx& tx) { return insert(tx, scope, in); });
 #pragma once
 #include <utility>  // before Asio's coroutine headers (GCC 12 + Boost 1.74)
