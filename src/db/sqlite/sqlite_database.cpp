@@ -221,7 +221,9 @@ class SqliteDatabase final : public Database {
   // its own savepoint, so one job's failure undoes only that job) and commits once for all of them.
   // Under load that turns N fsyncs into one; alone, a write costs what it did. Nobody needs to wait for
   // the writer: submit() only queues, and each job is finished (its awaiter resumed) after the commit.
-  // The blocking write() is a job whose finish() wakes the thread waiting for it.
+  // The blocking write() is a job whose finish() wakes the thread waiting for it. The commit's fsync
+  // is most of a batch's time, so the writer hands a committed batch to a finisher thread and starts
+  // the next one at once: resuming a batch's awaiters (a post to an I/O thread each) is off its path.
   static constexpr size_t kMaxBatch = 1024;  // bounds one transaction's size and its first job's wait
 
   class BlockingWrite final : public WriteJob {
@@ -256,7 +258,10 @@ class SqliteDatabase final : public Database {
     {
       std::lock_guard lock(write_mutex_);
       if (!stopping_) {
-        if (!writer_.joinable()) writer_ = std::thread([this] { write_loop(); });
+        if (!writer_.joinable()) {
+          finisher_ = std::thread([this] { finish_loop(); });
+          writer_ = std::thread([this] { write_loop(); });
+        }
         in_use_.fetch_add(1, std::memory_order_relaxed);
         write_queue_.push_back(std::move(job));
         if (!writer_busy_) write_ready_.notify_one();
@@ -322,9 +327,37 @@ class SqliteDatabase final : public Database {
         for (auto& e : errors)
           if (!e) e = error;
       }
-      in_use_.fetch_sub(static_cast<int64_t>(batch.size()), std::memory_order_relaxed);
-      for (size_t i = 0; i < batch.size(); ++i) batch[i]->finish(std::move(errors[i]));
-      batch.clear();
+      {
+        std::lock_guard lock(finish_mutex_);
+        finish_queue_.push_back({std::move(batch), std::move(errors)});
+        if (!finisher_busy_) finish_ready_.notify_one();
+      }
+      batch.clear();  // moved from: valid, made empty
+      errors.clear();
+    }
+  }
+
+  struct Committed {
+    std::vector<std::unique_ptr<WriteJob>> jobs;
+    std::vector<std::exception_ptr> errors;  // one per job, null for a committed one
+  };
+
+  void finish_loop() {
+    std::vector<Committed> work;
+    for (;;) {
+      {
+        std::unique_lock lock(finish_mutex_);
+        finisher_busy_ = false;
+        finish_ready_.wait(lock, [&] { return finisher_stopping_ || !finish_queue_.empty(); });
+        if (finish_queue_.empty()) return;  // stopping, nothing left
+        finisher_busy_ = true;
+        work.swap(finish_queue_);
+      }
+      for (Committed& c : work) {
+        in_use_.fetch_sub(static_cast<int64_t>(c.jobs.size()), std::memory_order_relaxed);
+        for (size_t i = 0; i < c.jobs.size(); ++i) c.jobs[i]->finish(std::move(c.errors[i]));
+      }
+      work.clear();
     }
   }
 
@@ -335,7 +368,13 @@ class SqliteDatabase final : public Database {
       stopping_ = true;
     }
     write_ready_.notify_all();
-    if (writer_.joinable()) writer_.join();
+    if (writer_.joinable()) writer_.join();  // runs what is queued; the finisher gets every batch
+    {
+      std::lock_guard lock(finish_mutex_);
+      finisher_stopping_ = true;
+    }
+    finish_ready_.notify_all();
+    if (finisher_.joinable()) finisher_.join();
   }
 
  private:
@@ -357,6 +396,12 @@ class SqliteDatabase final : public Database {
   std::atomic<std::thread::id> writer_id_{};
   bool stopping_ = false;
   bool writer_busy_ = false;  // guarded by write_mutex_: the writer is running a batch, not waiting
+  std::mutex finish_mutex_;
+  std::condition_variable finish_ready_;
+  std::vector<Committed> finish_queue_;  // committed (or failed) batches whose jobs are not finished yet
+  std::thread finisher_;
+  bool finisher_busy_ = false;  // guarded by finish_mutex_
+  bool finisher_stopping_ = false;
   uint64_t id_;
   std::string schema_;
   std::string path_;
