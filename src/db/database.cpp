@@ -23,6 +23,16 @@ std::optional<int64_t> Row::opt_integer(size_t i) const {
   return integer(i);
 }
 
+void Database::submit(const TenantScope* scope, std::unique_ptr<WriteJob> job) {
+  std::exception_ptr error;
+  try {
+    transaction(scope, true, [&](Tx& tx) { job->run(tx); });
+  } catch (...) {
+    error = std::current_exception();
+  }
+  job->finish(error);
+}
+
 std::unique_ptr<ConnectionFactory> make_connection_factory(const StorageConfig& config) {
   if (!config.database_url.empty()) return make_postgres_factory(config);
   return make_sqlite_factory(config.data_dir);

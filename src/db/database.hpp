@@ -6,6 +6,7 @@
 //       return tx.query("SELECT id FROM crm_db.contacts WHERE tenant_id = $1", {scope.tenant_id()}); }); });
 #pragma once
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -115,6 +116,21 @@ class Tx {
   }
 };
 
+// A write handed to a Database without a thread waiting for its commit (db/async.hpp awaits one from a
+// coroutine). The database owns it from submit() until finish() has returned.
+class WriteJob {
+ public:
+  virtual ~WriteJob() = default;
+  // Runs inside a write transaction. On SQLite it is one savepoint of a group commit: throwing undoes this
+  // job's changes alone, and the exception reaches finish().
+  virtual void run(Tx& tx) = 0;
+  // Called exactly once: with no error after the transaction holding run()'s changes has committed (on
+  // disk: synchronous=FULL), or with the error of run() or of the commit (then nothing of this job is
+  // committed). It runs on a database thread: hand the outcome over (post to an executor) and return;
+  // never block, never wait for another write.
+  virtual void finish(std::exception_ptr error) noexcept = 0;
+};
+
 struct Migration {
   int version;
   std::string name;
@@ -130,7 +146,9 @@ struct PoolStats {
   int64_t waits = 0;   // times a caller waited for a free connection
 };
 
-// A module's database (one schema). Every call blocks: run it on the worker pool, never on an I/O thread.
+// A module's database (one schema). Every call blocks (submit() may not; see there): run it on the worker
+// pool, never on an I/O thread. A coroutine awaits a write without a worker waiting through the commit
+// with db::write_async (db/async.hpp).
 class Database {
  public:
   virtual ~Database() = default;
@@ -156,6 +174,14 @@ class Database {
   auto write_platform(F&& fn) {
     return run<F>(nullptr, true, std::forward<F>(fn));
   }
+
+  // A write transaction that no caller's thread waits through. scope null is a platform write. Never
+  // throws: every outcome, a refused submission too, reaches job->finish().
+  // When queues_writes() is true, submit() only queues: the database's writer runs the job and calls
+  // finish() after the commit (SQLite's group commit). Otherwise it runs the transaction on the calling
+  // thread and finishes the job before it returns, so call it on a worker (db::write_async does both).
+  virtual bool queues_writes() const { return false; }
+  virtual void submit(const TenantScope* scope, std::unique_ptr<WriteJob> job);
 
   // Applies the migrations not yet recorded, each in its own transaction. Idempotent.
   virtual void migrate(const std::vector<Migration>& migrations) = 0;

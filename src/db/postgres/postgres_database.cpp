@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "common/clock.hpp"
+#include "common/worker_pool.hpp"
 #include "db/database.hpp"
 
 namespace cdx::db {
@@ -436,6 +437,7 @@ class Pool {
     std::lock_guard lock(mu_);
     return {open_, in_use_, waits_};
   }
+  size_t capacity() const { return static_cast<size_t>(capacity_); }
 
  private:
   void give_back(ConnPtr conn) {
@@ -493,6 +495,18 @@ class PostgresDatabase final : public Database {
   Backend backend() const override { return Backend::kPostgres; }
   const std::string& schema() const override { return schema_; }
   PoolStats stats() const override { return pool_->stats(); }
+
+  // A submitted write runs on this database's own writer threads, one per pooled connection: no caller's
+  // worker waits through the commit, and as many writes are in flight as the pool has connections, so
+  // PostgreSQL groups their WAL flushes.
+  bool queues_writes() const override { return true; }
+  void submit(const TenantScope* scope, std::unique_ptr<WriteJob> job) override {
+    std::call_once(writers_started_, [&] { writers_ = std::make_unique<WorkerPool>(pool_->capacity()); });
+    try {
+      writers_->post(Queued{this, scope, std::move(job)});
+    } catch (...) {  // the writers have stopped; the Queued that did not run has finished its job
+    }
+  }
 
   void ping() override {
     try {
@@ -680,6 +694,21 @@ class PostgresDatabase final : public Database {
   const std::shared_ptr<Pool> pool_;
   const std::string migration_url_;
   const std::string app_user_;  // login of the module's URL when it may differ from the migration login
+  // A write waiting for a writer thread; one dropped without running (the writers stopped) still finishes.
+  struct Queued {
+    PostgresDatabase* db;
+    const TenantScope* scope;
+    std::unique_ptr<WriteJob> job;
+    Queued(PostgresDatabase* d, const TenantScope* s, std::unique_ptr<WriteJob> j)
+        : db(d), scope(s), job(std::move(j)) {}
+    Queued(Queued&&) = default;
+    ~Queued() {
+      if (job) job->finish(std::make_exception_ptr(Unavailable("the " + db->schema_ + " database is closing")));
+    }
+    void operator()() { db->Database::submit(scope, std::move(job)); }
+  };
+  std::once_flag writers_started_;
+  std::unique_ptr<WorkerPool> writers_;  // last: stopped (its queued writes run) before the rest goes
 };
 
 class PostgresFactory final : public ConnectionFactory {

@@ -1,18 +1,25 @@
 // Live tests of the PostgreSQL backend. They need a server: CDX_TEST_DATABASE_URL names a login role that
 // may create schemas and roles (e.g. postgresql://cdx@127.0.0.1:55432/postgres). Each test works in a schema
 // of its own and drops it afterwards; the cluster-wide role cdx_app is left in place.
+#include <utility>  // before Asio's coroutine headers (GCC 12 + Boost 1.74)
+
 #include <gtest/gtest.h>
 #include <libpq-fe.h>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/use_future.hpp>
 
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <future>
 #include <limits>
 #include <random>
 #include <regex>
 #include <set>
 #include <thread>
 
+#include "db/async.hpp"
 #include "db/database.hpp"
 #include "db/postgres/postgres_database.hpp"
 
@@ -483,6 +490,56 @@ TEST_F(PostgresTest, ConcurrentMigrationsSerialize) {
   for (auto& th : threads) th.join();
   EXPECT_EQ(failures, 0);
   EXPECT_EQ(applied_versions(), (std::vector<std::string>{"1", "2"}));
+}
+
+// Awaited writes run on the database's own writer threads (no worker of the caller's pool: it has none
+// here), one transaction apiece; a failing one rolls back alone, its error reaching its own awaiter.
+TEST_F(PostgresTest, AwaitedWritesRunOnTheDatabasesWritersAndFailAlone) {
+  auto f = factory();
+  auto db = f->open(schema_);
+  db->migrate(base_migrations());
+  EXPECT_TRUE(db->queues_writes());
+  const auto scope = ScopeMinter::mint("tenant-a");
+  insert_note(*db, scope, 1000, "taken");
+  WorkerPool workers(0);
+  constexpr int kWriters = 60;
+  std::vector<std::string> outcome(kWriters);
+  boost::asio::io_context ioc;
+  std::vector<std::future<void>> done;
+  for (int i = 0; i < kWriters; ++i) {
+    done.push_back(boost::asio::co_spawn(
+        ioc,
+        [&, i]() -> Task<void> {
+          try {
+            const int64_t n = co_await write_async(*db, workers, scope, [&](Tx& tx) {
+              tx.query("INSERT INTO " + t("notes") + " (tenant_id, id, body) VALUES ($1, $2, 'x')",
+                       {scope.tenant_id(), i % 10 == 9 ? 1000 : i});  // every tenth: a taken id
+              if (i % 4 == 3) throw std::runtime_error("job " + std::to_string(i));
+              return static_cast<int64_t>(i) * 3;
+            });
+            outcome[i] = std::to_string(n);
+          } catch (const UniqueViolation&) {
+            outcome[i] = "duplicate";
+          } catch (const std::runtime_error& e) {
+            outcome[i] = e.what();
+          }
+        },
+        boost::asio::use_future));
+  }
+  ioc.run();
+  for (auto& d : done) d.get();
+  int ok = 0;
+  for (int i = 0; i < kWriters; ++i) {
+    if (i % 10 == 9) {
+      EXPECT_EQ(outcome[i], "duplicate") << "writer " << i;
+    } else if (i % 4 == 3) {
+      EXPECT_EQ(outcome[i], "job " + std::to_string(i)) << "writer " << i;
+    } else {
+      EXPECT_EQ(outcome[i], std::to_string(i * 3)) << "writer " << i;
+      ++ok;
+    }
+  }
+  EXPECT_EQ(admin("SELECT COUNT(*) FROM " + t("notes"))[0][0], std::to_string(ok + 1));
 }
 
 }  // namespace

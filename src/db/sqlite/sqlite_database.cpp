@@ -5,6 +5,7 @@
 #include <atomic>
 #include <filesystem>
 #include <condition_variable>
+#include <future>
 #include <mutex>
 #include <thread>
 #include <regex>
@@ -162,6 +163,9 @@ class SqliteDatabase final : public Database {
   Backend backend() const override { return Backend::kSqlite; }
   const std::string& schema() const override { return schema_; }
 
+  bool queues_writes() const override { return true; }
+  void submit(const TenantScope*, std::unique_ptr<WriteJob> job) override { enqueue(std::move(job)); }
+
   void migrate(const std::vector<Migration>& migrations) override {
     Connection& c = connection();
     c.exec("CREATE TABLE IF NOT EXISTS " + schema_ +
@@ -193,12 +197,12 @@ class SqliteDatabase final : public Database {
 
  protected:
   void transaction(const TenantScope*, bool write, const std::function<void(Tx&)>& fn) override {
+    if (write) return group_commit(fn);  // counted in in_use_ from queued to finished
     in_use_.fetch_add(1, std::memory_order_relaxed);
     struct Release {
       std::atomic<int64_t>& n;
       ~Release() { n.fetch_sub(1, std::memory_order_relaxed); }
     } release{in_use_};
-    if (write) return group_commit(fn);
     Connection& c = connection();
     // Transaction control goes through the statement cache too: sqlite3_exec would re-parse it each time.
     c.query("BEGIN", {});
@@ -213,58 +217,103 @@ class SqliteDatabase final : public Database {
 
  private:
   // Group commit: SQLite has one writer and synchronous=FULL pays an fsync per commit, so writes from
-  // every worker go to one writer thread, which runs whatever is queued in one transaction (each job in
+  // every thread go to one writer thread, which runs whatever is queued in one transaction (each job in
   // its own savepoint, so one job's failure undoes only that job) and commits once for all of them.
-  // Under load that turns N fsyncs into one; alone, a write costs what it did.
-  struct WriteJob {
-    const std::function<void(Tx&)>* fn;
-    std::exception_ptr error;
-    bool done = false;
+  // Under load that turns N fsyncs into one; alone, a write costs what it did. Nobody needs to wait for
+  // the writer: submit() only queues, and each job is finished (its awaiter resumed) after the commit.
+  // The blocking write() is a job whose finish() wakes the thread waiting for it. The commit's fsync
+  // is most of a batch's time, so the writer hands a committed batch to a finisher thread and starts
+  // the next one at once: resuming a batch's awaiters (a post to an I/O thread each) is off its path.
+  static constexpr size_t kMaxBatch = 1024;  // bounds one transaction's size and its first job's wait
+
+  class BlockingWrite final : public WriteJob {
+   public:
+    explicit BlockingWrite(const std::function<void(Tx&)>& fn) : fn_(fn) {}
+    void run(Tx& tx) override { fn_(tx); }
+    void finish(std::exception_ptr error) noexcept override {
+      if (error) {
+        done_.set_exception(std::move(error));
+      } else {
+        done_.set_value();
+      }
+    }
+    std::future<void> outcome() { return done_.get_future(); }
+
+   private:
+    const std::function<void(Tx&)>& fn_;
+    std::promise<void> done_;
   };
 
   void group_commit(const std::function<void(Tx&)>& fn) {
     // A write started from inside another write's callback would wait for the writer thread it runs on.
     if (std::this_thread::get_id() == writer_id_.load())
       throw std::logic_error("nested write transaction on " + schema_ + ": finish the outer one first");
-    WriteJob job{&fn, nullptr, false};
-    std::unique_lock lock(write_mutex_);
-    if (!writer_.joinable()) writer_ = std::thread([this] { write_loop(); });
-    write_queue_.push_back(&job);
-    write_ready_.notify_one();
-    write_done_.wait(lock, [&] { return job.done; });
-    lock.unlock();
-    if (job.error) std::rethrow_exception(job.error);
+    auto job = std::make_unique<BlockingWrite>(fn);
+    std::future<void> outcome = job->outcome();
+    enqueue(std::move(job));
+    outcome.get();  // rethrows the job's error
+  }
+
+  void enqueue(std::unique_ptr<WriteJob> job) {
+    {
+      std::lock_guard lock(write_mutex_);
+      if (!stopping_) {
+        if (!writer_.joinable()) {
+          finisher_ = std::thread([this] { finish_loop(); });
+          writer_ = std::thread([this] { write_loop(); });
+        }
+        in_use_.fetch_add(1, std::memory_order_relaxed);
+        write_queue_.push_back(std::move(job));
+        if (!writer_busy_) write_ready_.notify_one();
+        return;
+      }
+    }
+    job->finish(std::make_exception_ptr(Unavailable("the " + schema_ + " database is closing")));
   }
 
   void write_loop() {
     writer_id_.store(std::this_thread::get_id());
     std::unique_ptr<Connection> conn;
-    std::vector<WriteJob*> batch;
+    std::vector<std::unique_ptr<WriteJob>> batch;
+    std::vector<std::exception_ptr> errors;
     for (;;) {
       {
         std::unique_lock lock(write_mutex_);
+        writer_busy_ = false;
         write_ready_.wait(lock, [&] { return stopping_ || !write_queue_.empty(); });
         if (write_queue_.empty()) return;  // stopping, nothing left
-        batch.swap(write_queue_);
+        writer_busy_ = true;               // it looks at the queue again before it sleeps: no wake-up needed
+        if (write_queue_.size() <= kMaxBatch) {
+          batch.swap(write_queue_);
+        } else {
+          auto first = write_queue_.begin(), last = first + kMaxBatch;
+          batch.assign(std::make_move_iterator(first), std::make_move_iterator(last));
+          write_queue_.erase(first, last);
+        }
       }
+      errors.assign(batch.size(), nullptr);
       try {
         if (!conn) {
           conn = std::make_unique<Connection>(path_, schema_);
+          // Each job's savepoint keeps the pages it changes in a sub-journal; past 64 KiB SQLite moves it
+          // to a temporary file, and every later job of the batch then pays write system calls for it.
+          conn->exec("PRAGMA temp_store=MEMORY");
           open_.fetch_add(1, std::memory_order_relaxed);
         }
-        conn->exec("BEGIN IMMEDIATE");
-        for (WriteJob* job : batch) {
-          conn->exec("SAVEPOINT cdx_job");
+        // Through the statement cache: sqlite3_exec would parse these again for every job.
+        conn->query("BEGIN IMMEDIATE", {});
+        for (size_t i = 0; i < batch.size(); ++i) {
+          conn->query("SAVEPOINT cdx_job", {});
           try {
-            (*job->fn)(*conn);
-            conn->exec("RELEASE cdx_job");
+            batch[i]->run(*conn);
+            conn->query("RELEASE cdx_job", {});
           } catch (...) {
-            job->error = std::current_exception();
-            conn->exec("ROLLBACK TO cdx_job");
-            conn->exec("RELEASE cdx_job");
+            errors[i] = std::current_exception();
+            conn->query("ROLLBACK TO cdx_job", {});
+            conn->query("RELEASE cdx_job", {});
           }
         }
-        conn->exec("COMMIT");
+        conn->query("COMMIT", {});
       } catch (...) {
         // The batch's transaction failed as a whole (disk full, I/O error): nothing of it is committed.
         auto error = std::current_exception();
@@ -275,15 +324,40 @@ class SqliteDatabase final : public Database {
             conn.reset();  // start over with a fresh connection
           }
         }
-        for (WriteJob* job : batch)
-          if (!job->error) job->error = error;
+        for (auto& e : errors)
+          if (!e) e = error;
       }
       {
-        std::lock_guard lock(write_mutex_);
-        for (WriteJob* job : batch) job->done = true;
+        std::lock_guard lock(finish_mutex_);
+        finish_queue_.push_back({std::move(batch), std::move(errors)});
+        if (!finisher_busy_) finish_ready_.notify_one();
       }
-      write_done_.notify_all();
-      batch.clear();
+      batch.clear();  // moved from: valid, made empty
+      errors.clear();
+    }
+  }
+
+  struct Committed {
+    std::vector<std::unique_ptr<WriteJob>> jobs;
+    std::vector<std::exception_ptr> errors;  // one per job, null for a committed one
+  };
+
+  void finish_loop() {
+    std::vector<Committed> work;
+    for (;;) {
+      {
+        std::unique_lock lock(finish_mutex_);
+        finisher_busy_ = false;
+        finish_ready_.wait(lock, [&] { return finisher_stopping_ || !finish_queue_.empty(); });
+        if (finish_queue_.empty()) return;  // stopping, nothing left
+        finisher_busy_ = true;
+        work.swap(finish_queue_);
+      }
+      for (Committed& c : work) {
+        in_use_.fetch_sub(static_cast<int64_t>(c.jobs.size()), std::memory_order_relaxed);
+        for (size_t i = 0; i < c.jobs.size(); ++i) c.jobs[i]->finish(std::move(c.errors[i]));
+      }
+      work.clear();
     }
   }
 
@@ -294,7 +368,13 @@ class SqliteDatabase final : public Database {
       stopping_ = true;
     }
     write_ready_.notify_all();
-    if (writer_.joinable()) writer_.join();
+    if (writer_.joinable()) writer_.join();  // runs what is queued; the finisher gets every batch
+    {
+      std::lock_guard lock(finish_mutex_);
+      finisher_stopping_ = true;
+    }
+    finish_ready_.notify_all();
+    if (finisher_.joinable()) finisher_.join();
   }
 
  private:
@@ -310,11 +390,18 @@ class SqliteDatabase final : public Database {
   }
 
   std::mutex write_mutex_;
-  std::condition_variable write_ready_, write_done_;
-  std::vector<WriteJob*> write_queue_;
+  std::condition_variable write_ready_;
+  std::vector<std::unique_ptr<WriteJob>> write_queue_;
   std::thread writer_;
   std::atomic<std::thread::id> writer_id_{};
   bool stopping_ = false;
+  bool writer_busy_ = false;  // guarded by write_mutex_: the writer is running a batch, not waiting
+  std::mutex finish_mutex_;
+  std::condition_variable finish_ready_;
+  std::vector<Committed> finish_queue_;  // committed (or failed) batches whose jobs are not finished yet
+  std::thread finisher_;
+  bool finisher_busy_ = false;  // guarded by finish_mutex_
+  bool finisher_stopping_ = false;
   uint64_t id_;
   std::string schema_;
   std::string path_;

@@ -1,0 +1,93 @@
+// Database writes awaited from a coroutine without a thread waiting through the commit: the job goes to
+// the database's writer (SQLite: the group commit; PostgreSQL: a writer thread per pooled connection) and
+// the coroutine resumes on its own executor once the transaction holding it is committed (on disk). A
+// database that cannot queue writes runs the blocking write on the worker pool instead. Same guarantees
+// as Database::write: one transaction (or one savepoint of a group commit), rolled back alone if fn
+// throws; fn's exception reaches the awaiter.
+//   Company c = co_await db::write_async(*db, workers, scope, [&](db::Tx& tx) { return insert(tx, scope, in); });
+#pragma once
+#include <utility>  // before Asio's coroutine headers (GCC 12 + Boost 1.74)
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/post.hpp>
+
+#include <exception>
+#include <memory>
+#include <optional>
+#include <type_traits>
+
+#include "common/task.hpp"
+#include "common/worker_pool.hpp"
+#include "db/database.hpp"
+
+namespace cdx::db {
+namespace internal {
+
+template <class R>
+using ResultSlot = std::conditional_t<std::is_void_v<R>, bool, std::optional<R>>;
+
+// The job a suspended coroutine hands to the database: runs fn on the writer, stores its result in the
+// coroutine's frame, and on finish() posts the coroutine's continuation to the executor it awaits on.
+template <class F, class R, class Handler>
+class AwaitedWrite final : public WriteJob {
+ public:
+  AwaitedWrite(F& fn, ResultSlot<R>& result, std::exception_ptr& error, Handler handler)
+      : fn_(fn), result_(result), error_(error), handler_(std::move(handler)) {}
+
+  void run(Tx& tx) override {
+    if constexpr (std::is_void_v<R>) {
+      fn_(tx);
+    } else {
+      result_.emplace(fn_(tx));
+    }
+  }
+  void finish(std::exception_ptr error) noexcept override {
+    error_ = std::move(error);
+    auto ex = boost::asio::get_associated_executor(handler_);
+    boost::asio::post(ex, std::move(handler_));
+  }
+
+ private:
+  F& fn_;
+  ResultSlot<R>& result_;
+  std::exception_ptr& error_;
+  Handler handler_;
+};
+
+template <class F, class R = std::invoke_result_t<F&, Tx&>>
+Task<R> write_async(Database& db, WorkerPool& workers, const TenantScope* scope, F& fn) {
+  if (!db.queues_writes()) {
+    // The database blocks its caller until the commit: that caller is a worker, never the I/O thread.
+    co_return co_await workers.run([&]() -> R {
+      return scope ? db.write(*scope, fn) : db.write_platform(fn);
+    });
+  }
+  std::exception_ptr error;
+  ResultSlot<R> result{};
+  co_await boost::asio::async_initiate<const boost::asio::use_awaitable_t<Executor>, void()>(
+      [&](auto handler) {
+        db.submit(scope, std::make_unique<AwaitedWrite<F, R, decltype(handler)>>(fn, result, error,
+                                                                                  std::move(handler)));
+      },
+      use_task);
+  if (error) std::rethrow_exception(error);
+  if constexpr (!std::is_void_v<R>) co_return std::move(*result);
+}
+
+}  // namespace internal
+
+// Tenant data: Database::write, awaited. fn(Tx&) runs on a database thread (the SQLite writer) while the
+// coroutine is suspended, so it may use the caller's locals by reference; it must not await or start
+// another write.
+template <class F>
+Task<std::invoke_result_t<F&, Tx&>> write_async(Database& db, WorkerPool& workers, const TenantScope& scope, F fn) {
+  co_return co_await internal::write_async(db, workers, &scope, fn);
+}
+
+// Platform tables (no tenant): Database::write_platform, awaited.
+template <class F>
+Task<std::invoke_result_t<F&, Tx&>> write_platform_async(Database& db, WorkerPool& workers, F fn) {
+  co_return co_await internal::write_async(db, workers, nullptr, fn);
+}
+
+}  // namespace cdx::db
