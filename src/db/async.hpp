@@ -31,15 +31,19 @@ using ResultSlot = std::conditional_t<std::is_void_v<R>, bool, std::optional<R>>
 template <class F, class R, class Handler>
 class AwaitedWrite final : public WriteJob {
  public:
-  AwaitedWrite(F& fn, ResultSlot<R>& result, std::exception_ptr& error, Handler handler)
-      : fn_(fn), result_(result), error_(error), handler_(std::move(handler)) {}
+  AwaitedWrite(Database& db, const TenantScope* scope, F& fn, ResultSlot<R>& result, std::exception_ptr& error,
+               Handler handler)
+      : db_(db), scope_(scope), fn_(fn), result_(result), error_(error), handler_(std::move(handler)) {}
 
+  // Writes fn makes through the database's own write() (a service's) join this transaction.
   void run(Tx& tx) override {
-    if constexpr (std::is_void_v<R>) {
-      fn_(tx);
-    } else {
-      result_.emplace(fn_(tx));
-    }
+    db_.joining(scope_, tx, [&](Tx& t) {
+      if constexpr (std::is_void_v<R>) {
+        fn_(t);
+      } else {
+        result_.emplace(fn_(t));
+      }
+    });
   }
   void finish(std::exception_ptr error) noexcept override {
     error_ = std::move(error);
@@ -48,6 +52,8 @@ class AwaitedWrite final : public WriteJob {
   }
 
  private:
+  Database& db_;
+  const TenantScope* scope_;
   F& fn_;
   ResultSlot<R>& result_;
   std::exception_ptr& error_;
@@ -66,7 +72,7 @@ Task<R> write_async(Database& db, WorkerPool& workers, const TenantScope* scope,
   ResultSlot<R> result{};
   co_await boost::asio::async_initiate<const boost::asio::use_awaitable_t<Executor>, void()>(
       [&](auto handler) {
-        db.submit(scope, std::make_unique<AwaitedWrite<F, R, decltype(handler)>>(fn, result, error,
+        db.submit(scope, std::make_unique<AwaitedWrite<F, R, decltype(handler)>>(db, scope, fn, result, error,
                                                                                   std::move(handler)));
       },
       use_task);
@@ -77,8 +83,8 @@ Task<R> write_async(Database& db, WorkerPool& workers, const TenantScope* scope,
 }  // namespace internal
 
 // Tenant data: Database::write, awaited. fn(Tx&) runs on a database thread (the SQLite writer) while the
-// coroutine is suspended, so it may use the caller's locals by reference; it must not await or start
-// another write.
+// coroutine is suspended, so it may use the caller's locals by reference; it must not await. Writes it
+// starts on the same database and tenant (a service's own) join its transaction.
 template <class F>
 Task<std::invoke_result_t<F&, Tx&>> write_async(Database& db, WorkerPool& workers, const TenantScope& scope, F fn) {
   co_return co_await internal::write_async(db, workers, &scope, fn);

@@ -161,18 +161,34 @@ TEST_F(AsyncWriteTest, BlockingAndAwaitedWritesShareTheWriter) {
   EXPECT_EQ(count(), 200);
 }
 
-TEST_F(AsyncWriteTest, AJobMayNotStartABlockingWriteOnTheWriter) {
+TEST_F(AsyncWriteTest, AWriteStartedInsideAJobJoinsItsTransaction) {
   WorkerPool workers(1);
   const auto scope = testing::TestScopes::mint("tenant-a");
-  bool refused = false;
+  const auto other = testing::TestScopes::mint("tenant-b");
+  bool failed = false, refused = false;
   run_all({[&]() -> Task<void> {
+    // A service's own write inside the awaited one: one transaction, rolled back as one.
     try {
-      co_await write_async(*db_, workers, scope, [&](Tx&) { db_->write(scope, [](Tx&) {}); });
+      co_await write_async(*db_, workers, scope, [&](Tx&) {
+        db_->write(scope, [&](Tx& tx) { tx.query("INSERT INTO t_db.items (id, tenant_id) VALUES ('in', $1)", {scope.tenant_id()}); });
+        throw std::runtime_error("the outer job fails after the inner write");
+      });
+    } catch (const std::runtime_error&) {
+      failed = true;
+    }
+    co_await write_async(*db_, workers, scope, [&](Tx&) {
+      db_->write(scope, [&](Tx& tx) { tx.query("INSERT INTO t_db.items (id, tenant_id) VALUES ('kept', $1)", {scope.tenant_id()}); });
+    });
+    // Another tenant cannot hide inside it.
+    try {
+      co_await write_async(*db_, workers, scope, [&](Tx&) { db_->write(other, [](Tx&) {}); });
     } catch (const std::logic_error&) {
       refused = true;
     }
   }});
+  EXPECT_TRUE(failed);
   EXPECT_TRUE(refused);
+  EXPECT_EQ(count(), 1);
 }
 
 TEST_F(AsyncWriteTest, AcknowledgedWritesSurviveReopening) {

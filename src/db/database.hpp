@@ -191,6 +191,20 @@ class Database {
  protected:
   virtual void transaction(const TenantScope* scope, bool write, const std::function<void(Tx&)>& fn) = 0;
 
+ public:
+  // Runs fn(tx) inside the write transaction tx so that transactions this thread opens on this database
+  // meanwhile join it (write() does it itself; the awaited writes of db/async.hpp call it).
+  template <class F>
+  decltype(auto) joining(const TenantScope* scope, Tx& tx, F&& fn) {
+    Ambient a{this, scope, &tx, innermost()};
+    innermost() = &a;
+    struct Pop {
+      Ambient& a;
+      ~Pop() { innermost() = a.outer; }
+    } pop{a};
+    return fn(tx);
+  }
+
  private:
   // A transaction opened inside a write callback of the same database (on the thread running it) joins
   // that write instead of opening another: services compose, and what they do together commits or rolls
@@ -221,13 +235,7 @@ class Database {
     if (Tx* tx = joined(scope)) return fn(*tx);
     auto body = [&](Tx& tx) {
       if (!write) return fn(tx);
-      Ambient a{this, scope, &tx, innermost()};
-      innermost() = &a;
-      struct Pop {
-        Ambient& a;
-        ~Pop() { innermost() = a.outer; }
-      } pop{a};
-      return fn(tx);
+      return joining(scope, tx, fn);
     };
     if constexpr (std::is_void_v<R>) {
       transaction(scope, write, [&](Tx& tx) { body(tx); });

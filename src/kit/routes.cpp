@@ -4,6 +4,7 @@
 #include <cstdlib>
 
 #include "common/validate.hpp"
+#include "db/async.hpp"
 #include "kit/kit.hpp"
 
 namespace cdx::kit {
@@ -44,43 +45,48 @@ void crash_if_asked(const std::string& route_key) {
 
 Task<void> Kit::write_answer(Context& ctx, std::string route_key, std::function<void(db::Tx&)> fn) const {
   const db::TenantScope& scope = *ctx.tenant;
-  const std::string_view header = ctx.req.header(kit::Idempotency::kHeader);
+  const std::string_view header = ctx.req.header(Idempotency::kHeader);
+  // The write is awaited on the database's writer: no worker waits through the commit.
   if (header.empty()) {
-    co_await workers_.run([&] { db_->write(scope, fn); });
+    co_await db::write_async(*db_, workers_, scope, [&](db::Tx& tx) { fn(tx); });
     crash_if_asked(route_key);
     co_return;
   }
-  if (auto why = kit::Idempotency::key_problem(header)) throw Error::validation({{"Idempotency-Key", *why}});
+  if (auto why = Idempotency::key_problem(header)) throw Error::validation({{"Idempotency-Key", *why}});
   const std::string key(header);
-  std::optional<kit::StoredAnswer> replay;
+  std::string hash;
+  std::optional<StoredAnswer> replay;
   co_await workers_.run([&] {
-    // Hashed on the worker: a large body must not hold the I/O thread.
-    const std::string hash = kit::Idempotency::request_hash("POST " + std::string(ctx.req.target), ctx.req.body);
+    // Hashed on a worker: a large body must not hold the I/O thread.
+    hash = Idempotency::request_hash("POST " + std::string(ctx.req.target), ctx.req.body);
     replay = idempotency_.lookup(scope, route_key, key, hash);
-    if (replay) return;
-    bool claimed = false;
+  });
+  if (!replay) {
+    bool claimed = false, twin = false;
     try {
-      db_->write(scope, [&](db::Tx& tx) {
+      co_await db::write_async(*db_, workers_, scope, [&](db::Tx& tx) {
         idempotency_.claim(tx, scope, route_key, key, hash);
         claimed = true;
         fn(tx);
         if (ctx.res.status >= 200 && ctx.res.status < 300)
-          idempotency_.store(tx, scope, route_key, key,
-                             {ctx.res.status, std::string(ctx.res.content_type), ctx.res.body});
+          idempotency_.store(tx, scope, route_key, key, {ctx.res.status, std::string(ctx.res.content_type), ctx.res.body});
         else
           idempotency_.release(tx, scope, route_key, key);  // nothing was made: a retry runs again
       });
     } catch (const db::UniqueViolation&) {
       if (claimed) throw;  // the change itself conflicted
-      // A twin committed the key first (we waited on it): answer what it answered.
-      replay = idempotency_.lookup(scope, route_key, key, hash);
-      if (!replay) throw;  // the twin answered an error and let the key go: this attempt failed on it
+      twin = true;         // a twin committed the key first (we waited on it)
     }
-  });
-  if (!replay) crash_if_asked(route_key);
+    if (twin) {
+      co_await workers_.run([&] { replay = idempotency_.lookup(scope, route_key, key, hash); });
+      if (!replay) throw Error(Code::kConflict, "Another request with this Idempotency-Key failed; retry it.");
+    } else {
+      crash_if_asked(route_key);
+    }
+  }
   if (replay) {
     ctx.res.status = replay->status;
-    ctx.res.content_type = kit::Idempotency::stable_content_type(replay->content_type);
+    ctx.res.content_type = Idempotency::stable_content_type(replay->content_type);
     ctx.res.body = std::move(replay->body);
     ctx.res.header("Idempotent-Replayed", "true");
   }
@@ -139,8 +145,8 @@ void Kit::mount_one(http::Router& router, const Resource& r) const {
         if (!valid_uuid(id)) not_found(*res, id);
         json patch = read_body(*res, ctx.req.body, Mode::kUpdate);
         const Caller c = caller_of(ctx, *res);
-        auto row = co_await workers_.run(
-            [&] { return db_->write(c.scope, [&](db::Tx& tx) { return update(tx, c, *res, id, patch); }); });
+        auto row = co_await db::write_async(*db_, workers_, c.scope,
+                                            [&](db::Tx& tx) { return update(tx, c, *res, id, patch); });
         ctx.res.json(200, dump(row));
       },
       {.access = r.access(), .scope = r.write_scope(),
@@ -153,7 +159,7 @@ void Kit::mount_one(http::Router& router, const Resource& r) const {
         const std::string id = path_id(ctx);
         if (!valid_uuid(id)) not_found(*res, id);
         const Caller c = caller_of(ctx, *res);
-        co_await workers_.run([&] { db_->write(c.scope, [&](db::Tx& tx) { remove(tx, c, *res, id); }); });
+        co_await db::write_async(*db_, workers_, c.scope, [&](db::Tx& tx) { remove(tx, c, *res, id); });
         ctx.res.no_content();
       },
       {.access = r.access(), .scope = r.write_scope(),
