@@ -1,5 +1,6 @@
 #include "common/access_log.hpp"
 
+#include <array>
 #include <cerrno>
 #include <charconv>
 #include <csignal>
@@ -25,14 +26,28 @@ int open_append(const std::string& path) {
   return ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
 }
 
-// JSON string contents: quotes, backslashes, control characters and bytes outside ASCII escaped (six bytes
-// at most per input byte).
+// Bytes that JSON text needs escaped here: quotes, backslashes, control characters and, to keep lines ASCII,
+// everything outside it.
+constexpr std::array<bool, 256> kEscaped = [] {
+  std::array<bool, 256> t{};
+  for (int c = 0; c < 256; ++c) t[c] = c < 0x20 || c >= 0x7f || c == '"' || c == '\\';
+  return t;
+}();
+
+// JSON string contents, six bytes at most per input byte. Runs that need no escape (nearly every path) are
+// copied whole.
 char* escape(char* out, std::string_view s) {
   static constexpr char kHex[] = "0123456789abcdef";
-  for (unsigned char c : s) {
-    if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
-      *out++ = static_cast<char>(c);
-    } else if (c == '"' || c == '\\') {
+  const char* p = s.data();
+  const char* const end = p + s.size();
+  while (p < end) {
+    const char* run = p;
+    while (p < end && !kEscaped[static_cast<unsigned char>(*p)]) ++p;
+    std::memcpy(out, run, static_cast<size_t>(p - run));
+    out += p - run;
+    if (p == end) break;
+    const auto c = static_cast<unsigned char>(*p++);
+    if (c == '"' || c == '\\') {
       *out++ = '\\';
       *out++ = static_cast<char>(c);
     } else {
@@ -105,7 +120,7 @@ void FileSink::write(std::string_view block) {
 
 char* format_ts(char* out, const timespec& t) {
   thread_local time_t cached_second = -1;
-  thread_local char cached[20];  // "2026-11-25T01:41:28"
+  thread_local char cached[64];  // "2026-11-25T01:41:28" (room for any year snprintf could write)
   if (t.tv_sec != cached_second) {
     std::tm tm{};
     gmtime_r(&t.tv_sec, &tm);
