@@ -77,8 +77,9 @@ def test_every_line_is_json_with_ts_and_a_measured_duration():
         s.cleanup()
 
 
-@pytest.mark.parametrize("destination", ["stdout", "file"])
-def test_no_line_is_lost_when_sigterm_follows_the_requests(destination):
+@pytest.mark.parametrize("destination,sig", [("stdout", signal.SIGTERM), ("file", signal.SIGTERM),
+                                             ("file", signal.SIGINT)])
+def test_no_line_is_lost_when_sigterm_follows_the_requests(destination, sig):
     s = file_server() if destination == "file" else Server(env={"CDX_ACCESS_LOG": "true", "CDX_LOG_LEVEL": "warn"})
     n = 300
     try:
@@ -87,7 +88,7 @@ def test_no_line_is_lost_when_sigterm_follows_the_requests(destination):
         with requests.Session() as session:
             for request_id in ids:
                 assert session.get(s.url + "/health", headers={"X-Request-ID": request_id}, timeout=5).ok
-        s.proc.send_signal(signal.SIGTERM)  # at once: the lines are still in the I/O threads' buffers
+        s.proc.send_signal(sig)  # at once: the lines are still in the I/O threads' buffers
         assert s.proc.wait(15) == 0, s.read_log()[-4000:]
         text = read(s.env["CDX_ACCESS_LOG_FILE"]) if destination == "file" else s.read_log()
         seen = [l["request_id"] for l in access_lines(text) if l["request_id"].startswith("sigterm-")]
