@@ -6,7 +6,9 @@ Two pairs, each compared within itself: both access logs off (`cdx --access-log 
 `--access-log-file` vs nginx `access_log <file> combined buffer=64k`).
 Runs wrk -t1 -c64 in interleaved rounds (order rotated every round) so drift hits all alike, and
 prints a markdown table of median requests/s, p99 latency and the ratio to the nginx of the same pair.
-Usage: bench/http_bench.py [--duration 5] [--rounds 3] [--only logs-off|logs-on]
+With --baseline BINARY, an older cdx joins the logs-on pair (its access log on stdout, redirected to a
+file: older builds know no --access-log-file), to measure a change in the same run.
+Usage: bench/http_bench.py [--duration 5] [--rounds 3] [--only logs-off|logs-on] [--baseline BINARY]
 """
 import argparse
 import json
@@ -80,12 +82,12 @@ def start_nginx(tmp, name, access_log, procs):
     return url
 
 
-def start_cdx(tmp, name, args, procs):
+def start_cdx(tmp, name, args, procs, binary=CDX, stdout=subprocess.DEVNULL):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CDX_")}
     env.update(CDX_BOOTSTRAP_SUPERADMIN="bench:bench-password", CDX_LOG_LEVEL="warn")
-    procs.append(subprocess.Popen([CDX, "serve", "--threads", "1", *args, "--port", str(port),
-                                   "--data-dir", os.path.join(tmp, name)], env=env, stdout=subprocess.DEVNULL))
+    procs.append(subprocess.Popen([binary, "serve", "--threads", "1", *args, "--port", str(port),
+                                   "--data-dir", os.path.join(tmp, name)], env=env, stdout=stdout))
     base = f"http://127.0.0.1:{port}"
     wait_http(base + "/health")
     return base
@@ -124,6 +126,7 @@ def main():
     ap.add_argument("--duration", type=int, default=5)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--only", choices=("logs-off", "logs-on"), help="run one pair only")
+    ap.add_argument("--baseline", help="an older cdx binary to add to the logs-on pair")
     args = ap.parse_args()
     for tool in ("wrk", "nginx"):
         if not shutil.which(tool):
@@ -143,6 +146,12 @@ def main():
             base_log = start_cdx(tmp, "cdx-log", ["--access-log-file", os.path.join(tmp, "cdx-access.log")], procs)
             scenarios += [("logs-on", name, url, headers) for name, url, headers in setup_cdx(base_log, nginx_log)
                           if "crm" not in url and "Bearer" not in name]
+            if args.baseline:
+                with open(os.path.join(tmp, "baseline-access.log"), "wb") as log:
+                    base_old = start_cdx(tmp, "baseline", [], procs, binary=args.baseline, stdout=log)
+                scenarios += [("logs-on", name.replace("cdx", "baseline cdx", 1), url, headers)
+                              for name, url, headers in setup_cdx(base_old, nginx_log)[1:]
+                              if "crm" not in url and "Bearer" not in name]
 
         results = {(pair, name): [] for pair, name, _, _ in scenarios}
         for _, _, url, headers in scenarios:  # warm-up
