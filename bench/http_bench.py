@@ -6,8 +6,8 @@ Two pairs, each compared within itself: both access logs off (`cdx --access-log 
 `--access-log-file` vs nginx `access_log <file> combined buffer=64k`).
 Runs wrk -t1 -c64 in interleaved rounds (order rotated every round) so drift hits all alike, and
 prints a markdown table of median requests/s, p99 latency and the ratio to the nginx of the same pair.
-With --baseline BINARY, an older cdx joins the logs-on pair (its access log on stdout, redirected to a
-file: older builds know no --access-log-file), to measure a change in the same run.
+With --baseline BINARY, an older cdx joins both pairs (in the logs-on pair its access log goes to stdout,
+redirected to a file: older builds know no --access-log-file), to measure a change in the same run.
 Usage: bench/http_bench.py [--duration 5] [--rounds 3] [--only logs-off|logs-on] [--baseline BINARY]
 """
 import argparse
@@ -126,7 +126,7 @@ def main():
     ap.add_argument("--duration", type=int, default=5)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--only", choices=("logs-off", "logs-on"), help="run one pair only")
-    ap.add_argument("--baseline", help="an older cdx binary to add to the logs-on pair")
+    ap.add_argument("--baseline", help="an older cdx binary to add to both pairs")
     args = ap.parse_args()
     for tool in ("wrk", "nginx"):
         if not shutil.which(tool):
@@ -140,6 +140,10 @@ def main():
             nginx = start_nginx(tmp, "nginx", "off", procs)
             base = start_cdx(tmp, "cdx", ["--access-log", "false"], procs)
             scenarios += [("logs-off", name, url, headers) for name, url, headers in setup_cdx(base, nginx)]
+            if args.baseline:
+                base_old = start_cdx(tmp, "baseline-off", ["--access-log", "false"], procs, binary=args.baseline)
+                scenarios += [("logs-off", name.replace("cdx", "baseline cdx", 1), url, headers)
+                              for name, url, headers in setup_cdx(base_old, nginx)[1:] if "crm" not in url]
         if args.only != "logs-off":
             nginx_log = start_nginx(tmp, "nginx-log", f"{tmp}/nginx-log/access.log combined buffer=64k", procs)
             # cdx's default access log (on), written to a file instead of stdout.
