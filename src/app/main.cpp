@@ -4,6 +4,7 @@
 
 #include <csignal>
 #include <iostream>
+#include <system_error>
 
 #include "app/modules.hpp"
 #include "app/platform.hpp"
@@ -101,7 +102,12 @@ int main(int argc, char** argv) {
   if (!serve->parsed() && !up->parsed()) pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
   cdx::init_crypto();
   cdx::Config config = load(given, config_file);
-  cdx::log::init(config.log_level, serve->parsed() && config.access_log);
+  try {
+    cdx::log::init(config.log_level, serve->parsed() && config.access_log, config.access_log_file);
+  } catch (const std::system_error& e) {
+    std::cerr << "cdx: " << e.what() << "\n";
+    return 2;
+  }
   // Only `serve` runs one service of a constellation; every other command works on all the databases.
   if (!serve->parsed()) config.module.clear();
 

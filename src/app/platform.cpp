@@ -390,8 +390,13 @@ int Platform::serve() {
       out += fmt::format("cdx_db_pool_connections{{schema=\"{}\",state=\"open\"}} {}\n", m->database().schema(), s.size);
       out += fmt::format("cdx_db_pool_connections{{schema=\"{}\",state=\"in_use\"}} {}\n", m->database().schema(),
                          s.in_use);
-      out += fmt::format("cdx_db_pool_waits_total{{schema=\"{}\"}} {}\n", m->database().schema(), s.waits);
     }
+    // A family's samples follow its own HELP and TYPE lines (the exposition format groups them).
+    out += "# HELP cdx_db_pool_waits_total Times a request waited for a free database connection, by schema.\n"
+           "# TYPE cdx_db_pool_waits_total counter\n";
+    for (Module* m : p.modules)
+      out += fmt::format("cdx_db_pool_waits_total{{schema=\"{}\"}} {}\n", m->database().schema(),
+                         m->database().stats().waits);
     out += "# HELP cdx_worker_queue_depth Blocking jobs waiting for a worker.\n# TYPE cdx_worker_queue_depth gauge\n";
     out += fmt::format("cdx_worker_queue_depth{{pool=\"io\"}} {}\n", p.workers.queued());
     out += fmt::format("cdx_worker_queue_depth{{pool=\"hash\"}} {}\n", p.hashers.queued());

@@ -34,6 +34,14 @@ inline std::chrono::steady_clock::time_point coarse_now() {
   return std::chrono::steady_clock::time_point(std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec));
 }
 
+// Durations worth reporting (a request's, in the access log and the metrics): CLOCK_MONOTONIC, read through
+// the vDSO for a few tens of nanoseconds, in steady_clock's epoch.
+inline std::chrono::steady_clock::time_point precise_now() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return std::chrono::steady_clock::time_point(std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec));
+}
+
 // Parses an RFC 3339 date-time ("2026-11-25T01:41:28Z", "…28.5+02:00"); nullopt when malformed.
 std::optional<SysTime> parse_rfc3339(std::string_view text);
 

@@ -83,8 +83,10 @@ const std::vector<Setting>& table() {
            throw ConfigError("setting 'log_level': '" + v + "' is not one of trace, debug, info, warn, error");
          c.log_level = v;
        }},
-      {{"access_log", "CDX_ACCESS_LOG", "JSON access log on stdout"},
+      {{"access_log", "CDX_ACCESS_LOG", "JSON access log (stdout, or access_log_file)"},
        [](Config& c, const std::string& v) { c.access_log = parse_bool("access_log", v); }},
+      {{"access_log_file", "CDX_ACCESS_LOG_FILE", "append the access log to this file (reopened on SIGHUP) instead of stdout"},
+       [](Config& c, const std::string& v) { c.access_log_file = v; }},
       {{"body_limit", "CDX_BODY_LIMIT", "largest request body in bytes"},
        [](Config& c, const std::string& v) { c.body_limit = parse_int("body_limit", v, 1024, int64_t{1} << 32); }},
       {{"header_limit", "CDX_HEADER_LIMIT", "largest request header in bytes"},

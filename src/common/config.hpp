@@ -25,6 +25,7 @@ struct Config {
   std::string public_url;              // token issuer and link base; default http://<host>:<port>
   std::string log_level = "info";
   bool access_log = true;
+  std::string access_log_file;         // empty = stdout
   int64_t body_limit = 1 << 20;
   int64_t header_limit = 16 * 1024;
   int access_token_ttl = 900;          // seconds, at most 3600

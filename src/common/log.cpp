@@ -1,16 +1,16 @@
 #include "common/log.hpp"
 
-#include <spdlog/async.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include "common/access_log.hpp"
 #include "common/clock.hpp"
 
 namespace cdx::log {
 
 namespace {
 std::shared_ptr<spdlog::logger> g_app;
-std::shared_ptr<spdlog::logger> g_access;
+std::unique_ptr<FileSink> g_access;
 
 void write(spdlog::level::level_enum level, std::string_view msg, nlohmann::json& fields) {
   if (!g_app) {
@@ -25,18 +25,18 @@ void write(spdlog::level::level_enum level, std::string_view msg, nlohmann::json
 }
 }  // namespace
 
-void init(std::string_view level, bool access_log) {
+void init(std::string_view level, bool access_log, const std::string& access_log_file) {
   spdlog::drop_all();
   g_app = spdlog::stderr_logger_mt("cdx");
   g_app->set_pattern("%v");
   g_app->set_level(spdlog::level::from_str(std::string(level)));
   g_app->flush_on(spdlog::level::trace);
   g_access.reset();
-  if (access_log) {
-    // Asynchronous so an I/O thread never waits on the terminal or a pipe.
-    spdlog::init_thread_pool(8192, 1);
-    g_access = spdlog::create_async_nb<spdlog::sinks::stdout_sink_mt>("access");
-    g_access->set_pattern("%v");
+  if (access_log && access_log_file.empty()) {
+    g_access = FileSink::standard_output();
+  } else if (access_log) {
+    g_access = FileSink::open(access_log_file);
+    g_access->install_reopen_on_sighup();
   }
 }
 
@@ -45,7 +45,7 @@ void warn(std::string_view msg, nlohmann::json fields) { write(spdlog::level::wa
 void error(std::string_view msg, nlohmann::json fields) { write(spdlog::level::err, msg, fields); }
 void debug(std::string_view msg, nlohmann::json fields) { write(spdlog::level::debug, msg, fields); }
 
-spdlog::logger* access() { return g_access.get(); }
+FileSink* access() { return g_access.get(); }
 
 void append_json_escaped(std::string& out, std::string_view s) {
   static const char* kHex = "0123456789abcdef";

@@ -2,6 +2,9 @@
 
 #include <fmt/format.h>
 
+#include "common/access_log.hpp"
+#include "common/log.hpp"
+
 namespace cdx::http {
 
 namespace {
@@ -58,7 +61,7 @@ std::string Metrics::render() const {
       if (uint64_t n = series_[r]->cells[s].count.load(std::memory_order_relaxed))
         out += fmt::format("cdx_http_requests_total{{{},status=\"{}\"}} {}\n", label(r), status_label(s), n);
 
-  out += "# HELP cdx_http_request_duration_seconds Time from complete request to response, by route and status.\n";
+  out += "# HELP cdx_http_request_duration_seconds Time from the request's first byte to its answer being queued, by route and status.\n";
   out += "# TYPE cdx_http_request_duration_seconds histogram\n";
   for (size_t r = 0; r < series_.size(); ++r) {
     for (size_t s = 0; s < kStatusSlots; ++s) {
@@ -79,6 +82,11 @@ std::string Metrics::render() const {
   }
   out += "# HELP cdx_http_connections_open Open client connections.\n# TYPE cdx_http_connections_open gauge\n";
   out += fmt::format("cdx_http_connections_open {}\n", open_connections());
+  if (const log::FileSink* access = log::access()) {
+    out += "# HELP cdx_access_log_failed_writes_total Access-log blocks lost to write errors (full disk, closed pipe).\n"
+           "# TYPE cdx_access_log_failed_writes_total counter\n";
+    out += fmt::format("cdx_access_log_failed_writes_total {}\n", access->failed_blocks());
+  }
   for (const auto& c : collectors_) c(out);
   return out;
 }

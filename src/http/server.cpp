@@ -7,7 +7,6 @@
 #include <utility>  // before Asio's coroutine headers (GCC 12 + Boost 1.74)
 
 #include <fmt/format.h>
-#include <spdlog/spdlog.h>
 #include <boost/asio.hpp>
 #include <boost/beast/http.hpp>
 
@@ -22,6 +21,7 @@
 
 #include <unistd.h>
 
+#include "common/access_log.hpp"
 #include "common/clock.hpp"
 #include "common/error.hpp"
 #include "common/ids.hpp"
@@ -260,13 +260,14 @@ Error parse_error(const boost::beast::error_code& ec, const ServerOptions& o, si
 }
 
 struct Conn {
-  explicit Conn(Socket s) : sock(std::move(s)), timer(sock.get_executor()) {}
+  Conn(Socket s, log::AccessBuffer* log) : sock(std::move(s)), timer(sock.get_executor()), access_log(log) {}
   Socket sock;
   Timer timer;
   SteadyClock::time_point deadline;
   bool idle = true;   // waiting for the first byte of a request: may be closed at once on drain
   bool busy = false;  // a handler runs: the watchdog leaves it alone
   bool closed = false;
+  log::AccessBuffer* access_log;  // the shard's, or nullptr when the access log is off
 };
 
 struct Shard {
@@ -275,6 +276,8 @@ struct Shard {
   // threads (worker completions, drain) still go through the locked scheduler.
   asio::io_context ioc{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
   std::unordered_set<Conn*> conns;  // touched only on this shard's thread
+  // This thread's access-log lines, written in blocks (see flush_access_log); only this thread appends.
+  std::unique_ptr<log::AccessBuffer> access_log;
 };
 
 }  // namespace
@@ -293,7 +296,22 @@ struct Server::Impl {
   Impl(ServerOptions o, const Router& r, Metrics& m, const Chain* a)
       : opts(std::move(o)), router(r), metrics(m), chain(a) {
     const int n = std::max(1, opts.threads);
-    for (int i = 0; i < n; ++i) shards.push_back(std::make_unique<Shard>());
+    for (int i = 0; i < n; ++i) {
+      shards.push_back(std::make_unique<Shard>());
+      if (log::FileSink* sink = log::access()) shards.back()->access_log = std::make_unique<log::AccessBuffer>(*sink);
+    }
+  }
+
+  // A quiet server's lines still appear promptly: what a shard's buffer holds goes out every 500 ms (a
+  // busy one writes whenever the buffer fills). The last lines are written once the threads stopped.
+  static Task<void> flush_access_log(Shard& shard) {
+    Timer t(shard.ioc);
+    boost::system::error_code ec;
+    for (;;) {
+      t.expires_after(std::chrono::milliseconds(500));
+      co_await t.async_wait(asio::redirect_error(use_task, ec));
+      shard.access_log->flush();
+    }
   }
 
   Task<void> accept_loop() {
@@ -338,7 +356,7 @@ struct Server::Impl {
   }
 
   void start_session(Socket sock, Shard& shard) {
-    auto conn = std::make_shared<Conn>(std::move(sock));
+    auto conn = std::make_shared<Conn>(std::move(sock), shard.access_log.get());
     asio::co_spawn(shard.ioc, session(conn, shard), asio::detached);
   }
 
@@ -513,35 +531,23 @@ struct Server::Impl {
     out += "\r\n";
   }
 
-  void access_log(const Context& ctx, std::string_view method, int status, double seconds) {
-    spdlog::logger* logger = log::access();
-    if (!logger) return;
-    thread_local std::string line;
-    line.clear();
-    line += R"({"type":"access","method":")";
-    line += method;
-    line += R"(","path":")";
-    log::append_json_escaped(line, ctx.req.path);
-    fmt::format_to(std::back_inserter(line), R"(","status":{},"duration_ms":{:.3f},"request_id":")", status,
-                   seconds * 1e3);
-    line += ctx.request_id;
-    line += R"(","remote":")";
-    line += ctx.req.remote;
-    if (ctx.principal) {
-      line += R"(","principal":")";
-      line += ctx.principal->id;
-    }
-    if (ctx.tenant) {
-      line += R"(","tenant_id":")";
-      line += ctx.tenant->tenant_id();
-    }
+  // One line into the connection's shard buffer: formatted in place, written with the buffer's next block.
+  static void access_log(const Conn& c, const Context& ctx, std::string_view method, int status,
+                         SteadyClock::duration took) {
+    if (!c.access_log) return;
+    log::AccessLine line;
+    line.method = method;
+    line.path = ctx.req.path;
+    line.status = status;
+    line.duration_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(took).count();
+    line.request_id = ctx.request_id;
+    line.remote = ctx.req.remote;
+    if (ctx.principal) line.principal = ctx.principal->id;
+    if (ctx.tenant) line.tenant_id = ctx.tenant->tenant_id();
     // W3C Trace Context: the trace this request belongs to (the gateway forwards one to every service).
-    if (const std::string_view trace = w3c_trace_id(ctx.req.header("traceparent")); !trace.empty()) {
-      line += R"(","trace_id":")";
-      line += trace;
-    }
-    line += "\"}";
-    logger->info("{}", line);
+    line.trace_id = w3c_trace_id(ctx.req.header("traceparent"));
+    clock_gettime(CLOCK_REALTIME, &line.time);
+    c.access_log->append(line);
   }
 
   // What one connection's loop owns, shared with the streamed body and answer of its current request.
@@ -792,6 +798,8 @@ struct Server::Impl {
       parser->default_body_limit = parser->applied_body_limit = opts.body_limit;
       c.idle = start == end;
       c.deadline = coarse_now() + (c.idle ? opts.idle_timeout : opts.header_timeout);
+      // A request's time runs from its first byte: already here (pipelined), or when the next read brings it.
+      SteadyClock::time_point t0 = c.idle ? SteadyClock::time_point{} : precise_now();
       bool sent_continue = false;
       bool header_seen = false;
       bool streaming = false;  // the handler reads the rest of the body
@@ -841,12 +849,12 @@ struct Server::Impl {
         if (ec) co_return;  // peer closed, reset, or the watchdog closed a slow client
         if (c.idle) {
           c.idle = false;
+          t0 = precise_now();
           c.deadline = coarse_now() + opts.header_timeout;
         }
         end += n;
       }
 
-      const auto t0 = SteadyClock::now();
       const size_t id_len = mint_request_id(request_id);
       ctx.request_id = {request_id, id_len};
 
@@ -854,8 +862,9 @@ struct Server::Impl {
         const Error e = parse_error(perr, opts, parser->applied_body_limit);
         render_error(ctx, e);
         serialize(ctx, false, true, out);
-        metrics.record(-1, ctx.res.status, 0);
-        access_log(ctx, "-", ctx.res.status, 0);
+        const auto took = precise_now() - t0;
+        metrics.record(-1, ctx.res.status, std::chrono::duration<double>(took).count());
+        access_log(c, ctx, "-", ctx.res.status, took);
         const bool flushed = co_await io.flush(opts.body_timeout);
         if (flushed) co_await lingering_close(c);
         co_return;
@@ -891,9 +900,9 @@ struct Server::Impl {
       // A body the handler left unread cannot be skipped safely: answer, then close.
       const bool unread = streamed_body.unread();
       if (ctx.answer_stream && streamed_answer.started()) {
-        const double seconds = std::chrono::duration<double>(SteadyClock::now() - t0).count();
-        metrics.record(ctx.route_id, streamed_answer.status(), seconds);
-        access_log(ctx, method_name(req.method), streamed_answer.status(), seconds);
+        const auto took = precise_now() - t0;
+        metrics.record(ctx.route_id, streamed_answer.status(), std::chrono::duration<double>(took).count());
+        access_log(c, ctx, method_name(req.method), streamed_answer.status(), took);
         // An answer cut short (the handler failed after its head went out) ends with the connection.
         if (!streamed_answer.finished() || streamed_answer.close()) {
           if (streamed_answer.finished() && unread) co_await lingering_close(c);
@@ -904,10 +913,9 @@ struct Server::Impl {
 
       const bool keep = parser->keep_alive() && !draining && !unread;
       serialize(ctx, req.method == Method::kHead, !keep, out);
-      const auto t1 = SteadyClock::now();
-      const double seconds = std::chrono::duration<double>(t1 - t0).count();
-      metrics.record(ctx.route_id, ctx.res.status, seconds);
-      access_log(ctx, method_name(req.method), ctx.res.status, seconds);
+      const auto t1 = precise_now();
+      metrics.record(ctx.route_id, ctx.res.status, std::chrono::duration<double>(t1 - t0).count());
+      access_log(c, ctx, method_name(req.method), ctx.res.status, t1 - t0);
 
       if (!keep || start == end) {
         // Written here rather than through Io::flush: one coroutine frame fewer per request.
@@ -965,6 +973,8 @@ uint16_t Server::listen() {
 
 void Server::run() {
   asio::co_spawn(impl_->shards[0]->ioc, impl_->accept_loop(), asio::detached);
+  for (auto& s : impl_->shards)
+    if (s->access_log) asio::co_spawn(s->ioc, Impl::flush_access_log(*s), asio::detached);
   std::vector<std::thread> threads;
   for (size_t i = 1; i < impl_->shards.size(); ++i) {
     threads.emplace_back([this, i] {
@@ -977,6 +987,9 @@ void Server::run() {
     impl_->shards[0]->ioc.run();
   }
   for (auto& t : threads) t.join();
+  // Every I/O thread has stopped: the last lines of each go out now, so none is lost at exit.
+  for (auto& s : impl_->shards)
+    if (s->access_log) s->access_log->flush();
 }
 
 void Server::stop() {

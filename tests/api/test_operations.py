@@ -1,5 +1,7 @@
 """Operational endpoints: /health, /metrics (Prometheus text) and /openapi.json (OpenAPI 3.1 from the router)."""
 import re
+import shutil
+import subprocess
 
 import pytest
 import requests
@@ -167,6 +169,21 @@ def test_metrics_is_prometheus_text(anon):
     assert "# TYPE cdx_http_request_duration_seconds histogram" in text
     assert "cdx_db_pool_connections" in text
     parse_metrics(text)
+
+
+def test_metrics_pass_promtool(server, anon):
+    """`promtool check metrics` finds nothing to say about any /metrics text (gateway and services alike)."""
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool is missing (scripts/setup installs the prometheus package)"
+    anon.get("/health")
+    anon.get("/random/unmatched/path")
+    texts = {"/metrics": anon.get("/metrics").text}
+    if server.topology == "constellation":
+        for off in (1, 3, 4):
+            texts[f":+{off}/metrics"] = requests.get(f"http://127.0.0.1:{server.port + off}/metrics", timeout=5).text
+    for where, text in texts.items():
+        r = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0 and not (r.stdout + r.stderr).strip(), f"{where}: {r.stdout}{r.stderr}"
 
 
 def test_request_counter_increases(anon):
