@@ -287,6 +287,11 @@ std::optional<std::string> phone_problem(std::string_view p) {
 
 std::string normalize_email(std::string_view email) { return lowercase(email); }
 
+std::string contact_search_text(const std::optional<std::string>& first_name,
+                                const std::optional<std::string>& last_name, const std::optional<std::string>& email) {
+  return lowercase(first_name.value_or("") + " " + last_name.value_or("")) + "\n" + lowercase(email.value_or(""));
+}
+
 const std::vector<std::string>& lifecycle_stages() {
   static const std::vector<std::string> k = {"lead", "qualified", "customer", "churned"};
   return k;

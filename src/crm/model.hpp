@@ -124,6 +124,11 @@ std::optional<std::string> domain_problem(std::string_view domain);  // nullopt 
 std::optional<std::string> phone_problem(std::string_view phone);
 std::string normalize_email(std::string_view email);  // lower-cased
 
+// What a contact's ?q= searches, kept in its own column so the list indexes hold it: the lower-cased full
+// name and, after a newline (which a search term cannot hold, so no match spans both), the lower-cased email.
+std::string contact_search_text(const std::optional<std::string>& first_name,
+                                const std::optional<std::string>& last_name, const std::optional<std::string>& email);
+
 const std::vector<std::string>& lifecycle_stages();  // lead qualified customer churned
 const std::vector<std::string>& deal_statuses();     // open won lost
 const std::vector<std::string>& activity_types();    // note call email meeting task

@@ -41,9 +41,9 @@ db::Param text_or_null(const json& v, std::string& keep, bool lower) {
   return std::string_view(keep);
 }
 
-std::string str(const json& row, const char* f) {
+std::optional<std::string> opt(const json& row, const char* f) {
   const json& v = row.at(f);
-  return v.is_string() ? v.get<std::string>() : std::string();
+  return v.is_string() ? std::optional<std::string>(v.get<std::string>()) : std::nullopt;
 }
 
 void tidy_activities(Change& c) { delete_orphan_activities(c.tx, c.scope); }
@@ -95,8 +95,7 @@ kit::Resource contact_resource() {
       // ?q= reads one column the list indexes carry: "first last\nemail", ASCII lower-cased.
       .derived("search",
                [](const json& row, std::string& keep) -> db::Param {
-                 keep = lowercase(str(row, "first_name") + " " + str(row, "last_name")) + "\n" +
-                        lowercase(str(row, "email"));
+                 keep = contact_search_text(opt(row, "first_name"), opt(row, "last_name"), opt(row, "email"));
                  return std::string_view(keep);
                })
       .search_column("search")

@@ -80,12 +80,13 @@ std::optional<std::string> opt_text(const json& patch, const char* f) {
 
 // A CSV row under the same rules as a POST body (the kit's reader on the resource's declaration), as the
 // object to store; nullopt with the row's errors otherwise.
+kit::Resource sealed(kit::Resource r) {
+  r.seal();
+  return r;
+}
+
 std::optional<Company> company_from_row(const json& fields, const std::string& now, std::vector<FieldError>& errors) {
-  static const kit::Resource r = [] {
-    kit::Resource d = company_resource();
-    d.seal();
-    return d;
-  }();
+  static const kit::Resource r = sealed(company_resource());
   const json patch = kit::read_fields(r, fields, kit::Mode::kCreate, errors);
   if (!errors.empty()) return std::nullopt;
   Company c;
@@ -102,11 +103,7 @@ std::optional<Company> company_from_row(const json& fields, const std::string& n
 }
 
 std::optional<Contact> contact_from_row(const json& fields, const std::string& now, std::vector<FieldError>& errors) {
-  static const kit::Resource r = [] {
-    kit::Resource d = contact_resource();
-    d.seal();
-    return d;
-  }();
+  static const kit::Resource r = sealed(contact_resource());
   const json patch = kit::read_fields(r, fields, kit::Mode::kCreate, errors);
   if (!errors.empty()) return std::nullopt;
   Contact c;

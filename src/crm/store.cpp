@@ -23,67 +23,6 @@ json parse_json(const std::optional<std::string>& text, json fallback) {
 
 std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
-db::Param opt_json(const json& j, std::string& keep) {
-  if (j.is_null()) return nullptr;
-  keep = dump(j);
-  return std::string_view(keep);
-}
-
-// ---- companies -----------------------------------------------------------------------------------------
-
-constexpr const char* kCompanyColumns =
-    "id, name, domain, industry, size, address, owner_id, custom, created_at, updated_at";
-
-Company company_from(const db::Row& r) {
-  Company c;
-  c.id = r.text(0);
-  c.name = r.text(1);
-  c.domain = r.opt_text(2);
-  c.industry = r.opt_text(3);
-  c.size = r.opt_text(4);
-  c.address = parse_json(r.opt_text(5), nullptr);
-  c.owner_id = r.opt_text(6);
-  c.custom = parse_json(r.opt_text(7), json::object());
-  c.created_at = r.text(8);
-  c.updated_at = r.text(9);
-  return c;
-}
-
-// ---- contacts ------------------------------------------------------------------------------------------
-
-constexpr const char* kContactColumns =
-    "id, first_name, last_name, email, phone, title, company_id, owner_id, lifecycle_stage, tags, custom, "
-    "created_at, updated_at";
-
-Contact contact_from(const db::Row& r) {
-  Contact c;
-  c.id = r.text(0);
-  c.first_name = r.opt_text(1);
-  c.last_name = r.opt_text(2);
-  c.email = r.opt_text(3);
-  c.phone = r.opt_text(4);
-  c.title = r.opt_text(5);
-  c.company_id = r.opt_text(6);
-  c.owner_id = r.opt_text(7);
-  c.lifecycle_stage = r.text(8);
-  const json tags = parse_json(r.opt_text(9), json::array());
-  if (tags.is_array())
-    for (const auto& t : tags)
-      if (t.is_string()) c.tags.push_back(t.get<std::string>());
-  c.custom = parse_json(r.opt_text(10), json::object());
-  c.created_at = r.text(11);
-  c.updated_at = r.text(12);
-  return c;
-}
-
-// What ?q= searches, kept in its own column so an index holds it: the lower-cased full name and, after a
-// newline (which a search term cannot hold, so no match spans both), the normalized email. A term found in
-// the first or the last name is found in the full name, so this matches what the four columns did.
-std::string search_text(const Contact& c, const std::optional<std::string>& email_normalized) {
-  return lowercase(c.first_name.value_or("") + " " + c.last_name.value_or("")) + "\n" +
-         email_normalized.value_or("");
-}
-
 // Bulk statements take their rows as one JSON array (one parameter), so a statement holds a thousand rows
 // on either database: no parameter per value (SQLite binds parameters by name, a linear search each) and
 // no statement text that grows with the batch. `value->>N` reads column N of a row on both.
@@ -503,7 +442,7 @@ void Store::import_contacts(db::Tx& tx, const db::TenantScope& scope, const std:
                 r.cell(dump(c.custom));
                 r.cell(c.created_at);
                 r.cell(c.updated_at);
-                r.cell(search_text(c, email_norm));
+                r.cell(contact_search_text(c.first_name, c.last_name, email_norm));
               });
   struct Tag {
     const std::string* contact_id;
