@@ -9,11 +9,15 @@ namespace cdx::app {
 const std::vector<ModuleSpec>& modules() {
   static const std::vector<ModuleSpec> kModules = {
       {"core", 1, "cdx_db", false,
-       [](ModuleDeps& d) { return std::make_unique<core::CoreModule>(d.db, d.workers, d.auth, d.purge, d.minter); }},
-      {"auth", 3, "auth_db", false,
-       [](ModuleDeps& d) { return std::make_unique<auth::AuthModule>(d.db, d.workers, d.hashers, d.core, d.config, d.minter);
+       [](ModuleDeps& d) {
+         return std::make_unique<core::CoreModule>(d.db, d.workers, d.auth, d.purge, d.minter);
        }},
-      {"crm", 4, "crm_db", true, [](ModuleDeps& d) { return std::make_unique<crm::CrmModule>(d.db, d.workers); }},
+      {"auth", 3, "auth_db", false,
+       [](ModuleDeps& d) {
+         return std::make_unique<auth::AuthModule>(d.db, d.workers, d.hashers, d.core, d.config, d.minter);
+       }},
+      {"crm", 4, "crm_db", true,
+       [](ModuleDeps& d) { return std::make_unique<crm::CrmModule>(d.db, d.workers); }},
   };
   return kModules;
 }

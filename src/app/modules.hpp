@@ -11,8 +11,8 @@
 #include <vector>
 
 #include "common/config.hpp"
-#include "kit/module.hpp"
 #include "common/worker_pool.hpp"
+#include "kit/module.hpp"
 
 namespace cdx::auth {
 class Api;

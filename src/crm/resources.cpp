@@ -48,33 +48,43 @@ std::optional<std::string> opt(const json& row, const char* f) {
 
 void tidy_activities(Change& c) { delete_orphan_activities(c.tx, c.scope); }
 
-
 }  // namespace
 
 kit::Resource company_resource() {
   kit::Resource r("crm", "company", "companies");
   r.field(kit::text("name", 200).required().searchable())
-      .field(kit::text("domain", 253).min(3).check(lower_domain()).format("hostname").unique("domain_normalized")
-                 .filter(Match::kCaseless).searchable().doc("unique per tenant, stored lower-case"))
+      .field(kit::text("domain", 253)
+                 .min(3)
+                 .check(lower_domain())
+                 .format("hostname")
+                 .unique("domain_normalized")
+                 .filter(Match::kCaseless)
+                 .searchable()
+                 .doc("unique per tenant, stored lower-case"))
       .field(kit::text("industry", 100).filter(Match::kCaseless))
       .field(kit::choice("size", company_sizes()).filter())
-      .field(kit::object("address", {kit::text("street", 200), kit::text("city", 200), kit::text("region", 200),
-                                     kit::text("postal_code", 200), kit::text("country", 200)}))
+      .field(
+          kit::object("address", {kit::text("street", 200), kit::text("city", 200), kit::text("region", 200),
+                                  kit::text("postal_code", 200), kit::text("country", 200)}))
       .field(kit::id("owner_id").filter())
       .field(kit::object("custom", kMaxCustomBytes).defaults(json::object()))
-      .derived("domain_normalized", [](const json& row, std::string& keep) { return text_or_null(row["domain"], keep, true); })
+      .derived("domain_normalized",
+               [](const json& row, std::string& keep) { return text_or_null(row["domain"], keep, true); })
       .describe_create("Create a company (domain unique per tenant)")
       .describe_list("List companies (newest first; sort, q over name and domain, filters)")
-      .describe_delete("Delete a company; its contacts, deals and activities are unlinked (company_id becomes null)")
-      .hooks({.before_delete =
-                  [](Change& c) {
-                    c.event["unlinked_contacts"] =
-                        c.tx.query("SELECT COUNT(*) FROM crm_db.contacts WHERE tenant_id = $1 AND company_id = $2",
-                                   {c.scope.tenant_id(), c.row.at("id").get<std::string>()})
-                            .rows[0]
-                            .integer(0);
-                  },
-              .after_delete = tidy_activities});
+      .describe_delete(
+          "Delete a company; its contacts, deals and activities are unlinked (company_id becomes null)")
+      .hooks(
+          {.before_delete =
+               [](Change& c) {
+                 c.event["unlinked_contacts"] =
+                     c.tx.query(
+                             "SELECT COUNT(*) FROM crm_db.contacts WHERE tenant_id = $1 AND company_id = $2",
+                             {c.scope.tenant_id(), c.row.at("id").get<std::string>()})
+                         .rows[0]
+                         .integer(0);
+               },
+           .after_delete = tidy_activities});
   return r;
 }
 
@@ -82,8 +92,13 @@ kit::Resource contact_resource() {
   kit::Resource r("crm", "contact", "contacts");
   r.field(kit::text("first_name", 100))
       .field(kit::text("last_name", 100))
-      .field(kit::text("email", 254).min(3).check(email_rule()).format("email").unique("email_normalized")
-                 .filter(Match::kCaseless).doc("unique per tenant (compared lower-case)"))
+      .field(kit::text("email", 254)
+                 .min(3)
+                 .check(email_rule())
+                 .format("email")
+                 .unique("email_normalized")
+                 .filter(Match::kCaseless)
+                 .doc("unique per tenant (compared lower-case)"))
       .field(kit::text("phone", 50).min(3).check(phone_rule()))
       .field(kit::text("title", 200))
       .field(kit::id("company_id").refs("crm_db.companies").filter())
@@ -91,7 +106,8 @@ kit::Resource contact_resource() {
       .field(kit::choice("lifecycle_stage", lifecycle_stages()).not_null().defaults("lead").filter())
       .field(kit::text_list("tags", kMaxTags, 50).defaults(json::array()))
       .field(kit::object("custom", kMaxCustomBytes).defaults(json::object()))
-      .derived("email_normalized", [](const json& row, std::string& keep) { return text_or_null(row["email"], keep, true); })
+      .derived("email_normalized",
+               [](const json& row, std::string& keep) { return text_or_null(row["email"], keep, true); })
       // ?q= reads one column the list indexes carry: "first last\nemail", ASCII lower-cased.
       .derived("search",
                [](const json& row, std::string& keep) -> db::Param {
@@ -103,7 +119,8 @@ kit::Resource contact_resource() {
                       .max_length = 50,
                       .where =
                           [](const std::string& v, const std::function<std::string(std::string)>& bind) {
-                            return "EXISTS (SELECT 1 FROM crm_db.contact_tags t WHERE t.tenant_id = crm_db.contacts.tenant_id "
+                            return "EXISTS (SELECT 1 FROM crm_db.contact_tags t WHERE t.tenant_id = "
+                                   "crm_db.contacts.tenant_id "
                                    "AND t.contact_id = crm_db.contacts.id AND t.tag = " +
                                    bind(lowercase(v)) + ")";
                           },
@@ -112,7 +129,8 @@ kit::Resource contact_resource() {
       .describe_create("Create a contact (email unique per tenant)")
       .describe_list("List contacts (newest first; sort, q over names and email, filters)")
       .describe_delete("Delete a contact; its deals and activities are unlinked")
-      .at_least_one({"first_name", "last_name", "email"}, "a contact needs at least one of first_name, last_name or email")
+      .at_least_one({"first_name", "last_name", "email"},
+                    "a contact needs at least one of first_name, last_name or email")
       .hooks({.after_write =
                   [](Change& c) {
                     const std::string id = c.row.at("id").get<std::string>();
@@ -120,9 +138,10 @@ kit::Resource contact_resource() {
                     c.tx.query("DELETE FROM crm_db.contact_tags WHERE tenant_id = $1 AND contact_id = $2",
                                {c.scope.tenant_id(), id});
                     for (const auto& t : c.row.at("tags"))
-                      c.tx.query("INSERT INTO crm_db.contact_tags (tenant_id, contact_id, tag) VALUES ($1, $2, $3) "
-                                 "ON CONFLICT (contact_id, tag) DO NOTHING",
-                                 {c.scope.tenant_id(), id, lowercase(t.get<std::string>())});
+                      c.tx.query(
+                          "INSERT INTO crm_db.contact_tags (tenant_id, contact_id, tag) VALUES ($1, $2, $3) "
+                          "ON CONFLICT (contact_id, tag) DO NOTHING",
+                          {c.scope.tenant_id(), id, lowercase(t.get<std::string>())});
                   },
               .before_delete =
                   [](Change& c) {
@@ -164,12 +183,16 @@ kit::Resource deal_resource() {
   kit::Resource r("crm", "deal", "deals");
   r.field(kit::text("title", 200).required().searchable())
       .field(kit::integer("amount", 0, kMaxAmount).doc("minor units of the currency (1234 = 12.34 EUR)"))
-      .field(kit::text("currency", 3).min(3).check(
-          [](json& v, kit::Problems& p) {
-            if (!valid_currency(v.get_ref<const std::string&>()))
-              p.fail("must be an ISO 4217 currency code in upper case, such as EUR or USD");
-          },
-          "^[A-Z]{3}$").filter().doc("ISO 4217 code; required with an amount"))
+      .field(kit::text("currency", 3)
+                 .min(3)
+                 .check(
+                     [](json& v, kit::Problems& p) {
+                       if (!valid_currency(v.get_ref<const std::string&>()))
+                         p.fail("must be an ISO 4217 currency code in upper case, such as EUR or USD");
+                     },
+                     "^[A-Z]{3}$")
+                 .filter()
+                 .doc("ISO 4217 code; required with an amount"))
       .field(kit::id("pipeline_id").not_null().filter().doc("default: the tenant's default pipeline"))
       .field(kit::id("stage_id").not_null().filter().doc("default: the pipeline's first stage"))
       .field(kit::id("contact_id").refs("crm_db.contacts").filter())

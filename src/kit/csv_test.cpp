@@ -126,8 +126,9 @@ TEST(Csv, ExportWritesEveryFieldAndCustomKeys) {
                                   {"updated_at", "2026-01-01T00:00:00.000000Z"}}});
   auto back = parse_csv(export_csv(people(), rows));
   ASSERT_EQ(back.size(), 2u);
-  EXPECT_EQ(back[0].fields, (std::vector<std::string>{"id", "first_name", "email", "tags", "seen_at", "created_at",
-                                                      "updated_at", "custom.score", "custom.source"}));
+  EXPECT_EQ(back[0].fields,
+            (std::vector<std::string>{"id", "first_name", "email", "tags", "seen_at", "created_at",
+                                      "updated_at", "custom.score", "custom.source"}));
   EXPECT_EQ(back[1].fields[1], "Ann");
   EXPECT_EQ(back[1].fields[3], "vip;beta");
   EXPECT_EQ(back[1].fields.back(), "fair");

@@ -22,8 +22,9 @@ class IdempotencyTest : public ::testing::Test {
     dir_ = std::filesystem::temp_directory_path() / ("cdx-idem-" + random_token(10));
     factory_ = db::make_sqlite_factory(dir_.string());
     db_ = factory_->open("idem_db");
-    db_->migrate({Idempotency::migration(1, "idem_db"),
-                  {2, "things", "CREATE TABLE idem_db.things (id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL);"}});
+    db_->migrate(
+        {Idempotency::migration(1, "idem_db"),
+         {2, "things", "CREATE TABLE idem_db.things (id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL);"}});
     idem_ = std::make_unique<Idempotency>(db_);
   }
   void TearDown() override {
@@ -52,7 +53,9 @@ class IdempotencyTest : public ::testing::Test {
   }
   int64_t things(const db::TenantScope& scope) {
     return db_->read(scope, [&](db::Tx& tx) {
-      return tx.query("SELECT COUNT(*) FROM idem_db.things WHERE tenant_id = $1", {scope.tenant_id()}).rows[0].integer(0);
+      return tx.query("SELECT COUNT(*) FROM idem_db.things WHERE tenant_id = $1", {scope.tenant_id()})
+          .rows[0]
+          .integer(0);
     });
   }
   Code code_of(const std::function<void()>& fn) {

@@ -29,7 +29,8 @@ std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_hand
 std::string now_text() { return format_rfc3339(Clock::now()); }
 
 json parse_object(std::string_view body) {
-  if (body.empty()) throw Error(Code::kInvalidRequest, "The request body is empty; a JSON object is expected.");
+  if (body.empty())
+    throw Error(Code::kInvalidRequest, "The request body is empty; a JSON object is expected.");
   if (json_nesting_depth(body) > kMaxJsonDepth)
     throw Error::validation(
         {{"body", fmt::format("must not nest arrays and objects deeper than {} levels", kMaxJsonDepth)}});
@@ -144,7 +145,8 @@ std::optional<json> read_value(const json& v, const Field& f, Problems& p) {
       json clean = json::object();
       bool ok = true;
       for (const auto& [k, val] : v.items()) {
-        auto m = std::find_if(f.properties.begin(), f.properties.end(), [&](const Field& x) { return x.name == k; });
+        auto m = std::find_if(f.properties.begin(), f.properties.end(),
+                              [&](const Field& x) { return x.name == k; });
         if (m == f.properties.end()) {
           std::vector<std::string> names;
           for (const auto& x : f.properties) names.push_back(x.name);
@@ -166,8 +168,8 @@ std::optional<json> read_value(const json& v, const Field& f, Problems& p) {
       return clean.empty() ? json(nullptr) : clean;
     }
     case Type::kTextList: {
-      const std::string each =
-          fmt::format("must be an array of strings, each 1 to {} characters without control characters", f.item_max);
+      const std::string each = fmt::format(
+          "must be an array of strings, each 1 to {} characters without control characters", f.item_max);
       if (!v.is_array()) {
         p.fail(each);
         return std::nullopt;
@@ -202,25 +204,34 @@ json empty_value(const Field& f) { return f.default_value.is_null() ? json(nullp
 db::Param param_of(const Field& f, const json& v, std::deque<std::string>& keep) {
   if (v.is_null()) return nullptr;
   switch (f.type) {
-    case Type::kInteger: return v.get<int64_t>();
-    case Type::kBoolean: return v.get<bool>();
+    case Type::kInteger:
+      return v.get<int64_t>();
+    case Type::kBoolean:
+      return v.get<bool>();
     case Type::kObject:
-    case Type::kTextList: keep.push_back(dump(v)); return std::string_view(keep.back());
-    default: keep.push_back(v.get<std::string>()); return std::string_view(keep.back());
+    case Type::kTextList:
+      keep.push_back(dump(v));
+      return std::string_view(keep.back());
+    default:
+      keep.push_back(v.get<std::string>());
+      return std::string_view(keep.back());
   }
 }
 
 json value_of(const Field& f, const db::Row& row, size_t i) {
   if (row.is_null(i)) return empty_value(f);
   switch (f.type) {
-    case Type::kInteger: return row.integer(i);
-    case Type::kBoolean: return row.integer(i) != 0;
+    case Type::kInteger:
+      return row.integer(i);
+    case Type::kBoolean:
+      return row.integer(i) != 0;
     case Type::kObject:
     case Type::kTextList: {
       json j = json::parse(row.text(i), nullptr, false);
       return j.is_discarded() ? empty_value(f) : j;
     }
-    default: return row.text(i);
+    default:
+      return row.text(i);
   }
 }
 
@@ -260,7 +271,8 @@ json Kit::read_fields(const Resource& r, const json& doc, Mode mode, std::vector
 }
 
 json read_fields(const Resource& r, const json& doc, Mode mode, std::vector<FieldError>& errors) {
-  static const std::set<std::string, std::less<>> kServerSet = {"id", "tenant_id", "created_at", "updated_at"};
+  static const std::set<std::string, std::less<>> kServerSet = {"id", "tenant_id", "created_at",
+                                                                "updated_at"};
   for (const auto& [name, _] : doc.items()) {
     const Field* f = r.find(name);
     if (f && !f->is_read_only) continue;
@@ -316,7 +328,9 @@ json read_fields(const Resource& r, const json& doc, Mode mode, std::vector<Fiel
   return patch;
 }
 
-json Kit::read_body(const Resource& r, std::string_view body, Mode mode) const { return kit::read_body(r, body, mode); }
+json Kit::read_body(const Resource& r, std::string_view body, Mode mode) const {
+  return kit::read_body(r, body, mode);
+}
 
 json read_body(const Resource& r, std::string_view body, Mode mode) {
   const json doc = parse_object(body);
@@ -360,8 +374,8 @@ ListQuery Kit::read_list(const Resource& r, const http::Context& ctx) const {
   }
   if (!errors.empty()) throw Error::validation(std::move(errors));
 
-  if (!r.search_column().empty() || std::any_of(r.fields().begin(), r.fields().end(),
-                                                [](const Field& f) { return f.is_searchable; })) {
+  if (!r.search_column().empty() ||
+      std::any_of(r.fields().begin(), r.fields().end(), [](const Field& f) { return f.is_searchable; })) {
     if (auto text = query_text(ctx, "q", 200)) q.q = http::like_pattern(*text);
   }
   for (const Field& f : r.fields()) {
@@ -397,7 +411,8 @@ ListQuery Kit::read_list(const Resource& r, const http::Context& ctx) const {
           bad.push_back({f.name, "must be one of: " + join(f.values)});
         value = *v;
         break;
-      default: value = *v;
+      default:
+        value = *v;
     }
     if (!bad.empty()) throw Error::validation(std::move(bad));
     q.filters.emplace_back(&f, sort_value(value));
@@ -416,8 +431,8 @@ std::string Kit::render_list(const Resource& r, json rows, const ListQuery& q) c
     next = base64url_encode("c1:" + sort + "|" + base64url_encode(sort_value(last.at(q.sort))) + "|" +
                             last.at("id").get<std::string>());
   }
-  return json{{"data", std::move(rows)}, {"next_cursor", std::move(next)}}.dump(-1, ' ', false,
-                                                                              json::error_handler_t::replace);
+  return json{{"data", std::move(rows)}, {"next_cursor", std::move(next)}}.dump(
+      -1, ' ', false, json::error_handler_t::replace);
 }
 
 json Kit::list(db::Tx& tx, const Caller& c, const Resource& r, const ListQuery& q) const {
@@ -449,7 +464,8 @@ json Kit::list(db::Tx& tx, const Caller& c, const Resource& r, const ListQuery& 
     } else {
       std::string any;
       for (const auto& f : r.fields())
-        if (f.is_searchable) any += (any.empty() ? "" : " OR ") + ("lower(" + f.column() + ") LIKE " + p + " ESCAPE '\\'");
+        if (f.is_searchable)
+          any += (any.empty() ? "" : " OR ") + ("lower(" + f.column() + ") LIKE " + p + " ESCAPE '\\'");
       sql += " AND (" + any + ")";
     }
   }
@@ -513,8 +529,10 @@ std::optional<json> Kit::find(db::Tx& tx, const Caller& c, const Resource& r, co
   return row_json(r, res.rows[0]);
 }
 
-bool Kit::exists(db::Tx& tx, const db::TenantScope& scope, const std::string& table, const std::string& id) const {
-  return !tx.query("SELECT 1 FROM " + table + " WHERE tenant_id = $1 AND id = $2", {scope.tenant_id(), id}).empty();
+bool Kit::exists(db::Tx& tx, const db::TenantScope& scope, const std::string& table,
+                 const std::string& id) const {
+  return !tx.query("SELECT 1 FROM " + table + " WHERE tenant_id = $1 AND id = $2", {scope.tenant_id(), id})
+              .empty();
 }
 
 void Kit::check_row(db::Tx& tx, const Caller& c, const Resource& r, json& row, const json* before,
@@ -530,7 +548,8 @@ void Kit::check_row(db::Tx& tx, const Caller& c, const Resource& r, json& row, c
       errors.push_back({f.name, "does not exist in this tenant"});
   }
   for (const auto& rule : r.at_least_one())
-    if (std::none_of(rule.fields.begin(), rule.fields.end(), [&](const std::string& f) { return change.value(f); }))
+    if (std::none_of(rule.fields.begin(), rule.fields.end(),
+                     [&](const std::string& f) { return change.value(f); }))
       errors.push_back({rule.fields.front(), rule.message});
   if (r.hooks().validate) r.hooks().validate(change);
   if (!errors.empty()) throw Error::validation(std::move(errors));
@@ -553,7 +572,8 @@ void Kit::store_row(db::Tx& tx, const Caller& c, const Resource& r, json& row, c
     if (before && before->value(f.name, json()) == row[f.name]) continue;
     auto col = std::find_if(cols.begin(), cols.end(), [&](const auto& p) { return p.first == f.unique_on; });
     if (col == cols.end()) continue;
-    if (!tx.query("SELECT 1 FROM " + r.table() + " WHERE tenant_id = $1 AND " + f.unique_on + " = $2 AND id <> $3",
+    if (!tx.query("SELECT 1 FROM " + r.table() + " WHERE tenant_id = $1 AND " + f.unique_on +
+                      " = $2 AND id <> $3",
                   {c.scope.tenant_id(), col->second, row["id"].get<std::string>()})
              .empty())
       throw Error(Code::kConflict, fmt::format("Another {} of this tenant has the {} '{}'.", r.kind(), f.name,
@@ -572,13 +592,14 @@ void Kit::store_row(db::Tx& tx, const Caller& c, const Resource& r, json& row, c
       sql += ", " + name;
       values += ", " + sql.bind(p);
     }
-    sql += ", created_at, updated_at) VALUES (" + values + ", " + sql.bind_text(row["created_at"].get<std::string>()) +
-           ", " + sql.bind_text(row["updated_at"].get<std::string>()) + ")";
+    sql += ", created_at, updated_at) VALUES (" + values + ", " +
+           sql.bind_text(row["created_at"].get<std::string>()) + ", " +
+           sql.bind_text(row["updated_at"].get<std::string>()) + ")";
   } else {
     sql += "UPDATE " + r.table() + " SET updated_at = " + sql.bind_text(row["updated_at"].get<std::string>());
     for (auto& [name, p] : cols) sql += ", " + name + " = " + sql.bind(p);
-    sql += " WHERE tenant_id = " + sql.bind(c.scope.tenant_id()) + " AND id = " +
-           sql.bind_text(row["id"].get<std::string>());
+    sql += " WHERE tenant_id = " + sql.bind(c.scope.tenant_id()) +
+           " AND id = " + sql.bind_text(row["id"].get<std::string>());
   }
   tx.query(sql.text(), sql.params());
   if (r.hooks().after_write) r.hooks().after_write(change);
@@ -604,7 +625,8 @@ json Kit::create(db::Tx& tx, const Caller& c, const Resource& r, const json& pat
   return row;
 }
 
-json Kit::update(db::Tx& tx, const Caller& c, const Resource& r, const std::string& id, const json& patch) const {
+json Kit::update(db::Tx& tx, const Caller& c, const Resource& r, const std::string& id,
+                 const json& patch) const {
   auto before = find(tx, c, r, id);
   if (!before) not_found(r, id);
   json row = *before;
@@ -641,8 +663,8 @@ void Kit::remove(db::Tx& tx, const Caller& c, const Resource& r, const std::stri
   for (const auto& other : resources_)
     for (const Field& f : other->fields())
       if (f.refs_table == r.table())
-        tx.query("UPDATE " + other->table() + " SET " + f.column() + " = NULL, updated_at = $3 WHERE tenant_id = $1 AND " +
-                     f.column() + " = $2",
+        tx.query("UPDATE " + other->table() + " SET " + f.column() +
+                     " = NULL, updated_at = $3 WHERE tenant_id = $1 AND " + f.column() + " = $2",
                  {c.scope.tenant_id(), id, now});
   tx.query("DELETE FROM " + r.table() + " WHERE tenant_id = $1 AND id = $2", {c.scope.tenant_id(), id});
   if (r.hooks().after_delete) r.hooks().after_delete(change);
@@ -661,7 +683,8 @@ void Kit::append_more(db::Tx& tx, const Caller& c, Events more) const {
 
 void Kit::purge_tenant(db::Tx& tx, const db::TenantScope& scope) const {
   for (const auto& r : resources_) {
-    for (const auto& side : r->side_tables()) tx.query("DELETE FROM " + side + " WHERE tenant_id = $1", {scope.tenant_id()});
+    for (const auto& side : r->side_tables())
+      tx.query("DELETE FROM " + side + " WHERE tenant_id = $1", {scope.tenant_id()});
     tx.query("DELETE FROM " + r->table() + " WHERE tenant_id = $1", {scope.tenant_id()});
   }
 }

@@ -95,9 +95,11 @@ class Kit {
   nlohmann::json update(db::Tx& tx, const Caller& c, const Resource& r, const std::string& id,
                         const nlohmann::json& patch) const;
   void remove(db::Tx& tx, const Caller& c, const Resource& r, const std::string& id) const;
-  std::optional<nlohmann::json> find(db::Tx& tx, const Caller& c, const Resource& r, const std::string& id) const;
+  std::optional<nlohmann::json> find(db::Tx& tx, const Caller& c, const Resource& r,
+                                     const std::string& id) const;
   nlohmann::json list(db::Tx& tx, const Caller& c, const Resource& r, const ListQuery& q) const;
-  bool exists(db::Tx& tx, const db::TenantScope& scope, const std::string& table, const std::string& id) const;
+  bool exists(db::Tx& tx, const db::TenantScope& scope, const std::string& table,
+              const std::string& id) const;
 
   db::Database& database() const { return *db_; }
   WorkerPool& workers() const { return workers_; }
@@ -111,10 +113,12 @@ class Kit {
   void mount_one(http::Router& router, const Resource& r) const;
   using Events = std::vector<std::pair<std::string, nlohmann::json>>;
   // Links and the validate hook (422), then the unique checks (409), the statement and after_write.
-  void check_row(db::Tx& tx, const Caller& c, const Resource& r, nlohmann::json& row, const nlohmann::json* before,
-                 const nlohmann::json& patch, nlohmann::json& event, Events& more) const;
-  void store_row(db::Tx& tx, const Caller& c, const Resource& r, nlohmann::json& row, const nlohmann::json* before,
-                 const nlohmann::json& patch, nlohmann::json& event, Events& more) const;
+  void check_row(db::Tx& tx, const Caller& c, const Resource& r, nlohmann::json& row,
+                 const nlohmann::json* before, const nlohmann::json& patch, nlohmann::json& event,
+                 Events& more) const;
+  void store_row(db::Tx& tx, const Caller& c, const Resource& r, nlohmann::json& row,
+                 const nlohmann::json* before, const nlohmann::json& patch, nlohmann::json& event,
+                 Events& more) const;
   void append_more(db::Tx& tx, const Caller& c, Events more) const;
 
   std::shared_ptr<db::Database> db_;
@@ -126,7 +130,8 @@ class Kit {
 
 // The body rules of a resource without a Kit (CSV rows, tests): Kit::read_body and Kit::read_fields.
 nlohmann::json read_body(const Resource& r, std::string_view body, Mode mode);
-nlohmann::json read_fields(const Resource& r, const nlohmann::json& doc, Mode mode, std::vector<FieldError>& errors);
+nlohmann::json read_fields(const Resource& r, const nlohmann::json& doc, Mode mode,
+                           std::vector<FieldError>& errors);
 // components/schemas of one resource: <Name>, <Name>Create, <Name>Update.
 void add_schema(nlohmann::json& schemas, const Resource& r);
 // A row's JSON as the kit renders it, from a result row in select_list() order.

@@ -46,13 +46,15 @@ class KitTest : public ::testing::Test {
     dir_ = std::filesystem::temp_directory_path() / ("cdx-kit-" + random_token(10));
     factory_ = db::make_sqlite_factory(dir_.string());
     db_ = factory_->open("shelf_db");
-    db_->migrate({{1, "books",
-                   "CREATE TABLE shelf_db.shelves (id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL);"
-                   "CREATE TABLE shelf_db.books (id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, title TEXT NOT NULL, "
-                   "isbn TEXT, pages BIGINT, format TEXT NOT NULL, lent INTEGER NOT NULL, shelf_id TEXT, "
-                   "labels TEXT NOT NULL, extra TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL, "
-                   "UNIQUE (tenant_id, isbn));"},
-                  db::Outbox::migration(2, "shelf_db"), Idempotency::migration(3, "shelf_db")});
+    db_->migrate(
+        {{1, "books",
+          "CREATE TABLE shelf_db.shelves (id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL);"
+          "CREATE TABLE shelf_db.books (id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, title TEXT NOT NULL, "
+          "isbn TEXT, pages BIGINT, format TEXT NOT NULL, lent INTEGER NOT NULL, shelf_id TEXT, "
+          "labels TEXT NOT NULL, extra TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL, "
+          "UNIQUE (tenant_id, isbn));"},
+         db::Outbox::migration(2, "shelf_db"),
+         Idempotency::migration(3, "shelf_db")});
     idempotency_ = std::make_unique<Idempotency>(db_);
     kit_ = std::make_unique<Kit>(db_, outbox_, workers_, *idempotency_);
     books_ = &kit_->add(book_resource());
@@ -89,7 +91,8 @@ class KitTest : public ::testing::Test {
     return db_->read(scope, [&](db::Tx& tx) { return kit_->list(tx, c, *books_, q); });
   }
   std::vector<db::OutboxEvent> events(const db::TenantScope& scope) {
-    return db_->read(scope, [&](db::Tx& tx) { return outbox_.list(tx, scope, std::nullopt, 100, std::nullopt); });
+    return db_->read(scope,
+                     [&](db::Tx& tx) { return outbox_.list(tx, scope, std::nullopt, 100, std::nullopt); });
   }
 
   std::filesystem::path dir_;
@@ -110,7 +113,8 @@ TEST_F(KitTest, ReaderChecksEveryFieldAndNamesEachBadOne) {
   EXPECT_EQ(refused(R"({"title":"  "})"), std::vector<std::string>{"title"});
   EXPECT_EQ(refused(R"({"title":"A","pages":0,"format":"scroll","isbn":"12","nope":1,"id":"x"})"),
             (std::vector<std::string>{"id", "nope", "isbn", "pages", "format"}));
-  EXPECT_EQ(refused(R"({"title":"A","labels":["a","b","c","d","e","f"]})"), std::vector<std::string>{"labels"});
+  EXPECT_EQ(refused(R"({"title":"A","labels":["a","b","c","d","e","f"]})"),
+            std::vector<std::string>{"labels"});
   EXPECT_EQ(refused(R"({"title":"A","extra":{"x":")" + std::string(300, 'y') + R"("}})"),
             std::vector<std::string>{"extra"});
   EXPECT_EQ(refused("{\"title\":\"A\\u0000B\"}"), std::vector<std::string>{"title"});
@@ -157,7 +161,8 @@ TEST_F(KitTest, RulesAcrossRowsAndFields) {
   }
   EXPECT_NO_THROW(create(b_, R"({"title":"B","isbn":"0441172717"})")) << "unique per tenant";
   try {
-    create(a_, R"({"title":"C","format":"ebook","lent":true,"shelf_id":"01930000-0000-7000-8000-000000000001"})");
+    create(a_,
+           R"({"title":"C","format":"ebook","lent":true,"shelf_id":"01930000-0000-7000-8000-000000000001"})");
     FAIL() << "hook and link must refuse";
   } catch (const Error& e) {
     ASSERT_EQ(e.field_errors().size(), 2u);
@@ -209,6 +214,39 @@ TEST_F(KitTest, SchemasCarryTheLimitsTheReaderEnforces) {
   EXPECT_EQ(s["BookUpdate"]["properties"]["labels"]["maxItems"], 5);
   EXPECT_EQ(s["Book"]["properties"]["format"]["enum"], json({"hardcover", "paperback", "ebook"}));
   EXPECT_FALSE(s["Book"]["properties"].contains("tenant_id"));
+}
+
+// Rows a CLIENT may see only when they are its own: declared with an owner column, never checked by hand.
+TEST_F(KitTest, OwnedRowsAreTheirOwnersOnly) {
+  db_->migrate({{4, "notes",
+                 "CREATE TABLE shelf_db.notes (id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, user_id TEXT, "
+                 "text TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL);"}});
+  Resource notes_decl("shelf", "note", "notes");
+  notes_decl.field(text("text", 100).required()).owner("user_id").access(http::Access::kTenantMember);
+  const Resource& notes = kit_->add(std::move(notes_decl));
+  const Caller ann{a_, {"user", "ann"}, std::string("ann")}, bob{a_, {"user", "bob"}, std::string("bob")};
+  const Caller admin{a_, {"user", "admin"}, std::nullopt};
+  auto make = [&](const Caller& c, const char* body) {
+    const json patch = kit_->read_body(notes, body, Mode::kCreate);
+    return db_->write(a_, [&](db::Tx& tx) { return kit_->create(tx, c, notes, patch); });
+  };
+  const std::string mine = make(ann, R"({"text":"Ann's"})")["id"];
+  make(bob, R"({"text":"Bob's"})");
+  auto listed = [&](const Caller& c) {
+    return db_->read(a_, [&](db::Tx& tx) { return kit_->list(tx, c, notes, ListQuery{}); }).size();
+  };
+  EXPECT_EQ(listed(ann), 1u);
+  EXPECT_EQ(listed(bob), 1u);
+  EXPECT_EQ(listed(admin), 2u) << "an ADMIN (no owner) sees the tenant's rows";
+  EXPECT_FALSE(db_->read(a_, [&](db::Tx& tx) { return kit_->find(tx, bob, notes, mine); }))
+      << "404 for another owner";
+  EXPECT_THROW(db_->write(a_,
+                          [&](db::Tx& tx) {
+                            kit_->update(tx, bob, notes, mine, {{"text", "mine now"}});
+                          }),
+               Error);
+  EXPECT_THROW(db_->write(a_, [&](db::Tx& tx) { kit_->remove(tx, bob, notes, mine); }), Error);
+  EXPECT_EQ(db_->read(a_, [&](db::Tx& tx) { return kit_->find(tx, ann, notes, mine); })->at("text"), "Ann's");
 }
 
 TEST(KitDeclaration, RefusesWhatCannotWork) {

@@ -22,10 +22,14 @@ json schema_of(const Field& f, bool nullable) {
       s["minimum"] = *f.minimum;
       s["maximum"] = *f.maximum;
       break;
-    case Type::kBoolean: s["type"] = type_of("boolean", nullable); break;
+    case Type::kBoolean:
+      s["type"] = type_of("boolean", nullable);
+      break;
     case Type::kId:
     case Type::kDate:
-    case Type::kDateTime: s["type"] = type_of("string", nullable); break;
+    case Type::kDateTime:
+      s["type"] = type_of("string", nullable);
+      break;
     case Type::kEnum: {
       s["type"] = type_of("string", nullable);
       json e = f.values;
@@ -37,7 +41,8 @@ json schema_of(const Field& f, bool nullable) {
       s["type"] = type_of("object", nullable);
       if (!f.properties.empty()) {
         json props = json::object();
-        for (const auto& m : f.properties) props[m.name] = {{"type", {"string", "null"}}, {"maxLength", m.max_len}};
+        for (const auto& m : f.properties)
+          props[m.name] = {{"type", {"string", "null"}}, {"maxLength", m.max_len}};
         s["properties"] = std::move(props);
         s["additionalProperties"] = false;
       } else {
@@ -101,7 +106,8 @@ void add_schema(json& schemas, const Resource& r) {
         c["anyOf"] = std::move(any);
     }
     schemas[r.schema_name() + "Create"] = std::move(c);
-    schemas[r.schema_name() + "Update"] = {{"type", "object"}, {"properties", update}, {"additionalProperties", false}};
+    schemas[r.schema_name() + "Update"] = {
+        {"type", "object"}, {"properties", update}, {"additionalProperties", false}};
   }
 }
 

@@ -26,15 +26,24 @@ Field make(std::string name, Type type) {
 
 std::string_view type_name(Type t) {
   switch (t) {
-    case Type::kText: return "text";
-    case Type::kInteger: return "integer";
-    case Type::kBoolean: return "boolean";
-    case Type::kId: return "id";
-    case Type::kEnum: return "enum";
-    case Type::kDate: return "date";
-    case Type::kDateTime: return "datetime";
-    case Type::kObject: return "object";
-    case Type::kTextList: return "text list";
+    case Type::kText:
+      return "text";
+    case Type::kInteger:
+      return "integer";
+    case Type::kBoolean:
+      return "boolean";
+    case Type::kId:
+      return "id";
+    case Type::kEnum:
+      return "enum";
+    case Type::kDate:
+      return "date";
+    case Type::kDateTime:
+      return "datetime";
+    case Type::kObject:
+      return "object";
+    case Type::kTextList:
+      return "text list";
   }
   return "text";
 }
@@ -101,9 +110,12 @@ Field text_list(std::string name, size_t max_items, size_t item_max) {
 Actor actor_of(const http::Context& ctx) {
   const Principal& p = *ctx.principal;
   switch (p.kind) {
-    case Principal::Kind::kSuperadmin: return {"superadmin", p.id};
-    case Principal::Kind::kApiKey: return {"api_key", p.id};
-    case Principal::Kind::kUser: break;
+    case Principal::Kind::kSuperadmin:
+      return {"superadmin", p.id};
+    case Principal::Kind::kApiKey:
+      return {"api_key", p.id};
+    case Principal::Kind::kUser:
+      break;
   }
   return {"user", p.id};
 }

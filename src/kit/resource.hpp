@@ -56,7 +56,7 @@ enum class Match : uint8_t { kNone, kExact, kCaseless };
 struct Field {
   std::string name;
   Type type = Type::kText;
-  std::string column_name;  // defaults to name
+  std::string column_name;   // defaults to name
   bool is_required = false;  // given on create, never null
   bool is_nullable = true;   // null clears the value (PATCH)
   bool is_multiline = false;
@@ -70,7 +70,7 @@ struct Field {
   std::string pattern;              // the pattern check() enforces, for OpenAPI
   std::string openapi_format;       // "email", "hostname", "uuid", "date", "date-time"
   std::string description;
-  std::string unique_on;  // non-empty: unique per tenant, compared on this column (409)
+  std::string unique_on;   // non-empty: unique per tenant, compared on this column (409)
   std::string refs_table;  // kId: the id must name a row of this table in the same tenant
   Match filter_match = Match::kNone;
   bool is_searchable = false;
@@ -80,25 +80,67 @@ struct Field {
 
   const std::string& column() const { return column_name.empty() ? name : column_name; }
 
-  Field& required() { is_required = true, is_nullable = false; return *this; }
-  Field& not_null() { is_nullable = false; return *this; }
-  Field& min(size_t n) { min_len = n; return *this; }
-  Field& multiline() { is_multiline = true; return *this; }
-  Field& read_only() { is_read_only = true; return *this; }
-  Field& column(std::string c) { column_name = std::move(c); return *this; }
-  Field& unique(std::string on_column = "") { unique_on = on_column.empty() ? column() : std::move(on_column); return *this; }
-  Field& refs(std::string table) { refs_table = std::move(table); return *this; }
-  Field& filter(Match m = Match::kExact) { filter_match = m; return *this; }
-  Field& searchable() { is_searchable = true; return *this; }
-  Field& sortable() { is_sortable = true; return *this; }
-  Field& defaults(nlohmann::json v) { default_value = std::move(v); return *this; }
+  Field& required() {
+    is_required = true, is_nullable = false;
+    return *this;
+  }
+  Field& not_null() {
+    is_nullable = false;
+    return *this;
+  }
+  Field& min(size_t n) {
+    min_len = n;
+    return *this;
+  }
+  Field& multiline() {
+    is_multiline = true;
+    return *this;
+  }
+  Field& read_only() {
+    is_read_only = true;
+    return *this;
+  }
+  Field& column(std::string c) {
+    column_name = std::move(c);
+    return *this;
+  }
+  Field& unique(std::string on_column = "") {
+    unique_on = on_column.empty() ? column() : std::move(on_column);
+    return *this;
+  }
+  Field& refs(std::string table) {
+    refs_table = std::move(table);
+    return *this;
+  }
+  Field& filter(Match m = Match::kExact) {
+    filter_match = m;
+    return *this;
+  }
+  Field& searchable() {
+    is_searchable = true;
+    return *this;
+  }
+  Field& sortable() {
+    is_sortable = true;
+    return *this;
+  }
+  Field& defaults(nlohmann::json v) {
+    default_value = std::move(v);
+    return *this;
+  }
   Field& check(Check c, std::string documented_pattern = "") {
     checker = std::move(c);
     pattern = std::move(documented_pattern);
     return *this;
   }
-  Field& format(std::string f) { openapi_format = std::move(f); return *this; }
-  Field& doc(std::string d) { description = std::move(d); return *this; }
+  Field& format(std::string f) {
+    openapi_format = std::move(f);
+    return *this;
+  }
+  Field& doc(std::string d) {
+    description = std::move(d);
+    return *this;
+  }
 };
 
 Field text(std::string name, size_t max_length);
@@ -128,12 +170,14 @@ struct Change {
   const nlohmann::json* before;  // the stored row (update, delete); nullptr on create
   const nlohmann::json& patch;   // what the body gave: absent / null / value
   std::vector<FieldError>& errors;
-  nlohmann::json& event;         // the event payload; hooks may add to it
+  nlohmann::json& event;  // the event payload; hooks may add to it
   const Actor& actor;
   std::vector<std::pair<std::string, nlohmann::json>>& more;  // events after the kit's own (with the actor)
   bool given(std::string_view f) const { return patch.contains(f); }
   // Another event of this change, written after the kit's own ("crm.deal.won"); the actor is added.
-  void emit(std::string type, nlohmann::json payload) { more.emplace_back(std::move(type), std::move(payload)); }
+  void emit(std::string type, nlohmann::json payload) {
+    more.emplace_back(std::move(type), std::move(payload));
+  }
   // The field's value in the new row, or nullptr when it is null or absent.
   const nlohmann::json* value(std::string_view f) const;
 };
@@ -143,7 +187,8 @@ struct Change {
 struct CustomFilter {
   std::string name;
   size_t max_length = 200;
-  std::function<std::string(const std::string& value, const std::function<std::string(std::string)>& bind)> where;
+  std::function<std::string(const std::string& value, const std::function<std::string(std::string)>& bind)>
+      where;
   std::string description;
 };
 

@@ -69,7 +69,8 @@ Task<void> Kit::write_answer(Context& ctx, std::string route_key, std::function<
         claimed = true;
         fn(tx);
         if (ctx.res.status >= 200 && ctx.res.status < 300)
-          idempotency_.store(tx, scope, route_key, key, {ctx.res.status, std::string(ctx.res.content_type), ctx.res.body});
+          idempotency_.store(tx, scope, route_key, key,
+                             {ctx.res.status, std::string(ctx.res.content_type), ctx.res.body});
         else
           idempotency_.release(tx, scope, route_key, key);  // nothing was made: a retry runs again
       });
@@ -79,7 +80,8 @@ Task<void> Kit::write_answer(Context& ctx, std::string route_key, std::function<
     }
     if (twin) {
       co_await workers_.run([&] { replay = idempotency_.lookup(scope, route_key, key, hash); });
-      if (!replay) throw Error(Code::kConflict, "Another request with this Idempotency-Key failed; retry it.");
+      if (!replay)
+        throw Error(Code::kConflict, "Another request with this Idempotency-Key failed; retry it.");
     } else {
       crash_if_asked(route_key);
     }
@@ -102,69 +104,85 @@ void Kit::mount_one(http::Router& router, const Resource& r) const {
   const std::string& noun = r.kind();
   const Resource* res = &r;
 
-  router.add(
-      Method::kPost, base,
-      [this, res, route_key = "POST " + base](Context& ctx) -> Task<void> {
-        json patch = read_body(*res, ctx.req.body, Mode::kCreate);
-        const Caller c = caller_of(ctx, *res);
-        co_await write_answer(ctx, route_key, [&](db::Tx& tx) { ctx.res.json(201, dump(create(tx, c, *res, patch))); });
-      },
-      {.access = r.access(), .scope = r.write_scope(),
-       .summary = r.create_summary().empty() ? "Create a " + noun : r.create_summary(), .tag = tag,
-       .request_schema = r.schema_name() + "Create", .response_schema = r.schema_name(), .success_status = 201});
+  router.add(Method::kPost, base,
+             [this, res, route_key = "POST " + base](Context& ctx) -> Task<void> {
+               json patch = read_body(*res, ctx.req.body, Mode::kCreate);
+               const Caller c = caller_of(ctx, *res);
+               co_await write_answer(
+                   ctx, route_key, [&](db::Tx& tx) { ctx.res.json(201, dump(create(tx, c, *res, patch))); });
+             },
+             {.access = r.access(),
+              .scope = r.write_scope(),
+              .summary = r.create_summary().empty() ? "Create a " + noun : r.create_summary(),
+              .tag = tag,
+              .request_schema = r.schema_name() + "Create",
+              .response_schema = r.schema_name(),
+              .success_status = 201});
 
-  router.add(
-      Method::kGet, base,
-      [this, res](Context& ctx) -> Task<void> {
-        ListQuery q = read_list(*res, ctx);
-        const Caller c = caller_of(ctx, *res);
-        auto rows = co_await workers_.run([&] { return db_->read(c.scope, [&](db::Tx& tx) { return list(tx, c, *res, q); }); });
-        ctx.res.json(200, render_list(*res, std::move(rows), q));
-      },
-      {.access = r.access(), .scope = r.read_scope(),
-       .summary = r.list_summary().empty() ? "List " + r.plural() + " (newest first; sort, filters)" : r.list_summary(),
-       .tag = tag, .response_schema = r.schema_name(), .list = true, .query_params = list_params(r)});
+  router.add(Method::kGet, base,
+             [this, res](Context& ctx) -> Task<void> {
+               ListQuery q = read_list(*res, ctx);
+               const Caller c = caller_of(ctx, *res);
+               auto rows = co_await workers_.run(
+                   [&] { return db_->read(c.scope, [&](db::Tx& tx) { return list(tx, c, *res, q); }); });
+               ctx.res.json(200, render_list(*res, std::move(rows), q));
+             },
+             {.access = r.access(),
+              .scope = r.read_scope(),
+              .summary = r.list_summary().empty() ? "List " + r.plural() + " (newest first; sort, filters)"
+                                                  : r.list_summary(),
+              .tag = tag,
+              .response_schema = r.schema_name(),
+              .list = true,
+              .query_params = list_params(r)});
 
-  router.add(
-      Method::kGet, base + "/{id}",
-      [this, res](Context& ctx) -> Task<void> {
-        const std::string id = path_id(ctx);
-        if (!valid_uuid(id)) not_found(*res, id);
-        const Caller c = caller_of(ctx, *res);
-        auto row = co_await workers_.run([&] { return db_->read(c.scope, [&](db::Tx& tx) { return find(tx, c, *res, id); }); });
-        if (!row) not_found(*res, id);
-        ctx.res.json(200, dump(*row));
-      },
-      {.access = r.access(), .scope = r.read_scope(), .summary = "Get a " + noun, .tag = tag,
-       .response_schema = r.schema_name()});
+  router.add(Method::kGet, base + "/{id}",
+             [this, res](Context& ctx) -> Task<void> {
+               const std::string id = path_id(ctx);
+               if (!valid_uuid(id)) not_found(*res, id);
+               const Caller c = caller_of(ctx, *res);
+               auto row = co_await workers_.run(
+                   [&] { return db_->read(c.scope, [&](db::Tx& tx) { return find(tx, c, *res, id); }); });
+               if (!row) not_found(*res, id);
+               ctx.res.json(200, dump(*row));
+             },
+             {.access = r.access(),
+              .scope = r.read_scope(),
+              .summary = "Get a " + noun,
+              .tag = tag,
+              .response_schema = r.schema_name()});
 
-  router.add(
-      Method::kPatch, base + "/{id}",
-      [this, res](Context& ctx) -> Task<void> {
-        const std::string id = path_id(ctx);
-        if (!valid_uuid(id)) not_found(*res, id);
-        json patch = read_body(*res, ctx.req.body, Mode::kUpdate);
-        const Caller c = caller_of(ctx, *res);
-        auto row = co_await db::write_async(*db_, workers_, c.scope,
-                                            [&](db::Tx& tx) { return update(tx, c, *res, id, patch); });
-        ctx.res.json(200, dump(row));
-      },
-      {.access = r.access(), .scope = r.write_scope(),
-       .summary = "Update a " + noun + " (absent fields stay; null clears an optional field)", .tag = tag,
-       .request_schema = r.schema_name() + "Update", .response_schema = r.schema_name()});
+  router.add(Method::kPatch, base + "/{id}",
+             [this, res](Context& ctx) -> Task<void> {
+               const std::string id = path_id(ctx);
+               if (!valid_uuid(id)) not_found(*res, id);
+               json patch = read_body(*res, ctx.req.body, Mode::kUpdate);
+               const Caller c = caller_of(ctx, *res);
+               auto row = co_await db::write_async(
+                   *db_, workers_, c.scope, [&](db::Tx& tx) { return update(tx, c, *res, id, patch); });
+               ctx.res.json(200, dump(row));
+             },
+             {.access = r.access(),
+              .scope = r.write_scope(),
+              .summary = "Update a " + noun + " (absent fields stay; null clears an optional field)",
+              .tag = tag,
+              .request_schema = r.schema_name() + "Update",
+              .response_schema = r.schema_name()});
 
-  router.add(
-      Method::kDelete, base + "/{id}",
-      [this, res](Context& ctx) -> Task<void> {
-        const std::string id = path_id(ctx);
-        if (!valid_uuid(id)) not_found(*res, id);
-        const Caller c = caller_of(ctx, *res);
-        co_await db::write_async(*db_, workers_, c.scope, [&](db::Tx& tx) { remove(tx, c, *res, id); });
-        ctx.res.no_content();
-      },
-      {.access = r.access(), .scope = r.write_scope(),
-       .summary = r.delete_summary().empty() ? "Delete a " + noun : r.delete_summary(), .tag = tag,
-       .success_status = 204});
+  router.add(Method::kDelete, base + "/{id}",
+             [this, res](Context& ctx) -> Task<void> {
+               const std::string id = path_id(ctx);
+               if (!valid_uuid(id)) not_found(*res, id);
+               const Caller c = caller_of(ctx, *res);
+               co_await db::write_async(*db_, workers_, c.scope,
+                                        [&](db::Tx& tx) { remove(tx, c, *res, id); });
+               ctx.res.no_content();
+             },
+             {.access = r.access(),
+              .scope = r.write_scope(),
+              .summary = r.delete_summary().empty() ? "Delete a " + noun : r.delete_summary(),
+              .tag = tag,
+              .success_status = 204});
 }
 
 }  // namespace cdx::kit
