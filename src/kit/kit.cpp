@@ -446,6 +446,7 @@ json Kit::list(db::Tx& tx, const Caller& c, const Resource& r, const ListQuery& 
   const std::string tenant = sql.bind(c.scope.tenant_id());
   sql += tenant;
   if (c.owner) sql += " AND " + r.owner_column() + " = " + sql.bind_text(*c.owner);
+  if (c.parent) sql += " AND " + r.parent_column() + " = " + sql.bind_text(*c.parent);
   for (const auto& [column, value] : q.equal) sql += " AND " + column + " = " + sql.bind_text(value);
   for (const auto& [f, value] : q.filters) {
     if (f->filter_match == Match::kCaseless)
@@ -503,6 +504,7 @@ json row_json(const Resource& r, const db::Row& row) {
   size_t i = 0;
   out["id"] = row.text(i++);
   for (const Field& f : r.fields()) out[f.name] = value_of(f, row, i++);
+  if (r.parent_resource()) out[r.parent_column()] = row.text(i++);
   out["created_at"] = row.text(i++);
   out["updated_at"] = row.text(i++);
   return out;
@@ -519,14 +521,29 @@ Caller caller_of(const http::Context& ctx, const Resource& r) {
 }
 
 std::optional<json> Kit::find(db::Tx& tx, const Caller& c, const Resource& r, const std::string& id) const {
-  if (!valid_uuid(id)) return std::nullopt;
+  // By id, or by the resource's key: what cannot be either is not looked up.
+  std::string column = "id";
+  if (!valid_uuid(id)) {
+    const Field* key = r.key_field().empty() ? nullptr : r.find(r.key_field());
+    if (!key || id.empty() || utf8_length(id) > key->max_len || !clean_text(id, false)) return std::nullopt;
+    column = key->column();
+  }
   Sql sql("SELECT " + r.select_list() + " FROM " + r.table() + " WHERE tenant_id = ");
   sql += sql.bind(c.scope.tenant_id());
-  sql += " AND id = " + sql.bind(id);
+  sql += " AND " + column + " = " + sql.bind(id);
   if (c.owner) sql += " AND " + r.owner_column() + " = " + sql.bind_text(*c.owner);
+  if (c.parent) sql += " AND " + r.parent_column() + " = " + sql.bind_text(*c.parent);
   auto res = tx.query(sql.text(), sql.params());
   if (res.empty()) return std::nullopt;
   return row_json(r, res.rows[0]);
+}
+
+void Kit::resolve_parent(db::Tx& tx, Caller& c, const Resource& r, const std::string& parent_id_or_key) const {
+  const Resource& p = *r.parent_resource();
+  const Caller pc{c.scope, c.actor, std::nullopt, std::nullopt};
+  auto row = find(tx, pc, p, parent_id_or_key);
+  if (!row) not_found(p, parent_id_or_key);
+  c.parent = row->at("id").get<std::string>();
 }
 
 bool Kit::exists(db::Tx& tx, const db::TenantScope& scope, const std::string& table,
@@ -588,6 +605,10 @@ void Kit::store_row(db::Tx& tx, const Caller& c, const Resource& r, json& row, c
       sql += ", " + r.owner_column();
       values += ", " + sql.bind_text(*c.owner);
     }
+    if (r.parent_resource()) {
+      sql += ", " + r.parent_column();
+      values += ", " + sql.bind_text(row[r.parent_column()].get<std::string>());
+    }
     for (auto& [name, p] : cols) {
       sql += ", " + name;
       values += ", " + sql.bind(p);
@@ -612,6 +633,10 @@ json Kit::create(db::Tx& tx, const Caller& c, const Resource& r, const json& pat
   for (const Field& f : r.fields()) {
     auto it = patch.find(f.name);
     row[f.name] = it != patch.end() ? *it : empty_value(f);
+  }
+  if (r.parent_resource()) {
+    if (!c.parent) throw std::logic_error("a nested resource is created under a resolved parent");
+    row[r.parent_column()] = *c.parent;
   }
   row["created_at"] = row["updated_at"] = now_text();
   json event = json::object();
@@ -648,9 +673,10 @@ json Kit::update(db::Tx& tx, const Caller& c, const Resource& r, const std::stri
   return row;
 }
 
-void Kit::remove(db::Tx& tx, const Caller& c, const Resource& r, const std::string& id) const {
-  auto before = find(tx, c, r, id);
-  if (!before) not_found(r, id);
+void Kit::remove(db::Tx& tx, const Caller& c, const Resource& r, const std::string& id_or_key) const {
+  auto before = find(tx, c, r, id_or_key);
+  if (!before) not_found(r, id_or_key);
+  const std::string id = before->at("id").get<std::string>();
   json row = *before, event = json::object();
   std::vector<FieldError> errors;
   const json patch = json::object();
@@ -658,14 +684,18 @@ void Kit::remove(db::Tx& tx, const Caller& c, const Resource& r, const std::stri
   Change change{tx, c.scope, row, &*before, patch, errors, event, c.actor, more};
   if (r.hooks().before_delete) r.hooks().before_delete(change);
   if (!errors.empty()) throw Error::validation(std::move(errors));
-  // Links to the row from the module's other resources are cleared.
+  // Links to the row from the module's other resources are cleared; rows nested under it go with it.
   const std::string now = now_text();
-  for (const auto& other : resources_)
+  for (const auto& other : resources_) {
     for (const Field& f : other->fields())
       if (f.refs_table == r.table())
         tx.query("UPDATE " + other->table() + " SET " + f.column() +
                      " = NULL, updated_at = $3 WHERE tenant_id = $1 AND " + f.column() + " = $2",
                  {c.scope.tenant_id(), id, now});
+    if (other->parent_resource() == &r)
+      tx.query("DELETE FROM " + other->table() + " WHERE tenant_id = $1 AND " + other->parent_column() + " = $2",
+               {c.scope.tenant_id(), id});
+  }
   tx.query("DELETE FROM " + r.table() + " WHERE tenant_id = $1 AND id = $2", {c.scope.tenant_id(), id});
   if (r.hooks().after_delete) r.hooks().after_delete(change);
   event["id"] = id;

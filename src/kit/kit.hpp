@@ -27,6 +27,7 @@ struct Caller {
   const db::TenantScope& scope;
   Actor actor;
   std::optional<std::string> owner;
+  std::optional<std::string> parent;  // nested resources: the parent row's id (resolved from the path)
 };
 Caller caller_of(const http::Context& ctx, const Resource& r);
 
@@ -100,6 +101,8 @@ class Kit {
   nlohmann::json list(db::Tx& tx, const Caller& c, const Resource& r, const ListQuery& q) const;
   bool exists(db::Tx& tx, const db::TenantScope& scope, const std::string& table,
               const std::string& id) const;
+  // A nested resource's parent, by id or key, into c.parent; 404 naming the parent when it does not exist.
+  void resolve_parent(db::Tx& tx, Caller& c, const Resource& r, const std::string& parent_id_or_key) const;
 
   db::Database& database() const { return *db_; }
   WorkerPool& workers() const { return workers_; }

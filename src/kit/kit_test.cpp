@@ -249,12 +249,76 @@ TEST_F(KitTest, OwnedRowsAreTheirOwnersOnly) {
   EXPECT_EQ(db_->read(a_, [&](db::Tx& tx) { return kit_->find(tx, ann, notes, mine); })->at("text"), "Ann's");
 }
 
+// Rows nested under another resource's rows (entries of a content type, stages of a pipeline), and a
+// resource addressed by its key as well as its id.
+TEST_F(KitTest, NestedRowsLiveUnderTheirParentWhichTheKeyNames) {
+  db_->migrate({{5, "racks and slots",
+                 "CREATE TABLE shelf_db.racks (id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, code TEXT NOT NULL, "
+                 "created_at TEXT NOT NULL, updated_at TEXT NOT NULL, UNIQUE (tenant_id, code));"
+                 "CREATE TABLE shelf_db.slots (id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, rack_id TEXT NOT NULL, "
+                 "label TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL);"}});
+  Resource racks_decl("shelf", "rack", "racks");
+  racks_decl.field(text("code", 20).required().unique()).key("code");
+  const Resource& racks = kit_->add(std::move(racks_decl));
+  Resource slots_decl("shelf", "slot", "slots");
+  slots_decl.field(text("label", 20).required().searchable()).parent(racks, "rack_id");
+  const Resource& slots = kit_->add(std::move(slots_decl));
+  EXPECT_EQ(slots.path(), "/api/v1/shelf/racks/{rack}/slots");
+
+  Caller c{a_, {"user", "u1"}, std::nullopt, std::nullopt};
+  const json rack = db_->write(a_, [&](db::Tx& tx) { return kit_->create(tx, c, racks, {{"code", "east"}}); });
+  const json other = db_->write(a_, [&](db::Tx& tx) { return kit_->create(tx, c, racks, {{"code", "west"}}); });
+  // The key names the rack as well as its id; what is neither is not found.
+  EXPECT_EQ(db_->read(a_, [&](db::Tx& tx) { return kit_->find(tx, c, racks, "east"); })->at("id"), rack["id"]);
+  EXPECT_FALSE(db_->read(a_, [&](db::Tx& tx) { return kit_->find(tx, c, racks, "north"); }));
+  EXPECT_THROW(db_->read(a_, [&](db::Tx& tx) { kit_->resolve_parent(tx, c, slots, "north"); }), Error);
+
+  auto add_slot = [&](const std::string& rack_key, const char* label) {
+    Caller in = c;
+    return db_->write(a_, [&](db::Tx& tx) {
+      kit_->resolve_parent(tx, in, slots, rack_key);
+      return kit_->create(tx, in, slots, {{"label", label}});
+    });
+  };
+  const json s1 = add_slot("east", "A1");
+  add_slot(rack["id"], "A2");
+  add_slot("west", "B1");
+  EXPECT_EQ(s1["rack_id"], rack["id"]);
+  auto labels = [&](const std::string& rack_key) {
+    Caller in = c;
+    std::vector<std::string> out;
+    for (const auto& row : db_->read(a_, [&](db::Tx& tx) {
+           kit_->resolve_parent(tx, in, slots, rack_key);
+           return kit_->list(tx, in, slots, ListQuery{});
+         }))
+      out.push_back(row["label"]);
+    return out;
+  };
+  EXPECT_EQ(labels("east"), (std::vector<std::string>{"A2", "A1"}));
+  EXPECT_EQ(labels("west"), (std::vector<std::string>{"B1"}));
+  // A slot is not found under another rack.
+  Caller west = c;
+  db_->read(a_, [&](db::Tx& tx) { kit_->resolve_parent(tx, west, slots, "west"); });
+  EXPECT_FALSE(db_->read(a_, [&](db::Tx& tx) { return kit_->find(tx, west, slots, s1["id"]); }));
+  // Deleting a rack (by its key) deletes its slots, and only its own.
+  db_->write(a_, [&](db::Tx& tx) { kit_->remove(tx, c, racks, "east"); });
+  EXPECT_THROW(labels("east"), Error);
+  EXPECT_EQ(labels("west"), (std::vector<std::string>{"B1"}));
+  json s = json::object();
+  kit_->add_schemas(s);
+  EXPECT_EQ(s["Slot"]["properties"]["rack_id"]["format"], "uuid");
+  (void)other;
+}
+
 TEST(KitDeclaration, RefusesWhatCannotWork) {
   Resource nullable_sort("shelf", "book", "books");
   nullable_sort.field(text("subtitle", 10).sortable());
   EXPECT_THROW(nullable_sort.seal(), std::logic_error);
   Resource bad_name("shelf", "book", "books; DROP");
   EXPECT_THROW(bad_name.seal(), std::logic_error);
+  Resource bad_key("shelf", "book", "books");
+  bad_key.field(text("title", 10)).key("title");  // a key must be required
+  EXPECT_THROW(bad_key.seal(), std::logic_error);
 }
 
 }  // namespace

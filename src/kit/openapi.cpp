@@ -90,6 +90,10 @@ void add_schema(json& schemas, const Resource& r) {
       update[f.name] = schema_of(f, f.is_nullable);
       if (f.is_required && f.default_value.is_null()) required.push_back(f.name);
     }
+    if (r.parent_resource()) {
+      read[r.parent_column()] = {{"type", "string"}, {"format", "uuid"}};
+      all.push_back(r.parent_column());
+    }
     read["created_at"] = ts;
     read["updated_at"] = ts;
     all.push_back("created_at");

@@ -159,7 +159,15 @@ void Resource::seal() {
     if (f.type == Type::kEnum && f.values.empty()) bad("enum field '" + f.name + "' needs values");
     select_list_ += ", " + f.column();
   }
+  if (parent_) {
+    if (!sql_name(parent_column_)) bad("parent column must be an SQL name");
+    select_list_ += ", " + parent_column_;
+  }
   select_list_ += ", created_at, updated_at";
+  if (!key_field_.empty()) {
+    const Field* k = find(key_field_);
+    if (!k || k->type != Type::kText || !k->is_required) bad("key field '" + key_field_ + "' must be a required text field");
+  }
   for (const auto& d : derived_)
     if (!sql_name(d.column)) bad("derived column '" + d.column + "' must be an SQL name");
   if (!owner_column_.empty() && !sql_name(owner_column_)) bad("owner column must be an SQL name");

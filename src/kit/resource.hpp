@@ -217,6 +217,20 @@ class Resource {
   // "companies" (table and path segment).
   Resource(std::string module, std::string kind, std::string plural);
 
+  // Item routes take this field's value as well as the id (`/content-types/{id or key}`). The field must be
+  // a required text field, unique per tenant (or per parent).
+  Resource& key(std::string field) {
+    key_field_ = std::move(field);
+    return *this;
+  }
+  // Rows that belong to a row of `parent` (a kit resource added before this one): served under the
+  // parent's item path (/api/v1/crm/pipelines/{pipeline}/stages), the parent's id kept in `column` and
+  // rendered under that name; a parent that does not exist is 404; deleting the parent deletes them.
+  Resource& parent(const Resource& parent, std::string column) {
+    parent_ = &parent;
+    parent_column_ = std::move(column);
+    return *this;
+  }
   Resource& field(Field f) {
     fields_.push_back(std::move(f));
     return *this;
@@ -287,7 +301,12 @@ class Resource {
   const std::string& plural() const { return plural_; }
   std::string schema() const { return module_ + "_db"; }
   std::string table() const { return schema() + "." + plural_; }
-  std::string path() const { return "/api/v1/" + module_ + "/" + plural_; }
+  std::string path() const {
+    return parent_ ? parent_->path() + "/{" + parent_->kind() + "}/" + plural_ : "/api/v1/" + module_ + "/" + plural_;
+  }
+  const std::string& key_field() const { return key_field_; }
+  const Resource* parent_resource() const { return parent_; }
+  const std::string& parent_column() const { return parent_column_; }
   std::string event(std::string_view what) const { return module_ + "." + kind_ + "." + std::string(what); }
   const std::vector<Field>& fields() const { return fields_; }
   const Field* find(std::string_view name) const;
@@ -319,6 +338,9 @@ class Resource {
 
  private:
   std::string module_, kind_, plural_;
+  std::string key_field_;
+  const Resource* parent_ = nullptr;
+  std::string parent_column_;
   std::vector<Field> fields_;
   http::Access access_ = http::Access::kTenantAdmin;
   std::string read_scope_, write_scope_;

@@ -15,7 +15,13 @@ using nlohmann::json;
 
 namespace {
 
-std::string path_id(const Context& ctx) { return std::string(ctx.req.param(0)); }
+// The row a route names: the last path parameter (after the parent's, for a nested resource); 404 at once
+// for what can be neither an id nor the resource's key.
+std::string item_id(const Context& ctx, const Resource& r) {
+  std::string id(ctx.req.param(r.parent_resource() ? 1 : 0));
+  if (!valid_uuid(id) && r.key_field().empty()) not_found(r, id);
+  return id;
+}
 
 std::vector<std::string> list_params(const Resource& r) {
   std::vector<std::string> out;
@@ -30,6 +36,11 @@ std::vector<std::string> list_params(const Resource& r) {
 }
 
 std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+// A nested resource's rows live under the parent the path names (404 when it does not exist).
+void nest(const Kit& kit, db::Tx& tx, Caller& c, const Resource& r, const Context& ctx) {
+  if (r.parent_resource()) kit.resolve_parent(tx, c, r, std::string(ctx.req.param(0)));
+}
 
 // Fault injection for the crash tests (tests/api): CDX_TEST_CRASH_AFTER_COMMIT="POST /api/v1/crm/companies"
 // ends the process the moment such a write has committed, before its answer is written.
@@ -107,9 +118,11 @@ void Kit::mount_one(http::Router& router, const Resource& r) const {
   router.add(Method::kPost, base,
              [this, res, route_key = "POST " + base](Context& ctx) -> Task<void> {
                json patch = read_body(*res, ctx.req.body, Mode::kCreate);
-               const Caller c = caller_of(ctx, *res);
-               co_await write_answer(
-                   ctx, route_key, [&](db::Tx& tx) { ctx.res.json(201, dump(create(tx, c, *res, patch))); });
+               Caller c = caller_of(ctx, *res);
+               co_await write_answer(ctx, route_key, [&](db::Tx& tx) {
+                 nest(*this, tx, c, *res, ctx);
+                 ctx.res.json(201, dump(create(tx, c, *res, patch)));
+               });
              },
              {.access = r.access(),
               .scope = r.write_scope(),
@@ -122,9 +135,13 @@ void Kit::mount_one(http::Router& router, const Resource& r) const {
   router.add(Method::kGet, base,
              [this, res](Context& ctx) -> Task<void> {
                ListQuery q = read_list(*res, ctx);
-               const Caller c = caller_of(ctx, *res);
-               auto rows = co_await workers_.run(
-                   [&] { return db_->read(c.scope, [&](db::Tx& tx) { return list(tx, c, *res, q); }); });
+               Caller c = caller_of(ctx, *res);
+               auto rows = co_await workers_.run([&] {
+                 return db_->read(c.scope, [&](db::Tx& tx) {
+                   nest(*this, tx, c, *res, ctx);
+                   return list(tx, c, *res, q);
+                 });
+               });
                ctx.res.json(200, render_list(*res, std::move(rows), q));
              },
              {.access = r.access(),
@@ -138,11 +155,14 @@ void Kit::mount_one(http::Router& router, const Resource& r) const {
 
   router.add(Method::kGet, base + "/{id}",
              [this, res](Context& ctx) -> Task<void> {
-               const std::string id = path_id(ctx);
-               if (!valid_uuid(id)) not_found(*res, id);
-               const Caller c = caller_of(ctx, *res);
-               auto row = co_await workers_.run(
-                   [&] { return db_->read(c.scope, [&](db::Tx& tx) { return find(tx, c, *res, id); }); });
+               const std::string id = item_id(ctx, *res);
+               Caller c = caller_of(ctx, *res);
+               auto row = co_await workers_.run([&] {
+                 return db_->read(c.scope, [&](db::Tx& tx) {
+                   nest(*this, tx, c, *res, ctx);
+                   return find(tx, c, *res, id);
+                 });
+               });
                if (!row) not_found(*res, id);
                ctx.res.json(200, dump(*row));
              },
@@ -154,12 +174,13 @@ void Kit::mount_one(http::Router& router, const Resource& r) const {
 
   router.add(Method::kPatch, base + "/{id}",
              [this, res](Context& ctx) -> Task<void> {
-               const std::string id = path_id(ctx);
-               if (!valid_uuid(id)) not_found(*res, id);
+               const std::string id = item_id(ctx, *res);
                json patch = read_body(*res, ctx.req.body, Mode::kUpdate);
-               const Caller c = caller_of(ctx, *res);
-               auto row = co_await db::write_async(
-                   *db_, workers_, c.scope, [&](db::Tx& tx) { return update(tx, c, *res, id, patch); });
+               Caller c = caller_of(ctx, *res);
+               auto row = co_await db::write_async(*db_, workers_, c.scope, [&](db::Tx& tx) {
+                 nest(*this, tx, c, *res, ctx);
+                 return update(tx, c, *res, id, patch);
+               });
                ctx.res.json(200, dump(row));
              },
              {.access = r.access(),
@@ -171,11 +192,12 @@ void Kit::mount_one(http::Router& router, const Resource& r) const {
 
   router.add(Method::kDelete, base + "/{id}",
              [this, res](Context& ctx) -> Task<void> {
-               const std::string id = path_id(ctx);
-               if (!valid_uuid(id)) not_found(*res, id);
-               const Caller c = caller_of(ctx, *res);
-               co_await db::write_async(*db_, workers_, c.scope,
-                                        [&](db::Tx& tx) { remove(tx, c, *res, id); });
+               const std::string id = item_id(ctx, *res);
+               Caller c = caller_of(ctx, *res);
+               co_await db::write_async(*db_, workers_, c.scope, [&](db::Tx& tx) {
+                 nest(*this, tx, c, *res, ctx);
+                 remove(tx, c, *res, id);
+               });
                ctx.res.no_content();
              },
              {.access = r.access(),
