@@ -212,24 +212,23 @@ class Authenticator::CredentialStep final : public http::Step {
  public:
   explicit CredentialStep(Authenticator& a) : a_(a) {}
   std::string_view name() const override { return "credential"; }
-  bool waits() const override { return true; }
-  Task<void> run(http::Context& ctx, const http::Route& route, http::Next next) const override {
-    const std::string_view api_key = ctx.req.header("x-api-key");
+  // Only an API key may need a lookup on a worker; a bearer token is verified here.
+  bool waits(const http::Context& ctx) const override { return !ctx.req.header("x-api-key").empty(); }
+  void check(http::Context& ctx, const http::Route&) const override {
     const std::string_view authorization = ctx.req.header("authorization");
-    if (!api_key.empty()) {
-      auto key = co_await a_.from_api_key(api_key);
-      ctx.principal = key->principal;
-      http::set_slot<CachedKey>(ctx, http::StepSlot::kCredential, std::move(key));
-    } else if (!authorization.empty()) {
-      constexpr std::string_view kBearer = "Bearer ";
-      if (authorization.size() <= kBearer.size() ||
-          !boost::beast::iequals(authorization.substr(0, kBearer.size()), kBearer))
-        throw unauthorized("The Authorization header must be 'Bearer <token>'.");
-      ctx.principal = a_.from_bearer(authorization.substr(kBearer.size()));
-    } else {
+    if (authorization.empty())
       throw unauthorized("This endpoint needs a credential: Authorization: Bearer <token> or X-API-Key.");
-    }
-    co_await next(ctx);
+    constexpr std::string_view kBearer = "Bearer ";
+    if (authorization.size() <= kBearer.size() ||
+        !boost::beast::iequals(authorization.substr(0, kBearer.size()), kBearer))
+      throw unauthorized("The Authorization header must be 'Bearer <token>'.");
+    ctx.principal = a_.from_bearer(authorization.substr(kBearer.size()));
+  }
+  Task<void> run(http::Context& ctx, const http::Route& route, http::Next next) const override {
+    auto key = co_await a_.from_api_key(ctx.req.header("x-api-key"));
+    ctx.principal = key->principal;
+    http::set_slot<CachedKey>(ctx, http::StepSlot::kCredential, std::move(key));
+    if (auto rest = next.start(ctx)) co_await std::move(*rest);
   }
 
  private:
@@ -242,7 +241,7 @@ class Authenticator::TenantStep final : public http::Step {
  public:
   explicit TenantStep(Authenticator& a) : a_(a) {}
   std::string_view name() const override { return "tenant"; }
-  bool waits() const override { return true; }
+  bool waits(const http::Context&) const override { return true; }
   Task<void> run(http::Context& ctx, const http::Route& route, http::Next next) const override {
     const Principal& p = *ctx.principal;
     const std::string_view named = ctx.req.header("x-tenant-id");
@@ -263,7 +262,7 @@ class Authenticator::TenantStep final : public http::Step {
       if (p.publishable) check_origin(ctx, *t);
     }
     if (t) http::set_slot<CachedTenant>(ctx, http::StepSlot::kTenant, std::move(t));
-    co_await next(ctx);
+    if (auto rest = next.start(ctx)) co_await std::move(*rest);
   }
 
  private:
@@ -276,7 +275,8 @@ class Authenticator::SessionStep final : public http::Step {
  public:
   explicit SessionStep(Authenticator& a) : a_(a) {}
   std::string_view name() const override { return "session"; }
-  bool waits() const override { return true; }
+  // Only a token of a session (its sid) is checked: an API key or an OAuth client token has none.
+  bool waits(const http::Context& ctx) const override { return !ctx.principal->session_id.empty(); }
   Task<void> run(http::Context& ctx, const http::Route& route, http::Next next) const override {
     const Principal& p = *ctx.principal;
     if (!p.session_id.empty()) {
@@ -289,7 +289,7 @@ class Authenticator::SessionStep final : public http::Step {
       }
       if (!state->active) throw unauthorized("The session has ended; log in again.");
     }
-    co_await next(ctx);
+    if (auto rest = next.start(ctx)) co_await std::move(*rest);
   }
 
  private:

@@ -2,16 +2,9 @@
 
 #include <fmt/format.h>
 
-namespace cdx {
+#include "common/validate.hpp"
 
-namespace {
-// Length in code points, so limits mean characters to the user, not bytes.
-size_t utf8_length(const std::string& s) {
-  size_t n = 0;
-  for (unsigned char c : s) n += (c & 0xC0) != 0x80;
-  return n;
-}
-}  // namespace
+namespace cdx {
 
 size_t json_nesting_depth(std::string_view text) {
   size_t depth = 0, deepest = 0;
@@ -34,15 +27,18 @@ size_t json_nesting_depth(std::string_view text) {
   return deepest;
 }
 
-JsonBody::JsonBody(std::string_view body) {
+nlohmann::json parse_json_object(std::string_view body) {
   if (body.empty()) throw Error(Code::kInvalidRequest, "The request body is empty; a JSON object is expected.");
   if (json_nesting_depth(body) > kMaxJsonDepth)
     throw Error::validation(
         {{"body", fmt::format("must not nest arrays and objects deeper than {} levels", kMaxJsonDepth)}});
-  doc_ = nlohmann::json::parse(body, nullptr, false);
-  if (doc_.is_discarded()) throw Error(Code::kInvalidRequest, "The request body is not valid JSON.");
-  if (!doc_.is_object()) throw Error::validation({{"body", "must be a JSON object"}});
+  nlohmann::json doc = nlohmann::json::parse(body, nullptr, false);
+  if (doc.is_discarded()) throw Error(Code::kInvalidRequest, "The request body is not valid JSON.");
+  if (!doc.is_object()) throw Error::validation({{"body", "must be a JSON object"}});
+  return doc;
 }
+
+JsonBody::JsonBody(std::string_view body) : doc_(parse_json_object(body)) {}
 
 const nlohmann::json* JsonBody::find(std::string_view field) const {
   auto it = doc_.find(field);

@@ -21,6 +21,10 @@ inline constexpr size_t kMaxJsonDepth = 20;  // nesting of arrays and objects in
 // recurse once per level, so bodies nested deeper than kMaxJsonDepth are refused before parsing.
 size_t json_nesting_depth(std::string_view text);
 
+// A request body as a JSON object: 400 when empty or not JSON, 422 naming `body` when nested too deep or
+// not an object.
+nlohmann::json parse_json_object(std::string_view body);
+
 class JsonBody {
  public:
   explicit JsonBody(std::string_view body);

@@ -8,7 +8,7 @@ namespace cdx::crm {
 void CrmModule::seed_demo(const db::TenantScope& scope) {
   const kit::Caller caller{scope, {"system", "demo"}, std::nullopt};
   auto make = [&](const kit::Resource& r, const std::string& body) {
-    const nlohmann::json patch = kit_.read_body(r, body, kit::Mode::kCreate);
+    const nlohmann::json patch = kit::read_body(r, body, kit::Mode::kCreate);
     return db_->write(scope, [&](db::Tx& tx) { return kit_.create(tx, caller, r, patch); })["id"].get<std::string>();
   };
   const std::string acme = make(

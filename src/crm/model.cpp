@@ -183,15 +183,6 @@ class Reader {
   std::string prefix_;
 };
 
-json parse_object(std::string_view body) {
-  if (body.empty()) throw Error(Code::kInvalidRequest, "The request body is empty; a JSON object is expected.");
-  if (json_nesting_depth(body) > kMaxJsonDepth)
-    throw Error::validation({{"body", fmt::format("must not nest arrays and objects deeper than {} levels", kMaxJsonDepth)}});
-  json doc = json::parse(body, nullptr, false);
-  if (doc.is_discarded()) throw Error(Code::kInvalidRequest, "The request body is not valid JSON.");
-  if (!doc.is_object()) throw Error::validation({{"body", "must be a JSON object"}});
-  return doc;
-}
 
 void finish(std::vector<FieldError>& errors) {
   if (!errors.empty()) throw Error::validation(std::move(errors));
@@ -333,7 +324,7 @@ StageInput read_stage(Reader& in) {
 }  // namespace
 
 StageInput parse_stage(std::string_view body, Mode mode) {
-  const json doc = parse_object(body);
+  const json doc = parse_json_object(body);
   std::vector<FieldError> errors;
   Reader in(doc, mode, errors);
   StageInput s = read_stage(in);
@@ -342,7 +333,7 @@ StageInput parse_stage(std::string_view body, Mode mode) {
 }
 
 PipelineInput parse_pipeline(std::string_view body, Mode mode) {
-  const json doc = parse_object(body);
+  const json doc = parse_json_object(body);
   std::vector<FieldError> errors;
   Reader in(doc, mode, errors);
   if (mode == Mode::kCreate)

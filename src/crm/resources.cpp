@@ -123,8 +123,7 @@ kit::Resource contact_resource() {
                                    "crm_db.contacts.tenant_id "
                                    "AND t.contact_id = crm_db.contacts.id AND t.tag = " +
                                    bind(lowercase(v)) + ")";
-                          },
-                      .description = "contacts holding this tag (any case)"})
+                          }})
       .side_table("crm_db.contact_tags")
       .describe_create("Create a contact (email unique per tenant)")
       .describe_list("List contacts (newest first; sort, q over names and email, filters)")

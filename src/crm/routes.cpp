@@ -26,14 +26,7 @@ constexpr const char* kTag = "crm";
 
 std::string path_id(const Context& ctx, size_t i) { return std::string(ctx.req.param(i)); }
 
-// A query parameter as text: clean UTF-8, bounded; 422 naming it otherwise. Empty counts as absent.
-std::optional<std::string> query_text(const Context& ctx, std::string_view name, size_t max = 200) {
-  auto v = ctx.req.query_param(name);
-  if (!v || v->empty()) return std::nullopt;
-  if (v->size() > max || !clean_text(*v, false))
-    throw Error::validation({{std::string(name), fmt::format("must be at most {} characters of text", max)}});
-  return v;
-}
+using kit::query_text;
 
 std::optional<std::string> query_id(const Context& ctx, std::string_view name) {
   auto v = query_text(ctx, name, 64);
@@ -430,14 +423,15 @@ Task<void> CrmModule::timeline(Context& ctx, const char* column, const char* par
   if (!valid_id(parent)) throw Error(Code::kNotFound, fmt::format("No {} has the id '{}'.", noun, parent));
   q.equal.emplace_back(column, parent);
   const kit::Caller c = kit::caller_of(ctx, activities_);
-  auto rows = co_await workers_.run([&] {
-    return db_->read(c.scope, [&](db::Tx& tx) {
+  std::string page = co_await workers_.run([&] {
+    json rows = db_->read(c.scope, [&](db::Tx& tx) {
       if (!kit_.exists(tx, c.scope, parent_table, parent))
         throw Error(Code::kNotFound, fmt::format("No {} has the id '{}'.", noun, parent));
       return kit_.list(tx, c, activities_, q);
     });
+    return kit_.render_list(activities_, std::move(rows), q);
   });
-  ctx.res.json(200, kit_.render_list(activities_, std::move(rows), q));
+  ctx.res.json(200, std::move(page));
 }
 
 // ---- events --------------------------------------------------------------------------------------------

@@ -29,12 +29,12 @@ class CrmServiceTest : public ::testing::Test {
   // The kit's resources (companies, contacts, activities) through the module's kit, as the routes use it.
   json create(const db::TenantScope& scope, std::string_view plural, std::string_view body) {
     const kit::Resource& r = module_->kit().get(plural);
-    const json patch = module_->kit().read_body(r, body, kit::Mode::kCreate);
+    const json patch = kit::read_body(r, body, kit::Mode::kCreate);
     return module_->database().write(scope, [&](db::Tx& tx) { return module_->kit().create(tx, caller(scope), r, patch); });
   }
   json update(const db::TenantScope& scope, std::string_view plural, const std::string& id, std::string_view body) {
     const kit::Resource& r = module_->kit().get(plural);
-    const json patch = module_->kit().read_body(r, body, kit::Mode::kUpdate);
+    const json patch = kit::read_body(r, body, kit::Mode::kUpdate);
     return module_->database().write(scope,
                                      [&](db::Tx& tx) { return module_->kit().update(tx, caller(scope), r, id, patch); });
   }

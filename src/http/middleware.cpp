@@ -2,28 +2,23 @@
 
 namespace cdx::http {
 
-namespace {
-
-Task<void> call_sync(const Route& route, Context& ctx) {
-  route.sync_handler(ctx);
-  co_return;
-}
-
-}  // namespace
-
 Task<void> Step::run(Context& ctx, const Route& route, Next next) const {
   check(ctx, route);
-  co_await next(ctx);
+  if (auto rest = next.start(ctx)) co_await std::move(*rest);
 }
 
-// Runs the steps that do not wait inline, then either hands over to the next one that may wait (its own
-// coroutine, which continues the chain) or calls the handler.
-Task<void> Next::operator()(Context& ctx) const {
+// Runs inline what need not wait: the steps that do not wait for this request, and a synchronous handler.
+// Hands over to the first step that waits (its own coroutine, which continues the chain) or to an async
+// handler; so a request whose steps all answer from memory costs no coroutine frame beyond its waiting ones.
+std::optional<Task<void>> Next::start(Context& ctx) const {
   const auto& steps = chain_.steps_;
   size_t i = index_;
-  for (; i < steps.size() && !steps[i]->waits(); ++i) steps[i]->check(ctx, route_);
+  for (; i < steps.size() && !steps[i]->waits(ctx); ++i) steps[i]->check(ctx, route_);
   if (i < steps.size()) return steps[i]->run(ctx, route_, Next(chain_, i + 1, route_));
-  if (route_.sync_handler) return call_sync(route_, ctx);
+  if (route_.sync_handler) {
+    route_.sync_handler(ctx);
+    return std::nullopt;
+  }
   return route_.async_handler(ctx);
 }
 

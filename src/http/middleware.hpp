@@ -2,11 +2,12 @@
 // handler, in one declared order, the same in both topologies. A new cross-cutting rule is a new step.
 //   Chain chain;
 //   chain.add(credential).add(tenant).add(plan_gate).add(access);   // steps outlive the chain
-//   Server server(opts, router, metrics, &chain);                    // runs it before non-public handlers
+//   if (auto rest = chain.start(ctx, route)) co_await std::move(*rest);  // the server, before a handler
 #pragma once
 #include <utility>  // before Asio's coroutine headers (GCC 12 + Boost 1.74)
 #include "common/task.hpp"
 
+#include <optional>
 #include <string_view>
 #include <vector>
 
@@ -20,7 +21,9 @@ class Chain;
 class Next {
  public:
   Next(const Chain& chain, size_t index, const Route& route) : chain_(chain), index_(index), route_(route) {}
-  Task<void> operator()(Context& ctx) const;
+  // Runs what can run without waiting; answers what is left to await, if anything:
+  //   if (auto rest = next.start(ctx)) co_await std::move(*rest);
+  std::optional<Task<void>> start(Context& ctx) const;
 
  private:
   const Chain& chain_;
@@ -32,11 +35,12 @@ class Step {
  public:
   virtual ~Step() = default;
   virtual std::string_view name() const = 0;
-  // A step that never waits overrides check(): the chain runs it inline, with no coroutine frame. One that
-  // may wait (a cache miss on a worker) returns true from waits() and overrides run(): it does its part and
-  // awaits next(ctx). Either stops the request by throwing cdx::Error.
+  // A step that does not wait overrides check(): the chain runs it inline, with no coroutine frame. One that
+  // may wait for this request (a cache miss on a worker) returns true from waits(ctx) and overrides run():
+  // it does its part and then continues with next.start(ctx). Either stops the request by throwing
+  // cdx::Error.
   virtual void check(Context& ctx, const Route& route) const {}
-  virtual bool waits() const { return false; }
+  virtual bool waits(const Context& ctx) const { return false; }
   virtual Task<void> run(Context& ctx, const Route& route, Next next) const;
 };
 
@@ -46,8 +50,8 @@ class Chain {
     steps_.push_back(&step);
     return *this;
   }
-  // The steps, then the handler.
-  Task<void> run(Context& ctx, const Route& route) const { return Next(*this, 0, route)(ctx); }
+  // The steps, then the handler; what is left to await, if anything (see Next::start).
+  std::optional<Task<void>> start(Context& ctx, const Route& route) const { return Next(*this, 0, route).start(ctx); }
   std::vector<std::string_view> names() const;
 
  private:

@@ -18,7 +18,7 @@ class Recording final : public Step {
   Recording(std::string name, std::vector<std::string>& log, bool waits = false, bool fail = false)
       : name_(std::move(name)), log_(log), waits_(waits), fail_(fail) {}
   std::string_view name() const override { return name_; }
-  bool waits() const override { return waits_; }
+  bool waits(const Context&) const override { return waits_; }
   void check(Context& ctx, const Route&) const override {
     log_.push_back(name_);
     if (fail_) throw Error(Code::kForbidden, name_ + " refused");
@@ -26,7 +26,7 @@ class Recording final : public Step {
   Task<void> run(Context& ctx, const Route& route, Next next) const override {
     log_.push_back(name_ + " before");
     set_slot(ctx, StepSlot::kTenant, std::make_shared<const std::string>(name_));
-    co_await next(ctx);
+    if (auto rest = next.start(ctx)) co_await std::move(*rest);
     log_.push_back(name_ + " after");
   }
 
@@ -39,7 +39,10 @@ class Recording final : public Step {
 // Runs the chain for one request on an io_context; answers the error code, or nullopt when it passed.
 std::optional<Code> run(const Chain& chain, const Route& route, Context& ctx) {
   boost::asio::io_context io;
-  auto done = boost::asio::co_spawn(io, chain.run(ctx, route), boost::asio::use_future);
+  auto whole = [&]() -> Task<void> {
+    if (auto rest = chain.start(ctx, route)) co_await std::move(*rest);
+  };
+  auto done = boost::asio::co_spawn(io, whole(), boost::asio::use_future);
   io.run();
   try {
     done.get();

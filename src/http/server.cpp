@@ -425,7 +425,7 @@ struct Server::Impl {
     try {
       if (route.doc.access != Access::kPublic || opts.authenticate_public) {
         if (!chain) throw Error(Code::kServiceUnavailable, "No middleware chain is configured.");
-        co_await chain->run(ctx, route);  // its steps, then the handler
+        if (auto rest = chain->start(ctx, route)) co_await std::move(*rest);  // its steps, then the handler
       } else if (route.sync_handler) {
         route.sync_handler(ctx);
       } else {

@@ -3,7 +3,6 @@
 #include <sodium.h>
 
 #include <chrono>
-#include <exception>
 
 #include "common/clock.hpp"
 #include "common/error.hpp"
@@ -91,11 +90,13 @@ std::optional<StoredAnswer> Idempotency::lookup(const db::TenantScope& scope, co
 
 void Idempotency::claim(db::Tx& tx, const db::TenantScope& scope, const std::string& route_key,
                         const std::string& key, const std::string& request_hash) const {
-  // Expired keys and unfinished claims of an earlier version give way. A twin's claim that is not committed
-  // yet is invisible here: the INSERT waits for it, then fails (UniqueViolation) if it committed.
-  tx.query("DELETE FROM " + table() + " WHERE tenant_id = $1 AND route = $2 AND key = $3 AND (created_at < $4 OR "
-           "status IS NULL)",
-           {scope.tenant_id(), route_key, key, seconds_ago(kRetentionSeconds)});
+  // The tenant's expired keys go (the table stays bounded by a day of keys), and so does an unfinished claim
+  // of an earlier version under this key. A twin's claim that is not committed yet is invisible here: the
+  // INSERT waits for it, then fails (UniqueViolation) if it committed.
+  tx.query("DELETE FROM " + table() + " WHERE tenant_id = $1 AND created_at < $2",
+           {scope.tenant_id(), seconds_ago(kRetentionSeconds)});
+  tx.query("DELETE FROM " + table() + " WHERE tenant_id = $1 AND route = $2 AND key = $3 AND status IS NULL",
+           {scope.tenant_id(), route_key, key});
   tx.query("INSERT INTO " + table() + " (tenant_id, route, key, request_hash, created_at) VALUES ($1, $2, $3, $4, $5)",
            {scope.tenant_id(), route_key, key, request_hash, format_rfc3339(Clock::now())});
 }

@@ -118,11 +118,24 @@ TEST_F(IdempotencyTest, ConcurrentTwinsMakeOneThing) {
   for (const auto& b : bodies) EXPECT_EQ(b, bodies[0]);
 }
 
-TEST_F(IdempotencyTest, KeysExpireAfterTheRetention) {
+TEST_F(IdempotencyTest, KeysExpireAfterTheRetentionAndArePruned) {
   post(a_, "k", "{}");
+  post(a_, "old", "{}");
+  post(b_, "theirs", "{}");
   Clock::set_offset(std::chrono::seconds(Idempotency::kRetentionSeconds + 10));
   post(a_, "k", R"({"new":1})");  // a new request under an expired key: no 422
-  EXPECT_EQ(things(a_), 2);
+  EXPECT_EQ(things(a_), 3);
+  // The claim took the tenant's other expired keys with it (the table does not grow without bound), and
+  // left other tenants' alone.
+  auto keys = [&](const db::TenantScope& s) {
+    return db_->read(s, [&](db::Tx& tx) {
+      return tx.query("SELECT COUNT(*) FROM idem_db.idempotency_keys WHERE tenant_id = $1", {s.tenant_id()})
+          .rows[0]
+          .integer(0);
+    });
+  };
+  EXPECT_EQ(keys(a_), 1);
+  EXPECT_EQ(keys(b_), 1);
 }
 
 TEST_F(IdempotencyTest, PurgeForgetsOnlyTheTenantsKeys) {

@@ -28,17 +28,6 @@ std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_hand
 
 std::string now_text() { return format_rfc3339(Clock::now()); }
 
-json parse_object(std::string_view body) {
-  if (body.empty())
-    throw Error(Code::kInvalidRequest, "The request body is empty; a JSON object is expected.");
-  if (json_nesting_depth(body) > kMaxJsonDepth)
-    throw Error::validation(
-        {{"body", fmt::format("must not nest arrays and objects deeper than {} levels", kMaxJsonDepth)}});
-  json doc = json::parse(body, nullptr, false);
-  if (doc.is_discarded()) throw Error(Code::kInvalidRequest, "The request body is not valid JSON.");
-  if (!doc.is_object()) throw Error::validation({{"body", "must be a JSON object"}});
-  return doc;
-}
 
 std::string length_message(size_t min, size_t max) {
   return min <= 1 ? fmt::format("must be 1 to {} characters long (not blank)", max)
@@ -241,7 +230,8 @@ std::string sort_value(const json& v) {
   return v.dump();
 }
 
-// A query parameter as text: clean UTF-8, bounded; 422 naming it otherwise. Empty counts as absent.
+}  // namespace
+
 std::optional<std::string> query_text(const http::Context& ctx, std::string_view name, size_t max) {
   auto v = ctx.req.query_param(name);
   if (!v || v->empty()) return std::nullopt;
@@ -249,8 +239,6 @@ std::optional<std::string> query_text(const http::Context& ctx, std::string_view
     throw Error::validation({{std::string(name), fmt::format("must be at most {} characters of text", max)}});
   return v;
 }
-
-}  // namespace
 
 // ---- Sql -------------------------------------------------------------------------------------------------
 
@@ -265,10 +253,6 @@ std::string Sql::bind_text(std::string v) {
 }
 
 // ---- reading bodies --------------------------------------------------------------------------------------
-
-json Kit::read_fields(const Resource& r, const json& doc, Mode mode, std::vector<FieldError>& errors) const {
-  return kit::read_fields(r, doc, mode, errors);
-}
 
 json read_fields(const Resource& r, const json& doc, Mode mode, std::vector<FieldError>& errors) {
   static const std::set<std::string, std::less<>> kServerSet = {"id", "tenant_id", "created_at",
@@ -328,12 +312,8 @@ json read_fields(const Resource& r, const json& doc, Mode mode, std::vector<Fiel
   return patch;
 }
 
-json Kit::read_body(const Resource& r, std::string_view body, Mode mode) const {
-  return kit::read_body(r, body, mode);
-}
-
 json read_body(const Resource& r, std::string_view body, Mode mode) {
-  const json doc = parse_object(body);
+  const json doc = parse_json_object(body);
   std::vector<FieldError> errors;
   json patch = read_fields(r, doc, mode, errors);
   if (!errors.empty()) throw Error::validation(std::move(errors));

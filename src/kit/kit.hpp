@@ -3,7 +3,7 @@
 //   kit::Kit kit(db, outbox, workers, idempotency);
 //   const kit::Resource& companies = kit.add(company_resource());
 //   kit.mount(router);                       // POST/GET/PATCH/DELETE /api/v1/crm/companies[/{id}]
-//   auto row = kit.create(tx, caller, companies, kit.read_body(companies, body, kit::Mode::kCreate));
+//   auto row = kit.create(tx, caller, companies, kit::read_body(companies, body, kit::Mode::kCreate));
 #pragma once
 #include <nlohmann/json.hpp>
 
@@ -70,7 +70,6 @@ class Kit {
 
   const Resource& add(Resource r);
   const Resource& get(std::string_view plural) const;
-  const std::vector<std::unique_ptr<Resource>>& resources() const { return resources_; }
 
   // CRUD routes of every resource. Create takes an Idempotency-Key whose answer commits with the row.
   void mount(http::Router& router) const;
@@ -79,12 +78,6 @@ class Kit {
   // Deletes every row of the tenant in the resources' tables and side tables. Blocking, in tx.
   void purge_tenant(db::Tx& tx, const db::TenantScope& scope) const;
 
-  // Body → the fields it gives: absent fields are absent, null clears (or resets to the default), values
-  // are checked and normalised. 400 for bad JSON, 422 listing every bad field.
-  nlohmann::json read_body(const Resource& r, std::string_view body, Mode mode) const;
-  // The same rules on an already parsed object (CSV rows); errors are appended, not thrown.
-  nlohmann::json read_fields(const Resource& r, const nlohmann::json& doc, Mode mode,
-                             std::vector<FieldError>& errors) const;
   // limit, cursor, sort, q and the declared filters from the query string (422 naming each bad one).
   ListQuery read_list(const Resource& r, const http::Context& ctx) const;
   // {"data": rows[..limit], "next_cursor"}; rows holds up to limit + 1 rows.
@@ -104,9 +97,6 @@ class Kit {
   // A nested resource's parent, by id or key, into c.parent; 404 naming the parent when it does not exist.
   void resolve_parent(db::Tx& tx, Caller& c, const Resource& r, const std::string& parent_id_or_key) const;
 
-  db::Database& database() const { return *db_; }
-  WorkerPool& workers() const { return workers_; }
-  const db::Outbox& outbox() const { return outbox_; }
 
   // Runs fn(tx) in a write transaction; with an Idempotency-Key on the request, the answer fn leaves in
   // ctx.res commits with its change, and a retry replays it (a concurrent twin waits, then replays).
@@ -131,10 +121,14 @@ class Kit {
   std::vector<std::unique_ptr<Resource>> resources_;
 };
 
-// The body rules of a resource without a Kit (CSV rows, tests): Kit::read_body and Kit::read_fields.
+// Body → the fields it gives: absent fields are absent, null clears (or resets to the default), values are
+// checked and normalised. 400 for bad JSON, 422 listing every bad field.
 nlohmann::json read_body(const Resource& r, std::string_view body, Mode mode);
+// The same rules on an already parsed object (CSV rows); errors are appended, not thrown.
 nlohmann::json read_fields(const Resource& r, const nlohmann::json& doc, Mode mode,
                            std::vector<FieldError>& errors);
+// A query parameter as text: clean UTF-8, at most max bytes; 422 naming it otherwise. Empty is absent.
+std::optional<std::string> query_text(const http::Context& ctx, std::string_view name, size_t max = 200);
 // components/schemas of one resource: <Name>, <Name>Create, <Name>Update.
 void add_schema(nlohmann::json& schemas, const Resource& r);
 // A row's JSON as the kit renders it, from a result row in select_list() order.

@@ -67,7 +67,7 @@ class KitTest : public ::testing::Test {
   // Field names of the 422 a body gets.
   std::vector<std::string> refused(std::string_view body, Mode mode = Mode::kCreate) {
     try {
-      kit_->read_body(*books_, body, mode);
+      read_body(*books_, body, mode);
     } catch (const Error& e) {
       std::vector<std::string> out;
       for (const auto& f : e.field_errors()) out.push_back(f.field);
@@ -77,12 +77,12 @@ class KitTest : public ::testing::Test {
     return {};
   }
   json create(const db::TenantScope& scope, std::string_view body) {
-    const json patch = kit_->read_body(*books_, body, Mode::kCreate);
+    const json patch = read_body(*books_, body, Mode::kCreate);
     const Caller c{scope, {"user", "u1"}, std::nullopt};
     return db_->write(scope, [&](db::Tx& tx) { return kit_->create(tx, c, *books_, patch); });
   }
   json update(const db::TenantScope& scope, const std::string& id, std::string_view body) {
-    const json patch = kit_->read_body(*books_, body, Mode::kUpdate);
+    const json patch = read_body(*books_, body, Mode::kUpdate);
     const Caller c{scope, {"user", "u1"}, std::nullopt};
     return db_->write(scope, [&](db::Tx& tx) { return kit_->update(tx, c, *books_, id, patch); });
   }
@@ -124,13 +124,13 @@ TEST_F(KitTest, ReaderChecksEveryFieldAndNamesEachBadOne) {
 }
 
 TEST_F(KitTest, PatchTellsAbsentFromNullFromValue) {
-  const json patch = kit_->read_body(*books_, R"({"pages":null,"isbn":"978-0-441-17271-9"})", Mode::kUpdate);
+  const json patch = read_body(*books_, R"({"pages":null,"isbn":"978-0-441-17271-9"})", Mode::kUpdate);
   EXPECT_FALSE(patch.contains("title"));
   EXPECT_TRUE(patch.at("pages").is_null());
   EXPECT_EQ(patch.at("isbn"), "9780441172719");
   EXPECT_EQ(refused(R"({"title":null})", Mode::kUpdate), std::vector<std::string>{"title"});
   EXPECT_EQ(refused(R"({"format":null})", Mode::kUpdate), std::vector<std::string>{"format"});  // not_null()
-  EXPECT_EQ(kit_->read_body(*books_, R"({"labels":null})", Mode::kUpdate).at("labels"), json::array())
+  EXPECT_EQ(read_body(*books_, R"({"labels":null})", Mode::kUpdate).at("labels"), json::array())
       << "null clears to the default";
 }
 
@@ -227,7 +227,7 @@ TEST_F(KitTest, OwnedRowsAreTheirOwnersOnly) {
   const Caller ann{a_, {"user", "ann"}, std::string("ann")}, bob{a_, {"user", "bob"}, std::string("bob")};
   const Caller admin{a_, {"user", "admin"}, std::nullopt};
   auto make = [&](const Caller& c, const char* body) {
-    const json patch = kit_->read_body(notes, body, Mode::kCreate);
+    const json patch = read_body(notes, body, Mode::kCreate);
     return db_->write(a_, [&](db::Tx& tx) { return kit_->create(tx, c, notes, patch); });
   };
   const std::string mine = make(ann, R"({"text":"Ann's"})")["id"];

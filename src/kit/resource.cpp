@@ -24,30 +24,6 @@ Field make(std::string name, Type type) {
 
 }  // namespace
 
-std::string_view type_name(Type t) {
-  switch (t) {
-    case Type::kText:
-      return "text";
-    case Type::kInteger:
-      return "integer";
-    case Type::kBoolean:
-      return "boolean";
-    case Type::kId:
-      return "id";
-    case Type::kEnum:
-      return "enum";
-    case Type::kDate:
-      return "date";
-    case Type::kDateTime:
-      return "datetime";
-    case Type::kObject:
-      return "object";
-    case Type::kTextList:
-      return "text list";
-  }
-  return "text";
-}
-
 Field text(std::string name, size_t max_length) {
   Field f = make(std::move(name), Type::kText);
   f.min_len = 1;

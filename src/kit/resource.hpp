@@ -31,7 +31,6 @@ enum class Type : uint8_t {
   kObject,    // a JSON object: at most max bytes as JSON, or the declared properties only
   kTextList,  // an array of distinct strings (at most max items of at most item_max characters)
 };
-std::string_view type_name(Type t);
 
 // What a field's check() may report: a problem with the value, or with one of its members ("address.city").
 class Problems {
@@ -41,7 +40,6 @@ class Problems {
   void fail_in(std::string_view member, std::string message) {
     errors_.push_back({field_ + "." + std::string(member), std::move(message)});
   }
-  const std::string& field() const { return field_; }
 
  private:
   std::string field_;
@@ -189,7 +187,6 @@ struct CustomFilter {
   size_t max_length = 200;
   std::function<std::string(const std::string& value, const std::function<std::string(std::string)>& bind)>
       where;
-  std::string description;
 };
 
 struct Hooks {

@@ -136,13 +136,15 @@ void Kit::mount_one(http::Router& router, const Resource& r) const {
              [this, res](Context& ctx) -> Task<void> {
                ListQuery q = read_list(*res, ctx);
                Caller c = caller_of(ctx, *res);
-               auto rows = co_await workers_.run([&] {
-                 return db_->read(c.scope, [&](db::Tx& tx) {
+               // Rendered on the worker too: a page of 200 rows is not the I/O thread's work.
+               std::string page = co_await workers_.run([&] {
+                 json rows = db_->read(c.scope, [&](db::Tx& tx) {
                    nest(*this, tx, c, *res, ctx);
                    return list(tx, c, *res, q);
                  });
+                 return render_list(*res, std::move(rows), q);
                });
-               ctx.res.json(200, render_list(*res, std::move(rows), q));
+               ctx.res.json(200, std::move(page));
              },
              {.access = r.access(),
               .scope = r.read_scope(),
