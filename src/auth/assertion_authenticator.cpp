@@ -28,9 +28,9 @@ std::shared_ptr<const AssertionAuthenticator::Verified> AssertionAuthenticator::
   return v;
 }
 
-void AssertionAuthenticator::check(http::Context& ctx, const http::Route& r) const {
+bool AssertionAuthenticator::check(http::Context& ctx, const http::Route& r) const {
   const http::RouteDoc& route = r.doc;
-  if (route.access == Access::kPublic && route.tag == "operations") return;  // probes and scrapers
+  if (route.access == Access::kPublic && route.tag == "operations") return true;  // probes and scrapers
   auto v = verify(ctx.req.header("x-cdx-assertion"));
   if (!v)
     throw Error(Code::kUnauthorized,
@@ -38,9 +38,9 @@ void AssertionAuthenticator::check(http::Context& ctx, const http::Route& r) con
   if (route.access == Access::kService) {
     if (v->kind != http::Assertion::Kind::kService)
       throw Error(Code::kForbidden, "This endpoint is internal to the platform's services.");
-    return;
+    return true;
   }
-  if (route.access == Access::kPublic) return;
+  if (route.access == Access::kPublic) return true;
   if (v->kind != http::Assertion::Kind::kPrincipal)
     throw Error(Code::kUnauthorized, "This endpoint needs a credential: Authorization: Bearer <token> or X-API-Key.");
   ctx.principal = v->principal;
@@ -52,6 +52,7 @@ void AssertionAuthenticator::check(http::Context& ctx, const http::Route& r) con
     ctx.tenant = &*ctx.tenant_storage;
   }
   enforce_access(ctx, route, p);
+  return true;
 }
 
 }  // namespace cdx::auth

@@ -14,7 +14,7 @@ class AssertionAuthenticator final : public http::Step {
  public:
   explicit AssertionAuthenticator(const http::AssertionKey& key) : key_(key) { chain_.add(*this); }
   std::string_view name() const override { return "assertion"; }
-  void check(http::Context& ctx, const http::Route& route) const override;
+  bool check(http::Context& ctx, const http::Route& route) const override;
   // The service's chain: the assertion (principal, tenant, access). The gateway ran the rest.
   const http::Chain& chain() const { return chain_; }
 

@@ -85,13 +85,32 @@ Task<std::shared_ptr<const CachedTenant>> Authenticator::tenant(std::string_view
   co_return remember_tenant(*info);
 }
 
-Task<std::shared_ptr<const Authenticator::CachedKey>> Authenticator::from_api_key(std::string_view key) {
+std::shared_ptr<const Authenticator::CachedKey> Authenticator::known_key(std::string_view key) const {
   if (key.size() != kKeyLen ||
       (key.substr(0, kKeyTypeLen) != "cdx_sk_" && key.substr(0, kKeyTypeLen) != "cdx_pk_"))
     throw unauthorized("The API key is malformed.");
-  const std::string_view prefix = key.substr(0, kKeyPrefixLen);
-  auto cached = keys_.get(prefix, steady_ms());
+  return keys_.get(key.substr(0, kKeyPrefixLen), steady_ms());
+}
+
+// The key itself against the cached entry of its prefix: digest (constant time), expiry, last use.
+void Authenticator::admit_key(const CachedKey& cached, std::string_view key) const {
+  unsigned char digest[32];
+  sha256(key, digest);
+  if (!constant_time_equal({reinterpret_cast<const char*>(digest), sizeof digest},
+                           {reinterpret_cast<const char*>(cached.digest), sizeof cached.digest}))
+    throw unauthorized("The API key is not valid.");
+  if (cached.expires_at && *cached.expires_at <= Clock::unix_seconds())
+    throw unauthorized("The API key has expired.");
+  const int64_t now_ms = steady_ms();
+  int64_t noted = cached.last_noted_ms.load(std::memory_order_relaxed);
+  if (now_ms - noted > 60'000 && cached.last_noted_ms.compare_exchange_strong(noted, now_ms))
+    source_.note_key_used(cached.principal->tenant_id, cached.principal->id);
+}
+
+Task<std::shared_ptr<const Authenticator::CachedKey>> Authenticator::from_api_key(std::string_view key) {
+  auto cached = known_key(key);
   if (!cached) {
+    const std::string_view prefix = key.substr(0, kKeyPrefixLen);
     std::string p(prefix);
     auto resolved = co_await workers_.run([&] { return source_.resolve_api_key(p); });
     if (!resolved) throw unauthorized("The API key is not valid.");
@@ -120,17 +139,7 @@ Task<std::shared_ptr<const Authenticator::CachedKey>> Authenticator::from_api_ke
     keys_.put(std::string(prefix), entry, steady_ms() + kCacheTtlMs);
     cached = std::move(entry);
   }
-  unsigned char digest[32];
-  sha256(key, digest);
-  if (!constant_time_equal({reinterpret_cast<const char*>(digest), sizeof digest},
-                           {reinterpret_cast<const char*>(cached->digest), sizeof cached->digest}))
-    throw unauthorized("The API key is not valid.");
-  if (cached->expires_at && *cached->expires_at <= Clock::unix_seconds())
-    throw unauthorized("The API key has expired.");
-  const int64_t now_ms = steady_ms();
-  int64_t noted = cached->last_noted_ms.load(std::memory_order_relaxed);
-  if (now_ms - noted > 60'000 && cached->last_noted_ms.compare_exchange_strong(noted, now_ms))
-    source_.note_key_used(cached->principal->tenant_id, cached->principal->id);
+  admit_key(*cached, key);
   co_return cached;  // owned: the cache entry may go while the request awaits
 }
 
@@ -212,9 +221,16 @@ class Authenticator::CredentialStep final : public http::Step {
  public:
   explicit CredentialStep(Authenticator& a) : a_(a) {}
   std::string_view name() const override { return "credential"; }
-  // Only an API key may need a lookup on a worker; a bearer token is verified here.
-  bool waits(const http::Context& ctx) const override { return !ctx.req.header("x-api-key").empty(); }
-  void check(http::Context& ctx, const http::Route&) const override {
+  // A bearer token is verified here; an API key whose prefix is cached too. Waits only for an unknown key.
+  bool check(http::Context& ctx, const http::Route&) const override {
+    if (const std::string_view api_key = ctx.req.header("x-api-key"); !api_key.empty()) {
+      auto key = a_.known_key(api_key);
+      if (!key) return false;
+      a_.admit_key(*key, api_key);
+      ctx.principal = key->principal;
+      http::set_slot<CachedKey>(ctx, http::StepSlot::kCredential, std::move(key));
+      return true;
+    }
     const std::string_view authorization = ctx.req.header("authorization");
     if (authorization.empty())
       throw unauthorized("This endpoint needs a credential: Authorization: Bearer <token> or X-API-Key.");
@@ -223,6 +239,7 @@ class Authenticator::CredentialStep final : public http::Step {
         !boost::beast::iequals(authorization.substr(0, kBearer.size()), kBearer))
       throw unauthorized("The Authorization header must be 'Bearer <token>'.");
     ctx.principal = a_.from_bearer(authorization.substr(kBearer.size()));
+    return true;
   }
   Task<void> run(http::Context& ctx, const http::Route& route, http::Next next) const override {
     auto key = co_await a_.from_api_key(ctx.req.header("x-api-key"));
@@ -241,31 +258,45 @@ class Authenticator::TenantStep final : public http::Step {
  public:
   explicit TenantStep(Authenticator& a) : a_(a) {}
   std::string_view name() const override { return "tenant"; }
-  bool waits(const http::Context&) const override { return true; }
+  // A cached tenant is admitted here; an unknown one is looked up on a worker.
+  bool check(http::Context& ctx, const http::Route&) const override {
+    const std::string_view id = wanted(ctx);
+    if (id.empty()) return true;  // the operator acting outside any tenant
+    auto t = a_.tenants_.get(id, steady_ms());
+    if (!t) return false;
+    admit(ctx, std::move(t));
+    return true;
+  }
   Task<void> run(http::Context& ctx, const http::Route& route, http::Next next) const override {
+    admit(ctx, co_await a_.tenant(wanted(ctx)));
+    if (auto rest = next.start(ctx)) co_await std::move(*rest);
+  }
+
+ private:
+  // A tenant-bound credential acts in its own tenant; a SUPERADMIN in the one X-Tenant-ID names, if any.
+  static std::string_view wanted(const http::Context& ctx) {
     const Principal& p = *ctx.principal;
-    const std::string_view named = ctx.req.header("x-tenant-id");
-    std::shared_ptr<const CachedTenant> t;
+    return p.kind == Principal::Kind::kSuperadmin ? ctx.req.header("x-tenant-id") : std::string_view(p.tenant_id);
+  }
+  // X-Tenant-ID may only repeat a credential's own tenant; a publishable key must come from one of the
+  // tenant's origins.
+  static void admit(http::Context& ctx, std::shared_ptr<const CachedTenant> t) {
+    const Principal& p = *ctx.principal;
     if (p.kind == Principal::Kind::kSuperadmin) {
-      if (!named.empty()) {
-        t = co_await a_.tenant(named);
-        if (!t) throw Error(Code::kNotFound, "No tenant has the id or slug given in X-Tenant-ID.");
-        ctx.tenant_storage = t->scope;
-        ctx.tenant = &*ctx.tenant_storage;
-      }
+      if (!t) throw Error(Code::kNotFound, "No tenant has the id or slug given in X-Tenant-ID.");
+      ctx.tenant_storage = t->scope;
+      ctx.tenant = &*ctx.tenant_storage;
     } else {
-      t = co_await a_.tenant(p.tenant_id);
       if (!t) throw unauthorized("The credential's tenant no longer exists.");
+      const std::string_view named = ctx.req.header("x-tenant-id");
       if (!named.empty() && named != t->id && named != t->slug)
         throw Error(Code::kForbidden, "The credential belongs to another tenant than X-Tenant-ID names.");
       ctx.tenant = &*p.scope;
       if (p.publishable) check_origin(ctx, *t);
     }
-    if (t) http::set_slot<CachedTenant>(ctx, http::StepSlot::kTenant, std::move(t));
-    if (auto rest = next.start(ctx)) co_await std::move(*rest);
+    http::set_slot<CachedTenant>(ctx, http::StepSlot::kTenant, std::move(t));
   }
 
- private:
   Authenticator& a_;
 };
 
@@ -275,20 +306,21 @@ class Authenticator::SessionStep final : public http::Step {
  public:
   explicit SessionStep(Authenticator& a) : a_(a) {}
   std::string_view name() const override { return "session"; }
-  // Only a token of a session (its sid) is checked: an API key or an OAuth client token has none.
-  bool waits(const http::Context& ctx) const override { return !ctx.principal->session_id.empty(); }
+  // Only a token of a session (its sid) is checked, from the cache when it can.
+  bool check(http::Context& ctx, const http::Route&) const override {
+    const Principal& p = *ctx.principal;
+    if (p.session_id.empty()) return true;
+    auto state = a_.sessions_.get(p.session_id, steady_ms());
+    if (!state) return false;
+    if (!state->active) throw unauthorized("The session has ended; log in again.");
+    return true;
+  }
   Task<void> run(http::Context& ctx, const http::Route& route, http::Next next) const override {
     const Principal& p = *ctx.principal;
-    if (!p.session_id.empty()) {
-      auto state = a_.sessions_.get(p.session_id, steady_ms());
-      if (!state) {
-        std::string tenant_id = p.tenant_id, sid = p.session_id;
-        const bool active = co_await a_.workers_.run([&] { return a_.source_.session_active(tenant_id, sid); });
-        state = std::make_shared<const SessionState>(SessionState{active});
-        a_.sessions_.put(p.session_id, state, steady_ms() + kCacheTtlMs);
-      }
-      if (!state->active) throw unauthorized("The session has ended; log in again.");
-    }
+    std::string tenant_id = p.tenant_id, sid = p.session_id;
+    const bool active = co_await a_.workers_.run([&] { return a_.source_.session_active(tenant_id, sid); });
+    a_.sessions_.put(sid, std::make_shared<const SessionState>(SessionState{active}), steady_ms() + kCacheTtlMs);
+    if (!active) throw unauthorized("The session has ended; log in again.");
     if (auto rest = next.start(ctx)) co_await std::move(*rest);
   }
 
@@ -299,18 +331,20 @@ class Authenticator::SessionStep final : public http::Step {
 class Authenticator::SuspensionStep final : public http::Step {
  public:
   std::string_view name() const override { return "suspension"; }
-  void check(http::Context& ctx, const http::Route&) const override {
+  bool check(http::Context& ctx, const http::Route&) const override {
     const CachedTenant* t = http::slot_ptr<CachedTenant>(ctx, http::StepSlot::kTenant);
     if (t && t->status == "suspended")
       throw Error(Code::kTenantSuspended, "The tenant '" + t->slug + "' is suspended.");
+    return true;
   }
 };
 
 class Authenticator::CorsStep final : public http::Step {
  public:
   std::string_view name() const override { return "cors"; }
-  void check(http::Context& ctx, const http::Route&) const override {
+  bool check(http::Context& ctx, const http::Route&) const override {
     if (const CachedTenant* t = http::slot_ptr<CachedTenant>(ctx, http::StepSlot::kTenant)) allow_origin(ctx, *t);
+    return true;
   }
 };
 
@@ -319,12 +353,12 @@ class Authenticator::PlanStep final : public http::Step {
  public:
   explicit PlanStep(const Authenticator& a) : a_(a) {}
   std::string_view name() const override { return "plan"; }
-  void check(http::Context& ctx, const http::Route& route) const override {
+  bool check(http::Context& ctx, const http::Route& route) const override {
     const CachedTenant* t = http::slot_ptr<CachedTenant>(ctx, http::StepSlot::kTenant);
-    if (!t || ctx.principal->kind == Principal::Kind::kSuperadmin) return;
+    if (!t || ctx.principal->kind == Principal::Kind::kSuperadmin) return true;
     constexpr std::string_view kApi = "/api/v1/";
     std::string_view path = route.pattern;
-    if (path.substr(0, kApi.size()) != kApi) return;
+    if (path.substr(0, kApi.size()) != kApi) return true;
     path.remove_prefix(kApi.size());
     const std::string_view module = path.substr(0, path.find('/'));
     for (const auto& gated : a_.plan_gated_) {
@@ -332,8 +366,9 @@ class Authenticator::PlanStep final : public http::Step {
       if (std::find(t->modules.begin(), t->modules.end(), module) == t->modules.end())
         throw Error(Code::kForbidden, "The tenant's plan '" + t->plan + "' does not include the " + std::string(module) +
                                           " module.");
-      return;
+      return true;
     }
+    return true;
   }
 
  private:
@@ -344,9 +379,9 @@ class Authenticator::PlanStep final : public http::Step {
 class Authenticator::RateLimitStep final : public http::Step {
  public:
   std::string_view name() const override { return "rate limit"; }
-  void check(http::Context& ctx, const http::Route&) const override {
+  bool check(http::Context& ctx, const http::Route&) const override {
     const CachedTenant* t = http::slot_ptr<CachedTenant>(ctx, http::StepSlot::kTenant);
-    if (!t || ctx.principal->kind == Principal::Kind::kSuperadmin) return;
+    if (!t || ctx.principal->kind == Principal::Kind::kSuperadmin) return true;
     const CachedKey* key = http::slot_ptr<CachedKey>(ctx, http::StepSlot::kCredential);
     const int64_t now = kit::now_us();
     kit::Decision d = t->bucket->take(now);
@@ -369,14 +404,16 @@ class Authenticator::RateLimitStep final : public http::Step {
     if (!d.allowed)
       throw Error(Code::kRateLimited, "The rate limit of the tenant's plan is exhausted; retry later.")
           .with_header("Retry-After", std::to_string(d.retry_after_s));
+    return true;
   }
 };
 
 class Authenticator::AccessStep final : public http::Step {
  public:
   std::string_view name() const override { return "access"; }
-  void check(http::Context& ctx, const http::Route& route) const override {
+  bool check(http::Context& ctx, const http::Route& route) const override {
     enforce_access(ctx, route.doc, *ctx.principal);
+    return true;
   }
 };
 
@@ -384,12 +421,13 @@ class Authenticator::AccessStep final : public http::Step {
 class Authenticator::MeteringStep final : public http::Step {
  public:
   std::string_view name() const override { return "metering"; }
-  void check(http::Context& ctx, const http::Route&) const override {
+  bool check(http::Context& ctx, const http::Route&) const override {
     if (const CachedKey* key = http::slot_ptr<CachedKey>(ctx, http::StepSlot::kCredential)) {
       if (key->usage) key->usage->add();
     } else if (const CachedTenant* t = http::slot_ptr<CachedTenant>(ctx, http::StepSlot::kTenant)) {
       if (t->usage) t->usage->add();
     }
+    return true;
   }
 };
 

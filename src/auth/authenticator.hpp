@@ -126,6 +126,10 @@ class Authenticator final {
   class AccessStep;
   class MeteringStep;
 
+  // The cached entry of a key's prefix, or null (throws 401 for a malformed key); admit_key checks the
+  // key itself against it; from_api_key does both, looking an unknown prefix up on a worker.
+  std::shared_ptr<const CachedKey> known_key(std::string_view key) const;
+  void admit_key(const CachedKey& cached, std::string_view key) const;
   Task<std::shared_ptr<const CachedKey>> from_api_key(std::string_view key);
   std::shared_ptr<const Principal> from_bearer(std::string_view token);
   Task<std::shared_ptr<const CachedTenant>> tenant(std::string_view id_or_slug);

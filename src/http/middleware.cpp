@@ -1,20 +1,21 @@
 #include "http/middleware.hpp"
 
+#include <stdexcept>
+
 namespace cdx::http {
 
-Task<void> Step::run(Context& ctx, const Route& route, Next next) const {
-  check(ctx, route);
-  if (auto rest = next.start(ctx)) co_await std::move(*rest);
+Task<void> Step::run(Context&, const Route&, Next) const {
+  throw std::logic_error("the step '" + std::string(name()) + "' asked to wait but cannot");
 }
 
-// Runs inline what need not wait: the steps that do not wait for this request, and a synchronous handler.
+// Runs inline what need not wait: the steps that answer at once for this request, and a synchronous handler.
 // Hands over to the first step that waits (its own coroutine, which continues the chain) or to an async
 // handler; so a request whose steps all answer from memory costs no coroutine frame beyond its waiting ones.
 std::optional<Task<void>> Next::start(Context& ctx) const {
   const auto& steps = chain_.steps_;
   size_t i = index_;
-  for (; i < steps.size() && !steps[i]->waits(ctx); ++i) steps[i]->check(ctx, route_);
-  if (i < steps.size()) return steps[i]->run(ctx, route_, Next(chain_, i + 1, route_));
+  for (; i < steps.size(); ++i)
+    if (!steps[i]->check(ctx, route_)) return steps[i]->run(ctx, route_, Next(chain_, i + 1, route_));
   if (route_.sync_handler) {
     route_.sync_handler(ctx);
     return std::nullopt;

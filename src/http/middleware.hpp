@@ -35,12 +35,11 @@ class Step {
  public:
   virtual ~Step() = default;
   virtual std::string_view name() const = 0;
-  // A step that does not wait overrides check(): the chain runs it inline, with no coroutine frame. One that
-  // may wait for this request (a cache miss on a worker) returns true from waits(ctx) and overrides run():
-  // it does its part and then continues with next.start(ctx). Either stops the request by throwing
-  // cdx::Error.
-  virtual void check(Context& ctx, const Route& route) const {}
-  virtual bool waits(const Context& ctx) const { return false; }
+  // Does its part now and answers true (the chain goes on inline, with no coroutine frame), or answers
+  // false when it must wait for this request (a cache miss: a lookup on a worker); the chain then awaits
+  // run(), which does its part and continues with next.start(ctx). Throwing cdx::Error stops the request.
+  virtual bool check(Context& ctx, const Route& route) const = 0;
+  // Only steps whose check() can answer false override it.
   virtual Task<void> run(Context& ctx, const Route& route, Next next) const;
 };
 

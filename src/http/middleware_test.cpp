@@ -18,10 +18,11 @@ class Recording final : public Step {
   Recording(std::string name, std::vector<std::string>& log, bool waits = false, bool fail = false)
       : name_(std::move(name)), log_(log), waits_(waits), fail_(fail) {}
   std::string_view name() const override { return name_; }
-  bool waits(const Context&) const override { return waits_; }
-  void check(Context& ctx, const Route&) const override {
+  bool check(Context& ctx, const Route&) const override {
+    if (waits_) return false;
     log_.push_back(name_);
     if (fail_) throw Error(Code::kForbidden, name_ + " refused");
+    return true;
   }
   Task<void> run(Context& ctx, const Route& route, Next next) const override {
     log_.push_back(name_ + " before");
