@@ -70,6 +70,11 @@ std::string base64url_encode(std::string_view data) {
 }
 
 bool base64url_decode(std::string_view in, std::string& out) {
+  // libsodium reads the byte 0xff as a digit (it compares a signed char), so a token with 0xff inserted
+  // could decode to the same bytes: only the url-safe alphabet gets through.
+  for (const char c : in)
+    if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_'))
+      return false;
   out.resize(in.size() * 3 / 4 + 3);
   size_t len = 0;
   const char* end = nullptr;

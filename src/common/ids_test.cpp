@@ -13,6 +13,21 @@ TEST(Ids, UrlSafeIdAcceptsIdsAndRefusesEverythingElse) {
   EXPECT_FALSE(url_safe_id(std::string(65, 'a')));
 }
 
+TEST(Ids, Base64UrlDecodesOnlyTheUrlSafeAlphabet) {
+  std::string out;
+  ASSERT_TRUE(base64url_decode(base64url_encode("hello, world"), out));
+  EXPECT_EQ(out, "hello, world");
+  const std::string good = base64url_encode(std::string(64, '\x5a'));
+  // Every byte outside the alphabet is refused wherever it sits, 0xff and NUL included.
+  for (const char bad : {'\xff', '\x80', '\0', '=', '+', '/', ' ', '.'}) {
+    for (const size_t at : {size_t{0}, good.size() / 2, good.size()}) {
+      std::string t = good;
+      t.insert(t.begin() + static_cast<long>(at), bad);
+      EXPECT_FALSE(base64url_decode(t, out)) << static_cast<int>(static_cast<unsigned char>(bad)) << " at " << at;
+    }
+  }
+}
+
 TEST(Ids, W3cTraceIdParsesOnlyWellFormedTraceparents) {
   EXPECT_EQ(w3c_trace_id("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
             "4bf92f3577b34da6a3ce929d0e0e4736");
