@@ -1,6 +1,5 @@
 // CRM types and rules: companies, contacts, pipelines and stages, deals with their history, activities;
 // the request bodies they are parsed from (every field checked at the edge), list queries and JSON shapes.
-//   PipelineInput in = parse_pipeline(ctx.req.body, Mode::kCreate);   // 400 / 422 naming each bad field
 //   if (!valid_currency("EUR")) …
 #pragma once
 #include "common/json_body.hpp"
@@ -46,31 +45,6 @@ struct Contact {
 };
 
 
-struct Stage {
-  std::string id, pipeline_id, name;
-  int64_t position = 0;
-  int64_t probability = 0;
-  std::string created_at, updated_at;
-};
-
-struct Pipeline {
-  std::string id, name;
-  bool is_default = false;
-  std::vector<Stage> stages;  // by position
-  std::string created_at, updated_at;
-};
-
-struct StageInput {
-  Field<std::string> name;
-  Field<int64_t> probability, position;
-};
-
-struct PipelineInput {
-  Field<std::string> name;
-  Field<bool> is_default;
-  std::optional<std::vector<StageInput>> stages;  // create only
-};
-
 // One entry of a deal's history: its creation, a stage move, a status change (or both at once).
 struct DealChange {
   std::string id, deal_id;
@@ -87,30 +61,6 @@ struct DealChange {
 struct Counts {
   int64_t companies = 0, contacts = 0, deals = 0, open_deals = 0, activities = 0;
 };
-
-// ---- lists ---------------------------------------------------------------------------------------------
-
-// A page position under one sort: the sort value and id of the last item seen.
-struct Cursor {
-  std::string value, id;
-};
-
-struct ListQuery {
-  int limit = 50;
-  std::string sort_column = "created_at";  // created_at | updated_at
-  bool descending = true;
-  std::optional<Cursor> after;
-  std::optional<std::string> q;  // a LIKE pattern (already escaped and lower-cased)
-};
-
-
-
-
-// "-created_at" → {"created_at", true}; nullopt when not one of the four supported sorts.
-std::optional<std::pair<std::string, bool>> parse_sort(std::string_view sort);
-std::string encode_list_cursor(const ListQuery& q, const std::string& value, const std::string& id);
-// nullopt when the cursor was not made by encode_list_cursor for the same sort.
-std::optional<Cursor> decode_list_cursor(const ListQuery& q, std::string_view decoded);
 
 // ---- rules ---------------------------------------------------------------------------------------------
 
@@ -136,18 +86,10 @@ const std::vector<std::string>& company_sizes();     // "1-10" … "10001+"
 bool one_of(const std::vector<std::string>& values, std::string_view v);
 
 
-// ---- request bodies ------------------------------------------------------------------------------------
-
-PipelineInput parse_pipeline(std::string_view body, Mode mode);
-StageInput parse_stage(std::string_view body, Mode mode);
-
-
 // ---- JSON ----------------------------------------------------------------------------------------------
 
 nlohmann::json to_json(const Company& c);
 nlohmann::json to_json(const Contact& c);
-nlohmann::json to_json(const Stage& s);
-nlohmann::json to_json(const Pipeline& p);
 nlohmann::json to_json(const DealChange& c);
 
 }  // namespace cdx::crm

@@ -42,8 +42,10 @@ class CrmModule final : public Module {
         contacts_(kit_.add(contact_resource())),
         activities_(kit_.add(activity_resource())),
         deals_(kit_.add(deal_resource().hooks(service_.deal_hooks()))),
+        pipelines_(kit_.add(pipeline_resource().hooks(service_.pipeline_hooks()))),
+        stages_(kit_.add(stage_resource(pipelines_).hooks(service_.stage_hooks()))),
         api_(service_) {
-    service_.attach(kit_, deals_);
+    service_.attach(kit_, deals_, pipelines_, stages_);
   }
 
   std::string_view name() const override { return "crm"; }
@@ -72,7 +74,6 @@ class CrmModule final : public Module {
   void mount_contacts(http::Router& r);
   // Every row the list's filters select, oldest first, as CSV.
   Task<void> export_csv(http::Context& ctx, const kit::Resource& r, const char* filename);
-  void mount_pipelines(http::Router& r);
   void mount_deals(http::Router& r);
   // The activities of one contact or deal: the activity list with the parent's id fixed.
   Task<void> timeline(http::Context& ctx, const char* column, const char* parent_table, const char* noun);
@@ -91,6 +92,8 @@ class CrmModule final : public Module {
   const kit::Resource& contacts_;
   const kit::Resource& activities_;
   const kit::Resource& deals_;
+  const kit::Resource& pipelines_;
+  const kit::Resource& stages_;
   InProcessApi api_;
 };
 

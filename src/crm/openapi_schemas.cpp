@@ -12,24 +12,15 @@ namespace {
 using nlohmann::json;
 
 json str() { return {{"type", "string"}}; }
-json nstr() { return {{"type", {"string", "null"}}}; }
 json nstr_fmt(const char* f) { return {{"type", {"string", "null"}}, {"format", f}}; }
 json str_fmt(const char* f) { return {{"type", "string"}, {"format", f}}; }
 json integer() { return {{"type", "integer"}}; }
-json boolean() { return {{"type", "boolean"}}; }
 json object() { return {{"type", "object"}}; }
-json nobject() { return {{"type", {"object", "null"}}}; }
 json strings() { return {{"type", "array"}, {"items", str()}}; }
 json choice(const std::vector<std::string>& values, bool nullable = false) {
   json e = values;
   if (nullable) e.push_back(nullptr);
   return {{"type", nullable ? json{"string", "null"} : json("string")}, {"enum", e}};
-}
-json ref(const std::string& name) { return {{"$ref", "#/components/schemas/" + name}}; }
-json obj(json props, std::vector<std::string> required = {}) {
-  json o = {{"type", "object"}, {"properties", std::move(props)}, {"additionalProperties", false}};
-  if (!required.empty()) o["required"] = required;
-  return o;
 }
 json open_obj(json props, std::vector<std::string> required = {}) {
   json o = {{"type", "object"}, {"properties", std::move(props)}};
@@ -37,19 +28,7 @@ json open_obj(json props, std::vector<std::string> required = {}) {
   return o;
 }
 
-json address() {
-  return {{"type", {"object", "null"}},
-          {"properties",
-           {{"street", str()}, {"city", str()}, {"region", str()}, {"postal_code", str()}, {"country", str()}}},
-          {"additionalProperties", false}};
-}
 
-json amount() {
-  return {{"type", {"integer", "null"}},
-          {"minimum", 0},
-          {"maximum", kMaxAmount},
-          {"description", "minor units of the currency (1234 = 12.34 EUR)"}};
-}
 
 }  // namespace
 
@@ -60,35 +39,6 @@ void CrmModule::add_openapi_schemas(nlohmann::json& s) const {
 
   // The kit's resources: derived from their declarations, limits included.
   kit_.add_schemas(s);
-
-  // Pipelines and stages
-  const json probability = {{"type", "integer"}, {"minimum", 0}, {"maximum", 100}};
-  s["Stage"] = open_obj({{"id", id},
-                         {"pipeline_id", id},
-                         {"name", str()},
-                         {"position", integer()},
-                         {"probability", probability},
-                         {"created_at", ts},
-                         {"updated_at", ts}},
-                        {"id", "pipeline_id", "name", "position", "probability"});
-  s["StageCreate"] = obj({{"name", str()}, {"probability", probability}, {"position", integer()}},
-                         {"name", "probability"});
-  s["StageUpdate"] = obj({{"name", str()}, {"probability", probability}, {"position", integer()}});
-  s["Pipeline"] = open_obj({{"id", id},
-                            {"name", str()},
-                            {"is_default", boolean()},
-                            {"stages", {{"type", "array"}, {"items", ref("Stage")}}},
-                            {"created_at", ts},
-                            {"updated_at", ts}},
-                           {"id", "name", "is_default", "stages"});
-  s["PipelineCreate"] =
-      obj({{"name", str()},
-           {"is_default", boolean()},
-           {"stages", {{"type", "array"},
-                       {"maxItems", 50},
-                       {"items", obj({{"name", str()}, {"probability", probability}}, {"name", "probability"})}}}},
-          {"name"});
-  s["PipelineUpdate"] = obj({{"name", str()}, {"is_default", {{"type", "boolean"}, {"enum", {true}}}}});
 
   // Deals (the rows are the kit's) and their history
   s["DealChange"] = open_obj({{"id", id},

@@ -207,4 +207,36 @@ kit::Resource deal_resource() {
   return r;
 }
 
+kit::Resource pipeline_resource() {
+  kit::Resource r("crm", "pipeline", "pipelines");
+  r.field(kit::text("name", 100).required().searchable())
+      .field(kit::boolean("is_default").not_null().doc("true makes it the default (the others lose it)"))
+      .field(kit::object_list("stages", {kit::text("name", 100).required(), kit::integer("probability", 0, 100).required()},
+                              50)
+                 .create_only()
+                 .no_column()
+                 .renders_as("Stage")
+                 .doc("the pipeline's stages, by position"))
+      .default_sort("created_at", false)
+      .describe_create("Create a pipeline with its stages")
+      .describe_list("List pipelines with their stages, oldest first (the default 'Sales' pipeline is created on "
+                     "first use)")
+      .describe_delete("Delete a pipeline and its stages (409 while it holds deals)");
+  return r;
+}
+
+kit::Resource stage_resource(const kit::Resource& pipelines) {
+  kit::Resource r("crm", "stage", "stages");
+  r.parent(pipelines, "pipeline_id")
+      .field(kit::text("name", 100).required().doc("unique in its pipeline (ignoring case)"))
+      .field(kit::integer("probability", 0, 100).required().doc("chance of winning, in percent"))
+      .field(kit::integer("position", 0, 1000).not_null().sortable().doc("0 first; default: last; later stages shift"))
+      .default_sort("position", false)
+      .delete_param("move_deals_to")
+      .describe_create("Add a stage (at the end, or at position; later stages shift)")
+      .describe_list("The pipeline's stages by position")
+      .describe_delete("Delete a stage; 409 while it holds deals unless ?move_deals_to=<stage_id> moves them");
+  return r;
+}
+
 }  // namespace cdx::crm

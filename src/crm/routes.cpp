@@ -53,36 +53,6 @@ std::optional<bool> query_bool(const Context& ctx, std::string_view name) {
   throw Error::validation({{std::string(name), "must be true or false"}});
 }
 
-// limit, cursor, sort and q, shared by every list.
-http::Page list_query(const Context& ctx, ListQuery& q, std::string_view default_sort = "-created_at") {
-  http::Page page = http::parse_page(ctx.req);
-  q.limit = page.limit;
-  const std::string sort = query_text(ctx, "sort", 20).value_or(std::string(default_sort));
-  auto parsed = parse_sort(sort);
-  if (!parsed)
-    throw Error::validation({{"sort", "must be one of: created_at, -created_at, updated_at, -updated_at"}});
-  q.sort_column = parsed->first;
-  q.descending = parsed->second;
-  if (page.after) {
-    q.after = decode_list_cursor(q, *page.after);
-    if (!q.after)
-      throw Error::validation({{"cursor", "is not a cursor returned by this list with the same sort"}});
-  }
-  if (auto text = query_text(ctx, "q")) q.q = http::like_pattern(*text);
-  return page;
-}
-
-// {"data": [...], "next_cursor"}: items holds up to limit + 1 objects; the extra one says more exist.
-std::string render_list(json items, const ListQuery& q) {
-  json next = nullptr;
-  if (items.size() > static_cast<size_t>(q.limit)) {
-    items.erase(items.size() - 1);
-    const json& last = items.back();
-    next = encode_list_cursor(q, last.at(q.sort_column).get<std::string>(), last.at("id").get<std::string>());
-  }
-  return json{{"data", std::move(items)}, {"next_cursor", std::move(next)}}.dump();
-}
-
 template <class T>
 json to_array(const std::vector<T>& items) {
   json out = json::array();
@@ -146,7 +116,6 @@ void CrmModule::mount(http::Router& r) {
   kit_.mount(r);
   mount_companies(r);
   mount_contacts(r);
-  mount_pipelines(r);
   mount_deals(r);
   mount_events(r);
 }
@@ -223,142 +192,6 @@ void CrmModule::mount_contacts(http::Router& r) {
       [this](Context& ctx) -> Task<void> { co_await timeline(ctx, "contact_id", "crm_db.contacts", "contact"); },
       {.access = Access::kTenantAdmin, .scope = kRead, .summary = "The contact's activities, newest first",
        .tag = kTag, .response_schema = "Activity", .list = true, .query_params = {"type", "sort", "q", "done"}});
-}
-
-// ---- pipelines and stages ------------------------------------------------------------------------------
-
-void CrmModule::mount_pipelines(http::Router& r) {
-  const std::string base = "/api/v1/crm/pipelines";
-  post(
-      r, base,
-      [this, base](Context& ctx) -> Task<void> {
-        PipelineInput in = parse_pipeline(ctx.req.body, Mode::kCreate);
-        const db::TenantScope& scope = *ctx.tenant;
-        const Actor actor = kit::actor_of(ctx);
-        co_await kit_.write_answer(ctx, "POST " + base, [&](db::Tx&) {
-          ctx.res.json(201, to_json(service_.create_pipeline(scope, in, actor)).dump());
-        });
-      },
-      {.access = Access::kTenantAdmin, .scope = kWrite, .summary = "Create a pipeline with its stages",
-       .tag = kTag, .request_schema = "PipelineCreate", .response_schema = "Pipeline", .success_status = 201});
-
-  r.add(
-      Method::kGet, base,
-      [this](Context& ctx) -> Task<void> {
-        ListQuery q;
-        list_query(ctx, q, "created_at");
-        const db::TenantScope& scope = *ctx.tenant;
-        auto items = co_await workers_.run([&] { return service_.list_pipelines(scope, q); });
-        ctx.res.json(200, render_list(to_array(items), q));
-      },
-      {.access = Access::kTenantAdmin, .scope = kRead,
-       .summary = "List pipelines with their stages, oldest first (the default 'Sales' pipeline is created on "
-                  "first use)",
-       .tag = kTag, .response_schema = "Pipeline", .list = true, .query_params = {"q", "sort"}});
-
-  r.add(
-      Method::kGet, base + "/{id}",
-      [this](Context& ctx) -> Task<void> {
-        const db::TenantScope& scope = *ctx.tenant;
-        auto p = co_await workers_.run([&] { return service_.get_pipeline(scope, path_id(ctx, 0)); });
-        ctx.res.json(200, to_json(p).dump());
-      },
-      {.access = Access::kTenantAdmin, .scope = kRead, .summary = "Get a pipeline with its stages", .tag = kTag,
-       .response_schema = "Pipeline"});
-
-  r.add(
-      Method::kPatch, base + "/{id}",
-      [this](Context& ctx) -> Task<void> {
-        PipelineInput in = parse_pipeline(ctx.req.body, Mode::kUpdate);
-        const db::TenantScope& scope = *ctx.tenant;
-        const Actor actor = kit::actor_of(ctx);
-        auto p = co_await workers_.run([&] { return service_.update_pipeline(scope, path_id(ctx, 0), in, actor); });
-        ctx.res.json(200, to_json(p).dump());
-      },
-      {.access = Access::kTenantAdmin, .scope = kWrite,
-       .summary = "Rename a pipeline or make it the default (is_default: true)", .tag = kTag,
-       .request_schema = "PipelineUpdate", .response_schema = "Pipeline"});
-
-  r.add(
-      Method::kDelete, base + "/{id}",
-      [this](Context& ctx) -> Task<void> {
-        const db::TenantScope& scope = *ctx.tenant;
-        const Actor actor = kit::actor_of(ctx);
-        co_await workers_.run([&] { service_.delete_pipeline(scope, path_id(ctx, 0), actor); });
-        ctx.res.no_content();
-      },
-      {.access = Access::kTenantAdmin, .scope = kWrite,
-       .summary = "Delete a pipeline and its stages (409 while it holds deals)", .tag = kTag,
-       .success_status = 204});
-
-  r.add(
-      Method::kGet, base + "/{id}/stages",
-      [this](Context& ctx) -> Task<void> {
-        const db::TenantScope& scope = *ctx.tenant;
-        auto stages = co_await workers_.run([&] { return service_.list_stages(scope, path_id(ctx, 0)); });
-        ctx.res.json(200, json{{"data", to_array(stages)}, {"next_cursor", nullptr}}.dump());
-      },
-      {.access = Access::kTenantAdmin, .scope = kRead, .summary = "The pipeline's stages by position",
-       .tag = kTag, .response_schema = "Stage", .list = true});
-
-  post(
-      r, base + "/{id}/stages",
-      [this, base](Context& ctx) -> Task<void> {
-        StageInput in = parse_stage(ctx.req.body, Mode::kCreate);
-        const db::TenantScope& scope = *ctx.tenant;
-        const Actor actor = kit::actor_of(ctx);
-        co_await kit_.write_answer(ctx, "POST " + base + "/{id}/stages", [&](db::Tx&) {
-          ctx.res.json(201, to_json(service_.create_stage(scope, path_id(ctx, 0), in, actor)).dump());
-        });
-      },
-      {.access = Access::kTenantAdmin, .scope = kWrite,
-       .summary = "Add a stage (at the end, or at position; later stages shift)", .tag = kTag,
-       .request_schema = "StageCreate", .response_schema = "Stage", .success_status = 201});
-
-  r.add(
-      Method::kGet, base + "/{id}/stages/{stage_id}",
-      [this](Context& ctx) -> Task<void> {
-        const db::TenantScope& scope = *ctx.tenant;
-        const std::string stage_id = path_id(ctx, 1);
-        auto stages = co_await workers_.run([&] { return service_.list_stages(scope, path_id(ctx, 0)); });
-        for (const auto& s : stages) {
-          if (s.id == stage_id) {
-            ctx.res.json(200, to_json(s).dump());
-            co_return;
-          }
-        }
-        throw Error(Code::kNotFound, "No stage of this pipeline has the id '" + stage_id + "'.");
-      },
-      {.access = Access::kTenantAdmin, .scope = kRead, .summary = "Get a stage", .tag = kTag,
-       .response_schema = "Stage"});
-
-  r.add(
-      Method::kPatch, base + "/{id}/stages/{stage_id}",
-      [this](Context& ctx) -> Task<void> {
-        StageInput in = parse_stage(ctx.req.body, Mode::kUpdate);
-        const db::TenantScope& scope = *ctx.tenant;
-        const Actor actor = kit::actor_of(ctx);
-        auto s = co_await workers_.run(
-            [&] { return service_.update_stage(scope, path_id(ctx, 0), path_id(ctx, 1), in, actor); });
-        ctx.res.json(200, to_json(s).dump());
-      },
-      {.access = Access::kTenantAdmin, .scope = kWrite,
-       .summary = "Rename a stage, change its win probability, or move it (position)", .tag = kTag,
-       .request_schema = "StageUpdate", .response_schema = "Stage"});
-
-  r.add(
-      Method::kDelete, base + "/{id}/stages/{stage_id}",
-      [this](Context& ctx) -> Task<void> {
-        const auto move_to = query_id(ctx, "move_deals_to");
-        const db::TenantScope& scope = *ctx.tenant;
-        const Actor actor = kit::actor_of(ctx);
-        co_await workers_.run(
-            [&] { service_.delete_stage(scope, path_id(ctx, 0), path_id(ctx, 1), move_to, actor); });
-        ctx.res.no_content();
-      },
-      {.access = Access::kTenantAdmin, .scope = kWrite,
-       .summary = "Delete a stage; 409 while it holds deals unless ?move_deals_to=<stage_id> moves them",
-       .tag = kTag, .success_status = 204, .query_params = {"move_deals_to"}});
 }
 
 // ---- deals ---------------------------------------------------------------------------------------------

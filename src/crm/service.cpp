@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 #include <exception>
+#include <set>
 #include <thread>
 
 #include "common/clock.hpp"
@@ -21,6 +22,8 @@ using nlohmann::json;
 
 std::string now_text() { return format_rfc3339(Clock::now()); }
 
+const kit::Actor kSystem{"system", "crm"};  // the default pipeline is made by the CRM itself
+
 [[noreturn]] void not_found(std::string_view what, const std::string& id) {
   throw Error(Code::kNotFound, fmt::format("No {} has the id '{}'.", what, id));
 }
@@ -30,47 +33,6 @@ void check_id(std::string_view what, const std::string& id) {
   if (!valid_id(id)) not_found(what, id);
 }
 
-template <class T>
-void apply(std::optional<T>& target, const Field<T>& f) {
-  if (f) target = *f;
-}
-template <class T>
-void apply_required(T& target, const Field<T>& f) {
-  if (f && *f) target = **f;
-}
-void apply_object(json& target, const Field<json>& f) {
-  if (f) target = *f ? **f : json::object();
-}
-
-// The fields whose rendering differs between two versions of an object (for *.updated events).
-json changed_fields(const json& before, const json& after) {
-  json out = json::array();
-  for (const auto& [k, v] : after.items()) {
-    if (k == "updated_at") continue;
-    if (!before.contains(k) || before.at(k) != v) out.push_back(k);
-  }
-  return out;
-}
-
-
-const std::string& kDefaultPipelineName() {
-  static const std::string k = "Sales";
-  return k;
-}
-
-// Renumbers positions 0..n-1 in the given order; answers the stages whose position changed.
-std::vector<Stage*> renumber(std::vector<Stage>& stages) {
-  std::vector<Stage*> changed;
-  for (size_t i = 0; i < stages.size(); ++i) {
-    if (stages[i].position != static_cast<int64_t>(i)) {
-      stages[i].position = static_cast<int64_t>(i);
-      changed.push_back(&stages[i]);
-    }
-  }
-  return changed;
-}
-
-bool same_name(const std::string& a, const std::string& b) { return lowercase(a) == lowercase(b); }
 
 std::optional<std::string> opt_text(const json& patch, const char* f) {
   auto it = patch.find(f);
@@ -148,239 +110,109 @@ void Service::emit(db::Tx& tx, const db::TenantScope& scope, const std::string& 
 
 // ---- contacts ------------------------------------------------------------------------------------------
 
-// ---- pipelines -----------------------------------------------------------------------------------------
+// ---- pipelines and stages --------------------------------------------------------------------------------
 
-Pipeline Service::ensure_pipeline(db::Tx& tx, const db::TenantScope& scope) {
-  if (auto p = store_.default_pipeline(tx, scope)) return *p;
-  Pipeline p;
-  p.id = new_uuid_v7();
-  p.name = kDefaultPipelineName();
-  p.is_default = true;
-  p.created_at = p.updated_at = now_text();
-  const std::pair<const char*, int64_t> kStages[] = {
-      {"Qualification", 10}, {"Proposal", 40}, {"Negotiation", 70}, {"Won", 100}, {"Lost", 0}};
-  int64_t pos = 0;
-  for (const auto& [name, probability] : kStages) {
-    Stage s;
-    s.id = new_uuid_v7();
-    s.pipeline_id = p.id;
-    s.name = name;
-    s.position = pos++;
-    s.probability = probability;
-    s.created_at = s.updated_at = p.created_at;
-    p.stages.push_back(std::move(s));
-  }
-  store_.insert_pipeline(tx, scope, p);
-  outbox_.append(tx, scope, "crm.pipeline.created",
-                 {{"pipeline", to_json(p)}, {"actor", {{"type", "system"}, {"id", "crm"}}}});
-  return p;
+std::string Service::ensure_pipeline(db::Tx& tx, const db::TenantScope& scope) {
+  if (auto id = store_.default_pipeline(tx, scope)) return *id;
+  json stages = json::array();
+  for (const auto& [name, probability] : {std::pair{"Qualification", 10}, {"Proposal", 40}, {"Negotiation", 70},
+                                          {"Won", 100}, {"Lost", 0}})
+    stages.push_back({{"name", name}, {"probability", probability}});
+  const kit::Caller system{scope, kSystem, std::nullopt};
+  return kit_->create(tx, system, *pipelines_, {{"name", "Sales"}, {"is_default", true}, {"stages", stages}})
+      .at("id")
+      .get<std::string>();
 }
 
-std::vector<Pipeline> Service::list_pipelines(const db::TenantScope& scope, const ListQuery& q) {
-  auto out = store_.read(scope, [&](db::Tx& tx) { return store_.list_pipelines(tx, scope, q); });
-  if (out.empty() && !q.after && !q.q) {
-    // First use: the tenant gets its default pipeline.
-    store_.write(scope, [&](db::Tx& tx) { ensure_pipeline(tx, scope); });
-    out = store_.read(scope, [&](db::Tx& tx) { return store_.list_pipelines(tx, scope, q); });
-  }
-  return out;
+kit::Hooks Service::pipeline_hooks() {
+  return {
+      .validate =
+          [this](kit::Change& c) {
+            if (c.given("is_default") && c.row["is_default"] == false)
+              c.errors.push_back({"is_default", "can only be set to true (make another pipeline the default instead)"});
+            if (c.row["is_default"].is_null()) c.row["is_default"] = false;
+            if (c.before) return;
+            if (c.actor.type != kSystem.type) {  // the tenant's default comes first
+              ensure_pipeline(c.tx, c.scope);
+              c.row["created_at"] = c.row["updated_at"] = now_text();
+            }
+            std::set<std::string> names;
+            for (size_t i = 0; i < c.row["stages"].size(); ++i)
+              if (!names.insert(lowercase(c.row["stages"][i]["name"].get<std::string>())).second)
+                c.errors.push_back({fmt::format("stages[{}].name", i), "is used by another stage of this pipeline"});
+          },
+      .after_write =
+          [this](kit::Change& c) {
+            const std::string id = c.row.at("id").get<std::string>();
+            if (c.row["is_default"] == true && (!c.before || c.before->at("is_default") == false))
+              store_.clear_default_pipeline(c.tx, c.scope, id);
+            if (c.before) return;
+            const kit::Caller caller{c.scope, c.actor, std::nullopt, id};
+            for (const json& stage : c.row["stages"]) kit_->create(c.tx, caller, *stages_, stage);
+          },
+      .before_delete =
+          [this](kit::Change& c) {
+            if (const int64_t n = store_.count_deals_in_pipeline(c.tx, c.scope, c.row.at("id").get<std::string>()))
+              throw Error(Code::kConflict,
+                          fmt::format("The pipeline '{}' holds {} deal(s); move or delete them before deleting it.",
+                                      c.row.at("name").get<std::string>(), n));
+          },
+      .after_delete =
+          [this](kit::Change& c) {
+            if (c.row.at("is_default") == false) return;
+            // The oldest remaining pipeline becomes the default.
+            if (auto next = store_.default_pipeline(c.tx, c.scope))
+              kit_->update(c.tx, {c.scope, c.actor, std::nullopt}, *pipelines_, *next, {{"is_default", true}});
+          },
+      .decorate = [this](db::Tx& tx, const db::TenantScope& scope,
+                         json& rows) { kit_->embed(tx, scope, *stages_, rows, "stages"); },
+      .seed = [this](db::Tx& tx, const db::TenantScope& scope) { ensure_pipeline(tx, scope); }};
 }
 
-Pipeline Service::get_pipeline(const db::TenantScope& scope, const std::string& id) {
-  check_id("pipeline", id);
-  auto p = store_.read(scope, [&](db::Tx& tx) { return store_.find_pipeline(tx, scope, id); });
-  if (!p) not_found("pipeline", id);
-  return *p;
-}
-
-Pipeline Service::create_pipeline(const db::TenantScope& scope, const PipelineInput& in, const Actor& actor) {
-  return store_.write(scope, [&](db::Tx& tx) {
-    ensure_pipeline(tx, scope);
-    Pipeline p;
-    p.id = new_uuid_v7();
-    apply_required(p.name, in.name);
-    p.is_default = in.is_default && *in.is_default && **in.is_default;
-    p.created_at = p.updated_at = now_text();
-    if (in.stages) {
-      int64_t pos = 0;
-      for (const auto& si : *in.stages) {
-        Stage s;
-        s.id = new_uuid_v7();
-        s.pipeline_id = p.id;
-        apply_required(s.name, si.name);
-        apply_required(s.probability, si.probability);
-        s.position = pos++;
-        s.created_at = s.updated_at = p.created_at;
-        p.stages.push_back(std::move(s));
-      }
-    }
-    if (p.is_default) store_.clear_default_pipeline(tx, scope);
-    store_.insert_pipeline(tx, scope, p);
-    emit(tx, scope, "crm.pipeline.created", {{"pipeline", to_json(p)}}, actor);
-    return p;
-  });
-}
-
-Pipeline Service::update_pipeline(const db::TenantScope& scope, const std::string& id, const PipelineInput& in,
-                                  const Actor& actor) {
-  check_id("pipeline", id);
-  return store_.write(scope, [&](db::Tx& tx) {
-    auto before = store_.find_pipeline(tx, scope, id);
-    if (!before) not_found("pipeline", id);
-    Pipeline p = *before;
-    apply_required(p.name, in.name);
-    if (in.is_default && *in.is_default && **in.is_default) p.is_default = true;
-    const json changed = changed_fields(to_json(*before), to_json(p));
-    if (changed.empty()) return p;
-    p.updated_at = now_text();
-    if (p.is_default && !before->is_default) store_.clear_default_pipeline(tx, scope);
-    store_.update_pipeline(tx, scope, p);
-    emit(tx, scope, "crm.pipeline.updated", {{"pipeline", to_json(p)}, {"changed", changed}}, actor);
-    return p;
-  });
-}
-
-void Service::delete_pipeline(const db::TenantScope& scope, const std::string& id, const Actor& actor) {
-  check_id("pipeline", id);
-  store_.write(scope, [&](db::Tx& tx) {
-    auto p = store_.find_pipeline(tx, scope, id);
-    if (!p) not_found("pipeline", id);
-    if (const int64_t n = store_.count_deals_in_pipeline(tx, scope, id); n > 0)
-      throw Error(Code::kConflict, fmt::format("The pipeline '{}' holds {} deal(s); move or delete them before "
-                                               "deleting it.",
-                                               p->name, n));
-    store_.delete_pipeline(tx, scope, id);
-    if (p->is_default) {
-      // Another pipeline (the oldest) becomes the default.
-      if (auto next = store_.default_pipeline(tx, scope)) {
-        next->is_default = true;
-        next->updated_at = now_text();
-        store_.update_pipeline(tx, scope, *next);
-      }
-    }
-    emit(tx, scope, "crm.pipeline.deleted", {{"id", id}}, actor);
-  });
-}
-
-std::vector<Stage> Service::list_stages(const db::TenantScope& scope, const std::string& pipeline_id) {
-  return get_pipeline(scope, pipeline_id).stages;
-}
-
-Stage Service::create_stage(const db::TenantScope& scope, const std::string& pipeline_id, const StageInput& in,
-                            const Actor& actor) {
-  check_id("pipeline", pipeline_id);
-  return store_.write(scope, [&](db::Tx& tx) {
-    auto p = store_.find_pipeline(tx, scope, pipeline_id);
-    if (!p) not_found("pipeline", pipeline_id);
-    if (p->stages.size() >= 50) throw Error::validation({{"name", "a pipeline holds at most 50 stages"}});
-    Stage s;
-    s.id = new_uuid_v7();
-    s.pipeline_id = p->id;
-    apply_required(s.name, in.name);
-    apply_required(s.probability, in.probability);
-    for (const auto& other : p->stages)
-      if (same_name(other.name, s.name))
-        throw Error(Code::kConflict, "The pipeline already has a stage named '" + other.name + "'.");
-    s.created_at = s.updated_at = now_text();
-    const auto size = static_cast<int64_t>(p->stages.size());
-    const int64_t at = (in.position && *in.position) ? std::clamp<int64_t>(**in.position, 0, size) : size;
-    s.position = at;
-    std::vector<Stage> order = p->stages;
-    order.insert(order.begin() + at, s);
-    renumber(order);
-    for (auto& o : order) {
-      if (o.id == s.id) {
-        store_.insert_stage(tx, scope, o);
-      } else {
-        auto old = std::find_if(p->stages.begin(), p->stages.end(), [&](const Stage& x) { return x.id == o.id; });
-        if (old->position != o.position) {
-          o.updated_at = s.created_at;
-          store_.update_stage(tx, scope, o);
-        }
-      }
-    }
-    p->stages = order;
-    emit(tx, scope, "crm.pipeline.updated", {{"pipeline", to_json(*p)}, {"changed", {"stages"}}}, actor);
-    return s;
-  });
-}
-
-Stage Service::update_stage(const db::TenantScope& scope, const std::string& pipeline_id, const std::string& stage_id,
-                            const StageInput& in, const Actor& actor) {
-  check_id("pipeline", pipeline_id);
-  check_id("stage", stage_id);
-  return store_.write(scope, [&](db::Tx& tx) {
-    auto p = store_.find_pipeline(tx, scope, pipeline_id);
-    if (!p) not_found("pipeline", pipeline_id);
-    auto it = std::find_if(p->stages.begin(), p->stages.end(), [&](const Stage& s) { return s.id == stage_id; });
-    if (it == p->stages.end()) not_found("stage of this pipeline", stage_id);
-    const Stage before = *it;
-    Stage s = before;
-    apply_required(s.name, in.name);
-    apply_required(s.probability, in.probability);
-    for (const auto& other : p->stages)
-      if (other.id != s.id && same_name(other.name, s.name))
-        throw Error(Code::kConflict, "The pipeline already has a stage named '" + other.name + "'.");
-    std::vector<Stage> order = p->stages;
-    order.erase(order.begin() + (it - p->stages.begin()));
-    const auto last = static_cast<int64_t>(order.size());
-    const int64_t at = (in.position && *in.position) ? std::clamp<int64_t>(**in.position, 0, last) : before.position;
-    order.insert(order.begin() + std::min(at, last), s);
-    renumber(order);
-    bool changed = false;
-    const std::string now = now_text();
-    for (auto& o : order) {
-      auto old = std::find_if(p->stages.begin(), p->stages.end(), [&](const Stage& x) { return x.id == o.id; });
-      if (old->position != o.position || old->name != o.name || old->probability != o.probability) {
-        o.updated_at = now;
-        store_.update_stage(tx, scope, o);
-        changed = true;
-      }
-      if (o.id == s.id) s = o;
-    }
-    if (changed) {
-      p->stages = order;
-      emit(tx, scope, "crm.pipeline.updated", {{"pipeline", to_json(*p)}, {"changed", {"stages"}}}, actor);
-    }
-    return s;
-  });
-}
-
-void Service::delete_stage(const db::TenantScope& scope, const std::string& pipeline_id, const std::string& stage_id,
-                           const std::optional<std::string>& move_to, const Actor& actor) {
-  check_id("pipeline", pipeline_id);
-  check_id("stage", stage_id);
-  store_.write(scope, [&](db::Tx& tx) {
-    auto p = store_.find_pipeline(tx, scope, pipeline_id);
-    if (!p) not_found("pipeline", pipeline_id);
-    auto it = std::find_if(p->stages.begin(), p->stages.end(), [&](const Stage& s) { return s.id == stage_id; });
-    if (it == p->stages.end()) not_found("stage of this pipeline", stage_id);
-    const Stage doomed = *it;
-    const auto deals = store_.deals_in_stage(tx, scope, stage_id);
-    const std::string now = now_text();
-    if (!deals.empty()) {
-      if (!move_to)
-        throw Error(Code::kConflict,
-                    fmt::format("The stage '{}' holds {} deal(s). Move them first, or delete with "
-                                "?move_deals_to=<stage_id> naming another stage of this pipeline.",
-                                doomed.name, deals.size()));
-      auto target = std::find_if(p->stages.begin(), p->stages.end(), [&](const Stage& s) { return s.id == *move_to; });
-      if (target == p->stages.end() || target->id == stage_id)
-        throw Error::validation({{"move_deals_to", "must be another stage of the same pipeline"}});
-      const kit::Caller caller{scope, actor, std::nullopt};
-      for (const std::string& id : deals) kit_->update(tx, caller, *deals_, id, {{"stage_id", target->id}});
-    }
-    store_.delete_stage(tx, scope, stage_id);
-    std::vector<Stage> order = p->stages;
-    order.erase(order.begin() + (it - p->stages.begin()));
-    for (Stage* s : renumber(order)) {
-      s->updated_at = now;
-      store_.update_stage(tx, scope, *s);
-    }
-    p->stages = order;
-    emit(tx, scope, "crm.pipeline.updated",
-         {{"pipeline", to_json(*p)}, {"changed", {"stages"}}, {"deleted_stage_id", stage_id}}, actor);
-  });
+// Stage names are unique in their pipeline; positions stay 0..n-1, a stage placed at a position moving the
+// later ones down; a stage holding deals is deleted only when its deals have somewhere to go.
+kit::Hooks Service::stage_hooks() {
+  return {.validate =
+              [this](kit::Change& c) {
+                const std::string pipeline = c.row.at("pipeline_id").get<std::string>();
+                const std::string id = c.row.at("id").get<std::string>();
+                const int64_t others = store_.count_stages(c.tx, c.scope, pipeline, id);
+                if (!c.before && others >= 50) c.errors.push_back({"name", "a pipeline holds at most 50 stages"});
+                if (auto taken = store_.stage_named(c.tx, c.scope, pipeline, c.row.at("name").get<std::string>(), id))
+                  throw Error(Code::kConflict, "The pipeline already has a stage named '" + *taken + "'.");
+                if (c.row["position"].is_null())
+                  c.row["position"] = others;
+                else
+                  c.row["position"] = std::min(c.row["position"].get<int64_t>(), others);
+              },
+          .after_write =
+              [this](kit::Change& c) {
+                store_.renumber_stages(c.tx, c.scope, c.row.at("pipeline_id").get<std::string>(),
+                                       c.row.at("id").get<std::string>(), c.row.at("position").get<int64_t>(),
+                                       c.row.at("updated_at").get<std::string>());
+              },
+          .before_delete =
+              [this](kit::Change& c) {
+                const std::string id = c.row.at("id").get<std::string>();
+                const auto deals = store_.deals_in_stage(c.tx, c.scope, id);
+                if (deals.empty()) return;
+                const auto move_to = c.param("move_deals_to");
+                if (!move_to)
+                  throw Error(Code::kConflict,
+                              fmt::format("The stage '{}' holds {} deal(s). Move them first, or delete with "
+                                          "?move_deals_to=<stage_id> naming another stage of this pipeline.",
+                                          c.row.at("name").get<std::string>(), deals.size()));
+                const auto target_pipeline = store_.stage_pipeline(c.tx, c.scope, *move_to);
+                if (*move_to == id || !target_pipeline || *target_pipeline != c.row.at("pipeline_id"))
+                  throw Error::validation({{"move_deals_to", "must be another stage of the same pipeline"}});
+                const kit::Caller caller{c.scope, c.actor, std::nullopt};
+                for (const std::string& deal : deals) kit_->update(c.tx, caller, *deals_, deal, {{"stage_id", *move_to}});
+              },
+          .after_delete =
+              [this](kit::Change& c) {
+                store_.renumber_stages(c.tx, c.scope, c.row.at("pipeline_id").get<std::string>(), "", -1,
+                                       format_rfc3339(Clock::now()));
+              }};
 }
 
 // ---- deals ---------------------------------------------------------------------------------------------
@@ -412,31 +244,34 @@ void Service::place_deal(kit::Change& c) {
   json& row = c.row;
   const bool pipeline_given = c.given("pipeline_id");
   const bool stage_given = c.given("stage_id");
-  std::optional<Pipeline> pipeline;
+  std::optional<std::string> pipeline;  // set when the deal needs the pipeline's first stage
   if (pipeline_given && (!c.before || row["pipeline_id"] != c.before->at("pipeline_id"))) {
-    pipeline = store_.find_pipeline(c.tx, c.scope, row["pipeline_id"].get<std::string>());
-    if (!pipeline) c.errors.push_back({"pipeline_id", "does not exist in this tenant"});
+    pipeline = row["pipeline_id"].get<std::string>();
+    if (!kit_->exists(c.tx, c.scope, "crm_db.pipelines", *pipeline)) {
+      c.errors.push_back({"pipeline_id", "does not exist in this tenant"});
+      pipeline.reset();
+    }
   }
   if (stage_given) {
-    auto stage = store_.find_stage(c.tx, c.scope, row["stage_id"].get<std::string>());
-    if (!stage) {
+    auto stage_pipeline = store_.stage_pipeline(c.tx, c.scope, row["stage_id"].get<std::string>());
+    if (!stage_pipeline) {
       c.errors.push_back({"stage_id", "does not exist in this tenant"});
     } else if (!c.before && !pipeline_given) {
-      row["pipeline_id"] = stage->pipeline_id;  // the stage names its pipeline
-    } else if (stage->pipeline_id != row["pipeline_id"]) {
+      row["pipeline_id"] = *stage_pipeline;  // the stage names its pipeline
+    } else if (*stage_pipeline != row["pipeline_id"]) {
       c.errors.push_back({"stage_id", c.before ? "is not a stage of the deal's pipeline " + row["pipeline_id"].get<std::string>() +
                                                      " (send pipeline_id too to move the deal to another pipeline)"
                                                : "is not a stage of the pipeline " + row["pipeline_id"].get<std::string>()});
     }
   } else if (!c.before && !pipeline_given) {
     pipeline = ensure_pipeline(c.tx, c.scope);
-    row["pipeline_id"] = pipeline->id;
+    row["pipeline_id"] = *pipeline;
   }
   if (pipeline && !stage_given) {  // a new deal, or one moved to another pipeline: its first stage
-    if (pipeline->stages.empty())
-      c.errors.push_back({"stage_id", "the pipeline has no stages; add one first"});
+    if (auto first = store_.first_stage(c.tx, c.scope, *pipeline))
+      row["stage_id"] = *first;
     else
-      row["stage_id"] = pipeline->stages.front().id;
+      c.errors.push_back({"stage_id", "the pipeline has no stages; add one first"});
   }
   if (!row["amount"].is_null() && row["currency"].is_null())
     c.errors.push_back({"currency", "is required with an amount"});

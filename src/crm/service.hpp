@@ -1,7 +1,7 @@
 // CRM rules the kit's declarations cannot say, between the routes and the store: the default pipeline,
 // stage order and deletion, a deal's pipeline, stage and history (hooks of the kit's deals), CSV imports,
 // and the domain events written to crm_db.outbox in the same transaction as each change. Blocking.
-//   Pipeline p = service.create_pipeline(scope, parse_pipeline(body, Mode::kCreate), actor);
+//   kit.add(deal_resource().hooks(service.deal_hooks()));
 #pragma once
 #include <optional>
 #include <string>
@@ -44,26 +44,16 @@ class Service {
  public:
   Service(Store& store, const db::Outbox& outbox) : store_(store), outbox_(outbox) {}
   // Deals are the kit's rows: the service moves them through the kit (a deleted stage's deals).
-  void attach(const kit::Kit& kit, const kit::Resource& deals) { kit_ = &kit, deals_ = &deals; }
+  void attach(const kit::Kit& kit, const kit::Resource& deals, const kit::Resource& pipelines,
+              const kit::Resource& stages) {
+    kit_ = &kit, deals_ = &deals, pipelines_ = &pipelines, stages_ = &stages;
+  }
   // The deal rules the declaration cannot say: pipeline and stage, currency, closed_at, history, events.
   kit::Hooks deal_hooks();
-
-  // Pipelines: the tenant's default "Sales" pipeline is created on first use.
-  std::vector<Pipeline> list_pipelines(const db::TenantScope& scope, const ListQuery& q);
-  Pipeline get_pipeline(const db::TenantScope& scope, const std::string& id);
-  Pipeline create_pipeline(const db::TenantScope& scope, const PipelineInput& in, const Actor& actor);
-  Pipeline update_pipeline(const db::TenantScope& scope, const std::string& id, const PipelineInput& in,
-                           const Actor& actor);
-  void delete_pipeline(const db::TenantScope& scope, const std::string& id, const Actor& actor);  // 409 with deals
-
-  std::vector<Stage> list_stages(const db::TenantScope& scope, const std::string& pipeline_id);
-  Stage create_stage(const db::TenantScope& scope, const std::string& pipeline_id, const StageInput& in,
-                     const Actor& actor);
-  Stage update_stage(const db::TenantScope& scope, const std::string& pipeline_id, const std::string& stage_id,
-                     const StageInput& in, const Actor& actor);
-  // 409 while the stage holds deals, unless move_to names another stage of the pipeline to move them to.
-  void delete_stage(const db::TenantScope& scope, const std::string& pipeline_id, const std::string& stage_id,
-                    const std::optional<std::string>& move_to, const Actor& actor);
+  // The tenant's default pipeline (made on first use, and kept: deleting it promotes the oldest), a new
+  // pipeline's stages, and its stages embedded in every answer.
+  kit::Hooks pipeline_hooks();
+  kit::Hooks stage_hooks();
 
   std::vector<DealChange> deal_history(const db::TenantScope& scope, const std::string& id, int limit,
                                        int64_t after_seq);
@@ -80,7 +70,7 @@ class Service {
   void purge_tenant(const db::TenantScope& scope);
 
  private:
-  Pipeline ensure_pipeline(db::Tx& tx, const db::TenantScope& scope);  // the default, created when none exists
+  std::string ensure_pipeline(db::Tx& tx, const db::TenantScope& scope);  // the default, created when none exists
   void emit(db::Tx& tx, const db::TenantScope& scope, const std::string& type, nlohmann::json payload,
             const Actor& actor);
 
@@ -91,6 +81,8 @@ class Service {
   const db::Outbox& outbox_;
   const kit::Kit* kit_ = nullptr;
   const kit::Resource* deals_ = nullptr;
+  const kit::Resource* pipelines_ = nullptr;
+  const kit::Resource* stages_ = nullptr;
 };
 
 }  // namespace cdx::crm

@@ -117,78 +117,92 @@ TEST_F(CrmServiceTest, ChangesAndTheirEventsShareOneTransaction) {
 }
 
 TEST_F(CrmServiceTest, TheDefaultPipelineIsCreatedOnceOnFirstUse) {
-  auto first = svc().list_pipelines(a_, ListQuery{});
+  const kit::Resource& pipelines = module_->kit().get("pipelines");
+  module_->database().write(a_, [&](db::Tx& tx) { pipelines.hooks().seed(tx, a_); });
+  module_->database().write(a_, [&](db::Tx& tx) { pipelines.hooks().seed(tx, a_); });
+  const json first = module_->database().read(a_, [&](db::Tx& tx) { return module_->kit().list(tx, caller(a_), pipelines, {}); });
   ASSERT_EQ(first.size(), 1u);
-  EXPECT_EQ(first[0].name, "Sales");
-  EXPECT_TRUE(first[0].is_default);
-  ASSERT_EQ(first[0].stages.size(), 5u);
-  EXPECT_EQ(first[0].stages[0].name, "Qualification");
-  EXPECT_EQ(first[0].stages[0].probability, 10);
-  EXPECT_EQ(first[0].stages[3].probability, 100);
-  EXPECT_EQ(svc().list_pipelines(a_, ListQuery{}).size(), 1u);
+  EXPECT_EQ(first[0]["name"], "Sales");
+  EXPECT_EQ(first[0]["is_default"], true);
+  ASSERT_EQ(first[0]["stages"].size(), 5u);
+  EXPECT_EQ(first[0]["stages"][0]["name"], "Qualification");
+  EXPECT_EQ(first[0]["stages"][0]["probability"], 10);
+  EXPECT_EQ(first[0]["stages"][3]["probability"], 100);
   // A deal without pipeline or stage lands in the default pipeline's first stage.
   const json d = create(a_, "deals", R"({"title":"Big","amount":100,"currency":"EUR"})");
-  EXPECT_EQ(d["pipeline_id"], first[0].id);
-  EXPECT_EQ(d["stage_id"], first[0].stages[0].id);
+  EXPECT_EQ(d["pipeline_id"], first[0]["id"]);
+  EXPECT_EQ(d["stage_id"], first[0]["stages"][0]["id"]);
   EXPECT_EQ(fields_of([&] { create(a_, "deals", R"({"title":"x","amount":5})"); }), std::vector<std::string>{"currency"});
 }
 
 TEST_F(CrmServiceTest, StageMovesAreRecordedInHistoryWithEvents) {
-  const json d = create(a_, "deals", R"({"title":"Big"})");
-  const Pipeline p = svc().get_pipeline(a_, d["pipeline_id"]);
-  const std::string body = R"({"stage_id":")" + p.stages[3].id + R"(","status":"won"})";
+  const json d = create(a_, "deals", R"({"title":"Big"})");  // makes the default pipeline
+  const json p = get(a_, "pipelines", d["pipeline_id"]);
+  const std::string body = R"({"stage_id":")" + p["stages"][3]["id"].get<std::string>() + R"(","status":"won"})";
   const json won = update(a_, "deals", d["id"], body);
   EXPECT_EQ(won["status"], "won");
   EXPECT_TRUE(won["closed_at"].is_string());
   auto history = svc().deal_history(a_, d["id"], 50, 0);
   ASSERT_EQ(history.size(), 2u);
   EXPECT_FALSE(history[0].from_stage_id);
-  EXPECT_EQ(history[1].from_stage_id, p.stages[0].id);
-  EXPECT_EQ(history[1].to_stage_id, p.stages[3].id);
+  EXPECT_EQ(history[1].from_stage_id, p["stages"][0]["id"]);
+  EXPECT_EQ(history[1].to_stage_id, p["stages"][3]["id"]);
   EXPECT_EQ(history[1].to_status, "won");
   auto types = event_types(a_);
   EXPECT_NE(std::find(types.begin(), types.end(), "crm.deal.stage_changed"), types.end());
   EXPECT_NE(std::find(types.begin(), types.end(), "crm.deal.won"), types.end());
   // A stage of another pipeline is refused, naming stage_id.
-  Pipeline other = svc().create_pipeline(
-      a_, parse_pipeline(R"({"name":"Partners","stages":[{"name":"Intro","probability":5}]})", Mode::kCreate), actor_);
-  const std::string wrong = R"({"stage_id":")" + other.stages[0].id + R"("})";
+  const json other = create(a_, "pipelines", R"({"name":"Partners","stages":[{"name":"Intro","probability":5}]})");
+  const std::string wrong = R"({"stage_id":")" + other["stages"][0]["id"].get<std::string>() + R"("})";
   EXPECT_EQ(fields_of([&] { update(a_, "deals", d["id"], wrong); }), std::vector<std::string>{"stage_id"});
 }
 
 TEST_F(CrmServiceTest, AStageWithDealsIsOnlyDeletedWhenTheyMove) {
   const json d = create(a_, "deals", R"({"title":"Big"})");
   const std::string stage = d["stage_id"];
-  Pipeline p = svc().get_pipeline(a_, d["pipeline_id"]);
-  EXPECT_EQ(code_of([&] { svc().delete_stage(a_, p.id, stage, std::nullopt, actor_); }), Code::kConflict);
-  EXPECT_EQ(fields_of([&] { svc().delete_stage(a_, p.id, stage, stage, actor_); }),
-            std::vector<std::string>{"move_deals_to"});
-  svc().delete_stage(a_, p.id, stage, p.stages[1].id, actor_);
-  EXPECT_EQ(get(a_, "deals", d["id"])["stage_id"], p.stages[1].id);
-  Pipeline after = svc().get_pipeline(a_, p.id);
-  ASSERT_EQ(after.stages.size(), 4u);
-  for (size_t i = 0; i < after.stages.size(); ++i) EXPECT_EQ(after.stages[i].position, static_cast<int64_t>(i));
+  const json p = get(a_, "pipelines", d["pipeline_id"]);
+  const kit::Resource& stages = module_->kit().get("stages");
+  auto delete_stage = [&](const std::optional<std::string>& move_to) {
+    kit::Caller c = caller(a_);
+    c.parent = p["id"].get<std::string>();
+    if (move_to) c.params["move_deals_to"] = *move_to;
+    module_->database().write(a_, [&](db::Tx& tx) { module_->kit().remove(tx, c, stages, stage); });
+  };
+  EXPECT_EQ(code_of([&] { delete_stage(std::nullopt); }), Code::kConflict);
+  EXPECT_EQ(fields_of([&] { delete_stage(stage); }), std::vector<std::string>{"move_deals_to"});
+  delete_stage(p["stages"][1]["id"].get<std::string>());
+  EXPECT_EQ(get(a_, "deals", d["id"])["stage_id"], p["stages"][1]["id"]);
+  const json after = get(a_, "pipelines", p["id"]);
+  ASSERT_EQ(after["stages"].size(), 4u);
+  for (size_t i = 0; i < after["stages"].size(); ++i) EXPECT_EQ(after["stages"][i]["position"], static_cast<int64_t>(i));
   EXPECT_EQ(svc().deal_history(a_, d["id"], 50, 0).size(), 2u);
-  EXPECT_EQ(code_of([&] { svc().delete_pipeline(a_, p.id, actor_); }), Code::kConflict);
+  EXPECT_EQ(code_of([&] { remove(a_, "pipelines", p["id"]); }), Code::kConflict);
 }
 
 TEST_F(CrmServiceTest, StagesCanBeAddedRenamedAndReordered) {
-  Pipeline p = svc().create_pipeline(
-      a_, parse_pipeline(R"({"name":"P","stages":[{"name":"A","probability":10},{"name":"B","probability":50}]})",
-                         Mode::kCreate),
-      actor_);
-  Stage c = svc().create_stage(a_, p.id, parse_stage(R"({"name":"C","probability":80,"position":0})", Mode::kCreate),
-                               actor_);
-  EXPECT_EQ(c.position, 0);
-  EXPECT_EQ(code_of([&] { svc().create_stage(a_, p.id, parse_stage(R"({"name":"a","probability":1})", Mode::kCreate), actor_); }),
+  const json p = create(a_, "pipelines", R"({"name":"P","stages":[{"name":"A","probability":10},{"name":"B","probability":50}]})");
+  const kit::Resource& stages = module_->kit().get("stages");
+  kit::Caller in_p = caller(a_);
+  in_p.parent = p["id"].get<std::string>();
+  auto write = [&](auto fn) { return module_->database().write(a_, [&](db::Tx& tx) { return fn(tx); }); };
+  const json c = write([&](db::Tx& tx) {
+    return module_->kit().create(tx, in_p, stages, kit::read_body(stages, R"({"name":"C","probability":80,"position":0})", kit::Mode::kCreate));
+  });
+  EXPECT_EQ(c["position"], 0);
+  EXPECT_EQ(code_of([&] {
+              write([&](db::Tx& tx) {
+                return module_->kit().create(tx, in_p, stages, kit::read_body(stages, R"({"name":"a","probability":1})", kit::Mode::kCreate));
+              });
+            }),
             Code::kConflict);
-  svc().update_stage(a_, p.id, c.id, parse_stage(R"({"name":"Closing","position":99})", Mode::kUpdate), actor_);
-  auto names = [&] {
-    std::vector<std::string> out;
-    for (const auto& s : svc().list_stages(a_, p.id)) out.push_back(s.name + "@" + std::to_string(s.position));
-    return out;
-  };
-  EXPECT_EQ(names(), (std::vector<std::string>{"A@0", "B@1", "Closing@2"}));
+  write([&](db::Tx& tx) {
+    return module_->kit().update(tx, in_p, stages, c["id"], kit::read_body(stages, R"({"name":"Closing","position":99})", kit::Mode::kUpdate));
+  });
+  std::vector<std::string> names;
+  const json after = get(a_, "pipelines", p["id"]);
+  for (const auto& s : after["stages"])
+    names.push_back(s["name"].get<std::string>() + "@" + std::to_string(s["position"].get<int64_t>()));
+  EXPECT_EQ(names, (std::vector<std::string>{"A@0", "B@1", "Closing@2"}));
 }
 
 TEST_F(CrmServiceTest, DeletingACompanyUnlinksItsContactsAndDeals) {

@@ -155,33 +155,6 @@ void write_tags(db::Tx& tx, const db::TenantScope& scope, const Contact& c) {
              {scope.tenant_id(), c.id, lowercase(t)});
 }
 
-// ---- pipelines -----------------------------------------------------------------------------------------
-
-constexpr const char* kPipelineColumns = "id, name, is_default, created_at, updated_at";
-constexpr const char* kStageColumns = "id, pipeline_id, name, position, probability, created_at, updated_at";
-
-Pipeline pipeline_from(const db::Row& r) {
-  Pipeline p;
-  p.id = r.text(0);
-  p.name = r.text(1);
-  p.is_default = r.integer(2) != 0;
-  p.created_at = r.text(3);
-  p.updated_at = r.text(4);
-  return p;
-}
-
-Stage stage_from(const db::Row& r) {
-  Stage s;
-  s.id = r.text(0);
-  s.pipeline_id = r.text(1);
-  s.name = r.text(2);
-  s.position = r.integer(3);
-  s.probability = r.integer(4);
-  s.created_at = r.text(5);
-  s.updated_at = r.text(6);
-  return s;
-}
-
 // ---- deals ---------------------------------------------------------------------------------------------
 
 
@@ -232,104 +205,69 @@ bool Store::contact_exists(db::Tx& tx, const db::TenantScope& scope, const std::
 
 // ---- pipelines and stages ------------------------------------------------------------------------------
 
-void Store::insert_pipeline(db::Tx& tx, const db::TenantScope& scope, const Pipeline& p) {
-  tx.query("INSERT INTO crm_db.pipelines (id, tenant_id, name, is_default, created_at, updated_at) "
-           "VALUES ($1, $2, $3, $4, $5, $6)",
-           {p.id, scope.tenant_id(), p.name, p.is_default, p.created_at, p.updated_at});
-  for (const auto& s : p.stages) insert_stage(tx, scope, s);
-}
-
-void Store::update_pipeline(db::Tx& tx, const db::TenantScope& scope, const Pipeline& p) {
-  tx.query("UPDATE crm_db.pipelines SET name = $3, is_default = $4, updated_at = $5 WHERE tenant_id = $1 AND id = $2",
-           {scope.tenant_id(), p.id, p.name, p.is_default, p.updated_at});
-}
-
-void Store::clear_default_pipeline(db::Tx& tx, const db::TenantScope& scope) {
-  tx.query("UPDATE crm_db.pipelines SET is_default = 0 WHERE tenant_id = $1 AND is_default <> 0", {scope.tenant_id()});
-}
-
-std::optional<Pipeline> Store::find_pipeline(db::Tx& tx, const db::TenantScope& scope, const std::string& id) {
-  auto res = tx.query(std::string("SELECT ") + kPipelineColumns +
-                          " FROM crm_db.pipelines WHERE tenant_id = $1 AND id = $2",
-                      {scope.tenant_id(), id});
-  if (res.empty()) return std::nullopt;
-  Pipeline p = pipeline_from(res.rows[0]);
-  p.stages = list_stages(tx, scope, p.id);
-  return p;
-}
-
-std::optional<Pipeline> Store::default_pipeline(db::Tx& tx, const db::TenantScope& scope) {
-  auto res = tx.query(std::string("SELECT ") + kPipelineColumns +
-                          " FROM crm_db.pipelines WHERE tenant_id = $1 ORDER BY is_default DESC, created_at, id LIMIT 1",
+std::optional<std::string> Store::default_pipeline(db::Tx& tx, const db::TenantScope& scope) {
+  auto res = tx.query("SELECT id FROM crm_db.pipelines WHERE tenant_id = $1 ORDER BY is_default DESC, created_at, id "
+                      "LIMIT 1",
                       {scope.tenant_id()});
   if (res.empty()) return std::nullopt;
-  Pipeline p = pipeline_from(res.rows[0]);
-  p.stages = list_stages(tx, scope, p.id);
-  return p;
+  return res.rows[0].text(0);
 }
 
-int64_t Store::count_pipelines(db::Tx& tx, const db::TenantScope& scope) {
-  return tx.query("SELECT COUNT(*) FROM crm_db.pipelines WHERE tenant_id = $1", {scope.tenant_id()})
+void Store::clear_default_pipeline(db::Tx& tx, const db::TenantScope& scope, const std::string& except_id) {
+  tx.query("UPDATE crm_db.pipelines SET is_default = 0 WHERE tenant_id = $1 AND is_default <> 0 AND id <> $2",
+           {scope.tenant_id(), except_id});
+}
+
+int64_t Store::count_stages(db::Tx& tx, const db::TenantScope& scope, const std::string& pipeline_id,
+                            const std::string& except_id) {
+  return tx.query("SELECT COUNT(*) FROM crm_db.stages WHERE tenant_id = $1 AND pipeline_id = $2 AND id <> $3",
+                  {scope.tenant_id(), pipeline_id, except_id})
       .rows.at(0)
       .integer(0);
 }
 
-std::vector<Pipeline> Store::list_pipelines(db::Tx& tx, const db::TenantScope& scope, const ListQuery& q) {
-  kit::Sql sql(std::string("SELECT ") + kPipelineColumns + " FROM crm_db.pipelines WHERE tenant_id = ");
-  sql += sql.bind(scope.tenant_id());
-  if (q.q) sql += " AND lower(name) LIKE " + sql.bind_text(*q.q) + " ESCAPE '\\'";
-  // Keyset pagination under the list's sort (created_at or updated_at, then id).
-  const std::string col = q.sort_column == "updated_at" ? "updated_at" : "created_at";
-  const char* op = q.descending ? " < " : " > ";
-  const char* dir = q.descending ? " DESC" : " ASC";
-  if (q.after) {
-    const std::string v = sql.bind_text(q.after->value), id = sql.bind_text(q.after->id);
-    sql += " AND (" + col + op + v + " OR (" + col + " = " + v + " AND id" + op + id + "))";
-  }
-  sql += " ORDER BY " + col + dir + ", id" + dir + " LIMIT " + sql.bind(static_cast<int64_t>(q.limit) + 1);
-  std::vector<Pipeline> out;
-  for (const auto& r : tx.query(sql.text(), sql.params()).rows) out.push_back(pipeline_from(r));
-  for (auto& p : out) p.stages = list_stages(tx, scope, p.id);
-  return out;
+std::optional<std::string> Store::stage_named(db::Tx& tx, const db::TenantScope& scope,
+                                              const std::string& pipeline_id, const std::string& name,
+                                              const std::string& except_id) {
+  // Compared here, not with SQL lower(): the two databases lower-case differently.
+  for (const auto& row : tx.query("SELECT name FROM crm_db.stages WHERE tenant_id = $1 AND pipeline_id = $2 AND "
+                                  "id <> $3",
+                                  {scope.tenant_id(), pipeline_id, except_id})
+                             .rows)
+    if (lowercase(row.text(0)) == lowercase(name)) return row.text(0);
+  return std::nullopt;
 }
 
-void Store::delete_pipeline(db::Tx& tx, const db::TenantScope& scope, const std::string& id) {
-  tx.query("DELETE FROM crm_db.stages WHERE tenant_id = $1 AND pipeline_id = $2", {scope.tenant_id(), id});
-  tx.query("DELETE FROM crm_db.pipelines WHERE tenant_id = $1 AND id = $2", {scope.tenant_id(), id});
-}
-
-void Store::insert_stage(db::Tx& tx, const db::TenantScope& scope, const Stage& s) {
-  tx.query("INSERT INTO crm_db.stages (id, tenant_id, pipeline_id, name, position, probability, created_at, "
-           "updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-           {s.id, scope.tenant_id(), s.pipeline_id, s.name, s.position, s.probability, s.created_at, s.updated_at});
-}
-
-void Store::update_stage(db::Tx& tx, const db::TenantScope& scope, const Stage& s) {
-  tx.query("UPDATE crm_db.stages SET name = $3, position = $4, probability = $5, updated_at = $6 "
-           "WHERE tenant_id = $1 AND id = $2",
-           {scope.tenant_id(), s.id, s.name, s.position, s.probability, s.updated_at});
-}
-
-std::optional<Stage> Store::find_stage(db::Tx& tx, const db::TenantScope& scope, const std::string& id) {
-  auto res = tx.query(std::string("SELECT ") + kStageColumns + " FROM crm_db.stages WHERE tenant_id = $1 AND id = $2",
-                      {scope.tenant_id(), id});
+std::optional<std::string> Store::stage_pipeline(db::Tx& tx, const db::TenantScope& scope,
+                                                 const std::string& stage_id) {
+  auto res = tx.query("SELECT pipeline_id FROM crm_db.stages WHERE tenant_id = $1 AND id = $2",
+                      {scope.tenant_id(), stage_id});
   if (res.empty()) return std::nullopt;
-  return stage_from(res.rows[0]);
+  return res.rows[0].text(0);
 }
 
-std::vector<Stage> Store::list_stages(db::Tx& tx, const db::TenantScope& scope, const std::string& pipeline_id) {
-  std::vector<Stage> out;
-  for (const auto& r : tx.query(std::string("SELECT ") + kStageColumns +
-                                    " FROM crm_db.stages WHERE tenant_id = $1 AND pipeline_id = $2 "
-                                    "ORDER BY position, created_at, id",
-                                {scope.tenant_id(), pipeline_id})
-                           .rows)
-    out.push_back(stage_from(r));
-  return out;
+std::optional<std::string> Store::first_stage(db::Tx& tx, const db::TenantScope& scope,
+                                              const std::string& pipeline_id) {
+  auto res = tx.query("SELECT id FROM crm_db.stages WHERE tenant_id = $1 AND pipeline_id = $2 ORDER BY position, "
+                      "id LIMIT 1",
+                      {scope.tenant_id(), pipeline_id});
+  if (res.empty()) return std::nullopt;
+  return res.rows[0].text(0);
 }
 
-void Store::delete_stage(db::Tx& tx, const db::TenantScope& scope, const std::string& id) {
-  tx.query("DELETE FROM crm_db.stages WHERE tenant_id = $1 AND id = $2", {scope.tenant_id(), id});
+void Store::renumber_stages(db::Tx& tx, const db::TenantScope& scope, const std::string& pipeline_id,
+                            const std::string& moved, int64_t at, const std::string& now) {
+  auto res = tx.query("SELECT id, position FROM crm_db.stages WHERE tenant_id = $1 AND pipeline_id = $2 AND id <> $3 "
+                      "ORDER BY position, created_at, id",
+                      {scope.tenant_id(), pipeline_id, moved});
+  int64_t pos = 0;
+  for (const auto& row : res.rows) {
+    if (pos == at) ++pos;
+    if (row.integer(1) != pos)
+      tx.query("UPDATE crm_db.stages SET position = $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2",
+               {scope.tenant_id(), row.text(0), pos, now});
+    ++pos;
+  }
 }
 
 // ---- deals ---------------------------------------------------------------------------------------------

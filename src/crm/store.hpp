@@ -1,7 +1,7 @@
 // CRM's SQL the kit does not derive: pipelines and stages, deal history, bulk imports, counts and purge in
 // crm_db. Every statement takes the caller's transaction and TenantScope, so the service composes rules,
 // changes and outbox events in one transaction. Blocking; call from workers.
-//   store.write(scope, [&](db::Tx& tx) { auto p = store.find_pipeline(tx, scope, id); … });
+//   store.read(scope, [&](db::Tx& tx) { return store.list_history(tx, scope, id, 50, 0); });
 #pragma once
 #include <memory>
 #include <optional>
@@ -43,21 +43,18 @@ class Store {
   bool contact_exists(db::Tx& tx, const db::TenantScope& scope, const std::string& id);
 
   // pipelines and stages
-  void insert_pipeline(db::Tx& tx, const db::TenantScope& scope, const Pipeline& p);  // and its stages
-  void update_pipeline(db::Tx& tx, const db::TenantScope& scope, const Pipeline& p);  // name, is_default, updated_at
-  void clear_default_pipeline(db::Tx& tx, const db::TenantScope& scope);
-  std::optional<Pipeline> find_pipeline(db::Tx& tx, const db::TenantScope& scope, const std::string& id);
-  std::optional<Pipeline> default_pipeline(db::Tx& tx, const db::TenantScope& scope);  // or the oldest
-  int64_t count_pipelines(db::Tx& tx, const db::TenantScope& scope);
-  // Oldest first, up to limit + 1; after = the created_at|id cursor of the last seen.
-  std::vector<Pipeline> list_pipelines(db::Tx& tx, const db::TenantScope& scope, const ListQuery& q);
-  void delete_pipeline(db::Tx& tx, const db::TenantScope& scope, const std::string& id);  // and its stages
-
-  void insert_stage(db::Tx& tx, const db::TenantScope& scope, const Stage& s);
-  void update_stage(db::Tx& tx, const db::TenantScope& scope, const Stage& s);
-  std::optional<Stage> find_stage(db::Tx& tx, const db::TenantScope& scope, const std::string& id);
-  std::vector<Stage> list_stages(db::Tx& tx, const db::TenantScope& scope, const std::string& pipeline_id);
-  void delete_stage(db::Tx& tx, const db::TenantScope& scope, const std::string& id);
+  std::optional<std::string> default_pipeline(db::Tx& tx, const db::TenantScope& scope);  // or the oldest
+  void clear_default_pipeline(db::Tx& tx, const db::TenantScope& scope, const std::string& except_id);
+  int64_t count_stages(db::Tx& tx, const db::TenantScope& scope, const std::string& pipeline_id,
+                       const std::string& except_id);
+  // The name of another stage of the pipeline called `name` (ignoring case).
+  std::optional<std::string> stage_named(db::Tx& tx, const db::TenantScope& scope, const std::string& pipeline_id,
+                                         const std::string& name, const std::string& except_id);
+  std::optional<std::string> stage_pipeline(db::Tx& tx, const db::TenantScope& scope, const std::string& stage_id);
+  std::optional<std::string> first_stage(db::Tx& tx, const db::TenantScope& scope, const std::string& pipeline_id);
+  // Positions 0..n-1 in order, leaving position `at` to the stage `moved` (already written there).
+  void renumber_stages(db::Tx& tx, const db::TenantScope& scope, const std::string& pipeline_id,
+                       const std::string& moved, int64_t at, const std::string& now);
 
   // deals
   bool deal_exists(db::Tx& tx, const db::TenantScope& scope, const std::string& id);

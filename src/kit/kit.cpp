@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <map>
 #include <set>
 
 #include "common/clock.hpp"
@@ -183,6 +184,47 @@ std::optional<json> read_value(const json& v, const Field& f, Problems& p) {
       }
       return out;
     }
+    case Type::kObjectList: {
+      std::vector<std::string> names;
+      for (const auto& m : f.properties) names.push_back(m.name);
+      if (!v.is_array() || v.size() > f.max_len) {
+        p.fail(fmt::format("must be an array of at most {} objects with {}", f.max_len, join(names)));
+        return std::nullopt;
+      }
+      // Each item under the members' own rules; errors name the item: stages[0].probability.
+      std::vector<FieldError> errors;
+      json out = json::array();
+      for (size_t i = 0; i < v.size(); ++i) {
+        const std::string at = fmt::format("{}[{}]", f.name, i);
+        if (!v[i].is_object()) {
+          errors.push_back({at, "must be an object with " + join(names)});
+          continue;
+        }
+        json item = json::object();
+        for (const auto& [k, _] : v[i].items())
+          if (std::none_of(f.properties.begin(), f.properties.end(), [&](const Field& m) { return m.name == k; }))
+            errors.push_back({at + "." + k, "is not a member (known: " + join(names) + ")"});
+        for (const Field& m : f.properties) {
+          auto it = v[i].find(m.name);
+          if (it == v[i].end() || it->is_null()) {
+            if (m.is_required) errors.push_back({at + "." + m.name, "is required"});
+            if (!m.default_value.is_null()) item[m.name] = m.default_value;
+            continue;
+          }
+          Problems mp(at + "." + m.name, errors);
+          const size_t before = errors.size();
+          auto mv = read_value(*it, m, mp);
+          if (mv && m.checker) m.checker(*mv, mp);
+          if (mv && errors.size() == before) item[m.name] = std::move(*mv);
+        }
+        out.push_back(std::move(item));
+      }
+      if (!errors.empty()) {
+        for (auto& e : errors) p.add(std::move(e));
+        return std::nullopt;
+      }
+      return out;
+    }
   }
   return std::nullopt;
 }
@@ -259,6 +301,10 @@ json read_fields(const Resource& r, const json& doc, Mode mode, std::vector<Fiel
                                                                 "updated_at"};
   for (const auto& [name, _] : doc.items()) {
     const Field* f = r.find(name);
+    if (f && !f->is_read_only && f->is_create_only && mode == Mode::kUpdate) {
+      errors.push_back({name, "can only be given on create"});
+      continue;
+    }
     if (f && !f->is_read_only) continue;
     if (f || kServerSet.count(name)) {
       errors.push_back({name, "is read-only"});
@@ -271,7 +317,7 @@ json read_fields(const Resource& r, const json& doc, Mode mode, std::vector<Fiel
   }
   json patch = json::object();
   for (const Field& f : r.fields()) {
-    if (f.is_read_only) continue;
+    if (f.is_read_only || (f.is_create_only && mode == Mode::kUpdate)) continue;
     auto it = doc.find(f.name);
     if (it == doc.end()) {
       if (mode == Mode::kCreate) {
@@ -326,7 +372,7 @@ ListQuery Kit::read_list(const Resource& r, const http::Context& ctx) const {
   ListQuery q;
   std::vector<FieldError> errors;
   q.limit = http::parse_limit(ctx.req, errors);
-  std::string sort = "-created_at";
+  std::string sort = r.default_sort();
   if (auto s = ctx.req.query_param("sort"); s && !s->empty()) sort = *s;
   q.descending = !sort.empty() && sort.front() == '-';
   q.sort = q.descending ? sort.substr(1) : sort;
@@ -474,6 +520,7 @@ json Kit::list(db::Tx& tx, const Caller& c, const Resource& r, const ListQuery& 
            " ON id = page.page_id WHERE tenant_id = " + tenant + " ORDER BY " + col + dir + ", id" + dir;
   json out = json::array();
   for (const auto& row : tx.query(text, sql.params()).rows) out.push_back(row_json(r, row));
+  if (r.hooks().decorate && !out.empty()) r.hooks().decorate(tx, c.scope, out);
   return out;
 }
 
@@ -483,7 +530,7 @@ json row_json(const Resource& r, const db::Row& row) {
   json out = json::object();
   size_t i = 0;
   out["id"] = row.text(i++);
-  for (const Field& f : r.fields()) out[f.name] = value_of(f, row, i++);
+  for (const Field& f : r.fields()) out[f.name] = f.is_column ? value_of(f, row, i++) : empty_value(f);
   if (r.parent_resource()) out[r.parent_column()] = row.text(i++);
   out["created_at"] = row.text(i++);
   out["updated_at"] = row.text(i++);
@@ -515,7 +562,9 @@ std::optional<json> Kit::find(db::Tx& tx, const Caller& c, const Resource& r, co
   if (c.parent) sql += " AND " + r.parent_column() + " = " + sql.bind_text(*c.parent);
   auto res = tx.query(sql.text(), sql.params());
   if (res.empty()) return std::nullopt;
-  return row_json(r, res.rows[0]);
+  json rows = json::array({row_json(r, res.rows[0])});
+  if (r.hooks().decorate) r.hooks().decorate(tx, c.scope, rows);
+  return std::move(rows[0]);
 }
 
 void Kit::resolve_parent(db::Tx& tx, Caller& c, const Resource& r, const std::string& parent_id_or_key) const {
@@ -524,6 +573,30 @@ void Kit::resolve_parent(db::Tx& tx, Caller& c, const Resource& r, const std::st
   auto row = find(tx, pc, p, parent_id_or_key);
   if (!row) not_found(p, parent_id_or_key);
   c.parent = row->at("id").get<std::string>();
+}
+
+void Kit::embed(db::Tx& tx, const db::TenantScope& scope, const Resource& child, json& rows,
+                const std::string& as) const {
+  Sql sql("SELECT " + child.select_list() + " FROM " + child.table() + " WHERE tenant_id = ");
+  sql += sql.bind(scope.tenant_id());
+  sql += " AND " + child.parent_column() + " IN (";
+  std::map<std::string, json*> by_id;
+  for (json& row : rows) {
+    row[as] = json::array();
+    sql += std::string(by_id.empty() ? "" : ", ") + sql.bind_text(row.at("id").get<std::string>());
+    by_id[row.at("id").get<std::string>()] = &row;
+  }
+  if (by_id.empty()) return;
+  const bool desc = child.default_sort().front() == '-';
+  const std::string sort = child.default_sort().substr(desc ? 1 : 0);
+  const Field* sf = child.find(sort);
+  const std::string dir = desc ? " DESC" : " ASC";
+  sql += ") ORDER BY " + (sf ? sf->column() : sort) + dir + ", id" + dir;
+  for (const auto& r : tx.query(sql.text(), sql.params()).rows) {
+    json item = row_json(child, r);
+    json* parent = by_id.at(item.at(child.parent_column()).get<std::string>());
+    (*parent)[as].push_back(std::move(item));
+  }
 }
 
 bool Kit::exists(db::Tx& tx, const db::TenantScope& scope, const std::string& table,
@@ -558,7 +631,8 @@ void Kit::store_row(db::Tx& tx, const Caller& c, const Resource& r, json& row, c
   Change change{tx, c.scope, row, before, patch, errors, event, c.actor, more};
   std::deque<std::string> keep;
   std::vector<std::pair<std::string, db::Param>> cols;
-  for (const Field& f : r.fields()) cols.emplace_back(f.column(), param_of(f, row[f.name], keep));
+  for (const Field& f : r.fields())
+    if (f.is_column) cols.emplace_back(f.column(), param_of(f, row[f.name], keep));
   for (const Derived& d : r.derived()) {
     keep.emplace_back();
     cols.emplace_back(d.column, d.value(row, keep.back()));
@@ -623,6 +697,11 @@ json Kit::create(db::Tx& tx, const Caller& c, const Resource& r, const json& pat
   Events more;
   check_row(tx, c, r, row, nullptr, patch, event, more);
   store_row(tx, c, r, row, nullptr, patch, event, more);
+  if (r.hooks().decorate) {
+    json rows = json::array({std::move(row)});
+    r.hooks().decorate(tx, c.scope, rows);
+    row = std::move(rows[0]);
+  }
   event[r.kind()] = row;
   event["actor"] = c.actor.to_json();
   outbox_.append(tx, c.scope, r.event("created"), std::move(event));
@@ -661,7 +740,7 @@ void Kit::remove(db::Tx& tx, const Caller& c, const Resource& r, const std::stri
   std::vector<FieldError> errors;
   const json patch = json::object();
   Events more;
-  Change change{tx, c.scope, row, &*before, patch, errors, event, c.actor, more};
+  Change change{tx, c.scope, row, &*before, patch, errors, event, c.actor, more, &c.params};
   if (r.hooks().before_delete) r.hooks().before_delete(change);
   if (!errors.empty()) throw Error::validation(std::move(errors));
   // Links to the row from the module's other resources are cleared; rows nested under it go with it.

@@ -28,6 +28,7 @@ struct Caller {
   Actor actor;
   std::optional<std::string> owner;
   std::optional<std::string> parent;  // nested resources: the parent row's id (resolved from the path)
+  nlohmann::json params = nlohmann::json::object();  // delete: the declared parameters the request gave
 };
 Caller caller_of(const http::Context& ctx, const Resource& r);
 
@@ -94,6 +95,10 @@ class Kit {
   nlohmann::json list(db::Tx& tx, const Caller& c, const Resource& r, const ListQuery& q) const;
   bool exists(db::Tx& tx, const db::TenantScope& scope, const std::string& table,
               const std::string& id) const;
+  // Sets row[as] of every row to its children of the nested resource `child`, in the child's default
+  // order: one statement for the whole page (a decorate hook's work).
+  void embed(db::Tx& tx, const db::TenantScope& scope, const Resource& child, nlohmann::json& rows,
+             const std::string& as) const;
   // A nested resource's parent, by id or key, into c.parent; 404 naming the parent when it does not exist.
   void resolve_parent(db::Tx& tx, Caller& c, const Resource& r, const std::string& parent_id_or_key) const;
 

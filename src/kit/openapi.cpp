@@ -54,6 +54,19 @@ json schema_of(const Field& f, bool nullable) {
       s["items"] = {{"type", "string"}, {"minLength", 1}, {"maxLength", f.item_max}};
       s["maxItems"] = f.max_len;
       break;
+    case Type::kObjectList: {
+      json props = json::object(), required = json::array();
+      for (const auto& m : f.properties) {
+        props[m.name] = schema_of(m, m.is_nullable && !m.is_required);
+        if (m.is_required) required.push_back(m.name);
+      }
+      json item = {{"type", "object"}, {"properties", std::move(props)}, {"additionalProperties", false}};
+      if (!required.empty()) item["required"] = std::move(required);
+      s["type"] = type_of("array", nullable);
+      s["items"] = std::move(item);
+      s["maxItems"] = f.max_len;
+      break;
+    }
   }
   if (!f.openapi_format.empty()) s["format"] = f.openapi_format;
   if (!f.pattern.empty()) s["pattern"] = f.pattern;
@@ -83,11 +96,13 @@ void add_schema(json& schemas, const Resource& r) {
     read["id"] = {{"type", "string"}, {"format", "uuid"}};
     for (const Field& f : r.fields()) {
       const bool stored_null = f.is_nullable && f.default_value.is_null();
-      read[f.name] = schema_of(f, stored_null);
+      read[f.name] = f.read_schema.empty()
+                         ? schema_of(f, stored_null)
+                         : json{{"type", "array"}, {"items", {{"$ref", "#/components/schemas/" + f.read_schema}}}};
       all.push_back(f.name);
       if (f.is_read_only) continue;
       create[f.name] = schema_of(f, f.is_nullable);
-      update[f.name] = schema_of(f, f.is_nullable);
+      if (!f.is_create_only) update[f.name] = schema_of(f, f.is_nullable);
       if (f.is_required && f.default_value.is_null()) required.push_back(f.name);
     }
     if (r.parent_resource()) {

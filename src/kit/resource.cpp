@@ -83,6 +83,13 @@ Field text_list(std::string name, size_t max_items, size_t item_max) {
   return f;
 }
 
+Field object_list(std::string name, std::vector<Field> properties, size_t max_items) {
+  Field f = make(std::move(name), Type::kObjectList);
+  f.properties = std::move(properties);
+  f.max_len = max_items;
+  return f;
+}
+
 Actor actor_of(const http::Context& ctx) {
   const Principal& p = *ctx.principal;
   switch (p.kind) {
@@ -99,6 +106,13 @@ Actor actor_of(const http::Context& ctx) {
 const nlohmann::json* Change::value(std::string_view f) const {
   auto it = row.find(f);
   return it == row.end() || it->is_null() ? nullptr : &*it;
+}
+
+std::optional<std::string> Change::param(std::string_view name) const {
+  if (!params) return std::nullopt;
+  auto it = params->find(name);
+  if (it == params->end() || !it->is_string()) return std::nullopt;
+  return it->get<std::string>();
 }
 
 Resource::Resource(std::string module, std::string kind, std::string plural)
@@ -133,6 +147,12 @@ void Resource::seal() {
       bad("sortable field '" + f.name + "' must not be nullable (keyset pages need a value)");
     if (f.type == Type::kText && f.max_len == 0) bad("text field '" + f.name + "' needs a maximum length");
     if (f.type == Type::kEnum && f.values.empty()) bad("enum field '" + f.name + "' needs values");
+    if (f.type == Type::kObjectList && f.is_column) bad("object list '" + f.name + "' is kept by hooks (no_column)");
+    if (!f.is_column) {
+      if (f.is_sortable || f.filter_match != Match::kNone || f.is_searchable || !f.unique_on.empty())
+        bad("field '" + f.name + "' has no column to sort, filter, search or compare");
+      continue;
+    }
     select_list_ += ", " + f.column();
   }
   if (parent_) {
@@ -147,6 +167,8 @@ void Resource::seal() {
   for (const auto& d : derived_)
     if (!sql_name(d.column)) bad("derived column '" + d.column + "' must be an SQL name");
   if (!owner_column_.empty() && !sql_name(owner_column_)) bad("owner column must be an SQL name");
+  const std::string sort = default_sort_.substr(default_sort_.front() == '-' ? 1 : 0);
+  if (!sortable(sort)) bad("default sort '" + sort + "' is not sortable");
 }
 
 }  // namespace cdx::kit

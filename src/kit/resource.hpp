@@ -30,6 +30,7 @@ enum class Type : uint8_t {
   kDateTime,  // RFC 3339, stored as given (normalised to UTC by the check)
   kObject,    // a JSON object: at most max bytes as JSON, or the declared properties only
   kTextList,  // an array of distinct strings (at most max items of at most item_max characters)
+  kObjectList,  // an array of objects whose members are the declared properties (at most max items)
 };
 
 // What a field's check() may report: a problem with the value, or with one of its members ("address.city").
@@ -40,6 +41,7 @@ class Problems {
   void fail_in(std::string_view member, std::string message) {
     errors_.push_back({field_ + "." + std::string(member), std::move(message)});
   }
+  void add(FieldError e) { errors_.push_back(std::move(e)); }  // an error already named in full
 
  private:
   std::string field_;
@@ -59,12 +61,16 @@ struct Field {
   bool is_nullable = true;   // null clears the value (PATCH)
   bool is_multiline = false;
   bool is_read_only = false;  // set by hooks only; a body naming it gets 422 "is read-only"
+  bool is_create_only = false;  // given on create only; PATCH naming it gets 422
+  bool is_column = true;        // false: no column; hooks store it (after_write) and render it (decorate)
   size_t min_len = 0;         // text: characters; list: items
   size_t max_len = 0;         // text: characters; list: items; object without properties: bytes as JSON
   size_t item_max = 0;        // list: characters per item
   std::optional<int64_t> minimum, maximum;
   std::vector<std::string> values;  // enum
-  std::vector<Field> properties;    // object: the only members it may have (each optional text)
+  std::vector<Field> properties;    // object: the only members it may have (each optional text);
+                                    // object list: each item's members, with their own types and rules
+  std::string read_schema;          // object list: the schema its rendered items have ("Stage")
   std::string pattern;              // the pattern check() enforces, for OpenAPI
   std::string openapi_format;       // "email", "hostname", "uuid", "date", "date-time"
   std::string description;
@@ -96,6 +102,19 @@ struct Field {
   }
   Field& read_only() {
     is_read_only = true;
+    return *this;
+  }
+  Field& create_only() {
+    is_create_only = true;
+    return *this;
+  }
+  // The kit neither stores nor reads it: a hook stores what the body gave, decorate renders it.
+  Field& no_column() {
+    is_column = false;
+    return *this;
+  }
+  Field& renders_as(std::string schema) {
+    read_schema = std::move(schema);
     return *this;
   }
   Field& column(std::string c) {
@@ -151,6 +170,8 @@ Field datetime(std::string name);
 Field object(std::string name, size_t max_bytes);
 Field object(std::string name, std::vector<Field> properties);
 Field text_list(std::string name, size_t max_items, size_t item_max);
+// Errors name the item and member: "stages[0].probability".
+Field object_list(std::string name, std::vector<Field> properties, size_t max_items);
 
 // Who made a change (recorded in events and history).
 struct Actor {
@@ -172,12 +193,15 @@ struct Change {
   const Actor& actor;
   std::vector<std::pair<std::string, nlohmann::json>>& more;  // events after the kit's own (with the actor)
   bool given(std::string_view f) const { return patch.contains(f); }
+  const nlohmann::json* params = nullptr;  // delete: the declared query parameters the request gave
   // Another event of this change, written after the kit's own ("crm.deal.won"); the actor is added.
   void emit(std::string type, nlohmann::json payload) {
     more.emplace_back(std::move(type), std::move(payload));
   }
   // The field's value in the new row, or nullptr when it is null or absent.
   const nlohmann::json* value(std::string_view f) const;
+  // A declared delete parameter (Resource::delete_param), when the request gave it.
+  std::optional<std::string> param(std::string_view name) const;
 };
 
 // A filter the declaration of a field cannot say (tags held in a side table): appends " AND …" to sql,
@@ -200,6 +224,12 @@ struct Hooks {
   std::function<void(Change&)> before_delete;
   // After the row and its links are gone (tidy what the unlinking left), in the same transaction.
   std::function<void(Change&)> after_delete;
+  // Adds what is kept elsewhere (a pipeline's stages) to rows about to be answered: one call per page,
+  // `rows` a JSON array, so the hook reads every row's extras in one statement.
+  std::function<void(db::Tx&, const db::TenantScope&, nlohmann::json& rows)> decorate;
+  // The rows a tenant starts with (a default pipeline): written, in a write transaction, the first time
+  // its unfiltered list is read empty.
+  std::function<void(db::Tx&, const db::TenantScope&)> seed;
 };
 
 // Extra columns kept from the row on every write (normalised copies for unique checks, a search column).
@@ -292,6 +322,16 @@ class Resource {
     create_summary_ = std::move(s);
     return *this;
   }
+  // The list's order when the request names none (default: newest first).
+  Resource& default_sort(std::string field, bool descending) {
+    default_sort_ = (descending ? "-" : "") + field;
+    return *this;
+  }
+  // A query parameter DELETE takes (?move_deals_to=), handed to the delete hooks as Change::param.
+  Resource& delete_param(std::string name) {
+    delete_params_.push_back(std::move(name));
+    return *this;
+  }
 
   const std::string& module() const { return module_; }
   const std::string& kind() const { return kind_; }
@@ -325,6 +365,8 @@ class Resource {
   const std::string& delete_summary() const { return delete_summary_; }
   const std::string& list_summary() const { return list_summary_; }
   const std::string& create_summary() const { return create_summary_; }
+  const std::string& default_sort() const { return default_sort_; }
+  const std::vector<std::string>& delete_params() const { return delete_params_; }
 
   // Sortable columns: created_at, updated_at and the fields marked sort().
   bool sortable(std::string_view name) const;
@@ -349,6 +391,8 @@ class Resource {
   std::vector<AtLeastOne> at_least_one_;
   std::vector<std::string> side_tables_;
   std::string schema_name_, delete_summary_, list_summary_, create_summary_;
+  std::string default_sort_ = "-created_at";
+  std::vector<std::string> delete_params_;
   std::string select_list_;
 };
 

@@ -136,14 +136,21 @@ void Kit::mount_one(http::Router& router, const Resource& r) const {
              [this, res](Context& ctx) -> Task<void> {
                ListQuery q = read_list(*res, ctx);
                Caller c = caller_of(ctx, *res);
-               // Rendered on the worker too: a page of 200 rows is not the I/O thread's work.
-               std::string page = co_await workers_.run([&] {
-                 json rows = db_->read(c.scope, [&](db::Tx& tx) {
+               auto read = [&] {
+                 return db_->read(c.scope, [&](db::Tx& tx) {
                    nest(*this, tx, c, *res, ctx);
                    return list(tx, c, *res, q);
                  });
-                 return render_list(*res, std::move(rows), q);
-               });
+               };
+               json rows = co_await workers_.run(read);
+               if (rows.empty() && res->hooks().seed && !q.after && !q.q && q.filters.empty() && q.custom.empty()) {
+                 // A tenant's first look: the rows it starts with (the seed checks again under the write lock).
+                 co_await db::write_async(*db_, workers_, c.scope,
+                                          [&](db::Tx& tx) { res->hooks().seed(tx, c.scope); });
+                 rows = co_await workers_.run(read);
+               }
+               // Rendered on the worker too: a page of 200 rows is not the I/O thread's work.
+               std::string page = co_await workers_.run([&] { return render_list(*res, std::move(rows), q); });
                ctx.res.json(200, std::move(page));
              },
              {.access = r.access(),
@@ -196,6 +203,8 @@ void Kit::mount_one(http::Router& router, const Resource& r) const {
              [this, res](Context& ctx) -> Task<void> {
                const std::string id = item_id(ctx, *res);
                Caller c = caller_of(ctx, *res);
+               for (const auto& name : res->delete_params())
+                 if (auto v = query_text(ctx, name)) c.params[name] = *v;
                co_await db::write_async(*db_, workers_, c.scope, [&](db::Tx& tx) {
                  nest(*this, tx, c, *res, ctx);
                  remove(tx, c, *res, id);
@@ -206,7 +215,8 @@ void Kit::mount_one(http::Router& router, const Resource& r) const {
               .scope = r.write_scope(),
               .summary = r.delete_summary().empty() ? "Delete a " + noun : r.delete_summary(),
               .tag = tag,
-              .success_status = 204});
+              .success_status = 204,
+              .query_params = r.delete_params()});
 }
 
 }  // namespace cdx::kit
