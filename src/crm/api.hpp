@@ -2,8 +2,8 @@
 // from a worker thread. The monolith uses the in-process implementation below.
 //   crm::Counts n = crm_api.counts(scope);   // n.contacts, n.deals, n.open_deals …
 #pragma once
-#include "crm/model.hpp"
 #include "common/tenant_scope.hpp"
+#include "crm/model.hpp"
 
 namespace cdx::crm {
 

@@ -8,7 +8,9 @@ namespace cdx::crm {
 
 std::vector<db::Migration> CrmModule::migrations() const {
   return {
-      {1, "companies, contacts, pipelines, stages, deals, deal history, activities", R"SQL(
+      {1,
+       "companies, contacts, pipelines, stages, deals, deal history, activities",
+       R"SQL(
 CREATE TABLE crm_db.companies (
   id TEXT PRIMARY KEY,
   tenant_id TEXT NOT NULL,
@@ -146,7 +148,9 @@ CREATE INDEX activities_deal ON crm_db.activities (tenant_id, deal_id, created_a
       // indexes carry it: a search scans the tenant's index entries in list order and reads only the rows
       // it answers, so its cost is bounded by the tenant's size, not the table's. Lists filtered by
       // lifecycle stage get their own index.
-      {4, "contacts: search column, list indexes that cover it, lifecycle stage index", R"SQL(
+      {4,
+       "contacts: search column, list indexes that cover it, lifecycle stage index",
+       R"SQL(
 ALTER TABLE crm_db.contacts ADD COLUMN search TEXT;
 DROP INDEX crm_db.contacts_created;
 DROP INDEX crm_db.contacts_updated;

@@ -1,7 +1,5 @@
 #include "crm/model.hpp"
 
-#include "common/json_body.hpp"
-
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -18,14 +16,11 @@ namespace {
 
 using nlohmann::json;
 
-
-
 std::string join(const std::vector<std::string>& v) {
   std::string out;
   for (size_t i = 0; i < v.size(); ++i) out += (i ? ", " : "") + v[i];
   return out;
 }
-
 
 }  // namespace
 
@@ -36,22 +31,21 @@ bool valid_id(std::string_view id) { return valid_uuid(id); }
 bool valid_currency(std::string_view code) {
   // ISO 4217 active codes (2024), without XTS (testing) and XXX (no currency).
   static const std::set<std::string, std::less<>> kCodes = {
-      "AED", "AFN", "ALL", "AMD", "ANG", "AOA", "ARS", "AUD", "AWG", "AZN", "BAM", "BBD", "BDT", "BGN", "BHD",
-      "BIF", "BMD", "BND", "BOB", "BOV", "BRL", "BSD", "BTN", "BWP", "BYN", "BZD", "CAD", "CDF", "CHE", "CHF",
-      "CHW", "CLF", "CLP", "CNY", "COP", "COU", "CRC", "CUC", "CUP", "CVE", "CZK", "DJF", "DKK", "DOP", "DZD",
-      "EGP", "ERN", "ETB", "EUR", "FJD", "FKP", "GBP", "GEL", "GHS", "GIP", "GMD", "GNF", "GTQ", "GYD", "HKD",
-      "HNL", "HTG", "HUF", "IDR", "ILS", "INR", "IQD", "IRR", "ISK", "JMD", "JOD", "JPY", "KES", "KGS", "KHR",
-      "KMF", "KPW", "KRW", "KWD", "KYD", "KZT", "LAK", "LBP", "LKR", "LRD", "LSL", "LYD", "MAD", "MDL", "MGA",
-      "MKD", "MMK", "MNT", "MOP", "MRU", "MUR", "MVR", "MWK", "MXN", "MXV", "MYR", "MZN", "NAD", "NGN", "NIO",
-      "NOK", "NPR", "NZD", "OMR", "PAB", "PEN", "PGK", "PHP", "PKR", "PLN", "PYG", "QAR", "RON", "RSD", "RUB",
-      "RWF", "SAR", "SBD", "SCR", "SDG", "SEK", "SGD", "SHP", "SLE", "SLL", "SOS", "SRD", "SSP", "STN", "SVC",
-      "SYP", "SZL", "THB", "TJS", "TMT", "TND", "TOP", "TRY", "TTD", "TWD", "TZS", "UAH", "UGX", "USD", "USN",
-      "UYI", "UYU", "UYW", "UZS", "VED", "VES", "VND", "VUV", "WST", "XAF", "XAG", "XAU", "XBA", "XBB", "XBC",
-      "XBD", "XCD", "XCG", "XDR", "XOF", "XPD", "XPF", "XPT", "XSU", "XUA", "YER", "ZAR", "ZMW", "ZWG", "ZWL"};
+      "AED", "AFN", "ALL", "AMD", "ANG", "AOA", "ARS", "AUD", "AWG", "AZN", "BAM", "BBD", "BDT", "BGN",
+      "BHD", "BIF", "BMD", "BND", "BOB", "BOV", "BRL", "BSD", "BTN", "BWP", "BYN", "BZD", "CAD", "CDF",
+      "CHE", "CHF", "CHW", "CLF", "CLP", "CNY", "COP", "COU", "CRC", "CUC", "CUP", "CVE", "CZK", "DJF",
+      "DKK", "DOP", "DZD", "EGP", "ERN", "ETB", "EUR", "FJD", "FKP", "GBP", "GEL", "GHS", "GIP", "GMD",
+      "GNF", "GTQ", "GYD", "HKD", "HNL", "HTG", "HUF", "IDR", "ILS", "INR", "IQD", "IRR", "ISK", "JMD",
+      "JOD", "JPY", "KES", "KGS", "KHR", "KMF", "KPW", "KRW", "KWD", "KYD", "KZT", "LAK", "LBP", "LKR",
+      "LRD", "LSL", "LYD", "MAD", "MDL", "MGA", "MKD", "MMK", "MNT", "MOP", "MRU", "MUR", "MVR", "MWK",
+      "MXN", "MXV", "MYR", "MZN", "NAD", "NGN", "NIO", "NOK", "NPR", "NZD", "OMR", "PAB", "PEN", "PGK",
+      "PHP", "PKR", "PLN", "PYG", "QAR", "RON", "RSD", "RUB", "RWF", "SAR", "SBD", "SCR", "SDG", "SEK",
+      "SGD", "SHP", "SLE", "SLL", "SOS", "SRD", "SSP", "STN", "SVC", "SYP", "SZL", "THB", "TJS", "TMT",
+      "TND", "TOP", "TRY", "TTD", "TWD", "TZS", "UAH", "UGX", "USD", "USN", "UYI", "UYU", "UYW", "UZS",
+      "VED", "VES", "VND", "VUV", "WST", "XAF", "XAG", "XAU", "XBA", "XBB", "XBC", "XBD", "XCD", "XCG",
+      "XDR", "XOF", "XPD", "XPF", "XPT", "XSU", "XUA", "YER", "ZAR", "ZMW", "ZWG", "ZWL"};
   return kCodes.count(code) > 0;
 }
-
-
 
 std::optional<std::string> domain_problem(std::string_view d) {
   const char* kShape = "must be a domain name such as example.com (no scheme, path or port)";
@@ -78,7 +72,8 @@ std::optional<std::string> phone_problem(std::string_view p) {
   for (char c : p) {
     if (c >= '0' && c <= '9') {
       ++digits;
-    } else if (!(c == ' ' || c == '+' || c == '-' || c == '(' || c == ')' || c == '.' || c == '/' || c == 'x')) {
+    } else if (!(c == ' ' || c == '+' || c == '-' || c == '(' || c == ')' || c == '.' || c == '/' ||
+                 c == 'x')) {
       return "must be a phone number: digits, spaces and + - ( ) . / x";
     }
   }
@@ -89,8 +84,10 @@ std::optional<std::string> phone_problem(std::string_view p) {
 std::string normalize_email(std::string_view email) { return lowercase(email); }
 
 std::string contact_search_text(const std::optional<std::string>& first_name,
-                                const std::optional<std::string>& last_name, const std::optional<std::string>& email) {
-  return lowercase(first_name.value_or("") + " " + last_name.value_or("")) + "\n" + lowercase(email.value_or(""));
+                                const std::optional<std::string>& last_name,
+                                const std::optional<std::string>& email) {
+  return lowercase(first_name.value_or("") + " " + last_name.value_or("")) + "\n" +
+         lowercase(email.value_or(""));
 }
 
 const std::vector<std::string>& lifecycle_stages() {
@@ -106,8 +103,8 @@ const std::vector<std::string>& activity_types() {
   return k;
 }
 const std::vector<std::string>& company_sizes() {
-  static const std::vector<std::string> k = {"1-10",      "11-50",      "51-200",     "201-500",
-                                             "501-1000",  "1001-5000",  "5001-10000", "10001+"};
+  static const std::vector<std::string> k = {"1-10",     "11-50",     "51-200",     "201-500",
+                                             "501-1000", "1001-5000", "5001-10000", "10001+"};
   return k;
 }
 
@@ -115,41 +112,11 @@ bool one_of(const std::vector<std::string>& values, std::string_view v) {
   return std::find(values.begin(), values.end(), v) != values.end();
 }
 
-
 // ---- JSON ----------------------------------------------------------------------------------------------
 
 namespace {
 json opt(const std::optional<std::string>& v) { return v ? json(*v) : json(nullptr); }
 }  // namespace
-
-nlohmann::json to_json(const Company& c) {
-  return {{"id", c.id},
-          {"name", c.name},
-          {"domain", opt(c.domain)},
-          {"industry", opt(c.industry)},
-          {"size", opt(c.size)},
-          {"address", c.address},
-          {"owner_id", opt(c.owner_id)},
-          {"custom", c.custom},
-          {"created_at", c.created_at},
-          {"updated_at", c.updated_at}};
-}
-
-nlohmann::json to_json(const Contact& c) {
-  return {{"id", c.id},
-          {"first_name", opt(c.first_name)},
-          {"last_name", opt(c.last_name)},
-          {"email", opt(c.email)},
-          {"phone", opt(c.phone)},
-          {"title", opt(c.title)},
-          {"company_id", opt(c.company_id)},
-          {"owner_id", opt(c.owner_id)},
-          {"lifecycle_stage", c.lifecycle_stage},
-          {"tags", c.tags},
-          {"custom", c.custom},
-          {"created_at", c.created_at},
-          {"updated_at", c.updated_at}};
-}
 
 nlohmann::json to_json(const DealChange& c) {
   return {{"id", c.id},

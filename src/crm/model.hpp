@@ -2,7 +2,6 @@
 // the request bodies they are parsed from (every field checked at the edge), list queries and JSON shapes.
 //   if (!valid_currency("EUR")) …
 #pragma once
-#include "common/json_body.hpp"
 #include <nlohmann/json.hpp>
 
 #include <optional>
@@ -16,34 +15,8 @@
 
 namespace cdx::crm {
 
-// A PATCH-able field: absent (nullopt), null (holds nullopt: clear it) or a value.
-template <class T>
-using Field = std::optional<std::optional<T>>;
-
-enum class Mode { kCreate, kUpdate };
-
 // Who made a change (recorded in deal history and events).
 using Actor = kit::Actor;
-
-struct Company {
-  std::string id;
-  std::string name;
-  std::optional<std::string> domain, industry, size, owner_id;
-  nlohmann::json address = nullptr;  // object or null
-  nlohmann::json custom = nlohmann::json::object();
-  std::string created_at, updated_at;
-};
-
-
-struct Contact {
-  std::string id;
-  std::optional<std::string> first_name, last_name, email, phone, title, company_id, owner_id;
-  std::string lifecycle_stage = "lead";
-  std::vector<std::string> tags;
-  nlohmann::json custom = nlohmann::json::object();
-  std::string created_at, updated_at;
-};
-
 
 // One entry of a deal's history: its creation, a stage move, a status change (or both at once).
 struct DealChange {
@@ -54,8 +27,6 @@ struct DealChange {
   Actor actor;
   std::string changed_at;
 };
-
-
 
 // How much CRM data a tenant holds (the tenant overview).
 struct Counts {
@@ -68,8 +39,8 @@ inline constexpr int64_t kMaxAmount = 1'000'000'000'000'000;  // 10^15 minor uni
 inline constexpr size_t kMaxCustomBytes = 16 * 1024;
 inline constexpr size_t kMaxTags = 50;
 
-bool valid_currency(std::string_view code);             // ISO 4217, upper case, a known code
-bool valid_id(std::string_view id);                     // the shape of our ids (a UUID, lower-case hex)
+bool valid_currency(std::string_view code);  // ISO 4217, upper case, a known code
+bool valid_id(std::string_view id);          // the shape of our ids (a UUID, lower-case hex)
 std::optional<std::string> domain_problem(std::string_view domain);  // nullopt when fine (after lowering)
 std::optional<std::string> phone_problem(std::string_view phone);
 std::string normalize_email(std::string_view email);  // lower-cased
@@ -77,7 +48,8 @@ std::string normalize_email(std::string_view email);  // lower-cased
 // What a contact's ?q= searches, kept in its own column so the list indexes hold it: the lower-cased full
 // name and, after a newline (which a search term cannot hold, so no match spans both), the lower-cased email.
 std::string contact_search_text(const std::optional<std::string>& first_name,
-                                const std::optional<std::string>& last_name, const std::optional<std::string>& email);
+                                const std::optional<std::string>& last_name,
+                                const std::optional<std::string>& email);
 
 const std::vector<std::string>& lifecycle_stages();  // lead qualified customer churned
 const std::vector<std::string>& deal_statuses();     // open won lost
@@ -85,11 +57,8 @@ const std::vector<std::string>& activity_types();    // note call email meeting 
 const std::vector<std::string>& company_sizes();     // "1-10" … "10001+"
 bool one_of(const std::vector<std::string>& values, std::string_view v);
 
-
 // ---- JSON ----------------------------------------------------------------------------------------------
 
-nlohmann::json to_json(const Company& c);
-nlohmann::json to_json(const Contact& c);
 nlohmann::json to_json(const DealChange& c);
 
 }  // namespace cdx::crm

@@ -27,11 +27,14 @@ std::vector<std::string> fields_of(const std::function<void()>& fn) {
   return {};
 }
 
-bool has(const std::vector<std::string>& v, const std::string& x) { return std::find(v.begin(), v.end(), x) != v.end(); }
+bool has(const std::vector<std::string>& v, const std::string& x) {
+  return std::find(v.begin(), v.end(), x) != v.end();
+}
 
 TEST(CrmRules, CurrencyIsAKnownUpperCaseIso4217Code) {
   for (const char* ok : {"EUR", "USD", "JPY", "GBP", "CHF", "BHD"}) EXPECT_TRUE(valid_currency(ok)) << ok;
-  for (const char* bad : {"eur", "EU", "EURO", "XXX", "XTS", "ABC", "", "E1R", "usd"}) EXPECT_FALSE(valid_currency(bad)) << bad;
+  for (const char* bad : {"eur", "EU", "EURO", "XXX", "XTS", "ABC", "", "E1R", "usd"})
+    EXPECT_FALSE(valid_currency(bad)) << bad;
 }
 
 TEST(CrmRules, DatesAreRealCalendarDays) {
@@ -101,14 +104,18 @@ TEST(CrmBodies, ContactValidatesEveryFieldAndNamesEachProblem) {
                       "phone":"call me","custom":[1],"owner_id":42,"first_name":""})",
                   kit::Mode::kCreate);
   });
-  for (const char* field : {"email", "company_id", "lifecycle_stage", "tags", "phone", "custom", "owner_id", "first_name"})
+  for (const char* field :
+       {"email", "company_id", "lifecycle_stage", "tags", "phone", "custom", "owner_id", "first_name"})
     EXPECT_TRUE(has(f, field)) << field;
 }
 
 TEST(CrmBodies, ContactNeedsANameOrAnEmailAndRefusesUnknownFields) {
   EXPECT_TRUE(has(fields_of([] { parse_contact(R"({"title":"CEO"})", kit::Mode::kCreate); }), "first_name"));
-  EXPECT_TRUE(has(fields_of([] { parse_contact(R"({"first_name":"A","nickname":"x"})", kit::Mode::kCreate); }), "nickname"));
-  EXPECT_TRUE(has(fields_of([] { parse_contact(R"({"first_name":"A","id":"x"})", kit::Mode::kCreate); }), "id"));
+  EXPECT_TRUE(
+      has(fields_of([] { parse_contact(R"({"first_name":"A","nickname":"x"})", kit::Mode::kCreate); }),
+          "nickname"));
+  EXPECT_TRUE(
+      has(fields_of([] { parse_contact(R"({"first_name":"A","id":"x"})", kit::Mode::kCreate); }), "id"));
   EXPECT_NO_THROW(parse_contact(R"({"last_name":"Lee"})", kit::Mode::kCreate));
   EXPECT_NO_THROW(parse_contact(R"({"email":"a@b.co"})", kit::Mode::kCreate));
 }
@@ -120,7 +127,8 @@ TEST(CrmBodies, PatchTellsAbsentFromNull) {
   EXPECT_FALSE(in.contains("first_name"));  // absent: unchanged
   EXPECT_EQ(in.at("tags"), json::array());  // null: back to the default
   // A required field cannot be cleared.
-  EXPECT_TRUE(has(fields_of([] { parse_contact(R"({"lifecycle_stage":null})", kit::Mode::kUpdate); }), "lifecycle_stage"));
+  EXPECT_TRUE(has(fields_of([] { parse_contact(R"({"lifecycle_stage":null})", kit::Mode::kUpdate); }),
+                  "lifecycle_stage"));
   EXPECT_TRUE(has(fields_of([] { parse_company(R"({"name":null})", kit::Mode::kUpdate); }), "name"));
   EXPECT_NO_THROW(parse_company(R"({"domain":null})", kit::Mode::kUpdate));
 }
@@ -128,13 +136,17 @@ TEST(CrmBodies, PatchTellsAbsentFromNull) {
 TEST(CrmBodies, TagsAreTrimmedAndDeduplicatedIgnoringCase) {
   const json in = parse_contact(R"({"first_name":"A","tags":[" vip ","VIP","beta"]})", kit::Mode::kCreate);
   EXPECT_EQ(in.at("tags"), json({"vip", "beta"}));
-  EXPECT_TRUE(has(fields_of([] { parse_contact(R"({"first_name":"A","tags":["", "x"]})", kit::Mode::kCreate); }), "tags"));
-  EXPECT_TRUE(has(fields_of([] { parse_contact(R"({"first_name":"A","tags":[1]})", kit::Mode::kCreate); }), "tags"));
+  EXPECT_TRUE(
+      has(fields_of([] { parse_contact(R"({"first_name":"A","tags":["", "x"]})", kit::Mode::kCreate); }),
+          "tags"));
+  EXPECT_TRUE(
+      has(fields_of([] { parse_contact(R"({"first_name":"A","tags":[1]})", kit::Mode::kCreate); }), "tags"));
 }
 
 TEST(CrmBodies, CompanyDomainIsLowerCasedAndAddressIsChecked) {
-  const json in = parse_company(R"({"name":"Acme","domain":"ACME.com","address":{"city":" Berlin ","country":null}})",
-                                kit::Mode::kCreate);
+  const json in =
+      parse_company(R"({"name":"Acme","domain":"ACME.com","address":{"city":" Berlin ","country":null}})",
+                    kit::Mode::kCreate);
   EXPECT_EQ(in.at("domain"), "acme.com");
   EXPECT_EQ(in.at("address"), json({{"city", "Berlin"}}));
   auto f = fields_of([] {
@@ -149,26 +161,35 @@ TEST(CrmBodies, CompanyDomainIsLowerCasedAndAddressIsChecked) {
 }
 
 TEST(CrmBodies, DealAmountCurrencyAndDate) {
-  const json d = parse_deal(R"({"title":"Big","amount":1234,"currency":"EUR","expected_close_date":"2026-06-30"})",
-                            kit::Mode::kCreate);
+  const json d =
+      parse_deal(R"({"title":"Big","amount":1234,"currency":"EUR","expected_close_date":"2026-06-30"})",
+                 kit::Mode::kCreate);
   EXPECT_EQ(d.at("amount"), 1234);
   EXPECT_EQ(d.at("currency"), "EUR");
   // Amounts are integers of minor units, 0 to 10^15.
-  for (const char* amount : {"12.345", "12.0", "\"12\"", "-1", "1000000000000001", "true", "18446744073709551615", "1e3"})
+  for (const char* amount :
+       {"12.345", "12.0", "\"12\"", "-1", "1000000000000001", "true", "18446744073709551615", "1e3"})
     EXPECT_TRUE(has(fields_of([&] {
-                      parse_deal(std::string(R"({"title":"x","currency":"EUR","amount":)") + amount + "}", kit::Mode::kCreate);
+                      parse_deal(std::string(R"({"title":"x","currency":"EUR","amount":)") + amount + "}",
+                                 kit::Mode::kCreate);
                     }),
                     "amount"))
         << amount;
-  EXPECT_NO_THROW(parse_deal(R"({"title":"x","currency":"EUR","amount":1000000000000000})", kit::Mode::kCreate));
-  EXPECT_TRUE(has(fields_of([] { parse_deal(R"({"title":"x","amount":12,"currency":"eur"})", kit::Mode::kCreate); }),
-                  "currency"));
+  EXPECT_NO_THROW(
+      parse_deal(R"({"title":"x","currency":"EUR","amount":1000000000000000})", kit::Mode::kCreate));
   EXPECT_TRUE(
-      has(fields_of([] { parse_deal(R"({"title":"x","expected_close_date":"2026-02-30"})", kit::Mode::kCreate); }),
-          "expected_close_date"));
-  EXPECT_TRUE(has(fields_of([] { parse_deal(R"({"title":"x","status":"pending"})", kit::Mode::kCreate); }), "status"));
-  EXPECT_TRUE(has(fields_of([] { parse_deal(R"({"title":"x","stage_id":null})", kit::Mode::kUpdate); }), "stage_id"));
-  EXPECT_TRUE(has(fields_of([] { parse_deal(R"({"amount":5,"currency":"USD"})", kit::Mode::kCreate); }), "title"));
+      has(fields_of([] { parse_deal(R"({"title":"x","amount":12,"currency":"eur"})", kit::Mode::kCreate); }),
+          "currency"));
+  EXPECT_TRUE(has(fields_of([] {
+                    parse_deal(R"({"title":"x","expected_close_date":"2026-02-30"})", kit::Mode::kCreate);
+                  }),
+                  "expected_close_date"));
+  EXPECT_TRUE(has(fields_of([] { parse_deal(R"({"title":"x","status":"pending"})", kit::Mode::kCreate); }),
+                  "status"));
+  EXPECT_TRUE(
+      has(fields_of([] { parse_deal(R"({"title":"x","stage_id":null})", kit::Mode::kUpdate); }), "stage_id"));
+  EXPECT_TRUE(
+      has(fields_of([] { parse_deal(R"({"amount":5,"currency":"USD"})", kit::Mode::kCreate); }), "title"));
 }
 
 TEST(CrmBodies, ActivityNeedsATypeAContentAndALink) {
@@ -177,14 +198,15 @@ TEST(CrmBodies, ActivityNeedsATypeAContentAndALink) {
   EXPECT_TRUE(has(f, "subject"));
   EXPECT_TRUE(has(f, "contact_id"));
   EXPECT_TRUE(has(fields_of([] {
-                    parse_activity(R"({"type":"task","subject":"x","deal_id":"01930000-0000-7000-8000-000000000001",
+                    parse_activity(
+                        R"({"type":"task","subject":"x","deal_id":"01930000-0000-7000-8000-000000000001",
                                        "due_at":"tomorrow"})",
-                                   kit::Mode::kCreate);
+                        kit::Mode::kCreate);
                   }),
                   "due_at"));
   const json a = parse_activity(R"({"type":"task","subject":"Call","due_at":"2026-05-01T11:30:00+02:00",
                                      "deal_id":"01930000-0000-7000-8000-000000000001"})",
-                                 kit::Mode::kCreate);
+                                kit::Mode::kCreate);
   EXPECT_EQ(a.at("due_at"), "2026-05-01T09:30:00.000000Z");  // normalised to UTC
 }
 
@@ -196,7 +218,8 @@ TEST(CrmBodies, MalformedBodiesAre400AndNonObjects422) {
     EXPECT_EQ(e.code(), Code::kInvalidRequest);
   }
   EXPECT_TRUE(has(fields_of([] { parse_contact("[1,2]", kit::Mode::kCreate); }), "body"));
-  EXPECT_TRUE(has(fields_of([] { parse_contact(R"({"first_name":"a\u0000b"})", kit::Mode::kCreate); }), "first_name"));
+  EXPECT_TRUE(has(fields_of([] { parse_contact(R"({"first_name":"a\u0000b"})", kit::Mode::kCreate); }),
+                  "first_name"));
 }
 
 TEST(CrmBodies, DeepNestingIsRefusedBeforeParsing) {

@@ -5,16 +5,16 @@
 #pragma once
 #include <memory>
 
-#include "kit/module.hpp"
 #include "common/worker_pool.hpp"
 #include "crm/api.hpp"
 #include "crm/resources.hpp"
 #include "crm/service.hpp"
 #include "crm/store.hpp"
 #include "db/outbox.hpp"
-#include "kit/idempotency.hpp"
 #include "http/types.hpp"
+#include "kit/idempotency.hpp"
 #include "kit/kit.hpp"
+#include "kit/module.hpp"
 
 namespace cdx::crm {
 
@@ -67,13 +67,8 @@ class CrmModule final : public Module {
   void add_openapi_schemas(nlohmann::json& schemas) const override;
 
  private:
-  // CSV import and export of companies and contacts, a contact's timeline (beside the kit's CRUD routes).
-  void mount_companies(http::Router& r);
-  // CSV import of companies or contacts: the report, or 422 with the row errors.
-  Task<void> import_csv(http::Context& ctx, ImportKind kind);
+  // A contact's timeline (beside the kit's routes).
   void mount_contacts(http::Router& r);
-  // Every row the list's filters select, oldest first, as CSV.
-  Task<void> export_csv(http::Context& ctx, const kit::Resource& r, const char* filename);
   void mount_deals(http::Router& r);
   // The activities of one contact or deal: the activity list with the parent's id fixed.
   Task<void> timeline(http::Context& ctx, const char* column, const char* parent_table, const char* noun);

@@ -28,8 +28,6 @@ json open_obj(json props, std::vector<std::string> required = {}) {
   return o;
 }
 
-
-
 }  // namespace
 
 void CrmModule::add_openapi_schemas(nlohmann::json& s) const {
@@ -53,23 +51,10 @@ void CrmModule::add_openapi_schemas(nlohmann::json& s) const {
                              {"id", "deal_id", "from_stage_id", "to_stage_id", "from_status", "to_status",
                               "changed_by", "changed_at"});
 
-  // Events and imports
-  s["CrmEvent"] = open_obj({{"id", id},
-                            {"type", str()},
-                            {"tenant_id", str()},
-                            {"data", object()},
-                            {"created_at", ts}},
-                           {"id", "type", "tenant_id", "data", "created_at"});
-  s["ImportReport"] = open_obj(
-      {{"rows", integer()},
-       {"created", integer()},
-       {"failed", integer()},
-       {"ids", strings()},
-       {"errors",
-        {{"type", "array"},
-         {"items", open_obj({{"row", integer()},
-                             {"errors", {{"type", "array"}, {"items", open_obj({{"field", str()}, {"message", str()}})}}}})}}}},
-      {"rows", "created", "failed", "ids", "errors"});
+  // Events
+  s["CrmEvent"] =
+      open_obj({{"id", id}, {"type", str()}, {"tenant_id", str()}, {"data", object()}, {"created_at", ts}},
+               {"id", "type", "tenant_id", "data", "created_at"});
 }
 
 }  // namespace cdx::crm

@@ -6,6 +6,7 @@
 #include "common/validate.hpp"
 #include "crm/model.hpp"
 #include "crm/store.hpp"
+#include "kit/bulk.hpp"
 
 namespace cdx::crm {
 
@@ -70,6 +71,7 @@ kit::Resource company_resource() {
       .field(kit::object("custom", kMaxCustomBytes).defaults(json::object()))
       .derived("domain_normalized",
                [](const json& row, std::string& keep) { return text_or_null(row["domain"], keep, true); })
+      .csv()
       .describe_create("Create a company (domain unique per tenant)")
       .describe_list("List companies (newest first; sort, q over name and domain, filters)")
       .describe_delete(
@@ -125,6 +127,7 @@ kit::Resource contact_resource() {
                                    bind(lowercase(v)) + ")";
                           }})
       .side_table("crm_db.contact_tags")
+      .csv()
       .describe_create("Create a contact (email unique per tenant)")
       .describe_list("List contacts (newest first; sort, q over names and email, filters)")
       .describe_delete("Delete a contact; its deals and activities are unlinked")
@@ -147,7 +150,21 @@ kit::Resource contact_resource() {
                     c.tx.query("DELETE FROM crm_db.contact_tags WHERE tenant_id = $1 AND contact_id = $2",
                                {c.scope.tenant_id(), c.row.at("id").get<std::string>()});
                   },
-              .after_delete = tidy_activities});
+              .after_delete = tidy_activities,
+              .after_import =
+                  [](db::Tx& tx, const db::TenantScope& scope, const std::vector<const json*>& rows) {
+                    std::vector<std::pair<const json*, std::string>> tags;
+                    for (const json* row : rows)
+                      for (const auto& t : row->at("tags"))
+                        tags.emplace_back(row, lowercase(t.get<std::string>()));
+                    // New contacts' tags, unique per contact already (the reader drops duplicates ignoring
+                    // case).
+                    kit::insert_rows(tx, scope, "crm_db.contact_tags", {"contact_id", "tag"}, tags.size(),
+                                     [&](size_t i, kit::JsonRows& r) {
+                                       r.cell(tags[i].first->at("id").get_ref<const std::string&>());
+                                       r.cell(tags[i].second);
+                                     });
+                  }});
   return r;
 }
 
@@ -211,16 +228,18 @@ kit::Resource pipeline_resource() {
   kit::Resource r("crm", "pipeline", "pipelines");
   r.field(kit::text("name", 100).required().searchable())
       .field(kit::boolean("is_default").not_null().doc("true makes it the default (the others lose it)"))
-      .field(kit::object_list("stages", {kit::text("name", 100).required(), kit::integer("probability", 0, 100).required()},
-                              50)
+      .field(kit::object_list(
+                 "stages",
+                 {kit::text("name", 100).required(), kit::integer("probability", 0, 100).required()}, 50)
                  .create_only()
                  .no_column()
                  .renders_as("Stage")
                  .doc("the pipeline's stages, by position"))
       .default_sort("created_at", false)
       .describe_create("Create a pipeline with its stages")
-      .describe_list("List pipelines with their stages, oldest first (the default 'Sales' pipeline is created on "
-                     "first use)")
+      .describe_list(
+          "List pipelines with their stages, oldest first (the default 'Sales' pipeline is created on "
+          "first use)")
       .describe_delete("Delete a pipeline and its stages (409 while it holds deals)");
   return r;
 }
@@ -228,14 +247,19 @@ kit::Resource pipeline_resource() {
 kit::Resource stage_resource(const kit::Resource& pipelines) {
   kit::Resource r("crm", "stage", "stages");
   r.parent(pipelines, "pipeline_id")
+      .item_param("stage_id")
       .field(kit::text("name", 100).required().doc("unique in its pipeline (ignoring case)"))
       .field(kit::integer("probability", 0, 100).required().doc("chance of winning, in percent"))
-      .field(kit::integer("position", 0, 1000).not_null().sortable().doc("0 first; default: last; later stages shift"))
+      .field(kit::integer("position", 0, 1000)
+                 .not_null()
+                 .sortable()
+                 .doc("0 first; default: last; later stages shift"))
       .default_sort("position", false)
       .delete_param("move_deals_to")
       .describe_create("Add a stage (at the end, or at position; later stages shift)")
       .describe_list("The pipeline's stages by position")
-      .describe_delete("Delete a stage; 409 while it holds deals unless ?move_deals_to=<stage_id> moves them");
+      .describe_delete(
+          "Delete a stage; 409 while it holds deals unless ?move_deals_to=<stage_id> moves them");
   return r;
 }
 

@@ -8,7 +8,8 @@ namespace cdx::crm {
 kit::Resource company_resource();
 kit::Resource contact_resource();
 kit::Resource activity_resource();
-// Its pipeline and stage rules, history and stage/status events are hooks of the service (Service::deal_hooks).
+// Its pipeline and stage rules, history and stage/status events are hooks of the service
+// (Service::deal_hooks).
 kit::Resource deal_resource();
 // Pipelines and their stages; the default pipeline, stage order and deletion are hooks of the service.
 kit::Resource pipeline_resource();

@@ -1,5 +1,5 @@
 // CRM rules the kit's declarations cannot say, between the routes and the store: the default pipeline,
-// stage order and deletion, a deal's pipeline, stage and history (hooks of the kit's deals), CSV imports,
+// stage order and deletion, a deal's pipeline, stage and history (hooks of the kit's deals),
 // and the domain events written to crm_db.outbox in the same transaction as each change. Blocking.
 //   kit.add(deal_resource().hooks(service.deal_hooks()));
 #pragma once
@@ -7,38 +7,13 @@
 #include <string>
 #include <vector>
 
-#include "kit/csv.hpp"
-#include "kit/kit.hpp"
 #include "crm/model.hpp"
 #include "crm/store.hpp"
 #include "db/outbox.hpp"
+#include "kit/csv.hpp"
+#include "kit/kit.hpp"
 
 namespace cdx::crm {
-
-using kit::ImportRow;
-enum class ImportKind { kContacts, kCompanies };
-
-// One CSV row that could not be imported: its 1-based line number in the file and what was wrong.
-struct RowError {
-  int64_t row = 0;
-  std::vector<FieldError> errors;
-};
-
-struct ImportReport {
-  int64_t rows = 0;     // data rows read
-  int64_t created = 0;  // rows stored
-  std::vector<RowError> errors;
-  std::vector<std::string> ids;  // of the created objects, in row order
-};
-nlohmann::json to_json(const ImportReport& r);
-
-// Thrown by an all-or-nothing import with bad rows (nothing was stored): the routes answer 422 with the
-// field errors ("row 3: email") and the whole report.
-struct ImportFailed : std::exception {
-  explicit ImportFailed(ImportReport r) : report(std::move(r)) {}
-  const char* what() const noexcept override { return "import failed"; }
-  ImportReport report;
-};
 
 class Service {
  public:
@@ -58,19 +33,15 @@ class Service {
   std::vector<DealChange> deal_history(const db::TenantScope& scope, const std::string& id, int limit,
                                        int64_t after_seq);
 
-  // CSV import in one transaction: all or nothing (ImportFailed) unless partial, which stores the good rows.
-  ImportReport import_contacts(const db::TenantScope& scope, const std::vector<ImportRow>& rows, bool partial,
-                               const Actor& actor);
-  ImportReport import_companies(const db::TenantScope& scope, const std::vector<ImportRow>& rows, bool partial,
-                                const Actor& actor);
-
-  std::vector<db::OutboxEvent> list_events(const db::TenantScope& scope, const std::optional<std::string>& type,
-                                           int limit, std::optional<int64_t> before_seq);
+  std::vector<db::OutboxEvent> list_events(const db::TenantScope& scope,
+                                           const std::optional<std::string>& type, int limit,
+                                           std::optional<int64_t> before_seq);
   Counts counts(const db::TenantScope& scope);
   void purge_tenant(const db::TenantScope& scope);
 
  private:
-  std::string ensure_pipeline(db::Tx& tx, const db::TenantScope& scope);  // the default, created when none exists
+  std::string ensure_pipeline(db::Tx& tx,
+                              const db::TenantScope& scope);  // the default, created when none exists
   void emit(db::Tx& tx, const db::TenantScope& scope, const std::string& type, nlohmann::json payload,
             const Actor& actor);
 

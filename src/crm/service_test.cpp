@@ -30,13 +30,15 @@ class CrmServiceTest : public ::testing::Test {
   json create(const db::TenantScope& scope, std::string_view plural, std::string_view body) {
     const kit::Resource& r = module_->kit().get(plural);
     const json patch = kit::read_body(r, body, kit::Mode::kCreate);
-    return module_->database().write(scope, [&](db::Tx& tx) { return module_->kit().create(tx, caller(scope), r, patch); });
+    return module_->database().write(
+        scope, [&](db::Tx& tx) { return module_->kit().create(tx, caller(scope), r, patch); });
   }
-  json update(const db::TenantScope& scope, std::string_view plural, const std::string& id, std::string_view body) {
+  json update(const db::TenantScope& scope, std::string_view plural, const std::string& id,
+              std::string_view body) {
     const kit::Resource& r = module_->kit().get(plural);
     const json patch = kit::read_body(r, body, kit::Mode::kUpdate);
-    return module_->database().write(scope,
-                                     [&](db::Tx& tx) { return module_->kit().update(tx, caller(scope), r, id, patch); });
+    return module_->database().write(
+        scope, [&](db::Tx& tx) { return module_->kit().update(tx, caller(scope), r, id, patch); });
   }
   void remove(const db::TenantScope& scope, std::string_view plural, const std::string& id) {
     const kit::Resource& r = module_->kit().get(plural);
@@ -44,18 +46,24 @@ class CrmServiceTest : public ::testing::Test {
   }
   json get(const db::TenantScope& scope, std::string_view plural, const std::string& id) {
     const kit::Resource& r = module_->kit().get(plural);
-    auto row = module_->database().read(scope, [&](db::Tx& tx) { return module_->kit().find(tx, caller(scope), r, id); });
+    auto row = module_->database().read(
+        scope, [&](db::Tx& tx) { return module_->kit().find(tx, caller(scope), r, id); });
     if (!row) kit::not_found(r, id);
     return *row;
   }
   size_t count(const db::TenantScope& scope, std::string_view plural) {
     const kit::Resource& r = module_->kit().get(plural);
-    return module_->database().read(scope, [&](db::Tx& tx) { return module_->kit().list(tx, caller(scope), r, {}); }).size();
+    return module_->database()
+        .read(scope, [&](db::Tx& tx) { return module_->kit().list(tx, caller(scope), r, {}); })
+        .size();
   }
-  kit::Caller caller(const db::TenantScope& scope) const { return {scope, {actor_.type, actor_.id}, std::nullopt}; }
+  kit::Caller caller(const db::TenantScope& scope) const {
+    return {scope, {actor_.type, actor_.id}, std::nullopt};
+  }
   std::vector<std::string> event_types(const db::TenantScope& scope) {
     std::vector<std::string> out;
-    for (const auto& e : svc().list_events(scope, std::nullopt, 200, std::nullopt)) out.insert(out.begin(), e.type);
+    for (const auto& e : svc().list_events(scope, std::nullopt, 200, std::nullopt))
+      out.insert(out.begin(), e.type);
     return out;
   }
   static std::vector<std::string> fields_of(const std::function<void()>& fn) {
@@ -88,7 +96,8 @@ class CrmServiceTest : public ::testing::Test {
 
 TEST_F(CrmServiceTest, LinksMustExistInTheSameTenant) {
   const json theirs = create(b_, "companies", R"({"name":"B Corp"})");
-  const std::string body = R"({"first_name":"Ann","company_id":")" + theirs["id"].get<std::string>() + R"("})";
+  const std::string body =
+      R"({"first_name":"Ann","company_id":")" + theirs["id"].get<std::string>() + R"("})";
   EXPECT_EQ(fields_of([&] { create(a_, "contacts", body); }), std::vector<std::string>{"company_id"});
   EXPECT_EQ(code_of([&] { get(a_, "companies", theirs["id"]); }), Code::kNotFound);
   EXPECT_EQ(count(a_, "companies"), 0u);
@@ -101,7 +110,8 @@ TEST_F(CrmServiceTest, EmailsAndDomainsAreUniquePerTenantIgnoringCase) {
   EXPECT_EQ(code_of([&] { create(a_, "contacts", R"({"email":"ann@acme.COM"})"); }), Code::kConflict);
   EXPECT_NO_THROW(create(b_, "contacts", R"({"email":"ann@acme.com"})"));
   create(a_, "companies", R"({"name":"A","domain":"acme.com"})");
-  EXPECT_EQ(code_of([&] { create(a_, "companies", R"({"name":"A2","domain":"ACME.com"})"); }), Code::kConflict);
+  EXPECT_EQ(code_of([&] { create(a_, "companies", R"({"name":"A2","domain":"ACME.com"})"); }),
+            Code::kConflict);
 }
 
 TEST_F(CrmServiceTest, ChangesAndTheirEventsShareOneTransaction) {
@@ -120,7 +130,8 @@ TEST_F(CrmServiceTest, TheDefaultPipelineIsCreatedOnceOnFirstUse) {
   const kit::Resource& pipelines = module_->kit().get("pipelines");
   module_->database().write(a_, [&](db::Tx& tx) { pipelines.hooks().seed(tx, a_); });
   module_->database().write(a_, [&](db::Tx& tx) { pipelines.hooks().seed(tx, a_); });
-  const json first = module_->database().read(a_, [&](db::Tx& tx) { return module_->kit().list(tx, caller(a_), pipelines, {}); });
+  const json first = module_->database().read(
+      a_, [&](db::Tx& tx) { return module_->kit().list(tx, caller(a_), pipelines, {}); });
   ASSERT_EQ(first.size(), 1u);
   EXPECT_EQ(first[0]["name"], "Sales");
   EXPECT_EQ(first[0]["is_default"], true);
@@ -132,13 +143,15 @@ TEST_F(CrmServiceTest, TheDefaultPipelineIsCreatedOnceOnFirstUse) {
   const json d = create(a_, "deals", R"({"title":"Big","amount":100,"currency":"EUR"})");
   EXPECT_EQ(d["pipeline_id"], first[0]["id"]);
   EXPECT_EQ(d["stage_id"], first[0]["stages"][0]["id"]);
-  EXPECT_EQ(fields_of([&] { create(a_, "deals", R"({"title":"x","amount":5})"); }), std::vector<std::string>{"currency"});
+  EXPECT_EQ(fields_of([&] { create(a_, "deals", R"({"title":"x","amount":5})"); }),
+            std::vector<std::string>{"currency"});
 }
 
 TEST_F(CrmServiceTest, StageMovesAreRecordedInHistoryWithEvents) {
   const json d = create(a_, "deals", R"({"title":"Big"})");  // makes the default pipeline
   const json p = get(a_, "pipelines", d["pipeline_id"]);
-  const std::string body = R"({"stage_id":")" + p["stages"][3]["id"].get<std::string>() + R"(","status":"won"})";
+  const std::string body =
+      R"({"stage_id":")" + p["stages"][3]["id"].get<std::string>() + R"(","status":"won"})";
   const json won = update(a_, "deals", d["id"], body);
   EXPECT_EQ(won["status"], "won");
   EXPECT_TRUE(won["closed_at"].is_string());
@@ -152,7 +165,8 @@ TEST_F(CrmServiceTest, StageMovesAreRecordedInHistoryWithEvents) {
   EXPECT_NE(std::find(types.begin(), types.end(), "crm.deal.stage_changed"), types.end());
   EXPECT_NE(std::find(types.begin(), types.end(), "crm.deal.won"), types.end());
   // A stage of another pipeline is refused, naming stage_id.
-  const json other = create(a_, "pipelines", R"({"name":"Partners","stages":[{"name":"Intro","probability":5}]})");
+  const json other =
+      create(a_, "pipelines", R"({"name":"Partners","stages":[{"name":"Intro","probability":5}]})");
   const std::string wrong = R"({"stage_id":")" + other["stages"][0]["id"].get<std::string>() + R"("})";
   EXPECT_EQ(fields_of([&] { update(a_, "deals", d["id"], wrong); }), std::vector<std::string>{"stage_id"});
 }
@@ -174,29 +188,38 @@ TEST_F(CrmServiceTest, AStageWithDealsIsOnlyDeletedWhenTheyMove) {
   EXPECT_EQ(get(a_, "deals", d["id"])["stage_id"], p["stages"][1]["id"]);
   const json after = get(a_, "pipelines", p["id"]);
   ASSERT_EQ(after["stages"].size(), 4u);
-  for (size_t i = 0; i < after["stages"].size(); ++i) EXPECT_EQ(after["stages"][i]["position"], static_cast<int64_t>(i));
+  for (size_t i = 0; i < after["stages"].size(); ++i)
+    EXPECT_EQ(after["stages"][i]["position"], static_cast<int64_t>(i));
   EXPECT_EQ(svc().deal_history(a_, d["id"], 50, 0).size(), 2u);
   EXPECT_EQ(code_of([&] { remove(a_, "pipelines", p["id"]); }), Code::kConflict);
 }
 
 TEST_F(CrmServiceTest, StagesCanBeAddedRenamedAndReordered) {
-  const json p = create(a_, "pipelines", R"({"name":"P","stages":[{"name":"A","probability":10},{"name":"B","probability":50}]})");
+  const json p =
+      create(a_, "pipelines",
+             R"({"name":"P","stages":[{"name":"A","probability":10},{"name":"B","probability":50}]})");
   const kit::Resource& stages = module_->kit().get("stages");
   kit::Caller in_p = caller(a_);
   in_p.parent = p["id"].get<std::string>();
   auto write = [&](auto fn) { return module_->database().write(a_, [&](db::Tx& tx) { return fn(tx); }); };
   const json c = write([&](db::Tx& tx) {
-    return module_->kit().create(tx, in_p, stages, kit::read_body(stages, R"({"name":"C","probability":80,"position":0})", kit::Mode::kCreate));
+    return module_->kit().create(
+        tx, in_p, stages,
+        kit::read_body(stages, R"({"name":"C","probability":80,"position":0})", kit::Mode::kCreate));
   });
   EXPECT_EQ(c["position"], 0);
   EXPECT_EQ(code_of([&] {
               write([&](db::Tx& tx) {
-                return module_->kit().create(tx, in_p, stages, kit::read_body(stages, R"({"name":"a","probability":1})", kit::Mode::kCreate));
+                return module_->kit().create(
+                    tx, in_p, stages,
+                    kit::read_body(stages, R"({"name":"a","probability":1})", kit::Mode::kCreate));
               });
             }),
             Code::kConflict);
   write([&](db::Tx& tx) {
-    return module_->kit().update(tx, in_p, stages, c["id"], kit::read_body(stages, R"({"name":"Closing","position":99})", kit::Mode::kUpdate));
+    return module_->kit().update(
+        tx, in_p, stages, c["id"],
+        kit::read_body(stages, R"({"name":"Closing","position":99})", kit::Mode::kUpdate));
   });
   std::vector<std::string> names;
   const json after = get(a_, "pipelines", p["id"]);
@@ -211,8 +234,9 @@ TEST_F(CrmServiceTest, DeletingACompanyUnlinksItsContactsAndDeals) {
   const std::string d = create(a_, "deals", R"({"title":"x","company_id":")" + co + R"("})")["id"];
   const std::string only =
       create(a_, "activities", R"({"type":"note","body":"hi","company_id":")" + co + R"("})")["id"];
-  const std::string both = create(a_, "activities",
-                                  R"({"type":"note","body":"hi","company_id":")" + co + R"(","contact_id":")" + c + R"("})")["id"];
+  const std::string both =
+      create(a_, "activities",
+             R"({"type":"note","body":"hi","company_id":")" + co + R"(","contact_id":")" + c + R"("})")["id"];
   remove(a_, "companies", co);
   EXPECT_TRUE(get(a_, "contacts", c)["company_id"].is_null());
   EXPECT_TRUE(get(a_, "deals", d)["company_id"].is_null());
@@ -221,19 +245,25 @@ TEST_F(CrmServiceTest, DeletingACompanyUnlinksItsContactsAndDeals) {
 }
 
 TEST_F(CrmServiceTest, ImportIsAllOrNothingUnlessPartial) {
-  auto rows = kit::import_rows(kit::parse_csv("first_name,email\nAnn,ann@x.com\nBob,not-an-email\nCid,ann@X.com\n"),
-                          module_->kit().get("contacts"));
+  auto rows =
+      kit::import_rows(kit::parse_csv("first_name,email\nAnn,ann@x.com\nBob,not-an-email\nCid,ann@X.com\n"),
+                       module_->kit().get("contacts"));
+  const kit::Resource& contacts = module_->kit().get("contacts");
+  auto import = [&](bool partial) {
+    return module_->database().write(
+        a_, [&](db::Tx& tx) { return module_->kit().store_import(tx, caller(a_), contacts, rows, partial); });
+  };
   try {
-    svc().import_contacts(a_, rows, false, actor_);
+    import(false);
     FAIL();
-  } catch (const ImportFailed& e) {
+  } catch (const kit::ImportFailed& e) {
     EXPECT_EQ(e.report.created, 0);
     ASSERT_EQ(e.report.errors.size(), 2u);
     EXPECT_EQ(e.report.errors[0].row, 3);
     EXPECT_EQ(e.report.errors[1].row, 4);  // a duplicate of row 2 inside the same file
   }
   EXPECT_EQ(count(a_, "contacts"), 0u);
-  ImportReport r = svc().import_contacts(a_, rows, true, actor_);
+  kit::ImportReport r = import(true);
   EXPECT_EQ(r.created, 1);
   EXPECT_EQ(count(a_, "contacts"), 1u);
 }

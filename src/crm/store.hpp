@@ -1,4 +1,4 @@
-// CRM's SQL the kit does not derive: pipelines and stages, deal history, bulk imports, counts and purge in
+// CRM's SQL the kit does not derive: pipelines and stages, deal history, counts and purge in
 // crm_db. Every statement takes the caller's transaction and TenantScope, so the service composes rules,
 // changes and outbox events in one transaction. Blocking; call from workers.
 //   store.read(scope, [&](db::Tx& tx) { return store.list_history(tx, scope, id, 50, 0); });
@@ -48,17 +48,21 @@ class Store {
   int64_t count_stages(db::Tx& tx, const db::TenantScope& scope, const std::string& pipeline_id,
                        const std::string& except_id);
   // The name of another stage of the pipeline called `name` (ignoring case).
-  std::optional<std::string> stage_named(db::Tx& tx, const db::TenantScope& scope, const std::string& pipeline_id,
-                                         const std::string& name, const std::string& except_id);
-  std::optional<std::string> stage_pipeline(db::Tx& tx, const db::TenantScope& scope, const std::string& stage_id);
-  std::optional<std::string> first_stage(db::Tx& tx, const db::TenantScope& scope, const std::string& pipeline_id);
+  std::optional<std::string> stage_named(db::Tx& tx, const db::TenantScope& scope,
+                                         const std::string& pipeline_id, const std::string& name,
+                                         const std::string& except_id);
+  std::optional<std::string> stage_pipeline(db::Tx& tx, const db::TenantScope& scope,
+                                            const std::string& stage_id);
+  std::optional<std::string> first_stage(db::Tx& tx, const db::TenantScope& scope,
+                                         const std::string& pipeline_id);
   // Positions 0..n-1 in order, leaving position `at` to the stage `moved` (already written there).
   void renumber_stages(db::Tx& tx, const db::TenantScope& scope, const std::string& pipeline_id,
                        const std::string& moved, int64_t at, const std::string& now);
 
   // deals
   bool deal_exists(db::Tx& tx, const db::TenantScope& scope, const std::string& id);
-  std::vector<std::string> deals_in_stage(db::Tx& tx, const db::TenantScope& scope, const std::string& stage_id);
+  std::vector<std::string> deals_in_stage(db::Tx& tx, const db::TenantScope& scope,
+                                          const std::string& stage_id);
   void delete_history(db::Tx& tx, const db::TenantScope& scope, const std::string& deal_id);
   int64_t count_deals_in_pipeline(db::Tx& tx, const db::TenantScope& scope, const std::string& pipeline_id);
 
@@ -68,27 +72,6 @@ class Store {
                                        int limit, int64_t after_seq);
 
   // activities
-
-  // CSV import: the objects the service checked (contacts with their tags) and their events, rows of
-  // <outbox_schema>.outbox as db::Outbox::append writes them (one per payload), stored with multi-row
-  // INSERT statements of a thousand rows each.
-  struct Events {
-    const std::string& outbox_schema;
-    const std::string& type;
-    const std::vector<std::string>& payloads;
-  };
-  void import_companies(db::Tx& tx, const db::TenantScope& scope, const std::vector<Company>& companies,
-                        const Events& events);
-  void import_contacts(db::Tx& tx, const db::TenantScope& scope, const std::vector<Contact>& contacts,
-                       const Events& events);
-  // Of the given values, those the tenant already has (company ids, normalized emails, domains): one
-  // statement per few hundred values.
-  std::unordered_set<std::string> existing_companies(db::Tx& tx, const db::TenantScope& scope,
-                                                     const std::vector<std::string>& ids);
-  std::unordered_set<std::string> taken_emails(db::Tx& tx, const db::TenantScope& scope,
-                                               const std::vector<std::string>& emails_normalized);
-  std::unordered_set<std::string> taken_domains(db::Tx& tx, const db::TenantScope& scope,
-                                                const std::vector<std::string>& domains);
 
   Counts counts(db::Tx& tx, const db::TenantScope& scope);
   void purge_tenant(db::Tx& tx, const db::TenantScope& scope);

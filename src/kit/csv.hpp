@@ -53,4 +53,26 @@ std::vector<ImportRow> import_rows(const std::vector<CsvRecord>& records, const 
 // The rows (the kit's JSON) as CSV with a header row.
 std::string export_csv(const Resource& r, const nlohmann::json& rows);
 
+// One CSV row that could not be imported: its 1-based line number in the file and what was wrong.
+struct RowError {
+  int64_t row = 0;
+  std::vector<FieldError> errors;
+};
+
+struct ImportReport {
+  int64_t rows = 0;     // data rows read
+  int64_t created = 0;  // rows stored
+  std::vector<RowError> errors;
+  std::vector<std::string> ids;  // of the created objects, in row order
+};
+nlohmann::json to_json(const ImportReport& r);
+
+// Thrown by an all-or-nothing import with bad rows (nothing was stored): the import route answers 422 with
+// the field errors ("row 3: email") and the whole report.
+struct ImportFailed : std::exception {
+  explicit ImportFailed(ImportReport r) : report(std::move(r)) {}
+  const char* what() const noexcept override { return "import failed"; }
+  ImportReport report;
+};
+
 }  // namespace cdx::kit

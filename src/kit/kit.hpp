@@ -15,6 +15,7 @@
 
 #include "common/worker_pool.hpp"
 #include "db/outbox.hpp"
+#include "kit/csv.hpp"
 #include "kit/idempotency.hpp"
 #include "kit/resource.hpp"
 
@@ -103,12 +104,19 @@ class Kit {
   void resolve_parent(db::Tx& tx, Caller& c, const Resource& r, const std::string& parent_id_or_key) const;
 
 
+  // CSV rows stored as new rows of r under the create rules (links and unique values checked against the
+  // tenant and the file's earlier rows), with multi-row statements and their events. All or nothing
+  // (throws ImportFailed) unless partial. Blocking, in tx.
+  ImportReport store_import(db::Tx& tx, const Caller& c, const Resource& r, const std::vector<ImportRow>& rows,
+                            bool partial) const;
+
   // Runs fn(tx) in a write transaction; with an Idempotency-Key on the request, the answer fn leaves in
   // ctx.res commits with its change, and a retry replays it (a concurrent twin waits, then replays).
   Task<void> write_answer(http::Context& ctx, std::string route_key, std::function<void(db::Tx&)> fn) const;
 
  private:
   void mount_one(http::Router& router, const Resource& r) const;
+  void mount_csv(http::Router& router, const Resource& r) const;  // import and export
   using Events = std::vector<std::pair<std::string, nlohmann::json>>;
   // Links and the validate hook (422), then the unique checks (409), the statement and after_write.
   void check_row(db::Tx& tx, const Caller& c, const Resource& r, nlohmann::json& row,
@@ -136,6 +144,8 @@ nlohmann::json read_fields(const Resource& r, const nlohmann::json& doc, Mode mo
 std::optional<std::string> query_text(const http::Context& ctx, std::string_view name, size_t max = 200);
 // components/schemas of one resource: <Name>, <Name>Create, <Name>Update.
 void add_schema(nlohmann::json& schemas, const Resource& r);
+// The query parameters a resource's list takes (q, sort, its filters), for its docs.
+std::vector<std::string> list_params(const Resource& r);
 // A row's JSON as the kit renders it, from a result row in select_list() order.
 nlohmann::json row_json(const Resource& r, const db::Row& row);
 // Path ids that cannot be ours answer 404 without asking the database.

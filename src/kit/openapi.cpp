@@ -85,7 +85,23 @@ json schema_of(const Field& f, bool nullable) {
 }  // namespace
 
 void Kit::add_schemas(json& schemas) const {
-  for (const auto& r : resources_) add_schema(schemas, *r);
+  for (const auto& r : resources_) {
+    add_schema(schemas, *r);
+    if (!r->csv_routes()) continue;
+    const json str = {{"type", "string"}}, integer = {{"type", "integer"}};
+    const json problem = {{"type", "object"}, {"properties", {{"field", str}, {"message", str}}}};
+    const json row_error = {{"type", "object"},
+                            {"properties", {{"row", integer}, {"errors", {{"type", "array"}, {"items", problem}}}}}};
+    schemas["ImportReport"] = {
+        {"type", "object"},
+        {"properties",
+         {{"rows", integer},
+          {"created", integer},
+          {"failed", integer},
+          {"ids", {{"type", "array"}, {"items", str}}},
+          {"errors", {{"type", "array"}, {"items", row_error}}}}},
+        {"required", {"rows", "created", "failed", "ids", "errors"}}};
+  }
 }
 
 void add_schema(json& schemas, const Resource& r) {

@@ -227,6 +227,8 @@ struct Hooks {
   // Adds what is kept elsewhere (a pipeline's stages) to rows about to be answered: one call per page,
   // `rows` a JSON array, so the hook reads every row's extras in one statement.
   std::function<void(db::Tx&, const db::TenantScope&, nlohmann::json& rows)> decorate;
+  // A CSV import's rows, after they are inserted (side tables for a whole batch), in the same transaction.
+  std::function<void(db::Tx&, const db::TenantScope&, const std::vector<const nlohmann::json*>& rows)> after_import;
   // The rows a tenant starts with (a default pipeline): written, in a write transaction, the first time
   // its unfiltered list is read empty.
   std::function<void(db::Tx&, const db::TenantScope&)> seed;
@@ -258,6 +260,13 @@ class Resource {
     parent_column_ = std::move(column);
     return *this;
   }
+  // The name its item routes give the row's path parameter (`/{id}`, `/stages/{stage_id}`): documentation
+  // only, matching is by position.
+  Resource& item_param(std::string name) {
+    item_param_ = std::move(name);
+    return *this;
+  }
+  const std::string& item_param() const { return item_param_; }
   Resource& field(Field f) {
     fields_.push_back(std::move(f));
     return *this;
@@ -322,6 +331,12 @@ class Resource {
     create_summary_ = std::move(s);
     return *this;
   }
+  // POST …/import (CSV rows under the create rules, stored in bulk) and GET …/export (the list as CSV).
+  // Needs no validate or after_write hook, or an after_import hook doing their work for a whole batch.
+  Resource& csv() {
+    csv_ = true;
+    return *this;
+  }
   // The list's order when the request names none (default: newest first).
   Resource& default_sort(std::string field, bool descending) {
     default_sort_ = (descending ? "-" : "") + field;
@@ -339,7 +354,7 @@ class Resource {
   std::string schema() const { return module_ + "_db"; }
   std::string table() const { return schema() + "." + plural_; }
   std::string path() const {
-    return parent_ ? parent_->path() + "/{" + parent_->kind() + "}/" + plural_ : "/api/v1/" + module_ + "/" + plural_;
+    return parent_ ? parent_->path() + "/{" + parent_->item_param() + "}/" + plural_ : "/api/v1/" + module_ + "/" + plural_;
   }
   const std::string& key_field() const { return key_field_; }
   const Resource* parent_resource() const { return parent_; }
@@ -366,6 +381,7 @@ class Resource {
   const std::string& list_summary() const { return list_summary_; }
   const std::string& create_summary() const { return create_summary_; }
   const std::string& default_sort() const { return default_sort_; }
+  bool csv_routes() const { return csv_; }
   const std::vector<std::string>& delete_params() const { return delete_params_; }
 
   // Sortable columns: created_at, updated_at and the fields marked sort().
@@ -378,6 +394,7 @@ class Resource {
  private:
   std::string module_, kind_, plural_;
   std::string key_field_;
+  std::string item_param_ = "id";
   const Resource* parent_ = nullptr;
   std::string parent_column_;
   std::vector<Field> fields_;
@@ -392,6 +409,7 @@ class Resource {
   std::vector<std::string> side_tables_;
   std::string schema_name_, delete_summary_, list_summary_, create_summary_;
   std::string default_sort_ = "-created_at";
+  bool csv_ = false;
   std::vector<std::string> delete_params_;
   std::string select_list_;
 };

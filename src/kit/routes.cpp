@@ -23,6 +23,8 @@ std::string item_id(const Context& ctx, const Resource& r) {
   return id;
 }
 
+}  // namespace
+
 std::vector<std::string> list_params(const Resource& r) {
   std::vector<std::string> out;
   if (!r.search_column().empty() ||
@@ -34,6 +36,8 @@ std::vector<std::string> list_params(const Resource& r) {
   for (const auto& cf : r.custom_filters()) out.push_back(cf.name);
   return out;
 }
+
+namespace {
 
 std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
@@ -106,7 +110,10 @@ Task<void> Kit::write_answer(Context& ctx, std::string route_key, std::function<
 }
 
 void Kit::mount(http::Router& router) const {
-  for (const auto& r : resources_) mount_one(router, *r);
+  for (const auto& r : resources_) {
+    mount_one(router, *r);
+    if (r->csv_routes()) mount_csv(router, *r);
+  }
 }
 
 void Kit::mount_one(http::Router& router, const Resource& r) const {
@@ -162,7 +169,7 @@ void Kit::mount_one(http::Router& router, const Resource& r) const {
               .list = true,
               .query_params = list_params(r)});
 
-  router.add(Method::kGet, base + "/{id}",
+  router.add(Method::kGet, base + "/{" + r.item_param() + "}",
              [this, res](Context& ctx) -> Task<void> {
                const std::string id = item_id(ctx, *res);
                Caller c = caller_of(ctx, *res);
@@ -181,7 +188,7 @@ void Kit::mount_one(http::Router& router, const Resource& r) const {
               .tag = tag,
               .response_schema = r.schema_name()});
 
-  router.add(Method::kPatch, base + "/{id}",
+  router.add(Method::kPatch, base + "/{" + r.item_param() + "}",
              [this, res](Context& ctx) -> Task<void> {
                const std::string id = item_id(ctx, *res);
                json patch = read_body(*res, ctx.req.body, Mode::kUpdate);
@@ -199,7 +206,7 @@ void Kit::mount_one(http::Router& router, const Resource& r) const {
               .request_schema = r.schema_name() + "Update",
               .response_schema = r.schema_name()});
 
-  router.add(Method::kDelete, base + "/{id}",
+  router.add(Method::kDelete, base + "/{" + r.item_param() + "}",
              [this, res](Context& ctx) -> Task<void> {
                const std::string id = item_id(ctx, *res);
                Caller c = caller_of(ctx, *res);
