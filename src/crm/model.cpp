@@ -12,17 +12,7 @@
 
 namespace cdx::crm {
 
-namespace {
-
 using nlohmann::json;
-
-std::string join(const std::vector<std::string>& v) {
-  std::string out;
-  for (size_t i = 0; i < v.size(); ++i) out += (i ? ", " : "") + v[i];
-  return out;
-}
-
-}  // namespace
 
 // ---- rules ---------------------------------------------------------------------------------------------
 

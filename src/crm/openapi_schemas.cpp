@@ -14,9 +14,7 @@ using nlohmann::json;
 json str() { return {{"type", "string"}}; }
 json nstr_fmt(const char* f) { return {{"type", {"string", "null"}}, {"format", f}}; }
 json str_fmt(const char* f) { return {{"type", "string"}, {"format", f}}; }
-json integer() { return {{"type", "integer"}}; }
 json object() { return {{"type", "object"}}; }
-json strings() { return {{"type", "array"}, {"items", str()}}; }
 json choice(const std::vector<std::string>& values, bool nullable = false) {
   json e = values;
   if (nullable) e.push_back(nullptr);

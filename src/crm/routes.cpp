@@ -27,23 +27,6 @@ std::string path_id(const Context& ctx, size_t i) { return std::string(ctx.req.p
 
 using kit::query_text;
 
-std::optional<std::string> query_id(const Context& ctx, std::string_view name) {
-  auto v = query_text(ctx, name, 64);
-  if (v && !valid_id(*v)) throw Error::validation({{std::string(name), "must be an id"}});
-  return v;
-}
-
-std::optional<std::string> query_choice(const Context& ctx, std::string_view name,
-                                        const std::vector<std::string>& values) {
-  auto v = query_text(ctx, name, 64);
-  if (v && !one_of(values, *v)) {
-    std::string list;
-    for (const auto& x : values) list += (list.empty() ? "" : ", ") + x;
-    throw Error::validation({{std::string(name), "must be one of: " + list}});
-  }
-  return v;
-}
-
 template <class T>
 json to_array(const std::vector<T>& items) {
   json out = json::array();
