@@ -441,6 +441,9 @@ int Platform::serve() {
   opts.body_limit = static_cast<size_t>(p.config.body_limit);
   opts.header_limit = static_cast<size_t>(p.config.header_limit);
   opts.authenticate_public = assertions != nullptr;
+  opts.max_connections = static_cast<size_t>(p.config.max_connections);
+  // A service behind the gateway has one client, the gateway: its pool is not an attacker's flood.
+  opts.max_connections_per_client = assertions ? 0 : static_cast<size_t>(p.config.max_connections_per_client);
   http::Server server(opts, router, metrics, chain);
   uint16_t port = 0;
   try {

@@ -91,6 +91,12 @@ const std::vector<Setting>& table() {
        [](Config& c, const std::string& v) { c.body_limit = parse_int("body_limit", v, 1024, int64_t{1} << 32); }},
       {{"header_limit", "CDX_HEADER_LIMIT", "largest request header in bytes"},
        [](Config& c, const std::string& v) { c.header_limit = parse_int("header_limit", v, 1024, 1 << 20); }},
+      {{"max_connections", "CDX_MAX_CONNECTIONS", "open connections in all (0: the descriptor limit less a reserve)"},
+       [](Config& c, const std::string& v) { c.max_connections = parse_int("max_connections", v, 0, 10'000'000); }},
+      {{"max_connections_per_client", "CDX_MAX_CONNECTIONS_PER_CLIENT", "open connections per client address (0: no cap)"},
+       [](Config& c, const std::string& v) {
+         c.max_connections_per_client = parse_int("max_connections_per_client", v, 0, 10'000'000);
+       }},
       {{"access_token_ttl", "CDX_ACCESS_TOKEN_TTL", "access token lifetime in seconds (60..3600)"},
        [](Config& c, const std::string& v) {
          c.access_token_ttl = static_cast<int>(parse_int("access_token_ttl", v, 60, 3600));

@@ -28,6 +28,8 @@ struct Config {
   std::string access_log_file;         // empty = stdout
   int64_t body_limit = 1 << 20;
   int64_t header_limit = 16 * 1024;
+  int64_t max_connections = 0;             // 0 = the descriptor limit less a reserve
+  int64_t max_connections_per_client = 256;  // 0 = no per-address cap
   int access_token_ttl = 900;          // seconds, at most 3600
   int refresh_token_ttl = 30 * 24 * 3600;
   std::string bootstrap_superadmin;    // "user:password" on an empty cdx_db

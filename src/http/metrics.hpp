@@ -16,7 +16,7 @@ namespace cdx::http {
 class Metrics {
  public:
   static constexpr std::array<double, 13> kBuckets = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-                                                      0.1,    0.25,  0.5,    1.0,   2.5,   5.0};
+                                                      0.1,    0.25,  0.5,    1.0,   2.5,  5.0};
   explicit Metrics(const Router& router);
   ~Metrics();
 
@@ -24,9 +24,12 @@ class Metrics {
   void connection_opened() { connections_.fetch_add(1, std::memory_order_relaxed); }
   void connection_closed() { connections_.fetch_sub(1, std::memory_order_relaxed); }
   int64_t open_connections() const { return connections_.load(std::memory_order_relaxed); }
+  void connection_refused() { refused_.fetch_add(1, std::memory_order_relaxed); }
 
   // Appends gauges owned elsewhere (database pools, worker queue) at render time.
-  void add_collector(std::function<void(std::string&)> collector) { collectors_.push_back(std::move(collector)); }
+  void add_collector(std::function<void(std::string&)> collector) {
+    collectors_.push_back(std::move(collector));
+  }
   std::string render() const;
 
  private:
@@ -34,6 +37,7 @@ class Metrics {
   const Router& router_;
   std::vector<std::unique_ptr<Series>> series_;  // per route, plus one for unmatched requests
   std::atomic<int64_t> connections_{0};
+  std::atomic<int64_t> refused_{0};
   std::vector<std::function<void(std::string&)>> collectors_;
 };
 

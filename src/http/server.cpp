@@ -19,7 +19,12 @@
 #include <thread>
 #include <unordered_set>
 
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <unistd.h>
+
+#include <mutex>
+#include <unordered_map>
 
 #include "common/access_log.hpp"
 #include "common/clock.hpp"
@@ -156,6 +161,7 @@ class RequestParser final : public bhttp::basic_parser<true> {
   Span target;
   bool expect_continue = false;
   size_t max_fields = 100;
+  size_t metadata_limit = 16 * 1024;  // chunk extensions and trailers, together: the header limit
   // The body limit is the matched route's (RouteDoc::body_limit), else the server's. Beast checks a
   // Content-Length against its own limit before on_header_impl, so the parser starts unlimited and the
   // request's limit is applied there, once the target is known and before any body byte is read.
@@ -192,10 +198,21 @@ class RequestParser final : public bhttp::basic_parser<true> {
   void on_field_impl(bhttp::field f, std::string_view name, std::string_view value,
                      boost::beast::error_code& ec) override {
     // Trailer fields of a chunked body are dropped: they must not pass for headers (a credential or a
-    // tenant after the body), and the header's views must not move while a handler reads the body.
-    if (is_header_done()) return;
+    // tenant after the body), and the header's views must not move while a handler reads the body. They
+    // count against the header's limits all the same, as chunk extensions do.
+    if (is_header_done()) {
+      metadata_ += name.size() + value.size() + 4;
+      if (++trailers_ > max_fields || metadata_ > metadata_limit) ec = bhttp::error::header_limit;
+      return;
+    }
     if (fields_.size() >= max_fields) {
       ec = bhttp::error::header_limit;
+      return;
+    }
+    // One Content-Length, one value (RFC 9112 §6.3): a repeated or listed one could frame differently for
+    // a proxy in front of us.
+    if (f == bhttp::field::content_length && (++lengths_ > 1 || value.find(',') != std::string_view::npos)) {
+      ec = bhttp::error::bad_content_length;
       return;
     }
     fields_.push_back({keep(name), keep(value)});
@@ -230,7 +247,11 @@ class RequestParser final : public bhttp::basic_parser<true> {
     body_.append(b);
     return b.size();
   }
-  void on_chunk_header_impl(std::uint64_t, std::string_view, boost::beast::error_code&) override {}
+  void on_chunk_header_impl(std::uint64_t, std::string_view extensions,
+                            boost::beast::error_code& ec) override {
+    metadata_ += extensions.size();
+    if (metadata_ > metadata_limit) ec = bhttp::error::header_limit;
+  }
   std::size_t on_chunk_body_impl(std::uint64_t, std::string_view b, boost::beast::error_code&) override {
     body_.append(b);
     return b.size();
@@ -241,6 +262,9 @@ class RequestParser final : public bhttp::basic_parser<true> {
   std::string& body_;
   std::vector<FieldSpan>& fields_;
   int hosts_ = 0;
+  int lengths_ = 0;
+  size_t trailers_ = 0;
+  size_t metadata_ = 0;  // bytes of chunk extensions and trailer fields
   bool te_seen_ = false;
   bool http11_ = true;
 };
@@ -260,7 +284,8 @@ Error parse_error(const boost::beast::error_code& ec, const ServerOptions& o, si
 }
 
 struct Conn {
-  Conn(Socket s, log::AccessBuffer* log) : sock(std::move(s)), timer(sock.get_executor()), access_log(log) {}
+  Conn(Socket s, log::AccessBuffer* log, std::string from)
+      : sock(std::move(s)), timer(sock.get_executor()), access_log(log), client(std::move(from)) {}
   Socket sock;
   Timer timer;
   SteadyClock::time_point deadline;
@@ -268,6 +293,7 @@ struct Conn {
   bool busy = false;  // a handler runs: the watchdog leaves it alone
   bool closed = false;
   log::AccessBuffer* access_log;  // the shard's, or nullptr when the access log is off
+  std::string client;             // the peer's address, counted against the per-client cap
 };
 
 struct Shard {
@@ -292,13 +318,52 @@ struct Server::Impl {
   std::atomic<bool> draining{false};
   std::atomic<int64_t> live{0};
   size_t next_shard = 0;
+  size_t max_live = 1024;  // set by listen()
+  std::mutex clients_mu;   // taken once per connection, never per request
+  std::unordered_map<std::string, size_t> clients;
+
+  // Counts a new connection of `client`; false when it would pass a cap.
+  bool admit(const std::string& client) {
+    if (static_cast<size_t>(live.load()) >= max_live) return false;
+    if (opts.max_connections_per_client == 0) return true;
+    std::lock_guard lock(clients_mu);
+    size_t& n = clients[client];
+    if (n >= opts.max_connections_per_client) return false;
+    ++n;
+    return true;
+  }
+  void release(const std::string& client) {
+    if (opts.max_connections_per_client == 0) return;
+    std::lock_guard lock(clients_mu);
+    auto it = clients.find(client);
+    if (it != clients.end() && --it->second == 0) clients.erase(it);
+  }
+  // Over a cap: a canned 503 on the fresh socket (its send buffer is empty, so this never blocks) and
+  // close, without a coroutine, a timer or a parse: refusing costs about what accepting did.
+  void refuse(Socket& sock) {
+    static const std::string kAnswer = [] {
+      const std::string body =
+          R"({"type":"https://docs.cdx.dev/problems/service_unavailable","title":"Service unavailable","status":503,)"
+          R"("detail":"Too many open connections; retry shortly."})";
+      return "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/problem+json\r\nRetry-After: "
+             "1\r\n"
+             "Connection: close\r\nContent-Length: " +
+             std::to_string(body.size()) + "\r\n\r\n" + body;
+    }();
+    ::send(sock.native_handle(), kAnswer.data(), kAnswer.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    boost::system::error_code ec;
+    sock.shutdown(Socket::shutdown_both, ec);
+    sock.close(ec);
+    metrics.connection_refused();
+  }
 
   Impl(ServerOptions o, const Router& r, Metrics& m, const Chain* a)
       : opts(std::move(o)), router(r), metrics(m), chain(a) {
     const int n = std::max(1, opts.threads);
     for (int i = 0; i < n; ++i) {
       shards.push_back(std::make_unique<Shard>());
-      if (log::FileSink* sink = log::access()) shards.back()->access_log = std::make_unique<log::AccessBuffer>(*sink);
+      if (log::FileSink* sink = log::access())
+        shards.back()->access_log = std::make_unique<log::AccessBuffer>(*sink);
     }
   }
 
@@ -329,41 +394,51 @@ struct Server::Impl {
         }
         continue;
       }
+      std::string client;
+      if (auto peer = sock.remote_endpoint(ec); !ec) client = peer.address().to_string();
+      if (!admit(client)) {
+        refuse(sock);
+        continue;
+      }
       sock.set_option(tcp::no_delay(true), ec);
       live.fetch_add(1);
       if (&shard == shards[0].get()) {
-        start_session(std::move(sock), shard);
+        start_session(std::move(sock), shard, std::move(client));
         continue;
       }
       const auto protocol = sock.local_endpoint(ec).protocol();
       const int fd = sock.release(ec);
       if (ec) {
         live.fetch_sub(1);
+        release(client);
         continue;
       }
-      asio::post(shard.ioc, [this, &shard, protocol, fd] {
+      asio::post(shard.ioc, [this, &shard, protocol, fd, client = std::move(client)]() mutable {
         Socket s(shard.ioc);
         boost::system::error_code e;
         s.assign(protocol, fd, e);
         if (e) {
           ::close(fd);
           live.fetch_sub(1);
+          release(client);
           return;
         }
-        start_session(std::move(s), shard);
+        start_session(std::move(s), shard, std::move(client));
       });
     }
   }
 
-  void start_session(Socket sock, Shard& shard) {
-    auto conn = std::make_shared<Conn>(std::move(sock), shard.access_log.get());
+  void start_session(Socket sock, Shard& shard, std::string client) {
+    auto conn = std::make_shared<Conn>(std::move(sock), shard.access_log.get(), std::move(client));
     asio::co_spawn(shard.ioc, session(conn, shard), asio::detached);
   }
 
   Task<void> watchdog(std::shared_ptr<Conn> c) {
     boost::system::error_code ec;
     while (!c->closed) {
-      c->timer.expires_at(c->deadline);
+      // At least once a second: a deadline brought forward (the first byte of a request ends the idle
+      // wait, whose deadline is far later) is enforced on time.
+      c->timer.expires_at(std::min(c->deadline, SteadyClock::now() + std::chrono::seconds(1)));
       co_await c->timer.async_wait(asio::redirect_error(use_task, ec));
       if (c->closed) break;
       if (c->busy) {
@@ -629,6 +704,10 @@ struct Server::Impl {
           io_.end -= io_.start;
           io_.start = 0;
         }
+        // What waits unparsed is a chunk header or the trailers (body bytes pass at once): no more room
+        // than a header gets.
+        if (io_.end > impl_.opts.header_limit)
+          throw parse_error(bhttp::error::header_limit, impl_.opts, parser.applied_body_limit);
         if (io_.end == io_.in.size()) {
           if (io_.in.size() >= kStreamBuffer)
             throw Error(Code::kInvalidRequest, "Malformed chunked request body.");
@@ -685,7 +764,8 @@ struct Server::Impl {
       // body ends with the connection.
       const bool http11 = io_.parser->http11();
       chunked_ = !length && !bodyless_ && http11;
-      close_ = !io_.parser->keep_alive() || impl_.draining || body_.unread() || (!length && !bodyless_ && !http11);
+      close_ =
+          !io_.parser->keep_alive() || impl_.draining || body_.unread() || (!length && !bodyless_ && !http11);
       const Framing framing = length ? Framing::kLength : chunked_ ? Framing::kChunked : Framing::kClose;
       impl_.serialize_head(ctx_, framing, length.value_or(0), close_, io_.out);
       const bool flushed = co_await io_.flush(impl_.opts.body_timeout);
@@ -751,7 +831,7 @@ struct Server::Impl {
   Task<void> session(std::shared_ptr<Conn> c, Shard& shard) {
     shard.conns.insert(c.get());
     metrics.connection_opened();
-    c->deadline = SteadyClock::now() + opts.idle_timeout;
+    c->deadline = SteadyClock::now() + opts.header_timeout;
     asio::co_spawn(shard.ioc, watchdog(c), asio::detached);
     try {
       co_await serve_connection(*c);
@@ -765,6 +845,7 @@ struct Server::Impl {
     shard.conns.erase(c.get());
     metrics.connection_closed();
     live.fetch_sub(1);
+    release(c->client);
   }
 
   Task<void> serve_connection(Conn& c) {
@@ -786,6 +867,7 @@ struct Server::Impl {
     ctx.req.remote = remote;
     StreamedBody streamed_body(*this, io, body);
     StreamedAnswer streamed_answer(*this, io, ctx, streamed_body);
+    bool served = false;
 
     for (;;) {
       ctx.reset();
@@ -793,11 +875,15 @@ struct Server::Impl {
       parser.emplace(head, body, fields);
       parser->eager(true);
       parser->header_limit(static_cast<std::uint32_t>(opts.header_limit));
+      parser->metadata_limit = opts.header_limit;
       parser->body_limit(std::numeric_limits<std::uint64_t>::max());  // the request's: see on_header_impl
       parser->router = &router;
       parser->default_body_limit = parser->applied_body_limit = opts.body_limit;
       c.idle = start == end;
-      c.deadline = coarse_now() + (c.idle ? opts.idle_timeout : opts.header_timeout);
+      // A new connection owes its first request within the header timeout; the idle keep-alive timeout
+      // is for a connection that has served one.
+      c.deadline = coarse_now() + (c.idle && served ? opts.idle_timeout : opts.header_timeout);
+      served = true;
       // A request's time runs from its first byte: already here (pipelined), or when the next read brings it.
       SteadyClock::time_point t0 = c.idle ? SteadyClock::time_point{} : precise_now();
       bool sent_continue = false;
@@ -837,7 +923,10 @@ struct Server::Impl {
           start = 0;
         }
         if (end == in.size()) {
-          if (in.size() > opts.header_limit + 65536 && !parser->is_header_done()) {
+          // Body bytes are taken as they come: what waits after the header is a chunk header or the
+          // trailers, which Beast reads whole; they get no more room than a header.
+          const size_t room = parser->is_header_done() ? opts.header_limit : opts.header_limit + 65536;
+          if (end - start > room) {
             perr = bhttp::error::header_limit;
             break;
           }
@@ -968,6 +1057,17 @@ uint16_t Server::listen() {
   impl_->acceptor->set_option(asio::socket_base::reuse_address(true));
   impl_->acceptor->bind(ep);
   impl_->acceptor->listen(asio::socket_base::max_listen_connections);
+  // As many descriptors as the system lets us have; connections stay below them, with a reserve for
+  // database connections, files and the service clients, so accept never fails for want of one.
+  rlimit lim{};
+  if (::getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {
+    lim.rlim_cur = lim.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &lim);
+    ::getrlimit(RLIMIT_NOFILE, &lim);
+  }
+  const size_t fds = lim.rlim_cur == RLIM_INFINITY ? size_t{1} << 20 : static_cast<size_t>(lim.rlim_cur);
+  const size_t room = fds > 256 ? fds - 128 : fds / 2;
+  impl_->max_live = impl_->opts.max_connections ? std::min(impl_->opts.max_connections, room) : room;
   return impl_->acceptor->local_endpoint().port();
 }
 

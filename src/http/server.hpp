@@ -28,6 +28,11 @@ struct ServerOptions {
   std::chrono::milliseconds body_timeout{30'000};    // body and response write
   std::chrono::milliseconds idle_timeout{75'000};    // keep-alive between requests
   std::chrono::milliseconds drain_timeout{10'000};   // graceful shutdown
+  // Open connections, in all and per client address; beyond, a new connection gets 503 and is closed.
+  // 0 in all: the descriptor limit (raised to its hard maximum at listen()) less a reserve for files and
+  // database connections. 0 per client: no per-address cap (a service whose one client is the gateway).
+  size_t max_connections = 0;
+  size_t max_connections_per_client = 256;
   // The chain also runs for public routes: a service behind the gateway checks the gateway's signed
   // assertion on every request, not only on those that need a principal.
   bool authenticate_public = false;
