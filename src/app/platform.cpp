@@ -127,8 +127,8 @@ struct Platform::Impl {
 
   explicit Impl(Config c)
       : config(std::move(c)),
-        workers(static_cast<size_t>(config.workers)),
-        hashers(static_cast<size_t>(config.hash_workers)) {
+        workers(static_cast<size_t>(config.workers), static_cast<size_t>(config.worker_queue_limit)),
+        hashers(static_cast<size_t>(config.hash_workers), static_cast<size_t>(config.worker_queue_limit)) {
     if (!monolith()) {
       if (config.internal_secret.empty())
         throw std::runtime_error("setting 'internal_secret' (CDX_INTERNAL_SECRET) is required to serve one service "

@@ -42,13 +42,15 @@ void check_url(const std::string& key, const std::string& v) {
 
 const std::vector<Setting>& table() {
   static const std::vector<Setting> kTable = {
-      {{"host", "CDX_HOST", "address to listen on"}, [](Config& c, const std::string& v) {
+      {{"host", "CDX_HOST", "address to listen on"},
+       [](Config& c, const std::string& v) {
          if (v.empty()) throw ConfigError("setting 'host': empty");
          c.host = v;
        }},
       {{"port", "CDX_PORT", "TCP port (0 = any free port)"},
        [](Config& c, const std::string& v) { c.port = static_cast<int>(parse_int("port", v, 0, 65535)); }},
-      {{"data_dir", "CDX_DATA_DIR", "directory of the SQLite files"}, [](Config& c, const std::string& v) {
+      {{"data_dir", "CDX_DATA_DIR", "directory of the SQLite files"},
+       [](Config& c, const std::string& v) {
          if (v.empty()) throw ConfigError("setting 'data_dir': empty");
          c.data_dir = v;
        }},
@@ -63,37 +65,60 @@ const std::vector<Setting>& table() {
          c.migration_database_url = v;
        }},
       {{"threads", "CDX_THREADS", "I/O threads (0 = cores)"},
-       [](Config& c, const std::string& v) { c.threads = static_cast<int>(parse_int("threads", v, 0, 256)); }},
+       [](Config& c, const std::string& v) {
+         c.threads = static_cast<int>(parse_int("threads", v, 0, 256));
+       }},
+      {{"worker_queue_limit", "CDX_WORKER_QUEUE_LIMIT",
+        "jobs that may wait per worker pool before 503 (0 = no bound)"},
+       [](Config& c, const std::string& v) {
+         c.worker_queue_limit = parse_int("worker_queue_limit", v, 0, 10'000'000);
+       }},
       {{"workers", "CDX_WORKERS", "threads for blocking I/O: database calls, mail (0 = max(4, 2 x cores))"},
-       [](Config& c, const std::string& v) { c.workers = static_cast<int>(parse_int("workers", v, 0, 512)); }},
+       [](Config& c, const std::string& v) {
+         c.workers = static_cast<int>(parse_int("workers", v, 0, 512));
+       }},
       {{"hash_workers", "CDX_HASH_WORKERS", "threads for password hashing (0 = cores)"},
-       [](Config& c, const std::string& v) { c.hash_workers = static_cast<int>(parse_int("hash_workers", v, 0, 256)); }},
+       [](Config& c, const std::string& v) {
+         c.hash_workers = static_cast<int>(parse_int("hash_workers", v, 0, 256));
+       }},
       {{"db_pool_size", "CDX_DB_POOL_SIZE", "PostgreSQL connections per server"},
-       [](Config& c, const std::string& v) { c.db_pool_size = static_cast<int>(parse_int("db_pool_size", v, 1, 1000)); }},
+       [](Config& c, const std::string& v) {
+         c.db_pool_size = static_cast<int>(parse_int("db_pool_size", v, 1, 1000));
+       }},
       {{"demo", "CDX_DEMO", "seed demo data once"},
        [](Config& c, const std::string& v) { c.demo = parse_bool("demo", v); }},
-      {{"public_url", "CDX_PUBLIC_URL", "token issuer and link base"}, [](Config& c, const std::string& v) {
+      {{"public_url", "CDX_PUBLIC_URL", "token issuer and link base"},
+       [](Config& c, const std::string& v) {
          if (!v.empty() && v.rfind("http://", 0) != 0 && v.rfind("https://", 0) != 0)
            throw ConfigError("setting 'public_url': expected an http:// or https:// URL");
          c.public_url = v;
          while (!c.public_url.empty() && c.public_url.back() == '/') c.public_url.pop_back();
        }},
-      {{"log_level", "CDX_LOG_LEVEL", "trace, debug, info, warn, error"}, [](Config& c, const std::string& v) {
+      {{"log_level", "CDX_LOG_LEVEL", "trace, debug, info, warn, error"},
+       [](Config& c, const std::string& v) {
          if (v != "trace" && v != "debug" && v != "info" && v != "warn" && v != "error")
-           throw ConfigError("setting 'log_level': '" + v + "' is not one of trace, debug, info, warn, error");
+           throw ConfigError("setting 'log_level': '" + v +
+                             "' is not one of trace, debug, info, warn, error");
          c.log_level = v;
        }},
       {{"access_log", "CDX_ACCESS_LOG", "JSON access log (stdout, or access_log_file)"},
        [](Config& c, const std::string& v) { c.access_log = parse_bool("access_log", v); }},
-      {{"access_log_file", "CDX_ACCESS_LOG_FILE", "append the access log to this file (reopened on SIGHUP) instead of stdout"},
+      {{"access_log_file", "CDX_ACCESS_LOG_FILE",
+        "append the access log to this file (reopened on SIGHUP) instead of stdout"},
        [](Config& c, const std::string& v) { c.access_log_file = v; }},
       {{"body_limit", "CDX_BODY_LIMIT", "largest request body in bytes"},
-       [](Config& c, const std::string& v) { c.body_limit = parse_int("body_limit", v, 1024, int64_t{1} << 32); }},
+       [](Config& c, const std::string& v) {
+         c.body_limit = parse_int("body_limit", v, 1024, int64_t{1} << 32);
+       }},
       {{"header_limit", "CDX_HEADER_LIMIT", "largest request header in bytes"},
        [](Config& c, const std::string& v) { c.header_limit = parse_int("header_limit", v, 1024, 1 << 20); }},
-      {{"max_connections", "CDX_MAX_CONNECTIONS", "open connections in all (0: the descriptor limit less a reserve)"},
-       [](Config& c, const std::string& v) { c.max_connections = parse_int("max_connections", v, 0, 10'000'000); }},
-      {{"max_connections_per_client", "CDX_MAX_CONNECTIONS_PER_CLIENT", "open connections per client address (0: no cap)"},
+      {{"max_connections", "CDX_MAX_CONNECTIONS",
+        "open connections in all (0: the descriptor limit less a reserve)"},
+       [](Config& c, const std::string& v) {
+         c.max_connections = parse_int("max_connections", v, 0, 10'000'000);
+       }},
+      {{"max_connections_per_client", "CDX_MAX_CONNECTIONS_PER_CLIENT",
+        "open connections per client address (0: no cap)"},
        [](Config& c, const std::string& v) {
          c.max_connections_per_client = parse_int("max_connections_per_client", v, 0, 10'000'000);
        }},
@@ -120,21 +145,29 @@ const std::vector<Setting>& table() {
        }},
       {{"smtp_from", "CDX_SMTP_FROM", "sender address of outgoing mail"},
        [](Config& c, const std::string& v) {
-         if (v.find('@') == std::string::npos) throw ConfigError("setting 'smtp_from': expected an email address");
+         if (v.find('@') == std::string::npos)
+           throw ConfigError("setting 'smtp_from': expected an email address");
          c.smtp_from = v;
        }},
       // The names are the module registry's (src/app/modules.cpp), checked when the platform starts.
-      {{"module", "CDX_MODULE", "serve one service of the constellation: gateway or a module such as crm (default: all)"},
+      {{"module", "CDX_MODULE",
+        "serve one service of the constellation: gateway or a module such as crm (default: all)"},
        [](Config& c, const std::string& v) {
-         if (v.size() > 32 || !std::all_of(v.begin(), v.end(), [](char ch) { return ch >= 'a' && ch <= 'z'; }))
+         if (v.size() > 32 ||
+             !std::all_of(v.begin(), v.end(), [](char ch) { return ch >= 'a' && ch <= 'z'; }))
            throw ConfigError("setting 'module': '" + v + "' is not a module name");
          c.module = v;
        }},
-      {{"port_base", "CDX_PORT_BASE", "constellation ports: gateway at BASE, core +1, auth +3, crm +4, cms +5, …"},
-       [](Config& c, const std::string& v) { c.port_base = static_cast<int>(parse_int("port_base", v, 1, 65528)); }},
-      {{"internal_secret", "CDX_INTERNAL_SECRET", "key of the gateway's signed assertions (constellation; 32+ chars)"},
+      {{"port_base", "CDX_PORT_BASE",
+        "constellation ports: gateway at BASE, core +1, auth +3, crm +4, cms +5, …"},
        [](Config& c, const std::string& v) {
-         if (!v.empty() && v.size() < 32) throw ConfigError("setting 'internal_secret': at least 32 characters");
+         c.port_base = static_cast<int>(parse_int("port_base", v, 1, 65528));
+       }},
+      {{"internal_secret", "CDX_INTERNAL_SECRET",
+        "key of the gateway's signed assertions (constellation; 32+ chars)"},
+       [](Config& c, const std::string& v) {
+         if (!v.empty() && v.size() < 32)
+           throw ConfigError("setting 'internal_secret': at least 32 characters");
          c.internal_secret = v;
        }},
   };

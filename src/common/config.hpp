@@ -21,24 +21,25 @@ struct Config {
   int workers = 0;                     // blocking I/O threads (database, mail); 0 = max(4, 2 × cores)
   int hash_workers = 0;                // CPU-bound threads (password hashing); 0 = cores
   int db_pool_size = 8;
+  int64_t worker_queue_limit = 4096;  // jobs waiting per pool before 503 (0 = no bound)
   bool demo = false;
-  std::string public_url;              // token issuer and link base; default http://<host>:<port>
+  std::string public_url;  // token issuer and link base; default http://<host>:<port>
   std::string log_level = "info";
   bool access_log = true;
-  std::string access_log_file;         // empty = stdout
+  std::string access_log_file;  // empty = stdout
   int64_t body_limit = 1 << 20;
   int64_t header_limit = 16 * 1024;
-  int64_t max_connections = 0;             // 0 = the descriptor limit less a reserve
+  int64_t max_connections = 0;               // 0 = the descriptor limit less a reserve
   int64_t max_connections_per_client = 256;  // 0 = no per-address cap
-  int access_token_ttl = 900;          // seconds, at most 3600
+  int access_token_ttl = 900;                // seconds, at most 3600
   int refresh_token_ttl = 30 * 24 * 3600;
-  std::string bootstrap_superadmin;    // "user:password" on an empty cdx_db
-  std::string smtp_url;                // smtp://host:port; empty = mails go to the log
+  std::string bootstrap_superadmin;  // "user:password" on an empty cdx_db
+  std::string smtp_url;              // smtp://host:port; empty = mails go to the log
   std::string smtp_from = "no-reply@cdx.local";
   // Topology: empty = the monolith; "gateway" or a module name = one service of a constellation.
   std::string module;
-  int port_base = 3000;                // constellation ports: gateway B, core B+1, auth B+3, crm B+4, …
-  std::string internal_secret;         // HMAC key of the gateway's assertions (constellation only)
+  int port_base = 3000;         // constellation ports: gateway B, core B+1, auth B+3, crm B+4, …
+  std::string internal_secret;  // HMAC key of the gateway's assertions (constellation only)
   std::map<std::string, std::string> module_database_urls;  // schema → URL, from CDX_<MODULE>_DATABASE_URL
 
   // Tokens name the address clients use: in a constellation that is the gateway's, not this service's.
@@ -55,8 +56,8 @@ class ConfigError : public std::runtime_error {
 };
 
 struct SettingInfo {
-  std::string key;   // TOML key and flag name with '_' → '-'
-  std::string env;   // CDX_…
+  std::string key;  // TOML key and flag name with '_' → '-'
+  std::string env;  // CDX_…
   std::string help;
 };
 const std::vector<SettingInfo>& settings();

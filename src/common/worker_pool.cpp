@@ -9,7 +9,12 @@ namespace {
 constexpr int kSpins = 200;  // sched_yield rounds (tens of microseconds) before a worker sleeps
 }
 
-WorkerPool::WorkerPool(size_t threads) {
+Error WorkerPool::overloaded() {
+  return Error(Code::kServiceUnavailable, "The server is overloaded; retry shortly.")
+      .with_header("Retry-After", "1");
+}
+
+WorkerPool::WorkerPool(size_t threads, size_t max_queued) : max_queued_(max_queued) {
   threads_.reserve(threads);
   for (size_t i = 0; i < threads; ++i) threads_.emplace_back([this] { work(); });
 }

@@ -2,12 +2,13 @@
 // coroutine on its own executor.
 //   int n = co_await workers.run([&] { return db->read(scope, [&](db::Tx& tx) { … }); });
 #pragma once
-#include <utility>  // before Asio's coroutine headers (GCC 12 + Boost 1.74)
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <utility>  // before Asio's coroutine headers (GCC 12 + Boost 1.74)
 
+#include "common/error.hpp"
 #include "common/task.hpp"
 
 #include <atomic>
@@ -25,7 +26,8 @@ namespace cdx {
 
 class WorkerPool {
  public:
-  explicit WorkerPool(size_t threads);
+  // max_queued: jobs that may wait for a worker before run() refuses more with 503 (0: no bound).
+  explicit WorkerPool(size_t threads, size_t max_queued = 0);
   ~WorkerPool() { stop(); }
   WorkerPool(const WorkerPool&) = delete;
   WorkerPool& operator=(const WorkerPool&) = delete;
@@ -33,6 +35,9 @@ class WorkerPool {
   template <class F>
   Task<std::invoke_result_t<F>> run(F fn) {
     using R = std::invoke_result_t<F>;
+    // Overloaded: refuse at once (503, Retry-After) rather than queue without end, memory and latency
+    // growing with the queue.
+    if (max_queued_ > 0 && pending_.load(std::memory_order_relaxed) >= max_queued_) throw overloaded();
     std::exception_ptr error;
     std::conditional_t<std::is_void_v<R>, bool, std::optional<R>> result{};
     co_await boost::asio::async_initiate<const boost::asio::use_awaitable_t<Executor>, void()>(
@@ -88,6 +93,8 @@ class WorkerPool {
   }
   void push_job(std::unique_ptr<Job> job);
   void work();
+  static Error overloaded();
+  size_t max_queued_ = 0;
 
   std::mutex mutex_;
   std::condition_variable wake_;

@@ -55,6 +55,35 @@ TEST(WorkerPool, EveryJobRunsOnceUnderConcurrentHops) {
   EXPECT_EQ(pool.queued(), 0);
 }
 
+TEST(WorkerPool, AFullQueueRefusesRunWith503AtOnce) {
+  WorkerPool pool(1, 2);
+  std::promise<void> release;
+  std::shared_future<void> gate = release.get_future().share();
+  pool.post([gate] { gate.wait(); });  // holds the one worker
+  std::this_thread::sleep_for(20ms);
+  pool.post([] {});
+  pool.post([] {});  // two queued: the bound
+  asio::io_context ioc;
+  auto refused = asio::co_spawn(
+      ioc, [&]() -> Task<int> { co_return co_await pool.run([] { return 1; }); }, asio::use_future);
+  ioc.run();
+  try {
+    refused.get();
+    ADD_FAILURE() << "run() queued past the bound";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), Code::kServiceUnavailable);
+    ASSERT_EQ(e.headers().size(), 1u);
+    EXPECT_EQ(e.headers()[0].first, "Retry-After");
+  }
+  release.set_value();
+  std::this_thread::sleep_for(50ms);
+  asio::io_context again;
+  auto ok = asio::co_spawn(
+      again, [&]() -> Task<int> { co_return co_await pool.run([] { return 7; }); }, asio::use_future);
+  again.run();
+  EXPECT_EQ(ok.get(), 7);  // room again once the queue drained
+}
+
 TEST(WorkerPool, RunRethrowsTheJobsException) {
   WorkerPool pool(1);
   asio::io_context ioc;

@@ -1,6 +1,7 @@
 #include "http/service_client.hpp"
 
 #include <curl/curl.h>
+#include <boost/beast/core/string.hpp>
 
 #include <memory>
 #include <mutex>
@@ -37,6 +38,20 @@ Code code_for(int status, std::string_view word) {
   for (int c = 0; c <= static_cast<int>(Code::kGatewayTimeout); ++c)
     if (info(static_cast<Code>(c)).status == status) return static_cast<Code>(c);
   return status >= 500 ? Code::kBadGateway : Code::kInvalidRequest;
+}
+
+// Keeps the answer's Retry-After (a refusal for overload or rate passes on to the end client with it).
+size_t keep_retry_after(char* data, size_t size, size_t n, void* out) {
+  std::string_view line(data, size * n);
+  constexpr std::string_view kName = "retry-after:";
+  if (line.size() > kName.size() && boost::beast::iequals(line.substr(0, kName.size()), kName)) {
+    line.remove_prefix(kName.size());
+    while (!line.empty() && line.front() == ' ') line.remove_prefix(1);
+    while (!line.empty() && (line.back() == '\n' || line.back() == '\r' || line.back() == ' '))
+      line.remove_suffix(1);
+    if (!line.empty() && line.size() <= 32) *static_cast<std::string*>(out) = std::string(line);
+  }
+  return size * n;
 }
 
 Error error_from_answer(const std::string& service, long status, const std::string& body) {
@@ -82,8 +97,7 @@ std::optional<nlohmann::json> ServiceClient::call(std::string_view method, const
   http::Assertion a;
   a.kind = http::Assertion::Kind::kService;
   a.service = caller_;
-  const std::string header =
-      std::string(http::kAssertionHeader) + ": " + key_.sign(a, Clock::unix_seconds());
+  const std::string header = std::string(http::kAssertionHeader) + ": " + key_.sign(a, Clock::unix_seconds());
   curl_slist* headers = nullptr;
   headers = curl_slist_append(headers, header.c_str());
   headers = curl_slist_append(headers, "Accept: application/json");
@@ -100,6 +114,9 @@ std::optional<nlohmann::json> ServiceClient::call(std::string_view method, const
   }
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, append_body);
   curl_easy_setopt(h, CURLOPT_WRITEDATA, &answer);
+  std::string retry_after;
+  curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, keep_retry_after);
+  curl_easy_setopt(h, CURLOPT_HEADERDATA, &retry_after);
   curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 1000L);
   curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout_.count()));
@@ -113,7 +130,11 @@ std::optional<nlohmann::json> ServiceClient::call(std::string_view method, const
   long status = 0;
   curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
   if (status == 404 && missing_ok) return std::nullopt;
-  if (status < 200 || status >= 300) throw error_from_answer(service_, status, answer);
+  if (status < 200 || status >= 300) {
+    Error e = error_from_answer(service_, status, answer);
+    if (!retry_after.empty() && (status == 429 || status == 503)) e.with_header("Retry-After", retry_after);
+    throw e;
+  }
   if (status == 204 || answer.empty()) return nlohmann::json();
   nlohmann::json j = nlohmann::json::parse(answer, nullptr, false);
   if (j.is_discarded())
@@ -135,6 +156,9 @@ HealthAnswer probe_health(const std::string& base_url, std::chrono::milliseconds
   curl_easy_setopt(h, CURLOPT_URL, url.c_str());
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, append_body);
   curl_easy_setopt(h, CURLOPT_WRITEDATA, &answer);
+  std::string retry_after;
+  curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, keep_retry_after);
+  curl_easy_setopt(h, CURLOPT_HEADERDATA, &retry_after);
   curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(timeout.count()));
   curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout.count()));

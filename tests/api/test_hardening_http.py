@@ -144,3 +144,30 @@ def test_connections_are_capped_per_client_and_answered_503():
         for s in held:
             s.close()
         srv.cleanup()
+
+
+def test_a_full_worker_queue_answers_503_at_once():
+    """Item 7: past the queue bound a request is refused with 503 and Retry-After, not queued without end."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from conftest import SUPERADMIN
+    srv = Server(env={"CDX_HASH_WORKERS": "1", "CDX_WORKER_QUEUE_LIMIT": "1"}).start()
+    try:
+        def login(_):
+            r = requests.post(srv.url + "/api/v1/auth/superadmin/login",
+                              json={"username": SUPERADMIN[0], "password": SUPERADMIN[1]}, timeout=30)
+            return r.status_code, r.headers.get("Retry-After"), r.headers.get("Content-Type", "")
+
+        with ThreadPoolExecutor(24) as pool:
+            answers = list(pool.map(login, range(48)))
+        statuses = [a[0] for a in answers]
+        assert 503 in statuses, statuses
+        assert 200 in statuses, statuses
+        assert set(statuses) <= {200, 429, 503}, statuses
+        for status, retry_after, content_type in answers:
+            if status == 503:
+                assert retry_after and retry_after.isdigit() and int(retry_after) >= 1, retry_after
+                assert content_type.startswith("application/problem+json")
+        assert requests.get(srv.url + "/health", timeout=5).status_code == 200
+    finally:
+        srv.cleanup()
