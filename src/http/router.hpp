@@ -46,6 +46,9 @@ struct RouteDoc {
   // The handler may take the body as it arrives (Request::body_stream) and write its answer in pieces
   // (Context::answer_stream): the gateway's proxied routes. Not documented in OpenAPI.
   bool stream_body = false;
+  // The handler may write its answer in pieces (Context::answer_stream) while its body is read whole:
+  // exports. Documented like any route.
+  bool stream_answer = false;
 };
 
 struct Route {

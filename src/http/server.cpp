@@ -168,7 +168,8 @@ class RequestParser final : public bhttp::basic_parser<true> {
   const Router* router = nullptr;
   size_t default_body_limit = 1 << 20;
   size_t applied_body_limit = 1 << 20;
-  bool stream = false;  // the route takes its body as it arrives (RouteDoc::stream_body)
+  bool stream = false;         // the route takes its body as it arrives (RouteDoc::stream_body)
+  bool stream_answer = false;  // the route writes its answer in pieces (stream_body or stream_answer)
   // The route, found once the header is complete (its limit applies before the body), reused to dispatch.
   Match match;
   std::array<std::string_view, 4> params{};  // views into the kept header, stable once it is complete
@@ -233,6 +234,7 @@ class RequestParser final : public bhttp::basic_parser<true> {
       if (match.route && match.route->doc.body_limit > 0)
         applied_body_limit = std::max(applied_body_limit, match.route->doc.body_limit);
       stream = match.route && match.route->doc.stream_body;
+      stream_answer = match.route && (match.route->doc.stream_body || match.route->doc.stream_answer);
     }
     if (auto length = content_length(); length && *length > applied_body_limit) {
       ec = bhttp::error::body_limit;
@@ -974,7 +976,7 @@ struct Server::Impl {
         streamed_body.start(parser->expect_continue);
         req.body_stream = &streamed_body;
       }
-      if (parser->stream) {
+      if (parser->stream_answer) {
         streamed_answer.reset(req.method == Method::kHead);
         ctx.answer_stream = &streamed_answer;
       }

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <map>
 #include <set>
 
 #include "common/validate.hpp"
@@ -247,29 +248,31 @@ std::vector<ImportRow> import_rows(const std::vector<CsvRecord>& records, const 
   return rows;
 }
 
-std::string export_csv(const Resource& r, const json& rows) {
+CsvLayout::CsvLayout(const Resource& r, const std::map<std::string, std::set<std::string>>& free_keys) {
   // Columns: id, the fields (declared object members as "<object>.<member>"), the timestamps, then the
-  // members of free-form objects found in the rows ("custom.<key>", sorted), so an export imports again.
-  std::vector<std::string> header = {"id"};
-  std::vector<std::pair<const Field*, std::string>> columns;
-  std::vector<std::pair<const Field*, std::string>> free;
+  // members of free-form objects ("custom.<key>", sorted), so an export imports again.
+  header_ = {"id"};
   for (const Field& f : r.fields()) {
+    if (!f.is_column) continue;
     if (f.type == Type::kObject && f.properties.empty()) {
-      std::set<std::string> keys;
-      for (const auto& row : rows)
-        if (row.contains(f.name) && row[f.name].is_object())
-          for (const auto& [k, _] : row[f.name].items()) keys.insert(k);
-      for (const auto& k : keys) free.emplace_back(&f, k);
+      if (auto it = free_keys.find(f.name); it != free_keys.end())
+        for (const auto& k : it->second) free_.emplace_back(&f, k);
     } else if (f.type == Type::kObject) {
-      for (const auto& m : f.properties) columns.emplace_back(&f, m.name), header.push_back(f.name + "." + m.name);
+      for (const auto& m : f.properties)
+        columns_.emplace_back(&f, m.name), header_.push_back(f.name + "." + m.name);
     } else {
-      columns.emplace_back(&f, ""), header.push_back(f.name);
+      columns_.emplace_back(&f, ""), header_.push_back(f.name);
     }
   }
-  header.push_back("created_at");
-  header.push_back("updated_at");
-  for (const auto& [f, k] : free) header.push_back(f->name + "." + k);
-  std::string out = csv_line(header);
+  header_.push_back("created_at");
+  header_.push_back("updated_at");
+  for (const auto& [f, k] : free_) header_.push_back(f->name + "." + k);
+}
+
+std::string CsvLayout::header() const { return csv_line(header_); }
+
+std::string CsvLayout::rows(const json& rows) const {
+  std::string out;
   std::vector<std::string> line;
   for (const auto& row : rows) {
     line.assign(1, row.value("id", ""));
@@ -283,13 +286,24 @@ std::string export_csv(const Resource& r, const json& rows) {
       }
       return cell(v);
     };
-    for (const auto& [f, m] : columns) line.push_back(value(f, m));
+    for (const auto& [f, m] : columns_) line.push_back(value(f, m));
     line.push_back(row.value("created_at", ""));
     line.push_back(row.value("updated_at", ""));
-    for (const auto& [f, m] : free) line.push_back(value(f, m));
+    for (const auto& [f, m] : free_) line.push_back(value(f, m));
     out += csv_line(line);
   }
   return out;
+}
+
+std::string export_csv(const Resource& r, const json& rows) {
+  std::map<std::string, std::set<std::string>> keys;
+  for (const Field& f : r.fields())
+    if (f.type == Type::kObject && f.properties.empty())
+      for (const auto& row : rows)
+        if (row.contains(f.name) && row[f.name].is_object())
+          for (const auto& [k, _] : row[f.name].items()) keys[f.name].insert(k);
+  const CsvLayout layout(r, keys);
+  return layout.header() + layout.rows(rows);
 }
 
 }  // namespace cdx::kit

@@ -6,6 +6,8 @@
 #pragma once
 #include <nlohmann/json.hpp>
 
+#include <map>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -46,9 +48,23 @@ struct ImportRow {
 
 // Maps records to field maps by the header row: columns are the resource's writable fields, "<object>.<key>"
 // for object fields (their declared members only, when they declare some), lists split on ';'; id,
-// created_at, updated_at and read-only fields are ignored, so an export imports again. Throws 422 for an unknown or repeated
-// column, no header, or more than kMaxImportRows rows. The values go through the resource's body rules.
+// created_at, updated_at and read-only fields are ignored, so an export imports again. Throws 422 for an
+// unknown or repeated column, no header, or more than kMaxImportRows rows. The values go through the
+// resource's body rules.
 std::vector<ImportRow> import_rows(const std::vector<CsvRecord>& records, const Resource& r);
+
+// The columns of a resource's CSV: its fields, with free-form objects spread over the keys given
+// ("custom.<key>"). Streams: the header once, then the rows page by page.
+class CsvLayout {
+ public:
+  CsvLayout(const Resource& r, const std::map<std::string, std::set<std::string>>& free_keys);
+  std::string header() const;
+  std::string rows(const nlohmann::json& rows) const;
+
+ private:
+  std::vector<std::string> header_;
+  std::vector<std::pair<const Field*, std::string>> columns_, free_;
+};
 
 // The rows (the kit's JSON) as CSV with a header row.
 std::string export_csv(const Resource& r, const nlohmann::json& rows);

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cstring>
 #include <exception>
+#include <map>
+#include <set>
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
@@ -118,6 +120,26 @@ void answer_failed(Context& ctx, const ImportReport& report) {
   ctx.res.status = 422;
   ctx.res.content_type = "application/problem+json";
   ctx.res.body = dump(body);
+}
+
+// The keys the tenant's rows use in each free-form object field ("custom"): the export's extra columns.
+std::map<std::string, std::set<std::string>> free_keys(db::Tx& tx, const Caller& c, const Resource& r) {
+  std::map<std::string, std::set<std::string>> out;
+  const bool pg = tx.backend() == db::Backend::kPostgres;
+  for (const Field& f : r.fields()) {
+    if (!f.is_column || f.type != Type::kObject || !f.properties.empty()) continue;
+    const std::string col = "t." + f.column();
+    Sql sql(
+        "SELECT DISTINCT k.key FROM " + r.table() + " AS t, " +
+        (pg ? "jsonb_object_keys(CASE WHEN jsonb_typeof(CAST(" + col + " AS jsonb)) = 'object' THEN CAST(" +
+                  col + " AS jsonb) ELSE '{}' END) AS k (key)"
+            : "json_each(CASE WHEN json_type(" + col + ") = 'object' THEN " + col + " ELSE '{}' END) AS k") +
+        " WHERE t.tenant_id = ");
+    sql += sql.bind(c.scope.tenant_id());
+    if (c.owner) sql += " AND t." + r.owner_column() + " = " + sql.bind_text(*c.owner);
+    for (const auto& row : tx.query(sql.text(), sql.params()).rows) out[f.name].insert(row.text(0));
+  }
+  return out;
 }
 
 }  // namespace
@@ -270,31 +292,50 @@ void Kit::mount_csv(http::Router& router, const Resource& r) const {
                q.sort = "created_at";
                q.descending = false;
                q.after.reset();
-               const Caller c = caller_of(ctx, *res);
-               std::string csv = co_await workers_.run([&] {
-                 json all = json::array();
-                 db_->read(c.scope, [&](db::Tx& tx) {
-                   for (;;) {
-                     json page = list(tx, c, *res, q);
-                     const bool more = page.size() > static_cast<size_t>(q.limit);
-                     if (more) page.erase(page.size() - 1);
-                     for (auto& row : page) all.push_back(std::move(row));
-                     if (!more) return;
-                     q.after.emplace(all.back().at("created_at").get<std::string>(),
-                                     all.back().at("id").get<std::string>());
-                   }
-                 });
-                 return export_csv(*res, all);
-               });
+               Caller c = caller_of(ctx, *res);
+               // The free-form objects' keys first (their columns), from the database, then the rows a page
+               // at a time: memory stays one page whatever the export's size, and the header goes out at
+               // once.
+               const auto keys = co_await workers_.run(
+                   [&] { return db_->read(c.scope, [&](db::Tx& tx) { return free_keys(tx, c, *res); }); });
+               const CsvLayout layout(*res, keys);
                ctx.res.set(200, "text/csv; charset=utf-8", "");
-               ctx.res.body = std::move(csv);
                ctx.res.header("Content-Disposition", fmt::format("attachment; filename=\"{}\"", filename));
+               http::AnswerStream* out = ctx.answer_stream;
+               std::string whole;  // without a stream (a HEAD, or a caller that wants the body whole)
+               if (out) {
+                 co_await out->begin(std::nullopt);
+                 co_await out->write(layout.header());
+               } else {
+                 whole = layout.header();
+               }
+               for (bool more = true; more;) {
+                 std::string piece = co_await workers_.run([&] {
+                   json page = db_->read(c.scope, [&](db::Tx& tx) { return list(tx, c, *res, q); });
+                   more = page.size() > static_cast<size_t>(q.limit);
+                   if (more) {
+                     page.erase(page.size() - 1);
+                     q.after.emplace(page.back().at("created_at").get<std::string>(),
+                                     page.back().at("id").get<std::string>());
+                   }
+                   return layout.rows(page);
+                 });
+                 if (out)
+                   co_await out->write(piece);
+                 else
+                   whole += piece;
+               }
+               if (out)
+                 co_await out->finish();
+               else
+                 ctx.res.body = std::move(whole);
              },
              {.access = r.access(),
               .scope = r.read_scope(),
-              .summary = "Export " + r.plural() + " as CSV (text/csv; the list's filters apply)",
+              .summary = "Export " + r.plural() + " as CSV (text/csv, streamed; the list's filters apply)",
               .tag = r.module(),
-              .query_params = list_params(r)});
+              .query_params = list_params(r),
+              .stream_answer = true});
 
   router.add(
       Method::kPost, r.path() + "/import",
