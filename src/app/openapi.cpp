@@ -35,6 +35,8 @@ const char* access_name(http::Access a) {
 const nlohmann::json& openapi_schemas() {
   static const nlohmann::json kSchemas = [] {
     nlohmann::json s;
+    // Tenant, TenantCreate, TenantCreated, TenantUpdate, Plan, PlanCreate, PlanUpdate: core's, from its kit
+    // declarations (CoreModule::add_openapi_schemas).
     s["Problem"] = obj({{"type", str()},
                         {"title", str()},
                         {"status", integer()},
@@ -44,22 +46,6 @@ const nlohmann::json& openapi_schemas() {
                         {"errors", {{"type", "array"},
                                     {"items", obj({{"field", str()}, {"message", str()}})}}}},
                        {"type", "title", "status", "code"});
-    s["Tenant"] = obj({{"id", str_fmt("uuid")},
-                       {"slug", str()},
-                       {"name", str()},
-                       {"status", {{"type", "string"}, {"enum", {"active", "suspended"}}}},
-                       {"plan", str()},
-                       {"settings", {{"type", "object"}}},
-                       {"created_at", str_fmt("date-time")},
-                       {"updated_at", str_fmt("date-time")}},
-                      {"id", "slug", "name", "status", "plan", "settings", "created_at", "updated_at"});
-    s["TenantCreate"] = obj({{"name", str()},
-                             {"slug", {{"type", "string"}, {"pattern", "^[a-z0-9](?:[a-z0-9-]{1,61}[a-z0-9])$"}}},
-                             {"plan", str()},
-                             {"admin_email", str_fmt("email")},
-                             {"admin_password", str()},
-                             {"settings", {{"type", "object"}}}},
-                            {"name", "slug", "admin_email"});
     s["User"] = obj({{"id", str_fmt("uuid")},
                      {"tenant_id", str_fmt("uuid")},
                      {"email", str_fmt("email")},
@@ -69,19 +55,6 @@ const nlohmann::json& openapi_schemas() {
                      {"created_at", str_fmt("date-time")},
                      {"updated_at", str_fmt("date-time")},
                      {"last_login_at", {{"type", {"string", "null"}}, {"format", "date-time"}}}});
-    s["TenantCreated"] = {{"allOf", {ref("Tenant"), obj({{"admin", ref("User")}, {"api_key", str()}},
-                                                        {"admin", "api_key"})}}};
-    s["TenantUpdate"] = obj({{"name", str()}, {"plan", str()}, {"settings", {{"type", "object"}}}});
-    s["Plan"] = obj({{"id", str_fmt("uuid")},
-                     {"key", str()},
-                     {"name", str()},
-                     {"rate_limit_per_minute", integer()},
-                     {"max_users", integer()},
-                     {"max_api_keys", integer()},
-                     {"modules", {{"type", "array"}, {"items", str()}}},
-                     {"created_at", str_fmt("date-time")},
-                     {"updated_at", str_fmt("date-time")}},
-                    {"id", "key", "name", "rate_limit_per_minute", "max_users", "max_api_keys", "modules"});
     const nlohmann::json check = obj({{"status", {{"type", "string"}, {"enum", {"up", "down", "unknown"}}}},
                                       {"latency_ms", {{"type", "number"}}},
                                       {"checked_at", str_fmt("date-time")}});
@@ -104,18 +77,6 @@ const nlohmann::json& openapi_schemas() {
           {{"type", "array"},
            {"items", obj({{"api_key_id", {{"type", {"string", "null"}}}}, {"calls", integer()}})}}}},
         {"tenant_id", "from", "to", "total", "days", "api_keys"});
-    s["PlanCreate"] = obj({{"key", str()},
-                           {"name", str()},
-                           {"rate_limit_per_minute", integer()},
-                           {"max_users", integer()},
-                           {"max_api_keys", integer()},
-                           {"modules", {{"type", "array"}, {"items", str()}}}},
-                          {"key", "name"});
-    s["PlanUpdate"] = obj({{"name", str()},
-                           {"rate_limit_per_minute", integer()},
-                           {"max_users", integer()},
-                           {"max_api_keys", integer()},
-                           {"modules", {{"type", "array"}, {"items", str()}}}});
     s["SuperadminLogin"] = obj({{"username", str()}, {"password", str()}}, {"username", "password"});
     s["Login"] = obj({{"email", str_fmt("email")}, {"password", str()}, {"tenant", str()}}, {"email", "password"});
     s["TokenAnswer"] = obj({{"access_token", str()},

@@ -289,7 +289,6 @@ struct Platform::Impl {
       t.slug = "demo";
       t.admin_email = "john.doe@demo.com";
       t.admin_password = "demo123";
-      t.seeding = true;
       tenants.create_tenant(t);
       tenants.seed_user("demo", "jane.smith@demo.com", "Jane Smith", "CLIENT", "demo123");
       tenants.seed_in_tenant("demo", [&](const db::TenantScope& scope) {

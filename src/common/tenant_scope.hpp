@@ -18,6 +18,12 @@ namespace cdx {
 class TenantScope {
  public:
   const std::string& tenant_id() const { return tenant_id_; }
+  // The scope of no tenant, for platform rows (tenants, plans), which have no tenant_id. Its tenant_id() is
+  // empty: a tenant query handed it by mistake matches no row (and row-level security shows none).
+  static const TenantScope& none() {
+    static const TenantScope kNone{std::string()};
+    return kNone;
+  }
 
  private:
   explicit TenantScope(std::string tenant_id) : tenant_id_(std::move(tenant_id)) {}

@@ -3,7 +3,6 @@
 #include "common/task.hpp"
 
 #include "common/clock.hpp"
-#include "common/json_body.hpp"
 #include "core/module.hpp"
 #include "core/remote_api.hpp"
 #include "http/router.hpp"
@@ -28,10 +27,9 @@ void CoreModule::mount_internal(http::Router& r) {
   r.add(
       Method::kPost, "/internal/v1/superadmins/verify",
       [this](Context& ctx) -> Task<void> {
-        JsonBody in(ctx.req.body);
-        const std::string username = in.required_string("username", 1, 256);
-        const std::string password = in.required_string("password", 1, 1024);
-        in.finish();
+        const nlohmann::json in = kit::read_body(superadmin_login_body_, ctx.req.body, kit::Mode::kCreate);
+        const std::string username = in.at("username").get<std::string>();
+        const std::string password = in.at("password").get<std::string>();
         auto who = co_await workers_.run([&] { return service_.verify_superadmin(username, password); });
         if (!who) throw Error(Code::kNotFound, "Unknown username or wrong password.");
         ctx.res.json(200, nlohmann::json{{"id", who->id}, {"username", who->username}}.dump());

@@ -49,6 +49,14 @@ CREATE TABLE cdx_db.usage_daily (
   PRIMARY KEY (tenant_id, day, key_id)
 );
 )SQL"},
+      // The kit lists newest first by (created_at, id), with the filters in front.
+      {3, "tenant list order", R"SQL(
+CREATE INDEX tenants_created ON cdx_db.tenants (created_at, id);
+CREATE INDEX tenants_status_created ON cdx_db.tenants (status, created_at, id);
+CREATE INDEX tenants_plan_created ON cdx_db.tenants (plan, created_at, id);
+DROP INDEX cdx_db.tenants_status;
+DROP INDEX cdx_db.tenants_plan;
+)SQL"},
   };
 }
 

@@ -36,12 +36,6 @@ struct Superadmin {
   std::string password_hash;
 };
 
-struct TenantFilter {
-  std::optional<std::string> status, plan, q;
-  int limit = 50;
-  std::optional<std::string> after_id;
-};
-
 inline const std::vector<std::string>& all_modules() {
   static const std::vector<std::string> kModules = {"auth", "crm", "cms", "billing", "analytics"};
   return kModules;

@@ -1,13 +1,18 @@
 // The core module: tenants, plans and superadmins in cdx_db, under /api/v1/tenants and /api/v1/plans.
+// Tenants and plans are kit resources (resources.cpp) on platform rows; the rest is hand-written.
 //   auto core = std::make_unique<core::CoreModule>(factory.open("cdx_db"), workers, auth_api, purger);
 #pragma once
 #include <memory>
 
-#include "kit/module.hpp"
 #include "common/worker_pool.hpp"
+#include "core/resources.hpp"
 #include "core/service.hpp"
 #include "core/services.hpp"
 #include "core/store.hpp"
+#include "db/outbox.hpp"
+#include "kit/idempotency.hpp"
+#include "kit/kit.hpp"
+#include "kit/module.hpp"
 
 namespace cdx::http {
 struct Context;
@@ -19,7 +24,17 @@ class CoreModule final : public Module {
  public:
   CoreModule(std::shared_ptr<db::Database> db, WorkerPool& workers, auth::Api& auth, TenantPurger purge,
              const ScopeMinter& minter)
-      : db_(std::move(db)), workers_(workers), store_(db_), service_(store_, auth, std::move(purge), minter) {}
+      : db_(std::move(db)),
+        workers_(workers),
+        store_(db_),
+        outbox_(db_->schema()),
+        idempotency_(db_),
+        kit_(db_, outbox_, workers, idempotency_),
+        tenants_(kit_.add(announced(tenant_resource(), false))),
+        plans_(kit_.add(announced(plan_resource(), true))),
+        tenant_create_body_(tenant_create_body(tenants_)),
+        superadmin_login_body_(superadmin_login_body()),
+        service_(*db_, store_, kit_, tenants_, plans_, auth, std::move(purge), minter) {}
 
   std::string_view name() const override { return "core"; }
   db::Database& database() override { return *db_; }
@@ -28,6 +43,7 @@ class CoreModule final : public Module {
   void mount_internal(http::Router& router) override;  // internal_routes.cpp
   void tick() override { services_.poll(); }
   void purge_tenant(const db::TenantScope&) override {}  // the tenant row itself goes last, in the service
+  void add_openapi_schemas(nlohmann::json& schemas) const override;
 
   TenantService& service() { return service_; }
   // Behind a gateway (constellation), tenant and plan changes tell it to drop its cached credentials.
@@ -37,10 +53,21 @@ class CoreModule final : public Module {
  private:
   // The tenant's cached credentials must be re-checked (status, plan): tells the gateway, if any.
   void tenants_changed(http::Context& ctx) const;
+  // r with an after_commit hook telling auth and the gateway about a change (a plan's: every tenant's).
+  kit::Resource announced(kit::Resource r, bool every_tenant);
 
   std::shared_ptr<db::Database> db_;
   WorkerPool& workers_;
   Store store_;
+  // The kit's collaborators. Tenants and plans are platform resources: no events (cdx_db has no outbox
+  // yet) and no Idempotency-Key store, so neither has a table.
+  db::Outbox outbox_;
+  kit::Idempotency idempotency_;
+  kit::Kit kit_;
+  const kit::Resource& tenants_;
+  const kit::Resource& plans_;
+  const kit::Resource tenant_create_body_;
+  const kit::Resource superadmin_login_body_;
   TenantService service_;
   ServiceRegistry services_;
   bool behind_gateway_ = false;

@@ -1,12 +1,11 @@
-// Core's HTTP handlers: parse, call the service on a worker, render. Access is declared per route.
+// Core's HTTP handlers beside the kit's (tenant list, get and update; plans): tenant creation, status,
+// deletion and usage, and the service registry. Parse, call the service on a worker, render.
 #include <utility>
 #include "common/task.hpp"
 
 #include "common/clock.hpp"
-#include "common/json_body.hpp"
 #include "core/module.hpp"
 #include "http/assertion.hpp"
-#include "http/pagination.hpp"
 #include "http/router.hpp"
 
 namespace cdx::core {
@@ -17,44 +16,6 @@ using http::Method;
 namespace asio = boost::asio;
 
 namespace {
-
-TenantPatch parse_tenant_patch(std::string_view body) {
-  JsonBody in(body);
-  TenantPatch p;
-  p.name = in.optional_string("name", 1, 200);
-  p.plan = in.optional_string("plan", 2, 63);
-  p.settings = in.optional_object("settings");
-  if (in.has("slug")) in.fail("slug", "cannot be changed");
-  if (in.has("status")) in.fail("status", "use /suspend or /resume");
-  in.finish();
-  return p;
-}
-
-NewPlan parse_new_plan(std::string_view body) {
-  JsonBody in(body);
-  NewPlan p;
-  p.key = in.required_string("key", 2, 63);
-  p.name = in.required_string("name", 1, 200);
-  p.rate_limit_per_minute = in.optional_int("rate_limit_per_minute", 1, 100'000'000).value_or(6000);
-  p.max_users = in.optional_int("max_users", 0, 100'000'000).value_or(100);
-  p.max_api_keys = in.optional_int("max_api_keys", 0, 1'000'000).value_or(20);
-  if (auto m = in.optional_string_array("modules")) p.modules = *m;
-  in.finish();
-  return p;
-}
-
-PlanPatch parse_plan_patch(std::string_view body) {
-  JsonBody in(body);
-  PlanPatch p;
-  p.name = in.optional_string("name", 1, 200);
-  p.rate_limit_per_minute = in.optional_int("rate_limit_per_minute", 1, 100'000'000);
-  p.max_users = in.optional_int("max_users", 0, 100'000'000);
-  p.max_api_keys = in.optional_int("max_api_keys", 0, 1'000'000);
-  p.modules = in.optional_string_array("modules");
-  if (in.has("key")) in.fail("key", "cannot be changed");
-  in.finish();
-  return p;
-}
 
 // A day parameter of the usage query: YYYY-MM-DD, a real calendar day.
 std::string usage_day(const Context& ctx, std::string_view name, std::string fallback) {
@@ -71,142 +32,93 @@ void CoreModule::tenants_changed(http::Context& ctx) const {
   if (behind_gateway_) ctx.res.header_lines += http::kInvalidateLine;
 }
 
+kit::Resource CoreModule::announced(kit::Resource r, bool every_tenant) {
+  kit::Hooks h = r.hooks();
+  h.after_commit = [this, every_tenant](Context& ctx, kit::Op op, const nlohmann::json& row) {
+    if (op == kit::Op::kCreate) return;  // a new plan applies to no tenant yet
+    service_.tenant_changed(every_tenant ? std::string() : row.at("id").get<std::string>());
+    tenants_changed(ctx);
+  };
+  r.hooks(std::move(h));
+  return r;
+}
+
+void CoreModule::add_openapi_schemas(nlohmann::json& schemas) const {
+  kit_.add_schemas(schemas);
+  kit::add_body_schema(schemas, tenant_create_body_, "TenantCreate");
+  schemas["TenantCreated"] = {
+      {"allOf",
+       {{{"$ref", "#/components/schemas/Tenant"}},
+        {{"type", "object"},
+         {"properties",
+          {{"admin", {{"$ref", "#/components/schemas/User"}}}, {"api_key", {{"type", "string"}}}}},
+         {"required", {"admin", "api_key"}}}}}};
+}
+
 void CoreModule::mount(http::Router& r) {
-  r.add(
-      Method::kPost, "/api/v1/tenants",
-      [this](Context& ctx) -> Task<void> {
-        JsonBody in(ctx.req.body);
-        NewTenant t;
-        t.name = in.required_string("name", 1, 200);
-        t.slug = in.required_string("slug", 1, 63);
-        t.plan = in.optional_string("plan", 2, 63);
-        t.admin_email = in.required_string("admin_email", 3, 254);
-        t.admin_password = in.optional_string("admin_password", 1, 256);
-        t.settings = in.optional_object("settings").value_or(nlohmann::json::object());
-        in.finish();
-        auto out = co_await workers_.run([&] { return service_.create_tenant(t); });
-        ctx.res.json(201, out.dump());
-      },
-      {.access = Access::kSuperadmin,
-       .summary = "Create a tenant with its first ADMIN user and a secret API key (shown once)",
-       .tag = "tenants",
-       .request_schema = "TenantCreate",
-       .response_schema = "TenantCreated",
-       .success_status = 201});
-
-  r.add(
-      Method::kGet, "/api/v1/tenants",
-      [this](Context& ctx) -> Task<void> {
-        const http::Page page = http::parse_page(ctx.req);
-        TenantFilter f;
-        f.limit = page.limit;
-        f.after_id = page.after;
-        f.status = ctx.req.query_param("status");
-        f.plan = ctx.req.query_param("plan");
-        f.q = ctx.req.query_param("q");
-        if (f.q && f.q->empty()) f.q.reset();
-        if (f.status && *f.status != "active" && *f.status != "suspended")
-          throw Error::validation({{"status", "must be 'active' or 'suspended'"}});
-        auto tenants = co_await workers_.run([&] { return service_.list_tenants(f); });
-        nlohmann::json items = nlohmann::json::array();
-        for (const auto& t : tenants) items.push_back(to_json(t));
-        ctx.res.json(200, http::render_page(std::move(items), page));
-      },
-      {.access = Access::kSuperadmin,
-       .summary = "List tenants, newest first",
-       .tag = "tenants",
-       .response_schema = "Tenant",
-       .list = true,
-       .query_params = {"status", "plan", "q"}});
-
-  r.add(
-      Method::kGet, "/api/v1/tenants/{id}",
-      [this](Context& ctx) -> Task<void> {
-        auto t = co_await workers_.run([&] { return service_.get_tenant(ctx.req.param(0)); });
-        ctx.res.json(200, to_json(t).dump());
-      },
-      {.access = Access::kSuperadmin, .summary = "Get a tenant by id or slug", .tag = "tenants",
-       .response_schema = "Tenant"});
-
-  r.add(
-      Method::kPatch, "/api/v1/tenants/{id}",
-      [this](Context& ctx) -> Task<void> {
-        TenantPatch patch = parse_tenant_patch(ctx.req.body);
-        auto t = co_await workers_.run([&] { return service_.update_tenant(ctx.req.param(0), patch); });
-        tenants_changed(ctx);
-        ctx.res.json(200, to_json(t).dump());
-      },
-      {.access = Access::kSuperadmin, .summary = "Update a tenant's name, plan or settings", .tag = "tenants",
-       .request_schema = "TenantUpdate", .response_schema = "Tenant"});
-
-  for (auto [path, status, summary] : {std::tuple{"/api/v1/tenants/{id}/suspend", "suspended", "Suspend a tenant"},
-                                       std::tuple{"/api/v1/tenants/{id}/resume", "active", "Resume a tenant"}}) {
-    r.add(
-        Method::kPost, path,
-        [this, status = std::string(status)](Context& ctx) -> Task<void> {
-          auto t = co_await workers_.run([&] { return service_.set_status(ctx.req.param(0), status); });
-          tenants_changed(ctx);
-          ctx.res.json(200, to_json(t).dump());
+  r.add(Method::kPost, "/api/v1/tenants",
+        [this](Context& ctx) -> Task<void> {
+          nlohmann::json fields = kit::read_body(tenant_create_body_, ctx.req.body, kit::Mode::kCreate);
+          const std::string email = fields.at("admin_email").get<std::string>();
+          std::optional<std::string> password;
+          if (fields.contains("admin_password") && fields["admin_password"].is_string())
+            password = fields["admin_password"].get<std::string>();
+          fields.erase("admin_email");
+          fields.erase("admin_password");
+          const kit::Actor actor = kit::actor_of(ctx);
+          auto out =
+              co_await workers_.run([&] { return service_.create_tenant(fields, email, password, actor); });
+          ctx.res.json(201, out.dump());
         },
-        {.access = Access::kSuperadmin, .summary = summary, .tag = "tenants", .response_schema = "Tenant"});
+        {.access = Access::kSuperadmin,
+         .summary = "Create a tenant with its first ADMIN user and a secret API key (shown once)",
+         .tag = "tenants",
+         .request_schema = "TenantCreate",
+         .response_schema = "TenantCreated",
+         .success_status = 201});
+
+  kit_.mount(r);  // GET /api/v1/tenants[/{id}], PATCH /api/v1/tenants/{id}; /api/v1/plans
+
+  for (auto [path, status, summary] :
+       {std::tuple{"/api/v1/tenants/{id}/suspend", "suspended", "Suspend a tenant"},
+        std::tuple{"/api/v1/tenants/{id}/resume", "active", "Resume a tenant"}}) {
+    r.add(Method::kPost, path,
+          [this, status = std::string(status)](Context& ctx) -> Task<void> {
+            const kit::Actor actor = kit::actor_of(ctx);
+            auto t =
+                co_await workers_.run([&] { return service_.set_status(ctx.req.param(0), status, actor); });
+            tenants_changed(ctx);
+            ctx.res.json(200, to_json(t).dump());
+          },
+          {.access = Access::kSuperadmin, .summary = summary, .tag = "tenants", .response_schema = "Tenant"});
   }
 
-  r.add(
-      Method::kDelete, "/api/v1/tenants/{id}",
-      [this](Context& ctx) -> Task<void> {
-        co_await workers_.run([&] { service_.delete_tenant(ctx.req.param(0)); });
-        tenants_changed(ctx);
-        ctx.res.no_content();
-      },
-      {.access = Access::kSuperadmin, .summary = "Delete a tenant and purge its data in every module",
-       .tag = "tenants", .success_status = 204});
+  r.add(Method::kDelete, "/api/v1/tenants/{id}",
+        [this](Context& ctx) -> Task<void> {
+          const kit::Actor actor = kit::actor_of(ctx);
+          co_await workers_.run([&] { service_.delete_tenant(ctx.req.param(0), actor); });
+          tenants_changed(ctx);
+          ctx.res.no_content();
+        },
+        {.access = Access::kSuperadmin,
+         .summary = "Delete a tenant and purge its data in every module",
+         .tag = "tenants",
+         .success_status = 204});
 
-  r.add(
-      Method::kGet, "/api/v1/plans",
-      [this](Context& ctx) -> Task<void> {
-        auto plans = co_await workers_.run([&] { return service_.list_plans(); });
-        nlohmann::json items = nlohmann::json::array();
-        for (const auto& p : plans) items.push_back(to_json(p));
-        ctx.res.json(200, nlohmann::json{{"data", std::move(items)}, {"next_cursor", nullptr}}.dump());
-      },
-      {.access = Access::kAuthenticated, .summary = "List platform plans", .tag = "plans",
-       .response_schema = "Plan", .list = true});
-
-  r.add(
-      Method::kPost, "/api/v1/plans",
-      [this](Context& ctx) -> Task<void> {
-        NewPlan p = parse_new_plan(ctx.req.body);
-        auto plan = co_await workers_.run([&] { return service_.create_plan(p); });
-        ctx.res.json(201, to_json(plan).dump());
-      },
-      {.access = Access::kSuperadmin, .summary = "Create a plan", .tag = "plans", .request_schema = "PlanCreate",
-       .response_schema = "Plan", .success_status = 201});
-
-  r.add(
-      Method::kPatch, "/api/v1/plans/{id}",
-      [this](Context& ctx) -> Task<void> {
-        PlanPatch patch = parse_plan_patch(ctx.req.body);
-        auto plan = co_await workers_.run([&] { return service_.update_plan(ctx.req.param(0), patch); });
-        tenants_changed(ctx);
-        ctx.res.json(200, to_json(plan).dump());
-      },
-      {.access = Access::kSuperadmin, .summary = "Update a plan's name, quotas or modules", .tag = "plans",
-       .request_schema = "PlanUpdate", .response_schema = "Plan"});
-
-  r.add(
-      Method::kGet, "/api/v1/tenants/{id}/usage",
-      [this](Context& ctx) -> Task<void> {
-        const std::string to = usage_day(ctx, "to", format_rfc3339(Clock::now()).substr(0, 10));
-        const std::string from = usage_day(ctx, "from", format_rfc3339(Clock::now() - std::chrono::hours(24 * 29)).substr(0, 10));
-        if (from > to) throw Error::validation({{"from", "must not be after to"}});
-        auto out = co_await workers_.run([&] { return service_.usage(ctx.req.param(0), from, to); });
-        ctx.res.json(200, out.dump());
-      },
-      {.access = Access::kSuperadmin,
-       .summary = "API calls of a tenant per day and per API key (default: the last 30 days, UTC)",
-       .tag = "tenants",
-       .response_schema = "TenantUsage",
-       .query_params = {"from", "to"}});
+  r.add(Method::kGet, "/api/v1/tenants/{id}/usage",
+        [this](Context& ctx) -> Task<void> {
+          const std::string to = usage_day(ctx, "to", format_rfc3339(Clock::now()).substr(0, 10));
+          const std::string from = usage_day(
+              ctx, "from", format_rfc3339(Clock::now() - std::chrono::hours(24 * 29)).substr(0, 10));
+          if (from > to) throw Error::validation({{"from", "must not be after to"}});
+          auto out = co_await workers_.run([&] { return service_.usage(ctx.req.param(0), from, to); });
+          ctx.res.json(200, out.dump());
+        },
+        {.access = Access::kSuperadmin,
+         .summary = "API calls of a tenant per day and per API key (default: the last 30 days, UTC)",
+         .tag = "tenants",
+         .response_schema = "TenantUsage",
+         .query_params = {"from", "to"}});
 
   r.add_sync(
       Method::kGet, "/api/v1/services",
@@ -214,7 +126,8 @@ void CoreModule::mount(http::Router& r) {
         ctx.res.json(200, nlohmann::json{{"data", services_.list()}, {"next_cursor", nullptr}}.dump());
       },
       {.access = Access::kSuperadmin,
-       .summary = "Every service of the platform: URL, status, latency, last check, version and recent history",
+       .summary =
+           "Every service of the platform: URL, status, latency, last check, version and recent history",
        .tag = "services",
        .response_schema = "Service",
        .list = true});

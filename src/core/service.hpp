@@ -1,6 +1,7 @@
-// Tenant lifecycle rules between core's routes and its store: creating a tenant with its first admin,
-// status changes, deletion purging every module, plans, and superadmin credentials.
-//   nlohmann::json created = service.create_tenant(input);   // blocking: run on a worker
+// Tenant lifecycle rules around the kit's tenant and plan resources: creating a tenant with its first
+// admin (in auth, outside core's transaction), status changes, deletion purging every module, and
+// superadmin credentials.
+//   nlohmann::json created = service.create_tenant(fields, "ops@acme.com", std::nullopt);   // on a worker
 #pragma once
 #include <functional>
 #include <optional>
@@ -9,41 +10,44 @@
 #include "auth/api.hpp"
 #include "core/api.hpp"
 #include "core/store.hpp"
+#include "kit/kit.hpp"
 
 namespace cdx::core {
 
+// A tenant made by code (demo seeding): its well-known passwords skip the password policy.
 struct NewTenant {
   std::string name, slug;
   std::optional<std::string> plan;
   std::string admin_email;
   std::optional<std::string> admin_password;
   nlohmann::json settings = nlohmann::json::object();
-  bool seeding = false;  // demo data: its well-known passwords skip the password policy
-};
-
-struct NewPlan {
-  std::string key, name;
-  int64_t rate_limit_per_minute = 6000, max_users = 100, max_api_keys = 20;
-  std::vector<std::string> modules = all_modules();
 };
 
 using TenantPurger = std::function<void(const db::TenantScope&)>;
 
 class TenantService final : public Api {
  public:
-  TenantService(Store& store, auth::Api& auth, TenantPurger purge, const ScopeMinter& minter)
-      : store_(store), auth_(auth), purge_(std::move(purge)), minter_(minter) {}
+  TenantService(db::Database& db, Store& store, const kit::Kit& kit, const kit::Resource& tenants,
+                const kit::Resource& plans, auth::Api& auth, TenantPurger purge, const ScopeMinter& minter)
+      : db_(db),
+        store_(store),
+        kit_(kit),
+        tenants_(tenants),
+        plans_(plans),
+        auth_(auth),
+        purge_(std::move(purge)),
+        minter_(minter) {}
 
+  // fields: the tenant resource's, read by the kit (kit::read_fields). The row is committed first, then the
+  // first admin is made; the row is deleted again when that fails.
+  nlohmann::json create_tenant(const nlohmann::json& fields, const std::string& admin_email,
+                               const std::optional<std::string>& admin_password, const kit::Actor& actor);
   nlohmann::json create_tenant(const NewTenant& in);
   Tenant get_tenant(std::string_view id_or_slug);  // 404 when absent
-  std::vector<Tenant> list_tenants(const TenantFilter& f) { return store_.list_tenants(f); }
-  Tenant update_tenant(std::string_view id_or_slug, const TenantPatch& patch);
-  Tenant set_status(std::string_view id_or_slug, const std::string& status);
-  void delete_tenant(std::string_view id_or_slug);
-
-  std::vector<Plan> list_plans() { return store_.list_plans(); }
-  Plan create_plan(const NewPlan& in);
-  Plan update_plan(std::string_view id_or_key, const PlanPatch& patch);
+  Tenant set_status(std::string_view id_or_slug, const std::string& status, const kit::Actor& actor);
+  void delete_tenant(std::string_view id_or_slug, const kit::Actor& actor);
+  // The tenant's (or, with "", every tenant's) cached credentials must be checked again.
+  void tenant_changed(const std::string& tenant_id) { auth_.tenant_changed(tenant_id); }
 
   void record_usage(const std::vector<kit::Usage>& usage) { store_.add_usage(usage); }
   // GET /api/v1/tenants/{id}/usage: calls per day and per API key over [from, to] (YYYY-MM-DD, UTC).
@@ -52,8 +56,8 @@ class TenantService final : public Api {
   // Runs fn inside an existing tenant's scope: demo seeding only, a superadmin path by name.
   void seed_in_tenant(std::string_view tenant, const std::function<void(const db::TenantScope&)>& fn);
   // Adds a user to an existing tenant (demo seeding).
-  void seed_user(std::string_view tenant, const std::string& email, const std::string& name, const std::string& role,
-                 const std::string& password);
+  void seed_user(std::string_view tenant, const std::string& email, const std::string& name,
+                 const std::string& role, const std::string& password);
   // Creates a superadmin; false when the username is taken.
   bool create_superadmin(const std::string& username, const std::string& password);
   // Creates "user:password" when no superadmin exists yet; true when it created one.
@@ -61,7 +65,8 @@ class TenantService final : public Api {
 
   // Api
   std::optional<TenantInfo> find_tenant(std::string_view id_or_slug) override;
-  std::optional<SuperadminIdentity> verify_superadmin(std::string_view username, std::string_view password) override;
+  std::optional<SuperadminIdentity> verify_superadmin(std::string_view username,
+                                                      std::string_view password) override;
   std::optional<SuperadminIdentity> find_superadmin(std::string_view id) override;
 
   // Ids and slugs are short lower-case ASCII; anything else names no tenant and never reaches SQL or
@@ -69,8 +74,13 @@ class TenantService final : public Api {
   static bool plausible_tenant_key(std::string_view key) { return core::plausible_tenant_key(key); }
 
  private:
-  void check_plan_exists(const std::string& plan, const char* field);
+  kit::Caller caller(const kit::Actor& actor) const { return {db::TenantScope::none(), actor, std::nullopt}; }
+
+  db::Database& db_;
   Store& store_;
+  const kit::Kit& kit_;
+  const kit::Resource& tenants_;
+  const kit::Resource& plans_;
   auth::Api& auth_;
   TenantPurger purge_;
   const ScopeMinter& minter_;  // the operator's own: it creates and purges tenants

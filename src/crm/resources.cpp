@@ -235,7 +235,7 @@ kit::Resource pipeline_resource() {
                  .no_column()
                  .renders_as("Stage")
                  .doc("the pipeline's stages, by position"))
-      .default_sort("created_at", false)
+      .default_sort("created_at")
       .describe_create("Create a pipeline with its stages")
       .describe_list(
           "List pipelines with their stages, oldest first (the default 'Sales' pipeline is created on "
@@ -254,7 +254,7 @@ kit::Resource stage_resource(const kit::Resource& pipelines) {
                  .not_null()
                  .sortable()
                  .doc("0 first; default: last; later stages shift"))
-      .default_sort("position", false)
+      .default_sort("position")
       .delete_param("move_deals_to")
       .describe_create("Add a stage (at the end, or at position; later stages shift)")
       .describe_list("The pipeline's stages by position")

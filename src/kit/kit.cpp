@@ -41,7 +41,7 @@ std::optional<std::string> read_text(const json& v, const Field& f, Problems& p)
     p.fail("must be a string");
     return std::nullopt;
   }
-  std::string s = trim(v.get_ref<const std::string&>());
+  std::string s = f.is_verbatim ? v.get<std::string>() : trim(v.get_ref<const std::string&>());
   if (!clean_text(s, f.is_multiline)) {
     p.fail(f.is_multiline ? "must not contain control characters other than tab and newline"
                           : "must not contain control characters");
@@ -266,6 +266,26 @@ json value_of(const Field& f, const db::Row& row, size_t i) {
   }
 }
 
+// merge_patch() fields: the PATCH value is merged into the stored object (RFC 7396: null removes a key);
+// null resets the field (to its default). The merged object keeps the field's size limit.
+void merge_fields(const Resource& r, json& row, const json& before, const json& patch) {
+  for (const Field& f : r.fields()) {
+    auto it = patch.find(f.name);
+    if (!f.merges || it == patch.end()) continue;
+    if (it->is_null()) {  // the whole field reset
+      row[f.name] = empty_value(f);
+      continue;
+    }
+    json merged = before.value(f.name, json::object());
+    if (!merged.is_object()) merged = json::object();
+    merged.merge_patch(*it);
+    if (dump(merged).size() > f.max_len)
+      throw Error::validation(
+          {{f.name, fmt::format("must be at most {} bytes as JSON (after merging)", f.max_len)}});
+    row[f.name] = std::move(merged);
+  }
+}
+
 std::string sort_value(const json& v) {
   if (v.is_string()) return v.get<std::string>();
   if (v.is_boolean()) return v.get<bool>() ? "1" : "0";
@@ -307,7 +327,8 @@ json read_fields(const Resource& r, const json& doc, Mode mode, std::vector<Fiel
     }
     if (f && !f->is_read_only) continue;
     if (f || kServerSet.count(name)) {
-      errors.push_back({name, "is read-only"});
+      errors.push_back({name, f && !f->read_only_reason.empty() ? "is read-only: " + f->read_only_reason
+                                                                : "is read-only"});
     } else {
       std::vector<std::string> known;
       for (const auto& x : r.fields())
@@ -328,11 +349,16 @@ json read_fields(const Resource& r, const json& doc, Mode mode, std::vector<Fiel
       }
       continue;
     }
+    if (mode == Mode::kUpdate && f.is_immutable) {
+      errors.push_back({f.name, "cannot be changed"});
+      continue;
+    }
     if (it->is_null()) {
       if (!f.is_nullable)
         errors.push_back({f.name, "cannot be null"});
       else
-        patch[f.name] = f.default_value;  // null clears: to the default where there is one
+        // null clears: to the default where there is one (a merged object: at update, see merge_fields)
+        patch[f.name] = f.merges && mode == Mode::kUpdate ? json(nullptr) : f.default_value;
       continue;
     }
     Problems p(f.name, errors);
@@ -468,9 +494,10 @@ json Kit::list(db::Tx& tx, const Caller& c, const Resource& r, const ListQuery& 
   // scanning the tenant in list order.)
   const bool two_step = q.q && !r.search_column().empty();
   Sql sql("SELECT " + (two_step ? std::string("id AS page_id") : r.select_list()) + " FROM " + r.table() +
-          " WHERE tenant_id = ");
-  const std::string tenant = sql.bind(c.scope.tenant_id());
-  sql += tenant;
+          " WHERE ");
+  // Platform rows have no tenant: every row is listed (a SUPERADMIN path, or rows any caller may read).
+  const std::string tenant = r.is_platform() ? std::string() : sql.bind(c.scope.tenant_id());
+  sql += r.is_platform() ? "1 = 1" : "tenant_id = " + tenant;
   if (c.owner) sql += " AND " + r.owner_column() + " = " + sql.bind_text(*c.owner);
   if (c.parent) sql += " AND " + r.parent_column() + " = " + sql.bind_text(*c.parent);
   for (const auto& [column, value] : q.equal) sql += " AND " + column + " = " + sql.bind_text(value);
@@ -517,7 +544,8 @@ json Kit::list(db::Tx& tx, const Caller& c, const Resource& r, const ListQuery& 
   std::string text = sql.text();
   if (two_step)
     text = "SELECT " + r.select_list() + " FROM (" + text + ") AS page JOIN " + r.table() +
-           " ON id = page.page_id WHERE tenant_id = " + tenant + " ORDER BY " + col + dir + ", id" + dir;
+           " ON id = page.page_id" + (r.is_platform() ? "" : " WHERE tenant_id = " + tenant) + " ORDER BY " +
+           col + dir + ", id" + dir;
   json out = json::array();
   for (const auto& row : tx.query(text, sql.params()).rows) out.push_back(row_json(r, row));
   if (r.hooks().decorate && !out.empty()) r.hooks().decorate(tx, c.scope, out);
@@ -542,6 +570,7 @@ void not_found(const Resource& r, const std::string& id) {
 }
 
 Caller caller_of(const http::Context& ctx, const Resource& r) {
+  if (r.is_platform()) return Caller{db::TenantScope::none(), actor_of(ctx), std::nullopt};
   Caller c{*ctx.tenant, actor_of(ctx), std::nullopt};
   if (!r.owner_column().empty() && ctx.principal->role == Role::kClient) c.owner = ctx.principal->id;
   return c;
@@ -555,8 +584,8 @@ std::optional<json> Kit::find(db::Tx& tx, const Caller& c, const Resource& r, co
     if (!key || id.empty() || utf8_length(id) > key->max_len || !clean_text(id, false)) return std::nullopt;
     column = key->column();
   }
-  Sql sql("SELECT " + r.select_list() + " FROM " + r.table() + " WHERE tenant_id = ");
-  sql += sql.bind(c.scope.tenant_id());
+  Sql sql("SELECT " + r.select_list() + " FROM " + r.table() + " WHERE ");
+  sql += r.is_platform() ? "1 = 1" : "tenant_id = " + sql.bind(c.scope.tenant_id());
   sql += " AND " + column + " = " + sql.bind(id);
   if (c.owner) sql += " AND " + r.owner_column() + " = " + sql.bind_text(*c.owner);
   if (c.parent) sql += " AND " + r.parent_column() + " = " + sql.bind_text(*c.parent);
@@ -643,6 +672,14 @@ void Kit::store_row(db::Tx& tx, const Caller& c, const Resource& r, json& row, c
     if (before && before->value(f.name, json()) == row[f.name]) continue;
     auto col = std::find_if(cols.begin(), cols.end(), [&](const auto& p) { return p.first == f.unique_on; });
     if (col == cols.end()) continue;
+    if (r.is_platform()) {
+      if (!tx.query("SELECT 1 FROM " + r.table() + " WHERE " + f.unique_on + " = $1 AND id <> $2",
+                    {col->second, row["id"].get<std::string>()})
+               .empty())
+        throw Error(Code::kConflict,
+                    fmt::format("Another {} has the {} '{}'.", r.kind(), f.name, sort_value(row[f.name])));
+      continue;
+    }
     if (!tx.query("SELECT 1 FROM " + r.table() + " WHERE tenant_id = $1 AND " + f.unique_on +
                       " = $2 AND id <> $3",
                   {c.scope.tenant_id(), col->second, row["id"].get<std::string>()})
@@ -653,8 +690,9 @@ void Kit::store_row(db::Tx& tx, const Caller& c, const Resource& r, json& row, c
 
   Sql sql;
   if (!before) {
-    sql += "INSERT INTO " + r.table() + " (id, tenant_id";
-    std::string values = sql.bind_text(row["id"].get<std::string>()) + ", " + sql.bind(c.scope.tenant_id());
+    sql += "INSERT INTO " + r.table() + (r.is_platform() ? " (id" : " (id, tenant_id");
+    std::string values = sql.bind_text(row["id"].get<std::string>());
+    if (!r.is_platform()) values += ", " + sql.bind(c.scope.tenant_id());
     if (c.owner) {
       sql += ", " + r.owner_column();
       values += ", " + sql.bind_text(*c.owner);
@@ -673,8 +711,9 @@ void Kit::store_row(db::Tx& tx, const Caller& c, const Resource& r, json& row, c
   } else {
     sql += "UPDATE " + r.table() + " SET updated_at = " + sql.bind_text(row["updated_at"].get<std::string>());
     for (auto& [name, p] : cols) sql += ", " + name + " = " + sql.bind(p);
-    sql += " WHERE tenant_id = " + sql.bind(c.scope.tenant_id()) +
-           " AND id = " + sql.bind_text(row["id"].get<std::string>());
+    sql +=
+        r.is_platform() ? std::string(" WHERE 1 = 1") : " WHERE tenant_id = " + sql.bind(c.scope.tenant_id());
+    sql += " AND id = " + sql.bind_text(row["id"].get<std::string>());
   }
   tx.query(sql.text(), sql.params());
   if (r.hooks().after_write) r.hooks().after_write(change);
@@ -704,7 +743,7 @@ json Kit::create(db::Tx& tx, const Caller& c, const Resource& r, const json& pat
   }
   event[r.kind()] = row;
   event["actor"] = c.actor.to_json();
-  outbox_.append(tx, c.scope, r.event("created"), std::move(event));
+  if (r.has_events()) outbox_.append(tx, c.scope, r.event("created"), std::move(event));
   append_more(tx, c, std::move(more));
   return row;
 }
@@ -715,6 +754,7 @@ json Kit::update(db::Tx& tx, const Caller& c, const Resource& r, const std::stri
   if (!before) not_found(r, id);
   json row = *before;
   for (const auto& [k, v] : patch.items()) row[k] = v;
+  merge_fields(r, row, *before, patch);
   row["updated_at"] = now_text();
   json event = json::object();
   Events more;
@@ -727,7 +767,7 @@ json Kit::update(db::Tx& tx, const Caller& c, const Resource& r, const std::stri
   event[r.kind()] = row;
   event["changed"] = std::move(changed);
   event["actor"] = c.actor.to_json();
-  outbox_.append(tx, c.scope, r.event("updated"), std::move(event));
+  if (r.has_events()) outbox_.append(tx, c.scope, r.event("updated"), std::move(event));
   append_more(tx, c, std::move(more));
   return row;
 }
@@ -755,11 +795,14 @@ void Kit::remove(db::Tx& tx, const Caller& c, const Resource& r, const std::stri
       tx.query("DELETE FROM " + other->table() + " WHERE tenant_id = $1 AND " + other->parent_column() + " = $2",
                {c.scope.tenant_id(), id});
   }
-  tx.query("DELETE FROM " + r.table() + " WHERE tenant_id = $1 AND id = $2", {c.scope.tenant_id(), id});
+  if (r.is_platform())  // no tenant column (and no kit resource links to it: refs are tenant rows)
+    tx.query("DELETE FROM " + r.table() + " WHERE id = $1", {id});
+  else
+    tx.query("DELETE FROM " + r.table() + " WHERE tenant_id = $1 AND id = $2", {c.scope.tenant_id(), id});
   if (r.hooks().after_delete) r.hooks().after_delete(change);
   event["id"] = id;
   event["actor"] = c.actor.to_json();
-  outbox_.append(tx, c.scope, r.event("deleted"), std::move(event));
+  if (r.has_events()) outbox_.append(tx, c.scope, r.event("deleted"), std::move(event));
   append_more(tx, c, std::move(more));
 }
 
@@ -772,6 +815,7 @@ void Kit::append_more(db::Tx& tx, const Caller& c, Events more) const {
 
 void Kit::purge_tenant(db::Tx& tx, const db::TenantScope& scope) const {
   for (const auto& r : resources_) {
+    if (r->is_platform()) continue;  // not a tenant's data
     for (const auto& side : r->side_tables())
       tx.query("DELETE FROM " + side + " WHERE tenant_id = $1", {scope.tenant_id()});
     tx.query("DELETE FROM " + r->table() + " WHERE tenant_id = $1", {scope.tenant_id()});

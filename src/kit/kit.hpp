@@ -117,6 +117,9 @@ class Kit {
  private:
   void mount_one(http::Router& router, const Resource& r) const;
   void mount_csv(http::Router& router, const Resource& r) const;  // import and export
+  // A platform resource's routes (routes.cpp): platform transactions, no Idempotency-Key, the
+  // declared routes() only, read_access() on reads, after_commit once committed.
+  void mount_platform(http::Router& router, const Resource& r) const;
   using Events = std::vector<std::pair<std::string, nlohmann::json>>;
   // Links and the validate hook (422), then the unique checks (409), the statement and after_write.
   void check_row(db::Tx& tx, const Caller& c, const Resource& r, nlohmann::json& row,
@@ -146,6 +149,8 @@ std::optional<std::string> query_text(const http::Context& ctx, std::string_view
 void add_schema(nlohmann::json& schemas, const Resource& r);
 // The query parameters a resource's list takes (q, sort, its filters), for its docs.
 std::vector<std::string> list_params(const Resource& r);
+// The create schema of a resource that only declares a body's fields (a hand-written route's), as `name`.
+void add_body_schema(nlohmann::json& schemas, const Resource& r, const std::string& name);
 // A row's JSON as the kit renders it, from a result row in select_list() order.
 nlohmann::json row_json(const Resource& r, const db::Row& row);
 // Path ids that cannot be ours answer 404 without asking the database.

@@ -252,11 +252,12 @@ TEST_F(KitTest, OwnedRowsAreTheirOwnersOnly) {
 // Rows nested under another resource's rows (entries of a content type, stages of a pipeline), and a
 // resource addressed by its key as well as its id.
 TEST_F(KitTest, NestedRowsLiveUnderTheirParentWhichTheKeyNames) {
-  db_->migrate({{5, "racks and slots",
-                 "CREATE TABLE shelf_db.racks (id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, code TEXT NOT NULL, "
-                 "created_at TEXT NOT NULL, updated_at TEXT NOT NULL, UNIQUE (tenant_id, code));"
-                 "CREATE TABLE shelf_db.slots (id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, rack_id TEXT NOT NULL, "
-                 "label TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL);"}});
+  db_->migrate(
+      {{5, "racks and slots",
+        "CREATE TABLE shelf_db.racks (id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, code TEXT NOT NULL, "
+        "created_at TEXT NOT NULL, updated_at TEXT NOT NULL, UNIQUE (tenant_id, code));"
+        "CREATE TABLE shelf_db.slots (id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, rack_id TEXT NOT NULL, "
+        "label TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL);"}});
   Resource racks_decl("shelf", "rack", "racks");
   racks_decl.field(text("code", 20).required().unique()).key("code").item_param("code");
   const Resource& racks = kit_->add(std::move(racks_decl));
@@ -266,10 +267,15 @@ TEST_F(KitTest, NestedRowsLiveUnderTheirParentWhichTheKeyNames) {
   EXPECT_EQ(slots.path(), "/api/v1/shelf/racks/{code}/slots");
 
   Caller c{a_, {"user", "u1"}, std::nullopt, std::nullopt};
-  const json rack = db_->write(a_, [&](db::Tx& tx) { return kit_->create(tx, c, racks, {{"code", "east"}}); });
-  const json other = db_->write(a_, [&](db::Tx& tx) { return kit_->create(tx, c, racks, {{"code", "west"}}); });
+  const json rack = db_->write(a_, [&](db::Tx& tx) {
+    return kit_->create(tx, c, racks, {{"code", "east"}});
+  });
+  const json other = db_->write(a_, [&](db::Tx& tx) {
+    return kit_->create(tx, c, racks, {{"code", "west"}});
+  });
   // The key names the rack as well as its id; what is neither is not found.
-  EXPECT_EQ(db_->read(a_, [&](db::Tx& tx) { return kit_->find(tx, c, racks, "east"); })->at("id"), rack["id"]);
+  EXPECT_EQ(db_->read(a_, [&](db::Tx& tx) { return kit_->find(tx, c, racks, "east"); })->at("id"),
+            rack["id"]);
   EXPECT_FALSE(db_->read(a_, [&](db::Tx& tx) { return kit_->find(tx, c, racks, "north"); }));
   EXPECT_THROW(db_->read(a_, [&](db::Tx& tx) { kit_->resolve_parent(tx, c, slots, "north"); }), Error);
 
@@ -326,7 +332,7 @@ TEST_F(KitTest, ObjectListsDecorateDefaultSortAndImport) {
                  .create_only()
                  .no_column()
                  .renders_as("Card"))
-      .default_sort("name", false)
+      .default_sort("name")
       .csv()
       .hooks({.after_write =
                   [&](Change& ch) {
@@ -340,7 +346,7 @@ TEST_F(KitTest, ObjectListsDecorateDefaultSortAndImport) {
   const Resource& decks = kit_->add(std::move(decks_decl));
   Resource cards_decl("shelf", "card", "cards");
   cards_decl.parent(decks, "deck_id").field(text("face", 5).required()).field(integer("rank", 0, 13).required().sortable());
-  cards_decl.default_sort("rank", false);
+  cards_decl.default_sort("rank");
   cards_ptr = &kit_->add(std::move(cards_decl));
 
   // Every bad member is named with its item; PATCH may not give the list.
@@ -386,6 +392,89 @@ TEST_F(KitTest, ObjectListsDecorateDefaultSortAndImport) {
   EXPECT_EQ((*found)["size"], 7);
 }
 
+// Platform rows (core's tenants and plans): no tenant_id, the platform transactions, no events.
+TEST_F(KitTest, PlatformRowsHaveNoTenantAndWriteNoEvents) {
+  db_->migrate(
+      {{6, "genres",
+        "CREATE TABLE shelf_db.genres (id TEXT PRIMARY KEY, code TEXT NOT NULL UNIQUE, name TEXT NOT NULL, "
+        "secret TEXT, extra TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL);"}});
+  Resource decl("shelf", "genre", "genres");
+  decl.platform()
+      .no_events()
+      .access(http::Access::kSuperadmin)
+      .read_access(http::Access::kAuthenticated)
+      .key("code")
+      .field(text("code", 20).required().immutable().unique().sortable())
+      .field(text("name", 50).required())
+      .field(text("secret", 50).verbatim())
+      .field(object("extra", 64).defaults(json::object()).merge_patch())
+      .default_sort("code")
+      .routes({Op::kList, Op::kGet, Op::kUpdate});
+  const Resource& genres = kit_->add(std::move(decl));
+  EXPECT_EQ(genres.read_access(), http::Access::kAuthenticated);
+  EXPECT_TRUE(genres.mounts(Op::kUpdate));
+  EXPECT_FALSE(genres.mounts(Op::kCreate));
+
+  const Caller c{db::TenantScope::none(), {"superadmin", "s1"}, std::nullopt};
+  auto create = [&](std::string_view body) {
+    const json patch = read_body(genres, body, Mode::kCreate);
+    return db_->write_platform([&](db::Tx& tx) { return kit_->create(tx, c, genres, patch); });
+  };
+  const json sf = create(R"({"code":"sf","name":"Science fiction","secret":"  two spaces  "})");
+  create(R"({"code":"crime","name":"Crime","extra":{"a":1}})");
+  EXPECT_EQ(sf["secret"], "  two spaces  ");  // verbatim: not trimmed
+  EXPECT_EQ(sf["extra"], json::object());
+  // Unique across the platform (no tenant), answered 409.
+  try {
+    create(R"({"code":"sf","name":"Again"})");
+    ADD_FAILURE() << "a taken code must conflict";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), Code::kConflict);
+  }
+  // Every row is listed, in the declared default order; found by key; no event was written.
+  ListQuery q;
+  q.sort = "code", q.descending = false;
+  const json rows = db_->read_platform([&](db::Tx& tx) { return kit_->list(tx, c, genres, q); });
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[0]["code"], "crime");
+  EXPECT_EQ(db_->read_platform([&](db::Tx& tx) { return kit_->find(tx, c, genres, "sf"); })->at("id"),
+            sf["id"]);
+  EXPECT_EQ(db_->read_platform([&](db::Tx& tx) {
+    return tx.query("SELECT COUNT(*) FROM shelf_db.outbox").rows.at(0).integer(0);
+  }),
+            0);
+  // A tenant query handed the scope of no tenant matches nothing.
+  EXPECT_EQ(db::TenantScope::none().tenant_id(), "");
+
+  // PATCH: an immutable field cannot be changed; a merge_patch object is merged (null removes a key), and
+  // null resets it to its default.
+  auto refused_update = [&](std::string_view body) {
+    try {
+      read_body(genres, body, Mode::kUpdate);
+    } catch (const Error& e) {
+      return e.field_errors().at(0).field;
+    }
+    return std::string();
+  };
+  EXPECT_EQ(refused_update(R"({"code":"scifi"})"), "code");
+  auto update = [&](const std::string& id, std::string_view body) {
+    const json patch = read_body(genres, body, Mode::kUpdate);
+    return db_->write_platform([&](db::Tx& tx) { return kit_->update(tx, c, genres, id, patch); });
+  };
+  EXPECT_EQ(update("crime", R"({"extra":{"b":2}})")["extra"], (json{{"a", 1}, {"b", 2}}));
+  EXPECT_EQ(update("crime", R"({"extra":{"a":null}})")["extra"], (json{{"b", 2}}));
+  EXPECT_THROW(update("crime", R"({"extra":{"big":")" + std::string(80, 'x') + R"("}})"), Error);
+  EXPECT_EQ(update("crime", R"({"extra":null})")["extra"], json::object());
+  db_->write_platform([&](db::Tx& tx) { kit_->remove(tx, c, genres, "crime"); });
+  EXPECT_FALSE(db_->read_platform([&](db::Tx& tx) { return kit_->find(tx, c, genres, "crime"); }));
+
+  // The schemas: the immutable field is not in the update schema.
+  json s = json::object();
+  kit_->add_schemas(s);
+  EXPECT_TRUE(s["GenreCreate"]["properties"].contains("code"));
+  EXPECT_FALSE(s["GenreUpdate"]["properties"].contains("code"));
+}
+
 TEST(KitDeclaration, RefusesWhatCannotWork) {
   Resource nullable_sort("shelf", "book", "books");
   nullable_sort.field(text("subtitle", 10).sortable());
@@ -395,6 +484,27 @@ TEST(KitDeclaration, RefusesWhatCannotWork) {
   Resource bad_key("shelf", "book", "books");
   bad_key.field(text("title", 10)).key("title");  // a key must be required
   EXPECT_THROW(bad_key.seal(), std::logic_error);
+  // A platform resource: written by SUPERADMIN only, with no events (the outbox is per tenant).
+  Resource open_platform("shelf", "genre", "genres");
+  open_platform.platform().no_events().access(http::Access::kTenantAdmin);
+  EXPECT_THROW(open_platform.seal(), std::logic_error);
+  Resource eventful("shelf", "genre", "genres");
+  eventful.platform().access(http::Access::kSuperadmin);
+  EXPECT_THROW(eventful.seal(), std::logic_error);
+  Resource ok("shelf", "genre", "genres");
+  ok.platform().no_events().access(http::Access::kSuperadmin).read_access(http::Access::kAuthenticated);
+  EXPECT_NO_THROW(ok.seal());
+  // Rows outside <module>_db, served outside /api/v1/<module>/.
+  Resource moved("core", "tenant", "tenants");
+  moved.schema("cdx_db").path("/api/v1/tenants");
+  EXPECT_EQ(moved.table(), "cdx_db.tenants");
+  EXPECT_EQ(moved.path(), "/api/v1/tenants");
+  Resource bad_path("core", "tenant", "tenants");
+  bad_path.path("/tenants/{x}");
+  EXPECT_THROW(bad_path.seal(), std::logic_error);
+  Resource bad_sort("shelf", "genre", "genres");
+  bad_sort.default_sort("-nothing");
+  EXPECT_THROW(bad_sort.seal(), std::logic_error);
 }
 
 }  // namespace

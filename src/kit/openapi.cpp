@@ -118,7 +118,11 @@ void add_schema(json& schemas, const Resource& r) {
       all.push_back(f.name);
       if (f.is_read_only) continue;
       create[f.name] = schema_of(f, f.is_nullable);
-      if (!f.is_create_only) update[f.name] = schema_of(f, f.is_nullable);
+      if (!f.is_immutable && !f.is_create_only) update[f.name] = schema_of(f, f.is_nullable);
+      if (f.merges && update.contains(f.name))
+        update[f.name]["description"] =
+            "merged into the stored object (RFC 7396 JSON merge patch: a null member "
+            "removes that key; null resets the whole field)";
       if (f.is_required && f.default_value.is_null()) required.push_back(f.name);
     }
     if (r.parent_resource()) {
@@ -144,6 +148,12 @@ void add_schema(json& schemas, const Resource& r) {
     schemas[r.schema_name() + "Update"] = {
         {"type", "object"}, {"properties", update}, {"additionalProperties", false}};
   }
+}
+
+void add_body_schema(json& schemas, const Resource& r, const std::string& name) {
+  json all = json::object();
+  add_schema(all, r);
+  schemas[name] = std::move(all[r.schema_name() + "Create"]);
 }
 
 }  // namespace cdx::kit

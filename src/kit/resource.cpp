@@ -140,6 +140,9 @@ void Resource::seal() {
     throw std::logic_error("resource " + module_ + "." + plural_ + ": " + what);
   };
   if (!sql_name(module_) || !sql_name(plural_)) bad("module and plural must be SQL names");
+  if (!schema_.empty() && !sql_name(schema_)) bad("schema must be an SQL name");
+  if (!path_.empty() && (path_.rfind("/api/v1/", 0) != 0 || path_.find('{') != std::string::npos || parent_))
+    bad("path must be a collection under /api/v1/ (and not of a nested resource)");
   select_list_ = "id";
   for (const auto& f : fields_) {
     if (!sql_name(f.name) || !sql_name(f.column())) bad("field '" + f.name + "' must be an SQL name");
@@ -167,8 +170,26 @@ void Resource::seal() {
   for (const auto& d : derived_)
     if (!sql_name(d.column)) bad("derived column '" + d.column + "' must be an SQL name");
   if (!owner_column_.empty() && !sql_name(owner_column_)) bad("owner column must be an SQL name");
-  const std::string sort = default_sort_.substr(default_sort_.front() == '-' ? 1 : 0);
-  if (!sortable(sort)) bad("default sort '" + sort + "' is not sortable");
+  if (platform_) {
+    // No tenant: nothing may be scoped to one, and only the operator writes.
+    if (access_ != http::Access::kSuperadmin) bad("a platform resource is written by SUPERADMIN access only");
+    if (events_) bad("a platform resource needs no_events() (the outbox is per tenant)");
+    if (!owner_column_.empty() || parent_ || !side_tables_.empty())
+      bad("a platform resource has no owner, parent or side tables");
+    for (const auto& f : fields_)
+      if (!f.refs_table.empty())
+        bad("field '" + f.name + "' of a platform resource cannot link (refs) to tenant rows");
+  } else if (ops_ != 31 || hooks_.after_commit) {
+    bad("routes() and the after_commit hook are for platform resources only (for now)");
+  }
+  {
+    const std::string s =
+        default_sort_.empty() || default_sort_[0] != '-' ? default_sort_ : default_sort_.substr(1);
+    if (!sortable(s)) bad("default sort '" + default_sort_ + "' is not sortable");
+  }
+  for (const auto& f : fields_)
+    if (f.merges && (f.type != Type::kObject || !f.properties.empty()))
+      bad("merge_patch() field '" + f.name + "' must be a free-form object");
 }
 
 }  // namespace cdx::kit

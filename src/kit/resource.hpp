@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -81,6 +82,10 @@ struct Field {
   bool is_sortable = false;
   nlohmann::json default_value;  // on create when absent (null: none)
   Check checker;
+  bool is_immutable = false;     // given on create, never changed: a PATCH naming it gets 422
+  std::string read_only_reason;  // read-only: said in the 422 ("use /suspend or /resume")
+  bool is_verbatim = false;      // text kept as given (not trimmed): passwords
+  bool merges = false;           // object: a PATCH value is merged into the stored one (RFC 7396)
 
   const std::string& column() const { return column_name.empty() ? name : column_name; }
 
@@ -115,6 +120,23 @@ struct Field {
   }
   Field& renders_as(std::string schema) {
     read_schema = std::move(schema);
+    return *this;
+  }
+  Field& read_only(std::string reason) {
+    is_read_only = true;
+    read_only_reason = std::move(reason);
+    return *this;
+  }
+  Field& immutable() {
+    is_immutable = true;
+    return *this;
+  }
+  Field& verbatim() {
+    is_verbatim = true;
+    return *this;
+  }
+  Field& merge_patch() {
+    merges = true;
     return *this;
   }
   Field& column(std::string c) {
@@ -213,6 +235,9 @@ struct CustomFilter {
       where;
 };
 
+// The kit's routes of a resource.
+enum class Op : uint8_t { kCreate = 1, kList = 2, kGet = 4, kUpdate = 8, kDelete = 16 };
+
 struct Hooks {
   // Rules across fields or rows, inside the write transaction, before the row is written: append to
   // change.errors (422 with every error) or throw cdx::Error.
@@ -232,6 +257,10 @@ struct Hooks {
   // The rows a tenant starts with (a default pipeline): written, in a write transaction, the first time
   // its unfiltered list is read empty.
   std::function<void(db::Tx&, const db::TenantScope&)> seed;
+  // After a kit route's change committed, outside the transaction, on a worker: what must not hold a
+  // transaction open (calls to other services, cache invalidation, a response header). row: as written, or
+  // as it was (delete). Platform resources only, for now.
+  std::function<void(http::Context&, Op, const nlohmann::json& row)> after_commit;
 };
 
 // Extra columns kept from the row on every write (normalised copies for unique checks, a search column).
@@ -267,6 +296,46 @@ class Resource {
     return *this;
   }
   const std::string& item_param() const { return item_param_; }
+  // A platform table (tenants, plans in cdx_db): no tenant_id column; rows are read and written in the
+  // database's platform transactions, with no tenant predicate. Writes must be SUPERADMIN's (access());
+  // reads may be wider (read_access()). Needs no_events() (the outbox is per tenant) and takes no
+  // Idempotency-Key (the key store is per tenant).
+  Resource& platform() {
+    platform_ = true;
+    return *this;
+  }
+  // Where the rows live when not in <module>_db (core's are in cdx_db), and the collection's path when not
+  // /api/v1/<module>/<plural> (core's: /api/v1/tenants).
+  Resource& schema(std::string s) {
+    schema_ = std::move(s);
+    return *this;
+  }
+  Resource& path(std::string p) {
+    path_ = std::move(p);
+    return *this;
+  }
+  // The kit appends no <module>.<kind>.* events for this resource.
+  Resource& no_events() {
+    events_ = false;
+    return *this;
+  }
+  // Who may list and get rows, when wider than access() (which then says who may write).
+  Resource& read_access(http::Access a) {
+    read_access_ = a;
+    return *this;
+  }
+  // The only routes the kit mounts (the others are hand-written or absent). Platform resources only, for
+  // now.
+  Resource& routes(std::initializer_list<Op> ops) {
+    ops_ = 0;
+    for (Op op : ops) ops_ |= static_cast<uint8_t>(op);
+    return *this;
+  }
+  // A list's order when the request names none: "-created_at" (the default), "key", "-name", …
+  Resource& default_sort(std::string sort) {
+    default_sort_ = std::move(sort);
+    return *this;
+  }
   Resource& field(Field f) {
     fields_.push_back(std::move(f));
     return *this;
@@ -337,11 +406,6 @@ class Resource {
     csv_ = true;
     return *this;
   }
-  // The list's order when the request names none (default: newest first).
-  Resource& default_sort(std::string field, bool descending) {
-    default_sort_ = (descending ? "-" : "") + field;
-    return *this;
-  }
   // A query parameter DELETE takes (?move_deals_to=), handed to the delete hooks as Change::param.
   Resource& delete_param(std::string name) {
     delete_params_.push_back(std::move(name));
@@ -351,12 +415,19 @@ class Resource {
   const std::string& module() const { return module_; }
   const std::string& kind() const { return kind_; }
   const std::string& plural() const { return plural_; }
-  std::string schema() const { return module_ + "_db"; }
+  std::string schema() const { return schema_.empty() ? module_ + "_db" : schema_; }
   std::string table() const { return schema() + "." + plural_; }
   std::string path() const {
-    return parent_ ? parent_->path() + "/{" + parent_->item_param() + "}/" + plural_ : "/api/v1/" + module_ + "/" + plural_;
+    if (!path_.empty()) return path_;
+    return parent_ ? parent_->path() + "/{" + parent_->item_param() + "}/" + plural_
+                   : "/api/v1/" + module_ + "/" + plural_;
   }
   const std::string& key_field() const { return key_field_; }
+  bool is_platform() const { return platform_; }
+  bool has_events() const { return events_; }
+  http::Access read_access() const { return read_access_.value_or(access_); }
+  bool mounts(Op op) const { return (ops_ & static_cast<uint8_t>(op)) != 0; }
+  const std::string& default_sort() const { return default_sort_; }
   const Resource* parent_resource() const { return parent_; }
   const std::string& parent_column() const { return parent_column_; }
   std::string event(std::string_view what) const { return module_ + "." + kind_ + "." + std::string(what); }
@@ -380,7 +451,6 @@ class Resource {
   const std::string& delete_summary() const { return delete_summary_; }
   const std::string& list_summary() const { return list_summary_; }
   const std::string& create_summary() const { return create_summary_; }
-  const std::string& default_sort() const { return default_sort_; }
   bool csv_routes() const { return csv_; }
   const std::vector<std::string>& delete_params() const { return delete_params_; }
 
@@ -408,10 +478,15 @@ class Resource {
   std::vector<AtLeastOne> at_least_one_;
   std::vector<std::string> side_tables_;
   std::string schema_name_, delete_summary_, list_summary_, create_summary_;
-  std::string default_sort_ = "-created_at";
   bool csv_ = false;
   std::vector<std::string> delete_params_;
   std::string select_list_;
+  bool platform_ = false;
+  bool events_ = true;
+  std::string schema_, path_;
+  std::optional<http::Access> read_access_;
+  uint8_t ops_ = 31;  // every Op
+  std::string default_sort_ = "-created_at";
 };
 
 }  // namespace cdx::kit

@@ -117,6 +117,7 @@ void Kit::mount(http::Router& router) const {
 }
 
 void Kit::mount_one(http::Router& router, const Resource& r) const {
+  if (r.is_platform()) return mount_platform(router, r);
   const std::string base = r.path();
   const std::string& tag = r.module();
   const std::string& noun = r.kind();
@@ -160,7 +161,7 @@ void Kit::mount_one(http::Router& router, const Resource& r) const {
                std::string page = co_await workers_.run([&] { return render_list(*res, std::move(rows), q); });
                ctx.res.json(200, std::move(page));
              },
-             {.access = r.access(),
+             {.access = r.read_access(),
               .scope = r.read_scope(),
               .summary = r.list_summary().empty() ? "List " + r.plural() + " (newest first; sort, filters)"
                                                   : r.list_summary(),
@@ -182,7 +183,7 @@ void Kit::mount_one(http::Router& router, const Resource& r) const {
                if (!row) not_found(*res, id);
                ctx.res.json(200, dump(*row));
              },
-             {.access = r.access(),
+             {.access = r.read_access(),
               .scope = r.read_scope(),
               .summary = "Get a " + noun,
               .tag = tag,
@@ -224,6 +225,105 @@ void Kit::mount_one(http::Router& router, const Resource& r) const {
               .tag = tag,
               .success_status = 204,
               .query_params = r.delete_params()});
+}
+
+// Platform resources: rows without a tenant, in the platform transactions. The caller is SUPERADMIN for
+// writes (declared), so there is no tenant to keep an Idempotency-Key for.
+void Kit::mount_platform(http::Router& router, const Resource& r) const {
+  const std::string base = r.path();
+  const std::string& tag = r.plural();  // a top-level collection: /api/v1/tenants, tag "tenants"
+  const std::string& noun = r.kind();
+  const Resource* res = &r;
+  // after_commit, on a worker: it may call other services.
+  auto committed = [this, res](Context& ctx, Op op, const json& row) -> Task<void> {
+    if (res->hooks().after_commit) co_await workers_.run([&] { res->hooks().after_commit(ctx, op, row); });
+  };
+
+  if (r.mounts(Op::kCreate))
+    router.add(Method::kPost, base,
+               [this, res, committed](Context& ctx) -> Task<void> {
+                 json patch = read_body(*res, ctx.req.body, Mode::kCreate);
+                 const Caller c = caller_of(ctx, *res);
+                 json row = co_await db::write_platform_async(
+                     *db_, workers_, [&](db::Tx& tx) { return create(tx, c, *res, patch); });
+                 co_await committed(ctx, Op::kCreate, row);
+                 ctx.res.json(201, dump(row));
+               },
+               {.access = r.access(),
+                .summary = r.create_summary().empty() ? "Create a " + noun : r.create_summary(),
+                .tag = tag,
+                .request_schema = r.schema_name() + "Create",
+                .response_schema = r.schema_name(),
+                .success_status = 201});
+
+  if (r.mounts(Op::kList))
+    router.add(Method::kGet, base,
+               [this, res](Context& ctx) -> Task<void> {
+                 ListQuery q = read_list(*res, ctx);
+                 const Caller c = caller_of(ctx, *res);
+                 std::string page = co_await workers_.run([&] {
+                   json rows = db_->read_platform([&](db::Tx& tx) { return list(tx, c, *res, q); });
+                   return render_list(*res, std::move(rows), q);
+                 });
+                 ctx.res.json(200, std::move(page));
+               },
+               {.access = r.read_access(),
+                .summary = r.list_summary().empty() ? "List " + r.plural() : r.list_summary(),
+                .tag = tag,
+                .response_schema = r.schema_name(),
+                .list = true,
+                .query_params = list_params(r)});
+
+  if (r.mounts(Op::kGet))
+    router.add(Method::kGet, base + "/{id}",
+               [this, res](Context& ctx) -> Task<void> {
+                 const std::string id = item_id(ctx, *res);
+                 const Caller c = caller_of(ctx, *res);
+                 auto row = co_await workers_.run(
+                     [&] { return db_->read_platform([&](db::Tx& tx) { return find(tx, c, *res, id); }); });
+                 if (!row) not_found(*res, id);
+                 ctx.res.json(200, dump(*row));
+               },
+               {.access = r.read_access(),
+                .summary = "Get a " + noun + (r.key_field().empty() ? "" : " by id or " + r.key_field()),
+                .tag = tag,
+                .response_schema = r.schema_name()});
+
+  if (r.mounts(Op::kUpdate))
+    router.add(Method::kPatch, base + "/{id}",
+               [this, res, committed](Context& ctx) -> Task<void> {
+                 const std::string id = item_id(ctx, *res);
+                 json patch = read_body(*res, ctx.req.body, Mode::kUpdate);
+                 const Caller c = caller_of(ctx, *res);
+                 json row = co_await db::write_platform_async(
+                     *db_, workers_, [&](db::Tx& tx) { return update(tx, c, *res, id, patch); });
+                 co_await committed(ctx, Op::kUpdate, row);
+                 ctx.res.json(200, dump(row));
+               },
+               {.access = r.access(),
+                .summary = "Update a " + noun + " (absent fields stay; null clears an optional field)",
+                .tag = tag,
+                .request_schema = r.schema_name() + "Update",
+                .response_schema = r.schema_name()});
+
+  if (r.mounts(Op::kDelete))
+    router.add(Method::kDelete, base + "/{id}",
+               [this, res, committed](Context& ctx) -> Task<void> {
+                 const std::string id = item_id(ctx, *res);
+                 const Caller c = caller_of(ctx, *res);
+                 json row = co_await db::write_platform_async(*db_, workers_, [&](db::Tx& tx) {
+                   auto before = find(tx, c, *res, id);
+                   if (!before) not_found(*res, id);
+                   remove(tx, c, *res, before->at("id").get<std::string>());
+                   return *before;
+                 });
+                 co_await committed(ctx, Op::kDelete, row);
+                 ctx.res.no_content();
+               },
+               {.access = r.access(),
+                .summary = r.delete_summary().empty() ? "Delete a " + noun : r.delete_summary(),
+                .tag = tag,
+                .success_status = 204});
 }
 
 }  // namespace cdx::kit
