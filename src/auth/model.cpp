@@ -16,6 +16,26 @@ const std::vector<std::string>& secret_scopes() {
   return k;
 }
 
+const std::vector<std::string>& oidc_scopes() {
+  static const std::vector<std::string> k = {"openid", "profile", "email"};
+  return k;
+}
+
+const std::vector<std::string>& grant_types() {
+  static const std::vector<std::string> k = {"authorization_code", "client_credentials", "refresh_token"};
+  return k;
+}
+
+const std::vector<std::string>& api_scopes() {
+  static const std::vector<std::string> k = [] {
+    std::vector<std::string> out;
+    for (const auto& s : secret_scopes())
+      if (s != "*") out.push_back(s);
+    return out;
+  }();
+  return k;
+}
+
 nlohmann::json to_json(const User& u) {
   return {{"id", u.id},
           {"tenant_id", u.tenant_id},

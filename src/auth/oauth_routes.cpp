@@ -4,8 +4,7 @@
 #include "auth/module.hpp"
 #include "common/clock.hpp"
 #include "common/ids.hpp"
-#include "common/json_body.hpp"
-#include "http/pagination.hpp"
+#include "auth/resources.hpp"
 #include "http/router.hpp"
 
 namespace cdx::auth {
@@ -115,24 +114,6 @@ void render_login(Context& ctx, const OAuthService& oauth, const AuthorizeReques
 void render_page_error(Context& ctx, std::string_view detail) {
   ctx.res.set(400, "text/html; charset=utf-8", render_error_page("This sign-in request cannot be completed", detail));
   page_headers(ctx);
-}
-
-ClientInput client_input(std::string_view body, bool create) {
-  JsonBody in(body);
-  ClientInput c;
-  if (create)
-    c.name = in.required_string("name", 1, 200);
-  else
-    c.name = in.optional_string("name", 1, 200);
-  c.type = in.optional_string("type", 1, 20);
-  c.redirect_uris = in.optional_string_array("redirect_uris");
-  c.allowed_origins = in.optional_string_array("allowed_origins");
-  c.grant_types = in.optional_string_array("grant_types");
-  c.scopes = in.optional_string_array("scopes");
-  for (const char* f : {"client_id", "client_secret", "id", "tenant_id"})
-    if (in.has(f)) in.fail(f, "is assigned by the server");
-  in.finish();
-  return c;
 }
 
 // One authorization request, GET or POST (OIDC Core §3.1.2.1), through to a redirect or a page.
@@ -246,85 +227,27 @@ Task<void> authorize(Context& ctx, OAuthService& oauth, Service& service, Worker
 }  // namespace
 
 void AuthModule::mount_oauth(http::Router& r) {
-  // ---- client registration ----------------------------------------------------------------------------------
-  r.add(
-      Method::kPost, "/api/v1/auth/clients",
-      [this](Context& ctx) -> Task<void> {
-        const ClientInput in = client_input(ctx.req.body, true);
-        const db::TenantScope& scope = *ctx.tenant;
-        const Caller caller = caller_of(ctx);
-        auto out = co_await workers_.run([&] { return oauth_.create_client(scope, in, caller); });
-        ctx.res.json(201, out.dump());
-        ctx.res.header("Cache-Control", "no-store");
-      },
-      {.access = Access::kTenantAdmin, .scope = "auth:write",
-       .summary = "Register an OAuth2 client; a confidential client's client_secret is in this answer only",
-       .tag = "oauth-clients", .request_schema = "OAuthClientCreate", .response_schema = "OAuthClientCreated",
-       .success_status = 201});
-
-  r.add(
-      Method::kGet, "/api/v1/auth/clients",
-      [this](Context& ctx) -> Task<void> {
-        const http::Page page = http::parse_page(ctx.req);
-        if (page.after && (page.after->size() != 36 || !valid_utf8_text(*page.after)))
-          throw Error::validation({{"cursor", "is not a cursor returned by this list"}});
-        const db::TenantScope& scope = *ctx.tenant;
-        auto clients = co_await workers_.run([&] { return oauth_.list_clients(scope, page.limit, page.after); });
-        nlohmann::json items = nlohmann::json::array();
-        for (const auto& c : clients) items.push_back(to_json(c));
-        ctx.res.json(200, http::render_page(std::move(items), page));
-      },
-      {.access = Access::kTenantAdmin, .scope = "auth:read",
-       .summary = "List the tenant's OAuth2 clients, newest first (never their secrets)", .tag = "oauth-clients",
-       .response_schema = "OAuthClient", .list = true});
-
-  r.add(
-      Method::kGet, "/api/v1/auth/clients/{id}",
-      [this](Context& ctx) -> Task<void> {
-        const db::TenantScope& scope = *ctx.tenant;
-        const std::string id(ctx.req.param(0));
-        auto c = co_await workers_.run([&] { return oauth_.get_client(scope, id); });
-        ctx.res.json(200, to_json(c).dump());
-      },
-      {.access = Access::kTenantAdmin, .scope = "auth:read", .summary = "Get an OAuth2 client (by id or client_id)",
-       .tag = "oauth-clients", .response_schema = "OAuthClient"});
-
-  r.add(
-      Method::kPatch, "/api/v1/auth/clients/{id}",
-      [this](Context& ctx) -> Task<void> {
-        const ClientInput in = client_input(ctx.req.body, false);
-        const db::TenantScope& scope = *ctx.tenant;
-        const Caller caller = caller_of(ctx);
-        const std::string id(ctx.req.param(0));
-        auto c = co_await workers_.run([&] { return oauth_.update_client(scope, id, in, caller); });
-        ctx.res.json(200, to_json(c).dump());
-      },
-      {.access = Access::kTenantAdmin, .scope = "auth:write",
-       .summary = "Update an OAuth2 client: name, redirect_uris, allowed_origins, grant_types, scopes",
-       .tag = "oauth-clients", .request_schema = "OAuthClientUpdate", .response_schema = "OAuthClient"});
-
-  r.add(
-      Method::kDelete, "/api/v1/auth/clients/{id}",
-      [this](Context& ctx) -> Task<void> {
-        const db::TenantScope& scope = *ctx.tenant;
-        const Caller caller = caller_of(ctx);
-        const std::string id(ctx.req.param(0));
-        co_await workers_.run([&] { oauth_.delete_client(scope, id, caller); });
-        authenticator_.invalidate(ctx);  // its sessions end at once
-        ctx.res.no_content();
-      },
-      {.access = Access::kTenantAdmin, .scope = "auth:write",
-       .summary = "Delete an OAuth2 client; revokes the refresh tokens issued to it", .tag = "oauth-clients",
-       .success_status = 204});
-
+  // ---- client registration: the kit's routes (resources.cpp), and a new secret --------------------------------
   r.add(
       Method::kPost, "/api/v1/auth/clients/{id}/secret",
       [this](Context& ctx) -> Task<void> {
-        const db::TenantScope& scope = *ctx.tenant;
-        const Caller caller = caller_of(ctx);
         const std::string id(ctx.req.param(0));
-        auto out = co_await workers_.run([&] { return oauth_.rotate_client_secret(scope, id, caller); });
-        ctx.res.json(200, out.dump());
+        auto [secret, hash] = new_client_secret();
+        kit::Caller c = kit::caller_of(ctx, clients_);
+        bool rotated = false;
+        co_await kit_.write_answer(ctx, "POST /api/v1/auth/clients/{id}/secret", [&](db::Tx& tx) {
+          auto row = kit_.find(tx, c, clients_, id);
+          if (!row) throw Error(Code::kNotFound, "No OAuth client of this tenant has that id or client_id.");
+          if (row->at("type") == "public") throw Error(Code::kConflict, "A public client has no secret.");
+          // The old secret stops working with this commit; the hooks audit client.secret_rotated.
+          ctx.res.json(200, kit_.update(tx, c, clients_, id, {{"secret_hash", hash}}).dump());
+          rotated = true;
+        });
+        if (rotated) {  // the secret joins the answer after it was kept for an Idempotency-Key replay
+          nlohmann::json out = nlohmann::json::parse(ctx.res.body);
+          out["client_secret"] = secret;
+          ctx.res.json(200, out.dump());
+        }
         ctx.res.header("Cache-Control", "no-store");
       },
       {.access = Access::kTenantAdmin, .scope = "auth:write",

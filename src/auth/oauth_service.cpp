@@ -17,35 +17,12 @@ namespace {
 
 using json = nlohmann::json;
 
-constexpr size_t kClientRandomLen = 24;    // client_id = "<tenant id>." + 24 base62
-constexpr size_t kClientSecretLen = 43;    // ~256 bits
 constexpr size_t kCodeLen = 43;            // ~256 bits
 // OAuth refresh tokens are "<tenant id>.<48 base62>": a length first-party refresh tokens (43) do not have,
 // so /api/v1/auth/refresh refuses them and only the client they were issued to can use them, here.
 constexpr size_t kRefreshSecretLen = 48;
 constexpr size_t kFirstPartyRefreshSecretLen = 43;
-constexpr int64_t kMaxClientsPerTenant = 100;
-constexpr size_t kMaxListEntries = 20;
 constexpr int64_t kCodeKeepSeconds = 3600;  // used and expired codes are kept this long to recognise replays
-
-const std::vector<std::string>& oidc_scopes() {
-  static const std::vector<std::string> k = {"openid", "profile", "email"};
-  return k;
-}
-const std::vector<std::string>& grant_types() {
-  static const std::vector<std::string> k = {"authorization_code", "client_credentials", "refresh_token"};
-  return k;
-}
-// The API scopes a client may hold: an API key's, without the "*" wildcard.
-const std::vector<std::string>& api_scopes() {
-  static const std::vector<std::string> k = [] {
-    std::vector<std::string> out;
-    for (const auto& s : secret_scopes())
-      if (s != "*") out.push_back(s);
-    return out;
-  }();
-  return k;
-}
 
 // The authorization request parameters the login form carries, in the order its CSRF token binds them.
 constexpr std::string_view kAuthorizeParams[] = {"response_type", "client_id",     "redirect_uri",
@@ -57,12 +34,6 @@ bool contains(const std::vector<std::string>& v, std::string_view s) {
   return std::find(v.begin(), v.end(), s) != v.end();
 }
 
-void dedupe(std::vector<std::string>& v) {
-  std::vector<std::string> out;
-  for (auto& s : v)
-    if (!contains(out, s)) out.push_back(std::move(s));
-  v = std::move(out);
-}
 
 bool iequals(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
@@ -108,19 +79,6 @@ OAuthError invalid_client(std::string d) {
 OAuthError invalid_token(const std::string& d) {
   return OAuthError("invalid_token", d, 401)
       .challenge("Bearer realm=\"cdx\", error=\"invalid_token\", error_description=\"" + d + "\"");
-}
-
-std::string actor_type(const Caller& c) {
-  if (!c.principal) return "anonymous";
-  switch (c.principal->kind) {
-    case Principal::Kind::kSuperadmin: return "superadmin";
-    case Principal::Kind::kApiKey: return "api_key";
-    case Principal::Kind::kUser: return "user";
-  }
-  return "anonymous";
-}
-std::optional<std::string> actor_id(const Caller& c) {
-  return c.principal ? std::optional(c.principal->id) : std::nullopt;
 }
 
 // OIDC Core §3.1.3.6: the left half of SHA-256 of the access token, base64url.
@@ -415,22 +373,6 @@ std::optional<std::string> Form::get(std::string_view name) const {
 
 // ---- clients -----------------------------------------------------------------------------------------------
 
-nlohmann::json to_json(const OAuthClient& c) {
-  return {{"id", c.id},
-          {"client_id", c.client_id},
-          {"tenant_id", c.tenant_id},
-          {"name", c.name},
-          {"type", c.type},
-          {"token_endpoint_auth_method", c.is_public() ? "none" : "client_secret_basic"},
-          {"redirect_uris", c.redirect_uris},
-          {"allowed_origins", c.allowed_origins},
-          {"grant_types", c.grant_types},
-          {"scopes", c.scopes},
-          {"created_by", c.created_by ? json(*c.created_by) : json(nullptr)},
-          {"created_at", c.created_at},
-          {"updated_at", c.updated_at}};
-}
-
 OAuthService::OAuthService(OAuthStore& store, Service& service)
     : store_(store), service_(service), issuer_(service.issuer()) {
   std::vector<std::string> scopes = oidc_scopes();
@@ -470,137 +412,6 @@ void OAuthService::start() {
   csrf_key_ = store_.platform_secret("oauth_login_csrf");
   std::lock_guard lock(keys_mutex_);
   key_fingerprint_ = store_.platform_signing_key_fingerprint();
-}
-
-void OAuthService::check_client(OAuthClient& c, std::vector<FieldError>& errors) const {
-  if (c.type != "confidential" && c.type != "public") errors.push_back({"type", "must be 'confidential' or 'public'"});
-  dedupe(c.grant_types);
-  dedupe(c.redirect_uris);
-  dedupe(c.allowed_origins);
-  dedupe(c.scopes);
-  if (c.grant_types.empty())
-    errors.push_back({"grant_types", "must name at least one of authorization_code, client_credentials, refresh_token"});
-  for (const auto& g : c.grant_types)
-    if (!contains(grant_types(), g)) {
-      errors.push_back({"grant_types", "may hold only authorization_code, client_credentials and refresh_token"});
-      break;
-    }
-  if (c.allows_grant("refresh_token") && !c.allows_grant("authorization_code"))
-    errors.push_back({"grant_types", "refresh_token needs authorization_code (refresh tokens come from codes)"});
-  if (c.is_public() && c.allows_grant("client_credentials"))
-    errors.push_back({"grant_types", "a public client cannot use client_credentials (it has no secret)"});
-  if (c.redirect_uris.size() > kMaxListEntries) errors.push_back({"redirect_uris", "may hold at most 20 URIs"});
-  for (size_t i = 0; i < c.redirect_uris.size() && i < kMaxListEntries; ++i)
-    if (auto why = redirect_uri_problem(c.redirect_uris[i]))
-      errors.push_back({"redirect_uris[" + std::to_string(i) + "]", *why});
-  if (c.allows_grant("authorization_code") && c.redirect_uris.empty())
-    errors.push_back({"redirect_uris", "at least one is required for the authorization_code grant"});
-  if (c.allowed_origins.size() > kMaxListEntries) errors.push_back({"allowed_origins", "may hold at most 20 origins"});
-  for (size_t i = 0; i < c.allowed_origins.size() && i < kMaxListEntries; ++i)
-    if (auto why = origin_problem(c.allowed_origins[i]))
-      errors.push_back({"allowed_origins[" + std::to_string(i) + "]", *why});
-  if (c.scopes.size() > 50) errors.push_back({"scopes", "may hold at most 50 scopes"});
-  for (const auto& s : c.scopes)
-    if (!contains(oidc_scopes(), s) && !contains(api_scopes(), s)) {
-      errors.push_back({"scopes", "may hold openid, profile, email and API scopes such as crm:read or "
-                                  "billing:write ('*' is not allowed)"});
-      break;
-    }
-}
-
-nlohmann::json OAuthService::create_client(const db::TenantScope& scope, const ClientInput& in, const Caller& caller) {
-  OAuthClient c;
-  c.id = new_uuid_v7();
-  c.tenant_id = scope.tenant_id();
-  c.client_id = scope.tenant_id() + "." + random_token(kClientRandomLen);
-  c.name = in.name.value_or("");
-  c.type = in.type.value_or("confidential");
-  c.redirect_uris = in.redirect_uris.value_or(std::vector<std::string>{});
-  c.allowed_origins = in.allowed_origins.value_or(std::vector<std::string>{});
-  c.grant_types = in.grant_types.value_or(std::vector<std::string>{"authorization_code", "refresh_token"});
-  c.scopes = in.scopes.value_or(oidc_scopes());
-  std::vector<FieldError> errors;
-  if (c.name.empty()) errors.push_back({"name", "is required"});
-  check_client(c, errors);
-  if (!errors.empty()) throw Error::validation(std::move(errors));
-  std::optional<std::string> secret;
-  if (!c.is_public()) {
-    secret = "cdx_cs_" + random_token(kClientSecretLen);
-    c.secret_hash = sha256_hex(*secret);
-  }
-  if (caller.principal && caller.principal->kind == Principal::Kind::kUser) c.created_by = caller.principal->id;
-  c.created_at = c.updated_at = format_rfc3339(Clock::now());
-  if (!store_.insert_client_within_quota(scope, c, kMaxClientsPerTenant))
-    throw Error(Code::kQuotaExceeded, "A tenant may register at most 100 OAuth clients; delete one first.");
-  AuditEvent e{"client.created", actor_type(caller), actor_id(caller), "oauth_client", c.id};
-  e.details = {{"client_id", c.client_id}, {"name", c.name}, {"type", c.type}, {"grant_types", c.grant_types}};
-  service_.audit(scope, e, caller);
-  json out = to_json(c);
-  if (secret) out["client_secret"] = *secret;
-  return out;
-}
-
-OAuthClient OAuthService::get_client(const db::TenantScope& scope, std::string_view id) {
-  // Ids and client ids are [0-9A-Za-z.-]; anything else cannot name a client (and never reaches SQL).
-  const bool plausible = !id.empty() && id.size() <= 128 && std::all_of(id.begin(), id.end(), [](char ch) {
-    return std::isalnum(static_cast<unsigned char>(ch)) || ch == '.' || ch == '-';
-  });
-  std::optional<OAuthClient> c;
-  if (plausible) c = store_.find_client(scope, id);
-  if (!c) throw Error(Code::kNotFound, "No OAuth client of this tenant has that id or client_id.");
-  return *c;
-}
-
-OAuthClient OAuthService::update_client(const db::TenantScope& scope, std::string_view id, const ClientInput& in,
-                                        const Caller& caller) {
-  OAuthClient c = get_client(scope, id);
-  std::vector<FieldError> errors;
-  if (in.type && *in.type != c.type)
-    errors.push_back({"type", "cannot be changed; register a new client instead"});
-  json changed = json::array();
-  auto apply = [&](const char* name, const auto& value, auto& field) {
-    if (value && *value != field) {
-      field = *value;
-      changed.push_back(name);
-    }
-  };
-  apply("name", in.name, c.name);
-  apply("redirect_uris", in.redirect_uris, c.redirect_uris);
-  apply("allowed_origins", in.allowed_origins, c.allowed_origins);
-  apply("grant_types", in.grant_types, c.grant_types);
-  apply("scopes", in.scopes, c.scopes);
-  check_client(c, errors);
-  if (!errors.empty()) throw Error::validation(std::move(errors));
-  c.updated_at = format_rfc3339(Clock::now());
-  if (!store_.update_client(scope, c)) throw Error(Code::kNotFound, "The OAuth client was deleted meanwhile.");
-  AuditEvent e{"client.updated", actor_type(caller), actor_id(caller), "oauth_client", c.id};
-  e.details = {{"client_id", c.client_id}, {"changed", changed}};
-  service_.audit(scope, e, caller);
-  return c;
-}
-
-void OAuthService::delete_client(const db::TenantScope& scope, std::string_view id, const Caller& caller) {
-  const OAuthClient c = get_client(scope, id);
-  if (!store_.delete_client(scope, c)) throw Error(Code::kNotFound, "No OAuth client of this tenant has that id.");
-  AuditEvent e{"client.deleted", actor_type(caller), actor_id(caller), "oauth_client", c.id};
-  e.details = {{"client_id", c.client_id}, {"name", c.name}};
-  service_.audit(scope, e, caller);
-}
-
-nlohmann::json OAuthService::rotate_client_secret(const db::TenantScope& scope, std::string_view id,
-                                                  const Caller& caller) {
-  OAuthClient c = get_client(scope, id);
-  if (c.is_public()) throw Error(Code::kConflict, "A public client has no secret.");
-  const std::string secret = "cdx_cs_" + random_token(kClientSecretLen);
-  c.secret_hash = sha256_hex(secret);
-  c.updated_at = format_rfc3339(Clock::now());
-  if (!store_.update_client(scope, c)) throw Error(Code::kNotFound, "The OAuth client was deleted meanwhile.");
-  AuditEvent e{"client.secret_rotated", actor_type(caller), actor_id(caller), "oauth_client", c.id};
-  e.details = {{"client_id", c.client_id}};
-  service_.audit(scope, e, caller);
-  json out = to_json(c);
-  out["client_secret"] = secret;
-  return out;
 }
 
 // ---- client authentication ---------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
-// The OAuth2 / OpenID Connect provider's rules (RFC 6749, 7636, 7009, 7662, 8414, OIDC Core 1.0): client
-// registration, authorization codes with PKCE S256, the token endpoint's grants, ID tokens, revocation,
+// The OAuth2 / OpenID Connect provider's rules (RFC 6749, 7636, 7009, 7662, 8414, OIDC Core 1.0) (client
+// registration is a kit resource, resources.cpp):
+// authorization codes with PKCE S256, the token endpoint's grants, ID tokens, revocation,
 // introspection, userinfo, discovery and signing-key rotation. Blocking methods: run them on a worker.
 // Errors the protocol names are thrown as OAuthError (the routes render them as RFC 6749 §5.2 JSON or as a
 // redirect); everything else is a cdx::Error (problem+json).
@@ -118,14 +119,6 @@ inline constexpr int64_t kCodeTtl = 60;          // seconds an authorization cod
 inline constexpr int64_t kLoginFormTtl = 600;    // seconds a login form (its CSRF token) stays valid
 inline constexpr std::string_view kCsrfCookie = "cdx_oauth_csrf";
 
-// Client registration input: absent fields keep their value (PATCH) or take their default (create).
-struct ClientInput {
-  std::optional<std::string> name, type;
-  std::optional<std::vector<std::string>> redirect_uris, allowed_origins, grant_types, scopes;
-};
-
-nlohmann::json to_json(const OAuthClient& c);  // never the secret or its hash
-
 // A validated authorization request. `error`, when set, goes back to redirect_uri.
 struct AuthorizeRequest {
   OAuthClient client;
@@ -152,18 +145,6 @@ class OAuthService {
   OAuthService(OAuthStore& store, Service& service);
 
   void start();  // loads the login form's CSRF key and notes the signing keys in use
-
-  // Client registration (a tenant ADMIN). create_client answers the client and, for a confidential one,
-  // its client_secret (shown once).
-  nlohmann::json create_client(const db::TenantScope& scope, const ClientInput& in, const Caller& caller);
-  std::vector<OAuthClient> list_clients(const db::TenantScope& scope, int limit, const std::optional<std::string>& after) {
-    return store_.list_clients(scope, limit, after);
-  }
-  OAuthClient get_client(const db::TenantScope& scope, std::string_view id);
-  OAuthClient update_client(const db::TenantScope& scope, std::string_view id, const ClientInput& in,
-                            const Caller& caller);
-  void delete_client(const db::TenantScope& scope, std::string_view id, const Caller& caller);
-  nlohmann::json rotate_client_secret(const db::TenantScope& scope, std::string_view id, const Caller& caller);
 
   // GET/POST /oauth/authorize. Throws cdx::Error (400, never a redirect) when client_id or redirect_uri is
   // missing, unknown or unregistered; other problems land in the answer's `error`.
@@ -214,7 +195,6 @@ class OAuthService {
                             const std::optional<std::string>& nonce, int64_t auth_time, const std::string& access_token,
                             int64_t ttl) const;
   std::string login_binding(const AuthorizeRequest& req) const;
-  void check_client(OAuthClient& c, std::vector<FieldError>& errors) const;
 
   OAuthStore& store_;
   Service& service_;

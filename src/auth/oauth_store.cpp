@@ -35,7 +35,6 @@ std::vector<std::string> string_list(const std::string& text) {
   return out;
 }
 
-std::string dump_list(const std::vector<std::string>& v) { return nlohmann::json(v).dump(); }
 
 OAuthClient client_from(const db::Row& r) {
   OAuthClient c;
@@ -84,20 +83,17 @@ int64_t revoke_family(db::Tx& tx, const db::TenantScope& scope, const std::strin
 
 }  // namespace
 
-bool OAuthStore::insert_client_within_quota(const db::TenantScope& scope, const OAuthClient& c, int64_t max) {
-  return db_->write(scope, [&](db::Tx& tx) {
-    tx.lock("auth.oauth_clients:" + scope.tenant_id());
-    if (tx.query("SELECT COUNT(*) FROM auth_db.oauth_clients WHERE tenant_id = $1", {scope.tenant_id()})
-            .rows.at(0)
-            .integer(0) >= max)
-      return false;
-    tx.query(std::string("INSERT INTO auth_db.oauth_clients (") + kClientColumns +
-                 ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-             {c.id, scope.tenant_id(), c.client_id, c.name, c.type, c.secret_hash, dump_list(c.redirect_uris),
-              dump_list(c.allowed_origins), dump_list(c.grant_types), dump_list(c.scopes), c.created_by,
-              c.created_at, c.updated_at});
-    return true;
-  });
+int64_t OAuthStore::count_clients(db::Tx& tx, const db::TenantScope& scope) {
+  return tx.query("SELECT COUNT(*) FROM auth_db.oauth_clients WHERE tenant_id = $1", {scope.tenant_id()})
+      .rows.at(0)
+      .integer(0);
+}
+
+void OAuthStore::forget_client(db::Tx& tx, const db::TenantScope& scope, const std::string& client_id) {
+  tx.query("UPDATE auth_db.refresh_tokens SET revoked_at = $3 WHERE tenant_id = $1 AND client_id = $2 "
+           "AND revoked_at IS NULL",
+           {scope.tenant_id(), client_id, format_rfc3339(Clock::now())});
+  tx.query("DELETE FROM auth_db.oauth_codes WHERE tenant_id = $1 AND client_id = $2", {scope.tenant_id(), client_id});
 }
 
 std::optional<OAuthClient> OAuthStore::find_client(const db::TenantScope& scope, std::string_view id_or_client_id) {
@@ -107,42 +103,6 @@ std::optional<OAuthClient> OAuthStore::find_client(const db::TenantScope& scope,
                         {scope.tenant_id(), id_or_client_id});
     if (res.empty()) return std::nullopt;
     return client_from(res.rows[0]);
-  });
-}
-
-std::vector<OAuthClient> OAuthStore::list_clients(const db::TenantScope& scope, int limit,
-                                                  const std::optional<std::string>& after) {
-  return db_->read(scope, [&](db::Tx& tx) {
-    std::vector<OAuthClient> out;
-    auto res = tx.query(std::string("SELECT ") + kClientColumns +
-                            " FROM auth_db.oauth_clients WHERE tenant_id = $1 "
-                            "AND (CAST($2 AS TEXT) IS NULL OR id < $2) ORDER BY id DESC LIMIT $3",
-                        {scope.tenant_id(), after, static_cast<int64_t>(limit + 1)});
-    for (const auto& r : res.rows) out.push_back(client_from(r));
-    return out;
-  });
-}
-
-bool OAuthStore::update_client(const db::TenantScope& scope, const OAuthClient& c) {
-  return db_->write(scope, [&](db::Tx& tx) {
-    return tx.query("UPDATE auth_db.oauth_clients SET name = $3, secret_hash = $4, redirect_uris = $5, "
-                    "allowed_origins = $6, grant_types = $7, scopes = $8, updated_at = $9 "
-                    "WHERE tenant_id = $1 AND id = $2",
-                    {scope.tenant_id(), c.id, c.name, c.secret_hash, dump_list(c.redirect_uris),
-                     dump_list(c.allowed_origins), dump_list(c.grant_types), dump_list(c.scopes), c.updated_at})
-               .affected > 0;
-  });
-}
-
-bool OAuthStore::delete_client(const db::TenantScope& scope, const OAuthClient& c) {
-  return db_->write(scope, [&](db::Tx& tx) {
-    tx.query("UPDATE auth_db.refresh_tokens SET revoked_at = $3 WHERE tenant_id = $1 AND client_id = $2 "
-             "AND revoked_at IS NULL",
-             {scope.tenant_id(), c.client_id, format_rfc3339(Clock::now())});
-    tx.query("DELETE FROM auth_db.oauth_codes WHERE tenant_id = $1 AND client_id = $2",
-             {scope.tenant_id(), c.client_id});
-    return tx.query("DELETE FROM auth_db.oauth_clients WHERE tenant_id = $1 AND id = $2", {scope.tenant_id(), c.id})
-               .affected > 0;
   });
 }
 

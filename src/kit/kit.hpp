@@ -28,6 +28,8 @@ struct Caller {
   Actor actor;
   std::optional<std::string> owner;
   std::optional<std::string> parent;  // nested resources: the parent row's id (resolved from the path)
+  const http::Context* request = nullptr;             // the request behind the write (nullptr: code)
+  nlohmann::json notes = nlohmann::json::object();  // what the prepare hook noted for the other hooks
 };
 Caller caller_of(const http::Context& ctx, const Resource& r);
 
@@ -131,6 +133,8 @@ nlohmann::json read_fields(const Resource& r, const nlohmann::json& doc, Mode mo
 std::optional<std::string> query_text(const http::Context& ctx, std::string_view name, size_t max = 200);
 // components/schemas of one resource: <Name>, <Name>Create, <Name>Update.
 void add_schema(nlohmann::json& schemas, const Resource& r);
+// Runs the resource's prepare hook (if any) for a create or update; blocking, on a worker.
+void prepare(const Resource& r, Caller& c, nlohmann::json& patch, nlohmann::json& once, bool create);
 // A row's JSON as the kit renders it, from a result row in select_list() order.
 nlohmann::json row_json(const Resource& r, const db::Row& row);
 // Path ids that cannot be ours answer 404 without asking the database.

@@ -126,9 +126,13 @@ void Resource::seal() {
     throw std::logic_error("resource " + module_ + "." + plural_ + ": " + what);
   };
   if (!sql_name(module_) || !sql_name(plural_)) bad("module and plural must be SQL names");
-  select_list_ = "id";
+  select_list_ = show_tenant_id_ ? "id, tenant_id" : "id";
   for (const auto& f : fields_) {
     if (!sql_name(f.name) || !sql_name(f.column())) bad("field '" + f.name + "' must be an SQL name");
+    if (!f.rendered() && (f.is_sortable || f.filter_match != Match::kNone || !f.unique_on.empty() ||
+                          f.is_searchable || !f.refs_table.empty() || f.is_read_only))
+      bad("write-only or hidden field '" + f.name + "' cannot be sorted, filtered, searched, unique or a link");
+    if (!f.rendered()) continue;
     if (f.is_sortable && f.is_nullable && !f.is_required && f.default_value.is_null())
       bad("sortable field '" + f.name + "' must not be nullable (keyset pages need a value)");
     if (f.type == Type::kText && f.max_len == 0) bad("text field '" + f.name + "' needs a maximum length");
@@ -147,6 +151,11 @@ void Resource::seal() {
   for (const auto& d : derived_)
     if (!sql_name(d.column)) bad("derived column '" + d.column + "' must be an SQL name");
   if (!owner_column_.empty() && !sql_name(owner_column_)) bad("owner column must be an SQL name");
+  if (!soft_delete_.empty()) {
+    const Field* f = find(soft_delete_);
+    if (!f || f->type != Type::kDateTime || !f->is_read_only)
+      bad("soft-delete field '" + soft_delete_ + "' must be a read-only datetime field");
+  }
 }
 
 }  // namespace cdx::kit

@@ -115,23 +115,39 @@ void Kit::mount_one(http::Router& router, const Resource& r) const {
   const std::string& noun = r.kind();
   const Resource* res = &r;
 
-  router.add(Method::kPost, base,
-             [this, res, route_key = "POST " + base](Context& ctx) -> Task<void> {
-               json patch = read_body(*res, ctx.req.body, Mode::kCreate);
-               Caller c = caller_of(ctx, *res);
-               co_await write_answer(ctx, route_key, [&](db::Tx& tx) {
-                 nest(*this, tx, c, *res, ctx);
-                 ctx.res.json(201, dump(create(tx, c, *res, patch)));
-               });
-             },
-             {.access = r.access(),
-              .scope = r.write_scope(),
-              .summary = r.create_summary().empty() ? "Create a " + noun : r.create_summary(),
-              .tag = tag,
-              .request_schema = r.schema_name() + "Create",
-              .response_schema = r.schema_name(),
-              .success_status = 201});
+  const std::string created_schema = r.revealed().empty() ? r.schema_name() : r.schema_name() + "Created";
+  if (r.operations().create)
+    router.add(Method::kPost, base,
+               [this, res, route_key = "POST " + base](Context& ctx) -> Task<void> {
+                 json patch = read_body(*res, ctx.req.body, Mode::kCreate);
+                 Caller c = caller_of(ctx, *res);
+                 json once = json::object();
+                 if (res->hooks().prepare)
+                   co_await workers_.run([&] { prepare(*res, c, patch, once, true); });
+                 bool wrote = false;
+                 co_await write_answer(ctx, route_key, [&](db::Tx& tx) {
+                   nest(*this, tx, c, *res, ctx);
+                   ctx.res.json(201, dump(create(tx, c, *res, patch)));  // kept for a replay: without `once`
+                   wrote = true;
+                 });
+                 // Values shown once join the answer after it was stored for Idempotency-Key replays.
+                 if (wrote && !once.empty()) {
+                   json out = json::parse(ctx.res.body);
+                   out.update(once);
+                   ctx.res.json(201, dump(out));
+                   ctx.res.header("Cache-Control", "no-store");
+                 }
+                 if (res->hooks().committed) res->hooks().committed(ctx);
+               },
+               {.access = r.access(),
+                .scope = r.write_scope(),
+                .summary = r.create_summary().empty() ? "Create a " + noun : r.create_summary(),
+                .tag = tag,
+                .request_schema = r.schema_name() + "Create",
+                .response_schema = created_schema,
+                .success_status = 201});
 
+  if (r.operations().list)
   router.add(Method::kGet, base,
              [this, res](Context& ctx) -> Task<void> {
                ListQuery q = read_list(*res, ctx);
@@ -155,6 +171,7 @@ void Kit::mount_one(http::Router& router, const Resource& r) const {
               .list = true,
               .query_params = list_params(r)});
 
+  if (r.operations().get)
   router.add(Method::kGet, base + "/{id}",
              [this, res](Context& ctx) -> Task<void> {
                const std::string id = item_id(ctx, *res);
@@ -168,30 +185,37 @@ void Kit::mount_one(http::Router& router, const Resource& r) const {
                if (!row) not_found(*res, id);
                ctx.res.json(200, dump(*row));
              },
-             {.access = r.access(),
+             {.access = r.item_access(),
               .scope = r.read_scope(),
               .summary = "Get a " + noun,
               .tag = tag,
               .response_schema = r.schema_name()});
 
+  if (r.operations().update)
   router.add(Method::kPatch, base + "/{id}",
              [this, res](Context& ctx) -> Task<void> {
                const std::string id = item_id(ctx, *res);
                json patch = read_body(*res, ctx.req.body, Mode::kUpdate);
                Caller c = caller_of(ctx, *res);
+               if (res->hooks().prepare) {
+                 json once = json::object();
+                 co_await workers_.run([&] { prepare(*res, c, patch, once, false); });
+               }
                auto row = co_await db::write_async(*db_, workers_, c.scope, [&](db::Tx& tx) {
                  nest(*this, tx, c, *res, ctx);
                  return update(tx, c, *res, id, patch);
                });
                ctx.res.json(200, dump(row));
+               if (res->hooks().committed) res->hooks().committed(ctx);
              },
-             {.access = r.access(),
+             {.access = r.item_access(),
               .scope = r.write_scope(),
               .summary = "Update a " + noun + " (absent fields stay; null clears an optional field)",
               .tag = tag,
               .request_schema = r.schema_name() + "Update",
               .response_schema = r.schema_name()});
 
+  if (r.operations().remove)
   router.add(Method::kDelete, base + "/{id}",
              [this, res](Context& ctx) -> Task<void> {
                const std::string id = item_id(ctx, *res);
@@ -201,6 +225,7 @@ void Kit::mount_one(http::Router& router, const Resource& r) const {
                  remove(tx, c, *res, id);
                });
                ctx.res.no_content();
+               if (res->hooks().committed) res->hooks().committed(ctx);
              },
              {.access = r.access(),
               .scope = r.write_scope(),
