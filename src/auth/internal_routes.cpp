@@ -6,8 +6,8 @@
 #include "auth/module.hpp"
 #include "auth/scope_minter.hpp"
 #include "common/ids.hpp"
-#include "kit/kit.hpp"
 #include "core/api.hpp"
+#include "kit/kit.hpp"
 
 namespace cdx::auth {
 
@@ -94,7 +94,8 @@ void InternalRoutes::mount(http::Router& r, AuthModule& auth, WorkerPool& worker
           auto it = in.find(f);
           return it != in.end() && it->is_string() ? it->get<std::string>() : std::string();
         };
-        const std::string email = text("email"), name = text("name"), role = text("role"), password = text("password");
+        const std::string email = text("email"), name = text("name"), role = text("role"),
+                          password = text("password");
         auto user =
             co_await workers.run([&] { return service.create_user(scope, email, name, role, password); });
         ctx.res.json(201, user.dump());

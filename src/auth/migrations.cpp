@@ -8,7 +8,9 @@ namespace cdx::auth {
 
 std::vector<db::Migration> AuthModule::migrations() const {
   return {
-      {1, "users, api keys, signing keys", R"SQL(
+      {1,
+       "users, api keys, signing keys",
+       R"SQL(
 CREATE TABLE auth_db.users (
   id TEXT PRIMARY KEY,
   tenant_id TEXT NOT NULL,
@@ -56,7 +58,9 @@ CREATE TABLE auth_db.signing_keys (
 );
 )SQL",
        {"auth_db.users", "auth_db.api_keys"}},
-      {2, "sessions, password resets, audit log", R"SQL(
+      {2,
+       "sessions, password resets, audit log",
+       R"SQL(
 CREATE TABLE auth_db.refresh_tokens (
   id TEXT PRIMARY KEY,
   tenant_id TEXT NOT NULL,
@@ -111,7 +115,9 @@ BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
 )SQL"},
       // OAuth2 / OIDC provider: clients and codes are tenant data; oauth_secrets holds platform secrets
       // every replica shares (the login form's CSRF key).
-      {3, "oauth2 clients, authorization codes, provider secrets", R"SQL(
+      {3,
+       "oauth2 clients, authorization codes, provider secrets",
+       R"SQL(
 CREATE TABLE auth_db.oauth_clients (
   id TEXT PRIMARY KEY,
   tenant_id TEXT NOT NULL,
@@ -159,7 +165,9 @@ CREATE TABLE auth_db.oauth_secrets (
       // Idempotency-Key answer is kept with the change, and rows carry what the kit renders.
       db::Outbox::migration(4, "auth_db"),
       kit::Idempotency::migration(5, "auth_db"),
-      {6, "kit resources: api key expiry as RFC 3339, updated_at, a client's token endpoint auth method", R"SQL(
+      {6,
+       "kit resources: api key expiry as RFC 3339, updated_at, a client's token endpoint auth method",
+       R"SQL(
 ALTER TABLE auth_db.api_keys ADD COLUMN updated_at TEXT;
 ALTER TABLE auth_db.oauth_clients ADD COLUMN token_endpoint_auth_method TEXT;
 )SQL",

@@ -10,9 +10,9 @@ const std::vector<std::string>& publishable_scopes() {
 }
 
 const std::vector<std::string>& secret_scopes() {
-  static const std::vector<std::string> k = {"*",         "auth:read", "auth:write", "crm:read",       "crm:write",
-                                             "cms:read",  "cms:write", "billing:read", "billing:write",
-                                             "analytics:read", "analytics:ingest", "auth:login"};
+  static const std::vector<std::string> k = {
+      "*",         "auth:read",    "auth:write",    "crm:read",       "crm:write",        "cms:read",
+      "cms:write", "billing:read", "billing:write", "analytics:read", "analytics:ingest", "auth:login"};
   return k;
 }
 
@@ -49,7 +49,9 @@ nlohmann::json to_json(const User& u) {
 }
 
 nlohmann::json to_json(const ApiKey& k) {
-  auto ts = [](const std::optional<std::string>& v) { return v ? nlohmann::json(*v) : nlohmann::json(nullptr); };
+  auto ts = [](const std::optional<std::string>& v) {
+    return v ? nlohmann::json(*v) : nlohmann::json(nullptr);
+  };
   nlohmann::json expires = nullptr;
   if (k.expires_at) expires = format_rfc3339(SysTime(std::chrono::seconds(*k.expires_at)));
   return {{"id", k.id},

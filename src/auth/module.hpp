@@ -6,10 +6,10 @@
 #include <memory>
 
 #include "auth/api.hpp"
-#include "auth/scope_minter.hpp"
 #include "auth/authenticator.hpp"
 #include "auth/oauth_service.hpp"
 #include "auth/resources.hpp"
+#include "auth/scope_minter.hpp"
 #include "auth/service.hpp"
 #include "auth/store.hpp"
 #include "db/outbox.hpp"

@@ -64,14 +64,16 @@ class Form {
   std::vector<std::pair<std::string, std::string>> items_;
 };
 
-// ---- pure rules (oauth_service_test.cpp) --------------------------------------------------------------------
+// ---- pure rules (oauth_service_test.cpp)
+// --------------------------------------------------------------------
 
 // Strict application/x-www-form-urlencoded decoding ('+' is a space); nullopt on a malformed %-escape.
 std::optional<std::string> form_decode(std::string_view s);
 std::string url_encode(std::string_view s);  // every byte but the RFC 3986 unreserved ones as %XX
 bool valid_utf8_text(std::string_view s);    // UTF-8 without control characters
 
-// PKCE (RFC 7636): a verifier is 43–128 of [A-Za-z0-9-._~]; an S256 challenge is BASE64URL(SHA-256(verifier)).
+// PKCE (RFC 7636): a verifier is 43–128 of [A-Za-z0-9-._~]; an S256 challenge is
+// BASE64URL(SHA-256(verifier)).
 bool valid_code_verifier(std::string_view verifier);
 bool valid_code_challenge(std::string_view challenge);
 std::string pkce_s256(std::string_view verifier);
@@ -98,25 +100,27 @@ std::string add_query(std::string_view uri, const std::vector<std::pair<std::str
 // is the value of the browser's CSRF cookie and binding the authorization request's parameters.
 std::string make_csrf_token(std::string_view key, std::string_view nonce, std::string_view binding,
                             int64_t expires_at);
-bool check_csrf_token(std::string_view key, std::string_view token, std::string_view nonce, std::string_view binding,
-                      int64_t now);
+bool check_csrf_token(std::string_view key, std::string_view token, std::string_view nonce,
+                      std::string_view binding, int64_t now);
 
-// ---- HTML (oauth_login_page.cpp) -----------------------------------------------------------------------------
+// ---- HTML (oauth_login_page.cpp)
+// -----------------------------------------------------------------------------
 
 std::string html_escape(std::string_view s);
 struct LoginPage {
   std::string tenant_name, client_name;
   std::vector<std::pair<std::string, std::string>> hidden;  // the authorization request and csrf_token
-  std::string email;  // kept after a failed attempt
-  std::string error;  // shown above the form
+  std::string email;                                        // kept after a failed attempt
+  std::string error;                                        // shown above the form
 };
 std::string render_login_page(const LoginPage& page);
 std::string render_error_page(std::string_view title, std::string_view detail);
 
-// ---- the provider -------------------------------------------------------------------------------------------
+// ---- the provider
+// -------------------------------------------------------------------------------------------
 
-inline constexpr int64_t kCodeTtl = 60;          // seconds an authorization code lives
-inline constexpr int64_t kLoginFormTtl = 600;    // seconds a login form (its CSRF token) stays valid
+inline constexpr int64_t kCodeTtl = 60;        // seconds an authorization code lives
+inline constexpr int64_t kLoginFormTtl = 600;  // seconds a login form (its CSRF token) stays valid
 inline constexpr std::string_view kCsrfCookie = "cdx_oauth_csrf";
 
 // A validated authorization request. `error`, when set, goes back to redirect_uri.
@@ -129,7 +133,8 @@ struct AuthorizeRequest {
   std::optional<std::string> state, nonce, prompt;
   std::vector<std::string> scopes;
   std::string code_challenge;
-  std::vector<std::pair<std::string, std::string>> params;  // the request's own parameters, for the login form
+  std::vector<std::pair<std::string, std::string>>
+      params;  // the request's own parameters, for the login form
   std::optional<OAuthError> error;
 };
 
@@ -192,8 +197,8 @@ class OAuthService {
   std::string sign_user_access(const ClientContext& cc, const User& user, const std::string& scope,
                                const std::string& family_id, int64_t ttl) const;
   std::string sign_id_token(const ClientContext& cc, const User& user, const std::vector<std::string>& scopes,
-                            const std::optional<std::string>& nonce, int64_t auth_time, const std::string& access_token,
-                            int64_t ttl) const;
+                            const std::optional<std::string>& nonce, int64_t auth_time,
+                            const std::string& access_token, int64_t ttl) const;
   std::string login_binding(const AuthorizeRequest& req) const;
 
   OAuthStore& store_;

@@ -52,7 +52,8 @@ class OAuthStore {
   std::optional<AuthCode> find_code(const db::TenantScope& scope, const std::string& code_hash);
   // Marks the code used, binds it to the session family and stores the family's first refresh token, in one
   // transaction. False when another request redeemed it first: that family is revoked then (a replay).
-  bool redeem_code(const db::TenantScope& scope, const AuthCode& code, const RefreshToken& first, int64_t now);
+  bool redeem_code(const db::TenantScope& scope, const AuthCode& code, const RefreshToken& first,
+                   int64_t now);
   // A replayed code: revokes the family issued from it (RFC 6749 §4.1.2). Answers the rows revoked.
   int64_t revoke_code_family(const db::TenantScope& scope, const std::string& code_id);
   // True while the session family has a refresh token that is not revoked (logout, refresh-token reuse, a

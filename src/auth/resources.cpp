@@ -37,8 +37,9 @@ const Principal* principal_of(const kit::Caller* c) {
 void audit(Change& c, std::string action, std::string target_type, const std::string& target_id,
            json details = json::object()) {
   if (!c.caller || !c.caller->request) return;
-  AuditEvent e{std::move(action), c.actor.type, c.actor.id.empty() ? std::nullopt : std::optional(c.actor.id),
-               std::move(target_type), target_id, std::string(c.caller->request->req.remote)};
+  AuditEvent e{
+      std::move(action),      c.actor.type, c.actor.id.empty() ? std::nullopt : std::optional(c.actor.id),
+      std::move(target_type), target_id,    std::string(c.caller->request->req.remote)};
   e.details = std::move(details);
   Store::append_audit(c.tx, c.scope, e);
 }
@@ -56,7 +57,8 @@ json strings(const std::vector<std::string>& v) { return json(v); }
 
 }  // namespace
 
-// ---- users ----------------------------------------------------------------------------------------------------
+// ---- users
+// ----------------------------------------------------------------------------------------------------
 
 kit::Resource user_resource(Service& service, Invalidate invalidate) {
   kit::Resource r("auth", "user", "users");
@@ -86,7 +88,8 @@ kit::Resource user_resource(Service& service, Invalidate invalidate) {
                })
       .show_tenant_id()
       .item_access(http::Access::kTenantAdminOrSelf)
-      .reveals(kit::text("initial_password", 64).doc("generated when no password was given: in this answer only"))
+      .reveals(
+          kit::text("initial_password", 64).doc("generated when no password was given: in this answer only"))
       .describe_create("Create a user (ADMIN or CLIENT); a generated password is answered once")
       .describe_list("List the tenant's users (newest first; sort, q over email and name, role, status)")
       .describe_delete("Delete a user and end its sessions")
@@ -100,13 +103,15 @@ kit::Resource user_resource(Service& service, Invalidate invalidate) {
                     // Counted under a per-tenant lock: concurrent creates cannot both take the last seat.
                     c.tx.lock("auth.users:" + c.scope.tenant_id());
                     if (Store::count_users(c.tx, c.scope) >= *max)
-                      throw Error(Code::kQuotaExceeded,
-                                  fmt::format("The tenant's plan allows {} users; remove one or change plan.", *max));
+                      throw Error(
+                          Code::kQuotaExceeded,
+                          fmt::format("The tenant's plan allows {} users; remove one or change plan.", *max));
                   }
                   return;
                 }
                 const json& b = *c.before;
-                if (c.given("email") && c.row["email"] != b["email"]) c.errors.push_back({"email", "cannot be changed"});
+                if (c.given("email") && c.row["email"] != b["email"])
+                  c.errors.push_back({"email", "cannot be changed"});
                 const bool demotes = b["role"] == "ADMIN" && b["status"] == "active" &&
                                      (c.row["role"] != "ADMIN" || c.row["status"] != "active");
                 if (demotes) {
@@ -129,7 +134,8 @@ kit::Resource user_resource(Service& service, Invalidate invalidate) {
                 const bool password = c.given("password");
                 // A new password, role or status ends the user's sessions (committed: caches dropped too).
                 if (role || status || password) Store::revoke_subject_sessions(c.tx, c.scope, id);
-                if (role) audit(c, "user.role_changed", "user", id, {{"from", b["role"]}, {"to", c.row["role"]}});
+                if (role)
+                  audit(c, "user.role_changed", "user", id, {{"from", b["role"]}, {"to", c.row["role"]}});
                 if (status)
                   audit(c, c.row["status"] == "disabled" ? "user.disabled" : "user.enabled", "user", id);
                 if (password) audit(c, "user.password_changed", "user", id);
@@ -146,7 +152,8 @@ kit::Resource user_resource(Service& service, Invalidate invalidate) {
               },
           .after_delete =
               [](Change& c) {
-                audit(c, "user.deleted", "user", c.row.at("id").get<std::string>(), {{"email", c.row["email"]}});
+                audit(c, "user.deleted", "user", c.row.at("id").get<std::string>(),
+                      {{"email", c.row["email"]}});
               },
           .prepare =
               [&service](kit::Prepare& p) {
@@ -176,7 +183,8 @@ kit::Resource user_resource(Service& service, Invalidate invalidate) {
   return r;
 }
 
-// ---- API keys -------------------------------------------------------------------------------------------------
+// ---- API keys
+// -------------------------------------------------------------------------------------------------
 
 kit::Resource api_key_resource(Service& service, Invalidate invalidate) {
   kit::Resource r("auth", "api_key", "api_keys");
@@ -186,7 +194,8 @@ kit::Resource api_key_resource(Service& service, Invalidate invalidate) {
       .field(kit::choice("type", {"secret", "publishable"}).not_null().defaults("secret").filter())
       .field(kit::text("prefix", 32).read_only().doc("the key's first characters, to recognise it in lists"))
       .field(kit::text_list("scopes", 20, 40)
-                 .doc("default: * for a secret key; cms:read, analytics:ingest, auth:login for a publishable one"))
+                 .doc("default: * for a secret key; cms:read, analytics:ingest, auth:login for a publishable "
+                      "one"))
       .field(kit::text("key_hash", 64).hidden())
       .field(kit::id("created_by").read_only())
       .field(kit::datetime("expires_at").doc("in the future; the key stops working then"))
@@ -203,7 +212,8 @@ kit::Resource api_key_resource(Service& service, Invalidate invalidate) {
           .validate =
               [](Change& c) {
                 const bool publishable = c.row["type"] == "publishable";
-                if (!c.value("scopes")) c.row["scopes"] = publishable ? strings(publishable_scopes()) : json::array({"*"});
+                if (!c.value("scopes"))
+                  c.row["scopes"] = publishable ? strings(publishable_scopes()) : json::array({"*"});
                 const auto& allowed = publishable ? publishable_scopes() : secret_scopes();
                 for (const auto& s : c.row["scopes"])
                   if (std::find(allowed.begin(), allowed.end(), s.get<std::string>()) == allowed.end())
@@ -219,15 +229,18 @@ kit::Resource api_key_resource(Service& service, Invalidate invalidate) {
                       throw Error(Code::kForbidden, "The calling key does not hold the scope '" +
                                                         s.get<std::string>() + "' it tries to grant.");
                 }
-                if (who && who->kind == Principal::Kind::kUser && !c.value("created_by")) c.row["created_by"] = who->id;
+                if (who && who->kind == Principal::Kind::kUser && !c.value("created_by"))
+                  c.row["created_by"] = who->id;
                 if (const json* exp = c.value("expires_at"))
                   if (auto t = parse_rfc3339(exp->get<std::string>()); t && *t <= Clock::now())
                     c.errors.push_back({"expires_at", "must be in the future"});
                 if (auto max = noted(c, "max_api_keys"); max && c.errors.empty()) {
                   c.tx.lock("auth.api_keys:" + c.scope.tenant_id());
                   if (Store::count_active_api_keys(c.tx, c.scope) >= *max)
-                    throw Error(Code::kQuotaExceeded, fmt::format(
-                                                          "The tenant's plan allows {} API keys; revoke one or change plan.", *max));
+                    throw Error(
+                        Code::kQuotaExceeded,
+                        fmt::format("The tenant's plan allows {} API keys; revoke one or change plan.",
+                                    *max));
                 }
               },
           .after_write =
@@ -235,15 +248,19 @@ kit::Resource api_key_resource(Service& service, Invalidate invalidate) {
                 const std::string id = c.row.at("id").get<std::string>();
                 Store::index_api_key(c.tx, c.scope, c.row.at("prefix").get<std::string>(), id);
                 audit(c, "api_key.created", "api_key", id,
-                      {{"name", c.row["name"]}, {"type", c.row["type"]}, {"prefix", c.row["prefix"]},
+                      {{"name", c.row["name"]},
+                       {"type", c.row["type"]},
+                       {"prefix", c.row["prefix"]},
                        {"scopes", c.row["scopes"]}});
               },
-          .after_delete = [](Change& c) { audit(c, "api_key.revoked", "api_key", c.row.at("id").get<std::string>()); },
+          .after_delete =
+              [](Change& c) { audit(c, "api_key.revoked", "api_key", c.row.at("id").get<std::string>()); },
           .prepare =
               [&service](kit::Prepare& p) {
                 if (!p.create) return;
                 const bool secret = p.patch.value("type", "secret") == "secret";
-                const std::string full = (secret ? "cdx_sk_" : "cdx_pk_") + random_token(kKeyLen - kKeyTypeLen);
+                const std::string full =
+                    (secret ? "cdx_sk_" : "cdx_pk_") + random_token(kKeyLen - kKeyTypeLen);
                 p.patch["prefix"] = full.substr(0, kKeyPrefixLen);
                 p.patch["key_hash"] = sha256_hex(full);  // only the hash is kept
                 p.once["key"] = full;
@@ -257,7 +274,8 @@ kit::Resource api_key_resource(Service& service, Invalidate invalidate) {
   return r;
 }
 
-// ---- OAuth2 clients -------------------------------------------------------------------------------------------
+// ---- OAuth2 clients
+// -------------------------------------------------------------------------------------------
 
 namespace {
 
@@ -266,14 +284,17 @@ void check_client(Change& c) {
   const json& grants = c.row["grant_types"];
   const bool is_public = c.row["type"] == "public";
   if (grants.empty())
-    c.errors.push_back({"grant_types", "must name at least one of authorization_code, client_credentials, refresh_token"});
+    c.errors.push_back(
+        {"grant_types", "must name at least one of authorization_code, client_credentials, refresh_token"});
   for (const auto& g : grants)
     if (!contains(strings(grant_types()), g.get<std::string>())) {
-      c.errors.push_back({"grant_types", "may hold only authorization_code, client_credentials and refresh_token"});
+      c.errors.push_back(
+          {"grant_types", "may hold only authorization_code, client_credentials and refresh_token"});
       break;
     }
   if (contains(grants, "refresh_token") && !contains(grants, "authorization_code"))
-    c.errors.push_back({"grant_types", "refresh_token needs authorization_code (refresh tokens come from codes)"});
+    c.errors.push_back(
+        {"grant_types", "refresh_token needs authorization_code (refresh tokens come from codes)"});
   if (is_public && contains(grants, "client_credentials"))
     c.errors.push_back({"grant_types", "a public client cannot use client_credentials (it has no secret)"});
   const json& uris = c.row["redirect_uris"];
@@ -287,9 +308,11 @@ void check_client(Change& c) {
     if (auto why = origin_problem(origins[i].get<std::string>()))
       c.errors.push_back({"allowed_origins[" + std::to_string(i) + "]", *why});
   for (const auto& s : c.row["scopes"])
-    if (!contains(strings(oidc_scopes()), s.get<std::string>()) && !contains(strings(api_scopes()), s.get<std::string>())) {
-      c.errors.push_back({"scopes", "may hold openid, profile, email and API scopes such as crm:read or "
-                                    "billing:write ('*' is not allowed)"});
+    if (!contains(strings(oidc_scopes()), s.get<std::string>()) &&
+        !contains(strings(api_scopes()), s.get<std::string>())) {
+      c.errors.push_back({"scopes",
+                          "may hold openid, profile, email and API scopes such as crm:read or "
+                          "billing:write ('*' is not allowed)"});
       break;
     }
 }
@@ -301,30 +324,36 @@ kit::Resource oauth_client_resource(Service&, Invalidate invalidate) {
   r.segment("clients")
       .schema_name("OAuthClient")
       .key("client_id")
-      .field(kit::text("client_id", 128)
-                 .required()
-                 .read_only()
-                 .doc("<tenant id>.<random>: names the tenant at the token endpoint; item routes take it too"))
+      .field(
+          kit::text("client_id", 128)
+              .required()
+              .read_only()
+              .doc("<tenant id>.<random>: names the tenant at the token endpoint; item routes take it too"))
       .field(kit::text("name", 200).required().searchable().doc("shown on the sign-in page"))
       .field(kit::choice("type", {"confidential", "public"})
                  .not_null()
                  .defaults("confidential")
                  .filter()
-                 .doc("confidential: has a client_secret (servers); public: none (SPAs, mobile apps). Cannot be changed"))
+                 .doc("confidential: has a client_secret (servers); public: none (SPAs, mobile apps). Cannot "
+                      "be changed"))
       .field(kit::choice("token_endpoint_auth_method", {"client_secret_basic", "none"}).read_only())
       .field(kit::text("secret_hash", 64).hidden())
       .field(kit::text_list("redirect_uris", 20, 2000)
                  .defaults(json::array())
-                 .doc("absolute https URLs (http only for localhost), compared exactly; no fragment, no wildcard"))
+                 .doc("absolute https URLs (http only for localhost), compared exactly; no fragment, no "
+                      "wildcard"))
       .field(kit::text_list("allowed_origins", 20, 300).defaults(json::array()).doc("browser origins (CORS)"))
       .field(kit::text_list("grant_types", 3, 40)
                  .defaults(json::array({"authorization_code", "refresh_token"}))
                  .doc("authorization_code, refresh_token, client_credentials"))
-      .field(kit::text_list("scopes", 50, 64).defaults(strings(oidc_scopes())).doc("openid, profile, email and API scopes"))
+      .field(kit::text_list("scopes", 50, 64)
+                 .defaults(strings(oidc_scopes()))
+                 .doc("openid, profile, email and API scopes"))
       .field(kit::id("created_by").read_only())
       .show_tenant_id()
       .reveals(kit::text("client_secret", 64).doc("a confidential client's secret: in this answer only"))
-      .describe_create("Register an OAuth2 client; a confidential client's client_secret is in this answer only")
+      .describe_create(
+          "Register an OAuth2 client; a confidential client's client_secret is in this answer only")
       .describe_list("List the tenant's OAuth2 clients, newest first (never their secrets)")
       .describe_delete("Delete an OAuth2 client; revokes the refresh tokens issued to it")
       .hooks({
@@ -332,21 +361,25 @@ kit::Resource oauth_client_resource(Service&, Invalidate invalidate) {
               [](Change& c) {
                 if (c.before && c.row["type"] != (*c.before)["type"])
                   c.errors.push_back({"type", "cannot be changed; register a new client instead"});
-                c.row["token_endpoint_auth_method"] = c.row["type"] == "public" ? "none" : "client_secret_basic";
+                c.row["token_endpoint_auth_method"] =
+                    c.row["type"] == "public" ? "none" : "client_secret_basic";
                 check_client(c);
                 if (c.before || !c.errors.empty()) return;
                 const Principal* who = principal_of(c.caller);
                 if (who && who->kind == Principal::Kind::kUser) c.row["created_by"] = who->id;
                 c.tx.lock("auth.oauth_clients:" + c.scope.tenant_id());
                 if (OAuthStore::count_clients(c.tx, c.scope) >= kMaxClientsPerTenant)
-                  throw Error(Code::kQuotaExceeded, "A tenant may register at most 100 OAuth clients; delete one first.");
+                  throw Error(Code::kQuotaExceeded,
+                              "A tenant may register at most 100 OAuth clients; delete one first.");
               },
           .after_write =
               [](Change& c) {
                 const std::string id = c.row.at("id").get<std::string>();
                 if (!c.before) {
                   audit(c, "client.created", "oauth_client", id,
-                        {{"client_id", c.row["client_id"]}, {"name", c.row["name"]}, {"type", c.row["type"]},
+                        {{"client_id", c.row["client_id"]},
+                         {"name", c.row["name"]},
+                         {"type", c.row["type"]},
                          {"grant_types", c.row["grant_types"]}});
                 } else if (c.given("secret_hash")) {
                   audit(c, "client.secret_rotated", "oauth_client", id, {{"client_id", c.row["client_id"]}});
@@ -359,7 +392,9 @@ kit::Resource oauth_client_resource(Service&, Invalidate invalidate) {
                 }
               },
           .before_delete =
-              [](Change& c) { OAuthStore::forget_client(c.tx, c.scope, c.row.at("client_id").get<std::string>()); },
+              [](Change& c) {
+                OAuthStore::forget_client(c.tx, c.scope, c.row.at("client_id").get<std::string>());
+              },
           .after_delete =
               [](Change& c) {
                 audit(c, "client.deleted", "oauth_client", c.row.at("id").get<std::string>(),
@@ -386,7 +421,8 @@ std::pair<std::string, std::string> new_client_secret() {
   return {std::move(secret), std::move(hash)};
 }
 
-// ---- bodies of the other routes -------------------------------------------------------------------------------
+// ---- bodies of the other routes
+// -------------------------------------------------------------------------------
 
 namespace bodies {
 
@@ -440,7 +476,10 @@ const kit::Resource& logout() {
 const kit::Resource& sign_up() {
   static const kit::Resource r = [] {
     kit::Resource b = body("register");
-    b.field(kit::text("email", 254).min(3).required()).field(password()).field(kit::text("name", 200)).field(tenant());
+    b.field(kit::text("email", 254).min(3).required())
+        .field(password())
+        .field(kit::text("name", 200))
+        .field(tenant());
     return b;
   }();
   return r;

@@ -1,7 +1,9 @@
 // Auth's kit resources: tenant users, API keys and OAuth2 clients as declarations, with hooks for the rules a
 // declaration cannot say (password hashing before the transaction, plan quotas, the last ADMIN, scopes a key
-// may grant, secrets shown once, sessions ended, the audit log); and the declared bodies of the session routes.
-//   const kit::Resource& users = kit.add(user_resource(service, [&](http::Context& c) { auth.invalidate(c); }));
+// may grant, secrets shown once, sessions ended, the audit log); and the declared bodies of the session
+// routes.
+//   const kit::Resource& users = kit.add(user_resource(service, [&](http::Context& c) { auth.invalidate(c);
+//   }));
 #pragma once
 #include <functional>
 #include <string>

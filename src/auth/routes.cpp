@@ -1,8 +1,8 @@
 // Auth's HTTP handlers: parse, call the service on a worker, render. Access and scopes are declared
 // per route; the Authenticator enforces them before a handler runs.
 #include "auth/module.hpp"
-#include "common/clock.hpp"
 #include "auth/resources.hpp"
+#include "common/clock.hpp"
 #include "common/log.hpp"
 #include "http/pagination.hpp"
 #include "http/router.hpp"
@@ -22,7 +22,9 @@ void no_store(Context& ctx) { ctx.res.header("Cache-Control", "no-store"); }
 using nlohmann::json;
 
 // A declared body (resources.cpp): 400 for bad JSON, every bad or unknown field named in one 422.
-json read(const kit::Resource& body, const Context& ctx) { return kit::read_body(body, ctx.req.body, kit::Mode::kCreate); }
+json read(const kit::Resource& body, const Context& ctx) {
+  return kit::read_body(body, ctx.req.body, kit::Mode::kCreate);
+}
 
 std::string text(const json& in, const char* name) {
   auto it = in.find(name);
@@ -35,10 +37,11 @@ std::string tenant_named(const json& in, const Context& ctx) {
   return t.empty() ? std::string(ctx.req.header("x-tenant-id")) : t;
 }
 
-const FieldError kTenantRequired{"tenant", "is required: in the body, as X-Tenant-ID, or through a publishable key"};
+const FieldError kTenantRequired{"tenant",
+                                 "is required: in the body, as X-Tenant-ID, or through a publishable key"};
 
-void request_password_reset_later(WorkerPool& workers, Service& service, std::string tenant, std::string email,
-                                  Caller caller) {
+void request_password_reset_later(WorkerPool& workers, Service& service, std::string tenant,
+                                  std::string email, Caller caller) {
   workers.post([&service, tenant = std::move(tenant), email = std::move(email), caller = std::move(caller)] {
     try {
       service.forgot_password(tenant, email, caller);
@@ -55,30 +58,32 @@ void AuthModule::mount(http::Router& r) {
   kit_.mount(r);  // users, API keys and OAuth clients (resources.cpp)
   mount_oauth(r);
 
-  r.add_sync(
-      Method::kGet, "/.well-known/jwks.json",
-      [this](Context& ctx) {
-        ctx.res.set(200, "application/json", service_.keyring()->jwks_json());
-        ctx.res.header("Cache-Control", "public, max-age=300");
-      },
-      {.summary = "Public keys that sign access tokens (JWKS)", .tag = "auth"});
+  r.add_sync(Method::kGet, "/.well-known/jwks.json",
+             [this](Context& ctx) {
+               ctx.res.set(200, "application/json", service_.keyring()->jwks_json());
+               ctx.res.header("Cache-Control", "public, max-age=300");
+             },
+             {.summary = "Public keys that sign access tokens (JWKS)", .tag = "auth"});
 
-  r.add(
-      Method::kGet, "/api/v1/auth/audit",
-      [this](Context& ctx) -> Task<void> {
-        const http::Page page = http::parse_page(ctx.req);
-        AuditFilter f;
-        f.limit = page.limit;
-        f.after_id = page.after;
-        f.action = ctx.req.query_param("action");
-        f.actor_id = ctx.req.query_param("actor_id");
-        const db::TenantScope& scope = *ctx.tenant;
-        auto rows = co_await workers_.run([&] { return service_.list_audit(scope, f); });
-        ctx.res.json(200, http::render_page(std::move(rows), page));
-      },
-      {.access = Access::kTenantAdmin, .scope = "auth:read",
-       .summary = "The tenant's audit log of security-relevant actions, newest first", .tag = "audit",
-       .response_schema = "AuditEntry", .list = true, .query_params = {"action", "actor_id"}});
+  r.add(Method::kGet, "/api/v1/auth/audit",
+        [this](Context& ctx) -> Task<void> {
+          const http::Page page = http::parse_page(ctx.req);
+          AuditFilter f;
+          f.limit = page.limit;
+          f.after_id = page.after;
+          f.action = ctx.req.query_param("action");
+          f.actor_id = ctx.req.query_param("actor_id");
+          const db::TenantScope& scope = *ctx.tenant;
+          auto rows = co_await workers_.run([&] { return service_.list_audit(scope, f); });
+          ctx.res.json(200, http::render_page(std::move(rows), page));
+        },
+        {.access = Access::kTenantAdmin,
+         .scope = "auth:read",
+         .summary = "The tenant's audit log of security-relevant actions, newest first",
+         .tag = "audit",
+         .response_schema = "AuditEntry",
+         .list = true,
+         .query_params = {"action", "actor_id"}});
 }
 
 void AuthModule::add_openapi_schemas(nlohmann::json& schemas) const {
@@ -89,36 +94,41 @@ void AuthModule::add_openapi_schemas(nlohmann::json& schemas) const {
 }
 
 void AuthModule::mount_sessions(http::Router& r) {
-  r.add(
-      Method::kPost, "/api/v1/auth/superadmin/login",
-      [this](Context& ctx) -> Task<void> {
-        const json in = read(bodies::superadmin_login(), ctx);
-        const std::string username = text(in, "username"), password = text(in, "password");
-        const Caller caller = caller_of(ctx);
-        auto out = co_await workers_.run([&] { return service_.superadmin_login(username, password, caller); });
-        ctx.res.json(200, out.dump());
-        no_store(ctx);
-      },
-      {.summary = "Log the SUPERADMIN in", .tag = "auth", .request_schema = "SuperadminLogin",
-       .response_schema = "TokenAnswer"});
+  r.add(Method::kPost, "/api/v1/auth/superadmin/login",
+        [this](Context& ctx) -> Task<void> {
+          const json in = read(bodies::superadmin_login(), ctx);
+          const std::string username = text(in, "username"), password = text(in, "password");
+          const Caller caller = caller_of(ctx);
+          auto out =
+              co_await workers_.run([&] { return service_.superadmin_login(username, password, caller); });
+          ctx.res.json(200, out.dump());
+          no_store(ctx);
+        },
+        {.summary = "Log the SUPERADMIN in",
+         .tag = "auth",
+         .request_schema = "SuperadminLogin",
+         .response_schema = "TokenAnswer"});
 
-  r.add(
-      Method::kPost, "/api/v1/auth/login",
-      [this](Context& ctx) -> Task<void> {
-        const std::string_view key = ctx.req.header("x-api-key");
-        const json in = read(bodies::login(), ctx);
-        std::string tenant = tenant_named(in, ctx);
-        if (tenant.empty() && key.empty()) throw Error::validation({kTenantRequired});
-        const std::string email = text(in, "email"), password = text(in, "password");
-        if (tenant.empty()) tenant = co_await authenticator_.tenant_of_publishable_key(ctx);
-        const Caller caller = caller_of(ctx);
-        auto attempt = co_await workers_.run([&] { return service_.begin_login(tenant, email, caller); });
-        const bool ok = co_await service_.hashers().run([&] { return Service::check_password(attempt, password); });
-        auto out = co_await workers_.run([&] { return service_.finish_login(attempt, ok, caller); });
-        ctx.res.json(200, out.dump());
-        no_store(ctx);
-      },
-      {.summary = "Log a tenant user in", .tag = "auth", .request_schema = "Login", .response_schema = "TokenAnswer"});
+  r.add(Method::kPost, "/api/v1/auth/login",
+        [this](Context& ctx) -> Task<void> {
+          const std::string_view key = ctx.req.header("x-api-key");
+          const json in = read(bodies::login(), ctx);
+          std::string tenant = tenant_named(in, ctx);
+          if (tenant.empty() && key.empty()) throw Error::validation({kTenantRequired});
+          const std::string email = text(in, "email"), password = text(in, "password");
+          if (tenant.empty()) tenant = co_await authenticator_.tenant_of_publishable_key(ctx);
+          const Caller caller = caller_of(ctx);
+          auto attempt = co_await workers_.run([&] { return service_.begin_login(tenant, email, caller); });
+          const bool ok =
+              co_await service_.hashers().run([&] { return Service::check_password(attempt, password); });
+          auto out = co_await workers_.run([&] { return service_.finish_login(attempt, ok, caller); });
+          ctx.res.json(200, out.dump());
+          no_store(ctx);
+        },
+        {.summary = "Log a tenant user in",
+         .tag = "auth",
+         .request_schema = "Login",
+         .response_schema = "TokenAnswer"});
 
   r.add(
       Method::kPost, "/api/v1/auth/refresh",
@@ -130,74 +140,86 @@ void AuthModule::mount_sessions(http::Router& r) {
         no_store(ctx);
       },
       {.summary = "Exchange a refresh token for a new pair; the old one is spent (reuse revokes the session)",
-       .tag = "auth", .request_schema = "Refresh", .response_schema = "TokenAnswer"});
+       .tag = "auth",
+       .request_schema = "Refresh",
+       .response_schema = "TokenAnswer"});
 
-  r.add(
-      Method::kPost, "/api/v1/auth/logout",
-      [this](Context& ctx) -> Task<void> {
-        std::optional<std::string> token;
-        if (!ctx.req.body.empty()) {
-          const json in = read(bodies::logout(), ctx);
-          if (auto t = text(in, "refresh_token"); !t.empty()) token = t;
-        }
-        const Caller caller = caller_of(ctx);
-        const Principal& who = *ctx.principal;
-        co_await workers_.run([&] { service_.logout(who, token, caller); });
-        authenticator_.invalidate(ctx);  // the session's access tokens stop working at once
-        ctx.res.no_content();
-      },
-      {.access = Access::kAuthenticated, .summary = "End the session: revokes its refresh token family",
-       .tag = "auth", .request_schema = "Logout", .request_optional = true, .success_status = 204});
+  r.add(Method::kPost, "/api/v1/auth/logout",
+        [this](Context& ctx) -> Task<void> {
+          std::optional<std::string> token;
+          if (!ctx.req.body.empty()) {
+            const json in = read(bodies::logout(), ctx);
+            if (auto t = text(in, "refresh_token"); !t.empty()) token = t;
+          }
+          const Caller caller = caller_of(ctx);
+          const Principal& who = *ctx.principal;
+          co_await workers_.run([&] { service_.logout(who, token, caller); });
+          authenticator_.invalidate(ctx);  // the session's access tokens stop working at once
+          ctx.res.no_content();
+        },
+        {.access = Access::kAuthenticated,
+         .summary = "End the session: revokes its refresh token family",
+         .tag = "auth",
+         .request_schema = "Logout",
+         .request_optional = true,
+         .success_status = 204});
 
-  r.add(
-      Method::kPost, "/api/v1/auth/register",
-      [this](Context& ctx) -> Task<void> {
-        const std::string_view key = ctx.req.header("x-api-key");
-        json in = read(bodies::sign_up(), ctx);
-        std::string tenant = tenant_named(in, ctx);
-        if (tenant.empty() && key.empty()) throw Error::validation({kTenantRequired});
-        in.erase("tenant");
-        if (tenant.empty()) tenant = co_await authenticator_.tenant_of_publishable_key(ctx);
-        auto out = co_await workers_.run([&] { return service_.register_user(tenant, in, ctx); });
-        ctx.res.json(201, out.dump());
-        no_store(ctx);
-      },
-      {.summary = "Self sign-up as a CLIENT, where the tenant's settings.allow_registration is true", .tag = "auth",
-       .request_schema = "Register", .response_schema = "TokenAnswer", .success_status = 201});
+  r.add(Method::kPost, "/api/v1/auth/register",
+        [this](Context& ctx) -> Task<void> {
+          const std::string_view key = ctx.req.header("x-api-key");
+          json in = read(bodies::sign_up(), ctx);
+          std::string tenant = tenant_named(in, ctx);
+          if (tenant.empty() && key.empty()) throw Error::validation({kTenantRequired});
+          in.erase("tenant");
+          if (tenant.empty()) tenant = co_await authenticator_.tenant_of_publishable_key(ctx);
+          auto out = co_await workers_.run([&] { return service_.register_user(tenant, in, ctx); });
+          ctx.res.json(201, out.dump());
+          no_store(ctx);
+        },
+        {.summary = "Self sign-up as a CLIENT, where the tenant's settings.allow_registration is true",
+         .tag = "auth",
+         .request_schema = "Register",
+         .response_schema = "TokenAnswer",
+         .success_status = 201});
 
-  r.add(
-      Method::kPost, "/api/v1/auth/password/forgot",
-      [this](Context& ctx) -> Task<void> {
-        const json in = read(bodies::password_forgot(), ctx);
-        const std::string tenant = tenant_named(in, ctx);
-        if (tenant.empty()) throw Error::validation({{"tenant", "is required: in the body or as X-Tenant-ID"}});
-        const std::string email = text(in, "email");
-        // The work happens after the answer, so a known and an unknown account answer alike, in time too.
-        request_password_reset_later(workers_, service_, tenant, email, caller_of(ctx));
-        ctx.res.json(202, R"({"status":"accepted","detail":"If the account exists, a reset link is on its way."})");
-        co_return;  // without a co_await or co_return this would not be a coroutine
-      },
-      {.summary = "Mail a single-use password reset link (same answer whether or not the account exists)",
-       .tag = "auth", .request_schema = "PasswordForgot", .success_status = 202});
+  r.add(Method::kPost, "/api/v1/auth/password/forgot",
+        [this](Context& ctx) -> Task<void> {
+          const json in = read(bodies::password_forgot(), ctx);
+          const std::string tenant = tenant_named(in, ctx);
+          if (tenant.empty())
+            throw Error::validation({{"tenant", "is required: in the body or as X-Tenant-ID"}});
+          const std::string email = text(in, "email");
+          // The work happens after the answer, so a known and an unknown account answer alike, in time too.
+          request_password_reset_later(workers_, service_, tenant, email, caller_of(ctx));
+          ctx.res.json(
+              202, R"({"status":"accepted","detail":"If the account exists, a reset link is on its way."})");
+          co_return;  // without a co_await or co_return this would not be a coroutine
+        },
+        {.summary = "Mail a single-use password reset link (same answer whether or not the account exists)",
+         .tag = "auth",
+         .request_schema = "PasswordForgot",
+         .success_status = 202});
 
-  r.add(
-      Method::kPost, "/api/v1/auth/password/reset",
-      [this](Context& ctx) -> Task<void> {
-        const json in = read(bodies::password_reset(), ctx);
-        const std::string token = text(in, "token"), password = text(in, "password");
-        const Caller caller = caller_of(ctx);
-        co_await workers_.run([&] { service_.reset_password(token, password, caller); });
-        authenticator_.invalidate(ctx);
-        ctx.res.no_content();
-      },
-      {.summary = "Set a new password with a reset token; ends every session of the user", .tag = "auth",
-       .request_schema = "PasswordReset", .success_status = 204});
+  r.add(Method::kPost, "/api/v1/auth/password/reset",
+        [this](Context& ctx) -> Task<void> {
+          const json in = read(bodies::password_reset(), ctx);
+          const std::string token = text(in, "token"), password = text(in, "password");
+          const Caller caller = caller_of(ctx);
+          co_await workers_.run([&] { service_.reset_password(token, password, caller); });
+          authenticator_.invalidate(ctx);
+          ctx.res.no_content();
+        },
+        {.summary = "Set a new password with a reset token; ends every session of the user",
+         .tag = "auth",
+         .request_schema = "PasswordReset",
+         .success_status = 204});
 
-  r.add_sync(
-      Method::kGet, "/api/v1/auth/me",
-      [](Context& ctx) { ctx.res.set(200, "application/json", ctx.principal->me_json); },
-      {.access = Access::kAuthenticated, .summary = "The caller's identity", .tag = "auth",
-       .response_schema = "Me"});
+  r.add_sync(Method::kGet, "/api/v1/auth/me",
+             [](Context& ctx) { ctx.res.set(200, "application/json", ctx.principal->me_json); },
+             {.access = Access::kAuthenticated,
+              .summary = "The caller's identity",
+              .tag = "auth",
+              .response_schema = "Me"});
 }
 
 }  // namespace cdx::auth

@@ -27,15 +27,19 @@ Error invalid_refresh() { return Error(Code::kUnauthorized, "The refresh token i
 
 // Opaque tokens name their tenant in front so they can be looked up under that tenant's scope:
 // "<tenant id or 'platform'>.<secret>". The secret alone carries the ~256 bits of entropy.
-std::string make_opaque_token(std::string_view tenant) { return std::string(tenant) + "." + random_token(43); }
+std::string make_opaque_token(std::string_view tenant) {
+  return std::string(tenant) + "." + random_token(43);
+}
 
 std::optional<std::pair<std::string, std::string>> split_opaque_token(std::string_view token) {
   const size_t dot = token.find('.');
-  if (dot == std::string_view::npos || dot == 0 || dot > 64 || token.size() - dot - 1 != 43) return std::nullopt;
+  if (dot == std::string_view::npos || dot == 0 || dot > 64 || token.size() - dot - 1 != 43)
+    return std::nullopt;
   return std::pair{std::string(token.substr(0, dot)), std::string(token)};
 }
 
-int64_t setting_int(const nlohmann::json& settings, const char* key, int64_t fallback, int64_t min, int64_t max) {
+int64_t setting_int(const nlohmann::json& settings, const char* key, int64_t fallback, int64_t min,
+                    int64_t max) {
   auto it = settings.find(key);
   if (it == settings.end() || !it->is_number_integer()) return fallback;
   return std::clamp<int64_t>(it->get<int64_t>(), min, max);
@@ -44,13 +48,15 @@ int64_t setting_int(const nlohmann::json& settings, const char* key, int64_t fal
 std::string actor_type(const Caller& c) {
   if (!c.principal) return "anonymous";
   switch (c.principal->kind) {
-    case Principal::Kind::kSuperadmin: return "superadmin";
-    case Principal::Kind::kApiKey: return "api_key";
-    case Principal::Kind::kUser: return "user";
+    case Principal::Kind::kSuperadmin:
+      return "superadmin";
+    case Principal::Kind::kApiKey:
+      return "api_key";
+    case Principal::Kind::kUser:
+      return "user";
   }
   return "anonymous";
 }
-
 
 }  // namespace
 
@@ -106,9 +112,10 @@ Service::Lifetimes Service::lifetimes(const core::TenantInfo* tenant) const {
   Lifetimes life{config_.access_token_ttl, config_.refresh_token_ttl};
   if (tenant) {
     // A tenant may shorten its lifetimes, never stretch them past the platform's bounds.
-    life.access = setting_int(tenant->tenant.settings, "access_token_ttl", life.access, 60, config_.access_token_ttl);
-    life.refresh =
-        setting_int(tenant->tenant.settings, "refresh_token_ttl", life.refresh, 300, config_.refresh_token_ttl);
+    life.access =
+        setting_int(tenant->tenant.settings, "access_token_ttl", life.access, 60, config_.access_token_ttl);
+    life.refresh = setting_int(tenant->tenant.settings, "refresh_token_ttl", life.refresh, 300,
+                               config_.refresh_token_ttl);
   }
   return life;
 }
@@ -171,7 +178,8 @@ nlohmann::json Service::superadmin_login(std::string_view username, std::string_
   return open_session({who->id, "SUPERADMIN", "", who->username, "*"}, lifetimes(nullptr), std::nullopt);
 }
 
-Service::LoginAttempt Service::begin_login(std::string_view tenant, std::string_view email, const Caller& caller) {
+Service::LoginAttempt Service::begin_login(std::string_view tenant, std::string_view email,
+                                           const Caller& caller) {
   LoginAttempt a;
   a.tenant = core_.find_tenant(tenant);
   // The account is (tenant id, lower-cased email), however the caller spells the tenant or the email.
@@ -196,8 +204,8 @@ nlohmann::json Service::finish_login(const LoginAttempt& a, bool password_ok, co
   accept_login(a, password_ok, caller);
   AuditEvent e{"login.succeeded", "user", a.user->id, "user", a.user->id};
   e.ip = caller.ip;
-  return open_session({a.user->id, a.user->role, a.tenant->tenant.id, a.user->email, ""}, lifetimes(&*a.tenant),
-                      std::nullopt, &e);
+  return open_session({a.user->id, a.user->role, a.tenant->tenant.id, a.user->email, ""},
+                      lifetimes(&*a.tenant), std::nullopt, &e);
 }
 
 User Service::finish_client_login(const LoginAttempt& a, bool password_ok, const Caller& caller,
@@ -260,7 +268,8 @@ nlohmann::json Service::refresh(std::string_view refresh_token, const Caller& ca
   const RotateOutcome outcome =
       store_.rotate_refresh_token(scope, sha256_hex(token), replacement, Clock::unix_seconds(), spent);
   if (outcome == RotateOutcome::kReused) {
-    log::warn("refresh token reused: session family revoked", {{"family_id", spent.family_id}, {"ip", caller.ip}});
+    log::warn("refresh token reused: session family revoked",
+              {{"family_id", spent.family_id}, {"ip", caller.ip}});
     if (tenant) {
       AuditEvent e{"session.family_revoked", "anonymous", std::nullopt, "user", spent.subject_id};
       e.details = {{"family_id", spent.family_id}, {"reason", "refresh token reuse"}};
@@ -297,19 +306,23 @@ nlohmann::json Service::refresh(std::string_view refresh_token, const Caller& ca
   return out;
 }
 
-void Service::logout(const Principal& who, const std::optional<std::string>& refresh_token, const Caller& caller) {
+void Service::logout(const Principal& who, const std::optional<std::string>& refresh_token,
+                     const Caller& caller) {
   const std::string tenant_key = who.tenant_id.empty() ? std::string(kPlatformTenant) : who.tenant_id;
   const db::TenantScope scope = ScopeMinter::mint(tenant_key);
   std::string family = who.session_id;
   if (refresh_token) {
     auto parts = split_opaque_token(*refresh_token);
-    if (!parts || parts->first != tenant_key) throw Error::validation({{"refresh_token", "is not a refresh token of this session"}});
+    if (!parts || parts->first != tenant_key)
+      throw Error::validation({{"refresh_token", "is not a refresh token of this session"}});
     auto t = store_.find_refresh_token(scope, sha256_hex(parts->second));
-    if (!t || t->subject_id != who.id) throw Error::validation({{"refresh_token", "is not a refresh token of this session"}});
+    if (!t || t->subject_id != who.id)
+      throw Error::validation({{"refresh_token", "is not a refresh token of this session"}});
     family = t->family_id;
   }
   if (family.empty())
-    throw Error(Code::kInvalidRequest, "This credential has no session to end (API keys are revoked instead).");
+    throw Error(Code::kInvalidRequest,
+                "This credential has no session to end (API keys are revoked instead).");
   store_.revoke_refresh_family(scope, family);
   if (!who.tenant_id.empty()) {
     AuditEvent e{"logout", actor_type(caller), who.id, "session", family};
@@ -317,7 +330,8 @@ void Service::logout(const Principal& who, const std::optional<std::string>& ref
   }
 }
 
-nlohmann::json Service::register_user(std::string_view tenant, nlohmann::json user, const http::Context& request) {
+nlohmann::json Service::register_user(std::string_view tenant, nlohmann::json user,
+                                      const http::Context& request) {
   auto info = core_.find_tenant(tenant);
   if (!info) throw Error(Code::kNotFound, "No tenant has the id or slug '" + std::string(tenant) + "'.");
   if (info->tenant.status == "suspended")
@@ -364,7 +378,9 @@ void Service::forgot_password(std::string_view tenant, std::string_view email, c
 
 void Service::reset_password(std::string_view token, std::string_view password, const Caller& caller) {
   auto parts = split_opaque_token(token);
-  auto invalid = [] { return Error::validation({{"token", "is not a valid, unused, unexpired reset token"}}); };
+  auto invalid = [] {
+    return Error::validation({{"token", "is not a valid, unused, unexpired reset token"}});
+  };
   if (!parts || parts->first == kPlatformTenant) throw invalid();
   if (auto why = password_problem(password)) throw Error::validation({{"password", *why}});
   auto info = core_.find_tenant(parts->first);
@@ -381,8 +397,8 @@ void Service::reset_password(std::string_view token, std::string_view password, 
 // ---- users ------------------------------------------------------------------------------------------
 
 bool Service::session_active(const std::string& tenant_id, const std::string& session_id) {
-  return store_.session_active(ScopeMinter::mint(tenant_id.empty() ? std::string(kPlatformTenant) : tenant_id),
-                               session_id);
+  return store_.session_active(
+      ScopeMinter::mint(tenant_id.empty() ? std::string(kPlatformTenant) : tenant_id), session_id);
 }
 
 void Service::attach(std::shared_ptr<db::Database> db, const kit::Kit& kit, const kit::Resource& users,
@@ -406,8 +422,9 @@ nlohmann::json Service::add(kit::Caller& c, const kit::Resource& r, const nlohma
   return row;
 }
 
-nlohmann::json Service::create_user(const db::TenantScope& scope, const std::string& email, const std::string& name,
-                                    const std::string& role, const std::string& password) {
+nlohmann::json Service::create_user(const db::TenantScope& scope, const std::string& email,
+                                    const std::string& name, const std::string& role,
+                                    const std::string& password) {
   kit::Caller c{scope, kit::Actor{"system", ""}};
   nlohmann::json body = {{"email", email}, {"role", role}, {"password", password}};
   if (!name.empty()) body["name"] = name;
@@ -473,7 +490,8 @@ void Service::audit(const db::TenantScope& scope, AuditEvent e, const Caller& ca
     store_.append_audit(scope, e);
   } catch (const std::exception& ex) {
     // Never lose the action because its audit row failed; say so loudly instead.
-    log::error("audit write failed", {{"action", e.action}, {"tenant_id", scope.tenant_id()}, {"error", ex.what()}});
+    log::error("audit write failed",
+               {{"action", e.action}, {"tenant_id", scope.tenant_id()}, {"error", ex.what()}});
   }
 }
 

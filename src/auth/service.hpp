@@ -99,7 +99,9 @@ class Service {
   void flush_key_use();
 
   void audit(const db::TenantScope& scope, AuditEvent e, const Caller& caller);
-  nlohmann::json list_audit(const db::TenantScope& scope, const AuditFilter& f) { return store_.list_audit(scope, f); }
+  nlohmann::json list_audit(const db::TenantScope& scope, const AuditFilter& f) {
+    return store_.list_audit(scope, f);
+  }
 
   void purge_tenant(const db::TenantScope& scope) { store_.purge_tenant(scope); }
   Store& store() { return store_; }
@@ -116,8 +118,8 @@ class Service {
   Lifetimes lifetimes(const core::TenantInfo* tenant) const;
   // A new refresh family for the subject: the token answer with access_token and refresh_token.
   // `login` (a successful password login to record) is written in the session's own transaction.
-  nlohmann::json open_session(const Subject& s, const Lifetimes& life, const std::optional<std::string>& client_id,
-                              const AuditEvent* login = nullptr);
+  nlohmann::json open_session(const Subject& s, const Lifetimes& life,
+                              const std::optional<std::string>& client_id, const AuditEvent* login = nullptr);
   std::string sign_access(const Subject& s, const std::string& session_id, int64_t ttl);
 
   // For credentials that name their tenant in front (OAuth2 client ids): the tenant, and the scope to look
@@ -147,7 +149,8 @@ class Service {
   mutable std::mutex keyring_mutex_;
   std::shared_ptr<const KeyRing> keyring_;
   std::mutex key_use_mutex_;
-  std::unordered_map<std::string, std::vector<std::pair<std::string, std::string>>> key_use_;  // tenant → (key, at)
+  std::unordered_map<std::string, std::vector<std::pair<std::string, std::string>>>
+      key_use_;  // tenant → (key, at)
 };
 
 }  // namespace cdx::auth

@@ -10,7 +10,8 @@ namespace {
 constexpr const char* kUserColumns =
     "id, tenant_id, email, name, role, status, password_hash, created_at, updated_at, last_login_at";
 constexpr const char* kKeyColumns =
-    "id, tenant_id, name, type, prefix, key_hash, scopes, created_by, expires_at, revoked_at, last_used_at, created_at";
+    "id, tenant_id, name, type, prefix, key_hash, scopes, created_by, expires_at, revoked_at, last_used_at, "
+    "created_at";
 
 User user_from(const db::Row& r) {
   User u;
@@ -63,43 +64,55 @@ std::optional<User> Store::find_user_by_email(const db::TenantScope& scope, std:
 
 std::optional<User> Store::find_user(const db::TenantScope& scope, std::string_view id) {
   return db_->read(scope, [&](db::Tx& tx) -> std::optional<User> {
-    auto res = tx.query(std::string("SELECT ") + kUserColumns + " FROM auth_db.users WHERE tenant_id = $1 AND id = $2",
-                        {scope.tenant_id(), id});
+    auto res = tx.query(
+        std::string("SELECT ") + kUserColumns + " FROM auth_db.users WHERE tenant_id = $1 AND id = $2",
+        {scope.tenant_id(), id});
     if (res.empty()) return std::nullopt;
     return user_from(res.rows[0]);
   });
 }
 
-bool Store::set_password_hash(const db::TenantScope& scope, const std::string& user_id, const std::string& hash) {
+bool Store::set_password_hash(const db::TenantScope& scope, const std::string& user_id,
+                              const std::string& hash) {
   return db_->write(scope, [&](db::Tx& tx) {
-    return tx.query("UPDATE auth_db.users SET password_hash = $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2",
-                    {scope.tenant_id(), user_id, hash, format_rfc3339(Clock::now())})
+    return tx.query(
+                 "UPDATE auth_db.users SET password_hash = $3, updated_at = $4 WHERE tenant_id = $1 AND id = "
+                 "$2",
+                 {scope.tenant_id(), user_id, hash, format_rfc3339(Clock::now())})
                .affected > 0;
   });
 }
 
 int64_t Store::count_users(db::Tx& tx, const db::TenantScope& scope) {
-  return tx.query("SELECT COUNT(*) FROM auth_db.users WHERE tenant_id = $1", {scope.tenant_id()}).rows.at(0).integer(0);
+  return tx.query("SELECT COUNT(*) FROM auth_db.users WHERE tenant_id = $1", {scope.tenant_id()})
+      .rows.at(0)
+      .integer(0);
 }
 
 int64_t Store::count_active_admins(db::Tx& tx, const db::TenantScope& scope) {
-  return tx.query("SELECT COUNT(*) FROM auth_db.users WHERE tenant_id = $1 AND role = 'ADMIN' AND status = 'active'",
-                  {scope.tenant_id()})
+  return tx
+      .query(
+          "SELECT COUNT(*) FROM auth_db.users WHERE tenant_id = $1 AND role = 'ADMIN' AND status = 'active'",
+          {scope.tenant_id()})
       .rows.at(0)
       .integer(0);
 }
 
 int64_t Store::count_active_api_keys(db::Tx& tx, const db::TenantScope& scope) {
-  return tx.query("SELECT COUNT(*) FROM auth_db.api_keys WHERE tenant_id = $1 AND revoked_at IS NULL",
-                  {scope.tenant_id()})
+  return tx
+      .query("SELECT COUNT(*) FROM auth_db.api_keys WHERE tenant_id = $1 AND revoked_at IS NULL",
+             {scope.tenant_id()})
       .rows.at(0)
       .integer(0);
 }
 
-int64_t Store::revoke_subject_sessions(db::Tx& tx, const db::TenantScope& scope, const std::string& subject_id) {
-  return tx.query("UPDATE auth_db.refresh_tokens SET revoked_at = $3 WHERE tenant_id = $1 AND subject_id = $2 "
-                  "AND revoked_at IS NULL",
-                  {scope.tenant_id(), subject_id, format_rfc3339(Clock::now())})
+int64_t Store::revoke_subject_sessions(db::Tx& tx, const db::TenantScope& scope,
+                                       const std::string& subject_id) {
+  return tx
+      .query(
+          "UPDATE auth_db.refresh_tokens SET revoked_at = $3 WHERE tenant_id = $1 AND subject_id = $2 "
+          "AND revoked_at IS NULL",
+          {scope.tenant_id(), subject_id, format_rfc3339(Clock::now())})
       .affected;
 }
 
@@ -111,9 +124,10 @@ void Store::index_api_key(db::Tx& tx, const db::TenantScope& scope, const std::s
 
 bool Store::session_active(const db::TenantScope& scope, const std::string& family_id) {
   return db_->read(scope, [&](db::Tx& tx) {
-    return !tx.query("SELECT 1 FROM auth_db.refresh_tokens WHERE tenant_id = $1 AND family_id = $2 "
-                     "AND revoked_at IS NULL LIMIT 1",
-                     {scope.tenant_id(), family_id})
+    return !tx.query(
+                  "SELECT 1 FROM auth_db.refresh_tokens WHERE tenant_id = $1 AND family_id = $2 "
+                  "AND revoked_at IS NULL LIMIT 1",
+                  {scope.tenant_id(), family_id})
                 .empty();
   });
 }
@@ -170,9 +184,10 @@ RotateOutcome Store::rotate_refresh_token(const db::TenantScope& scope, const st
     const std::string at = format_rfc3339(Clock::now());
     if (spent.revoked_at) return RotateOutcome::kRevoked;
     if (spent.used_at) {
-      tx.query("UPDATE auth_db.refresh_tokens SET revoked_at = $3 WHERE tenant_id = $1 AND family_id = $2 "
-               "AND revoked_at IS NULL",
-               {scope.tenant_id(), spent.family_id, at});
+      tx.query(
+          "UPDATE auth_db.refresh_tokens SET revoked_at = $3 WHERE tenant_id = $1 AND family_id = $2 "
+          "AND revoked_at IS NULL",
+          {scope.tenant_id(), spent.family_id, at});
       return RotateOutcome::kReused;
     }
     if (spent.expires_at <= now) return RotateOutcome::kExpired;
@@ -205,9 +220,11 @@ std::optional<RefreshToken> Store::find_refresh_token(const db::TenantScope& sco
 
 int64_t Store::revoke_refresh_family(const db::TenantScope& scope, const std::string& family_id) {
   return db_->write(scope, [&](db::Tx& tx) {
-    return tx.query("UPDATE auth_db.refresh_tokens SET revoked_at = $3 WHERE tenant_id = $1 AND family_id = $2 "
-                    "AND revoked_at IS NULL",
-                    {scope.tenant_id(), family_id, format_rfc3339(Clock::now())})
+    return tx
+        .query(
+            "UPDATE auth_db.refresh_tokens SET revoked_at = $3 WHERE tenant_id = $1 AND family_id = $2 "
+            "AND revoked_at IS NULL",
+            {scope.tenant_id(), family_id, format_rfc3339(Clock::now())})
         .affected;
   });
 }
@@ -219,28 +236,32 @@ int64_t Store::revoke_subject_sessions(const db::TenantScope& scope, const std::
 void Store::insert_password_reset(const db::TenantScope& scope, const std::string& user_id,
                                   const std::string& token_hash, int64_t expires_at) {
   db_->write(scope, [&](db::Tx& tx) {
-    tx.query("INSERT INTO auth_db.password_resets (id, tenant_id, user_id, token_hash, expires_at, created_at) "
-             "VALUES ($1, $2, $3, $4, $5, $6)",
-             {new_uuid_v7(), scope.tenant_id(), user_id, token_hash, expires_at, format_rfc3339(Clock::now())});
+    tx.query(
+        "INSERT INTO auth_db.password_resets (id, tenant_id, user_id, token_hash, expires_at, created_at) "
+        "VALUES ($1, $2, $3, $4, $5, $6)",
+        {new_uuid_v7(), scope.tenant_id(), user_id, token_hash, expires_at, format_rfc3339(Clock::now())});
   });
 }
 
-std::optional<std::string> Store::consume_password_reset(const db::TenantScope& scope, const std::string& token_hash,
-                                                         int64_t now) {
+std::optional<std::string> Store::consume_password_reset(const db::TenantScope& scope,
+                                                         const std::string& token_hash, int64_t now) {
   return db_->write(scope, [&](db::Tx& tx) -> std::optional<std::string> {
-    auto res = tx.query("UPDATE auth_db.password_resets SET used_at = $4 WHERE tenant_id = $1 AND token_hash = $2 "
-                        "AND used_at IS NULL AND expires_at > $3 RETURNING user_id",
-                        {scope.tenant_id(), token_hash, now, format_rfc3339(Clock::now())});
+    auto res = tx.query(
+        "UPDATE auth_db.password_resets SET used_at = $4 WHERE tenant_id = $1 AND token_hash = $2 "
+        "AND used_at IS NULL AND expires_at > $3 RETURNING user_id",
+        {scope.tenant_id(), token_hash, now, format_rfc3339(Clock::now())});
     if (res.empty()) return std::nullopt;
     return res.rows[0].text(0);
   });
 }
 
 void Store::append_audit(db::Tx& tx, const db::TenantScope& scope, const AuditEvent& e) {
-  tx.query("INSERT INTO auth_db.audit_log (id, tenant_id, action, actor_type, actor_id, target_type, target_id, ip, "
-           "details, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-           {new_uuid_v7(), scope.tenant_id(), e.action, e.actor_type, e.actor_id, e.target_type, e.target_id, e.ip,
-            e.details.dump(), format_rfc3339(Clock::now())});
+  tx.query(
+      "INSERT INTO auth_db.audit_log (id, tenant_id, action, actor_type, actor_id, target_type, target_id, "
+      "ip, "
+      "details, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+      {new_uuid_v7(), scope.tenant_id(), e.action, e.actor_type, e.actor_id, e.target_type, e.target_id, e.ip,
+       e.details.dump(), format_rfc3339(Clock::now())});
 }
 
 void Store::append_audit(const db::TenantScope& scope, const AuditEvent& e) {
@@ -262,7 +283,9 @@ nlohmann::json Store::list_audit(const db::TenantScope& scope, const AuditFilter
   sql += " ORDER BY id DESC LIMIT " + bind(static_cast<int64_t>(f.limit + 1));
   return db_->read(scope, [&](db::Tx& tx) {
     nlohmann::json out = nlohmann::json::array();
-    auto opt = [](const std::optional<std::string>& v) { return v ? nlohmann::json(*v) : nlohmann::json(nullptr); };
+    auto opt = [](const std::optional<std::string>& v) {
+      return v ? nlohmann::json(*v) : nlohmann::json(nullptr);
+    };
     for (const auto& r : tx.query(sql, params).rows) {
       auto details = nlohmann::json::parse(r.text(7), nullptr, false);
       out.push_back({{"id", r.text(0)},
@@ -288,9 +311,9 @@ void Store::touch_api_keys_used(const db::TenantScope& scope,
 
 std::optional<ApiKey> Store::find_api_key_by_prefix(const db::TenantScope& scope, std::string_view prefix) {
   return db_->read(scope, [&](db::Tx& tx) -> std::optional<ApiKey> {
-    auto res = tx.query(std::string("SELECT ") + kKeyColumns +
-                            " FROM auth_db.api_keys WHERE tenant_id = $1 AND prefix = $2",
-                        {scope.tenant_id(), prefix});
+    auto res = tx.query(
+        std::string("SELECT ") + kKeyColumns + " FROM auth_db.api_keys WHERE tenant_id = $1 AND prefix = $2",
+        {scope.tenant_id(), prefix});
     if (res.empty()) return std::nullopt;
     return key_from(res.rows[0]);
   });
@@ -340,9 +363,10 @@ std::vector<SigningKey> Store::platform_signing_keys() {
 void Store::platform_insert_signing_key(const SigningKey& k) {
   db_->write_platform([&](db::Tx& tx) {
     tx.query("UPDATE auth_db.signing_keys SET active = 0");
-    tx.query("INSERT INTO auth_db.signing_keys (kid, alg, private_pem, public_jwk, created_at, active) "
-             "VALUES ($1, $2, $3, $4, $5, 1)",
-             {k.kid, k.alg, k.private_pem, k.public_jwk, k.created_at});
+    tx.query(
+        "INSERT INTO auth_db.signing_keys (kid, alg, private_pem, public_jwk, created_at, active) "
+        "VALUES ($1, $2, $3, $4, $5, 1)",
+        {k.kid, k.alg, k.private_pem, k.public_jwk, k.created_at});
   });
 }
 

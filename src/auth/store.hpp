@@ -28,7 +28,8 @@ class Store {
   static int64_t count_users(db::Tx& tx, const db::TenantScope& scope);
   static int64_t count_active_admins(db::Tx& tx, const db::TenantScope& scope);
   static int64_t count_active_api_keys(db::Tx& tx, const db::TenantScope& scope);
-  static int64_t revoke_subject_sessions(db::Tx& tx, const db::TenantScope& scope, const std::string& subject_id);
+  static int64_t revoke_subject_sessions(db::Tx& tx, const db::TenantScope& scope,
+                                         const std::string& subject_id);
   // The platform index from a key's prefix to its tenant, written with the key.
   static void index_api_key(db::Tx& tx, const db::TenantScope& scope, const std::string& prefix,
                             const std::string& key_id);
@@ -47,16 +48,18 @@ class Store {
   int64_t revoke_refresh_family(const db::TenantScope& scope, const std::string& family_id);
   int64_t revoke_subject_sessions(const db::TenantScope& scope, const std::string& subject_id);
 
-  void insert_password_reset(const db::TenantScope& scope, const std::string& user_id, const std::string& token_hash,
-                             int64_t expires_at);
+  void insert_password_reset(const db::TenantScope& scope, const std::string& user_id,
+                             const std::string& token_hash, int64_t expires_at);
   // Single use: answers the user id and marks the reset used, or nullopt when unknown, used or expired.
-  std::optional<std::string> consume_password_reset(const db::TenantScope& scope, const std::string& token_hash,
-                                                    int64_t now);
+  std::optional<std::string> consume_password_reset(const db::TenantScope& scope,
+                                                    const std::string& token_hash, int64_t now);
 
   void append_audit(const db::TenantScope& scope, const AuditEvent& e);
-  nlohmann::json list_audit(const db::TenantScope& scope, const AuditFilter& f);  // array, newest first, limit + 1
+  nlohmann::json list_audit(const db::TenantScope& scope,
+                            const AuditFilter& f);  // array, newest first, limit + 1
 
-  void touch_api_keys_used(const db::TenantScope& scope, const std::vector<std::pair<std::string, std::string>>& id_time);
+  void touch_api_keys_used(const db::TenantScope& scope,
+                           const std::vector<std::pair<std::string, std::string>>& id_time);
 
   std::optional<ApiKey> find_api_key_by_prefix(const db::TenantScope& scope, std::string_view prefix);
   // Platform path: which tenant a key prefix belongs to (the key itself stays behind RLS).

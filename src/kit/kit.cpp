@@ -28,7 +28,6 @@ std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_hand
 
 std::string now_text() { return format_rfc3339(Clock::now()); }
 
-
 std::string length_message(size_t min, size_t max) {
   return min <= 1 ? fmt::format("must be 1 to {} characters long (not blank)", max)
                   : fmt::format("must be {} to {} characters long", min, max);
@@ -537,7 +536,8 @@ std::optional<json> Kit::find(db::Tx& tx, const Caller& c, const Resource& r, co
   return row_json(r, res.rows[0]);
 }
 
-void Kit::resolve_parent(db::Tx& tx, Caller& c, const Resource& r, const std::string& parent_id_or_key) const {
+void Kit::resolve_parent(db::Tx& tx, Caller& c, const Resource& r,
+                         const std::string& parent_id_or_key) const {
   const Resource& p = *r.parent_resource();
   const Caller pc{c.scope, c.actor, std::nullopt, std::nullopt};
   auto row = find(tx, pc, p, parent_id_or_key);
@@ -706,8 +706,9 @@ void Kit::remove(db::Tx& tx, const Caller& c, const Resource& r, const std::stri
                      " = NULL, updated_at = $3 WHERE tenant_id = $1 AND " + f.column() + " = $2",
                  {c.scope.tenant_id(), id, now});
     if (other->parent_resource() == &r)
-      tx.query("DELETE FROM " + other->table() + " WHERE tenant_id = $1 AND " + other->parent_column() + " = $2",
-               {c.scope.tenant_id(), id});
+      tx.query(
+          "DELETE FROM " + other->table() + " WHERE tenant_id = $1 AND " + other->parent_column() + " = $2",
+          {c.scope.tenant_id(), id});
   }
   if (!r.soft_delete_field().empty())
     tx.query("UPDATE " + r.table() + " SET " + r.find(r.soft_delete_field())->column() +

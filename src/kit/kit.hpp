@@ -27,8 +27,8 @@ struct Caller {
   const db::TenantScope& scope;
   Actor actor;
   std::optional<std::string> owner;
-  std::optional<std::string> parent;  // nested resources: the parent row's id (resolved from the path)
-  const http::Context* request = nullptr;             // the request behind the write (nullptr: code)
+  std::optional<std::string> parent;       // nested resources: the parent row's id (resolved from the path)
+  const http::Context* request = nullptr;  // the request behind the write (nullptr: code)
   nlohmann::json notes = nlohmann::json::object();  // what the prepare hook noted for the other hooks
 };
 Caller caller_of(const http::Context& ctx, const Resource& r);
@@ -98,7 +98,6 @@ class Kit {
               const std::string& id) const;
   // A nested resource's parent, by id or key, into c.parent; 404 naming the parent when it does not exist.
   void resolve_parent(db::Tx& tx, Caller& c, const Resource& r, const std::string& parent_id_or_key) const;
-
 
   // Runs fn(tx) in a write transaction; with an Idempotency-Key on the request, the answer fn leaves in
   // ctx.res commits with its change, and a retry replays it (a concurrent twin waits, then replays).

@@ -252,11 +252,12 @@ TEST_F(KitTest, OwnedRowsAreTheirOwnersOnly) {
 // Rows nested under another resource's rows (entries of a content type, stages of a pipeline), and a
 // resource addressed by its key as well as its id.
 TEST_F(KitTest, NestedRowsLiveUnderTheirParentWhichTheKeyNames) {
-  db_->migrate({{5, "racks and slots",
-                 "CREATE TABLE shelf_db.racks (id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, code TEXT NOT NULL, "
-                 "created_at TEXT NOT NULL, updated_at TEXT NOT NULL, UNIQUE (tenant_id, code));"
-                 "CREATE TABLE shelf_db.slots (id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, rack_id TEXT NOT NULL, "
-                 "label TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL);"}});
+  db_->migrate(
+      {{5, "racks and slots",
+        "CREATE TABLE shelf_db.racks (id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, code TEXT NOT NULL, "
+        "created_at TEXT NOT NULL, updated_at TEXT NOT NULL, UNIQUE (tenant_id, code));"
+        "CREATE TABLE shelf_db.slots (id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, rack_id TEXT NOT NULL, "
+        "label TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL);"}});
   Resource racks_decl("shelf", "rack", "racks");
   racks_decl.field(text("code", 20).required().unique()).key("code");
   const Resource& racks = kit_->add(std::move(racks_decl));
@@ -266,10 +267,15 @@ TEST_F(KitTest, NestedRowsLiveUnderTheirParentWhichTheKeyNames) {
   EXPECT_EQ(slots.path(), "/api/v1/shelf/racks/{rack}/slots");
 
   Caller c{a_, {"user", "u1"}, std::nullopt, std::nullopt};
-  const json rack = db_->write(a_, [&](db::Tx& tx) { return kit_->create(tx, c, racks, {{"code", "east"}}); });
-  const json other = db_->write(a_, [&](db::Tx& tx) { return kit_->create(tx, c, racks, {{"code", "west"}}); });
+  const json rack = db_->write(a_, [&](db::Tx& tx) {
+    return kit_->create(tx, c, racks, {{"code", "east"}});
+  });
+  const json other = db_->write(a_, [&](db::Tx& tx) {
+    return kit_->create(tx, c, racks, {{"code", "west"}});
+  });
   // The key names the rack as well as its id; what is neither is not found.
-  EXPECT_EQ(db_->read(a_, [&](db::Tx& tx) { return kit_->find(tx, c, racks, "east"); })->at("id"), rack["id"]);
+  EXPECT_EQ(db_->read(a_, [&](db::Tx& tx) { return kit_->find(tx, c, racks, "east"); })->at("id"),
+            rack["id"]);
   EXPECT_FALSE(db_->read(a_, [&](db::Tx& tx) { return kit_->find(tx, c, racks, "north"); }));
   EXPECT_THROW(db_->read(a_, [&](db::Tx& tx) { kit_->resolve_parent(tx, c, slots, "north"); }), Error);
 
@@ -313,9 +319,10 @@ TEST_F(KitTest, NestedRowsLiveUnderTheirParentWhichTheKeyNames) {
 // Secrets: a write-only password hashed by the prepare step into a hidden column, a value shown once,
 // tenant_id rendered, and revocation instead of deletion.
 TEST_F(KitTest, WriteOnlyHiddenPreparedAndSoftDeletedRows) {
-  db_->migrate({{4, "members",
-                 "CREATE TABLE shelf_db.members (id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, name TEXT NOT NULL, "
-                 "secret_hash TEXT NOT NULL, left_at TEXT, created_at TEXT NOT NULL, updated_at TEXT NOT NULL);"}});
+  db_->migrate(
+      {{4, "members",
+        "CREATE TABLE shelf_db.members (id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, name TEXT NOT NULL, "
+        "secret_hash TEXT NOT NULL, left_at TEXT, created_at TEXT NOT NULL, updated_at TEXT NOT NULL);"}});
   Resource r("shelf", "member", "members");
   r.segment("library-members")
       .field(text("name", 50).required())
@@ -380,10 +387,10 @@ TEST_F(KitTest, WriteOnlyHiddenPreparedAndSoftDeletedRows) {
   EXPECT_TRUE(db_->read(a_, [&](db::Tx& tx) { return kit_->list(tx, c, members, ListQuery{}); }).empty());
   EXPECT_THROW(db_->write(a_, [&](db::Tx& tx) { kit_->remove(tx, c, members, m["id"]); }), Error);
   EXPECT_FALSE(db_->read(a_, [&](db::Tx& tx) {
-                   return tx.query("SELECT left_at FROM shelf_db.members WHERE id = $1", {m["id"].get<std::string>()})
-                       .rows.at(0)
-                       .is_null(0);
-                 }));
+    return tx.query("SELECT left_at FROM shelf_db.members WHERE id = $1", {m["id"].get<std::string>()})
+        .rows.at(0)
+        .is_null(0);
+  }));
 
   json s = json::object();
   add_schema(s, members);

@@ -131,7 +131,8 @@ void Resource::seal() {
     if (!sql_name(f.name) || !sql_name(f.column())) bad("field '" + f.name + "' must be an SQL name");
     if (!f.rendered() && (f.is_sortable || f.filter_match != Match::kNone || !f.unique_on.empty() ||
                           f.is_searchable || !f.refs_table.empty() || f.is_read_only))
-      bad("write-only or hidden field '" + f.name + "' cannot be sorted, filtered, searched, unique or a link");
+      bad("write-only or hidden field '" + f.name +
+          "' cannot be sorted, filtered, searched, unique or a link");
     if (!f.rendered()) continue;
     if (f.is_sortable && f.is_nullable && !f.is_required && f.default_value.is_null())
       bad("sortable field '" + f.name + "' must not be nullable (keyset pages need a value)");
@@ -146,7 +147,8 @@ void Resource::seal() {
   select_list_ += ", created_at, updated_at";
   if (!key_field_.empty()) {
     const Field* k = find(key_field_);
-    if (!k || k->type != Type::kText || !k->is_required) bad("key field '" + key_field_ + "' must be a required text field");
+    if (!k || k->type != Type::kText || !k->is_required)
+      bad("key field '" + key_field_ + "' must be a required text field");
   }
   for (const auto& d : derived_)
     if (!sql_name(d.column)) bad("derived column '" + d.column + "' must be an SQL name");

@@ -58,12 +58,12 @@ struct Field {
   bool is_required = false;  // given on create, never null
   bool is_nullable = true;   // null clears the value (PATCH)
   bool is_multiline = false;
-  bool is_read_only = false;  // set by hooks only; a body naming it gets 422 "is read-only"
+  bool is_read_only = false;   // set by hooks only; a body naming it gets 422 "is read-only"
   bool is_write_only = false;  // in bodies only (taken verbatim): never stored, rendered or in events
   bool is_hidden = false;      // a column hooks write (a hash): never read back, rendered or accepted
-  size_t min_len = 0;         // text: characters; list: items
-  size_t max_len = 0;         // text: characters; list: items; object without properties: bytes as JSON
-  size_t item_max = 0;        // list: characters per item
+  size_t min_len = 0;          // text: characters; list: items
+  size_t max_len = 0;          // text: characters; list: items; object without properties: bytes as JSON
+  size_t item_max = 0;         // list: characters per item
   std::optional<int64_t> minimum, maximum;
   std::vector<std::string> values;  // enum
   std::vector<Field> properties;    // object: the only members it may have (each optional text)
@@ -101,7 +101,8 @@ struct Field {
     return *this;
   }
   // A body value the hooks consume (a password, hashed into a hidden field): checked like any field but not
-  // trimmed, and never stored, rendered or put in an event. Hooks read it from Change::patch / Prepare::patch.
+  // trimmed, and never stored, rendered or put in an event. Hooks read it from Change::patch /
+  // Prepare::patch.
   Field& write_only() {
     is_write_only = true;
     return *this;
@@ -199,13 +200,14 @@ struct Change {
   const Caller* caller = nullptr;
 };
 
-// Work before the write transaction, on a worker: slow work (hashing a password) must not hold the write lock,
-// nor may calls to other services (a plan's quota). Throw cdx::Error to refuse.
+// Work before the write transaction, on a worker: slow work (hashing a password) must not hold the write
+// lock, nor may calls to other services (a plan's quota). Throw cdx::Error to refuse.
 struct Prepare {
   Caller& caller;         // caller.notes: facts for the hooks inside the transaction
   nlohmann::json& patch;  // what the body gave; may add values of read-only and hidden fields
-  nlohmann::json& once;   // create: members of this answer only (a secret shown once): never stored, never in
-                          // an event, never in an Idempotency-Key replay; the answer gets Cache-Control: no-store
+  nlohmann::json&
+      once;  // create: members of this answer only (a secret shown once): never stored, never in
+             // an event, never in an Idempotency-Key replay; the answer gets Cache-Control: no-store
   bool create;
 };
 
@@ -275,7 +277,8 @@ class Resource {
     operations_ = o;
     return *this;
   }
-  // Access of GET and PATCH on one item when it differs (kTenantAdminOrSelf: a user reads and changes itself).
+  // Access of GET and PATCH on one item when it differs (kTenantAdminOrSelf: a user reads and changes
+  // itself).
   Resource& item_access(http::Access a) {
     item_access_ = a;
     return *this;

@@ -148,90 +148,90 @@ void Kit::mount_one(http::Router& router, const Resource& r) const {
                 .success_status = 201});
 
   if (r.operations().list)
-  router.add(Method::kGet, base,
-             [this, res](Context& ctx) -> Task<void> {
-               ListQuery q = read_list(*res, ctx);
-               Caller c = caller_of(ctx, *res);
-               // Rendered on the worker too: a page of 200 rows is not the I/O thread's work.
-               std::string page = co_await workers_.run([&] {
-                 json rows = db_->read(c.scope, [&](db::Tx& tx) {
-                   nest(*this, tx, c, *res, ctx);
-                   return list(tx, c, *res, q);
+    router.add(Method::kGet, base,
+               [this, res](Context& ctx) -> Task<void> {
+                 ListQuery q = read_list(*res, ctx);
+                 Caller c = caller_of(ctx, *res);
+                 // Rendered on the worker too: a page of 200 rows is not the I/O thread's work.
+                 std::string page = co_await workers_.run([&] {
+                   json rows = db_->read(c.scope, [&](db::Tx& tx) {
+                     nest(*this, tx, c, *res, ctx);
+                     return list(tx, c, *res, q);
+                   });
+                   return render_list(*res, std::move(rows), q);
                  });
-                 return render_list(*res, std::move(rows), q);
-               });
-               ctx.res.json(200, std::move(page));
-             },
-             {.access = r.access(),
-              .scope = r.read_scope(),
-              .summary = r.list_summary().empty() ? "List " + r.plural() + " (newest first; sort, filters)"
-                                                  : r.list_summary(),
-              .tag = tag,
-              .response_schema = r.schema_name(),
-              .list = true,
-              .query_params = list_params(r)});
+                 ctx.res.json(200, std::move(page));
+               },
+               {.access = r.access(),
+                .scope = r.read_scope(),
+                .summary = r.list_summary().empty() ? "List " + r.plural() + " (newest first; sort, filters)"
+                                                    : r.list_summary(),
+                .tag = tag,
+                .response_schema = r.schema_name(),
+                .list = true,
+                .query_params = list_params(r)});
 
   if (r.operations().get)
-  router.add(Method::kGet, base + "/{id}",
-             [this, res](Context& ctx) -> Task<void> {
-               const std::string id = item_id(ctx, *res);
-               Caller c = caller_of(ctx, *res);
-               auto row = co_await workers_.run([&] {
-                 return db_->read(c.scope, [&](db::Tx& tx) {
-                   nest(*this, tx, c, *res, ctx);
-                   return find(tx, c, *res, id);
+    router.add(Method::kGet, base + "/{id}",
+               [this, res](Context& ctx) -> Task<void> {
+                 const std::string id = item_id(ctx, *res);
+                 Caller c = caller_of(ctx, *res);
+                 auto row = co_await workers_.run([&] {
+                   return db_->read(c.scope, [&](db::Tx& tx) {
+                     nest(*this, tx, c, *res, ctx);
+                     return find(tx, c, *res, id);
+                   });
                  });
-               });
-               if (!row) not_found(*res, id);
-               ctx.res.json(200, dump(*row));
-             },
-             {.access = r.item_access(),
-              .scope = r.read_scope(),
-              .summary = "Get a " + noun,
-              .tag = tag,
-              .response_schema = r.schema_name()});
+                 if (!row) not_found(*res, id);
+                 ctx.res.json(200, dump(*row));
+               },
+               {.access = r.item_access(),
+                .scope = r.read_scope(),
+                .summary = "Get a " + noun,
+                .tag = tag,
+                .response_schema = r.schema_name()});
 
   if (r.operations().update)
-  router.add(Method::kPatch, base + "/{id}",
-             [this, res](Context& ctx) -> Task<void> {
-               const std::string id = item_id(ctx, *res);
-               json patch = read_body(*res, ctx.req.body, Mode::kUpdate);
-               Caller c = caller_of(ctx, *res);
-               if (res->hooks().prepare) {
-                 json once = json::object();
-                 co_await workers_.run([&] { prepare(*res, c, patch, once, false); });
-               }
-               auto row = co_await db::write_async(*db_, workers_, c.scope, [&](db::Tx& tx) {
-                 nest(*this, tx, c, *res, ctx);
-                 return update(tx, c, *res, id, patch);
-               });
-               ctx.res.json(200, dump(row));
-               if (res->hooks().committed) res->hooks().committed(ctx);
-             },
-             {.access = r.item_access(),
-              .scope = r.write_scope(),
-              .summary = "Update a " + noun + " (absent fields stay; null clears an optional field)",
-              .tag = tag,
-              .request_schema = r.schema_name() + "Update",
-              .response_schema = r.schema_name()});
+    router.add(Method::kPatch, base + "/{id}",
+               [this, res](Context& ctx) -> Task<void> {
+                 const std::string id = item_id(ctx, *res);
+                 json patch = read_body(*res, ctx.req.body, Mode::kUpdate);
+                 Caller c = caller_of(ctx, *res);
+                 if (res->hooks().prepare) {
+                   json once = json::object();
+                   co_await workers_.run([&] { prepare(*res, c, patch, once, false); });
+                 }
+                 auto row = co_await db::write_async(*db_, workers_, c.scope, [&](db::Tx& tx) {
+                   nest(*this, tx, c, *res, ctx);
+                   return update(tx, c, *res, id, patch);
+                 });
+                 ctx.res.json(200, dump(row));
+                 if (res->hooks().committed) res->hooks().committed(ctx);
+               },
+               {.access = r.item_access(),
+                .scope = r.write_scope(),
+                .summary = "Update a " + noun + " (absent fields stay; null clears an optional field)",
+                .tag = tag,
+                .request_schema = r.schema_name() + "Update",
+                .response_schema = r.schema_name()});
 
   if (r.operations().remove)
-  router.add(Method::kDelete, base + "/{id}",
-             [this, res](Context& ctx) -> Task<void> {
-               const std::string id = item_id(ctx, *res);
-               Caller c = caller_of(ctx, *res);
-               co_await db::write_async(*db_, workers_, c.scope, [&](db::Tx& tx) {
-                 nest(*this, tx, c, *res, ctx);
-                 remove(tx, c, *res, id);
-               });
-               ctx.res.no_content();
-               if (res->hooks().committed) res->hooks().committed(ctx);
-             },
-             {.access = r.access(),
-              .scope = r.write_scope(),
-              .summary = r.delete_summary().empty() ? "Delete a " + noun : r.delete_summary(),
-              .tag = tag,
-              .success_status = 204});
+    router.add(Method::kDelete, base + "/{id}",
+               [this, res](Context& ctx) -> Task<void> {
+                 const std::string id = item_id(ctx, *res);
+                 Caller c = caller_of(ctx, *res);
+                 co_await db::write_async(*db_, workers_, c.scope, [&](db::Tx& tx) {
+                   nest(*this, tx, c, *res, ctx);
+                   remove(tx, c, *res, id);
+                 });
+                 ctx.res.no_content();
+                 if (res->hooks().committed) res->hooks().committed(ctx);
+               },
+               {.access = r.access(),
+                .scope = r.write_scope(),
+                .summary = r.delete_summary().empty() ? "Delete a " + noun : r.delete_summary(),
+                .tag = tag,
+                .success_status = 204});
 }
 
 }  // namespace cdx::kit
