@@ -6,8 +6,8 @@
 #include "auth/module.hpp"
 #include "auth/scope_minter.hpp"
 #include "common/ids.hpp"
-#include "common/json_body.hpp"
 #include "core/api.hpp"
+#include "kit/kit.hpp"
 
 namespace cdx::auth {
 
@@ -76,10 +76,11 @@ void InternalRoutes::mount(http::Router& r, AuthModule& auth, WorkerPool& worker
       Method::kPost, "/internal/v1/tenants/{id}/first-admin",
       [&service, &workers](Context& ctx) -> Task<void> {
         const db::TenantScope scope = ScopeMinter::mint(tenant_param(ctx));
-        JsonBody in(ctx.req.body);
-        const std::string email = in.required_string("email", 3, 254);
-        const auto password = in.optional_string("password", 1, 256);
-        in.finish();
+        const auto in = kit::read_body(bodies::first_admin(), ctx.req.body, kit::Mode::kCreate);
+        const std::string email = in.at("email").get<std::string>();
+        const auto password = in.contains("password") && in["password"].is_string()
+                                  ? std::optional(in["password"].get<std::string>())
+                                  : std::nullopt;
         auto out = co_await workers.run([&] { return service.create_first_admin(scope, email, password); });
         ctx.res.json(201, nlohmann::json{{"admin", out.admin}, {"api_key", out.api_key}}.dump());
       },
@@ -88,15 +89,16 @@ void InternalRoutes::mount(http::Router& r, AuthModule& auth, WorkerPool& worker
       Method::kPost, "/internal/v1/tenants/{id}/users",
       [&service, &workers](Context& ctx) -> Task<void> {
         const db::TenantScope scope = ScopeMinter::mint(tenant_param(ctx));
-        JsonBody in(ctx.req.body);
-        const std::string email = in.required_string("email", 3, 254);
-        const std::string name = in.optional_string("name", 0, 200).value_or("");
-        const std::string role = in.required_string("role", 1, 16);
-        const std::string password = in.required_string("password", 1, 256);
-        in.finish();
+        const auto in = kit::read_body(bodies::seed_user(), ctx.req.body, kit::Mode::kCreate);
+        const auto text = [&](const char* f) {
+          auto it = in.find(f);
+          return it != in.end() && it->is_string() ? it->get<std::string>() : std::string();
+        };
+        const std::string email = text("email"), name = text("name"), role = text("role"),
+                          password = text("password");
         auto user =
             co_await workers.run([&] { return service.create_user(scope, email, name, role, password); });
-        ctx.res.json(201, to_json(user).dump());
+        ctx.res.json(201, user.dump());
       },
       kInternal);
   r.add_sync(

@@ -1,12 +1,16 @@
 // auth_db schema. users and api_keys are tenant data (RLS on PostgreSQL); api_key_index maps a key's
 // public prefix to its tenant so a key can be checked before the tenant is known; signing_keys is platform.
 #include "auth/module.hpp"
+#include "db/outbox.hpp"
+#include "kit/idempotency.hpp"
 
 namespace cdx::auth {
 
 std::vector<db::Migration> AuthModule::migrations() const {
   return {
-      {1, "users, api keys, signing keys", R"SQL(
+      {1,
+       "users, api keys, signing keys",
+       R"SQL(
 CREATE TABLE auth_db.users (
   id TEXT PRIMARY KEY,
   tenant_id TEXT NOT NULL,
@@ -54,7 +58,9 @@ CREATE TABLE auth_db.signing_keys (
 );
 )SQL",
        {"auth_db.users", "auth_db.api_keys"}},
-      {2, "sessions, password resets, audit log", R"SQL(
+      {2,
+       "sessions, password resets, audit log",
+       R"SQL(
 CREATE TABLE auth_db.refresh_tokens (
   id TEXT PRIMARY KEY,
   tenant_id TEXT NOT NULL,
@@ -109,7 +115,9 @@ BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
 )SQL"},
       // OAuth2 / OIDC provider: clients and codes are tenant data; oauth_secrets holds platform secrets
       // every replica shares (the login form's CSRF key).
-      {3, "oauth2 clients, authorization codes, provider secrets", R"SQL(
+      {3,
+       "oauth2 clients, authorization codes, provider secrets",
+       R"SQL(
 CREATE TABLE auth_db.oauth_clients (
   id TEXT PRIMARY KEY,
   tenant_id TEXT NOT NULL,
@@ -153,6 +161,38 @@ CREATE TABLE auth_db.oauth_secrets (
 );
 )SQL",
        {"auth_db.oauth_clients", "auth_db.oauth_codes"}},
+      // Users, API keys and OAuth clients are kit resources: their events go to auth_db.outbox, a POST's
+      // Idempotency-Key answer is kept with the change, and rows carry what the kit renders.
+      db::Outbox::migration(4, "auth_db"),
+      kit::Idempotency::migration(5, "auth_db"),
+      {6,
+       "kit resources: api key expiry as RFC 3339, updated_at, a client's token endpoint auth method",
+       R"SQL(
+ALTER TABLE auth_db.api_keys ADD COLUMN updated_at TEXT;
+ALTER TABLE auth_db.oauth_clients ADD COLUMN token_endpoint_auth_method TEXT;
+)SQL",
+       {},
+       // Rows of every tenant: the tables force row-level security even on their owner, so lift it for the
+       // backfill.
+       R"SQL(
+ALTER TABLE auth_db.api_keys ALTER COLUMN expires_at TYPE TEXT USING
+  CASE WHEN expires_at IS NULL THEN NULL
+       ELSE to_char(to_timestamp(expires_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') END;
+ALTER TABLE auth_db.api_keys NO FORCE ROW LEVEL SECURITY;
+UPDATE auth_db.api_keys SET updated_at = COALESCE(revoked_at, created_at);
+ALTER TABLE auth_db.api_keys FORCE ROW LEVEL SECURITY;
+ALTER TABLE auth_db.oauth_clients NO FORCE ROW LEVEL SECURITY;
+UPDATE auth_db.oauth_clients
+  SET token_endpoint_auth_method = CASE WHEN type = 'public' THEN 'none' ELSE 'client_secret_basic' END;
+ALTER TABLE auth_db.oauth_clients FORCE ROW LEVEL SECURITY;
+)SQL",
+       R"SQL(
+UPDATE auth_db.api_keys SET expires_at = strftime('%Y-%m-%dT%H:%M:%SZ', expires_at, 'unixepoch')
+  WHERE expires_at IS NOT NULL;
+UPDATE auth_db.api_keys SET updated_at = COALESCE(revoked_at, created_at);
+UPDATE auth_db.oauth_clients
+  SET token_endpoint_auth_method = CASE WHEN type = 'public' THEN 'none' ELSE 'client_secret_basic' END;
+)SQL"},
   };
 }
 

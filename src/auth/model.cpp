@@ -10,9 +10,29 @@ const std::vector<std::string>& publishable_scopes() {
 }
 
 const std::vector<std::string>& secret_scopes() {
-  static const std::vector<std::string> k = {"*",         "auth:read", "auth:write", "crm:read",       "crm:write",
-                                             "cms:read",  "cms:write", "billing:read", "billing:write",
-                                             "analytics:read", "analytics:ingest", "auth:login"};
+  static const std::vector<std::string> k = {
+      "*",         "auth:read",    "auth:write",    "crm:read",       "crm:write",        "cms:read",
+      "cms:write", "billing:read", "billing:write", "analytics:read", "analytics:ingest", "auth:login"};
+  return k;
+}
+
+const std::vector<std::string>& oidc_scopes() {
+  static const std::vector<std::string> k = {"openid", "profile", "email"};
+  return k;
+}
+
+const std::vector<std::string>& grant_types() {
+  static const std::vector<std::string> k = {"authorization_code", "client_credentials", "refresh_token"};
+  return k;
+}
+
+const std::vector<std::string>& api_scopes() {
+  static const std::vector<std::string> k = [] {
+    std::vector<std::string> out;
+    for (const auto& s : secret_scopes())
+      if (s != "*") out.push_back(s);
+    return out;
+  }();
   return k;
 }
 
@@ -29,7 +49,9 @@ nlohmann::json to_json(const User& u) {
 }
 
 nlohmann::json to_json(const ApiKey& k) {
-  auto ts = [](const std::optional<std::string>& v) { return v ? nlohmann::json(*v) : nlohmann::json(nullptr); };
+  auto ts = [](const std::optional<std::string>& v) {
+    return v ? nlohmann::json(*v) : nlohmann::json(nullptr);
+  };
   nlohmann::json expires = nullptr;
   if (k.expires_at) expires = format_rfc3339(SysTime(std::chrono::seconds(*k.expires_at)));
   return {{"id", k.id},

@@ -68,6 +68,10 @@ inline constexpr size_t kKeyLen = kKeyPrefixLen + 32;
 // Scopes a publishable key may hold: it is visible in browsers.
 const std::vector<std::string>& publishable_scopes();
 const std::vector<std::string>& secret_scopes();
+// OAuth2 clients: the OIDC scopes, the grants, and the API scopes a client may hold (a key's, without "*").
+const std::vector<std::string>& oidc_scopes();
+const std::vector<std::string>& grant_types();
+const std::vector<std::string>& api_scopes();
 
 nlohmann::json to_json(const User& u);
 nlohmann::json to_json(const ApiKey& k);  // prefix only, never the key or its hash

@@ -1,15 +1,20 @@
-// The auth module: tenant users, API keys and token signing in auth_db; logins, /auth/me, API keys and
-// JWKS routes; and the Authenticator every non-public route goes through.
+// The auth module: tenant users, API keys and OAuth2 clients (kit resources, resources.cpp), sessions and
+// token signing in auth_db; logins, /auth/me, the OAuth2 provider and JWKS routes; and the Authenticator
+// every non-public route goes through.
 //   auto auth = std::make_unique<auth::AuthModule>(factory.open("auth_db"), workers, core_api, config);
 #pragma once
 #include <memory>
 
 #include "auth/api.hpp"
-#include "auth/scope_minter.hpp"
 #include "auth/authenticator.hpp"
 #include "auth/oauth_service.hpp"
+#include "auth/resources.hpp"
+#include "auth/scope_minter.hpp"
 #include "auth/service.hpp"
 #include "auth/store.hpp"
+#include "db/outbox.hpp"
+#include "kit/idempotency.hpp"
+#include "kit/kit.hpp"
 #include "kit/module.hpp"
 
 namespace cdx::auth {
@@ -25,7 +30,7 @@ class InProcessApi final : public Api {
   }
   nlohmann::json create_user(const db::TenantScope& scope, const std::string& email, const std::string& name,
                              const std::string& role, const std::string& password) override {
-    return to_json(service_.create_user(scope, email, name, role, password));
+    return service_.create_user(scope, email, name, role, password);
   }
   void tenant_changed(const std::string&) override { authenticator_.invalidate(); }
 
@@ -47,7 +52,15 @@ class AuthModule final : public Module {
         authenticator_(credentials_, workers),
         api_(service_, authenticator_),
         oauth_store_(db_),
-        oauth_(oauth_store_, service_) {}
+        oauth_(oauth_store_, service_),
+        outbox_(db_->schema()),
+        idempotency_(db_),
+        kit_(db_, outbox_, workers, idempotency_),
+        users_(kit_.add(user_resource(service_, invalidate()))),
+        keys_(kit_.add(api_key_resource(service_, invalidate()))),
+        clients_(kit_.add(oauth_client_resource(service_, invalidate()))) {
+    service_.attach(db_, kit_, users_, keys_);
+  }
 
   std::string_view name() const override { return "auth"; }
   db::Database& database() override { return *db_; }
@@ -67,15 +80,21 @@ class AuthModule final : public Module {
   }
   void mount(http::Router& router) override;
   void mount_sessions(http::Router& router);
-  void mount_users(http::Router& router);
-  void mount_api_keys(http::Router& router);
   void mount_oauth(http::Router& router);  // oauth_routes.cpp
   void purge_tenant(const db::TenantScope& scope) override {
+    db_->write(scope, [&](db::Tx& tx) {
+      kit_.purge_tenant(tx, scope);
+      outbox_.purge_tenant(tx, scope);
+    });
+    idempotency_.purge_tenant(scope);
     service_.purge_tenant(scope);
     oauth_.purge_tenant(scope);
     authenticator_.invalidate();
   }
 
+  std::shared_ptr<db::Database> outbox_database() override { return db_; }
+  void add_openapi_schemas(nlohmann::json& schemas) const override;
+  const kit::Kit& kit() const { return kit_; }
   Api& api() { return api_; }
   Authenticator& authenticator() { return authenticator_; }
   Service& service() { return service_; }
@@ -95,7 +114,18 @@ class AuthModule final : public Module {
   InProcessApi api_;
   OAuthStore oauth_store_;
   OAuthService oauth_;
+  db::Outbox outbox_;
+  kit::Idempotency idempotency_;
+  kit::Kit kit_;
+  const kit::Resource& users_;
+  const kit::Resource& keys_;
+  const kit::Resource& clients_;
   uint64_t ticks_ = 0;  // tick() runs on one background thread only
+
+  // After a change committed, credential caches drop what it changed (in every topology).
+  Invalidate invalidate() {
+    return [this](http::Context& ctx) { authenticator_.invalidate(ctx); };
+  }
 };
 
 }  // namespace cdx::auth

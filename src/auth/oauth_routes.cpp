@@ -2,10 +2,9 @@
 // problem+json errors) and the protocol endpoints under /oauth and /.well-known (form bodies, RFC 6749
 // errors, redirects, the sign-in page). Handlers parse, call OAuthService on a worker, render.
 #include "auth/module.hpp"
+#include "auth/resources.hpp"
 #include "common/clock.hpp"
 #include "common/ids.hpp"
-#include "common/json_body.hpp"
-#include "http/pagination.hpp"
 #include "http/router.hpp"
 
 namespace cdx::auth {
@@ -29,7 +28,8 @@ std::string_view media_type(std::string_view content_type) {
 
 // The protocol endpoints take form bodies (RFC 6749 §3.2); an empty body is an empty form.
 Form form_body(const Context& ctx) {
-  if (!ctx.req.body.empty() && !iequals(media_type(ctx.req.header("content-type")), "application/x-www-form-urlencoded"))
+  if (!ctx.req.body.empty() &&
+      !iequals(media_type(ctx.req.header("content-type")), "application/x-www-form-urlencoded"))
     throw OAuthError("invalid_request", "The body must be application/x-www-form-urlencoded.");
   std::string problem;
   auto form = Form::parse(ctx.req.body, &problem);
@@ -71,10 +71,13 @@ std::optional<std::string> cookie(const http::Request& req, std::string_view nam
 }
 
 bool valid_nonce(std::string_view n) {
-  return n.size() == 32 && std::all_of(n.begin(), n.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)); });
+  return n.size() == 32 &&
+         std::all_of(n.begin(), n.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)); });
 }
 
-bool wants_html(const http::Request& req) { return req.header("accept").find("text/html") != std::string_view::npos; }
+bool wants_html(const http::Request& req) {
+  return req.header("accept").find("text/html") != std::string_view::npos;
+}
 
 void page_headers(Context& ctx) {
   ctx.res.header("Cache-Control", "no-store");
@@ -97,8 +100,9 @@ void render_login(Context& ctx, const OAuthService& oauth, const AuthorizeReques
                   std::string error, std::string email, bool secure_cookie) {
   std::string nonce = cookie(ctx.req, kCsrfCookie).value_or("");
   if (!valid_nonce(nonce)) nonce = random_token(32);  // kept when valid, so several open forms all work
-  std::string set_cookie = std::string(kCsrfCookie) + "=" + nonce + "; Path=/oauth/authorize; Max-Age=" +
-                           std::to_string(kLoginFormTtl) + "; HttpOnly; SameSite=Lax";
+  std::string set_cookie = std::string(kCsrfCookie) + "=" + nonce +
+                           "; Path=/oauth/authorize; Max-Age=" + std::to_string(kLoginFormTtl) +
+                           "; HttpOnly; SameSite=Lax";
   if (secure_cookie) set_cookie += "; Secure";
   LoginPage page;
   page.tenant_name = req.tenant.tenant.name;
@@ -113,26 +117,9 @@ void render_login(Context& ctx, const OAuthService& oauth, const AuthorizeReques
 }
 
 void render_page_error(Context& ctx, std::string_view detail) {
-  ctx.res.set(400, "text/html; charset=utf-8", render_error_page("This sign-in request cannot be completed", detail));
+  ctx.res.set(400, "text/html; charset=utf-8",
+              render_error_page("This sign-in request cannot be completed", detail));
   page_headers(ctx);
-}
-
-ClientInput client_input(std::string_view body, bool create) {
-  JsonBody in(body);
-  ClientInput c;
-  if (create)
-    c.name = in.required_string("name", 1, 200);
-  else
-    c.name = in.optional_string("name", 1, 200);
-  c.type = in.optional_string("type", 1, 20);
-  c.redirect_uris = in.optional_string_array("redirect_uris");
-  c.allowed_origins = in.optional_string_array("allowed_origins");
-  c.grant_types = in.optional_string_array("grant_types");
-  c.scopes = in.optional_string_array("scopes");
-  for (const char* f : {"client_id", "client_secret", "id", "tenant_id"})
-    if (in.has(f)) in.fail(f, "is assigned by the server");
-  in.finish();
-  return c;
 }
 
 // One authorization request, GET or POST (OIDC Core §3.1.2.1), through to a redirect or a page.
@@ -179,12 +166,14 @@ Task<void> authorize(Context& ctx, OAuthService& oauth, Service& service, Worker
     const auto email = form->get("email");
     const auto password = form->get("password");
     if (!nonce || !oauth.csrf_valid(*csrf, *nonce, *req)) {
-      render_login(ctx, oauth, *req, 403, "This sign-in form has expired or was not opened in this browser. Sign in again.",
+      render_login(ctx, oauth, *req, 403,
+                   "This sign-in form has expired or was not opened in this browser. Sign in again.",
                    email.value_or(""), secure_cookie);
       co_return;
     }
     if (!email || !password || email->size() > 254 || password->size() > 256) {
-      render_login(ctx, oauth, *req, 400, "Enter your email and password.", email.value_or(""), secure_cookie);
+      render_login(ctx, oauth, *req, 400, "Enter your email and password.", email.value_or(""),
+                   secure_cookie);
       co_return;
     }
     // Service's login steps: throttling, dummy hashing for unknown accounts, audit.
@@ -192,20 +181,23 @@ Task<void> authorize(Context& ctx, OAuthService& oauth, Service& service, Worker
     try {
       const std::string tenant_id = req->client.tenant_id;
       auto attempt = co_await workers.run([&] { return service.begin_login(tenant_id, *email, caller); });
-      const bool ok = co_await service.hashers().run([&] { return Service::check_password(attempt, *password); });
+      const bool ok =
+          co_await service.hashers().run([&] { return Service::check_password(attempt, *password); });
       const std::string client_id = req->client.client_id;
-      User u = co_await workers.run([&] { return service.finish_client_login(attempt, ok, caller, client_id); });
+      User u =
+          co_await workers.run([&] { return service.finish_client_login(attempt, ok, caller, client_id); });
       user = AuthorizingUser{u.id, u.email, u.name, u.role, Clock::unix_seconds(), true};
     } catch (const Error& e) {
       failure = e;
     }
     if (failure) {
       if (failure->code() == Code::kTenantSuspended) {
-        redirect(ctx, redirect_status,
-                 oauth.error_location(*req, OAuthError("access_denied", "The client's tenant is suspended.")));
+        redirect(
+            ctx, redirect_status,
+            oauth.error_location(*req, OAuthError("access_denied", "The client's tenant is suspended.")));
       } else if (failure->code() == Code::kRateLimited) {
-        render_login(ctx, oauth, *req, 429, "Too many failed sign-ins. Wait a few minutes, then try again.", *email,
-                     secure_cookie);
+        render_login(ctx, oauth, *req, 429, "Too many failed sign-ins. Wait a few minutes, then try again.",
+                     *email, secure_cookie);
         for (const auto& [k, v] : failure->headers()) ctx.res.header(k, v);
       } else if (failure->code() == Code::kUnauthorized) {
         render_login(ctx, oauth, *req, 200, "The email or password is not correct.", *email, secure_cookie);
@@ -246,115 +238,65 @@ Task<void> authorize(Context& ctx, OAuthService& oauth, Service& service, Worker
 }  // namespace
 
 void AuthModule::mount_oauth(http::Router& r) {
-  // ---- client registration ----------------------------------------------------------------------------------
-  r.add(
-      Method::kPost, "/api/v1/auth/clients",
-      [this](Context& ctx) -> Task<void> {
-        const ClientInput in = client_input(ctx.req.body, true);
-        const db::TenantScope& scope = *ctx.tenant;
-        const Caller caller = caller_of(ctx);
-        auto out = co_await workers_.run([&] { return oauth_.create_client(scope, in, caller); });
-        ctx.res.json(201, out.dump());
-        ctx.res.header("Cache-Control", "no-store");
-      },
-      {.access = Access::kTenantAdmin, .scope = "auth:write",
-       .summary = "Register an OAuth2 client; a confidential client's client_secret is in this answer only",
-       .tag = "oauth-clients", .request_schema = "OAuthClientCreate", .response_schema = "OAuthClientCreated",
-       .success_status = 201});
+  // ---- client registration: the kit's routes (resources.cpp), and a new secret
+  // --------------------------------
+  r.add(Method::kPost, "/api/v1/auth/clients/{id}/secret",
+        [this](Context& ctx) -> Task<void> {
+          const std::string id(ctx.req.param(0));
+          auto [secret, hash] = new_client_secret();
+          kit::Caller c = kit::caller_of(ctx, clients_);
+          bool rotated = false;
+          co_await kit_.write_answer(ctx, "POST /api/v1/auth/clients/{id}/secret", [&](db::Tx& tx) {
+            auto row = kit_.find(tx, c, clients_, id);
+            if (!row)
+              throw Error(Code::kNotFound, "No OAuth client of this tenant has that id or client_id.");
+            if (row->at("type") == "public") throw Error(Code::kConflict, "A public client has no secret.");
+            // The old secret stops working with this commit; the hooks audit client.secret_rotated.
+            ctx.res.json(200, kit_.update(tx, c, clients_, id, {{"secret_hash", hash}}).dump());
+            rotated = true;
+          });
+          if (rotated) {  // the secret joins the answer after it was kept for an Idempotency-Key replay
+            nlohmann::json out = nlohmann::json::parse(ctx.res.body);
+            out["client_secret"] = secret;
+            ctx.res.json(200, out.dump());
+          }
+          ctx.res.header("Cache-Control", "no-store");
+        },
+        {.access = Access::kTenantAdmin,
+         .scope = "auth:write",
+         .summary = "Replace a confidential client's secret (the old one stops working at once); shown once",
+         .tag = "oauth-clients",
+         .response_schema = "OAuthClientCreated"});
 
-  r.add(
-      Method::kGet, "/api/v1/auth/clients",
-      [this](Context& ctx) -> Task<void> {
-        const http::Page page = http::parse_page(ctx.req);
-        if (page.after && (page.after->size() != 36 || !valid_utf8_text(*page.after)))
-          throw Error::validation({{"cursor", "is not a cursor returned by this list"}});
-        const db::TenantScope& scope = *ctx.tenant;
-        auto clients = co_await workers_.run([&] { return oauth_.list_clients(scope, page.limit, page.after); });
-        nlohmann::json items = nlohmann::json::array();
-        for (const auto& c : clients) items.push_back(to_json(c));
-        ctx.res.json(200, http::render_page(std::move(items), page));
-      },
-      {.access = Access::kTenantAdmin, .scope = "auth:read",
-       .summary = "List the tenant's OAuth2 clients, newest first (never their secrets)", .tag = "oauth-clients",
-       .response_schema = "OAuthClient", .list = true});
-
-  r.add(
-      Method::kGet, "/api/v1/auth/clients/{id}",
-      [this](Context& ctx) -> Task<void> {
-        const db::TenantScope& scope = *ctx.tenant;
-        const std::string id(ctx.req.param(0));
-        auto c = co_await workers_.run([&] { return oauth_.get_client(scope, id); });
-        ctx.res.json(200, to_json(c).dump());
-      },
-      {.access = Access::kTenantAdmin, .scope = "auth:read", .summary = "Get an OAuth2 client (by id or client_id)",
-       .tag = "oauth-clients", .response_schema = "OAuthClient"});
-
-  r.add(
-      Method::kPatch, "/api/v1/auth/clients/{id}",
-      [this](Context& ctx) -> Task<void> {
-        const ClientInput in = client_input(ctx.req.body, false);
-        const db::TenantScope& scope = *ctx.tenant;
-        const Caller caller = caller_of(ctx);
-        const std::string id(ctx.req.param(0));
-        auto c = co_await workers_.run([&] { return oauth_.update_client(scope, id, in, caller); });
-        ctx.res.json(200, to_json(c).dump());
-      },
-      {.access = Access::kTenantAdmin, .scope = "auth:write",
-       .summary = "Update an OAuth2 client: name, redirect_uris, allowed_origins, grant_types, scopes",
-       .tag = "oauth-clients", .request_schema = "OAuthClientUpdate", .response_schema = "OAuthClient"});
-
-  r.add(
-      Method::kDelete, "/api/v1/auth/clients/{id}",
-      [this](Context& ctx) -> Task<void> {
-        const db::TenantScope& scope = *ctx.tenant;
-        const Caller caller = caller_of(ctx);
-        const std::string id(ctx.req.param(0));
-        co_await workers_.run([&] { oauth_.delete_client(scope, id, caller); });
-        authenticator_.invalidate(ctx);  // its sessions end at once
-        ctx.res.no_content();
-      },
-      {.access = Access::kTenantAdmin, .scope = "auth:write",
-       .summary = "Delete an OAuth2 client; revokes the refresh tokens issued to it", .tag = "oauth-clients",
-       .success_status = 204});
-
-  r.add(
-      Method::kPost, "/api/v1/auth/clients/{id}/secret",
-      [this](Context& ctx) -> Task<void> {
-        const db::TenantScope& scope = *ctx.tenant;
-        const Caller caller = caller_of(ctx);
-        const std::string id(ctx.req.param(0));
-        auto out = co_await workers_.run([&] { return oauth_.rotate_client_secret(scope, id, caller); });
-        ctx.res.json(200, out.dump());
-        ctx.res.header("Cache-Control", "no-store");
-      },
-      {.access = Access::kTenantAdmin, .scope = "auth:write",
-       .summary = "Replace a confidential client's secret (the old one stops working at once); shown once",
-       .tag = "oauth-clients", .response_schema = "OAuthClientCreated"});
-
-  // ---- protocol endpoints -----------------------------------------------------------------------------------
+  // ---- protocol endpoints
+  // -----------------------------------------------------------------------------------
   const auto discovery = [this](Context& ctx) {
     ctx.res.set(200, "application/json", oauth_.discovery());
     ctx.res.header("Cache-Control", "public, max-age=300");
     ctx.res.header("Access-Control-Allow-Origin", "*");
   };
   r.add_sync(Method::kGet, "/.well-known/openid-configuration", discovery,
-             {.summary = "OpenID Connect discovery (also RFC 8414 metadata)", .tag = "oauth",
+             {.summary = "OpenID Connect discovery (also RFC 8414 metadata)",
+              .tag = "oauth",
               .response_schema = "OidcDiscovery"});
   r.add_sync(Method::kGet, "/.well-known/oauth-authorization-server", discovery,
-             {.summary = "OAuth 2.0 authorization server metadata (RFC 8414)", .tag = "oauth",
+             {.summary = "OAuth 2.0 authorization server metadata (RFC 8414)",
+              .tag = "oauth",
               .response_schema = "OidcDiscovery"});
 
-  r.add(
-      Method::kGet, "/oauth/authorize",
-      [this](Context& ctx) -> Task<void> { co_await authorize(ctx, oauth_, service_, workers_, false); },
-      {.summary = "Authorization endpoint: response_type=code with PKCE S256. Authenticates the user by Bearer "
-                  "token (answers 302 to redirect_uri) or with a sign-in page",
-       .tag = "oauth"});
+  r.add(Method::kGet, "/oauth/authorize",
+        [this](Context& ctx) -> Task<void> { co_await authorize(ctx, oauth_, service_, workers_, false); },
+        {.summary =
+             "Authorization endpoint: response_type=code with PKCE S256. Authenticates the user by Bearer "
+             "token (answers 302 to redirect_uri) or with a sign-in page",
+         .tag = "oauth"});
   r.add(
       Method::kPost, "/oauth/authorize",
       [this](Context& ctx) -> Task<void> { co_await authorize(ctx, oauth_, service_, workers_, true); },
-      {.summary = "Authorization endpoint, form-encoded: the sign-in page posts here (email, password, csrf_token)",
-       .tag = "oauth", .form_schema = "OAuthSignInForm"});
+      {.summary =
+           "Authorization endpoint, form-encoded: the sign-in page posts here (email, password, csrf_token)",
+       .tag = "oauth",
+       .form_schema = "OAuthSignInForm"});
 
   r.add(
       Method::kPost, "/oauth/token",
@@ -364,7 +306,8 @@ void AuthModule::mount_oauth(http::Router& r) {
           const Form form = form_body(ctx);
           const std::string authorization(ctx.req.header("authorization"));
           const Caller caller = caller_of(ctx);
-          auto out = co_await workers_.run([&] { return oauth_.token(form, authorization, caller, &origins); });
+          auto out =
+              co_await workers_.run([&] { return oauth_.token(form, authorization, caller, &origins); });
           ctx.res.json(200, out.dump());
         } catch (const OAuthError& e) {
           if (e.revoked_sessions()) authenticator_.invalidate(ctx);  // the revoked tokens stop at once
@@ -375,51 +318,58 @@ void AuthModule::mount_oauth(http::Router& r) {
       },
       {.summary = "Token endpoint (form-encoded): grants authorization_code (PKCE), refresh_token, "
                   "client_credentials; client auth by HTTP Basic or client_id/client_secret; RFC 6749 errors",
-       .tag = "oauth", .form_schema = "OAuthTokenRequest", .response_schema = "OAuthTokenAnswer"});
+       .tag = "oauth",
+       .form_schema = "OAuthTokenRequest",
+       .response_schema = "OAuthTokenAnswer"});
 
-  r.add(
-      Method::kPost, "/oauth/revoke",
-      [this](Context& ctx) -> Task<void> {
-        std::vector<std::string> origins;
-        try {
-          const Form form = form_body(ctx);
-          const std::string authorization(ctx.req.header("authorization"));
-          const Caller caller = caller_of(ctx);
-          const bool revoked = co_await workers_.run([&] { return oauth_.revoke(form, authorization, caller, &origins); });
-          if (revoked) authenticator_.invalidate(ctx);
-          ctx.res.set(200, "text/plain; charset=utf-8", "");
-        } catch (const OAuthError& e) {
-          render_oauth_error(ctx, e);
-        }
-        no_store(ctx);
-        allow_origin(ctx, origins);
-      },
-      {.summary = "Revoke a refresh or access token (RFC 7009): ends its session; unknown tokens answer 200 too",
-       .tag = "oauth", .form_schema = "OAuthTokenOnly"});
+  r.add(Method::kPost, "/oauth/revoke",
+        [this](Context& ctx) -> Task<void> {
+          std::vector<std::string> origins;
+          try {
+            const Form form = form_body(ctx);
+            const std::string authorization(ctx.req.header("authorization"));
+            const Caller caller = caller_of(ctx);
+            const bool revoked =
+                co_await workers_.run([&] { return oauth_.revoke(form, authorization, caller, &origins); });
+            if (revoked) authenticator_.invalidate(ctx);
+            ctx.res.set(200, "text/plain; charset=utf-8", "");
+          } catch (const OAuthError& e) {
+            render_oauth_error(ctx, e);
+          }
+          no_store(ctx);
+          allow_origin(ctx, origins);
+        },
+        {.summary =
+             "Revoke a refresh or access token (RFC 7009): ends its session; unknown tokens answer 200 too",
+         .tag = "oauth",
+         .form_schema = "OAuthTokenOnly"});
 
-  r.add(
-      Method::kPost, "/oauth/introspect",
-      [this](Context& ctx) -> Task<void> {
-        try {
-          const Form form = form_body(ctx);
-          const std::string authorization(ctx.req.header("authorization"));
-          auto out = co_await workers_.run([&] { return oauth_.introspect(form, authorization); });
-          ctx.res.json(200, out.dump());
-        } catch (const OAuthError& e) {
-          render_oauth_error(ctx, e);
-        }
-        no_store(ctx);
-      },
-      {.summary = "Token introspection (RFC 7662) for a confidential client of the token's tenant",
-       .tag = "oauth", .form_schema = "OAuthTokenOnly", .response_schema = "OAuthIntrospection"});
+  r.add(Method::kPost, "/oauth/introspect",
+        [this](Context& ctx) -> Task<void> {
+          try {
+            const Form form = form_body(ctx);
+            const std::string authorization(ctx.req.header("authorization"));
+            auto out = co_await workers_.run([&] { return oauth_.introspect(form, authorization); });
+            ctx.res.json(200, out.dump());
+          } catch (const OAuthError& e) {
+            render_oauth_error(ctx, e);
+          }
+          no_store(ctx);
+        },
+        {.summary = "Token introspection (RFC 7662) for a confidential client of the token's tenant",
+         .tag = "oauth",
+         .form_schema = "OAuthTokenOnly",
+         .response_schema = "OAuthIntrospection"});
 
   const auto userinfo = [this](Context& ctx) -> Task<void> {
     std::vector<std::string> origins;
     try {
       const std::string_view authorization = ctx.req.header("authorization");
       constexpr std::string_view kBearer = "Bearer ";
-      if (authorization.size() <= kBearer.size() || !iequals(authorization.substr(0, kBearer.size()), kBearer))
-        throw OAuthError("invalid_request", "A Bearer access token is required.", 401).challenge("Bearer realm=\"cdx\"");
+      if (authorization.size() <= kBearer.size() ||
+          !iequals(authorization.substr(0, kBearer.size()), kBearer))
+        throw OAuthError("invalid_request", "A Bearer access token is required.", 401)
+            .challenge("Bearer realm=\"cdx\"");
       const std::string token(authorization.substr(kBearer.size()));
       auto out = co_await workers_.run([&] { return oauth_.userinfo(token, &origins); });
       ctx.res.json(200, out.dump());
@@ -430,9 +380,13 @@ void AuthModule::mount_oauth(http::Router& r) {
     allow_origin(ctx, origins);
   };
   r.add(Method::kGet, "/oauth/userinfo", userinfo,
-        {.summary = "OIDC userinfo for a user's access token", .tag = "oauth", .response_schema = "OidcUserInfo"});
+        {.summary = "OIDC userinfo for a user's access token",
+         .tag = "oauth",
+         .response_schema = "OidcUserInfo"});
   r.add(Method::kPost, "/oauth/userinfo", userinfo,
-        {.summary = "OIDC userinfo for a user's access token", .tag = "oauth", .response_schema = "OidcUserInfo"});
+        {.summary = "OIDC userinfo for a user's access token",
+         .tag = "oauth",
+         .response_schema = "OidcUserInfo"});
 }
 
 }  // namespace cdx::auth

@@ -17,57 +17,27 @@ namespace {
 
 using json = nlohmann::json;
 
-constexpr size_t kClientRandomLen = 24;    // client_id = "<tenant id>." + 24 base62
-constexpr size_t kClientSecretLen = 43;    // ~256 bits
-constexpr size_t kCodeLen = 43;            // ~256 bits
+constexpr size_t kCodeLen = 43;  // ~256 bits
 // OAuth refresh tokens are "<tenant id>.<48 base62>": a length first-party refresh tokens (43) do not have,
 // so /api/v1/auth/refresh refuses them and only the client they were issued to can use them, here.
 constexpr size_t kRefreshSecretLen = 48;
 constexpr size_t kFirstPartyRefreshSecretLen = 43;
-constexpr int64_t kMaxClientsPerTenant = 100;
-constexpr size_t kMaxListEntries = 20;
 constexpr int64_t kCodeKeepSeconds = 3600;  // used and expired codes are kept this long to recognise replays
 
-const std::vector<std::string>& oidc_scopes() {
-  static const std::vector<std::string> k = {"openid", "profile", "email"};
-  return k;
-}
-const std::vector<std::string>& grant_types() {
-  static const std::vector<std::string> k = {"authorization_code", "client_credentials", "refresh_token"};
-  return k;
-}
-// The API scopes a client may hold: an API key's, without the "*" wildcard.
-const std::vector<std::string>& api_scopes() {
-  static const std::vector<std::string> k = [] {
-    std::vector<std::string> out;
-    for (const auto& s : secret_scopes())
-      if (s != "*") out.push_back(s);
-    return out;
-  }();
-  return k;
-}
-
 // The authorization request parameters the login form carries, in the order its CSRF token binds them.
-constexpr std::string_view kAuthorizeParams[] = {"response_type", "client_id",     "redirect_uri",
-                                                 "scope",         "state",         "code_challenge",
-                                                 "code_challenge_method",          "nonce",
-                                                 "response_mode", "prompt"};
+constexpr std::string_view kAuthorizeParams[] = {
+    "response_type",         "client_id", "redirect_uri",  "scope", "state", "code_challenge",
+    "code_challenge_method", "nonce",     "response_mode", "prompt"};
 
 bool contains(const std::vector<std::string>& v, std::string_view s) {
   return std::find(v.begin(), v.end(), s) != v.end();
 }
 
-void dedupe(std::vector<std::string>& v) {
-  std::vector<std::string> out;
-  for (auto& s : v)
-    if (!contains(out, s)) out.push_back(std::move(s));
-  v = std::move(out);
-}
-
 bool iequals(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
   for (size_t i = 0; i < a.size(); ++i)
-    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) return false;
+    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i])))
+      return false;
   return true;
 }
 
@@ -110,19 +80,6 @@ OAuthError invalid_token(const std::string& d) {
       .challenge("Bearer realm=\"cdx\", error=\"invalid_token\", error_description=\"" + d + "\"");
 }
 
-std::string actor_type(const Caller& c) {
-  if (!c.principal) return "anonymous";
-  switch (c.principal->kind) {
-    case Principal::Kind::kSuperadmin: return "superadmin";
-    case Principal::Kind::kApiKey: return "api_key";
-    case Principal::Kind::kUser: return "user";
-  }
-  return "anonymous";
-}
-std::optional<std::string> actor_id(const Caller& c) {
-  return c.principal ? std::optional(c.principal->id) : std::nullopt;
-}
-
 // OIDC Core §3.1.3.6: the left half of SHA-256 of the access token, base64url.
 std::string at_hash(std::string_view access_token) {
   unsigned char digest[32];
@@ -148,7 +105,8 @@ std::optional<std::string> url_problem(std::string_view uri, bool origin_only) {
       return std::string("must be a plain ASCII URL without spaces or characters that need escaping");
   }
   if (uri.find('#') != std::string_view::npos) return std::string("must not contain a fragment (#)");
-  if (uri.find('*') != std::string_view::npos) return std::string("must not contain wildcards (*); list each URL");
+  if (uri.find('*') != std::string_view::npos)
+    return std::string("must not contain wildcards (*); list each URL");
   const size_t sep = uri.find("://");
   if (sep == std::string_view::npos) return std::string("must be absolute: https://host/…");
   const std::string scheme = lower(uri.substr(0, sep));
@@ -203,7 +161,8 @@ std::optional<std::string> url_problem(std::string_view uri, bool origin_only) {
 
 }  // namespace
 
-// ---- pure rules ------------------------------------------------------------------------------------------------
+// ---- pure rules
+// ------------------------------------------------------------------------------------------------
 
 std::optional<std::string> form_decode(std::string_view s) {
   std::string out;
@@ -253,8 +212,9 @@ bool valid_code_verifier(std::string_view v) {
 
 bool valid_code_challenge(std::string_view c) {
   if (c.size() != 43) return false;
-  return std::all_of(c.begin(), c.end(),
-                     [](char ch) { return std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_'; });
+  return std::all_of(c.begin(), c.end(), [](char ch) {
+    return std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_';
+  });
 }
 
 std::string pkce_s256(std::string_view verifier) {
@@ -273,7 +233,8 @@ std::optional<std::string> origin_problem(std::string_view origin) { return url_
 
 std::optional<std::pair<std::string, std::string>> parse_basic_credentials(std::string_view header) {
   constexpr std::string_view kBasic = "Basic ";
-  if (header.size() <= kBasic.size() || !iequals(header.substr(0, kBasic.size()), kBasic)) return std::nullopt;
+  if (header.size() <= kBasic.size() || !iequals(header.substr(0, kBasic.size()), kBasic))
+    return std::nullopt;
   std::string_view b64 = header.substr(kBasic.size());
   while (!b64.empty() && b64.front() == ' ') b64.remove_prefix(1);
   while (!b64.empty() && b64.back() == ' ') b64.remove_suffix(1);
@@ -283,8 +244,8 @@ std::optional<std::pair<std::string, std::string>> parse_basic_credentials(std::
   const char* end = nullptr;
   const int variant =
       b64.back() == '=' ? sodium_base64_VARIANT_ORIGINAL : sodium_base64_VARIANT_ORIGINAL_NO_PADDING;
-  if (sodium_base642bin(reinterpret_cast<unsigned char*>(raw.data()), raw.size(), b64.data(), b64.size(), nullptr,
-                        &len, &end, variant) != 0 ||
+  if (sodium_base642bin(reinterpret_cast<unsigned char*>(raw.data()), raw.size(), b64.data(), b64.size(),
+                        nullptr, &len, &end, variant) != 0 ||
       end != b64.data() + b64.size())
     return std::nullopt;
   raw.resize(len);
@@ -342,7 +303,8 @@ std::string add_query(std::string_view uri, const std::vector<std::pair<std::str
 }
 
 namespace {
-std::string csrf_mac(std::string_view key, std::string_view nonce, std::string_view binding, int64_t expires_at) {
+std::string csrf_mac(std::string_view key, std::string_view nonce, std::string_view binding,
+                     int64_t expires_at) {
   crypto_auth_hmacsha256_state st;
   crypto_auth_hmacsha256_init(&st, reinterpret_cast<const unsigned char*>(key.data()), key.size());
   auto feed = [&](std::string_view s) {
@@ -365,8 +327,8 @@ std::string make_csrf_token(std::string_view key, std::string_view nonce, std::s
   return std::to_string(expires_at) + "." + csrf_mac(key, nonce, binding, expires_at);
 }
 
-bool check_csrf_token(std::string_view key, std::string_view token, std::string_view nonce, std::string_view binding,
-                      int64_t now) {
+bool check_csrf_token(std::string_view key, std::string_view token, std::string_view nonce,
+                      std::string_view binding, int64_t now) {
   if (nonce.empty() || key.empty()) return false;
   const size_t dot = token.find('.');
   if (dot == std::string_view::npos || dot == 0 || dot > 19) return false;
@@ -377,7 +339,8 @@ bool check_csrf_token(std::string_view key, std::string_view token, std::string_
   return constant_time_equal(token.substr(dot + 1), csrf_mac(key, nonce, binding, expires_at));
 }
 
-// ---- Form --------------------------------------------------------------------------------------------------
+// ---- Form
+// --------------------------------------------------------------------------------------------------
 
 std::optional<Form> Form::parse(std::string_view encoded, std::string* problem) {
   auto fail = [&](std::string why) -> std::optional<Form> {
@@ -413,23 +376,8 @@ std::optional<std::string> Form::get(std::string_view name) const {
   return std::nullopt;
 }
 
-// ---- clients -----------------------------------------------------------------------------------------------
-
-nlohmann::json to_json(const OAuthClient& c) {
-  return {{"id", c.id},
-          {"client_id", c.client_id},
-          {"tenant_id", c.tenant_id},
-          {"name", c.name},
-          {"type", c.type},
-          {"token_endpoint_auth_method", c.is_public() ? "none" : "client_secret_basic"},
-          {"redirect_uris", c.redirect_uris},
-          {"allowed_origins", c.allowed_origins},
-          {"grant_types", c.grant_types},
-          {"scopes", c.scopes},
-          {"created_by", c.created_by ? json(*c.created_by) : json(nullptr)},
-          {"created_at", c.created_at},
-          {"updated_at", c.updated_at}};
-}
+// ---- clients
+// -----------------------------------------------------------------------------------------------
 
 OAuthService::OAuthService(OAuthStore& store, Service& service)
     : store_(store), service_(service), issuer_(service.issuer()) {
@@ -455,8 +403,8 @@ OAuthService::OAuthService(OAuthStore& store, Service& service)
       {"code_challenge_methods_supported", {"S256"}},
       {"scopes_supported", scopes},
       {"claims_supported",
-       {"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "azp", "at_hash", "email", "email_verified", "name",
-        "preferred_username", "tid"}},
+       {"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "azp", "at_hash", "email", "email_verified",
+        "name", "preferred_username", "tid"}},
       {"prompt_values_supported", {"none", "login"}},
       {"authorization_response_iss_parameter_supported", true},
       {"request_parameter_supported", false},
@@ -472,138 +420,8 @@ void OAuthService::start() {
   key_fingerprint_ = store_.platform_signing_key_fingerprint();
 }
 
-void OAuthService::check_client(OAuthClient& c, std::vector<FieldError>& errors) const {
-  if (c.type != "confidential" && c.type != "public") errors.push_back({"type", "must be 'confidential' or 'public'"});
-  dedupe(c.grant_types);
-  dedupe(c.redirect_uris);
-  dedupe(c.allowed_origins);
-  dedupe(c.scopes);
-  if (c.grant_types.empty())
-    errors.push_back({"grant_types", "must name at least one of authorization_code, client_credentials, refresh_token"});
-  for (const auto& g : c.grant_types)
-    if (!contains(grant_types(), g)) {
-      errors.push_back({"grant_types", "may hold only authorization_code, client_credentials and refresh_token"});
-      break;
-    }
-  if (c.allows_grant("refresh_token") && !c.allows_grant("authorization_code"))
-    errors.push_back({"grant_types", "refresh_token needs authorization_code (refresh tokens come from codes)"});
-  if (c.is_public() && c.allows_grant("client_credentials"))
-    errors.push_back({"grant_types", "a public client cannot use client_credentials (it has no secret)"});
-  if (c.redirect_uris.size() > kMaxListEntries) errors.push_back({"redirect_uris", "may hold at most 20 URIs"});
-  for (size_t i = 0; i < c.redirect_uris.size() && i < kMaxListEntries; ++i)
-    if (auto why = redirect_uri_problem(c.redirect_uris[i]))
-      errors.push_back({"redirect_uris[" + std::to_string(i) + "]", *why});
-  if (c.allows_grant("authorization_code") && c.redirect_uris.empty())
-    errors.push_back({"redirect_uris", "at least one is required for the authorization_code grant"});
-  if (c.allowed_origins.size() > kMaxListEntries) errors.push_back({"allowed_origins", "may hold at most 20 origins"});
-  for (size_t i = 0; i < c.allowed_origins.size() && i < kMaxListEntries; ++i)
-    if (auto why = origin_problem(c.allowed_origins[i]))
-      errors.push_back({"allowed_origins[" + std::to_string(i) + "]", *why});
-  if (c.scopes.size() > 50) errors.push_back({"scopes", "may hold at most 50 scopes"});
-  for (const auto& s : c.scopes)
-    if (!contains(oidc_scopes(), s) && !contains(api_scopes(), s)) {
-      errors.push_back({"scopes", "may hold openid, profile, email and API scopes such as crm:read or "
-                                  "billing:write ('*' is not allowed)"});
-      break;
-    }
-}
-
-nlohmann::json OAuthService::create_client(const db::TenantScope& scope, const ClientInput& in, const Caller& caller) {
-  OAuthClient c;
-  c.id = new_uuid_v7();
-  c.tenant_id = scope.tenant_id();
-  c.client_id = scope.tenant_id() + "." + random_token(kClientRandomLen);
-  c.name = in.name.value_or("");
-  c.type = in.type.value_or("confidential");
-  c.redirect_uris = in.redirect_uris.value_or(std::vector<std::string>{});
-  c.allowed_origins = in.allowed_origins.value_or(std::vector<std::string>{});
-  c.grant_types = in.grant_types.value_or(std::vector<std::string>{"authorization_code", "refresh_token"});
-  c.scopes = in.scopes.value_or(oidc_scopes());
-  std::vector<FieldError> errors;
-  if (c.name.empty()) errors.push_back({"name", "is required"});
-  check_client(c, errors);
-  if (!errors.empty()) throw Error::validation(std::move(errors));
-  std::optional<std::string> secret;
-  if (!c.is_public()) {
-    secret = "cdx_cs_" + random_token(kClientSecretLen);
-    c.secret_hash = sha256_hex(*secret);
-  }
-  if (caller.principal && caller.principal->kind == Principal::Kind::kUser) c.created_by = caller.principal->id;
-  c.created_at = c.updated_at = format_rfc3339(Clock::now());
-  if (!store_.insert_client_within_quota(scope, c, kMaxClientsPerTenant))
-    throw Error(Code::kQuotaExceeded, "A tenant may register at most 100 OAuth clients; delete one first.");
-  AuditEvent e{"client.created", actor_type(caller), actor_id(caller), "oauth_client", c.id};
-  e.details = {{"client_id", c.client_id}, {"name", c.name}, {"type", c.type}, {"grant_types", c.grant_types}};
-  service_.audit(scope, e, caller);
-  json out = to_json(c);
-  if (secret) out["client_secret"] = *secret;
-  return out;
-}
-
-OAuthClient OAuthService::get_client(const db::TenantScope& scope, std::string_view id) {
-  // Ids and client ids are [0-9A-Za-z.-]; anything else cannot name a client (and never reaches SQL).
-  const bool plausible = !id.empty() && id.size() <= 128 && std::all_of(id.begin(), id.end(), [](char ch) {
-    return std::isalnum(static_cast<unsigned char>(ch)) || ch == '.' || ch == '-';
-  });
-  std::optional<OAuthClient> c;
-  if (plausible) c = store_.find_client(scope, id);
-  if (!c) throw Error(Code::kNotFound, "No OAuth client of this tenant has that id or client_id.");
-  return *c;
-}
-
-OAuthClient OAuthService::update_client(const db::TenantScope& scope, std::string_view id, const ClientInput& in,
-                                        const Caller& caller) {
-  OAuthClient c = get_client(scope, id);
-  std::vector<FieldError> errors;
-  if (in.type && *in.type != c.type)
-    errors.push_back({"type", "cannot be changed; register a new client instead"});
-  json changed = json::array();
-  auto apply = [&](const char* name, const auto& value, auto& field) {
-    if (value && *value != field) {
-      field = *value;
-      changed.push_back(name);
-    }
-  };
-  apply("name", in.name, c.name);
-  apply("redirect_uris", in.redirect_uris, c.redirect_uris);
-  apply("allowed_origins", in.allowed_origins, c.allowed_origins);
-  apply("grant_types", in.grant_types, c.grant_types);
-  apply("scopes", in.scopes, c.scopes);
-  check_client(c, errors);
-  if (!errors.empty()) throw Error::validation(std::move(errors));
-  c.updated_at = format_rfc3339(Clock::now());
-  if (!store_.update_client(scope, c)) throw Error(Code::kNotFound, "The OAuth client was deleted meanwhile.");
-  AuditEvent e{"client.updated", actor_type(caller), actor_id(caller), "oauth_client", c.id};
-  e.details = {{"client_id", c.client_id}, {"changed", changed}};
-  service_.audit(scope, e, caller);
-  return c;
-}
-
-void OAuthService::delete_client(const db::TenantScope& scope, std::string_view id, const Caller& caller) {
-  const OAuthClient c = get_client(scope, id);
-  if (!store_.delete_client(scope, c)) throw Error(Code::kNotFound, "No OAuth client of this tenant has that id.");
-  AuditEvent e{"client.deleted", actor_type(caller), actor_id(caller), "oauth_client", c.id};
-  e.details = {{"client_id", c.client_id}, {"name", c.name}};
-  service_.audit(scope, e, caller);
-}
-
-nlohmann::json OAuthService::rotate_client_secret(const db::TenantScope& scope, std::string_view id,
-                                                  const Caller& caller) {
-  OAuthClient c = get_client(scope, id);
-  if (c.is_public()) throw Error(Code::kConflict, "A public client has no secret.");
-  const std::string secret = "cdx_cs_" + random_token(kClientSecretLen);
-  c.secret_hash = sha256_hex(secret);
-  c.updated_at = format_rfc3339(Clock::now());
-  if (!store_.update_client(scope, c)) throw Error(Code::kNotFound, "The OAuth client was deleted meanwhile.");
-  AuditEvent e{"client.secret_rotated", actor_type(caller), actor_id(caller), "oauth_client", c.id};
-  e.details = {{"client_id", c.client_id}};
-  service_.audit(scope, e, caller);
-  json out = to_json(c);
-  out["client_secret"] = secret;
-  return out;
-}
-
-// ---- client authentication ---------------------------------------------------------------------------------
+// ---- client authentication
+// ---------------------------------------------------------------------------------
 
 std::optional<OAuthService::ClientContext> OAuthService::find_client(std::string_view client_id) {
   if (client_id.size() > 128) return std::nullopt;
@@ -616,7 +434,8 @@ std::optional<OAuthService::ClientContext> OAuthService::find_client(std::string
   return ClientContext{std::move(*c), std::move(*tenant)};
 }
 
-OAuthService::ClientContext OAuthService::authenticate_client(const Form& form, std::string_view authorization) {
+OAuthService::ClientContext OAuthService::authenticate_client(const Form& form,
+                                                              std::string_view authorization) {
   std::optional<std::pair<std::string, std::string>> basic;
   constexpr std::string_view kBasic = "Basic ";
   if (authorization.size() >= kBasic.size() && iequals(authorization.substr(0, kBasic.size()), kBasic)) {
@@ -632,7 +451,8 @@ OAuthService::ClientContext OAuthService::authenticate_client(const Form& form, 
   const std::optional<std::string> id = basic ? std::optional(basic->first) : form_id;
   const std::optional<std::string> secret =
       basic ? (basic->second.empty() ? std::nullopt : std::optional(basic->second)) : form_secret;
-  if (!id) throw invalid_client("Client authentication is required: HTTP Basic, or client_id (and client_secret).");
+  if (!id)
+    throw invalid_client("Client authentication is required: HTTP Basic, or client_id (and client_secret).");
   auto cc = find_client(*id);
   if (!cc) throw invalid_client("The client is unknown or its credentials are wrong.");
   if (cc->client.is_public()) {
@@ -658,7 +478,8 @@ AuthorizeRequest OAuthService::check_authorize(const Form& p) {
   req.scope = std::move(cc->tenant.scope);
   if (auto uri = p.get("redirect_uri")) {
     if (!req.client.has_redirect_uri(*uri))
-      throw Error(Code::kInvalidRequest, "The redirect_uri is not one the client registered (exact match required).");
+      throw Error(Code::kInvalidRequest,
+                  "The redirect_uri is not one the client registered (exact match required).");
     req.redirect_uri = *uri;
   } else if (req.client.redirect_uris.size() == 1) {
     req.redirect_uri = req.client.redirect_uris.front();
@@ -684,38 +505,44 @@ AuthorizeRequest OAuthService::check_authorize(const Form& p) {
   if (p.get("request_uri")) return fail("request_uri_not_supported", "request_uri is not supported.");
   const auto response_type = p.get("response_type");
   if (!response_type) return fail("invalid_request", "response_type is required.");
-  if (*response_type != "code") return fail("unsupported_response_type", "Only response_type=code is supported.");
+  if (*response_type != "code")
+    return fail("unsupported_response_type", "Only response_type=code is supported.");
   if (auto mode = p.get("response_mode"); mode && *mode != "query")
     return fail("invalid_request", "Only response_mode=query is supported.");
   if (!req.client.allows_grant("authorization_code"))
     return fail("unauthorized_client", "The client may not use the authorization code grant.");
-  if (req.tenant.tenant.status == "suspended") return fail("access_denied", "The client's tenant is suspended.");
+  if (req.tenant.tenant.status == "suspended")
+    return fail("access_denied", "The client's tenant is suspended.");
   const auto challenge = p.get("code_challenge");
   if (!challenge) return fail("invalid_request", "code_challenge is required (PKCE with S256).");
   const auto method = p.get("code_challenge_method");
   if (!method || *method != "S256")
     return fail("invalid_request", "code_challenge_method must be S256; plain is not accepted.");
   if (!valid_code_challenge(*challenge))
-    return fail("invalid_request", "code_challenge must be 43 base64url characters: BASE64URL(SHA256(verifier)).");
+    return fail("invalid_request",
+                "code_challenge must be 43 base64url characters: BASE64URL(SHA256(verifier)).");
   req.code_challenge = *challenge;
   if (auto s = p.get("scope")) {
     auto scopes = split_scope(*s);
     if (!scopes || scopes->empty()) return fail("invalid_scope", "The scope is malformed.");
     for (const auto& x : *scopes)
-      if (!contains(req.client.scopes, x)) return fail("invalid_scope", "The client may not request the scope '" + x + "'.");
+      if (!contains(req.client.scopes, x))
+        return fail("invalid_scope", "The client may not request the scope '" + x + "'.");
     req.scopes = std::move(*scopes);
   } else {
     req.scopes = req.client.scopes;  // RFC 6749 §3.3: the default is what the client registered
   }
   req.nonce = p.get("nonce");
-  if (req.nonce && req.nonce->size() > 512) return fail("invalid_request", "nonce is longer than 512 characters.");
+  if (req.nonce && req.nonce->size() > 512)
+    return fail("invalid_request", "nonce is longer than 512 characters.");
   req.prompt = p.get("prompt");
   return req;
 }
 
 AuthorizingUser OAuthService::user_from_bearer(const AuthorizeRequest& req, std::string_view token) {
   auto invalid = [](const std::string& why) {
-    return Error(Code::kUnauthorized, why).with_header("WWW-Authenticate", "Bearer realm=\"cdx\", error=\"invalid_token\"");
+    return Error(Code::kUnauthorized, why)
+        .with_header("WWW-Authenticate", "Bearer realm=\"cdx\", error=\"invalid_token\"");
   };
   TokenClaims c;
   try {
@@ -728,11 +555,13 @@ AuthorizingUser OAuthService::user_from_bearer(const AuthorizeRequest& req, std:
   auto user = service_.store().find_user(*req.scope, c.sub);
   if (!user || user->status != "active") throw invalid("The access token's user is disabled or deleted.");
   const auto sid = string_claim(c.extra, "sid");
-  if (!sid || !store_.session_active(*req.scope, *sid)) throw invalid("The access token's session has ended.");
+  if (!sid || !store_.session_active(*req.scope, *sid))
+    throw invalid("The access token's session has ended.");
   return AuthorizingUser{user->id, user->email, user->name, user->role, c.iat, false};
 }
 
-std::string OAuthService::issue_code(const AuthorizeRequest& req, const AuthorizingUser& user, const Caller& caller) {
+std::string OAuthService::issue_code(const AuthorizeRequest& req, const AuthorizingUser& user,
+                                     const Caller& caller) {
   const std::string code = random_token(kCodeLen);
   const int64_t now = Clock::unix_seconds();
   AuthCode c;
@@ -782,14 +611,17 @@ std::string OAuthService::csrf_token(std::string_view nonce, const AuthorizeRequ
   return make_csrf_token(csrf_key_, nonce, login_binding(req), Clock::unix_seconds() + kLoginFormTtl);
 }
 
-bool OAuthService::csrf_valid(std::string_view token, std::string_view nonce, const AuthorizeRequest& req) const {
+bool OAuthService::csrf_valid(std::string_view token, std::string_view nonce,
+                              const AuthorizeRequest& req) const {
   return check_csrf_token(csrf_key_, token, nonce, login_binding(req), Clock::unix_seconds());
 }
 
-// ---- token endpoint ----------------------------------------------------------------------------------------
+// ---- token endpoint
+// ----------------------------------------------------------------------------------------
 
-std::string OAuthService::sign_user_access(const ClientContext& cc, const User& user, const std::string& scope,
-                                           const std::string& family_id, int64_t ttl) const {
+std::string OAuthService::sign_user_access(const ClientContext& cc, const User& user,
+                                           const std::string& scope, const std::string& family_id,
+                                           int64_t ttl) const {
   TokenClaims c;
   c.iss = issuer_;
   c.sub = user.id;
@@ -838,19 +670,23 @@ nlohmann::json OAuthService::token(const Form& form, std::string_view authorizat
                      "Supported grant types: authorization_code, refresh_token, client_credentials.");
   ClientContext cc = authenticate_client(form, authorization);
   if (origins) *origins = cc.client.allowed_origins;
-  if (!cc.client.allows_grant(*grant)) throw unauthorized_client("The client may not use the " + *grant + " grant.");
-  if (cc.tenant.info.tenant.status == "suspended") throw unauthorized_client("The client's tenant is suspended.");
+  if (!cc.client.allows_grant(*grant))
+    throw unauthorized_client("The client may not use the " + *grant + " grant.");
+  if (cc.tenant.info.tenant.status == "suspended")
+    throw unauthorized_client("The client's tenant is suspended.");
   if (*grant == "authorization_code") return grant_authorization_code(form, cc, caller);
   if (*grant == "refresh_token") return grant_refresh_token(form, cc, caller);
   return grant_client_credentials(form, cc);
 }
 
-nlohmann::json OAuthService::grant_authorization_code(const Form& form, const ClientContext& cc, const Caller& caller) {
+nlohmann::json OAuthService::grant_authorization_code(const Form& form, const ClientContext& cc,
+                                                      const Caller& caller) {
   const auto code = form.get("code");
   if (!code) throw invalid_request("code is required.");
   const auto verifier = form.get("code_verifier");
   if (!verifier) throw invalid_request("code_verifier is required (PKCE).");
-  if (!valid_code_verifier(*verifier)) throw invalid_request("code_verifier must be 43 to 128 of [A-Za-z0-9-._~].");
+  if (!valid_code_verifier(*verifier))
+    throw invalid_request("code_verifier must be 43 to 128 of [A-Za-z0-9-._~].");
   const db::TenantScope& scope = cc.tenant.scope;
   const int64_t now = Clock::unix_seconds();
   const auto row = code->size() == kCodeLen ? store_.find_code(scope, sha256_hex(*code)) : std::nullopt;
@@ -861,11 +697,13 @@ nlohmann::json OAuthService::grant_authorization_code(const Form& form, const Cl
     e.details = {{"client_id", cc.client.client_id}, {"tokens_revoked", revoked}};
     service_.audit(scope, e, caller);
     log::warn("authorization code reused: its tokens are revoked", {{"client_id", cc.client.client_id}});
-    return invalid_grant("The authorization code was already used; the tokens issued from it are revoked.").revoking();
+    return invalid_grant("The authorization code was already used; the tokens issued from it are revoked.")
+        .revoking();
   };
   if (row->used_at) throw replayed();
   if (row->expires_at <= now) throw invalid_grant("The authorization code has expired.");
-  if (row->client_id != cc.client.client_id) throw invalid_grant("The authorization code was issued to another client.");
+  if (row->client_id != cc.client.client_id)
+    throw invalid_grant("The authorization code was issued to another client.");
   const auto redirect_uri = form.get("redirect_uri");
   if ((row->redirect_uri_explicit && !redirect_uri) || (redirect_uri && *redirect_uri != row->redirect_uri))
     throw invalid_grant("redirect_uri must be the one of the authorization request.");
@@ -896,18 +734,21 @@ nlohmann::json OAuthService::grant_authorization_code(const Form& form, const Cl
 
   const auto scopes = split_scope(row->scope).value_or(std::vector<std::string>{});
   const std::string access = sign_user_access(cc, *user, row->scope, t.family_id, life.access);
-  json out = {{"access_token", access}, {"token_type", "Bearer"}, {"expires_in", life.access}, {"scope", row->scope}};
+  json out = {
+      {"access_token", access}, {"token_type", "Bearer"}, {"expires_in", life.access}, {"scope", row->scope}};
   if (with_refresh) out["refresh_token"] = refresh;
   if (contains(scopes, "openid"))
     out["id_token"] = sign_id_token(cc, *user, scopes, row->nonce, row->auth_time, access, life.access);
   return out;
 }
 
-nlohmann::json OAuthService::grant_refresh_token(const Form& form, const ClientContext& cc, const Caller& caller) {
+nlohmann::json OAuthService::grant_refresh_token(const Form& form, const ClientContext& cc,
+                                                 const Caller& caller) {
   const auto presented = form.get("refresh_token");
   if (!presented) throw invalid_request("refresh_token is required.");
   const std::string prefix = cc.client.tenant_id + ".";
-  if (presented->size() != prefix.size() + kRefreshSecretLen || presented->compare(0, prefix.size(), prefix) != 0)
+  if (presented->size() != prefix.size() + kRefreshSecretLen ||
+      presented->compare(0, prefix.size(), prefix) != 0)
     throw invalid_grant("The refresh token is not valid.");
   const db::TenantScope& scope = cc.tenant.scope;
   Store& store = service_.store();
@@ -924,7 +765,8 @@ nlohmann::json OAuthService::grant_refresh_token(const Form& form, const ClientC
     auto asked = split_scope(*requested);
     if (!asked || asked->empty()) throw invalid_scope("The scope is malformed.");
     for (const auto& s : *asked)
-      if (!contains(granted, s)) throw invalid_scope("The scope '" + s + "' was not granted to this refresh token.");
+      if (!contains(granted, s))
+        throw invalid_scope("The scope '" + s + "' was not granted to this refresh token.");
     scope_text = join_scope(*asked);
   }
   const auto life = service_.lifetimes(&cc.tenant.info);
@@ -936,11 +778,14 @@ nlohmann::json OAuthService::grant_refresh_token(const Form& form, const ClientC
   replacement.expires_at = Clock::unix_seconds() + life.refresh;
   replacement.created_at = format_rfc3339(Clock::now());
   RefreshToken spent;
-  const RotateOutcome outcome = store.rotate_refresh_token(scope, hash, replacement, Clock::unix_seconds(), spent);
+  const RotateOutcome outcome =
+      store.rotate_refresh_token(scope, hash, replacement, Clock::unix_seconds(), spent);
   if (outcome == RotateOutcome::kReused) {
     log::warn("refresh token reused: session family revoked", {{"family_id", spent.family_id}});
     AuditEvent e{"session.family_revoked", "client", cc.client.client_id, "user", spent.subject_id};
-    e.details = {{"family_id", spent.family_id}, {"reason", "refresh token reuse"}, {"client_id", cc.client.client_id}};
+    e.details = {{"family_id", spent.family_id},
+                 {"reason", "refresh token reuse"},
+                 {"client_id", cc.client.client_id}};
     service_.audit(scope, e, caller);
   }
   if (outcome == RotateOutcome::kReused) throw invalid_grant("The refresh token is not valid.").revoking();
@@ -968,7 +813,8 @@ nlohmann::json OAuthService::grant_client_credentials(const Form& form, const Cl
     auto asked = split_scope(*requested);
     if (!asked || asked->empty()) throw invalid_scope("The scope is malformed.");
     for (const auto& s : *asked)
-      if (!contains(allowed, s)) throw invalid_scope("The client may not request the scope '" + s + "' here.");
+      if (!contains(allowed, s))
+        throw invalid_scope("The client may not request the scope '" + s + "' here.");
     scopes = std::move(*asked);
   }
   const auto life = service_.lifetimes(&cc.tenant.info);
@@ -989,7 +835,8 @@ nlohmann::json OAuthService::grant_client_credentials(const Form& form, const Cl
           {"scope", c.scope}};
 }
 
-// ---- revocation, introspection, userinfo -------------------------------------------------------------------
+// ---- revocation, introspection, userinfo
+// -------------------------------------------------------------------
 
 bool OAuthService::revoke(const Form& form, std::string_view authorization, const Caller& caller,
                           std::vector<std::string>* origins) {
@@ -1046,7 +893,8 @@ nlohmann::json OAuthService::introspect(const Form& form, std::string_view autho
     } catch (const Error&) {
       return inactive;
     }
-    if (c.tid.empty() || c.tid != cc.client.tenant_id) return inactive;  // other tenants' tokens are not ours to tell
+    if (c.tid.empty() || c.tid != cc.client.tenant_id)
+      return inactive;  // other tenants' tokens are not ours to tell
     const auto client_claim = string_claim(c.extra, "client_id");
     std::optional<std::string> username;
     if (!c.role.empty()) {
@@ -1060,9 +908,10 @@ nlohmann::json OAuthService::introspect(const Form& form, std::string_view autho
       const auto owner = store_.find_client(scope, *client_claim);
       if (!owner || owner->client_id != *client_claim) return inactive;
     }
-    if (const auto sid = string_claim(c.extra, "sid"); sid && !store_.session_active(scope, *sid)) return inactive;
-    json out = {{"active", true}, {"token_type", "Bearer"}, {"sub", c.sub}, {"tid", c.tid}, {"iss", c.iss},
-                {"aud", c.aud},   {"exp", c.exp},           {"iat", c.iat}};
+    if (const auto sid = string_claim(c.extra, "sid"); sid && !store_.session_active(scope, *sid))
+      return inactive;
+    json out = {{"active", true}, {"token_type", "Bearer"}, {"sub", c.sub}, {"tid", c.tid},
+                {"iss", c.iss},   {"aud", c.aud},           {"exp", c.exp}, {"iat", c.iat}};
     if (!c.scope.empty()) out["scope"] = c.scope;
     if (!c.jti.empty()) out["jti"] = c.jti;
     if (client_claim) out["client_id"] = *client_claim;
@@ -1079,9 +928,9 @@ nlohmann::json OAuthService::introspect(const Form& form, std::string_view autho
   if (!row || row->used_at || row->revoked_at || row->expires_at <= Clock::unix_seconds()) return inactive;
   const auto user = store.find_user(scope, row->subject_id);
   if (!user || user->status != "active") return inactive;
-  json out = {{"active", true},        {"token_type", "refresh_token"}, {"sub", row->subject_id},
-              {"tid", row->tenant_id}, {"iss", issuer_},                {"exp", row->expires_at},
-              {"username", user->email}};
+  json out = {
+      {"active", true}, {"token_type", "refresh_token"}, {"sub", row->subject_id}, {"tid", row->tenant_id},
+      {"iss", issuer_}, {"exp", row->expires_at},        {"username", user->email}};
   if (!row->scope.empty()) out["scope"] = row->scope;
   if (auto created = parse_rfc3339(row->created_at))
     out["iat"] = std::chrono::duration_cast<std::chrono::seconds>(created->time_since_epoch()).count();
@@ -1105,11 +954,14 @@ nlohmann::json OAuthService::userinfo(std::string_view access_token, std::vector
   const auto tenant = service_.credential_tenant(c.tid);
   if (!tenant) throw invalid_token("The access token's tenant no longer exists.");
   const auto user = service_.store().find_user(tenant->scope, c.sub);
-  if (!user || user->status != "active") throw invalid_token("The access token's user is disabled or deleted.");
+  if (!user || user->status != "active")
+    throw invalid_token("The access token's user is disabled or deleted.");
   const auto sid = string_claim(c.extra, "sid");
-  if (!sid || !store_.session_active(tenant->scope, *sid)) throw invalid_token("The access token's session has ended.");
+  if (!sid || !store_.session_active(tenant->scope, *sid))
+    throw invalid_token("The access token's session has ended.");
   if (client_claim && origins)  // a browser app reads its user's claims from the origins it registered
-    if (auto client = store_.find_client(tenant->scope, *client_claim); client && client->client_id == *client_claim)
+    if (auto client = store_.find_client(tenant->scope, *client_claim);
+        client && client->client_id == *client_claim)
       *origins = client->allowed_origins;
   // OIDC Core §5.4: email claims with the email scope, profile claims with profile. A first-party
   // token (no client) is the user's own session and sees both.
@@ -1126,7 +978,8 @@ nlohmann::json OAuthService::userinfo(std::string_view access_token, std::vector
   return out;
 }
 
-// ---- signing keys ------------------------------------------------------------------------------------------
+// ---- signing keys
+// ------------------------------------------------------------------------------------------
 
 std::string OAuthService::rotate_signing_key() {
   SigningKey k = generate_signing_key(Clock::unix_seconds());

@@ -1,5 +1,6 @@
-// The OAuth2 / OpenID Connect provider's rules (RFC 6749, 7636, 7009, 7662, 8414, OIDC Core 1.0): client
-// registration, authorization codes with PKCE S256, the token endpoint's grants, ID tokens, revocation,
+// The OAuth2 / OpenID Connect provider's rules (RFC 6749, 7636, 7009, 7662, 8414, OIDC Core 1.0) (client
+// registration is a kit resource, resources.cpp):
+// authorization codes with PKCE S256, the token endpoint's grants, ID tokens, revocation,
 // introspection, userinfo, discovery and signing-key rotation. Blocking methods: run them on a worker.
 // Errors the protocol names are thrown as OAuthError (the routes render them as RFC 6749 §5.2 JSON or as a
 // redirect); everything else is a cdx::Error (problem+json).
@@ -63,14 +64,16 @@ class Form {
   std::vector<std::pair<std::string, std::string>> items_;
 };
 
-// ---- pure rules (oauth_service_test.cpp) --------------------------------------------------------------------
+// ---- pure rules (oauth_service_test.cpp)
+// --------------------------------------------------------------------
 
 // Strict application/x-www-form-urlencoded decoding ('+' is a space); nullopt on a malformed %-escape.
 std::optional<std::string> form_decode(std::string_view s);
 std::string url_encode(std::string_view s);  // every byte but the RFC 3986 unreserved ones as %XX
 bool valid_utf8_text(std::string_view s);    // UTF-8 without control characters
 
-// PKCE (RFC 7636): a verifier is 43–128 of [A-Za-z0-9-._~]; an S256 challenge is BASE64URL(SHA-256(verifier)).
+// PKCE (RFC 7636): a verifier is 43–128 of [A-Za-z0-9-._~]; an S256 challenge is
+// BASE64URL(SHA-256(verifier)).
 bool valid_code_verifier(std::string_view verifier);
 bool valid_code_challenge(std::string_view challenge);
 std::string pkce_s256(std::string_view verifier);
@@ -97,34 +100,28 @@ std::string add_query(std::string_view uri, const std::vector<std::pair<std::str
 // is the value of the browser's CSRF cookie and binding the authorization request's parameters.
 std::string make_csrf_token(std::string_view key, std::string_view nonce, std::string_view binding,
                             int64_t expires_at);
-bool check_csrf_token(std::string_view key, std::string_view token, std::string_view nonce, std::string_view binding,
-                      int64_t now);
+bool check_csrf_token(std::string_view key, std::string_view token, std::string_view nonce,
+                      std::string_view binding, int64_t now);
 
-// ---- HTML (oauth_login_page.cpp) -----------------------------------------------------------------------------
+// ---- HTML (oauth_login_page.cpp)
+// -----------------------------------------------------------------------------
 
 std::string html_escape(std::string_view s);
 struct LoginPage {
   std::string tenant_name, client_name;
   std::vector<std::pair<std::string, std::string>> hidden;  // the authorization request and csrf_token
-  std::string email;  // kept after a failed attempt
-  std::string error;  // shown above the form
+  std::string email;                                        // kept after a failed attempt
+  std::string error;                                        // shown above the form
 };
 std::string render_login_page(const LoginPage& page);
 std::string render_error_page(std::string_view title, std::string_view detail);
 
-// ---- the provider -------------------------------------------------------------------------------------------
+// ---- the provider
+// -------------------------------------------------------------------------------------------
 
-inline constexpr int64_t kCodeTtl = 60;          // seconds an authorization code lives
-inline constexpr int64_t kLoginFormTtl = 600;    // seconds a login form (its CSRF token) stays valid
+inline constexpr int64_t kCodeTtl = 60;        // seconds an authorization code lives
+inline constexpr int64_t kLoginFormTtl = 600;  // seconds a login form (its CSRF token) stays valid
 inline constexpr std::string_view kCsrfCookie = "cdx_oauth_csrf";
-
-// Client registration input: absent fields keep their value (PATCH) or take their default (create).
-struct ClientInput {
-  std::optional<std::string> name, type;
-  std::optional<std::vector<std::string>> redirect_uris, allowed_origins, grant_types, scopes;
-};
-
-nlohmann::json to_json(const OAuthClient& c);  // never the secret or its hash
 
 // A validated authorization request. `error`, when set, goes back to redirect_uri.
 struct AuthorizeRequest {
@@ -136,7 +133,8 @@ struct AuthorizeRequest {
   std::optional<std::string> state, nonce, prompt;
   std::vector<std::string> scopes;
   std::string code_challenge;
-  std::vector<std::pair<std::string, std::string>> params;  // the request's own parameters, for the login form
+  std::vector<std::pair<std::string, std::string>>
+      params;  // the request's own parameters, for the login form
   std::optional<OAuthError> error;
 };
 
@@ -152,18 +150,6 @@ class OAuthService {
   OAuthService(OAuthStore& store, Service& service);
 
   void start();  // loads the login form's CSRF key and notes the signing keys in use
-
-  // Client registration (a tenant ADMIN). create_client answers the client and, for a confidential one,
-  // its client_secret (shown once).
-  nlohmann::json create_client(const db::TenantScope& scope, const ClientInput& in, const Caller& caller);
-  std::vector<OAuthClient> list_clients(const db::TenantScope& scope, int limit, const std::optional<std::string>& after) {
-    return store_.list_clients(scope, limit, after);
-  }
-  OAuthClient get_client(const db::TenantScope& scope, std::string_view id);
-  OAuthClient update_client(const db::TenantScope& scope, std::string_view id, const ClientInput& in,
-                            const Caller& caller);
-  void delete_client(const db::TenantScope& scope, std::string_view id, const Caller& caller);
-  nlohmann::json rotate_client_secret(const db::TenantScope& scope, std::string_view id, const Caller& caller);
 
   // GET/POST /oauth/authorize. Throws cdx::Error (400, never a redirect) when client_id or redirect_uri is
   // missing, unknown or unregistered; other problems land in the answer's `error`.
@@ -211,10 +197,9 @@ class OAuthService {
   std::string sign_user_access(const ClientContext& cc, const User& user, const std::string& scope,
                                const std::string& family_id, int64_t ttl) const;
   std::string sign_id_token(const ClientContext& cc, const User& user, const std::vector<std::string>& scopes,
-                            const std::optional<std::string>& nonce, int64_t auth_time, const std::string& access_token,
-                            int64_t ttl) const;
+                            const std::optional<std::string>& nonce, int64_t auth_time,
+                            const std::string& access_token, int64_t ttl) const;
   std::string login_binding(const AuthorizeRequest& req) const;
-  void check_client(OAuthClient& c, std::vector<FieldError>& errors) const;
 
   OAuthStore& store_;
   Service& service_;

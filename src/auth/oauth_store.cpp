@@ -23,7 +23,8 @@ constexpr const char* kClientColumns =
     "id, tenant_id, client_id, name, type, secret_hash, redirect_uris, allowed_origins, grant_types, scopes, "
     "created_by, created_at, updated_at";
 constexpr const char* kCodeColumns =
-    "id, tenant_id, code_hash, client_id, user_id, redirect_uri, redirect_uri_explicit, code_challenge, scope, "
+    "id, tenant_id, code_hash, client_id, user_id, redirect_uri, redirect_uri_explicit, code_challenge, "
+    "scope, "
     "nonce, auth_time, expires_at, used_at, family_id, created_at";
 
 std::vector<std::string> string_list(const std::string& text) {
@@ -34,8 +35,6 @@ std::vector<std::string> string_list(const std::string& text) {
       if (v.is_string()) out.push_back(v.get<std::string>());
   return out;
 }
-
-std::string dump_list(const std::vector<std::string>& v) { return nlohmann::json(v).dump(); }
 
 OAuthClient client_from(const db::Row& r) {
   OAuthClient c;
@@ -76,84 +75,53 @@ AuthCode code_from(const db::Row& r) {
 }
 
 int64_t revoke_family(db::Tx& tx, const db::TenantScope& scope, const std::string& family_id) {
-  return tx.query("UPDATE auth_db.refresh_tokens SET revoked_at = $3 WHERE tenant_id = $1 AND family_id = $2 "
-                  "AND revoked_at IS NULL",
-                  {scope.tenant_id(), family_id, format_rfc3339(Clock::now())})
+  return tx
+      .query(
+          "UPDATE auth_db.refresh_tokens SET revoked_at = $3 WHERE tenant_id = $1 AND family_id = $2 "
+          "AND revoked_at IS NULL",
+          {scope.tenant_id(), family_id, format_rfc3339(Clock::now())})
       .affected;
 }
 
 }  // namespace
 
-bool OAuthStore::insert_client_within_quota(const db::TenantScope& scope, const OAuthClient& c, int64_t max) {
-  return db_->write(scope, [&](db::Tx& tx) {
-    tx.lock("auth.oauth_clients:" + scope.tenant_id());
-    if (tx.query("SELECT COUNT(*) FROM auth_db.oauth_clients WHERE tenant_id = $1", {scope.tenant_id()})
-            .rows.at(0)
-            .integer(0) >= max)
-      return false;
-    tx.query(std::string("INSERT INTO auth_db.oauth_clients (") + kClientColumns +
-                 ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-             {c.id, scope.tenant_id(), c.client_id, c.name, c.type, c.secret_hash, dump_list(c.redirect_uris),
-              dump_list(c.allowed_origins), dump_list(c.grant_types), dump_list(c.scopes), c.created_by,
-              c.created_at, c.updated_at});
-    return true;
-  });
+int64_t OAuthStore::count_clients(db::Tx& tx, const db::TenantScope& scope) {
+  return tx.query("SELECT COUNT(*) FROM auth_db.oauth_clients WHERE tenant_id = $1", {scope.tenant_id()})
+      .rows.at(0)
+      .integer(0);
 }
 
-std::optional<OAuthClient> OAuthStore::find_client(const db::TenantScope& scope, std::string_view id_or_client_id) {
+void OAuthStore::forget_client(db::Tx& tx, const db::TenantScope& scope, const std::string& client_id) {
+  tx.query(
+      "UPDATE auth_db.refresh_tokens SET revoked_at = $3 WHERE tenant_id = $1 AND client_id = $2 "
+      "AND revoked_at IS NULL",
+      {scope.tenant_id(), client_id, format_rfc3339(Clock::now())});
+  tx.query("DELETE FROM auth_db.oauth_codes WHERE tenant_id = $1 AND client_id = $2",
+           {scope.tenant_id(), client_id});
+}
+
+std::optional<OAuthClient> OAuthStore::find_client(const db::TenantScope& scope,
+                                                   std::string_view id_or_client_id) {
   return db_->read(scope, [&](db::Tx& tx) -> std::optional<OAuthClient> {
-    auto res = tx.query(std::string("SELECT ") + kClientColumns +
-                            " FROM auth_db.oauth_clients WHERE tenant_id = $1 AND (id = $2 OR client_id = $2)",
-                        {scope.tenant_id(), id_or_client_id});
+    auto res =
+        tx.query(std::string("SELECT ") + kClientColumns +
+                     " FROM auth_db.oauth_clients WHERE tenant_id = $1 AND (id = $2 OR client_id = $2)",
+                 {scope.tenant_id(), id_or_client_id});
     if (res.empty()) return std::nullopt;
     return client_from(res.rows[0]);
   });
 }
 
-std::vector<OAuthClient> OAuthStore::list_clients(const db::TenantScope& scope, int limit,
-                                                  const std::optional<std::string>& after) {
-  return db_->read(scope, [&](db::Tx& tx) {
-    std::vector<OAuthClient> out;
-    auto res = tx.query(std::string("SELECT ") + kClientColumns +
-                            " FROM auth_db.oauth_clients WHERE tenant_id = $1 "
-                            "AND (CAST($2 AS TEXT) IS NULL OR id < $2) ORDER BY id DESC LIMIT $3",
-                        {scope.tenant_id(), after, static_cast<int64_t>(limit + 1)});
-    for (const auto& r : res.rows) out.push_back(client_from(r));
-    return out;
-  });
-}
-
-bool OAuthStore::update_client(const db::TenantScope& scope, const OAuthClient& c) {
-  return db_->write(scope, [&](db::Tx& tx) {
-    return tx.query("UPDATE auth_db.oauth_clients SET name = $3, secret_hash = $4, redirect_uris = $5, "
-                    "allowed_origins = $6, grant_types = $7, scopes = $8, updated_at = $9 "
-                    "WHERE tenant_id = $1 AND id = $2",
-                    {scope.tenant_id(), c.id, c.name, c.secret_hash, dump_list(c.redirect_uris),
-                     dump_list(c.allowed_origins), dump_list(c.grant_types), dump_list(c.scopes), c.updated_at})
-               .affected > 0;
-  });
-}
-
-bool OAuthStore::delete_client(const db::TenantScope& scope, const OAuthClient& c) {
-  return db_->write(scope, [&](db::Tx& tx) {
-    tx.query("UPDATE auth_db.refresh_tokens SET revoked_at = $3 WHERE tenant_id = $1 AND client_id = $2 "
-             "AND revoked_at IS NULL",
-             {scope.tenant_id(), c.client_id, format_rfc3339(Clock::now())});
-    tx.query("DELETE FROM auth_db.oauth_codes WHERE tenant_id = $1 AND client_id = $2",
-             {scope.tenant_id(), c.client_id});
-    return tx.query("DELETE FROM auth_db.oauth_clients WHERE tenant_id = $1 AND id = $2", {scope.tenant_id(), c.id})
-               .affected > 0;
-  });
-}
-
-void OAuthStore::insert_code(const db::TenantScope& scope, const AuthCode& c, int64_t purge_before, bool login) {
+void OAuthStore::insert_code(const db::TenantScope& scope, const AuthCode& c, int64_t purge_before,
+                             bool login) {
   db_->write(scope, [&](db::Tx& tx) {
     tx.query("DELETE FROM auth_db.oauth_codes WHERE tenant_id = $1 AND expires_at < $2",
              {scope.tenant_id(), purge_before});
     tx.query(std::string("INSERT INTO auth_db.oauth_codes (") + kCodeColumns +
                  ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, NULL, NULL, $13)",
              {c.id, scope.tenant_id(), c.code_hash, c.client_id, c.user_id, c.redirect_uri,
-              c.redirect_uri_explicit, c.code_challenge, c.scope, c.nonce, c.auth_time, c.expires_at, c.created_at});
+              c.redirect_uri_explicit, c.code_challenge, c.scope, c.nonce, c.auth_time, c.expires_at,
+              c.created_at});
     if (login)
       tx.query("UPDATE auth_db.users SET last_login_at = $3 WHERE tenant_id = $1 AND id = $2",
                {scope.tenant_id(), c.user_id, format_rfc3339(Clock::now())});
@@ -170,24 +138,27 @@ std::optional<AuthCode> OAuthStore::find_code(const db::TenantScope& scope, cons
   });
 }
 
-bool OAuthStore::redeem_code(const db::TenantScope& scope, const AuthCode& code, const RefreshToken& t, int64_t now) {
+bool OAuthStore::redeem_code(const db::TenantScope& scope, const AuthCode& code, const RefreshToken& t,
+                             int64_t now) {
   return db_->write(scope, [&](db::Tx& tx) {
     // Conditional update: of two concurrent redemptions exactly one wins. On PostgreSQL the loser waits on
     // the row lock until the winner commits, so it then sees (and revokes) the winner's session.
-    if (tx.query("UPDATE auth_db.oauth_codes SET used_at = $3, family_id = $4 WHERE tenant_id = $1 AND id = $2 "
-                 "AND used_at IS NULL",
-                 {scope.tenant_id(), code.id, now, t.family_id})
+    if (tx.query(
+              "UPDATE auth_db.oauth_codes SET used_at = $3, family_id = $4 WHERE tenant_id = $1 AND id = $2 "
+              "AND used_at IS NULL",
+              {scope.tenant_id(), code.id, now, t.family_id})
             .affected != 1) {
       auto res = tx.query("SELECT family_id FROM auth_db.oauth_codes WHERE tenant_id = $1 AND id = $2",
                           {scope.tenant_id(), code.id});
       if (!res.empty() && !res.rows[0].is_null(0)) revoke_family(tx, scope, res.rows[0].text(0));
       return false;
     }
-    tx.query("INSERT INTO auth_db.refresh_tokens (id, tenant_id, family_id, subject_id, subject_type, token_hash, "
-             "client_id, scope, expires_at, used_at, revoked_at, created_at) "
-             "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL, NULL, $10)",
-             {t.id, scope.tenant_id(), t.family_id, t.subject_id, t.subject_type, t.token_hash, t.client_id, t.scope,
-              t.expires_at, t.created_at});
+    tx.query(
+        "INSERT INTO auth_db.refresh_tokens (id, tenant_id, family_id, subject_id, subject_type, token_hash, "
+        "client_id, scope, expires_at, used_at, revoked_at, created_at) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL, NULL, $10)",
+        {t.id, scope.tenant_id(), t.family_id, t.subject_id, t.subject_type, t.token_hash, t.client_id,
+         t.scope, t.expires_at, t.created_at});
     return true;
   });
 }
@@ -203,9 +174,10 @@ int64_t OAuthStore::revoke_code_family(const db::TenantScope& scope, const std::
 
 bool OAuthStore::session_active(const db::TenantScope& scope, const std::string& family_id) {
   return db_->read(scope, [&](db::Tx& tx) {
-    return !tx.query("SELECT 1 FROM auth_db.refresh_tokens WHERE tenant_id = $1 AND family_id = $2 "
-                     "AND revoked_at IS NULL LIMIT 1",
-                     {scope.tenant_id(), family_id})
+    return !tx.query(
+                  "SELECT 1 FROM auth_db.refresh_tokens WHERE tenant_id = $1 AND family_id = $2 "
+                  "AND revoked_at IS NULL LIMIT 1",
+                  {scope.tenant_id(), family_id})
                 .empty();
   });
 }
@@ -228,9 +200,10 @@ std::string OAuthStore::platform_secret(const std::string& name) {
   if (auto s = read()) return *s;
   // Replicas starting together: the first insert wins and everyone reads that one.
   db_->write_platform([&](db::Tx& tx) {
-    tx.query("INSERT INTO auth_db.oauth_secrets (name, secret, created_at) VALUES ($1, $2, $3) "
-             "ON CONFLICT (name) DO NOTHING",
-             {name, random_token(64), Clock::unix_seconds()});
+    tx.query(
+        "INSERT INTO auth_db.oauth_secrets (name, secret, created_at) VALUES ($1, $2, $3) "
+        "ON CONFLICT (name) DO NOTHING",
+        {name, random_token(64), Clock::unix_seconds()});
   });
   return read().value();
 }
@@ -239,7 +212,8 @@ std::string OAuthStore::platform_signing_key_fingerprint() {
   return db_->read_platform([&](db::Tx& tx) {
     std::string out;
     for (const auto& r :
-         tx.query("SELECT kid, active FROM auth_db.signing_keys WHERE retired_at IS NULL ORDER BY kid").rows) {
+         tx.query("SELECT kid, active FROM auth_db.signing_keys WHERE retired_at IS NULL ORDER BY kid")
+             .rows) {
       out += r.text(0);
       out += r.integer(1) != 0 ? ":1," : ":0,";
     }
@@ -264,7 +238,8 @@ std::vector<std::string> OAuthStore::platform_retire_signing_keys(int64_t now, i
       // A key stops signing when the next one is created: the earliest other key not older than it.
       std::optional<int64_t> stopped;
       for (const Key& o : keys)
-        if (&o != &k && o.created_at >= k.created_at && (!stopped || o.created_at < *stopped)) stopped = o.created_at;
+        if (&o != &k && o.created_at >= k.created_at && (!stopped || o.created_at < *stopped))
+          stopped = o.created_at;
       if (!stopped || now - *stopped < inactive_for) continue;
       if (tx.query("UPDATE auth_db.signing_keys SET retired_at = $2 WHERE kid = $1 AND active = 0 "
                    "AND retired_at IS NULL",

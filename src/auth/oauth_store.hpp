@@ -40,16 +40,11 @@ class OAuthStore {
  public:
   explicit OAuthStore(std::shared_ptr<db::Database> db) : db_(std::move(db)) {}
 
-  // Counts and inserts in one transaction serialised per tenant; false when the tenant already has max.
-  bool insert_client_within_quota(const db::TenantScope& scope, const OAuthClient& c, int64_t max);
-  // By id or by client_id.
+  // By id or by client_id (the protocol's lookup; registration is the kit's, resources.cpp).
   std::optional<OAuthClient> find_client(const db::TenantScope& scope, std::string_view id_or_client_id);
-  std::vector<OAuthClient> list_clients(const db::TenantScope& scope, int limit,
-                                        const std::optional<std::string>& after);  // newest first, limit + 1
-  // Writes the mutable fields (name, URIs, origins, grants, scopes, secret); false when the client is gone.
-  bool update_client(const db::TenantScope& scope, const OAuthClient& c);
-  // Deletes the client and its codes and revokes the refresh tokens issued to it, in one transaction.
-  bool delete_client(const db::TenantScope& scope, const OAuthClient& c);
+  // Inside the kit's write transaction: the tenant's clients; a deleted client's codes and refresh tokens.
+  static int64_t count_clients(db::Tx& tx, const db::TenantScope& scope);
+  static void forget_client(db::Tx& tx, const db::TenantScope& scope, const std::string& client_id);
 
   // Also deletes the tenant's codes that expired before purge_before (used ones are kept until then so a
   // replay is still recognised), and records the user's login when `login` is set.
@@ -57,7 +52,8 @@ class OAuthStore {
   std::optional<AuthCode> find_code(const db::TenantScope& scope, const std::string& code_hash);
   // Marks the code used, binds it to the session family and stores the family's first refresh token, in one
   // transaction. False when another request redeemed it first: that family is revoked then (a replay).
-  bool redeem_code(const db::TenantScope& scope, const AuthCode& code, const RefreshToken& first, int64_t now);
+  bool redeem_code(const db::TenantScope& scope, const AuthCode& code, const RefreshToken& first,
+                   int64_t now);
   // A replayed code: revokes the family issued from it (RFC 6749 §4.1.2). Answers the rows revoked.
   int64_t revoke_code_family(const db::TenantScope& scope, const std::string& code_id);
   // True while the session family has a refresh token that is not revoked (logout, refresh-token reuse, a

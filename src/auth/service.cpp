@@ -27,15 +27,19 @@ Error invalid_refresh() { return Error(Code::kUnauthorized, "The refresh token i
 
 // Opaque tokens name their tenant in front so they can be looked up under that tenant's scope:
 // "<tenant id or 'platform'>.<secret>". The secret alone carries the ~256 bits of entropy.
-std::string make_opaque_token(std::string_view tenant) { return std::string(tenant) + "." + random_token(43); }
+std::string make_opaque_token(std::string_view tenant) {
+  return std::string(tenant) + "." + random_token(43);
+}
 
 std::optional<std::pair<std::string, std::string>> split_opaque_token(std::string_view token) {
   const size_t dot = token.find('.');
-  if (dot == std::string_view::npos || dot == 0 || dot > 64 || token.size() - dot - 1 != 43) return std::nullopt;
+  if (dot == std::string_view::npos || dot == 0 || dot > 64 || token.size() - dot - 1 != 43)
+    return std::nullopt;
   return std::pair{std::string(token.substr(0, dot)), std::string(token)};
 }
 
-int64_t setting_int(const nlohmann::json& settings, const char* key, int64_t fallback, int64_t min, int64_t max) {
+int64_t setting_int(const nlohmann::json& settings, const char* key, int64_t fallback, int64_t min,
+                    int64_t max) {
   auto it = settings.find(key);
   if (it == settings.end() || !it->is_number_integer()) return fallback;
   return std::clamp<int64_t>(it->get<int64_t>(), min, max);
@@ -44,14 +48,15 @@ int64_t setting_int(const nlohmann::json& settings, const char* key, int64_t fal
 std::string actor_type(const Caller& c) {
   if (!c.principal) return "anonymous";
   switch (c.principal->kind) {
-    case Principal::Kind::kSuperadmin: return "superadmin";
-    case Principal::Kind::kApiKey: return "api_key";
-    case Principal::Kind::kUser: return "user";
+    case Principal::Kind::kSuperadmin:
+      return "superadmin";
+    case Principal::Kind::kApiKey:
+      return "api_key";
+    case Principal::Kind::kUser:
+      return "user";
   }
   return "anonymous";
 }
-
-Error quota_exceeded(std::string detail) { return Error(Code::kQuotaExceeded, std::move(detail)); }
 
 }  // namespace
 
@@ -107,9 +112,10 @@ Service::Lifetimes Service::lifetimes(const core::TenantInfo* tenant) const {
   Lifetimes life{config_.access_token_ttl, config_.refresh_token_ttl};
   if (tenant) {
     // A tenant may shorten its lifetimes, never stretch them past the platform's bounds.
-    life.access = setting_int(tenant->tenant.settings, "access_token_ttl", life.access, 60, config_.access_token_ttl);
-    life.refresh =
-        setting_int(tenant->tenant.settings, "refresh_token_ttl", life.refresh, 300, config_.refresh_token_ttl);
+    life.access =
+        setting_int(tenant->tenant.settings, "access_token_ttl", life.access, 60, config_.access_token_ttl);
+    life.refresh = setting_int(tenant->tenant.settings, "refresh_token_ttl", life.refresh, 300,
+                               config_.refresh_token_ttl);
   }
   return life;
 }
@@ -172,7 +178,8 @@ nlohmann::json Service::superadmin_login(std::string_view username, std::string_
   return open_session({who->id, "SUPERADMIN", "", who->username, "*"}, lifetimes(nullptr), std::nullopt);
 }
 
-Service::LoginAttempt Service::begin_login(std::string_view tenant, std::string_view email, const Caller& caller) {
+Service::LoginAttempt Service::begin_login(std::string_view tenant, std::string_view email,
+                                           const Caller& caller) {
   LoginAttempt a;
   a.tenant = core_.find_tenant(tenant);
   // The account is (tenant id, lower-cased email), however the caller spells the tenant or the email.
@@ -197,8 +204,8 @@ nlohmann::json Service::finish_login(const LoginAttempt& a, bool password_ok, co
   accept_login(a, password_ok, caller);
   AuditEvent e{"login.succeeded", "user", a.user->id, "user", a.user->id};
   e.ip = caller.ip;
-  return open_session({a.user->id, a.user->role, a.tenant->tenant.id, a.user->email, ""}, lifetimes(&*a.tenant),
-                      std::nullopt, &e);
+  return open_session({a.user->id, a.user->role, a.tenant->tenant.id, a.user->email, ""},
+                      lifetimes(&*a.tenant), std::nullopt, &e);
 }
 
 User Service::finish_client_login(const LoginAttempt& a, bool password_ok, const Caller& caller,
@@ -261,7 +268,8 @@ nlohmann::json Service::refresh(std::string_view refresh_token, const Caller& ca
   const RotateOutcome outcome =
       store_.rotate_refresh_token(scope, sha256_hex(token), replacement, Clock::unix_seconds(), spent);
   if (outcome == RotateOutcome::kReused) {
-    log::warn("refresh token reused: session family revoked", {{"family_id", spent.family_id}, {"ip", caller.ip}});
+    log::warn("refresh token reused: session family revoked",
+              {{"family_id", spent.family_id}, {"ip", caller.ip}});
     if (tenant) {
       AuditEvent e{"session.family_revoked", "anonymous", std::nullopt, "user", spent.subject_id};
       e.details = {{"family_id", spent.family_id}, {"reason", "refresh token reuse"}};
@@ -298,19 +306,23 @@ nlohmann::json Service::refresh(std::string_view refresh_token, const Caller& ca
   return out;
 }
 
-void Service::logout(const Principal& who, const std::optional<std::string>& refresh_token, const Caller& caller) {
+void Service::logout(const Principal& who, const std::optional<std::string>& refresh_token,
+                     const Caller& caller) {
   const std::string tenant_key = who.tenant_id.empty() ? std::string(kPlatformTenant) : who.tenant_id;
   const db::TenantScope scope = ScopeMinter::mint(tenant_key);
   std::string family = who.session_id;
   if (refresh_token) {
     auto parts = split_opaque_token(*refresh_token);
-    if (!parts || parts->first != tenant_key) throw Error::validation({{"refresh_token", "is not a refresh token of this session"}});
+    if (!parts || parts->first != tenant_key)
+      throw Error::validation({{"refresh_token", "is not a refresh token of this session"}});
     auto t = store_.find_refresh_token(scope, sha256_hex(parts->second));
-    if (!t || t->subject_id != who.id) throw Error::validation({{"refresh_token", "is not a refresh token of this session"}});
+    if (!t || t->subject_id != who.id)
+      throw Error::validation({{"refresh_token", "is not a refresh token of this session"}});
     family = t->family_id;
   }
   if (family.empty())
-    throw Error(Code::kInvalidRequest, "This credential has no session to end (API keys are revoked instead).");
+    throw Error(Code::kInvalidRequest,
+                "This credential has no session to end (API keys are revoked instead).");
   store_.revoke_refresh_family(scope, family);
   if (!who.tenant_id.empty()) {
     AuditEvent e{"logout", actor_type(caller), who.id, "session", family};
@@ -318,7 +330,8 @@ void Service::logout(const Principal& who, const std::optional<std::string>& ref
   }
 }
 
-nlohmann::json Service::register_user(std::string_view tenant, const NewUser& in, const Caller& caller) {
+nlohmann::json Service::register_user(std::string_view tenant, nlohmann::json user,
+                                      const http::Context& request) {
   auto info = core_.find_tenant(tenant);
   if (!info) throw Error(Code::kNotFound, "No tenant has the id or slug '" + std::string(tenant) + "'.");
   if (info->tenant.status == "suspended")
@@ -328,13 +341,14 @@ nlohmann::json Service::register_user(std::string_view tenant, const NewUser& in
   if (allow == settings.end() || !allow->is_boolean() || !allow->get<bool>())
     throw Error(Code::kForbidden, "This tenant does not allow self sign-up (settings.allow_registration).");
   const db::TenantScope scope = ScopeMinter::mint(info->tenant.id);
-  NewUser client = in;
-  client.role = "CLIENT";
-  nlohmann::json user = add_user(scope, client, caller);
+  kit::Caller c{scope, kit::Actor{"anonymous", ""}};
+  c.request = &request;
+  user["role"] = "CLIENT";
+  nlohmann::json row = add(c, *users_, user);
   nlohmann::json out = open_session(
-      {user["id"].get<std::string>(), "CLIENT", info->tenant.id, user["email"].get<std::string>(), ""},
+      {row["id"].get<std::string>(), "CLIENT", info->tenant.id, row["email"].get<std::string>(), ""},
       lifetimes(&*info), std::nullopt);
-  out["user"] = std::move(user);
+  out["user"] = std::move(row);
   return out;
 }
 
@@ -364,7 +378,9 @@ void Service::forgot_password(std::string_view tenant, std::string_view email, c
 
 void Service::reset_password(std::string_view token, std::string_view password, const Caller& caller) {
   auto parts = split_opaque_token(token);
-  auto invalid = [] { return Error::validation({{"token", "is not a valid, unused, unexpired reset token"}}); };
+  auto invalid = [] {
+    return Error::validation({{"token", "is not a valid, unused, unexpired reset token"}});
+  };
   if (!parts || parts->first == kPlatformTenant) throw invalid();
   if (auto why = password_problem(password)) throw Error::validation({{"password", *why}});
   auto info = core_.find_tenant(parts->first);
@@ -372,9 +388,7 @@ void Service::reset_password(std::string_view token, std::string_view password, 
   const db::TenantScope scope = ScopeMinter::mint(info->tenant.id);
   auto user_id = store_.consume_password_reset(scope, sha256_hex(parts->second), Clock::unix_seconds());
   if (!user_id) throw invalid();
-  UserPatch patch;
-  patch.password_hash = hash_on_pool(password);
-  if (!store_.update_user(scope, *user_id, patch)) throw invalid();
+  if (!store_.set_password_hash(scope, *user_id, hash_on_pool(password))) throw invalid();
   store_.revoke_subject_sessions(scope, *user_id);
   AuditEvent e{"password.reset", "user", *user_id, "user", *user_id};
   audit(scope, e, caller);
@@ -382,196 +396,54 @@ void Service::reset_password(std::string_view token, std::string_view password, 
 
 // ---- users ------------------------------------------------------------------------------------------
 
-User Service::create_user(const db::TenantScope& scope, const std::string& email, const std::string& name,
-                          const std::string& role, const std::string& password, std::optional<int64_t> max_users) {
-  User u;
-  u.id = new_uuid_v7();
-  u.tenant_id = scope.tenant_id();
-  u.email = email;
-  u.name = name.empty() ? email.substr(0, email.find('@')) : name;
-  u.role = role;
-  u.status = "active";
-  u.password_hash = hash_on_pool(password);
-  u.created_at = u.updated_at = format_rfc3339(Clock::now());
-  try {
-    if (!max_users) {
-      store_.insert_user(scope, u);
-    } else if (!store_.insert_user_within_quota(scope, u, *max_users)) {
-      throw quota_exceeded(fmt::format("The tenant's plan allows {} users; remove one or change plan.", *max_users));
-    }
-  } catch (const db::UniqueViolation&) {
-    throw Error(Code::kConflict, "A user with the email '" + email + "' already exists in this tenant.");
-  }
-  return u;
-}
-
-nlohmann::json Service::add_user(const db::TenantScope& scope, const NewUser& in, const Caller& caller) {
-  std::vector<FieldError> errors;
-  if (!valid_email(in.email)) errors.push_back({"email", "must be a valid email address"});
-  if (in.role != "ADMIN" && in.role != "CLIENT") errors.push_back({"role", "must be 'ADMIN' or 'CLIENT'"});
-  if (in.password)
-    if (auto why = password_problem(*in.password)) errors.push_back({"password", *why});
-  if (!errors.empty()) throw Error::validation(std::move(errors));
-  auto info = core_.find_tenant(scope.tenant_id());
-  const int64_t max_users = info ? info->plan.max_users : 0;
-  const std::string password = in.password ? *in.password : random_token(20);
-  User u = create_user(scope, in.email, in.name, in.role, password, max_users);
-  AuditEvent e{"user.created", actor_type(caller), caller.principal ? std::optional(caller.principal->id) : std::nullopt,
-               "user", u.id};
-  e.details = {{"email", u.email}, {"role", u.role}};
-  audit(scope, e, caller);
-  nlohmann::json out = to_json(u);
-  if (!in.password) out["initial_password"] = password;
-  return out;
-}
-
-User Service::get_user(const db::TenantScope& scope, std::string_view id) {
-  auto u = store_.find_user(scope, id);
-  if (!u) throw Error(Code::kNotFound, "No user has the id '" + std::string(id) + "'.");
-  return *u;
-}
-
-User Service::update_user(const db::TenantScope& scope, const std::string& id, const UserChanges& in,
-                          const Caller& caller) {
-  const User before = get_user(scope, id);
-  const bool admin = caller.principal && caller.principal->role != Role::kClient;
-  if (!admin && (in.role || in.status))
-    throw Error(Code::kForbidden, "Only an ADMIN may change a user's role or status.");
-  std::vector<FieldError> errors;
-  if (in.role && *in.role != "ADMIN" && *in.role != "CLIENT") errors.push_back({"role", "must be 'ADMIN' or 'CLIENT'"});
-  if (in.status && *in.status != "active" && *in.status != "disabled")
-    errors.push_back({"status", "must be 'active' or 'disabled'"});
-  if (in.password)
-    if (auto why = password_problem(*in.password)) errors.push_back({"password", *why});
-  if (!errors.empty()) throw Error::validation(std::move(errors));
-
-  UserPatch patch;
-  patch.name = in.name;
-  patch.role = in.role;
-  patch.status = in.status;
-  if (in.password) patch.password_hash = hash_on_pool(*in.password);
-  const bool ends_sessions = in.password || (in.status && *in.status != before.status) ||
-                             (in.role && *in.role != before.role);
-  // Checked inside the update's transaction: two concurrent demotions cannot both pass.
-  auto keep_an_admin = [&](const User& current, int64_t active_admins) {
-    const bool demotes = current.role == "ADMIN" && current.status == "active" &&
-                         ((in.role && *in.role != "ADMIN") || (in.status && *in.status != "active"));
-    if (demotes && active_admins <= 1)
-      throw Error(Code::kConflict, "This is the tenant's last active ADMIN; promote another user first.");
-  };
-  auto after = store_.update_user(scope, id, patch, keep_an_admin);
-  if (!after) throw Error(Code::kNotFound, "The user was deleted meanwhile.");
-  if (ends_sessions) store_.revoke_subject_sessions(scope, id);
-  const std::optional<std::string> actor = caller.principal ? std::optional(caller.principal->id) : std::nullopt;
-  if (in.role && *in.role != before.role) {
-    AuditEvent e{"user.role_changed", actor_type(caller), actor, "user", id};
-    e.details = {{"from", before.role}, {"to", *in.role}};
-    audit(scope, e, caller);
-  }
-  if (in.status && *in.status != before.status) {
-    AuditEvent e{*in.status == "disabled" ? "user.disabled" : "user.enabled", actor_type(caller), actor, "user", id};
-    audit(scope, e, caller);
-  }
-  if (in.password) {
-    AuditEvent e{"user.password_changed", actor_type(caller), actor, "user", id};
-    audit(scope, e, caller);
-  }
-  return *after;
-}
-
-void Service::delete_user(const db::TenantScope& scope, const std::string& id, const Caller& caller) {
-  const User u = get_user(scope, id);
-  auto keep_an_admin = [](const User& current, int64_t active_admins) {
-    if (current.role == "ADMIN" && current.status == "active" && active_admins <= 1)
-      throw Error(Code::kConflict, "This is the tenant's last active ADMIN; promote another user first.");
-  };
-  if (!store_.delete_user(scope, id, keep_an_admin)) throw Error(Code::kNotFound, "No user has the id '" + id + "'.");
-  AuditEvent e{"user.deleted", actor_type(caller),
-               caller.principal ? std::optional(caller.principal->id) : std::nullopt, "user", id};
-  e.details = {{"email", u.email}};
-  audit(scope, e, caller);
-}
-
 bool Service::session_active(const std::string& tenant_id, const std::string& session_id) {
-  return store_.session_active(ScopeMinter::mint(tenant_id.empty() ? std::string(kPlatformTenant) : tenant_id),
-                               session_id);
+  return store_.session_active(
+      ScopeMinter::mint(tenant_id.empty() ? std::string(kPlatformTenant) : tenant_id), session_id);
+}
+
+void Service::attach(std::shared_ptr<db::Database> db, const kit::Kit& kit, const kit::Resource& users,
+                     const kit::Resource& keys) {
+  db_ = std::move(db);
+  kit_ = &kit;
+  users_ = &users;
+  keys_ = &keys;
+}
+
+nlohmann::json Service::add(kit::Caller& c, const kit::Resource& r, const nlohmann::json& body,
+                            const nlohmann::json& set) {
+  std::vector<FieldError> errors;
+  nlohmann::json patch = kit::read_fields(r, body, kit::Mode::kCreate, errors);
+  if (!errors.empty()) throw Error::validation(std::move(errors));
+  for (const auto& [k, v] : set.items()) patch[k] = v;
+  nlohmann::json once = nlohmann::json::object();
+  kit::prepare(r, c, patch, once, true);  // hashing happens here, before the transaction
+  nlohmann::json row = db_->write(c.scope, [&](db::Tx& tx) { return kit_->create(tx, c, r, patch); });
+  row.update(once);
+  return row;
+}
+
+nlohmann::json Service::create_user(const db::TenantScope& scope, const std::string& email,
+                                    const std::string& name, const std::string& role,
+                                    const std::string& password) {
+  kit::Caller c{scope, kit::Actor{"system", ""}};
+  nlohmann::json body = {{"email", email}, {"role", role}, {"password", password}};
+  if (!name.empty()) body["name"] = name;
+  return add(c, *users_, body);
 }
 
 FirstAdmin Service::create_first_admin(const db::TenantScope& scope, const std::string& email,
                                        const std::optional<std::string>& password) {
-  const std::string initial = password ? *password : random_token(20);
-  User u = create_user(scope, email, "", "ADMIN", initial);
+  kit::Caller c{scope, kit::Actor{"system", ""}};
+  nlohmann::json body = {{"email", email}, {"role", "ADMIN"}};
+  if (password) body["password"] = *password;
   FirstAdmin out;
-  out.admin = to_json(u);
-  if (!password) out.admin["initial_password"] = initial;
-  NewApiKey k;
-  k.name = "Default secret key";
-  k.created_by = u.id;
-  out.api_key = create_api_key(scope, k)["key"].get<std::string>();
+  out.admin = add(c, *users_, body);  // with initial_password when one was generated
+  nlohmann::json key = add(c, *keys_, {{"name", "Default secret key"}}, {{"created_by", out.admin["id"]}});
+  out.api_key = key.at("key").get<std::string>();
   return out;
 }
 
 // ---- API keys ---------------------------------------------------------------------------------------
-
-nlohmann::json Service::create_api_key(const db::TenantScope& scope, const NewApiKey& in, const Caller* caller) {
-  std::vector<FieldError> errors;
-  if (in.type != "secret" && in.type != "publishable") errors.push_back({"type", "must be 'secret' or 'publishable'"});
-  const auto& allowed = in.type == "publishable" ? publishable_scopes() : secret_scopes();
-  std::vector<std::string> scopes =
-      in.scopes.value_or(in.type == "publishable" ? publishable_scopes() : std::vector<std::string>{"*"});
-  for (const auto& s : scopes)
-    if (std::find(allowed.begin(), allowed.end(), s) == allowed.end())
-      errors.push_back({"scopes", "'" + s + "' is not a scope a " + in.type + " key may hold"});
-  if (in.caller_scopes) {
-    const auto& held = *in.caller_scopes;
-    const bool all = std::find(held.begin(), held.end(), "*") != held.end();
-    for (const auto& s : scopes)
-      if (!all && std::find(held.begin(), held.end(), s) == held.end())
-        throw Error(Code::kForbidden, "The calling key does not hold the scope '" + s + "' it tries to grant.");
-  }
-  if (in.expires_at && *in.expires_at <= Clock::unix_seconds())
-    errors.push_back({"expires_at", "must be in the future"});
-  if (!errors.empty()) throw Error::validation(std::move(errors));
-
-  const std::string type_prefix = in.type == "secret" ? "cdx_sk_" : "cdx_pk_";
-  const std::string full = type_prefix + random_token(kKeyLen - kKeyTypeLen);
-  ApiKey k;
-  k.id = new_uuid_v7();
-  k.tenant_id = scope.tenant_id();
-  k.name = in.name;
-  k.type = in.type;
-  k.prefix = full.substr(0, kKeyPrefixLen);
-  k.key_hash = sha256_hex(full);
-  k.scopes = scopes;
-  k.created_by = in.created_by;
-  k.expires_at = in.expires_at;
-  k.created_at = format_rfc3339(Clock::now());
-  if (!caller) {  // the tenant's first key, made with the tenant
-    store_.insert_api_key(scope, k);
-  } else {
-    auto info = core_.find_tenant(scope.tenant_id());
-    const int64_t max_keys = info ? info->plan.max_api_keys : 0;
-    if (!store_.insert_api_key_within_quota(scope, k, max_keys))
-      throw quota_exceeded(fmt::format("The tenant's plan allows {} API keys; revoke one or change plan.", max_keys));
-  }
-  if (caller) {
-    AuditEvent e{"api_key.created", actor_type(*caller),
-                 caller->principal ? std::optional(caller->principal->id) : std::nullopt, "api_key", k.id};
-    e.details = {{"name", k.name}, {"type", k.type}, {"prefix", k.prefix}, {"scopes", k.scopes}};
-    audit(scope, e, *caller);
-  }
-  nlohmann::json out = to_json(k);
-  out["key"] = full;
-  return out;
-}
-
-bool Service::revoke_api_key(const db::TenantScope& scope, const std::string& id, const Caller& caller) {
-  if (!store_.revoke_api_key(scope, id)) return false;
-  AuditEvent e{"api_key.revoked", actor_type(caller),
-               caller.principal ? std::optional(caller.principal->id) : std::nullopt, "api_key", id};
-  audit(scope, e, caller);
-  return true;
-}
 
 std::optional<ResolvedKey> Service::resolve_api_key(std::string_view prefix) {
   auto tenant_id = store_.platform_tenant_of_key_prefix(prefix);
@@ -618,7 +490,8 @@ void Service::audit(const db::TenantScope& scope, AuditEvent e, const Caller& ca
     store_.append_audit(scope, e);
   } catch (const std::exception& ex) {
     // Never lose the action because its audit row failed; say so loudly instead.
-    log::error("audit write failed", {{"action", e.action}, {"tenant_id", scope.tenant_id()}, {"error", ex.what()}});
+    log::error("audit write failed",
+               {{"action", e.action}, {"tenant_id", scope.tenant_id()}, {"error", ex.what()}});
   }
 }
 

@@ -18,6 +18,7 @@
 #include "common/principal.hpp"
 #include "common/worker_pool.hpp"
 #include "core/api.hpp"
+#include "kit/kit.hpp"
 
 namespace cdx::auth {
 
@@ -27,24 +28,6 @@ inline constexpr std::string_view kAudience = "cdx";
 struct Caller {
   std::string ip;
   const Principal* principal = nullptr;  // null for anonymous endpoints
-};
-
-struct NewApiKey {
-  std::string name;
-  std::string type = "secret";  // secret | publishable
-  std::optional<std::vector<std::string>> scopes;
-  std::optional<int64_t> expires_at;  // unix seconds
-  std::optional<std::string> created_by;
-  std::optional<std::vector<std::string>> caller_scopes;  // set when an API key creates the key
-};
-
-struct NewUser {
-  std::string email, name, role = "CLIENT";
-  std::optional<std::string> password;  // generated and answered once when absent
-};
-
-struct UserChanges {
-  std::optional<std::string> name, role, status, password;
 };
 
 // What the authenticator caches for a key prefix.
@@ -61,6 +44,9 @@ struct SessionState {
 class Service {
  public:
   Service(Store& store, core::Api& core, const Config& config, WorkerPool& hashers);
+  // The kit and its user and API key resources (AuthModule, once they exist).
+  void attach(std::shared_ptr<db::Database> db, const kit::Kit& kit, const kit::Resource& users,
+              const kit::Resource& keys);
   WorkerPool& hashers() { return hashers_; }
   // Blocking (call from a worker): an Argon2id hash computed on the hashing pool.
   std::string hash_on_pool(std::string_view password);
@@ -88,35 +74,34 @@ class Service {
                            const std::string& client_id);
   nlohmann::json refresh(std::string_view refresh_token, const Caller& caller);
   void logout(const Principal& who, const std::optional<std::string>& refresh_token, const Caller& caller);
-  nlohmann::json register_user(std::string_view tenant, const NewUser& in, const Caller& caller);
+  // Sign-up as a CLIENT: `user` holds email, password and name? (read by bodies::sign_up()).
+  nlohmann::json register_user(std::string_view tenant, nlohmann::json user, const http::Context& request);
   void forgot_password(std::string_view tenant, std::string_view email, const Caller& caller);
   void reset_password(std::string_view token, std::string_view password, const Caller& caller);
 
-  // Users.
+  // Users and keys made by code through the kit's resources (their rules, hooks and events): the first admin,
+  // seeding, sign-up. c.request is set when a request is behind it (then the API's policies apply). Answers
+  // the row with the values shown once (initial_password, key). `set` holds read-only values (created_by).
+  nlohmann::json add(kit::Caller& c, const kit::Resource& r, const nlohmann::json& body,
+                     const nlohmann::json& set = nlohmann::json::object());
   FirstAdmin create_first_admin(const db::TenantScope& scope, const std::string& email,
                                 const std::optional<std::string>& password);
-  // A tenant user without policy or quota checks (seeding); 409 when the email is taken.
-  User create_user(const db::TenantScope& scope, const std::string& email, const std::string& name,
-                   const std::string& role, const std::string& password,
-                   std::optional<int64_t> max_users = std::nullopt);
-  nlohmann::json add_user(const db::TenantScope& scope, const NewUser& in, const Caller& caller);
-  std::vector<User> list_users(const db::TenantScope& scope, const UserFilter& f) { return store_.list_users(scope, f); }
-  User get_user(const db::TenantScope& scope, std::string_view id);
-  User update_user(const db::TenantScope& scope, const std::string& id, const UserChanges& in, const Caller& caller);
-  void delete_user(const db::TenantScope& scope, const std::string& id, const Caller& caller);
+  // A tenant user without the password policy or quota (seeding); 409 when the email is taken.
+  nlohmann::json create_user(const db::TenantScope& scope, const std::string& email, const std::string& name,
+                             const std::string& role, const std::string& password);
   // False once the session (refresh family) is revoked: logout, reuse, password/role/status change.
   bool session_active(const std::string& tenant_id, const std::string& session_id);
 
   // API keys.
-  nlohmann::json create_api_key(const db::TenantScope& scope, const NewApiKey& in, const Caller* caller = nullptr);
-  bool revoke_api_key(const db::TenantScope& scope, const std::string& id, const Caller& caller);
   std::optional<ResolvedKey> resolve_api_key(std::string_view prefix);
   // Records use in memory; flush_key_use() writes it out (a write per key per interval, not per request).
   void note_key_used(const std::string& tenant_id, const std::string& key_id);
   void flush_key_use();
 
   void audit(const db::TenantScope& scope, AuditEvent e, const Caller& caller);
-  nlohmann::json list_audit(const db::TenantScope& scope, const AuditFilter& f) { return store_.list_audit(scope, f); }
+  nlohmann::json list_audit(const db::TenantScope& scope, const AuditFilter& f) {
+    return store_.list_audit(scope, f);
+  }
 
   void purge_tenant(const db::TenantScope& scope) { store_.purge_tenant(scope); }
   Store& store() { return store_; }
@@ -133,8 +118,8 @@ class Service {
   Lifetimes lifetimes(const core::TenantInfo* tenant) const;
   // A new refresh family for the subject: the token answer with access_token and refresh_token.
   // `login` (a successful password login to record) is written in the session's own transaction.
-  nlohmann::json open_session(const Subject& s, const Lifetimes& life, const std::optional<std::string>& client_id,
-                              const AuditEvent* login = nullptr);
+  nlohmann::json open_session(const Subject& s, const Lifetimes& life,
+                              const std::optional<std::string>& client_id, const AuditEvent* login = nullptr);
   std::string sign_access(const Subject& s, const std::string& session_id, int64_t ttl);
 
   // For credentials that name their tenant in front (OAuth2 client ids): the tenant, and the scope to look
@@ -151,6 +136,10 @@ class Service {
   void accept_login(const LoginAttempt& attempt, bool password_ok, const Caller& caller);
 
   Store& store_;
+  std::shared_ptr<db::Database> db_;
+  const kit::Kit* kit_ = nullptr;
+  const kit::Resource* users_ = nullptr;
+  const kit::Resource* keys_ = nullptr;
   core::Api& core_;
   const Config& config_;
   WorkerPool& hashers_;
@@ -160,7 +149,8 @@ class Service {
   mutable std::mutex keyring_mutex_;
   std::shared_ptr<const KeyRing> keyring_;
   std::mutex key_use_mutex_;
-  std::unordered_map<std::string, std::vector<std::pair<std::string, std::string>>> key_use_;  // tenant → (key, at)
+  std::unordered_map<std::string, std::vector<std::pair<std::string, std::string>>>
+      key_use_;  // tenant → (key, at)
 };
 
 }  // namespace cdx::auth

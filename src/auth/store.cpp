@@ -2,7 +2,6 @@
 
 #include "common/clock.hpp"
 #include "common/ids.hpp"
-#include "http/pagination.hpp"
 
 namespace cdx::auth {
 
@@ -11,7 +10,8 @@ namespace {
 constexpr const char* kUserColumns =
     "id, tenant_id, email, name, role, status, password_hash, created_at, updated_at, last_login_at";
 constexpr const char* kKeyColumns =
-    "id, tenant_id, name, type, prefix, key_hash, scopes, created_by, expires_at, revoked_at, last_used_at, created_at";
+    "id, tenant_id, name, type, prefix, key_hash, scopes, created_by, expires_at, revoked_at, last_used_at, "
+    "created_at";
 
 User user_from(const db::Row& r) {
   User u;
@@ -41,7 +41,9 @@ ApiKey key_from(const db::Row& r) {
     for (const auto& s : scopes)
       if (s.is_string()) k.scopes.push_back(s.get<std::string>());
   k.created_by = r.opt_text(7);
-  k.expires_at = r.opt_integer(8);
+  if (auto exp = r.opt_text(8))  // RFC 3339 (the kit's datetime)
+    if (auto t = parse_rfc3339(*exp))
+      k.expires_at = std::chrono::duration_cast<std::chrono::seconds>(t->time_since_epoch()).count();
   k.revoked_at = r.opt_text(9);
   k.last_used_at = r.opt_text(10);
   k.created_at = r.text(11);
@@ -49,36 +51,6 @@ ApiKey key_from(const db::Row& r) {
 }
 
 }  // namespace
-
-namespace {
-void insert_user_row(db::Tx& tx, const db::TenantScope& scope, const User& u) {
-  tx.query("INSERT INTO auth_db.users (id, tenant_id, email, email_normalized, name, role, status, password_hash, "
-           "created_at, updated_at) VALUES ($1, $2, $3, lower($3), $4, $5, $6, $7, $8, $9)",
-           {u.id, scope.tenant_id(), u.email, u.name, u.role, u.status, u.password_hash, u.created_at, u.updated_at});
-}
-
-int64_t count_admins(db::Tx& tx, const db::TenantScope& scope) {
-  return tx.query("SELECT COUNT(*) FROM auth_db.users WHERE tenant_id = $1 AND role = 'ADMIN' AND status = 'active'",
-                  {scope.tenant_id()})
-      .rows.at(0)
-      .integer(0);
-}
-}  // namespace
-
-void Store::insert_user(const db::TenantScope& scope, const User& u) {
-  db_->write(scope, [&](db::Tx& tx) { insert_user_row(tx, scope, u); });
-}
-
-bool Store::insert_user_within_quota(const db::TenantScope& scope, const User& u, int64_t max_users) {
-  return db_->write(scope, [&](db::Tx& tx) {
-    tx.lock("auth.users:" + scope.tenant_id());
-    if (tx.query("SELECT COUNT(*) FROM auth_db.users WHERE tenant_id = $1", {scope.tenant_id()}).rows.at(0).integer(0) >=
-        max_users)
-      return false;
-    insert_user_row(tx, scope, u);
-    return true;
-  });
-}
 
 std::optional<User> Store::find_user_by_email(const db::TenantScope& scope, std::string_view email) {
   return db_->read(scope, [&](db::Tx& tx) -> std::optional<User> {
@@ -92,80 +64,70 @@ std::optional<User> Store::find_user_by_email(const db::TenantScope& scope, std:
 
 std::optional<User> Store::find_user(const db::TenantScope& scope, std::string_view id) {
   return db_->read(scope, [&](db::Tx& tx) -> std::optional<User> {
-    auto res = tx.query(std::string("SELECT ") + kUserColumns + " FROM auth_db.users WHERE tenant_id = $1 AND id = $2",
-                        {scope.tenant_id(), id});
+    auto res = tx.query(
+        std::string("SELECT ") + kUserColumns + " FROM auth_db.users WHERE tenant_id = $1 AND id = $2",
+        {scope.tenant_id(), id});
     if (res.empty()) return std::nullopt;
     return user_from(res.rows[0]);
   });
 }
 
-std::vector<User> Store::list_users(const db::TenantScope& scope, const UserFilter& f) {
-  std::string sql = std::string("SELECT ") + kUserColumns + " FROM auth_db.users WHERE tenant_id = $1";
-  std::string pattern;
-  db::Params params{scope.tenant_id()};
-  auto bind = [&](db::Param p) {
-    params.push_back(p);
-    return "$" + std::to_string(params.size());
-  };
-  if (f.role) sql += " AND role = " + bind(*f.role);
-  if (f.status) sql += " AND status = " + bind(*f.status);
-  if (f.q) {
-    pattern = http::like_pattern(*f.q);
-    const std::string p = bind(pattern);
-    sql += " AND (email_normalized LIKE " + p + " ESCAPE '\\' OR lower(name) LIKE " + p + " ESCAPE '\\')";
-  }
-  if (f.after_id) sql += " AND id < " + bind(*f.after_id);
-  sql += " ORDER BY id DESC LIMIT " + bind(static_cast<int64_t>(f.limit + 1));
-  return db_->read(scope, [&](db::Tx& tx) {
-    std::vector<User> out;
-    for (const auto& r : tx.query(sql, params).rows) out.push_back(user_from(r));
-    return out;
-  });
-}
-
-std::optional<User> Store::update_user(const db::TenantScope& scope, const std::string& id, const UserPatch& p,
-                                       const UserGuard& guard) {
-  return db_->write(scope, [&](db::Tx& tx) -> std::optional<User> {
-    const std::string select =
-        std::string("SELECT ") + kUserColumns + " FROM auth_db.users WHERE tenant_id = $1 AND id = $2";
-    if (guard) {
-      tx.lock("auth.users:" + scope.tenant_id());
-      auto before = tx.query(select, {scope.tenant_id(), id});
-      if (before.empty()) return std::nullopt;
-      guard(user_from(before.rows[0]), count_admins(tx, scope));
-    }
-    auto res = tx.query(
-        "UPDATE auth_db.users SET name = COALESCE($3, name), role = COALESCE($4, role), "
-        "status = COALESCE($5, status), password_hash = COALESCE($6, password_hash), updated_at = $7 "
-        "WHERE tenant_id = $1 AND id = $2",
-        {scope.tenant_id(), id, p.name, p.role, p.status, p.password_hash, format_rfc3339(Clock::now())});
-    if (res.affected == 0) return std::nullopt;
-    return user_from(tx.query(select, {scope.tenant_id(), id}).rows.at(0));
-  });
-}
-
-bool Store::delete_user(const db::TenantScope& scope, const std::string& id, const UserGuard& guard) {
+bool Store::set_password_hash(const db::TenantScope& scope, const std::string& user_id,
+                              const std::string& hash) {
   return db_->write(scope, [&](db::Tx& tx) {
-    if (guard) {
-      tx.lock("auth.users:" + scope.tenant_id());
-      auto before = tx.query(std::string("SELECT ") + kUserColumns + " FROM auth_db.users WHERE tenant_id = $1 AND id = $2",
-                             {scope.tenant_id(), id});
-      if (before.empty()) return false;
-      guard(user_from(before.rows[0]), count_admins(tx, scope));
-    }
-    tx.query("UPDATE auth_db.refresh_tokens SET revoked_at = $3 WHERE tenant_id = $1 AND subject_id = $2 "
-             "AND revoked_at IS NULL",
-             {scope.tenant_id(), id, format_rfc3339(Clock::now())});
-    return tx.query("DELETE FROM auth_db.users WHERE tenant_id = $1 AND id = $2", {scope.tenant_id(), id}).affected >
-           0;
+    return tx.query(
+                 "UPDATE auth_db.users SET password_hash = $3, updated_at = $4 WHERE tenant_id = $1 AND id = "
+                 "$2",
+                 {scope.tenant_id(), user_id, hash, format_rfc3339(Clock::now())})
+               .affected > 0;
   });
+}
+
+int64_t Store::count_users(db::Tx& tx, const db::TenantScope& scope) {
+  return tx.query("SELECT COUNT(*) FROM auth_db.users WHERE tenant_id = $1", {scope.tenant_id()})
+      .rows.at(0)
+      .integer(0);
+}
+
+int64_t Store::count_active_admins(db::Tx& tx, const db::TenantScope& scope) {
+  return tx
+      .query(
+          "SELECT COUNT(*) FROM auth_db.users WHERE tenant_id = $1 AND role = 'ADMIN' AND status = 'active'",
+          {scope.tenant_id()})
+      .rows.at(0)
+      .integer(0);
+}
+
+int64_t Store::count_active_api_keys(db::Tx& tx, const db::TenantScope& scope) {
+  return tx
+      .query("SELECT COUNT(*) FROM auth_db.api_keys WHERE tenant_id = $1 AND revoked_at IS NULL",
+             {scope.tenant_id()})
+      .rows.at(0)
+      .integer(0);
+}
+
+int64_t Store::revoke_subject_sessions(db::Tx& tx, const db::TenantScope& scope,
+                                       const std::string& subject_id) {
+  return tx
+      .query(
+          "UPDATE auth_db.refresh_tokens SET revoked_at = $3 WHERE tenant_id = $1 AND subject_id = $2 "
+          "AND revoked_at IS NULL",
+          {scope.tenant_id(), subject_id, format_rfc3339(Clock::now())})
+      .affected;
+}
+
+void Store::index_api_key(db::Tx& tx, const db::TenantScope& scope, const std::string& prefix,
+                          const std::string& key_id) {
+  tx.query("INSERT INTO auth_db.api_key_index (prefix, tenant_id, key_id) VALUES ($1, $2, $3)",
+           {prefix, scope.tenant_id(), key_id});
 }
 
 bool Store::session_active(const db::TenantScope& scope, const std::string& family_id) {
   return db_->read(scope, [&](db::Tx& tx) {
-    return !tx.query("SELECT 1 FROM auth_db.refresh_tokens WHERE tenant_id = $1 AND family_id = $2 "
-                     "AND revoked_at IS NULL LIMIT 1",
-                     {scope.tenant_id(), family_id})
+    return !tx.query(
+                  "SELECT 1 FROM auth_db.refresh_tokens WHERE tenant_id = $1 AND family_id = $2 "
+                  "AND revoked_at IS NULL LIMIT 1",
+                  {scope.tenant_id(), family_id})
                 .empty();
   });
 }
@@ -207,7 +169,7 @@ void Store::insert_session(const db::TenantScope& scope, const RefreshToken& t, 
     const std::string now = format_rfc3339(Clock::now());
     tx.query("UPDATE auth_db.users SET last_login_at = $3 WHERE tenant_id = $1 AND id = $2",
              {scope.tenant_id(), t.subject_id, now});
-    append_audit_row(tx, scope, *login);
+    append_audit(tx, scope, *login);
   });
 }
 
@@ -222,9 +184,10 @@ RotateOutcome Store::rotate_refresh_token(const db::TenantScope& scope, const st
     const std::string at = format_rfc3339(Clock::now());
     if (spent.revoked_at) return RotateOutcome::kRevoked;
     if (spent.used_at) {
-      tx.query("UPDATE auth_db.refresh_tokens SET revoked_at = $3 WHERE tenant_id = $1 AND family_id = $2 "
-               "AND revoked_at IS NULL",
-               {scope.tenant_id(), spent.family_id, at});
+      tx.query(
+          "UPDATE auth_db.refresh_tokens SET revoked_at = $3 WHERE tenant_id = $1 AND family_id = $2 "
+          "AND revoked_at IS NULL",
+          {scope.tenant_id(), spent.family_id, at});
       return RotateOutcome::kReused;
     }
     if (spent.expires_at <= now) return RotateOutcome::kExpired;
@@ -257,51 +220,52 @@ std::optional<RefreshToken> Store::find_refresh_token(const db::TenantScope& sco
 
 int64_t Store::revoke_refresh_family(const db::TenantScope& scope, const std::string& family_id) {
   return db_->write(scope, [&](db::Tx& tx) {
-    return tx.query("UPDATE auth_db.refresh_tokens SET revoked_at = $3 WHERE tenant_id = $1 AND family_id = $2 "
-                    "AND revoked_at IS NULL",
-                    {scope.tenant_id(), family_id, format_rfc3339(Clock::now())})
+    return tx
+        .query(
+            "UPDATE auth_db.refresh_tokens SET revoked_at = $3 WHERE tenant_id = $1 AND family_id = $2 "
+            "AND revoked_at IS NULL",
+            {scope.tenant_id(), family_id, format_rfc3339(Clock::now())})
         .affected;
   });
 }
 
 int64_t Store::revoke_subject_sessions(const db::TenantScope& scope, const std::string& subject_id) {
-  return db_->write(scope, [&](db::Tx& tx) {
-    return tx.query("UPDATE auth_db.refresh_tokens SET revoked_at = $3 WHERE tenant_id = $1 AND subject_id = $2 "
-                    "AND revoked_at IS NULL",
-                    {scope.tenant_id(), subject_id, format_rfc3339(Clock::now())})
-        .affected;
-  });
+  return db_->write(scope, [&](db::Tx& tx) { return revoke_subject_sessions(tx, scope, subject_id); });
 }
 
 void Store::insert_password_reset(const db::TenantScope& scope, const std::string& user_id,
                                   const std::string& token_hash, int64_t expires_at) {
   db_->write(scope, [&](db::Tx& tx) {
-    tx.query("INSERT INTO auth_db.password_resets (id, tenant_id, user_id, token_hash, expires_at, created_at) "
-             "VALUES ($1, $2, $3, $4, $5, $6)",
-             {new_uuid_v7(), scope.tenant_id(), user_id, token_hash, expires_at, format_rfc3339(Clock::now())});
+    tx.query(
+        "INSERT INTO auth_db.password_resets (id, tenant_id, user_id, token_hash, expires_at, created_at) "
+        "VALUES ($1, $2, $3, $4, $5, $6)",
+        {new_uuid_v7(), scope.tenant_id(), user_id, token_hash, expires_at, format_rfc3339(Clock::now())});
   });
 }
 
-std::optional<std::string> Store::consume_password_reset(const db::TenantScope& scope, const std::string& token_hash,
-                                                         int64_t now) {
+std::optional<std::string> Store::consume_password_reset(const db::TenantScope& scope,
+                                                         const std::string& token_hash, int64_t now) {
   return db_->write(scope, [&](db::Tx& tx) -> std::optional<std::string> {
-    auto res = tx.query("UPDATE auth_db.password_resets SET used_at = $4 WHERE tenant_id = $1 AND token_hash = $2 "
-                        "AND used_at IS NULL AND expires_at > $3 RETURNING user_id",
-                        {scope.tenant_id(), token_hash, now, format_rfc3339(Clock::now())});
+    auto res = tx.query(
+        "UPDATE auth_db.password_resets SET used_at = $4 WHERE tenant_id = $1 AND token_hash = $2 "
+        "AND used_at IS NULL AND expires_at > $3 RETURNING user_id",
+        {scope.tenant_id(), token_hash, now, format_rfc3339(Clock::now())});
     if (res.empty()) return std::nullopt;
     return res.rows[0].text(0);
   });
 }
 
-void Store::append_audit_row(db::Tx& tx, const db::TenantScope& scope, const AuditEvent& e) {
-  tx.query("INSERT INTO auth_db.audit_log (id, tenant_id, action, actor_type, actor_id, target_type, target_id, ip, "
-           "details, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-           {new_uuid_v7(), scope.tenant_id(), e.action, e.actor_type, e.actor_id, e.target_type, e.target_id, e.ip,
-            e.details.dump(), format_rfc3339(Clock::now())});
+void Store::append_audit(db::Tx& tx, const db::TenantScope& scope, const AuditEvent& e) {
+  tx.query(
+      "INSERT INTO auth_db.audit_log (id, tenant_id, action, actor_type, actor_id, target_type, target_id, "
+      "ip, "
+      "details, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+      {new_uuid_v7(), scope.tenant_id(), e.action, e.actor_type, e.actor_id, e.target_type, e.target_id, e.ip,
+       e.details.dump(), format_rfc3339(Clock::now())});
 }
 
 void Store::append_audit(const db::TenantScope& scope, const AuditEvent& e) {
-  db_->write(scope, [&](db::Tx& tx) { append_audit_row(tx, scope, e); });
+  db_->write(scope, [&](db::Tx& tx) { append_audit(tx, scope, e); });
 }
 
 nlohmann::json Store::list_audit(const db::TenantScope& scope, const AuditFilter& f) {
@@ -319,7 +283,9 @@ nlohmann::json Store::list_audit(const db::TenantScope& scope, const AuditFilter
   sql += " ORDER BY id DESC LIMIT " + bind(static_cast<int64_t>(f.limit + 1));
   return db_->read(scope, [&](db::Tx& tx) {
     nlohmann::json out = nlohmann::json::array();
-    auto opt = [](const std::optional<std::string>& v) { return v ? nlohmann::json(*v) : nlohmann::json(nullptr); };
+    auto opt = [](const std::optional<std::string>& v) {
+      return v ? nlohmann::json(*v) : nlohmann::json(nullptr);
+    };
     for (const auto& r : tx.query(sql, params).rows) {
       auto details = nlohmann::json::parse(r.text(7), nullptr, false);
       out.push_back({{"id", r.text(0)},
@@ -343,63 +309,13 @@ void Store::touch_api_keys_used(const db::TenantScope& scope,
   });
 }
 
-namespace {
-void insert_api_key_rows(db::Tx& tx, const db::TenantScope& scope, const ApiKey& k) {
-  tx.query(std::string("INSERT INTO auth_db.api_keys (") + kKeyColumns +
-               ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL, NULL, $10)",
-           {k.id, scope.tenant_id(), k.name, k.type, k.prefix, k.key_hash, nlohmann::json(k.scopes).dump(),
-            k.created_by, k.expires_at, k.created_at});
-  tx.query("INSERT INTO auth_db.api_key_index (prefix, tenant_id, key_id) VALUES ($1, $2, $3)",
-           {k.prefix, scope.tenant_id(), k.id});
-}
-}  // namespace
-
-void Store::insert_api_key(const db::TenantScope& scope, const ApiKey& k) {
-  db_->write(scope, [&](db::Tx& tx) { insert_api_key_rows(tx, scope, k); });
-}
-
-bool Store::insert_api_key_within_quota(const db::TenantScope& scope, const ApiKey& k, int64_t max_keys) {
-  return db_->write(scope, [&](db::Tx& tx) {
-    tx.lock("auth.api_keys:" + scope.tenant_id());
-    if (tx.query("SELECT COUNT(*) FROM auth_db.api_keys WHERE tenant_id = $1 AND revoked_at IS NULL",
-                 {scope.tenant_id()})
-            .rows.at(0)
-            .integer(0) >= max_keys)
-      return false;
-    insert_api_key_rows(tx, scope, k);
-    return true;
-  });
-}
-
 std::optional<ApiKey> Store::find_api_key_by_prefix(const db::TenantScope& scope, std::string_view prefix) {
   return db_->read(scope, [&](db::Tx& tx) -> std::optional<ApiKey> {
-    auto res = tx.query(std::string("SELECT ") + kKeyColumns +
-                            " FROM auth_db.api_keys WHERE tenant_id = $1 AND prefix = $2",
-                        {scope.tenant_id(), prefix});
+    auto res = tx.query(
+        std::string("SELECT ") + kKeyColumns + " FROM auth_db.api_keys WHERE tenant_id = $1 AND prefix = $2",
+        {scope.tenant_id(), prefix});
     if (res.empty()) return std::nullopt;
     return key_from(res.rows[0]);
-  });
-}
-
-std::vector<ApiKey> Store::list_api_keys(const db::TenantScope& scope, int limit,
-                                        const std::optional<std::string>& after) {
-  return db_->read(scope, [&](db::Tx& tx) {
-    std::vector<ApiKey> out;
-    auto res = tx.query(std::string("SELECT ") + kKeyColumns +
-                            " FROM auth_db.api_keys WHERE tenant_id = $1 AND revoked_at IS NULL "
-                            "AND (CAST($2 AS TEXT) IS NULL OR id < $2) ORDER BY id DESC LIMIT $3",
-                        {scope.tenant_id(), after, static_cast<int64_t>(limit + 1)});
-    for (const auto& r : res.rows) out.push_back(key_from(r));
-    return out;
-  });
-}
-
-bool Store::revoke_api_key(const db::TenantScope& scope, const std::string& id) {
-  return db_->write(scope, [&](db::Tx& tx) {
-    return tx.query("UPDATE auth_db.api_keys SET revoked_at = $3 WHERE tenant_id = $1 AND id = $2 "
-                    "AND revoked_at IS NULL",
-                    {scope.tenant_id(), id, format_rfc3339(Clock::now())})
-               .affected > 0;
   });
 }
 
@@ -447,9 +363,10 @@ std::vector<SigningKey> Store::platform_signing_keys() {
 void Store::platform_insert_signing_key(const SigningKey& k) {
   db_->write_platform([&](db::Tx& tx) {
     tx.query("UPDATE auth_db.signing_keys SET active = 0");
-    tx.query("INSERT INTO auth_db.signing_keys (kid, alg, private_pem, public_jwk, created_at, active) "
-             "VALUES ($1, $2, $3, $4, $5, 1)",
-             {k.kid, k.alg, k.private_pem, k.public_jwk, k.created_at});
+    tx.query(
+        "INSERT INTO auth_db.signing_keys (kid, alg, private_pem, public_jwk, created_at, active) "
+        "VALUES ($1, $2, $3, $4, $5, 1)",
+        {k.kid, k.alg, k.private_pem, k.public_jwk, k.created_at});
   });
 }
 

@@ -253,7 +253,7 @@ CsvLayout::CsvLayout(const Resource& r, const std::map<std::string, std::set<std
   // members of free-form objects ("custom.<key>", sorted), so an export imports again.
   header_ = {"id"};
   for (const Field& f : r.fields()) {
-    if (!f.is_column) continue;
+    if (!f.is_column || !f.rendered()) continue;
     if (f.type == Type::kObject && f.properties.empty()) {
       if (auto it = free_keys.find(f.name); it != free_keys.end())
         for (const auto& k : it->second) free_.emplace_back(&f, k);

@@ -29,7 +29,6 @@ std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_hand
 
 std::string now_text() { return format_rfc3339(Clock::now()); }
 
-
 std::string length_message(size_t min, size_t max) {
   return min <= 1 ? fmt::format("must be 1 to {} characters long (not blank)", max)
                   : fmt::format("must be {} to {} characters long", min, max);
@@ -41,7 +40,8 @@ std::optional<std::string> read_text(const json& v, const Field& f, Problems& p)
     p.fail("must be a string");
     return std::nullopt;
   }
-  std::string s = f.is_verbatim ? v.get<std::string>() : trim(v.get_ref<const std::string&>());
+  // Write-only values (passwords) and verbatim ones are taken as given: trimming would change them.
+  std::string s = f.is_verbatim || f.is_write_only ? v.get<std::string>() : trim(v.get_ref<const std::string&>());
   if (!clean_text(s, f.is_multiline)) {
     p.fail(f.is_multiline ? "must not contain control characters other than tab and newline"
                           : "must not contain control characters");
@@ -286,6 +286,12 @@ void merge_fields(const Resource& r, json& row, const json& before, const json& 
   }
 }
 
+// Hidden values stay out of answers and events.
+void strip_hidden(const Resource& r, json& row) {
+  for (const Field& f : r.fields())
+    if (f.is_hidden) row.erase(f.name);
+}
+
 std::string sort_value(const json& v) {
   if (v.is_string()) return v.get<std::string>();
   if (v.is_boolean()) return v.get<bool>() ? "1" : "0";
@@ -321,6 +327,7 @@ json read_fields(const Resource& r, const json& doc, Mode mode, std::vector<Fiel
                                                                 "updated_at"};
   for (const auto& [name, _] : doc.items()) {
     const Field* f = r.find(name);
+    if (f && f->is_hidden) f = nullptr;  // not even named as read-only
     if (f && !f->is_read_only && f->is_create_only && mode == Mode::kUpdate) {
       errors.push_back({name, "can only be given on create"});
       continue;
@@ -329,16 +336,16 @@ json read_fields(const Resource& r, const json& doc, Mode mode, std::vector<Fiel
     if (f || kServerSet.count(name)) {
       errors.push_back({name, f && !f->read_only_reason.empty() ? "is read-only: " + f->read_only_reason
                                                                 : "is read-only"});
-    } else {
+    } else if (!r.ignores_unknown()) {
       std::vector<std::string> known;
       for (const auto& x : r.fields())
-        if (!x.is_read_only) known.push_back(x.name);
+        if (!x.is_read_only && !x.is_hidden) known.push_back(x.name);
       errors.push_back({name, "is not a known field (known: " + join(known) + ")"});
     }
   }
   json patch = json::object();
   for (const Field& f : r.fields()) {
-    if (f.is_read_only || (f.is_create_only && mode == Mode::kUpdate)) continue;
+    if (f.is_read_only || f.is_hidden || (f.is_create_only && mode == Mode::kUpdate)) continue;
     auto it = doc.find(f.name);
     if (it == doc.end()) {
       if (mode == Mode::kCreate) {
@@ -500,6 +507,7 @@ json Kit::list(db::Tx& tx, const Caller& c, const Resource& r, const ListQuery& 
   sql += r.is_platform() ? "1 = 1" : "tenant_id = " + tenant;
   if (c.owner) sql += " AND " + r.owner_column() + " = " + sql.bind_text(*c.owner);
   if (c.parent) sql += " AND " + r.parent_column() + " = " + sql.bind_text(*c.parent);
+  if (!r.soft_delete_field().empty()) sql += " AND " + r.find(r.soft_delete_field())->column() + " IS NULL";
   for (const auto& [column, value] : q.equal) sql += " AND " + column + " = " + sql.bind_text(value);
   for (const auto& [f, value] : q.filters) {
     if (f->filter_match == Match::kCaseless)
@@ -554,11 +562,19 @@ json Kit::list(db::Tx& tx, const Caller& c, const Resource& r, const ListQuery& 
 
 // ---- rows ------------------------------------------------------------------------------------------------
 
+void prepare(const Resource& r, Caller& c, json& patch, json& once, bool create) {
+  if (!r.hooks().prepare) return;
+  Prepare p{c, patch, once, create};
+  r.hooks().prepare(p);
+}
+
 json row_json(const Resource& r, const db::Row& row) {
   json out = json::object();
   size_t i = 0;
   out["id"] = row.text(i++);
-  for (const Field& f : r.fields()) out[f.name] = f.is_column ? value_of(f, row, i++) : empty_value(f);
+  if (r.shows_tenant_id()) out["tenant_id"] = row.text(i++);
+  for (const Field& f : r.fields())
+    if (f.rendered()) out[f.name] = f.is_column ? value_of(f, row, i++) : empty_value(f);
   if (r.parent_resource()) out[r.parent_column()] = row.text(i++);
   out["created_at"] = row.text(i++);
   out["updated_at"] = row.text(i++);
@@ -572,6 +588,7 @@ void not_found(const Resource& r, const std::string& id) {
 Caller caller_of(const http::Context& ctx, const Resource& r) {
   if (r.is_platform()) return Caller{db::TenantScope::none(), actor_of(ctx), std::nullopt};
   Caller c{*ctx.tenant, actor_of(ctx), std::nullopt};
+  c.request = &ctx;
   if (!r.owner_column().empty() && ctx.principal->role == Role::kClient) c.owner = ctx.principal->id;
   return c;
 }
@@ -587,6 +604,7 @@ std::optional<json> Kit::find(db::Tx& tx, const Caller& c, const Resource& r, co
   Sql sql("SELECT " + r.select_list() + " FROM " + r.table() + " WHERE ");
   sql += r.is_platform() ? "1 = 1" : "tenant_id = " + sql.bind(c.scope.tenant_id());
   sql += " AND " + column + " = " + sql.bind(id);
+  if (!r.soft_delete_field().empty()) sql += " AND " + r.find(r.soft_delete_field())->column() + " IS NULL";
   if (c.owner) sql += " AND " + r.owner_column() + " = " + sql.bind_text(*c.owner);
   if (c.parent) sql += " AND " + r.parent_column() + " = " + sql.bind_text(*c.parent);
   auto res = tx.query(sql.text(), sql.params());
@@ -596,7 +614,8 @@ std::optional<json> Kit::find(db::Tx& tx, const Caller& c, const Resource& r, co
   return std::move(rows[0]);
 }
 
-void Kit::resolve_parent(db::Tx& tx, Caller& c, const Resource& r, const std::string& parent_id_or_key) const {
+void Kit::resolve_parent(db::Tx& tx, Caller& c, const Resource& r,
+                         const std::string& parent_id_or_key) const {
   const Resource& p = *r.parent_resource();
   const Caller pc{c.scope, c.actor, std::nullopt, std::nullopt};
   auto row = find(tx, pc, p, parent_id_or_key);
@@ -638,6 +657,7 @@ void Kit::check_row(db::Tx& tx, const Caller& c, const Resource& r, json& row, c
                     const json& patch, json& event, Events& more) const {
   std::vector<FieldError> errors;
   Change change{tx, c.scope, row, before, patch, errors, event, c.actor, more};
+  change.caller = &c;
   // Links must name a row of this tenant (checked when set or changed).
   for (const Field& f : r.fields()) {
     if (f.refs_table.empty()) continue;
@@ -658,10 +678,13 @@ void Kit::store_row(db::Tx& tx, const Caller& c, const Resource& r, json& row, c
                     const json& patch, json& event, Events& more) const {
   std::vector<FieldError> errors;
   Change change{tx, c.scope, row, before, patch, errors, event, c.actor, more};
+  change.caller = &c;
   std::deque<std::string> keep;
   std::vector<std::pair<std::string, db::Param>> cols;
-  for (const Field& f : r.fields())
-    if (f.is_column) cols.emplace_back(f.column(), param_of(f, row[f.name], keep));
+  for (const Field& f : r.fields()) {
+    if (!f.is_column || f.is_write_only || (f.is_hidden && !row.contains(f.name))) continue;  // hidden: when given
+    cols.emplace_back(f.column(), param_of(f, row[f.name], keep));
+  }
   for (const Derived& d : r.derived()) {
     keep.emplace_back();
     cols.emplace_back(d.column, d.value(row, keep.back()));
@@ -723,8 +746,11 @@ void Kit::store_row(db::Tx& tx, const Caller& c, const Resource& r, json& row, c
 json Kit::create(db::Tx& tx, const Caller& c, const Resource& r, const json& patch) const {
   json row = json::object();
   row["id"] = new_uuid_v7();
+  if (r.shows_tenant_id()) row["tenant_id"] = c.scope.tenant_id();
   for (const Field& f : r.fields()) {
+    if (f.is_write_only) continue;
     auto it = patch.find(f.name);
+    if (f.is_hidden && it == patch.end()) continue;
     row[f.name] = it != patch.end() ? *it : empty_value(f);
   }
   if (r.parent_resource()) {
@@ -741,6 +767,7 @@ json Kit::create(db::Tx& tx, const Caller& c, const Resource& r, const json& pat
     r.hooks().decorate(tx, c.scope, rows);
     row = std::move(rows[0]);
   }
+  strip_hidden(r, row);
   event[r.kind()] = row;
   event["actor"] = c.actor.to_json();
   if (r.has_events()) outbox_.append(tx, c.scope, r.event("created"), std::move(event));
@@ -753,7 +780,10 @@ json Kit::update(db::Tx& tx, const Caller& c, const Resource& r, const std::stri
   auto before = find(tx, c, r, id);
   if (!before) not_found(r, id);
   json row = *before;
-  for (const auto& [k, v] : patch.items()) row[k] = v;
+  for (const auto& [k, v] : patch.items()) {
+    const Field* f = r.find(k);
+    if (!f || !f->is_write_only) row[k] = v;
+  }
   merge_fields(r, row, *before, patch);
   row["updated_at"] = now_text();
   json event = json::object();
@@ -764,6 +794,7 @@ json Kit::update(db::Tx& tx, const Caller& c, const Resource& r, const std::stri
     if (k != "updated_at" && before->value(k, json()) != v) changed.push_back(k);
   if (changed.empty()) return *before;  // nothing to write, nothing to announce
   store_row(tx, c, r, row, &*before, patch, event, more);
+  strip_hidden(r, row);  // `changed` names a hidden field that changed, never its value
   event[r.kind()] = row;
   event["changed"] = std::move(changed);
   event["actor"] = c.actor.to_json();
@@ -781,6 +812,7 @@ void Kit::remove(db::Tx& tx, const Caller& c, const Resource& r, const std::stri
   const json patch = json::object();
   Events more;
   Change change{tx, c.scope, row, &*before, patch, errors, event, c.actor, more, &c.params};
+  change.caller = &c;
   if (r.hooks().before_delete) r.hooks().before_delete(change);
   if (!errors.empty()) throw Error::validation(std::move(errors));
   // Links to the row from the module's other resources are cleared; rows nested under it go with it.
@@ -792,11 +824,16 @@ void Kit::remove(db::Tx& tx, const Caller& c, const Resource& r, const std::stri
                      " = NULL, updated_at = $3 WHERE tenant_id = $1 AND " + f.column() + " = $2",
                  {c.scope.tenant_id(), id, now});
     if (other->parent_resource() == &r)
-      tx.query("DELETE FROM " + other->table() + " WHERE tenant_id = $1 AND " + other->parent_column() + " = $2",
-               {c.scope.tenant_id(), id});
+      tx.query(
+          "DELETE FROM " + other->table() + " WHERE tenant_id = $1 AND " + other->parent_column() + " = $2",
+          {c.scope.tenant_id(), id});
   }
   if (r.is_platform())  // no tenant column (and no kit resource links to it: refs are tenant rows)
     tx.query("DELETE FROM " + r.table() + " WHERE id = $1", {id});
+  else if (!r.soft_delete_field().empty())
+    tx.query("UPDATE " + r.table() + " SET " + r.find(r.soft_delete_field())->column() +
+                 " = $3, updated_at = $3 WHERE tenant_id = $1 AND id = $2",
+             {c.scope.tenant_id(), id, now});
   else
     tx.query("DELETE FROM " + r.table() + " WHERE tenant_id = $1 AND id = $2", {c.scope.tenant_id(), id});
   if (r.hooks().after_delete) r.hooks().after_delete(change);

@@ -30,6 +30,8 @@ struct Caller {
   std::optional<std::string> owner;
   std::optional<std::string> parent;  // nested resources: the parent row's id (resolved from the path)
   nlohmann::json params = nlohmann::json::object();  // delete: the declared parameters the request gave
+  const http::Context* request = nullptr;  // the request behind the write (nullptr: code)
+  nlohmann::json notes = nlohmann::json::object();  // what the prepare hook noted for the other hooks
 };
 Caller caller_of(const http::Context& ctx, const Resource& r);
 
@@ -151,6 +153,8 @@ void add_schema(nlohmann::json& schemas, const Resource& r);
 std::vector<std::string> list_params(const Resource& r);
 // The create schema of a resource that only declares a body's fields (a hand-written route's), as `name`.
 void add_body_schema(nlohmann::json& schemas, const Resource& r, const std::string& name);
+// Runs the resource's prepare hook (if any) for a create or update; blocking, on a worker.
+void prepare(const Resource& r, Caller& c, nlohmann::json& patch, nlohmann::json& once, bool create);
 // A row's JSON as the kit renders it, from a result row in select_list() order.
 nlohmann::json row_json(const Resource& r, const db::Row& row);
 // Path ids that cannot be ours answer 404 without asking the database.

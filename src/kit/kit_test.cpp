@@ -475,6 +475,92 @@ TEST_F(KitTest, PlatformRowsHaveNoTenantAndWriteNoEvents) {
   EXPECT_FALSE(s["GenreUpdate"]["properties"].contains("code"));
 }
 
+// Secrets: a write-only password hashed by the prepare step into a hidden column, a value shown once,
+// tenant_id rendered, and revocation instead of deletion.
+TEST_F(KitTest, WriteOnlyHiddenPreparedAndSoftDeletedRows) {
+  db_->migrate(
+      {{4, "members",
+        "CREATE TABLE shelf_db.members (id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, name TEXT NOT NULL, "
+        "secret_hash TEXT NOT NULL, left_at TEXT, created_at TEXT NOT NULL, updated_at TEXT NOT NULL);"}});
+  Resource r("shelf", "member", "members");
+  r.segment("library-members")
+      .field(text("name", 50).required())
+      .field(text("password", 50).not_null().write_only())
+      .field(text("secret_hash", 64).hidden())
+      .field(datetime("left_at").read_only())
+      .show_tenant_id()
+      .soft_delete("left_at")
+      .operations({.create = true, .list = true, .get = false, .update = true, .remove = true})
+      .reveals(text("ticket", 20))
+      .hooks({.prepare = [](Prepare& p) {
+        if (auto it = p.patch.find("password"); it != p.patch.end())
+          p.patch["secret_hash"] = "h:" + it->get<std::string>();
+        if (p.create) p.once["ticket"] = "T-1";
+        p.caller.notes["prepared"] = true;
+      }});
+  const Resource& members = kit_->add(std::move(r));
+  EXPECT_EQ(members.path(), "/api/v1/shelf/library-members");
+
+  // Write-only values are taken verbatim (never trimmed); hidden fields are unknown to bodies.
+  json patch = read_body(members, R"({"name":" Ann ","password":" pw "})", Mode::kCreate);
+  EXPECT_EQ(patch["name"], "Ann");
+  EXPECT_EQ(patch["password"], " pw ");
+  EXPECT_THROW(read_body(members, R"({"name":"A","secret_hash":"x"})", Mode::kCreate), Error);
+  Resource login("shelf", "login", "logins");
+  login.ignore_unknown().field(text("user", 20).required());
+  EXPECT_EQ(read_body(login, R"({"user":"u","remember":true})", Mode::kCreate), json({{"user", "u"}}));
+  EXPECT_THROW(read_body(login, R"({"user":"u","id":"x"})", Mode::kCreate), Error);
+
+  Caller c{a_, {"user", "u1"}, std::nullopt};
+  json once = json::object();
+  prepare(members, c, patch, once, true);
+  EXPECT_EQ(once, json({{"ticket", "T-1"}}));
+  EXPECT_EQ(c.notes["prepared"], true);
+  json m = db_->write(a_, [&](db::Tx& tx) { return kit_->create(tx, c, members, patch); });
+  EXPECT_EQ(m["tenant_id"], "tenant-a");
+  EXPECT_FALSE(m.contains("password") || m.contains("secret_hash") || m.contains("ticket")) << m.dump();
+  auto stored = [&] {
+    return db_->read(a_, [&](db::Tx& tx) {
+      return tx.query("SELECT secret_hash FROM shelf_db.members WHERE id = $1", {m["id"].get<std::string>()})
+          .rows.at(0)
+          .text(0);
+    });
+  };
+  EXPECT_EQ(stored(), "h: pw ");
+
+  // A new password reaches the hidden column; the event names the change, never the value.
+  json p2 = read_body(members, R"({"password":"new"})", Mode::kUpdate);
+  prepare(members, c, p2, once, false);
+  json after = db_->write(a_, [&](db::Tx& tx) { return kit_->update(tx, c, members, m["id"], p2); });
+  EXPECT_FALSE(after.contains("secret_hash"));
+  EXPECT_EQ(stored(), "h:new");
+  const auto evs = events(a_);
+  ASSERT_GE(evs.size(), 2u);
+  EXPECT_EQ(evs[0].type, "shelf.member.updated");
+  EXPECT_EQ(evs[0].payload["changed"], json({"secret_hash"}));
+  for (const auto& e : evs) EXPECT_EQ(e.payload.dump().find("h:"), std::string::npos) << e.payload.dump();
+
+  // Soft delete: gone for the API, kept with its time.
+  db_->write(a_, [&](db::Tx& tx) { kit_->remove(tx, c, members, m["id"]); });
+  EXPECT_FALSE(db_->read(a_, [&](db::Tx& tx) { return kit_->find(tx, c, members, m["id"]); }));
+  EXPECT_TRUE(db_->read(a_, [&](db::Tx& tx) { return kit_->list(tx, c, members, ListQuery{}); }).empty());
+  EXPECT_THROW(db_->write(a_, [&](db::Tx& tx) { kit_->remove(tx, c, members, m["id"]); }), Error);
+  EXPECT_FALSE(db_->read(a_, [&](db::Tx& tx) {
+    return tx.query("SELECT left_at FROM shelf_db.members WHERE id = $1", {m["id"].get<std::string>()})
+        .rows.at(0)
+        .is_null(0);
+  }));
+
+  json s = json::object();
+  add_schema(s, members);
+  EXPECT_FALSE(s["Member"]["properties"].contains("password"));
+  EXPECT_FALSE(s["Member"]["properties"].contains("secret_hash"));
+  EXPECT_TRUE(s["MemberCreate"]["properties"]["password"]["writeOnly"].get<bool>());
+  EXPECT_FALSE(s["MemberCreate"]["properties"].contains("secret_hash"));
+  EXPECT_TRUE(s["MemberCreated"]["allOf"][1]["properties"].contains("ticket"));
+  EXPECT_TRUE(s["Member"]["properties"].contains("tenant_id"));
+}
+
 TEST(KitDeclaration, RefusesWhatCannotWork) {
   Resource nullable_sort("shelf", "book", "books");
   nullable_sort.field(text("subtitle", 10).sortable());
@@ -505,6 +591,12 @@ TEST(KitDeclaration, RefusesWhatCannotWork) {
   Resource bad_sort("shelf", "genre", "genres");
   bad_sort.default_sort("-nothing");
   EXPECT_THROW(bad_sort.seal(), std::logic_error);
+  Resource sorted_secret("shelf", "book", "books");
+  sorted_secret.field(text("pin", 10).write_only().filter());  // a write-only value has no column to filter
+  EXPECT_THROW(sorted_secret.seal(), std::logic_error);
+  Resource bad_soft("shelf", "book", "books");
+  bad_soft.field(text("gone", 10)).soft_delete("gone");  // must be a read-only datetime
+  EXPECT_THROW(bad_soft.seal(), std::logic_error);
 }
 
 }  // namespace

@@ -110,7 +110,20 @@ void add_schema(json& schemas, const Resource& r) {
     json read = json::object(), create = json::object(), update = json::object();
     std::vector<std::string> all = {"id"}, required;
     read["id"] = {{"type", "string"}, {"format", "uuid"}};
+    if (r.shows_tenant_id()) {
+      read["tenant_id"] = {{"type", "string"}, {"format", "uuid"}};
+      all.push_back("tenant_id");
+    }
     for (const Field& f : r.fields()) {
+      if (f.is_hidden) continue;
+      if (f.is_write_only) {  // in bodies only
+        json w = schema_of(f, f.is_nullable);
+        w["writeOnly"] = true;
+        create[f.name] = w;
+        update[f.name] = w;
+        if (f.is_required) required.push_back(f.name);
+        continue;
+      }
       const bool stored_null = f.is_nullable && f.default_value.is_null();
       read[f.name] = f.read_schema.empty()
                          ? schema_of(f, stored_null)
@@ -134,6 +147,14 @@ void add_schema(json& schemas, const Resource& r) {
     all.push_back("created_at");
     all.push_back("updated_at");
     schemas[r.schema_name()] = {{"type", "object"}, {"properties", read}, {"required", all}};
+    if (!r.revealed().empty()) {  // the create answer: the row and the values it shows once
+      json once = json::object();
+      for (const Field& f : r.revealed()) once[f.name] = schema_of(f, false);
+      schemas[r.schema_name() + "Created"] = {
+          {"allOf",
+           {{{"$ref", "#/components/schemas/" + r.schema_name()}},
+            {{"type", "object"}, {"properties", once}, {"description", "shown in the create answer only"}}}}};
+    }
     json c = {{"type", "object"}, {"properties", create}, {"additionalProperties", false}};
     if (!required.empty()) c["required"] = required;
     for (const auto& rule : r.at_least_one()) {

@@ -143,9 +143,14 @@ void Resource::seal() {
   if (!schema_.empty() && !sql_name(schema_)) bad("schema must be an SQL name");
   if (!path_.empty() && (path_.rfind("/api/v1/", 0) != 0 || path_.find('{') != std::string::npos || parent_))
     bad("path must be a collection under /api/v1/ (and not of a nested resource)");
-  select_list_ = "id";
+  select_list_ = show_tenant_id_ ? "id, tenant_id" : "id";
   for (const auto& f : fields_) {
     if (!sql_name(f.name) || !sql_name(f.column())) bad("field '" + f.name + "' must be an SQL name");
+    if (!f.rendered() && (f.is_sortable || f.filter_match != Match::kNone || !f.unique_on.empty() ||
+                          f.is_searchable || !f.refs_table.empty() || f.is_read_only))
+      bad("write-only or hidden field '" + f.name +
+          "' cannot be sorted, filtered, searched, unique or a link");
+    if (!f.rendered()) continue;
     if (f.is_sortable && f.is_nullable && !f.is_required && f.default_value.is_null())
       bad("sortable field '" + f.name + "' must not be nullable (keyset pages need a value)");
     if (f.type == Type::kText && f.max_len == 0) bad("text field '" + f.name + "' needs a maximum length");
@@ -165,7 +170,8 @@ void Resource::seal() {
   select_list_ += ", created_at, updated_at";
   if (!key_field_.empty()) {
     const Field* k = find(key_field_);
-    if (!k || k->type != Type::kText || !k->is_required) bad("key field '" + key_field_ + "' must be a required text field");
+    if (!k || k->type != Type::kText || !k->is_required)
+      bad("key field '" + key_field_ + "' must be a required text field");
   }
   for (const auto& d : derived_)
     if (!sql_name(d.column)) bad("derived column '" + d.column + "' must be an SQL name");
@@ -190,6 +196,11 @@ void Resource::seal() {
   for (const auto& f : fields_)
     if (f.merges && (f.type != Type::kObject || !f.properties.empty()))
       bad("merge_patch() field '" + f.name + "' must be a free-form object");
+  if (!soft_delete_.empty()) {
+    const Field* f = find(soft_delete_);
+    if (!f || f->type != Type::kDateTime || !f->is_read_only)
+      bad("soft-delete field '" + soft_delete_ + "' must be a read-only datetime field");
+  }
 }
 
 }  // namespace cdx::kit

@@ -61,12 +61,14 @@ struct Field {
   bool is_required = false;  // given on create, never null
   bool is_nullable = true;   // null clears the value (PATCH)
   bool is_multiline = false;
-  bool is_read_only = false;  // set by hooks only; a body naming it gets 422 "is read-only"
+  bool is_read_only = false;    // set by hooks only; a body naming it gets 422 "is read-only"
   bool is_create_only = false;  // given on create only; PATCH naming it gets 422
   bool is_column = true;        // false: no column; hooks store it (after_write) and render it (decorate)
-  size_t min_len = 0;         // text: characters; list: items
-  size_t max_len = 0;         // text: characters; list: items; object without properties: bytes as JSON
-  size_t item_max = 0;        // list: characters per item
+  bool is_write_only = false;   // in bodies only (taken verbatim): never stored, rendered or in events
+  bool is_hidden = false;       // a column hooks write (a hash): never read back, rendered or accepted
+  size_t min_len = 0;           // text: characters; list: items
+  size_t max_len = 0;           // text: characters; list: items; object without properties: bytes as JSON
+  size_t item_max = 0;          // list: characters per item
   std::optional<int64_t> minimum, maximum;
   std::vector<std::string> values;  // enum
   std::vector<Field> properties;    // object: the only members it may have (each optional text);
@@ -139,6 +141,20 @@ struct Field {
     merges = true;
     return *this;
   }
+  // A body value the hooks consume (a password, hashed into a hidden field): checked like any field but not
+  // trimmed, and never stored, rendered or put in an event. Hooks read it from Change::patch /
+  // Prepare::patch.
+  Field& write_only() {
+    is_write_only = true;
+    return *this;
+  }
+  // A column only hooks write (a password or key hash): not accepted in bodies (an unknown field), never read
+  // back, rendered or put in an event. Written when a hook or the prepare step gives it a value.
+  Field& hidden() {
+    is_hidden = true;
+    return *this;
+  }
+  bool rendered() const { return !is_write_only && !is_hidden; }
   Field& column(std::string c) {
     column_name = std::move(c);
     return *this;
@@ -203,6 +219,8 @@ struct Actor {
 };
 Actor actor_of(const http::Context& ctx);
 
+struct Caller;  // kit.hpp: who acts, in which tenant, for which request
+
 // A write the kit is about to make, handed to hooks inside its transaction.
 struct Change {
   db::Tx& tx;
@@ -224,6 +242,19 @@ struct Change {
   const nlohmann::json* value(std::string_view f) const;
   // A declared delete parameter (Resource::delete_param), when the request gave it.
   std::optional<std::string> param(std::string_view name) const;
+  // Who acts: its request (nullptr for writes made by code, such as seeding) and what the prepare step noted.
+  const Caller* caller = nullptr;
+};
+
+// Work before the write transaction, on a worker: slow work (hashing a password) must not hold the write
+// lock, nor may calls to other services (a plan's quota). Throw cdx::Error to refuse.
+struct Prepare {
+  Caller& caller;         // caller.notes: facts for the hooks inside the transaction
+  nlohmann::json& patch;  // what the body gave; may add values of read-only and hidden fields
+  nlohmann::json&
+      once;  // create: members of this answer only (a secret shown once): never stored, never in
+             // an event, never in an Idempotency-Key replay; the answer gets Cache-Control: no-store
+  bool create;
 };
 
 // A filter the declaration of a field cannot say (tags held in a side table): appends " AND …" to sql,
@@ -261,6 +292,15 @@ struct Hooks {
   // transaction open (calls to other services, cache invalidation, a response header). row: as written, or
   // as it was (delete). Platform resources only, for now.
   std::function<void(http::Context&, Op, const nlohmann::json& row)> after_commit;
+  // Before the write transaction of a create or update route, on a worker (see Prepare).
+  std::function<void(Prepare&)> prepare;
+  // In the route, after a create, update or delete committed: drop caches (a revoked key stops at once).
+  std::function<void(http::Context&)> committed;
+};
+
+// The routes a resource serves (an append-only or revoke-only resource leaves some out).
+struct Operations {
+  bool create = true, list = true, get = true, update = true, remove = true;
 };
 
 // Extra columns kept from the row on every write (normalised copies for unique checks, a search column).
@@ -336,6 +376,44 @@ class Resource {
     default_sort_ = std::move(sort);
     return *this;
   }
+  // The path segment when it differs from the plural (table auth_db.api_keys, path /api/v1/auth/api-keys).
+  Resource& segment(std::string s) {
+    segment_ = std::move(s);
+    return *this;
+  }
+  Resource& operations(Operations o) {
+    operations_ = o;
+    return *this;
+  }
+  // Access of GET and PATCH on one item when it differs (kTenantAdminOrSelf: a user reads and changes
+  // itself).
+  Resource& item_access(http::Access a) {
+    item_access_ = a;
+    return *this;
+  }
+  // Rows render their tenant_id (after id).
+  Resource& show_tenant_id() {
+    show_tenant_id_ = true;
+    return *this;
+  }
+  // DELETE sets this read-only datetime field to the time instead of removing the row (a revoked key): the
+  // row then answers 404 and is not listed, but is kept for the record until its tenant is purged.
+  Resource& soft_delete(std::string field) {
+    soft_delete_ = std::move(field);
+    return *this;
+  }
+  // A value the create answer holds once (a secret), documented in <Name>Created; the prepare hook makes it.
+  Resource& reveals(Field f) {
+    revealed_.push_back(std::move(f));
+    return *this;
+  }
+  // The body reader skips members it does not know instead of refusing them (the bodies of sign-in and token
+  // routes, which clients and libraries send extra members to). Read-only fields are still refused.
+  Resource& ignore_unknown() {
+    ignore_unknown_ = true;
+    return *this;
+  }
+  bool ignores_unknown() const { return ignore_unknown_; }
   Resource& field(Field f) {
     fields_.push_back(std::move(f));
     return *this;
@@ -419,9 +497,14 @@ class Resource {
   std::string table() const { return schema() + "." + plural_; }
   std::string path() const {
     if (!path_.empty()) return path_;
-    return parent_ ? parent_->path() + "/{" + parent_->item_param() + "}/" + plural_
-                   : "/api/v1/" + module_ + "/" + plural_;
+    const std::string& seg = segment_.empty() ? plural_ : segment_;
+    return parent_ ? parent_->path() + "/{" + parent_->item_param() + "}/" + seg : "/api/v1/" + module_ + "/" + seg;
   }
+  const Operations& operations() const { return operations_; }
+  http::Access item_access() const { return item_access_.value_or(access_); }
+  bool shows_tenant_id() const { return show_tenant_id_; }
+  const std::string& soft_delete_field() const { return soft_delete_; }
+  const std::vector<Field>& revealed() const { return revealed_; }
   const std::string& key_field() const { return key_field_; }
   bool is_platform() const { return platform_; }
   bool has_events() const { return events_; }
@@ -456,13 +539,20 @@ class Resource {
 
   // Sortable columns: created_at, updated_at and the fields marked sort().
   bool sortable(std::string_view name) const;
-  // The SELECT list: id, every field's column, created_at, updated_at (in that order).
+  // The SELECT list: id, [tenant_id], every rendered field's column, [parent], created_at, updated_at.
   const std::string& select_list() const { return select_list_; }
   // Checks the declaration once (sortable fields are not nullable, names are SQL-safe); throws logic_error.
   void seal();
 
  private:
   std::string module_, kind_, plural_;
+  std::string segment_;
+  Operations operations_;
+  std::optional<http::Access> item_access_;
+  bool show_tenant_id_ = false;
+  bool ignore_unknown_ = false;
+  std::string soft_delete_;
+  std::vector<Field> revealed_;
   std::string key_field_;
   std::string item_param_ = "id";
   const Resource* parent_ = nullptr;

@@ -116,6 +116,7 @@ void Kit::mount(http::Router& router) const {
   }
 }
 
+
 void Kit::mount_one(http::Router& router, const Resource& r) const {
   if (r.is_platform()) return mount_platform(router, r);
   const std::string base = r.path();
@@ -123,111 +124,136 @@ void Kit::mount_one(http::Router& router, const Resource& r) const {
   const std::string& noun = r.kind();
   const Resource* res = &r;
 
-  router.add(Method::kPost, base,
-             [this, res, route_key = "POST " + base](Context& ctx) -> Task<void> {
-               json patch = read_body(*res, ctx.req.body, Mode::kCreate);
-               Caller c = caller_of(ctx, *res);
-               co_await write_answer(ctx, route_key, [&](db::Tx& tx) {
-                 nest(*this, tx, c, *res, ctx);
-                 ctx.res.json(201, dump(create(tx, c, *res, patch)));
-               });
-             },
-             {.access = r.access(),
-              .scope = r.write_scope(),
-              .summary = r.create_summary().empty() ? "Create a " + noun : r.create_summary(),
-              .tag = tag,
-              .request_schema = r.schema_name() + "Create",
-              .response_schema = r.schema_name(),
-              .success_status = 201});
-
-  router.add(Method::kGet, base,
-             [this, res](Context& ctx) -> Task<void> {
-               ListQuery q = read_list(*res, ctx);
-               Caller c = caller_of(ctx, *res);
-               auto read = [&] {
-                 return db_->read(c.scope, [&](db::Tx& tx) {
+  const std::string created_schema = r.revealed().empty() ? r.schema_name() : r.schema_name() + "Created";
+  if (r.operations().create)
+    router.add(Method::kPost, base,
+               [this, res, route_key = "POST " + base](Context& ctx) -> Task<void> {
+                 json patch = read_body(*res, ctx.req.body, Mode::kCreate);
+                 Caller c = caller_of(ctx, *res);
+                 json once = json::object();
+                 if (res->hooks().prepare)
+                   co_await workers_.run([&] { prepare(*res, c, patch, once, true); });
+                 bool wrote = false;
+                 co_await write_answer(ctx, route_key, [&](db::Tx& tx) {
                    nest(*this, tx, c, *res, ctx);
-                   return list(tx, c, *res, q);
+                   ctx.res.json(201, dump(create(tx, c, *res, patch)));  // kept for a replay: without `once`
+                   wrote = true;
                  });
-               };
-               json rows = co_await workers_.run(read);
-               if (rows.empty() && res->hooks().seed && !q.after && !q.q && q.filters.empty() && q.custom.empty()) {
-                 // A tenant's first look: the rows it starts with (the seed checks again under the write lock).
-                 co_await db::write_async(*db_, workers_, c.scope,
-                                          [&](db::Tx& tx) { res->hooks().seed(tx, c.scope); });
-                 rows = co_await workers_.run(read);
-               }
-               // Rendered on the worker too: a page of 200 rows is not the I/O thread's work.
-               std::string page = co_await workers_.run([&] { return render_list(*res, std::move(rows), q); });
-               ctx.res.json(200, std::move(page));
-             },
-             {.access = r.read_access(),
-              .scope = r.read_scope(),
-              .summary = r.list_summary().empty() ? "List " + r.plural() + " (newest first; sort, filters)"
-                                                  : r.list_summary(),
-              .tag = tag,
-              .response_schema = r.schema_name(),
-              .list = true,
-              .query_params = list_params(r)});
+                 // Values shown once join the answer after it was stored for Idempotency-Key replays.
+                 if (wrote && !once.empty()) {
+                   json out = json::parse(ctx.res.body);
+                   out.update(once);
+                   ctx.res.json(201, dump(out));
+                   ctx.res.header("Cache-Control", "no-store");
+                 }
+                 if (res->hooks().committed) res->hooks().committed(ctx);
+               },
+               {.access = r.access(),
+                .scope = r.write_scope(),
+                .summary = r.create_summary().empty() ? "Create a " + noun : r.create_summary(),
+                .tag = tag,
+                .request_schema = r.schema_name() + "Create",
+                .response_schema = created_schema,
+                .success_status = 201});
 
-  router.add(Method::kGet, base + "/{" + r.item_param() + "}",
-             [this, res](Context& ctx) -> Task<void> {
-               const std::string id = item_id(ctx, *res);
-               Caller c = caller_of(ctx, *res);
-               auto row = co_await workers_.run([&] {
-                 return db_->read(c.scope, [&](db::Tx& tx) {
+  if (r.operations().list)
+    router.add(Method::kGet, base,
+               [this, res](Context& ctx) -> Task<void> {
+                 ListQuery q = read_list(*res, ctx);
+                 Caller c = caller_of(ctx, *res);
+                 auto read = [&] {
+                   return db_->read(c.scope, [&](db::Tx& tx) {
+                     nest(*this, tx, c, *res, ctx);
+                     return list(tx, c, *res, q);
+                   });
+                 };
+                 json rows = co_await workers_.run(read);
+                 if (rows.empty() && res->hooks().seed && !q.after && !q.q && q.filters.empty() && q.custom.empty()) {
+                   // A tenant's first look: the rows it starts with (the seed checks again under the write lock).
+                   co_await db::write_async(*db_, workers_, c.scope,
+                                            [&](db::Tx& tx) { res->hooks().seed(tx, c.scope); });
+                   rows = co_await workers_.run(read);
+                 }
+                 // Rendered on the worker too: a page of 200 rows is not the I/O thread's work.
+                 std::string page = co_await workers_.run([&] { return render_list(*res, std::move(rows), q); });
+                 ctx.res.json(200, std::move(page));
+               },
+               {.access = r.read_access(),
+                .scope = r.read_scope(),
+                .summary = r.list_summary().empty() ? "List " + r.plural() + " (newest first; sort, filters)"
+                                                    : r.list_summary(),
+                .tag = tag,
+                .response_schema = r.schema_name(),
+                .list = true,
+                .query_params = list_params(r)});
+
+  if (r.operations().get)
+    router.add(Method::kGet, base + "/{" + r.item_param() + "}",
+               [this, res](Context& ctx) -> Task<void> {
+                 const std::string id = item_id(ctx, *res);
+                 Caller c = caller_of(ctx, *res);
+                 auto row = co_await workers_.run([&] {
+                   return db_->read(c.scope, [&](db::Tx& tx) {
+                     nest(*this, tx, c, *res, ctx);
+                     return find(tx, c, *res, id);
+                   });
+                 });
+                 if (!row) not_found(*res, id);
+                 ctx.res.json(200, dump(*row));
+               },
+               {.access = r.item_access(),
+                .scope = r.read_scope(),
+                .summary = "Get a " + noun,
+                .tag = tag,
+                .response_schema = r.schema_name()});
+
+  if (r.operations().update)
+    router.add(Method::kPatch, base + "/{" + r.item_param() + "}",
+               [this, res](Context& ctx) -> Task<void> {
+                 const std::string id = item_id(ctx, *res);
+                 json patch = read_body(*res, ctx.req.body, Mode::kUpdate);
+                 Caller c = caller_of(ctx, *res);
+                 if (res->hooks().prepare) {
+                   json once = json::object();
+                   co_await workers_.run([&] { prepare(*res, c, patch, once, false); });
+                 }
+                 auto row = co_await db::write_async(*db_, workers_, c.scope, [&](db::Tx& tx) {
                    nest(*this, tx, c, *res, ctx);
-                   return find(tx, c, *res, id);
+                   return update(tx, c, *res, id, patch);
                  });
-               });
-               if (!row) not_found(*res, id);
-               ctx.res.json(200, dump(*row));
-             },
-             {.access = r.read_access(),
-              .scope = r.read_scope(),
-              .summary = "Get a " + noun,
-              .tag = tag,
-              .response_schema = r.schema_name()});
+                 ctx.res.json(200, dump(row));
+                 if (res->hooks().committed) res->hooks().committed(ctx);
+               },
+               {.access = r.item_access(),
+                .scope = r.write_scope(),
+                .summary = "Update a " + noun + " (absent fields stay; null clears an optional field)",
+                .tag = tag,
+                .request_schema = r.schema_name() + "Update",
+                .response_schema = r.schema_name()});
 
-  router.add(Method::kPatch, base + "/{" + r.item_param() + "}",
-             [this, res](Context& ctx) -> Task<void> {
-               const std::string id = item_id(ctx, *res);
-               json patch = read_body(*res, ctx.req.body, Mode::kUpdate);
-               Caller c = caller_of(ctx, *res);
-               auto row = co_await db::write_async(*db_, workers_, c.scope, [&](db::Tx& tx) {
-                 nest(*this, tx, c, *res, ctx);
-                 return update(tx, c, *res, id, patch);
-               });
-               ctx.res.json(200, dump(row));
-             },
-             {.access = r.access(),
-              .scope = r.write_scope(),
-              .summary = "Update a " + noun + " (absent fields stay; null clears an optional field)",
-              .tag = tag,
-              .request_schema = r.schema_name() + "Update",
-              .response_schema = r.schema_name()});
-
-  router.add(Method::kDelete, base + "/{" + r.item_param() + "}",
-             [this, res](Context& ctx) -> Task<void> {
-               const std::string id = item_id(ctx, *res);
-               Caller c = caller_of(ctx, *res);
-               for (const auto& name : res->delete_params())
-                 if (auto v = query_text(ctx, name)) c.params[name] = *v;
-               co_await db::write_async(*db_, workers_, c.scope, [&](db::Tx& tx) {
-                 nest(*this, tx, c, *res, ctx);
-                 remove(tx, c, *res, id);
-               });
-               ctx.res.no_content();
-             },
-             {.access = r.access(),
-              .scope = r.write_scope(),
-              .summary = r.delete_summary().empty() ? "Delete a " + noun : r.delete_summary(),
-              .tag = tag,
-              .success_status = 204,
-              .query_params = r.delete_params()});
+  if (r.operations().remove)
+    router.add(Method::kDelete, base + "/{" + r.item_param() + "}",
+               [this, res](Context& ctx) -> Task<void> {
+                 const std::string id = item_id(ctx, *res);
+                 Caller c = caller_of(ctx, *res);
+                 for (const auto& name : res->delete_params())
+                   if (auto v = query_text(ctx, name)) c.params[name] = *v;
+                 co_await db::write_async(*db_, workers_, c.scope, [&](db::Tx& tx) {
+                   nest(*this, tx, c, *res, ctx);
+                   remove(tx, c, *res, id);
+                 });
+                 ctx.res.no_content();
+                 if (res->hooks().committed) res->hooks().committed(ctx);
+               },
+               {.access = r.access(),
+                .scope = r.write_scope(),
+                .summary = r.delete_summary().empty() ? "Delete a " + noun : r.delete_summary(),
+                .tag = tag,
+                .success_status = 204,
+                .query_params = r.delete_params()});
 }
 
-// Platform resources: rows without a tenant, in the platform transactions. The caller is SUPERADMIN for
+
 // writes (declared), so there is no tenant to keep an Idempotency-Key for.
 void Kit::mount_platform(http::Router& router, const Resource& r) const {
   const std::string base = r.path();

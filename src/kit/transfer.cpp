@@ -165,7 +165,7 @@ ImportReport Kit::store_import(db::Tx& tx, const Caller& c, const Resource& r,
   std::vector<std::string> columns = {"id"}, numeric;
   std::vector<const Field*> uniques, links;
   for (const Field& f : r.fields()) {
-    if (!f.is_column) continue;
+    if (!f.is_column || !f.rendered()) continue;
     columns.push_back(f.column());
     if (f.type == Type::kInteger || f.type == Type::kBoolean) numeric.push_back(f.column());
     if (!f.unique_on.empty()) uniques.push_back(&f);
@@ -195,7 +195,7 @@ ImportReport Kit::store_import(db::Tx& tx, const Caller& c, const Resource& r,
     row["created_at"] = row["updated_at"] = now;
     cand.cells.push_back(row["id"].get<std::string>());
     for (const Field& f : r.fields())
-      if (f.is_column) cand.cells.push_back(cell_of(f, row[f.name]));
+      if (f.is_column && f.rendered()) cand.cells.push_back(cell_of(f, row[f.name]));
     for (const Derived& d : r.derived()) {
       std::string keep;
       cand.cells.push_back(cell_of(d.value(row, keep)));
