@@ -203,7 +203,7 @@ kit::Resource api_key_resource(Service& service, Invalidate invalidate) {
       .field(kit::datetime("last_used_at").read_only().doc("recorded at most once a second"))
       .show_tenant_id()
       .soft_delete("revoked_at")
-      .operations({.create = true, .list = true, .get = false, .update = false, .remove = true})
+      .routes({kit::Op::kCreate, kit::Op::kList, kit::Op::kDelete})
       .reveals(kit::text("key", 64).doc("the full key: in this answer only"))
       .describe_create("Create an API key; the full key is in this answer only")
       .describe_list("List the tenant's active API keys (prefix only, never the key)")
@@ -428,9 +428,10 @@ namespace bodies {
 
 namespace {
 // Unknown members are skipped, as these routes always did (clients send extra ones).
-kit::Resource body(const char* name) {
+kit::Resource body(const char* name, std::vector<kit::Field> fields) {
   kit::Resource r("auth", name, name);
   r.ignore_unknown();
+  for (auto& f : fields) r.field(std::move(f));
   return r;
 }
 kit::Field password() { return kit::text("password", 256).required().write_only(); }
@@ -438,89 +439,52 @@ kit::Field tenant() { return kit::text("tenant", 64).doc("the tenant's id or slu
 }  // namespace
 
 const kit::Resource& superadmin_login() {
-  static const kit::Resource r = [] {
-    kit::Resource b = body("superadmin_login");
-    b.field(kit::text("username", 200).required()).field(password());
-    return b;
-  }();
+  static const kit::Resource r =
+      body("superadmin_login", {kit::text("username", 200).required(), password()});
   return r;
 }
 
 const kit::Resource& login() {
-  static const kit::Resource r = [] {
-    kit::Resource b = body("login");
-    b.field(kit::text("email", 254).required()).field(password()).field(tenant());
-    return b;
-  }();
+  static const kit::Resource r = body("login", {kit::text("email", 254).required(), password(), tenant()});
   return r;
 }
 
 const kit::Resource& refresh() {
-  static const kit::Resource r = [] {
-    kit::Resource b = body("refresh");
-    b.field(kit::text("refresh_token", 200).required());
-    return b;
-  }();
+  static const kit::Resource r = body("refresh", {kit::text("refresh_token", 200).required()});
   return r;
 }
 
 const kit::Resource& logout() {
-  static const kit::Resource r = [] {
-    kit::Resource b = body("logout");
-    b.field(kit::text("refresh_token", 200));
-    return b;
-  }();
+  static const kit::Resource r = body("logout", {kit::text("refresh_token", 200)});
   return r;
 }
 
 const kit::Resource& sign_up() {
-  static const kit::Resource r = [] {
-    kit::Resource b = body("register");
-    b.field(kit::text("email", 254).min(3).required())
-        .field(password())
-        .field(kit::text("name", 200))
-        .field(tenant());
-    return b;
-  }();
+  static const kit::Resource r = body(
+      "register", {kit::text("email", 254).min(3).required(), password(), kit::text("name", 200), tenant()});
   return r;
 }
 
 const kit::Resource& password_forgot() {
-  static const kit::Resource r = [] {
-    kit::Resource b = body("password_forgot");
-    b.field(kit::text("email", 254).required()).field(tenant());
-    return b;
-  }();
+  static const kit::Resource r = body("password_forgot", {kit::text("email", 254).required(), tenant()});
   return r;
 }
 
 const kit::Resource& password_reset() {
-  static const kit::Resource r = [] {
-    kit::Resource b = body("password_reset");
-    b.field(kit::text("token", 200).required()).field(password());
-    return b;
-  }();
+  static const kit::Resource r = body("password_reset", {kit::text("token", 200).required(), password()});
   return r;
 }
 
 const kit::Resource& first_admin() {
-  static const kit::Resource r = [] {
-    kit::Resource b = body("first_admin");
-    b.field(kit::text("email", 254).min(3).required()).field(kit::text("password", 256).write_only());
-    return b;
-  }();
+  static const kit::Resource r = body(
+      "first_admin", {kit::text("email", 254).min(3).required(), kit::text("password", 256).write_only()});
   return r;
 }
 
 const kit::Resource& seed_user() {
-  static const kit::Resource r = [] {
-    kit::Resource b = body("seed_user");
-    b.field(kit::text("email", 254).min(3).required())
-        .field(kit::text("name", 200).min(0))
-        .field(kit::text("role", 16).required())
-        .field(password());
-    return b;
-  }();
+  static const kit::Resource r =
+      body("seed_user", {kit::text("email", 254).min(3).required(), kit::text("name", 200).min(0),
+                         kit::text("role", 16).required(), password()});
   return r;
 }
 

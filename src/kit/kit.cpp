@@ -41,7 +41,8 @@ std::optional<std::string> read_text(const json& v, const Field& f, Problems& p)
     return std::nullopt;
   }
   // Write-only values (passwords) and verbatim ones are taken as given: trimming would change them.
-  std::string s = f.is_verbatim || f.is_write_only ? v.get<std::string>() : trim(v.get_ref<const std::string&>());
+  std::string s =
+      f.is_verbatim || f.is_write_only ? v.get<std::string>() : trim(v.get_ref<const std::string&>());
   if (!clean_text(s, f.is_multiline)) {
     p.fail(f.is_multiline ? "must not contain control characters other than tab and newline"
                           : "must not contain control characters");
@@ -202,7 +203,8 @@ std::optional<json> read_value(const json& v, const Field& f, Problems& p) {
         }
         json item = json::object();
         for (const auto& [k, _] : v[i].items())
-          if (std::none_of(f.properties.begin(), f.properties.end(), [&](const Field& m) { return m.name == k; }))
+          if (std::none_of(f.properties.begin(), f.properties.end(),
+                           [&](const Field& m) { return m.name == k; }))
             errors.push_back({at + "." + k, "is not a member (known: " + join(names) + ")"});
         for (const Field& m : f.properties) {
           auto it = v[i].find(m.name);
@@ -682,7 +684,8 @@ void Kit::store_row(db::Tx& tx, const Caller& c, const Resource& r, json& row, c
   std::deque<std::string> keep;
   std::vector<std::pair<std::string, db::Param>> cols;
   for (const Field& f : r.fields()) {
-    if (!f.is_column || f.is_write_only || (f.is_hidden && !row.contains(f.name))) continue;  // hidden: when given
+    if (!f.is_column || f.is_write_only || (f.is_hidden && !row.contains(f.name)))
+      continue;  // hidden: when given
     cols.emplace_back(f.column(), param_of(f, row[f.name], keep));
   }
   for (const Derived& d : r.derived()) {

@@ -30,8 +30,8 @@ struct Caller {
   std::optional<std::string> owner;
   std::optional<std::string> parent;  // nested resources: the parent row's id (resolved from the path)
   nlohmann::json params = nlohmann::json::object();  // delete: the declared parameters the request gave
-  const http::Context* request = nullptr;  // the request behind the write (nullptr: code)
-  nlohmann::json notes = nlohmann::json::object();  // what the prepare hook noted for the other hooks
+  const http::Context* request = nullptr;            // the request behind the write (nullptr: code)
+  nlohmann::json notes = nlohmann::json::object();   // what the prepare hook noted for the other hooks
 };
 Caller caller_of(const http::Context& ctx, const Resource& r);
 
@@ -105,12 +105,11 @@ class Kit {
   // A nested resource's parent, by id or key, into c.parent; 404 naming the parent when it does not exist.
   void resolve_parent(db::Tx& tx, Caller& c, const Resource& r, const std::string& parent_id_or_key) const;
 
-
   // CSV rows stored as new rows of r under the create rules (links and unique values checked against the
   // tenant and the file's earlier rows), with multi-row statements and their events. All or nothing
   // (throws ImportFailed) unless partial. Blocking, in tx.
-  ImportReport store_import(db::Tx& tx, const Caller& c, const Resource& r, const std::vector<ImportRow>& rows,
-                            bool partial) const;
+  ImportReport store_import(db::Tx& tx, const Caller& c, const Resource& r,
+                            const std::vector<ImportRow>& rows, bool partial) const;
 
   // Runs fn(tx) in a write transaction; with an Idempotency-Key on the request, the answer fn leaves in
   // ctx.res commits with its change, and a retry replays it (a concurrent twin waits, then replays).

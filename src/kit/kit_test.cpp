@@ -319,11 +319,12 @@ TEST_F(KitTest, NestedRowsLiveUnderTheirParentWhichTheKeyNames) {
 // A parent made with its children in one body (an object list kept by hooks), the children embedded in
 // every answer in one statement, in their declared order; and a CSV import under the create rules.
 TEST_F(KitTest, ObjectListsDecorateDefaultSortAndImport) {
-  db_->migrate({{6, "decks and cards",
-                 "CREATE TABLE shelf_db.decks (id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, name TEXT NOT NULL, "
-                 "size INTEGER, created_at TEXT NOT NULL, updated_at TEXT NOT NULL, UNIQUE (tenant_id, name));"
-                 "CREATE TABLE shelf_db.cards (id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, deck_id TEXT NOT NULL, "
-                 "face TEXT NOT NULL, rank INTEGER NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL);"}});
+  db_->migrate(
+      {{6, "decks and cards",
+        "CREATE TABLE shelf_db.decks (id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, name TEXT NOT NULL, "
+        "size INTEGER, created_at TEXT NOT NULL, updated_at TEXT NOT NULL, UNIQUE (tenant_id, name));"
+        "CREATE TABLE shelf_db.cards (id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, deck_id TEXT NOT NULL, "
+        "face TEXT NOT NULL, rank INTEGER NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL);"}});
   const Resource* cards_ptr = nullptr;
   Resource decks_decl("shelf", "deck", "decks");
   decks_decl.field(text("name", 20).required().unique().sortable())
@@ -345,14 +346,17 @@ TEST_F(KitTest, ObjectListsDecorateDefaultSortAndImport) {
               .after_import = [](db::Tx&, const db::TenantScope&, const std::vector<const json*>&) {}});
   const Resource& decks = kit_->add(std::move(decks_decl));
   Resource cards_decl("shelf", "card", "cards");
-  cards_decl.parent(decks, "deck_id").field(text("face", 5).required()).field(integer("rank", 0, 13).required().sortable());
+  cards_decl.parent(decks, "deck_id")
+      .field(text("face", 5).required())
+      .field(integer("rank", 0, 13).required().sortable());
   cards_decl.default_sort("rank");
   cards_ptr = &kit_->add(std::move(cards_decl));
 
   // Every bad member is named with its item; PATCH may not give the list.
   std::vector<std::string> bad;
   try {
-    read_body(decks, R"({"name":"x","cards":[{"face":"A"},{"face":"K","rank":99,"suit":"s"},7]})", Mode::kCreate);
+    read_body(decks, R"({"name":"x","cards":[{"face":"A"},{"face":"K","rank":99,"suit":"s"},7]})",
+              Mode::kCreate);
   } catch (const Error& e) {
     for (const auto& f : e.field_errors()) bad.push_back(f.field);
   }
@@ -361,9 +365,10 @@ TEST_F(KitTest, ObjectListsDecorateDefaultSortAndImport) {
 
   Caller c{a_, {"user", "u1"}, std::nullopt, std::nullopt};
   const json made = db_->write(a_, [&](db::Tx& tx) {
-    return kit_->create(tx, c, decks,
-                        read_body(decks, R"({"name":"b","cards":[{"face":"K","rank":13},{"face":"A","rank":1}]})",
-                                  Mode::kCreate));
+    return kit_->create(
+        tx, c, decks,
+        read_body(decks, R"({"name":"b","cards":[{"face":"K","rank":13},{"face":"A","rank":1}]})",
+                  Mode::kCreate));
   });
   ASSERT_EQ(made["cards"].size(), 2u);
   EXPECT_EQ(made["cards"][0]["face"], "A");  // by rank, the cards' default order
@@ -381,8 +386,10 @@ TEST_F(KitTest, ObjectListsDecorateDefaultSortAndImport) {
 
   // Import: integers stored as integers; a name taken in the tenant or earlier in the file is refused.
   const auto rows = import_rows(parse_csv("name,size\nc,7\nb,1\nd,x\nc,2\n"), decks);
-  EXPECT_THROW(db_->write(a_, [&](db::Tx& tx) { return kit_->store_import(tx, c, decks, rows, false); }), ImportFailed);
-  const ImportReport report = db_->write(a_, [&](db::Tx& tx) { return kit_->store_import(tx, c, decks, rows, true); });
+  EXPECT_THROW(db_->write(a_, [&](db::Tx& tx) { return kit_->store_import(tx, c, decks, rows, false); }),
+               ImportFailed);
+  const ImportReport report =
+      db_->write(a_, [&](db::Tx& tx) { return kit_->store_import(tx, c, decks, rows, true); });
   EXPECT_EQ(report.created, 1);
   ASSERT_EQ(report.errors.size(), 3u);
   EXPECT_EQ(report.errors[0].errors[0].field, "name");
@@ -490,7 +497,7 @@ TEST_F(KitTest, WriteOnlyHiddenPreparedAndSoftDeletedRows) {
       .field(datetime("left_at").read_only())
       .show_tenant_id()
       .soft_delete("left_at")
-      .operations({.create = true, .list = true, .get = false, .update = true, .remove = true})
+      .routes({Op::kCreate, Op::kList, Op::kUpdate, Op::kDelete})
       .reveals(text("ticket", 20))
       .hooks({.prepare = [](Prepare& p) {
         if (auto it = p.patch.find("password"); it != p.patch.end())

@@ -90,17 +90,17 @@ void Kit::add_schemas(json& schemas) const {
     if (!r->csv_routes()) continue;
     const json str = {{"type", "string"}}, integer = {{"type", "integer"}};
     const json problem = {{"type", "object"}, {"properties", {{"field", str}, {"message", str}}}};
-    const json row_error = {{"type", "object"},
-                            {"properties", {{"row", integer}, {"errors", {{"type", "array"}, {"items", problem}}}}}};
-    schemas["ImportReport"] = {
+    const json row_error = {
         {"type", "object"},
-        {"properties",
-         {{"rows", integer},
-          {"created", integer},
-          {"failed", integer},
-          {"ids", {{"type", "array"}, {"items", str}}},
-          {"errors", {{"type", "array"}, {"items", row_error}}}}},
-        {"required", {"rows", "created", "failed", "ids", "errors"}}};
+        {"properties", {{"row", integer}, {"errors", {{"type", "array"}, {"items", problem}}}}}};
+    schemas["ImportReport"] = {{"type", "object"},
+                               {"properties",
+                                {{"rows", integer},
+                                 {"created", integer},
+                                 {"failed", integer},
+                                 {"ids", {{"type", "array"}, {"items", str}}},
+                                 {"errors", {{"type", "array"}, {"items", row_error}}}}},
+                               {"required", {"rows", "created", "failed", "ids", "errors"}}};
   }
 }
 
@@ -125,9 +125,10 @@ void add_schema(json& schemas, const Resource& r) {
         continue;
       }
       const bool stored_null = f.is_nullable && f.default_value.is_null();
-      read[f.name] = f.read_schema.empty()
-                         ? schema_of(f, stored_null)
-                         : json{{"type", "array"}, {"items", {{"$ref", "#/components/schemas/" + f.read_schema}}}};
+      read[f.name] =
+          f.read_schema.empty()
+              ? schema_of(f, stored_null)
+              : json{{"type", "array"}, {"items", {{"$ref", "#/components/schemas/" + f.read_schema}}}};
       all.push_back(f.name);
       if (f.is_read_only) continue;
       create[f.name] = schema_of(f, f.is_nullable);

@@ -155,7 +155,8 @@ void Resource::seal() {
       bad("sortable field '" + f.name + "' must not be nullable (keyset pages need a value)");
     if (f.type == Type::kText && f.max_len == 0) bad("text field '" + f.name + "' needs a maximum length");
     if (f.type == Type::kEnum && f.values.empty()) bad("enum field '" + f.name + "' needs values");
-    if (f.type == Type::kObjectList && f.is_column) bad("object list '" + f.name + "' is kept by hooks (no_column)");
+    if (f.type == Type::kObjectList && f.is_column)
+      bad("object list '" + f.name + "' is kept by hooks (no_column)");
     if (!f.is_column) {
       if (f.is_sortable || f.filter_match != Match::kNone || f.is_searchable || !f.unique_on.empty())
         bad("field '" + f.name + "' has no column to sort, filter, search or compare");
@@ -185,8 +186,8 @@ void Resource::seal() {
     for (const auto& f : fields_)
       if (!f.refs_table.empty())
         bad("field '" + f.name + "' of a platform resource cannot link (refs) to tenant rows");
-  } else if (ops_ != 31 || hooks_.after_commit) {
-    bad("routes() and the after_commit hook are for platform resources only (for now)");
+  } else if (hooks_.after_commit) {
+    bad("the after_commit hook is for platform resources only (for now): tenant resources have committed");
   }
   {
     const std::string s =

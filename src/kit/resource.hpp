@@ -22,15 +22,15 @@
 namespace cdx::kit {
 
 enum class Type : uint8_t {
-  kText,      // a string: trimmed, clean UTF-8, min/max characters, optional pattern and check
-  kInteger,   // a JSON integer in [minimum, maximum]
-  kBoolean,   // true / false (stored 0 / 1)
-  kId,        // a lower-case UUID; refs() makes it a link that must exist in the tenant
-  kEnum,      // one of values
-  kDate,      // YYYY-MM-DD, a real day
-  kDateTime,  // RFC 3339, stored as given (normalised to UTC by the check)
-  kObject,    // a JSON object: at most max bytes as JSON, or the declared properties only
-  kTextList,  // an array of distinct strings (at most max items of at most item_max characters)
+  kText,        // a string: trimmed, clean UTF-8, min/max characters, optional pattern and check
+  kInteger,     // a JSON integer in [minimum, maximum]
+  kBoolean,     // true / false (stored 0 / 1)
+  kId,          // a lower-case UUID; refs() makes it a link that must exist in the tenant
+  kEnum,        // one of values
+  kDate,        // YYYY-MM-DD, a real day
+  kDateTime,    // RFC 3339, stored as given (normalised to UTC by the check)
+  kObject,      // a JSON object: at most max bytes as JSON, or the declared properties only
+  kTextList,    // an array of distinct strings (at most max items of at most item_max characters)
   kObjectList,  // an array of objects whose members are the declared properties (at most max items)
 };
 
@@ -284,7 +284,8 @@ struct Hooks {
   // `rows` a JSON array, so the hook reads every row's extras in one statement.
   std::function<void(db::Tx&, const db::TenantScope&, nlohmann::json& rows)> decorate;
   // A CSV import's rows, after they are inserted (side tables for a whole batch), in the same transaction.
-  std::function<void(db::Tx&, const db::TenantScope&, const std::vector<const nlohmann::json*>& rows)> after_import;
+  std::function<void(db::Tx&, const db::TenantScope&, const std::vector<const nlohmann::json*>& rows)>
+      after_import;
   // The rows a tenant starts with (a default pipeline): written, in a write transaction, the first time
   // its unfiltered list is read empty.
   std::function<void(db::Tx&, const db::TenantScope&)> seed;
@@ -296,11 +297,6 @@ struct Hooks {
   std::function<void(Prepare&)> prepare;
   // In the route, after a create, update or delete committed: drop caches (a revoked key stops at once).
   std::function<void(http::Context&)> committed;
-};
-
-// The routes a resource serves (an append-only or revoke-only resource leaves some out).
-struct Operations {
-  bool create = true, list = true, get = true, update = true, remove = true;
 };
 
 // Extra columns kept from the row on every write (normalised copies for unique checks, a search column).
@@ -364,8 +360,7 @@ class Resource {
     read_access_ = a;
     return *this;
   }
-  // The only routes the kit mounts (the others are hand-written or absent). Platform resources only, for
-  // now.
+  // The only routes the kit mounts (the others are hand-written or absent: a revoke-only key has no PATCH).
   Resource& routes(std::initializer_list<Op> ops) {
     ops_ = 0;
     for (Op op : ops) ops_ |= static_cast<uint8_t>(op);
@@ -379,10 +374,6 @@ class Resource {
   // The path segment when it differs from the plural (table auth_db.api_keys, path /api/v1/auth/api-keys).
   Resource& segment(std::string s) {
     segment_ = std::move(s);
-    return *this;
-  }
-  Resource& operations(Operations o) {
-    operations_ = o;
     return *this;
   }
   // Access of GET and PATCH on one item when it differs (kTenantAdminOrSelf: a user reads and changes
@@ -498,9 +489,9 @@ class Resource {
   std::string path() const {
     if (!path_.empty()) return path_;
     const std::string& seg = segment_.empty() ? plural_ : segment_;
-    return parent_ ? parent_->path() + "/{" + parent_->item_param() + "}/" + seg : "/api/v1/" + module_ + "/" + seg;
+    return parent_ ? parent_->path() + "/{" + parent_->item_param() + "}/" + seg
+                   : "/api/v1/" + module_ + "/" + seg;
   }
-  const Operations& operations() const { return operations_; }
   http::Access item_access() const { return item_access_.value_or(access_); }
   bool shows_tenant_id() const { return show_tenant_id_; }
   const std::string& soft_delete_field() const { return soft_delete_; }
@@ -547,7 +538,6 @@ class Resource {
  private:
   std::string module_, kind_, plural_;
   std::string segment_;
-  Operations operations_;
   std::optional<http::Access> item_access_;
   bool show_tenant_id_ = false;
   bool ignore_unknown_ = false;

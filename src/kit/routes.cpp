@@ -116,7 +116,6 @@ void Kit::mount(http::Router& router) const {
   }
 }
 
-
 void Kit::mount_one(http::Router& router, const Resource& r) const {
   if (r.is_platform()) return mount_platform(router, r);
   const std::string base = r.path();
@@ -125,7 +124,7 @@ void Kit::mount_one(http::Router& router, const Resource& r) const {
   const Resource* res = &r;
 
   const std::string created_schema = r.revealed().empty() ? r.schema_name() : r.schema_name() + "Created";
-  if (r.operations().create)
+  if (r.mounts(Op::kCreate))
     router.add(Method::kPost, base,
                [this, res, route_key = "POST " + base](Context& ctx) -> Task<void> {
                  json patch = read_body(*res, ctx.req.body, Mode::kCreate);
@@ -156,7 +155,7 @@ void Kit::mount_one(http::Router& router, const Resource& r) const {
                 .response_schema = created_schema,
                 .success_status = 201});
 
-  if (r.operations().list)
+  if (r.mounts(Op::kList))
     router.add(Method::kGet, base,
                [this, res](Context& ctx) -> Task<void> {
                  ListQuery q = read_list(*res, ctx);
@@ -168,14 +167,17 @@ void Kit::mount_one(http::Router& router, const Resource& r) const {
                    });
                  };
                  json rows = co_await workers_.run(read);
-                 if (rows.empty() && res->hooks().seed && !q.after && !q.q && q.filters.empty() && q.custom.empty()) {
-                   // A tenant's first look: the rows it starts with (the seed checks again under the write lock).
+                 if (rows.empty() && res->hooks().seed && !q.after && !q.q && q.filters.empty() &&
+                     q.custom.empty()) {
+                   // A tenant's first look: the rows it starts with (the seed checks again under the write
+                   // lock).
                    co_await db::write_async(*db_, workers_, c.scope,
                                             [&](db::Tx& tx) { res->hooks().seed(tx, c.scope); });
                    rows = co_await workers_.run(read);
                  }
                  // Rendered on the worker too: a page of 200 rows is not the I/O thread's work.
-                 std::string page = co_await workers_.run([&] { return render_list(*res, std::move(rows), q); });
+                 std::string page =
+                     co_await workers_.run([&] { return render_list(*res, std::move(rows), q); });
                  ctx.res.json(200, std::move(page));
                },
                {.access = r.read_access(),
@@ -187,7 +189,7 @@ void Kit::mount_one(http::Router& router, const Resource& r) const {
                 .list = true,
                 .query_params = list_params(r)});
 
-  if (r.operations().get)
+  if (r.mounts(Op::kGet))
     router.add(Method::kGet, base + "/{" + r.item_param() + "}",
                [this, res](Context& ctx) -> Task<void> {
                  const std::string id = item_id(ctx, *res);
@@ -207,7 +209,7 @@ void Kit::mount_one(http::Router& router, const Resource& r) const {
                 .tag = tag,
                 .response_schema = r.schema_name()});
 
-  if (r.operations().update)
+  if (r.mounts(Op::kUpdate))
     router.add(Method::kPatch, base + "/{" + r.item_param() + "}",
                [this, res](Context& ctx) -> Task<void> {
                  const std::string id = item_id(ctx, *res);
@@ -231,7 +233,7 @@ void Kit::mount_one(http::Router& router, const Resource& r) const {
                 .request_schema = r.schema_name() + "Update",
                 .response_schema = r.schema_name()});
 
-  if (r.operations().remove)
+  if (r.mounts(Op::kDelete))
     router.add(Method::kDelete, base + "/{" + r.item_param() + "}",
                [this, res](Context& ctx) -> Task<void> {
                  const std::string id = item_id(ctx, *res);
@@ -252,7 +254,6 @@ void Kit::mount_one(http::Router& router, const Resource& r) const {
                 .success_status = 204,
                 .query_params = r.delete_params()});
 }
-
 
 // writes (declared), so there is no tenant to keep an Idempotency-Key for.
 void Kit::mount_platform(http::Router& router, const Resource& r) const {
