@@ -95,70 +95,6 @@ std::optional<std::string> string_claim(const json& extra, const char* name) {
 }
 
 // scheme://authority[rest] checks shared by redirect URIs and origins.
-std::optional<std::string> url_problem(std::string_view uri, bool origin_only) {
-  const char* what = origin_only ? "an origin" : "a redirect URI";
-  if (uri.empty() || uri.size() > 2000) return std::string("must be 1 to 2000 characters long");
-  for (char c : uri) {
-    const auto u = static_cast<unsigned char>(c);
-    if (u <= 0x20 || u >= 0x7f || c == '\\' || c == '"' || c == '<' || c == '>' || c == '`' || c == '{' ||
-        c == '}' || c == '|' || c == '^')
-      return std::string("must be a plain ASCII URL without spaces or characters that need escaping");
-  }
-  if (uri.find('#') != std::string_view::npos) return std::string("must not contain a fragment (#)");
-  if (uri.find('*') != std::string_view::npos)
-    return std::string("must not contain wildcards (*); list each URL");
-  const size_t sep = uri.find("://");
-  if (sep == std::string_view::npos) return std::string("must be absolute: https://host/…");
-  const std::string scheme = lower(uri.substr(0, sep));
-  if (scheme != "https" && scheme != "http") return std::string("must use https (or http for localhost)");
-  std::string_view rest = uri.substr(sep + 3);
-  const size_t end = rest.find_first_of("/?");
-  const std::string_view authority = rest.substr(0, end);
-  const std::string_view after = end == std::string_view::npos ? std::string_view{} : rest.substr(end);
-  if (authority.empty()) return std::string("must name a host");
-  if (authority.find('@') != std::string_view::npos) return std::string("must not contain user info (user@)");
-  std::string_view host, port;
-  if (authority.front() == '[') {
-    const size_t close = authority.find(']');
-    if (close == std::string_view::npos) return std::string("has a malformed IPv6 host");
-    host = authority.substr(0, close + 1);
-    std::string_view tail = authority.substr(close + 1);
-    if (!tail.empty()) {
-      if (tail.front() != ':') return std::string("has a malformed host");
-      port = tail.substr(1);
-      if (port.empty()) return std::string("has an empty port");
-    }
-    for (char c : host.substr(1, host.size() - 2))
-      if (!std::isxdigit(static_cast<unsigned char>(c)) && c != ':' && c != '.')
-        return std::string("has a malformed IPv6 host");
-  } else {
-    const size_t colon = authority.find(':');
-    host = authority.substr(0, colon);
-    if (colon != std::string_view::npos) {
-      port = authority.substr(colon + 1);
-      if (port.empty()) return std::string("has an empty port");
-    }
-    if (host.empty()) return std::string("must name a host");
-    for (char c : host)
-      if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '-')
-        return std::string("has a host with characters a host name cannot have");
-  }
-  if (!port.empty()) {
-    int n = 0;
-    auto [p, ec] = std::from_chars(port.data(), port.data() + port.size(), n);
-    if (ec != std::errc() || p != port.data() + port.size() || n < 1 || n > 65535 || port.size() > 5)
-      return std::string("has a port that is not 1 to 65535");
-  }
-  if (scheme == "http") {
-    const std::string h = lower(host);
-    if (h != "localhost" && h != "127.0.0.1" && h != "[::1]")
-      return std::string("may use http only for localhost, 127.0.0.1 or [::1]; use https");
-  }
-  if (origin_only && !after.empty())
-    return std::string("must be ") + what + " only: scheme://host[:port], without a path or a trailing slash";
-  return std::nullopt;
-}
-
 }  // namespace
 
 // ---- pure rules
@@ -227,9 +163,6 @@ bool pkce_matches(std::string_view verifier, std::string_view challenge) {
   if (!valid_code_verifier(verifier) || !valid_code_challenge(challenge)) return false;
   return constant_time_equal(pkce_s256(verifier), challenge);
 }
-
-std::optional<std::string> redirect_uri_problem(std::string_view uri) { return url_problem(uri, false); }
-std::optional<std::string> origin_problem(std::string_view origin) { return url_problem(origin, true); }
 
 std::optional<std::pair<std::string, std::string>> parse_basic_credentials(std::string_view header) {
   constexpr std::string_view kBasic = "Basic ";

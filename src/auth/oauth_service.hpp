@@ -79,11 +79,7 @@ bool valid_code_challenge(std::string_view challenge);
 std::string pkce_s256(std::string_view verifier);
 bool pkce_matches(std::string_view verifier, std::string_view challenge);  // constant time
 
-// Why a redirect URI cannot be registered, or nullopt: absolute https (http only for localhost, 127.0.0.1 and
-// [::1]), a host, no user info, no fragment, no wildcard, at most 2000 characters.
-std::optional<std::string> redirect_uri_problem(std::string_view uri);
-// The same for a CORS origin: scheme://host[:port] and nothing after it.
-std::optional<std::string> origin_problem(std::string_view origin);
+// redirect_uri_problem and origin_problem: common/validate.hpp.
 
 // "Basic base64(urlencoded(id):urlencoded(secret))" (RFC 6749 §2.3.1); nullopt when malformed.
 std::optional<std::pair<std::string, std::string>> parse_basic_credentials(std::string_view header);

@@ -1,4 +1,5 @@
 #include "auth/oauth_service.hpp"
+#include "common/validate.hpp"
 
 #include <gtest/gtest.h>
 
@@ -14,7 +15,8 @@ class OAuthRules : public ::testing::Test {
   static void SetUpTestSuite() { init_crypto(); }
 };
 
-// ---- PKCE (RFC 7636) ----------------------------------------------------------------------------------------
+// ---- PKCE (RFC 7636)
+// ----------------------------------------------------------------------------------------
 
 TEST_F(OAuthRules, PkceS256MatchesTheRfcExample) {
   // RFC 7636 Appendix B.
@@ -41,10 +43,12 @@ TEST_F(OAuthRules, PkceVerifierAndChallengeShapes) {
   EXPECT_FALSE(pkce_matches("short", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"));
 }
 
-// ---- form parsing ---------------------------------------------------------------------------------------------
+// ---- form parsing
+// ---------------------------------------------------------------------------------------------
 
 TEST_F(OAuthRules, FormDecodesPlusAndPercentEscapes) {
-  auto f = Form::parse("grant_type=authorization_code&scope=openid+email%20crm%3Aread&redirect_uri=https%3A%2F%2Fa.b%2Fcb");
+  auto f = Form::parse(
+      "grant_type=authorization_code&scope=openid+email%20crm%3Aread&redirect_uri=https%3A%2F%2Fa.b%2Fcb");
   ASSERT_TRUE(f);
   EXPECT_EQ(f->get("grant_type"), "authorization_code");
   EXPECT_EQ(f->get("scope"), "openid email crm:read");
@@ -69,12 +73,12 @@ TEST_F(OAuthRules, FormRefusesRepeatedAndMalformedParameters) {
   EXPECT_FALSE(Form::parse("a=%zz"));
   EXPECT_FALSE(Form::parse("a=%4"));
   EXPECT_FALSE(Form::parse("a=%"));
-  EXPECT_FALSE(Form::parse("a=%00"));         // control character
+  EXPECT_FALSE(Form::parse("a=%00"));  // control character
   EXPECT_FALSE(Form::parse("a=line%0Abreak"));
-  EXPECT_FALSE(Form::parse("a=%ff%fe"));      // not UTF-8
-  EXPECT_FALSE(Form::parse("a=%C0%AF"));      // overlong
-  EXPECT_FALSE(Form::parse("a=%ED%A0%80"));   // surrogate
-  EXPECT_TRUE(Form::parse("a=%E2%82%AC"));    // €
+  EXPECT_FALSE(Form::parse("a=%ff%fe"));     // not UTF-8
+  EXPECT_FALSE(Form::parse("a=%C0%AF"));     // overlong
+  EXPECT_FALSE(Form::parse("a=%ED%A0%80"));  // surrogate
+  EXPECT_TRUE(Form::parse("a=%E2%82%AC"));   // €
   std::string many;
   for (int i = 0; i < 65; ++i) many += "p" + std::to_string(i) + "=1&";
   EXPECT_FALSE(Form::parse(many));
@@ -97,7 +101,8 @@ TEST_F(OAuthRules, Utf8TextValidation) {
   EXPECT_FALSE(valid_utf8_text(std::string("\xc2\x85")));          // C1 control
 }
 
-// ---- client authentication ------------------------------------------------------------------------------------
+// ---- client authentication
+// ------------------------------------------------------------------------------------
 
 TEST_F(OAuthRules, BasicCredentialsFollowRfc6749) {
   // RFC 6749 §2.3.1 example.
@@ -120,19 +125,20 @@ TEST_F(OAuthRules, BasicCredentialsFollowRfc6749) {
   EXPECT_EQ(empty_secret->second, "");
 }
 
-// ---- redirect URIs and origins ----------------------------------------------------------------------------------
+// ---- redirect URIs and origins
+// ----------------------------------------------------------------------------------
 
 TEST_F(OAuthRules, RedirectUrisAreHttpsOrLoopbackHttp) {
   for (const char* ok : {"https://app.example.com/callback", "https://app.example.com:8443/cb?x=1",
                          "http://localhost:3000/cb", "http://127.0.0.1/cb", "http://[::1]:8080/cb",
                          "HTTPS://App.Example.com/cb", "https://app.example.com"})
     EXPECT_EQ(redirect_uri_problem(ok), std::nullopt) << ok;
-  for (const char* bad : {"", "/relative/cb", "app.example.com/cb", "http://app.example.com/cb",
-                          "http://localhost.evil.com/cb", "https://app.example.com/cb#frag", "https://*.example.com/cb",
-                          "https://user:pw@app.example.com/cb", "https://app.example.com:0/cb",
-                          "https://app.example.com:99999/cb", "https://app.example.com:/cb", "ftp://app.example.com/cb",
-                          "javascript:alert(1)", "https:///cb", "https://app example.com/cb",
-                          "https://app.example.com/c\"b", "https://[::1/cb", "https://exa_mple.com/cb"})
+  for (const char* bad :
+       {"", "/relative/cb", "app.example.com/cb", "http://app.example.com/cb", "http://localhost.evil.com/cb",
+        "https://app.example.com/cb#frag", "https://*.example.com/cb", "https://user:pw@app.example.com/cb",
+        "https://app.example.com:0/cb", "https://app.example.com:99999/cb", "https://app.example.com:/cb",
+        "ftp://app.example.com/cb", "javascript:alert(1)", "https:///cb", "https://app example.com/cb",
+        "https://app.example.com/c\"b", "https://[::1/cb", "https://exa_mple.com/cb"})
     EXPECT_NE(redirect_uri_problem(bad), std::nullopt) << bad;
   EXPECT_NE(redirect_uri_problem("https://a.example.com/" + std::string(2000, 'x')), std::nullopt);
 }
@@ -146,7 +152,8 @@ TEST_F(OAuthRules, OriginsHaveNoPath) {
   EXPECT_NE(origin_problem("null"), std::nullopt);
 }
 
-// ---- scopes and redirects ----------------------------------------------------------------------------------------
+// ---- scopes and redirects
+// ----------------------------------------------------------------------------------------
 
 TEST_F(OAuthRules, ScopesSplitOnSpacesWithoutDuplicates) {
   auto s = split_scope("openid  email openid crm:read");
@@ -160,20 +167,22 @@ TEST_F(OAuthRules, ScopesSplitOnSpacesWithoutDuplicates) {
 }
 
 TEST_F(OAuthRules, AddQueryKeepsTheExistingQueryAndEncodes) {
-  EXPECT_EQ(add_query("https://a.b/cb", {{"code", "x y"}, {"state", "s&t=1"}}), "https://a.b/cb?code=x%20y&state=s%26t%3D1");
+  EXPECT_EQ(add_query("https://a.b/cb", {{"code", "x y"}, {"state", "s&t=1"}}),
+            "https://a.b/cb?code=x%20y&state=s%26t%3D1");
   EXPECT_EQ(add_query("https://a.b/cb?app=1", {{"code", "c"}}), "https://a.b/cb?app=1&code=c");
   EXPECT_EQ(add_query("https://a.b/cb?", {{"code", "c"}}), "https://a.b/cb?code=c");
 }
 
-// ---- the login form's CSRF token ---------------------------------------------------------------------------------
+// ---- the login form's CSRF token
+// ---------------------------------------------------------------------------------
 
 TEST_F(OAuthRules, CsrfTokenIsBoundToKeyNonceRequestAndTime) {
   const std::string key = "k3y-with-enough-entropy-for-a-test";
   const std::string binding = "client_id=abc\nredirect_uri=https://a.b/cb\n";
   const std::string token = make_csrf_token(key, "nonce1", binding, 1000);
   EXPECT_TRUE(check_csrf_token(key, token, "nonce1", binding, 999));
-  EXPECT_FALSE(check_csrf_token(key, token, "nonce1", binding, 1000));  // expired
-  EXPECT_FALSE(check_csrf_token(key, token, "nonce2", binding, 999));   // another browser
+  EXPECT_FALSE(check_csrf_token(key, token, "nonce1", binding, 1000));                   // expired
+  EXPECT_FALSE(check_csrf_token(key, token, "nonce2", binding, 999));                    // another browser
   EXPECT_FALSE(check_csrf_token(key, token, "nonce1", binding + "scope=admin\n", 999));  // another request
   EXPECT_FALSE(check_csrf_token("other key", token, "nonce1", binding, 999));
   EXPECT_FALSE(check_csrf_token(key, token, "", binding, 999));
@@ -201,7 +210,8 @@ TEST_F(OAuthRules, ParsersSurviveRandomInput) {
   const std::string alphabet = "aZ09=&%+:;./?#@[]!\"' \t\r\n\x7f\x80\xc3\xa9\xff-_~*";
   for (int i = 0; i < 20000; ++i) {
     std::string s(rng() % 64, '\0');
-    for (auto& c : s) c = (rng() % 4 == 0) ? static_cast<char>(rng() % 256) : alphabet[rng() % alphabet.size()];
+    for (auto& c : s)
+      c = (rng() % 4 == 0) ? static_cast<char>(rng() % 256) : alphabet[rng() % alphabet.size()];
     (void)Form::parse(s);
     (void)form_decode(s);
     (void)valid_utf8_text(s);

@@ -20,6 +20,39 @@ kit::Check rule(std::optional<std::string> (*problem)(const std::string&)) {
   };
 }
 
+// The settings the platform reads must hold what it expects (the rest is the tenant's own): lifetimes the
+// platform may shorten but not stretch, origins a browser sends, a flag.
+void check_settings(const json& settings, std::vector<FieldError>& errors) {
+  auto integer = [&](const char* key, int64_t min, int64_t max) {
+    auto it = settings.find(key);
+    if (it == settings.end() || it->is_null()) return;
+    if (!it->is_number_integer() || it->get<int64_t>() < min || it->get<int64_t>() > max)
+      errors.push_back({std::string("settings.") + key, "must be an integer number of seconds from " +
+                                                            std::to_string(min) + " to " +
+                                                            std::to_string(max)});
+  };
+  // Above the platform's own maximum a lifetime is accepted and capped when tokens are issued (the maximum is
+  // configuration, and may grow later).
+  integer("access_token_ttl", 60, 365 * 24 * 3600);
+  integer("refresh_token_ttl", 300, 10 * 365 * 24 * 3600);
+  if (auto it = settings.find("allowed_origins"); it != settings.end() && !it->is_null()) {
+    if (!it->is_array() || it->size() > 50) {
+      errors.push_back(
+          {"settings.allowed_origins", "must be a list of at most 50 origins (https://app.example.com)"});
+    } else {
+      for (size_t i = 0; i < it->size(); ++i) {
+        const json& o = (*it)[i];
+        auto why = o.is_string() ? origin_problem(o.get_ref<const std::string&>())
+                                 : std::optional<std::string>("must be a string");
+        if (why) errors.push_back({"settings.allowed_origins[" + std::to_string(i) + "]", *why});
+      }
+    }
+  }
+  if (auto it = settings.find("allow_registration");
+      it != settings.end() && !it->is_null() && !it->is_boolean())
+    errors.push_back({"settings.allow_registration", "must be true or false"});
+}
+
 }  // namespace
 
 kit::Resource tenant_resource() {
@@ -49,6 +82,7 @@ kit::Resource tenant_resource() {
       .hooks(
           {.validate =
                [](Change& c) {
+                 check_settings(c.row.at("settings"), c.errors);
                  if (c.before && c.before->at("plan") == c.row.at("plan")) return;
                  const std::string plan = c.row.at("plan").get<std::string>();
                  if (!Store::plan_exists(c.tx, plan))

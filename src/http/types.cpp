@@ -8,9 +8,12 @@ namespace cdx {
 
 std::string_view role_name(Role role) {
   switch (role) {
-    case Role::kSuperadmin: return "SUPERADMIN";
-    case Role::kAdmin: return "ADMIN";
-    case Role::kClient: return "CLIENT";
+    case Role::kSuperadmin:
+      return "SUPERADMIN";
+    case Role::kAdmin:
+      return "ADMIN";
+    case Role::kClient:
+      return "CLIENT";
   }
   return "CLIENT";
 }
@@ -20,13 +23,15 @@ std::string_view role_name(Role role) {
 namespace cdx::http {
 
 std::string_view method_name(Method m) {
-  static constexpr std::string_view kNames[] = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "OTHER"};
+  static constexpr std::string_view kNames[] = {"GET",   "HEAD",   "POST",    "PUT",
+                                                "PATCH", "DELETE", "OPTIONS", "OTHER"};
   return kNames[static_cast<int>(m)];
 }
 
 std::string_view Request::header(std::string_view name) const {
   for (const auto& h : headers)
-    if (h.name.size() == name.size() && strncasecmp(h.name.data(), name.data(), name.size()) == 0) return h.value;
+    if (h.name.size() == name.size() && strncasecmp(h.name.data(), name.data(), name.size()) == 0)
+      return h.value;
   return {};
 }
 
@@ -89,6 +94,10 @@ std::optional<std::string> Request::query_param(std::string_view name) const {
       // Checked here, once, so no handler hands broken text to a database or a JSON answer.
       if (!valid_utf8(value))
         throw Error::validation({{std::string(name), "must be valid UTF-8 (percent-encoded)"}});
+      // No query parameter of ours holds control characters; PostgreSQL refuses a NUL in text outright.
+      for (const char c : value)
+        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
+          throw Error::validation({{std::string(name), "must not contain control characters"}});
       return value;
     }
   }
