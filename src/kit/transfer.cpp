@@ -184,24 +184,29 @@ ImportReport Kit::store_import(db::Tx& tx, const Caller& c, const Resource& r,
     cand.line = rows[i].row;
     cand.errors = rows[i].errors;
     if (!cand.errors.empty()) return;
-    const json patch = read_fields(r, rows[i].fields, Mode::kCreate, cand.errors);
+    json patch = read_fields(r, rows[i].fields, Mode::kCreate, cand.errors);
     if (!cand.errors.empty()) return;
+    // One pass over the fields: each value's cell, then the value moved into the row.
     json& row = cand.row;
-    row["id"] = new_uuid_v7();
+    cand.cells.reserve(columns.size());
+    std::string id = new_uuid_v7();
+    cand.cells.emplace_back(id);
+    row["id"] = std::move(id);
     for (const Field& f : r.fields()) {
+      if (!f.rendered()) continue;  // write-only and hidden values are no import's
       auto it = patch.find(f.name);
-      row[f.name] = it != patch.end() ? *it : f.default_value;
+      json v = it != patch.end() ? std::move(*it) : f.default_value;
+      if (f.is_column) cand.cells.push_back(cell_of(f, v));
+      row[f.name] = std::move(v);
     }
-    row["created_at"] = row["updated_at"] = now;
-    cand.cells.push_back(row["id"].get<std::string>());
-    for (const Field& f : r.fields())
-      if (f.is_column && f.rendered()) cand.cells.push_back(cell_of(f, row[f.name]));
+    row["created_at"] = now;
+    row["updated_at"] = now;
     for (const Derived& d : r.derived()) {
       std::string keep;
       cand.cells.push_back(cell_of(d.value(row, keep)));
     }
-    cand.cells.push_back(now);
-    cand.cells.push_back(now);
+    cand.cells.emplace_back(now);
+    cand.cells.emplace_back(now);
     for (const Field* f : uniques) {
       const size_t at = std::find(columns.begin(), columns.end(), f->unique_on) - columns.begin();
       cand.uniques.push_back(at < columns.size() ? cand.cells[at] : cell_of(*f, row[f->name]));
