@@ -55,6 +55,45 @@ bool contains(const json& list, std::string_view s) {
 
 json strings(const std::vector<std::string>& v) { return json(v); }
 
+// What a credential may create or change (docs/auth.md): a scope-limited credential — an API key, an OAuth
+// client's token — hands out nothing it does not hold. Users and ADMIN keys hold everything of their tenant.
+const Principal* limited(const kit::Caller* c) {
+  const Principal* who = principal_of(c);
+  if (!who || (who->kind != Principal::Kind::kApiKey && !who->scope_limited) || who->has_scope("*"))
+    return nullptr;
+  return who;
+}
+
+// An ADMIN user holds every scope of the tenant: only a credential holding '*' (or an ADMIN) makes one,
+// changes one (its password above all) or removes one.
+void check_admin_user(const Change& c) {
+  const bool admin =
+      c.row.value("role", "") == "ADMIN" || (c.before && c.before->value("role", "") == "ADMIN");
+  if (admin && limited(c.caller))
+    throw Error(
+        Code::kForbidden,
+        "An ADMIN user holds every scope of the tenant: only an ADMIN or a key holding '*' may create, "
+        "change or delete one; this key holds fewer.");
+}
+
+// An OAuth client's API scopes are what its tokens will hold: a limited credential registers, changes or
+// rotates the secret of a client only within its own scopes.
+void check_client_scopes(const Change& c) {
+  const Principal* who = limited(c.caller);
+  if (!who) return;
+  auto check = [&](const json& scopes) {
+    for (const auto& s : scopes) {
+      const std::string scope = s.get<std::string>();
+      if (std::find(oidc_scopes().begin(), oidc_scopes().end(), scope) != oidc_scopes().end()) continue;
+      if (!who->has_scope(scope))
+        throw Error(Code::kForbidden,
+                    "The calling credential does not hold the scope '" + scope + "' this client would hold.");
+    }
+  };
+  check(c.row.at("scopes"));
+  if (c.before) check(c.before->at("scopes"));
+}
+
 }  // namespace
 
 // ---- users
@@ -78,7 +117,12 @@ kit::Resource user_resource(Service& service, Invalidate invalidate) {
       .field(kit::text("password", 256)
                  .not_null()
                  .write_only()
-                 .doc("8+ characters, not a common password; a new one ends the user's sessions"))
+                 .doc("8+ characters, not a common password; a new one ends the user's sessions and spends "
+                      "every outstanding reset link"))
+      .field(
+          kit::text("current_password", 256)
+              .write_only()
+              .doc("required with password when users change their own (a stolen access token alone cannot)"))
       .field(kit::text("password_hash", 200).hidden())
       .field(kit::datetime("last_login_at").read_only())
       .derived("email_normalized",
@@ -96,6 +140,7 @@ kit::Resource user_resource(Service& service, Invalidate invalidate) {
       .hooks({
           .validate =
               [](Change& c) {
+                check_admin_user(c);
                 const std::string email = c.row.at("email").get<std::string>();
                 if (!c.value("name")) c.row["name"] = email.substr(0, email.find('@'));
                 if (!c.before) {
@@ -132,8 +177,10 @@ kit::Resource user_resource(Service& service, Invalidate invalidate) {
                 const json& b = *c.before;
                 const bool role = b["role"] != c.row["role"], status = b["status"] != c.row["status"];
                 const bool password = c.given("password");
-                // A new password, role or status ends the user's sessions (committed: caches dropped too).
+                // A new password, role or status ends the user's sessions (committed: caches dropped too); a
+                // new password also spends the reset links still out.
                 if (role || status || password) Store::revoke_subject_sessions(c.tx, c.scope, id);
+                if (password) Store::spend_password_resets(c.tx, c.scope, id);
                 if (role)
                   audit(c, "user.role_changed", "user", id, {{"from", b["role"]}, {"to", c.row["role"]}});
                 if (status)
@@ -142,6 +189,7 @@ kit::Resource user_resource(Service& service, Invalidate invalidate) {
               },
           .before_delete =
               [](Change& c) {
+                check_admin_user(c);
                 if (c.row["role"] == "ADMIN" && c.row["status"] == "active") {
                   c.tx.lock("auth.users:" + c.scope.tenant_id());
                   if (Store::count_active_admins(c.tx, c.scope) <= 1)
@@ -165,6 +213,16 @@ kit::Resource user_resource(Service& service, Invalidate invalidate) {
                 std::string password;
                 if (auto it = p.patch.find("password"); it != p.patch.end()) {
                   password = it->get<std::string>();
+                  // ASVS 2.1.6: users changing their own password prove they know the current one.
+                  if (!p.create && from_api && who && who->kind == Principal::Kind::kUser &&
+                      p.caller.request->req.param(0) == who->id) {
+                    auto current = p.patch.find("current_password");
+                    if (current == p.patch.end())
+                      throw Error::validation(
+                          {{"current_password", "is required to change your own password"}});
+                    service.check_own_password(p.caller.scope, who->id, current->get<std::string>(),
+                                               std::string(p.caller.request->req.remote));
+                  }
                   if (from_api)
                     if (auto why = password_problem(password)) throw Error::validation({{"password", *why}});
                 } else if (p.create) {
@@ -364,6 +422,7 @@ kit::Resource oauth_client_resource(Service&, Invalidate invalidate) {
                 c.row["token_endpoint_auth_method"] =
                     c.row["type"] == "public" ? "none" : "client_secret_basic";
                 check_client(c);
+                check_client_scopes(c);
                 if (c.before || !c.errors.empty()) return;
                 const Principal* who = principal_of(c.caller);
                 if (who && who->kind == Principal::Kind::kUser) c.row["created_by"] = who->id;

@@ -82,6 +82,28 @@ std::string Service::hash_on_pool(std::string_view password) {
   return done->get_future().get();
 }
 
+void Service::check_own_password(const db::TenantScope& scope, const std::string& user_id,
+                                 std::string_view password, const std::string& ip) {
+  const std::string account = scope.tenant_id() + ":" + user_id + ":current";
+  const int64_t now = Clock::unix_seconds();
+  if (auto wait = throttle_.retry_after(account, ip, now))
+    throw Error(Code::kRateLimited, "Too many wrong passwords; retry later.")
+        .with_header("Retry-After", std::to_string(*wait));
+  auto user = store_.find_user(scope, user_id);
+  auto done = std::make_shared<std::promise<bool>>();
+  hashers_.post([done, hash = user ? user->password_hash : std::string(), pw = std::string(password)] {
+    try {
+      done->set_value(!hash.empty() && verify_password(hash, pw));
+    } catch (...) {
+      done->set_exception(std::current_exception());
+    }
+  });
+  if (!done->get_future().get()) {
+    throttle_.failed(account, ip, now);
+    throw Error::validation({{"current_password", "is not your current password"}});
+  }
+}
+
 // ---- keys -------------------------------------------------------------------------------------------
 
 void Service::load_signing_keys() {
@@ -355,6 +377,13 @@ nlohmann::json Service::register_user(std::string_view tenant, nlohmann::json us
 void Service::forgot_password(std::string_view tenant, std::string_view email, const Caller& caller) {
   // Runs after the answer has gone (see the route), so nothing here is observable by the caller.
   auto info = core_.find_tenant(tenant);
+  const std::string account = (info ? info->tenant.id : "?" + lowercase(tenant)) + ":" + lowercase(email);
+  const int64_t now = Clock::unix_seconds();
+  if (reset_throttle_.retry_after(account, caller.ip, now)) {
+    log::warn("password reset request throttled", {{"ip", caller.ip}});
+    return;
+  }
+  reset_throttle_.failed(account, caller.ip, now);  // counted whether or not the account exists
   if (!info || info->tenant.status != "active") return;
   const db::TenantScope scope = ScopeMinter::mint(info->tenant.id);
   auto user = store_.find_user_by_email(scope, email);

@@ -50,6 +50,10 @@ class Service {
   WorkerPool& hashers() { return hashers_; }
   // Blocking (call from a worker): an Argon2id hash computed on the hashing pool.
   std::string hash_on_pool(std::string_view password);
+  // A user's current password, verified on the hashing pool; 422 naming current_password when wrong, 429
+  // after as many failures as a login allows. Blocking.
+  void check_own_password(const db::TenantScope& scope, const std::string& user_id, std::string_view password,
+                          const std::string& ip);
 
   void load_signing_keys();  // generates and stores the first key on an empty database
   std::shared_ptr<const KeyRing> keyring() const;
@@ -146,6 +150,9 @@ class Service {
   std::unique_ptr<Mailer> mailer_;
   std::string issuer_;
   LoginThrottle throttle_;
+  // Reset mails: at most 3 an hour to one account and 60 an hour from one address (an office behind one
+  // NAT asks for more than one person); beyond, the request is answered the same and nothing is sent.
+  LoginThrottle reset_throttle_{{.per_account = 3, .per_address = 60, .window_seconds = 3600}};
   mutable std::mutex keyring_mutex_;
   std::shared_ptr<const KeyRing> keyring_;
   std::mutex key_use_mutex_;

@@ -243,6 +243,25 @@ void Store::insert_password_reset(const db::TenantScope& scope, const std::strin
   });
 }
 
+void Store::spend_password_resets(db::Tx& tx, const db::TenantScope& scope, const std::string& user_id) {
+  tx.query(
+      "UPDATE auth_db.password_resets SET used_at = $3 WHERE tenant_id = $1 AND user_id = $2 AND used_at IS "
+      "NULL",
+      {scope.tenant_id(), user_id, format_rfc3339(Clock::now())});
+}
+
+int64_t Store::count_recent_resets(const db::TenantScope& scope, const std::string& user_id, int64_t since) {
+  return db_->read(scope, [&](db::Tx& tx) {
+    return tx
+        .query(
+            "SELECT COUNT(*) FROM auth_db.password_resets WHERE tenant_id = $1 AND user_id = $2 AND "
+            "expires_at > $3",
+            {scope.tenant_id(), user_id, since})
+        .rows.at(0)
+        .integer(0);
+  });
+}
+
 std::optional<std::string> Store::consume_password_reset(const db::TenantScope& scope,
                                                          const std::string& token_hash, int64_t now) {
   return db_->write(scope, [&](db::Tx& tx) -> std::optional<std::string> {
@@ -251,7 +270,9 @@ std::optional<std::string> Store::consume_password_reset(const db::TenantScope& 
         "AND used_at IS NULL AND expires_at > $3 RETURNING user_id",
         {scope.tenant_id(), token_hash, now, format_rfc3339(Clock::now())});
     if (res.empty()) return std::nullopt;
-    return res.rows[0].text(0);
+    std::string user_id = res.rows[0].text(0);
+    spend_password_resets(tx, scope, user_id);  // a reset spends every other link of the user too
+    return user_id;
   });
 }
 

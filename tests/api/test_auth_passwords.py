@@ -308,3 +308,58 @@ def test_without_smtp_the_mail_goes_to_the_log():
         assert s.proc.poll() is None
     finally:
         s.cleanup()
+
+
+# --- hardening (issue 14 item 4) -----------------------------------------------------------------------------------
+
+
+def test_a_reset_spends_every_outstanding_link(mail, account):
+    """Two links out: resetting through one makes the other useless (and ends the user's sessions)."""
+    sink, _, anon, _ = mail
+    t, u = account
+    session = login_answer(anon, t, email=u["email"], password="old-password-42")
+    forgot(anon, t, u["email"])
+    forgot(anon, t, u["email"])
+    got = mails_to(sink, u["email"], n=2)
+    assert len(got) == 2
+    first, second = [LINK.search(m["text"]).group(2) for m in got]
+    assert anon.post(RESET, json={"token": second, "password": "new-password-77"}).status_code == 204
+    assert_problem(anon.post(RESET, json={"token": first, "password": "attacker-pw-99"}), 422, "validation_failed")
+    assert login_status(anon, t, u["email"], "new-password-77") == 200
+    assert login_status(anon, t, u["email"], "attacker-pw-99") == 401
+    assert anon.post(REFRESH, json={"refresh_token": session["refresh_token"]}).status_code == 401
+
+
+def test_a_new_password_set_by_an_admin_spends_the_links_too(mail, account):
+    sink, _, anon, _ = mail
+    t, u = account
+    forgot(anon, t, u["email"])
+    token = reset_token(sink, u["email"])
+    assert t["admin_api"].patch(f"/api/v1/auth/users/{u['id']}", json={"password": "set-by-admin-55"}).status_code == 200
+    assert_problem(anon.post(RESET, json={"token": token, "password": "late-link-pw-1"}), 422, "validation_failed")
+    assert login_status(anon, t, u["email"], "set-by-admin-55") == 200
+
+
+def test_forgot_is_throttled_per_account_and_answers_the_same(mail, account):
+    """20 requests for one inbox: every answer alike, at most 3 mails an hour."""
+    sink, _, anon, _ = mail
+    t, u = account
+    answers = [forgot(anon, t, u["email"]) for _ in range(20)]
+    assert {a.status_code for a in answers} == {202}
+    assert len({a.text for a in answers}) == 1
+    mails_to(sink, u["email"], n=3)
+    time.sleep(1.0)  # mail goes out after the answer: give any fourth the time to show
+    assert len(sink.to(u["email"])) == 3
+
+
+def test_forgot_is_throttled_per_address(mail, account):
+    """One address asking for many accounts: the answers stay alike, at most 60 mails an hour go out."""
+    sink, _, anon, _ = mail
+    t, _ = account
+    inboxes = [create_user(t["admin_api"], email=f"many-{i}-{uuid.uuid4().hex[:6]}@example.com")["email"]
+               for i in range(70)]
+    answers = [forgot(anon, t, address) for address in inboxes]
+    assert {a.status_code for a in answers} == {202}
+    time.sleep(1.5)
+    sent = sum(len(sink.to(address)) for address in inboxes)
+    assert sent <= 60, sent  # earlier tests of this module spent part of the same budget

@@ -304,7 +304,15 @@ def test_client_changes_its_own_password(anon, tenant, client):
     me = client["user"]
     at_second_start()
     client["tokens"], client["api"] = user_session(anon, tenant, me)
-    r = client["api"].patch(f"{USERS}/{me['id']}", json={"password": "brand-new-secret-9"})
+    # The current password is required (ASVS 2.1.6, issue 14): a stolen access token alone cannot change it.
+    missing = client["api"].patch(f"{USERS}/{me['id']}", json={"password": "brand-new-secret-9"})
+    assert "current_password" in fields(missing)
+    wrong = client["api"].patch(f"{USERS}/{me['id']}",
+                                json={"password": "brand-new-secret-9", "current_password": "not-it-at-all"})
+    assert "current_password" in fields(wrong)
+    assert login_status(anon, tenant, me["email"], me["password"]) == 200, "nothing changed"
+    r = client["api"].patch(f"{USERS}/{me['id']}",
+                            json={"password": "brand-new-secret-9", "current_password": me["password"]})
     assert r.status_code == 200, r.text
     assert_no_secrets(r.json())
     assert wait_for(lambda: is_401(client["api"]), 2.5), "the access token from before the change still works"
