@@ -98,6 +98,13 @@ def sign(secret, payload):
     return "v1." + text + "." + b64url(hmac.new(key, text.encode(), hashlib.sha256).digest())
 
 
+def bind(secret, assertion, method, target):
+    """The header for one request (assertion.cpp: bind): assertion~b64url(HMAC(assertion\\nMETHOD\\ntarget))."""
+    key = hashlib.sha256(secret.encode()).digest()
+    mac = hmac.new(key, f"{assertion}\n{method}\n{target}".encode(), hashlib.sha256).digest()
+    return assertion + "~" + b64url(mac)
+
+
 def wrk(url, duration, headers=()):
     cmd = ["wrk", "-t1", "-c64", f"-d{duration}s", "--latency"]
     for h in headers:
@@ -223,7 +230,8 @@ def big_post(gw, crm_port, api_key, principal_for, runs=5, size=200 * 1024):
         for i in range(runs):
             for name, client, headers, out in (
                     ("gateway", gc, {"X-API-Key": api_key}, through),
-                    ("direct", dc, {"X-CDX-Assertion": principal_for()}, direct)):
+                    ("direct", dc, {"X-CDX-Assertion": principal_for("POST", "/api/v1/crm/contacts/import")},
+                     direct)):
                 body, rows = csv_body(size, f"{name}-{i}-{secrets.token_hex(4)}")
                 h = {"Content-Type": "text/csv", **headers}
                 t = time.perf_counter()
@@ -280,8 +288,8 @@ def large_bodies(gw, crm_port, api_key, principal_for, runs=3, rows=100_000):
     out = {(what, who): [] for what in ("import", "export") for who in ("gateway", "direct")}
     size = export_size = 0
     for i in range(runs):
-        for who, port, headers in (("gateway", gw, lambda: {"X-API-Key": api_key}),
-                                   ("direct", crm_port, lambda: {"X-CDX-Assertion": principal_for()})):
+        for who, port, headers in (("gateway", gw, lambda m, p: {"X-API-Key": api_key}),
+                                   ("direct", crm_port, lambda m, p: {"X-CDX-Assertion": principal_for(m, p)})):
             tag = f"{who}-{i}-{secrets.token_hex(4)}"
             lines = ["first_name,last_name,email"] + [
                 f"Bench{n},Large{n},{tag}-{n:06d}@import.bench.example.com" for n in range(rows)]
@@ -293,7 +301,7 @@ def large_bodies(gw, crm_port, api_key, principal_for, runs=3, rows=100_000):
                 base_rss = {k: status_kib(p, "VmRSS") for k, p in pids.items()}
                 for p in pids.values():
                     reset_peak_rss(p)
-                status, data, head_ms, end_ms = timed(port, method, path, payload, {**headers(), **extra})
+                status, data, head_ms, end_ms = timed(port, method, path, payload, {**headers(method, path), **extra})
                 growth = {k: status_kib(p, "VmHWM") - base_rss[k] for k, p in pids.items()}
                 if status != 200:
                     raise RuntimeError(f"{what} via {who}: {status} {data[:300]!r}")
@@ -446,12 +454,14 @@ def main():
         def anon():
             return sign(secret, {"exp": int(time.time()) + ASSERTION_TTL, "k": "anonymous"})
 
-        def principal():  # what the gateway forwards for this key (assertion.cpp: sign, kPrincipal)
-            return sign(secret, {"exp": int(time.time()) + ASSERTION_TTL, "k": me["type"], "id": me["id"],
+        def principal(method, target):  # what the gateway forwards for this key (assertion.cpp: sign, bind)
+            return bind(secret, sign(secret, {"exp": int(time.time()) + ASSERTION_TTL, "k": me["type"], "id": me["id"],
                                  "n": me["name"], "r": me["role"], "pt": me["tenant_id"], "s": me["scopes"],
-                                 "t": me["tenant_id"]})
+                                 "t": me["tenant_id"]}), method, target)
 
-        anon_a, principal_a = anon(), principal()
+        # nginx adds a fixed header per location: bound to the one request each location serves here.
+        anon_a = bind(secret, anon(), "GET", "/.well-known/jwks.json")
+        principal_a = principal("GET", "/api/v1/auth/me")
         direct_me = call("GET", f"http://127.0.0.1:{auth_port}/api/v1/auth/me", headers={"X-CDX-Assertion": principal_a})
         if direct_me != me:
             raise RuntimeError(f"the signed assertion is not the gateway's: {direct_me} != {me}")

@@ -4,11 +4,11 @@
 
 #include <unordered_map>
 
+#include "app/capabilities.hpp"
+#include "app/modules.hpp"
 #include "common/clock.hpp"
 #include "common/ids.hpp"
 #include "common/log.hpp"
-#include "app/capabilities.hpp"
-#include "app/modules.hpp"
 
 namespace cdx::app {
 
@@ -86,7 +86,8 @@ Gateway::Gateway(const Config& config, const http::AssertionKey& key, WorkerPool
   authenticator_.set_usage_meter(&usage_);
   authenticator_.set_plan_gated(plan_gated_modules());
   for (const ModuleSpec& m : app::modules())
-    upstreams_.push_back({std::string(m.name), config.host, static_cast<uint16_t>(config.port_base + m.port_offset)});
+    upstreams_.push_back(
+        {std::string(m.name), config.host, static_cast<uint16_t>(config.port_base + m.port_offset)});
   proxy_ = std::make_unique<gateway::Proxy>(upstreams_);
 }
 
@@ -101,8 +102,14 @@ std::vector<Module*> Gateway::modules() const {
 void Gateway::mount(http::Router& router) {
   // The modules are built only to learn their routes and declarations; their handlers never run here.
   for (const ModuleSpec& spec : app::modules()) {
-    ModuleDeps deps{config_,  db::make_detached_database(std::string(spec.schema)), workers_, hashers_, auth_api_,
-                    core_api_, [](const db::TenantScope&) {}, Capabilities::scope_minter()};
+    ModuleDeps deps{config_,
+                    db::make_detached_database(std::string(spec.schema)),
+                    workers_,
+                    hashers_,
+                    auth_api_,
+                    core_api_,
+                    [](const db::TenantScope&) {},
+                    Capabilities::scope_minter()};
     modules_.push_back(spec.make(deps));
   }
   for (size_t i = 0; i < modules_.size(); ++i) {
@@ -163,7 +170,7 @@ Task<void> Gateway::forward(http::Context& ctx, size_t upstream) {
   extra.clear();
   extra += http::kAssertionHeader;
   extra += ": ";
-  extra += assertion_for(ctx);
+  extra += key_.bind(assertion_for(ctx), http::method_name(ctx.req.method), ctx.req.target);
   extra += "\r\nX-Request-ID: ";
   extra += ctx.request_id;
   extra += "\r\nX-Forwarded-For: ";

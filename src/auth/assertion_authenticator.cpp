@@ -9,7 +9,8 @@ namespace cdx::auth {
 
 using http::Access;
 
-std::shared_ptr<const AssertionAuthenticator::Verified> AssertionAuthenticator::verify(std::string_view token) const {
+std::shared_ptr<const AssertionAuthenticator::Verified> AssertionAuthenticator::verify(
+    std::string_view token) const {
   const int64_t now_ms = steady_ms();
   if (auto v = verified_.get(token, now_ms)) return v;
   const int64_t now = Clock::unix_seconds();
@@ -31,7 +32,9 @@ std::shared_ptr<const AssertionAuthenticator::Verified> AssertionAuthenticator::
 bool AssertionAuthenticator::check(http::Context& ctx, const http::Route& r) const {
   const http::RouteDoc& route = r.doc;
   if (route.access == Access::kPublic && route.tag == "operations") return true;  // probes and scrapers
-  auto v = verify(ctx.req.header("x-cdx-assertion"));
+  // The binding (this request's method and target) first, then the assertion, whose check is cached.
+  auto v = verify(
+      key_.unbind(ctx.req.header("x-cdx-assertion"), http::method_name(ctx.req.method), ctx.req.target));
   if (!v)
     throw Error(Code::kUnauthorized,
                 "This service answers only requests forwarded by the gateway with a valid signed assertion.");
@@ -42,7 +45,8 @@ bool AssertionAuthenticator::check(http::Context& ctx, const http::Route& r) con
   }
   if (route.access == Access::kPublic) return true;
   if (v->kind != http::Assertion::Kind::kPrincipal)
-    throw Error(Code::kUnauthorized, "This endpoint needs a credential: Authorization: Bearer <token> or X-API-Key.");
+    throw Error(Code::kUnauthorized,
+                "This endpoint needs a credential: Authorization: Bearer <token> or X-API-Key.");
   ctx.principal = v->principal;
   const Principal& p = *ctx.principal;
   if (p.scope && v->tenant && v->tenant->tenant_id() == p.scope->tenant_id()) {

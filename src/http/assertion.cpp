@@ -1,7 +1,7 @@
 #include "http/assertion.hpp"
 
-#include <nlohmann/json.hpp>
 #include <sodium.h>
+#include <nlohmann/json.hpp>
 
 #include <stdexcept>
 
@@ -16,9 +16,12 @@ constexpr size_t kMaxTokenBytes = 8192;
 
 std::string_view kind_name(Principal::Kind k) {
   switch (k) {
-    case Principal::Kind::kSuperadmin: return "superadmin";
-    case Principal::Kind::kUser: return "user";
-    case Principal::Kind::kApiKey: return "api_key";
+    case Principal::Kind::kSuperadmin:
+      return "superadmin";
+    case Principal::Kind::kUser:
+      return "user";
+    case Principal::Kind::kApiKey:
+      return "api_key";
   }
   return "user";
 }
@@ -73,7 +76,8 @@ std::string AssertionKey::sign(const Assertion& a, int64_t now) const {
   if (!a.tenant_id.empty()) j["t"] = a.tenant_id;
   const std::string payload = base64url_encode(j.dump());
   unsigned char mac[crypto_auth_hmacsha256_BYTES];
-  crypto_auth_hmacsha256(mac, reinterpret_cast<const unsigned char*>(payload.data()), payload.size(), key_.data());
+  crypto_auth_hmacsha256(mac, reinterpret_cast<const unsigned char*>(payload.data()), payload.size(),
+                         key_.data());
   std::string out(kPrefix);
   out += payload;
   out += '.';
@@ -88,7 +92,8 @@ std::optional<Assertion> AssertionKey::verify(std::string_view token, int64_t no
   if (dot == std::string_view::npos) return std::nullopt;
   const std::string_view payload = token.substr(0, dot);
   std::string mac;
-  if (!base64url_decode(token.substr(dot + 1), mac) || mac.size() != crypto_auth_hmacsha256_BYTES) return std::nullopt;
+  if (!base64url_decode(token.substr(dot + 1), mac) || mac.size() != crypto_auth_hmacsha256_BYTES)
+    return std::nullopt;
   if (crypto_auth_hmacsha256_verify(reinterpret_cast<const unsigned char*>(mac.data()),
                                     reinterpret_cast<const unsigned char*>(payload.data()), payload.size(),
                                     key_.data()) != 0)
@@ -130,6 +135,47 @@ std::optional<Assertion> AssertionKey::verify(std::string_view token, int64_t no
   } catch (const nlohmann::json::exception&) {
     return std::nullopt;
   }
+}
+
+namespace {
+void binding_mac(const std::array<unsigned char, 32>& key, std::string_view assertion,
+                 std::string_view method, std::string_view target, unsigned char* mac) {
+  crypto_auth_hmacsha256_state st;
+  crypto_auth_hmacsha256_init(&st, key.data(), key.size());
+  auto feed = [&](std::string_view s) {
+    crypto_auth_hmacsha256_update(&st, reinterpret_cast<const unsigned char*>(s.data()), s.size());
+  };
+  feed(assertion);
+  feed("\n");
+  feed(method);
+  feed("\n");
+  feed(target);
+  crypto_auth_hmacsha256_final(&st, mac);
+}
+}  // namespace
+
+std::string AssertionKey::bind(std::string_view assertion, std::string_view method,
+                               std::string_view target) const {
+  unsigned char mac[crypto_auth_hmacsha256_BYTES];
+  binding_mac(key_, assertion, method, target, mac);
+  std::string out(assertion);
+  out += '~';
+  out += base64url_encode({reinterpret_cast<const char*>(mac), sizeof mac});
+  return out;
+}
+
+std::string_view AssertionKey::unbind(std::string_view header, std::string_view method,
+                                      std::string_view target) const {
+  const size_t tilde = header.rfind('~');
+  if (tilde == std::string_view::npos || header.size() > kMaxTokenBytes) return {};
+  const std::string_view assertion = header.substr(0, tilde);
+  std::string given;
+  if (!base64url_decode(header.substr(tilde + 1), given) || given.size() != crypto_auth_hmacsha256_BYTES)
+    return {};
+  unsigned char mac[crypto_auth_hmacsha256_BYTES];
+  binding_mac(key_, assertion, method, target, mac);
+  if (sodium_memcmp(mac, given.data(), sizeof mac) != 0) return {};
+  return assertion;
 }
 
 }  // namespace cdx::http

@@ -1,7 +1,8 @@
 // The gateway's signed assertion: who is calling and in which tenant, forwarded to a service of the
 // constellation in the X-CDX-Assertion header. HMAC-SHA256 over the payload with the shared internal
-// secret; short-lived, so a captured one is useless within a minute. A service never trusts an unsigned
-// header: without a valid assertion it answers 401.
+// secret, short-lived (15 s), and bound to one request's method and target by a second HMAC, so a captured
+// header opens nothing but the very request it came with, and only for seconds. A service never trusts an
+// unsigned header: without a valid, bound assertion it answers 401.
 //   AssertionKey key(config.internal_secret);
 //   std::string a = key.sign({.kind = Assertion::Kind::kPrincipal, .principal = p, .tenant_id = t}, now);
 //   if (auto got = key.verify(header, Clock::unix_seconds())) …
@@ -17,7 +18,7 @@
 namespace cdx::http {
 
 inline constexpr std::string_view kAssertionHeader = "X-CDX-Assertion";
-inline constexpr int64_t kAssertionTtlSeconds = 60;
+inline constexpr int64_t kAssertionTtlSeconds = 15;
 // A service behind the gateway answers with this header when it changed credentials or tenants; the
 // gateway drops its caches before the client sees the answer, and strips the header.
 inline constexpr std::string_view kInvalidateHeader = "X-CDX-Invalidate";
@@ -26,10 +27,10 @@ inline constexpr std::string_view kInvalidateLine = "X-CDX-Invalidate: credentia
 struct Assertion {
   enum class Kind { kAnonymous, kPrincipal, kService };
   Kind kind = Kind::kAnonymous;
-  Principal principal;    // kPrincipal; its `scope` is left empty (the receiver mints it)
-  std::string service;    // kService: the calling service's name
-  std::string tenant_id;  // the tenant the request acts in; empty when none
-  int64_t expires_at = 0; // unix seconds
+  Principal principal;     // kPrincipal; its `scope` is left empty (the receiver mints it)
+  std::string service;     // kService: the calling service's name
+  std::string tenant_id;   // the tenant the request acts in; empty when none
+  int64_t expires_at = 0;  // unix seconds
 };
 
 class AssertionKey {
@@ -41,6 +42,11 @@ class AssertionKey {
   std::string sign(const Assertion& a, int64_t now) const;
   // nullopt when malformed, forged or expired.
   std::optional<Assertion> verify(std::string_view token, int64_t now) const;
+  // The header value for one request: "<assertion>~<base64url HMAC over assertion, method and target>". The
+  // signed assertion can be cached per principal; the binding costs one HMAC per request.
+  std::string bind(std::string_view assertion, std::string_view method, std::string_view target) const;
+  // The assertion inside a bound header when its binding matches this method and target; empty otherwise.
+  std::string_view unbind(std::string_view header, std::string_view method, std::string_view target) const;
 
  private:
   std::array<unsigned char, 32> key_{};

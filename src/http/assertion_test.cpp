@@ -60,11 +60,32 @@ TEST(Assertion, CarriesServiceAndAnonymousCallers) {
   EXPECT_TRUE(got->tenant_id.empty());
 }
 
+// Issue 14 item 8: a header captured off one request opens no other: the binding names method and target.
+TEST(Assertion, ABoundHeaderOpensOnlyItsOwnRequest) {
+  init_crypto();
+  AssertionKey key(kSecret);
+  const std::string assertion = key.sign(user_assertion(), 1000);
+  const std::string header = key.bind(assertion, "GET", "/api/v1/crm/contacts?limit=5");
+  EXPECT_EQ(key.unbind(header, "GET", "/api/v1/crm/contacts?limit=5"), assertion);
+  EXPECT_TRUE(key.verify(key.unbind(header, "GET", "/api/v1/crm/contacts?limit=5"), 1001));
+  EXPECT_TRUE(key.unbind(header, "DELETE", "/api/v1/crm/contacts?limit=5").empty());  // another method
+  EXPECT_TRUE(key.unbind(header, "GET", "/api/v1/auth/api-keys").empty());            // another path
+  EXPECT_TRUE(key.unbind(header, "GET", "/api/v1/crm/contacts?limit=500").empty());   // another query
+  EXPECT_TRUE(key.unbind(assertion, "GET", "/api/v1/crm/contacts?limit=5").empty());  // unbound
+  EXPECT_TRUE(
+      AssertionKey(std::string(40, 'x')).unbind(header, "GET", "/api/v1/crm/contacts?limit=5").empty());
+  // Swapping in another (valid) assertion under the same binding fails too.
+  Assertion anon;
+  const std::string other = key.sign(anon, 1000) + header.substr(header.rfind('~'));
+  EXPECT_TRUE(key.unbind(other, "GET", "/api/v1/crm/contacts?limit=5").empty());
+  EXPECT_LE(kAssertionTtlSeconds, 15);
+}
+
 TEST(Assertion, RejectsExpiredForgedAndGarbage) {
   init_crypto();
   AssertionKey key(kSecret);
   const std::string token = key.sign(user_assertion(), 1000);
-  EXPECT_FALSE(key.verify(token, 1000 + kAssertionTtlSeconds));  // expired
+  EXPECT_FALSE(key.verify(token, 1000 + kAssertionTtlSeconds));          // expired
   EXPECT_FALSE(AssertionKey(std::string(40, 'x')).verify(token, 1001));  // another secret
 
   // A payload re-encoded with another role keeps the old MAC: refused.
@@ -76,8 +97,8 @@ TEST(Assertion, RejectsExpiredForgedAndGarbage) {
   payload.replace(role, 7, "\"CLIENT\"");
   EXPECT_FALSE(key.verify("v1." + base64url_encode(payload) + token.substr(dot), 1001));
 
-  for (const std::string& bad : std::vector<std::string>{"", "v1.", "v1..", "v2." + token.substr(3), token + "x",
-                                                        "v1.e30.AAAA", std::string(10000, 'a')})
+  for (const std::string& bad : std::vector<std::string>{"", "v1.", "v1..", "v2." + token.substr(3),
+                                                         token + "x", "v1.e30.AAAA", std::string(10000, 'a')})
     EXPECT_FALSE(key.verify(bad, 1001)) << bad.substr(0, 40);
   EXPECT_THROW(AssertionKey("short"), std::invalid_argument);
 }

@@ -97,7 +97,8 @@ std::optional<nlohmann::json> ServiceClient::call(std::string_view method, const
   http::Assertion a;
   a.kind = http::Assertion::Kind::kService;
   a.service = caller_;
-  const std::string header = std::string(http::kAssertionHeader) + ": " + key_.sign(a, Clock::unix_seconds());
+  const std::string header = std::string(http::kAssertionHeader) + ": " +
+                             key_.bind(key_.sign(a, Clock::unix_seconds()), method, path);
   curl_slist* headers = nullptr;
   headers = curl_slist_append(headers, header.c_str());
   headers = curl_slist_append(headers, "Accept: application/json");
