@@ -99,10 +99,11 @@ def sign(secret, payload):
 
 
 def bind(secret, assertion, method, target):
-    """The header for one request (assertion.cpp: bind): assertion~b64url(HMAC(assertion\\nMETHOD\\ntarget))."""
-    key = hashlib.sha256(secret.encode()).digest()
-    mac = hmac.new(key, f"{assertion}\n{method}\n{target}".encode(), hashlib.sha256).digest()
-    return assertion + "~" + b64url(mac)
+    """The header for one request (assertion.cpp: bind_to): assertion~hex(keyed BLAKE2b(its MAC, method, target))."""
+    key = hashlib.blake2b(b"cdx-bind", key=hashlib.sha256(secret.encode()).digest(), digest_size=32).digest()
+    tag = assertion[assertion.rfind(".") + 1:]
+    return assertion + "~" + hashlib.blake2b(f"{tag}\n{method}\n{target}".encode(), key=key,
+                                             digest_size=16).hexdigest()
 
 
 def wrk(url, duration, headers=()):

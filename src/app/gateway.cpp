@@ -170,7 +170,7 @@ Task<void> Gateway::forward(http::Context& ctx, size_t upstream) {
   extra.clear();
   extra += http::kAssertionHeader;
   extra += ": ";
-  extra += key_.bind(assertion_for(ctx), http::method_name(ctx.req.method), ctx.req.target);
+  key_.bind_to(extra, assertion_for(ctx), http::method_name(ctx.req.method), ctx.req.target);
   extra += "\r\nX-Request-ID: ";
   extra += ctx.request_id;
   extra += "\r\nX-Forwarded-For: ";
