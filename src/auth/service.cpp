@@ -70,16 +70,22 @@ Service::Service(Store& store, core::Api& core, const Config& config, WorkerPool
 
 // Argon2id is CPU-bound: it runs on the hashing pool (sized to the cores) while this worker waits, so
 // sign-ups, resets and user changes share the bounded hashing capacity with logins.
-std::string Service::hash_on_pool(std::string_view password) {
-  auto done = std::make_shared<std::promise<std::string>>();
-  hashers_.post([done, pw = std::string(password)] {
+template <class F>
+auto Service::on_hashers(F fn) -> decltype(fn()) {
+  using R = decltype(fn());
+  auto done = std::make_shared<std::promise<R>>();
+  hashers_.post([done, fn = std::move(fn)]() mutable {
     try {
-      done->set_value(hash_password(pw));
+      done->set_value(fn());
     } catch (...) {
       done->set_exception(std::current_exception());
     }
   });
   return done->get_future().get();
+}
+
+std::string Service::hash_on_pool(std::string_view password) {
+  return on_hashers([pw = std::string(password)] { return hash_password(pw); });
 }
 
 void Service::check_own_password(const db::TenantScope& scope, const std::string& user_id,
@@ -90,15 +96,11 @@ void Service::check_own_password(const db::TenantScope& scope, const std::string
     throw Error(Code::kRateLimited, "Too many wrong passwords; retry later.")
         .with_header("Retry-After", std::to_string(*wait));
   auto user = store_.find_user(scope, user_id);
-  auto done = std::make_shared<std::promise<bool>>();
-  hashers_.post([done, hash = user ? user->password_hash : std::string(), pw = std::string(password)] {
-    try {
-      done->set_value(!hash.empty() && verify_password(hash, pw));
-    } catch (...) {
-      done->set_exception(std::current_exception());
-    }
-  });
-  if (!done->get_future().get()) {
+  const bool right =
+      on_hashers([hash = user ? user->password_hash : std::string(), pw = std::string(password)] {
+        return !hash.empty() && verify_password(hash, pw);
+      });
+  if (!right) {
     throttle_.failed(account, ip, now);
     throw Error::validation({{"current_password", "is not your current password"}});
   }

@@ -50,6 +50,9 @@ class Service {
   WorkerPool& hashers() { return hashers_; }
   // Blocking (call from a worker): an Argon2id hash computed on the hashing pool.
   std::string hash_on_pool(std::string_view password);
+  // Runs fn on the hashing pool (sized to the cores) while this worker waits; rethrows what fn throws.
+  template <class F>
+  auto on_hashers(F fn) -> decltype(fn());
   // A user's current password, verified on the hashing pool; 422 naming current_password when wrong, 429
   // after as many failures as a login allows. Blocking.
   void check_own_password(const db::TenantScope& scope, const std::string& user_id, std::string_view password,

@@ -250,18 +250,6 @@ void Store::spend_password_resets(db::Tx& tx, const db::TenantScope& scope, cons
       {scope.tenant_id(), user_id, format_rfc3339(Clock::now())});
 }
 
-int64_t Store::count_recent_resets(const db::TenantScope& scope, const std::string& user_id, int64_t since) {
-  return db_->read(scope, [&](db::Tx& tx) {
-    return tx
-        .query(
-            "SELECT COUNT(*) FROM auth_db.password_resets WHERE tenant_id = $1 AND user_id = $2 AND "
-            "expires_at > $3",
-            {scope.tenant_id(), user_id, since})
-        .rows.at(0)
-        .integer(0);
-  });
-}
-
 std::optional<std::string> Store::consume_password_reset(const db::TenantScope& scope,
                                                          const std::string& token_hash, int64_t now) {
   return db_->write(scope, [&](db::Tx& tx) -> std::optional<std::string> {

@@ -53,9 +53,6 @@ class Store {
   // Single use: answers the user id and marks the reset used, or nullopt when unknown, used or expired.
   // Marks every outstanding reset link of the user used (a reset, or any new password, spends them all).
   static void spend_password_resets(db::Tx& tx, const db::TenantScope& scope, const std::string& user_id);
-  // Links of the user whose expiry is after `since` (unix seconds): requested within the last
-  // kResetTtl - (now - since) seconds.
-  int64_t count_recent_resets(const db::TenantScope& scope, const std::string& user_id, int64_t since);
   std::optional<std::string> consume_password_reset(const db::TenantScope& scope,
                                                     const std::string& token_hash, int64_t now);
 

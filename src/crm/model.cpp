@@ -71,8 +71,6 @@ std::optional<std::string> phone_problem(std::string_view p) {
   return std::nullopt;
 }
 
-std::string normalize_email(std::string_view email) { return lowercase(email); }
-
 std::string contact_search_text(const std::optional<std::string>& first_name,
                                 const std::optional<std::string>& last_name,
                                 const std::optional<std::string>& email) {
@@ -96,10 +94,6 @@ const std::vector<std::string>& company_sizes() {
   static const std::vector<std::string> k = {"1-10",     "11-50",     "51-200",     "201-500",
                                              "501-1000", "1001-5000", "5001-10000", "10001+"};
   return k;
-}
-
-bool one_of(const std::vector<std::string>& values, std::string_view v) {
-  return std::find(values.begin(), values.end(), v) != values.end();
 }
 
 // ---- JSON ----------------------------------------------------------------------------------------------

@@ -43,7 +43,6 @@ bool valid_currency(std::string_view code);  // ISO 4217, upper case, a known co
 bool valid_id(std::string_view id);          // the shape of our ids (a UUID, lower-case hex)
 std::optional<std::string> domain_problem(std::string_view domain);  // nullopt when fine (after lowering)
 std::optional<std::string> phone_problem(std::string_view phone);
-std::string normalize_email(std::string_view email);  // lower-cased
 
 // What a contact's ?q= searches, kept in its own column so the list indexes hold it: the lower-cased full
 // name and, after a newline (which a search term cannot hold, so no match spans both), the lower-cased email.
@@ -55,7 +54,6 @@ const std::vector<std::string>& lifecycle_stages();  // lead qualified customer 
 const std::vector<std::string>& deal_statuses();     // open won lost
 const std::vector<std::string>& activity_types();    // note call email meeting task
 const std::vector<std::string>& company_sizes();     // "1-10" … "10001+"
-bool one_of(const std::vector<std::string>& values, std::string_view v);
 
 // ---- JSON ----------------------------------------------------------------------------------------------
 
