@@ -2,6 +2,7 @@
 
 #include "auth/module.hpp"
 #include "core/module.hpp"
+#include "cms/module.hpp"
 #include "crm/module.hpp"
 
 namespace cdx::app {
@@ -18,6 +19,8 @@ const std::vector<ModuleSpec>& modules() {
        }},
       {"crm", 4, "crm_db", true,
        [](ModuleDeps& d) { return std::make_unique<crm::CrmModule>(d.db, d.workers); }},
+      {"cms", 5, "cms_db", true,
+       [](ModuleDeps& d) { return std::make_unique<cms::CmsModule>(d.db, d.workers, d.config, d.minter); }},
   };
   return kModules;
 }

@@ -33,7 +33,7 @@ struct ModuleDeps {
   auth::Api& auth;
   core::Api& core;
   std::function<void(const db::TenantScope&)> purge;  // core: purge a deleted tenant everywhere
-  const ScopeMinter& minter;                          // core and auth only: they verify and create tenancy
+  const ScopeMinter& minter;  // core and auth (they verify and create tenancy); cms (its scheduler acts in the tenant that scheduled)
 };
 
 struct ModuleSpec {

@@ -56,6 +56,11 @@ class Error : public std::exception {
   const std::vector<std::pair<std::string, std::string>>& headers() const { return headers_; }
   const char* what() const noexcept override { return detail_.c_str(); }
 
+  // Field errors on an answer that is not a 422 (a 409 naming each field a change would break).
+  Error& with_errors(std::vector<FieldError> errors) {
+    field_errors_ = std::move(errors);
+    return *this;
+  }
   // Extra response headers, e.g. WWW-Authenticate on 401 or Retry-After on 429.
   Error& with_header(std::string name, std::string value) {
     headers_.emplace_back(std::move(name), std::move(value));

@@ -81,6 +81,18 @@ std::string percent_decode(std::string_view s) {
 }
 }  // namespace
 
+namespace {
+// Checked here, once, so no handler hands broken text to a database or a JSON answer.
+std::string checked_value(std::string_view name, std::string value) {
+  if (!valid_utf8(value)) throw Error::validation({{std::string(name), "must be valid UTF-8 (percent-encoded)"}});
+  // No query parameter of ours holds control characters; PostgreSQL refuses a NUL in text outright.
+  for (const char c : value)
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
+      throw Error::validation({{std::string(name), "must not contain control characters"}});
+  return value;
+}
+}  // namespace
+
 std::optional<std::string> Request::query_param(std::string_view name) const {
   std::string_view q = query;
   while (!q.empty()) {
@@ -89,19 +101,26 @@ std::optional<std::string> Request::query_param(std::string_view name) const {
     q = amp == std::string_view::npos ? std::string_view{} : q.substr(amp + 1);
     const size_t eq = pair.find('=');
     std::string_view key = pair.substr(0, eq);
-    if (percent_decode(key) == name) {
-      std::string value = eq == std::string_view::npos ? std::string{} : percent_decode(pair.substr(eq + 1));
-      // Checked here, once, so no handler hands broken text to a database or a JSON answer.
-      if (!valid_utf8(value))
-        throw Error::validation({{std::string(name), "must be valid UTF-8 (percent-encoded)"}});
-      // No query parameter of ours holds control characters; PostgreSQL refuses a NUL in text outright.
-      for (const char c : value)
-        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
-          throw Error::validation({{std::string(name), "must not contain control characters"}});
-      return value;
-    }
+    if (percent_decode(key) == name)
+      return checked_value(name, eq == std::string_view::npos ? std::string{} : percent_decode(pair.substr(eq + 1)));
   }
   return std::nullopt;
+}
+
+std::vector<std::pair<std::string, std::string>> Request::query_params() const {
+  std::vector<std::pair<std::string, std::string>> out;
+  std::string_view q = query;
+  while (!q.empty()) {
+    const size_t amp = q.find('&');
+    std::string_view pair = q.substr(0, amp);
+    q = amp == std::string_view::npos ? std::string_view{} : q.substr(amp + 1);
+    if (pair.empty()) continue;
+    const size_t eq = pair.find('=');
+    std::string key = checked_value("query", percent_decode(pair.substr(0, eq)));
+    std::string value = eq == std::string_view::npos ? std::string{} : percent_decode(pair.substr(eq + 1));
+    out.emplace_back(key, checked_value(key, std::move(value)));
+  }
+  return out;
 }
 
 }  // namespace cdx::http

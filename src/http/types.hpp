@@ -67,6 +67,8 @@ struct Request {
   std::string_view param(size_t i) const { return params[i]; }
   // Percent-decoded value of a query parameter, or nullopt when absent.
   std::optional<std::string> query_param(std::string_view name) const;
+  // Every query parameter in order, percent-decoded and checked like query_param (422 naming a bad one).
+  std::vector<std::pair<std::string, std::string>> query_params() const;
 };
 
 struct Response {

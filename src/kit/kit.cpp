@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cmath>
 #include <map>
 #include <set>
 
@@ -185,6 +186,31 @@ std::optional<json> read_value(const json& v, const Field& f, Problems& p) {
       }
       return out;
     }
+    case Type::kNumber: {
+      std::string what = "must be a number";
+      if (f.number_min && f.number_max)
+        what = fmt::format("must be a number between {} and {}", *f.number_min, *f.number_max);
+      else if (f.number_min)
+        what = fmt::format("must be a number of at least {}", *f.number_min);
+      else if (f.number_max)
+        what = fmt::format("must be a number of at most {}", *f.number_max);
+      if (!v.is_number()) {
+        p.fail(what);
+        return std::nullopt;
+      }
+      const double d = v.get<double>();
+      if (!std::isfinite(d) || (f.number_min && d < *f.number_min) || (f.number_max && d > *f.number_max)) {
+        p.fail(what);
+        return std::nullopt;
+      }
+      return v;
+    }
+    case Type::kJson:
+      if (v.is_null() || dump(v).size() > f.max_len) {
+        p.fail(fmt::format("must be a JSON value of at most {} bytes", f.max_len));
+        return std::nullopt;
+      }
+      return v;
     case Type::kObjectList: {
       std::vector<std::string> names;
       for (const auto& m : f.properties) names.push_back(m.name);
@@ -243,6 +269,9 @@ db::Param param_of(const Field& f, const json& v, std::deque<std::string>& keep)
       return v.get<bool>();
     case Type::kObject:
     case Type::kTextList:
+    case Type::kObjectList:
+    case Type::kNumber:
+    case Type::kJson:
       keep.push_back(dump(v));
       return std::string_view(keep.back());
     default:
@@ -259,7 +288,10 @@ json value_of(const Field& f, const db::Row& row, size_t i) {
     case Type::kBoolean:
       return row.integer(i) != 0;
     case Type::kObject:
-    case Type::kTextList: {
+    case Type::kTextList:
+    case Type::kObjectList:
+    case Type::kNumber:
+    case Type::kJson: {
       json j = json::parse(row.text(i), nullptr, false);
       return j.is_discarded() ? empty_value(f) : j;
     }
@@ -301,6 +333,14 @@ std::string sort_value(const json& v) {
 }
 
 }  // namespace
+
+std::optional<json> check_value(const Field& f, const json& v, Problems& p) {
+  const size_t before = p.count();
+  auto out = read_value(v, f, p);
+  if (out && f.checker && !out->is_null()) f.checker(*out, p);
+  if (p.count() != before) return std::nullopt;
+  return out;
+}
 
 std::optional<std::string> query_text(const http::Context& ctx, std::string_view name, size_t max) {
   auto v = ctx.req.query_param(name);

@@ -144,6 +144,9 @@ nlohmann::json read_body(const Resource& r, std::string_view body, Mode mode);
 // The same rules on an already parsed object (CSV rows); errors are appended, not thrown.
 nlohmann::json read_fields(const Resource& r, const nlohmann::json& doc, Mode mode,
                            std::vector<FieldError>& errors);
+// One value under a field's rules (its type, limits and check), normalised; nullopt after reporting to p.
+// For values whose fields are known only at run time (a CMS entry's data under its content type).
+std::optional<nlohmann::json> check_value(const Field& f, const nlohmann::json& v, Problems& p);
 // A query parameter as text: clean UTF-8, at most max bytes; 422 naming it otherwise. Empty is absent.
 std::optional<std::string> query_text(const http::Context& ctx, std::string_view name, size_t max = 200);
 // components/schemas of one resource: <Name>, <Name>Create, <Name>Update.

@@ -54,6 +54,14 @@ json schema_of(const Field& f, bool nullable) {
       s["items"] = {{"type", "string"}, {"minLength", 1}, {"maxLength", f.item_max}};
       s["maxItems"] = f.max_len;
       break;
+    case Type::kNumber:
+      s["type"] = type_of("number", nullable);
+      if (f.number_min) s["minimum"] = *f.number_min;
+      if (f.number_max) s["maximum"] = *f.number_max;
+      break;
+    case Type::kJson:
+      s["description"] = "any JSON value of at most " + std::to_string(f.max_len) + " bytes";
+      break;
     case Type::kObjectList: {
       json props = json::object(), required = json::array();
       for (const auto& m : f.properties) {

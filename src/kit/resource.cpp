@@ -83,6 +83,19 @@ Field text_list(std::string name, size_t max_items, size_t item_max) {
   return f;
 }
 
+Field number(std::string name, std::optional<double> minimum, std::optional<double> maximum) {
+  Field f = make(std::move(name), Type::kNumber);
+  f.number_min = minimum;
+  f.number_max = maximum;
+  return f;
+}
+
+Field any_json(std::string name, size_t max_bytes) {
+  Field f = make(std::move(name), Type::kJson);
+  f.max_len = max_bytes;
+  return f;
+}
+
 Field object_list(std::string name, std::vector<Field> properties, size_t max_items) {
   Field f = make(std::move(name), Type::kObjectList);
   f.properties = std::move(properties);
@@ -155,8 +168,6 @@ void Resource::seal() {
       bad("sortable field '" + f.name + "' must not be nullable (keyset pages need a value)");
     if (f.type == Type::kText && f.max_len == 0) bad("text field '" + f.name + "' needs a maximum length");
     if (f.type == Type::kEnum && f.values.empty()) bad("enum field '" + f.name + "' needs values");
-    if (f.type == Type::kObjectList && f.is_column)
-      bad("object list '" + f.name + "' is kept by hooks (no_column)");
     if (!f.is_column) {
       if (f.is_sortable || f.filter_match != Match::kNone || f.is_searchable || !f.unique_on.empty())
         bad("field '" + f.name + "' has no column to sort, filter, search or compare");

@@ -32,6 +32,8 @@ enum class Type : uint8_t {
   kObject,      // a JSON object: at most max bytes as JSON, or the declared properties only
   kTextList,    // an array of distinct strings (at most max items of at most item_max characters)
   kObjectList,  // an array of objects whose members are the declared properties (at most max items)
+  kNumber,      // a JSON number in [number_min, number_max] (stored as its JSON text)
+  kJson,        // any JSON value of at most max bytes as JSON (stored as JSON text)
 };
 
 // What a field's check() may report: a problem with the value, or with one of its members ("address.city").
@@ -43,6 +45,7 @@ class Problems {
     errors_.push_back({field_ + "." + std::string(member), std::move(message)});
   }
   void add(FieldError e) { errors_.push_back(std::move(e)); }  // an error already named in full
+  size_t count() const { return errors_.size(); }
 
  private:
   std::string field_;
@@ -70,6 +73,7 @@ struct Field {
   size_t max_len = 0;           // text: characters; list: items; object without properties: bytes as JSON
   size_t item_max = 0;          // list: characters per item
   std::optional<int64_t> minimum, maximum;
+  std::optional<double> number_min, number_max;  // number
   std::vector<std::string> values;  // enum
   std::vector<Field> properties;    // object: the only members it may have (each optional text);
                                     // object list: each item's members, with their own types and rules
@@ -208,6 +212,10 @@ Field datetime(std::string name);
 Field object(std::string name, size_t max_bytes);
 Field object(std::string name, std::vector<Field> properties);
 Field text_list(std::string name, size_t max_items, size_t item_max);
+// A JSON number (integer or fraction), optionally bounded.
+Field number(std::string name, std::optional<double> minimum = {}, std::optional<double> maximum = {});
+// Any JSON value (object, array, string, number, boolean) of at most max_bytes as JSON.
+Field any_json(std::string name, size_t max_bytes);
 // Errors name the item and member: "stages[0].probability".
 Field object_list(std::string name, std::vector<Field> properties, size_t max_items);
 

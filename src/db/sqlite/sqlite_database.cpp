@@ -176,7 +176,7 @@ class SqliteDatabase final : public Database {
         auto done = c.query("SELECT 1 FROM " + schema_ + ".schema_migrations WHERE version = $1", {m.version});
         if (done.empty()) {
           c.exec(sqlite_ddl(m.sql));
-          if (!m.sqlite_sql.empty()) c.exec(m.sqlite_sql);
+          if (!m.sqlite_sql.empty()) c.exec(sqlite_ddl(m.sqlite_sql));
           c.query("INSERT INTO " + schema_ + ".schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
                   {m.version, m.name, format_rfc3339(Clock::now())});
         }

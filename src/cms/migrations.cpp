@@ -1,0 +1,146 @@
+// cms_db schema. Every CMS table is tenant data (RLS on PostgreSQL) except the outbox and the schedule,
+// which the relay and the scheduler read across tenants. The published copies hold their data as JSONB on
+// PostgreSQL, so delivery filters and sorts read it without parsing text.
+#include "cms/module.hpp"
+#include "db/outbox.hpp"
+#include "kit/idempotency.hpp"
+
+namespace cdx::cms {
+
+namespace {
+
+std::string published_table(const char* json_type) {
+  return std::string(R"SQL(
+CREATE TABLE cms_db.published (
+  entry_id TEXT PRIMARY KEY,
+  tenant_id TEXT NOT NULL,
+  type_id TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  data )SQL") + json_type + R"SQL( NOT NULL,
+  html TEXT NOT NULL,
+  search TEXT NOT NULL,
+  published_at TEXT NOT NULL,
+  updated_at TEXT NOT NULL
+);
+CREATE INDEX published_by_time ON cms_db.published (tenant_id, type_id, published_at, entry_id);
+CREATE INDEX published_by_update ON cms_db.published (tenant_id, type_id, updated_at, entry_id);
+)SQL";
+}
+
+}  // namespace
+
+std::vector<db::Migration> CmsModule::migrations() const {
+  return {
+      {1,
+       "locales, content types, entries and their versions, unique values, published copies, schedule, "
+       "preview tokens, media",
+       R"SQL(
+CREATE TABLE cms_db.locales (
+  id TEXT PRIMARY KEY,
+  tenant_id TEXT NOT NULL,
+  code TEXT NOT NULL,
+  name TEXT,
+  is_default INTEGER NOT NULL,
+  created_at TEXT NOT NULL,
+  updated_at TEXT NOT NULL,
+  UNIQUE (tenant_id, code)
+);
+CREATE INDEX locales_created ON cms_db.locales (tenant_id, created_at, id);
+CREATE TABLE cms_db.content_types (
+  id TEXT PRIMARY KEY,
+  tenant_id TEXT NOT NULL,
+  key TEXT NOT NULL,
+  name TEXT NOT NULL,
+  description TEXT,
+  fields TEXT NOT NULL,
+  created_at TEXT NOT NULL,
+  updated_at TEXT NOT NULL,
+  UNIQUE (tenant_id, key)
+);
+CREATE INDEX content_types_created ON cms_db.content_types (tenant_id, created_at, id);
+CREATE INDEX content_types_updated ON cms_db.content_types (tenant_id, updated_at, id);
+CREATE INDEX content_types_name ON cms_db.content_types (tenant_id, name, id);
+CREATE TABLE cms_db.entries (
+  id TEXT PRIMARY KEY,
+  tenant_id TEXT NOT NULL,
+  type_id TEXT NOT NULL,
+  data TEXT NOT NULL,
+  status TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  published_version INTEGER,
+  published_at TEXT,
+  publish_at TEXT,
+  unpublish_at TEXT,
+  created_by TEXT,
+  updated_by TEXT,
+  search TEXT NOT NULL,
+  created_at TEXT NOT NULL,
+  updated_at TEXT NOT NULL
+);
+CREATE INDEX entries_created ON cms_db.entries (tenant_id, type_id, created_at, id);
+CREATE INDEX entries_updated ON cms_db.entries (tenant_id, type_id, updated_at, id);
+CREATE INDEX entries_status ON cms_db.entries (tenant_id, type_id, status, updated_at, id);
+CREATE TABLE cms_db.entry_versions (
+  tenant_id TEXT NOT NULL,
+  entry_id TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  data TEXT NOT NULL,
+  actor TEXT NOT NULL,
+  created_at TEXT NOT NULL,
+  PRIMARY KEY (entry_id, version)
+);
+CREATE INDEX entry_versions_tenant ON cms_db.entry_versions (tenant_id, entry_id);
+CREATE TABLE cms_db.entry_unique (
+  tenant_id TEXT NOT NULL,
+  type_id TEXT NOT NULL,
+  field TEXT NOT NULL,
+  locale TEXT NOT NULL,
+  value TEXT NOT NULL,
+  entry_id TEXT NOT NULL,
+  PRIMARY KEY (tenant_id, type_id, field, locale, value)
+);
+CREATE INDEX entry_unique_entry ON cms_db.entry_unique (tenant_id, entry_id);
+CREATE TABLE cms_db.schedule (
+  entry_id TEXT NOT NULL,
+  action TEXT NOT NULL,
+  tenant_id TEXT NOT NULL,
+  due_at INTEGER NOT NULL,
+  PRIMARY KEY (entry_id, action)
+);
+CREATE INDEX schedule_due ON cms_db.schedule (due_at);
+CREATE TABLE cms_db.preview_tokens (
+  id TEXT PRIMARY KEY,
+  tenant_id TEXT NOT NULL,
+  entry_id TEXT NOT NULL,
+  expires_at INTEGER NOT NULL
+);
+CREATE INDEX preview_tokens_entry ON cms_db.preview_tokens (tenant_id, entry_id);
+CREATE TABLE cms_db.media (
+  id TEXT PRIMARY KEY,
+  tenant_id TEXT NOT NULL,
+  filename TEXT NOT NULL,
+  mime_type TEXT NOT NULL,
+  size INTEGER NOT NULL,
+  width INTEGER,
+  height INTEGER,
+  hash TEXT NOT NULL,
+  alt TEXT,
+  folder TEXT,
+  created_at TEXT NOT NULL,
+  updated_at TEXT NOT NULL
+);
+CREATE INDEX media_created ON cms_db.media (tenant_id, created_at, id);
+CREATE INDEX media_updated ON cms_db.media (tenant_id, updated_at, id);
+CREATE INDEX media_filename ON cms_db.media (tenant_id, filename, id);
+CREATE INDEX media_hash ON cms_db.media (tenant_id, hash);
+)SQL",
+       {"cms_db.locales", "cms_db.content_types", "cms_db.entries", "cms_db.entry_versions",
+        "cms_db.entry_unique", "cms_db.preview_tokens", "cms_db.media", "cms_db.published"},
+       published_table("JSONB"),
+       published_table("TEXT")},
+      db::Outbox::migration(2, "cms_db"),
+      kit::Idempotency::migration(3, "cms_db"),
+  };
+}
+
+}  // namespace cdx::cms

@@ -1,0 +1,355 @@
+#include "cms/schema.hpp"
+
+#include <cmark.h>
+#include <fmt/format.h>
+#include <re2/re2.h>
+
+#include <algorithm>
+#include <cmath>
+#include <set>
+
+#include "common/validate.hpp"
+#include "kit/kit.hpp"
+
+namespace cdx::cms {
+
+using nlohmann::json;
+
+namespace {
+
+constexpr int64_t kSafeInteger = 9007199254740991;  // 2^53 - 1: what every JSON client reads exactly
+constexpr size_t kTextMax = 2000, kRichTextMax = 200000, kJsonMax = 65536, kListMax = 1000;
+
+bool has(const std::vector<std::string>& v, std::string_view s) {
+  return std::find(v.begin(), v.end(), s) != v.end();
+}
+
+std::string join(const std::vector<std::string>& v) {
+  std::string out;
+  for (size_t i = 0; i < v.size(); ++i) out += (i ? ", " : "") + v[i];
+  return out;
+}
+
+size_t as_size(const std::optional<double>& v, size_t fallback) {
+  return v ? static_cast<size_t>(std::max(0.0, *v)) : fallback;
+}
+
+// A list of ids (references or media, many): each a lower-case UUID, distinct, within the count rules.
+kit::Check id_list_check(std::optional<double> min) {
+  return [min](json& v, kit::Problems& p) {
+    for (auto& id : v) {
+      std::string s = lowercase(id.get<std::string>());
+      if (!valid_uuid(s)) return p.fail("must hold ids (UUIDs such as 01930000-0000-7000-8000-000000000001)");
+      id = s;
+    }
+    if (min && v.size() < static_cast<size_t>(*min))
+      p.fail(fmt::format("must hold at least {} items", static_cast<size_t>(*min)));
+  };
+}
+
+// The kit field checking one value of a field definition (one locale's value when localized).
+kit::Field rule_of(const FieldDef& d) {
+  const std::string& t = d.type;
+  kit::Field f;
+  if (t == "text" || t == "rich_text") {
+    f = kit::text(d.key, as_size(d.max, t == "text" ? kTextMax : kRichTextMax));
+    f.min_len = as_size(d.min, 0);
+    if (t == "rich_text") f.multiline();
+    if (d.regex) {
+      auto re = d.regex;
+      f.check([re, pattern = d.pattern](json& v, kit::Problems& p) {
+        if (!RE2::PartialMatch(v.get<std::string>(), *re)) p.fail("must match the pattern " + pattern);
+      });
+    }
+  } else if (t == "integer") {
+    f = kit::integer(d.key, d.min ? static_cast<int64_t>(std::ceil(*d.min)) : -kSafeInteger,
+                     d.max ? static_cast<int64_t>(std::floor(*d.max)) : kSafeInteger);
+  } else if (t == "number") {
+    f = kit::number(d.key, d.min, d.max);
+  } else if (t == "boolean") {
+    f = kit::boolean(d.key);
+  } else if (t == "date") {
+    f = kit::date(d.key);
+  } else if (t == "datetime") {
+    f = kit::datetime(d.key);
+  } else if (t == "enum") {
+    f = kit::choice(d.key, d.values);
+  } else if (d.is_link()) {
+    if (d.multiple) {
+      f = kit::text_list(d.key, as_size(d.max, 100), 36);
+      f.check(id_list_check(d.min));
+    } else {
+      f = kit::id(d.key);
+    }
+  } else if (t == "json") {
+    f = kit::any_json(d.key, kJsonMax);
+  } else if (t == "text_list") {
+    f = kit::text_list(d.key, as_size(d.max, kListMax), 500);
+    if (d.min) {
+      const size_t min = as_size(d.min, 0);
+      f.check([min](json& v, kit::Problems& p) {
+        if (v.size() < min) p.fail(fmt::format("must hold at least {} items", min));
+      });
+    }
+  } else {
+    throw std::logic_error("cms: unknown field type " + t);
+  }
+  return f;
+}
+
+FieldDef def_of(const json& j) {
+  FieldDef d;
+  d.key = j.at("key").get<std::string>();
+  d.name = j.value("name", d.key);
+  d.type = j.at("type").get<std::string>();
+  d.required = j.value("required", false);
+  d.unique = j.value("unique", false);
+  d.localized = j.value("localized", false);
+  d.multiple = j.value("multiple", false);
+  if (j.contains("min") && j["min"].is_number()) d.min = j["min"].get<double>();
+  if (j.contains("max") && j["max"].is_number()) d.max = j["max"].get<double>();
+  d.pattern = j.value("pattern", "");
+  if (j.contains("values") && j["values"].is_array()) d.values = j["values"].get<std::vector<std::string>>();
+  d.references = j.value("references", "");
+  if (j.contains("default")) d.default_value = j["default"];
+  if (!d.pattern.empty()) {
+    RE2::Options o;
+    o.set_log_errors(false);
+    o.set_max_mem(1 << 20);
+    d.regex = std::make_shared<re2::RE2>(d.pattern, o);
+    if (!d.regex->ok()) d.regex.reset();
+  }
+  d.rule = rule_of(d);
+  return d;
+}
+
+// Which rules each field type accepts.
+bool takes_min_max(const std::string& t) { return t != "boolean" && t != "date" && t != "datetime" && t != "enum" && t != "json"; }
+
+void html_into(json& out, const std::string& key, const json& v, bool localized) {
+  if (localized && v.is_object()) {
+    json per = json::object();
+    for (const auto& [loc, text] : v.items())
+      if (text.is_string()) per[loc] = markdown_html(text.get<std::string>());
+    out[key] = std::move(per);
+  } else if (v.is_string()) {
+    out[key] = markdown_html(v.get<std::string>());
+  }
+}
+
+}  // namespace
+
+const std::vector<std::string>& field_types() {
+  static const std::vector<std::string> kTypes = {"text",     "rich_text", "integer",   "number",
+                                                  "boolean",  "date",      "datetime",  "enum",
+                                                  "reference", "media",    "json",      "text_list"};
+  return kTypes;
+}
+
+const FieldDef* ContentType::find(std::string_view k) const {
+  for (const auto& f : fields)
+    if (f.key == k) return &f;
+  return nullptr;
+}
+
+bool ContentType::has_rich_text() const {
+  return std::any_of(fields.begin(), fields.end(), [](const FieldDef& f) { return f.type == "rich_text"; });
+}
+
+std::shared_ptr<const ContentType> compile(const json& row) {
+  auto t = std::make_shared<ContentType>();
+  t->id = row.value("id", "");
+  t->key = row.value("key", "");
+  t->name = row.value("name", "");
+  t->updated_at = row.value("updated_at", "");
+  if (row.contains("fields") && row["fields"].is_array())
+    for (const auto& f : row["fields"]) t->fields.push_back(def_of(f));
+  return t;
+}
+
+void check_fields(const json& fields, std::vector<FieldError>& errors) {
+  std::set<std::string> keys;
+  for (size_t i = 0; i < fields.size(); ++i) {
+    const json& f = fields[i];
+    const std::string at = fmt::format("fields[{}]", i);
+    auto fail = [&](const char* member, std::string message) {
+      errors.push_back({at + "." + member, std::move(message)});
+    };
+    const std::string key = f.value("key", ""), type = f.value("type", "");
+    if (!keys.insert(key).second) fail("key", "is used by another field of this type");
+    const bool link = type == "reference" || type == "media";
+    const bool text = type == "text" || type == "rich_text";
+    const auto min = f.contains("min") ? std::optional<double>(f["min"].get<double>()) : std::nullopt;
+    const auto max = f.contains("max") ? std::optional<double>(f["max"].get<double>()) : std::nullopt;
+    if ((min || max) && !takes_min_max(type)) fail(min ? "min" : "max", "does not apply to a " + type + " field");
+    if (min && max && *min > *max) fail("min", "must not be greater than max");
+    const bool counts = text || type == "text_list" || link;
+    if (counts && ((min && *min < 0) || (max && *max < 0)))
+      fail(min && *min < 0 ? "min" : "max", "must not be negative (a length or a count)");
+    if (text && max && *max > (type == "text" ? 100000 : 1000000))
+      fail("max", fmt::format("must be at most {} characters", type == "text" ? 100000 : 1000000));
+    if (link && !f.value("multiple", false) && (min || max))
+      fail(min ? "min" : "max", "applies to a reference or media field only with multiple: true (a count)");
+    if (f.contains("pattern")) {
+      if (!text) {
+        fail("pattern", "applies to text and rich_text fields only");
+      } else {
+        RE2::Options o;
+        o.set_log_errors(false);
+        o.set_max_mem(1 << 20);
+        RE2 re(f["pattern"].get<std::string>(), o);
+        if (!re.ok()) fail("pattern", "is not a valid regular expression: " + re.error());
+      }
+    }
+    if (type == "enum") {
+      if (!f.contains("values") || f["values"].empty()) fail("values", "must list the values of an enum field");
+    } else if (f.contains("values")) {
+      fail("values", "applies to enum fields only");
+    }
+    if (type == "reference") {
+      if (f.value("references", "").empty())
+        fail("references", "must name the content type (its key) whose entries this field references");
+    } else if (f.contains("references")) {
+      fail("references", "applies to reference fields only");
+    }
+    if (f.value("multiple", false) && !link) fail("multiple", "applies to reference and media fields only");
+    if (f.value("unique", false) && (link || type == "json" || type == "text_list" || type == "boolean" ||
+                                     type == "rich_text"))
+      fail("unique", "applies to text, integer, number, date, datetime and enum fields only");
+    if (f.value("localized", false) && !(text || type == "text_list" || type == "json"))
+      fail("localized", "applies to text, rich_text, text_list and json fields only");
+    if (f.contains("default") && !f["default"].is_null()) {
+      if (link) {
+        fail("default", "does not apply to reference and media fields");
+      } else if (errors.empty() || errors.back().field.rfind(at, 0) != 0) {
+        // The default obeys the field's own rules (checked once the field itself is sound).
+        FieldDef d = def_of(f);
+        std::vector<FieldError> bad;
+        kit::Problems p(at + ".default", bad);
+        kit::check_value(d.rule, f["default"], p);
+        for (auto& e : bad) errors.push_back({at + ".default", e.message});
+      }
+    }
+  }
+}
+
+json check_data(const ContentType& type, const json& data, const std::vector<std::string>& locales,
+                const std::string& default_locale, std::vector<FieldError>& errors) {
+  json out = json::object();
+  for (const auto& [k, _] : data.items())
+    if (!type.find(k)) {
+      std::vector<std::string> keys;
+      for (const auto& f : type.fields) keys.push_back(f.key);
+      errors.push_back({"data." + k, fmt::format("is not a field of {} (fields: {})", type.key, join(keys))});
+    }
+  for (const FieldDef& f : type.fields) {
+    const std::string at = "data." + f.key;
+    auto it = data.find(f.key);
+    if (it == data.end() || it->is_null()) {
+      if (!f.default_value.is_null()) {
+        out[f.key] = f.localized ? json{{default_locale, f.default_value}} : f.default_value;
+      } else if (f.required) {
+        errors.push_back({at, "is required"});
+      }
+      continue;
+    }
+    if (!f.localized) {
+      kit::Problems p(at, errors);
+      if (auto v = kit::check_value(f.rule, *it, p)) out[f.key] = std::move(*v);
+      continue;
+    }
+    if (!it->is_object()) {
+      errors.push_back({at, fmt::format("is localized: must be an object of locale → value (locales: {})",
+                                        join(locales))});
+      continue;
+    }
+    json per = json::object();
+    for (const auto& [loc, v] : it->items()) {
+      if (!has(locales, loc)) {
+        errors.push_back({at + "." + loc, "is not a locale of this tenant (locales: " + join(locales) + ")"});
+        continue;
+      }
+      if (v.is_null()) continue;
+      kit::Problems p(at + "." + loc, errors);
+      if (auto nv = kit::check_value(f.rule, v, p)) per[loc] = std::move(*nv);
+    }
+    if (f.required && !per.contains(default_locale))
+      errors.push_back({at + "." + default_locale, "is required (the default locale's value)"});
+    if (!per.empty()) out[f.key] = std::move(per);
+  }
+  return out;
+}
+
+json resolve_locale(const ContentType& type, const json& data, const std::string& locale,
+                    const std::string& default_locale, const std::vector<std::string>& fields) {
+  json out = json::object();
+  for (const FieldDef& f : type.fields) {
+    if (!fields.empty() && !has(fields, f.key)) continue;
+    auto it = data.find(f.key);
+    if (it == data.end() || it->is_null()) {
+      out[f.key] = nullptr;
+      continue;
+    }
+    if (!f.localized || !it->is_object()) {
+      out[f.key] = *it;
+      continue;
+    }
+    auto v = it->find(locale);
+    if (v == it->end()) v = it->find(default_locale);
+    out[f.key] = v == it->end() ? json(nullptr) : *v;
+  }
+  return out;
+}
+
+std::string markdown_html(const std::string& markdown) {
+  // CMARK_OPT_DEFAULT is safe: raw HTML becomes a comment, javascript:/vbscript:/file: and most data: link
+  // targets are dropped.
+  char* html = cmark_markdown_to_html(markdown.data(), markdown.size(), CMARK_OPT_DEFAULT);
+  std::string out(html ? html : "");
+  free(html);
+  return out;
+}
+
+json render_html(const ContentType& type, const json& data) {
+  json out = json::object();
+  for (const FieldDef& f : type.fields)
+    if (f.type == "rich_text" && data.contains(f.key)) html_into(out, f.key, data[f.key], f.localized);
+  return out;
+}
+
+std::string search_text(const ContentType& type, const json& data) {
+  std::string out;
+  auto add = [&](const json& v) {
+    if (!v.is_string()) return;
+    if (!out.empty()) out += ' ';
+    out += lowercase(v.get<std::string>());
+  };
+  for (const FieldDef& f : type.fields) {
+    if (!f.is_text() || !data.contains(f.key)) continue;
+    const json& v = data[f.key];
+    if (f.localized && v.is_object())
+      for (const auto& [_, x] : v.items()) add(x);
+    else
+      add(v);
+    if (out.size() > 100000) break;  // enough to find an entry by; keeps the column bounded
+  }
+  return out.substr(0, 100000);
+}
+
+std::vector<std::pair<const FieldDef*, std::vector<std::string>>> links(const ContentType& type,
+                                                                       const json& data) {
+  std::vector<std::pair<const FieldDef*, std::vector<std::string>>> out;
+  for (const FieldDef& f : type.fields) {
+    if (!f.is_link() || !data.contains(f.key)) continue;
+    std::vector<std::string> ids;
+    const json& v = data[f.key];
+    if (v.is_string()) ids.push_back(v.get<std::string>());
+    if (v.is_array())
+      for (const auto& id : v)
+        if (id.is_string()) ids.push_back(id.get<std::string>());
+    if (!ids.empty()) out.emplace_back(&f, std::move(ids));
+  }
+  return out;
+}
+
+}  // namespace cdx::cms
