@@ -15,7 +15,7 @@ CREATE TABLE cms_db.published (
   entry_id TEXT PRIMARY KEY,
   tenant_id TEXT NOT NULL,
   type_id TEXT NOT NULL,
-  version INTEGER NOT NULL,
+  version BIGINT NOT NULL,
   data )SQL") + json_type + R"SQL( NOT NULL,
   html TEXT NOT NULL,
   search TEXT NOT NULL,
@@ -66,8 +66,8 @@ CREATE TABLE cms_db.entries (
   type_id TEXT NOT NULL,
   data TEXT NOT NULL,
   status TEXT NOT NULL,
-  version INTEGER NOT NULL,
-  published_version INTEGER,
+  version BIGINT NOT NULL,
+  published_version BIGINT,
   published_at TEXT,
   publish_at TEXT,
   unpublish_at TEXT,
@@ -83,7 +83,7 @@ CREATE INDEX entries_status ON cms_db.entries (tenant_id, type_id, status, updat
 CREATE TABLE cms_db.entry_versions (
   tenant_id TEXT NOT NULL,
   entry_id TEXT NOT NULL,
-  version INTEGER NOT NULL,
+  version BIGINT NOT NULL,
   data TEXT NOT NULL,
   actor TEXT NOT NULL,
   created_at TEXT NOT NULL,
@@ -104,7 +104,7 @@ CREATE TABLE cms_db.schedule (
   entry_id TEXT NOT NULL,
   action TEXT NOT NULL,
   tenant_id TEXT NOT NULL,
-  due_at INTEGER NOT NULL,
+  due_at BIGINT NOT NULL,
   PRIMARY KEY (entry_id, action)
 );
 CREATE INDEX schedule_due ON cms_db.schedule (due_at);
@@ -112,7 +112,7 @@ CREATE TABLE cms_db.preview_tokens (
   id TEXT PRIMARY KEY,
   tenant_id TEXT NOT NULL,
   entry_id TEXT NOT NULL,
-  expires_at INTEGER NOT NULL
+  expires_at BIGINT NOT NULL
 );
 CREATE INDEX preview_tokens_entry ON cms_db.preview_tokens (tenant_id, entry_id);
 CREATE TABLE cms_db.media (
@@ -120,7 +120,7 @@ CREATE TABLE cms_db.media (
   tenant_id TEXT NOT NULL,
   filename TEXT NOT NULL,
   mime_type TEXT NOT NULL,
-  size INTEGER NOT NULL,
+  size BIGINT NOT NULL,
   width INTEGER,
   height INTEGER,
   hash TEXT NOT NULL,

@@ -13,6 +13,9 @@ using nlohmann::json;
 namespace {
 
 // Keys are what paths, filters and JSON paths are made of: lower-case letters, digits and underscores.
+constexpr const char* kKeyPattern = "^[a-z][a-z0-9_]*$";
+constexpr const char* kLocalePattern = "^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$";
+
 kit::Check key_rule() {
   return [](json& v, kit::Problems& p) {
     const std::string& s = v.get_ref<const std::string&>();
@@ -64,7 +67,7 @@ kit::Resource locale_resource() {
   kit::Resource r("cms", "locale", "locales");
   r.key("code")
       .item_param("code")
-      .field(kit::text("code", 35).min(2).required().immutable().unique().sortable().check(locale_rule()))
+      .field(kit::text("code", 35).min(2).required().immutable().unique().sortable().check(locale_rule(), kLocalePattern))
       .field(kit::text("name", 100))
       .field(kit::boolean("is_default").not_null().defaults(false).doc(
           "the locale a read falls back to; setting it moves the default here"))
@@ -77,7 +80,7 @@ kit::Resource locale_resource() {
 kit::Resource content_type_resource() {
   kit::Resource r("cms", "content_type", "content_types");
   const std::vector<kit::Field> members = {
-      kit::text("key", 64).required().check(key_rule()).doc("the key of the field in an entry's data"),
+      kit::text("key", 64).required().check(key_rule(), kKeyPattern).doc("the key of the field in an entry's data"),
       kit::text("name", 100),
       kit::choice("type", field_types()).required(),
       kit::boolean("required").doc("an entry must give it (a localized one: in the default locale)"),
@@ -88,14 +91,14 @@ kit::Resource content_type_resource() {
       kit::number("max").doc("the greatest length (text), value (integer, number) or count (lists)"),
       kit::text("pattern", 500).doc("text: a regular expression (RE2 syntax) the value must contain a match of"),
       kit::text_list("values", 200, 100).doc("enum: the values it may take"),
-      kit::text("references", 64).check(key_rule()).doc("reference: the key of the content type it points to"),
+      kit::text("references", 64).check(key_rule(), kKeyPattern).doc("reference: the key of the content type it points to"),
       kit::any_json("default", 4096).doc("the value an entry gets when it gives none"),
       kit::text("description", 500),
   };
   r.segment("content-types")
       .key("key")
       .item_param("key")
-      .field(kit::text("key", 64).required().immutable().unique().sortable().check(key_rule()).doc(
+      .field(kit::text("key", 64).required().immutable().unique().sortable().check(key_rule(), kKeyPattern).doc(
           "addresses the type: /content-types/{key}, /published/{key}"))
       .field(kit::text("name", 100).required().searchable().sortable())
       .field(kit::text("description", 1000).multiline())

@@ -12,7 +12,7 @@ import requests
 
 from conftest import Api, RawConn, Server, assert_problem, make_tenant, login, SUPERADMIN
 
-CORE, AUTH, CRM = 1, 3, 4  # port offsets from the gateway's
+CORE, AUTH, CRM, CMS = 1, 3, 4, 5  # port offsets from the gateway's
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +71,7 @@ def services_when_up(api):
 def test_services_registry_in_this_topology(sa):
     data = services_when_up(sa)
     assert data, "every service reports up within seconds"
-    assert {s["name"] for s in data} == {"gateway", "core", "auth", "crm"}
+    assert {s["name"] for s in data} == {"gateway", "core", "auth", "crm", "cms"}
     for s in data:
         assert s["url"].startswith("http://") and s["version"]
         assert s["latency_ms"] >= 0 and s["last_check"].endswith("Z")
@@ -84,12 +84,12 @@ def test_constellation_services_have_their_own_ports(up, up_sa):
     assert data
     urls = {s["name"]: s["url"] for s in data}
     assert urls == {"gateway": up.url, "core": service_url(up, CORE), "auth": service_url(up, AUTH),
-                    "crm": service_url(up, CRM)}
-    for offset, schema in ((CORE, "cdx_db"), (AUTH, "auth_db"), (CRM, "crm_db")):
+                    "crm": service_url(up, CRM), "cms": service_url(up, CMS)}
+    for offset, schema in ((CORE, "cdx_db"), (AUTH, "auth_db"), (CRM, "crm_db"), (CMS, "cms_db")):
         health = requests.get(service_url(up, offset) + "/health", timeout=5).json()
         assert health["status"] == "ok" and list(health["checks"]) == [schema]
     gateway = requests.get(up.url + "/health", timeout=5).json()
-    assert gateway["service"] == "gateway" and {"cdx_db", "auth_db", "crm_db"} <= set(gateway["checks"])
+    assert gateway["service"] == "gateway" and {"cdx_db", "auth_db", "crm_db", "cms_db"} <= set(gateway["checks"])
 
 
 def test_a_service_reached_directly_without_assertion_answers_401(up, up_tenant):

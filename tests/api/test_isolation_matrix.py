@@ -1,8 +1,9 @@
 """The isolation matrix, driven from /openapi.json: every tenant resource the server documents (a collection
-with POST for tenant ADMINs and a /{id} item), made in tenant A, is invisible to tenant B for get, patch,
+with POST for tenant ADMINs and an item path such as /{id} or /{key}), made in tenant A, is invisible to tenant B for get, patch,
 delete and lists, with B's JWT and with B's secret key; and B's credentials naming A in X-Tenant-ID answer
 403. A new tenant resource gets its rows without anyone editing this file: its create body is generated
 from its documented schema (required fields, formats, enums, limits, and links named by x-cdx-refs)."""
+import re
 import uuid
 
 import pytest
@@ -36,6 +37,15 @@ def _json_schema_of(op):
     return _schema(ref) if ref else None
 
 
+def item_path(path):
+    """The collection's item path (/{id}, or /{key} for resources addressed by key as well), if any."""
+    for p in DOC["paths"]:
+        rest = p[len(path):]
+        if p.startswith(path + "/{") and rest.count("/") == 1 and rest.endswith("}"):
+            return p
+    return None
+
+
 def tenant_resources():
     out = []
     for path, ops in sorted(DOC["paths"].items()):
@@ -44,7 +54,7 @@ def tenant_resources():
             continue
         if post.get("x-cdx-access") not in TENANT_ACCESS or "201" not in post["responses"]:
             continue
-        if path + "/{id}" not in DOC["paths"] or _json_schema_of(post) is None:
+        if item_path(path) is None or _json_schema_of(post) is None:
             continue
         out.append(path)
     return out
@@ -76,6 +86,11 @@ def value_for(api, name, prop):
             return "2026-01-31"
         if fmt == "date-time":
             return "2026-01-31T09:30:00Z"
+        if "pattern" in prop:  # keys and codes: the first candidate the documented pattern takes
+            for candidate in (f"iso{uniq}", f"fr-{uniq[:8]}"):
+                if re.search(prop["pattern"], candidate):
+                    return candidate
+            raise AssertionError(f"no generated value matches {name}'s pattern {prop['pattern']}")
         text = "Iso " + uniq
         return text[: prop.get("maxLength", len(text))].ljust(prop.get("minLength", 0), "x")
     if t == "integer":
@@ -111,7 +126,7 @@ def make(api, path):
 
 
 def patch_body(path):
-    op = DOC["paths"][path + "/{id}"].get("patch")
+    op = DOC["paths"][item_path(path)].get("patch")
     if not op:
         return None
     schema = _json_schema_of(op) or {}
@@ -131,7 +146,8 @@ def test_matrix_row_count():
           f"credential kinds = {rows} rows: {', '.join(RESOURCES)}")
     # Today's resources must all be found; a new one only adds rows.
     for known in ("/api/v1/auth/users", "/api/v1/auth/api-keys", "/api/v1/auth/clients", "/api/v1/crm/companies",
-                  "/api/v1/crm/contacts", "/api/v1/crm/pipelines", "/api/v1/crm/deals", "/api/v1/crm/activities"):
+                  "/api/v1/crm/contacts", "/api/v1/crm/pipelines", "/api/v1/crm/deals", "/api/v1/crm/activities",
+                  "/api/v1/cms/content-types", "/api/v1/cms/locales"):
         assert known in RESOURCES, known
     assert "/api/v1/tenants" not in RESOURCES and "/api/v1/plans" not in RESOURCES, "operator resources"
 
@@ -143,7 +159,7 @@ def test_other_tenant_cannot_see_or_touch(tenant, other_tenant, path, kind):
     obj_id = make(a, path)["id"]
     b = credential(other_tenant, kind)
 
-    item = DOC["paths"][path + "/{id}"]
+    item = DOC["paths"][item_path(path)]
     if "get" in item:
         assert b.get(f"{path}/{obj_id}").status_code == 404, path
     patch = patch_body(path)

@@ -227,7 +227,7 @@ def test_db_pool_gauges_present(server, anon):
     if server.topology == "constellation":
         # The gateway holds no database: each service reports its own pool, and the gateway its upstreams.
         gateway = parse_metrics(anon.get("/metrics").text)
-        assert {dict(l).get("upstream") for (n, l) in gateway if n.startswith("cdx_upstream_")} >= {"core", "auth", "crm"}
+        assert {dict(l).get("upstream") for (n, l) in gateway if n.startswith("cdx_upstream_")} >= {"core", "auth", "crm", "cms"}
         texts = [requests.get(f"http://127.0.0.1:{server.port + off}/metrics", timeout=5).text for off in (1, 3)]
     else:
         texts = [anon.get("/metrics").text]
