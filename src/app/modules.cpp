@@ -20,7 +20,8 @@ const std::vector<ModuleSpec>& modules() {
       {"crm", 4, "crm_db", true,
        [](ModuleDeps& d) { return std::make_unique<crm::CrmModule>(d.db, d.workers); }},
       {"cms", 5, "cms_db", true,
-       [](ModuleDeps& d) { return std::make_unique<cms::CmsModule>(d.db, d.workers, d.config, d.minter); }},
+       [](ModuleDeps& d) { return std::make_unique<cms::CmsModule>(d.db, d.workers, d.config, d.minter, d.core);
+       }},
   };
   return kModules;
 }

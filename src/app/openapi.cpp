@@ -289,6 +289,9 @@ nlohmann::json openapi_document(const http::Router& router, const std::string& v
     if (!d.request_schema.empty())
       op["requestBody"] = {{"required", !d.request_optional},
                            {"content", {{"application/json", {{"schema", ref(d.request_schema)}}}}}};
+    if (!d.multipart_schema.empty())
+      op["requestBody"] = {{"required", true},
+                           {"content", {{"multipart/form-data", {{"schema", ref(d.multipart_schema)}}}}}};
     if (!d.form_schema.empty())
       op["requestBody"] = {{"required", true},
                            {"content", {{"application/x-www-form-urlencoded", {{"schema", ref(d.form_schema)}}}}}};

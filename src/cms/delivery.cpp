@@ -182,7 +182,10 @@ void Service::populate(db::Tx& tx, const db::TenantScope& scope, std::vector<jso
     std::vector<json*> next;
     std::vector<std::shared_ptr<const ContentType>> next_types;
     if (def->type == "media") {
-      for (auto& m : store_.media_many(tx, scope, ids)) found[m["id"].get<std::string>()] = std::move(m);
+      for (auto& m : store_.media_many(tx, scope, ids)) {
+        const std::string mid = m["id"].get<std::string>();  // before m is moved from
+        found[mid] = std::move(m);
+      }
     } else {
       auto target = type_by_key(tx, scope, def->references);
       for (const auto& p : store_.published_many(tx, scope, ids))

@@ -5,11 +5,13 @@
 #pragma once
 #include <memory>
 
+#include "cms/media.hpp"
 #include "cms/resources.hpp"
 #include "cms/service.hpp"
 #include "cms/store.hpp"
 #include "common/config.hpp"
 #include "common/worker_pool.hpp"
+#include "core/api.hpp"
 #include "db/outbox.hpp"
 #include "http/types.hpp"
 #include "kit/idempotency.hpp"
@@ -21,10 +23,15 @@ namespace cdx::cms {
 class CmsModule final : public Module {
  public:
   // minter: the scheduler acts in the tenant that scheduled a publication (cms_db.schedule records it).
-  CmsModule(std::shared_ptr<db::Database> db, WorkerPool& workers, const Config& config, const ScopeMinter& minter)
+  // core: a tenant's plan (its upload limit).
+  CmsModule(std::shared_ptr<db::Database> db, WorkerPool& workers, const Config& config, const ScopeMinter& minter,
+            core::Api& core)
       : db_(std::move(db)),
         workers_(workers),
         config_(config),
+        minter_(minter),
+        core_(core),
+        files_(config.data_dir + "/media"),
         outbox_(db_->schema()),
         service_(db_, store_, outbox_, minter),
         idempotency_(db_),
@@ -40,14 +47,16 @@ class CmsModule final : public Module {
   db::Database& database() override { return *db_; }
   std::vector<db::Migration> migrations() const override;
   void mount(http::Router& router) override;
-  // Scheduled publishing: what is due is carried out within about a second.
-  void tick() override { service_.run_schedule(); }
+  // Scheduled publishing: what is due is carried out within about a second. Now and then, media files no
+  // row holds any more are removed.
+  void tick() override;
   void purge_tenant(const db::TenantScope& scope) override {
     db_->write(scope, [&](db::Tx& tx) {
       kit_.purge_tenant(tx, scope);
       tx.query("DELETE FROM cms_db.schedule WHERE tenant_id = $1", {scope.tenant_id()});
     });
     idempotency_.purge_tenant(scope);
+    files_.remove_tenant(scope.tenant_id());
   }
   std::shared_ptr<db::Database> outbox_database() override { return db_; }
   // A small blog for `cdx serve --demo`: authors and published articles.
@@ -57,10 +66,15 @@ class CmsModule final : public Module {
  private:
   void mount_entries(http::Router& r);
   void mount_delivery(http::Router& r);
+  void mount_media(http::Router& r);
 
   std::shared_ptr<db::Database> db_;
   WorkerPool& workers_;
   const Config& config_;
+  const ScopeMinter& minter_;
+  core::Api& core_;
+  media::Files files_;
+  int64_t last_sweep_ = 0;
   Store store_;
   db::Outbox outbox_;
   Service service_;

@@ -4,9 +4,14 @@
 #include <fmt/format.h>
 
 #include <charconv>
+#include <fstream>
 
 #include "cms/module.hpp"
+#include "common/clock.hpp"
 #include "common/ids.hpp"
+#include "common/log.hpp"
+#include "common/validate.hpp"
+#include "http/multipart.hpp"
 #include "http/pagination.hpp"
 #include "http/router.hpp"
 
@@ -61,6 +66,118 @@ void CmsModule::mount(http::Router& r) {
   kit_.mount(r);
   mount_entries(r);
   mount_delivery(r);
+  mount_media(r);
+}
+
+void CmsModule::tick() {
+  service_.run_schedule();
+  const int64_t now = Clock::unix_seconds();
+  if (now - last_sweep_ < 600) return;
+  last_sweep_ = now;
+  // Files no media row holds (deleted, or an upload whose row was never written), an hour old or more.
+  for (const auto& tenant_id : files_.tenants()) {
+    try {
+      const db::TenantScope scope = minter_.mint(tenant_id);
+      auto live = db_->read(scope, [&](db::Tx& tx) { return store_.media_hashes(tx, scope); });
+      if (int n = files_.sweep(tenant_id, live, 3600)) log::info("cms: unused media files removed", {{"tenant_id", tenant_id}, {"files", n}});
+    } catch (const std::exception& e) {
+      log::warn("cms: media sweep failed", {{"tenant_id", tenant_id}, {"error", e.what()}});
+    }
+  }
+}
+
+void CmsModule::mount_media(http::Router& r) {
+  static const kit::Resource kUpload = [] {
+    kit::Resource u("cms", "media_upload", "media");
+    u.field(kit::text("alt", 500)).field(kit::text("folder", 200));
+    return u;
+  }();
+  r.add(Method::kPost, "/api/v1/cms/media",
+        [this](Context& ctx) -> Task<void> {
+          const std::string tenant_id = ctx.tenant->tenant_id();
+          json patch;
+          co_await workers_.run([&] {
+            auto parts = http::parse_multipart(ctx.req.header("content-type"), ctx.req.body);
+            const http::Part* file = http::find_part(parts, "file");
+            if (!file || !file->has_filename)
+              throw Error::validation({{"file", "is required: a part named file with a filename"}});
+            json fields = json::object();
+            for (const char* name : {"alt", "folder"})
+              if (const http::Part* p = http::find_part(parts, name)) fields[name] = std::string(p->body);
+            patch = kit::read_body(kUpload, fields.dump(), kit::Mode::kCreate);
+            std::string filename = trim(file->filename.substr(file->filename.find_last_of("/\\") + 1));
+            if (filename.empty() || utf8_length(filename) > 255 || !clean_text(filename, false))
+              throw Error::validation({{"file", "needs a file name of 1 to 255 characters of text"}});
+            auto info = core_.find_tenant(tenant_id);
+            const int64_t plan_mb = info ? info->plan.max_upload_mb : 25;
+            if (static_cast<int64_t>(file->body.size()) > plan_mb * 1024 * 1024)
+              throw Error(Code::kPayloadTooLarge,
+                          fmt::format("The file is larger than the {} MiB the tenant's plan allows.", plan_mb));
+            const media::Kind kind = media::inspect(file->body, filename);
+            patch["filename"] = filename;
+            patch["mime_type"] = kind.mime;
+            patch["size"] = static_cast<int64_t>(file->body.size());
+            patch["width"] = kind.width ? json(*kind.width) : json(nullptr);
+            patch["height"] = kind.height ? json(*kind.height) : json(nullptr);
+            patch["hash"] = files_.store(tenant_id, file->body);  // before the row: a sweep removes strays
+          });
+          kit::Caller c = kit::caller_of(ctx, media_);
+          co_await kit_.write_answer(ctx, "POST /api/v1/cms/media",
+                                     [&](db::Tx& tx) { ctx.res.json(201, dump(kit_.create(tx, c, media_, patch))); });
+        },
+        {.access = Access::kTenantAdmin,
+         .scope = kWrite,
+         .summary = "Upload a file (multipart/form-data: file, alt, folder); its type is read from its bytes",
+         .tag = kTag,
+         .multipart_schema = "MediaUpload",
+         .response_schema = "Media",
+         .success_status = 201,
+         .body_limit = static_cast<size_t>(config_.media_limit)});
+
+  r.add(Method::kGet, "/api/v1/cms/files/{tenant_id}/{id}",
+        [this](Context& ctx) -> Task<void> {
+          const std::string tenant_id = lowercase(ctx.req.param(0)), id = lowercase(ctx.req.param(1));
+          if (!valid_uuid(tenant_id) || !valid_uuid(id)) throw Error(Code::kNotFound, "No such media file.");
+          const media::Transform t = media::parse_transform(ctx.req.query_params());
+          struct File {
+            std::string mime, hash, bytes;
+          };
+          File f = co_await workers_.run([&] {
+            const db::TenantScope scope = minter_.mint(tenant_id);
+            const kit::Caller c{scope, kit::Actor{"system", "files"}, std::nullopt};
+            auto row = db_->read(scope, [&](db::Tx& tx) { return kit_.find(tx, c, media_, id); });
+            if (!row) throw Error(Code::kNotFound, "No such media file.");
+            media::Kind kind{row->at("mime_type").get<std::string>(), std::nullopt, std::nullopt};
+            if (row->at("width").is_number()) kind.width = row->at("width").get<int64_t>();
+            const std::string hash = row->at("hash").get<std::string>();
+            const std::string path = t.empty() ? files_.path(tenant_id, hash) : files_.variant(tenant_id, hash, kind, t);
+            std::ifstream in(path, std::ios::binary);
+            if (!in) throw Error(Code::kNotFound, "The media file is missing.");
+            return File{media::output_mime(kind, t), t.empty() ? hash : hash + "-" + t.suffix(),
+                        std::string(std::istreambuf_iterator<char>(in), {})};
+          });
+          const std::string etag = "\"" + f.hash.substr(0, 64) + "\"";
+          ctx.res.header("ETag", etag);
+          // An id names the same bytes for ever: cacheable as long as a cache wants.
+          ctx.res.header("Cache-Control", "public, max-age=31536000, immutable");
+          ctx.res.header("X-Content-Type-Options", "nosniff");
+          ctx.res.header("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; sandbox");
+          const bool inline_ok = f.mime.rfind("image/", 0) == 0 && f.mime.find("svg") == std::string::npos;
+          if (!inline_ok) ctx.res.header("Content-Disposition", "attachment");
+          if (ctx.req.header("if-none-match") == etag) {
+            ctx.res.status = 304;
+            co_return;
+          }
+          ctx.res.content_type_storage = f.mime;
+          ctx.res.status = 200;
+          ctx.res.content_type = ctx.res.content_type_storage;
+          ctx.res.body = std::move(f.bytes);
+        },
+        {.access = Access::kPublic,
+         .summary = "A media file by its URL (public: client apps put it in <img src>); ?w=&h=&fit=&format= "
+                    "transform images (made once, then served from disk)",
+         .tag = kTag,
+         .query_params = {"w", "h", "fit", "format"}});
 }
 
 void CmsModule::mount_entries(http::Router& r) {
@@ -212,6 +329,14 @@ void CmsModule::mount_delivery(http::Router& r) {
 
 void CmsModule::add_openapi_schemas(json& schemas) const {
   kit_.add_schemas(schemas);
+  schemas["MediaUpload"] = {
+      {"type", "object"},
+      {"description", "multipart/form-data"},
+      {"required", {"file"}},
+      {"properties",
+       {{"file", {{"type", "string"}, {"format", "binary"}}},
+        {"alt", {{"type", "string"}, {"maxLength", 500}}},
+        {"folder", {{"type", "string"}, {"maxLength", 200}}}}}};
   kit::add_body_schema(schemas, preview_body(), "PreviewTokenCreate");
   const json actor = {{"type", "object"},
                       {"properties", {{"type", {{"type", "string"}}}, {"id", {{"type", "string"}}}}}};

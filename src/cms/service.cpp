@@ -168,8 +168,9 @@ kit::Hooks Service::media_hooks() {
                                                            n == 1 ? "entry uses" : "entries use"));
               },
           .decorate =
-              [](db::Tx&, const db::TenantScope&, json& rows) {
-                for (json& row : rows) row["url"] = "/api/v1/cms/files/" + row["id"].get<std::string>();
+              [](db::Tx&, const db::TenantScope& scope, json& rows) {
+                for (json& row : rows)
+                  row["url"] = "/api/v1/cms/files/" + scope.tenant_id() + "/" + row["id"].get<std::string>();
               }};
 }
 

@@ -442,6 +442,14 @@ std::vector<Published> Store::published_many(db::Tx& tx, const db::TenantScope& 
   return out;
 }
 
+std::vector<std::string> Store::media_hashes(db::Tx& tx, const db::TenantScope& scope) {
+  std::vector<std::string> out;
+  for (const auto& r :
+       tx.query("SELECT DISTINCT hash FROM cms_db.media WHERE tenant_id = $1", {scope.tenant_id()}).rows)
+    out.push_back(r.text(0));
+  return out;
+}
+
 std::vector<json> Store::media_many(db::Tx& tx, const db::TenantScope& scope, const std::vector<std::string>& ids) {
   if (ids.empty()) return {};
   kit::Sql sql(
@@ -457,7 +465,7 @@ std::vector<json> Store::media_many(db::Tx& tx, const db::TenantScope& scope, co
                    {"width", r.opt_integer(4) ? json(*r.opt_integer(4)) : json(nullptr)},
                    {"height", r.opt_integer(5) ? json(*r.opt_integer(5)) : json(nullptr)},
                    {"alt", r.opt_text(6) ? json(*r.opt_text(6)) : json(nullptr)},
-                   {"url", "/api/v1/cms/files/" + r.text(0)}});
+                   {"url", "/api/v1/cms/files/" + scope.tenant_id() + "/" + r.text(0)}});
   return out;
 }
 

@@ -130,6 +130,8 @@ class Store {
   // Published copies by id, of any type (populate: one statement per level).
   std::vector<Published> published_many(db::Tx& tx, const db::TenantScope& scope,
                                         const std::vector<std::string>& ids);
+  // The hashes the tenant's media rows hold (the files to keep).
+  std::vector<std::string> media_hashes(db::Tx& tx, const db::TenantScope& scope);
   std::vector<nlohmann::json> media_many(db::Tx& tx, const db::TenantScope& scope,
                                          const std::vector<std::string>& ids);
 };

@@ -110,6 +110,10 @@ const std::vector<Setting>& table() {
        [](Config& c, const std::string& v) {
          c.body_limit = parse_int("body_limit", v, 1024, int64_t{1} << 32);
        }},
+      {{"media_limit", "CDX_MEDIA_LIMIT", "largest media upload in bytes, whatever the tenant's plan"},
+       [](Config& c, const std::string& v) {
+         c.media_limit = parse_int("media_limit", v, 1024, int64_t{1} << 34);
+       }},
       {{"header_limit", "CDX_HEADER_LIMIT", "largest request header in bytes"},
        [](Config& c, const std::string& v) { c.header_limit = parse_int("header_limit", v, 1024, 1 << 20); }},
       {{"max_connections", "CDX_MAX_CONNECTIONS",

@@ -57,6 +57,9 @@ CREATE INDEX tenants_plan_created ON cdx_db.tenants (plan, created_at, id);
 DROP INDEX cdx_db.tenants_status;
 DROP INDEX cdx_db.tenants_plan;
 )SQL"},
+      {4, "plan upload limit", R"SQL(
+ALTER TABLE cdx_db.plans ADD COLUMN max_upload_mb BIGINT NOT NULL DEFAULT 25;
+)SQL"},
   };
 }
 

@@ -53,6 +53,7 @@ nlohmann::json to_json(const Plan& p) {
           {"rate_limit_per_minute", p.rate_limit_per_minute},
           {"max_users", p.max_users},
           {"max_api_keys", p.max_api_keys},
+          {"max_upload_mb", p.max_upload_mb},
           {"modules", p.modules},
           {"created_at", p.created_at},
           {"updated_at", p.updated_at}};
@@ -79,6 +80,7 @@ Plan plan_from_json(const nlohmann::json& j) {
   p.rate_limit_per_minute = j.at("rate_limit_per_minute").get<int64_t>();
   p.max_users = j.at("max_users").get<int64_t>();
   p.max_api_keys = j.at("max_api_keys").get<int64_t>();
+  p.max_upload_mb = j.value("max_upload_mb", int64_t{25});
   p.modules = j.at("modules").get<std::vector<std::string>>();
   p.created_at = j.at("created_at").get<std::string>();
   p.updated_at = j.at("updated_at").get<std::string>();

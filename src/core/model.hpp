@@ -16,6 +16,7 @@ struct Plan {
   int64_t rate_limit_per_minute = 6000;
   int64_t max_users = 100;
   int64_t max_api_keys = 20;
+  int64_t max_upload_mb = 25;
   std::vector<std::string> modules;
   std::string created_at, updated_at;
 };

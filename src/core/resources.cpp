@@ -109,6 +109,8 @@ kit::Resource plan_resource() {
       .field(kit::integer("rate_limit_per_minute", 1, 100'000'000).defaults(6000))
       .field(kit::integer("max_users", 0, 100'000'000).defaults(100))
       .field(kit::integer("max_api_keys", 0, 1'000'000).defaults(20))
+      .field(kit::integer("max_upload_mb", 1, 10'240).defaults(25).doc(
+          "the largest media upload, in MiB (the server's media_limit bounds every plan)"))
       .field(kit::text_list("modules", all_modules().size(), 63)
                  .defaults(all_modules())
                  .check([](json& v, kit::Problems& p) {

@@ -38,6 +38,7 @@ struct RouteDoc {
   std::string request_schema;     // components/schemas name of the JSON body, if any
   bool request_optional = false;  // the body may be omitted
   std::string form_schema;        // an application/x-www-form-urlencoded body (OAuth endpoints)
+  std::string multipart_schema;   // a multipart/form-data body (uploads)
   std::string response_schema;    // components/schemas name of the success body, if any
   int success_status = 200;
   bool list = false;                      // answers {"data": [...], "next_cursor"} and takes limit/cursor

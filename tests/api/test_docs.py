@@ -22,10 +22,13 @@ EXPECTED_OUTPUT = {
     # a deal's stage move in its history, the stage deletion refused, the replayed create, the events
     "crm.md": ['"name": "Sales"', '"to_stage_id"', "409", "Idempotent-Replayed: true", '"crm.deal.stage_changed"',
                "204"],
+    # the refused entry, versions, a populated author, 304 on a held ETag, a preview, a locale, a media file
+    "cms.md": ["422", '[{"version":2,"current":true},{"version":1,"current":false}]', '"author":"Ada Lovelace"', "304",
+               '"preview":true', "Bonjour", "hello media"],
 }
 
 
-@pytest.mark.parametrize("page", ["auth.md", "crm.md"])
+@pytest.mark.parametrize("page", ["auth.md", "crm.md", "cms.md"])
 def test_doc_examples_run(server, page):
     blocks = shell_blocks(page)
     assert len(blocks) >= 5, f"{page} has too few examples"
