@@ -33,7 +33,7 @@ class CmsModule final : public Module {
         core_(core),
         files_(config.data_dir + "/media"),
         outbox_(db_->schema()),
-        service_(db_, store_, outbox_, minter),
+        service_(db_, store_, outbox_, minter, static_cast<size_t>(config.cms_cache_entries)),
         idempotency_(db_),
         kit_(db_, outbox_, workers, idempotency_),
         locales_(kit_.add(locale_resource().hooks(service_.locale_hooks()))),
@@ -57,6 +57,7 @@ class CmsModule final : public Module {
     });
     idempotency_.purge_tenant(scope);
     files_.remove_tenant(scope.tenant_id());
+    service_.cache().changed(scope.tenant_id());
   }
   std::shared_ptr<db::Database> outbox_database() override { return db_; }
   // A small blog for `cdx serve --demo`: authors and published articles.

@@ -40,9 +40,10 @@ int64_t version_param(const Context& ctx, size_t i) {
   return n;
 }
 
-// A delivery answer: its ETag, and 304 when the client holds it already.
-void answer_cached(Context& ctx, std::string body, bool preview) {
-  const std::string etag = "\"" + sha256_hex(body).substr(0, 32) + "\"";
+std::string etag_of(std::string_view body) { return "\"" + sha256_hex(body).substr(0, 32) + "\""; }
+
+// A delivery answer with its ETag; 304 when the client holds it already.
+void answer(Context& ctx, std::string_view body, const std::string& etag, bool preview) {
   ctx.res.header("ETag", etag);
   ctx.res.header("Cache-Control", preview ? "no-store" : "no-cache");
   const std::string_view match = ctx.req.header("if-none-match");
@@ -51,7 +52,17 @@ void answer_cached(Context& ctx, std::string body, bool preview) {
     ctx.res.body.clear();
     return;
   }
-  ctx.res.json(200, std::move(body));
+  ctx.res.status = 200;
+  ctx.res.content_type = "application/json";
+  ctx.res.body.assign(body);
+}
+
+// The cache key of a delivery read: the tenant and the request target (path and query, as sent).
+std::string cache_key(const Context& ctx) {
+  std::string key(ctx.tenant->tenant_id());
+  key += ' ';
+  key += ctx.req.target;
+  return key;
 }
 
 kit::Resource preview_body() {
@@ -124,6 +135,7 @@ void CmsModule::mount_media(http::Router& r) {
           kit::Caller c = kit::caller_of(ctx, media_);
           co_await kit_.write_answer(ctx, "POST /api/v1/cms/media",
                                      [&](db::Tx& tx) { ctx.res.json(201, dump(kit_.create(tx, c, media_, patch))); });
+          service_.cache().changed(tenant_id);
         },
         {.access = Access::kTenantAdmin,
          .scope = kWrite,
@@ -192,6 +204,7 @@ void CmsModule::mount_entries(http::Router& r) {
               kit_.resolve_parent(tx, c, entries_, std::string(ctx.req.param(0)));
               ctx.res.json(200, dump(on ? service_.publish(tx, c, id) : service_.unpublish(tx, c, id)));
             });
+            service_.cache().changed(c.scope.tenant_id());
           },
           {.access = Access::kTenantAdmin,
            .scope = kWrite,
@@ -258,6 +271,7 @@ void CmsModule::mount_entries(http::Router& r) {
             kit_.resolve_parent(tx, c, entries_, std::string(ctx.req.param(0)));
             ctx.res.json(200, dump(service_.restore(tx, c, std::string(ctx.req.param(1)), n)));
           });
+          service_.cache().changed(c.scope.tenant_id());
         },
         {.access = Access::kTenantAdmin,
          .scope = kWrite,
@@ -294,11 +308,18 @@ void CmsModule::mount_delivery(http::Router& r) {
                                            "q",        "filter[field]", "filter[field][op]"};
   r.add(Method::kGet, "/api/v1/cms/published/{type_key}",
         [this](Context& ctx) -> Task<void> {
+          DeliveryCache& cache = service_.cache();
+          const std::string_view tenant = ctx.tenant->tenant_id();
+          std::string ck = cache_key(ctx);
+          if (auto hit = cache.get(tenant, ck)) co_return answer(ctx, hit->body, hit->etag, false);
           DeliveryParams p{ctx.req.query_params()};
           const std::string key(ctx.req.param(0));
+          const uint64_t gen = cache.generation(tenant);
           std::string body =
               co_await workers_.run([&] { return service_.published_list(*ctx.tenant, key, p); });
-          answer_cached(ctx, std::move(body), false);
+          const std::string etag = etag_of(body);
+          answer(ctx, body, etag, false);
+          cache.put(tenant, std::move(ck), gen, std::move(body), etag);
         },
         {.access = Access::kTenantMember,
          .scope = kRead,
@@ -311,13 +332,20 @@ void CmsModule::mount_delivery(http::Router& r) {
 
   r.add(Method::kGet, "/api/v1/cms/published/{type_key}/{id}",
         [this](Context& ctx) -> Task<void> {
+          DeliveryCache& cache = service_.cache();
+          const std::string_view tenant = ctx.tenant->tenant_id();
+          std::string ck = cache_key(ctx);
+          if (auto hit = cache.get(tenant, ck)) co_return answer(ctx, hit->body, hit->etag, false);
           DeliveryParams p{ctx.req.query_params()};
           std::optional<std::string> preview = ctx.req.query_param("preview");
           if (preview && preview->empty()) preview.reset();
           const std::string key(ctx.req.param(0)), id(ctx.req.param(1));
+          const uint64_t gen = cache.generation(tenant);
           std::string body =
               co_await workers_.run([&] { return service_.published_one(*ctx.tenant, key, id, p, preview); });
-          answer_cached(ctx, std::move(body), preview.has_value());
+          const std::string etag = etag_of(body);
+          answer(ctx, body, etag, preview.has_value());
+          if (!preview) cache.put(tenant, std::move(ck), gen, std::move(body), etag);  // drafts are never kept
         },
         {.access = Access::kTenantMember,
          .scope = kRead,

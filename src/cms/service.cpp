@@ -70,7 +70,8 @@ std::shared_ptr<const ContentType> Service::type_by_key(db::Tx& tx, const db::Te
 
 kit::Hooks Service::type_hooks() {
   return {.validate = [this](kit::Change& c) { check_type(c); },
-          .before_delete = [this](kit::Change& c) { before_type_delete(c); }};
+          .before_delete = [this](kit::Change& c) { before_type_delete(c); },
+          .committed = [this](http::Context& ctx) { cache_.changed(ctx.tenant->tenant_id()); }};
 }
 
 void Service::check_type(kit::Change& c) {
@@ -171,7 +172,8 @@ kit::Hooks Service::media_hooks() {
               [](db::Tx&, const db::TenantScope& scope, json& rows) {
                 for (json& row : rows)
                   row["url"] = "/api/v1/cms/files/" + scope.tenant_id() + "/" + row["id"].get<std::string>();
-              }};
+              },
+          .committed = [this](http::Context& ctx) { cache_.changed(ctx.tenant->tenant_id()); }};
 }
 
 // ---- locales ---------------------------------------------------------------------------------------------
@@ -196,7 +198,8 @@ kit::Hooks Service::locale_hooks() {
               },
           .seed = [this](db::Tx& tx, const db::TenantScope& scope) {
             store_.ensure_default_locale(tx, scope, now_text());
-          }};
+          },
+          .committed = [this](http::Context& ctx) { cache_.changed(ctx.tenant->tenant_id()); }};
 }
 
 // ---- entries ---------------------------------------------------------------------------------------------
@@ -220,7 +223,8 @@ kit::Hooks Service::entry_hooks() {
                   row["data"] = std::move(data);
                   if (t->has_rich_text()) row["html"] = render_html(*t, row["data"]);
                 }
-              }};
+              },
+          .committed = [this](http::Context& ctx) { cache_.changed(ctx.tenant->tenant_id()); }};
 }
 
 std::vector<UniqueValue> Service::unique_values(const ContentType& t, const json& data) {
@@ -415,6 +419,7 @@ int Service::run_schedule() {
         }
         ++done;
       });
+      cache_.changed(a.tenant_id);
     } catch (const std::exception& e) {
       // The row stays due: the next tick tries again.
       log::warn("cms: scheduled action failed", {{"entry_id", a.entry_id}, {"action", a.action}, {"error", e.what()}});

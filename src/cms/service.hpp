@@ -14,6 +14,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "cms/delivery_cache.hpp"
 #include "cms/schema.hpp"
 #include "cms/store.hpp"
 #include "common/tenant_scope.hpp"
@@ -30,8 +31,9 @@ struct DeliveryParams {
 
 class Service {
  public:
-  Service(std::shared_ptr<db::Database> db, Store& store, const db::Outbox& outbox, const ScopeMinter& minter)
-      : db_(std::move(db)), store_(store), outbox_(outbox), minter_(minter) {}
+  Service(std::shared_ptr<db::Database> db, Store& store, const db::Outbox& outbox, const ScopeMinter& minter,
+          size_t cache_entries)
+      : db_(std::move(db)), store_(store), outbox_(outbox), minter_(minter), cache_(cache_entries, 5000) {}
   void attach(const kit::Kit& kit, const kit::Resource& locales, const kit::Resource& types,
               const kit::Resource& entries, const kit::Resource& media) {
     kit_ = &kit, locales_ = &locales, types_ = &types, entries_ = &entries, media_ = &media;
@@ -55,6 +57,9 @@ class Service {
   std::string published_list(const db::TenantScope& scope, const std::string& type_key, const DeliveryParams& p);
   std::string published_one(const db::TenantScope& scope, const std::string& type_key, const std::string& id,
                             const DeliveryParams& p, const std::optional<std::string>& preview);
+
+  // Delivery answers in memory; changed(tenant) once a change of the tenant's CMS data committed.
+  DeliveryCache& cache() { return cache_; }
 
   // Carries out what is due on the schedule (publish_at, unpublish_at). Blocking; from the module's tick.
   int run_schedule();
@@ -90,6 +95,7 @@ class Service {
   const kit::Resource* types_ = nullptr;
   const kit::Resource* entries_ = nullptr;
   const kit::Resource* media_ = nullptr;
+  DeliveryCache cache_;
   std::mutex types_mutex_;
   std::unordered_map<std::string, std::shared_ptr<const ContentType>> compiled_;  // by type id
 };

@@ -114,6 +114,10 @@ const std::vector<Setting>& table() {
        [](Config& c, const std::string& v) {
          c.media_limit = parse_int("media_limit", v, 1024, int64_t{1} << 34);
        }},
+      {{"cms_cache_entries", "CDX_CMS_CACHE_ENTRIES", "CMS delivery answers kept in memory (0: none)"},
+       [](Config& c, const std::string& v) {
+         c.cms_cache_entries = parse_int("cms_cache_entries", v, 0, 10'000'000);
+       }},
       {{"header_limit", "CDX_HEADER_LIMIT", "largest request header in bytes"},
        [](Config& c, const std::string& v) { c.header_limit = parse_int("header_limit", v, 1024, 1 << 20); }},
       {{"max_connections", "CDX_MAX_CONNECTIONS",
