@@ -9,7 +9,7 @@ int64_t DeliveryCache::now_ms() {
 
 uint64_t DeliveryCache::generation(std::string_view tenant) {
   std::lock_guard lock(mutex_);
-  auto it = generations_.find(std::string(tenant));
+  auto it = generations_.find(tenant);
   return it == generations_.end() ? 0 : it->second;
 }
 
@@ -23,7 +23,7 @@ std::shared_ptr<const CachedAnswer> DeliveryCache::get(std::string_view tenant, 
   std::lock_guard lock(mutex_);
   auto it = answers_.find(key);
   if (it == answers_.end()) return nullptr;
-  auto g = generations_.find(std::string(tenant));
+  auto g = generations_.find(tenant);
   const uint64_t current = g == generations_.end() ? 0 : g->second;
   if (it->second->generation != current || it->second->expires_ms < now_ms()) {
     answers_.erase(it);
@@ -32,10 +32,11 @@ std::shared_ptr<const CachedAnswer> DeliveryCache::get(std::string_view tenant, 
   return it->second;
 }
 
-void DeliveryCache::put(std::string_view tenant, std::string key, uint64_t generation, std::string body,
-                        std::string etag) {
+void DeliveryCache::put(std::string_view tenant, std::string key, uint64_t generation, CachedAnswer answer) {
   if (!enabled()) return;
-  auto a = std::make_shared<CachedAnswer>(CachedAnswer{std::move(body), std::move(etag), generation, now_ms() + max_age_ms_});
+  answer.generation = generation;
+  answer.expires_ms = now_ms() + max_age_ms_;
+  auto a = std::make_shared<CachedAnswer>(std::move(answer));
   std::lock_guard lock(mutex_);
   if (answers_.size() >= max_entries_) answers_.clear();  // bounded; refilled by the reads that follow
   answers_[std::move(key)] = std::move(a);

@@ -18,6 +18,8 @@ namespace cdx::cms {
 
 struct CachedAnswer {
   std::string body, etag;
+  std::string header_lines;  // "ETag: …\r\nCache-Control: …\r\n", appended as they are
+  std::string content_type;
   uint64_t generation = 0;
   int64_t expires_ms = 0;
 };
@@ -29,15 +31,21 @@ class DeliveryCache {
   uint64_t generation(std::string_view tenant);
   void changed(std::string_view tenant);
   std::shared_ptr<const CachedAnswer> get(std::string_view tenant, const std::string& key);
-  void put(std::string_view tenant, std::string key, uint64_t generation, std::string body, std::string etag);
+  void put(std::string_view tenant, std::string key, uint64_t generation, CachedAnswer answer);
 
  private:
   static int64_t now_ms();
   size_t max_entries_;
   int64_t max_age_ms_;
   std::mutex mutex_;
-  std::unordered_map<std::string, uint64_t> generations_;
-  std::unordered_map<std::string, std::shared_ptr<const CachedAnswer>> answers_;  // tenant + key
+  // Looked up by string_view: the hit path allocates nothing.
+  struct Hash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  using Map = std::unordered_map<std::string, uint64_t, Hash, std::equal_to<>>;
+  Map generations_;
+  std::unordered_map<std::string, std::shared_ptr<const CachedAnswer>, Hash, std::equal_to<>> answers_;
 };
 
 }  // namespace cdx::cms

@@ -42,24 +42,43 @@ int64_t version_param(const Context& ctx, size_t i) {
 
 std::string etag_of(std::string_view body) { return "\"" + sha256_hex(body).substr(0, 32) + "\""; }
 
-// A delivery answer with its ETag; 304 when the client holds it already.
-void answer(Context& ctx, std::string_view body, const std::string& etag, bool preview) {
-  ctx.res.header("ETag", etag);
-  ctx.res.header("Cache-Control", preview ? "no-store" : "no-cache");
+bool holds(const Context& ctx, std::string_view etag) {
   const std::string_view match = ctx.req.header("if-none-match");
-  if (!preview && !match.empty() && (match == etag || match == "*" || match.find(etag) != std::string_view::npos)) {
+  return !match.empty() && (match == etag || match == "*" || match.find(etag) != std::string_view::npos);
+}
+
+// An answer ready to keep and to send again: its body, ETag and caching headers.
+CachedAnswer make_answer(std::string body, std::string_view content_type, std::string_view cache_control) {
+  CachedAnswer a;
+  a.etag = etag_of(body);
+  a.body = std::move(body);
+  a.content_type = std::string(content_type);
+  a.header_lines = "ETag: " + a.etag + "\r\nCache-Control: " + std::string(cache_control) + "\r\n";
+  return a;
+}
+
+// The answer, or 304 when the client holds it already (never for drafts).
+void send(Context& ctx, const CachedAnswer& a, bool revalidate = true) {
+  ctx.res.header_lines += a.header_lines;
+  if (revalidate && holds(ctx, a.etag)) {
     ctx.res.status = 304;
     ctx.res.body.clear();
     return;
   }
   ctx.res.status = 200;
-  ctx.res.content_type = "application/json";
-  ctx.res.body.assign(body);
+  if (a.content_type == "application/json") {
+    ctx.res.content_type = "application/json";
+  } else {  // owned by the response: a cached answer may be dropped before it is written
+    ctx.res.content_type_storage = a.content_type;
+    ctx.res.content_type = ctx.res.content_type_storage;
+  }
+  ctx.res.body.assign(a.body);
 }
 
-// The cache key of a delivery read: the tenant and the request target (path and query, as sent).
-std::string cache_key(const Context& ctx) {
-  std::string key(ctx.tenant->tenant_id());
+// The cache key of a read: the tenant and the request target (path and query, as sent).
+const std::string& cache_key(const Context& ctx) {
+  thread_local std::string key;
+  key.assign(ctx.tenant ? ctx.tenant->tenant_id() : std::string_view());
   key += ' ';
   key += ctx.req.target;
   return key;
@@ -147,14 +166,20 @@ void CmsModule::mount_media(http::Router& r) {
          .body_limit = static_cast<size_t>(config_.media_limit)});
 
   r.add(Method::kGet, "/api/v1/cms/files/{tenant_id}/{id}",
+        [this](Context& ctx) {
+          auto hit = service_.cache().get(ctx.req.param(0), cache_key(ctx));
+          if (hit) send(ctx, *hit);
+          return hit != nullptr;
+        },
         [this](Context& ctx) -> Task<void> {
-          const std::string tenant_id = lowercase(ctx.req.param(0)), id = lowercase(ctx.req.param(1));
+          const std::string_view tenant_param = ctx.req.param(0);
+          DeliveryCache& cache = service_.cache();
+          std::string ck = cache_key(ctx);
+          const std::string tenant_id = lowercase(tenant_param), id = lowercase(ctx.req.param(1));
           if (!valid_uuid(tenant_id) || !valid_uuid(id)) throw Error(Code::kNotFound, "No such media file.");
           const media::Transform t = media::parse_transform(ctx.req.query_params());
-          struct File {
-            std::string mime, hash, bytes;
-          };
-          File f = co_await workers_.run([&] {
+          const uint64_t gen = cache.generation(tenant_id);
+          CachedAnswer a = co_await workers_.run([&] {
             const db::TenantScope scope = minter_.mint(tenant_id);
             const kit::Caller c{scope, kit::Actor{"system", "files"}, std::nullopt};
             auto row = db_->read(scope, [&](db::Tx& tx) { return kit_.find(tx, c, media_, id); });
@@ -165,25 +190,22 @@ void CmsModule::mount_media(http::Router& r) {
             const std::string path = t.empty() ? files_.path(tenant_id, hash) : files_.variant(tenant_id, hash, kind, t);
             std::ifstream in(path, std::ios::binary);
             if (!in) throw Error(Code::kNotFound, "The media file is missing.");
-            return File{media::output_mime(kind, t), t.empty() ? hash : hash + "-" + t.suffix(),
-                        std::string(std::istreambuf_iterator<char>(in), {})};
+            CachedAnswer out;
+            out.body.assign(std::istreambuf_iterator<char>(in), {});
+            out.content_type = media::output_mime(kind, t);
+            out.etag = "\"" + (t.empty() ? hash : hash.substr(0, 40) + "-" + t.suffix()) + "\"";
+            // An id names the same bytes for ever: cacheable as long as a cache wants. Only images render
+            // inline; everything is sent with nosniff and a sandboxing policy.
+            const bool inline_ok = out.content_type.rfind("image/", 0) == 0 && out.content_type.find("svg") == std::string::npos;
+            out.header_lines = "ETag: " + out.etag +
+                               "\r\nCache-Control: public, max-age=31536000, immutable\r\n"
+                               "X-Content-Type-Options: nosniff\r\n"
+                               "Content-Security-Policy: default-src 'none'; style-src 'unsafe-inline'; sandbox\r\n" +
+                               (inline_ok ? "" : "Content-Disposition: attachment\r\n");
+            return out;
           });
-          const std::string etag = "\"" + f.hash.substr(0, 64) + "\"";
-          ctx.res.header("ETag", etag);
-          // An id names the same bytes for ever: cacheable as long as a cache wants.
-          ctx.res.header("Cache-Control", "public, max-age=31536000, immutable");
-          ctx.res.header("X-Content-Type-Options", "nosniff");
-          ctx.res.header("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; sandbox");
-          const bool inline_ok = f.mime.rfind("image/", 0) == 0 && f.mime.find("svg") == std::string::npos;
-          if (!inline_ok) ctx.res.header("Content-Disposition", "attachment");
-          if (ctx.req.header("if-none-match") == etag) {
-            ctx.res.status = 304;
-            co_return;
-          }
-          ctx.res.content_type_storage = f.mime;
-          ctx.res.status = 200;
-          ctx.res.content_type = ctx.res.content_type_storage;
-          ctx.res.body = std::move(f.bytes);
+          send(ctx, a);
+          if (a.body.size() <= (1 << 20)) cache.put(tenant_id, std::move(ck), gen, std::move(a));
         },
         {.access = Access::kPublic,
          .summary = "A media file by its URL (public: client apps put it in <img src>); ?w=&h=&fit=&format= "
@@ -306,20 +328,25 @@ void CmsModule::mount_entries(http::Router& r) {
 void CmsModule::mount_delivery(http::Router& r) {
   const std::vector<std::string> params = {"locale",   "fields", "sort",  "populate",
                                            "q",        "filter[field]", "filter[field][op]"};
-  r.add(Method::kGet, "/api/v1/cms/published/{type_key}",
+  // A repeated read is answered from the cache before any coroutine starts.
+  auto from_cache = [this](Context& ctx) {
+    auto hit = service_.cache().get(ctx.tenant->tenant_id(), cache_key(ctx));
+    if (hit) send(ctx, *hit);
+    return hit != nullptr;
+  };
+  r.add(Method::kGet, "/api/v1/cms/published/{type_key}", from_cache,
         [this](Context& ctx) -> Task<void> {
           DeliveryCache& cache = service_.cache();
           const std::string_view tenant = ctx.tenant->tenant_id();
           std::string ck = cache_key(ctx);
-          if (auto hit = cache.get(tenant, ck)) co_return answer(ctx, hit->body, hit->etag, false);
           DeliveryParams p{ctx.req.query_params()};
           const std::string key(ctx.req.param(0));
           const uint64_t gen = cache.generation(tenant);
           std::string body =
               co_await workers_.run([&] { return service_.published_list(*ctx.tenant, key, p); });
-          const std::string etag = etag_of(body);
-          answer(ctx, body, etag, false);
-          cache.put(tenant, std::move(ck), gen, std::move(body), etag);
+          CachedAnswer a = make_answer(std::move(body), "application/json", "no-cache");
+          send(ctx, a);
+          cache.put(tenant, std::move(ck), gen, std::move(a));
         },
         {.access = Access::kTenantMember,
          .scope = kRead,
@@ -330,12 +357,11 @@ void CmsModule::mount_delivery(http::Router& r) {
          .list = true,
          .query_params = params});
 
-  r.add(Method::kGet, "/api/v1/cms/published/{type_key}/{id}",
+  r.add(Method::kGet, "/api/v1/cms/published/{type_key}/{id}", from_cache,
         [this](Context& ctx) -> Task<void> {
           DeliveryCache& cache = service_.cache();
           const std::string_view tenant = ctx.tenant->tenant_id();
           std::string ck = cache_key(ctx);
-          if (auto hit = cache.get(tenant, ck)) co_return answer(ctx, hit->body, hit->etag, false);
           DeliveryParams p{ctx.req.query_params()};
           std::optional<std::string> preview = ctx.req.query_param("preview");
           if (preview && preview->empty()) preview.reset();
@@ -343,9 +369,9 @@ void CmsModule::mount_delivery(http::Router& r) {
           const uint64_t gen = cache.generation(tenant);
           std::string body =
               co_await workers_.run([&] { return service_.published_one(*ctx.tenant, key, id, p, preview); });
-          const std::string etag = etag_of(body);
-          answer(ctx, body, etag, preview.has_value());
-          if (!preview) cache.put(tenant, std::move(ck), gen, std::move(body), etag);  // drafts are never kept
+          CachedAnswer a = make_answer(std::move(body), "application/json", preview ? "no-store" : "no-cache");
+          send(ctx, a, !preview);
+          if (!preview) cache.put(tenant, std::move(ck), gen, std::move(a));  // drafts are never kept
         },
         {.access = Access::kTenantMember,
          .scope = kRead,

@@ -20,6 +20,7 @@ std::optional<Task<void>> Next::start(Context& ctx) const {
     route_.sync_handler(ctx);
     return std::nullopt;
   }
+  if (route_.fast_handler && route_.fast_handler(ctx)) return std::nullopt;
   return route_.async_handler(ctx);
 }
 

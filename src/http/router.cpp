@@ -77,6 +77,14 @@ const Route& Router::add(Method method, std::string_view pattern, AsyncHandler h
   return r;
 }
 
+const Route& Router::add(Method method, std::string_view pattern, FastHandler fast, AsyncHandler handler,
+                          RouteDoc doc) {
+  Route& r = insert(method, pattern, std::move(doc));
+  r.fast_handler = std::move(fast);
+  r.async_handler = std::move(handler);
+  return r;
+}
+
 const Route& Router::add_sync(Method method, std::string_view pattern, SyncHandler handler, RouteDoc doc) {
   Route& r = insert(method, pattern, std::move(doc));
   r.sync_handler = std::move(handler);

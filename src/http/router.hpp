@@ -29,6 +29,9 @@ enum class Access {
 
 using AsyncHandler = std::function<Task<void>(Context&)>;
 using SyncHandler = std::function<void(Context&)>;
+// Answers from memory when it can (true); otherwise the route's async handler runs. No coroutine frame for a
+// request it answers (a cache hit).
+using FastHandler = std::function<bool(Context&)>;
 
 struct RouteDoc {
   Access access = Access::kPublic;
@@ -59,6 +62,7 @@ struct Route {
   RouteDoc doc;
   AsyncHandler async_handler;
   SyncHandler sync_handler;  // used when set: no coroutine frame for trivial routes
+  FastHandler fast_handler;  // tried before async_handler when set
 };
 
 struct Match {
@@ -75,6 +79,8 @@ class Router {
   Router& operator=(const Router&) = delete;
 
   const Route& add(Method method, std::string_view pattern, AsyncHandler handler, RouteDoc doc);
+  // A route whose answers often come from memory: fast first, handler when fast answers false.
+  const Route& add(Method method, std::string_view pattern, FastHandler fast, AsyncHandler handler, RouteDoc doc);
   const Route& add_sync(Method method, std::string_view pattern, SyncHandler handler, RouteDoc doc);
 
   // Fills params with the path parameters; never allocates.

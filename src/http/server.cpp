@@ -505,7 +505,7 @@ struct Server::Impl {
         if (auto rest = chain->start(ctx, route)) co_await std::move(*rest);  // its steps, then the handler
       } else if (route.sync_handler) {
         route.sync_handler(ctx);
-      } else {
+      } else if (!route.fast_handler || !route.fast_handler(ctx)) {
         co_await route.async_handler(ctx);
       }
     } catch (...) {
@@ -550,6 +550,9 @@ struct Server::Impl {
         route.sync_handler(ctx);
         return nullptr;
       }
+      if (route.doc.access == Access::kPublic && route.fast_handler && !opts.authenticate_public &&
+          route.fast_handler(ctx))
+        return nullptr;
       return &route;
     } catch (...) {
       render_unexpected(ctx, std::current_exception());
