@@ -79,8 +79,8 @@ class Server:
         self.log_path = os.path.join(self.tmp, "server.log")
 
     def _new_storage(self):
-        if BACKEND == "postgres":
-            return {"CDX_DATABASE_URL": fresh_postgres_database()}
+        if BACKEND == "postgres":  # files (CMS media) still live in the data directory
+            return {"CDX_DATABASE_URL": fresh_postgres_database(), "CDX_DATA_DIR": os.path.join(self.tmp, "data")}
         return {"CDX_DATA_DIR": os.path.join(self.tmp, "data")}
 
     @property
