@@ -152,6 +152,27 @@ const FieldDef* ContentType::find(std::string_view k) const {
   return nullptr;
 }
 
+std::vector<std::pair<std::string, json>> ContentType::sort_keys(const json& data) const {
+  std::vector<std::pair<std::string, json>> out;
+  for (const auto& f : fields) {
+    if (f.sort_column.empty()) continue;
+    auto it = data.find(f.key);
+    const bool number = f.sort_column[0] == 'n';
+    if (it == data.end() || it->is_null()) {
+      out.emplace_back(f.sort_column, number ? json(-1e300) : json(""));
+    } else if (number) {
+      out.emplace_back(f.sort_column, it->is_boolean() ? json(it->get<bool>() ? 1.0 : 0.0) : json(it->get<double>()));
+    } else {
+      // Sorting looks at the first 200 characters: enough to order by, and it keeps the index small.
+      const std::string& s = it->get_ref<const std::string&>();
+      size_t n = std::min<size_t>(s.size(), 200);
+      while (n < s.size() && n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;  // whole characters
+      out.emplace_back(f.sort_column, s.substr(0, n));
+    }
+  }
+  return out;
+}
+
 bool ContentType::has_rich_text() const {
   return std::any_of(fields.begin(), fields.end(), [](const FieldDef& f) { return f.type == "rich_text"; });
 }
@@ -164,6 +185,15 @@ std::shared_ptr<const ContentType> compile(const json& row) {
   t->updated_at = row.value("updated_at", "");
   if (row.contains("fields") && row["fields"].is_array())
     for (const auto& f : row["fields"]) t->fields.push_back(def_of(f));
+  // The first four text-like and number-like fields that are not localized get the indexed sort columns.
+  int texts = 0, numbers = 0;
+  for (auto& f : t->fields) {
+    if (f.localized) continue;
+    if ((f.type == "integer" || f.type == "number" || f.type == "boolean") && numbers < 4)
+      f.sort_column = "n" + std::to_string(++numbers);
+    else if ((f.type == "text" || f.type == "date" || f.type == "datetime" || f.type == "enum") && texts < 4)
+      f.sort_column = "s" + std::to_string(++texts);
+  }
   return t;
 }
 

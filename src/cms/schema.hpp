@@ -32,6 +32,7 @@ struct FieldDef {
   nlohmann::json default_value;     // null: none
   kit::Field rule;                  // the value's rules as a kit field (one value: one locale's value)
   std::shared_ptr<re2::RE2> regex;  // pattern, compiled
+  std::string sort_column;          // "s1".."s4" (text-like) or "n1".."n4" (number-like), or "" (no index)
 
   bool is_link() const { return type == "reference" || type == "media"; }
   bool is_text() const { return type == "text" || type == "rich_text"; }
@@ -42,6 +43,8 @@ struct ContentType {
   std::vector<FieldDef> fields;
   const FieldDef* find(std::string_view key) const;
   bool has_rich_text() const;
+  // The published copy's sort keys for data: {"s1", "text"}, {"n2", 42.0}, … (every assigned column).
+  std::vector<std::pair<std::string, nlohmann::json>> sort_keys(const nlohmann::json& data) const;
 };
 
 // The type's rules from its stored row ({"id", "key", "fields": [...], "updated_at", …}). The fields were

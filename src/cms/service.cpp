@@ -70,6 +70,19 @@ std::shared_ptr<const ContentType> Service::type_by_key(db::Tx& tx, const db::Te
 
 kit::Hooks Service::type_hooks() {
   return {.validate = [this](kit::Change& c) { check_type(c); },
+          .after_write =
+              [this](kit::Change& c) {
+                // Published copies keep their sort keys in columns assigned by field order: a new assignment
+                // rewrites them.
+                if (!c.before) return;
+                auto before = compile(*c.before), after = compile(c.row);
+                std::vector<std::pair<std::string, std::string>> a, b;
+                for (const auto& f : before->fields)
+                  if (!f.sort_column.empty()) a.emplace_back(f.key, f.sort_column);
+                for (const auto& f : after->fields)
+                  if (!f.sort_column.empty()) b.emplace_back(f.key, f.sort_column);
+                if (a != b) store_.refill_sort_keys(c.tx, c.scope, *after);
+              },
           .before_delete = [this](kit::Change& c) { before_type_delete(c); },
           .committed = [this](http::Context& ctx) { cache_.changed(ctx.tenant->tenant_id()); }};
 }
@@ -328,6 +341,7 @@ json Service::publish_row(db::Tx& tx, const kit::Caller& c, const json& row) {
   p.version = row["version"].get<int64_t>();
   p.data = row["data"];
   p.html = render_html(*t, p.data);
+  p.sort_keys = t->sort_keys(p.data);
   p.published_at = row["published_at"].is_string() ? row["published_at"].get<std::string>() : now;
   p.updated_at = now;
   store_.publish(tx, c.scope, p, search_text(*t, p.data));

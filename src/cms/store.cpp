@@ -59,6 +59,7 @@ std::string bound(kit::Sql& sql, db::Backend b, const FieldDef* f, const json& v
 // A sort key's expression: never null (nulls sort as the smallest value), so keyset pages stay exact.
 std::string sort_sql(db::Backend b, const SortKey& k, const DeliveryQuery& q) {
   if (!k.field) return k.system;
+  if (!k.field->sort_column.empty()) return k.field->sort_column;  // indexed, never null
   if (numeric(*k.field)) return "COALESCE(" + value_sql(b, *k.field, q, true) + ", -1e300)";
   return "COALESCE(" + value_sql(b, *k.field, q, false) + ", '')";
 }
@@ -255,14 +256,69 @@ int64_t Store::count_media_users(db::Tx& tx, const db::TenantScope& scope, const
 
 // ---- published copies ------------------------------------------------------------------------------------
 
+namespace {
+
+// The eight sort-key columns and their bound values: the type's assigned ones, the smallest value for the
+// others.
+std::vector<std::pair<std::string, std::string>> sort_columns(kit::Sql& sql, db::Backend b,
+                                                              const std::vector<std::pair<std::string, json>>& keys) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (int i = 1; i <= 4; ++i)
+    for (const char* k : {"s", "n"}) {
+      const std::string col = k + std::to_string(i);
+      json v = k[0] == 's' ? json("") : json(-1e300);
+      for (const auto& [c, x] : keys)
+        if (c == col) v = x;
+      if (k[0] == 's') {
+        out.emplace_back(col, sql.bind_text(v.get<std::string>()));
+      } else {
+        const std::string p = sql.bind_text(v.dump());
+        out.emplace_back(col, b == db::Backend::kSqlite ? "CAST(" + p + " AS REAL)" : p + "::float8");
+      }
+    }
+  return out;
+}
+
+}  // namespace
+
 void Store::publish(db::Tx& tx, const db::TenantScope& scope, const Published& p, const std::string& search) {
-  tx.query(
-      "INSERT INTO cms_db.published (entry_id, tenant_id, type_id, version, data, html, search, published_at, "
-      "updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (entry_id) DO UPDATE SET version = "
-      "excluded.version, data = excluded.data, html = excluded.html, search = excluded.search, updated_at = "
-      "excluded.updated_at",
-      {p.entry_id, scope.tenant_id(), p.type_id, p.version, dump(p.data), dump(p.html), search, p.published_at,
-       p.updated_at});
+  kit::Sql sql;
+  std::string columns = "entry_id, tenant_id, type_id, version, data, html, search, published_at, updated_at";
+  std::string values = sql.bind_text(p.entry_id) + ", " + sql.bind(scope.tenant_id()) + ", " +
+                       sql.bind_text(p.type_id) + ", " + sql.bind(p.version) + ", " + sql.bind_text(dump(p.data)) +
+                       ", " + sql.bind_text(dump(p.html)) + ", " + sql.bind_text(search) + ", " +
+                       sql.bind_text(p.published_at) + ", " + sql.bind_text(p.updated_at);
+  std::string update = "version = excluded.version, data = excluded.data, html = excluded.html, search = "
+                       "excluded.search, updated_at = excluded.updated_at";
+  for (const auto& [col, v] : sort_columns(sql, tx.backend(), p.sort_keys)) {
+    columns += ", " + col;
+    values += ", " + v;
+    update += ", " + col + " = excluded." + col;
+  }
+  sql += "INSERT INTO cms_db.published (" + columns + ") VALUES (" + values + ") ON CONFLICT (entry_id) DO UPDATE SET " +
+         update;
+  tx.query(sql.text(), sql.params());
+}
+
+void Store::refill_sort_keys(db::Tx& tx, const db::TenantScope& scope, const ContentType& type) {
+  std::string after;
+  for (;;) {
+    auto rows = tx.query("SELECT entry_id, data FROM cms_db.published WHERE tenant_id = $1 AND type_id = $2 AND "
+                         "entry_id > $3 ORDER BY entry_id LIMIT 1000",
+                         {scope.tenant_id(), type.id, after})
+                    .rows;
+    if (rows.empty()) return;
+    for (const auto& r : rows) {
+      kit::Sql sql;
+      std::string set;
+      for (const auto& [col, v] : sort_columns(sql, tx.backend(), type.sort_keys(parse(r.text(1)))))
+        set += (set.empty() ? "" : ", ") + col + " = " + v;
+      sql += "UPDATE cms_db.published SET " + set + " WHERE tenant_id = " + sql.bind(scope.tenant_id()) +
+             " AND entry_id = " + sql.bind_text(r.text(0));
+      tx.query(sql.text(), sql.params());
+    }
+    after = rows.back().text(0);
+  }
 }
 
 void Store::unpublish(db::Tx& tx, const db::TenantScope& scope, const std::string& entry_id) {
@@ -407,6 +463,8 @@ std::vector<Published> Store::published_page(db::Tx& tx, const db::TenantScope& 
       const json& v = vals[i];
       std::string p = last || !f || !numeric(*f) ? sql.bind_text(v.is_string() ? v.get<std::string>() : v.dump())
                                                  : bound(sql, b, f, v.is_number() ? v : json(-1e300));
+      if (f && !f->sort_column.empty() && f->sort_column[0] == 'n' && b == db::Backend::kPostgres)
+        p = sql.bind_text(v.is_number() ? v.dump() : "-1e300") + "::float8";
       if (f && numeric(*f) && v.is_boolean()) p = sql.bind(static_cast<int64_t>(v.get<bool>()));
       any += (any.empty() ? "(" : " OR (") + equal + col + (desc ? " < " : " > ") + p + ")";
       equal += col + " = " + p + " AND ";

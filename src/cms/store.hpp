@@ -49,6 +49,7 @@ struct Published {
   std::string entry_id, type_id, published_at, updated_at;
   int64_t version = 0;
   nlohmann::json data, html;
+  std::vector<std::pair<std::string, nlohmann::json>> sort_keys;  // ContentType::sort_keys(data), on publish
   std::vector<nlohmann::json> sort_values;  // the row's values of the query's sort keys (for its cursor)
 };
 
@@ -100,6 +101,8 @@ class Store {
 
   void publish(db::Tx& tx, const db::TenantScope& scope, const Published& p, const std::string& search);
   void unpublish(db::Tx& tx, const db::TenantScope& scope, const std::string& entry_id);
+  // The type's published copies get their sort keys again (the type's sortable fields changed).
+  void refill_sort_keys(db::Tx& tx, const db::TenantScope& scope, const ContentType& type);
   // The entry row's publishing state (the kit's read-only fields), beside its published copy.
   void mark_published(db::Tx& tx, const db::TenantScope& scope, const std::string& entry_id, int64_t version,
                       const std::string& published_at, const std::string& now);
