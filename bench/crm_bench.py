@@ -16,6 +16,7 @@ list: --tenants tenants created through the API, --per-tenant contacts each impo
   tenants, after a warm-up. Latency is measured at the client (Python requests included).
 """
 import argparse
+import base64
 import os
 import random
 import shutil
@@ -51,7 +52,8 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         env = {k: v for k, v in os.environ.items() if not k.startswith("CDX_")}
         env.update({"CDX_HOST": "127.0.0.1", "CDX_PORT": str(self.port), "CDX_ACCESS_LOG": "false",
-                    "CDX_BOOTSTRAP_SUPERADMIN": f"{SUPERADMIN[0]}:{SUPERADMIN[1]}", "CDX_LOG_LEVEL": "warn"})
+                    "CDX_BOOTSTRAP_SUPERADMIN": f"{SUPERADMIN[0]}:{SUPERADMIN[1]}", "CDX_LOG_LEVEL": "warn",
+                    "CDX_KEK": base64.b64encode(os.urandom(32)).decode()})  # the key of a throwaway database
         env.update(storage)
         self.log = open(os.path.join(workdir, "server.log"), "ab")
         self.proc = subprocess.Popen([binary, "serve"], env=env, stdout=self.log, stderr=self.log)

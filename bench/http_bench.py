@@ -11,6 +11,7 @@ redirected to a file: older builds know no --access-log-file), to measure a chan
 Usage: bench/http_bench.py [--duration 5] [--rounds 3] [--only logs-off|logs-on] [--baseline BINARY]
 """
 import argparse
+import base64
 import json
 import os
 import re
@@ -86,6 +87,8 @@ def start_cdx(tmp, name, args, procs, binary=CDX, stdout=subprocess.DEVNULL):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CDX_")}
     env.update(CDX_BOOTSTRAP_SUPERADMIN="bench:bench-password", CDX_LOG_LEVEL="warn")
+    if "CDX_KEK" not in env and "CDX_KEK_FILE" not in env:  # the key of a throwaway database
+        env["CDX_KEK"] = base64.b64encode(os.urandom(32)).decode()
     procs.append(subprocess.Popen([binary, "serve", "--threads", "1", *args, "--port", str(port),
                                    "--data-dir", os.path.join(tmp, name)], env=env, stdout=stdout))
     base = f"http://127.0.0.1:{port}"

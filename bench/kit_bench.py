@@ -10,6 +10,7 @@ Prints medians and after/before ratios.
 Usage: bench/kit_bench.py --before /path/to/old/cdx [--after build/release/cdx] [--duration 5] [--rounds 3]
 """
 import argparse
+import base64
 import os
 import re
 import shutil
@@ -50,6 +51,8 @@ def wrk(url, duration, headers, script=None):
 def start(binary, tmp, name):
     port = free_port()
     env = dict(os.environ, CDX_BOOTSTRAP_SUPERADMIN="bench:bench-password", CDX_LOG_LEVEL="warn")
+    if "CDX_KEK" not in env and "CDX_KEK_FILE" not in env:  # the key of a throwaway database
+        env["CDX_KEK"] = base64.b64encode(os.urandom(32)).decode()
     proc = subprocess.Popen([binary, "serve", "--threads", "1", "--access-log", "false", "--port", str(port),
                              "--data-dir", os.path.join(tmp, name)], env=env)
     base = f"http://127.0.0.1:{port}"

@@ -7,6 +7,7 @@
 Usage: bench/login_bench.py [--duration 10]
 """
 import argparse
+import base64
 import json
 import os
 import re
@@ -87,6 +88,8 @@ def main():
         raw = argon2_rate()
         port = free_port()
         env = dict(os.environ, CDX_BOOTSTRAP_SUPERADMIN="bench:bench-password", CDX_LOG_LEVEL="warn")
+        if "CDX_KEK" not in env and "CDX_KEK_FILE" not in env:  # the key of a throwaway database
+            env["CDX_KEK"] = base64.b64encode(os.urandom(32)).decode()
         proc = subprocess.Popen([CDX, "serve", "--threads", "1", "--workers", "2", "--access-log", "false",
                                  "--port", str(port), "--data-dir", os.path.join(tmp, "data")], env=env)
         base = f"http://127.0.0.1:{port}"

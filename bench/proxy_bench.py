@@ -435,6 +435,8 @@ def main():
         secret = secrets.token_hex(24)
         env = dict(os.environ, CDX_BOOTSTRAP_SUPERADMIN="bench:bench-password", CDX_LOG_LEVEL="warn",
                    CDX_INTERNAL_SECRET=secret)
+        if "CDX_KEK" not in env and "CDX_KEK_FILE" not in env:  # the key of a throwaway database
+            env["CDX_KEK"] = base64.b64encode(os.urandom(32)).decode()
         # Its own process group, so that children left behind by a crash can be stopped too.
         cdx = subprocess.Popen([args.binary, "up", "--port-base", str(base), "--host", "127.0.0.1", "--threads", "1",
                                 "--access-log", "false", "--data-dir", os.path.join(tmp, "data")],

@@ -13,6 +13,7 @@ for --duration seconds after a warm-up, --rounds times with the binaries' order 
 medians. Afterwards the bench counts the tenant's companies: every 201 must have stored one, nothing more.
 """
 import argparse
+import base64
 import os
 import re
 import shutil
@@ -42,7 +43,8 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         env = {k: v for k, v in os.environ.items() if not k.startswith("CDX_")}
         env.update({"CDX_HOST": "127.0.0.1", "CDX_PORT": str(self.port), "CDX_ACCESS_LOG": "false",
-                    "CDX_BOOTSTRAP_SUPERADMIN": f"{SUPERADMIN[0]}:{SUPERADMIN[1]}", "CDX_LOG_LEVEL": "warn"})
+                    "CDX_BOOTSTRAP_SUPERADMIN": f"{SUPERADMIN[0]}:{SUPERADMIN[1]}", "CDX_LOG_LEVEL": "warn",
+                    "CDX_KEK": base64.b64encode(os.urandom(32)).decode()})  # the key of a throwaway database
         env.update(storage)
         self.log = open(os.path.join(workdir, "server.log"), "ab")
         self.proc = subprocess.Popen([binary, "serve"], env=env, stdout=self.log, stderr=self.log)

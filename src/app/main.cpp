@@ -1,5 +1,5 @@
-// cdx — the platform binary: serve | up | migrate | admin create-superadmin | admin rotate-keys | admin retire-keys |
-// version.
+// cdx — the platform binary: serve | up | migrate | admin create-superadmin | admin rotate-keys | admin
+// retire-keys | admin rotate-kek | version.
 #include <CLI/CLI.hpp>
 
 #include <csignal>
@@ -89,6 +89,12 @@ int main(int argc, char** argv) {
   auto* retire_keys = admin->add_subcommand("retire-keys", "Retire signing keys that no valid token can still name");
   add_setting_flags(*retire_keys, given, config_file);
   retire_keys->add_option("--retire-after", retire_after, retire_help)->check(CLI::NonNegativeNumber);
+  // The key encryption key: kek is the new one, kek_previous the one being replaced.
+  auto* rotate_kek = admin->add_subcommand(
+      "rotate-kek",
+      "Re-seal the stored secrets under the key encryption key kek (what kek_previous sealed, and "
+      "plain text of earlier versions)");
+  add_setting_flags(*rotate_kek, given, config_file);
   app.add_subcommand("version", "Print the version");
 
   CLI11_PARSE(app, argc, argv);
@@ -138,6 +144,18 @@ int main(int argc, char** argv) {
       std::cout << "a running server picks the change up within 5 seconds\n";
       return 0;
     }
+    if (rotate_kek->parsed()) {
+      cdx::app::Platform platform(config);
+      platform.migrate();
+      const auto [sealed, id] = platform.rotate_kek();
+      if (sealed == 0)
+        std::cout << "every stored secret is sealed with key encryption key " << id << " already\n";
+      else
+        std::cout << "sealed " << sealed << " stored secrets with key encryption key " << id << "\n";
+      std::cout << "every stored secret is sealed with " << id
+                << " now: start the servers with this key alone (drop kek_previous)\n";
+      return 0;
+    }
     if (create_sa->parsed()) {
       if (password_stdin) std::getline(std::cin, password);
       if (password.size() < 6) {
@@ -153,6 +171,10 @@ int main(int argc, char** argv) {
       std::cout << "superadmin '" << username << "' created\n";
       return 0;
     }
+  } catch (const cdx::ConfigError& e) {
+    // A missing or wrong key encryption key, found when the stored keys are opened.
+    std::cerr << "cdx: configuration error: " << e.what() << "\n";
+    return 2;
   } catch (const std::exception& e) {
     cdx::log::error("fatal", {{"error", e.what()}});
     return 1;

@@ -353,6 +353,12 @@ Platform::KeyRotation Platform::rotate_keys(bool rotate, std::optional<int64_t> 
   return out;
 }
 
+std::pair<size_t, std::string> Platform::rotate_kek() {
+  auth::AuthModule& auth = *impl_->auth;
+  const size_t n = auth.service().seal_signing_keys() + auth.oauth().seal_secrets();
+  return {n, auth.service().keks().id()};
+}
+
 int Platform::serve() {
   Impl& p = *impl_;
   http::Router router;

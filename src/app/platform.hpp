@@ -27,6 +27,9 @@ class Platform {
     std::vector<std::string> retired;  // kids
   };
   KeyRotation rotate_keys(bool rotate, std::optional<int64_t> retire_after);
+  // Seals every stored secret not sealed with the key encryption key `kek` yet (with kek_previous, what
+  // the old key sealed). Answers how many it sealed and the KEK's id.
+  std::pair<size_t, std::string> rotate_kek();
   int serve();                                      // until SIGTERM/SIGINT; returns the exit code
 
  private:

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "app/platform.hpp"
+#include "common/key_encryption.hpp"
 #include "common/log.hpp"
 
 namespace cdx::app {
@@ -88,6 +89,12 @@ int run_constellation(Config config, const std::map<std::string, std::string>& f
     platform.migrate();
     platform.start();
   }
+  // The key encryption key reaches the auth service through the environment too (never its command line),
+  // and with --demo (which the services do not get) the key that start() found or generated.
+  if (!config.kek.empty()) ::setenv("CDX_KEK", config.kek.c_str(), 1);
+  if (!config.kek_previous.empty()) ::setenv("CDX_KEK_PREVIOUS", config.kek_previous.c_str(), 1);
+  if (config.demo && config.kek.empty() && config.kek_file.empty())
+    ::setenv("CDX_KEK_FILE", demo_kek_path(config).c_str(), 1);
 
   const std::string exe = self_exe();
   std::vector<Child> children;
@@ -105,7 +112,7 @@ int run_constellation(Config config, const std::map<std::string, std::string>& f
     }
     for (const auto& [key, value] : flags) {
       if (key == "module" || key == "port" || key == "port_base" || key == "public_url" || key == "demo" ||
-          key == "internal_secret" || key == "bootstrap_superadmin")
+          key == "internal_secret" || key == "bootstrap_superadmin" || key == "kek" || key == "kek_previous")
         continue;
       std::string flag = "--" + key;
       std::replace(flag.begin(), flag.end(), '_', '-');

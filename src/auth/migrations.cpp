@@ -1,5 +1,6 @@
 // auth_db schema. users and api_keys are tenant data (RLS on PostgreSQL); api_key_index maps a key's
-// public prefix to its tenant so a key can be checked before the tenant is known; signing_keys is platform.
+// public prefix to its tenant so a key can be checked before the tenant is known; signing_keys is platform
+// (private keys sealed with the key encryption key since v7).
 #include "auth/module.hpp"
 #include "db/outbox.hpp"
 #include "kit/idempotency.hpp"
@@ -192,6 +193,16 @@ UPDATE auth_db.api_keys SET expires_at = strftime('%Y-%m-%dT%H:%M:%SZ', expires_
 UPDATE auth_db.api_keys SET updated_at = COALESCE(revoked_at, created_at);
 UPDATE auth_db.oauth_clients
   SET token_endpoint_auth_method = CASE WHEN type = 'public' THEN 'none' ELSE 'client_secret_basic' END;
+)SQL"},
+      // Secrets at rest: a private key or provider secret is sealed with the key encryption key named by
+      // kek_id (common/key_encryption.hpp). Rows of earlier versions have no kek_id and hold plain text
+      // until the server seals them at its next start.
+      {7,
+       "signing keys and provider secrets sealed with a key encryption key",
+       R"SQL(
+ALTER TABLE auth_db.signing_keys RENAME COLUMN private_pem TO private_key;
+ALTER TABLE auth_db.signing_keys ADD COLUMN kek_id TEXT;
+ALTER TABLE auth_db.oauth_secrets ADD COLUMN kek_id TEXT;
 )SQL"},
   };
 }

@@ -347,8 +347,42 @@ OAuthService::OAuthService(OAuthStore& store, Service& service)
   discovery_ = d.dump();
 }
 
+namespace {
+std::string secret_label(const std::string& name) { return "oauth_secret:" + name; }
+}  // namespace
+
+size_t OAuthService::seal_secrets() {
+  const KeyEncryption& kek = service_.keks();
+  std::vector<std::pair<std::pair<std::string, Sealed>, std::string>> pending;
+  for (auto& row : store_.platform_secrets()) {
+    if (row.second.kek_id == kek.id()) continue;
+    std::string plain =
+        row.second.kek_id.empty() ? row.second.text : kek.open(row.second, secret_label(row.first));
+    pending.emplace_back(std::move(row), std::move(plain));  // every one opened before anything changes
+  }
+  size_t sealed = 0;
+  for (auto& [row, plain] : pending) {
+    if (store_.platform_reseal_secret(row.first, row.second, kek.seal(plain, secret_label(row.first))))
+      ++sealed;
+    sodium_memzero(plain.data(), plain.size());
+  }
+  if (sealed > 0) {
+    service_.store().database().scrub();
+    log::info("provider secrets sealed with the key encryption key",
+              {{"kek_id", kek.id()}, {"sealed", sealed}});
+  }
+  return sealed;
+}
+
 void OAuthService::start() {
-  csrf_key_ = store_.platform_secret("oauth_login_csrf");
+  const std::string name = "oauth_login_csrf";
+  seal_secrets();
+  auto stored = store_.platform_secret(name);
+  if (!stored) {
+    store_.platform_insert_secret(name, service_.keks().seal(random_token(64), secret_label(name)));
+    stored = store_.platform_secret(name);  // the first replica's, when several start together
+  }
+  csrf_key_ = service_.keks().open(stored.value(), secret_label(name));
   std::lock_guard lock(keys_mutex_);
   key_fingerprint_ = store_.platform_signing_key_fingerprint();
 }
@@ -916,7 +950,9 @@ nlohmann::json OAuthService::userinfo(std::string_view access_token, std::vector
 
 std::string OAuthService::rotate_signing_key() {
   SigningKey k = generate_signing_key(Clock::unix_seconds());
-  service_.store().platform_insert_signing_key(k);
+  service_.store().platform_insert_signing_key(k,
+                                               service_.keks().seal(k.private_pem, "signing_key:" + k.kid));
+  sodium_memzero(k.private_pem.data(), k.private_pem.size());
   log::info("token signing key rotated", {{"kid", k.kid}, {"alg", k.alg}});
   return k.kid;
 }

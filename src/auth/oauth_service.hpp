@@ -145,7 +145,7 @@ class OAuthService {
  public:
   OAuthService(OAuthStore& store, Service& service);
 
-  void start();  // loads the login form's CSRF key and notes the signing keys in use
+  void start();  // seals and loads the login form's CSRF key, notes the signing keys in use
 
   // GET/POST /oauth/authorize. Throws cdx::Error (400, never a redirect) when client_id or redirect_uri is
   // missing, unknown or unregistered; other problems land in the answer's `error`.
@@ -175,6 +175,9 @@ class OAuthService {
   // inactive_for seconds ago; and whether the keys in use changed since the last look (another process
   // rotated them).
   std::string rotate_signing_key();
+  // The provider's stored secrets (the login form's CSRF key) not sealed with the current key encryption key
+  // sealed with it, like Service::seal_signing_keys. Answers how many.
+  size_t seal_secrets();
   std::vector<std::string> retire_signing_keys(int64_t inactive_for);
   bool signing_keys_changed();
 

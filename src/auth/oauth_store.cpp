@@ -189,23 +189,43 @@ void OAuthStore::purge_tenant(const db::TenantScope& scope) {
   });
 }
 
-std::string OAuthStore::platform_secret(const std::string& name) {
-  auto read = [&]() -> std::optional<std::string> {
-    return db_->read_platform([&](db::Tx& tx) -> std::optional<std::string> {
-      auto res = tx.query("SELECT secret FROM auth_db.oauth_secrets WHERE name = $1", {name});
-      if (res.empty()) return std::nullopt;
-      return res.rows[0].text(0);
-    });
-  };
-  if (auto s = read()) return *s;
-  // Replicas starting together: the first insert wins and everyone reads that one.
-  db_->write_platform([&](db::Tx& tx) {
-    tx.query(
-        "INSERT INTO auth_db.oauth_secrets (name, secret, created_at) VALUES ($1, $2, $3) "
-        "ON CONFLICT (name) DO NOTHING",
-        {name, random_token(64), Clock::unix_seconds()});
+std::vector<std::pair<std::string, Sealed>> OAuthStore::platform_secrets() {
+  return db_->read_platform([&](db::Tx& tx) {
+    std::vector<std::pair<std::string, Sealed>> out;
+    for (const auto& r :
+         tx.query("SELECT name, secret, kek_id FROM auth_db.oauth_secrets ORDER BY name").rows)
+      out.emplace_back(r.text(0), Sealed{r.opt_text(2).value_or(""), r.text(1)});
+    return out;
   });
-  return read().value();
+}
+
+std::optional<Sealed> OAuthStore::platform_secret(const std::string& name) {
+  return db_->read_platform([&](db::Tx& tx) -> std::optional<Sealed> {
+    auto res = tx.query("SELECT secret, kek_id FROM auth_db.oauth_secrets WHERE name = $1", {name});
+    if (res.empty()) return std::nullopt;
+    return Sealed{res.rows[0].opt_text(1).value_or(""), res.rows[0].text(0)};
+  });
+}
+
+bool OAuthStore::platform_insert_secret(const std::string& name, const Sealed& sealed) {
+  return db_->write_platform([&](db::Tx& tx) {
+    return tx.query(
+                 "INSERT INTO auth_db.oauth_secrets (name, secret, kek_id, created_at) VALUES ($1, $2, $3, "
+                 "$4) "
+                 "ON CONFLICT (name) DO NOTHING",
+                 {name, sealed.text, sealed.kek_id, Clock::unix_seconds()})
+               .affected == 1;
+  });
+}
+
+bool OAuthStore::platform_reseal_secret(const std::string& name, const Sealed& was, const Sealed& now) {
+  return db_->write_platform([&](db::Tx& tx) {
+    return tx.query(
+                 "UPDATE auth_db.oauth_secrets SET secret = $2, kek_id = $3 WHERE name = $1 AND secret = $4 "
+                 "AND COALESCE(kek_id, '') = $5",
+                 {name, now.text, now.kek_id, was.text, was.kek_id})
+               .affected == 1;
+  });
 }
 
 std::string OAuthStore::platform_signing_key_fingerprint() {

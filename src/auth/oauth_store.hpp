@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "auth/model.hpp"
+#include "common/key_encryption.hpp"
 #include "db/database.hpp"
 
 namespace cdx::auth {
@@ -62,8 +63,15 @@ class OAuthStore {
 
   void purge_tenant(const db::TenantScope& scope);
 
-  // Platform: a named random secret shared by every replica (created on first use).
-  std::string platform_secret(const std::string& name);
+  // Platform: the provider's named secrets shared by every replica, sealed with the key encryption key
+  // (sealed.kek_id empty in a row of an earlier version, whose text is the plain secret). All of them, or
+  // one.
+  std::vector<std::pair<std::string, Sealed>> platform_secrets();
+  std::optional<Sealed> platform_secret(const std::string& name);
+  // Replicas starting together: the first insert wins (false for the others, who read that one).
+  bool platform_insert_secret(const std::string& name, const Sealed& sealed);
+  // Replaces a secret's sealed text if the row still holds `was`; true when this call replaced it.
+  bool platform_reseal_secret(const std::string& name, const Sealed& was, const Sealed& now);
   // Platform: "kid:active,…" of the signing keys in use, to notice a rotation made by another process.
   std::string platform_signing_key_fingerprint();
   // Platform: retires every inactive key that stopped signing at least inactive_for seconds ago (when the

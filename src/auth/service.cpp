@@ -1,5 +1,7 @@
 #include "auth/service.hpp"
 
+#include <sodium.h>
+
 #include <future>
 
 #include <fmt/format.h>
@@ -108,15 +110,76 @@ void Service::check_own_password(const db::TenantScope& scope, const std::string
 
 // ---- keys -------------------------------------------------------------------------------------------
 
+const KeyEncryption& Service::keks() {
+  std::lock_guard lock(keks_mutex_);
+  if (!keks_) {
+    keks_ = std::make_unique<const KeyEncryption>(KeyEncryption::load(config_));
+    log::info("key encryption key loaded", {{"kek_id", keks_->id()}});
+  }
+  return *keks_;
+}
+
+namespace {
+std::string signing_key_label(const std::string& kid) { return "signing_key:" + kid; }
+}  // namespace
+
+std::string Service::open_signing_key(const Store::StoredKey& k) {
+  if (k.sealed.kek_id.empty()) return k.sealed.text;  // plain text of an earlier version
+  return keks().open(k.sealed, signing_key_label(k.key.kid));
+}
+
+size_t Service::seal_signing_keys() {
+  const KeyEncryption& kek = keks();
+  struct Pending {
+    const Store::StoredKey* stored;
+    std::string pem;
+  };
+  const auto keys = store_.platform_signing_keys(true);
+  std::vector<Pending> pending;
+  size_t plain = 0;
+  for (const auto& k : keys) {
+    if (k.sealed.kek_id == kek.id()) continue;
+    pending.push_back({&k, open_signing_key(k)});  // throws before anything changed
+    plain += k.sealed.kek_id.empty() ? 1 : 0;
+  }
+  size_t sealed = 0;
+  for (auto& p : pending) {
+    if (store_.platform_reseal_signing_key(p.stored->key.kid, p.stored->sealed,
+                                           kek.seal(p.pem, signing_key_label(p.stored->key.kid))))
+      ++sealed;
+    sodium_memzero(p.pem.data(), p.pem.size());
+  }
+  if (sealed == 0) return 0;
+  // What the rows held before (plain text, or the old KEK's ciphertext) must not stay in free pages.
+  store_.database().scrub();
+  log::info("token signing keys sealed with the key encryption key",
+            {{"kek_id", kek.id()}, {"sealed", sealed}, {"from_plain_text", plain}});
+  if (plain > 0)
+    log::warn(
+        "token signing keys stored in plain text by an earlier version are sealed now; backups made "
+        "before still hold them: rotate the signing keys (cdx admin rotate-keys) and retire the old ones",
+        {{"keys", plain}});
+  return sealed;
+}
+
 void Service::load_signing_keys() {
-  auto keys = store_.platform_signing_keys();
-  if (keys.empty()) {
+  const KeyEncryption& kek = keks();
+  seal_signing_keys();
+  auto stored = store_.platform_signing_keys();
+  if (stored.empty()) {
     SigningKey k = generate_signing_key(Clock::unix_seconds());
-    store_.platform_insert_signing_key(k);
+    store_.platform_insert_signing_key(k, kek.seal(k.private_pem, signing_key_label(k.kid)));
+    sodium_memzero(k.private_pem.data(), k.private_pem.size());
     log::info("generated a new token signing key", {{"kid", k.kid}, {"alg", k.alg}});
-    keys = store_.platform_signing_keys();
+    stored = store_.platform_signing_keys();
+  }
+  std::vector<SigningKey> keys;
+  for (const auto& s : stored) {
+    keys.push_back(s.key);
+    keys.back().private_pem = open_signing_key(s);
   }
   auto ring = std::make_shared<const KeyRing>(keys);
+  for (auto& k : keys) sodium_memzero(k.private_pem.data(), k.private_pem.size());
   std::lock_guard lock(keyring_mutex_);
   keyring_ = std::move(ring);
 }

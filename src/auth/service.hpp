@@ -58,7 +58,19 @@ class Service {
   void check_own_password(const db::TenantScope& scope, const std::string& user_id, std::string_view password,
                           const std::string& ip);
 
-  void load_signing_keys();  // generates and stores the first key on an empty database
+  // Seals what is not sealed with the current key encryption key yet (see seal_signing_keys), then loads
+  // the keys; generates and stores the first key on an empty database. Throws ConfigError (KekError) when
+  // the configured KEK cannot open them.
+  void load_signing_keys();
+  // The key encryption key of the secrets auth keeps, from the configuration on first use (ConfigError
+  // without one; --demo makes one).
+  const KeyEncryption& keks();
+  // Every signing key (retired ones too) not sealed with the current KEK — plain text stored by an earlier
+  // version, or sealed with kek_previous — sealed with it. Every key is opened first, so a wrong KEK
+  // changes nothing. Answers how many were sealed; SQLite's free space is scrubbed after.
+  size_t seal_signing_keys();
+  // A signing key's private key, opened (the kid is the associated data).
+  std::string open_signing_key(const Store::StoredKey& k);
   std::shared_ptr<const KeyRing> keyring() const;
   const std::string& issuer() const { return issuer_; }
   VerifyOptions verify_options() const;
@@ -158,6 +170,8 @@ class Service {
   LoginThrottle reset_throttle_{{.per_account = 3, .per_address = 60, .window_seconds = 3600}};
   mutable std::mutex keyring_mutex_;
   std::shared_ptr<const KeyRing> keyring_;
+  std::mutex keks_mutex_;
+  std::unique_ptr<const KeyEncryption> keks_;
   std::mutex key_use_mutex_;
   std::unordered_map<std::string, std::vector<std::pair<std::string, std::string>>>
       key_use_;  // tenant → (key, at)

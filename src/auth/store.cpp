@@ -349,33 +349,46 @@ void Store::purge_tenant(const db::TenantScope& scope) {
   });
 }
 
-std::vector<SigningKey> Store::platform_signing_keys() {
+std::vector<Store::StoredKey> Store::platform_signing_keys(bool with_retired) {
   return db_->read_platform([&](db::Tx& tx) {
-    std::vector<SigningKey> out;
+    std::vector<StoredKey> out;
     for (const auto& r :
-         tx.query("SELECT kid, alg, private_pem, public_jwk, created_at, active FROM auth_db.signing_keys "
-                  "WHERE retired_at IS NULL ORDER BY created_at")
+         tx.query(
+               std::string("SELECT kid, alg, private_key, kek_id, public_jwk, created_at, active, retired_at "
+                           "FROM auth_db.signing_keys") +
+               (with_retired ? "" : " WHERE retired_at IS NULL") + " ORDER BY created_at, kid")
              .rows) {
-      SigningKey k;
-      k.kid = r.text(0);
-      k.alg = r.text(1);
-      k.private_pem = r.text(2);
-      k.public_jwk = r.text(3);
-      k.created_at = r.integer(4);
-      k.active = r.integer(5) != 0;
+      StoredKey k;
+      k.key.kid = r.text(0);
+      k.key.alg = r.text(1);
+      k.sealed = {r.opt_text(3).value_or(""), r.text(2)};
+      k.key.public_jwk = r.text(4);
+      k.key.created_at = r.integer(5);
+      k.key.active = r.integer(6) != 0;
+      k.retired = !r.is_null(7);
       out.push_back(std::move(k));
     }
     return out;
   });
 }
 
-void Store::platform_insert_signing_key(const SigningKey& k) {
+void Store::platform_insert_signing_key(const SigningKey& k, const Sealed& sealed) {
   db_->write_platform([&](db::Tx& tx) {
     tx.query("UPDATE auth_db.signing_keys SET active = 0");
     tx.query(
-        "INSERT INTO auth_db.signing_keys (kid, alg, private_pem, public_jwk, created_at, active) "
-        "VALUES ($1, $2, $3, $4, $5, 1)",
-        {k.kid, k.alg, k.private_pem, k.public_jwk, k.created_at});
+        "INSERT INTO auth_db.signing_keys (kid, alg, private_key, kek_id, public_jwk, created_at, active) "
+        "VALUES ($1, $2, $3, $4, $5, $6, 1)",
+        {k.kid, k.alg, sealed.text, sealed.kek_id, k.public_jwk, k.created_at});
+  });
+}
+
+bool Store::platform_reseal_signing_key(const std::string& kid, const Sealed& was, const Sealed& now) {
+  return db_->write_platform([&](db::Tx& tx) {
+    return tx.query(
+                 "UPDATE auth_db.signing_keys SET private_key = $2, kek_id = $3 WHERE kid = $1 "
+                 "AND private_key = $4 AND COALESCE(kek_id, '') = $5",
+                 {kid, now.text, now.kek_id, was.text, was.kek_id})
+               .affected == 1;
   });
 }
 

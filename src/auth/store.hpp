@@ -11,6 +11,7 @@
 
 #include "auth/model.hpp"
 #include "auth/tokens.hpp"
+#include "common/key_encryption.hpp"
 #include "db/database.hpp"
 
 namespace cdx::auth {
@@ -69,8 +70,20 @@ class Store {
 
   void purge_tenant(const db::TenantScope& scope);
 
-  std::vector<SigningKey> platform_signing_keys();
-  void platform_insert_signing_key(const SigningKey& k);  // and deactivates the others
+  // Platform: the signing keys, without retired ones unless asked. private_pem is left empty: the private
+  // key is in `sealed` (sealed.kek_id empty for a row of an earlier version, whose text is the plain PEM).
+  struct StoredKey {
+    SigningKey key;
+    Sealed sealed;
+    bool retired = false;
+  };
+  std::vector<StoredKey> platform_signing_keys(bool with_retired = false);
+  // Stores a new active key (its private key sealed) and deactivates the others.
+  void platform_insert_signing_key(const SigningKey& k, const Sealed& sealed);
+  // Replaces a key's sealed private key if the row still holds `was` (another replica may have re-sealed
+  // it first). True when this call replaced it.
+  bool platform_reseal_signing_key(const std::string& kid, const Sealed& was, const Sealed& now);
+  db::Database& database() { return *db_; }
 
  private:
   std::shared_ptr<db::Database> db_;

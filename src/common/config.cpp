@@ -1,5 +1,7 @@
 #include "common/config.hpp"
 
+#include "common/key_encryption.hpp"
+
 #include <toml.hpp>
 
 #include <charconv>
@@ -33,6 +35,13 @@ bool parse_bool(const std::string& key, const std::string& v) {
   if (v == "true" || v == "1" || v == "yes" || v == "on") return true;
   if (v == "false" || v == "0" || v == "no" || v == "off") return false;
   throw ConfigError("setting '" + key + "': '" + v + "' is not a boolean (true/false)");
+}
+
+// The key itself is never quoted in the message.
+void check_kek(const std::string& key, const std::string& v) {
+  if (!v.empty() && !decode_kek(v))
+    throw ConfigError("setting '" + key +
+                      "': expected 32 bytes as base64 (openssl rand -base64 32) or 64 hex digits");
 }
 
 void check_url(const std::string& key, const std::string& v) {
@@ -178,6 +187,22 @@ const std::vector<Setting>& table() {
            throw ConfigError("setting 'internal_secret': at least 32 characters");
          c.internal_secret = v;
        }},
+      {{"kek", "CDX_KEK",
+        "key encryption key of the stored token signing keys: 32 bytes as base64 or hex (prefer kek_file)"},
+       [](Config& c, const std::string& v) {
+         check_kek("kek", v);
+         c.kek = v;
+       }},
+      {{"kek_file", "CDX_KEK_FILE", "file holding the key encryption key (mode 600)"},
+       [](Config& c, const std::string& v) { c.kek_file = v; }},
+      {{"kek_previous", "CDX_KEK_PREVIOUS",
+        "the key encryption key being replaced: what it sealed is re-sealed under kek"},
+       [](Config& c, const std::string& v) {
+         check_kek("kek_previous", v);
+         c.kek_previous = v;
+       }},
+      {{"kek_previous_file", "CDX_KEK_PREVIOUS_FILE", "file holding the key encryption key being replaced"},
+       [](Config& c, const std::string& v) { c.kek_previous_file = v; }},
   };
   return kTable;
 }
@@ -251,6 +276,10 @@ Config load_config(const std::map<std::string, std::string>& flags, const std::s
     check_url(std::string(name), std::string(url));
     cfg.module_database_urls[module + "_db"] = std::string(url);
   }
+  if (!cfg.kek.empty() && !cfg.kek_file.empty())
+    throw ConfigError("settings 'kek' and 'kek_file' are both set: give the key encryption key one way");
+  if (!cfg.kek_previous.empty() && !cfg.kek_previous_file.empty())
+    throw ConfigError("settings 'kek_previous' and 'kek_previous_file' are both set: give it one way");
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   if (cfg.threads == 0) cfg.threads = cores;
   if (cfg.workers == 0) cfg.workers = std::max(4, 2 * cores);

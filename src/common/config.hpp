@@ -42,6 +42,9 @@ struct Config {
   std::string module;
   int port_base = 3000;         // constellation ports: gateway B, core B+1, auth B+3, crm B+4, …
   std::string internal_secret;  // HMAC key of the gateway's assertions (constellation only)
+  // Key encryption key of the secrets stored in auth_db (common/key_encryption.hpp): the text of the key, or
+  // a file holding it; the previous one while moving to a new key.
+  std::string kek, kek_file, kek_previous, kek_previous_file;
   std::map<std::string, std::string> module_database_urls;  // schema → URL, from CDX_<MODULE>_DATABASE_URL
 
   // Tokens name the address clients use: in a constellation that is the gateway's, not this service's.

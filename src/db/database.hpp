@@ -186,6 +186,11 @@ class Database {
   // Applies the migrations not yet recorded, each in its own transaction. Idempotent.
   virtual void migrate(const std::vector<Migration>& migrations) = 0;
   virtual void ping() = 0;  // throws Unavailable when the database cannot answer
+  // Overwrites what earlier writes left in free space (a secret's plain text after it was sealed in place).
+  // SQLite rebuilds its file (VACUUM) and truncates its write-ahead log; blocking, for start-up and admin
+  // commands. PostgreSQL keeps old row versions until a VACUUM by the tables' owner: nothing done here
+  // (docs/operations.md says what to do).
+  virtual void scrub() {}
   virtual PoolStats stats() const = 0;
 
  protected:

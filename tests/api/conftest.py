@@ -54,6 +54,12 @@ def free_port_block(n=CONSTELLATION_PORTS):
     raise RuntimeError("no block of free ports")
 
 
+def new_kek():
+    """A fresh key encryption key as the server takes it: 32 random bytes, base64."""
+    import base64
+    return base64.b64encode(secrets.token_bytes(32)).decode()
+
+
 def fresh_postgres_database():
     """Creates an empty database on the test server and answers its URL."""
     base = os.environ.get("CDX_TEST_DATABASE_URL")
@@ -79,9 +85,13 @@ class Server:
         self.log_path = os.path.join(self.tmp, "server.log")
 
     def _new_storage(self):
-        if BACKEND == "postgres":  # files (CMS media) still live in the data directory
-            return {"CDX_DATABASE_URL": fresh_postgres_database(), "CDX_DATA_DIR": os.path.join(self.tmp, "data")}
-        return {"CDX_DATA_DIR": os.path.join(self.tmp, "data")}
+        """Where the data lives, and the key encryption key its stored secrets are sealed with: a command run on
+        the same storage (cdx_env(server.storage)) or a restart needs both. Files (CMS media) live in the data
+        directory on PostgreSQL too."""
+        kek = {"CDX_KEK": new_kek()}
+        if BACKEND == "postgres":
+            return {"CDX_DATABASE_URL": fresh_postgres_database(), "CDX_DATA_DIR": os.path.join(self.tmp, "data"), **kek}
+        return {"CDX_DATA_DIR": os.path.join(self.tmp, "data"), **kek}
 
     @property
     def url(self):

@@ -191,6 +191,12 @@ class SqliteDatabase final : public Database {
 
   void ping() override { connection().query("SELECT 1", {}); }
 
+  void scrub() override {
+    Connection& c = connection();
+    c.exec("VACUUM " + schema_);
+    c.exec("PRAGMA " + schema_ + ".wal_checkpoint(TRUNCATE)");
+  }
+
   PoolStats stats() const override {
     return {open_.load(std::memory_order_relaxed), in_use_.load(std::memory_order_relaxed), 0};
   }
