@@ -137,7 +137,7 @@ std::optional<json> read_value(const json& v, const Field& f, Problems& p) {
       bool ok = true;
       for (const auto& [k, val] : v.items()) {
         auto m = std::find_if(f.properties.begin(), f.properties.end(),
-                              [&](const Field& x) { return x.name == k; });
+                              [&key = k](const Field& x) { return x.name == key; });
         if (m == f.properties.end()) {
           std::vector<std::string> names;
           for (const auto& x : f.properties) names.push_back(x.name);
@@ -204,7 +204,7 @@ std::optional<json> read_value(const json& v, const Field& f, Problems& p) {
         json item = json::object();
         for (const auto& [k, _] : v[i].items())
           if (std::none_of(f.properties.begin(), f.properties.end(),
-                           [&](const Field& m) { return m.name == k; }))
+                           [&key = k](const Field& m) { return m.name == key; }))
             errors.push_back({at + "." + k, "is not a member (known: " + join(names) + ")"});
         for (const Field& m : f.properties) {
           auto it = v[i].find(m.name);
