@@ -38,6 +38,7 @@ Route& Router::insert(Method method, std::string_view pattern, RouteDoc doc) {
   std::string_view rest = pattern, seg;
   size_t nparams = 0;
   while (next_segment(rest, seg)) {
+    if (seg.empty() && rest.empty()) break;  // "/" or a trailing slash, read as match() reads paths
     if (seg.size() >= 2 && seg.front() == '{' && seg.back() == '}') {
       if (++nparams > 4) throw std::invalid_argument("too many path parameters");
       if (!node->param) node->param = std::make_unique<Node>();
@@ -102,7 +103,8 @@ Match Router::match(Method method, std::string_view path, std::array<std::string
   if (node->allow.empty()) return out;
   out.path_found = true;
   out.allow = node->allow;
-  Method m = method == Method::kHead && !node->routes[static_cast<size_t>(Method::kHead)] ? Method::kGet : method;
+  Method m =
+      method == Method::kHead && !node->routes[static_cast<size_t>(Method::kHead)] ? Method::kGet : method;
   if (m != Method::kOther) out.route = node->routes[static_cast<size_t>(m)];
   return out;
 }
