@@ -129,6 +129,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     for (const Pattern* p : candidates)
       if (p->segments.size() == segs.size()) here.push_back(p);
 
+    if (m.path_found == here.empty()) {  // say what, before failing
+      for (const Pattern& p : patterns) {
+        std::fprintf(stderr, "route %s", std::string(method_name(p.method)).c_str());
+        for (const auto& seg : p.segments) std::fprintf(stderr, " /%s", seg.c_str());
+        std::fprintf(stderr, "\n");
+      }
+      std::fprintf(stderr, "path %s (%zu segments): found %d, allow %s, method %s\n", path.c_str(),
+                   segs.size(), m.path_found, std::string(m.allow).c_str(),
+                   std::string(method_name(method)).c_str());
+    }
     require(m.path_found == !here.empty(), "the path is found, or not, against the rules");
     if (!m.path_found) {
       require(m.route == nullptr, "a route on a path not found");
