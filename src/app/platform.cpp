@@ -486,6 +486,10 @@ int Platform::serve() {
   checker.join();
   p.flush_usage();  // the calls of the last seconds
   if (p.gateway) p.gateway->flush_usage();
+  // A job still running (a request the drain gave up on) resumes its coroutine on one of the server's
+  // io_contexts when it ends: the pools finish before the server and its io_contexts go.
+  p.workers.stop();
+  p.hashers.stop();
   pthread_kill(signals.native_handle(), SIGTERM);  // harmless if it already returned
   signals.join();
   log::info("stopped");
