@@ -374,6 +374,9 @@ int Platform::serve() {
       if (m != p.core) auth::InternalRoutes::mount_purge(router, *m, p.workers);
     }
     if (p.auth) auth::InternalRoutes::mount(router, *p.auth, p.workers);
+    // The assertions name the tenant the gateway verified, minted here as auth mints its own: a service
+    // without the auth module (core, crm) has no minter installed otherwise, and minted through a null one.
+    auth::ScopeMinter::install(Capabilities::scope_minter());
     assertions = std::make_unique<auth::AssertionAuthenticator>(*p.key);
     chain = &assertions->chain();
   }
