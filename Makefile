@@ -1,5 +1,5 @@
 # The two commands: `make run` and `make test`. Both build first.
-.PHONY: all setup build debug run test unit api bench clean
+.PHONY: all setup build debug run test unit api bench fuzz asan tsan clean
 
 all: build
 
@@ -28,6 +28,17 @@ api: build
 
 bench: build
 	@bench/run
+
+# libFuzzer targets, FUZZ_SECONDS each (default 600); `make test` runs them for 30 s each.
+fuzz: setup
+	@scripts/fuzz
+
+# The API suite against an ASan + UBSan build; the concurrent pieces' unit tests under TSan.
+asan: setup
+	@scripts/asan
+
+tsan: setup
+	@scripts/tsan
 
 clean:
 	rm -rf build

@@ -380,6 +380,9 @@ int Platform::serve() {
       if (m != p.core) auth::InternalRoutes::mount_purge(router, *m, p.workers);
     }
     if (p.auth) auth::InternalRoutes::mount(router, *p.auth, p.workers);
+    // The assertions name the tenant the gateway verified, minted here as auth mints its own: a service
+    // without the auth module (core, crm) has no minter installed otherwise, and minted through a null one.
+    auth::ScopeMinter::install(Capabilities::scope_minter());
     assertions = std::make_unique<auth::AssertionAuthenticator>(*p.key);
     chain = &assertions->chain();
   }
@@ -492,6 +495,10 @@ int Platform::serve() {
   checker.join();
   p.flush_usage();  // the calls of the last seconds
   if (p.gateway) p.gateway->flush_usage();
+  // A job still running (a request the drain gave up on) resumes its coroutine on one of the server's
+  // io_contexts when it ends: the pools finish before the server and its io_contexts go.
+  p.workers.stop();
+  p.hashers.stop();
   pthread_kill(signals.native_handle(), SIGTERM);  // harmless if it already returned
   signals.join();
   log::info("stopped");

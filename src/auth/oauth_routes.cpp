@@ -243,7 +243,8 @@ void AuthModule::mount_oauth(http::Router& r) {
   r.add(Method::kPost, "/api/v1/auth/clients/{id}/secret",
         [this](Context& ctx) -> Task<void> {
           const std::string id(ctx.req.param(0));
-          auto [secret, hash] = new_client_secret();
+          std::string secret, hash;  // not a structured binding: clang 14 cannot capture one below
+          std::tie(secret, hash) = new_client_secret();
           kit::Caller c = kit::caller_of(ctx, clients_);
           bool rotated = false;
           co_await kit_.write_answer(ctx, "POST /api/v1/auth/clients/{id}/secret", [&](db::Tx& tx) {

@@ -42,7 +42,8 @@ inline std::chrono::steady_clock::time_point precise_now() {
   return std::chrono::steady_clock::time_point(std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec));
 }
 
-// Parses an RFC 3339 date-time ("2026-11-25T01:41:28Z", "…28.5+02:00"); nullopt when malformed.
+// Parses an RFC 3339 date-time ("2026-11-25T01:41:28Z", "…28.5+02:00"); nullopt when malformed or
+// outside the years SysTime holds (64-bit nanoseconds: 1678 to 2261).
 std::optional<SysTime> parse_rfc3339(std::string_view text);
 
 // Fixed width, microseconds, 'Z': sorts lexicographically in both databases.

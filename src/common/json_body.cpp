@@ -33,8 +33,11 @@ nlohmann::json parse_json_object(std::string_view body) {
   if (json_nesting_depth(body) > kMaxJsonDepth)
     throw Error::validation(
         {{"body", fmt::format("must not nest arrays and objects deeper than {} levels", kMaxJsonDepth)}});
+  // JSON text never holds a raw NUL (a string spells it \u0000), but nlohmann's parser takes one for the
+  // end of its input: `{…}\0anything` would read as the object alone.
   nlohmann::json doc = nlohmann::json::parse(body, nullptr, false);
-  if (doc.is_discarded()) throw Error(Code::kInvalidRequest, "The request body is not valid JSON.");
+  if (doc.is_discarded() || body.find('\0') != std::string_view::npos)
+    throw Error(Code::kInvalidRequest, "The request body is not valid JSON.");
   if (!doc.is_object()) throw Error::validation({{"body", "must be a JSON object"}});
   return doc;
 }

@@ -19,6 +19,14 @@ TEST(JsonBody, MalformedJsonIsInvalidRequest) {
   EXPECT_EQ(code_of([] { parse_json_object(""); }), Code::kInvalidRequest);
 }
 
+// Found by read_body_fuzz: nlohmann's parser stops at a NUL byte, so `{…}\0anything` read as the object.
+TEST(JsonBody, ANulByteIsNotJson) {
+  using namespace std::string_view_literals;
+  EXPECT_EQ(code_of([] { parse_json_object("{\"a\":1}\0{\"role\":\"ADMIN\"}"sv); }), Code::kInvalidRequest);
+  EXPECT_EQ(code_of([] { parse_json_object("{\"a\":\"x\0y\"}"sv); }), Code::kInvalidRequest);
+  EXPECT_NO_THROW(parse_json_object(R"({"a":"x\u0000y"})"));  // escaped, it is text (refused later, by field)
+}
+
 TEST(JsonBody, NonObjectIsValidationError) {
   EXPECT_EQ(code_of([] { parse_json_object("[1,2]"); }), Code::kValidationFailed);
 }

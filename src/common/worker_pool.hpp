@@ -2,9 +2,7 @@
 // coroutine on its own executor.
 //   int n = co_await workers.run([&] { return db->read(scope, [&](db::Tx& tx) { … }); });
 #pragma once
-#include <boost/asio/associated_executor.hpp>
 #include <boost/asio/async_result.hpp>
-#include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <utility>  // before Asio's coroutine headers (GCC 12 + Boost 1.74)
 
@@ -52,8 +50,7 @@ class WorkerPool {
             } catch (...) {
               error = std::current_exception();
             }
-            auto ex = boost::asio::get_associated_executor(handler);
-            boost::asio::post(ex, std::move(handler));
+            resume_on_own_executor(std::move(handler));
           });
         },
         use_task);

@@ -7,9 +7,7 @@
 //   Company c = co_await db::write_async(*db, workers, scope, [&](db::Tx& tx) { return insert(tx, scope, in); });
 #pragma once
 #include <utility>  // before Asio's coroutine headers (GCC 12 + Boost 1.74)
-#include <boost/asio/associated_executor.hpp>
 #include <boost/asio/async_result.hpp>
-#include <boost/asio/post.hpp>
 
 #include <exception>
 #include <memory>
@@ -47,8 +45,7 @@ class AwaitedWrite final : public WriteJob {
   }
   void finish(std::exception_ptr error) noexcept override {
     error_ = std::move(error);
-    auto ex = boost::asio::get_associated_executor(handler_);
-    boost::asio::post(ex, std::move(handler_));
+    resume_on_own_executor(std::move(handler_));
   }
 
  private:

@@ -5,6 +5,7 @@
 
 #include "common/error.hpp"
 #include "common/ids.hpp"
+#include "common/validate.hpp"
 
 namespace cdx::http {
 
@@ -25,21 +26,43 @@ Page parse_page(const Request& req) {
   std::vector<FieldError> errors;
   page.limit = parse_limit(req, errors);
   if (auto cursor = req.query_param("cursor"); cursor && !cursor->empty()) {
-    std::string decoded;
-    // Cursors carry ids: anything but short printable ASCII was not made by us (and must not reach SQL).
-    auto printable = [](const std::string& s) {
-      return s.size() <= 3 + 128 && std::all_of(s.begin(), s.end(), [](char c) { return c > 32 && c < 127; });
-    };
-    if (!base64url_decode(*cursor, decoded) || decoded.rfind("c1:", 0) != 0 || !printable(decoded))
-      errors.push_back({"cursor", "is not a cursor returned by this list"});
-    else
-      page.after = decoded.substr(3);
+    page.after = decode_cursor(*cursor);
+    if (!page.after) errors.push_back({"cursor", "is not a cursor returned by this list"});
   }
   if (!errors.empty()) throw Error::validation(std::move(errors));
   return page;
 }
 
 std::string encode_cursor(std::string_view key) { return base64url_encode("c1:" + std::string(key)); }
+
+std::optional<std::string> decode_cursor(std::string_view cursor) {
+  std::string decoded;
+  // Cursors carry ids: anything but short printable ASCII was not made by us (and must not reach SQL).
+  auto printable = [](const std::string& s) {
+    return s.size() <= 3 + 128 && std::all_of(s.begin(), s.end(), [](char c) { return c > 32 && c < 127; });
+  };
+  if (!base64url_decode(cursor, decoded) || decoded.rfind("c1:", 0) != 0 || !printable(decoded))
+    return std::nullopt;
+  return decoded.substr(3);
+}
+
+std::string encode_sorted_cursor(std::string_view sort, std::string_view value, std::string_view id) {
+  return base64url_encode("c1:" + std::string(sort) + "|" + base64url_encode(value) + "|" + std::string(id));
+}
+
+std::optional<std::pair<std::string, std::string>> decode_sorted_cursor(std::string_view cursor,
+                                                                        std::string_view sort) {
+  std::string decoded, value;
+  const std::string head = "c1:" + std::string(sort) + "|";
+  if (cursor.size() > 2048 || !base64url_decode(cursor, decoded) || decoded.rfind(head, 0) != 0)
+    return std::nullopt;
+  const std::string_view rest = std::string_view(decoded).substr(head.size());
+  const size_t bar = rest.find('|');
+  if (bar == std::string_view::npos || !base64url_decode(rest.substr(0, bar), value) ||
+      !valid_uuid(rest.substr(bar + 1)) || !clean_text(value, true))
+    return std::nullopt;
+  return std::pair{std::move(value), std::string(rest.substr(bar + 1))};
+}
 
 std::string render_page(nlohmann::json items, const Page& page, const std::string& key_field) {
   nlohmann::json next = nullptr;

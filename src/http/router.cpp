@@ -30,16 +30,23 @@ bool next_segment(std::string_view& rest, std::string_view& seg) {
   rest = slash == std::string_view::npos ? std::string_view{} : rest.substr(slash);
   return true;
 }
+
+bool is_param(std::string_view seg) { return seg.size() >= 2 && seg.front() == '{' && seg.back() == '}'; }
 }  // namespace
 
 Route& Router::insert(Method method, std::string_view pattern, RouteDoc doc) {
   if (pattern.empty() || pattern.front() != '/') throw std::invalid_argument("route must start with '/'");
-  Node* node = root_.get();
   std::string_view rest = pattern, seg;
+  // Checked before any node is made: a refused pattern leaves the tree as it was (a branch of its
+  // static segments would otherwise win over a parameter at match time).
   size_t nparams = 0;
+  while (next_segment(rest, seg)) nparams += is_param(seg);
+  if (nparams > 4) throw std::invalid_argument("too many path parameters");
+  Node* node = root_.get();
+  rest = pattern;
   while (next_segment(rest, seg)) {
-    if (seg.size() >= 2 && seg.front() == '{' && seg.back() == '}') {
-      if (++nparams > 4) throw std::invalid_argument("too many path parameters");
+    if (seg.empty() && rest.empty()) break;  // "/" or a trailing slash, read as match() reads paths
+    if (is_param(seg)) {
       if (!node->param) node->param = std::make_unique<Node>();
       node = node->param.get();
     } else {
@@ -110,7 +117,8 @@ Match Router::match(Method method, std::string_view path, std::array<std::string
   if (node->allow.empty()) return out;
   out.path_found = true;
   out.allow = node->allow;
-  Method m = method == Method::kHead && !node->routes[static_cast<size_t>(Method::kHead)] ? Method::kGet : method;
+  Method m =
+      method == Method::kHead && !node->routes[static_cast<size_t>(Method::kHead)] ? Method::kGet : method;
   if (m != Method::kOther) out.route = node->routes[static_cast<size_t>(m)];
   return out;
 }

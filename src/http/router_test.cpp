@@ -77,7 +77,38 @@ TEST_F(RouterTest, DuplicateRouteThrows) {
 }
 
 TEST_F(RouterTest, RouteIdsAreDense) {
-  for (size_t i = 0; i < router_.routes().size(); ++i) EXPECT_EQ(router_.routes()[i]->id, static_cast<int>(i));
+  for (size_t i = 0; i < router_.routes().size(); ++i)
+    EXPECT_EQ(router_.routes()[i]->id, static_cast<int>(i));
+}
+
+// Found by router_fuzz: "/" was stored under an empty segment that no path reaches, so a route at the
+// root never matched.
+TEST(Router, ARouteAtTheRootMatchesSlashAndTheEmptyPath) {
+  Router router;
+  router.add_sync(Method::kGet, "/", noop(), {});
+  router.add_sync(Method::kGet, "/items/", noop(), {});
+  std::array<std::string_view, 4> params{};
+  for (std::string_view path : {"/", ""}) {
+    const Match m = router.match(Method::kGet, path, params);
+    ASSERT_NE(m.route, nullptr) << path;
+    EXPECT_EQ(m.route->pattern, "/");
+  }
+  const Match items = router.match(Method::kGet, "/items", params);
+  ASSERT_NE(items.route, nullptr);
+  EXPECT_EQ(items.route->pattern, "/items/");  // a trailing slash in a pattern reads as in a path
+  EXPECT_THROW(router.add_sync(Method::kGet, "/items", noop(), {}), std::invalid_argument);
+}
+
+// Found by router_fuzz: a pattern refused for its fifth parameter had already left its static segments in
+// the tree, where they won over a parameter route's match.
+TEST(Router, ARefusedPatternLeavesTheTreeAsItWas) {
+  Router router;
+  router.add_sync(Method::kGet, "/{a}/{b}", noop(), {});
+  EXPECT_THROW(router.add_sync(Method::kGet, "/x/{1}/{2}/{3}/{4}/{5}", noop(), {}), std::invalid_argument);
+  std::array<std::string_view, 4> params{};
+  const Match m = router.match(Method::kGet, "/x/y", params);
+  ASSERT_NE(m.route, nullptr);
+  EXPECT_EQ(m.route->pattern, "/{a}/{b}");
 }
 
 }  // namespace

@@ -1,6 +1,6 @@
-// The connection loop. Per connection: one coroutine reading into a reused buffer, Beast's
-// basic_parser for framing (limits, CL/TE conflicts, chunked), responses serialised into a reused
-// string and written once per batch of pipelined requests, and a watchdog coroutine enforcing
+// The connection loop. Per connection: one coroutine reading into a reused buffer, the request parser
+// for framing (http/request_parser.hpp: limits, CL/TE conflicts, chunked), responses serialised into a
+// reused string and written once per batch of pipelined requests, and a watchdog coroutine enforcing
 // deadlines without a timer operation per request.
 #include "http/server.hpp"
 
@@ -31,6 +31,7 @@
 #include "common/error.hpp"
 #include "common/ids.hpp"
 #include "common/log.hpp"
+#include "http/request_parser.hpp"
 
 namespace cdx::http {
 
@@ -93,27 +94,6 @@ std::string_view date_header() {
   return {buf, len};
 }
 
-Method to_method(bhttp::verb v) {
-  switch (v) {
-    case bhttp::verb::get:
-      return Method::kGet;
-    case bhttp::verb::head:
-      return Method::kHead;
-    case bhttp::verb::post:
-      return Method::kPost;
-    case bhttp::verb::put:
-      return Method::kPut;
-    case bhttp::verb::patch:
-      return Method::kPatch;
-    case bhttp::verb::delete_:
-      return Method::kDelete;
-    case bhttp::verb::options:
-      return Method::kOptions;
-    default:
-      return Method::kOther;
-  }
-}
-
 bool valid_request_id(std::string_view id) {
   if (id.empty() || id.size() > 128) return false;
   for (char c : id)
@@ -138,151 +118,6 @@ size_t mint_request_id(char* out) {
   uint64_t n = ++counter;
   for (int i = 23; i >= 9; --i, n >>= 4) out[i] = kHex[n & 15];
   return 24;
-}
-
-// Beast's framing parser, keeping views of the header and copying the body into the context.
-class RequestParser final : public bhttp::basic_parser<true> {
- public:
-  struct Span {
-    size_t off = 0, len = 0;
-  };
-  struct FieldSpan {
-    Span name, value;
-  };
-
-  RequestParser(std::string& head, std::string& body, std::vector<FieldSpan>& fields)
-      : head_(head), body_(body), fields_(fields) {
-    head_.clear();
-    fields_.clear();
-    body_.clear();
-  }
-
-  bhttp::verb verb = bhttp::verb::unknown;
-  Span target;
-  bool expect_continue = false;
-  size_t max_fields = 100;
-  size_t metadata_limit = 16 * 1024;  // chunk extensions and trailers, together: the header limit
-  // The body limit is the matched route's (RouteDoc::body_limit), else the server's. Beast checks a
-  // Content-Length against its own limit before on_header_impl, so the parser starts unlimited and the
-  // request's limit is applied there, once the target is known and before any body byte is read.
-  const Router* router = nullptr;
-  size_t default_body_limit = 1 << 20;
-  size_t applied_body_limit = 1 << 20;
-  bool stream = false;         // the route takes its body as it arrives (RouteDoc::stream_body)
-  bool stream_answer = false;  // the route writes its answer in pieces (stream_body or stream_answer)
-  // The route, found once the header is complete (its limit applies before the body), reused to dispatch.
-  Match match;
-  std::array<std::string_view, 4> params{};  // views into the kept header, stable once it is complete
-
-  bool http11() const { return http11_; }
-
- private:
-  // Beast may deliver the start line and the fields from different reads (the read buffer moves in
-  // between), so each piece is copied into the connection's header storage as it arrives.
-  Span keep(std::string_view s) {
-    Span out{head_.size(), s.size()};
-    head_.append(s);
-    return out;
-  }
-
-  void on_request_impl(bhttp::verb method, std::string_view, std::string_view t, int version,
-                       boost::beast::error_code& ec) override {
-    verb = method;
-    target = keep(t);
-    if (version != 11 && version != 10) ec = bhttp::error::bad_version;
-    if (t.empty() || (t.front() != '/' && t != "*")) ec = bhttp::error::bad_target;
-    http11_ = version == 11;
-  }
-  void on_response_impl(int, std::string_view, int, boost::beast::error_code& ec) override {
-    ec = bhttp::error::bad_method;
-  }
-  void on_field_impl(bhttp::field f, std::string_view name, std::string_view value,
-                     boost::beast::error_code& ec) override {
-    // Trailer fields of a chunked body are dropped: they must not pass for headers (a credential or a
-    // tenant after the body), and the header's views must not move while a handler reads the body. They
-    // count against the header's limits all the same, as chunk extensions do.
-    if (is_header_done()) {
-      metadata_ += name.size() + value.size() + 4;
-      if (++trailers_ > max_fields || metadata_ > metadata_limit) ec = bhttp::error::header_limit;
-      return;
-    }
-    if (fields_.size() >= max_fields) {
-      ec = bhttp::error::header_limit;
-      return;
-    }
-    // One Content-Length, one value (RFC 9112 §6.3): a repeated or listed one could frame differently for
-    // a proxy in front of us.
-    if (f == bhttp::field::content_length && (++lengths_ > 1 || value.find(',') != std::string_view::npos)) {
-      ec = bhttp::error::bad_content_length;
-      return;
-    }
-    fields_.push_back({keep(name), keep(value)});
-    if (f == bhttp::field::host) ++hosts_;
-    if (f == bhttp::field::transfer_encoding) te_seen_ = true;
-    if (f == bhttp::field::expect && boost::beast::iequals(value, "100-continue")) expect_continue = true;
-  }
-  void on_header_impl(boost::beast::error_code& ec) override {
-    // RFC 9112: a Transfer-Encoding we cannot frame, or an HTTP/1.1 request without exactly one Host.
-    if (te_seen_ && !chunked()) ec = bhttp::error::bad_transfer_encoding;
-    if (http11_ && hosts_ != 1) ec = bhttp::error::bad_field;
-    if (ec) return;
-    applied_body_limit = default_body_limit;
-    if (router) {
-      std::string_view path = std::string_view(head_).substr(target.off, target.len);
-      path = path.substr(0, path.find('?'));
-      match = router->match(to_method(verb), path, params);
-      if (match.route && match.route->doc.body_limit > 0)
-        applied_body_limit = std::max(applied_body_limit, match.route->doc.body_limit);
-      stream = match.route && match.route->doc.stream_body;
-      stream_answer = match.route && (match.route->doc.stream_body || match.route->doc.stream_answer);
-    }
-    if (auto length = content_length(); length && *length > applied_body_limit) {
-      ec = bhttp::error::body_limit;
-      return;
-    }
-    body_limit(applied_body_limit);  // counts down chunked bodies
-  }
-  void on_body_init_impl(const boost::optional<std::uint64_t>& length, boost::beast::error_code&) override {
-    if (length && !stream) body_.reserve(*length);  // a streamed body passes in pieces
-  }
-  std::size_t on_body_impl(std::string_view b, boost::beast::error_code&) override {
-    body_.append(b);
-    return b.size();
-  }
-  void on_chunk_header_impl(std::uint64_t, std::string_view extensions,
-                            boost::beast::error_code& ec) override {
-    metadata_ += extensions.size();
-    if (metadata_ > metadata_limit) ec = bhttp::error::header_limit;
-  }
-  std::size_t on_chunk_body_impl(std::uint64_t, std::string_view b, boost::beast::error_code&) override {
-    body_.append(b);
-    return b.size();
-  }
-  void on_finish_impl(boost::beast::error_code&) override {}
-
-  std::string& head_;
-  std::string& body_;
-  std::vector<FieldSpan>& fields_;
-  int hosts_ = 0;
-  int lengths_ = 0;
-  size_t trailers_ = 0;
-  size_t metadata_ = 0;  // bytes of chunk extensions and trailer fields
-  bool te_seen_ = false;
-  bool http11_ = true;
-};
-
-Error parse_error(const boost::beast::error_code& ec, const ServerOptions& o, size_t body_limit) {
-  if (ec == bhttp::error::header_limit)
-    return Error(Code::kHeadersTooLarge,
-                 fmt::format("The request header exceeds {} bytes or 100 fields.", o.header_limit));
-  if (ec == bhttp::error::body_limit || ec == bhttp::error::buffer_overflow)
-    return Error(Code::kPayloadTooLarge, fmt::format("The request body exceeds {} bytes.", body_limit));
-  if (ec == bhttp::error::bad_content_length || ec == bhttp::error::bad_transfer_encoding)
-    return Error(Code::kInvalidRequest, "Conflicting or invalid Content-Length / Transfer-Encoding.");
-  if (ec == bhttp::error::bad_field)
-    return Error(Code::kInvalidRequest,
-                 "Malformed header field (an HTTP/1.1 request needs exactly one Host).");
-  return Error(Code::kInvalidRequest, "Malformed HTTP request: " + ec.message() + ".");
 }
 
 struct Conn {
@@ -691,7 +526,7 @@ struct Server::Impl {
           const size_t n = parser.put(asio::buffer(io_.in.data() + io_.start, io_.end - io_.start), perr);
           io_.start += n;
           if (perr == bhttp::error::need_more) perr = {};
-          if (perr) throw parse_error(perr, impl_.opts, parser.applied_body_limit);
+          if (perr) throw request_error(perr, impl_.opts.header_limit, parser.applied_body_limit);
           if (io_.start == io_.end) io_.start = io_.end = 0;
           if (!body_.empty()) co_return std::string_view(body_);
           if (n > 0) continue;
@@ -712,7 +547,7 @@ struct Server::Impl {
         // What waits unparsed is a chunk header or the trailers (body bytes pass at once): no more room
         // than a header gets.
         if (io_.end > impl_.opts.header_limit)
-          throw parse_error(bhttp::error::header_limit, impl_.opts, parser.applied_body_limit);
+          throw request_error(bhttp::error::header_limit, impl_.opts.header_limit, parser.applied_body_limit);
         if (io_.end == io_.in.size()) {
           if (io_.in.size() >= kStreamBuffer)
             throw Error(Code::kInvalidRequest, "Malformed chunked request body.");
@@ -878,12 +713,7 @@ struct Server::Impl {
       ctx.reset();
       streamed_body.stop();
       parser.emplace(head, body, fields);
-      parser->eager(true);
-      parser->header_limit(static_cast<std::uint32_t>(opts.header_limit));
-      parser->metadata_limit = opts.header_limit;
-      parser->body_limit(std::numeric_limits<std::uint64_t>::max());  // the request's: see on_header_impl
-      parser->router = &router;
-      parser->default_body_limit = parser->applied_body_limit = opts.body_limit;
+      parser->configure(opts.header_limit, opts.body_limit, &router);
       c.idle = start == end;
       // A new connection owes its first request within the header timeout; the idle keep-alive timeout
       // is for a connection that has served one.
@@ -953,7 +783,7 @@ struct Server::Impl {
       ctx.request_id = {request_id, id_len};
 
       if (perr) {
-        const Error e = parse_error(perr, opts, parser->applied_body_limit);
+        const Error e = request_error(perr, opts.header_limit, parser->applied_body_limit);
         render_error(ctx, e);
         serialize(ctx, false, true, out);
         const auto took = precise_now() - t0;

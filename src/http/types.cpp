@@ -3,6 +3,7 @@
 #include <strings.h>
 
 #include "common/error.hpp"
+#include "common/validate.hpp"
 
 namespace cdx {
 
@@ -36,23 +37,32 @@ std::string_view Request::header(std::string_view name) const {
 }
 
 namespace {
+// Well-formed UTF-8 (RFC 3629): no overlong forms, surrogates or code points past U+10FFFF, all of which
+// PostgreSQL refuses as text.
 bool valid_utf8(std::string_view s) {
   for (size_t i = 0; i < s.size();) {
     const auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
     size_t n = 0;
-    if (c < 0x80)
-      n = 0;
-    else if (c >= 0xC2 && c <= 0xDF)
-      n = 1;
+    uint32_t cp = 0, least = 0;
+    if (c >= 0xC2 && c <= 0xDF)
+      n = 1, cp = c & 0x1F, least = 0x80;
     else if ((c & 0xF0) == 0xE0)
-      n = 2;
+      n = 2, cp = c & 0x0F, least = 0x800;
     else if (c >= 0xF0 && c <= 0xF4)
-      n = 3;
+      n = 3, cp = c & 0x07, least = 0x10000;
     else
       return false;
-    if (i + n >= s.size() && n > 0) return false;
-    for (size_t k = 1; k <= n; ++k)
-      if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return false;
+    if (s.size() - i <= n) return false;
+    for (size_t k = 1; k <= n; ++k) {
+      const auto cc = static_cast<unsigned char>(s[i + k]);
+      if ((cc & 0xC0) != 0x80) return false;
+      cp = cp << 6 | (cc & 0x3F);
+    }
+    if (cp < least || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
     i += n + 1;
   }
   return true;
@@ -85,10 +95,9 @@ namespace {
 // Checked here, once, so no handler hands broken text to a database or a JSON answer.
 std::string checked_value(std::string_view name, std::string value) {
   if (!valid_utf8(value)) throw Error::validation({{std::string(name), "must be valid UTF-8 (percent-encoded)"}});
-  // No query parameter of ours holds control characters; PostgreSQL refuses a NUL in text outright.
-  for (const char c : value)
-    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
-      throw Error::validation({{std::string(name), "must not contain control characters"}});
+  // No query parameter of ours holds control characters (C0, DEL or C1); PostgreSQL refuses a NUL in text
+  // outright.
+  if (!clean_text(value, false)) throw Error::validation({{std::string(name), "must not contain control characters"}});
   return value;
 }
 }  // namespace

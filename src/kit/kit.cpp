@@ -138,7 +138,7 @@ std::optional<json> read_value(const json& v, const Field& f, Problems& p) {
       bool ok = true;
       for (const auto& [k, val] : v.items()) {
         auto m = std::find_if(f.properties.begin(), f.properties.end(),
-                              [&](const Field& x) { return x.name == k; });
+                              [&key = k](const Field& x) { return x.name == key; });
         if (m == f.properties.end()) {
           std::vector<std::string> names;
           for (const auto& x : f.properties) names.push_back(x.name);
@@ -230,7 +230,7 @@ std::optional<json> read_value(const json& v, const Field& f, Problems& p) {
         json item = json::object();
         for (const auto& [k, _] : v[i].items())
           if (std::none_of(f.properties.begin(), f.properties.end(),
-                           [&](const Field& m) { return m.name == k; }))
+                           [&key = k](const Field& m) { return m.name == key; }))
             errors.push_back({at + "." + k, "is not a member (known: " + join(names) + ")"});
         for (const Field& m : f.properties) {
           auto it = v[i].find(m.name);
@@ -460,18 +460,8 @@ ListQuery Kit::read_list(const Resource& r, const http::Context& ctx) const {
     errors.push_back({"sort", "must be one of: " + join(both)});
   }
   if (auto cursor = ctx.req.query_param("cursor"); cursor && !cursor->empty() && errors.empty()) {
-    // c1:<sort>|<base64url value>|<id>, made by render_list for the same sort.
-    std::string decoded, value;
-    const std::string head = "c1:" + sort + "|";
-    bool ok = cursor->size() <= 2048 && base64url_decode(*cursor, decoded) && decoded.rfind(head, 0) == 0;
-    if (ok) {
-      std::string_view rest = std::string_view(decoded).substr(head.size());
-      const size_t bar = rest.find('|');
-      ok = bar != std::string_view::npos && base64url_decode(rest.substr(0, bar), value) &&
-           valid_uuid(rest.substr(bar + 1)) && clean_text(value, true);
-      if (ok) q.after.emplace(std::move(value), std::string(rest.substr(bar + 1)));
-    }
-    if (!ok) errors.push_back({"cursor", "is not a cursor returned by this list with the same sort"});
+    q.after = http::decode_sorted_cursor(*cursor, sort);  // made by render_list for the same sort
+    if (!q.after) errors.push_back({"cursor", "is not a cursor returned by this list with the same sort"});
   }
   if (!errors.empty()) throw Error::validation(std::move(errors));
 
@@ -529,8 +519,7 @@ std::string Kit::render_list(const Resource& r, json rows, const ListQuery& q) c
     rows.erase(rows.size() - 1);
     const json& last = rows.back();
     const std::string sort = (q.descending ? "-" : "") + q.sort;
-    next = base64url_encode("c1:" + sort + "|" + base64url_encode(sort_value(last.at(q.sort))) + "|" +
-                            last.at("id").get<std::string>());
+    next = http::encode_sorted_cursor(sort, sort_value(last.at(q.sort)), last.at("id").get<std::string>());
   }
   return json{{"data", std::move(rows)}, {"next_cursor", std::move(next)}}.dump(
       -1, ' ', false, json::error_handler_t::replace);

@@ -29,3 +29,13 @@ def test_raw_bytes_in_x_tenant_id_on_login_are_just_bad_credentials(anon):
     r = anon.post("/api/v1/auth/login", json={"email": "a@b.example.com", "password": "whatever-1"},
                   headers={"X-Tenant-ID": b"\xff".decode("latin-1")})
     assert_problem(r, 401, "unauthorized")
+
+
+@pytest.mark.parametrize("value", ["%F4%90%80%80", "%ED%A0%80", "%E0%80%80", "%C2%85"])
+def test_bytes_past_utf8_or_c1_controls_in_a_query_are_422(tenant, value):
+    # Found by pagination_fuzz: a code point past U+10FFFF, a surrogate, an overlong form and a C1 control
+    # passed the query check and reached SQL: SQLite took them (200), PostgreSQL refused the first three
+    # (400, naming nothing).
+    r = tenant["key_api"].get("/api/v1/auth/audit?action=" + value)
+    body = assert_problem(r, 422, "validation_failed")
+    assert body["errors"][0]["field"] == "action"
