@@ -44,7 +44,7 @@ def sql(storage, query, params=()):
 
 def stored_bytes(storage):
     """Everything the database holds for auth: the SQLite file and its WAL, or every row of the schema's tables."""
-    if "CDX_DATA_DIR" in storage:
+    if "CDX_DATABASE_URL" not in storage:
         out = b""
         for suffix in ("", "-wal"):
             path = os.path.join(storage["CDX_DATA_DIR"], "auth_db.sqlite" + suffix)
