@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""Writes the committed seed corpora of the fuzz targets (fuzz/corpus/<target>/seed-*), deterministically.
+"""Writes the committed seed corpora of the fuzz targets (fuzz/corpus/<target>/seed-*): the same bytes on
+every run but for the ES256 signatures of the token seeds (ECDSA draws a fresh nonce; any of them verifies).
 
 The targets read their choices (modes, cut sizes, which declaration) with FuzzedDataProvider, which takes
 integers from the END of the input and strings from its start; each seed is laid out that way.
@@ -51,6 +52,8 @@ def request_parser():
         b"POST /proxy/x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n3\r\ndef\r\n0\r\n\r\n",
         b"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n",
         b"POST /items HTTP/1.1\r\nHost: a\r\nContent-Length: 1, 1\r\n\r\na",
+        # Findings kept as seeds: a refused header (no Host) with a Content-Length nobody checked.
+        b"POST /items HTTP/1.1\r\nContent-Length: 18446744073709551615\r\n\r\nabc",
     ]
     write("request_parser_fuzz", [r + tail for r in requests])
 
@@ -134,6 +137,9 @@ def read_body():
         seeds.append(body + bytes([0, i]))   # update
     seeds.append(b'{"name":null,"custom":{"a":[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]}}' + bytes([1, 0]))
     seeds.append(b'{"first_name":"a\\u0000b"}' + bytes([1, 1]))
+    # Findings kept as seeds: a NUL byte after the object; a date past what SysTime holds.
+    seeds.append(b'{"name":"Acme"}\x00{"id":"x"}' + bytes([1, 0]))
+    seeds.append(b'{"type":"task","subject":"x","due_at":"4052-01-31T09:30:00+01:00"}' + bytes([1, 2]))
     write("read_body_fuzz", seeds)
 
 

@@ -117,8 +117,13 @@ void RequestParser::on_header_impl(boost::beast::error_code& ec) {
 }
 
 void RequestParser::on_body_init_impl(const boost::optional<std::uint64_t>& length,
-                                      boost::beast::error_code&) {
-  if (length && !stream) body_.reserve(*length);  // a streamed body passes in pieces
+                                      boost::beast::error_code& ec) {
+  // Beast 1.74 comes here even when on_header_impl refused the header (it leaves the header state with
+  // ec set and loops on while bytes remain), so the Content-Length may be unchecked: nothing is reserved
+  // then, and never more than the limit that applies.
+  if (ec) return;
+  if (length && !stream && *length <= applied_body_limit)
+    body_.reserve(*length);  // a stream passes in pieces
 }
 
 std::size_t RequestParser::on_body_impl(std::string_view b, boost::beast::error_code&) {

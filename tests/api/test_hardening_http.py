@@ -64,6 +64,17 @@ def test_content_length_is_one_value(server, lengths):
         assert c.is_closed_by_peer()
 
 
+@pytest.mark.parametrize("length", [b"18446744073709551615", b"4294967296"])
+def test_a_refused_header_with_a_huge_content_length_is_answered(server, length):
+    # Found by request_parser_fuzz: without a Host, the Content-Length went unchecked and the parser tried to
+    # reserve that much for the body: 2^64 - 1 threw out of the connection, which closed without an answer.
+    head = b"POST /api/v1/auth/login HTTP/1.1\r\nContent-Length: " + length + b"\r\n\r\n"
+    with RawConn(server) as c:
+        answers = c.send(head + b"{}").read_responses(1)
+        assert answers and answers[0].status == 400, (length, answers)
+        assert c.is_closed_by_peer()
+
+
 def test_silent_and_slow_clients_are_cut_off_at_the_header_timeout(server):
     results = {}
 
