@@ -1,6 +1,7 @@
 #include "http/request_parser.hpp"
 
 #include <fmt/format.h>
+#include <boost/asio/buffer.hpp>
 #include <boost/beast/http/error.hpp>
 
 #include <algorithm>
@@ -40,11 +41,38 @@ RequestParser::RequestParser(std::string& head, std::string& body, std::vector<F
 
 void RequestParser::configure(size_t header_limit, size_t body_limit, const Router* r) {
   eager(true);
+  header_limit_ = header_limit;
   basic_parser::header_limit(static_cast<std::uint32_t>(header_limit));
   metadata_limit = header_limit;
   basic_parser::body_limit(std::numeric_limits<std::uint64_t>::max());  // the request's: see on_header_impl
   router = r;
   default_body_limit = applied_body_limit = body_limit;
+}
+
+std::size_t RequestParser::feed(const char* data, std::size_t size, boost::beast::error_code& ec) {
+  std::size_t taken = 0;
+  ec = {};
+  if (!is_header_done()) {
+    const std::size_t allowance = header_limit_ - std::min(header_taken_, header_limit_);
+    const std::size_t offered = std::min(size, allowance);
+    if (offered == 0) {
+      ec = bhttp::error::header_limit;
+      return 0;
+    }
+    taken = put(boost::asio::buffer(data, offered), ec);
+    if (!is_header_done()) {
+      header_taken_ += taken;
+      // Everything the limit allows is here and the header has not ended: it is too long.
+      if (ec == bhttp::error::need_more && offered == allowance) ec = bhttp::error::header_limit;
+      return taken;
+    }
+    if (ec && ec != bhttp::error::need_more) return taken;
+  }
+  if (!is_done() && taken < size) {
+    ec = {};
+    taken += put(boost::asio::buffer(data + taken, size - taken), ec);
+  }
+  return taken;
 }
 
 // Beast may deliver the start line and the fields from different reads (the read buffer moves in

@@ -38,6 +38,12 @@ class RequestParser final : public boost::beast::http::basic_parser<true> {
   // that declares none, and the router whose matched route may allow a larger body (nullptr: none).
   void configure(size_t header_limit, size_t body_limit, const Router* router);
 
+  // Beast's put() with the header limit counted over the whole header. Beast applies its limit to the
+  // bytes of one call (and again after the request line) and takes the complete fields of its first call
+  // at once, so a header arriving in parts could reach nearly twice the limit. Until the header is
+  // complete no more than what is left of the limit is offered; then the body is parsed from the rest.
+  std::size_t feed(const char* data, std::size_t size, boost::beast::error_code& ec);
+
   boost::beast::http::verb verb = boost::beast::http::verb::unknown;
   Span target;
   bool expect_continue = false;
@@ -73,6 +79,8 @@ class RequestParser final : public boost::beast::http::basic_parser<true> {
   std::size_t on_chunk_body_impl(std::uint64_t, std::string_view b, boost::beast::error_code&) override;
   void on_finish_impl(boost::beast::error_code&) override {}
 
+  size_t header_limit_ = 16 * 1024;
+  size_t header_taken_ = 0;  // bytes of the header Beast has taken so far
   std::string& head_;
   std::string& body_;
   std::vector<FieldSpan>& fields_;

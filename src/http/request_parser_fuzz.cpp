@@ -60,6 +60,7 @@ struct Outcome {
   std::string target, body;
   std::vector<std::pair<std::string, std::string>> headers;
   bool keep_alive = false, http11 = false, stream = false;
+  size_t end = 0;  // where in the input the request ends
 
   bool operator==(const Outcome&) const = default;
 };
@@ -80,7 +81,7 @@ std::vector<Outcome> parse(std::string_view input, const std::vector<size_t>& cu
     for (;;) {
       boost::beast::error_code ec;
       if (!buffered.empty()) {
-        const size_t n = p.put(boost::asio::buffer(buffered), ec);
+        const size_t n = p.feed(buffered.data(), buffered.size(), ec);
         buffered.erase(0, n);
         if (ec == bhttp::error::need_more) ec = {};
       }
@@ -101,6 +102,7 @@ std::vector<Outcome> parse(std::string_view input, const std::vector<size_t>& cu
       arrived += n;
     }
     o.kind = Outcome::kRequest;
+    o.end = arrived - buffered.size();
     o.method = to_method(p.verb);
     o.target = head.substr(p.target.off, p.target.len);
     for (const auto& f : fields)
@@ -114,6 +116,7 @@ std::vector<Outcome> parse(std::string_view input, const std::vector<size_t>& cu
     require(body.size() <= p.applied_body_limit, "a body over its limit");
     require(!o.target.empty() && (o.target.front() == '/' || o.target == "*"), "a target that is no path");
     require(fields.size() <= 100, "more than 100 header fields");
+    require(head.size() <= kHeaderLimit, "a header over the limit");
     int hosts = 0, lengths = 0, encodings = 0;
     for (const auto& [name, value] : o.headers) {
       require(value.find_first_of(std::string_view("\r\n\0", 3)) == std::string::npos,
@@ -153,10 +156,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (served(whole) != served(pieces) || served(whole) != served(bytewise)) {
     for (const auto* run : {&whole, &pieces, &bytewise}) {
       std::fprintf(stderr, "--\n");
-      for (const Outcome& o : *run)
-        std::fprintf(stderr, "kind %d status %d method %s target %s headers %zu body %zu keep %d\n", o.kind,
-                     o.status, std::string(method_name(o.method)).c_str(), o.target.c_str(), o.headers.size(),
-                     o.body.size(), o.keep_alive);
+      for (const Outcome& o : *run) {
+        std::fprintf(stderr, "kind %d status %d method %s target %s headers %zu body %zu keep %d end %zu\n",
+                     o.kind, o.status, std::string(method_name(o.method)).c_str(), o.target.c_str(),
+                     o.headers.size(), o.body.size(), o.keep_alive, o.end);
+        for (const auto& [name, value] : o.headers)
+          std::fprintf(stderr, "  %s: %s\n", name.c_str(), value.c_str());
+      }
     }
   }
   require(served(whole) == served(pieces), "pieces change what the requests are");

@@ -523,7 +523,7 @@ struct Server::Impl {
         if (parser.is_done()) co_return std::string_view{};
         if (io_.start < io_.end) {
           boost::beast::error_code perr;
-          const size_t n = parser.put(asio::buffer(io_.in.data() + io_.start, io_.end - io_.start), perr);
+          const size_t n = parser.feed(io_.in.data() + io_.start, io_.end - io_.start, perr);
           io_.start += n;
           if (perr == bhttp::error::need_more) perr = {};
           if (perr) throw request_error(perr, impl_.opts.header_limit, parser.applied_body_limit);
@@ -728,7 +728,7 @@ struct Server::Impl {
 
       for (;;) {
         if (start < end) {
-          start += parser->put(asio::buffer(in.data() + start, end - start), perr);
+          start += parser->feed(in.data() + start, end - start, perr);
           if (perr == bhttp::error::need_more) perr = {};
           if (perr || parser->is_done()) break;
           if (parser->is_header_done() && !header_seen) {
