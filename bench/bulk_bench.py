@@ -194,33 +194,14 @@ def one_run(server, args, run):
     return res
 
 
-def run_binary(label, binary, args):
+def storage_for(label, args):
+    """Where a binary's server keeps its data: a temporary SQLite directory or a fresh PostgreSQL database."""
     workdir = tempfile.mkdtemp(prefix=f"cdx-bulk-bench-{label}-", dir=args.workdir)
-    pg_dir = None
     if args.backend == "sqlite":
-        storage = {"CDX_DATA_DIR": os.path.join(workdir, "data")}
-    else:
-        base = args.database_url
-        if not base:
-            pg_dir, base = pg_temp()
-        name = "cdx_bulk_bench_" + os.urandom(4).hex()
-        subprocess.run(["psql", base, "-q", "-c", f"CREATE DATABASE {name}"], check=True)
-        storage = {"CDX_DATABASE_URL": base.rsplit("/", 1)[0] + "/" + name}
-    print(f"=== {label} ({binary}), {args.backend}", flush=True)
-    results = []
-    try:
-        for run in range(args.runs):
-            # A fresh server each run: its memory is the import's, not what earlier runs left in its allocator.
-            server = Server(binary, storage, workdir)
-            try:
-                results.append(one_run(server, args, run))
-            finally:
-                server.stop()
-        return results
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-        if pg_dir:
-            subprocess.run([os.path.join(ROOT, "scripts/pg-temp"), "stop", pg_dir])
+        return workdir, {"CDX_DATA_DIR": os.path.join(workdir, "data")}
+    name = "cdx_bulk_bench_" + os.urandom(4).hex()
+    subprocess.run(["psql", args.database_url, "-q", "-c", f"CREATE DATABASE {name}"], check=True)
+    return workdir, {"CDX_DATABASE_URL": args.database_url.rsplit("/", 1)[0] + "/" + name}
 
 
 def main():
@@ -236,7 +217,27 @@ def main():
     p.add_argument("--workdir", default=None)
     args = p.parse_args()
     binaries = [b.split("=", 1) for b in (args.binary or ["after=" + os.path.join(ROOT, "build/release/cdx")])]
-    results = {label: run_binary(label, path, args) for label, path in binaries}
+    pg_dir = None
+    if args.backend == "postgres" and not args.database_url:
+        pg_dir, args.database_url = pg_temp()
+    stores = {label: storage_for(label, args) for label, _ in binaries}
+    results = {label: [] for label, _ in binaries}
+    try:
+        # The binaries take turns run by run (the machine's load falls on each alike); each run is a fresh
+        # server, so its memory is the import's and not what earlier runs left in its allocator.
+        for run in range(args.runs):
+            for label, binary in binaries:
+                print(f"=== {label} ({binary}), {args.backend}, run {run + 1}", flush=True)
+                server = Server(binary, stores[label][1], stores[label][0])
+                try:
+                    results[label].append(one_run(server, args, run))
+                finally:
+                    server.stop()
+    finally:
+        for workdir, _ in stores.values():
+            shutil.rmtree(workdir, ignore_errors=True)
+        if pg_dir:
+            subprocess.run([os.path.join(ROOT, "scripts/pg-temp"), "stop", pg_dir])
     print("\n=== summary (medians over runs)")
     for label, runs in results.items():
         med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}

@@ -8,12 +8,14 @@
 // on it is finished even across a crash), and writes the rows in short transactions too; other tenants'
 // writes go between them. Elsewhere (PostgreSQL) it is one transaction.
 #include <fmt/format.h>
+#include <malloc.h>
 #include <sodium.h>
 #include <boost/beast/core/string.hpp>
 
 #include <algorithm>
 #include <array>
 #include <cstring>
+#include <deque>
 #include <exception>
 #include <map>
 #include <set>
@@ -29,7 +31,6 @@
 #include "kit/kit.hpp"
 
 namespace cdx::kit {
-
 using http::Context;
 using http::Method;
 using nlohmann::json;
@@ -604,6 +605,7 @@ Task<void> Kit::import_csv(Context& ctx, const Caller& c, const Resource& r, boo
         std::vector<json> good;
         db_->read(c.scope, [&](db::Tx& tx) { run.check(tx, good); });
         if (!run.doomed()) texts = chunker.add(good);
+        if (run.report().rows % 4000 == 0) malloc_trim(0);
         return true;
       });
       for (std::string& t : texts)
@@ -663,41 +665,45 @@ Task<void> Kit::import_csv(Context& ctx, const Caller& c, const Resource& r, boo
     co_return;
   }
   // The rows, a chunk per transaction (its rows, their events, after_import): each chunk is read back and
-  // made ready on a worker while the one before commits; other tenants' writes go between the chunks.
-  std::optional<db::PendingWrite> writing;
-  std::array<Prepared, 2> ready;  // the chunk being written and the next one
+  // made ready on a worker while the two before it are written (one in the writer, the next queued behind it,
+  // so the writer never waits for the import); other tenants' writes go between the chunks.
+  std::deque<db::PendingWrite> writing;
+  std::array<Prepared, 3> ready;  // a slot per write in flight, and the chunk being made ready
   try {
     for (int64_t seq = 0; seq < staged; ++seq) {
-      Prepared& p = ready[seq % 2];
+      Prepared& p = ready[seq % 3];  // its last user, write seq - 3, has finished (below)
       p = co_await workers_.run([&] {
         const std::string text =
             db_->read(c.scope, [&](db::Tx& tx) { return staging_.chunk(tx, c.scope, import_id, seq); });
-        return prepare(r, by, staged_rows(r, text));
+        Prepared out = prepare(r, by, staged_rows(r, text));
+        if (seq % 16 == 15) malloc_trim(0);
+        return out;
       });
-      if (writing) {
-        co_await writing->wait();
-        writing.reset();
+      while (writing.size() >= 2) {
+        co_await writing.front().wait();
+        writing.pop_front();
       }
       const bool last = seq + 1 == staged;
-      writing.emplace(*db_, *hold, c.scope,
-                      [this, &c, &r, &run, &outbox, &p, &import_id, seq, last](db::Tx& tx) {
-                        store(tx, c.scope, r, run.layout(), outbox, p);
-                        if (last)
-                          staging_.drop(tx, c.scope, import_id);
-                        else
-                          staging_.drop_chunk(tx, c.scope, import_id, seq);
-                      });
+      writing.emplace_back(*db_, *hold, c.scope,
+                           [this, &c, &r, &run, &outbox, &p, &import_id, seq, last](db::Tx& tx) {
+                             store(tx, c.scope, r, run.layout(), outbox, p);
+                             if (last)
+                               staging_.drop(tx, c.scope, import_id);
+                             else
+                               staging_.drop_chunk(tx, c.scope, import_id, seq);
+                           });
     }
   } catch (...) {
     failure = std::current_exception();
   }
-  // A write in flight refers to this frame: it finishes before anything here goes.
-  if (writing) {
+  // The writes in flight refer to this frame: they finish before anything here goes.
+  while (!writing.empty()) {
     try {
-      co_await writing->wait();
+      co_await writing.front().wait();
     } catch (...) {
       if (!failure) failure = std::current_exception();
     }
+    writing.pop_front();
   }
   if (failure) {
     // Decided: what is left stays staged and the next start writes it (Module::finish_interrupted).
