@@ -333,6 +333,10 @@ void Platform::migrate() {
 
 void Platform::start() {
   for (Module* m : impl_->modules) m->start();
+  // What a stop interrupted (a decided CSV import's rows) is finished before anything is served.
+  for (Module* m : impl_->modules)
+    for (const std::string& tenant : m->interrupted_tenants())
+      m->finish_interrupted(Capabilities::scope_minter().mint(tenant));
   if (!impl_->core) return;
   if (!impl_->config.bootstrap_superadmin.empty()) {
     if (impl_->core->service().bootstrap_superadmin(impl_->config.bootstrap_superadmin))

@@ -171,6 +171,8 @@ ALTER TABLE crm_db.contacts FORCE ROW LEVEL SECURITY;
 UPDATE crm_db.contacts SET search = lower(COALESCE(first_name, '') || ' ' || COALESCE(last_name, ''))
   || char(10) || COALESCE(email_normalized, '');
 )SQL"},
+      // CSV imports stage their rows here on SQLite (kit/transfer.cpp).
+      kit::ImportStaging::migration(5, "crm_db"),
   };
 }
 

@@ -58,6 +58,8 @@ class CrmModule final : public Module {
     idempotency_.purge_tenant(scope);
   }
   const kit::Kit& kit() const { return kit_; }
+  std::vector<std::string> interrupted_tenants() override { return kit_.interrupted_imports(); }
+  void finish_interrupted(const db::TenantScope& scope) override { kit_.finish_imports(scope); }
 
   std::shared_ptr<db::Database> outbox_database() override { return db_; }
   Api& api() { return api_; }

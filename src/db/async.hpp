@@ -10,7 +10,9 @@
 #include <boost/asio/async_result.hpp>
 
 #include <exception>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <type_traits>
 
@@ -58,19 +60,22 @@ class AwaitedWrite final : public WriteJob {
 };
 
 template <class F, class R = std::invoke_result_t<F&, Tx&>>
-Task<R> write_async(Database& db, WorkerPool& workers, const TenantScope* scope, F& fn) {
-  if (!db.queues_writes()) {
+Task<R> write_async(Database& db, WorkerPool* workers, const TenantScope* scope, F& fn, WriteHold* hold) {
+  if (!hold && !db.queues_writes()) {
     // The database blocks its caller until the commit: that caller is a worker, never the I/O thread.
-    co_return co_await workers.run([&]() -> R {
-      return scope ? db.write(*scope, fn) : db.write_platform(fn);
-    });
+    co_return co_await workers->run(
+        [&]() -> R { return scope ? db.write(*scope, fn) : db.write_platform(fn); });
   }
   std::exception_ptr error;
   ResultSlot<R> result{};
   co_await boost::asio::async_initiate<const boost::asio::use_awaitable_t<Executor>, void()>(
       [&](auto handler) {
-        db.submit(scope, std::make_unique<AwaitedWrite<F, R, decltype(handler)>>(db, scope, fn, result, error,
-                                                                                  std::move(handler)));
+        auto job = std::make_unique<AwaitedWrite<F, R, decltype(handler)>>(db, scope, fn, result, error,
+                                                                           std::move(handler));
+        if (hold)
+          hold->submit(std::move(job));
+        else
+          db.submit(scope, std::move(job));
       },
       use_task);
   if (error) std::rethrow_exception(error);
@@ -84,13 +89,88 @@ Task<R> write_async(Database& db, WorkerPool& workers, const TenantScope* scope,
 // starts on the same database and tenant (a service's own) join its transaction.
 template <class F>
 Task<std::invoke_result_t<F&, Tx&>> write_async(Database& db, WorkerPool& workers, const TenantScope& scope, F fn) {
-  co_return co_await internal::write_async(db, workers, &scope, fn);
+  co_return co_await internal::write_async(db, &workers, &scope, fn, nullptr);
 }
+
+// Tenant data written by the holder of a hold on the tenant's writes (Database::hold_writes), awaited.
+template <class F>
+Task<std::invoke_result_t<F&, Tx&>> write_async(Database& db, WriteHold& hold, const TenantScope& scope,
+                                                F fn) {
+  co_return co_await internal::write_async(db, nullptr, &scope, fn, &hold);
+}
+
+// A write through a hold, submitted now and awaited later: the coroutine makes the next batch ready while
+// this one commits (bulk work). fn runs on the writer and must not outlive what it refers to: await wait()
+// (which rethrows fn's error) before those go, also when something else failed meanwhile.
+//   PendingWrite w = submit_write(db, hold, scope, [&](db::Tx& tx) { store(tx, chunk); });
+//   next = co_await workers.run(...);   co_await w.wait();
+class PendingWrite {
+ public:
+  template <class F>
+  PendingWrite(Database& db, WriteHold& hold, const TenantScope& scope, F fn)
+      : state_(std::make_shared<State>()) {
+    hold.submit(std::make_unique<Job<F>>(db, scope, std::move(fn), state_));
+  }
+  Task<void> wait() {
+    std::shared_ptr<State> keep = state_;
+    // No owning capture in the initiation: GCC 12 may destroy a temporary of a co_await expression twice.
+    State* state = keep.get();
+    co_await boost::asio::async_initiate<const boost::asio::use_awaitable_t<Executor>, void()>(
+        [state](auto handler) {
+          auto h = std::make_shared<decltype(handler)>(std::move(handler));
+          std::function<void()> resume = [h] {
+            auto ex = boost::asio::get_associated_executor(*h);
+            boost::asio::post(ex, std::move(*h));
+          };
+          std::unique_lock lock(state->mutex);
+          if (!state->done) {
+            state->resume = std::move(resume);
+            return;
+          }
+          lock.unlock();
+          resume();
+        },
+        use_task);
+    if (state->error) std::rethrow_exception(state->error);
+  }
+
+ private:
+  struct State {
+    std::mutex mutex;
+    bool done = false;
+    std::exception_ptr error;
+    std::function<void()> resume;  // set by wait() when the write is not finished yet
+  };
+  template <class F>
+  class Job final : public WriteJob {
+   public:
+    Job(Database& db, const TenantScope& scope, F fn, std::shared_ptr<State> state)
+        : db_(db), scope_(scope), fn_(std::move(fn)), state_(std::move(state)) {}
+    void run(Tx& tx) override { db_.joining(&scope_, tx, fn_); }
+    void finish(std::exception_ptr error) noexcept override {
+      std::function<void()> resume;
+      {
+        std::lock_guard lock(state_->mutex);
+        state_->done = true;
+        state_->error = std::move(error);
+        resume = std::move(state_->resume);
+      }
+      if (resume) resume();
+    }
+
+   private:
+    Database& db_;
+    const TenantScope& scope_;
+    F fn_;
+    std::shared_ptr<State> state_;
+  };
+  std::shared_ptr<State> state_;
+};
 
 // Platform tables (no tenant): Database::write_platform, awaited.
 template <class F>
 Task<std::invoke_result_t<F&, Tx&>> write_platform_async(Database& db, WorkerPool& workers, F fn) {
-  co_return co_await internal::write_async(db, workers, nullptr, fn);
+  co_return co_await internal::write_async(db, &workers, nullptr, fn, nullptr);
 }
 
 }  // namespace cdx::db

@@ -131,6 +131,18 @@ class WriteJob {
   virtual void finish(std::exception_ptr error) noexcept = 0;
 };
 
+// Bulk work on a database with one writer (SQLite): while a WriteHold lives, the other writes of its tenant
+// to this database wait in a queue (an awaited write holds no thread meanwhile; a blocking write blocks its
+// caller), and the holder writes through submit(): jobs that run like any other, between other tenants'
+// writes. What the holder read of its tenant's rows then stays true until it lets go, so it can check a large
+// batch outside any write transaction and write it in short ones. The first job it submits commits after
+// every write of the tenant queued before the hold. Destroying it sends the waiting writes on, in order.
+class WriteHold {
+ public:
+  virtual ~WriteHold() = default;
+  virtual void submit(std::unique_ptr<WriteJob> job) = 0;
+};
+
 struct Migration {
   int version;
   std::string name;
@@ -182,6 +194,10 @@ class Database {
   // thread and finishes the job before it returns, so call it on a worker (db::write_async does both).
   virtual bool queues_writes() const { return false; }
   virtual void submit(const TenantScope* scope, std::unique_ptr<WriteJob> job);
+  // A hold on the tenant's writes (see WriteHold), or nullptr where writers do not exclude each other
+  // (PostgreSQL: one long transaction of a tenant holds up no other tenant there). One hold per tenant at a
+  // time: a second one while the first lives is a logic_error.
+  virtual std::unique_ptr<WriteHold> hold_writes(const TenantScope&) { return nullptr; }
 
   // Applies the migrations not yet recorded, each in its own transaction. Idempotent.
   virtual void migrate(const std::vector<Migration>& migrations) = 0;

@@ -34,15 +34,15 @@ std::string cell(const json& v) {
 
 }  // namespace
 
-std::vector<CsvRecord> parse_csv(std::string_view text) {
-  if (text.substr(0, 3) == "\xEF\xBB\xBF") text.remove_prefix(3);
-  if (!clean_text(text, true)) {
+CsvReader::CsvReader(std::string_view text) : text_(text) {
+  if (text_.substr(0, 3) == "\xEF\xBB\xBF") text_.remove_prefix(3);
+  if (!clean_text(text_, true)) {
     // Say where: the first line that is not clean text (a line never splits a UTF-8 sequence).
     int64_t line = 1;
-    for (size_t start = 0; start < text.size(); ++line) {
-      const size_t nl = text.find('\n', start);
+    for (size_t start = 0; start < text_.size(); ++line) {
+      const size_t nl = text_.find('\n', start);
       const std::string_view l =
-          text.substr(start, nl == std::string_view::npos ? std::string_view::npos : nl - start);
+          text_.substr(start, nl == std::string_view::npos ? std::string_view::npos : nl - start);
       if (!clean_text(l, true)) break;
       if (nl == std::string_view::npos) break;
       start = nl + 1;
@@ -50,79 +50,87 @@ std::vector<CsvRecord> parse_csv(std::string_view text) {
     throw Error(Code::kInvalidRequest,
                 fmt::format("The CSV body must be UTF-8 text without control characters (line {}).", line));
   }
-  std::vector<CsvRecord> out;
-  CsvRecord rec;
-  std::string field;
-  int64_t line = 1;
-  rec.line = 1;
-  bool in_quotes = false, quoted = false, record_has_data = false;
-  size_t i = 0;
-  auto end_field = [&] {
-    if (rec.fields.size() == kMaxImportColumns)
-      throw Error::validation(
-          {{"body", fmt::format("line {} has more than {} fields", rec.line, kMaxImportColumns)}});
-    rec.fields.push_back(std::move(field));
-    field.clear();
-    quoted = false;
-  };
-  auto end_record = [&] {
-    end_field();
-    const bool blank = rec.fields.size() == 1 && rec.fields[0].empty() && !record_has_data;
-    if (!blank && out.size() == kMaxImportRows + 1)  // the header and the rows allowed
-      throw Error::validation({{"body", fmt::format("holds more than {} rows; import at most {} per request",
-                                                    kMaxImportRows, kMaxImportRows)}});
-    if (!blank) out.push_back(std::move(rec));
-    rec = CsvRecord{};
-    rec.line = line;
-    record_has_data = false;
-  };
-  while (i < text.size()) {
-    const char c = text[i];
-    if (in_quotes) {
-      if (c == '"') {
-        if (i + 1 < text.size() && text[i + 1] == '"') {
-          field += '"';
-          i += 2;
+}
+
+bool CsvReader::next(CsvRecord& rec) {
+  for (;;) {
+    if (at_ >= text_.size()) return false;
+    rec.fields.clear();
+    rec.line = line_;
+    std::string field;
+    bool in_quotes = false, quoted = false, has_data = false;
+    auto end_field = [&] {
+      if (rec.fields.size() == kMaxImportColumns)
+        throw Error::validation(
+            {{"body", fmt::format("line {} has more than {} fields", rec.line, kMaxImportColumns)}});
+      rec.fields.push_back(std::move(field));
+      field.clear();
+      quoted = false;
+    };
+    while (at_ < text_.size()) {
+      const char c = text_[at_];
+      if (in_quotes) {
+        if (c == '"') {
+          if (at_ + 1 < text_.size() && text_[at_ + 1] == '"') {
+            field += '"';
+            at_ += 2;
+            continue;
+          }
+          in_quotes = false;
+          ++at_;
+          // After a closing quote only a separator or the end of the record may follow.
+          if (at_ < text_.size() && text_[at_] != ',' && text_[at_] != '\n' && text_[at_] != '\r')
+            malformed(line_, "a closing quote must be followed by a comma or the end of the line");
           continue;
         }
-        in_quotes = false;
-        ++i;
-        // After a closing quote only a separator or the end of the record may follow.
-        if (i < text.size() && text[i] != ',' && text[i] != '\n' && text[i] != '\r')
-          malformed(line, "a closing quote must be followed by a comma or the end of the line");
+        if (c == '\n') ++line_;
+        field += c;
+        ++at_;
         continue;
       }
-      if (c == '\n') ++line;
+      if (c == '"') {
+        if (!field.empty())
+          malformed(line_, "a quote inside an unquoted field (quote the field and double the quote)");
+        in_quotes = quoted = has_data = true;
+        ++at_;
+        continue;
+      }
+      if (c == ',') {
+        has_data = true;
+        end_field();
+        ++at_;
+        continue;
+      }
+      if (c == '\r' || c == '\n') {
+        if (c == '\r' && at_ + 1 < text_.size() && text_[at_ + 1] == '\n') ++at_;
+        ++at_;
+        ++line_;
+        break;
+      }
       field += c;
-      ++i;
-      continue;
+      has_data = true;
+      ++at_;
     }
-    if (c == '"') {
-      if (!field.empty())
-        malformed(line, "a quote inside an unquoted field (quote the field and double the quote)");
-      in_quotes = quoted = record_has_data = true;
-      ++i;
-      continue;
-    }
-    if (c == ',') {
-      record_has_data = true;
-      end_field();
-      ++i;
-      continue;
-    }
-    if (c == '\r' || c == '\n') {
-      if (c == '\r' && i + 1 < text.size() && text[i + 1] == '\n') ++i;
-      ++i;
-      ++line;
-      end_record();
-      continue;
-    }
-    field += c;
-    record_has_data = true;
-    ++i;
+    if (in_quotes) malformed(rec.line, "a quoted field is never closed");
+    const bool was_quoted = quoted;
+    end_field();
+    if (rec.fields.size() == 1 && rec.fields[0].empty() && !has_data && !was_quoted)
+      continue;  // a blank line
+    return true;
   }
-  if (in_quotes) malformed(rec.line, "a quoted field is never closed");
-  if (!field.empty() || !rec.fields.empty() || quoted) end_record();
+}
+
+std::vector<CsvRecord> parse_csv(std::string_view text) {
+  CsvReader reader(text);
+  std::vector<CsvRecord> out;
+  CsvRecord rec;
+  while (reader.next(rec)) {
+    if (out.size() == kMaxImportRows + 1)  // the header and the rows allowed
+      throw Error::validation({{"body", fmt::format("holds more than {} rows; import at most {} per request",
+                                                    kMaxImportRows, kMaxImportRows)}});
+    out.push_back(std::move(rec));
+    rec = CsvRecord{};
+  }
   return out;
 }
 
@@ -154,18 +162,13 @@ std::string csv_line(const std::vector<std::string>& fields) {
   return out + "\r\n";
 }
 
-std::vector<ImportRow> import_rows(const std::vector<CsvRecord>& records, const Resource& r) {
-  if (records.empty()) throw Error::validation({{"body", "must start with a header row naming the columns"}});
-  if (records.size() - 1 > kMaxImportRows)
-    throw Error::validation({{"body", fmt::format("holds {} rows; import at most {} per request",
-                                                  records.size() - 1, kMaxImportRows)}});
+ImportColumns::ImportColumns(const CsvRecord& header, const Resource& r) {
   // A column is a field, or "<object>.<member>"; lists are split on ';'.
-  std::vector<std::pair<const Field*, std::string>> columns;  // the field and the member ("" for none)
   std::vector<FieldError> errors;
   std::set<std::string> seen;
-  for (const auto& raw : records[0].fields) {
+  for (const auto& raw : header.fields) {
     const std::string col = lowercase(trim(raw));
-    columns.emplace_back(nullptr, "");
+    columns_.emplace_back(nullptr, "");
     if (!seen.insert(col).second) {
       errors.push_back({"header", "the column '" + col + "' appears twice"});
       continue;
@@ -176,14 +179,14 @@ std::vector<ImportRow> import_rows(const std::vector<CsvRecord>& records, const 
     if (f && f->is_read_only) continue;  // set by the server: an export's column, ignored like id
     if (f) {
       if (dot == std::string::npos && f->type != Type::kObject) {
-        columns.back().first = f;
+        columns_.back().first = f;
         continue;
       }
       const std::string member = dot == std::string::npos ? "" : col.substr(dot + 1);
       if (f->type == Type::kObject && !member.empty() &&
           (f->properties.empty() || std::any_of(f->properties.begin(), f->properties.end(),
                                                 [&](const Field& m) { return m.name == member; }))) {
-        columns.back() = {f, member};
+        columns_.back() = {f, member};
         continue;
       }
     }
@@ -203,48 +206,57 @@ std::vector<ImportRow> import_rows(const std::vector<CsvRecord>& records, const 
     errors.push_back({"header", "unknown column '" + col + "' (known: " + known + ")"});
   }
   if (!errors.empty()) throw Error::validation(std::move(errors));
+}
 
-  std::vector<ImportRow> rows;
-  for (size_t n = 1; n < records.size(); ++n) {
-    ImportRow row;
-    row.row = static_cast<int64_t>(n) + 1;
-    const auto& rec = records[n];
-    if (rec.fields.size() != columns.size()) {
-      row.errors.push_back(
-          {"row", fmt::format("has {} fields; the header has {}", rec.fields.size(), columns.size())});
-      rows.push_back(std::move(row));
-      continue;
-    }
-    for (size_t c = 0; c < columns.size(); ++c) {
-      const auto& [f, member] = columns[c];
-      std::string value = trim(rec.fields[c]);
-      if (!f || value.empty()) continue;
-      if (!member.empty()) {
-        row.fields[f->name][member] = std::move(value);
-      } else if (f->type == Type::kTextList) {
-        json items = json::array();
-        size_t start = 0;
-        while (start <= value.size()) {
-          const size_t semi = value.find(';', start);
-          std::string item = trim(std::string_view(value).substr(
-              start, semi == std::string::npos ? std::string::npos : semi - start));
-          if (!item.empty()) items.push_back(std::move(item));
-          if (semi == std::string::npos) break;
-          start = semi + 1;
-        }
-        row.fields[f->name] = std::move(items);
-      } else if (f->type == Type::kInteger) {
-        int64_t v = 0;
-        auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
-        row.fields[f->name] = ec == std::errc() && p == value.data() + value.size() ? json(v) : json(value);
-      } else if (f->type == Type::kBoolean) {
-        row.fields[f->name] = value == "true" ? json(true) : value == "false" ? json(false) : json(value);
-      } else {
-        row.fields[f->name] = std::move(value);
-      }
-    }
-    rows.push_back(std::move(row));
+ImportRow ImportColumns::row(const CsvRecord& rec, int64_t n) const {
+  ImportRow row;
+  row.row = n;
+  if (rec.fields.size() != columns_.size()) {
+    row.errors.push_back(
+        {"row", fmt::format("has {} fields; the header has {}", rec.fields.size(), columns_.size())});
+    return row;
   }
+  for (size_t c = 0; c < columns_.size(); ++c) {
+    const auto& [f, member] = columns_[c];
+    std::string value = trim(rec.fields[c]);
+    if (!f || value.empty()) continue;
+    if (!member.empty()) {
+      row.fields[f->name][member] = std::move(value);
+    } else if (f->type == Type::kTextList) {
+      json items = json::array();
+      size_t start = 0;
+      while (start <= value.size()) {
+        const size_t semi = value.find(';', start);
+        std::string item = trim(std::string_view(value).substr(
+            start, semi == std::string::npos ? std::string::npos : semi - start));
+        if (!item.empty()) items.push_back(std::move(item));
+        if (semi == std::string::npos) break;
+        start = semi + 1;
+      }
+      row.fields[f->name] = std::move(items);
+    } else if (f->type == Type::kInteger) {
+      int64_t v = 0;
+      auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
+      row.fields[f->name] = ec == std::errc() && p == value.data() + value.size() ? json(v) : json(value);
+    } else if (f->type == Type::kBoolean) {
+      row.fields[f->name] = value == "true" ? json(true) : value == "false" ? json(false) : json(value);
+    } else {
+      row.fields[f->name] = std::move(value);
+    }
+  }
+  return row;
+}
+
+std::vector<ImportRow> import_rows(const std::vector<CsvRecord>& records, const Resource& r) {
+  if (records.empty()) throw Error::validation({{"body", "must start with a header row naming the columns"}});
+  if (records.size() - 1 > kMaxImportRows)
+    throw Error::validation({{"body", fmt::format("holds {} rows; import at most {} per request",
+                                                  records.size() - 1, kMaxImportRows)}});
+  const ImportColumns columns(records[0], r);
+  std::vector<ImportRow> rows;
+  rows.reserve(records.size() - 1);
+  for (size_t n = 1; n < records.size(); ++n)
+    rows.push_back(columns.row(records[n], static_cast<int64_t>(n) + 1));
   return rows;
 }
 

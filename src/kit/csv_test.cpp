@@ -1,5 +1,7 @@
 #include "kit/csv.hpp"
 
+#include "kit/bulk.hpp"
+
 #include <gtest/gtest.h>
 
 namespace cdx::kit {
@@ -138,6 +140,49 @@ TEST(Csv, ExportWritesEveryFieldAndCustomKeys) {
   EXPECT_EQ(again[0].fields.at("tags"), json({"vip", "beta"}));
   EXPECT_FALSE(again[0].fields.contains("id"));
   EXPECT_FALSE(again[0].fields.contains("seen_at"));
+}
+
+TEST(Csv, ReaderGivesOneRecordAtATime) {
+  CsvReader reader("a,b\n\n\"x\ny\",2\r\nlast,1");
+  CsvRecord rec;
+  std::vector<std::vector<std::string>> got;
+  std::vector<int64_t> lines;
+  while (reader.next(rec)) got.push_back(rec.fields), lines.push_back(rec.line);
+  EXPECT_EQ(got, (std::vector<std::vector<std::string>>{{"a", "b"}, {"x\ny", "2"}, {"last", "1"}}));
+  EXPECT_EQ(lines, (std::vector<int64_t>{1, 3, 5}));
+  EXPECT_FALSE(reader.next(rec));
+}
+
+TEST(Csv, IdsAreKeptAsTheTextOfTheirJsonArray) {
+  IdList ids;
+  ids.reserve(2);
+  const std::string a = "01939a3c-0000-7000-8000-000000000001", b = "01939a3c-0000-7000-8000-000000000002";
+  ids.push_back(a);
+  ids.push_back(b);
+  ASSERT_EQ(ids.size(), 2u);
+  EXPECT_EQ(ids[1], b);
+  EXPECT_EQ(ids.take_json(), "\"" + a + "\",\"" + b + "\"");
+  EXPECT_TRUE(ids.empty());
+  EXPECT_THROW(ids.push_back("short"), std::logic_error);
+}
+
+TEST(BulkGate, OneImportAndTwoBulkOperationsPerTenant) {
+  auto import_a = BulkGate::enter("a", BulkGate::kImport);
+  EXPECT_EQ(code_of([] { BulkGate::enter("a", BulkGate::kImport); }), Code::kRateLimited);
+  auto other_tenant = BulkGate::enter("b", BulkGate::kImport);  // per tenant
+  {
+    auto export_a = BulkGate::enter("a", BulkGate::kExport);
+    try {
+      BulkGate::enter("a", BulkGate::kExport);
+      FAIL() << "a third bulk operation got in";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), Code::kRateLimited);
+      bool retry_after = false;
+      for (const auto& [name, value] : e.headers()) retry_after = retry_after || name == "Retry-After";
+      EXPECT_TRUE(retry_after);
+    }
+  }
+  auto second_export = BulkGate::enter("a", BulkGate::kExport);  // the first export's slot is free again
 }
 
 }  // namespace

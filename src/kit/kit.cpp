@@ -889,13 +889,18 @@ void Kit::purge_tenant(db::Tx& tx, const db::TenantScope& scope) const {
       tx.query("DELETE FROM " + side + " WHERE tenant_id = $1", {scope.tenant_id()});
     tx.query("DELETE FROM " + r->table() + " WHERE tenant_id = $1", {scope.tenant_id()});
   }
+  if (has_csv()) staging_.purge_tenant(tx, scope);
 }
 
 // ---- the registry ----------------------------------------------------------------------------------------
 
 Kit::Kit(std::shared_ptr<db::Database> db, const db::Outbox& outbox, WorkerPool& workers,
          kit::Idempotency& idempotency)
-    : db_(std::move(db)), outbox_(outbox), workers_(workers), idempotency_(idempotency) {}
+    : db_(std::move(db)),
+      outbox_(outbox),
+      workers_(workers),
+      idempotency_(idempotency),
+      staging_(db_->schema()) {}
 
 const Resource& Kit::add(Resource r) {
   r.seal();

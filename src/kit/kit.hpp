@@ -15,6 +15,7 @@
 
 #include "common/worker_pool.hpp"
 #include "db/outbox.hpp"
+#include "kit/bulk.hpp"
 #include "kit/csv.hpp"
 #include "kit/idempotency.hpp"
 #include "kit/resource.hpp"
@@ -106,14 +107,30 @@ class Kit {
   void resolve_parent(db::Tx& tx, Caller& c, const Resource& r, const std::string& parent_id_or_key) const;
 
   // CSV rows stored as new rows of r under the create rules (links and unique values checked against the
-  // tenant and the file's earlier rows), with multi-row statements and their events. All or nothing
-  // (throws ImportFailed) unless partial. Blocking, in tx.
+  // tenant and the file's earlier rows), with multi-row statements and their events, a batch at a time. All
+  // or nothing (throws ImportFailed) unless partial. Blocking, in tx.
   ImportReport store_import(db::Tx& tx, const Caller& c, const Resource& r,
                             const std::vector<ImportRow>& rows, bool partial) const;
+  // The import route's work (transfer.cpp): the body a batch at a time; in one transaction, or, on a
+  // database with one writer, holding the tenant's writes and writing in short transactions around a
+  // decision that commits the answer. Answers the report, or 422 with every bad row.
+  Task<void> import_csv(http::Context& ctx, const Caller& c, const Resource& r, bool partial,
+                        const std::string& route_key) const;
+  // Imports a stop interrupted (their staged rows are left): the tenants they belong to, and finishing them
+  // in one tenant: a decided import's rows are written, an undecided one's dropped. Blocking, at start.
+  std::vector<std::string> interrupted_imports() const;
+  void finish_imports(const db::TenantScope& scope) const;
+  bool has_csv() const {
+    for (const auto& r : resources_)
+      if (r->csv_routes()) return true;
+    return false;
+  }
 
   // Runs fn(tx) in a write transaction; with an Idempotency-Key on the request, the answer fn leaves in
-  // ctx.res commits with its change, and a retry replays it (a concurrent twin waits, then replays).
-  Task<void> write_answer(http::Context& ctx, std::string route_key, std::function<void(db::Tx&)> fn) const;
+  // ctx.res commits with its change, and a retry replays it (a concurrent twin waits, then replays). With a
+  // hold on the tenant's writes (db::Database::hold_writes), its writes go through it.
+  Task<void> write_answer(http::Context& ctx, std::string route_key, std::function<void(db::Tx&)> fn,
+                          db::WriteHold* hold = nullptr) const;
 
  private:
   void mount_one(http::Router& router, const Resource& r) const;
@@ -135,6 +152,7 @@ class Kit {
   const db::Outbox& outbox_;
   WorkerPool& workers_;
   kit::Idempotency& idempotency_;
+  ImportStaging staging_;
   std::vector<std::unique_ptr<Resource>> resources_;
 };
 

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include <filesystem>
+#include <set>
 
 #include "common/ids.hpp"
 #include "db/testing.hpp"
@@ -397,6 +398,45 @@ TEST_F(KitTest, ObjectListsDecorateDefaultSortAndImport) {
   auto found = db_->read(a_, [&](db::Tx& tx) { return kit_->find(tx, c, decks, report.ids[0]); });
   ASSERT_TRUE(found);
   EXPECT_EQ((*found)["size"], 7);
+}
+
+// An import a stop interrupted: a decided one is finished from its staged rows (rows and events), an
+// undecided one is dropped; neither leaves anything staged.
+TEST_F(KitTest, InterruptedImportsAreFinishedWhenDecidedAndDroppedOtherwise) {
+  db_->migrate(
+      {{6, "notes",
+        "CREATE TABLE shelf_db.notes (id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, title TEXT NOT NULL, "
+        "n INTEGER, created_at TEXT NOT NULL, updated_at TEXT NOT NULL, UNIQUE (tenant_id, title));"},
+       ImportStaging::migration(7, "shelf_db")});
+  Resource decl("shelf", "note", "notes");
+  decl.field(text("title", 20).required().unique()).field(integer("n", 0, 100)).csv();
+  const Resource& notes = kit_->add(std::move(decl));
+  const ImportStaging staging("shelf_db");
+  const std::string actor = R"({"id":"u1","type":"user"})", now = "2026-01-01T00:00:00Z";
+  auto staged = [&](const std::string& title) {  // id, the rendered fields in order, created_at
+    return json::array({new_uuid_v7(), title, 7, now});
+  };
+  db_->write(a_, [&](db::Tx& tx) {
+    staging.add(tx, a_, "imp-1", "notes", actor, 0, json::array({staged("one"), staged("two")}).dump());
+    staging.add(tx, a_, "imp-1", "notes", actor, 1, json::array({staged("three")}).dump());
+    staging.decide(tx, a_, "imp-1");
+    staging.add(tx, a_, "imp-2", "notes", actor, 0, json::array({staged("never")}).dump());
+  });
+  EXPECT_EQ(kit_->interrupted_imports(), std::vector<std::string>{"tenant-a"});
+  kit_->finish_imports(a_);
+  const Caller c{a_, {"user", "u1"}, std::nullopt};
+  ListQuery q;
+  q.sort = "created_at";
+  const json rows = db_->read(a_, [&](db::Tx& tx) { return kit_->list(tx, c, notes, q); });
+  std::set<std::string> titles;
+  for (const auto& row : rows) titles.insert(row["title"].get<std::string>());
+  EXPECT_EQ(titles, (std::set<std::string>{"one", "two", "three"}));
+  EXPECT_EQ(rows[0]["n"], 7);
+  int created = 0;
+  for (const auto& e : events(a_)) created += e.type == "shelf.note.created";
+  EXPECT_EQ(created, 3);
+  EXPECT_TRUE(kit_->interrupted_imports().empty());
+  EXPECT_TRUE(db_->read(a_, [&](db::Tx& tx) { return staging.pending(tx, a_); }).empty());
 }
 
 // Platform rows (core's tenants and plans): no tenant_id, the platform transactions, no events.

@@ -36,6 +36,12 @@ class Module {
   virtual void purge_tenant(const db::TenantScope& scope) = 0;
   // The database whose outbox the platform's relay drains (nullptr: the module writes no events).
   virtual std::shared_ptr<db::Database> outbox_database() { return nullptr; }
+  // Work a stop interrupted that must be finished before serving (a CSV import whose answer committed but
+  // whose rows are not all written): the tenants it concerns, and finishing it in one of them. The platform
+  // calls both at start, with the scopes it mints. A module whose kit has csv() resources forwards them to
+  // Kit::interrupted_imports and Kit::finish_imports. Blocking.
+  virtual std::vector<std::string> interrupted_tenants() { return {}; }
+  virtual void finish_interrupted(const db::TenantScope&) {}
   // Sample data for `cdx serve --demo`, inside the demo tenant. Blocking.
   virtual void seed_demo(const db::TenantScope&) {}
   // The module's components/schemas for /openapi.json.

@@ -58,12 +58,19 @@ void crash_if_asked(const std::string& route_key) {
 
 }  // namespace
 
-Task<void> Kit::write_answer(Context& ctx, std::string route_key, std::function<void(db::Tx&)> fn) const {
+Task<void> Kit::write_answer(Context& ctx, std::string route_key, std::function<void(db::Tx&)> fn,
+                             db::WriteHold* hold) const {
   const db::TenantScope& scope = *ctx.tenant;
   const std::string_view header = ctx.req.header(Idempotency::kHeader);
   // The write is awaited on the database's writer: no worker waits through the commit.
+  auto write = [&](auto body) -> Task<void> {
+    if (hold)
+      co_await db::write_async(*db_, *hold, scope, body);
+    else
+      co_await db::write_async(*db_, workers_, scope, body);
+  };
   if (header.empty()) {
-    co_await db::write_async(*db_, workers_, scope, [&](db::Tx& tx) { fn(tx); });
+    co_await write([&](db::Tx& tx) { fn(tx); });
     crash_if_asked(route_key);
     co_return;
   }
@@ -79,7 +86,7 @@ Task<void> Kit::write_answer(Context& ctx, std::string route_key, std::function<
   if (!replay) {
     bool claimed = false, twin = false;
     try {
-      co_await db::write_async(*db_, workers_, scope, [&](db::Tx& tx) {
+      co_await write([&](db::Tx& tx) {
         idempotency_.claim(tx, scope, route_key, key, hash);
         claimed = true;
         fn(tx);

@@ -3,12 +3,13 @@
 #include <sqlite3.h>
 
 #include <atomic>
-#include <filesystem>
 #include <condition_variable>
+#include <deque>
+#include <filesystem>
 #include <future>
 #include <mutex>
-#include <thread>
 #include <regex>
+#include <thread>
 #include <unordered_map>
 
 #include "common/clock.hpp"
@@ -164,7 +165,16 @@ class SqliteDatabase final : public Database {
   const std::string& schema() const override { return schema_; }
 
   bool queues_writes() const override { return true; }
-  void submit(const TenantScope*, std::unique_ptr<WriteJob> job) override { enqueue(std::move(job)); }
+  void submit(const TenantScope* scope, std::unique_ptr<WriteJob> job) override {
+    enqueue(scope, std::move(job));
+  }
+
+  std::unique_ptr<WriteHold> hold_writes(const TenantScope& scope) override {
+    std::lock_guard lock(write_mutex_);
+    if (!held_.emplace(scope.tenant_id(), std::deque<std::unique_ptr<WriteJob>>()).second)
+      throw std::logic_error("the writes of a tenant are held already on " + schema_);
+    return std::make_unique<Hold>(*this, scope.tenant_id());
+  }
 
   void migrate(const std::vector<Migration>& migrations) override {
     Connection& c = connection();
@@ -202,8 +212,8 @@ class SqliteDatabase final : public Database {
   }
 
  protected:
-  void transaction(const TenantScope*, bool write, const std::function<void(Tx&)>& fn) override {
-    if (write) return group_commit(fn);  // counted in in_use_ from queued to finished
+  void transaction(const TenantScope* scope, bool write, const std::function<void(Tx&)>& fn) override {
+    if (write) return group_commit(scope, fn);  // counted in in_use_ from queued to finished
     in_use_.fetch_add(1, std::memory_order_relaxed);
     struct Release {
       std::atomic<int64_t>& n;
@@ -250,17 +260,44 @@ class SqliteDatabase final : public Database {
     std::promise<void> done_;
   };
 
-  void group_commit(const std::function<void(Tx&)>& fn) {
+  void group_commit(const TenantScope* scope, const std::function<void(Tx&)>& fn) {
     // A write started from inside another write's callback would wait for the writer thread it runs on.
     if (std::this_thread::get_id() == writer_id_.load())
       throw std::logic_error("nested write transaction on " + schema_ + ": finish the outer one first");
     auto job = std::make_unique<BlockingWrite>(fn);
     std::future<void> outcome = job->outcome();
-    enqueue(std::move(job));
+    enqueue(scope, std::move(job));
     outcome.get();  // rethrows the job's error
   }
 
-  void enqueue(std::unique_ptr<WriteJob> job) {
+  // A tenant's writes wait while a hold on them lives. The holder's first job joins the ordinary queue,
+  // behind the writes queued before the hold; the others are bulk work and take their own lane (see
+  // write_loop).
+  class Hold final : public WriteHold {
+   public:
+    Hold(SqliteDatabase& db, std::string tenant_id) : db_(db), tenant_id_(std::move(tenant_id)) {}
+    ~Hold() override { db_.release(tenant_id_); }
+    void submit(std::unique_ptr<WriteJob> job) override {
+      db_.enqueue(nullptr, std::move(job), !std::exchange(first_, false));
+    }
+
+   private:
+    SqliteDatabase& db_;
+    std::string tenant_id_;
+    bool first_ = true;
+  };
+
+  void release(const std::string& tenant_id) {
+    std::lock_guard lock(write_mutex_);
+    auto it = held_.find(tenant_id);
+    if (it == held_.end()) return;
+    for (auto& job : it->second) write_queue_.push_back(std::move(job));
+    const bool any = !it->second.empty();
+    held_.erase(it);
+    if (any && !writer_busy_) write_ready_.notify_one();
+  }
+
+  void enqueue(const TenantScope* scope, std::unique_ptr<WriteJob> job, bool bulk = false) {
     {
       std::lock_guard lock(write_mutex_);
       if (!stopping_) {
@@ -269,7 +306,16 @@ class SqliteDatabase final : public Database {
           writer_ = std::thread([this] { write_loop(); });
         }
         in_use_.fetch_add(1, std::memory_order_relaxed);
-        write_queue_.push_back(std::move(job));
+        if (scope && !held_.empty()) {
+          if (auto it = held_.find(scope->tenant_id()); it != held_.end()) {
+            it->second.push_back(std::move(job));  // runs when the hold ends
+            return;
+          }
+        }
+        if (bulk)
+          bulk_queue_.push_back(std::move(job));
+        else
+          write_queue_.push_back(std::move(job));
         if (!writer_busy_) write_ready_.notify_one();
         return;
       }
@@ -286,10 +332,17 @@ class SqliteDatabase final : public Database {
       {
         std::unique_lock lock(write_mutex_);
         writer_busy_ = false;
-        write_ready_.wait(lock, [&] { return stopping_ || !write_queue_.empty(); });
-        if (write_queue_.empty()) return;  // stopping, nothing left
-        writer_busy_ = true;               // it looks at the queue again before it sleeps: no wake-up needed
-        if (write_queue_.size() <= kMaxBatch) {
+        write_ready_.wait(lock, [&] { return stopping_ || !write_queue_.empty() || !bulk_queue_.empty(); });
+        if (write_queue_.empty() && bulk_queue_.empty()) return;  // stopping, nothing left
+        writer_busy_ = true;  // it looks at the queues again before it sleeps: no wake-up needed
+        // Bulk work (an import's chunks) runs one job per transaction, taking turns with batches of the other
+        // writes: a write never waits behind more than one bulk job, however many imports run.
+        const bool bulk_turn = !bulk_queue_.empty() && (write_queue_.empty() || last_was_ordinary_);
+        last_was_ordinary_ = !bulk_turn;
+        if (bulk_turn) {
+          batch.push_back(std::move(bulk_queue_.front()));
+          bulk_queue_.pop_front();
+        } else if (write_queue_.size() <= kMaxBatch) {
           batch.swap(write_queue_);
         } else {
           auto first = write_queue_.begin(), last = first + kMaxBatch;
@@ -372,6 +425,11 @@ class SqliteDatabase final : public Database {
     {
       std::lock_guard lock(write_mutex_);
       stopping_ = true;
+      for (auto& [tenant, jobs] : held_)  // a hold that outlives its database lets its waiting writes run
+        for (auto& job : jobs) write_queue_.push_back(std::move(job));
+      held_.clear();
+      for (auto& job : bulk_queue_) write_queue_.push_back(std::move(job));
+      bulk_queue_.clear();
     }
     write_ready_.notify_all();
     if (writer_.joinable()) writer_.join();  // runs what is queued; the finisher gets every batch
@@ -398,6 +456,10 @@ class SqliteDatabase final : public Database {
   std::mutex write_mutex_;
   std::condition_variable write_ready_;
   std::vector<std::unique_ptr<WriteJob>> write_queue_;
+  std::deque<std::unique_ptr<WriteJob>> bulk_queue_;  // the holders' jobs but their first
+  bool last_was_ordinary_ = false;                    // guarded by write_mutex_
+  // Tenants whose writes are held (hold_writes), with the writes waiting for the hold to end.
+  std::unordered_map<std::string, std::deque<std::unique_ptr<WriteJob>>> held_;
   std::thread writer_;
   std::atomic<std::thread::id> writer_id_{};
   bool stopping_ = false;
@@ -406,6 +468,7 @@ class SqliteDatabase final : public Database {
   std::condition_variable finish_ready_;
   std::vector<Committed> finish_queue_;  // committed (or failed) batches whose jobs are not finished yet
   std::thread finisher_;
+
   bool finisher_busy_ = false;  // guarded by finish_mutex_
   bool finisher_stopping_ = false;
   uint64_t id_;
