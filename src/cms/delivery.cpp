@@ -244,7 +244,8 @@ std::string Service::published_list(const db::TenantScope& scope, const std::str
         spec = populate_spec(value, *t, [&](const std::string& k) { return type_by_key(tx, scope, k); });
       } else if (name == "q") {
         if (value.size() > 200) bad("q", "must be at most 200 characters");
-        if (!value.empty()) q.q = http::like_pattern(value);
+        else if (!value.empty() && (q.words = query_words(value)).empty())
+          bad("q", "has no word to search for (letters or digits)");
       } else if (name == "cursor") {
         cursor = value;
       } else if (name == "limit") {

@@ -154,6 +154,34 @@ CREATE INDEX media_hash ON cms_db.media (tenant_id, hash);
        published_table("TEXT", "REAL")},
       db::Outbox::migration(2, "cms_db"),
       kit::Idempotency::migration(3, "cms_db"),
+      // q= on the delivery API: a full-text index of the published copies' words (search_words), each word
+      // matched as a prefix. SQLite: an FTS5 index over the table (rows found by search_id, a stable integer:
+      // a table's own rowid may change on VACUUM), kept by triggers. PostgreSQL: a generated tsvector under a
+      // GIN index; the 'simple' configuration (no stemming, no stop words) reads text of any language as
+      // SQLite's tokenizer does.
+      {4, "full-text index of published entries", "", {},
+       R"SQL(
+ALTER TABLE cms_db.published ADD COLUMN search_tsv tsvector GENERATED ALWAYS AS (to_tsvector('simple', search)) STORED;
+CREATE INDEX published_search ON cms_db.published USING GIN (search_tsv);
+)SQL",
+       R"SQL(
+ALTER TABLE cms_db.published ADD COLUMN search_id INTEGER;
+UPDATE cms_db.published SET search_id = rowid;
+CREATE UNIQUE INDEX published_search_id ON cms_db.published (search_id);
+CREATE VIRTUAL TABLE cms_db.published_search USING fts5(search, content = 'published', content_rowid = 'search_id',
+  tokenize = 'unicode61 remove_diacritics 0');
+INSERT INTO cms_db.published_search (published_search) VALUES ('rebuild');
+CREATE TRIGGER cms_db.published_search_insert AFTER INSERT ON published BEGIN
+  INSERT INTO published_search (rowid, search) VALUES (new.search_id, new.search);
+END;
+CREATE TRIGGER cms_db.published_search_delete AFTER DELETE ON published BEGIN
+  INSERT INTO published_search (published_search, rowid, search) VALUES ('delete', old.search_id, old.search);
+END;
+CREATE TRIGGER cms_db.published_search_update AFTER UPDATE OF search ON published BEGIN
+  INSERT INTO published_search (published_search, rowid, search) VALUES ('delete', old.search_id, old.search);
+  INSERT INTO published_search (rowid, search) VALUES (new.search_id, new.search);
+END;
+)SQL"},
   };
 }
 

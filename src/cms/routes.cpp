@@ -94,6 +94,11 @@ kit::Resource preview_body() {
 
 void CmsModule::mount(http::Router& r) {
   kit_.mount(r);
+  kit_.mount_events(r, {.path = "/api/v1/cms/events",
+                        .scope = kRead,
+                        .tag = kTag,
+                        .schema = "CmsEvent",
+                        .summary = "The tenant's CMS events: content types, entries, publishing and media"});
   mount_entries(r);
   mount_delivery(r);
   mount_media(r);
@@ -383,6 +388,7 @@ void CmsModule::mount_delivery(http::Router& r) {
 
 void CmsModule::add_openapi_schemas(json& schemas) const {
   kit_.add_schemas(schemas);
+  kit::add_event_schema(schemas, "CmsEvent");
   schemas["MediaUpload"] = {
       {"type", "object"},
       {"description", "multipart/form-data"},

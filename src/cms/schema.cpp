@@ -5,6 +5,7 @@
 #include <re2/re2.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <set>
 
@@ -363,7 +364,72 @@ std::string search_text(const ContentType& type, const json& data) {
       add(v);
     if (out.size() > 100000) break;  // enough to find an entry by; keeps the column bounded
   }
-  return out.substr(0, 100000);
+  if (out.size() > 100000) {
+    size_t cut = 100000;
+    while (cut > 0 && (static_cast<unsigned char>(out[cut]) & 0xC0) == 0x80) --cut;  // a character's start
+    out.resize(cut);
+  }
+  return out;
+}
+
+namespace {
+
+// A code point that separates words: ASCII other than letters and digits, and the punctuation, symbol and
+// space blocks both databases' tokenizers split on (Latin-1 punctuation, general punctuation, currency,
+// arrows and mathematical signs, box drawing and dingbats, CJK and full-width punctuation, emoji).
+bool separates(char32_t c) {
+  if (c < 0x80) return !std::isalnum(static_cast<int>(c));
+  return (c >= 0x80 && c <= 0xBF && c != 0xAA && c != 0xB2 && c != 0xB3 && c != 0xB5 && c != 0xB9 && c != 0xBA) ||
+         c == 0xD7 || c == 0xF7 || (c >= 0x2000 && c <= 0x2BFF) || (c >= 0x3000 && c <= 0x303F) ||
+         (c >= 0xFE30 && c <= 0xFE4F) || (c >= 0xFF00 && c <= 0xFF0F) || (c >= 0xFF1A && c <= 0xFF20) ||
+         (c >= 0xFF3B && c <= 0xFF40) || (c >= 0xFF5B && c <= 0xFF65) || (c >= 0x1F000 && c <= 0x1FAFF);
+}
+
+// The code point at text[i] and its length in bytes (text is valid UTF-8: it came through the checks).
+std::pair<char32_t, size_t> code_point(std::string_view text, size_t i) {
+  const auto b = [&](size_t k) { return static_cast<unsigned char>(k < text.size() ? text[k] : 0); };
+  const unsigned char c = b(i);
+  if (c < 0x80) return {c, 1};
+  if (c < 0xE0) return {((c & 0x1Fu) << 6) | (b(i + 1) & 0x3Fu), 2};
+  if (c < 0xF0) return {((c & 0x0Fu) << 12) | ((b(i + 1) & 0x3Fu) << 6) | (b(i + 2) & 0x3Fu), 3};
+  return {((c & 0x07u) << 18) | ((b(i + 1) & 0x3Fu) << 12) | ((b(i + 2) & 0x3Fu) << 6) | (b(i + 3) & 0x3Fu), 4};
+}
+
+template <class F>
+void each_word(std::string_view text, F&& f) {
+  size_t i = 0;
+  while (i < text.size()) {
+    size_t start = i;
+    while (i < text.size()) {
+      auto [c, n] = code_point(text, i);
+      if (separates(c)) break;
+      i += n;
+    }
+    if (i > start && !f(text.substr(start, i - start))) return;
+    if (i < text.size()) i += code_point(text, i).second;
+  }
+}
+
+}  // namespace
+
+std::string search_words(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  each_word(text, [&](std::string_view w) {
+    if (!out.empty()) out += ' ';
+    out += lowercase(w);
+    return true;
+  });
+  return out;
+}
+
+std::vector<std::string> query_words(std::string_view q) {
+  std::vector<std::string> out;
+  each_word(q, [&](std::string_view w) {
+    out.push_back(lowercase(w));
+    return out.size() < 16;
+  });
+  return out;
 }
 
 std::vector<std::pair<const FieldDef*, std::vector<std::string>>> links(const ContentType& type,

@@ -76,6 +76,11 @@ std::string markdown_html(const std::string& markdown);
 
 // Lower-cased text of the text and rich-text fields (every locale), for q= searches.
 std::string search_text(const ContentType& type, const nlohmann::json& data);
+// The full-text index's reading of text, the same on both databases: words are runs of ASCII letters and
+// digits and of non-ASCII characters, lower-cased; everything else separates them.
+std::string search_words(std::string_view text);
+// q= as its words under the same reading, at most 16 (none: nothing to search for).
+std::vector<std::string> query_words(std::string_view q);
 
 // The ids every reference or media field of data names, by field (both one and many; every locale).
 std::vector<std::pair<const FieldDef*, std::vector<std::string>>> links(const ContentType& type,

@@ -117,5 +117,25 @@ TEST(CmsSchema, LinksAndSearchTextCoverEveryLocale) {
   EXPECT_EQ(l[0].second.size(), 1u);
 }
 
+TEST(CmsSchema, SearchWordsAreLettersAndDigitsOfAnyScript) {
+  EXPECT_EQ(search_words("The QUICK, brown-fox: e-mail dogs@example.com"),
+            "the quick brown fox e mail dogs example com");
+  EXPECT_EQ(search_words("Straße café — «quoted» 1998… ¿qué? 東京、大阪"), "straße café quoted 1998 qué 東京 大阪");
+  EXPECT_EQ(search_words(" \t,,, "), "");
+  EXPECT_EQ(query_words("qui BRO"), (std::vector<std::string>{"qui", "bro"}));
+  EXPECT_TRUE(query_words("— … ,,, *").empty());
+  std::string many;
+  for (int i = 0; i < 40; ++i) many += "w" + std::to_string(i) + " ";
+  EXPECT_EQ(query_words(many).size(), 16u);
+}
+
+TEST(CmsSchema, SearchTextIsCutAtACharacterBoundary) {
+  auto t = compile(article());
+  std::string title(99999, 'a');
+  json data = {{"title", title + "éé"}};  // the cut falls inside the first é
+  const std::string s = search_text(*t, data);
+  EXPECT_EQ(s.size(), 99999u);
+}
+
 }  // namespace
 }  // namespace cdx::cms

@@ -286,10 +286,15 @@ void Store::publish(db::Tx& tx, const db::TenantScope& scope, const Published& p
   std::string columns = "entry_id, tenant_id, type_id, version, data, html, search, published_at, updated_at";
   std::string values = sql.bind_text(p.entry_id) + ", " + sql.bind(scope.tenant_id()) + ", " +
                        sql.bind_text(p.type_id) + ", " + sql.bind(p.version) + ", " + sql.bind_text(dump(p.data)) +
-                       ", " + sql.bind_text(dump(p.html)) + ", " + sql.bind_text(search) + ", " +
+                       ", " + sql.bind_text(dump(p.html)) + ", " + sql.bind_text(search_words(search)) + ", " +
                        sql.bind_text(p.published_at) + ", " + sql.bind_text(p.updated_at);
   std::string update = "version = excluded.version, data = excluded.data, html = excluded.html, search = "
                        "excluded.search, updated_at = excluded.updated_at";
+  if (tx.backend() == db::Backend::kSqlite) {
+    // The full-text index's row id (migration 4): new rows take the next one; an update keeps its own.
+    columns += ", search_id";
+    values += ", (SELECT COALESCE(MAX(search_id), 0) + 1 FROM cms_db.published)";
+  }
   for (const auto& [col, v] : sort_columns(sql, tx.backend(), p.sort_keys)) {
     columns += ", " + col;
     values += ", " + v;
@@ -450,7 +455,19 @@ std::vector<Published> Store::published_page(db::Tx& tx, const db::TenantScope& 
         sql += " AND " + e + kOps.at(f.op) + v;
     }
   }
-  if (q.q) sql += " AND search LIKE " + sql.bind_text(*q.q) + " ESCAPE '\\'";
+  if (!q.words.empty()) {
+    // Every word, each as a prefix, through the full-text index (migration 4).
+    std::string match;
+    for (const auto& w : q.words)
+      match += b == db::Backend::kSqlite ? (match.empty() ? "" : " ") + ("\"" + w + "\"*")
+                                         : (match.empty() ? "" : " & ") + ("'" + w + "':*");
+    if (b == db::Backend::kSqlite)
+      sql += " AND search_id IN (SELECT rowid FROM cms_db.published_search WHERE published_search MATCH " +
+             sql.bind_text(match) + ")";
+    else  // a word PostgreSQL's parser finds no lexeme in matches nothing, as in SQLite, rather than anything
+      sql += " AND search_tsv @@ to_tsquery('simple', " + sql.bind_text(match) + ") AND numnode(to_tsquery('simple', " +
+             sql.bind_text(match) + ")) >= " + std::to_string(2 * q.words.size() - 1);
+  }
   if (q.after) {
     // (k1, k2, …, id) after the cursor's values, each key in its own direction.
     const auto& vals = *q.after;

@@ -39,7 +39,7 @@ struct DeliveryQuery {
   std::string locale, default_locale;
   std::vector<Filter> filters;
   std::vector<SortKey> sort;
-  std::optional<std::string> q;                         // a LIKE pattern (escaped, lower-cased)
+  std::vector<std::string> words;                       // q=: every word, each as a prefix (query_words)
   std::optional<std::vector<nlohmann::json>> after;     // the last row's sort values, then its id
   int limit = 25;
 };

@@ -74,7 +74,6 @@ class CrmModule final : public Module {
   void mount_deals(http::Router& r);
   // The activities of one contact or deal: the activity list with the parent's id fixed.
   Task<void> timeline(http::Context& ctx, const char* column, const char* parent_table, const char* noun);
-  void mount_events(http::Router& r);
   // POST routes go through the Idempotency-Key handling.
   void post(http::Router& r, const std::string& path, http::AsyncHandler handler, http::RouteDoc doc);
 

@@ -50,9 +50,7 @@ void CrmModule::add_openapi_schemas(nlohmann::json& s) const {
                               "changed_by", "changed_at"});
 
   // Events
-  s["CrmEvent"] =
-      open_obj({{"id", id}, {"type", str()}, {"tenant_id", str()}, {"data", object()}, {"created_at", ts}},
-               {"id", "type", "tenant_id", "data", "created_at"});
+  kit::add_event_schema(s, "CrmEvent");
 }
 
 }  // namespace cdx::crm

@@ -20,7 +20,6 @@ using nlohmann::json;
 namespace {
 
 constexpr const char* kRead = "crm:read";
-constexpr const char* kWrite = "crm:write";
 constexpr const char* kTag = "crm";
 
 std::string path_id(const Context& ctx, size_t i) { return std::string(ctx.req.param(i)); }
@@ -58,7 +57,11 @@ void CrmModule::mount(http::Router& r) {
   kit_.mount(r);
   mount_contacts(r);
   mount_deals(r);
-  mount_events(r);
+  kit_.mount_events(r, {.path = "/api/v1/crm/events",
+                        .scope = kRead,
+                        .tag = kTag,
+                        .schema = "CrmEvent",
+                        .summary = "The tenant's CRM domain events"});
 }
 
 // ---- contacts ------------------------------------------------------------------------------------------
@@ -132,37 +135,6 @@ Task<void> CrmModule::timeline(Context& ctx, const char* column, const char* par
     return kit_.render_list(activities_, std::move(rows), q);
   });
   ctx.res.json(200, std::move(page));
-}
-
-// ---- events --------------------------------------------------------------------------------------------
-
-void CrmModule::mount_events(http::Router& r) {
-  r.add(
-      Method::kGet, "/api/v1/crm/events",
-      [this](Context& ctx) -> Task<void> {
-        const http::Page page = http::parse_page(ctx.req);
-        const auto before = seq_cursor(page, "ev");
-        auto type = query_text(ctx, "type", 100);
-        const db::TenantScope& scope = *ctx.tenant;
-        auto events =
-            co_await workers_.run([&] { return service_.list_events(scope, type, page.limit, before); });
-        json next = nullptr;
-        if (events.size() > static_cast<size_t>(page.limit)) {
-          events.pop_back();
-          next = http::encode_cursor("ev|" + std::to_string(events.back().seq));
-        }
-        json items = json::array();
-        for (const auto& e : events) items.push_back(db::to_json(e));
-        ctx.res.json(200, json{{"data", std::move(items)}, {"next_cursor", std::move(next)}}.dump());
-      },
-      {.access = Access::kTenantAdmin,
-       .scope = kRead,
-       .summary = "The tenant's CRM domain events (the outbox), newest first; type filters by name or prefix "
-                  "ending in '.'",
-       .tag = kTag,
-       .response_schema = "CrmEvent",
-       .list = true,
-       .query_params = {"type"}});
 }
 
 }  // namespace cdx::crm

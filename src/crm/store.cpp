@@ -39,11 +39,6 @@ DealChange change_from(const db::Row& r) {
 
 // ---- activities ----------------------------------------------------------------------------------------
 
-constexpr const char* kActivityColumns =
-    "id, type, subject, body, due_at, done, completed_at, contact_id, company_id, deal_id, owner_id, "
-    "created_at, "
-    "updated_at";
-
 bool exists(db::Tx& tx, const char* table, const db::TenantScope& scope, const std::string& id) {
   return !tx.query(std::string("SELECT 1 FROM crm_db.") + table + " WHERE tenant_id = $1 AND id = $2",
                    {scope.tenant_id(), id})

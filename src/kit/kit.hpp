@@ -66,6 +66,16 @@ class Sql {
   db::Params params_;
 };
 
+// GET <path>: the module's outbox events in the caller's tenant, newest first; `type` filters by a name or
+// by a prefix ending in '.'. For the tenant's ADMINs and the keys holding `scope`.
+struct EventsRoute {
+  std::string path;     // "/api/v1/crm/events"
+  std::string scope;    // "crm:read"
+  std::string tag;      // "crm"
+  std::string schema;   // "CrmEvent" (add_event_schema)
+  std::string summary;  // what the events are
+};
+
 class Kit {
  public:
   Kit(std::shared_ptr<db::Database> db, const db::Outbox& outbox, WorkerPool& workers,
@@ -78,6 +88,7 @@ class Kit {
 
   // CRUD routes of every resource. Create takes an Idempotency-Key whose answer commits with the row.
   void mount(http::Router& router) const;
+  void mount_events(http::Router& router, const EventsRoute& route) const;
   // components/schemas: <Name>, <Name>Create, <Name>Update with the limits the reader enforces.
   void add_schemas(nlohmann::json& schemas) const;
   // Deletes every row of the tenant in the resources' tables and side tables. Blocking, in tx.
@@ -167,6 +178,8 @@ nlohmann::json read_fields(const Resource& r, const nlohmann::json& doc, Mode mo
 std::optional<nlohmann::json> check_value(const Field& f, const nlohmann::json& v, Problems& p);
 // A query parameter as text: clean UTF-8, at most max bytes; 422 naming it otherwise. Empty is absent.
 std::optional<std::string> query_text(const http::Context& ctx, std::string_view name, size_t max = 200);
+// components/schemas[name]: an outbox event as mount_events renders it.
+void add_event_schema(nlohmann::json& schemas, const std::string& name);
 // components/schemas of one resource: <Name>, <Name>Create, <Name>Update.
 void add_schema(nlohmann::json& schemas, const Resource& r);
 // The query parameters a resource's list takes (q, sort, its filters), for its docs.

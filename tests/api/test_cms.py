@@ -220,12 +220,40 @@ def test_publish_freezes_a_version_and_later_edits_stay_drafts(blog):
     assert all(x["id"] != e["id"] for x in ok(pk.get(published("article")))["data"])
 
 
+def test_changes_and_publishing_write_events(blog, anon):
+    api, pk = blog["admin_api"], publishable(blog)
+    e = article(api, title="evented")
+    publish(api, "article", e)
+    ok(api.patch(f"{entries('article')}/{e['id']}", json={"data": {"title": "evented 2"}}))
+    publish(api, "article", e)
+    ok(api.post(f"{entries('article')}/{e['id']}/unpublish"))
+    mine = [x for x in ok(api.get(CMS + "/events", params={"type": "cms.entry.", "limit": 100}))["data"]
+            if x["data"]["entry"]["id"] == e["id"]]
+    # Newest first, each change once, with the version published and who did it.
+    assert [x["type"] for x in mine] == ["cms.entry.unpublished", "cms.entry.published", "cms.entry.updated",
+                                         "cms.entry.published", "cms.entry.created"]
+    assert [x["data"]["entry"]["version"] for x in mine if x["type"] == "cms.entry.published"] == [2, 1]
+    assert mine[1]["data"]["entry"]["data"]["title"] == "evented 2" and mine[1]["data"]["actor"]["type"] == "user"
+    assert all(x["tenant_id"] == blog["id"] for x in mine)
+    # The type filter takes an exact name, and pages go back in time.
+    only = ok(api.get(CMS + "/events", params={"type": "cms.entry.unpublished"}))["data"]
+    assert only and {x["type"] for x in only} == {"cms.entry.unpublished"}
+    first = ok(api.get(CMS + "/events", params={"limit": 2}))
+    second = ok(api.get(CMS + "/events", params={"limit": 2, "cursor": first["next_cursor"]}))
+    assert not {x["id"] for x in first["data"]} & {x["id"] for x in second["data"]}
+    assert_problem(api.get(CMS + "/events", params={"cursor": "bm90IG91cnM"}), 422)
+    # The event log is the tenant's management data: not for a publishable key or a CLIENT.
+    assert_problem(pk.get(CMS + "/events"), 403)
+    assert_problem(anon.get(CMS + "/events"), 401)
+
+
 def test_delivery_filters_sorts_fields_and_pages(blog):
     api, pk = blog["admin_api"], publishable(blog)
     made = []
     for i in range(7):
         e = article(api, title=f"Item {i}", views=i * 10, rating=i % 3, category=["news", "guide"][i % 2],
-                    tags=["even" if i % 2 == 0 else "odd"], featured=i == 3, day=f"2026-01-0{i + 1}")
+                    tags=["even" if i % 2 == 0 else "odd"], featured=i == 3, day=f"2026-01-0{i + 1}",
+                    slug=f"item-{i}")
         publish(api, "article", e)
         made.append(e)
     article(api, title="Draft only", views=1000)  # never published: never listed
@@ -261,6 +289,50 @@ def test_delivery_filters_sorts_fields_and_pages(blog):
     ok(api.patch(f"{TYPES}/article", json={"fields": [{"key": "rank", "type": "integer"}] + t["fields"]}))
     assert [x["data"]["views"] for x in get(sort="-views")] == [60, 50, 40, 30, 20, 10, 0]
     assert [x["data"]["title"] for x in get(sort="title")][:2] == ["Item 0", "Item 1"]
+
+
+def test_q_searches_the_words_of_published_text(blog):
+    api, pk = blog["admin_api"], publishable(blog)
+    texts = {"fox": ("The quick brown fox", "Jumps over **the lazy** dog."),
+             "cafe": ("Straße café", "Ein kleines Café an der straße, seit 1998."),
+             "dogs": ("Lazy dogs", "Sleep all day; e-mail: dogs@example.com"),
+             "draft": ("Quick draft", "never published")}
+    ids = {}
+    for slug, (title, body) in texts.items():
+        e = article(api, title=title, body=body, slug=slug)
+        ids[slug] = e["id"]
+        if slug != "draft":
+            publish(api, "article", e)
+    search = lambda q, **more: {x["data"]["slug"] for x in ok(pk.get(published("article"), params={"q": q, **more}))["data"]}
+    assert search("quick") == {"fox"}                      # drafts are never found
+    assert search("qui BRO") == {"fox"}                    # every word, each as a prefix, any case
+    assert search("lazy") == {"fox", "dogs"}               # title or rich text (Markdown as written)
+    assert search("lazy dog") == {"fox", "dogs"}
+    assert search("lazy sleep") == {"dogs"}
+    assert search("fox sleep") == set()
+    assert search("lazy — sleep…") == {"dogs"} and search("«quick»") == {"fox"}  # punctuation of any script
+    assert search("straße") == {"cafe"} and search("café 1998") == {"cafe"}
+    assert search("e-mail") == {"dogs"} and search("dogs@example.com") == {"dogs"}  # punctuation separates
+    assert search("lazy", sort="-title", limit=1) == {"fox"}
+    assert search("lazy", **{"filter[slug]": "dogs"}) == {"dogs"}
+    # Cursor pages through the matches.
+    first = ok(pk.get(published("article"), params={"q": "lazy", "limit": 1, "sort": "title"}))
+    rest = ok(pk.get(published("article"), params={"q": "lazy", "limit": 1, "sort": "title",
+                                                   "cursor": first["next_cursor"]}))
+    assert [first["data"][0]["data"]["slug"], rest["data"][0]["data"]["slug"]] == ["dogs", "fox"]
+    assert rest["next_cursor"] is None
+    # A new version is searched by its words, an unpublished entry not at all.
+    ok(api.patch(f"{entries('article')}/{ids['fox']}", json={"data": {"title": "The slow red fox"}}))
+    assert search("quick") == {"fox"}  # the published version until it is published again
+    publish(api, "article", {"id": ids["fox"]})
+    assert search("quick") == set() and search("slow red") == {"fox"}
+    ok(api.post(f"{entries('article')}/{ids['dogs']}/unpublish"))
+    assert search("lazy") == {"fox"}
+    # A query without a word to look for is an error, not everything.
+    for bad in (",,,", "  - ", "*", "— …"):
+        assert "q" in fields(pk.get(published("article"), params={"q": bad}))
+    assert "q" in fields(pk.get(published("article"), params={"q": "x" * 201}))
+    assert search(" ".join(["lazy"] * 40)) == {"fox"}  # many words: the first sixteen
 
 
 @pytest.mark.parametrize("query, where", [
@@ -349,6 +421,36 @@ def test_scheduled_publishing_happens_within_seconds(blog):
     assert "unpublish_at" in fields(api.post(entries("article"), json={
         "data": {"title": "t", "slug": "t2"}, "publish_at": "2030-01-02T00:00:00Z",
         "unpublish_at": "2030-01-01T00:00:00Z"}))
+
+
+def test_two_replicas_on_one_database_publish_each_scheduled_entry_once():
+    """Two servers on the same storage both run the schedule: each due entry is published by one of them,
+    once (one version, one event)."""
+    a = Server().start()
+    b = None
+    try:
+        anon = Api(a.url)
+        token = anon.post("/api/v1/auth/superadmin/login",
+                          json={"username": SUPERADMIN[0], "password": SUPERADMIN[1]}).json()["access_token"]
+        t = make_tenant(Api(a.url, {"Authorization": "Bearer " + token}))
+        b = Server(storage=a.storage).start()
+        api_a, api_b = (Api(s.url, {"X-API-Key": t["api_key"]}) for s in (a, b))
+        ok(api_a.post(TYPES, json={"key": "note", "name": "Note", "fields": [{"key": "text", "type": "text"}]}), 201)
+        due = (datetime.now(timezone.utc) + timedelta(seconds=2)).isoformat().replace("+00:00", "Z")
+        made = [ok((api_a, api_b)[i % 2].post(entries("note"), json={"data": {"text": f"n{i}"}, "publish_at": due}),
+                   201)["id"] for i in range(24)]
+        wait_for(lambda: all(x["status"] == "published" for x in
+                             ok(api_b.get(entries("note"), params={"limit": 100}))["data"]), timeout=10)
+        time.sleep(1.5)  # both replicas poll again: nothing is done twice
+        rows = {x["id"]: x for x in ok(api_a.get(entries("note"), params={"limit": 100}))["data"]}
+        assert set(rows) == set(made)
+        assert all(r["published_version"] == 1 and r["publish_at"] is None for r in rows.values())
+        events = ok(api_b.get(CMS + "/events", params={"type": "cms.entry.published", "limit": 100}))["data"]
+        assert sorted(e["data"]["entry"]["id"] for e in events) == sorted(made)
+    finally:
+        if b:
+            b.cleanup()
+        a.cleanup()
 
 
 def test_a_publication_due_while_the_server_was_down_happens_once_after_the_restart():

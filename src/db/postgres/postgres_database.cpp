@@ -621,7 +621,7 @@ class PostgresDatabase final : public Database {
     ResultPtr done =
         exec_params(c, "SELECT 1 FROM " + schema_ + ".schema_migrations WHERE version = $1", {m.version});
     if (PQntuples(done.get()) > 0) return;
-    exec(c, m.sql);
+    if (!m.sql.empty()) exec(c, m.sql);  // a migration may be for one backend only
     if (!m.postgres_sql.empty()) exec(c, m.postgres_sql);
     if (PQtransactionStatus(c) != PQTRANS_INTRANS) {
       throw std::runtime_error(
