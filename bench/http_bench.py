@@ -83,10 +83,11 @@ def start_nginx(tmp, name, access_log, procs):
     return url
 
 
-def start_cdx(tmp, name, args, procs, binary=CDX, stdout=subprocess.DEVNULL):
+def start_cdx(tmp, name, args, procs, binary=CDX, stdout=subprocess.DEVNULL, env_extra=None):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CDX_")}
     env.update(CDX_BOOTSTRAP_SUPERADMIN="bench:bench-password", CDX_LOG_LEVEL="warn")
+    env.update(env_extra or {})
     if "CDX_KEK" not in env and "CDX_KEK_FILE" not in env:  # the key of a throwaway database
         env["CDX_KEK"] = base64.b64encode(os.urandom(32)).decode()
     procs.append(subprocess.Popen([binary, "serve", "--threads", "1", *args, "--port", str(port),

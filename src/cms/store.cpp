@@ -461,12 +461,31 @@ std::vector<Published> Store::published_page(db::Tx& tx, const db::TenantScope& 
     for (const auto& w : q.words)
       match += b == db::Backend::kSqlite ? (match.empty() ? "" : " ") + ("\"" + w + "\"*")
                                          : (match.empty() ? "" : " & ") + ("'" + w + "':*");
-    if (b == db::Backend::kSqlite)
+    if (b == db::Backend::kSqlite) {
       sql += " AND search_id IN (SELECT rowid FROM cms_db.published_search WHERE published_search MATCH " +
              sql.bind_text(match) + ")";
-    else  // a word PostgreSQL's parser finds no lexeme in matches nothing, as in SQLite, rather than anything
-      sql += " AND search_tsv @@ to_tsquery('simple', " + sql.bind_text(match) + ") AND numnode(to_tsquery('simple', " +
-             sql.bind_text(match) + ")) >= " + std::to_string(2 * q.words.size() - 1);
+    } else {
+      // PostgreSQL estimates a prefix match poorly: left to itself it walks the sort's index and tests every
+      // row, seconds for a word no entry has. So the matches are read first: up to a few thousand are looked
+      // up by id; with more, that walk soon fills a page.
+      constexpr size_t kLookup = 5000;
+      // A word PostgreSQL's parser finds no lexeme in matches nothing, as in SQLite, rather than anything.
+      const std::string words_sql =
+          "SELECT entry_id FROM cms_db.published_words WHERE tenant_id = $1 AND type_id = $2 AND words @@ "
+          "to_tsquery('simple', $3) AND numnode(to_tsquery('simple', $3)) >= $4";
+      const db::Params params{scope.tenant_id(), type_id, match, static_cast<int64_t>(2 * q.words.size() - 1)};
+      auto found = tx.query(words_sql + " LIMIT " + std::to_string(kLookup + 1), params);
+      if (found.rows.empty()) return {};
+      if (found.rows.size() <= kLookup) {
+        std::string ids = "{";
+        for (const auto& r : found.rows) ids += (ids.size() > 1 ? "," : "") + r.text(0);  // uuids: no quoting
+        sql += " AND entry_id = ANY(" + sql.bind_text(ids + "}") + "::text[])";
+      } else {
+        sql += " AND entry_id IN (SELECT entry_id FROM cms_db.published_words WHERE tenant_id = " +
+               sql.bind(scope.tenant_id()) + " AND type_id = " + sql.bind(type_id) +
+               " AND words @@ to_tsquery('simple', " + sql.bind_text(match) + "))";
+      }
+    }
   }
   if (q.after) {
     // (k1, k2, …, id) after the cursor's values, each key in its own direction.
