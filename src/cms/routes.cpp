@@ -331,6 +331,18 @@ void CmsModule::mount_entries(http::Router& r) {
 }
 
 void CmsModule::mount_delivery(http::Router& r) {
+  r.add(Method::kGet, "/api/v1/cms/openapi.json",
+        [this](Context& ctx) -> Task<void> {
+          const db::TenantScope& scope = *ctx.tenant;
+          std::string doc = co_await workers_.run([&] { return service_.openapi(scope); });
+          ctx.res.json(200, std::move(doc));
+          ctx.res.header("Cache-Control", "no-cache");
+        },
+        {.access = Access::kTenantMember,
+         .scope = kRead,
+         .summary = "This tenant's content API as OpenAPI 3.1: the delivery and entry routes of each content type, "
+                    "with its entries' data schema (for client code generators)",
+         .tag = kTag});
   const std::vector<std::string> params = {"locale",   "fields", "sort",  "populate",
                                            "q",        "filter[field]", "filter[field][op]"};
   // A repeated read is answered from the cache before any coroutine starts.

@@ -348,6 +348,71 @@ json render_html(const ContentType& type, const json& data) {
   return out;
 }
 
+namespace {
+
+json value_schema(const FieldDef& f, SchemaFor what) {
+  auto limits = [&](json& s, const char* lo, const char* hi) {
+    if (f.min) s[lo] = static_cast<int64_t>(*f.min);
+    if (f.max) s[hi] = static_cast<int64_t>(*f.max);
+  };
+  const json uuid = {{"type", "string"}, {"format", "uuid"}};
+  json s;
+  if (f.is_text()) {
+    s = {{"type", "string"}};
+    limits(s, "minLength", "maxLength");
+    if (!f.pattern.empty()) s["pattern"] = f.pattern;
+    if (f.type == "rich_text") s["contentMediaType"] = "text/markdown";
+  } else if (f.type == "integer" || f.type == "number") {
+    s = {{"type", f.type}};
+    if (f.min) s["minimum"] = *f.min;
+    if (f.max) s["maximum"] = *f.max;
+  } else if (f.type == "boolean") {
+    s = {{"type", "boolean"}};
+  } else if (f.type == "date" || f.type == "datetime") {
+    s = {{"type", "string"}, {"format", f.type == "date" ? "date" : "date-time"}};
+  } else if (f.type == "enum") {
+    s = {{"type", "string"}, {"enum", f.values}};
+  } else if (f.is_link()) {
+    const std::string what_id = f.type == "media" ? "a media object's id" : "the id of an entry of " + f.references;
+    json one = uuid;
+    if (what == SchemaFor::kDelivery)
+      one = {{"oneOf", {uuid, {{"type", "object"}, {"description", "populated: what the id names"}}}}};
+    one["description"] = what_id;
+    if (f.multiple) {
+      s = {{"type", "array"}, {"items", one}};
+      limits(s, "minItems", "maxItems");
+    } else {
+      s = one;
+    }
+  } else if (f.type == "text_list") {
+    s = {{"type", "array"}, {"items", {{"type", "string"}}}};
+    limits(s, "minItems", "maxItems");
+  } else {  // json
+    s = json::object();
+  }
+  return s;
+}
+
+}  // namespace
+
+json data_schema(const ContentType& type, SchemaFor what) {
+  json props = json::object();
+  json required = json::array();
+  for (const FieldDef& f : type.fields) {
+    json v = value_schema(f, what);
+    if (what == SchemaFor::kWrite && f.localized)
+      v = {{"type", "object"}, {"description", "a value per locale code"}, {"additionalProperties", v}};
+    if (what == SchemaFor::kDelivery && !v.empty()) v = {{"oneOf", {v, {{"type", "null"}}}}};
+    if (!f.name.empty()) v["title"] = f.name;
+    if (what == SchemaFor::kWrite && !f.default_value.is_null()) v["default"] = f.default_value;
+    if (what == SchemaFor::kWrite && f.required && f.default_value.is_null()) required.push_back(f.key);
+    props[f.key] = std::move(v);
+  }
+  json out = {{"type", "object"}, {"properties", std::move(props)}, {"additionalProperties", false}};
+  if (!required.empty()) out["required"] = std::move(required);
+  return out;
+}
+
 std::string search_text(const ContentType& type, const json& data) {
   std::string out;
   auto add = [&](const json& v) {

@@ -58,6 +58,9 @@ class Service {
   std::string published_one(const db::TenantScope& scope, const std::string& type_key, const std::string& id,
                             const DeliveryParams& p, const std::optional<std::string>& preview);
 
+  // The tenant's content API as an OpenAPI 3.1 document (openapi.cpp): each type's routes and schemas.
+  std::string openapi(const db::TenantScope& scope);
+
   // Delivery answers in memory; changed(tenant) once a change of the tenant's CMS data committed.
   DeliveryCache& cache() { return cache_; }
 

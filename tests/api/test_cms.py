@@ -220,6 +220,54 @@ def test_publish_freezes_a_version_and_later_edits_stay_drafts(blog):
     assert all(x["id"] != e["id"] for x in ok(pk.get(published("article")))["data"])
 
 
+def test_the_tenants_content_api_is_described_with_each_types_schema(blog, anon):
+    import jsonschema
+
+    api, pk = blog["admin_api"], publishable(blog)
+    ada = new_entry(api, "author", {"name": "Ada", "bio": "Countess *of* code"})
+    publish(api, "author", ada)
+    e = article(api, title="Typed", views=3, rating=4.5, featured=True, day="2026-02-03", category="guide",
+                author=ada["id"], tags=["a", "b"], meta={"any": [1, 2]}, body="**bold**")
+    publish(api, "article", e)
+    doc = ok(pk.get(CMS + "/openapi.json"))
+    assert doc["openapi"] == "3.1.0"
+    assert {"/api/v1/cms/published/article", "/api/v1/cms/published/article/{id}",
+            "/api/v1/cms/published/author", "/api/v1/cms/content-types/article/entries"} <= set(doc["paths"])
+    s = doc["components"]["schemas"]
+    data = s["ArticleData"]
+    assert sorted(data["required"]) == ["slug", "title"]  # views and category have defaults
+    assert data["properties"]["views"] == {"type": "integer", "minimum": 0, "default": 0, "title": "views"}
+    assert data["properties"]["category"]["enum"] == ["news", "guide", "release"]
+    assert data["properties"]["related"]["maxItems"] == 5
+    assert data["properties"]["slug"]["pattern"] == "^[a-z0-9-]+$"
+    assert "required" not in s["ArticleDataUpdate"]
+    names = [p["name"] for p in doc["paths"]["/api/v1/cms/published/article"]["get"]["parameters"]]
+    assert "filter[views]" in names and "q" in names
+
+    # What the delivery API answers is what the document says, populated or not, and bad data is not.
+    def check(entry, schema="ArticlePublished"):
+        jsonschema.validate(entry, {"$ref": f"#/components/schemas/{schema}", "components": doc["components"]},
+                            cls=jsonschema.Draft202012Validator)
+
+    check(ok(pk.get(f"{published('article')}/{e['id']}")))
+    check(ok(pk.get(f"{published('article')}/{e['id']}", params={"populate": "author"})))
+    for x in ok(pk.get(published("author")))["data"]:
+        check(x, "AuthorPublished")
+    wrong = ok(pk.get(f"{published('article')}/{e['id']}"))
+    wrong["data"]["views"] = "many"
+    with pytest.raises(jsonschema.ValidationError):
+        check(wrong)
+    # The write schema takes what the API takes, and refuses what it refuses.
+    write = {"$ref": "#/components/schemas/ArticleData", "components": doc["components"]}
+    jsonschema.validate({"title": "t", "slug": "s-1", "views": 2}, write, cls=jsonschema.Draft202012Validator)
+    for bad in ({"slug": "s"}, {"title": "t", "slug": "S S"}, {"title": "t", "slug": "s", "views": -1},
+                {"title": "t", "slug": "s", "nope": 1}):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(bad, write, cls=jsonschema.Draft202012Validator)
+        assert_problem(api.post(entries("article"), json={"data": bad}), 422)
+    assert_problem(anon.get(CMS + "/openapi.json"), 401)
+
+
 def test_changes_and_publishing_write_events(blog, anon):
     api, pk = blog["admin_api"], publishable(blog)
     e = article(api, title="evented")
