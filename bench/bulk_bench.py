@@ -12,7 +12,8 @@ Each binary gets its storage (SQLite in a temporary data directory, or a fresh P
 contact at a time (POST /api/v1/crm/contacts, keep-alive, one request in flight) from the moment the
 imports start until they all answered.
 
-Reported per run:
+Reported per run (then the first tenant's rows are exported: time to the first and the last byte, and the
+server's peak RSS growth during the export):
 - import: wall time of the slowest import request, the body size;
 - memory: the server's peak RSS during the imports (VmHWM after resetting it through
   /proc/<pid>/clear_refs, and a 5 ms poll of VmRSS as a check) less its RSS just before, and that growth
@@ -187,11 +188,35 @@ def one_run(server, args, run):
            "idle_p50": percentile(idle, 50), "idle_p99": percentile(idle, 99), "n": len(during),
            "p50": percentile(during, 50) if during else 0, "p99": percentile(during, 99) if during else 0,
            "max": during[-1] if during else 0}
+    res.update(export_of(server, keys[0], pid))
     print(f"  run {run + 1}: {args.imports} x {args.rows} rows ({res['body_mib']:.1f} MiB) in {res['seconds']:.2f} s; "
           f"RSS +{res['rss_growth_mib']:.0f} MiB = {res['ratio']:.2f}x body (from {res['rss_base_mib']:.0f} MiB); "
           f"other tenant's writes: idle p50 {res['idle_p50']:.1f} / p99 {res['idle_p99']:.1f} ms, during "
-          f"n={res['n']} p50 {res['p50']:.1f} / p99 {res['p99']:.1f} / max {res['max']:.1f} ms", flush=True)
+          f"n={res['n']} p50 {res['p50']:.1f} / p99 {res['p99']:.1f} / max {res['max']:.1f} ms; export of the "
+          f"imported rows ({res['export_mib']:.1f} MiB): first byte {res['export_first_ms']:.1f} ms, all "
+          f"{res['export_s']:.2f} s, RSS +{res['export_growth_mib']:.1f} MiB", flush=True)
     return res
+
+
+def export_of(server, key, pid):
+    """The imported tenant's contacts exported: time to the first byte, to the last, and the server's memory."""
+    base = rss_kib(pid)
+    with open(f"/proc/{pid}/clear_refs", "w") as f:
+        f.write("5")
+    t0 = time.perf_counter()
+    first = None
+    size = 0
+    with requests.get(server.url + "/api/v1/crm/contacts/export", headers={"X-API-Key": key}, stream=True,
+                      timeout=900) as r:
+        if r.status_code != 200:
+            sys.exit(f"export answered {r.status_code}: {r.text[:300]}")
+        for chunk in r.iter_content(chunk_size=65536):
+            if first is None:
+                first = time.perf_counter() - t0
+            size += len(chunk)
+    total = time.perf_counter() - t0
+    return {"export_first_ms": first * 1000, "export_s": total, "export_mib": size / 1048576,
+            "export_growth_mib": (rss_kib(pid, "VmHWM") - base) / 1024}
 
 
 def storage_for(label, args):
@@ -244,7 +269,8 @@ def main():
         print(f"{label}: {args.imports} x {args.rows} rows, {med['body_mib']:.1f} MiB: import {med['seconds']:.2f} s; "
               f"RSS growth {med['rss_growth_mib']:.0f} MiB = {med['ratio']:.2f}x body; other tenant's write "
               f"p50 {med['p50']:.1f} ms, p99 {med['p99']:.1f} ms, max {med['max']:.1f} ms "
-              f"(idle p50 {med['idle_p50']:.1f}, p99 {med['idle_p99']:.1f})")
+              f"(idle p50 {med['idle_p50']:.1f}, p99 {med['idle_p99']:.1f}); export {med['export_mib']:.1f} MiB: first "
+              f"byte {med['export_first_ms']:.1f} ms, all {med['export_s']:.2f} s, RSS +{med['export_growth_mib']:.1f} MiB")
 
 
 if __name__ == "__main__":
