@@ -243,7 +243,7 @@ std::string Service::published_list(const db::TenantScope& scope, const std::str
       } else if (name == "populate") {
         spec = populate_spec(value, *t, [&](const std::string& k) { return type_by_key(tx, scope, k); });
       } else if (name == "q") {
-        if (value.size() > 200) bad("q", "must be at most 200 characters");
+        if (utf8_length(value) > 200) bad("q", "must be at most 200 characters");
         else if (!value.empty() && (q.words = query_words(value)).empty())
           bad("q", "has no word to search for (letters or digits)");
       } else if (name == "cursor") {

@@ -162,7 +162,8 @@ CREATE INDEX media_hash ON cms_db.media (tenant_id, hash);
       // reads every row of the table (270 ms for a million entries). Queries name the tenant there, as they
       // do for the outbox, and what they find is read from the published copies, under the policy. The
       // 'simple' configuration (no stemming, no stop words) reads text of any language as SQLite's
-      // tokenizer does.
+      // tokenizer does. The copies published before it are indexed at once (every tenant's: the table forces
+      // row-level security even on its owner, so it is lifted for the copy).
       {4, "full-text index of published entries", "", {},
        R"SQL(
 CREATE TABLE cms_db.published_words (
@@ -186,8 +187,11 @@ END
 $$;
 CREATE TRIGGER published_words_sync AFTER INSERT OR UPDATE OF search OR DELETE ON cms_db.published
   FOR EACH ROW EXECUTE FUNCTION cms_db.published_words_sync();
+ALTER TABLE cms_db.published NO FORCE ROW LEVEL SECURITY;
 INSERT INTO cms_db.published_words (entry_id, tenant_id, type_id, words)
-  SELECT entry_id, tenant_id, type_id, to_tsvector('simple', search) FROM cms_db.published;
+  SELECT entry_id, tenant_id, type_id, to_tsvector('simple', regexp_replace(search, '[[:punct:]]', ' ', 'g'))
+  FROM cms_db.published;
+ALTER TABLE cms_db.published FORCE ROW LEVEL SECURITY;
 )SQL",
        R"SQL(
 ALTER TABLE cms_db.published ADD COLUMN search_id INTEGER;

@@ -2,6 +2,8 @@
 // the entry data's real schema, for client code generators and API explorers.
 #include <fmt/format.h>
 
+#include <set>
+
 #include "cms/service.hpp"
 
 namespace cdx::cms {
@@ -39,7 +41,7 @@ std::string Service::openapi(const db::TenantScope& scope) {
   return db_->read(scope, [&](db::Tx& tx) {
     const kit::Caller c{scope, kit::Actor{"system", "openapi"}, std::nullopt};
     kit::ListQuery q;
-    q.limit = 1000;
+    q.limit = 1000;  // the document describes a tenant's first thousand types
     q.descending = false;
     json rows = kit_->list(tx, c, *types_, q);
     const Locales loc = store_.locales(tx, scope);
@@ -47,14 +49,15 @@ std::string Service::openapi(const db::TenantScope& scope) {
     json paths = json::object(), schemas = json::object();
     const json uuid = {{"type", "string"}, {"format", "uuid"}};
     const json ts = {{"type", "string"}, {"format", "date-time"}};
+    std::set<std::string> names;
     for (const json& row : rows) {
-      if (paths.size() >= 2000) break;  // 1000 types: the list's page
+      if (names.size() == static_cast<size_t>(q.limit)) break;  // the list answers one row more
       auto t = type_of(row);
-      const std::string name = schema_name(t->key);
+      // Keys that read alike in PascalCase ("post_1", "post1") get a number: names must be distinct.
+      std::string name = schema_name(t->key);
+      for (int i = 2; !names.insert(name).second; ++i) name = schema_name(t->key) + "_" + std::to_string(i);
       schemas[name + "Data"] = data_schema(*t, SchemaFor::kWrite);
-      json update = schemas[name + "Data"];
-      update.erase("required");
-      schemas[name + "DataUpdate"] = std::move(update);
+      schemas[name + "DataUpdate"] = data_schema(*t, SchemaFor::kUpdate);
       json published = {{"type", "object"},
                         {"properties",
                          {{"id", uuid},

@@ -380,7 +380,8 @@ json value_schema(const FieldDef& f, SchemaFor what) {
     one["description"] = what_id;
     if (f.multiple) {
       s = {{"type", "array"}, {"items", one}};
-      limits(s, "minItems", "maxItems");
+      // Populating drops what is no longer published: a delivered list may hold fewer than its minimum.
+      if (what != SchemaFor::kDelivery) limits(s, "minItems", "maxItems");
     } else {
       s = one;
     }
@@ -396,15 +397,18 @@ json value_schema(const FieldDef& f, SchemaFor what) {
 }  // namespace
 
 json data_schema(const ContentType& type, SchemaFor what) {
+  const bool write = what != SchemaFor::kDelivery;
   json props = json::object();
   json required = json::array();
   for (const FieldDef& f : type.fields) {
     json v = value_schema(f, what);
-    if (what == SchemaFor::kWrite && f.localized)
+    if (write && f.localized)
       v = {{"type", "object"}, {"description", "a value per locale code"}, {"additionalProperties", v}};
-    if (what == SchemaFor::kDelivery && !v.empty()) v = {{"oneOf", {v, {{"type", "null"}}}}};
+    // Delivered values may be missing (null); an update's null clears the field.
+    if (what != SchemaFor::kWrite && !v.empty()) v = {{"oneOf", {v, {{"type", "null"}}}}};
     if (!f.name.empty()) v["title"] = f.name;
-    if (what == SchemaFor::kWrite && !f.default_value.is_null()) v["default"] = f.default_value;
+    // A localized field's default is the default locale's value when none is given.
+    if (what == SchemaFor::kWrite && !f.default_value.is_null() && !f.localized) v["default"] = f.default_value;
     if (what == SchemaFor::kWrite && f.required && f.default_value.is_null()) required.push_back(f.key);
     props[f.key] = std::move(v);
   }
@@ -450,28 +454,76 @@ bool separates(char32_t c) {
          (c >= 0xFF3B && c <= 0xFF40) || (c >= 0xFF5B && c <= 0xFF65) || (c >= 0x1F000 && c <= 0x1FAFF);
 }
 
-// The code point at text[i] and its length in bytes (text is valid UTF-8: it came through the checks).
+// The code point at text[i] and its length in bytes; an ill-formed sequence reads as one byte of a control
+// character (a separator), so no byte of it can join a word and no ASCII byte hides inside one.
 std::pair<char32_t, size_t> code_point(std::string_view text, size_t i) {
   const auto b = [&](size_t k) { return static_cast<unsigned char>(k < text.size() ? text[k] : 0); };
   const unsigned char c = b(i);
   if (c < 0x80) return {c, 1};
-  if (c < 0xE0) return {((c & 0x1Fu) << 6) | (b(i + 1) & 0x3Fu), 2};
-  if (c < 0xF0) return {((c & 0x0Fu) << 12) | ((b(i + 1) & 0x3Fu) << 6) | (b(i + 2) & 0x3Fu), 3};
-  return {((c & 0x07u) << 18) | ((b(i + 1) & 0x3Fu) << 12) | ((b(i + 2) & 0x3Fu) << 6) | (b(i + 3) & 0x3Fu), 4};
+  const size_t n = c >= 0xC2 && c < 0xE0 ? 2 : c >= 0xE0 && c < 0xF0 ? 3 : c >= 0xF0 && c < 0xF5 ? 4 : 0;
+  if (n == 0 || i + n > text.size()) return {U'\x01', 1};
+  char32_t cp = c & (0xFFu >> (n + 1));
+  for (size_t k = 1; k < n; ++k) {
+    if ((b(i + k) & 0xC0) != 0x80) return {U'\x01', 1};
+    cp = (cp << 6) | (b(i + k) & 0x3Fu);
+  }
+  return {cp, n};
 }
 
+// Lower case for the scripts whose case most text uses: ASCII, Latin-1, Latin Extended-A, Greek and
+// Cyrillic. Done here rather than by the databases: PostgreSQL folds non-ASCII letters only under a
+// database locale other than C, SQLite always.
+char32_t fold(char32_t c) {
+  if (c < 0x80) return c >= 'A' && c <= 'Z' ? c + 0x20 : c;
+  if (c >= 0xC0 && c <= 0xDE && c != 0xD7) return c + 0x20;
+  if (c >= 0x100 && c <= 0x17F) {
+    if (c == 0x130 || c == 0x131 || c == 0x138 || c == 0x149 || c == 0x17F) return c;
+    if (c == 0x178) return 0xFF;
+    const bool odd_upper = (c >= 0x139 && c <= 0x148) || (c >= 0x179 && c <= 0x17E);
+    return (c % 2 == 1) == odd_upper ? c + 1 : c;
+  }
+  if (c >= 0x391 && c <= 0x3A9 && c != 0x3A2) return c + 0x20;
+  if (c == 0x386) return 0x3AC;
+  if (c >= 0x388 && c <= 0x38A) return c + 0x25;
+  if (c == 0x38C) return 0x3CC;
+  if (c == 0x38E || c == 0x38F) return c + 0x3F;
+  if (c >= 0x410 && c <= 0x42F) return c + 0x20;
+  if (c >= 0x400 && c <= 0x40F) return c + 0x50;
+  return c;
+}
+
+void append_utf8(std::string& out, char32_t c) {
+  if (c < 0x80) {
+    out += static_cast<char>(c);
+  } else if (c < 0x800) {
+    out += static_cast<char>(0xC0 | (c >> 6));
+    out += static_cast<char>(0x80 | (c & 0x3F));
+  } else if (c < 0x10000) {
+    out += static_cast<char>(0xE0 | (c >> 12));
+    out += static_cast<char>(0x80 | ((c >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (c & 0x3F));
+  } else {
+    out += static_cast<char>(0xF0 | (c >> 18));
+    out += static_cast<char>(0x80 | ((c >> 12) & 0x3F));
+    out += static_cast<char>(0x80 | ((c >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (c & 0x3F));
+  }
+}
+
+// Calls f(word) for each word of text, folded to lower case, until f answers false.
 template <class F>
 void each_word(std::string_view text, F&& f) {
+  std::string word;
   size_t i = 0;
-  while (i < text.size()) {
-    size_t start = i;
-    while (i < text.size()) {
-      auto [c, n] = code_point(text, i);
-      if (separates(c)) break;
-      i += n;
+  while (i <= text.size()) {
+    auto [c, n] = i < text.size() ? code_point(text, i) : std::pair<char32_t, size_t>{U' ', 1};
+    i += n;
+    if (!separates(c)) {
+      append_utf8(word, fold(c));
+      continue;
     }
-    if (i > start && !f(text.substr(start, i - start))) return;
-    if (i < text.size()) i += code_point(text, i).second;
+    if (!word.empty() && !f(std::move(word))) return;
+    word.clear();
   }
 }
 
@@ -480,9 +532,9 @@ void each_word(std::string_view text, F&& f) {
 std::string search_words(std::string_view text) {
   std::string out;
   out.reserve(text.size());
-  each_word(text, [&](std::string_view w) {
+  each_word(text, [&](std::string w) {
     if (!out.empty()) out += ' ';
-    out += lowercase(w);
+    out += w;
     return true;
   });
   return out;
@@ -490,8 +542,8 @@ std::string search_words(std::string_view text) {
 
 std::vector<std::string> query_words(std::string_view q) {
   std::vector<std::string> out;
-  each_word(q, [&](std::string_view w) {
-    out.push_back(lowercase(w));
+  each_word(q, [&](std::string w) {
+    out.push_back(std::move(w));
     return out.size() < 16;
   });
   return out;

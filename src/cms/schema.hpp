@@ -74,10 +74,11 @@ nlohmann::json resolve_locale(const ContentType& type, const nlohmann::json& dat
 nlohmann::json render_html(const ContentType& type, const nlohmann::json& data);
 std::string markdown_html(const std::string& markdown);
 
-// JSON Schema of an entry's data under its type. kWrite: what create and update take (localized fields as
-// locale → value, required fields listed, defaults named); kDelivery: what the delivery API answers (one
+// JSON Schema of an entry's data under its type. kWrite: what create takes (localized fields as locale →
+// value, required fields listed, defaults named); kUpdate: what an update takes (nothing required, null
+// clears a field, no defaults); kDelivery: what the delivery API answers (one
 // locale's value, every field nullable, links an id or, populated, the object they name).
-enum class SchemaFor { kWrite, kDelivery };
+enum class SchemaFor { kWrite, kUpdate, kDelivery };
 nlohmann::json data_schema(const ContentType& type, SchemaFor what);
 
 // Lower-cased text of the text and rich-text fields (every locale), for q= searches.

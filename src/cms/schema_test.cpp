@@ -122,6 +122,13 @@ TEST(CmsSchema, SearchWordsAreLettersAndDigitsOfAnyScript) {
             "the quick brown fox e mail dogs example com");
   EXPECT_EQ(search_words("Straße café — «quoted» 1998… ¿qué? 東京、大阪"), "straße café quoted 1998 qué 東京 大阪");
   EXPECT_EQ(search_words(" \t,,, "), "");
+  // Case of the common scripts folded here (PostgreSQL under the C locale folds only ASCII).
+  EXPECT_EQ(search_words("ÉCOLE Straße ŁÓDŹ Ωμέγα ΆΈ ДОМ Ёж"), "école straße łódź ωμέγα άέ дом ёж");
+  // An ill-formed sequence separates: no ASCII byte after a lead byte joins a word, no quote gets through.
+  EXPECT_EQ(search_words("ab\xC3\"cd"), "ab cd");
+  EXPECT_EQ(search_words("ab\xE2\x80"), "ab");
+  EXPECT_EQ(search_words("x\xF0\x9F\x98"), "x");
+  EXPECT_EQ(search_words("\xC0\xAFq\xFFr"), "q r");
   EXPECT_EQ(query_words("qui BRO"), (std::vector<std::string>{"qui", "bro"}));
   EXPECT_TRUE(query_words("— … ,,, *").empty());
   std::string many;

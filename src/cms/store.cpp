@@ -470,10 +470,13 @@ std::vector<Published> Store::published_page(db::Tx& tx, const db::TenantScope& 
       // up by id; with more, that walk soon fills a page.
       constexpr size_t kLookup = 5000;
       // A word PostgreSQL's parser finds no lexeme in matches nothing, as in SQLite, rather than anything.
+      std::string spaced;
+      for (const auto& w : q.words) spaced += (spaced.empty() ? "" : " ") + w;
       const std::string words_sql =
           "SELECT entry_id FROM cms_db.published_words WHERE tenant_id = $1 AND type_id = $2 AND words @@ "
-          "to_tsquery('simple', $3) AND numnode(to_tsquery('simple', $3)) >= $4";
-      const db::Params params{scope.tenant_id(), type_id, match, static_cast<int64_t>(2 * q.words.size() - 1)};
+          "to_tsquery('simple', $3) AND NOT EXISTS (SELECT 1 FROM unnest(string_to_array($4, ' ')) AS w WHERE "
+          "numnode(to_tsquery('simple', '''' || w || ''':*')) = 0)";
+      const db::Params params{scope.tenant_id(), type_id, match, spaced};
       auto found = tx.query(words_sql + " LIMIT " + std::to_string(kLookup + 1), params);
       if (found.rows.empty()) return {};
       if (found.rows.size() <= kLookup) {

@@ -1,6 +1,9 @@
 """CMS: content types and their checks, entries validated under their type, versions and restore, publishing
 (now and scheduled), locales, preview tokens, and the delivery API a client app reads with a publishable key
 (filters, sorts, sparse fields, populate, q, cursors, ETag/304); who may call what; tenant isolation."""
+import os
+import sqlite3
+import subprocess
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -268,6 +271,53 @@ def test_the_tenants_content_api_is_described_with_each_types_schema(blog, anon)
     assert_problem(anon.get(CMS + "/openapi.json"), 401)
 
 
+def test_the_content_api_schema_holds_for_localized_fields_updates_and_populated_lists(blog):
+    import jsonschema
+
+    api, pk = blog["admin_api"], publishable(blog)
+    ok(api.post(LOCALES, json={"code": "fr", "name": "Français"}), 201)
+    ok(api.post(TYPES, json={"key": "post_1", "name": "Post one", "fields": [
+        {"key": "title", "type": "text", "localized": True, "required": True},
+        {"key": "lead", "type": "text", "localized": True, "default": "Read on"},
+        {"key": "authors", "type": "reference", "references": "author", "multiple": True, "min": 2}]}), 201)
+    ok(api.post(TYPES, json={"key": "post1", "name": "Post 1", "fields": [{"key": "x", "type": "text"}]}), 201)
+    a, b = (new_entry(api, "author", {"name": n}) for n in ("A", "B"))
+    for x in (a, b):
+        publish(api, "author", x)
+    p = new_entry(api, "post_1", {"title": {"en": "Hi", "fr": "Salut"}, "authors": [a["id"], b["id"]]})
+    publish(api, "post_1", p)
+    ok(api.post(f"{entries('author')}/{b['id']}/unpublish"))  # populate now finds one of the two
+    doc = ok(pk.get(CMS + "/openapi.json"))
+    s = doc["components"]["schemas"]
+    assert {"Post1Data", "Post1_2Data"} <= set(s)  # keys alike in PascalCase get distinct names
+    ops = [op["operationId"] for path in doc["paths"].values() for op in path.values()]
+    assert len(ops) == len(set(ops))
+    schema = lambda name: {"$ref": f"#/components/schemas/{name}", "components": doc["components"]}
+    v = lambda value, name: jsonschema.validate(value, schema(name), cls=jsonschema.Draft202012Validator)
+    mine = next(n for n in ("Post1", "Post1_2") if "authors" in s[n + "Data"]["properties"])
+    for locale in ("en", "fr"):
+        for populate in ({}, {"populate": "authors"}):
+            got = ok(pk.get(f"{published('post_1')}/{p['id']}", params={"locale": locale, **populate}))
+            v(got, mine + "Published")
+    assert len(ok(pk.get(f"{published('post_1')}/{p['id']}", params={"populate": "authors"}))["data"]["authors"]) == 1
+    # What create and update take: localized values per locale (the default goes to the default locale), and
+    # null clears a field on update.
+    v({"title": {"en": "x"}, "authors": [a["id"], b["id"]]}, mine + "Data")
+    assert "default" not in s[mine + "Data"]["properties"]["lead"]
+    created = new_entry(api, "post_1", {"title": {"en": "x"}, "authors": [a["id"], b["id"]]})
+    assert created["data"]["lead"] == {"en": "Read on"}
+    v({"lead": None, "authors": None}, mine + "DataUpdate")
+    url = f"{entries('post_1')}/{created['id']}"
+    assert ok(api.patch(url, json={"data": {"lead": {"en": "Mine"}}}))["data"]["lead"] == {"en": "Mine"}
+    cleared = ok(api.patch(url, json={"data": {"lead": None, "authors": None}}))["data"]
+    assert cleared["lead"] == {"en": "Read on"} and cleared.get("authors") is None  # back to the default; gone
+    assert all("default" not in x for x in s[mine + "DataUpdate"]["properties"].values())
+    with pytest.raises(jsonschema.ValidationError):
+        v({"title": "not per locale", "authors": [a["id"], b["id"]]}, mine + "Data")
+    assert_problem(api.post(entries("post_1"), json={"data": {"title": "not per locale", "authors": [a["id"], b["id"]]}}),
+                   422)
+
+
 def test_changes_and_publishing_write_events(blog, anon):
     api, pk = blog["admin_api"], publishable(blog)
     e = article(api, title="evented")
@@ -360,6 +410,7 @@ def test_q_searches_the_words_of_published_text(blog):
     assert search("fox sleep") == set()
     assert search("lazy — sleep…") == {"dogs"} and search("«quick»") == {"fox"}  # punctuation of any script
     assert search("straße") == {"cafe"} and search("café 1998") == {"cafe"}
+    assert search("STRASSE") == set() and search("CAFÉ") == {"cafe"} and search("Ein KLEINES") == {"cafe"}
     assert search("e-mail") == {"dogs"} and search("dogs@example.com") == {"dogs"}  # punctuation separates
     assert search("lazy", sort="-title", limit=1) == {"fox"}
     assert search("lazy", **{"filter[slug]": "dogs"}) == {"dogs"}
@@ -469,6 +520,50 @@ def test_scheduled_publishing_happens_within_seconds(blog):
     assert "unpublish_at" in fields(api.post(entries("article"), json={
         "data": {"title": "t", "slug": "t2"}, "publish_at": "2030-01-02T00:00:00Z",
         "unpublish_at": "2030-01-01T00:00:00Z"}))
+
+
+def forget_the_search_index(storage):
+    """Takes cms_db back to before migration 4 (the full-text index), as a database of an earlier version is."""
+    if "CDX_DATABASE_URL" in storage:
+        subprocess.run(["psql", storage["CDX_DATABASE_URL"], "-q", "-v", "ON_ERROR_STOP=1", "-c",
+                        "DROP TRIGGER published_words_sync ON cms_db.published; "
+                        "DROP FUNCTION cms_db.published_words_sync(); DROP TABLE cms_db.published_words; "
+                        "DELETE FROM cms_db.schema_migrations WHERE version = 4"], check=True, capture_output=True)
+        return
+    db = sqlite3.connect(os.path.join(storage["CDX_DATA_DIR"], "cms_db.sqlite"))
+    db.executescript("DROP TRIGGER published_search_insert; DROP TRIGGER published_search_delete; "
+                     "DROP TRIGGER published_search_update; DROP TABLE published_search; "
+                     "DROP INDEX published_search_id; ALTER TABLE published DROP COLUMN search_id; "
+                     "DELETE FROM schema_migrations WHERE version = 4;")
+    db.close()
+
+
+def test_entries_published_before_the_search_index_are_found_after_the_upgrade():
+    s = Server().start()
+    try:
+        anon = Api(s.url)
+        token = anon.post("/api/v1/auth/superadmin/login",
+                          json={"username": SUPERADMIN[0], "password": SUPERADMIN[1]}).json()["access_token"]
+        t = make_tenant(Api(s.url, {"Authorization": "Bearer " + token}))
+        api = Api(s.url, {"X-API-Key": t["api_key"]})
+        ok(api.post(TYPES, json={"key": "note", "name": "Note", "fields": [{"key": "text", "type": "text"}]}), 201)
+        old = new_entry(api, "note", {"text": "Written in the old days, e-mail me"})
+        publish(api, "note", old)
+        s.stop()
+        forget_the_search_index(s.storage)
+        s2 = Server(storage=s.storage).start()
+        try:
+            api2 = Api(s2.url, {"X-API-Key": t["api_key"]})
+            pk = publishable({"admin_api": api2})
+            found = lambda q: [x["id"] for x in ok(pk.get(published("note"), params={"q": q}))["data"]]
+            assert found("old days") == [old["id"]] and found("mail") == [old["id"]]
+            new = new_entry(api2, "note", {"text": "Days of new"})
+            publish(api2, "note", new)
+            assert sorted(found("days")) == sorted([old["id"], new["id"]])
+        finally:
+            s2.cleanup()
+    finally:
+        s.cleanup()
 
 
 def test_two_replicas_on_one_database_publish_each_scheduled_entry_once():
