@@ -773,22 +773,21 @@ void Kit::mount_csv(http::Router& router, const Resource& r) const {
                q.after.reset();
                Caller c = caller_of(ctx, *res);
                const BulkGate::Ticket ticket = BulkGate::enter(c.scope.tenant_id(), BulkGate::kExport);
-               // The free-form objects' keys first (their columns), from the database, then the rows a page
-               // at a time: memory stays one page whatever the export's size, and the header goes out at
-               // once.
-               const auto keys = co_await workers_.run(
-                   [&] { return db_->read(c.scope, [&](db::Tx& tx) { return free_keys(tx, c, *res); }); });
-               const CsvLayout layout(*res, keys);
+               // The answer's head goes out at once; then the free-form objects' keys (their columns, which
+               // take a pass over the tenant's rows), then the rows a page at a time: memory stays one page
+               // whatever the export's size.
                ctx.res.set(200, "text/csv; charset=utf-8", "");
                ctx.res.header("Content-Disposition", fmt::format("attachment; filename=\"{}\"", filename));
                http::AnswerStream* out = ctx.answer_stream;
+               if (out) co_await out->begin(std::nullopt);
+               const auto keys = co_await workers_.run(
+                   [&] { return db_->read(c.scope, [&](db::Tx& tx) { return free_keys(tx, c, *res); }); });
+               const CsvLayout layout(*res, keys);
                std::string whole;  // without a stream (a HEAD, or a caller that wants the body whole)
-               if (out) {
-                 co_await out->begin(std::nullopt);
+               if (out)
                  co_await out->write(layout.header());
-               } else {
+               else
                  whole = layout.header();
-               }
                for (bool more = true; more;) {
                  std::string piece = co_await workers_.run([&] {
                    json page = db_->read(c.scope, [&](db::Tx& tx) { return list(tx, c, *res, q); });
