@@ -60,6 +60,7 @@ class DeferredCoreApi final : public core::Api {
   std::optional<core::SuperadminIdentity> find_superadmin(std::string_view id) override {
     return target->find_superadmin(id);
   }
+  void record_events(const std::vector<db::OutboxEvent>& events) override { target->record_events(events); }
 };
 
 // The health answer is rebuilt by a background checker; readers copy it without taking the lock
@@ -172,6 +173,10 @@ struct Platform::Impl {
       auth->authenticator().set_plan_gated(plan_gated_modules());
       if (monolith()) auth->authenticator().set_usage_meter(&usage);
     }
+    // Every module's events go to the platform event log in core (in process, or over core's internal API).
+    relay.set_sink([core_api = core_for_others](const std::vector<db::OutboxEvent>& events) {
+      core_api->record_events(events);
+    });
     relay.subscribe("", [](const db::OutboxEvent& e) {
       log::debug("domain event", {{"schema", e.schema}, {"type", e.type}, {"id", e.id}, {"tenant_id", e.tenant_id}});
     });

@@ -12,7 +12,8 @@ const std::vector<std::string>& publishable_scopes() {
 const std::vector<std::string>& secret_scopes() {
   static const std::vector<std::string> k = {
       "*",         "auth:read",    "auth:write",    "crm:read",       "crm:write",        "cms:read",
-      "cms:write", "billing:read", "billing:write", "analytics:read", "analytics:ingest", "auth:login"};
+      "cms:write", "billing:read", "billing:write", "analytics:read", "analytics:ingest", "auth:login",
+      "events:read"};
   return k;
 }
 

@@ -5,8 +5,10 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/model.hpp"
+#include "db/outbox.hpp"
 
 namespace cdx::core {
 
@@ -31,6 +33,13 @@ class Api {
   // Verifies the password (Argon2id); nullopt when the username is unknown or the password wrong.
   virtual std::optional<SuperadminIdentity> verify_superadmin(std::string_view username, std::string_view password) = 0;
   virtual std::optional<SuperadminIdentity> find_superadmin(std::string_view id) = 0;
+  // Moves events of a module's outbox into the platform event log (the relay's sink); duplicates are
+  // skipped. Throws when they could not be recorded: the relay keeps them for its next pass.
+  virtual void record_events(const std::vector<db::OutboxEvent>& events) = 0;
 };
+
+// An outbox event on core's internal API, and back (400 when malformed).
+nlohmann::json event_to_wire(const db::OutboxEvent& e);
+db::OutboxEvent event_from_wire(const nlohmann::json& j);
 
 }  // namespace cdx::core

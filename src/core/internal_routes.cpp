@@ -61,6 +61,19 @@ void CoreModule::mount_internal(http::Router& r) {
       },
       doc);
   r.add(
+      Method::kPost, "/internal/v1/events",
+      [this](Context& ctx) -> Task<void> {
+        const nlohmann::json j = nlohmann::json::parse(ctx.req.body, nullptr, false);
+        if (!j.is_object() || !j.contains("events") || !j["events"].is_array())
+          throw Error(Code::kInvalidRequest, "Expected {\"events\": [...]}.");
+        std::vector<db::OutboxEvent> events;
+        events.reserve(j["events"].size());
+        for (const auto& e : j["events"]) events.push_back(event_from_wire(e));
+        co_await workers_.run([&] { service_.record_events(events); });
+        ctx.res.no_content();
+      },
+      {.access = Access::kService, .tag = "internal", .body_limit = 64 << 20});
+  r.add(
       Method::kGet, "/internal/v1/superadmins/{id}",
       [this](Context& ctx) -> Task<void> {
         std::string id(ctx.req.param(0));

@@ -3,6 +3,29 @@
 
 namespace cdx::core {
 
+namespace {
+
+// The sequence column is where the two databases differ (AUTOINCREMENT: a seq is never reused after pruning).
+std::string events_table(const std::string& seq) {
+  return "CREATE TABLE cdx_db.events (\n  seq " + seq + R"SQL(,
+  id TEXT NOT NULL UNIQUE,
+  tenant_id TEXT NOT NULL,
+  type TEXT NOT NULL,
+  source TEXT NOT NULL,
+  subject TEXT,
+  actor TEXT,
+  payload TEXT NOT NULL,
+  created_at TEXT NOT NULL,
+  recorded_at TEXT NOT NULL
+);
+CREATE INDEX events_tenant ON cdx_db.events (tenant_id, seq);
+CREATE INDEX events_type ON cdx_db.events (type, seq);
+CREATE INDEX events_created ON cdx_db.events (created_at);
+)SQL";
+}
+
+}  // namespace
+
 std::vector<db::Migration> CoreModule::migrations() const {
   return {
       {1, "plans, tenants, superadmins", R"SQL(
@@ -60,6 +83,10 @@ DROP INDEX cdx_db.tenants_plan;
       {4, "plan upload limit", R"SQL(
 ALTER TABLE cdx_db.plans ADD COLUMN max_upload_mb BIGINT NOT NULL DEFAULT 25;
 )SQL"},
+      // The platform event log: every module's outbox moved here by the relay, one global sequence. A
+      // platform table (the SUPERADMIN reads across tenants); tenant reads filter on tenant_id themselves.
+      {5, "platform event log", "", {}, events_table("BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"),
+       events_table("INTEGER PRIMARY KEY AUTOINCREMENT")},
   };
 }
 

@@ -41,6 +41,7 @@ class CoreModule final : public Module {
   std::vector<db::Migration> migrations() const override;
   void mount(http::Router& router) override;
   void mount_internal(http::Router& router) override;  // internal_routes.cpp
+  void mount_events(http::Router& router);             // event_routes.cpp
   void tick() override { services_.poll(); }
   void purge_tenant(const db::TenantScope&) override {}  // the tenant row itself goes last, in the service
   void add_openapi_schemas(nlohmann::json& schemas) const override;

@@ -37,6 +37,48 @@ std::optional<SuperadminIdentity> RemoteApi::verify_superadmin(std::string_view 
   return identity_from(*j);
 }
 
+nlohmann::json event_to_wire(const db::OutboxEvent& e) {
+  return {{"id", e.id},     {"source", e.schema},   {"tenant_id", e.tenant_id},
+          {"type", e.type}, {"payload", e.payload}, {"created_at", e.created_at}};
+}
+
+db::OutboxEvent event_from_wire(const nlohmann::json& j) {
+  auto text = [&](const char* k) {
+    if (!j.is_object() || !j.contains(k) || !j[k].is_string() || j[k].get_ref<const std::string&>().size() > 200)
+      throw Error(Code::kInvalidRequest, std::string("An event's '") + k + "' is missing or not text.");
+    return j[k].get<std::string>();
+  };
+  db::OutboxEvent e;
+  e.id = text("id");
+  e.schema = text("source");
+  e.tenant_id = text("tenant_id");
+  e.type = text("type");
+  e.created_at = text("created_at");
+  if (!j.contains("payload") || !j["payload"].is_object())
+    throw Error(Code::kInvalidRequest, "An event's 'payload' must be an object.");
+  e.payload = j["payload"];
+  return e;
+}
+
+void RemoteApi::record_events(const std::vector<db::OutboxEvent>& events) {
+  // Requests of a few MiB each (an event may carry a large entry); in order, each recorded before the next.
+  constexpr size_t kRequestBytes = 4 << 20;
+  nlohmann::json body = {{"events", nlohmann::json::array()}};
+  size_t bytes = 0;
+  for (const auto& e : events) {
+    nlohmann::json w = event_to_wire(e);
+    const size_t size = w.dump().size();
+    if (bytes > 0 && bytes + size > kRequestBytes) {
+      client_.call("POST", "/internal/v1/events", &body);
+      body["events"] = nlohmann::json::array();
+      bytes = 0;
+    }
+    body["events"].push_back(std::move(w));
+    bytes += size;
+  }
+  if (!body["events"].empty()) client_.call("POST", "/internal/v1/events", &body);
+}
+
 std::optional<SuperadminIdentity> RemoteApi::find_superadmin(std::string_view id) {
   if (!url_safe_id(id)) return std::nullopt;
   auto j = client_.call("GET", "/internal/v1/superadmins/" + std::string(id), nullptr, true);

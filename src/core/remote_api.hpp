@@ -14,6 +14,7 @@ class RemoteApi final : public Api {
   std::optional<TenantInfo> find_tenant(std::string_view id_or_slug) override;
   std::optional<SuperadminIdentity> verify_superadmin(std::string_view username, std::string_view password) override;
   std::optional<SuperadminIdentity> find_superadmin(std::string_view id) override;
+  void record_events(const std::vector<db::OutboxEvent>& events) override;
 
  private:
   http::ServiceClient client_;

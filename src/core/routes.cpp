@@ -53,6 +53,19 @@ void CoreModule::add_openapi_schemas(nlohmann::json& schemas) const {
          {"properties",
           {{"admin", {{"$ref", "#/components/schemas/User"}}}, {"api_key", {{"type", "string"}}}}},
          {"required", {"admin", "api_key"}}}}}};
+  const nlohmann::json text = {{"type", "string"}}, maybe_text = {{"type", {"string", "null"}}};
+  schemas["Event"] = {{"type", "object"},
+                      {"properties",
+                       {{"seq", {{"type", "integer"}}},
+                        {"id", {{"type", "string"}, {"format", "uuid"}}},
+                        {"tenant_id", text},
+                        {"type", text},
+                        {"source", text},
+                        {"subject", maybe_text},
+                        {"actor", {{"type", {"object", "null"}}}},
+                        {"data", {{"type", "object"}}},
+                        {"created_at", {{"type", "string"}, {"format", "date-time"}}}}},
+                      {"required", {"seq", "id", "tenant_id", "type", "source", "data", "created_at"}}};
 }
 
 void CoreModule::mount(http::Router& r) {
@@ -78,6 +91,7 @@ void CoreModule::mount(http::Router& r) {
          .success_status = 201});
 
   kit_.mount(r);  // GET /api/v1/tenants[/{id}], PATCH /api/v1/tenants/{id}; /api/v1/plans
+  mount_events(r);
 
   for (auto [path, status, summary] :
        {std::tuple{"/api/v1/tenants/{id}/suspend", "suspended", "Suspend a tenant"},

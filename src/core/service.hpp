@@ -50,6 +50,8 @@ class TenantService final : public Api {
   void tenant_changed(const std::string& tenant_id) { auth_.tenant_changed(tenant_id); }
 
   void record_usage(const std::vector<kit::Usage>& usage) { store_.add_usage(usage); }
+  void record_events(const std::vector<db::OutboxEvent>& events) override { store_.record_events(events); }
+  nlohmann::json list_events(const EventQuery& q) { return store_.list_events(q); }
   // GET /api/v1/tenants/{id}/usage: calls per day and per API key over [from, to] (YYYY-MM-DD, UTC).
   nlohmann::json usage(std::string_view id_or_slug, const std::string& from, const std::string& to);
 

@@ -2,7 +2,108 @@
 
 #include "common/clock.hpp"
 
+#include <deque>
+
 namespace cdx::core {
+
+namespace {
+
+using nlohmann::json;
+
+// What the event is about: the id of the first object in its payload that has one ({"contact": {"id": …}}).
+std::string subject_of(const json& payload) {
+  if (!payload.is_object()) return {};
+  for (const auto& [k, v] : payload.items())
+    if (k != "actor" && v.is_object() && v.contains("id") && v["id"].is_string()) return v["id"].get<std::string>();
+  return {};
+}
+
+std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+}  // namespace
+
+void Store::record_events(const std::vector<db::OutboxEvent>& events) {
+  if (events.empty()) return;
+  const std::string now = format_rfc3339(Clock::now());
+  db_->write_platform([&](db::Tx& tx) {
+    if (tx.backend() == db::Backend::kPostgres) tx.query("SELECT pg_advisory_xact_lock(7305730573057305)");
+    constexpr size_t kRows = 500;  // 9 parameters a row, well under either database's limit
+    for (size_t at = 0; at < events.size(); at += kRows) {
+      std::string sql =
+          "INSERT INTO cdx_db.events (id, tenant_id, type, source, subject, actor, payload, created_at, "
+          "recorded_at) VALUES ";
+      db::Params params;
+      std::vector<std::string> texts;  // the parameters view them
+      texts.reserve(3 * kRows);
+      const size_t end = std::min(events.size(), at + kRows);
+      for (size_t i = at; i < end; ++i) {
+        const db::OutboxEvent& e = events[i];
+        const size_t n = params.size();
+        sql += (i == at ? "(" : ", (");
+        for (size_t k = 1; k <= 9; ++k) sql += (k == 1 ? "$" : ", $") + std::to_string(n + k);
+        sql += ")";
+        texts.push_back(subject_of(e.payload));
+        texts.push_back(e.payload.is_object() && e.payload.contains("actor") ? dump(e.payload["actor"]) : "");
+        texts.push_back(dump(e.payload));
+        const size_t t = texts.size() - 3;
+        params.insert(params.end(), {db::Param(e.id), db::Param(e.tenant_id), db::Param(e.type), db::Param(e.schema),
+                                     texts[t].empty() ? db::Param(nullptr) : db::Param(texts[t]),
+                                     texts[t + 1].empty() ? db::Param(nullptr) : db::Param(texts[t + 1]),
+                                     db::Param(texts[t + 2]), db::Param(e.created_at), db::Param(now)});
+      }
+      sql += " ON CONFLICT (id) DO NOTHING";
+      tx.query(sql, params);
+    }
+  });
+}
+
+json Store::list_events(const EventQuery& q) {
+  return db_->read_platform([&](db::Tx& tx) {
+    std::string sql =
+        "SELECT seq, id, tenant_id, type, source, subject, actor, payload, created_at FROM cdx_db.events WHERE 1 = 1";
+    db::Params params;
+    std::deque<std::string> owned;  // text the parameters view
+    auto bind = [&](db::Param p) {
+      params.push_back(p);
+      return "$" + std::to_string(params.size());
+    };
+    if (q.tenant_id) sql += " AND tenant_id = " + bind(*q.tenant_id);
+    if (!q.types.empty()) {
+      std::string any;
+      for (const auto& t : q.types) {
+        any += any.empty() ? "(" : " OR ";
+        if (!t.empty() && t.back() == '.') {
+          // A prefix as a range, which the (type, seq) index answers: "crm." <= type < "crm/".
+          std::string& next = owned.emplace_back(t);
+          next.back() = '/';
+          any += "(type >= " + bind(t) + " AND type < " + bind(next) + ")";
+        } else {
+          any += "type = " + bind(t);
+        }
+      }
+      sql += " AND " + any + ")";
+    }
+    if (q.since) sql += " AND created_at >= " + bind(*q.since);
+    if (q.until) sql += " AND created_at < " + bind(*q.until);
+    if (q.before_seq) sql += " AND seq < " + bind(*q.before_seq);
+    sql += " ORDER BY seq DESC LIMIT " + bind(static_cast<int64_t>(q.limit) + 1);
+    json out = json::array();
+    for (const auto& r : tx.query(sql, params).rows) {
+      json data = json::parse(r.text(7), nullptr, false);
+      json actor = r.is_null(6) ? json(nullptr) : json::parse(r.text(6), nullptr, false);
+      out.push_back({{"seq", r.integer(0)},
+                     {"id", r.text(1)},
+                     {"tenant_id", r.text(2)},
+                     {"type", r.text(3)},
+                     {"source", r.text(4)},
+                     {"subject", r.is_null(5) ? json(nullptr) : json(r.text(5))},
+                     {"actor", actor.is_discarded() ? json(nullptr) : actor},
+                     {"data", data.is_discarded() ? json::object() : data},
+                     {"created_at", r.text(8)}});
+    }
+    return out;
+  });
+}
 
 bool Store::plan_exists(db::Tx& tx, std::string_view key) {
   return !tx.query("SELECT 1 FROM cdx_db.plans WHERE key = $1", {key}).empty();

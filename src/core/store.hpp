@@ -9,9 +9,19 @@
 
 #include "core/model.hpp"
 #include "db/database.hpp"
+#include "db/outbox.hpp"
 #include "kit/usage_meter.hpp"
 
 namespace cdx::core {
+
+// A read of the platform event log: newest first, before a sequence number.
+struct EventQuery {
+  std::optional<std::string> tenant_id;  // none: every tenant's (the SUPERADMIN)
+  std::vector<std::string> types;        // exact names, or prefixes ending in '.' ("crm."); any of them
+  std::optional<std::string> since, until;  // RFC 3339 UTC, on created_at: [since, until)
+  std::optional<int64_t> before_seq;
+  int limit = 50;
+};
 
 class Store {
  public:
@@ -28,6 +38,14 @@ class Store {
                                                             const std::string& from, const std::string& to);
   std::vector<std::pair<std::string, int64_t>> usage_by_key(const std::string& tenant_id,
                                                             const std::string& from, const std::string& to);
+
+  // Events moved from the modules' outboxes into the event log, in one transaction, in the order given.
+  // An event already there (its id) is skipped: moving is at least once. On PostgreSQL the transaction
+  // holds an advisory lock, so sequence order is commit order and a reader's cursor never skips a row
+  // that commits late.
+  void record_events(const std::vector<db::OutboxEvent>& events);
+  // Up to q.limit + 1 events as JSON rows (for a next cursor).
+  nlohmann::json list_events(const EventQuery& q);
 
   int64_t count_superadmins();
   void insert_superadmin(const Superadmin& s);

@@ -135,83 +135,107 @@ size_t OutboxRelay::poll() {
 }
 
 size_t OutboxRelay::poll_source(Database& db) {
+  size_t delivered = 0;
+  for (int batch = 0; batch < kMaxBatchesPerPoll; ++batch) {
+    Moved m;
+    if (db.backend() == Backend::kPostgres) {
+      m = db.write_platform([&](Tx& tx) { return move_batch(db, tx, true); });
+    } else {
+      // One process per file, and one relay per process: no claim needed. The batch is read, moved (the sink
+      // writes another database, whose writer must not wait on this one's), then marked.
+      std::vector<std::function<void(Tx&)>> marks;
+      m = db.read_platform([&](Tx& tx) { return move_batch(db, tx, false, &marks); });
+      if (!marks.empty())
+        db.write_platform([&](Tx& tx) {
+          for (auto& f : marks) f(tx);
+        });
+    }
+    delivered += m.delivered;
+    delivered_.fetch_add(static_cast<int64_t>(m.delivered), std::memory_order_relaxed);
+    if (m.stopped || m.read < static_cast<size_t>(kBatch)) break;
+  }
+  return delivered;
+}
+
+OutboxRelay::Moved OutboxRelay::move_batch(Database& db, Tx& tx, bool claim,
+                                           std::vector<std::function<void(Tx&)>>* later) {
   const std::string& schema = db.schema();
   std::vector<std::pair<std::string, Subscriber>> subscribers;
   {
     std::lock_guard lock(mu_);
     subscribers = subscribers_;
   }
-  size_t delivered = 0;
-  for (int batch = 0; batch < kMaxBatchesPerPoll; ++batch) {
-    struct Pending {
-      OutboxEvent event;
-      int64_t attempts;
-    };
-    auto pending = db.read_platform([&](Tx& tx) {
-      std::vector<Pending> out;
-      auto res = tx.query(std::string("SELECT ") + kColumns + ", attempts FROM " + schema +
-                              ".outbox WHERE delivered_at IS NULL ORDER BY seq LIMIT $1",
-                          {kBatch});
-      for (const auto& r : res.rows) out.push_back({event_from(r, schema), r.integer(6)});
-      return out;
-    });
-    if (pending.empty()) break;
-
-    std::vector<int64_t> done;
-    bool stopped = false;
-    for (const Pending& p : pending) {
-      std::string error;
-      for (const auto& [prefix, fn] : subscribers) {
-        if (!matches(prefix, p.event.type)) continue;
-        try {
-          fn(p.event);
-        } catch (const std::exception& e) {
-          error = e.what();
-        } catch (...) {
-          error = "non-standard exception";
-        }
-        if (!error.empty()) break;
-      }
-      if (error.empty()) {
-        done.push_back(p.event.seq);
-        continue;
-      }
-      failed_.fetch_add(1, std::memory_order_relaxed);
-      const bool park = p.attempts + 1 >= kMaxAttempts;
-      log::error(park ? "outbox event parked after repeated delivery failures" : "outbox delivery failed",
-                 {{"schema", schema}, {"event_id", p.event.id}, {"type", p.event.type}, {"error", error}});
-      db.write_platform([&](Tx& tx) {
-        if (park) {
-          tx.query("UPDATE " + schema + ".outbox SET attempts = attempts + 1, last_error = $2, delivered_at = $3 "
-                   "WHERE seq = $1",
-                   {p.event.seq, error, format_rfc3339(Clock::now())});
-        } else {
-          tx.query("UPDATE " + schema + ".outbox SET attempts = attempts + 1, last_error = $2 WHERE seq = $1",
-                   {p.event.seq, error});
-        }
-      });
-      if (!park) {
-        stopped = true;  // keep the order: nothing after it goes out before it
-        break;
-      }
-    }
-    if (!done.empty()) {
-      const std::string now = format_rfc3339(Clock::now());
-      std::string sql = "UPDATE " + schema + ".outbox SET delivered_at = $1 WHERE seq IN (";
-      Params params{now};
-      for (size_t i = 0; i < done.size(); ++i) {
-        if (i) sql += ", ";
-        sql += "$" + std::to_string(i + 2);
-        params.push_back(done[i]);
-      }
-      sql += ")";
-      db.write_platform([&](Tx& tx) { tx.query(sql, params); });
-      delivered += done.size();
-      delivered_.fetch_add(static_cast<int64_t>(done.size()), std::memory_order_relaxed);
-    }
-    if (stopped || pending.size() < static_cast<size_t>(kBatch)) break;
+  Moved m;
+  std::vector<OutboxEvent> events;
+  std::vector<int64_t> attempts;
+  auto res = tx.query(std::string("SELECT ") + kColumns + ", attempts FROM " + schema +
+                          ".outbox WHERE delivered_at IS NULL ORDER BY seq LIMIT $1" +
+                          (claim ? " FOR UPDATE SKIP LOCKED" : ""),
+                      {kBatch});
+  for (const auto& r : res.rows) {
+    events.push_back(event_from(r, schema));
+    attempts.push_back(r.integer(6));
   }
-  return delivered;
+  m.read = events.size();
+  if (events.empty()) return m;
+  if (sink_) sink_(events);  // throws: the whole batch stays pending (the transaction rolls back)
+
+  // The updates run in tx, or, when `later` is given, are handed back for a write transaction.
+  auto update = [&](std::function<void(Tx&)> f) {
+    if (later)
+      later->push_back(std::move(f));
+    else
+      f(tx);
+  };
+  std::vector<int64_t> done;
+  for (size_t i = 0; i < events.size(); ++i) {
+    const OutboxEvent& e = events[i];
+    std::string error;
+    for (const auto& [prefix, fn] : subscribers) {
+      if (!matches(prefix, e.type)) continue;
+      try {
+        fn(e);
+      } catch (const std::exception& ex) {
+        error = ex.what();
+      } catch (...) {
+        error = "non-standard exception";
+      }
+      if (!error.empty()) break;
+    }
+    if (error.empty()) {
+      done.push_back(e.seq);
+      continue;
+    }
+    failed_.fetch_add(1, std::memory_order_relaxed);
+    const bool park = attempts[i] + 1 >= kMaxAttempts;
+    log::error(park ? "outbox event parked after repeated delivery failures" : "outbox delivery failed",
+               {{"schema", schema}, {"event_id", e.id}, {"type", e.type}, {"error", error}});
+    update([schema, seq = e.seq, error, park](Tx& t) {
+      if (park)
+        t.query("UPDATE " + schema + ".outbox SET attempts = attempts + 1, last_error = $2, delivered_at = $3 "
+                "WHERE seq = $1",
+                {seq, error, format_rfc3339(Clock::now())});
+      else
+        t.query("UPDATE " + schema + ".outbox SET attempts = attempts + 1, last_error = $2 WHERE seq = $1",
+                {seq, error});
+    });
+    if (!park) {
+      m.stopped = true;  // keep the order: nothing after it goes out before it
+      break;
+    }
+  }
+  if (!done.empty()) {
+    // The seqs as one array parameter: one statement text whatever the batch (SQLite caches statements by it).
+    const bool pg = db.backend() == Backend::kPostgres;
+    std::string list = pg ? "{" : "[";
+    for (size_t i = 0; i < done.size(); ++i) list += (i ? "," : "") + std::to_string(done[i]);
+    list += pg ? "}" : "]";
+    const std::string sql = "UPDATE " + schema + ".outbox SET delivered_at = $1 WHERE seq " +
+                            (pg ? "= ANY($2::bigint[])" : "IN (SELECT value FROM json_each($2))");
+    update([sql, list](Tx& t) { t.query(sql, {format_rfc3339(Clock::now()), list}); });
+    m.delivered = done.size();
+  }
+  return m;
 }
 
 void OutboxRelay::prune(Database& db) {

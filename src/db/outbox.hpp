@@ -58,23 +58,28 @@ class Outbox {
   std::string schema_;
 };
 
-// Delivers pending outbox rows of its sources to subscribers, in seq order per source, at least once:
-// a row is marked delivered only after every matching subscriber returned. A subscriber that throws stops
-// its source's delivery there (order is kept) and the row is retried on the next poll; after
-// kMaxAttempts failures it is parked (marked delivered with its last error) so one poison event cannot
-// block the rest forever. Several processes polling one outbox may each deliver a row (at least once).
+// Moves pending outbox rows of its sources to the sink (the platform event log) a batch at a time, and
+// delivers them to in-process subscribers, in seq order per source, at least once: a row is marked delivered
+// only after the sink took its batch and every matching subscriber returned. A sink that throws leaves the
+// batch for the next poll. A subscriber that throws stops its source's delivery there (order is kept) and
+// the row is retried on the next poll; after kMaxAttempts failures it is parked (marked delivered with its
+// last error) so one poison event cannot block the rest forever. On PostgreSQL a batch is claimed (FOR UPDATE
+// SKIP LOCKED) for the length of its move, so several processes polling one outbox move each row once.
 class OutboxRelay {
  public:
   using Subscriber = std::function<void(const OutboxEvent&)>;
+  using Sink = std::function<void(const std::vector<OutboxEvent>&)>;
   static constexpr int kMaxAttempts = 5;
-  static constexpr int kBatch = 200;
-  static constexpr int kMaxBatchesPerPoll = 10;
+  static constexpr int kBatch = 1000;
+  static constexpr int kMaxBatchesPerPoll = 100;
   // Delivered rows are kept this long (GET …/events reads them), then pruned.
   static constexpr int64_t kRetentionSeconds = 7 * 24 * 3600;
 
   void add_source(std::shared_ptr<Database> db);
   // prefix "" matches every type; "crm." every CRM event; an exact type matches itself.
   void subscribe(std::string prefix, Subscriber fn);
+  // Where every batch goes first (set before the first poll).
+  void set_sink(Sink sink) { sink_ = std::move(sink); }
 
   // Delivers what is pending now; answers how many rows were delivered. Blocking; call from one
   // background thread (it is serialised internally, so a second caller waits).
@@ -85,12 +90,20 @@ class OutboxRelay {
 
  private:
   size_t poll_source(Database& db);
+  // One batch in tx (claimed on PostgreSQL): to the sink and the subscribers, then marked. Answers how many
+  // rows it read and how many it marked delivered; stopped when a subscriber failed.
+  struct Moved {
+    size_t read = 0, delivered = 0;
+    bool stopped = false;
+  };
+  Moved move_batch(Database& db, Tx& tx, bool claim, std::vector<std::function<void(Tx&)>>* later = nullptr);
   void prune(Database& db);
 
   std::mutex poll_mu_;  // one poll at a time
   std::mutex mu_;       // sources and subscribers
   std::vector<std::shared_ptr<Database>> sources_;
   std::vector<std::pair<std::string, Subscriber>> subscribers_;
+  Sink sink_;
   int64_t polls_ = 0;
   std::atomic<int64_t> delivered_{0};
   std::atomic<int64_t> failed_{0};
