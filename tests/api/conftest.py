@@ -7,6 +7,7 @@ CDX_TEST_BACKEND. CDX_TEST_TOPOLOGY picks the topology: `monolith` (`cdx serve`,
 test starts is stopped by that test.
 """
 import os
+import random
 import sys
 import secrets
 import shutil
@@ -27,18 +28,19 @@ CONSTELLATION_PORTS = 8  # gateway B, core B+1, auth B+3, crm B+4 … up to B+7
 SUPERADMIN = ("root", "root-password-1")
 
 
+# Servers listen below the kernel's ephemeral range (32768-60999 here): a port taken from that range is free
+# when checked, but an outgoing connection (to PostgreSQL, between services) may get it before cdx binds it.
+LISTEN_PORTS = (20000, 32700)
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_port_block(1)
 
 
 def free_port_block(n=CONSTELLATION_PORTS):
-    """A base port with n free consecutive ports after it."""
-    for _ in range(200):
-        base = free_port()
-        if base + n > 65535:
-            continue
+    """A base port with n free consecutive ports after it, outside the ephemeral range."""
+    for _ in range(500):
+        base = random.randrange(LISTEN_PORTS[0], LISTEN_PORTS[1] - n)
         socks = []
         try:
             for p in range(base, base + n):
