@@ -3,12 +3,11 @@
 #include <utility>
 #include "common/task.hpp"
 
-#include <charconv>
-
 #include "common/clock.hpp"
 #include "core/module.hpp"
 #include "http/pagination.hpp"
 #include "http/router.hpp"
+#include "kit/seq_cursor.hpp"
 
 namespace cdx::core {
 
@@ -52,18 +51,6 @@ std::optional<std::string> time_param(const Context& ctx, std::string_view name)
   return format_rfc3339(*t);  // the stored form, so text order is time order
 }
 
-std::optional<int64_t> seq_cursor(const http::Page& page) {
-  if (!page.after) return std::nullopt;
-  std::string_view s = *page.after;
-  int64_t n = 0;
-  if (s.starts_with("ev|")) {
-    s.remove_prefix(3);
-    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), n);
-    if (ec == std::errc() && p == s.data() + s.size() && n > 0) return n;
-  }
-  throw Error::validation({{"cursor", "is not a cursor returned by this list"}});
-}
-
 }  // namespace
 
 void CoreModule::mount_events(http::Router& r) {
@@ -74,7 +61,7 @@ void CoreModule::mount_events(http::Router& r) {
         const http::Page page = http::parse_page(ctx.req);
         EventQuery q;
         q.limit = page.limit;
-        q.before_seq = seq_cursor(page);
+        q.before_seq = kit::seq_cursor(page, "ev");
         q.types = type_filters(ctx);
         q.since = time_param(ctx, "since");
         q.until = time_param(ctx, "until");

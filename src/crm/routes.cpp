@@ -3,12 +3,12 @@
 #include <fmt/format.h>
 #include <boost/beast/core/string.hpp>
 
-#include <charconv>
 
 #include "common/validate.hpp"
 #include "crm/module.hpp"
 #include "http/pagination.hpp"
 #include "http/router.hpp"
+#include "kit/seq_cursor.hpp"
 
 namespace cdx::crm {
 
@@ -31,19 +31,6 @@ json to_array(const std::vector<T>& items) {
   json out = json::array();
   for (const auto& i : items) out.push_back(to_json(i));
   return out;
-}
-
-// A sequence cursor ("<kind>|<seq>") for lists kept in insertion order.
-std::optional<int64_t> seq_cursor(const http::Page& page, std::string_view kind) {
-  if (!page.after) return std::nullopt;
-  std::string_view s = *page.after;
-  int64_t n = 0;
-  if (s.substr(0, kind.size() + 1) == std::string(kind) + "|") {
-    s.remove_prefix(kind.size() + 1);
-    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), n);
-    if (ec == std::errc() && p == s.data() + s.size() && n >= 0) return n;
-  }
-  throw Error::validation({{"cursor", "is not a cursor returned by this list"}});
 }
 
 }  // namespace
@@ -89,7 +76,7 @@ void CrmModule::mount_deals(http::Router& r) {
   r.add(Method::kGet, base + "/{id}/history",
         [this](Context& ctx) -> Task<void> {
           const http::Page page = http::parse_page(ctx.req);
-          const int64_t after = seq_cursor(page, "seq").value_or(0);
+          const int64_t after = kit::seq_cursor(page, "seq").value_or(0);
           const db::TenantScope& scope = *ctx.tenant;
           auto items = co_await workers_.run(
               [&] { return service_.deal_history(scope, path_id(ctx, 0), page.limit, after); });

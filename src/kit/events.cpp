@@ -3,34 +3,30 @@
 
 #include "http/pagination.hpp"
 #include "kit/kit.hpp"
+#include "kit/seq_cursor.hpp"
 
 namespace cdx::kit {
 
 using nlohmann::json;
 
-namespace {
-
-// "ev|<seq>": the outbox is kept in insertion order.
-std::optional<int64_t> seq_cursor(const http::Page& page) {
+std::optional<int64_t> seq_cursor(const http::Page& page, std::string_view kind) {
   if (!page.after) return std::nullopt;
   std::string_view s = *page.after;
   int64_t n = 0;
-  if (s.starts_with("ev|")) {
-    s.remove_prefix(3);
+  if (s.size() > kind.size() && s.starts_with(kind) && s[kind.size()] == '|') {
+    s.remove_prefix(kind.size() + 1);
     auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), n);
     if (ec == std::errc() && p == s.data() + s.size() && n >= 0) return n;
   }
   throw Error::validation({{"cursor", "is not a cursor returned by this list"}});
 }
 
-}  // namespace
-
 void Kit::mount_events(http::Router& router, const EventsRoute& route) const {
   router.add(
       http::Method::kGet, route.path,
       [this](http::Context& ctx) -> Task<void> {
         const http::Page page = http::parse_page(ctx.req);
-        const auto before = seq_cursor(page);
+        const auto before = seq_cursor(page, "ev");
         const auto type = query_text(ctx, "type", 100);
         const db::TenantScope& scope = *ctx.tenant;
         auto events = co_await workers_.run([&] {

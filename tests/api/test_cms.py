@@ -522,6 +522,13 @@ def test_scheduled_publishing_happens_within_seconds(blog):
         "unpublish_at": "2030-01-01T00:00:00Z"}))
 
 
+def tenant_on(server):
+    """A new tenant on a server of the test's own, made by its SUPERADMIN."""
+    token = ok(Api(server.url).post("/api/v1/auth/superadmin/login",
+                                    json={"username": SUPERADMIN[0], "password": SUPERADMIN[1]}))["access_token"]
+    return make_tenant(Api(server.url, {"Authorization": "Bearer " + token}))
+
+
 def forget_the_search_index(storage):
     """Takes cms_db back to before migration 4 (the full-text index), as a database of an earlier version is."""
     if "CDX_DATABASE_URL" in storage:
@@ -541,10 +548,7 @@ def forget_the_search_index(storage):
 def test_entries_published_before_the_search_index_are_found_after_the_upgrade():
     s = Server().start()
     try:
-        anon = Api(s.url)
-        token = anon.post("/api/v1/auth/superadmin/login",
-                          json={"username": SUPERADMIN[0], "password": SUPERADMIN[1]}).json()["access_token"]
-        t = make_tenant(Api(s.url, {"Authorization": "Bearer " + token}))
+        t = tenant_on(s)
         api = Api(s.url, {"X-API-Key": t["api_key"]})
         ok(api.post(TYPES, json={"key": "note", "name": "Note", "fields": [{"key": "text", "type": "text"}]}), 201)
         old = new_entry(api, "note", {"text": "Written in the old days, e-mail me"})
@@ -572,10 +576,7 @@ def test_two_replicas_on_one_database_publish_each_scheduled_entry_once():
     a = Server().start()
     b = None
     try:
-        anon = Api(a.url)
-        token = anon.post("/api/v1/auth/superadmin/login",
-                          json={"username": SUPERADMIN[0], "password": SUPERADMIN[1]}).json()["access_token"]
-        t = make_tenant(Api(a.url, {"Authorization": "Bearer " + token}))
+        t = tenant_on(a)
         b = Server(storage=a.storage).start()
         api_a, api_b = (Api(s.url, {"X-API-Key": t["api_key"]}) for s in (a, b))
         ok(api_a.post(TYPES, json={"key": "note", "name": "Note", "fields": [{"key": "text", "type": "text"}]}), 201)
@@ -599,10 +600,7 @@ def test_two_replicas_on_one_database_publish_each_scheduled_entry_once():
 def test_a_publication_due_while_the_server_was_down_happens_once_after_the_restart():
     s = Server().start()
     try:
-        anon = Api(s.url)
-        token = anon.post("/api/v1/auth/superadmin/login",
-                          json={"username": SUPERADMIN[0], "password": SUPERADMIN[1]}).json()["access_token"]
-        t = make_tenant(Api(s.url, {"Authorization": "Bearer " + token}))
+        t = tenant_on(s)
         api = Api(s.url, {"X-API-Key": t["api_key"]})
         ok(api.post(TYPES, json={"key": "note", "name": "Note", "fields": [{"key": "text", "type": "text"}]}), 201)
         due = (datetime.now(timezone.utc) + timedelta(seconds=2)).isoformat().replace("+00:00", "Z")
