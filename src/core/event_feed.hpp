@@ -1,0 +1,115 @@
+// Subscribers of the platform event log (cdx_db.events), each on its own thread with its own cursor: a slow
+// or failing subscriber delays only itself. Durable subscribers keep their cursor in cdx_db.event_cursors
+// and see every event at least once across restarts; live ones start at the log's end and keep their cursor
+// in memory (the SSE feed). New events are announced in process by notify() (core's store calls it after
+// recording) and across processes by PostgreSQL LISTEN/NOTIFY on the channel "cdx_events"; a poll every
+// second is the fallback.
+//   feed.add_durable("webhooks", [&](db::Tx* tx, const std::vector<LoggedEvent>& batch) { … });
+//   feed.add_live([&](const std::vector<LoggedEvent>& batch) { hub.publish(batch); });
+//   feed.start();  …  feed.stop();
+#pragma once
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "db/database.hpp"
+
+namespace cdx::core {
+
+// One row of the event log.
+struct LoggedEvent {
+  int64_t seq = 0;
+  std::string id, tenant_id, type, source, subject;  // subject may be empty; tenant_id "" for platform events
+  nlohmann::json actor;                              // null when none
+  nlohmann::json data;                               // an object
+  std::string created_at;                            // RFC 3339 UTC
+};
+
+// The shape GET /api/v1/events answers for one event.
+nlohmann::json to_json(const LoggedEvent& e);
+
+// Which events a reader wants: a tenant (none: every tenant's) and types (exact names, or prefixes ending in
+// '.'; empty: every type). Matches in memory what core::Store::list_events matches in SQL.
+struct EventFilter {
+  std::optional<std::string> tenant_id;
+  std::vector<std::string> types;
+  bool matches(const LoggedEvent& e) const;
+};
+
+class EventFeed {
+ public:
+  // tx: the cdx_db write transaction that also moves the cursor past the batch (handle's writes commit with
+  // it), or nullptr for a subscriber registered with in_transaction = false (it works outside any cdx_db
+  // transaction, e.g. calling other services, and the cursor moves in a short transaction after it returns).
+  // Throwing leaves the cursor where it was; the batch comes again after a back-off (1 s doubling to 30 s).
+  using Durable = std::function<void(db::Tx* tx, const std::vector<LoggedEvent>& batch)>;
+  // Called with each batch of new events, in seq order, on the live thread. Must not block for long: copy
+  // what you need and return.
+  using Live = std::function<void(const std::vector<LoggedEvent>& batch)>;
+
+  struct Options {
+    bool in_transaction = true;
+    int batch = 500;
+    // Where a new durable cursor starts: at the log's current end (true) or at its beginning.
+    bool start_at_end = true;
+  };
+
+  explicit EventFeed(std::shared_ptr<db::Database> db) : db_(std::move(db)) {}
+  ~EventFeed();
+
+  // Register before start().
+  void add_durable(std::string name, Durable fn, Options options);
+  void add_durable(std::string name, Durable fn) { add_durable(std::move(name), std::move(fn), Options{}); }
+  // Answers an id for remove_live. May be called while running.
+  int add_live(Live fn);
+  void remove_live(int id);
+
+  void start();
+  void stop();
+  // New events may be in the log: wake every subscriber now.
+  void notify();
+
+  // Up to limit events after seq in seq order, matching filter (Last-Event-ID replay, catch-up). Blocking.
+  std::vector<LoggedEvent> read_after(int64_t seq, const EventFilter& filter, int limit);
+  // The highest seq in the log (0 when empty). Blocking.
+  int64_t last_seq();
+  // A durable subscriber's cursor (nullopt when it has none yet). Blocking.
+  std::optional<int64_t> cursor(const std::string& name);
+  // Runs every durable subscriber until it has caught up with the log's current end, on the calling thread
+  // (tests, `cdx admin` commands, before a rebuild). Blocking.
+  void drain();
+
+  // Reads events from a LoggedEvent row of "SELECT seq, id, tenant_id, type, source, subject, actor,
+  // payload, created_at".
+  static LoggedEvent from_row(const db::Row& r);
+  static constexpr const char* kColumns = "seq, id, tenant_id, type, source, subject, actor, payload, created_at";
+
+ private:
+  struct Subscriber;
+  void run(Subscriber& s);
+  bool step(Subscriber& s);  // one batch; true when it may have more
+  void run_live();
+  void listen();             // PostgreSQL: LISTEN cdx_events on its own connection
+
+  std::shared_ptr<db::Database> db_;
+  std::vector<std::unique_ptr<Subscriber>> durable_;
+  std::mutex live_mu_;
+  std::vector<std::pair<int, Live>> live_;
+  int next_live_ = 1;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  uint64_t generation_ = 0;  // bumped by notify()
+  bool stopping_ = false;
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace cdx::core
