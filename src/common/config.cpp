@@ -127,6 +127,17 @@ const std::vector<Setting>& table() {
        [](Config& c, const std::string& v) {
          c.cms_cache_entries = parse_int("cms_cache_entries", v, 0, 10'000'000);
        }},
+      {{"sse_heartbeat_ms", "CDX_SSE_HEARTBEAT_MS", "live feed (SSE) heartbeat comment interval in ms"},
+       [](Config& c, const std::string& v) { c.sse_heartbeat_ms = parse_int("sse_heartbeat_ms", v, 50, 3'600'000); }},
+      {{"sse_queue_messages", "CDX_SSE_QUEUE_MESSAGES",
+        "live feed (SSE): messages waiting for one client before it is dropped"},
+       [](Config& c, const std::string& v) {
+         c.sse_queue_messages = parse_int("sse_queue_messages", v, 1, 10'000'000);
+       }},
+      {{"sse_queue_bytes", "CDX_SSE_QUEUE_BYTES", "live feed (SSE): bytes waiting for one client before it is dropped"},
+       [](Config& c, const std::string& v) {
+         c.sse_queue_bytes = parse_int("sse_queue_bytes", v, 1024, int64_t{1} << 32);
+       }},
       {{"header_limit", "CDX_HEADER_LIMIT", "largest request header in bytes"},
        [](Config& c, const std::string& v) { c.header_limit = parse_int("header_limit", v, 1024, 1 << 20); }},
       {{"max_connections", "CDX_MAX_CONNECTIONS",

@@ -31,6 +31,11 @@ struct Config {
   int64_t media_limit = 64 << 20;  // largest media upload, whatever the plan
   int64_t cms_cache_entries = 10000;  // delivery answers kept in memory (0: none)
   int64_t header_limit = 16 * 1024;
+  // The live feed (GET /api/v1/events/stream): heartbeat comment interval, and the bound of one client's
+  // queue beyond which a client that cannot keep up is dropped.
+  int64_t sse_heartbeat_ms = 15'000;
+  int64_t sse_queue_messages = 4096;
+  int64_t sse_queue_bytes = 4 << 20;
   int64_t max_connections = 0;               // 0 = the descriptor limit less a reserve
   int64_t max_connections_per_client = 256;  // 0 = no per-address cap
   int access_token_ttl = 900;                // seconds, at most 3600

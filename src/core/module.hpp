@@ -3,8 +3,11 @@
 //   auto core = std::make_unique<core::CoreModule>(factory.open("cdx_db"), workers, auth_api, purger);
 #pragma once
 #include <memory>
+#include <optional>
 
 #include "common/worker_pool.hpp"
+#include "core/event_feed.hpp"
+#include "core/event_stream.hpp"
 #include "core/resources.hpp"
 #include "core/service.hpp"
 #include "core/services.hpp"
@@ -16,6 +19,7 @@
 
 namespace cdx::http {
 struct Context;
+class AnswerStream;
 }
 
 namespace cdx::core {
@@ -23,7 +27,7 @@ namespace cdx::core {
 class CoreModule final : public Module {
  public:
   CoreModule(std::shared_ptr<db::Database> db, WorkerPool& workers, auth::Api& auth, TenantPurger purge,
-             const ScopeMinter& minter)
+             const ScopeMinter& minter, StreamSettings stream = {})
       : db_(std::move(db)),
         workers_(workers),
         store_(db_),
@@ -34,7 +38,13 @@ class CoreModule final : public Module {
         plans_(kit_.add(announced(plan_resource(), true))),
         tenant_create_body_(tenant_create_body(tenants_)),
         superadmin_login_body_(superadmin_login_body()),
-        service_(*db_, store_, kit_, tenants_, plans_, auth, std::move(purge), minter) {}
+        service_(*db_, store_, kit_, tenants_, plans_, auth, std::move(purge), minter),
+        stream_(stream),
+        hub_(stream.limits),
+        feed_(std::make_unique<EventFeed>(db_)) {
+    // Service status changes go to the live feed (the SUPERADMIN's streams).
+    services_.on_change([this](std::string_view type, const nlohmann::json& data) { hub_.publish_service(type, data); });
+  }
 
   std::string_view name() const override { return "core"; }
   db::Database& database() override { return *db_; }
@@ -42,6 +52,7 @@ class CoreModule final : public Module {
   void mount(http::Router& router) override;
   void mount_internal(http::Router& router) override;  // internal_routes.cpp
   void mount_events(http::Router& router);             // event_routes.cpp
+  void start() override;                                // event_routes.cpp: the live feed's subscription
   void tick() override { services_.poll(); }
   void purge_tenant(const db::TenantScope&) override {}  // the tenant row itself goes last, in the service
   void add_openapi_schemas(nlohmann::json& schemas) const override;
@@ -50,12 +61,18 @@ class CoreModule final : public Module {
   // Behind a gateway (constellation), tenant and plan changes tell it to drop its cached credentials.
   void set_behind_gateway(bool v) { behind_gateway_ = v; }
   ServiceRegistry& services() { return services_; }
+  // The live feed (GET /api/v1/events/stream): the EventFeed's live subscriber publishes into it.
+  EventStreamHub& event_hub() { return hub_; }
+  EventFeed& feed() { return *feed_; }
 
  private:
   // The tenant's cached credentials must be re-checked (status, plan): tells the gateway, if any.
   void tenants_changed(http::Context& ctx) const;
   // r with an after_commit hook telling auth and the gateway about a change (a plan's: every tenant's).
   kit::Resource announced(kit::Resource r, bool every_tenant);
+  // One client's live feed, after its access was checked (event_routes.cpp).
+  Task<void> stream_events(http::AnswerStream& out, EventFilter filter, bool superadmin,
+                           std::optional<int64_t> after);
 
   std::shared_ptr<db::Database> db_;
   WorkerPool& workers_;
@@ -71,6 +88,9 @@ class CoreModule final : public Module {
   const kit::Resource superadmin_login_body_;
   TenantService service_;
   ServiceRegistry services_;
+  StreamSettings stream_;
+  EventStreamHub hub_;
+  std::unique_ptr<EventFeed> feed_;
   bool behind_gateway_ = false;
 };
 

@@ -34,16 +34,40 @@ void ServiceRegistry::poll() {
     }
     const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     Check c{p.ok ? "up" : "down", std::round(ms * 100) / 100, format_rfc3339(Clock::now())};
-    std::lock_guard lock(mutex_);
-    Entry& e = entries_[i];
-    if (e.last.status != c.status && e.last.status != "unknown")
-      (p.ok ? log::info : log::warn)("service status changed",
-                                     {{"service", e.name}, {"status", c.status}, {"error", p.error}});
-    if (!p.version.empty()) e.version = p.version;
-    e.error = p.error;
-    e.last = c;
-    e.history.push_front(c);
-    if (e.history.size() > kHistory) e.history.pop_back();
+    nlohmann::json changed;
+    {
+      std::lock_guard lock(mutex_);
+      Entry& e = entries_[i];
+      // A service first seen up is no news; first seen down is.
+      if (e.last.status != c.status && (e.last.status != "unknown" || !p.ok)) {
+        (p.ok ? log::info : log::warn)("service status changed",
+                                       {{"service", e.name}, {"status", c.status}, {"error", p.error}});
+        changed = {{"name", e.name},
+                   {"url", e.url},
+                   {"status", c.status},
+                   {"latency_ms", c.latency_ms},
+                   {"error", p.error.empty() ? nlohmann::json(nullptr) : nlohmann::json(p.error)},
+                   {"checked_at", c.checked_at}};
+      }
+      if (!p.version.empty()) e.version = p.version;
+      e.error = p.error;
+      e.last = c;
+      e.history.push_front(c);
+      if (e.history.size() > kHistory) e.history.pop_back();
+    }
+    if (listener_ && !changed.is_null()) listener_(p.ok ? "service.up" : "service.down", changed);
+  }
+  if (listener_ && ++polls_ % kStatusEvery == 0) {
+    nlohmann::json services = nlohmann::json::array();
+    {
+      std::lock_guard lock(mutex_);
+      for (const auto& e : entries_)
+        services.push_back({{"name", e.name},
+                            {"status", e.last.status},
+                            {"latency_ms", e.last.latency_ms},
+                            {"checked_at", e.last.checked_at}});
+    }
+    listener_("service.status", {{"services", std::move(services)}});
   }
 }
 

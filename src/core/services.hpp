@@ -9,6 +9,7 @@
 #include <functional>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace cdx::core {
@@ -26,6 +27,12 @@ class ServiceRegistry {
   void add(std::string name, std::string url, std::function<Probe()> check);
   void poll();  // blocking: runs every check
   nlohmann::json list() const;
+  // Told of every status change ("service.down" / "service.up", with name, url, status, latency_ms, error,
+  // checked_at) and, every kStatusEvery polls, of every service's status ("service.status"). Called on the
+  // polling thread, outside the registry's lock.
+  using Listener = std::function<void(std::string_view type, const nlohmann::json& data)>;
+  void on_change(Listener fn) { listener_ = std::move(fn); }
+  static constexpr uint64_t kStatusEvery = 5;
 
  private:
   struct Check {
@@ -41,6 +48,8 @@ class ServiceRegistry {
   };
   mutable std::mutex mutex_;
   std::vector<Entry> entries_;
+  Listener listener_;
+  uint64_t polls_ = 0;
 };
 
 }  // namespace cdx::core

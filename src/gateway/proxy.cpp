@@ -336,6 +336,13 @@ void release(Conn& c) {
   c.idle_since = coarse_now();
 }
 
+// An event stream's upstream that sends nothing (not even a heartbeat) for this long is gone.
+constexpr std::chrono::milliseconds kEventStreamQuiet{std::chrono::minutes(10)};
+
+bool is_event_stream(std::string_view content_type) {
+  return content_type.size() >= 17 && boost::beast::iequals(content_type.substr(0, 17), "text/event-stream");
+}
+
 void discard(Conn& c) {
   c.closed = true;
   boost::system::error_code ignored;
@@ -803,6 +810,10 @@ Task<void> Proxy::forward(http::Context& ctx, size_t upstream, std::string_view 
   bool streamed = false;   // a piece of the body stream was taken: the request cannot be sent again
   bool relaying = false;   // the answer's head went to the client: no error answer can replace it now
   bool cut_short = false;  // the upstream stopped taking the body: its answer ends the exchange
+  // A relayed text/event-stream answer (the live feed) lasts as long as the client stays: no total time,
+  // and the upstream goes as soon as the client does (or the gateway drains).
+  bool event_stream = false;
+  bool client_left = false;
   for (int attempt = 0;; ++attempt) {
     ConnPtr c;
     bool reused = false;
@@ -866,6 +877,14 @@ Task<void> Proxy::forward(http::Context& ctx, size_t upstream, std::string_view 
               if (observer) observer->on_head(ctx);
               relaying = true;
               co_await answer->begin(reader.length());
+              event_stream = is_event_stream(res.content_type);
+              if (event_stream) {
+                answer->watch([&client_left, c] {
+                  client_left = true;
+                  discard(*c);  // the pending read ends at once
+                });
+                begin_phase(*c, kEventStreamQuiet);
+              }
             }
             if (relaying && !res.body.empty()) {
               co_await answer->write(res.body);
@@ -897,7 +916,9 @@ Task<void> Proxy::forward(http::Context& ctx, size_t upstream, std::string_view 
         }
         any = true;
         scratch->in.commit(n);
-        if (relaying) begin_phase(*c, options_.total_timeout);  // a relayed answer is bounded per piece
+        // A relayed answer is bounded per piece; an event stream's pieces (at least its heartbeats) come
+        // within kEventStreamQuiet.
+        if (relaying) begin_phase(*c, event_stream ? kEventStreamQuiet : options_.total_timeout);
       }
     }
 
@@ -921,6 +942,14 @@ Task<void> Proxy::forward(http::Context& ctx, size_t upstream, std::string_view 
     st.retries.fetch_add(1, std::memory_order_relaxed);
   }
 
+  if (client_left) {  // not the upstream's failure: the client closed its event stream, or the gateway drains
+    ticket.neutral();
+    try {
+      co_await answer->finish();
+    } catch (...) {  // the client is gone
+    }
+    co_return;
+  }
   if (a.failure != Failure::kNone) {
     if (a.failure == Failure::kTooLarge) {
       ticket.neutral();  // one oversized answer says nothing about the upstream's health

@@ -120,7 +120,7 @@ size_t mint_request_id(char* out) {
   return 24;
 }
 
-struct Conn {
+struct Conn : std::enable_shared_from_this<Conn> {
   Conn(Socket s, log::AccessBuffer* log, std::string from)
       : sock(std::move(s)), timer(sock.get_executor()), access_log(log), client(std::move(from)) {}
   Socket sock;
@@ -131,6 +131,7 @@ struct Conn {
   bool closed = false;
   log::AccessBuffer* access_log;  // the shard's, or nullptr when the access log is off
   std::string client;             // the peer's address, counted against the per-client cap
+  std::function<void()> stop_stream;  // a watched long-lived answer's (AnswerStream::watch)
 };
 
 struct Shard {
@@ -590,6 +591,7 @@ struct Server::Impl {
     void reset(bool head_only) {
       head_only_ = head_only;
       started_ = finished_ = chunked_ = bodyless_ = close_ = false;
+      write_timeout_ = impl_.opts.body_timeout;
       status_ = 0;
     }
     bool started() const { return started_; }
@@ -640,12 +642,39 @@ struct Server::Impl {
       finished_ = true;
     }
 
+    void watch(std::function<void()> stop) override {
+      if (!started_) throw std::logic_error("answer not begun");
+      close_ = true;  // the watcher reads the socket: nothing after this answer can be parsed
+      if (io_.c.stop_stream) {
+        io_.c.stop_stream = std::move(stop);
+        return;
+      }
+      io_.c.stop_stream = std::move(stop);
+      asio::co_spawn(io_.c.sock.get_executor(), watch_peer(io_.c.shared_from_this()), asio::detached);
+      if (impl_.draining) io_.c.stop_stream();  // begun after the drain's call to the watched answers
+    }
+
+    void set_write_timeout(std::chrono::milliseconds timeout) override { write_timeout_ = timeout; }
+
    private:
     static Error gone() { return Error(Code::kRequestTimeout, "The client stopped reading the answer."); }
 
+    // Reads (and drops) what the client sends until it closes: then the watched answer is told to stop.
+    // Ends when the session closes the socket; the session clears stop_stream first.
+    static Task<void> watch_peer(std::shared_ptr<Conn> c) {
+      std::array<char, 512> sink;
+      boost::system::error_code ec;
+      while (!ec && !c->closed)
+        co_await c->sock.async_read_some(asio::buffer(sink), asio::redirect_error(use_task, ec));
+      if (auto stop = std::move(c->stop_stream)) {
+        c->stop_stream = nullptr;
+        stop();
+      }
+    }
+
     template <typename Buffers>
     Task<void> send(const Buffers& buffers) {
-      const bool sent = co_await io_.write(buffers, impl_.opts.body_timeout);
+      const bool sent = co_await io_.write(buffers, write_timeout_);
       if (!sent) throw gone();
     }
 
@@ -656,6 +685,7 @@ struct Server::Impl {
     bool head_only_ = false, started_ = false, finished_ = false, chunked_ = false, bodyless_ = false;
     bool close_ = false;
     int status_ = 0;
+    std::chrono::milliseconds write_timeout_{0};
   };
 
   Task<void> lingering_close(Conn& c) {
@@ -822,6 +852,7 @@ struct Server::Impl {
       ctx.req.params = parser->params;
       if (const Route* route = route_request(ctx, parser->match)) co_await dispatch(ctx, *route);
       c.busy = false;
+      c.stop_stream = nullptr;  // a watched answer is over
 
       // A body the handler left unread cannot be skipped safely: answer, then close.
       const bool unread = streamed_body.unread();
@@ -879,6 +910,7 @@ struct Server::Impl {
         for (Conn* c : shard->conns) {
           boost::system::error_code e;
           if (c->idle && !c->busy) c->sock.cancel(e);
+          if (c->stop_stream) c->stop_stream();  // a long-lived answer (an event stream) ends now
         }
       });
     }

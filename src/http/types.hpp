@@ -3,6 +3,8 @@
 //   void health(Context& ctx) { ctx.res.set(200, "application/json", R"({"status":"ok"})"); }
 #pragma once
 #include <array>
+#include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -50,6 +52,14 @@ class AnswerStream {
   virtual Task<void> begin(std::optional<uint64_t> length) = 0;
   virtual Task<void> write(std::string_view piece) = 0;
   virtual Task<void> finish() = 0;
+  // For a long-lived answer (an event stream), after begin(): `stop` is called on the connection's thread
+  // when the client closes the connection or the server starts to drain, so the handler ends the answer at
+  // once rather than at its next write. What the client sends meanwhile is dropped; the connection closes
+  // after such an answer.
+  virtual void watch(std::function<void()> stop) = 0;
+  // Bounds each later write (the server's body timeout by default): a client that takes no more than that
+  // is gone.
+  virtual void set_write_timeout(std::chrono::milliseconds timeout) = 0;
 };
 
 struct Request {

@@ -1,0 +1,174 @@
+#!/usr/bin/python3
+"""The live feed (GET /api/v1/events/stream): fan-out to many clients, and commit → client latency.
+
+  bench/sse_bench.py [--clients 1000] [--rates 100,200,400] [--seconds 10] [--latency-rate 1000]
+
+Starts `cdx serve` (SQLite, --threads 2) and bench/sse_client (build/release/sse_client: one process, asio,
+a thousand streams). Fan-out: the SUPERADMIN's streams of one tenant's events while CSV imports make `rate`
+contacts a second (the relay moves them into the log, the hub fans each out once per client); prints messages
+delivered a second in total, and the server's RSS idle, with the clients connected, and after the load.
+Latency: 100 streams while single POSTs make contacts at --latency-rate a second from 8 threads, each contact
+stamped with the time its request was sent (so the figure is request sent → message received, an upper bound
+of commit → client); p50 / p99 / max over the messages of 20 streams.
+"""
+import argparse
+import base64
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+
+import requests
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from http_bench import CDX, ROOT, call, free_port, wait_http  # noqa: E402
+
+CLIENT = os.path.join(ROOT, "build/release/sse_client")
+
+
+def rss_mb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def start(tmp, threads, env_extra):
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CDX_")}
+    env.update(CDX_BOOTSTRAP_SUPERADMIN="bench:bench-password", CDX_LOG_LEVEL="warn", CDX_ACCESS_LOG="false",
+               CDX_KEK=base64.b64encode(os.urandom(32)).decode(), **env_extra)
+    proc = subprocess.Popen([CDX, "serve", "--threads", str(threads), "--port", str(port), "--data-dir",
+                             os.path.join(tmp, "data")], env=env, stdout=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    wait_http(base + "/health")
+    return proc, base, port
+
+
+def setup(base):
+    sa = call("POST", base + "/api/v1/auth/superadmin/login",
+              {"username": "bench", "password": "bench-password"})["access_token"]
+    call("POST", base + "/api/v1/plans", {"key": "bench", "name": "Bench", "rate_limit_per_minute": 100_000_000},
+         {"Authorization": "Bearer " + sa})
+    tenant = call("POST", base + "/api/v1/tenants",
+                  {"name": "Bench", "slug": "bench", "plan": "bench", "admin_email": "a@bench.example.com",
+                   "admin_password": "bench-password"}, {"Authorization": "Bearer " + sa})
+    admin = call("POST", base + "/api/v1/auth/login",
+                 {"email": "a@bench.example.com", "password": "bench-password", "tenant": "bench"})["access_token"]
+    return sa, tenant, admin
+
+
+def run_client(port, token, clients, seconds, query, samplers=20):
+    p = subprocess.Popen([CLIENT, "--port", str(port), "--token", token, "--clients", str(clients), "--seconds",
+                          str(seconds), "--query", query, "--samplers", str(samplers)],
+                         stdout=subprocess.PIPE, text=True)
+    ready = json.loads(p.stdout.readline())
+    return p, ready
+
+
+def finish_client(p):
+    out = p.stdout.read()
+    p.wait()
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def import_load(base, admin, rate, seconds, stop):
+    """CSV imports of `rate` contacts, once a second, until stop."""
+    s = requests.Session()
+    s.headers.update({"Authorization": "Bearer " + admin, "Content-Type": "text/csv"})
+    t_next = time.time()
+    while not stop.is_set():
+        body = "first_name,last_name,email\r\n" + "".join(
+            f"L{time.time_ns()},Fan,{uuid.uuid4().hex}@fan.test\r\n" for _ in range(rate))
+        r = s.post(base + "/api/v1/crm/contacts/import", data=body.encode(), timeout=60)
+        assert r.status_code in (200, 201), r.text
+        t_next += 1.0
+        time.sleep(max(0.0, t_next - time.time()))
+
+
+def post_load(base, admin, rate, stop, threads=8):
+    """Single POSTs, `rate` a second in all, each contact stamped with its send time."""
+    per = rate / threads
+    sent = [0]
+
+    def worker():
+        s = requests.Session()
+        s.headers.update({"Authorization": "Bearer " + admin})
+        t_next = time.time()
+        while not stop.is_set():
+            r = s.post(base + "/api/v1/crm/contacts",
+                       json={"first_name": f"L{time.time_ns()}", "last_name": "Lat",
+                             "email": f"{uuid.uuid4().hex}@lat.test"}, timeout=10)
+            assert r.status_code == 201, r.text
+            sent[0] += 1
+            t_next += 1.0 / per
+            time.sleep(max(0.0, t_next - time.time()))
+
+    ts = [threading.Thread(target=worker) for _ in range(threads)]
+    for t in ts:
+        t.start()
+    return ts, sent
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--clients", type=int, default=1000)
+    ap.add_argument("--rates", default="100,200,400", help="events a second for the fan-out runs")
+    ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--latency-rate", type=int, default=1000)
+    ap.add_argument("--latency-clients", type=int, default=100)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    if not os.path.exists(CLIENT):
+        sys.exit("build/release/sse_client is missing: cmake --build --preset release --target sse_client")
+    tmp = tempfile.mkdtemp(prefix="cdx-sse-")
+    proc = None
+    try:
+        proc, base, port = start(tmp, args.threads, {})
+        sa, tenant, admin = setup(base)
+        query = "tenant_id=" + tenant["id"]
+        print("| run | clients | events/s made | messages delivered/s | RSS idle → connected → after (MB) | dropped |")
+        print("|---|---|---|---|---|---|")
+        for rate in [int(r) for r in args.rates.split(",")]:
+            idle = rss_mb(proc.pid)
+            p, ready = run_client(port, sa, args.clients, args.seconds + 2, query)
+            connected = rss_mb(proc.pid)
+            stop = threading.Event()
+            t = threading.Thread(target=import_load, args=(base, admin, rate, args.seconds, stop))
+            t.start()
+            res = finish_client(p)
+            stop.set()
+            t.join()
+            after = rss_mb(proc.pid)
+            print(f"| fan-out | {ready['ready']} | {rate} | {res['msgs_per_s']:.0f} | {idle:.0f} → {connected:.0f} → "
+                  f"{after:.0f} | {res['dropped']} |", flush=True)
+            time.sleep(1)
+
+        p, ready = run_client(port, sa, args.latency_clients, args.seconds, query, samplers=20)
+        stop = threading.Event()
+        ts, sent = post_load(base, admin, args.latency_rate, stop)
+        res = finish_client(p)
+        stop.set()
+        for t in ts:
+            t.join()
+        print()
+        print("| latency run | streams | events/s made | samples | p50 ms | p99 ms | max ms |")
+        print("|---|---|---|---|---|---|---|")
+        print(f"| request sent → message received | {ready['ready']} | {sent[0] / args.seconds:.0f} | "
+              f"{res['latency_samples']} | {res['latency_p50_ms']:.1f} | {res['latency_p99_ms']:.1f} | "
+              f"{res['latency_max_ms']:.1f} |")
+    finally:
+        if proc:
+            proc.terminate()
+            proc.wait(timeout=20)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
