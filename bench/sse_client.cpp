@@ -5,6 +5,7 @@
 // Prints one JSON line at the end: connected, messages, seconds, msgs_per_s, latency p50/p99/max (ms),
 // dropped.
 #include <boost/asio.hpp>
+#include <utility>  // before Asio (GCC 12 + Boost 1.74)
 
 #include <algorithm>
 #include <array>

@@ -117,6 +117,8 @@ struct StreamWaiter {
 };
 
 constexpr int kReplayPage = 500;
+// A stream's kernel send buffer: what a client that stops reading holds besides its queue.
+constexpr size_t kSendBuffer = 256 * 1024;
 
 }  // namespace
 
@@ -134,10 +136,12 @@ Task<void> CoreModule::stream_events(http::AnswerStream& out, EventFilter filter
                                 asio::post(w->ex, [w] { w->timer.cancel(); });
                               }})};
   co_await out.begin(std::nullopt);
-  out.watch([w] {
-    w->stop = true;
-    w->timer.cancel();
-  });
+  out.watch(
+      [w] {
+        w->stop = true;
+        w->timer.cancel();
+      },
+      kSendBuffer);
   std::string buf = "retry: 2000\n\n";
   int64_t last = 0;
   if (after) {
@@ -158,9 +162,9 @@ Task<void> CoreModule::stream_events(http::AnswerStream& out, EventFilter filter
   while (!w->stop) {
     frames.clear();
     if (!sub.client->take(frames)) {
-      // Dropped: a last message, given little time (the client is slow by definition), then the end.
+      // Dropped: its queue is gone already; a last message, given a bounded time to go out, then the end.
       buf += EventStreamHub::frame_text("dropped", {{"reason", sub.client->drop_reason()}});
-      out.set_write_timeout(std::chrono::seconds(2));
+      out.set_write_timeout(std::chrono::seconds(10));
       co_await out.write(buf);
       co_await out.finish();
       co_return;

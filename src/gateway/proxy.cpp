@@ -338,6 +338,7 @@ void release(Conn& c) {
 
 // An event stream's upstream that sends nothing (not even a heartbeat) for this long is gone.
 constexpr std::chrono::milliseconds kEventStreamQuiet{std::chrono::minutes(10)};
+constexpr size_t kEventStreamBuffer = 256 * 1024;
 
 bool is_event_stream(std::string_view content_type) {
   return content_type.size() >= 17 && boost::beast::iequals(content_type.substr(0, 17), "text/event-stream");
@@ -879,10 +880,17 @@ Task<void> Proxy::forward(http::Context& ctx, size_t upstream, std::string_view 
               co_await answer->begin(reader.length());
               event_stream = is_event_stream(res.content_type);
               if (event_stream) {
-                answer->watch([&client_left, c] {
-                  client_left = true;
-                  discard(*c);  // the pending read ends at once
-                });
+                answer->watch(
+                    [&client_left, c] {
+                      client_left = true;
+                      discard(*c);  // the pending read ends at once
+                    },
+                    kEventStreamBuffer);
+                // Bounded buffers on both hops: a client that stops reading holds the upstream's writes
+                // back soon, and the upstream's bounded queue drops it.
+                boost::system::error_code ignored;
+                c->sock.set_option(
+                    asio::socket_base::receive_buffer_size(static_cast<int>(kEventStreamBuffer)), ignored);
                 begin_phase(*c, kEventStreamQuiet);
               }
             }
@@ -924,8 +932,8 @@ Task<void> Proxy::forward(http::Context& ctx, size_t upstream, std::string_view 
 
     if (a.failure == Failure::kNone) {
       auto& stack = pools_for(ex.context(), id_, states_.size()).idle[upstream];
-      if (reader.parser().keep_alive() && !cut_short && scratch->in.size() == 0 && !c->closed &&
-          stack.size() < options_.max_idle_per_upstream) {
+      if (reader.parser().keep_alive() && !cut_short && !event_stream && scratch->in.size() == 0 &&
+          !c->closed && stack.size() < options_.max_idle_per_upstream) {
         release(*c);
         stack.push_back(std::move(c));
       } else {

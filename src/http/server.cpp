@@ -642,9 +642,13 @@ struct Server::Impl {
       finished_ = true;
     }
 
-    void watch(std::function<void()> stop) override {
+    void watch(std::function<void()> stop, size_t send_buffer) override {
       if (!started_) throw std::logic_error("answer not begun");
       close_ = true;  // the watcher reads the socket: nothing after this answer can be parsed
+      if (send_buffer > 0) {
+        boost::system::error_code ec;
+        io_.c.sock.set_option(asio::socket_base::send_buffer_size(static_cast<int>(send_buffer)), ec);
+      }
       if (io_.c.stop_stream) {
         io_.c.stop_stream = std::move(stop);
         return;

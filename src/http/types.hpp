@@ -55,8 +55,10 @@ class AnswerStream {
   // For a long-lived answer (an event stream), after begin(): `stop` is called on the connection's thread
   // when the client closes the connection or the server starts to drain, so the handler ends the answer at
   // once rather than at its next write. What the client sends meanwhile is dropped; the connection closes
-  // after such an answer.
-  virtual void watch(std::function<void()> stop) = 0;
+  // after such an answer. send_buffer, when not 0, fixes the connection's kernel send buffer at about that
+  // many bytes (no autotuning up to megabytes): with a bounded queue in the handler, a client that stops
+  // reading holds a bounded amount of memory.
+  virtual void watch(std::function<void()> stop, size_t send_buffer = 0) = 0;
   // Bounds each later write (the server's body timeout by default): a client that takes no more than that
   // is gone.
   virtual void set_write_timeout(std::chrono::milliseconds timeout) = 0;
