@@ -130,7 +130,8 @@ def main():
     tmp = tempfile.mkdtemp(prefix="cdx-sse-")
     proc = None
     try:
-        proc, base, port = start(tmp, args.threads, {})
+        # A thousand streams from one address: no per-client connection cap.
+        proc, base, port = start(tmp, args.threads, {"CDX_MAX_CONNECTIONS_PER_CLIENT": "0"})
         sa, tenant, admin = setup(base)
         query = "tenant_id=" + tenant["id"]
         print("| run | clients | events/s made | messages delivered/s | RSS idle → connected → after (MB) | dropped |")

@@ -4,8 +4,9 @@
 //   sse_client --port 3000 --token T --clients 1000 --seconds 10 [--query type=crm.*]
 // Prints one JSON line at the end: connected, messages, seconds, msgs_per_s, latency p50/p99/max (ms),
 // dropped.
-#include <boost/asio.hpp>
 #include <utility>  // before Asio (GCC 12 + Boost 1.74)
+
+#include <boost/asio.hpp>
 
 #include <algorithm>
 #include <array>

@@ -156,11 +156,17 @@ Task<void> CoreModule::stream_events(http::AnswerStream& out, EventFilter filter
       buf.clear();
     }
   }
+  if (buf.capacity() > 64 * 1024) buf = {};  // the replay's pages are not kept for the stream's life
+  // Live: the queued frames go out as they are (shared with every other client), in one gathered write.
   std::vector<Frame> frames;
+  std::vector<std::string_view> pieces;
+  static constexpr std::string_view kHeartbeat = ": heartbeat\n\n";
   auto last_write = std::chrono::steady_clock::now();
   boost::system::error_code ec;
   while (!w->stop) {
     frames.clear();
+    pieces.clear();
+    if (!buf.empty()) pieces.push_back(buf);  // the opening retry line when nothing was replayed
     if (!sub.client->take(frames)) {
       // Dropped: its queue is gone already; a last message, given a bounded time to go out, then the end.
       buf += EventStreamHub::frame_text("dropped", {{"reason", sub.client->drop_reason()}});
@@ -172,17 +178,16 @@ Task<void> CoreModule::stream_events(http::AnswerStream& out, EventFilter filter
     for (const auto& f : frames) {
       if (f->seq != 0 && f->seq <= last) continue;  // replayed already
       if (f->seq != 0) last = f->seq;
-      buf += f->text;
+      pieces.push_back(f->text);
     }
-    const auto now = std::chrono::steady_clock::now();
-    if (buf.empty() && now - last_write >= stream_.heartbeat) buf = ": heartbeat\n\n";
-    if (!buf.empty()) {
-      co_await out.write(buf);
+    if (pieces.empty() && std::chrono::steady_clock::now() - last_write >= stream_.heartbeat)
+      pieces.push_back(kHeartbeat);
+    if (!pieces.empty()) {
+      co_await out.write_many(pieces);
       buf.clear();
       last_write = std::chrono::steady_clock::now();
-      if (buf.capacity() > (1 << 20))
-        buf.shrink_to_fit();  // a burst's buffer is not kept for the stream's life
-      continue;               // more may have come while writing
+      if (frames.capacity() > 4096) frames = {}, pieces = {};  // a burst's lists are not kept either
+      continue;                                                // more may have come while writing
     }
     w->timer.expires_at(last_write + stream_.heartbeat);
     co_await w->timer.async_wait(asio::redirect_error(use_task, ec));

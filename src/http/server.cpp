@@ -632,6 +632,29 @@ struct Server::Impl {
       co_await send(buffers);
     }
 
+    Task<void> write_many(std::span<const std::string_view> pieces) override {
+      if (!started_) throw std::logic_error("answer not begun");
+      if (head_only_ || bodyless_) co_return;
+      size_t total = 0;
+      for (std::string_view p : pieces) total += p.size();
+      if (total == 0) co_return;
+      char size_line[24];
+      size_t size_len = 0;
+      if (chunked_) {
+        auto [p, _] = std::to_chars(size_line, size_line + 20, total, 16);
+        *p++ = '\r';
+        *p++ = '\n';
+        size_len = static_cast<size_t>(p - size_line);
+      }
+      gather_.clear();
+      gather_.push_back(asio::buffer(size_line, size_len));
+      for (std::string_view p : pieces)
+        if (!p.empty()) gather_.push_back(asio::buffer(p));
+      if (chunked_) gather_.push_back(asio::buffer("\r\n", 2));
+      co_await send(gather_);
+      if (gather_.capacity() > 4096) gather_ = {};  // a burst's list is not kept for the stream's life
+    }
+
     Task<void> finish() override {
       if (!started_) throw std::logic_error("answer not begun");
       if (finished_) co_return;
@@ -690,6 +713,7 @@ struct Server::Impl {
     bool close_ = false;
     int status_ = 0;
     std::chrono::milliseconds write_timeout_{0};
+    std::vector<asio::const_buffer> gather_;  // write_many's buffers, reused
   };
 
   Task<void> lingering_close(Conn& c) {

@@ -7,6 +7,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -51,6 +52,9 @@ class AnswerStream {
   // client is gone.
   virtual Task<void> begin(std::optional<uint64_t> length) = 0;
   virtual Task<void> write(std::string_view piece) = 0;
+  // The pieces in order, as one piece of the body, in one gathered write: what they view is not copied
+  // (an event stream's frames, shared by every client they go to). They must live until it returns.
+  virtual Task<void> write_many(std::span<const std::string_view> pieces) = 0;
   virtual Task<void> finish() = 0;
   // For a long-lived answer (an event stream), after begin(): `stop` is called on the connection's thread
   // when the client closes the connection or the server starts to drain, so the handler ends the answer at
