@@ -529,5 +529,55 @@ TEST(ProxyStream, HeadGetsTheServicesLengthWithoutItsBody) {
   EXPECT_EQ(read_answer(client, buffer).body(), "after");
 }
 
+// The live feed: an event stream passes each piece on as it comes however long it lasts (its pieces come
+// further apart than the total timeout), and the upstream goes as soon as the client does.
+TEST(ProxyStream, AnEventStreamOutlivesTheTotalTimeoutAndEndsWithItsClient) {
+  constexpr int kPieces = 3;
+  std::promise<void> upstream_released;
+  Upstream up([&](tcp::socket& s) {
+    beast::flat_buffer buffer;
+    bhttp::request_parser<bhttp::string_body> p;
+    bhttp::read(s, buffer, p);
+    asio::write(
+        s, asio::buffer(std::string_view(
+               "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")));
+    for (int i = 0; i < kPieces; ++i) {
+      const std::string msg = fmt::format("id: {}\nevent: e\ndata: {{}}\n\n", i + 1);
+      asio::write(s, asio::buffer(fmt::format("{:x}\r\n{}\r\n", msg.size(), msg)));
+      std::this_thread::sleep_for(600ms);  // longer than the gateway's total timeout
+    }
+    char c;
+    boost::system::error_code ec;
+    s.read_some(asio::buffer(&c, 1), ec);  // the gateway sends nothing more: this ends when it closes
+    if (ec == asio::error::eof || ec == asio::error::connection_reset) upstream_released.set_value();
+  });
+  ProxyOptions o;
+  o.total_timeout = 400ms;
+  Gateway gw(up.port(), o);
+
+  asio::io_context ioc;
+  tcp::socket client = connect_to(ioc, gw.port());
+  asio::write(client, asio::buffer(std::string_view("GET /things HTTP/1.1\r\nHost: gw\r\n\r\n")));
+  std::string got;
+  std::array<char, 4096> buf;
+  const auto t0 = std::chrono::steady_clock::now();
+  while (got.find(fmt::format("id: {}\n", kPieces)) == std::string::npos &&
+         std::chrono::steady_clock::now() - t0 < kWait) {
+    boost::system::error_code ec;
+    const size_t n = client.read_some(asio::buffer(buf), ec);
+    ASSERT_FALSE(ec) << "the stream was cut: " << ec.message() << "\n" << got;
+    got.append(buf.data(), n);
+  }
+  EXPECT_NE(got.find("text/event-stream"), std::string::npos) << got;
+  for (int i = 1; i <= kPieces; ++i)
+    EXPECT_NE(got.find(fmt::format("id: {}\n", i)), std::string::npos) << got;
+  EXPECT_EQ(got.find("504"), std::string::npos) << got;
+
+  client.close();
+  auto released = upstream_released.get_future();
+  EXPECT_EQ(released.wait_for(2s), std::future_status::ready)
+      << "the upstream was held after the client left";
+}
+
 }  // namespace
 }  // namespace cdx::gateway
