@@ -62,7 +62,7 @@ class EventFeed {
     bool start_at_end = true;
   };
 
-  explicit EventFeed(std::shared_ptr<db::Database> db);
+  explicit EventFeed(std::shared_ptr<db::Database> db) : db_(std::move(db)) {}
   ~EventFeed();
 
   // Register before start().
