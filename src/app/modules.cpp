@@ -11,11 +11,7 @@ const std::vector<ModuleSpec>& modules() {
   static const std::vector<ModuleSpec> kModules = {
       {"core", 1, "cdx_db", false,
        [](ModuleDeps& d) {
-         core::StreamSettings stream;
-         stream.heartbeat = std::chrono::milliseconds(d.config.sse_heartbeat_ms);
-         stream.limits.max_messages = static_cast<size_t>(d.config.sse_queue_messages);
-         stream.limits.max_bytes = static_cast<size_t>(d.config.sse_queue_bytes);
-         return std::make_unique<core::CoreModule>(d.db, d.workers, d.auth, d.purge, d.minter, stream);
+         return std::make_unique<core::CoreModule>(d.db, d.workers, d.auth, d.purge, d.minter, d.config);
        }},
       {"auth", 3, "auth_db", false,
        [](ModuleDeps& d) {

@@ -127,6 +127,10 @@ const std::vector<Setting>& table() {
        [](Config& c, const std::string& v) {
          c.cms_cache_entries = parse_int("cms_cache_entries", v, 0, 10'000'000);
        }},
+      {{"event_retention_days", "CDX_EVENT_RETENTION_DAYS", "days the platform event log keeps an event"},
+       [](Config& c, const std::string& v) {
+         c.event_retention_days = parse_int("event_retention_days", v, 1, 36500);
+       }},
       {{"sse_heartbeat_ms", "CDX_SSE_HEARTBEAT_MS", "live feed (SSE) heartbeat comment interval in ms"},
        [](Config& c, const std::string& v) { c.sse_heartbeat_ms = parse_int("sse_heartbeat_ms", v, 50, 3'600'000); }},
       {{"sse_queue_messages", "CDX_SSE_QUEUE_MESSAGES",

@@ -146,13 +146,17 @@ Task<void> CoreModule::stream_events(http::AnswerStream& out, EventFilter filter
   int64_t last = 0;
   if (after) {
     last = *after;
+    // Pages of the tenant's events (every type: a page then always moves the cursor by its length, however
+    // few the type filter keeps), filtered here.
+    EventFilter scope{.tenant_id = filter.tenant_id, .types = {}};
     for (bool more = true; more && !w->stop;) {
       const auto page =
-          co_await workers_.run([&, from = last] { return feed().read_after(from, filter, kReplayPage); });
-      for (const auto& e : page) buf += EventStreamHub::frame_text(e);
+          co_await workers_.run([&, from = last] { return feed().read_after(from, scope, kReplayPage); });
+      for (const auto& e : page)
+        if (filter.matches(e)) buf += EventStreamHub::frame_text(e);
       if (!page.empty()) last = page.back().seq;
       more = page.size() >= static_cast<size_t>(kReplayPage);
-      co_await out.write(buf);
+      if (!buf.empty()) co_await out.write(buf);
       buf.clear();
     }
   }
@@ -193,11 +197,6 @@ Task<void> CoreModule::stream_events(http::AnswerStream& out, EventFilter filter
     co_await w->timer.async_wait(asio::redirect_error(use_task, ec));
   }
   co_await out.finish();
-}
-
-void CoreModule::start() {
-  feed_->add_live([this](const std::vector<LoggedEvent>& batch) { hub_.publish(batch); });
-  feed_->start();
 }
 
 void CoreModule::mount_events(http::Router& r) {

@@ -15,6 +15,14 @@ bool type_matches(const std::vector<std::string>& types, std::string_view type) 
 
 }  // namespace
 
+StreamSettings stream_settings(const Config& config) {
+  StreamSettings s;
+  s.heartbeat = std::chrono::milliseconds(config.sse_heartbeat_ms);
+  s.limits.max_messages = static_cast<size_t>(config.sse_queue_messages);
+  s.limits.max_bytes = static_cast<size_t>(config.sse_queue_bytes);
+  return s;
+}
+
 bool EventStreamHub::Client::take(std::vector<Frame>& out) {
   std::lock_guard lock(mu_);
   if (dropped_) return false;

@@ -18,6 +18,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/config.hpp"
 #include "core/event_feed.hpp"
 
 namespace cdx::core {
@@ -39,6 +40,7 @@ struct StreamSettings {
   StreamLimits limits;
   std::chrono::milliseconds heartbeat{15'000};
 };
+StreamSettings stream_settings(const Config& config);
 
 class EventStreamHub {
  public:

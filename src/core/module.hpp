@@ -1,10 +1,12 @@
 // The core module: tenants, plans and superadmins in cdx_db, under /api/v1/tenants and /api/v1/plans.
 // Tenants and plans are kit resources (resources.cpp) on platform rows; the rest is hand-written.
-//   auto core = std::make_unique<core::CoreModule>(factory.open("cdx_db"), workers, auth_api, purger);
+//   auto core = std::make_unique<core::CoreModule>(factory.open("cdx_db"), workers, auth_api, purger, minter,
+//   config);
 #pragma once
 #include <memory>
 #include <optional>
 
+#include "common/config.hpp"
 #include "common/worker_pool.hpp"
 #include "core/event_feed.hpp"
 #include "core/event_stream.hpp"
@@ -20,17 +22,21 @@
 namespace cdx::http {
 struct Context;
 class AnswerStream;
-}
+}  // namespace cdx::http
 
 namespace cdx::core {
 
 class CoreModule final : public Module {
  public:
   CoreModule(std::shared_ptr<db::Database> db, WorkerPool& workers, auth::Api& auth, TenantPurger purge,
-             const ScopeMinter& minter, StreamSettings stream = {})
+             const ScopeMinter& minter, const Config& config)
       : db_(std::move(db)),
         workers_(workers),
+        config_(config),
+        stream_(stream_settings(config)),
+        hub_(stream_.limits),
         store_(db_),
+        feed_(db_),
         outbox_(db_->schema()),
         idempotency_(db_),
         kit_(db_, outbox_, workers, idempotency_),
@@ -38,12 +44,11 @@ class CoreModule final : public Module {
         plans_(kit_.add(announced(plan_resource(), true))),
         tenant_create_body_(tenant_create_body(tenants_)),
         superadmin_login_body_(superadmin_login_body()),
-        service_(*db_, store_, kit_, tenants_, plans_, auth, std::move(purge), minter),
-        stream_(stream),
-        hub_(stream.limits),
-        feed_(std::make_unique<EventFeed>(db_)) {
+        service_(*db_, store_, kit_, tenants_, plans_, auth, std::move(purge), minter) {
+    service_.on_recorded([this] { feed_.notify(); });
     // Service status changes go to the live feed (the SUPERADMIN's streams).
-    services_.on_change([this](std::string_view type, const nlohmann::json& data) { hub_.publish_service(type, data); });
+    services_.on_change(
+        [this](std::string_view type, const nlohmann::json& data) { hub_.publish_service(type, data); });
   }
 
   std::string_view name() const override { return "core"; }
@@ -52,9 +57,12 @@ class CoreModule final : public Module {
   void mount(http::Router& router) override;
   void mount_internal(http::Router& router) override;  // internal_routes.cpp
   void mount_events(http::Router& router);             // event_routes.cpp
-  void start() override;                                // event_routes.cpp: the live feed's subscription
-  void tick() override { services_.poll(); }
-  void purge_tenant(const db::TenantScope&) override {}  // the tenant row itself goes last, in the service
+  void start_background() override;                    // the event log's subscribers (subscribers.cpp)
+  void stop() override { feed_.stop(); }
+  void tick() override;
+  // Core's own data of a deleted tenant (its row went already, with the tenant.deleted event).
+  void purge_tenant(const db::TenantScope&) override {}
+  std::shared_ptr<db::Database> outbox_database() override { return db_; }
   void add_openapi_schemas(nlohmann::json& schemas) const override;
 
   TenantService& service() { return service_; }
@@ -63,7 +71,7 @@ class CoreModule final : public Module {
   ServiceRegistry& services() { return services_; }
   // The live feed (GET /api/v1/events/stream): the EventFeed's live subscriber publishes into it.
   EventStreamHub& event_hub() { return hub_; }
-  EventFeed& feed() { return *feed_; }
+  EventFeed& feed() { return feed_; }
 
  private:
   // The tenant's cached credentials must be re-checked (status, plan): tells the gateway, if any.
@@ -76,9 +84,15 @@ class CoreModule final : public Module {
 
   std::shared_ptr<db::Database> db_;
   WorkerPool& workers_;
+  const Config& config_;
+  // Before the feed: its live thread publishes into the hub until it stops.
+  StreamSettings stream_;
+  EventStreamHub hub_;
   Store store_;
-  // The kit's collaborators. Tenants and plans are platform resources: no events (cdx_db has no outbox
-  // yet) and no Idempotency-Key store, so neither has a table.
+  EventFeed feed_;
+  uint64_t ticks_ = 0;
+  // The kit's collaborators. Tenants and plans are platform resources: their events go to cdx_db.outbox;
+  // no Idempotency-Key store, so that has no table.
   db::Outbox outbox_;
   kit::Idempotency idempotency_;
   kit::Kit kit_;
@@ -88,9 +102,6 @@ class CoreModule final : public Module {
   const kit::Resource superadmin_login_body_;
   TenantService service_;
   ServiceRegistry services_;
-  StreamSettings stream_;
-  EventStreamHub hub_;
-  std::unique_ptr<EventFeed> feed_;
   bool behind_gateway_ = false;
 };
 
