@@ -132,9 +132,10 @@ Task<void> CoreModule::stream_events(http::AnswerStream& out, EventFilter filter
     EventStreamHub& hub;
     std::shared_ptr<EventStreamHub::Client> client;
     ~Subscribed() { hub.unsubscribe(client); }
-  } sub{hub_, hub_.subscribe({.filter = filter, .service_events = superadmin, .wake = [w] {
-                                asio::post(w->ex, [w] { w->timer.cancel(); });
-                              }})};
+  } sub{hub_,
+        hub_.subscribe({.filter = filter, .service_events = superadmin && !filter.tenant_id, .wake = [w] {
+                          asio::post(w->ex, [w] { w->timer.cancel(); });
+                        }})};
   co_await out.begin(std::nullopt);
   out.watch(
       [w] {

@@ -412,6 +412,7 @@ def test_service_status_goes_to_the_superadmin_and_a_killed_service_is_announced
         srv, sa_headers, tenant):
     s = Sse(srv.url, sa_headers, {"type": "service.*"})
     admin = Sse(srv.url, auth_of(tenant["admin_api"]))
+    one = Sse(srv.url, sa_headers, {"tenant_id": tenant["id"]})
     try:
         # Every 5 s, every service's status and latency (the dashboard's live chart).
         status = s.events(1, timeout=8, pred=lambda m: m["event"] == "service.status")
@@ -436,8 +437,10 @@ def test_service_status_goes_to_the_superadmin_and_a_killed_service_is_announced
             assert down[0]["data"]["error"]
             up = s.events(1, timeout=30, pred=lambda m: m["event"] == "service.up" and m["data"]["name"] == "crm")
             assert up and up[0]["data"]["status"] == "up"
-        # A tenant's ADMIN gets no service messages.
+        # A tenant's ADMIN gets no service messages, nor a SUPERADMIN's stream of one tenant.
         assert admin.events(1, timeout=0.5, pred=lambda m: m["event"].startswith("service.")) == []
+        assert one.events(1, timeout=0.5, pred=lambda m: m["event"].startswith("service.")) == []
     finally:
         s.close()
         admin.close()
+        one.close()
