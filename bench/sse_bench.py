@@ -64,9 +64,9 @@ def setup(base):
     return sa, tenant, admin
 
 
-def run_client(port, token, clients, seconds, query, samplers=20):
+def run_client(port, token, clients, seconds, query, samplers=20, dump=None):
     p = subprocess.Popen([CLIENT, "--port", str(port), "--token", token, "--clients", str(clients), "--seconds",
-                          str(seconds), "--query", query, "--samplers", str(samplers)],
+                          str(seconds), "--query", query, "--samplers", str(samplers)] + (["--dump", dump] if dump else []),
                          stdout=subprocess.PIPE, text=True)
     ready = json.loads(p.stdout.readline())
     return p, ready
@@ -96,15 +96,18 @@ def post_load(base, admin, rate, stop, threads=8):
     """Single POSTs, `rate` a second in all, each contact stamped with its send time."""
     per = rate / threads
     sent = [0]
+    returned = {}  # stamp → when the answer (after the commit) came back
 
     def worker():
         s = requests.Session()
         s.headers.update({"Authorization": "Bearer " + admin})
         t_next = time.time()
         while not stop.is_set():
+            stamp = time.time_ns()
             r = s.post(base + "/api/v1/crm/contacts",
-                       json={"first_name": f"L{time.time_ns()}", "last_name": "Lat",
+                       json={"first_name": f"L{stamp}", "last_name": "Lat",
                              "email": f"{uuid.uuid4().hex}@lat.test"}, timeout=10)
+            returned[stamp] = time.time_ns()
             assert r.status_code == 201, r.text
             sent[0] += 1
             t_next += 1.0 / per
@@ -113,7 +116,7 @@ def post_load(base, admin, rate, stop, threads=8):
     ts = [threading.Thread(target=worker) for _ in range(threads)]
     for t in ts:
         t.start()
-    return ts, sent
+    return ts, sent, returned
 
 
 def main():
@@ -151,19 +154,38 @@ def main():
                   f"{after:.0f} | {res['dropped']} |", flush=True)
             time.sleep(1)
 
-        p, ready = run_client(port, sa, args.latency_clients, args.seconds, query, samplers=20)
+        dump = os.path.join(tmp, "arrivals.txt")
+        p, ready = run_client(port, sa, args.latency_clients, args.seconds, query, samplers=20, dump=dump)
         stop = threading.Event()
-        ts, sent = post_load(base, admin, args.latency_rate, stop)
+        ts, sent, returned = post_load(base, admin, args.latency_rate, stop)
         res = finish_client(p)
         stop.set()
         for t in ts:
             t.join()
+        # The first stream's messages against the time each request's answer came back (after its commit): a
+        # lower bound of commit → client, as request sent → message is an upper one.
+        after_answer, request = [], []
+        with open(dump) as f:
+            for line in f:
+                stamp, at = map(int, line.split())
+                if stamp in returned:
+                    after_answer.append((at - returned[stamp]) / 1e6)
+                    request.append((returned[stamp] - stamp) / 1e6)
+
+        def pct(xs, q):
+            xs = sorted(xs)
+            return xs[min(len(xs) - 1, int(round(q / 100 * (len(xs) - 1))))] if xs else float("nan")
+
         print()
         print("| latency run | streams | events/s made | samples | p50 ms | p99 ms | max ms |")
         print("|---|---|---|---|---|---|---|")
-        print(f"| request sent → message received | {ready['ready']} | {sent[0] / args.seconds:.0f} | "
+        print(f"| request sent → message received (upper bound) | {ready['ready']} | {sent[0] / args.seconds:.0f} | "
               f"{res['latency_samples']} | {res['latency_p50_ms']:.1f} | {res['latency_p99_ms']:.1f} | "
               f"{res['latency_max_ms']:.1f} |")
+        print(f"| answer received → message received (lower bound) | 1 | | {len(after_answer)} | "
+              f"{pct(after_answer, 50):.1f} | {pct(after_answer, 99):.1f} | {max(after_answer, default=0):.1f} |")
+        print(f"| the POST itself (sent → answer) | | | {len(request)} | {pct(request, 50):.1f} | "
+              f"{pct(request, 99):.1f} | {max(request, default=0):.1f} |")
     finally:
         if proc:
             proc.terminate()

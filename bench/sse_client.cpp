@@ -1,7 +1,7 @@
 // The live feed's load client (bench/sse_bench.py drives it): opens N streams of GET /api/v1/events/stream,
 // counts the messages each receives and, for events whose contact first_name is "L<ns>" (CLOCK_REALTIME of
 // the request that made it), the latency from that request to the message's arrival.
-//   sse_client --port 3000 --token T --clients 1000 --seconds 10 [--query type=crm.*]
+//   sse_client --port 3000 --token T --clients 1000 --seconds 10 [--query type=crm.*] [--dump arrivals.txt]
 // Prints one JSON line at the end: connected, messages, seconds, msgs_per_s, latency p50/p99/max (ms),
 // dropped.
 #include <utility>  // before Asio (GCC 12 + Boost 1.74)
@@ -57,6 +57,8 @@ class Client : public std::enable_shared_from_this<Client> {
   }
 
   std::vector<double> latencies_ms;
+  std::vector<std::pair<int64_t, int64_t>> arrivals;  // (stamp, arrival) when dumping
+  bool dump_ = false;
 
  private:
   void fail() { stats_.closed.fetch_add(1); }
@@ -108,6 +110,7 @@ class Client : public std::enable_shared_from_this<Client> {
         if (end <= skip) continue;
         const int64_t t = std::strtoll(work_.c_str() + digits, nullptr, 10);
         if (t > 0) latencies_ms.push_back(static_cast<double>(now - t) / 1e6);
+        if (t > 0 && dump_) arrivals.emplace_back(t, now);
       }
     }
     stats_.messages.fetch_add(count, std::memory_order_relaxed);
@@ -137,7 +140,7 @@ double percentile(std::vector<double>& xs, double p) {
 
 int main(int argc, char** argv) {
   int port = 3000, clients = 1000, seconds = 10, threads = 1, samplers = 20;
-  std::string token, query, host = "127.0.0.1";
+  std::string token, query, dump, host = "127.0.0.1";
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i], v = argv[i + 1];
     if (k == "--port")
@@ -154,6 +157,8 @@ int main(int argc, char** argv) {
       query = v;
     else if (k == "--samplers")
       samplers = std::stoi(v);
+    else if (k == "--dump")
+      dump = v;
   }
   const std::string request = "GET /api/v1/events/stream" + (query.empty() ? "" : "?" + query) +
                               " HTTP/1.1\r\nHost: " + host +
@@ -164,6 +169,7 @@ int main(int argc, char** argv) {
   const tcp::endpoint ep(asio::ip::make_address(host), static_cast<unsigned short>(port));
   for (int i = 0; i < clients; ++i) {
     all.push_back(std::make_shared<Client>(io, stats, request, i < samplers));
+    all.back()->dump_ = i == 0 && !dump.empty();
     all.back()->start(ep);
   }
   auto guard = asio::make_work_guard(io);
@@ -182,6 +188,13 @@ int main(int argc, char** argv) {
   const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   io.stop();
   for (auto& t : pool) t.join();
+  if (!dump.empty()) {  // the first stream's (stamp, arrival) pairs, for the driver's own bounds
+    if (FILE* f = std::fopen(dump.c_str(), "w")) {
+      for (const auto& [t, at] : all[0]->arrivals)
+        std::fprintf(f, "%lld %lld\n", static_cast<long long>(t), static_cast<long long>(at));
+      std::fclose(f);
+    }
+  }
   std::vector<double> lat;
   for (auto& c : all) lat.insert(lat.end(), c->latencies_ms.begin(), c->latencies_ms.end());
   const size_t samples = lat.size();
