@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "common/worker_pool.hpp"
+#include "core/aggregates.hpp"
 #include "core/resources.hpp"
 #include "core/service.hpp"
 #include "core/services.hpp"
@@ -34,7 +35,8 @@ class CoreModule final : public Module {
         plans_(kit_.add(announced(plan_resource(), true))),
         tenant_create_body_(tenant_create_body(tenants_)),
         superadmin_login_body_(superadmin_login_body()),
-        service_(*db_, store_, kit_, tenants_, plans_, auth, std::move(purge), minter) {}
+        service_(*db_, store_, kit_, tenants_, plans_, auth, std::move(purge), minter),
+        aggregates_(db_) {}
 
   std::string_view name() const override { return "core"; }
   db::Database& database() override { return *db_; }
@@ -42,6 +44,7 @@ class CoreModule final : public Module {
   void mount(http::Router& router) override;
   void mount_internal(http::Router& router) override;  // internal_routes.cpp
   void mount_events(http::Router& router);             // event_routes.cpp
+  void mount_overview(http::Router& router);           // overview_routes.cpp
   void tick() override { services_.poll(); }
   void purge_tenant(const db::TenantScope&) override {}  // the tenant row itself goes last, in the service
   void add_openapi_schemas(nlohmann::json& schemas) const override;
@@ -50,6 +53,8 @@ class CoreModule final : public Module {
   // Behind a gateway (constellation), tenant and plan changes tell it to drop its cached credentials.
   void set_behind_gateway(bool v) { behind_gateway_ = v; }
   ServiceRegistry& services() { return services_; }
+  // The tenant overview's counters: the event-log subscriber, the read, the rebuild.
+  Aggregates& aggregates() { return aggregates_; }
 
  private:
   // The tenant's cached credentials must be re-checked (status, plan): tells the gateway, if any.
@@ -71,6 +76,7 @@ class CoreModule final : public Module {
   const kit::Resource superadmin_login_body_;
   TenantService service_;
   ServiceRegistry services_;
+  Aggregates aggregates_;
   bool behind_gateway_ = false;
 };
 
