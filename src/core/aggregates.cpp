@@ -1,6 +1,7 @@
 #include "core/aggregates.hpp"
 
 #include "common/clock.hpp"
+#include "core/event_feed.hpp"
 
 namespace cdx::core {
 

@@ -13,9 +13,11 @@
 #include <vector>
 
 #include "core/aggregate_store.hpp"
-#include "core/event_feed.hpp"
+#include "db/database.hpp"
 
 namespace cdx::core {
+
+struct LoggedEvent;  // core/event_feed.hpp
 
 namespace aggregates {
 

@@ -24,7 +24,7 @@ void CoreModule::mount_overview(http::Router& r) {
                           "The tenant overview is for the SUPERADMIN and the tenant's ADMINs.");
             own = std::string(ctx.tenant->tenant_id());
           }
-          const std::string key = ctx.req.param(0);
+          const std::string key(ctx.req.param(0));
           auto out = co_await workers_.run([&] {
             if (own) {
               auto t = service_.find_tenant(key);

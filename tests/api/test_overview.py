@@ -289,7 +289,8 @@ def test_rebuild_recounts_the_same_numbers_and_repairs_a_broken_counter():
         assert "rebuilt" in out
         after = overview(sa, t)
         assert numbers(after) == expected
-        assert after["events_24h"] == before["events_24h"] == log_count(sa, t["id"])
+        # the hour buckets recounted from the log: every event of the tenant (all of them younger than a day)
+        assert before["events_24h"] <= after["events_24h"] == log_count(sa, t["id"])
         assert numbers(overview(sa, other)) == other_expected
 
         # A change after the rebuild is counted once, from where the rebuild left the cursor.
