@@ -30,8 +30,6 @@ class AggregateStore {
   db::Database& database() { return *db_; }
 
   // ---- the subscriber, inside its transaction
-  // The subscriber's cursor, locked until the transaction ends (PostgreSQL; SQLite writes one at a time).
-  static std::optional<int64_t> lock_cursor(db::Tx& tx, const std::string& name);
   static std::set<std::string> existing_tenants(db::Tx& tx, const std::set<std::string>& ids);
   static std::optional<DealState> deal(db::Tx& tx, const std::string& tenant_id, const std::string& deal_id);
   static void put_deal(db::Tx& tx, const std::string& tenant_id, const DealState& d);

@@ -107,11 +107,9 @@ std::string now_text() { return format_rfc3339(Clock::now()); }
 
 void Aggregates::apply(db::Tx& tx, const std::vector<LoggedEvent>& batch) {
   using aggregates::Deltas;
-  const std::optional<int64_t> cursor = AggregateStore::lock_cursor(tx, kSubscriber);
-  auto fresh = [&](const LoggedEvent& e) { return !cursor || e.seq > *cursor; };
   std::set<std::string> named;
   for (const auto& e : batch)
-    if (fresh(e) && !e.tenant_id.empty()) named.insert(e.tenant_id);
+    if (!e.tenant_id.empty()) named.insert(e.tenant_id);
   // A deleted tenant's late events (relayed after tenant.deleted) count nowhere.
   std::set<std::string> live = AggregateStore::existing_tenants(tx, named);
 
@@ -131,7 +129,7 @@ void Aggregates::apply(db::Tx& tx, const std::vector<LoggedEvent>& batch) {
   };
 
   for (const auto& e : batch) {
-    if (!fresh(e) || e.tenant_id.empty()) continue;
+    if (e.tenant_id.empty()) continue;
     aggregates::Effect f = aggregates::effect_of(e.type, e.data);
     if (f.tenant_deleted) {
       AggregateStore::delete_tenant(tx, e.tenant_id);

@@ -63,8 +63,8 @@ class Aggregates {
 
   explicit Aggregates(std::shared_ptr<db::Database> db) : store_(std::move(db)) {}
 
-  // The subscriber: applies a batch inside the transaction that moves the cursor. Events the cursor has
-  // passed already (a rebuild moved it while this batch was read) are skipped.
+  // The subscriber: applies a batch inside the transaction that moves the cursor (EventFeed holds the
+  // cursor's row locked meanwhile, so a rebuild waits for it or comes first).
   void apply(db::Tx& tx, const std::vector<LoggedEvent>& batch);
   // The overview of an existing tenant (the caller resolved it). Blocking.
   nlohmann::json overview(const std::string& tenant_id);
