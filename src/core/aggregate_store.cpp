@@ -40,15 +40,6 @@ void insert_deals(db::Tx& tx, const std::string& tenant_id, const std::vector<De
 
 }  // namespace
 
-std::optional<int64_t> AggregateStore::lock_cursor(db::Tx& tx, const std::string& name) {
-  const bool pg = tx.backend() == db::Backend::kPostgres;
-  auto res = tx.query(
-      std::string("SELECT seq FROM cdx_db.event_cursors WHERE name = $1") + (pg ? " FOR UPDATE" : ""),
-      {name});
-  if (res.empty()) return std::nullopt;
-  return res.rows[0].integer(0);
-}
-
 std::set<std::string> AggregateStore::existing_tenants(db::Tx& tx, const std::set<std::string>& ids) {
   std::set<std::string> out;
   if (ids.empty()) return out;
@@ -156,8 +147,10 @@ int64_t AggregateStore::replace_all(const std::map<std::string, std::map<std::st
                                     const std::string& since_hour, const std::string& cursor_name,
                                     const std::string& now) {
   return db_->write_platform([&](db::Tx& tx) {
-    // First, so a subscriber's batch in flight either commits before this or finds its cursor moved.
-    lock_cursor(tx, cursor_name);
+    // First: a batch of the subscriber in flight (it holds the cursor's row) commits before this goes on, and
+    // one starting later skips the locked row, then reads the moved cursor (SQLite: one writer at a time).
+    if (tx.backend() == db::Backend::kPostgres)
+      tx.query("SELECT seq FROM cdx_db.event_cursors WHERE name = $1 FOR UPDATE", {cursor_name});
     tx.query("DELETE FROM cdx_db.tenant_counters");
     tx.query("DELETE FROM cdx_db.aggregate_deals");
     tx.query("DELETE FROM cdx_db.event_hours");
@@ -177,9 +170,10 @@ int64_t AggregateStore::replace_all(const std::map<std::string, std::map<std::st
         {since_hour});
     const int64_t end = tx.query("SELECT COALESCE(MAX(seq), 0) FROM cdx_db.events").rows.at(0).integer(0);
     tx.query(
-        "INSERT INTO cdx_db.event_cursors (name, seq) VALUES ($1, $2) "
-        "ON CONFLICT (name) DO UPDATE SET seq = excluded.seq",
-        {cursor_name, end});
+        "INSERT INTO cdx_db.event_cursors (name, seq, updated_at) VALUES ($1, $2, $3) "
+        "ON CONFLICT (name) DO UPDATE SET seq = excluded.seq, updated_at = excluded.updated_at, last_error = "
+        "NULL",
+        {cursor_name, end, now});
     return end;
   });
 }
