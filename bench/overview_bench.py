@@ -11,6 +11,7 @@ in flight on a keep-alive connection, --reads requests: p50, p99, max at the cli
 import argparse
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -21,6 +22,19 @@ import requests
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bulk_bench import Server, percentile  # noqa: E402
 from crm_bench import ROOT, contacts_csv, pg_temp, post_import  # noqa: E402
+
+
+def logged_events(storage, tenant_id):
+    """crm.contact.created events of the tenant in the log, read from the database itself (the bench's view)."""
+    q = f"SELECT COUNT(*) FROM cdx_db.events WHERE tenant_id = '{tenant_id}' AND type = 'crm.contact.created'"
+    if "CDX_DATABASE_URL" in storage:
+        return int(subprocess.run(["psql", storage["CDX_DATABASE_URL"], "-At", "-c", q], capture_output=True,
+                                  text=True).stdout.strip() or 0)
+    db = sqlite3.connect(os.path.join(storage["CDX_DATA_DIR"], "cdx_db.sqlite"), timeout=10)
+    try:
+        return db.execute(q.replace("cdx_db.", "")).fetchone()[0]
+    finally:
+        db.close()
 
 
 def run(args):
@@ -44,16 +58,21 @@ def run(args):
         elapsed, report = post_import(server, key, body)
         answered = time.perf_counter()
         assert report["created"] == args.rows, report
+        tenant_id = sa.get(f"{server.url}/api/v1/tenants/{slug}", timeout=30).json()["id"]
+        logged = None  # when the event log held every created event (the relay's part)
         while True:
             o = sa.get(path, timeout=30).json()
+            if logged is None and logged_events(storage, tenant_id) >= args.rows:
+                logged = time.perf_counter() - answered
             if o["contacts"] == args.rows:
                 break
             if time.perf_counter() - answered > 300:
                 sys.exit(f"the overview shows {o['contacts']} contacts 300 s after the import")
-            time.sleep(0.02)
+            time.sleep(0.05)
         visible = time.perf_counter() - answered
-        print(f"{args.backend}: import of {args.rows} contacts answered in {elapsed:.2f} s; the overview showed "
-              f"them {visible:.2f} s after the answer", flush=True)
+        logged = visible if logged is None else logged
+        print(f"{args.backend}: import of {args.rows} contacts answered in {elapsed:.2f} s; the log held their events "
+              f"{logged:.2f} s after the answer, the overview showed them {visible:.2f} s after it", flush=True)
         for _ in range(50):  # warm-up
             sa.get(path, timeout=30)
         lat = []

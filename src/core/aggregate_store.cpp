@@ -111,25 +111,32 @@ void AggregateStore::delete_tenant(db::Tx& tx, const std::string& tenant_id) {
 
 AggregateStore::Counters AggregateStore::read(const std::string& tenant_id, const std::string& since_hour,
                                               const std::string& today, const std::string& window_from) {
+  // One statement (one round trip on PostgreSQL): the counters, then the sums under names no counter has.
+  static const std::string kSql =
+      "SELECT name, value, updated_at FROM cdx_db.tenant_counters WHERE tenant_id = $1 "
+      "UNION ALL SELECT '#events', CAST(COALESCE(SUM(n), 0) AS BIGINT), '' FROM cdx_db.event_hours "
+      "WHERE tenant_id = $1 AND hour >= $2 "
+      "UNION ALL SELECT '#today', CAST(COALESCE(SUM(CASE WHEN day = $3 THEN calls ELSE 0 END), 0) AS "
+      "BIGINT), '' "
+      "FROM cdx_db.usage_daily WHERE tenant_id = $1 AND day >= $4 AND day <= $3 "
+      "UNION ALL SELECT '#window', CAST(COALESCE(SUM(calls), 0) AS BIGINT), '' FROM cdx_db.usage_daily "
+      "WHERE tenant_id = $1 AND day >= $4 AND day <= $3";
   return db_->read_platform([&](db::Tx& tx) {
     Counters out;
-    for (const auto& r :
-         tx.query("SELECT name, value, updated_at FROM cdx_db.tenant_counters WHERE tenant_id = $1",
-                  {tenant_id})
-             .rows) {
-      out.values[r.text(0)] = r.integer(1);
-      if (r.text(2) > out.updated_at) out.updated_at = r.text(2);
+    for (const auto& r : tx.query(kSql, {tenant_id, since_hour, today, window_from}).rows) {
+      const std::string name = r.text(0);
+      const int64_t value = r.integer(1);
+      if (name == "#events") {
+        out.events = value;
+      } else if (name == "#today") {
+        out.calls_today = value;
+      } else if (name == "#window") {
+        out.calls_window = value;
+      } else {
+        out.values[name] = value;
+        if (r.text(2) > out.updated_at) out.updated_at = r.text(2);
+      }
     }
-    auto ev =
-        tx.query("SELECT COALESCE(SUM(n), 0) FROM cdx_db.event_hours WHERE tenant_id = $1 AND hour >= $2",
-                 {tenant_id, since_hour});
-    out.events = ev.rows.at(0).integer(0);
-    auto calls = tx.query(
-        "SELECT COALESCE(SUM(CASE WHEN day = $2 THEN calls ELSE 0 END), 0), COALESCE(SUM(calls), 0) "
-        "FROM cdx_db.usage_daily WHERE tenant_id = $1 AND day >= $3 AND day <= $2",
-        {tenant_id, today, window_from});
-    out.calls_today = calls.rows.at(0).integer(0);
-    out.calls_window = calls.rows.at(0).integer(1);
     return out;
   });
 }
