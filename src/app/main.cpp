@@ -164,8 +164,8 @@ int main(int argc, char** argv) {
       cdx::app::Platform platform(config);
       platform.migrate();
       const auto [tenants, seq] = platform.rebuild_aggregates();
-      std::cout << "rebuilt the overview of " << tenants << " tenant(s); the aggregates subscriber goes on after "
-                << "event " << seq << "\n";
+      std::cout << "rebuilt the overview of " << tenants << " tenant(s); the aggregates subscriber goes on "
+                << "after event " << seq << "\n";
       return 0;
     }
     if (create_sa->parsed()) {

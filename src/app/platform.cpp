@@ -417,7 +417,8 @@ std::pair<size_t, int64_t> Platform::rebuild_aggregates() {
     const db::TenantScope scope = Capabilities::scope_minter().mint(tenant_id);
     auto& list = reports[tenant_id];
     for (Module* m : p.modules)
-      if (nlohmann::json counts = m->aggregate_counts(scope); !counts.empty()) list.push_back(std::move(counts));
+      if (nlohmann::json counts = m->aggregate_counts(scope); !counts.empty())
+        list.push_back(std::move(counts));
   }
   // The events of what was counted reach the log before the cursor moves past the log's end: none of them
   // is counted a second time. A write between the count and the move is missed (docs/events.md).

@@ -235,8 +235,10 @@ int64_t Store::count_entries(db::Tx& tx, const db::TenantScope& scope, const std
 }
 
 int64_t Store::count_published_entries(db::Tx& tx, const db::TenantScope& scope, const std::string& type_id) {
-  return tx.query("SELECT COUNT(*) FROM cms_db.entries WHERE tenant_id = $1 AND type_id = $2 AND status <> 'draft'",
-                  {scope.tenant_id(), type_id})
+  return tx
+      .query(
+          "SELECT COUNT(*) FROM cms_db.entries WHERE tenant_id = $1 AND type_id = $2 AND status <> 'draft'",
+          {scope.tenant_id(), type_id})
       .rows[0]
       .integer(0);
 }

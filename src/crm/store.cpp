@@ -214,9 +214,10 @@ Counts Store::counts(db::Tx& tx, const db::TenantScope& scope) {
 nlohmann::json Store::aggregate_counts(db::Tx& tx, const db::TenantScope& scope) {
   auto one = [&](const char* sql) { return tx.query(sql, {scope.tenant_id()}).rows.at(0).integer(0); };
   nlohmann::json deals = nlohmann::json::array();
-  for (const auto& r : tx.query("SELECT id, status, amount, currency, closed_at FROM crm_db.deals WHERE tenant_id = $1",
-                                {scope.tenant_id()})
-                           .rows)
+  for (const auto& r :
+       tx.query("SELECT id, status, amount, currency, closed_at FROM crm_db.deals WHERE tenant_id = $1",
+                {scope.tenant_id()})
+           .rows)
     deals.push_back({{"id", r.text(0)},
                      {"status", r.text(1)},
                      {"amount", r.is_null(2) ? nlohmann::json(nullptr) : nlohmann::json(r.integer(2))},
