@@ -8,6 +8,7 @@
 
 #include "common/config.hpp"
 #include "common/worker_pool.hpp"
+#include "core/aggregates.hpp"
 #include "core/event_feed.hpp"
 #include "core/event_stream.hpp"
 #include "core/resources.hpp"
@@ -44,7 +45,8 @@ class CoreModule final : public Module {
         plans_(kit_.add(announced(plan_resource(), true))),
         tenant_create_body_(tenant_create_body(tenants_)),
         superadmin_login_body_(superadmin_login_body()),
-        service_(*db_, store_, kit_, tenants_, plans_, auth, std::move(purge), minter) {
+        service_(*db_, store_, kit_, tenants_, plans_, auth, std::move(purge), minter),
+        aggregates_(db_) {
     service_.on_recorded([this] { feed_.notify(); });
     // Service status changes go to the live feed (the SUPERADMIN's streams).
     services_.on_change(
@@ -57,6 +59,7 @@ class CoreModule final : public Module {
   void mount(http::Router& router) override;
   void mount_internal(http::Router& router) override;  // internal_routes.cpp
   void mount_events(http::Router& router);             // event_routes.cpp
+  void mount_overview(http::Router& router);           // overview_routes.cpp
   void start_background() override;                    // the event log's subscribers (subscribers.cpp)
   void stop() override { feed_.stop(); }
   void tick() override;
@@ -72,6 +75,8 @@ class CoreModule final : public Module {
   // The live feed (GET /api/v1/events/stream): the EventFeed's live subscriber publishes into it.
   EventStreamHub& event_hub() { return hub_; }
   EventFeed& feed() { return feed_; }
+  // The tenant overview's counters: the event-log subscriber, the read, the rebuild.
+  Aggregates& aggregates() { return aggregates_; }
 
  private:
   // The tenant's cached credentials must be re-checked (status, plan): tells the gateway, if any.
@@ -102,6 +107,7 @@ class CoreModule final : public Module {
   const kit::Resource superadmin_login_body_;
   TenantService service_;
   ServiceRegistry services_;
+  Aggregates aggregates_;
   bool behind_gateway_ = false;
 };
 

@@ -46,6 +46,7 @@ kit::Resource CoreModule::announced(kit::Resource r, bool every_tenant) {
 void CoreModule::add_openapi_schemas(nlohmann::json& schemas) const {
   kit_.add_schemas(schemas);
   kit::add_body_schema(schemas, tenant_create_body_, "TenantCreate");
+  add_overview_schema(schemas);
   schemas["TenantCreated"] = {
       {"allOf",
        {{{"$ref", "#/components/schemas/Tenant"}},
@@ -92,6 +93,7 @@ void CoreModule::mount(http::Router& r) {
 
   kit_.mount(r);  // GET /api/v1/tenants[/{id}], PATCH /api/v1/tenants/{id}; /api/v1/plans
   mount_events(r);
+  mount_overview(r);
 
   for (auto [path, status, summary] :
        {std::tuple{"/api/v1/tenants/{id}/suspend", "suspended", "Suspend a tenant"},

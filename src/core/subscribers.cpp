@@ -23,6 +23,14 @@ void CoreModule::start_background() {
         }
       },
       purge);
+  // The tenant overview's counters, in the transaction that moves the cursor: each event counts once. From
+  // the log's beginning, so a new platform counts everything (an older one runs `cdx admin
+  // rebuild-aggregates` once).
+  EventFeed::Options counting;
+  counting.start_at_end = false;
+  feed_.add_durable(
+      Aggregates::kSubscriber,
+      [this](db::Tx* tx, const std::vector<LoggedEvent>& batch) { aggregates_.apply(*tx, batch); }, counting);
   // The live feed: each batch of new events to the SSE hub, which only queues them (never blocks).
   feed_.add_live([this](const std::vector<LoggedEvent>& batch) { hub_.publish(batch); });
   feed_.start();
