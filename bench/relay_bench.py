@@ -8,7 +8,8 @@ log (GET /api/v1/events) shows its last event.
 Each run gets a fresh server (`cdx serve`, or `cdx up`: the gateway with each module a process behind it,
 where the CRM service's relay posts its batches to core's internal API) on fresh storage (SQLite in a temporary
 data directory; PostgreSQL on a fresh database of --database-url or of a throwaway scripts/pg-temp server).
-One tenant POSTs one --rows-row contacts CSV to /api/v1/crm/contacts/import; the newest event of the CRM's
+One tenant POSTs --rows contacts as CSV to /api/v1/crm/contacts/import, --chunk rows a request, one after
+the other (the constellation's gateway gives a request 30 s); the newest event of the CRM's
 outbox (GET /api/v1/crm/events) is then the import's last one, and the log is polled (every 10 ms) until its
 newest crm.contact.created event of the tenant is that one: events move in order per outbox, so every earlier
 one is there too.
@@ -103,16 +104,18 @@ class Server:
         self.log.close()
 
 
-def one_run(server, rows, run):
+def one_run(server, rows, chunk, run):
     tenant_id, key = server.tenant(f"relay-{run}-{os.urandom(3).hex()}")
-    body = contacts_csv(rows, run, f"r{run}")
+    sizes = [min(chunk, rows - at) for at in range(0, rows, chunk)]
+    bodies = [(n, contacts_csv(n, run * 1000 + i, f"r{run}x{i}x")) for i, n in enumerate(sizes)]
     session = requests.Session()
     t0 = time.perf_counter()
-    r = session.post(server.url + "/api/v1/crm/contacts/import", data=body, timeout=600,
-                     headers={"X-API-Key": key, "Content-Type": "text/csv"})
+    for n, body in bodies:
+        r = session.post(server.url + "/api/v1/crm/contacts/import", data=body, timeout=600,
+                         headers={"X-API-Key": key, "Content-Type": "text/csv"})
+        if r.status_code != 200 or r.json().get("created") != n:
+            sys.exit(f"import answered {r.status_code}: {r.text[:500]}")
     t_import = time.perf_counter()
-    if r.status_code != 200 or r.json().get("created") != rows:
-        sys.exit(f"import answered {r.status_code}: {r.text[:500]}")
     last = session.get(server.url + "/api/v1/crm/events", params={"limit": 1}, headers={"X-API-Key": key},
                        timeout=30).json()["data"][0]["id"]
     while True:
@@ -148,7 +151,7 @@ def run_one(backend, topology, args):
     print(f"=== {backend}, {topology}", flush=True)
     server = Server(args.binary, storage, workdir, topology)
     try:
-        return [one_run(server, args.rows, run) for run in range(args.runs)]
+        return [one_run(server, args.rows, args.chunk, run) for run in range(args.runs)]
     finally:
         server.stop()
         shutil.rmtree(workdir, ignore_errors=True)
@@ -164,6 +167,8 @@ def main():
     p.add_argument("--database-url", help="PostgreSQL server to create the bench database on (default: pg-temp)")
     p.add_argument("--rows", type=int, default=100_000)
     p.add_argument("--runs", type=int, default=2)
+    p.add_argument("--chunk", type=int, default=20_000,
+                   help="rows per import request (the gateway gives a request 30 s; the import is --rows in all)")
     args = p.parse_args()
     backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
     topologies = ["monolith", "constellation"] if args.topology == "both" else [args.topology]
