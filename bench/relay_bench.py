@@ -14,9 +14,10 @@ outbox (GET /api/v1/crm/events) is then the import's last one, and the log is po
 newest crm.contact.created event of the tenant is that one: events move in order per outbox, so every earlier
 one is there too.
 
-Reported per run: the import's wall time; the drain lag (import answered -> last event in the log); and the
-relay's rate, rows / (import start -> last event in the log), a lower bound, since the relay moves while the
-import commits and waits for its next wake-up.
+Reported per run: the import's wall time; the drain lag (import answered -> last event in the log), with the
+backlog then (events of the import not yet in the log, from the log's seq) over that lag, a lower bound of the
+relay's rate since the lag includes the wait for its next wake-up; and rows / (import start -> last event in the
+log), which the import's own speed bounds.
 """
 import argparse
 import os
@@ -116,22 +117,33 @@ def one_run(server, rows, chunk, run):
         if r.status_code != 200 or r.json().get("created") != n:
             sys.exit(f"import answered {r.status_code}: {r.text[:500]}")
     t_import = time.perf_counter()
-    last = session.get(server.url + "/api/v1/crm/events", params={"limit": 1}, headers={"X-API-Key": key},
-                       timeout=30).json()["data"][0]["id"]
-    while True:
+
+    def newest():
         r = session.get(server.url + "/api/v1/events", headers=server.sa, timeout=30,
                         params={"tenant_id": tenant_id, "type": "crm.contact.created", "limit": 1})
         r.raise_for_status()
-        data = r.json()["data"]
+        return r.json()["data"]
+
+    at_import = newest()
+    seq_at_import = at_import[0]["seq"] if at_import else None
+    last = session.get(server.url + "/api/v1/crm/events", params={"limit": 1}, headers={"X-API-Key": key},
+                       timeout=30).json()["data"][0]["id"]
+    while True:
+        data = newest()
         if data and data[0]["id"] == last:
             break
         if time.perf_counter() - t_import > 600:
             sys.exit("the last event did not reach the log within 10 minutes")
         time.sleep(0.01)
     t_done = time.perf_counter()
-    out = {"import": t_import - t0, "lag": t_done - t_import, "rate": rows / (t_done - t0)}
-    print(f"  run {run + 1}: import {out['import']:.2f} s, last event in the log {out['lag']:.2f} s later; "
-          f"{out['rate']:,.0f} events/s from the import's start", flush=True)
+    # The backlog when the import answered: the events of the tenant's import not yet in the log (the log's
+    # seq counts this tenant's events alone meanwhile).
+    backlog = data[0]["seq"] - seq_at_import if seq_at_import is not None else rows
+    out = {"import": t_import - t0, "lag": t_done - t_import, "rate": rows / (t_done - t0), "backlog": backlog,
+           "drain_rate": backlog / (t_done - t_import)}
+    print(f"  run {run + 1}: import {out['import']:.2f} s, last event in the log {out['lag']:.2f} s later "
+          f"(backlog {backlog:,} events: {out['drain_rate']:,.0f} events/s); {out['rate']:,.0f} events/s from "
+          f"the import's start", flush=True)
     return out
 
 
@@ -176,8 +188,9 @@ def main():
     print("\n=== summary")
     for (b, t), runs in results.items():
         best = min(runs, key=lambda r: r["lag"])
-        print(f"{b}, {t}: {args.rows:,} rows: import {best['import']:.2f} s, drain lag {best['lag']:.2f} s, "
-              f"{best['rate']:,.0f} events/s from the import's start (best of {len(runs)})")
+        print(f"{b}, {t}: {args.rows:,} rows: import {best['import']:.2f} s, drain lag {best['lag']:.2f} s "
+              f"(backlog {best['backlog']:,}: {best['drain_rate']:,.0f} events/s), {best['rate']:,.0f} events/s from "
+              f"the import's start (best of {len(runs)})")
 
 
 if __name__ == "__main__":

@@ -88,6 +88,8 @@ void Store::record_events(const std::vector<db::OutboxEvent>& events) {
       return;
     }
     tx.query("SELECT pg_advisory_xact_lock(7305730573057305)");
+    // The batch's rows are sorted by their position (the order guaranteed): in memory, not spilled to disk.
+    tx.query("SET LOCAL work_mem = '64MB'");
     // Each column as one array parameter: one statement of the same text, whatever the batch's size, in
     // the order given (WITH ORDINALITY), so the sequence follows it.
     constexpr size_t kRows = 5000;

@@ -366,10 +366,13 @@ std::vector<OutboxEvent> OutboxRelay::read_batch(Database& db, Tx& tx, bool clai
   const std::string& schema = db.schema();
   std::vector<OutboxEvent> events;
   {
-    const Result res = tx.query(std::string("SELECT ") + kColumns + ", attempts FROM " + schema +
-                                    ".outbox WHERE delivered_at IS NULL AND seq > $2 ORDER BY seq LIMIT $1" +
-                                    (claim ? " FOR UPDATE SKIP LOCKED" : ""),
-                                {kBatch, after});
+    // ORDER BY the pending index's own order (delivered_at is NULL throughout): PostgreSQL then walks the
+    // index instead of sorting every pending row (60 ms for 20 000 of them, against 3).
+    const Result res =
+        tx.query(std::string("SELECT ") + kColumns + ", attempts FROM " + schema +
+                     ".outbox WHERE delivered_at IS NULL AND seq > $2 ORDER BY delivered_at, seq LIMIT $1" +
+                     (claim ? " FOR UPDATE SKIP LOCKED" : ""),
+                 {kBatch, after});
     events.reserve(res.rows.size());
     attempts.reserve(res.rows.size());
     for (const auto& r : res.rows) {
