@@ -1,10 +1,13 @@
 // The core module: tenants, plans and superadmins in cdx_db, under /api/v1/tenants and /api/v1/plans.
 // Tenants and plans are kit resources (resources.cpp) on platform rows; the rest is hand-written.
-//   auto core = std::make_unique<core::CoreModule>(factory.open("cdx_db"), workers, auth_api, purger);
+//   auto core = std::make_unique<core::CoreModule>(factory.open("cdx_db"), workers, auth_api, purger, minter,
+//   config);
 #pragma once
 #include <memory>
 
+#include "common/config.hpp"
 #include "common/worker_pool.hpp"
+#include "core/event_feed.hpp"
 #include "core/resources.hpp"
 #include "core/service.hpp"
 #include "core/services.hpp"
@@ -23,10 +26,12 @@ namespace cdx::core {
 class CoreModule final : public Module {
  public:
   CoreModule(std::shared_ptr<db::Database> db, WorkerPool& workers, auth::Api& auth, TenantPurger purge,
-             const ScopeMinter& minter)
+             const ScopeMinter& minter, const Config& config)
       : db_(std::move(db)),
         workers_(workers),
+        config_(config),
         store_(db_),
+        feed_(db_),
         outbox_(db_->schema()),
         idempotency_(db_),
         kit_(db_, outbox_, workers, idempotency_),
@@ -34,7 +39,9 @@ class CoreModule final : public Module {
         plans_(kit_.add(announced(plan_resource(), true))),
         tenant_create_body_(tenant_create_body(tenants_)),
         superadmin_login_body_(superadmin_login_body()),
-        service_(*db_, store_, kit_, tenants_, plans_, auth, std::move(purge), minter) {}
+        service_(*db_, store_, kit_, tenants_, plans_, auth, std::move(purge), minter) {
+    service_.on_recorded([this] { feed_.notify(); });
+  }
 
   std::string_view name() const override { return "core"; }
   db::Database& database() override { return *db_; }
@@ -42,14 +49,19 @@ class CoreModule final : public Module {
   void mount(http::Router& router) override;
   void mount_internal(http::Router& router) override;  // internal_routes.cpp
   void mount_events(http::Router& router);             // event_routes.cpp
-  void tick() override { services_.poll(); }
-  void purge_tenant(const db::TenantScope&) override {}  // the tenant row itself goes last, in the service
+  void start_background() override;                    // the event log's subscribers (subscribers.cpp)
+  void stop() override { feed_.stop(); }
+  void tick() override;
+  // Core's own data of a deleted tenant (its row went already, with the tenant.deleted event).
+  void purge_tenant(const db::TenantScope&) override {}
+  std::shared_ptr<db::Database> outbox_database() override { return db_; }
   void add_openapi_schemas(nlohmann::json& schemas) const override;
 
   TenantService& service() { return service_; }
   // Behind a gateway (constellation), tenant and plan changes tell it to drop its cached credentials.
   void set_behind_gateway(bool v) { behind_gateway_ = v; }
   ServiceRegistry& services() { return services_; }
+  EventFeed& feed() { return feed_; }
 
  private:
   // The tenant's cached credentials must be re-checked (status, plan): tells the gateway, if any.
@@ -59,9 +71,12 @@ class CoreModule final : public Module {
 
   std::shared_ptr<db::Database> db_;
   WorkerPool& workers_;
+  const Config& config_;
   Store store_;
-  // The kit's collaborators. Tenants and plans are platform resources: no events (cdx_db has no outbox
-  // yet) and no Idempotency-Key store, so neither has a table.
+  EventFeed feed_;
+  uint64_t ticks_ = 0;
+  // The kit's collaborators. Tenants and plans are platform resources: their events go to cdx_db.outbox;
+  // no Idempotency-Key store, so that has no table.
   db::Outbox outbox_;
   kit::Idempotency idempotency_;
   kit::Kit kit_;

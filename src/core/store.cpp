@@ -10,9 +10,12 @@ namespace {
 
 using nlohmann::json;
 
-// What the event is about: the id of the first object in its payload that has one ({"contact": {"id": …}}).
+// What the event is about: the payload's own id (a deletion's), or the id of the first object in it that has
+// one ({"contact": {"id": …}}).
 std::string subject_of(const json& payload) {
   if (!payload.is_object()) return {};
+  if (auto it = payload.find("id"); it != payload.end() && it->is_string())
+    return it->get<std::string>();  // deleted
   for (const auto& [k, v] : payload.items())
     if (k != "actor" && v.is_object() && v.contains("id") && v["id"].is_string())
       return v["id"].get<std::string>();
@@ -124,6 +127,8 @@ void Store::record_events(const std::vector<db::OutboxEvent>& events) {
           {columns[0], columns[1], columns[2], columns[3], columns[4], columns[5], columns[6], columns[7],
            now});
     }
+    // Every core process listening (its live feed, its subscribers) hears of it when this commits.
+    if (tx.backend() == db::Backend::kPostgres) tx.query("SELECT pg_notify('cdx_events', '')");
   });
 }
 
@@ -173,6 +178,19 @@ json Store::list_events(const EventQuery& q) {
                      {"created_at", r.text(8)}});
     }
     return out;
+  });
+}
+
+int64_t Store::prune_events(const std::string& cutoff, int64_t limit) {
+  return db_->write_platform([&](db::Tx& tx) {
+    // created_at is indexed; the rows go oldest first, a bounded number per call, so a large backlog is
+    // pruned over several passes without one long transaction.
+    auto r = tx.query(
+        "DELETE FROM cdx_db.events WHERE seq IN (SELECT seq FROM cdx_db.events WHERE created_at < $1 "
+        "AND seq <= (SELECT COALESCE(MIN(seq), 9223372036854775807) FROM cdx_db.event_cursors) "
+        "ORDER BY created_at LIMIT $2)",
+        {cutoff, limit});
+    return r.affected;
   });
 }
 

@@ -147,11 +147,19 @@ std::string payload_text_of(const OutboxEvent& e) {
 std::optional<PayloadFacts> scan_payload(std::string_view text) {
   Scanner p{text};
   PayloadFacts facts;
+  std::optional<std::string_view> own_id;
   const bool ok = p.object([&](std::string_view name) {
     const size_t start = p.i;
     if (name == "actor") {
       if (!p.value()) return false;
       facts.actor = text.substr(start, p.i - start);
+      return true;
+    }
+    if (name == "id" && p.at('"')) {  // the payload's own id (a deletion's) comes first
+      std::string_view v;
+      bool escaped;
+      if (!p.string(v, escaped) || escaped) return false;
+      own_id = v;
       return true;
     }
     if (facts.subject || !p.at('{')) return p.value();
@@ -171,6 +179,7 @@ std::optional<PayloadFacts> scan_payload(std::string_view text) {
   });
   p.space();
   if (!ok || p.i != text.size()) return std::nullopt;
+  if (own_id) facts.subject = own_id;
   return facts;
 }
 
@@ -196,12 +205,12 @@ Migration Outbox::migration(int version, const std::string& schema) {
   return m;
 }
 
-OutboxEvent Outbox::append(Tx& tx, const TenantScope& scope, std::string_view type,
+OutboxEvent Outbox::append(Tx& tx, const std::string& tenant_id, std::string_view type,
                            nlohmann::json payload) const {
   OutboxEvent e;
   e.id = new_uuid_v7();
   e.schema = schema_;
-  e.tenant_id = scope.tenant_id();
+  e.tenant_id = tenant_id;
   e.type = std::string(type);
   e.payload = std::move(payload);
   e.created_at = format_rfc3339(Clock::now());
@@ -209,6 +218,7 @@ OutboxEvent Outbox::append(Tx& tx, const TenantScope& scope, std::string_view ty
   tx.query("INSERT INTO " + schema_ +
                ".outbox (id, tenant_id, type, payload, created_at) VALUES ($1, $2, $3, $4, $5)",
            {e.id, e.tenant_id, e.type, text, e.created_at});
+  note_outbox_write();
   return e;
 }
 

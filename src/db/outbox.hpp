@@ -39,7 +39,8 @@ nlohmann::json to_json(const OutboxEvent& e);  // {"id","type","tenant_id","data
 std::string payload_text_of(const OutboxEvent& e);
 
 // What the event log keeps beside a payload, read from its JSON text without building it: the subject (the
-// string "id" of the first member object other than "actor", in the text's order, which is the parsed
+// payload's own string "id", a deletion's, or else the string "id" of the first member object other than
+// "actor", in the text's order, which is the parsed
 // object's order for text nlohmann::json wrote) and the actor's JSON text. nullopt when the text is not one
 // JSON object or holds an escape in a member name or in the id (then parse it). The views point into `text`.
 struct PayloadFacts {
@@ -58,7 +59,12 @@ class Outbox {
   static Migration migration(int version, const std::string& schema);
 
   // Appends one event inside the caller's transaction: it commits or rolls back with the change.
-  OutboxEvent append(Tx& tx, const TenantScope& scope, std::string_view type, nlohmann::json payload) const;
+  OutboxEvent append(Tx& tx, const TenantScope& scope, std::string_view type, nlohmann::json payload) const {
+    return append(tx, scope.tenant_id(), type, std::move(payload));
+  }
+  // The same for a platform table's change: the tenant it concerns ("" for none, a platform-wide event).
+  OutboxEvent append(Tx& tx, const std::string& tenant_id, std::string_view type,
+                     nlohmann::json payload) const;
 
   // The tenant's events, newest first, up to limit + 1 (for a next cursor), optionally of one type or
   // type prefix (a type ending in a dot, "crm.deal."), and older than before_seq.

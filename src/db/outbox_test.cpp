@@ -238,6 +238,8 @@ TEST(ScanPayload, ReadsTheSubjectAndTheActorAsTheParsedObjectWould) {
   EXPECT_EQ(facts->actor, R"({"id":"u1","type":"user"})");
   // The first member object with a string id; none; an actor that is null.
   EXPECT_EQ(scan_payload(R"({"a":{"id":3},"b":{"id":"b1"},"c":{"id":"c1"}})")->subject, "b1");
+  EXPECT_EQ(scan_payload(R"({"actor":{"id":"u1"},"contact":{"id":"c1"},"id":"d1"})")->subject,
+            "d1");  // deleted
   EXPECT_FALSE(scan_payload(R"({"n":1,"s":"{\"id\":\"x\"}"})")->subject);
   EXPECT_FALSE(scan_payload(R"({"n":1})")->actor);
   EXPECT_EQ(scan_payload(R"({"actor":null})")->actor, "null");
