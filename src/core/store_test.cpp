@@ -63,10 +63,12 @@ TEST_F(EventLogTest, RecordsThePayloadTextAsItCameWithSubjectAndActor) {
                                       // An escaped id: the scanner leaves it to the parser, same answer.
                                       event(R"({"entry":{"id":"e\"1"}})"),
                                       // Neither subject nor actor.
-                                      event(R"({"n":1})")};
+                                      event(R"({"n":1})"),
+                                      // A deletion: the payload's own id.
+                                      event(R"({"actor":{"id":"u1"},"contact":{"id":"c0"},"id":"c9"})")};
   store_->record_events(events);
   auto r = rows();
-  ASSERT_EQ(r.size(), 4u);
+  ASSERT_EQ(r.size(), 5u);
   EXPECT_EQ(r[0].text(0), events[0].id);
   EXPECT_EQ(r[0].text(1), "c1");
   EXPECT_EQ(r[0].text(2), R"({"id":"u1","type":"user"})");
@@ -77,6 +79,7 @@ TEST_F(EventLogTest, RecordsThePayloadTextAsItCameWithSubjectAndActor) {
   EXPECT_EQ(r[2].text(1), "e\"1");
   EXPECT_TRUE(r[3].is_null(1));
   EXPECT_TRUE(r[3].is_null(2));
+  EXPECT_EQ(r[4].text(1), "c9");
 }
 
 TEST_F(EventLogTest, AnEventAlreadyRecordedIsSkippedInOrderAndWithinABatch) {
