@@ -26,7 +26,7 @@ struct OutboxEvent {
   std::string schema;  // the outbox it came from ("crm_db")
   std::string tenant_id;
   std::string type;        // "crm.deal.won"
-  nlohmann::json payload;  // an object (from the relay: parsed only for events a subscriber takes; see below)
+  nlohmann::json payload;  // an object (from the relay: null unless a subscriber reads it; see OutboxRelay)
   std::string created_at;  // RFC 3339
   // The payload as the outbox stores it (compact JSON text), on events read from an outbox: the event log
   // records it as it is, without building and dumping the object again. Empty: `payload` is the payload.
@@ -40,8 +40,8 @@ std::string payload_text_of(const OutboxEvent& e);
 
 // What the event log keeps beside a payload, read from its JSON text without building it: the subject (the
 // payload's own string "id", a deletion's, or else the string "id" of the first member object other than
-// "actor", in the text's order, which is the parsed
-// object's order for text nlohmann::json wrote) and the actor's JSON text. nullopt when the text is not one
+// "actor", in the text's order, which is the parsed object's order for text nlohmann::json wrote) and the
+// actor's JSON text. nullopt when the text is not one
 // JSON object or holds an escape in a member name or in the id (then parse it). The views point into `text`.
 struct PayloadFacts {
   std::optional<std::string_view> subject;
@@ -83,8 +83,9 @@ class Outbox {
 // Moves pending outbox rows of its sources to the sink (the platform event log) a batch at a time, and
 // delivers them to in-process subscribers, in seq order per source, at least once: a row is marked delivered
 // only after the sink took its batch and every matching subscriber returned. The sink gets the events with
-// payload_text (and payload parsed only when a subscriber takes the event); subscribers get payload parsed. A
-// sink that throws leaves the batch for the next poll. A subscriber that throws stops its source's delivery
+// payload_text, and payload parsed only when a subscriber that reads it (Reads::kPayload) takes the event; on
+// PostgreSQL it runs on a thread of its own while the claimed batch is marked. A sink that throws leaves the
+// batch for the next poll. A subscriber that throws stops its source's delivery
 // there (order is kept) and the row is retried on the next poll; after kMaxAttempts failures it is parked
 // (marked delivered with its last error) so one poison event cannot block the rest forever. On PostgreSQL a
 // batch is claimed (FOR UPDATE SKIP LOCKED) for the length of its move, so several processes polling one
