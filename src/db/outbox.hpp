@@ -21,16 +21,33 @@
 namespace cdx::db {
 
 struct OutboxEvent {
-  int64_t seq = 0;         // delivery order inside one schema's outbox
-  std::string id;          // UUIDv7, stable across redeliveries: consumers deduplicate on it
-  std::string schema;      // the outbox it came from ("crm_db")
+  int64_t seq = 0;     // delivery order inside one schema's outbox
+  std::string id;      // UUIDv7, stable across redeliveries: consumers deduplicate on it
+  std::string schema;  // the outbox it came from ("crm_db")
   std::string tenant_id;
   std::string type;        // "crm.deal.won"
-  nlohmann::json payload;  // an object
+  nlohmann::json payload;  // an object (from the relay: null unless a subscriber reads it; see OutboxRelay)
   std::string created_at;  // RFC 3339
+  // The payload as the outbox stores it (compact JSON text), on events read from an outbox: the event log
+  // records it as it is, without building and dumping the object again. Empty: `payload` is the payload.
+  std::string payload_text;
 };
 
 nlohmann::json to_json(const OutboxEvent& e);  // {"id","type","tenant_id","data","created_at"}
+
+// The payload's JSON text: payload_text, or payload dumped.
+std::string payload_text_of(const OutboxEvent& e);
+
+// What the event log keeps beside a payload, read from its JSON text without building it: the subject (the
+// payload's own string "id", a deletion's, or else the string "id" of the first member object other than
+// "actor", in the text's order, which is the parsed object's order for text nlohmann::json wrote) and the
+// actor's JSON text. nullopt when the text is not one
+// JSON object or holds an escape in a member name or in the id (then parse it). The views point into `text`.
+struct PayloadFacts {
+  std::optional<std::string_view> subject;
+  std::optional<std::string_view> actor;
+};
+std::optional<PayloadFacts> scan_payload(std::string_view text);
 
 // Writes and reads one schema's outbox. The table is a platform table (no row-level security): the relay
 // reads every tenant's pending events, so every tenant query here filters on tenant_id itself.
@@ -46,7 +63,8 @@ class Outbox {
     return append(tx, scope.tenant_id(), type, std::move(payload));
   }
   // The same for a platform table's change: the tenant it concerns ("" for none, a platform-wide event).
-  OutboxEvent append(Tx& tx, const std::string& tenant_id, std::string_view type, nlohmann::json payload) const;
+  OutboxEvent append(Tx& tx, const std::string& tenant_id, std::string_view type,
+                     nlohmann::json payload) const;
 
   // The tenant's events, newest first, up to limit + 1 (for a next cursor), optionally of one type or
   // type prefix (a type ending in a dot, "crm.deal."), and older than before_seq.
@@ -64,24 +82,33 @@ class Outbox {
 
 // Moves pending outbox rows of its sources to the sink (the platform event log) a batch at a time, and
 // delivers them to in-process subscribers, in seq order per source, at least once: a row is marked delivered
-// only after the sink took its batch and every matching subscriber returned. A sink that throws leaves the
-// batch for the next poll. A subscriber that throws stops its source's delivery there (order is kept) and
-// the row is retried on the next poll; after kMaxAttempts failures it is parked (marked delivered with its
-// last error) so one poison event cannot block the rest forever. On PostgreSQL a batch is claimed (FOR UPDATE
-// SKIP LOCKED) for the length of its move, so several processes polling one outbox move each row once.
+// only after the sink took its batch and every matching subscriber returned. The sink gets the events with
+// payload_text, and payload parsed only when a subscriber that reads it (Reads::kPayload) takes the event; on
+// PostgreSQL it runs on a thread of its own while the claimed batch is marked. A sink that throws leaves the
+// batch for the next poll. A subscriber that throws stops its source's delivery
+// there (order is kept) and the row is retried on the next poll; after kMaxAttempts failures it is parked
+// (marked delivered with its last error) so one poison event cannot block the rest forever. On PostgreSQL a
+// batch is claimed (FOR UPDATE SKIP LOCKED) for the length of its move, so several processes polling one
+// outbox move each row once.
 class OutboxRelay {
  public:
   using Subscriber = std::function<void(const OutboxEvent&)>;
   using Sink = std::function<void(const std::vector<OutboxEvent>&)>;
   static constexpr int kMaxAttempts = 5;
-  static constexpr int kBatch = 1000;
-  static constexpr int kMaxBatchesPerPoll = 100;
+  // Rows per batch: one read, one insert into the log, one mark. 5 000 rows of a few KiB is some 10 MiB.
+  static constexpr int kBatch = 5000;
+  static constexpr int kMaxBatchesPerPoll = 20;
   // Delivered rows are kept this long (GET …/events reads them), then pruned.
   static constexpr int64_t kRetentionSeconds = 7 * 24 * 3600;
 
+  // What a subscriber reads of an event: the payload object, or only the rest (id, type, tenant,
+  // payload_text), which spares parsing the payload when no subscriber of the event needs it (a log line, a
+  // counter).
+  enum class Reads { kPayload, kHeaders };
+
   void add_source(std::shared_ptr<Database> db);
   // prefix "" matches every type; "crm." every CRM event; an exact type matches itself.
-  void subscribe(std::string prefix, Subscriber fn);
+  void subscribe(std::string prefix, Subscriber fn, Reads reads = Reads::kPayload);
   // Where every batch goes first (set before the first poll).
   void set_sink(Sink sink) { sink_ = std::move(sink); }
 
@@ -93,20 +120,44 @@ class OutboxRelay {
   int64_t failed_total() const { return failed_.load(std::memory_order_relaxed); }
 
  private:
+  struct Subscription {
+    std::string prefix;
+    Subscriber fn;
+    Reads reads;
+  };
   size_t poll_source(Database& db);
-  // One batch in tx (claimed on PostgreSQL): to the sink and the subscribers, then marked. Answers how many
-  // rows it read and how many it marked delivered; stopped when a subscriber failed.
+  size_t poll_sqlite(Database& db);
+  // What a batch came to: rows read and delivered (parked ones not counted), the last seq read, and whether a
+  // subscriber's failure stopped it.
   struct Moved {
     size_t read = 0, delivered = 0;
+    int64_t last_read = 0;
     bool stopped = false;
   };
-  Moved move_batch(Database& db, Tx& tx, bool claim, std::vector<std::function<void(Tx&)>>* later = nullptr);
+  // PostgreSQL: one batch claimed, moved and marked in tx.
+  Moved move_claimed(Database& db, Tx& tx);
+  // SQLite: one batch after seq `after` read and moved in tx (a read); its updates are appended to `marks`.
+  // `first` is the first seq the poll read (set by its first batch).
+  Moved move_read(Database& db, Tx& tx, int64_t after, std::optional<int64_t>& first,
+                  std::vector<std::function<void(Tx&)>>& marks);
+  // Pending rows after seq `after`, oldest first; the payloads a subscriber reads parsed, `taken` set for the
+  // events some subscriber matches.
+  std::vector<OutboxEvent> read_batch(Database& db, Tx& tx, bool claim, int64_t after,
+                                      std::vector<int64_t>& attempts, std::vector<bool>& taken,
+                                      const std::vector<Subscription>& subscribers);
+  // Runs the subscribers over the batch in order. Answers the index of the first event not delivered (size()
+  // when all were, the parked ones counted in `parked`); a failure's update (attempts, error, parking) is
+  // appended to `updates`.
+  size_t deliver(const std::string& schema, const std::vector<OutboxEvent>& events,
+                 const std::vector<int64_t>& attempts, const std::vector<bool>& taken,
+                 const std::vector<Subscription>& subscribers, std::vector<std::function<void(Tx&)>>& updates,
+                 size_t& parked);
   void prune(Database& db);
 
   std::mutex poll_mu_;  // one poll at a time
   std::mutex mu_;       // sources and subscribers
   std::vector<std::shared_ptr<Database>> sources_;
-  std::vector<std::pair<std::string, Subscriber>> subscribers_;
+  std::vector<Subscription> subscribers_;
   Sink sink_;
   int64_t polls_ = 0;
   std::atomic<int64_t> delivered_{0};

@@ -4,13 +4,17 @@
 #include <gtest/gtest.h>
 #include <libpq-fe.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cstdlib>
+#include <mutex>
 #include <random>
 #include <thread>
 
 #include "common/error.hpp"
 #include "common/ids.hpp"
 #include "common/worker_pool.hpp"
+#include "core/store.hpp"
 #include "db/outbox.hpp"
 #include "db/testing.hpp"
 #include "kit/idempotency.hpp"
@@ -32,21 +36,25 @@ class OutboxPgTest : public ::testing::Test {
     config.pool_size = 4;
     factory_ = make_postgres_factory(config);
     db_ = factory_->open(schema_);
-    db_->migrate({{1, "things",
+    db_->migrate({{1,
+                   "things",
                    "CREATE TABLE " + schema_ + ".things (id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL);",
                    {schema_ + ".things"}},
-                  Outbox::migration(2, schema_), kit::Idempotency::migration(3, schema_)});
+                  Outbox::migration(2, schema_),
+                  kit::Idempotency::migration(3, schema_)});
   }
   void TearDown() override {
     PGconn* c = PQconnectdb(url_.c_str());
-    PQsetNoticeProcessor(c, [](void*, const char*) {}, nullptr);
+    PQsetNoticeProcessor(
+        c, [](void*, const char*) {}, nullptr);
     PQclear(PQexec(c, ("DROP SCHEMA IF EXISTS " + schema_ + " CASCADE").c_str()));
     PQfinish(c);
   }
 
   void change(const TenantScope& scope, int n) {
     db_->write(scope, [&](Tx& tx) {
-      tx.query("INSERT INTO " + schema_ + ".things (id, tenant_id) VALUES ($1, $2)", {new_uuid_v7(), scope.tenant_id()});
+      tx.query("INSERT INTO " + schema_ + ".things (id, tenant_id) VALUES ($1, $2)",
+               {new_uuid_v7(), scope.tenant_id()});
       outbox_->append(tx, scope, "thing.created", {{"n", n}});
     });
   }
@@ -116,6 +124,137 @@ TEST_F(OutboxPgTest, IdempotencyKeysHoldUnderRlsAndConcurrentClaims) {
   EXPECT_EQ(committed.load(), 1);
   EXPECT_EQ(lost.load(), 7);
   EXPECT_TRUE(idem.lookup(a_, route, "race", h));
+}
+
+TEST_F(OutboxPgTest, AFailingSubscriberInABatchLeavesItsRestPendingAndAPoisonIsParked) {
+  outbox_ = std::make_unique<Outbox>(schema_);
+  for (int i = 0; i < 5; ++i) change(a_, i);
+  OutboxRelay relay;
+  relay.add_source(db_);
+  std::vector<int> seen;
+  int failures_left = 1;
+  relay.subscribe("", [&](const OutboxEvent& e) {
+    const int n = e.payload["n"].get<int>();
+    if (n == 2 && failures_left-- > 0) throw std::runtime_error("subscriber down");
+    if (n == 4) throw std::runtime_error("poison");
+    seen.push_back(n);
+  });
+  auto pending = [&] {
+    return db_->read_platform([&](Tx& tx) {
+      return tx.query("SELECT COUNT(*) FROM " + schema_ + ".outbox WHERE delivered_at IS NULL")
+          .rows.at(0)
+          .integer(0);
+    });
+  };
+  EXPECT_EQ(relay.poll(), 2u);  // the batch was marked while the sink ran: the rows from 2 on are unmarked
+  EXPECT_EQ(pending(), 3);
+  for (int i = 0; i < OutboxRelay::kMaxAttempts; ++i) relay.poll();
+  EXPECT_EQ(seen, (std::vector<int>{0, 1, 2, 3}));
+  EXPECT_EQ(pending(), 0);
+  EXPECT_EQ(relay.delivered_total(), 4);
+}
+
+TEST_F(OutboxPgTest, TwoRelaysOnOneOutboxMoveEachRowOnce) {
+  outbox_ = std::make_unique<Outbox>(schema_);
+  const int n = 2 * OutboxRelay::kBatch + 500;
+  for (int at = 0; at < n; at += 1000)
+    db_->write(a_, [&](Tx& tx) {
+      for (int i = at; i < std::min(n, at + 1000); ++i) outbox_->append(tx, a_, "thing.created", {{"n", i}});
+    });
+  // Two replicas: their own pools on the one database.
+  StorageConfig config;
+  config.database_url = url_;
+  config.pool_size = 4;
+  auto other_factory = make_postgres_factory(config);
+  auto other_db = other_factory->open(schema_);
+  std::mutex mu;
+  std::vector<int> sunk;
+  OutboxRelay relays[2];
+  relays[0].add_source(db_);
+  relays[1].add_source(other_db);
+  for (auto& relay : relays)
+    relay.set_sink([&](const std::vector<OutboxEvent>& events) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));  // both hold a claim at once
+      std::lock_guard lock(mu);
+      for (const auto& e : events) sunk.push_back(nlohmann::json::parse(e.payload_text)["n"].get<int>());
+    });
+  std::atomic<size_t> moved{0};
+  std::vector<std::thread> threads;
+  for (auto& relay : relays)
+    threads.emplace_back([&] {
+      for (int i = 0; i < 10; ++i) moved += relay.poll();
+    });
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(moved.load(), static_cast<size_t>(n));
+  std::sort(sunk.begin(), sunk.end());
+  ASSERT_EQ(sunk.size(), static_cast<size_t>(n));
+  for (int i = 0; i < n; ++i) ASSERT_EQ(sunk[i], i);
+}
+
+// core::Store::record_events on PostgreSQL, in a database of its own (the log is cdx_db.events).
+TEST(EventLogPgTest, RecordsInOrderSkipsDuplicatesAndKeepsThePayloadText) {
+  init_crypto();
+  const char* base = std::getenv("CDX_TEST_DATABASE_URL");
+  ASSERT_TRUE(base != nullptr && *base != '\0') << "CDX_TEST_DATABASE_URL is not set";
+  std::random_device rd;
+  const std::string name = "eventlog_" + std::to_string(rd() % 1000000000u);
+  auto admin = [&](const std::string& sql) {
+    PGconn* c = PQconnectdb(base);
+    PQsetNoticeProcessor(
+        c, [](void*, const char*) {}, nullptr);
+    PQclear(PQexec(c, sql.c_str()));
+    PQfinish(c);
+  };
+  admin("CREATE DATABASE " + name);
+  {
+    const std::string url(base);
+    StorageConfig config;
+    config.database_url = url.substr(0, url.rfind('/') + 1) + name;
+    config.pool_size = 2;
+    auto factory = make_postgres_factory(config);
+    auto db = factory->open("cdx_db");
+    db->migrate(
+        {{1,
+          "platform event log",
+          "",
+          {},
+          "CREATE TABLE cdx_db.events (seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, id TEXT NOT NULL "
+          "UNIQUE, tenant_id TEXT NOT NULL, type TEXT NOT NULL, source TEXT NOT NULL, subject TEXT, actor "
+          "TEXT, payload TEXT NOT NULL, created_at TEXT NOT NULL, recorded_at TEXT NOT NULL);"}});
+    core::Store store(db);
+    auto event = [](std::string text) {
+      OutboxEvent e;
+      e.id = new_uuid_v7();
+      e.schema = "crm_db";
+      e.tenant_id = "t1";
+      e.type = "crm.contact.created";
+      e.created_at = "2026-12-05T08:00:00.000000Z";
+      e.payload_text = std::move(text);
+      return e;
+    };
+    // Quotes, backslashes, braces, commas and non-ASCII text survive the array parameters unchanged.
+    const std::string tricky =
+        R"({"actor":{"id":"u\"1","type":"user"},"note":{"id":"n1","text":"a,b}{\\ \"é\" NULL"}})";
+    std::vector<OutboxEvent> batch;
+    for (int i = 0; i < 20; ++i)
+      batch.push_back(event(i == 7 ? tricky : R"({"n":)" + std::to_string(i) + "}"));
+    store.record_events(batch);
+    std::vector<OutboxEvent> again{batch[3], event(R"({"n":20})"), batch[3], batch[0]};
+    store.record_events(again);
+    store.record_events({});
+    auto rows = db->read_platform([&](Tx& tx) {
+      return tx.query("SELECT id, subject, actor, payload FROM cdx_db.events ORDER BY seq").rows;
+    });
+    ASSERT_EQ(rows.size(), 21u);
+    for (int i = 0; i < 20; ++i) EXPECT_EQ(rows[i].text(0), batch[i].id);
+    EXPECT_EQ(rows[7].text(3), tricky);
+    EXPECT_EQ(rows[7].text(1), "n1");
+    EXPECT_EQ(rows[7].text(2), R"({"id":"u\"1","type":"user"})");
+    EXPECT_TRUE(rows[0].is_null(1));
+    EXPECT_TRUE(rows[0].is_null(2));
+    EXPECT_EQ(rows[20].text(3), R"({"n":20})");
+  }
+  admin("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)");
 }
 
 }  // namespace

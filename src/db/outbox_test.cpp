@@ -25,7 +25,8 @@ class OutboxTest : public ::testing::Test {
 
   void change(const TenantScope& scope, const std::string& type, int n) {
     db_->write(scope, [&](Tx& tx) {
-      tx.query("INSERT INTO box_db.things (id, tenant_id) VALUES ($1, $2)", {new_uuid_v7(), scope.tenant_id()});
+      tx.query("INSERT INTO box_db.things (id, tenant_id) VALUES ($1, $2)",
+               {new_uuid_v7(), scope.tenant_id()});
       outbox_.append(tx, scope, type, {{"n", n}});
     });
   }
@@ -134,7 +135,9 @@ TEST_F(OutboxTest, APoisonEventIsParkedAfterMaxAttempts) {
   EXPECT_EQ(seen, (std::vector<std::string>{"fine"}));
   EXPECT_EQ(pending(), 0);
   auto error = db_->read_platform([&](Tx& tx) {
-    return tx.query("SELECT last_error, attempts FROM box_db.outbox WHERE type = 'poison'").rows.at(0).text(0);
+    return tx.query("SELECT last_error, attempts FROM box_db.outbox WHERE type = 'poison'")
+        .rows.at(0)
+        .text(0);
   });
   EXPECT_EQ(error, "cannot handle");
 }
@@ -146,6 +149,105 @@ TEST_F(OutboxTest, PurgeRemovesOnlyTheTenantsEvents) {
   EXPECT_EQ(pending(), 1);
   auto left = db_->read(b_, [&](Tx& tx) { return outbox_.list(tx, b_, std::nullopt, 50, std::nullopt); });
   EXPECT_EQ(left.size(), 1u);
+}
+
+TEST_F(OutboxTest, TheSinkGetsThePayloadTextAndOnlyWhatASubscriberReadsIsParsed) {
+  change(a_, "thing.created", 1);
+  change(a_, "deal.won", 2);
+  const std::string stored = db_->read_platform([&](Tx& tx) {
+    return tx.query("SELECT payload FROM box_db.outbox ORDER BY seq LIMIT 1").rows.at(0).text(0);
+  });
+  OutboxRelay relay;
+  relay.add_source(db_);
+  std::vector<OutboxEvent> sunk;
+  relay.set_sink(
+      [&](const std::vector<OutboxEvent>& events) { sunk.insert(sunk.end(), events.begin(), events.end()); });
+  int headers = 0;
+  std::vector<int> payloads;
+  relay.subscribe(
+      "", [&](const OutboxEvent&) { ++headers; }, OutboxRelay::Reads::kHeaders);
+  relay.subscribe("deal.", [&](const OutboxEvent& e) { payloads.push_back(e.payload["n"].get<int>()); });
+  EXPECT_EQ(relay.poll(), 2u);
+  ASSERT_EQ(sunk.size(), 2u);
+  EXPECT_EQ(sunk[0].payload_text, stored);  // as the outbox holds it, not dumped again
+  EXPECT_TRUE(sunk[0].payload.is_null());   // nobody reads its payload: never parsed
+  EXPECT_EQ(sunk[1].payload, nlohmann::json({{"n", 2}}));
+  EXPECT_EQ(payload_text_of(sunk[1]), R"({"n":2})");
+  EXPECT_EQ(headers, 2);
+  EXPECT_EQ(payloads, (std::vector<int>{2}));
+}
+
+TEST_F(OutboxTest, ASinkThatThrowsLeavesTheBatchPending) {
+  for (int i = 0; i < 3; ++i) change(a_, "thing.created", i);
+  OutboxRelay relay;
+  relay.add_source(db_);
+  bool down = true;
+  std::vector<std::string> ids;
+  relay.set_sink([&](const std::vector<OutboxEvent>& events) {
+    if (down) throw std::runtime_error("event log down");
+    for (const auto& e : events) ids.push_back(e.id);
+  });
+  EXPECT_EQ(relay.poll(), 0u);
+  EXPECT_EQ(pending(), 3);
+  down = false;
+  EXPECT_EQ(relay.poll(), 3u);
+  EXPECT_EQ(ids.size(), 3u);
+  EXPECT_EQ(pending(), 0);
+}
+
+TEST_F(OutboxTest, BatchesAfterBatchesAreMarkedAndAParkedRowKeepsItsError) {
+  // More than two batches in one poll; a poison event in the second.
+  const int n = 2 * OutboxRelay::kBatch + 10, poison = OutboxRelay::kBatch + 7;
+  db_->write(a_, [&](Tx& tx) {
+    for (int i = 0; i < n; ++i) outbox_.append(tx, a_, i == poison ? "poison" : "thing.created", {{"n", i}});
+  });
+  OutboxRelay relay;
+  relay.add_source(db_);
+  size_t sunk = 0;
+  relay.set_sink([&](const std::vector<OutboxEvent>& events) { sunk += events.size(); });
+  std::vector<int> seen;
+  relay.subscribe("", [&](const OutboxEvent& e) {
+    if (e.type == "poison") throw std::runtime_error("cannot handle");
+    seen.push_back(e.payload["n"].get<int>());
+  });
+  EXPECT_EQ(relay.poll(), static_cast<size_t>(poison));  // stops at the poison event
+  EXPECT_EQ(pending(), n - poison);
+  size_t later = 0;
+  for (int i = 1; i < OutboxRelay::kMaxAttempts; ++i) later += relay.poll();
+  EXPECT_EQ(later, static_cast<size_t>(n - poison - 1));  // parked on its last attempt, the rest follow
+  EXPECT_EQ(pending(), 0);
+  ASSERT_EQ(seen.size(), static_cast<size_t>(n - 1));
+  for (size_t i = 1; i < seen.size(); ++i) ASSERT_LT(seen[i - 1], seen[i]);  // in order, each once
+  auto row = db_->read_platform([&](Tx& tx) {
+    return tx.query("SELECT last_error, attempts, delivered_at FROM box_db.outbox WHERE type = 'poison'")
+        .rows.at(0);
+  });
+  EXPECT_EQ(row.text(0), "cannot handle");
+  EXPECT_EQ(row.integer(1), OutboxRelay::kMaxAttempts);
+  EXPECT_FALSE(row.is_null(2));
+  EXPECT_EQ(relay.delivered_total(), n - 1);
+  EXPECT_GE(sunk, static_cast<size_t>(n));  // at least once: a batch stopped part way goes again
+  EXPECT_EQ(relay.poll(), 0u);
+}
+
+TEST(ScanPayload, ReadsTheSubjectAndTheActorAsTheParsedObjectWould) {
+  const auto facts = scan_payload(
+      R"({"actor":{"id":"u1","type":"user"},"changed":["a"],"contact":{"custom":{"id":7},"id":"c1","tags":["x]"]}})");
+  ASSERT_TRUE(facts);
+  EXPECT_EQ(facts->subject, "c1");
+  EXPECT_EQ(facts->actor, R"({"id":"u1","type":"user"})");
+  // The first member object with a string id; none; an actor that is null.
+  EXPECT_EQ(scan_payload(R"({"a":{"id":3},"b":{"id":"b1"},"c":{"id":"c1"}})")->subject, "b1");
+  EXPECT_EQ(scan_payload(R"({"actor":{"id":"u1"},"contact":{"id":"c1"},"id":"d1"})")->subject,
+            "d1");  // deleted
+  EXPECT_FALSE(scan_payload(R"({"n":1,"s":"{\"id\":\"x\"}"})")->subject);
+  EXPECT_FALSE(scan_payload(R"({"n":1})")->actor);
+  EXPECT_EQ(scan_payload(R"({"actor":null})")->actor, "null");
+  EXPECT_TRUE(scan_payload(" { } "));
+  // Not one object, or an escape where a name or the id is read: the caller parses.
+  for (const char* bad : {"", "[]", "{", R"({"a":1}x)", R"({"a":[}])", R"({"a" 1})", R"({"id\u0041":1})",
+                          R"({"c":{"id":"c\"1"}})", "{\"a\":\"\x01\"}", R"({"a":{"b":1})"})
+    EXPECT_FALSE(scan_payload(bad)) << bad;
 }
 
 }  // namespace
