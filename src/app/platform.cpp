@@ -190,10 +190,13 @@ struct Platform::Impl {
     relay.set_sink([core_api = core_for_others](const std::vector<db::OutboxEvent>& events) {
       core_api->record_events(events);
     });
-    relay.subscribe("", [](const db::OutboxEvent& e) {
-      log::debug("domain event",
-                 {{"schema", e.schema}, {"type", e.type}, {"id", e.id}, {"tenant_id", e.tenant_id}});
-    });
+    relay.subscribe(
+        "",
+        [](const db::OutboxEvent& e) {
+          log::debug("domain event",
+                     {{"schema", e.schema}, {"type", e.type}, {"id", e.id}, {"tenant_id", e.tenant_id}});
+        },
+        db::OutboxRelay::Reads::kHeaders);  // names only: the payload is not parsed for it
     if (core) {
       core->set_behind_gateway(!monolith());
       register_services();
