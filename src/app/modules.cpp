@@ -11,7 +11,7 @@ const std::vector<ModuleSpec>& modules() {
   static const std::vector<ModuleSpec> kModules = {
       {"core", 1, "cdx_db", false,
        [](ModuleDeps& d) {
-         return std::make_unique<core::CoreModule>(d.db, d.workers, d.auth, d.purge, d.minter);
+         return std::make_unique<core::CoreModule>(d.db, d.workers, d.auth, d.purge, d.minter, d.config);
        }},
       {"auth", 3, "auth_db", false,
        [](ModuleDeps& d) {

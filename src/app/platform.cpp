@@ -204,6 +204,7 @@ struct Platform::Impl {
       for (Module* m : modules) m->purge_tenant(scope);
       return;
     }
+    if (core) core->purge_tenant(scope);  // core's own tenant data (webhooks); the tenant row goes last
     for (const ModuleSpec& m : app::modules()) {
       if (m.name == "core") continue;  // the tenant row itself goes last, in core's service
       http::ServiceClient client(std::string(m.name), service_url(config, m.name), "core", *key);

@@ -87,6 +87,7 @@ ALTER TABLE cdx_db.plans ADD COLUMN max_upload_mb BIGINT NOT NULL DEFAULT 25;
       // platform table (the SUPERADMIN reads across tenants); tenant reads filter on tenant_id themselves.
       {5, "platform event log", "", {}, events_table("BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"),
        events_table("INTEGER PRIMARY KEY AUTOINCREMENT")},
+      webhooks::migration(7),  // webhook endpoints, deliveries, attempts (src/webhooks/store.cpp)
   };
 }
 

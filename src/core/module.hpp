@@ -3,6 +3,9 @@
 //   auto core = std::make_unique<core::CoreModule>(factory.open("cdx_db"), workers, auth_api, purger);
 #pragma once
 #include <memory>
+#include <mutex>
+
+#include "common/key_encryption.hpp"
 
 #include "common/worker_pool.hpp"
 #include "core/resources.hpp"
@@ -13,6 +16,7 @@
 #include "kit/idempotency.hpp"
 #include "kit/kit.hpp"
 #include "kit/module.hpp"
+#include "webhooks/webhooks.hpp"
 
 namespace cdx::http {
 struct Context;
@@ -23,7 +27,7 @@ namespace cdx::core {
 class CoreModule final : public Module {
  public:
   CoreModule(std::shared_ptr<db::Database> db, WorkerPool& workers, auth::Api& auth, TenantPurger purge,
-             const ScopeMinter& minter)
+             const ScopeMinter& minter, const Config& config)
       : db_(std::move(db)),
         workers_(workers),
         store_(db_),
@@ -34,7 +38,12 @@ class CoreModule final : public Module {
         plans_(kit_.add(announced(plan_resource(), true))),
         tenant_create_body_(tenant_create_body(tenants_)),
         superadmin_login_body_(superadmin_login_body()),
-        service_(*db_, store_, kit_, tenants_, plans_, auth, std::move(purge), minter) {}
+        service_(*db_, store_, kit_, tenants_, plans_, auth, std::move(purge), minter),
+        webhooks_(db_, workers, minter, webhooks::Options::from(config), [this, config]() -> const KeyEncryption& {
+          // Loaded when first needed: commands that never touch a webhook need no key.
+          std::call_once(kek_once_, [&] { kek_ = std::make_unique<const KeyEncryption>(KeyEncryption::load(config)); });
+          return *kek_;
+        }) {}
 
   std::string_view name() const override { return "core"; }
   db::Database& database() override { return *db_; }
@@ -43,13 +52,16 @@ class CoreModule final : public Module {
   void mount_internal(http::Router& router) override;  // internal_routes.cpp
   void mount_events(http::Router& router);             // event_routes.cpp
   void tick() override { services_.poll(); }
-  void purge_tenant(const db::TenantScope&) override {}  // the tenant row itself goes last, in the service
+  void start() override { webhooks_.start(); }
+  // The tenant row itself goes last, in the service; its webhooks go with the other modules' data.
+  void purge_tenant(const db::TenantScope& scope) override { webhooks_.purge_tenant(scope); }
   void add_openapi_schemas(nlohmann::json& schemas) const override;
 
   TenantService& service() { return service_; }
   // Behind a gateway (constellation), tenant and plan changes tell it to drop its cached credentials.
   void set_behind_gateway(bool v) { behind_gateway_ = v; }
   ServiceRegistry& services() { return services_; }
+  webhooks::Webhooks& webhooks() { return webhooks_; }
 
  private:
   // The tenant's cached credentials must be re-checked (status, plan): tells the gateway, if any.
@@ -72,6 +84,9 @@ class CoreModule final : public Module {
   TenantService service_;
   ServiceRegistry services_;
   bool behind_gateway_ = false;
+  std::once_flag kek_once_;
+  std::unique_ptr<const KeyEncryption> kek_;  // seals the webhook endpoints' secrets
+  webhooks::Webhooks webhooks_;  // last: its threads stop before the rest goes
 };
 
 }  // namespace cdx::core
