@@ -365,7 +365,8 @@ Platform::KeyRotation Platform::rotate_keys(bool rotate, std::optional<int64_t> 
 
 std::pair<size_t, std::string> Platform::rotate_kek() {
   auth::AuthModule& auth = *impl_->auth;
-  const size_t n = auth.service().seal_signing_keys() + auth.oauth().seal_secrets();
+  size_t n = auth.service().seal_signing_keys() + auth.oauth().seal_secrets();
+  if (impl_->core) n += impl_->core->webhooks().reseal_secrets();
   return {n, auth.service().keks().id()};
 }
 

@@ -39,11 +39,15 @@ class CoreModule final : public Module {
         tenant_create_body_(tenant_create_body(tenants_)),
         superadmin_login_body_(superadmin_login_body()),
         service_(*db_, store_, kit_, tenants_, plans_, auth, std::move(purge), minter),
-        webhooks_(db_, workers, minter, webhooks::Options::from(config), [this, config]() -> const KeyEncryption& {
-          // Loaded when first needed: commands that never touch a webhook need no key.
-          std::call_once(kek_once_, [&] { kek_ = std::make_unique<const KeyEncryption>(KeyEncryption::load(config)); });
-          return *kek_;
-        }) {}
+        rekey_(!config.kek_previous.empty() || !config.kek_previous_file.empty()),
+        webhooks_(db_, workers, minter, webhooks::Options::from(config),
+                  [this, config]() -> const KeyEncryption& {
+                    // Loaded when first needed: commands that never touch a webhook need no key.
+                    std::call_once(kek_once_, [&] {
+                      kek_ = std::make_unique<const KeyEncryption>(KeyEncryption::load(config));
+                    });
+                    return *kek_;
+                  }) {}
 
   std::string_view name() const override { return "core"; }
   db::Database& database() override { return *db_; }
@@ -52,7 +56,11 @@ class CoreModule final : public Module {
   void mount_internal(http::Router& router) override;  // internal_routes.cpp
   void mount_events(http::Router& router);             // event_routes.cpp
   void tick() override { services_.poll(); }
-  void start() override { webhooks_.start(); }
+  void start() override {
+    // What a previous key encryption key sealed is sealed again with the current one (auth does the same).
+    if (rekey_) webhooks_.reseal_secrets();
+    webhooks_.start();
+  }
   // The tenant row itself goes last, in the service; its webhooks go with the other modules' data.
   void purge_tenant(const db::TenantScope& scope) override { webhooks_.purge_tenant(scope); }
   void add_openapi_schemas(nlohmann::json& schemas) const override;
@@ -86,7 +94,8 @@ class CoreModule final : public Module {
   bool behind_gateway_ = false;
   std::once_flag kek_once_;
   std::unique_ptr<const KeyEncryption> kek_;  // seals the webhook endpoints' secrets
-  webhooks::Webhooks webhooks_;  // last: its threads stop before the rest goes
+  bool rekey_ = false;                        // a previous key is configured: re-seal at start
+  webhooks::Webhooks webhooks_;               // last: its threads stop before the rest goes
 };
 
 }  // namespace cdx::core

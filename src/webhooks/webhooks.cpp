@@ -334,6 +334,40 @@ void Webhooks::read_event_log() {
   if (n) wake();
 }
 
+size_t Webhooks::reseal_secrets() {
+  const KeyEncryption& keks = kek_();
+  const auto tenants = db_->read_platform([&](db::Tx& tx) {
+    std::vector<std::string> out;
+    for (const auto& r : tx.query("SELECT id FROM cdx_db.tenants").rows) out.push_back(r.text(0));
+    return out;
+  });
+  size_t n = 0;
+  for (const std::string& tenant : tenants) {
+    const db::TenantScope scope = minter_.mint(tenant);
+    n += db_->write(scope, [&](db::Tx& tx) {
+      size_t sealed = 0;
+      for (EndpointRow e : store_.list_endpoints(tx, tenant, 1'000'000, std::nullopt)) {
+        bool changed = false;
+        if (e.secret_kek != keks.id()) {
+          Sealed s =
+              keks.seal(keks.open({e.secret_kek, e.secret}, seal_name(e.id, false)), seal_name(e.id, false));
+          e.secret = s.text, e.secret_kek = s.kek_id, changed = true;
+        }
+        if (!e.previous_secret.empty() && e.previous_secret_kek != keks.id()) {
+          Sealed s = keks.seal(keks.open({e.previous_secret_kek, e.previous_secret}, seal_name(e.id, true)),
+                               seal_name(e.id, true));
+          e.previous_secret = s.text, e.previous_secret_kek = s.kek_id, changed = true;
+        }
+        if (changed) store_.update_endpoint(tx, e), ++sealed;
+      }
+      return sealed;
+    });
+  }
+  if (n > 0)
+    log::info("webhook secrets sealed with the key encryption key", {{"kek_id", keks.id()}, {"sealed", n}});
+  return n;
+}
+
 void Webhooks::purge_tenant(const db::TenantScope& scope) {
   db_->write(scope, [&](db::Tx& tx) { store_.purge_tenant(tx, scope.tenant_id()); });
 }

@@ -77,6 +77,9 @@ class Webhooks {
   void purge_tenant(const db::TenantScope& scope);
   // New deliveries may be due: look now.
   void wake();
+  // Seals again under the current key encryption key every endpoint secret another key (kek_previous)
+  // sealed: at start when a previous key is configured, and by `cdx admin rotate-kek`. Answers how many.
+  size_t reseal_secrets();
 
   // The endpoint operations (blocking, on a worker). Throw cdx::Error (404 for another tenant's id).
   nlohmann::json create_endpoint(const db::TenantScope& scope, const nlohmann::json& fields);

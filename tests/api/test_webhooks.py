@@ -8,6 +8,7 @@ The server runs with webhooks_allow_loopback (the receiver is on 127.0.0.1), a f
 (webhooks_retry_schedule) and a short attempt timeout (webhooks_timeout_ms) so the schedule runs in seconds."""
 import json
 import os
+import sqlite3
 import subprocess
 import time
 import uuid
@@ -474,13 +475,91 @@ def test_a_dead_endpoint_of_one_tenant_does_not_delay_another(ta, tb, receiver):
     assert max(latencies) < 1.0, latencies  # a hang lasts 1.5 s: B never waited for one
 
 
-def test_deleting_a_tenant_purges_its_webhooks(hsa, receiver):
+def cdx_sql(storage, query):
+    """Rows of a query on cdx_db, beside the server (as the database's owner: no row-level security)."""
+    if "CDX_DATABASE_URL" in storage:
+        out = subprocess.run(["psql", storage["CDX_DATABASE_URL"], "-q", "-At", "-F", "\t", "-v", "ON_ERROR_STOP=1",
+                              "-c", query], check=True, capture_output=True, text=True)
+        return [tuple(line.split("\t")) for line in out.stdout.splitlines() if line]
+    db = sqlite3.connect(os.path.join(storage["CDX_DATA_DIR"], "cdx_db.sqlite"), timeout=30)
+    try:
+        return [tuple(str(v) for v in r) for r in db.execute(query.replace("cdx_db.", "")).fetchall()]
+    finally:
+        db.close()
+
+
+def rows_of(storage, tenant_id):
+    return [int(cdx_sql(storage, f"SELECT COUNT(*) FROM cdx_db.{t} WHERE tenant_id = '{tenant_id}'")[0][0])
+            for t in ("webhook_endpoints", "webhook_deliveries", "webhook_attempts")]
+
+
+def test_secrets_are_sealed_at_rest(hook_server, ta):
+    e = endpoint(ta["api"], "https://example.com/hook")
+    stored = cdx_sql(hook_server.storage, f"SELECT secret, secret_kek FROM cdx_db.webhook_endpoints "
+                                          f"WHERE id = '{e['id']}'")
+    assert stored and stored[0][1]
+    assert e["secret"][6:] not in stored[0][0] and "whsec_" not in stored[0][0]
+
+
+def test_deleting_a_tenant_purges_its_webhooks(hook_server, hsa, receiver):
     t = new_tenant(hsa)
     e, path = hooked(t["api"], receiver)
     ok(t["api"].post(f"{ENDPOINTS}/{e['id']}/test"), 202)
     receiver.wait(path)
+    settled(t["api"], e["id"])
+    assert rows_of(hook_server.storage, t["id"]) == [1, 1, 1]
     assert hsa.delete(f"/api/v1/tenants/{t['id']}").status_code == 204
-    # A later tenant never sees the rows (the endpoint's id is unknown everywhere).
-    t2 = new_tenant(hsa)
-    assert_problem(t2["api"].get(f"{ENDPOINTS}/{e['id']}"), 404)
-    assert ok(t2["api"].get(ENDPOINTS))["data"] == []
+    assert rows_of(hook_server.storage, t["id"]) == [0, 0, 0]
+
+
+def test_an_endpoint_failing_past_the_limit_is_disabled(receiver):
+    # webhooks_disable_after stands in for the five days: 1 s of continuous failure.
+    s = Server(env={**FAST, "CDX_WEBHOOKS_DISABLE_AFTER": "1",
+                    "CDX_WEBHOOKS_RETRY_SCHEDULE": "0,0.4,0.4,0.4,0.4,0.4,0.4"}).start()
+    try:
+        anon = Api(s.url)
+        tok = anon.post("/api/v1/auth/superadmin/login",
+                        json={"username": SUPERADMIN[0], "password": SUPERADMIN[1]}).json()["access_token"]
+        t = new_tenant(Api(s.url, {"Authorization": "Bearer " + tok}))
+        e, path = hooked(t["api"], receiver, mode="500")
+        ok(t["api"].post(f"{ENDPOINTS}/{e['id']}/test"), 202)
+        assert wait_for(lambda: not ok(t["api"].get(f"{ENDPOINTS}/{e['id']}"))["enabled"], timeout=10)
+        ep = ok(t["api"].get(f"{ENDPOINTS}/{e['id']}"))
+        assert ep["disabled_reason"].startswith("failing since")
+        n = len(receiver.requests(path))
+        assert 3 <= n < 7  # stopped before the schedule ran out
+        time.sleep(1)
+        assert len(receiver.requests(path)) == n
+        # Re-enabled by a user, it is tried afresh.
+        receiver.configure(path, "ok", [e["secret"]])
+        back = ok(t["api"].patch(f"{ENDPOINTS}/{e['id']}", json={"enabled": True}))
+        assert back["enabled"] is True and back["disabled_reason"] is None
+        ok(t["api"].post(f"{ENDPOINTS}/{e['id']}/test"), 202)
+        receiver.wait(path, n + 1)
+    finally:
+        s.cleanup()
+
+
+def test_rotate_kek_reseals_webhook_secrets(receiver):
+    from conftest import cdx_env, new_kek, run_cdx
+    s = Server(env=FAST).start()
+    try:
+        anon = Api(s.url)
+        tok = anon.post("/api/v1/auth/superadmin/login",
+                        json={"username": SUPERADMIN[0], "password": SUPERADMIN[1]}).json()["access_token"]
+        t = new_tenant(Api(s.url, {"Authorization": "Bearer " + tok}))
+        e, path = hooked(t["api"], receiver)
+        s.stop()
+        old, new = s.storage["CDX_KEK"], new_kek()
+        before = cdx_sql(s.storage, f"SELECT secret_kek FROM cdx_db.webhook_endpoints WHERE id = '{e['id']}'")[0][0]
+        r = run_cdx(["admin", "rotate-kek"], env=cdx_env(s.storage, CDX_KEK=new, CDX_KEK_PREVIOUS=old))
+        assert r.returncode == 0, r.stdout + r.stderr
+        after = cdx_sql(s.storage, f"SELECT secret_kek FROM cdx_db.webhook_endpoints WHERE id = '{e['id']}'")[0][0]
+        assert after != before
+        s.storage["CDX_KEK"] = new  # the old key is gone
+        s.start()
+        api = Api(s.url, {"Authorization": "Bearer " + login(Api(s.url), t)})
+        ok(api.post(f"{ENDPOINTS}/{e['id']}/test"), 202)
+        verified(receiver.wait(path)[0], e["secret"])  # signed with the secret shown at creation
+    finally:
+        s.cleanup()
