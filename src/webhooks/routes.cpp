@@ -89,8 +89,8 @@ void no_store(Context& ctx) { ctx.res.header("Cache-Control", "no-store"); }
 
 void Webhooks::add_openapi_schemas(json& schemas) const {
   kit::add_body_schema(schemas, endpoint_body(), "WebhookEndpointCreate");
-  schemas["WebhookEndpointCreate"]["examples"] =
-      json::array({{{"url", "https://hooks.example.com/cdx"}, {"event_types", {"crm.*", "cms.entry.published"}}}});
+  schemas["WebhookEndpointCreate"]["examples"] = json::array(
+      {{{"url", "https://hooks.example.com/cdx"}, {"event_types", {"crm.*", "cms.entry.published"}}}});
   const json text = {{"type", "string"}}, maybe_text = {{"type", {"string", "null"}}};
   schemas["WebhookEndpoint"] = {
       {"type", "object"},

@@ -109,7 +109,16 @@ void Sender::claim() {
       if (n >= o.per_tenant) skip_tenants.push_back(t);
   }
   if (room <= 0) return;
+  {
+    // Endpoints not heard of for a while leave the cache (its entries are a second's copies anyway).
+    std::lock_guard lock(mu_);
+    const auto old = std::chrono::steady_clock::now() - 5min;
+    std::erase_if(cache_, [&](const auto& kv) { return kv.second.loaded < old; });
+  }
   const int64_t now = now_ms();
+  if (!hooks_.database().read_platform(
+          [&](db::Tx& tx) { return hooks_.store().any_due(tx, now, skip_endpoints, skip_tenants); }))
+    return;
   auto claimed = hooks_.database().write_platform([&](db::Tx& tx) {
     return hooks_.store().claim(tx, now, now + kLeaseMs, std::min(room, 200), skip_endpoints, skip_tenants);
   });
@@ -280,7 +289,15 @@ void Sender::endpoint_outcome(const Claimed& c, const SendResult& r, bool gone) 
     auto it = cache_.find(c.endpoint_id);
     if (it != cache_.end()) known = true, failing = it->second.signing.failing_since;
   }
-  if (!known) return;  // deleted meanwhile
+  if (!known) {  // forgotten (changed, or pruned): read again, unless deleted meanwhile
+    try {
+      auto s = signing_of(c);
+      if (!s) return;
+      failing = s->failing_since;
+    } catch (const std::exception&) {
+      return;
+    }
+  }
   const db::TenantScope scope = hooks_.minter().mint(c.tenant_id);
   auto disable = [&](const std::string& reason) {
     hooks_.database().write(scope, [&](db::Tx& tx) {

@@ -157,8 +157,9 @@ void Store::disable(db::Tx& tx, const std::string& tenant_id, const std::string&
       {tenant_id, id, reason, format_rfc3339(Clock::now())});
 }
 
-void Store::insert_deliveries(db::Tx& tx, const std::vector<NewDelivery>& rows, int64_t due_ms) {
-  if (rows.empty()) return;
+std::vector<std::string> Store::insert_deliveries(db::Tx& tx, const std::vector<NewDelivery>& rows,
+                                                  int64_t due_ms) {
+  if (rows.empty()) return {};
   const std::string now = format_rfc3339(Clock::now());
   constexpr size_t kRows = 300;  // 11 parameters a row
   std::deque<std::string> ids;
@@ -185,18 +186,34 @@ void Store::insert_deliveries(db::Tx& tx, const std::vector<NewDelivery>& rows, 
     }
     tx.query(sql, p);
   }
+  return {ids.begin(), ids.end()};
+}
+
+namespace {
+
+std::string due_sql(db::Params& p, const std::vector<std::string>& skip_endpoints,
+                    const std::vector<std::string>& skip_tenants) {
+  std::string sql =
+      "SELECT id FROM cdx_db.webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= $1 AND "
+      "(lease_until IS NULL OR lease_until < $1)";
+  if (!skip_endpoints.empty()) sql += " AND endpoint_id NOT IN (" + in_list(p, skip_endpoints) + ")";
+  if (!skip_tenants.empty()) sql += " AND tenant_id NOT IN (" + in_list(p, skip_tenants) + ")";
+  return sql + " ORDER BY next_attempt_at";
+}
+
+}  // namespace
+
+bool Store::any_due(db::Tx& tx, int64_t now_ms, const std::vector<std::string>& skip_endpoints,
+                    const std::vector<std::string>& skip_tenants) {
+  db::Params p{now_ms};
+  return !tx.query(due_sql(p, skip_endpoints, skip_tenants) + " LIMIT 1", p).empty();
 }
 
 std::vector<Claimed> Store::claim(db::Tx& tx, int64_t now_ms, int64_t lease_ms, int limit,
                                   const std::vector<std::string>& skip_endpoints,
                                   const std::vector<std::string>& skip_tenants) {
   db::Params p{now_ms, lease_ms};
-  std::string pick =
-      "SELECT id FROM cdx_db.webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= $1 AND "
-      "(lease_until IS NULL OR lease_until < $1)";
-  if (!skip_endpoints.empty()) pick += " AND endpoint_id NOT IN (" + in_list(p, skip_endpoints) + ")";
-  if (!skip_tenants.empty()) pick += " AND tenant_id NOT IN (" + in_list(p, skip_tenants) + ")";
-  pick += " ORDER BY next_attempt_at LIMIT " + std::to_string(limit);
+  std::string pick = due_sql(p, skip_endpoints, skip_tenants) + " LIMIT " + std::to_string(limit);
   if (tx.backend() == db::Backend::kPostgres) pick += " FOR UPDATE SKIP LOCKED";
   const std::string sql = "UPDATE cdx_db.webhook_deliveries SET lease_until = $2 WHERE id IN (" + pick +
                           ") RETURNING id, tenant_id, endpoint_id, msg_id, payload, tries";

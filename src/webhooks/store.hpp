@@ -71,12 +71,17 @@ class Store {
   void disable(db::Tx& tx, const std::string& tenant_id, const std::string& id, const std::string& reason);
 
   // Deliveries.
-  void insert_deliveries(db::Tx& tx, const std::vector<NewDelivery>& rows, int64_t due_ms);
+  // Answers the new deliveries' ids, in the order of rows.
+  std::vector<std::string> insert_deliveries(db::Tx& tx, const std::vector<NewDelivery>& rows,
+                                             int64_t due_ms);
   // Up to limit due deliveries leased until lease_ms, skipping the endpoints and tenants listed (at their
   // concurrency bound). PostgreSQL: FOR UPDATE SKIP LOCKED, so replicas never claim the same attempt.
   std::vector<Claimed> claim(db::Tx& tx, int64_t now_ms, int64_t lease_ms, int limit,
                              const std::vector<std::string>& skip_endpoints,
                              const std::vector<std::string>& skip_tenants);
+  // Whether claim() would find anything: a read, so an idle sender takes no write lock (SQLite has one).
+  bool any_due(db::Tx& tx, int64_t now_ms, const std::vector<std::string>& skip_endpoints,
+               const std::vector<std::string>& skip_tenants);
   void record(db::Tx& tx, const std::vector<Attempt>& attempts);
   void fail_undeliverable(db::Tx& tx, const Claimed& d, const std::string& why);
   // Pending again now (replay): false when no such delivery in the tenant.

@@ -218,9 +218,8 @@ json Webhooks::send_test(const db::TenantScope& scope, const std::string& id) {
         event_id,
         "webhook.test",
         body_of("webhook.test", now, {{"endpoint_id", e.id}, {"message", "A test event from CDX."}})};
-    store_.insert_deliveries(tx, {n}, now_ms());
-    auto page = store_.list_deliveries(tx, scope.tenant_id(), e.id, 1, std::nullopt, std::nullopt);
-    return page.at(0);
+    const auto ids = store_.insert_deliveries(tx, {n}, now_ms());
+    return *store_.find_delivery(tx, scope.tenant_id(), ids.at(0));
   });
   wake();
   return d;
