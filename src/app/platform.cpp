@@ -1,16 +1,16 @@
 #include "app/platform.hpp"
 
-#include <utility>
-#include <boost/asio/signal_set.hpp>
 #include <fmt/format.h>
+#include <boost/asio/signal_set.hpp>
+#include <utility>
 
 #include <cmath>
 #include <condition_variable>
 #include <csignal>
 #include <thread>
 
-#include "app/gateway.hpp"
 #include "app/capabilities.hpp"
+#include "app/gateway.hpp"
 #include "app/modules.hpp"
 #include "app/openapi.hpp"
 #include "auth/assertion_authenticator.hpp"
@@ -102,7 +102,7 @@ struct Platform::Impl {
   WorkerPool workers;  // blocking I/O
   WorkerPool hashers;  // Argon2id: CPU-bound, sized to the cores, so a login flood cannot starve I/O
   std::unique_ptr<db::ConnectionFactory> factory;
-  std::unique_ptr<http::AssertionKey> key;    // constellation: signs and checks the internal assertions
+  std::unique_ptr<http::AssertionKey> key;       // constellation: signs and checks the internal assertions
   std::unique_ptr<auth::RemoteApi> remote_auth;  // the core service's way to auth
   std::unique_ptr<core::RemoteApi> remote_core;  // the auth service's way to core
   std::unique_ptr<Gateway> gateway;              // the gateway service
@@ -112,7 +112,10 @@ struct Platform::Impl {
   std::vector<Module*> modules;
   core::CoreModule* core = nullptr;  // the two the platform itself talks to, when held
   auth::AuthModule* auth = nullptr;
-  db::OutboxRelay relay;  // drains the modules' outboxes from the once-a-second tick
+  db::OutboxRelay relay;  // moves the modules' outboxes into the event log, on its own thread
+  std::mutex relay_mu;
+  std::condition_variable relay_cv;
+  bool relay_wake = false, relay_stop = false;
   HealthCache health;
   kit::UsageMeter usage;  // the monolith's API calls per tenant and key, drained into core
 
@@ -132,8 +135,9 @@ struct Platform::Impl {
         hashers(static_cast<size_t>(config.hash_workers), static_cast<size_t>(config.worker_queue_limit)) {
     if (!monolith()) {
       if (config.internal_secret.empty())
-        throw std::runtime_error("setting 'internal_secret' (CDX_INTERNAL_SECRET) is required to serve one service "
-                                 "of a constellation; `cdx up` sets it for its children");
+        throw std::runtime_error(
+            "setting 'internal_secret' (CDX_INTERNAL_SECRET) is required to serve one service "
+            "of a constellation; `cdx up` sets it for its children");
       key = std::make_unique<http::AssertionKey>(config.internal_secret);
     }
     if (config.module == "gateway") {
@@ -159,12 +163,21 @@ struct Platform::Impl {
     }
     for (const ModuleSpec& spec : app::modules()) {
       if (!holds(spec.name)) continue;
-      ModuleDeps deps{config,        factory->open(std::string(spec.schema)), workers, hashers, *auth_for_others,
-                      *core_for_others, [this](const db::TenantScope& scope) { purge(scope); }, Capabilities::scope_minter()};
+      ModuleDeps deps{config,
+                      factory->open(std::string(spec.schema)),
+                      workers,
+                      hashers,
+                      *auth_for_others,
+                      *core_for_others,
+                      [this](const db::TenantScope& scope) { purge(scope); },
+                      Capabilities::scope_minter()};
       owned.push_back(spec.make(deps));
       Module* m = owned.back().get();
       modules.push_back(m);
-      if (auto db = m->outbox_database()) relay.add_source(db);
+      if (auto db = m->outbox_database()) {
+        relay.add_source(db);
+        db->set_commit_hook([this] { wake_relay(); });  // a commit that wrote events: move them now
+      }
       if (auto* c = dynamic_cast<core::CoreModule*>(m)) core = c, core_api.target = &c->service();
       if (auto* a = dynamic_cast<auth::AuthModule*>(m)) auth = a, auth_api.target = &a->api();
     }
@@ -178,11 +191,38 @@ struct Platform::Impl {
       core_api->record_events(events);
     });
     relay.subscribe("", [](const db::OutboxEvent& e) {
-      log::debug("domain event", {{"schema", e.schema}, {"type", e.type}, {"id", e.id}, {"tenant_id", e.tenant_id}});
+      log::debug("domain event",
+                 {{"schema", e.schema}, {"type", e.type}, {"id", e.id}, {"tenant_id", e.tenant_id}});
     });
     if (core) {
       core->set_behind_gateway(!monolith());
       register_services();
+    }
+  }
+
+  void wake_relay() {
+    {
+      std::lock_guard lock(relay_mu);
+      relay_wake = true;
+    }
+    relay_cv.notify_one();
+  }
+
+  // Moves events as soon as a commit announces them, and once a second anyway (another replica's rows, a
+  // retry after a failure).
+  void run_relay() {
+    for (;;) {
+      {
+        std::unique_lock lock(relay_mu);
+        relay_cv.wait_for(lock, std::chrono::seconds(1), [&] { return relay_wake || relay_stop; });
+        if (relay_stop) return;
+        relay_wake = false;
+      }
+      while (relay.poll() > 0) {  // until nothing is pending (a failure is logged and retried later)
+        std::lock_guard lock(relay_mu);
+        if (relay_stop) return;
+        relay_wake = false;
+      }
     }
   }
 
@@ -204,7 +244,7 @@ struct Platform::Impl {
       for (Module* m : modules) m->purge_tenant(scope);
       return;
     }
-    if (core) core->purge_tenant(scope);  // core's own tenant data (webhooks); the tenant row goes last
+    if (core) core->purge_tenant(scope);  // core's own tenant data (its webhooks)
     for (const ModuleSpec& m : app::modules()) {
       if (m.name == "core") continue;  // the tenant row itself goes last, in core's service
       http::ServiceClient client(std::string(m.name), service_url(config, m.name), "core", *key);
@@ -242,8 +282,8 @@ struct Platform::Impl {
       // is down makes it degraded, not down: the others still answer through it.
       bool all = true;
       for (const auto& u : gateway->upstreams()) {
-        http::HealthAnswer h =
-            http::probe_health("http://" + u.host + ":" + std::to_string(u.port), std::chrono::milliseconds(500));
+        http::HealthAnswer h = http::probe_health("http://" + u.host + ":" + std::to_string(u.port),
+                                                  std::chrono::milliseconds(500));
         if (h.ok && u.name == "auth" && !gateway->keys_loaded()) {
           h.ok = false;
           h.error = "token keys not loaded yet";
@@ -273,7 +313,8 @@ struct Platform::Impl {
         c["status"] = "down";
         c["error"] = e.what();
       }
-      const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+      const double ms =
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
       c["latency_ms"] = std::round(ms * 100) / 100;
       checks[m->database().schema()] = c;
     }
@@ -285,8 +326,9 @@ struct Platform::Impl {
   }
 
   void seed_demo() {
-    log::warn("DEMO MODE: demo credentials are active (test/test123, john.doe@demo.com/demo123). "
-              "Never run --demo in production.");
+    log::warn(
+        "DEMO MODE: demo credentials are active (test/test123, john.doe@demo.com/demo123). "
+        "Never run --demo in production.");
     auto& tenants = core->service();
     tenants.create_superadmin("test", "test123");
     if (!tenants.find_tenant("demo")) {
@@ -305,27 +347,24 @@ struct Platform::Impl {
   }
 
   void mount_operations(http::Router& router, http::Metrics*& metrics_slot, const std::string*& openapi) {
-    router.add_sync(
-        http::Method::kGet, "/health",
-        [this](http::Context& ctx) {
-          ctx.res.content_type = "application/json";
-          health.read(ctx.res.status, ctx.res.body);
-        },
-        {.summary = "Liveness and dependency checks (refreshed every second)", .tag = "operations",
-         .response_schema = "Health"});
-    router.add_sync(
-        http::Method::kGet, "/metrics",
-        [&metrics_slot](http::Context& ctx) {
-          ctx.res.set(200, "text/plain; version=0.0.4; charset=utf-8", metrics_slot->render());
-        },
-        {.summary = "Prometheus metrics", .tag = "operations"});
-    router.add_sync(
-        http::Method::kGet, "/openapi.json",
-        [&openapi](http::Context& ctx) { ctx.res.set(200, "application/json", *openapi); },
-        {.summary = "This OpenAPI 3.1 description", .tag = "operations"});
+    router.add_sync(http::Method::kGet, "/health",
+                    [this](http::Context& ctx) {
+                      ctx.res.content_type = "application/json";
+                      health.read(ctx.res.status, ctx.res.body);
+                    },
+                    {.summary = "Liveness and dependency checks (refreshed every second)",
+                     .tag = "operations",
+                     .response_schema = "Health"});
+    router.add_sync(http::Method::kGet, "/metrics",
+                    [&metrics_slot](http::Context& ctx) {
+                      ctx.res.set(200, "text/plain; version=0.0.4; charset=utf-8", metrics_slot->render());
+                    },
+                    {.summary = "Prometheus metrics", .tag = "operations"});
+    router.add_sync(http::Method::kGet, "/openapi.json",
+                    [&openapi](http::Context& ctx) { ctx.res.set(200, "application/json", *openapi); },
+                    {.summary = "This OpenAPI 3.1 description", .tag = "operations"});
   }
 };
-
 
 Platform::Platform(Config config) : impl_(std::make_unique<Impl>(std::move(config))) {}
 Platform::~Platform() = default;
@@ -348,7 +387,8 @@ void Platform::start() {
     if (impl_->core->service().bootstrap_superadmin(impl_->config.bootstrap_superadmin))
       log::info("bootstrap superadmin created");
   }
-  if (impl_->config.demo && impl_->monolith()) impl_->seed_demo();  // `cdx up` seeds before its services start
+  if (impl_->config.demo && impl_->monolith())
+    impl_->seed_demo();  // `cdx up` seeds before its services start
 }
 
 bool Platform::create_superadmin(const std::string& username, const std::string& password) {
@@ -402,24 +442,31 @@ int Platform::serve() {
   http::Metrics metrics(router);
   metrics_ptr = &metrics;
   metrics.add_collector([&p](std::string& out) {
-    out += "# HELP cdx_db_pool_connections Database connections by schema and state.\n"
-           "# TYPE cdx_db_pool_connections gauge\n";
+    out +=
+        "# HELP cdx_db_pool_connections Database connections by schema and state.\n"
+        "# TYPE cdx_db_pool_connections gauge\n";
     for (Module* m : p.modules) {
       auto s = m->database().stats();
-      out += fmt::format("cdx_db_pool_connections{{schema=\"{}\",state=\"open\"}} {}\n", m->database().schema(), s.size);
-      out += fmt::format("cdx_db_pool_connections{{schema=\"{}\",state=\"in_use\"}} {}\n", m->database().schema(),
-                         s.in_use);
+      out += fmt::format("cdx_db_pool_connections{{schema=\"{}\",state=\"open\"}} {}\n",
+                         m->database().schema(), s.size);
+      out += fmt::format("cdx_db_pool_connections{{schema=\"{}\",state=\"in_use\"}} {}\n",
+                         m->database().schema(), s.in_use);
     }
     // A family's samples follow its own HELP and TYPE lines (the exposition format groups them).
-    out += "# HELP cdx_db_pool_waits_total Times a request waited for a free database connection, by schema.\n"
-           "# TYPE cdx_db_pool_waits_total counter\n";
+    out +=
+        "# HELP cdx_db_pool_waits_total Times a request waited for a free database connection, by schema.\n"
+        "# TYPE cdx_db_pool_waits_total counter\n";
     for (Module* m : p.modules)
       out += fmt::format("cdx_db_pool_waits_total{{schema=\"{}\"}} {}\n", m->database().schema(),
                          m->database().stats().waits);
-    out += "# HELP cdx_worker_queue_depth Blocking jobs waiting for a worker.\n# TYPE cdx_worker_queue_depth gauge\n";
+    out +=
+        "# HELP cdx_worker_queue_depth Blocking jobs waiting for a worker.\n# TYPE cdx_worker_queue_depth "
+        "gauge\n";
     out += fmt::format("cdx_worker_queue_depth{{pool=\"io\"}} {}\n", p.workers.queued());
     out += fmt::format("cdx_worker_queue_depth{{pool=\"hash\"}} {}\n", p.hashers.queued());
-    out += "# HELP cdx_outbox_events_total Outbox events by delivery outcome.\n# TYPE cdx_outbox_events_total counter\n";
+    out +=
+        "# HELP cdx_outbox_events_total Outbox events by delivery outcome.\n# TYPE cdx_outbox_events_total "
+        "counter\n";
     out += fmt::format("cdx_outbox_events_total{{outcome=\"delivered\"}} {}\n", p.relay.delivered_total());
     out += fmt::format("cdx_outbox_events_total{{outcome=\"failed\"}} {}\n", p.relay.failed_total());
   });
@@ -447,7 +494,6 @@ int Platform::serve() {
           log::error("module maintenance failed", {{"module", m->name()}, {"error", e.what()}});
         }
       }
-      p.relay.poll();  // at least once, in order; a failure is logged and retried on the next tick
       if (++ticks % 2 == 0) p.flush_usage();
       lock.lock();
     }
@@ -475,8 +521,11 @@ int Platform::serve() {
     }
     stop_cv.notify_all();
     checker.join();
+    for (Module* m : p.modules) m->stop();
     return 1;
   }
+  std::thread relay_thread([&p] { p.run_relay(); });
+  for (Module* m : p.modules) m->start_background();
 
   // Signals are waited for on a plain thread (main() blocked them before any thread started).
   sigset_t set;
@@ -504,6 +553,13 @@ int Platform::serve() {
   }
   stop_cv.notify_all();
   checker.join();
+  {
+    std::lock_guard lock(p.relay_mu);
+    p.relay_stop = true;
+  }
+  p.relay_cv.notify_one();
+  relay_thread.join();
+  for (Module* m : p.modules) m->stop();
   p.flush_usage();  // the calls of the last seconds
   if (p.gateway) p.gateway->flush_usage();
   // A job still running (a request the drain gave up on) resumes its coroutine on one of the server's

@@ -127,6 +127,10 @@ const std::vector<Setting>& table() {
        [](Config& c, const std::string& v) {
          c.cms_cache_entries = parse_int("cms_cache_entries", v, 0, 10'000'000);
        }},
+      {{"event_retention_days", "CDX_EVENT_RETENTION_DAYS", "days the platform event log keeps an event"},
+       [](Config& c, const std::string& v) {
+         c.event_retention_days = parse_int("event_retention_days", v, 1, 36500);
+       }},
       {{"header_limit", "CDX_HEADER_LIMIT", "largest request header in bytes"},
        [](Config& c, const std::string& v) { c.header_limit = parse_int("header_limit", v, 1024, 1 << 20); }},
       {{"max_connections", "CDX_MAX_CONNECTIONS",

@@ -30,6 +30,7 @@ struct Config {
   int64_t body_limit = 1 << 20;
   int64_t media_limit = 64 << 20;  // largest media upload, whatever the plan
   int64_t cms_cache_entries = 10000;  // delivery answers kept in memory (0: none)
+  int64_t event_retention_days = 30;  // the platform event log keeps this long
   int64_t header_limit = 16 * 1024;
   int64_t max_connections = 0;               // 0 = the descriptor limit less a reserve
   int64_t max_connections_per_client = 256;  // 0 = no per-address cap

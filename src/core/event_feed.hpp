@@ -90,14 +90,21 @@ class EventFeed {
   // Reads events from a LoggedEvent row of "SELECT seq, id, tenant_id, type, source, subject, actor,
   // payload, created_at".
   static LoggedEvent from_row(const db::Row& r);
-  static constexpr const char* kColumns = "seq, id, tenant_id, type, source, subject, actor, payload, created_at";
+  static constexpr const char* kColumns =
+      "seq, id, tenant_id, type, source, subject, actor, payload, created_at";
 
  private:
-  struct Subscriber;
+  struct Subscriber {
+    std::string name;
+    Durable fn;
+    Options options;
+    std::chrono::milliseconds backoff{0};
+    std::mutex mu;  // one step at a time (drain() may run beside the subscriber's thread)
+  };
   void run(Subscriber& s);
   bool step(Subscriber& s);  // one batch; true when it may have more
   void run_live();
-  void listen();             // PostgreSQL: LISTEN cdx_events on its own connection
+  void listen();  // PostgreSQL: LISTEN cdx_events on its own connection
 
   std::shared_ptr<db::Database> db_;
   std::vector<std::unique_ptr<Subscriber>> durable_;

@@ -24,6 +24,22 @@ CREATE INDEX events_created ON cdx_db.events (created_at);
 )SQL";
 }
 
+// Core's own events (tenant.*, plan.*) go through an outbox like every module's, and each subscriber of the
+// event log keeps its place in event_cursors.
+db::Migration outbox_and_cursors() {
+  db::Migration m = db::Outbox::migration(6, "cdx_db");
+  m.name = "core outbox and event subscribers' cursors";
+  m.sql = R"SQL(
+CREATE TABLE cdx_db.event_cursors (
+  name TEXT PRIMARY KEY,
+  seq BIGINT NOT NULL,
+  updated_at TEXT NOT NULL,
+  last_error TEXT
+);
+)SQL";
+  return m;
+}
+
 }  // namespace
 
 std::vector<db::Migration> CoreModule::migrations() const {
@@ -87,6 +103,7 @@ ALTER TABLE cdx_db.plans ADD COLUMN max_upload_mb BIGINT NOT NULL DEFAULT 25;
       // platform table (the SUPERADMIN reads across tenants); tenant reads filter on tenant_id themselves.
       {5, "platform event log", "", {}, events_table("BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"),
        events_table("INTEGER PRIMARY KEY AUTOINCREMENT")},
+      outbox_and_cursors(),
       webhooks::migration(7),  // webhook endpoints, deliveries, attempts (src/webhooks/store.cpp)
   };
 }

@@ -1,13 +1,15 @@
 // The core module: tenants, plans and superadmins in cdx_db, under /api/v1/tenants and /api/v1/plans.
 // Tenants and plans are kit resources (resources.cpp) on platform rows; the rest is hand-written.
-//   auto core = std::make_unique<core::CoreModule>(factory.open("cdx_db"), workers, auth_api, purger);
+//   auto core = std::make_unique<core::CoreModule>(factory.open("cdx_db"), workers, auth_api, purger, minter,
+//   config);
 #pragma once
 #include <memory>
 #include <mutex>
 
+#include "common/config.hpp"
 #include "common/key_encryption.hpp"
-
 #include "common/worker_pool.hpp"
+#include "core/event_feed.hpp"
 #include "core/resources.hpp"
 #include "core/service.hpp"
 #include "core/services.hpp"
@@ -30,7 +32,9 @@ class CoreModule final : public Module {
              const ScopeMinter& minter, const Config& config)
       : db_(std::move(db)),
         workers_(workers),
+        config_(config),
         store_(db_),
+        feed_(db_),
         outbox_(db_->schema()),
         idempotency_(db_),
         kit_(db_, outbox_, workers, idempotency_),
@@ -40,14 +44,19 @@ class CoreModule final : public Module {
         superadmin_login_body_(superadmin_login_body()),
         service_(*db_, store_, kit_, tenants_, plans_, auth, std::move(purge), minter),
         rekey_(!config.kek_previous.empty() || !config.kek_previous_file.empty()),
-        webhooks_(db_, workers, minter, webhooks::Options::from(config),
-                  [this, config]() -> const KeyEncryption& {
-                    // Loaded when first needed: commands that never touch a webhook need no key.
-                    std::call_once(kek_once_, [&] {
-                      kek_ = std::make_unique<const KeyEncryption>(KeyEncryption::load(config));
-                    });
-                    return *kek_;
-                  }) {}
+        webhooks_(db_, workers, minter, webhooks::Options::from(config), [this]() -> const KeyEncryption& {
+          // Loaded when first needed: commands that never touch a webhook need no key.
+          std::call_once(kek_once_,
+                         [&] { kek_ = std::make_unique<const KeyEncryption>(KeyEncryption::load(config_)); });
+          return *kek_;
+        }) {
+    service_.on_recorded([this] { feed_.notify(); });
+    webhooks_.on_disabled = [this](db::Tx& tx, const std::string& tenant, const std::string& endpoint,
+                                   const std::string& reason) {
+      outbox_.append(tx, tenant, "webhook.endpoint.disabled",
+                     {{"endpoint", {{"id", endpoint}, {"enabled", false}, {"disabled_reason", reason}}}});
+    };
+  }
 
   std::string_view name() const override { return "core"; }
   db::Database& database() override { return *db_; }
@@ -55,20 +64,26 @@ class CoreModule final : public Module {
   void mount(http::Router& router) override;
   void mount_internal(http::Router& router) override;  // internal_routes.cpp
   void mount_events(http::Router& router);             // event_routes.cpp
-  void tick() override { services_.poll(); }
+  // What a previous key encryption key sealed is sealed again with the current one (auth does the same).
   void start() override {
-    // What a previous key encryption key sealed is sealed again with the current one (auth does the same).
     if (rekey_) webhooks_.reseal_secrets();
-    webhooks_.start();
   }
-  // The tenant row itself goes last, in the service; its webhooks go with the other modules' data.
+  void start_background() override;  // the event log's subscribers and the webhook sender (subscribers.cpp)
+  void stop() override {
+    feed_.stop();
+    webhooks_.stop();
+  }
+  void tick() override;
+  // Core's own data of a deleted tenant (its row went already, with the tenant.deleted event): its webhooks.
   void purge_tenant(const db::TenantScope& scope) override { webhooks_.purge_tenant(scope); }
+  std::shared_ptr<db::Database> outbox_database() override { return db_; }
   void add_openapi_schemas(nlohmann::json& schemas) const override;
 
   TenantService& service() { return service_; }
   // Behind a gateway (constellation), tenant and plan changes tell it to drop its cached credentials.
   void set_behind_gateway(bool v) { behind_gateway_ = v; }
   ServiceRegistry& services() { return services_; }
+  EventFeed& feed() { return feed_; }
   webhooks::Webhooks& webhooks() { return webhooks_; }
 
  private:
@@ -79,9 +94,12 @@ class CoreModule final : public Module {
 
   std::shared_ptr<db::Database> db_;
   WorkerPool& workers_;
+  const Config& config_;
   Store store_;
-  // The kit's collaborators. Tenants and plans are platform resources: no events (cdx_db has no outbox
-  // yet) and no Idempotency-Key store, so neither has a table.
+  EventFeed feed_;
+  uint64_t ticks_ = 0;
+  // The kit's collaborators. Tenants and plans are platform resources: their events go to cdx_db.outbox;
+  // no Idempotency-Key store, so that has no table.
   db::Outbox outbox_;
   kit::Idempotency idempotency_;
   kit::Kit kit_;

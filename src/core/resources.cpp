@@ -58,7 +58,8 @@ void check_settings(const json& settings, std::vector<FieldError>& errors) {
 kit::Resource tenant_resource() {
   kit::Resource r("core", "tenant", "tenants");
   r.platform()
-      .no_events()  // platform events are a later issue; cdx_db has no outbox yet
+      .event_prefix("tenant")  // tenant.created, tenant.updated, tenant.deleted: the tenant's own events
+      .event_tenant("id")
       .schema("cdx_db")
       .path("/api/v1/tenants")
       .key("slug")
@@ -83,6 +84,9 @@ kit::Resource tenant_resource() {
           {.validate =
                [](Change& c) {
                  check_settings(c.row.at("settings"), c.errors);
+                 if (c.before && c.before->at("status") != c.row.at("status"))
+                   c.emit(c.row.at("status") == "suspended" ? "tenant.suspended" : "tenant.resumed",
+                          {{"tenant", c.row}});
                  if (c.before && c.before->at("plan") == c.row.at("plan")) return;
                  const std::string plan = c.row.at("plan").get<std::string>();
                  if (!Store::plan_exists(c.tx, plan))
@@ -97,7 +101,7 @@ kit::Resource tenant_resource() {
 kit::Resource plan_resource() {
   kit::Resource r("core", "plan", "plans");
   r.platform()
-      .no_events()
+      .event_prefix("plan")  // plan.created, plan.updated: platform-wide (no tenant)
       .schema("cdx_db")
       .path("/api/v1/plans")
       .key("key")

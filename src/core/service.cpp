@@ -60,9 +60,8 @@ Tenant TenantService::set_status(std::string_view id_or_slug, const std::string&
 
 void TenantService::delete_tenant(std::string_view id_or_slug, const kit::Actor& actor) {
   Tenant t = get_tenant(id_or_slug);
-  // Purge module data first, outside core's transaction (in a constellation each module is an HTTP call):
-  // a crash midway leaves the tenant row, so the delete can be retried.
-  purge_(minter_.mint(t.id));
+  // The row and its tenant.deleted event commit together; the purge of every module follows from the event
+  // (restart-safe: the subscriber's cursor moves only once every module has purged).
   db_.write_platform([&](db::Tx& tx) { kit_.remove(tx, caller(actor), tenants_, t.id); });
   auth_.tenant_changed(t.id);
   log::info("tenant deleted", {{"tenant_id", t.id}, {"slug", t.slug}});

@@ -45,12 +45,22 @@ class TenantService final : public Api {
   nlohmann::json create_tenant(const NewTenant& in);
   Tenant get_tenant(std::string_view id_or_slug);  // 404 when absent
   Tenant set_status(std::string_view id_or_slug, const std::string& status, const kit::Actor& actor);
+  // Deletes the tenant's row and writes tenant.deleted in the same transaction: the tenant answers 404 at
+  // once; its data in every module is purged by the event log's "purge" subscriber (purge_deleted).
   void delete_tenant(std::string_view id_or_slug, const kit::Actor& actor);
+  // Purges a deleted tenant's rows in every module. Idempotent; throws when a module could not purge (the
+  // subscriber retries).
+  void purge_deleted(const std::string& tenant_id) { purge_(minter_.mint(tenant_id)); }
+  // Called after events were recorded in the log (wakes its subscribers).
+  void on_recorded(std::function<void()> fn) { on_recorded_ = std::move(fn); }
   // The tenant's (or, with "", every tenant's) cached credentials must be checked again.
   void tenant_changed(const std::string& tenant_id) { auth_.tenant_changed(tenant_id); }
 
   void record_usage(const std::vector<kit::Usage>& usage) { store_.add_usage(usage); }
-  void record_events(const std::vector<db::OutboxEvent>& events) override { store_.record_events(events); }
+  void record_events(const std::vector<db::OutboxEvent>& events) override {
+    store_.record_events(events);
+    if (on_recorded_ && !events.empty()) on_recorded_();
+  }
   nlohmann::json list_events(const EventQuery& q) { return store_.list_events(q); }
   // GET /api/v1/tenants/{id}/usage: calls per day and per API key over [from, to] (YYYY-MM-DD, UTC).
   nlohmann::json usage(std::string_view id_or_slug, const std::string& from, const std::string& to);
@@ -85,6 +95,7 @@ class TenantService final : public Api {
   const kit::Resource& plans_;
   auth::Api& auth_;
   TenantPurger purge_;
+  std::function<void()> on_recorded_;
   const ScopeMinter& minter_;  // the operator's own: it creates and purges tenants
 };
 

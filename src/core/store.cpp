@@ -10,11 +10,15 @@ namespace {
 
 using nlohmann::json;
 
-// What the event is about: the id of the first object in its payload that has one ({"contact": {"id": …}}).
+// What the event is about: the payload's own id (a deletion's), or the id of the first object in it that has
+// one ({"contact": {"id": …}}).
 std::string subject_of(const json& payload) {
   if (!payload.is_object()) return {};
+  if (auto it = payload.find("id"); it != payload.end() && it->is_string())
+    return it->get<std::string>();  // deleted
   for (const auto& [k, v] : payload.items())
-    if (k != "actor" && v.is_object() && v.contains("id") && v["id"].is_string()) return v["id"].get<std::string>();
+    if (k != "actor" && v.is_object() && v.contains("id") && v["id"].is_string())
+      return v["id"].get<std::string>();
   return {};
 }
 
@@ -46,21 +50,25 @@ void Store::record_events(const std::vector<db::OutboxEvent>& events) {
         texts.push_back(e.payload.is_object() && e.payload.contains("actor") ? dump(e.payload["actor"]) : "");
         texts.push_back(dump(e.payload));
         const size_t t = texts.size() - 3;
-        params.insert(params.end(), {db::Param(e.id), db::Param(e.tenant_id), db::Param(e.type), db::Param(e.schema),
-                                     texts[t].empty() ? db::Param(nullptr) : db::Param(texts[t]),
-                                     texts[t + 1].empty() ? db::Param(nullptr) : db::Param(texts[t + 1]),
-                                     db::Param(texts[t + 2]), db::Param(e.created_at), db::Param(now)});
+        params.insert(params.end(),
+                      {db::Param(e.id), db::Param(e.tenant_id), db::Param(e.type), db::Param(e.schema),
+                       texts[t].empty() ? db::Param(nullptr) : db::Param(texts[t]),
+                       texts[t + 1].empty() ? db::Param(nullptr) : db::Param(texts[t + 1]),
+                       db::Param(texts[t + 2]), db::Param(e.created_at), db::Param(now)});
       }
       sql += " ON CONFLICT (id) DO NOTHING";
       tx.query(sql, params);
     }
+    // Every core process listening (its live feed, its subscribers) hears of it when this commits.
+    if (tx.backend() == db::Backend::kPostgres) tx.query("SELECT pg_notify('cdx_events', '')");
   });
 }
 
 json Store::list_events(const EventQuery& q) {
   return db_->read_platform([&](db::Tx& tx) {
     std::string sql =
-        "SELECT seq, id, tenant_id, type, source, subject, actor, payload, created_at FROM cdx_db.events WHERE 1 = 1";
+        "SELECT seq, id, tenant_id, type, source, subject, actor, payload, created_at FROM cdx_db.events "
+        "WHERE 1 = 1";
     db::Params params;
     std::deque<std::string> owned;  // text the parameters view
     auto bind = [&](db::Param p) {
@@ -102,6 +110,19 @@ json Store::list_events(const EventQuery& q) {
                      {"created_at", r.text(8)}});
     }
     return out;
+  });
+}
+
+int64_t Store::prune_events(const std::string& cutoff, int64_t limit) {
+  return db_->write_platform([&](db::Tx& tx) {
+    // created_at is indexed; the rows go oldest first, a bounded number per call, so a large backlog is
+    // pruned over several passes without one long transaction.
+    auto r = tx.query(
+        "DELETE FROM cdx_db.events WHERE seq IN (SELECT seq FROM cdx_db.events WHERE created_at < $1 "
+        "AND seq <= (SELECT COALESCE(MIN(seq), 9223372036854775807) FROM cdx_db.event_cursors) "
+        "ORDER BY created_at LIMIT $2)",
+        {cutoff, limit});
+    return r.affected;
   });
 }
 

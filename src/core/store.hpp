@@ -47,6 +47,10 @@ class Store {
   // Up to q.limit + 1 events as JSON rows (for a next cursor).
   nlohmann::json list_events(const EventQuery& q);
 
+  // Deletes events created before cutoff (RFC 3339), up to limit rows, never one a durable subscriber has
+  // not handled yet (past the lowest cursor). Answers how many it deleted.
+  int64_t prune_events(const std::string& cutoff, int64_t limit);
+
   int64_t count_superadmins();
   void insert_superadmin(const Superadmin& s);
   std::optional<Superadmin> find_superadmin_by_username(std::string_view username);

@@ -14,13 +14,27 @@ int64_t Row::integer(size_t i) const {
   const std::string& s = text(i);
   int64_t v = 0;
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc() || p != s.data() + s.size()) throw std::runtime_error("column " + std::to_string(i) + " is not an integer");
+  if (ec != std::errc() || p != s.data() + s.size())
+    throw std::runtime_error("column " + std::to_string(i) + " is not an integer");
   return v;
 }
 
 std::optional<int64_t> Row::opt_integer(size_t i) const {
   if (is_null(i)) return std::nullopt;
   return integer(i);
+}
+
+namespace {
+thread_local bool outbox_written = false;
+}
+
+void note_outbox_write() { outbox_written = true; }
+
+void Database::began_write() { outbox_written = false; }
+
+void Database::committed() const {
+  if (outbox_written && commit_hook_) commit_hook_();
+  outbox_written = false;
 }
 
 void Database::submit(const TenantScope* scope, std::unique_ptr<WriteJob> job) {

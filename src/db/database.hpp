@@ -5,6 +5,7 @@
 //   auto rows = co_await workers.run([&] { return db->read(scope, [&](db::Tx& tx) {
 //       return tx.query("SELECT id FROM crm_db.contacts WHERE tenant_id = $1", {scope.tenant_id()}); }); });
 #pragma once
+#include <chrono>
 #include <cstdint>
 #include <exception>
 #include <functional>
@@ -84,19 +85,22 @@ class DatabaseError : public Error {
 class UniqueViolation : public DatabaseError {
  public:
   explicit UniqueViolation(std::string internal)
-      : DatabaseError(Code::kConflict, "A resource with the same unique value already exists.", std::move(internal)) {}
+      : DatabaseError(Code::kConflict, "A resource with the same unique value already exists.",
+                      std::move(internal)) {}
 };
 // A value the database cannot store as text (invalid UTF-8 that slipped past the edge): 400.
 class InvalidInput : public DatabaseError {
  public:
   explicit InvalidInput(std::string internal)
-      : DatabaseError(Code::kInvalidRequest, "A value in the request is not valid UTF-8 text.", std::move(internal)) {}
+      : DatabaseError(Code::kInvalidRequest, "A value in the request is not valid UTF-8 text.",
+                      std::move(internal)) {}
 };
 // The database cannot be reached: 503, retry shortly.
 class Unavailable : public DatabaseError {
  public:
   explicit Unavailable(std::string internal)
-      : DatabaseError(Code::kServiceUnavailable, "A database is unavailable; try again shortly.", std::move(internal)) {
+      : DatabaseError(Code::kServiceUnavailable, "A database is unavailable; try again shortly.",
+                      std::move(internal)) {
     with_header("Retry-After", "1");
   }
 };
@@ -151,6 +155,19 @@ struct Migration {
   std::string postgres_sql = {};           // extra, PostgreSQL only (indexes with operators, etc.)
   std::string sqlite_sql = {};             // extra, SQLite only
 };
+
+// Announcements across processes on one channel (PostgreSQL LISTEN/NOTIFY), on a connection of its own.
+class Listener {
+ public:
+  virtual ~Listener() = default;
+  // Waits up to timeout; true when at least one notification came (all pending ones are consumed). Throws
+  // Unavailable when the connection broke (make a new listener).
+  virtual bool wait(std::chrono::milliseconds timeout) = 0;
+};
+
+// Marks the current thread's open write transaction as one that wrote outbox rows (Outbox::append calls
+// it): when that transaction commits, the database calls its commit hook.
+void note_outbox_write();
 
 struct PoolStats {
   int64_t size = 0;    // open connections
@@ -209,8 +226,22 @@ class Database {
   virtual void scrub() {}
   virtual PoolStats stats() const = 0;
 
+  // Called on the committing thread after a write transaction that appended outbox rows commits (the relay
+  // wakes on it). Set before the database is used; must be quick and must not throw.
+  void set_commit_hook(std::function<void()> hook) { commit_hook_ = std::move(hook); }
+  // A listener on channel, or nullptr where the database has no notifications (SQLite: one process, which
+  // the commit hook covers).
+  virtual std::unique_ptr<Listener> listen(const std::string& /*channel*/) { return nullptr; }
+
  protected:
   virtual void transaction(const TenantScope* scope, bool write, const std::function<void(Tx&)>& fn) = 0;
+  // Implementations call began_write() when a write transaction (or group) starts and committed() after its
+  // COMMIT succeeded.
+  static void began_write();
+  void committed() const;
+
+ private:
+  std::function<void()> commit_hook_;
 
  public:
   // Runs fn(tx) inside the write transaction tx so that transactions this thread opens on this database
@@ -243,8 +274,10 @@ class Database {
   Tx* joined(const TenantScope* scope) const {
     for (Ambient* a = innermost(); a; a = a->outer) {
       if (a->db != this) continue;
-      if ((a->scope == nullptr) != (scope == nullptr) || (scope && a->scope->tenant_id() != scope->tenant_id()))
-        throw std::logic_error("a transaction nested in a write of " + schema() + " must act in the same tenant");
+      if ((a->scope == nullptr) != (scope == nullptr) ||
+          (scope && a->scope->tenant_id() != scope->tenant_id()))
+        throw std::logic_error("a transaction nested in a write of " + schema() +
+                               " must act in the same tenant");
       return a->tx;
     }
     return nullptr;
@@ -276,10 +309,10 @@ class ConnectionFactory {
 };
 
 struct StorageConfig {
-  std::string data_dir = "./data";         // SQLite files live here
-  std::string database_url;                // PostgreSQL; empty = SQLite
-  std::string migration_database_url;      // optional separate login for migrations
-  int pool_size = 8;                       // PostgreSQL connections per server
+  std::string data_dir = "./data";     // SQLite files live here
+  std::string database_url;            // PostgreSQL; empty = SQLite
+  std::string migration_database_url;  // optional separate login for migrations
+  int pool_size = 8;                   // PostgreSQL connections per server
   // Per-module overrides: CDX_<MODULE>_DATABASE_URL, keyed by schema ("crm_db").
   std::vector<std::pair<std::string, std::string>> module_urls;
 };

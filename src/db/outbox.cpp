@@ -62,17 +62,19 @@ Migration Outbox::migration(int version, const std::string& schema) {
   return m;
 }
 
-OutboxEvent Outbox::append(Tx& tx, const TenantScope& scope, std::string_view type, nlohmann::json payload) const {
+OutboxEvent Outbox::append(Tx& tx, const std::string& tenant_id, std::string_view type,
+                           nlohmann::json payload) const {
   OutboxEvent e;
   e.id = new_uuid_v7();
   e.schema = schema_;
-  e.tenant_id = scope.tenant_id();
+  e.tenant_id = tenant_id;
   e.type = std::string(type);
   e.payload = std::move(payload);
   e.created_at = format_rfc3339(Clock::now());
   const std::string text = e.payload.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   tx.query("INSERT INTO " + schema_ + ".outbox (id, tenant_id, type, payload, created_at) VALUES ($1, $2, $3, $4, $5)",
            {e.id, e.tenant_id, e.type, text, e.created_at});
+  note_outbox_write();
   return e;
 }
 

@@ -42,7 +42,11 @@ class Outbox {
   static Migration migration(int version, const std::string& schema);
 
   // Appends one event inside the caller's transaction: it commits or rolls back with the change.
-  OutboxEvent append(Tx& tx, const TenantScope& scope, std::string_view type, nlohmann::json payload) const;
+  OutboxEvent append(Tx& tx, const TenantScope& scope, std::string_view type, nlohmann::json payload) const {
+    return append(tx, scope.tenant_id(), type, std::move(payload));
+  }
+  // The same for a platform table's change: the tenant it concerns ("" for none, a platform-wide event).
+  OutboxEvent append(Tx& tx, const std::string& tenant_id, std::string_view type, nlohmann::json payload) const;
 
   // The tenant's events, newest first, up to limit + 1 (for a next cursor), optionally of one type or
   // type prefix (a type ending in a dot, "crm.deal."), and older than before_seq.

@@ -802,8 +802,9 @@ json Kit::create(db::Tx& tx, const Caller& c, const Resource& r, const json& pat
   strip_hidden(r, row);
   event[r.kind()] = row;
   event["actor"] = c.actor.to_json();
-  if (r.has_events()) outbox_.append(tx, c.scope, r.event("created"), std::move(event));
-  append_more(tx, c, std::move(more));
+  const std::string tenant = event_tenant(c, r, row);
+  if (r.has_events()) outbox_.append(tx, tenant, r.event("created"), std::move(event));
+  append_more(tx, c, tenant, std::move(more));
   return row;
 }
 
@@ -830,8 +831,9 @@ json Kit::update(db::Tx& tx, const Caller& c, const Resource& r, const std::stri
   event[r.kind()] = row;
   event["changed"] = std::move(changed);
   event["actor"] = c.actor.to_json();
-  if (r.has_events()) outbox_.append(tx, c.scope, r.event("updated"), std::move(event));
-  append_more(tx, c, std::move(more));
+  const std::string tenant = event_tenant(c, r, row);
+  if (r.has_events()) outbox_.append(tx, tenant, r.event("updated"), std::move(event));
+  append_more(tx, c, tenant, std::move(more));
   return row;
 }
 
@@ -871,14 +873,22 @@ void Kit::remove(db::Tx& tx, const Caller& c, const Resource& r, const std::stri
   if (r.hooks().after_delete) r.hooks().after_delete(change);
   event["id"] = id;
   event["actor"] = c.actor.to_json();
-  if (r.has_events()) outbox_.append(tx, c.scope, r.event("deleted"), std::move(event));
-  append_more(tx, c, std::move(more));
+  const std::string tenant = event_tenant(c, r, *before);
+  if (r.has_events()) outbox_.append(tx, tenant, r.event("deleted"), std::move(event));
+  append_more(tx, c, tenant, std::move(more));
 }
 
-void Kit::append_more(db::Tx& tx, const Caller& c, Events more) const {
+std::string Kit::event_tenant(const Caller& c, const Resource& r, const json& row) {
+  if (!r.is_platform()) return c.scope.tenant_id();
+  if (r.event_tenant().empty()) return {};  // a platform-wide event (a plan's)
+  auto it = row.find(r.event_tenant());
+  return it != row.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+void Kit::append_more(db::Tx& tx, const Caller& c, const std::string& tenant, Events more) const {
   for (auto& [type, payload] : more) {
     payload["actor"] = c.actor.to_json();
-    outbox_.append(tx, c.scope, type, std::move(payload));
+    outbox_.append(tx, tenant, type, std::move(payload));
   }
 }
 

@@ -157,7 +157,10 @@ class Kit {
   void store_row(db::Tx& tx, const Caller& c, const Resource& r, nlohmann::json& row,
                  const nlohmann::json* before, const nlohmann::json& patch, nlohmann::json& event,
                  Events& more) const;
-  void append_more(db::Tx& tx, const Caller& c, Events more) const;
+  // The tenant a change's events belong to: the caller's; for a platform resource, the row's event_tenant()
+  // field, or none ("").
+  static std::string event_tenant(const Caller& c, const Resource& r, const nlohmann::json& row);
+  void append_more(db::Tx& tx, const Caller& c, const std::string& tenant, Events more) const;
 
   std::shared_ptr<db::Database> db_;
   const db::Outbox& outbox_;

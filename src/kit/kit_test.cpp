@@ -617,13 +617,15 @@ TEST(KitDeclaration, RefusesWhatCannotWork) {
   Resource bad_key("shelf", "book", "books");
   bad_key.field(text("title", 10)).key("title");  // a key must be required
   EXPECT_THROW(bad_key.seal(), std::logic_error);
-  // A platform resource: written by SUPERADMIN only, with no events (the outbox is per tenant).
+  // A platform resource: written by SUPERADMIN only; its events belong to the tenant a field names, or none.
   Resource open_platform("shelf", "genre", "genres");
   open_platform.platform().no_events().access(http::Access::kTenantAdmin);
   EXPECT_THROW(open_platform.seal(), std::logic_error);
   Resource eventful("shelf", "genre", "genres");
-  eventful.platform().access(http::Access::kSuperadmin);
-  EXPECT_THROW(eventful.seal(), std::logic_error);
+  eventful.platform().access(http::Access::kSuperadmin).event_prefix("genre").event_tenant("id");
+  EXPECT_NO_THROW(eventful.seal());
+  EXPECT_EQ(eventful.event("created"), "genre.created");
+  EXPECT_EQ(eventful.event_tenant(), "id");
   Resource ok("shelf", "genre", "genres");
   ok.platform().no_events().access(http::Access::kSuperadmin).read_access(http::Access::kAuthenticated);
   EXPECT_NO_THROW(ok.seal());

@@ -24,6 +24,10 @@ class Module {
   virtual std::vector<db::Migration> migrations() const = 0;
   // Called after migrations, before serving (blocking work allowed: seeding, key generation).
   virtual void start() {}
+  // Called when a server starts serving (not for commands that only migrate or seed): starts the module's
+  // own threads. stop() ends them when the server stops, before the modules are destroyed.
+  virtual void start_background() {}
+  virtual void stop() {}
   // Called about once a second from a background thread (flushes, expiry); blocking work allowed.
   virtual void tick() {}
   virtual void mount(http::Router& router) = 0;

@@ -191,7 +191,6 @@ void Resource::seal() {
   if (platform_) {
     // No tenant: nothing may be scoped to one, and only the operator writes.
     if (access_ != http::Access::kSuperadmin) bad("a platform resource is written by SUPERADMIN access only");
-    if (events_) bad("a platform resource needs no_events() (the outbox is per tenant)");
     if (!owner_column_.empty() || parent_ || !side_tables_.empty())
       bad("a platform resource has no owner, parent or side tables");
     for (const auto& f : fields_)

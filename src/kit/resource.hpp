@@ -74,12 +74,12 @@ struct Field {
   size_t item_max = 0;          // list: characters per item
   std::optional<int64_t> minimum, maximum;
   std::optional<double> number_min, number_max;  // number
-  std::vector<std::string> values;  // enum
-  std::vector<Field> properties;    // object: the only members it may have (each optional text);
-                                    // object list: each item's members, with their own types and rules
-  std::string read_schema;          // object list: the schema its rendered items have ("Stage")
-  std::string pattern;              // the pattern check() enforces, for OpenAPI
-  std::string openapi_format;       // "email", "hostname", "uuid", "date", "date-time"
+  std::vector<std::string> values;               // enum
+  std::vector<Field> properties;                 // object: the only members it may have (each optional text);
+                                  // object list: each item's members, with their own types and rules
+  std::string read_schema;     // object list: the schema its rendered items have ("Stage")
+  std::string pattern;         // the pattern check() enforces, for OpenAPI
+  std::string openapi_format;  // "email", "hostname", "uuid", "date", "date-time"
   std::string description;
   std::string unique_on;   // non-empty: unique per tenant, compared on this column (409)
   std::string refs_table;  // kId: the id must name a row of this table in the same tenant
@@ -342,8 +342,8 @@ class Resource {
   const std::string& item_param() const { return item_param_; }
   // A platform table (tenants, plans in cdx_db): no tenant_id column; rows are read and written in the
   // database's platform transactions, with no tenant predicate. Writes must be SUPERADMIN's (access());
-  // reads may be wider (read_access()). Needs no_events() (the outbox is per tenant) and takes no
-  // Idempotency-Key (the key store is per tenant).
+  // reads may be wider (read_access()). Its events carry the tenant named by event_tenant(), or none (a
+  // platform-wide event, tenant ""); it takes no Idempotency-Key (the key store is per tenant).
   Resource& platform() {
     platform_ = true;
     return *this;
@@ -358,6 +358,17 @@ class Resource {
     path_ = std::move(p);
     return *this;
   }
+  // Events named <prefix>.<what> ("tenant.created") instead of <module>.<kind>.<what>.
+  Resource& event_prefix(std::string prefix) {
+    event_prefix_ = std::move(prefix);
+    return *this;
+  }
+  // A platform resource's events belong to the tenant this field of the row names (a tenant's own row: "id").
+  Resource& event_tenant(std::string field) {
+    event_tenant_ = std::move(field);
+    return *this;
+  }
+  const std::string& event_tenant() const { return event_tenant_; }
   // The kit appends no <module>.<kind>.* events for this resource.
   Resource& no_events() {
     events_ = false;
@@ -512,7 +523,9 @@ class Resource {
   const std::string& default_sort() const { return default_sort_; }
   const Resource* parent_resource() const { return parent_; }
   const std::string& parent_column() const { return parent_column_; }
-  std::string event(std::string_view what) const { return module_ + "." + kind_ + "." + std::string(what); }
+  std::string event(std::string_view what) const {
+    return (event_prefix_.empty() ? module_ + "." + kind_ : event_prefix_) + "." + std::string(what);
+  }
   const std::vector<Field>& fields() const { return fields_; }
   const Field* find(std::string_view name) const;
   http::Access access() const { return access_; }
@@ -571,6 +584,7 @@ class Resource {
   std::string select_list_;
   bool platform_ = false;
   bool events_ = true;
+  std::string event_prefix_, event_tenant_;
   std::string schema_, path_;
   std::optional<http::Access> read_access_;
   uint8_t ops_ = 31;  // every Op

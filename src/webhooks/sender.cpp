@@ -25,9 +25,8 @@ constexpr auto kCacheTtl = 1s;  // how stale an endpoint's url, secrets and stat
 
 }  // namespace
 
-Sender::Sender(Webhooks& hooks, bool read_event_log)
+Sender::Sender(Webhooks& hooks)
     : hooks_(hooks),
-      read_event_log_(read_event_log),
       client_(io_, {.allow_loopback = hooks.options().allow_loopback, .timeout = hooks.options().timeout}) {}
 
 Sender::~Sender() { stop(); }
@@ -71,7 +70,6 @@ void Sender::db_loop() {
       if (stopping_) return;
     }
     try {
-      if (read_event_log_) hooks_.read_event_log();
       flush();
       claim();
     } catch (const std::exception& e) {

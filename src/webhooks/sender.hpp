@@ -2,7 +2,7 @@
 // thread that posts them (client.hpp). At most Options::max_in_flight attempts at once, per_endpoint to one
 // endpoint and per_tenant to one tenant: the claim skips endpoints and tenants at their bound, so a dead or
 // hanging endpoint holds only its own slots and never another tenant's deliveries.
-//   Sender sender(hooks, true);  sender.start();  …  sender.wake();  …  sender.stop();
+//   Sender sender(hooks);  sender.start();  …  sender.wake();  …  sender.stop();
 #pragma once
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
@@ -26,7 +26,7 @@ namespace cdx::webhooks {
 
 class Sender {
  public:
-  Sender(Webhooks& hooks, bool read_event_log);
+  explicit Sender(Webhooks& hooks);
   ~Sender();
   void start();
   void stop();
@@ -59,7 +59,6 @@ class Sender {
   void endpoint_outcome(const Claimed& c, const SendResult& r, bool final_410);
 
   Webhooks& hooks_;
-  bool read_event_log_;
   boost::asio::io_context io_;
   std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> guard_;
   Client client_;

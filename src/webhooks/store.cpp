@@ -359,20 +359,6 @@ void Store::purge_tenant(db::Tx& tx, const std::string& tenant_id) {
   tx.query("DELETE FROM cdx_db.webhook_endpoints WHERE tenant_id = $1", {tenant_id});
 }
 
-std::optional<int64_t> Store::cursor(db::Tx& tx) {
-  auto r = tx.query("SELECT seq FROM cdx_db.webhook_feed WHERE name = 'webhooks'");
-  if (r.empty()) return std::nullopt;
-  return r.rows[0].integer(0);
-}
-
-void Store::set_cursor(db::Tx& tx, int64_t seq) {
-  tx.query(
-      "INSERT INTO cdx_db.webhook_feed (name, seq) VALUES ('webhooks', $1) ON CONFLICT (name) DO UPDATE SET "
-      "seq = "
-      "excluded.seq",
-      {seq});
-}
-
 db::Migration migration(int version) {
   return {version,
           "webhooks: endpoints, deliveries, attempts",
@@ -428,10 +414,6 @@ CREATE TABLE cdx_db.webhook_attempts (
 );
 CREATE INDEX webhook_attempts_delivery ON cdx_db.webhook_attempts (tenant_id, delivery_id, attempted_at);
 CREATE INDEX webhook_attempts_endpoint ON cdx_db.webhook_attempts (tenant_id, endpoint_id);
-CREATE TABLE cdx_db.webhook_feed (
-  name TEXT PRIMARY KEY,
-  seq BIGINT NOT NULL
-);
 )SQL",
           {"cdx_db.webhook_endpoints"}};
 }

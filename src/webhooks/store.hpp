@@ -99,10 +99,6 @@ class Store {
   std::vector<LoggedEvent> events_since(db::Tx& tx, const std::string& tenant_id, const std::string& since,
                                         int limit);
   void purge_tenant(db::Tx& tx, const std::string& tenant_id);
-
-  // The interim event-log reader's cursor (until the platform's EventFeed carries the fan-out).
-  std::optional<int64_t> cursor(db::Tx& tx);
-  void set_cursor(db::Tx& tx, int64_t seq);
 };
 
 // Migration 7 of cdx_db.

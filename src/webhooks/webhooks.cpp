@@ -72,9 +72,9 @@ Webhooks::Webhooks(std::shared_ptr<db::Database> db, WorkerPool& workers, const 
 
 Webhooks::~Webhooks() { stop(); }
 
-void Webhooks::start(bool read_event_log) {
+void Webhooks::start() {
   if (sender_) return;
-  sender_ = std::make_unique<Sender>(*this, read_event_log);
+  sender_ = std::make_unique<Sender>(*this);
   sender_->start();
 }
 
@@ -291,46 +291,6 @@ size_t Webhooks::fan_out(db::Tx& tx, const std::vector<Event>& batch) {
   if (!acting.empty()) act_in(tx, "");
   store_.insert_deliveries(tx, rows, now_ms());
   return rows.size();
-}
-
-void Webhooks::read_event_log() {
-  // The interim reader (until the platform's EventFeed carries the fan-out): its cursor in
-  // cdx_db.webhook_feed moves in the transaction that inserts the deliveries.
-  const int64_t last = db_->read_platform([&](db::Tx& tx) {
-    return tx.query("SELECT COALESCE(MAX(seq), 0) FROM cdx_db.events").rows.at(0).integer(0);
-  });
-  static thread_local int64_t seen = -1;
-  if (last == seen) return;
-  size_t n = 0;
-  bool caught_up = false;
-  db_->write_platform([&](db::Tx& tx) {
-    tx.lock("cdx.webhooks.feed");
-    auto cursor = store_.cursor(tx);
-    if (!cursor) {  // a new reader starts at the log's end
-      store_.set_cursor(tx, last);
-      caught_up = true;
-      return;
-    }
-    auto rows = tx.query(
-        "SELECT seq, id, tenant_id, type, payload, created_at FROM cdx_db.events WHERE seq > $1 ORDER BY seq "
-        "LIMIT 1000",
-        {*cursor});
-    if (rows.empty()) {
-      caught_up = true;
-      return;
-    }
-    std::vector<Event> batch;
-    for (const auto& r : rows.rows) {
-      json data = json::parse(r.text(4), nullptr, false);
-      batch.push_back({r.integer(0), r.text(1), r.text(2), r.text(3), r.text(5),
-                       data.is_discarded() ? json::object() : std::move(data)});
-    }
-    n = fan_out(tx, batch);
-    store_.set_cursor(tx, batch.back().seq);
-    caught_up = batch.size() < 1000;
-  });
-  if (caught_up) seen = last;
-  if (n) wake();
 }
 
 size_t Webhooks::reseal_secrets() {

@@ -41,7 +41,7 @@ struct Options {
   int max_in_flight = 512;                                              // attempts at once, overall
   int per_endpoint = 16;                                                // … to one endpoint
   int per_tenant = 64;                                                  // … to one tenant's endpoints
-  std::chrono::milliseconds poll{100};  // looks for due deliveries (and, until EventFeed, events) this often
+  std::chrono::milliseconds poll{100};  // looks for due deliveries this often (other replicas' too)
   static Options from(const Config& config);
 };
 
@@ -66,8 +66,8 @@ class Webhooks {
 
   void mount(http::Router& router);
   void add_openapi_schemas(nlohmann::json& schemas) const;
-  // Starts the sender (and, until the platform's EventFeed carries the fan-out, its own event-log reader).
-  void start(bool read_event_log = true);
+  // Starts the sender. The fan-out is the caller's: a durable subscriber of the event log calling fan_out().
+  void start();
   void stop();
 
   // One delivery row per (event, enabled endpoint of its tenant whose event types match). In the caller's
@@ -118,7 +118,6 @@ class Webhooks {
  private:
   EndpointRow must_find(db::Tx& tx, const db::TenantScope& scope, const std::string& id);
   std::string seal_name(const std::string& id, bool previous) const;
-  void read_event_log();  // the interim reader's one step
 
   std::shared_ptr<db::Database> db_;
   WorkerPool& workers_;

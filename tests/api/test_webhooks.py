@@ -339,6 +339,11 @@ def test_410_gone_disables_the_endpoint(ta, receiver):
     assert ep["enabled"] is False and "410" in ep["disabled_reason"]
     time.sleep(0.5)
     assert len(receiver.requests(path)) == 1  # no retry
+    # The disabling is an event of the tenant's log.
+    ev = wait_for(lambda: [x for x in ok(api.get("/api/v1/events", params={"type": "webhook.*"}))["data"]
+                           if x["subject"] == e["id"]], timeout=8)
+    assert ev and ev[0]["type"] == "webhook.endpoint.disabled" and ev[0]["tenant_id"] == ta["id"]
+    assert "410" in ev[0]["data"]["endpoint"]["disabled_reason"]
 
 
 def test_a_hanging_receiver_times_out_and_is_retried(ta, receiver):
@@ -509,7 +514,9 @@ def test_deleting_a_tenant_purges_its_webhooks(hook_server, hsa, receiver):
     settled(t["api"], e["id"])
     assert rows_of(hook_server.storage, t["id"]) == [1, 1, 1]
     assert hsa.delete(f"/api/v1/tenants/{t['id']}").status_code == 204
-    assert rows_of(hook_server.storage, t["id"]) == [0, 0, 0]
+    # The purge follows the tenant.deleted event (core's purge subscriber): within seconds.
+    assert wait_for(lambda: rows_of(hook_server.storage, t["id"]) == [0, 0, 0], timeout=10), \
+        rows_of(hook_server.storage, t["id"])
 
 
 def test_an_endpoint_failing_past_the_limit_is_disabled(receiver):

@@ -4,6 +4,7 @@
 #include "db/postgres/postgres_database.hpp"
 
 #include <libpq-fe.h>
+#include <poll.h>
 
 #include <charconv>
 #include <chrono>
@@ -438,6 +439,7 @@ class Pool {
     return {open_, in_use_, waits_};
   }
   size_t capacity() const { return static_cast<size_t>(capacity_); }
+  const std::string& url() const { return url_; }
 
  private:
   void give_back(ConnPtr conn) {
@@ -564,6 +566,7 @@ class PostgresDatabase final : public Database {
     });
     PGconn* c = lease.get();
     PgTx tx(c);
+    if (write) began_write();
     try {
       fn(tx);
     } catch (...) {
@@ -580,7 +583,10 @@ class PostgresDatabase final : public Database {
           "continue a transaction after an error (use ON CONFLICT, or let the error propagate)");
     }
     exec(c, "COMMIT");
+    if (write) committed();
   }
+
+  std::unique_ptr<Listener> listen(const std::string& channel) override;
 
  private:
   // Checks out a connection and runs the first statement. A pooled connection that sat idle may have been
@@ -710,6 +716,42 @@ class PostgresDatabase final : public Database {
   std::once_flag writers_started_;
   std::unique_ptr<WorkerPool> writers_;  // last: stopped (its queued writes run) before the rest goes
 };
+
+// LISTEN on a connection of its own (a pooled one would lose its registrations to the next borrower).
+class PgListener final : public Listener {
+ public:
+  PgListener(const std::string& url, const std::string& channel) : conn_(connect(url, kApplicationName, false)) {
+    ResultPtr r(PQexec(conn_.get(), ("LISTEN " + quote_identifier(conn_.get(), channel)).c_str()));
+    if (!succeeded(r.get())) throw Unavailable("cannot LISTEN: " + error_text(conn_.get(), r.get()));
+  }
+
+  bool wait(std::chrono::milliseconds timeout) override {
+    PGconn* c = conn_.get();
+    if (drain()) return true;
+    pollfd fd{PQsocket(c), POLLIN, 0};
+    if (fd.fd < 0) throw Unavailable("the PostgreSQL listener's connection is closed");
+    const int n = ::poll(&fd, 1, static_cast<int>(timeout.count()));
+    if (n < 0) return false;  // EINTR: the caller waits again
+    if (n == 0) return false;
+    if (!PQconsumeInput(c)) throw Unavailable("the PostgreSQL listener's connection broke: " + error_text(c, nullptr));
+    return drain();
+  }
+
+ private:
+  bool drain() {
+    bool any = false;
+    while (PGnotify* n = PQnotifies(conn_.get())) {
+      PQfreemem(n);
+      any = true;
+    }
+    return any;
+  }
+  ConnPtr conn_;
+};
+
+std::unique_ptr<Listener> PostgresDatabase::listen(const std::string& channel) {
+  return std::make_unique<PgListener>(pool_->url(), channel);
+}
 
 class PostgresFactory final : public ConnectionFactory {
  public:

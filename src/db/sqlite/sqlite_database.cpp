@@ -360,6 +360,7 @@ class SqliteDatabase final : public Database {
           open_.fetch_add(1, std::memory_order_relaxed);
         }
         // Through the statement cache: sqlite3_exec would parse these again for every job.
+        began_write();
         conn->query("BEGIN IMMEDIATE", {});
         for (size_t i = 0; i < batch.size(); ++i) {
           conn->query("SAVEPOINT cdx_job", {});
@@ -373,6 +374,7 @@ class SqliteDatabase final : public Database {
           }
         }
         conn->query("COMMIT", {});
+        committed();
       } catch (...) {
         // The batch's transaction failed as a whole (disk full, I/O error): nothing of it is committed.
         auto error = std::current_exception();
