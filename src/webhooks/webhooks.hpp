@@ -39,8 +39,8 @@ struct Options {
   std::chrono::milliseconds disable_after{std::chrono::hours(24 * 5)};  // webhooks_disable_after (seconds)
   std::chrono::milliseconds rotation_overlap{std::chrono::hours(24)};   // the old secret keeps signing
   int max_in_flight = 512;                                              // attempts at once, overall
-  int per_endpoint = 16;                                                // … to one endpoint
-  int per_tenant = 64;                                                  // … to one tenant's endpoints
+  int per_endpoint = 32;                                                // … to one endpoint
+  int per_tenant = 128;                                                 // … to one tenant's endpoints
   std::chrono::milliseconds poll{100};  // looks for due deliveries this often (other replicas' too)
   static Options from(const Config& config);
 };
