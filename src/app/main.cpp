@@ -1,5 +1,5 @@
 // cdx — the platform binary: serve | up | migrate | admin create-superadmin | admin rotate-keys | admin
-// retire-keys | admin rotate-kek | version.
+// retire-keys | admin rotate-kek | admin rebuild-aggregates | version.
 #include <CLI/CLI.hpp>
 
 #include <csignal>
@@ -95,6 +95,10 @@ int main(int argc, char** argv) {
       "Re-seal the stored secrets under the key encryption key kek (what kek_previous sealed, and "
       "plain text of earlier versions)");
   add_setting_flags(*rotate_kek, given, config_file);
+  auto* rebuild_aggregates = admin->add_subcommand(
+      "rebuild-aggregates",
+      "Recount every tenant's overview (GET /api/v1/tenants/{id}/overview) from the modules' own rows");
+  add_setting_flags(*rebuild_aggregates, given, config_file);
   app.add_subcommand("version", "Print the version");
 
   CLI11_PARSE(app, argc, argv);
@@ -154,6 +158,14 @@ int main(int argc, char** argv) {
         std::cout << "sealed " << sealed << " stored secrets with key encryption key " << id << "\n";
       std::cout << "every stored secret is sealed with " << id
                 << " now: start the servers with this key alone (drop kek_previous)\n";
+      return 0;
+    }
+    if (rebuild_aggregates->parsed()) {
+      cdx::app::Platform platform(config);
+      platform.migrate();
+      const auto [tenants, seq] = platform.rebuild_aggregates();
+      std::cout << "rebuilt the overview of " << tenants << " tenant(s); the aggregates subscriber goes on "
+                << "after event " << seq << "\n";
       return 0;
     }
     if (create_sa->parsed()) {

@@ -30,6 +30,10 @@ class Platform {
   // Seals every stored secret not sealed with the key encryption key `kek` yet (with kek_previous, what
   // the old key sealed). Answers how many it sealed and the KEK's id.
   std::pair<size_t, std::string> rotate_kek();
+  // `cdx admin rebuild-aggregates`: every tenant's overview counters recounted from the modules' own rows
+  // (Module::aggregate_counts), and the aggregates subscriber's cursor moved to the log's end. Answers the
+  // tenants rebuilt and that end.
+  std::pair<size_t, int64_t> rebuild_aggregates();
   int serve();                                      // until SIGTERM/SIGINT; returns the exit code
 
  private:

@@ -93,6 +93,9 @@ class AuthModule final : public Module {
   }
 
   std::shared_ptr<db::Database> outbox_database() override { return db_; }
+  nlohmann::json aggregate_counts(const db::TenantScope& scope) override {
+    return store_.aggregate_counts(scope);
+  }
   void add_openapi_schemas(nlohmann::json& schemas) const override;
   const kit::Kit& kit() const { return kit_; }
   Api& api() { return api_; }

@@ -98,6 +98,12 @@ int64_t Store::count_active_admins(db::Tx& tx, const db::TenantScope& scope) {
       .integer(0);
 }
 
+nlohmann::json Store::aggregate_counts(const db::TenantScope& scope) {
+  return db_->read(scope, [&](db::Tx& tx) {
+    return nlohmann::json{{"users", count_users(tx, scope)}, {"api_keys", count_active_api_keys(tx, scope)}};
+  });
+}
+
 int64_t Store::count_active_api_keys(db::Tx& tx, const db::TenantScope& scope) {
   return tx
       .query("SELECT COUNT(*) FROM auth_db.api_keys WHERE tenant_id = $1 AND revoked_at IS NULL",

@@ -29,6 +29,8 @@ class Store {
   static int64_t count_users(db::Tx& tx, const db::TenantScope& scope);
   static int64_t count_active_admins(db::Tx& tx, const db::TenantScope& scope);
   static int64_t count_active_api_keys(db::Tx& tx, const db::TenantScope& scope);
+  // The tenant overview's recount (Module::aggregate_counts): users, and API keys not revoked.
+  nlohmann::json aggregate_counts(const db::TenantScope& scope);
   static int64_t revoke_subject_sessions(db::Tx& tx, const db::TenantScope& scope,
                                          const std::string& subject_id);
   // The platform index from a key's prefix to its tenant, written with the key.

@@ -60,6 +60,9 @@ class CmsModule final : public Module {
     service_.cache().changed(scope.tenant_id());
   }
   std::shared_ptr<db::Database> outbox_database() override { return db_; }
+  nlohmann::json aggregate_counts(const db::TenantScope& scope) override {
+    return db_->read(scope, [&](db::Tx& tx) { return store_.aggregate_counts(tx, scope); });
+  }
   // A small blog for `cdx serve --demo`: authors and published articles.
   void seed_demo(const db::TenantScope& scope) override;
   void add_openapi_schemas(nlohmann::json& schemas) const override;

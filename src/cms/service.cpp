@@ -168,6 +168,9 @@ void Service::before_type_delete(kit::Change& c) {
     throw Error(Code::kConflict,
                 fmt::format("The content type '{}' has {} {}; delete them first, or delete with ?cascade=true.", key,
                             n, n == 1 ? "entry" : "entries"));
+  // The entries go with it without an event each: the event says how many were published.
+  c.event["deleted_entries"] = n;
+  c.event["published_entries"] = n > 0 ? store_.count_published_entries(c.tx, c.scope, id) : 0;
   store_.delete_type_side(c.tx, c.scope, id);
 }
 
@@ -221,7 +224,11 @@ kit::Hooks Service::entry_hooks() {
   return {.validate = [this](kit::Change& c) { check_entry(c); },
           .after_write = [this](kit::Change& c) { after_entry_write(c); },
           .before_delete =
-              [this](kit::Change& c) { store_.delete_entry_side(c.tx, c.scope, c.row["id"].get<std::string>()); },
+              [this](kit::Change& c) {
+                // Whether it was on the delivery API, for the tenant overview's count.
+                c.event["status"] = c.row["status"];
+                store_.delete_entry_side(c.tx, c.scope, c.row["id"].get<std::string>());
+              },
           .decorate =
               [this](db::Tx& tx, const db::TenantScope& scope, json& rows) {
                 // Rendered rich text beside the Markdown, and only the type's current fields.
@@ -347,8 +354,10 @@ json Service::publish_row(db::Tx& tx, const kit::Caller& c, const json& row) {
   store_.publish(tx, c.scope, p, search_text(*t, p.data));
   store_.mark_published(tx, c.scope, id, p.version, p.published_at, now);
   json out = entry(tx, kit::Caller{c.scope, c.actor, std::nullopt}, id);
+  // from_status: "changed" when the entry was on the delivery API already (the overview counts it once).
   outbox_.append(tx, c.scope, "cms.entry.published",
                  {{"entry", {{"id", id}, {"type", t->key}, {"version", p.version}, {"data", p.data}}},
+                  {"from_status", row["status"]},
                   {"actor", c.actor.to_json()}});
   return out;
 }

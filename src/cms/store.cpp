@@ -234,6 +234,22 @@ int64_t Store::count_entries(db::Tx& tx, const db::TenantScope& scope, const std
       .integer(0);
 }
 
+int64_t Store::count_published_entries(db::Tx& tx, const db::TenantScope& scope, const std::string& type_id) {
+  return tx
+      .query(
+          "SELECT COUNT(*) FROM cms_db.entries WHERE tenant_id = $1 AND type_id = $2 AND status <> 'draft'",
+          {scope.tenant_id(), type_id})
+      .rows[0]
+      .integer(0);
+}
+
+json Store::aggregate_counts(db::Tx& tx, const db::TenantScope& scope) {
+  auto one = [&](const char* sql) { return tx.query(sql, {scope.tenant_id()}).rows.at(0).integer(0); };
+  return {{"entries.published",
+           one("SELECT COUNT(*) FROM cms_db.entries WHERE tenant_id = $1 AND status <> 'draft'")},
+          {"media", one("SELECT COUNT(*) FROM cms_db.media WHERE tenant_id = $1")}};
+}
+
 std::vector<std::pair<std::string, json>> Store::entry_data(db::Tx& tx, const db::TenantScope& scope,
                                                             const std::string& type_id, const std::string& after_id,
                                                             int limit) {

@@ -92,6 +92,10 @@ class Store {
   std::vector<std::pair<std::string, nlohmann::json>> type_fields(db::Tx& tx, const db::TenantScope& scope);
 
   int64_t count_entries(db::Tx& tx, const db::TenantScope& scope, const std::string& type_id);
+  // The type's entries on the delivery API (published, or published with later changes).
+  int64_t count_published_entries(db::Tx& tx, const db::TenantScope& scope, const std::string& type_id);
+  // The tenant overview's recount (Module::aggregate_counts): published entries and media.
+  nlohmann::json aggregate_counts(db::Tx& tx, const db::TenantScope& scope);
   // A page of the type's entries' data in id order, for checking them against a changed type.
   std::vector<std::pair<std::string, nlohmann::json>> entry_data(db::Tx& tx, const db::TenantScope& scope,
                                                                  const std::string& type_id,

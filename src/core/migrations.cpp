@@ -105,6 +105,32 @@ ALTER TABLE cdx_db.plans ADD COLUMN max_upload_mb BIGINT NOT NULL DEFAULT 25;
        events_table("INTEGER PRIMARY KEY AUTOINCREMENT")},
       outbox_and_cursors(),
       webhooks::migration(7),  // webhook endpoints, deliveries, attempts (src/webhooks/store.cpp)
+      // The tenant overview's counters, kept by the event-log subscriber "aggregates" (core/aggregates.hpp).
+      // Platform rows naming their tenant, like usage_daily; the overview reads them by primary key.
+      {8, "tenant overview aggregates", R"SQL(
+CREATE TABLE cdx_db.tenant_counters (
+  tenant_id TEXT NOT NULL,
+  name TEXT NOT NULL,
+  value BIGINT NOT NULL,
+  updated_at TEXT NOT NULL,
+  PRIMARY KEY (tenant_id, name)
+);
+CREATE TABLE cdx_db.aggregate_deals (
+  tenant_id TEXT NOT NULL,
+  deal_id TEXT NOT NULL,
+  status TEXT NOT NULL,
+  amount BIGINT,
+  currency TEXT,
+  closed_at TEXT,
+  PRIMARY KEY (tenant_id, deal_id)
+);
+CREATE TABLE cdx_db.event_hours (
+  tenant_id TEXT NOT NULL,
+  hour TEXT NOT NULL,
+  n BIGINT NOT NULL,
+  PRIMARY KEY (tenant_id, hour)
+);
+)SQL"},
   };
 }
 

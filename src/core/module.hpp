@@ -9,6 +9,7 @@
 #include "common/config.hpp"
 #include "common/key_encryption.hpp"
 #include "common/worker_pool.hpp"
+#include "core/aggregates.hpp"
 #include "core/event_feed.hpp"
 #include "core/resources.hpp"
 #include "core/service.hpp"
@@ -43,6 +44,7 @@ class CoreModule final : public Module {
         tenant_create_body_(tenant_create_body(tenants_)),
         superadmin_login_body_(superadmin_login_body()),
         service_(*db_, store_, kit_, tenants_, plans_, auth, std::move(purge), minter),
+        aggregates_(db_),
         rekey_(!config.kek_previous.empty() || !config.kek_previous_file.empty()),
         webhooks_(db_, workers, minter, webhooks::Options::from(config), [this]() -> const KeyEncryption& {
           // Loaded when first needed: commands that never touch a webhook need no key.
@@ -64,6 +66,7 @@ class CoreModule final : public Module {
   void mount(http::Router& router) override;
   void mount_internal(http::Router& router) override;  // internal_routes.cpp
   void mount_events(http::Router& router);             // event_routes.cpp
+  void mount_overview(http::Router& router);           // overview_routes.cpp
   // What a previous key encryption key sealed is sealed again with the current one (auth does the same).
   void start() override {
     if (rekey_) webhooks_.reseal_secrets();
@@ -84,6 +87,8 @@ class CoreModule final : public Module {
   void set_behind_gateway(bool v) { behind_gateway_ = v; }
   ServiceRegistry& services() { return services_; }
   EventFeed& feed() { return feed_; }
+  // The tenant overview's counters: the event-log subscriber, the read, the rebuild.
+  Aggregates& aggregates() { return aggregates_; }
   webhooks::Webhooks& webhooks() { return webhooks_; }
 
  private:
@@ -109,6 +114,7 @@ class CoreModule final : public Module {
   const kit::Resource superadmin_login_body_;
   TenantService service_;
   ServiceRegistry services_;
+  Aggregates aggregates_;
   bool behind_gateway_ = false;
   std::once_flag kek_once_;
   std::unique_ptr<const KeyEncryption> kek_;  // seals the webhook endpoints' secrets

@@ -47,6 +47,7 @@ void CoreModule::add_openapi_schemas(nlohmann::json& schemas) const {
   kit_.add_schemas(schemas);
   webhooks_.add_openapi_schemas(schemas);
   kit::add_body_schema(schemas, tenant_create_body_, "TenantCreate");
+  add_overview_schema(schemas);
   schemas["TenantCreated"] = {
       {"allOf",
        {{{"$ref", "#/components/schemas/Tenant"}},
@@ -94,6 +95,7 @@ void CoreModule::mount(http::Router& r) {
 
   kit_.mount(r);  // GET /api/v1/tenants[/{id}], PATCH /api/v1/tenants/{id}; /api/v1/plans
   mount_events(r);
+  mount_overview(r);
 
   for (auto [path, status, summary] :
        {std::tuple{"/api/v1/tenants/{id}/suspend", "suspended", "Suspend a tenant"},

@@ -23,6 +23,14 @@ void CoreModule::start_background() {
         }
       },
       purge);
+  // The tenant overview's counters, in the transaction that moves the cursor: each event counts once. From
+  // the log's beginning, so a new platform counts everything (an older one runs `cdx admin
+  // rebuild-aggregates` once).
+  EventFeed::Options counting;
+  counting.start_at_end = false;
+  feed_.add_durable(
+      Aggregates::kSubscriber,
+      [this](db::Tx* tx, const std::vector<LoggedEvent>& batch) { aggregates_.apply(*tx, batch); }, counting);
   // Webhooks: one delivery per (event, matching endpoint), inserted in the transaction that moves the
   // cursor; the sender (its own threads) posts them.
   feed_.add_durable("webhooks", [this](db::Tx* tx, const std::vector<LoggedEvent>& batch) {

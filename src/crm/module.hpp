@@ -58,6 +58,9 @@ class CrmModule final : public Module {
     idempotency_.purge_tenant(scope);
   }
   const kit::Kit& kit() const { return kit_; }
+  nlohmann::json aggregate_counts(const db::TenantScope& scope) override {
+    return db_->read(scope, [&](db::Tx& tx) { return store_.aggregate_counts(tx, scope); });
+  }
   std::vector<std::string> interrupted_tenants() override { return kit_.interrupted_imports(); }
   void finish_interrupted(const db::TenantScope& scope) override { kit_.finish_imports(scope); }
 

@@ -211,6 +211,23 @@ Counts Store::counts(db::Tx& tx, const db::TenantScope& scope) {
   return c;
 }
 
+nlohmann::json Store::aggregate_counts(db::Tx& tx, const db::TenantScope& scope) {
+  auto one = [&](const char* sql) { return tx.query(sql, {scope.tenant_id()}).rows.at(0).integer(0); };
+  nlohmann::json deals = nlohmann::json::array();
+  for (const auto& r :
+       tx.query("SELECT id, status, amount, currency, closed_at FROM crm_db.deals WHERE tenant_id = $1",
+                {scope.tenant_id()})
+           .rows)
+    deals.push_back({{"id", r.text(0)},
+                     {"status", r.text(1)},
+                     {"amount", r.is_null(2) ? nlohmann::json(nullptr) : nlohmann::json(r.integer(2))},
+                     {"currency", r.is_null(3) ? nlohmann::json(nullptr) : nlohmann::json(r.text(3))},
+                     {"closed_at", r.is_null(4) ? nlohmann::json(nullptr) : nlohmann::json(r.text(4))}});
+  return {{"contacts", one("SELECT COUNT(*) FROM crm_db.contacts WHERE tenant_id = $1")},
+          {"companies", one("SELECT COUNT(*) FROM crm_db.companies WHERE tenant_id = $1")},
+          {"deals", std::move(deals)}};
+}
+
 void Store::purge_tenant(db::Tx& tx, const db::TenantScope& scope) {
   // Companies, contacts (with their tags) and activities are the kit's (Kit::purge_tenant).
   for (const char* table : {"deal_history", "deals", "stages", "pipelines"})

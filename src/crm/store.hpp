@@ -74,6 +74,8 @@ class Store {
   // activities
 
   Counts counts(db::Tx& tx, const db::TenantScope& scope);
+  // The tenant overview's recount (Module::aggregate_counts): contacts, companies, and every deal's state.
+  nlohmann::json aggregate_counts(db::Tx& tx, const db::TenantScope& scope);
   void purge_tenant(db::Tx& tx, const db::TenantScope& scope);
 
  private:

@@ -46,6 +46,11 @@ class Module {
   // Kit::interrupted_imports and Kit::finish_imports. Blocking.
   virtual std::vector<std::string> interrupted_tenants() { return {}; }
   virtual void finish_interrupted(const db::TenantScope&) {}
+  // What the tenant overview counts of one tenant, recounted from the module's own rows (`cdx admin
+  // rebuild-aggregates`): numbers by counter name ({"contacts": 12}; names in core/aggregates.hpp), and the
+  // CRM's "deals": [{"id", "status", "amount", "currency", "closed_at"}]. A module that counts nothing
+  // answers {}. Blocking.
+  virtual nlohmann::json aggregate_counts(const db::TenantScope&) { return nlohmann::json::object(); }
   // Sample data for `cdx serve --demo`, inside the demo tenant. Blocking.
   virtual void seed_demo(const db::TenantScope&) {}
   // The module's components/schemas for /openapi.json.

@@ -7,7 +7,7 @@ import sqlite3
 import subprocess
 import uuid
 
-from conftest import SUPERADMIN, Api, Server, assert_problem, login, make_tenant, wait_for
+from conftest import BACKEND, SUPERADMIN, Api, Server, assert_problem, login, make_tenant, wait_for
 
 EVENTS = "/api/v1/events"
 
@@ -119,3 +119,69 @@ def test_a_restart_in_the_middle_of_a_purge_finishes_it():
             assert_problem(sa.get(f"/api/v1/tenants/{t['id']}"), 404, "not_found")
     finally:
         s.cleanup()
+
+
+def superadmin(url):
+    token = ok(Api(url).post("/api/v1/auth/superadmin/login",
+                             json={"username": SUPERADMIN[0], "password": SUPERADMIN[1]}))["access_token"]
+    return Api(url, {"Authorization": "Bearer " + token})
+
+
+def contact_events(sa, tenant_id):
+    """Every crm.contact.created event of the tenant in the log, walking the cursor."""
+    out, cursor = [], None
+    while True:
+        page = ok(sa.get(EVENTS, params={"tenant_id": tenant_id, "type": "crm.contact.created", "limit": 200,
+                                         **({"cursor": cursor} if cursor else {})}))
+        out += page["data"]
+        cursor = page.get("next_cursor")
+        if not cursor:
+            return out
+
+
+def test_kill_9_between_commit_and_the_log_loses_nothing():
+    s = Server().start(timeout=40)
+    try:
+        sa = superadmin(s.url)
+        t = make_tenant(sa)
+        admin = Api(s.url, {"Authorization": "Bearer " + login(Api(s.url), t)})
+        made = [ok(admin.post("/api/v1/crm/contacts", json={"first_name": f"K{i}", "email": f"k{i}@kill.io"}), 201)["id"]
+                for i in range(60)]
+        s.stop(sig=signal.SIGKILL)  # some of these events may not have reached the log yet
+        s.start(timeout=40)
+        sa = superadmin(s.url)
+        got = wait_for(lambda: (lambda e: e if len(e) >= len(made) else None)(contact_events(sa, t["id"])), timeout=10)
+        assert sorted(e["subject"] for e in got) == sorted(made)  # every one, once
+    finally:
+        s.cleanup()
+
+
+def two_replicas_on_one_postgresql_move_each_event_once():
+    """Two servers on one PostgreSQL database (replicas behind a load balancer)."""
+    a = Server(topology="monolith").start(timeout=40)
+    b = Server(storage=a.storage, topology="monolith").start(timeout=40)
+    try:
+        sa_a, sa_b = superadmin(a.url), superadmin(b.url)
+        t = make_tenant(sa_a)
+        admin_a = Api(a.url, {"Authorization": "Bearer " + login(Api(a.url), t)})
+        admin_b = Api(b.url, {"Authorization": "Bearer " + login(Api(b.url), t)})
+        made = []
+        for i in range(40):
+            api = admin_a if i % 2 else admin_b
+            made.append(ok(api.post("/api/v1/crm/contacts", json={"first_name": f"R{i}", "email": f"r{i}@rep.io"}),
+                           201)["id"])
+        got = wait_for(lambda: (lambda e: e if len(e) >= len(made) else None)(contact_events(sa_b, t["id"])),
+                       timeout=10)
+        assert sorted(e["subject"] for e in got) == sorted(made)
+        assert len({e["seq"] for e in got}) == len(made)
+        # Deleting through one replica purges once, whichever replica's subscriber runs it.
+        assert sa_b.delete(f"/api/v1/tenants/{t['id']}").status_code == 204
+        assert wait_for(lambda: not remaining(a.storage, t["id"]), timeout=10)
+        assert len(wait_for(lambda: events_of(sa_a, tenant_id=t["id"], type="tenant.deleted"), timeout=5)) == 1
+    finally:
+        b.cleanup()
+        a.cleanup()
+
+
+if BACKEND == "postgres":  # replicas share a PostgreSQL; SQLite is one process per file
+    test_two_replicas_on_one_postgresql_move_each_event_once = two_replicas_on_one_postgresql_move_each_event_once

@@ -1,0 +1,78 @@
+// GET /api/v1/tenants/{id}/overview: the tenant's numbers across the modules, from core's own counters
+// (core/aggregates.hpp). The SUPERADMIN reads any tenant's; a tenant's ADMIN (or a secret key holding
+// events:read) its own tenant's only: naming another tenant, existing or not, is 403 like the event log.
+#include <utility>
+#include "common/task.hpp"
+
+#include "core/module.hpp"
+#include "http/router.hpp"
+
+namespace cdx::core {
+
+using http::Access;
+using http::Context;
+using http::Method;
+
+void CoreModule::mount_overview(http::Router& r) {
+  r.add(Method::kGet, "/api/v1/tenants/{id}/overview",
+        [this](Context& ctx) -> Task<void> {
+          const Principal& p = *ctx.principal;
+          std::optional<std::string> own;
+          if (p.kind != Principal::Kind::kSuperadmin) {
+            if (!ctx.tenant || p.role == Role::kClient)
+              throw Error(Code::kForbidden,
+                          "The tenant overview is for the SUPERADMIN and the tenant's ADMINs.");
+            own = std::string(ctx.tenant->tenant_id());
+          }
+          const std::string key(ctx.req.param(0));
+          auto out = co_await workers_.run([&] {
+            if (own) {
+              auto t = service_.find_tenant(key);
+              if (!t || t->tenant.id != *own)
+                throw Error(Code::kForbidden, "A tenant's credential reads its own tenant's overview only.");
+              return aggregates_.overview(*own);
+            }
+            return aggregates_.overview(service_.get_tenant(key).id);
+          });
+          ctx.res.json(200, out.dump());
+        },
+        {.access = Access::kAuthenticated,
+         .scope = "events:read",
+         .summary =
+             "A tenant's numbers across the modules (users, API keys, contacts, companies, deals, published "
+             "entries, media, billing, events in the last 24 hours, API calls), kept up to date from the "
+             "event log within about a second. The SUPERADMIN reads any tenant's; a tenant's ADMIN its own",
+         .tag = "tenants",
+         .response_schema = "TenantOverview"});
+}
+
+void add_overview_schema(nlohmann::json& schemas) {
+  const nlohmann::json count = {{"type", "integer"}, {"minimum", 0}};
+  const nlohmann::json money = {
+      {"type", "object"},
+      {"additionalProperties", {{"type", "integer"}}},
+      {"description", "minor units per ISO 4217 currency ({\"EUR\": 123450} is 1234.50 EUR)"}};
+  auto object = [](nlohmann::json properties) {
+    nlohmann::json required = nlohmann::json::array();
+    for (const auto& [k, _] : properties.items()) required.push_back(k);
+    return nlohmann::json{{"type", "object"}, {"properties", std::move(properties)}, {"required", required}};
+  };
+  schemas["TenantOverview"] = object(
+      {{"tenant_id", {{"type", "string"}}},
+       {"users", count},
+       {"api_keys", count},
+       {"contacts", count},
+       {"companies", count},
+       {"deals", object({{"open", count},
+                         {"open_value", money},
+                         {"won_this_month", count},
+                         {"won_value_this_month", money}})},
+       {"entries", object({{"published", count}})},
+       {"media", count},
+       {"billing", object({{"active_subscriptions", count}, {"mrr", money}, {"open_invoices", count}})},
+       {"events_24h", count},
+       {"api_calls", object({{"today", count}, {"last_30_days", count}})},
+       {"updated_at", {{"type", {"string", "null"}}, {"format", "date-time"}}}});
+}
+
+}  // namespace cdx::core
