@@ -247,6 +247,7 @@ struct Platform::Impl {
       for (Module* m : modules) m->purge_tenant(scope);
       return;
     }
+    if (core) core->purge_tenant(scope);  // core's own tenant data (its webhooks)
     for (const ModuleSpec& m : app::modules()) {
       if (m.name == "core") continue;  // the tenant row itself goes last, in core's service
       http::ServiceClient client(std::string(m.name), service_url(config, m.name), "core", *key);
@@ -407,7 +408,8 @@ Platform::KeyRotation Platform::rotate_keys(bool rotate, std::optional<int64_t> 
 
 std::pair<size_t, std::string> Platform::rotate_kek() {
   auth::AuthModule& auth = *impl_->auth;
-  const size_t n = auth.service().seal_signing_keys() + auth.oauth().seal_secrets();
+  size_t n = auth.service().seal_signing_keys() + auth.oauth().seal_secrets();
+  if (impl_->core) n += impl_->core->webhooks().reseal_secrets();
   return {n, auth.service().keks().id()};
 }
 

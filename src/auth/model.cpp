@@ -13,7 +13,7 @@ const std::vector<std::string>& secret_scopes() {
   static const std::vector<std::string> k = {
       "*",         "auth:read",    "auth:write",    "crm:read",       "crm:write",        "cms:read",
       "cms:write", "billing:read", "billing:write", "analytics:read", "analytics:ingest", "auth:login",
-      "events:read"};
+      "events:read", "webhooks:read", "webhooks:write"};
   return k;
 }
 

@@ -181,6 +181,26 @@ const std::vector<Setting>& table() {
            throw ConfigError("setting 'smtp_from': expected an email address");
          c.smtp_from = v;
        }},
+      {{"webhooks_allow_loopback", "CDX_WEBHOOKS_ALLOW_LOOPBACK",
+        "let webhooks reach loopback addresses (127.0.0.0/8, ::1): local development and tests only"},
+       [](Config& c, const std::string& v) { c.webhooks_allow_loopback = parse_bool("webhooks_allow_loopback", v); }},
+      {{"webhooks_timeout_ms", "CDX_WEBHOOKS_TIMEOUT_MS", "time one webhook attempt may take, all included (ms)"},
+       [](Config& c, const std::string& v) {
+         c.webhooks_timeout_ms = parse_int("webhooks_timeout_ms", v, 100, 120'000);
+       }},
+      {{"webhooks_retry_schedule", "CDX_WEBHOOKS_RETRY_SCHEDULE",
+        "webhook retry delays in seconds, comma-separated, replacing 0,5,300,1800,7200,18000,36000,36000"},
+       [](Config& c, const std::string& v) {
+         for (char ch : v)
+           if (!((ch >= '0' && ch <= '9') || ch == '.' || ch == ',' || ch == ' '))
+             throw ConfigError("setting 'webhooks_retry_schedule': expected delays in seconds, comma-separated");
+         c.webhooks_retry_schedule = v;
+       }},
+      {{"webhooks_disable_after", "CDX_WEBHOOKS_DISABLE_AFTER",
+        "seconds of continuous failure after which a webhook endpoint is disabled"},
+       [](Config& c, const std::string& v) {
+         c.webhooks_disable_after = parse_int("webhooks_disable_after", v, 1, 365LL * 86400);
+       }},
       // The names are the module registry's (src/app/modules.cpp), checked when the platform starts.
       {{"module", "CDX_MODULE",
         "serve one service of the constellation: gateway or a module such as crm (default: all)"},

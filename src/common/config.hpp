@@ -51,6 +51,12 @@ struct Config {
   // Key encryption key of the secrets stored in auth_db (common/key_encryption.hpp): the text of the key, or
   // a file holding it; the previous one while moving to a new key.
   std::string kek, kek_file, kek_previous, kek_previous_file;
+  // Webhooks (docs/webhooks.md): loopback allowed past the SSRF guard (development, tests), one attempt's
+  // timeout, the retry delays (empty: the standard schedule) and how long failing disables an endpoint.
+  bool webhooks_allow_loopback = false;
+  int64_t webhooks_timeout_ms = 15000;
+  std::string webhooks_retry_schedule;
+  int64_t webhooks_disable_after = 5 * 86400;
   std::map<std::string, std::string> module_database_urls;  // schema → URL, from CDX_<MODULE>_DATABASE_URL
 
   // Tokens name the address clients use: in a constellation that is the gateway's, not this service's.

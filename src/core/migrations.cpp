@@ -104,6 +104,7 @@ ALTER TABLE cdx_db.plans ADD COLUMN max_upload_mb BIGINT NOT NULL DEFAULT 25;
       {5, "platform event log", "", {}, events_table("BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"),
        events_table("INTEGER PRIMARY KEY AUTOINCREMENT")},
       outbox_and_cursors(),
+      webhooks::migration(7),  // webhook endpoints, deliveries, attempts (src/webhooks/store.cpp)
       // The tenant overview's counters, kept by the event-log subscriber "aggregates" (core/aggregates.hpp).
       // Platform rows naming their tenant, like usage_daily; the overview reads them by primary key.
       {8, "tenant overview aggregates", R"SQL(

@@ -5,8 +5,10 @@
 #pragma once
 #include <memory>
 #include <optional>
+#include <mutex>
 
 #include "common/config.hpp"
+#include "common/key_encryption.hpp"
 #include "common/worker_pool.hpp"
 #include "core/aggregates.hpp"
 #include "core/event_feed.hpp"
@@ -19,6 +21,7 @@
 #include "kit/idempotency.hpp"
 #include "kit/kit.hpp"
 #include "kit/module.hpp"
+#include "webhooks/webhooks.hpp"
 
 namespace cdx::http {
 struct Context;
@@ -46,11 +49,23 @@ class CoreModule final : public Module {
         tenant_create_body_(tenant_create_body(tenants_)),
         superadmin_login_body_(superadmin_login_body()),
         service_(*db_, store_, kit_, tenants_, plans_, auth, std::move(purge), minter),
-        aggregates_(db_) {
+        aggregates_(db_),
+        rekey_(!config.kek_previous.empty() || !config.kek_previous_file.empty()),
+        webhooks_(db_, workers, minter, webhooks::Options::from(config), [this]() -> const KeyEncryption& {
+          // Loaded when first needed: commands that never touch a webhook need no key.
+          std::call_once(kek_once_,
+                         [&] { kek_ = std::make_unique<const KeyEncryption>(KeyEncryption::load(config_)); });
+          return *kek_;
+        }) {
     service_.on_recorded([this] { feed_.notify(); });
     // Service status changes go to the live feed (the SUPERADMIN's streams).
     services_.on_change(
         [this](std::string_view type, const nlohmann::json& data) { hub_.publish_service(type, data); });
+    webhooks_.on_disabled = [this](db::Tx& tx, const std::string& tenant, const std::string& endpoint,
+                                   const std::string& reason) {
+      outbox_.append(tx, tenant, "webhook.endpoint.disabled",
+                     {{"endpoint", {{"id", endpoint}, {"enabled", false}, {"disabled_reason", reason}}}});
+    };
   }
 
   std::string_view name() const override { return "core"; }
@@ -60,11 +75,18 @@ class CoreModule final : public Module {
   void mount_internal(http::Router& router) override;  // internal_routes.cpp
   void mount_events(http::Router& router);             // event_routes.cpp
   void mount_overview(http::Router& router);           // overview_routes.cpp
-  void start_background() override;                    // the event log's subscribers (subscribers.cpp)
-  void stop() override { feed_.stop(); }
+  // What a previous key encryption key sealed is sealed again with the current one (auth does the same).
+  void start() override {
+    if (rekey_) webhooks_.reseal_secrets();
+  }
+  void start_background() override;  // the event log's subscribers and the webhook sender (subscribers.cpp)
+  void stop() override {
+    feed_.stop();
+    webhooks_.stop();
+  }
   void tick() override;
-  // Core's own data of a deleted tenant (its row went already, with the tenant.deleted event).
-  void purge_tenant(const db::TenantScope&) override {}
+  // Core's own data of a deleted tenant (its row went already, with the tenant.deleted event): its webhooks.
+  void purge_tenant(const db::TenantScope& scope) override { webhooks_.purge_tenant(scope); }
   std::shared_ptr<db::Database> outbox_database() override { return db_; }
   void add_openapi_schemas(nlohmann::json& schemas) const override;
 
@@ -77,6 +99,7 @@ class CoreModule final : public Module {
   EventFeed& feed() { return feed_; }
   // The tenant overview's counters: the event-log subscriber, the read, the rebuild.
   Aggregates& aggregates() { return aggregates_; }
+  webhooks::Webhooks& webhooks() { return webhooks_; }
 
  private:
   // The tenant's cached credentials must be re-checked (status, plan): tells the gateway, if any.
@@ -109,6 +132,10 @@ class CoreModule final : public Module {
   ServiceRegistry services_;
   Aggregates aggregates_;
   bool behind_gateway_ = false;
+  std::once_flag kek_once_;
+  std::unique_ptr<const KeyEncryption> kek_;  // seals the webhook endpoints' secrets
+  bool rekey_ = false;                        // a previous key is configured: re-seal at start
+  webhooks::Webhooks webhooks_;               // last: its threads stop before the rest goes
 };
 
 }  // namespace cdx::core

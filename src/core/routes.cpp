@@ -45,6 +45,7 @@ kit::Resource CoreModule::announced(kit::Resource r, bool every_tenant) {
 
 void CoreModule::add_openapi_schemas(nlohmann::json& schemas) const {
   kit_.add_schemas(schemas);
+  webhooks_.add_openapi_schemas(schemas);
   kit::add_body_schema(schemas, tenant_create_body_, "TenantCreate");
   add_overview_schema(schemas);
   schemas["TenantCreated"] = {
@@ -70,6 +71,7 @@ void CoreModule::add_openapi_schemas(nlohmann::json& schemas) const {
 }
 
 void CoreModule::mount(http::Router& r) {
+  webhooks_.mount(r);
   r.add(Method::kPost, "/api/v1/tenants",
         [this](Context& ctx) -> Task<void> {
           nlohmann::json fields = kit::read_body(tenant_create_body_, ctx.req.body, kit::Mode::kCreate);

@@ -33,6 +33,17 @@ void CoreModule::start_background() {
       [this](db::Tx* tx, const std::vector<LoggedEvent>& batch) { aggregates_.apply(*tx, batch); }, counting);
   // The live feed: each batch of new events to the SSE hub, which only queues them (never blocks).
   feed_.add_live([this](const std::vector<LoggedEvent>& batch) { hub_.publish(batch); });
+  // Webhooks: one delivery per (event, matching endpoint), inserted in the transaction that moves the
+  // cursor; the sender (its own threads) posts them.
+  feed_.add_durable("webhooks", [this](db::Tx* tx, const std::vector<LoggedEvent>& batch) {
+    std::vector<webhooks::Event> events;
+    events.reserve(batch.size());
+    for (const LoggedEvent& e : batch)
+      events.push_back({e.seq, e.id, e.tenant_id, e.type, e.created_at, e.data});
+    if (webhooks_.fan_out(*tx, events) > 0)
+      webhooks_.wake();  // the sender also polls: a wake before the commit
+  });
+  webhooks_.start();
   feed_.start();
 }
 

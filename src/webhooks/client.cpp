@@ -1,0 +1,172 @@
+#include "webhooks/client.hpp"
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/ssl/host_name_verification.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+
+#include <memory>
+
+#include "common/clock.hpp"
+#include "webhooks/schedule.hpp"
+
+namespace cdx::webhooks {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+using boost::system::error_code;
+
+std::string utf8_excerpt(std::string_view s, size_t max) {
+  std::string out;
+  out.reserve(std::min(s.size(), max));
+  size_t i = 0;
+  while (i < s.size()) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
+    bool ok = n > 0 && i + n <= s.size();
+    for (size_t k = 1; ok && k < n; ++k) ok = (static_cast<unsigned char>(s[i + k]) & 0xc0) == 0x80;
+    if (ok && c == 0) ok = false;  // NUL is not stored
+    const std::string_view piece = ok ? s.substr(i, n) : std::string_view("\xEF\xBF\xBD");
+    if (out.size() + piece.size() > max) break;
+    out.append(piece);
+    i += ok ? n : 1;
+  }
+  return out;
+}
+
+Client::Client(asio::io_context& io, Options options)
+    : io_(io), options_(options), tls_(asio::ssl::context::tls_client) {
+  tls_.set_default_verify_paths();
+  tls_.set_verify_mode(asio::ssl::verify_peer);
+  tls_.set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                   asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
+                   asio::ssl::context::no_tlsv1_1);
+}
+
+namespace {
+
+std::string describe(const error_code& ec, std::chrono::milliseconds timeout) {
+  if (ec == beast::error::timeout) return "timed out after " + std::to_string(timeout.count()) + " ms";
+  if (ec == asio::error::connection_reset) return "connection reset by the receiver";
+  if (ec == asio::error::connection_refused) return "connection refused";
+  if (ec == http::error::end_of_stream || ec == asio::error::eof) return "the receiver closed the connection";
+  return ec.message();
+}
+
+template <class Stream>
+Task<void> exchange(Stream& stream, const http::request<http::string_body>& req, SendResult& out,
+                    error_code& ec) {
+  co_await http::async_write(stream, req, asio::redirect_error(use_task, ec));
+  if (ec) co_return;
+  beast::flat_buffer buf;
+  http::response_parser<http::string_body> parser;
+  parser.body_limit(64 * 1024);
+  co_await http::async_read(stream, buf, parser, asio::redirect_error(use_task, ec));
+  if (ec == http::error::body_limit) ec = {};  // the head and a first part of the body are all we keep
+  if (ec && !parser.is_header_done()) co_return;
+  ec = {};
+  const auto& res = parser.get();
+  out.status = static_cast<int>(res.result_int());
+  out.excerpt = utf8_excerpt(res.body(), 1024);
+  if (auto it = res.find(http::field::retry_after); it != res.end())
+    out.retry_after =
+        parse_retry_after(std::string_view(it->value().data(), it->value().size()), Clock::unix_seconds());
+}
+
+}  // namespace
+
+Task<SendResult> Client::post(const Url& url, const std::string& body, const Headers& headers) {
+  const auto start = std::chrono::steady_clock::now();
+  const auto deadline = start + options_.timeout;
+  SendResult out;
+  auto done = [&] {
+    out.latency_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start)
+            .count();
+    return out;
+  };
+  error_code ec;
+  std::vector<tcp::endpoint> endpoints;
+  const auto literal = asio::ip::make_address(url.host, ec);
+  if (!ec) {
+    endpoints.emplace_back(literal, url.port);
+  } else {
+    // The resolver cannot time out by itself: a timer cancels it, owned jointly since it may fire later.
+    struct Resolve {
+      tcp::resolver resolver;
+      asio::steady_timer timer;
+      explicit Resolve(asio::io_context& io) : resolver(io), timer(io) {}
+    };
+    auto r = std::make_shared<Resolve>(io_);
+    r->timer.expires_at(deadline);
+    r->timer.async_wait([r](const error_code& e) {
+      if (!e) r->resolver.cancel();
+    });
+    ec = {};
+    auto results = co_await r->resolver.async_resolve(url.host, std::to_string(url.port),
+                                                      asio::redirect_error(use_task, ec));
+    r->timer.cancel();
+    if (ec) {
+      out.error = ec == asio::error::operation_aborted ? "resolving " + url.host + " timed out"
+                                                       : "cannot resolve " + url.host + ": " + ec.message();
+      co_return done();
+    }
+    for (const auto& e : results) endpoints.push_back(e.endpoint());
+  }
+  // Every address the name has must pass: one refused address refuses the name (a record set mixing public
+  // and private addresses is how DNS rebinding reaches inside).
+  for (const auto& e : endpoints) {
+    if (auto why = refused(e.address(), options_.allow_loopback)) {
+      out.refused = true;
+      out.error = "refused by the SSRF guard: " + url.host + " resolves to " + *why;
+      co_return done();
+    }
+  }
+  http::request<http::string_body> req{http::verb::post, url.target, 11};
+  req.set(http::field::host, url.host_header());
+  req.set(http::field::user_agent, "CDX-Webhooks/1.0");
+  req.set(http::field::content_type, "application/json");
+  req.set(http::field::connection, "close");
+  for (const auto& [k, v] : headers) req.set(k, v);
+  req.body() = body;
+  req.prepare_payload();
+
+  beast::tcp_stream tcp_stream(io_);
+  tcp_stream.expires_at(deadline);
+  co_await tcp_stream.async_connect(endpoints, asio::redirect_error(use_task, ec));
+  if (ec) {
+    out.error = "cannot connect to " + url.host_header() + ": " + describe(ec, options_.timeout);
+    co_return done();
+  }
+  if (!url.tls) {
+    co_await exchange(tcp_stream, req, out, ec);
+    error_code ignored;
+    tcp_stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+  } else {
+    beast::ssl_stream<beast::tcp_stream> tls(std::move(tcp_stream), tls_);
+    error_code not_ip;
+    asio::ip::make_address(url.host, not_ip);
+    if (not_ip && !SSL_set_tlsext_host_name(tls.native_handle(), url.host.c_str())) {
+      out.error = "cannot set the TLS server name";
+      co_return done();
+    }
+    tls.set_verify_callback(asio::ssl::host_name_verification(url.host));
+    co_await tls.async_handshake(asio::ssl::stream_base::client, asio::redirect_error(use_task, ec));
+    if (ec) {
+      out.error = "TLS handshake with " + url.host_header() + " failed: " + describe(ec, options_.timeout);
+      co_return done();
+    }
+    co_await exchange(tls, req, out, ec);
+    beast::get_lowest_layer(tls).close();
+  }
+  if (ec) out.error = describe(ec, options_.timeout);
+  co_return done();
+}
+
+}  // namespace cdx::webhooks

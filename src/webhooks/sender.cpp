@@ -1,0 +1,328 @@
+#include "webhooks/sender.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+
+#include "common/clock.hpp"
+#include "common/log.hpp"
+#include "webhooks/signature.hpp"
+
+namespace cdx::webhooks {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+
+namespace {
+
+int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch()).count();
+}
+
+// A claimed delivery stays ours this long; past it (a crash, a stop) another replica, or this one after a
+// restart, sends it again: at-least-once. Longer than the timeout plus the time it may wait for a slot.
+constexpr int64_t kLeaseMs = 180'000;
+constexpr auto kCacheTtl = 1s;  // how stale an endpoint's url, secrets and state may be on this replica
+
+}  // namespace
+
+Sender::Sender(Webhooks& hooks)
+    : hooks_(hooks),
+      client_(io_, {.allow_loopback = hooks.options().allow_loopback, .timeout = hooks.options().timeout}) {}
+
+Sender::~Sender() { stop(); }
+
+void Sender::start() {
+  guard_.emplace(io_.get_executor());
+  io_thread_ = std::thread([this] { io_.run(); });
+  db_thread_ = std::thread([this] { db_loop(); });
+}
+
+void Sender::stop() {
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) return;
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (db_thread_.joinable()) db_thread_.join();
+  guard_.reset();
+  io_.stop();  // attempts in flight are abandoned: their leases run out and they are sent again
+  if (io_thread_.joinable()) io_thread_.join();
+}
+
+void Sender::wake() {
+  {
+    std::lock_guard lock(mu_);
+    woken_ = true;
+  }
+  cv_.notify_all();
+}
+
+void Sender::forget(const std::string& endpoint_id) {
+  std::lock_guard lock(mu_);
+  cache_.erase(endpoint_id);
+}
+
+void Sender::db_loop() {
+  while (true) {
+    {
+      std::unique_lock lock(mu_);
+      if (stopping_) return;
+    }
+    try {
+      flush();
+      claim();
+    } catch (const std::exception& e) {
+      log::warn("webhook sender step failed; retrying", {{"error", e.what()}});
+    }
+    std::unique_lock lock(mu_);
+    cv_.wait_for(lock, hooks_.options().poll, [&] { return stopping_ || woken_ || !done_.empty(); });
+    woken_ = false;
+  }
+}
+
+std::optional<Webhooks::Signing> Sender::signing_of(const Claimed& c) {
+  {
+    std::lock_guard lock(mu_);
+    auto it = cache_.find(c.endpoint_id);
+    if (it != cache_.end() && std::chrono::steady_clock::now() - it->second.loaded < kCacheTtl)
+      return it->second.signing;
+  }
+  auto s = hooks_.signing(c.tenant_id, c.endpoint_id);
+  std::lock_guard lock(mu_);
+  if (s) cache_[c.endpoint_id] = {*s, std::chrono::steady_clock::now()};
+  return s;
+}
+
+void Sender::claim() {
+  const Options& o = hooks_.options();
+  std::vector<std::string> skip_endpoints, skip_tenants;
+  int room = 0;
+  {
+    std::lock_guard lock(mu_);
+    room = o.max_in_flight - held_;
+    for (const auto& [e, n] : endpoint_load_)
+      if (n >= o.per_endpoint) skip_endpoints.push_back(e);
+    for (const auto& [t, n] : tenant_load_)
+      if (n >= o.per_tenant) skip_tenants.push_back(t);
+  }
+  if (room <= 0) return;
+  {
+    // Endpoints not heard of for a while leave the cache (its entries are a second's copies anyway).
+    std::lock_guard lock(mu_);
+    const auto old = std::chrono::steady_clock::now() - 5min;
+    std::erase_if(cache_, [&](const auto& kv) { return kv.second.loaded < old; });
+  }
+  const int64_t now = now_ms();
+  if (!hooks_.database().read_platform(
+          [&](db::Tx& tx) { return hooks_.store().any_due(tx, now, skip_endpoints, skip_tenants); }))
+    return;
+  auto claimed = hooks_.database().write_platform([&](db::Tx& tx) {
+    return hooks_.store().claim(tx, now, now + kLeaseMs, std::min(room, 200), skip_endpoints, skip_tenants);
+  });
+  if (claimed.empty()) return;
+  std::vector<std::pair<Claimed, std::string>> undeliverable;
+  std::vector<Ready> ready;
+  for (Claimed& c : claimed) {
+    std::optional<Webhooks::Signing> s;
+    try {
+      s = signing_of(c);
+    } catch (const std::exception& e) {
+      log::warn("cannot read a webhook endpoint", {{"endpoint_id", c.endpoint_id}, {"error", e.what()}});
+      continue;  // the lease runs out and it is claimed again
+    }
+    if (!s) {
+      undeliverable.emplace_back(std::move(c), "the endpoint no longer exists");
+      continue;
+    }
+    if (!s->enabled) {
+      undeliverable.emplace_back(std::move(c), "the endpoint is disabled");
+      continue;
+    }
+    auto url = parse_url(s->url);
+    if (!url || s->keys.empty()) {
+      undeliverable.emplace_back(std::move(c),
+                                 url ? "the endpoint's secret cannot be read" : "the URL is invalid");
+      continue;
+    }
+    ready.push_back({std::move(c), std::move(*url), s->keys});
+  }
+  if (!undeliverable.empty())
+    hooks_.database().write_platform([&](db::Tx& tx) {
+      for (const auto& [c, why] : undeliverable) hooks_.store().fail_undeliverable(tx, c, why);
+    });
+  std::lock_guard lock(mu_);
+  for (Ready& r : ready) {
+    ++endpoint_load_[r.delivery.endpoint_id];
+    ++tenant_load_[r.delivery.tenant_id];
+    ++held_;
+    const std::string e = r.delivery.endpoint_id;
+    waiting_[e].push_back(std::move(r));
+  }
+  launch();
+}
+
+void Sender::launch() {
+  const Options& o = hooks_.options();
+  for (auto it = waiting_.begin(); it != waiting_.end();) {
+    auto& q = it->second;
+    while (!q.empty() && flying_ < o.max_in_flight && endpoint_flying_[it->first] < o.per_endpoint &&
+           tenant_flying_[q.front().delivery.tenant_id] < o.per_tenant) {
+      Ready r = std::move(q.front());
+      q.pop_front();
+      ++flying_;
+      ++endpoint_flying_[it->first];
+      ++tenant_flying_[r.delivery.tenant_id];
+      asio::co_spawn(io_.get_executor(), deliver(std::move(r)), asio::detached);
+    }
+    it = q.empty() ? waiting_.erase(it) : std::next(it);
+  }
+}
+
+Task<void> Sender::deliver(Ready r) {
+  const int64_t ts = Clock::unix_seconds();
+  std::string signatures;
+  for (const auto& key : r.keys) {
+    if (!signatures.empty()) signatures += ' ';
+    signatures += sign(key, r.delivery.msg_id, ts, r.delivery.payload);
+  }
+  Done d;
+  d.attempted_at = format_rfc3339(Clock::now());
+  Client::Headers headers;  // built apart: GCC 12 cannot brace-initialise inside a co_await expression
+  headers.emplace_back("webhook-id", r.delivery.msg_id);
+  headers.emplace_back("webhook-timestamp", std::to_string(ts));
+  headers.emplace_back("webhook-signature", std::move(signatures));
+  try {
+    d.result = co_await client_.post(r.url, r.delivery.payload, headers);
+  } catch (const std::exception& e) {
+    d.result.error = e.what();
+  }
+  d.delivery = std::move(r.delivery);
+  {
+    std::lock_guard lock(mu_);
+    done_.push_back(std::move(d));
+  }
+  cv_.notify_all();
+}
+
+void Sender::flush() {
+  std::vector<Done> done;
+  {
+    std::lock_guard lock(mu_);
+    done.swap(done_);
+  }
+  if (done.empty()) return;
+  const Options& o = hooks_.options();
+  const int64_t now = now_ms();
+  std::vector<Attempt> attempts;
+  attempts.reserve(done.size());
+  for (const Done& d : done) {
+    const SendResult& r = d.result;
+    Attempt a;
+    a.delivery_id = d.delivery.id;
+    a.tenant_id = d.delivery.tenant_id;
+    a.endpoint_id = d.delivery.endpoint_id;
+    a.attempted_at = d.attempted_at;
+    a.status_code = r.status;
+    a.latency_ms = r.latency_ms;
+    a.response = r.excerpt;
+    a.error = r.error;
+    if (a.error.empty() && !(r.status >= 200 && r.status < 300))
+      a.error = "the endpoint answered " + std::to_string(r.status);
+    a.tries = d.delivery.tries + 1;
+    if (r.status >= 200 && r.status < 300) {
+      a.status = "succeeded";
+      a.error.clear();
+    } else if (r.status == 410) {
+      a.status = "failed";
+    } else {
+      const bool busy = r.status == 429 || r.status == 503;
+      auto wait = o.schedule.next(static_cast<size_t>(a.tries), busy ? r.retry_after : std::nullopt, rng_);
+      if (wait) {
+        a.status = "pending";
+        a.next_attempt_at = now + wait->count();
+      } else {
+        a.status = "failed";
+      }
+    }
+    attempts.push_back(std::move(a));
+  }
+  try {
+    hooks_.database().write_platform([&](db::Tx& tx) { hooks_.store().record(tx, attempts); });
+  } catch (const std::exception& e) {
+    // Not recorded: the leases run out and the deliveries are sent again (at-least-once).
+    log::warn("cannot record webhook attempts", {{"error", e.what()}, {"attempts", attempts.size()}});
+  }
+  for (const Done& d : done) {
+    try {
+      endpoint_outcome(d.delivery, d.result, d.result.status == 410);
+    } catch (const std::exception& e) {
+      log::warn("cannot update a webhook endpoint's state",
+                {{"endpoint_id", d.delivery.endpoint_id}, {"error", e.what()}});
+    }
+  }
+  std::lock_guard lock(mu_);
+  auto drop = [](std::map<std::string, int>& m, const std::string& k) {
+    auto it = m.find(k);
+    if (it != m.end() && --it->second <= 0) m.erase(it);
+  };
+  for (const Done& d : done) {
+    drop(endpoint_load_, d.delivery.endpoint_id);
+    drop(tenant_load_, d.delivery.tenant_id);
+    drop(endpoint_flying_, d.delivery.endpoint_id);
+    drop(tenant_flying_, d.delivery.tenant_id);
+    --held_;
+    --flying_;
+  }
+  launch();
+}
+
+void Sender::endpoint_outcome(const Claimed& c, const SendResult& r, bool gone) {
+  const Options& o = hooks_.options();
+  const bool ok = r.status >= 200 && r.status < 300;
+  std::optional<int64_t> failing;
+  bool known = false;
+  {
+    std::lock_guard lock(mu_);
+    auto it = cache_.find(c.endpoint_id);
+    if (it != cache_.end()) known = true, failing = it->second.signing.failing_since;
+  }
+  if (!known) {  // forgotten (changed, or pruned): read again, unless deleted meanwhile
+    try {
+      auto s = signing_of(c);
+      if (!s) return;
+      failing = s->failing_since;
+    } catch (const std::exception&) {
+      return;
+    }
+  }
+  const db::TenantScope scope = hooks_.minter().mint(c.tenant_id);
+  auto disable = [&](const std::string& reason) {
+    hooks_.database().write(scope, [&](db::Tx& tx) {
+      hooks_.store().disable(tx, c.tenant_id, c.endpoint_id, reason);
+      if (hooks_.on_disabled) hooks_.on_disabled(tx, c.tenant_id, c.endpoint_id, reason);
+    });
+    log::info("webhook endpoint disabled",
+              {{"tenant_id", c.tenant_id}, {"endpoint_id", c.endpoint_id}, {"reason", reason}});
+    std::lock_guard lock(mu_);
+    cache_.erase(c.endpoint_id);
+  };
+  if (gone) return disable("the endpoint answered 410 Gone");
+  const int64_t now = now_ms();
+  auto remember = [&](std::optional<int64_t> v) {
+    hooks_.database().write(
+        scope, [&](db::Tx& tx) { hooks_.store().set_failing(tx, c.tenant_id, c.endpoint_id, v); });
+    std::lock_guard lock(mu_);
+    auto it = cache_.find(c.endpoint_id);
+    if (it != cache_.end()) it->second.signing.failing_since = v;
+  };
+  if (ok) {
+    if (failing) remember(std::nullopt);
+    return;
+  }
+  if (!failing) return remember(now);
+  if (now - *failing >= o.disable_after.count())
+    disable("failing since " + format_rfc3339(SysTime(std::chrono::milliseconds(*failing))));
+}
+
+}  // namespace cdx::webhooks

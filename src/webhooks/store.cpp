@@ -1,0 +1,421 @@
+#include "webhooks/store.hpp"
+
+#include "common/clock.hpp"
+#include "common/ids.hpp"
+
+#include <deque>
+
+namespace cdx::webhooks {
+
+using nlohmann::json;
+
+namespace {
+
+constexpr const char* kEndpointColumns =
+    "id, tenant_id, url, description, event_types, enabled, disabled_reason, secret, secret_kek, "
+    "previous_secret, "
+    "previous_secret_kek, previous_until, failing_since, created_at, updated_at";
+
+EndpointRow endpoint_from(const db::Row& r) {
+  EndpointRow e;
+  e.id = r.text(0);
+  e.tenant_id = r.text(1);
+  e.url = r.text(2);
+  e.description = r.opt_text(3).value_or("");
+  json types = json::parse(r.text(4), nullptr, false);
+  if (types.is_array())
+    for (const auto& t : types)
+      if (t.is_string()) e.event_types.push_back(t.get<std::string>());
+  e.enabled = r.integer(5) != 0;
+  e.disabled_reason = r.opt_text(6).value_or("");
+  e.secret = r.text(7);
+  e.secret_kek = r.text(8);
+  e.previous_secret = r.opt_text(9).value_or("");
+  e.previous_secret_kek = r.opt_text(10).value_or("");
+  e.previous_until = r.opt_integer(11).value_or(0);
+  e.failing_since = r.opt_integer(12);
+  e.created_at = r.text(13);
+  e.updated_at = r.text(14);
+  return e;
+}
+
+std::string ms_time(int64_t ms) { return format_rfc3339(SysTime(std::chrono::milliseconds(ms))); }
+
+// "$n, $n+1, …" for values, appended to params.
+std::string in_list(db::Params& params, const std::vector<std::string>& values) {
+  std::string out;
+  for (const auto& v : values) {
+    params.emplace_back(v);
+    out += (out.empty() ? "$" : ", $") + std::to_string(params.size());
+  }
+  return out;
+}
+
+}  // namespace
+
+json to_json(const EndpointRow& e) {
+  return {{"id", e.id},
+          {"url", e.url},
+          {"event_types", e.event_types},
+          {"description", e.description.empty() ? json(nullptr) : json(e.description)},
+          {"enabled", e.enabled},
+          {"disabled_reason", e.disabled_reason.empty() ? json(nullptr) : json(e.disabled_reason)},
+          {"created_at", e.created_at},
+          {"updated_at", e.updated_at}};
+}
+
+void Store::insert_endpoint(db::Tx& tx, const EndpointRow& e) {
+  const std::string types = json(e.event_types).dump();
+  tx.query(
+      std::string("INSERT INTO cdx_db.webhook_endpoints (") + kEndpointColumns +
+          ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+      {e.id, e.tenant_id, e.url, e.description.empty() ? db::Param(nullptr) : db::Param(e.description), types,
+       e.enabled, e.disabled_reason.empty() ? db::Param(nullptr) : db::Param(e.disabled_reason), e.secret,
+       e.secret_kek, e.previous_secret.empty() ? db::Param(nullptr) : db::Param(e.previous_secret),
+       e.previous_secret_kek.empty() ? db::Param(nullptr) : db::Param(e.previous_secret_kek),
+       e.previous_until, e.failing_since, e.created_at, e.updated_at});
+}
+
+std::optional<EndpointRow> Store::find_endpoint(db::Tx& tx, const std::string& tenant_id,
+                                                const std::string& id) {
+  auto r = tx.query(std::string("SELECT ") + kEndpointColumns +
+                        " FROM cdx_db.webhook_endpoints WHERE tenant_id = $1 AND id = $2",
+                    {tenant_id, id});
+  if (r.empty()) return std::nullopt;
+  return endpoint_from(r.rows[0]);
+}
+
+std::vector<EndpointRow> Store::list_endpoints(db::Tx& tx, const std::string& tenant_id, int limit,
+                                               const std::optional<std::string>& before_id) {
+  std::string sql =
+      std::string("SELECT ") + kEndpointColumns + " FROM cdx_db.webhook_endpoints WHERE tenant_id = $1";
+  db::Params p{tenant_id};
+  if (before_id) {
+    sql += " AND id < $2";
+    p.emplace_back(*before_id);
+  }
+  sql += " ORDER BY id DESC LIMIT " + std::to_string(limit + 1);
+  std::vector<EndpointRow> out;
+  for (const auto& r : tx.query(sql, p).rows) out.push_back(endpoint_from(r));
+  return out;
+}
+
+void Store::update_endpoint(db::Tx& tx, const EndpointRow& e) {
+  const std::string types = json(e.event_types).dump();
+  tx.query(
+      "UPDATE cdx_db.webhook_endpoints SET url = $3, description = $4, event_types = $5, enabled = $6, "
+      "disabled_reason = $7, secret = $8, secret_kek = $9, previous_secret = $10, previous_secret_kek = $11, "
+      "previous_until = $12, failing_since = $13, updated_at = $14 WHERE tenant_id = $1 AND id = $2",
+      {e.tenant_id, e.id, e.url, e.description.empty() ? db::Param(nullptr) : db::Param(e.description), types,
+       e.enabled, e.disabled_reason.empty() ? db::Param(nullptr) : db::Param(e.disabled_reason), e.secret,
+       e.secret_kek, e.previous_secret.empty() ? db::Param(nullptr) : db::Param(e.previous_secret),
+       e.previous_secret_kek.empty() ? db::Param(nullptr) : db::Param(e.previous_secret_kek),
+       e.previous_until, e.failing_since, e.updated_at});
+}
+
+bool Store::delete_endpoint(db::Tx& tx, const std::string& tenant_id, const std::string& id) {
+  const bool gone =
+      tx.query("DELETE FROM cdx_db.webhook_endpoints WHERE tenant_id = $1 AND id = $2", {tenant_id, id})
+          .affected > 0;
+  if (gone) {
+    tx.query("DELETE FROM cdx_db.webhook_attempts WHERE tenant_id = $1 AND endpoint_id = $2",
+             {tenant_id, id});
+    tx.query("DELETE FROM cdx_db.webhook_deliveries WHERE tenant_id = $1 AND endpoint_id = $2",
+             {tenant_id, id});
+  }
+  return gone;
+}
+
+std::vector<Store::Route> Store::routes(db::Tx& tx, const std::string& tenant_id) {
+  std::vector<Route> out;
+  for (const auto& r :
+       tx.query("SELECT id, created_at, event_types FROM cdx_db.webhook_endpoints WHERE tenant_id = $1 "
+                "AND enabled = 1 ORDER BY id",
+                {tenant_id})
+           .rows) {
+    Route route{r.text(0), r.text(1), {}};
+    json t = json::parse(r.text(2), nullptr, false);
+    if (t.is_array())
+      for (const auto& v : t)
+        if (v.is_string()) route.event_types.push_back(v.get<std::string>());
+    out.push_back(std::move(route));
+  }
+  return out;
+}
+
+void Store::set_failing(db::Tx& tx, const std::string& tenant_id, const std::string& id,
+                        std::optional<int64_t> since) {
+  tx.query("UPDATE cdx_db.webhook_endpoints SET failing_since = $3 WHERE tenant_id = $1 AND id = $2",
+           {tenant_id, id, since});
+}
+
+void Store::disable(db::Tx& tx, const std::string& tenant_id, const std::string& id,
+                    const std::string& reason) {
+  tx.query(
+      "UPDATE cdx_db.webhook_endpoints SET enabled = 0, disabled_reason = $3, updated_at = $4 "
+      "WHERE tenant_id = $1 AND id = $2",
+      {tenant_id, id, reason, format_rfc3339(Clock::now())});
+}
+
+std::vector<std::string> Store::insert_deliveries(db::Tx& tx, const std::vector<NewDelivery>& rows,
+                                                  int64_t due_ms) {
+  if (rows.empty()) return {};
+  const std::string now = format_rfc3339(Clock::now());
+  constexpr size_t kRows = 300;  // 11 parameters a row
+  std::deque<std::string> ids;
+  for (size_t at = 0; at < rows.size(); at += kRows) {
+    std::string sql =
+        "INSERT INTO cdx_db.webhook_deliveries (id, tenant_id, endpoint_id, msg_id, event_id, event_type, "
+        "payload, "
+        "status, tries, next_attempt_at, created_at, updated_at) VALUES ";
+    db::Params p;
+    const size_t end = std::min(rows.size(), at + kRows);
+    for (size_t i = at; i < end; ++i) {
+      const NewDelivery& d = rows[i];
+      const std::string& id = ids.emplace_back(new_uuid_v7());
+      const size_t n = p.size();
+      sql += i == at ? "(" : ", (";
+      for (size_t k = 1; k <= 10; ++k) {
+        if (k == 8) sql += "'pending', 0, ";
+        sql += "$" + std::to_string(n + k) + (k < 10 ? ", " : "");
+      }
+      sql += ")";
+      p.insert(p.end(), {db::Param(id), db::Param(d.tenant_id), db::Param(d.endpoint_id), db::Param(d.msg_id),
+                         db::Param(d.event_id), db::Param(d.event_type), db::Param(d.payload),
+                         db::Param(due_ms), db::Param(now), db::Param(now)});
+    }
+    tx.query(sql, p);
+  }
+  return {ids.begin(), ids.end()};
+}
+
+namespace {
+
+std::string due_sql(db::Params& p, const std::vector<std::string>& skip_endpoints,
+                    const std::vector<std::string>& skip_tenants) {
+  std::string sql =
+      "SELECT id FROM cdx_db.webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= $1 AND "
+      "(lease_until IS NULL OR lease_until < $1)";
+  if (!skip_endpoints.empty()) sql += " AND endpoint_id NOT IN (" + in_list(p, skip_endpoints) + ")";
+  if (!skip_tenants.empty()) sql += " AND tenant_id NOT IN (" + in_list(p, skip_tenants) + ")";
+  return sql + " ORDER BY next_attempt_at";
+}
+
+}  // namespace
+
+bool Store::any_due(db::Tx& tx, int64_t now_ms, const std::vector<std::string>& skip_endpoints,
+                    const std::vector<std::string>& skip_tenants) {
+  db::Params p{now_ms};
+  return !tx.query(due_sql(p, skip_endpoints, skip_tenants) + " LIMIT 1", p).empty();
+}
+
+std::vector<Claimed> Store::claim(db::Tx& tx, int64_t now_ms, int64_t lease_ms, int limit,
+                                  const std::vector<std::string>& skip_endpoints,
+                                  const std::vector<std::string>& skip_tenants) {
+  db::Params p{now_ms, lease_ms};
+  std::string pick = due_sql(p, skip_endpoints, skip_tenants) + " LIMIT " + std::to_string(limit);
+  if (tx.backend() == db::Backend::kPostgres) pick += " FOR UPDATE SKIP LOCKED";
+  const std::string sql = "UPDATE cdx_db.webhook_deliveries SET lease_until = $2 WHERE id IN (" + pick +
+                          ") RETURNING id, tenant_id, endpoint_id, msg_id, payload, tries";
+  std::vector<Claimed> out;
+  for (const auto& r : tx.query(sql, p).rows)
+    out.push_back({r.text(0), r.text(1), r.text(2), r.text(3), r.text(4), r.integer(5)});
+  return out;
+}
+
+void Store::record(db::Tx& tx, const std::vector<Attempt>& attempts) {
+  const std::string now = format_rfc3339(Clock::now());
+  for (const Attempt& a : attempts) {
+    tx.query(
+        "INSERT INTO cdx_db.webhook_attempts (id, delivery_id, tenant_id, endpoint_id, attempted_at, "
+        "status_code, "
+        "latency_ms, response, error) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        {new_uuid_v7(), a.delivery_id, a.tenant_id, a.endpoint_id, a.attempted_at,
+         a.status_code ? db::Param(a.status_code) : db::Param(nullptr), a.latency_ms,
+         a.response.empty() ? db::Param(nullptr) : db::Param(a.response),
+         a.error.empty() ? db::Param(nullptr) : db::Param(a.error)});
+    tx.query(
+        "UPDATE cdx_db.webhook_deliveries SET status = $2, tries = $3, next_attempt_at = $4, lease_until = "
+        "NULL, "
+        "last_attempt_at = $5, last_status_code = $6, last_error = $7, updated_at = $8 WHERE id = $1",
+        {a.delivery_id, a.status, a.tries,
+         a.status == "pending" ? db::Param(a.next_attempt_at) : db::Param(nullptr), a.attempted_at,
+         a.status_code ? db::Param(a.status_code) : db::Param(nullptr),
+         a.error.empty() ? db::Param(nullptr) : db::Param(a.error), now});
+  }
+}
+
+void Store::fail_undeliverable(db::Tx& tx, const Claimed& d, const std::string& why) {
+  tx.query(
+      "UPDATE cdx_db.webhook_deliveries SET status = 'failed', next_attempt_at = NULL, lease_until = NULL, "
+      "last_error = $2, updated_at = $3 WHERE id = $1",
+      {d.id, why, format_rfc3339(Clock::now())});
+}
+
+bool Store::requeue(db::Tx& tx, const std::string& tenant_id, const std::string& id, int64_t now_ms) {
+  return tx.query(
+               "UPDATE cdx_db.webhook_deliveries SET status = 'pending', tries = 0, next_attempt_at = $3, "
+               "lease_until = NULL, updated_at = $4 WHERE tenant_id = $1 AND id = $2",
+               {tenant_id, id, now_ms, format_rfc3339(Clock::now())})
+             .affected > 0;
+}
+
+namespace {
+
+constexpr const char* kDeliveryColumns =
+    "id, endpoint_id, msg_id, event_id, event_type, status, tries, next_attempt_at, last_attempt_at, "
+    "last_status_code, last_error, created_at, updated_at";
+
+json delivery_json(const db::Row& r) {
+  auto opt = [&](size_t i) { return r.is_null(i) ? json(nullptr) : json(r.text(i)); };
+  return {{"id", r.text(0)},
+          {"endpoint_id", r.text(1)},
+          {"webhook_id", r.text(2)},
+          {"event_id", r.text(3)},
+          {"event_type", r.text(4)},
+          {"status", r.text(5)},
+          {"tries", r.integer(6)},
+          {"next_attempt_at", r.is_null(7) ? json(nullptr) : json(ms_time(r.integer(7)))},
+          {"last_attempt_at", opt(8)},
+          {"last_status_code", r.is_null(9) ? json(nullptr) : json(r.integer(9))},
+          {"last_error", opt(10)},
+          {"created_at", r.text(11)},
+          {"updated_at", r.text(12)},
+          {"attempts", json::array()}};
+}
+
+void add_attempts(db::Tx& tx, const std::string& tenant_id, json& rows) {
+  if (rows.empty()) return;
+  db::Params p{tenant_id};
+  std::vector<std::string> ids;
+  for (const auto& d : rows) ids.push_back(d["id"].get<std::string>());
+  std::map<std::string, json*> by_id;
+  for (auto& d : rows) by_id[d["id"].get<std::string>()] = &d;
+  const std::string sql =
+      "SELECT delivery_id, attempted_at, status_code, latency_ms, response, error FROM "
+      "cdx_db.webhook_attempts "
+      "WHERE tenant_id = $1 AND delivery_id IN (" +
+      in_list(p, ids) + ") ORDER BY attempted_at, id";
+  for (const auto& r : tx.query(sql, p).rows) {
+    auto it = by_id.find(r.text(0));
+    if (it == by_id.end()) continue;
+    (*it->second)["attempts"].push_back({{"attempted_at", r.text(1)},
+                                         {"status_code", r.is_null(2) ? json(nullptr) : json(r.integer(2))},
+                                         {"latency_ms", r.integer(3)},
+                                         {"response", r.is_null(4) ? json(nullptr) : json(r.text(4))},
+                                         {"error", r.is_null(5) ? json(nullptr) : json(r.text(5))}});
+  }
+}
+
+}  // namespace
+
+json Store::list_deliveries(db::Tx& tx, const std::string& tenant_id, const std::string& endpoint_id,
+                            int limit, const std::optional<std::string>& before_id,
+                            const std::optional<std::string>& status) {
+  std::string sql = std::string("SELECT ") + kDeliveryColumns +
+                    " FROM cdx_db.webhook_deliveries WHERE tenant_id = $1 AND endpoint_id = $2";
+  db::Params p{tenant_id, endpoint_id};
+  if (status) {
+    p.emplace_back(*status);
+    sql += " AND status = $" + std::to_string(p.size());
+  }
+  if (before_id) {
+    p.emplace_back(*before_id);
+    sql += " AND id < $" + std::to_string(p.size());
+  }
+  sql += " ORDER BY id DESC LIMIT " + std::to_string(limit + 1);
+  json rows = json::array();
+  for (const auto& r : tx.query(sql, p).rows) rows.push_back(delivery_json(r));
+  add_attempts(tx, tenant_id, rows);
+  return rows;
+}
+
+std::optional<json> Store::find_delivery(db::Tx& tx, const std::string& tenant_id, const std::string& id) {
+  auto r = tx.query(std::string("SELECT ") + kDeliveryColumns +
+                        " FROM cdx_db.webhook_deliveries WHERE tenant_id = $1 AND id = $2",
+                    {tenant_id, id});
+  if (r.empty()) return std::nullopt;
+  json rows = json::array({delivery_json(r.rows[0])});
+  add_attempts(tx, tenant_id, rows);
+  return rows[0];
+}
+
+std::vector<Store::LoggedEvent> Store::events_since(db::Tx& tx, const std::string& tenant_id,
+                                                    const std::string& since, int limit) {
+  std::vector<LoggedEvent> out;
+  for (const auto& r :
+       tx.query("SELECT id, type, created_at, payload FROM cdx_db.events WHERE tenant_id = $1 AND "
+                "created_at >= $2 ORDER BY seq LIMIT " +
+                    std::to_string(limit),
+                {tenant_id, since})
+           .rows)
+    out.push_back({r.text(0), r.text(1), r.text(2), r.text(3)});
+  return out;
+}
+
+void Store::purge_tenant(db::Tx& tx, const std::string& tenant_id) {
+  tx.query("DELETE FROM cdx_db.webhook_attempts WHERE tenant_id = $1", {tenant_id});
+  tx.query("DELETE FROM cdx_db.webhook_deliveries WHERE tenant_id = $1", {tenant_id});
+  tx.query("DELETE FROM cdx_db.webhook_endpoints WHERE tenant_id = $1", {tenant_id});
+}
+
+db::Migration migration(int version) {
+  return {version,
+          "webhooks: endpoints, deliveries, attempts",
+          R"SQL(
+CREATE TABLE cdx_db.webhook_endpoints (
+  id TEXT PRIMARY KEY,
+  tenant_id TEXT NOT NULL,
+  url TEXT NOT NULL,
+  description TEXT,
+  event_types TEXT NOT NULL,
+  enabled INTEGER NOT NULL,
+  disabled_reason TEXT,
+  secret TEXT NOT NULL,
+  secret_kek TEXT NOT NULL,
+  previous_secret TEXT,
+  previous_secret_kek TEXT,
+  previous_until BIGINT NOT NULL DEFAULT 0,
+  failing_since BIGINT,
+  created_at TEXT NOT NULL,
+  updated_at TEXT NOT NULL
+);
+CREATE INDEX webhook_endpoints_tenant ON cdx_db.webhook_endpoints (tenant_id, id);
+CREATE TABLE cdx_db.webhook_deliveries (
+  id TEXT PRIMARY KEY,
+  tenant_id TEXT NOT NULL,
+  endpoint_id TEXT NOT NULL,
+  msg_id TEXT NOT NULL,
+  event_id TEXT NOT NULL,
+  event_type TEXT NOT NULL,
+  payload TEXT NOT NULL,
+  status TEXT NOT NULL,
+  tries BIGINT NOT NULL,
+  next_attempt_at BIGINT,
+  lease_until BIGINT,
+  last_attempt_at TEXT,
+  last_status_code BIGINT,
+  last_error TEXT,
+  created_at TEXT NOT NULL,
+  updated_at TEXT NOT NULL
+);
+CREATE INDEX webhook_deliveries_due ON cdx_db.webhook_deliveries (next_attempt_at) WHERE status = 'pending';
+CREATE INDEX webhook_deliveries_endpoint ON cdx_db.webhook_deliveries (tenant_id, endpoint_id, id);
+CREATE TABLE cdx_db.webhook_attempts (
+  id TEXT PRIMARY KEY,
+  delivery_id TEXT NOT NULL,
+  tenant_id TEXT NOT NULL,
+  endpoint_id TEXT NOT NULL,
+  attempted_at TEXT NOT NULL,
+  status_code BIGINT,
+  latency_ms BIGINT NOT NULL,
+  response TEXT,
+  error TEXT
+);
+CREATE INDEX webhook_attempts_delivery ON cdx_db.webhook_attempts (tenant_id, delivery_id, attempted_at);
+CREATE INDEX webhook_attempts_endpoint ON cdx_db.webhook_attempts (tenant_id, endpoint_id);
+)SQL",
+          {"cdx_db.webhook_endpoints"}};
+}
+
+}  // namespace cdx::webhooks

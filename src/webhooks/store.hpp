@@ -1,0 +1,107 @@
+// The webhooks' SQL in cdx_db: endpoints (tenant rows, row-level security on PostgreSQL, secrets sealed),
+// deliveries and their attempts (a log beside the event log: platform tables read with the tenant's id
+// bound, so the sender can claim due deliveries across tenants).
+//   Store store(db);
+//   auto page = db->read(scope, [&](db::Tx& tx) { return store.list_endpoints(tx, scope, 50, cursor); });
+#pragma once
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "db/database.hpp"
+
+namespace cdx::webhooks {
+
+struct EndpointRow {
+  std::string id, tenant_id, url, description;
+  std::vector<std::string> event_types;
+  bool enabled = true;
+  std::string disabled_reason;
+  std::string secret, secret_kek;                    // sealed
+  std::string previous_secret, previous_secret_kek;  // sealed; empty when none
+  int64_t previous_until = 0;                        // unix ms the previous secret signs until
+  std::optional<int64_t> failing_since;              // unix ms of the first failure since the last success
+  std::string created_at, updated_at;
+};
+nlohmann::json to_json(const EndpointRow& e);
+
+// One delivery as the sender sends it.
+struct Claimed {
+  std::string id, tenant_id, endpoint_id, msg_id, payload;
+  int64_t tries = 0;
+};
+
+// A finished attempt, as the sender records it.
+struct Attempt {
+  std::string delivery_id, tenant_id, endpoint_id, attempted_at;
+  int status_code = 0;
+  int64_t latency_ms = 0;
+  std::string response, error;
+  // What follows: pending again at next_attempt_at (unix ms), succeeded, or failed.
+  std::string status;
+  int64_t next_attempt_at = 0;
+  int64_t tries = 0;
+};
+
+struct NewDelivery {
+  std::string tenant_id, endpoint_id, msg_id, event_id, event_type, payload;
+};
+
+class Store {
+ public:
+  // Endpoints: in the tenant's transaction.
+  void insert_endpoint(db::Tx& tx, const EndpointRow& e);
+  std::optional<EndpointRow> find_endpoint(db::Tx& tx, const std::string& tenant_id, const std::string& id);
+  std::vector<EndpointRow> list_endpoints(db::Tx& tx, const std::string& tenant_id, int limit,
+                                          const std::optional<std::string>& before_id);
+  void update_endpoint(db::Tx& tx, const EndpointRow& e);
+  bool delete_endpoint(db::Tx& tx, const std::string& tenant_id, const std::string& id);
+  // Enabled endpoints of a tenant (fan-out): an endpoint gets the events that happened since it was made.
+  struct Route {
+    std::string id, created_at;
+    std::vector<std::string> event_types;
+  };
+  std::vector<Route> routes(db::Tx& tx, const std::string& tenant_id);
+  void set_failing(db::Tx& tx, const std::string& tenant_id, const std::string& id,
+                   std::optional<int64_t> since);
+  void disable(db::Tx& tx, const std::string& tenant_id, const std::string& id, const std::string& reason);
+
+  // Deliveries.
+  // Answers the new deliveries' ids, in the order of rows.
+  std::vector<std::string> insert_deliveries(db::Tx& tx, const std::vector<NewDelivery>& rows,
+                                             int64_t due_ms);
+  // Up to limit due deliveries leased until lease_ms, skipping the endpoints and tenants listed (at their
+  // concurrency bound). PostgreSQL: FOR UPDATE SKIP LOCKED, so replicas never claim the same attempt.
+  std::vector<Claimed> claim(db::Tx& tx, int64_t now_ms, int64_t lease_ms, int limit,
+                             const std::vector<std::string>& skip_endpoints,
+                             const std::vector<std::string>& skip_tenants);
+  // Whether claim() would find anything: a read, so an idle sender takes no write lock (SQLite has one).
+  bool any_due(db::Tx& tx, int64_t now_ms, const std::vector<std::string>& skip_endpoints,
+               const std::vector<std::string>& skip_tenants);
+  void record(db::Tx& tx, const std::vector<Attempt>& attempts);
+  void fail_undeliverable(db::Tx& tx, const Claimed& d, const std::string& why);
+  // Pending again now (replay): false when no such delivery in the tenant.
+  bool requeue(db::Tx& tx, const std::string& tenant_id, const std::string& id, int64_t now_ms);
+  // The delivery log of an endpoint, newest first, with each delivery's attempts.
+  nlohmann::json list_deliveries(db::Tx& tx, const std::string& tenant_id, const std::string& endpoint_id,
+                                 int limit, const std::optional<std::string>& before_id,
+                                 const std::optional<std::string>& status);
+  std::optional<nlohmann::json> find_delivery(db::Tx& tx, const std::string& tenant_id,
+                                              const std::string& id);
+  // The tenant's logged events since a time (RFC 3339, stored form), oldest first, at most limit.
+  struct LoggedEvent {
+    std::string id, type, created_at, payload;
+  };
+  std::vector<LoggedEvent> events_since(db::Tx& tx, const std::string& tenant_id, const std::string& since,
+                                        int limit);
+  void purge_tenant(db::Tx& tx, const std::string& tenant_id);
+};
+
+// Migration 7 of cdx_db.
+db::Migration migration(int version);
+
+}  // namespace cdx::webhooks

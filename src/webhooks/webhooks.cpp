@@ -1,0 +1,334 @@
+#include "webhooks/webhooks.hpp"
+
+#include "common/clock.hpp"
+#include "common/error.hpp"
+#include "common/ids.hpp"
+#include "common/key_encryption.hpp"
+#include "common/log.hpp"
+#include "webhooks/sender.hpp"
+#include "webhooks/signature.hpp"
+
+namespace cdx::webhooks {
+
+using nlohmann::json;
+
+namespace {
+
+int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch()).count();
+}
+
+// The fan-out runs in the event feed's platform transaction and reads each tenant's endpoints, which
+// row-level security shows only to a transaction acting in that tenant: it acts in each in turn.
+void act_in(db::Tx& tx, const std::string& tenant_id) {
+  if (tx.backend() == db::Backend::kPostgres)
+    tx.query("SELECT set_config('cdx.tenant_id', $1, true)", {tenant_id});
+}
+
+std::string body_of(const std::string& type, const std::string& timestamp, const json& data) {
+  return json{{"type", type}, {"timestamp", timestamp}, {"data", data}}.dump(-1, ' ', false,
+                                                                             json::error_handler_t::replace);
+}
+
+std::vector<std::string> strings(const json& v) {
+  std::vector<std::string> out;
+  for (const auto& s : v) out.push_back(s.get<std::string>());
+  return out;
+}
+
+}  // namespace
+
+Options Options::from(const Config& c) {
+  Options o;
+  o.allow_loopback = c.webhooks_allow_loopback;
+  o.timeout = std::chrono::milliseconds(c.webhooks_timeout_ms);
+  if (!c.webhooks_retry_schedule.empty()) {
+    std::string why;
+    auto s = RetrySchedule::parse(c.webhooks_retry_schedule, &why);
+    if (!s) throw ConfigError("setting 'webhooks_retry_schedule': " + why);
+    o.schedule = *s;
+  }
+  o.disable_after = std::chrono::seconds(c.webhooks_disable_after);
+  return o;
+}
+
+bool type_matches(const std::vector<std::string>& patterns, std::string_view type) {
+  for (const auto& p : patterns) {
+    if (p == "*" || p == type) return true;
+    if (p.size() >= 2 && p.ends_with(".*") && type.size() > p.size() - 1 &&
+        type.substr(0, p.size() - 1) == std::string_view(p).substr(0, p.size() - 1))
+      return true;
+  }
+  return false;
+}
+
+Webhooks::Webhooks(std::shared_ptr<db::Database> db, WorkerPool& workers, const ScopeMinter& minter,
+                   Options options, std::function<const KeyEncryption&()> kek)
+    : db_(std::move(db)),
+      workers_(workers),
+      minter_(minter),
+      options_(std::move(options)),
+      kek_(std::move(kek)) {}
+
+Webhooks::~Webhooks() { stop(); }
+
+void Webhooks::start() {
+  if (sender_) return;
+  sender_ = std::make_unique<Sender>(*this);
+  sender_->start();
+}
+
+void Webhooks::stop() {
+  if (sender_) sender_->stop();
+  sender_.reset();
+}
+
+void Webhooks::wake() {
+  if (sender_) sender_->wake();
+}
+
+std::string Webhooks::seal_name(const std::string& id, bool previous) const {
+  return "webhook_secret/" + id + (previous ? "/previous" : "");
+}
+
+EndpointRow Webhooks::must_find(db::Tx& tx, const db::TenantScope& scope, const std::string& id) {
+  auto e = store_.find_endpoint(tx, scope.tenant_id(), id);
+  if (!e) throw Error(Code::kNotFound, "webhook endpoint '" + id + "' does not exist");
+  return *e;
+}
+
+json Webhooks::create_endpoint(const db::TenantScope& scope, const json& f) {
+  const KeyEncryption& keks = kek_();
+  EndpointRow e;
+  e.id = new_uuid_v7();
+  e.tenant_id = scope.tenant_id();
+  e.url = f.at("url").get<std::string>();
+  e.event_types = strings(f.at("event_types"));
+  if (f.contains("description") && f["description"].is_string())
+    e.description = f["description"].get<std::string>();
+  e.enabled = !f.contains("enabled") || !f["enabled"].is_boolean() || f["enabled"].get<bool>();
+  const std::string secret = new_secret();
+  Sealed s = keks.seal(secret, seal_name(e.id, false));
+  e.secret = s.text;
+  e.secret_kek = s.kek_id;
+  e.created_at = e.updated_at = format_rfc3339(Clock::now());
+  db_->write(scope, [&](db::Tx& tx) { store_.insert_endpoint(tx, e); });
+  json out = to_json(e);
+  out["secret"] = secret;
+  return out;
+}
+
+json Webhooks::get_endpoint(const db::TenantScope& scope, const std::string& id) {
+  return db_->read(scope, [&](db::Tx& tx) { return to_json(must_find(tx, scope, id)); });
+}
+
+json Webhooks::list_endpoints(const db::TenantScope& scope, int limit,
+                              const std::optional<std::string>& cursor) {
+  auto rows = db_->read(
+      scope, [&](db::Tx& tx) { return store_.list_endpoints(tx, scope.tenant_id(), limit, cursor); });
+  json data = json::array();
+  json next = nullptr;
+  if (rows.size() > static_cast<size_t>(limit)) rows.pop_back(), next = rows.back().id;
+  for (const auto& e : rows) data.push_back(to_json(e));
+  return {{"data", std::move(data)}, {"next", std::move(next)}};
+}
+
+json Webhooks::update_endpoint(const db::TenantScope& scope, const std::string& id, const json& f) {
+  EndpointRow e = db_->write(scope, [&](db::Tx& tx) {
+    EndpointRow e = must_find(tx, scope, id);
+    if (f.contains("url")) e.url = f["url"].get<std::string>();
+    if (f.contains("event_types")) e.event_types = strings(f["event_types"]);
+    if (f.contains("description"))
+      e.description = f["description"].is_string() ? f["description"].get<std::string>() : "";
+    if (f.contains("enabled") && f["enabled"].is_boolean()) {
+      const bool on = f["enabled"].get<bool>();
+      if (on && !e.enabled) e.disabled_reason.clear(), e.failing_since.reset();  // a fresh start
+      if (!on && e.enabled) e.disabled_reason = "disabled by a user";
+      e.enabled = on;
+    }
+    e.updated_at = format_rfc3339(Clock::now());
+    store_.update_endpoint(tx, e);
+    return e;
+  });
+  if (sender_) sender_->forget(id);
+  return to_json(e);
+}
+
+void Webhooks::delete_endpoint(const db::TenantScope& scope, const std::string& id) {
+  const bool gone =
+      db_->write(scope, [&](db::Tx& tx) { return store_.delete_endpoint(tx, scope.tenant_id(), id); });
+  if (!gone) throw Error(Code::kNotFound, "webhook endpoint '" + id + "' does not exist");
+  if (sender_) sender_->forget(id);
+}
+
+json Webhooks::rotate_secret(const db::TenantScope& scope, const std::string& id) {
+  const KeyEncryption& keks = kek_();
+  const std::string secret = new_secret();
+  EndpointRow e = db_->write(scope, [&](db::Tx& tx) {
+    EndpointRow e = must_find(tx, scope, id);
+    // The old secret moves to the previous slot, re-sealed under its new name, and signs beside the new one
+    // for the overlap (a receiver deploying the new secret verifies either signature meanwhile).
+    const std::string old = keks.open({e.secret_kek, e.secret}, seal_name(e.id, false));
+    Sealed prev = keks.seal(old, seal_name(e.id, true));
+    e.previous_secret = prev.text;
+    e.previous_secret_kek = prev.kek_id;
+    e.previous_until = now_ms() + options_.rotation_overlap.count();
+    Sealed cur = keks.seal(secret, seal_name(e.id, false));
+    e.secret = cur.text;
+    e.secret_kek = cur.kek_id;
+    e.updated_at = format_rfc3339(Clock::now());
+    store_.update_endpoint(tx, e);
+    return e;
+  });
+  if (sender_) sender_->forget(id);
+  json out = to_json(e);
+  out["secret"] = secret;
+  out["previous_secret_expires_at"] = format_rfc3339(SysTime(std::chrono::milliseconds(e.previous_until)));
+  return out;
+}
+
+std::optional<Webhooks::Signing> Webhooks::signing(const std::string& tenant_id,
+                                                   const std::string& endpoint_id) {
+  const db::TenantScope scope = minter_.mint(tenant_id);
+  auto e = db_->read(scope, [&](db::Tx& tx) { return store_.find_endpoint(tx, tenant_id, endpoint_id); });
+  if (!e) return std::nullopt;
+  const KeyEncryption& keks = kek_();
+  Signing s;
+  s.url = e->url;
+  s.enabled = e->enabled;
+  s.failing_since = e->failing_since;
+  auto key = secret_key(keks.open({e->secret_kek, e->secret}, seal_name(e->id, false)));
+  if (key) s.keys.push_back(*key);
+  if (!e->previous_secret.empty() && e->previous_until > now_ms()) {
+    auto prev = secret_key(keks.open({e->previous_secret_kek, e->previous_secret}, seal_name(e->id, true)));
+    if (prev) s.keys.push_back(*prev);
+  }
+  return s;
+}
+
+json Webhooks::send_test(const db::TenantScope& scope, const std::string& id) {
+  const std::string event_id = new_uuid_v7();
+  const std::string now = format_rfc3339(Clock::now());
+  json d = db_->write(scope, [&](db::Tx& tx) {
+    EndpointRow e = must_find(tx, scope, id);
+    NewDelivery n{
+        scope.tenant_id(),
+        e.id,
+        "msg_" + event_id,
+        event_id,
+        "webhook.test",
+        body_of("webhook.test", now, {{"endpoint_id", e.id}, {"message", "A test event from CDX."}})};
+    const auto ids = store_.insert_deliveries(tx, {n}, now_ms());
+    return *store_.find_delivery(tx, scope.tenant_id(), ids.at(0));
+  });
+  wake();
+  return d;
+}
+
+json Webhooks::list_deliveries(const db::TenantScope& scope, const std::string& endpoint_id, int limit,
+                               const std::optional<std::string>& cursor,
+                               const std::optional<std::string>& status) {
+  return db_->read(scope, [&](db::Tx& tx) {
+    must_find(tx, scope, endpoint_id);
+    json rows = store_.list_deliveries(tx, scope.tenant_id(), endpoint_id, limit, cursor, status);
+    json next = nullptr;
+    if (rows.size() > static_cast<size_t>(limit)) {
+      rows.erase(rows.size() - 1);
+      next = rows.back()["id"];
+    }
+    return json{{"data", std::move(rows)}, {"next", std::move(next)}};
+  });
+}
+
+json Webhooks::replay_delivery(const db::TenantScope& scope, const std::string& id) {
+  json d = db_->write(scope, [&](db::Tx& tx) {
+    if (!store_.requeue(tx, scope.tenant_id(), id, now_ms()))
+      throw Error(Code::kNotFound, "webhook delivery '" + id + "' does not exist");
+    return *store_.find_delivery(tx, scope.tenant_id(), id);
+  });
+  wake();
+  return d;
+}
+
+json Webhooks::replay_since(const db::TenantScope& scope, const std::string& endpoint_id,
+                            const std::string& since) {
+  constexpr int kMax = 10000;
+  size_t n = db_->write(scope, [&](db::Tx& tx) {
+    EndpointRow e = must_find(tx, scope, endpoint_id);
+    std::vector<NewDelivery> rows;
+    for (const auto& ev : store_.events_since(tx, scope.tenant_id(), since, kMax)) {
+      if (!type_matches(e.event_types, ev.type)) continue;
+      json data = json::parse(ev.payload, nullptr, false);
+      rows.push_back({scope.tenant_id(), e.id, "msg_" + ev.id, ev.id, ev.type,
+                      body_of(ev.type, ev.created_at, data.is_discarded() ? json::object() : data)});
+    }
+    store_.insert_deliveries(tx, rows, now_ms());
+    return rows.size();
+  });
+  wake();
+  return {{"queued", n}, {"since", since}};
+}
+
+size_t Webhooks::fan_out(db::Tx& tx, const std::vector<Event>& batch) {
+  std::vector<NewDelivery> rows;
+  std::string acting;
+  std::vector<Store::Route> routes;
+  for (const Event& ev : batch) {
+    if (ev.tenant_id.empty()) continue;  // platform events go to no tenant's app
+    if (ev.tenant_id != acting) {
+      acting = ev.tenant_id;
+      act_in(tx, acting);
+      routes = store_.routes(tx, acting);
+    }
+    std::string body;
+    for (const auto& route : routes) {
+      // What happened before the endpoint existed is not its to hear (replay?since= asks for it).
+      if (ev.created_at < route.created_at || !type_matches(route.event_types, ev.type)) continue;
+      if (body.empty()) body = body_of(ev.type, ev.created_at, ev.data);
+      rows.push_back({ev.tenant_id, route.id, "msg_" + ev.id, ev.id, ev.type, body});
+    }
+  }
+  if (!acting.empty()) act_in(tx, "");
+  store_.insert_deliveries(tx, rows, now_ms());
+  return rows.size();
+}
+
+size_t Webhooks::reseal_secrets() {
+  const KeyEncryption& keks = kek_();
+  const auto tenants = db_->read_platform([&](db::Tx& tx) {
+    std::vector<std::string> out;
+    for (const auto& r : tx.query("SELECT id FROM cdx_db.tenants").rows) out.push_back(r.text(0));
+    return out;
+  });
+  size_t n = 0;
+  for (const std::string& tenant : tenants) {
+    const db::TenantScope scope = minter_.mint(tenant);
+    n += db_->write(scope, [&](db::Tx& tx) {
+      size_t sealed = 0;
+      for (EndpointRow e : store_.list_endpoints(tx, tenant, 1'000'000, std::nullopt)) {
+        bool changed = false;
+        if (e.secret_kek != keks.id()) {
+          Sealed s =
+              keks.seal(keks.open({e.secret_kek, e.secret}, seal_name(e.id, false)), seal_name(e.id, false));
+          e.secret = s.text, e.secret_kek = s.kek_id, changed = true;
+        }
+        if (!e.previous_secret.empty() && e.previous_secret_kek != keks.id()) {
+          Sealed s = keks.seal(keks.open({e.previous_secret_kek, e.previous_secret}, seal_name(e.id, true)),
+                               seal_name(e.id, true));
+          e.previous_secret = s.text, e.previous_secret_kek = s.kek_id, changed = true;
+        }
+        if (changed) store_.update_endpoint(tx, e), ++sealed;
+      }
+      return sealed;
+    });
+  }
+  if (n > 0)
+    log::info("webhook secrets sealed with the key encryption key", {{"kek_id", keks.id()}, {"sealed", n}});
+  return n;
+}
+
+void Webhooks::purge_tenant(const db::TenantScope& scope) {
+  db_->write(scope, [&](db::Tx& tx) { store_.purge_tenant(tx, scope.tenant_id()); });
+}
+
+}  // namespace cdx::webhooks

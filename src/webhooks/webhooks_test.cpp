@@ -1,0 +1,288 @@
+// Unit tests of the webhooks' pure parts (signature, SSRF classifier, URLs, retry schedule, type matching)
+// and of the fan-out against a SQLite cdx_db.
+#include "webhooks/webhooks.hpp"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <random>
+
+#include "app/capabilities.hpp"
+#include "common/clock.hpp"
+#include "common/ids.hpp"
+#include "common/key_encryption.hpp"
+#include "db/testing.hpp"
+#include "webhooks/address.hpp"
+#include "webhooks/client.hpp"
+#include "webhooks/schedule.hpp"
+#include "webhooks/signature.hpp"
+
+namespace cdx::webhooks {
+namespace {
+
+using namespace std::chrono_literals;
+namespace ip = boost::asio::ip;
+
+// The Standard Webhooks specification's test vector (also what the reference libraries sign).
+TEST(WebhookSignature, MatchesTheSpecificationsVector) {
+  auto key = secret_key("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
+  ASSERT_TRUE(key);
+  EXPECT_EQ(sign(*key, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, R"({"test": 2432232314})"),
+            "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+  // Any change of id, timestamp or body changes it.
+  EXPECT_NE(sign(*key, "msg_p5jXN8AQM9LWM0D4loKWxJel", 1614265330, R"({"test": 2432232314})"),
+            "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+  EXPECT_NE(sign(*key, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265331, R"({"test": 2432232314})"),
+            "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+}
+
+TEST(WebhookSignature, SecretsAreWhsecOfRandomBytes) {
+  init_crypto();
+  const std::string a = new_secret(), b = new_secret();
+  EXPECT_NE(a, b);
+  ASSERT_TRUE(a.starts_with("whsec_"));
+  auto key = secret_key(a);
+  ASSERT_TRUE(key);
+  EXPECT_EQ(key->size(), 24u);
+  EXPECT_FALSE(secret_key("sk_abc"));
+  EXPECT_FALSE(secret_key("whsec_"));
+  EXPECT_FALSE(secret_key("whsec_not base64!"));
+}
+
+std::optional<std::string> why(const char* a, bool loopback = false) {
+  return refused(ip::make_address(a), loopback);
+}
+
+TEST(WebhookSsrf, RefusesInnerAddresses) {
+  for (const char* a : {"10.0.0.1",
+                        "10.255.255.255",
+                        "172.16.0.1",
+                        "172.31.255.255",
+                        "192.168.1.1",
+                        "127.0.0.1",
+                        "127.1.2.3",
+                        "169.254.169.254",
+                        "169.254.0.1",
+                        "100.64.0.1",
+                        "100.127.255.255",
+                        "0.0.0.0",
+                        "0.1.2.3",
+                        "224.0.0.1",
+                        "239.255.255.255",
+                        "255.255.255.255",
+                        "240.0.0.1",
+                        "198.18.0.1",
+                        "::",
+                        "::1",
+                        "fc00::1",
+                        "fd12:3456::1",
+                        "fd00:ec2::254",
+                        "fe80::1",
+                        "febf::1",
+                        "ff02::1",
+                        "::ffff:10.0.0.1",
+                        "::ffff:127.0.0.1",
+                        "::ffff:169.254.169.254",
+                        "64:ff9b::a00:1",
+                        "::10.0.0.1"})
+    EXPECT_TRUE(why(a)) << a;
+  EXPECT_NE(why("169.254.169.254")->find("metadata"), std::string::npos);
+  EXPECT_NE(why("fd00:ec2::254")->find("metadata"), std::string::npos);
+  EXPECT_NE(why("10.0.0.1")->find("private"), std::string::npos);
+  EXPECT_NE(why("::ffff:10.0.0.1")->find("private"), std::string::npos);
+  EXPECT_NE(why("100.64.0.1")->find("CGNAT"), std::string::npos);
+}
+
+TEST(WebhookSsrf, AllowsPublicAddresses) {
+  for (const char* a : {"8.8.8.8", "1.1.1.1", "172.15.255.255", "172.32.0.1", "100.63.255.255", "100.128.0.1",
+                        "192.169.0.1", "2606:4700:4700::1111", "2a00:1450:4001::200e", "::ffff:8.8.8.8"})
+    EXPECT_FALSE(why(a)) << a << ": " << why(a).value_or("");
+}
+
+TEST(WebhookSsrf, TheSwitchAllowsLoopbackOnly) {
+  for (const char* a : {"127.0.0.1", "127.9.9.9", "::1", "::ffff:127.0.0.1"}) EXPECT_FALSE(why(a, true)) << a;
+  for (const char* a : {"10.0.0.1", "169.254.169.254", "0.0.0.0", "::", "fe80::1", "192.168.0.1"})
+    EXPECT_TRUE(why(a, true)) << a;
+}
+
+TEST(WebhookUrl, ParsesHttpAndHttps) {
+  auto u = parse_url("HTTPS://Hooks.Example.com/in?x=1#frag");
+  ASSERT_TRUE(u);
+  EXPECT_TRUE(u->tls);
+  EXPECT_EQ(u->host, "hooks.example.com");
+  EXPECT_EQ(u->port, 443);
+  EXPECT_EQ(u->target, "/in?x=1");
+  EXPECT_EQ(u->host_header(), "hooks.example.com");
+  u = parse_url("http://[::1]:8080");
+  ASSERT_TRUE(u);
+  EXPECT_EQ(u->host, "::1");
+  EXPECT_EQ(u->target, "/");
+  EXPECT_EQ(u->host_header(), "[::1]:8080");
+  std::string reason;
+  for (const char* bad :
+       {"ftp://x.com/", "//x.com/", "x.com", "http://u:p@x.com/", "http://x.com:0/", "http://x.com:99999/",
+        "http:///x", "http://x .com/", "http://[::1/", "http://x.com/\x01"})
+    EXPECT_FALSE(parse_url(bad, &reason)) << bad;
+  EXPECT_FALSE(parse_url("https://x.com/" + std::string(2000, 'a'), &reason));
+  EXPECT_NE(reason.find("2000"), std::string::npos);
+}
+
+TEST(WebhookSchedule, IsTheStandardOneWithJitter) {
+  const RetrySchedule s = RetrySchedule::standard();
+  EXPECT_EQ(s.attempts(), 8u);
+  std::mt19937_64 rng(42);
+  const std::vector<Millis> base = {0s, 5s, 5min, 30min, 2h, 5h, 10h, 10h};
+  for (int round = 0; round < 50; ++round)
+    for (size_t tries = 1; tries < 8; ++tries) {
+      auto d = s.next(tries, std::nullopt, rng);
+      ASSERT_TRUE(d);
+      EXPECT_GE(d->count(), base[tries].count() * 0.9 - 1) << tries;
+      EXPECT_LE(d->count(), base[tries].count() * 1.1 + 1) << tries;
+    }
+  EXPECT_FALSE(s.next(8, std::nullopt, rng));  // eight attempts, then failed
+}
+
+TEST(WebhookSchedule, HonoursRetryAfterWithinBounds) {
+  const RetrySchedule s({0ms, 100ms, 100ms}, 0);
+  std::mt19937_64 rng(1);
+  EXPECT_EQ(*s.next(1, Millis(30'000), rng), 30s);
+  EXPECT_EQ(*s.next(1, Millis(10), rng), 100ms);  // never sooner than the schedule
+  EXPECT_EQ(*s.next(1, std::chrono::hours(100), rng), RetrySchedule::kMaxRetryAfter);
+  EXPECT_EQ(parse_retry_after("120", 0), Millis(120'000));
+  EXPECT_EQ(parse_retry_after("Thu, 01 Jan 1970 00:01:40 GMT", 40), Millis(60'000));
+  EXPECT_FALSE(parse_retry_after("soon", 0));
+  EXPECT_FALSE(parse_retry_after("-1", 0));
+}
+
+TEST(WebhookSchedule, CanBeReplacedForTests) {
+  auto s = RetrySchedule::parse("0, 0.5,2");
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->delays(), (std::vector<Millis>{0ms, 500ms, 2000ms}));
+  EXPECT_FALSE(RetrySchedule::parse(""));
+  EXPECT_FALSE(RetrySchedule::parse("1,x"));
+  EXPECT_FALSE(RetrySchedule::parse("-1"));
+}
+
+TEST(WebhookTypes, MatchExactlyByPrefixOrAll) {
+  EXPECT_TRUE(type_matches({"*"}, "crm.contact.created"));
+  EXPECT_TRUE(type_matches({"crm.*"}, "crm.contact.created"));
+  EXPECT_TRUE(type_matches({"crm.contact.*"}, "crm.contact.created"));
+  EXPECT_TRUE(type_matches({"cms.*", "crm.contact.created"}, "crm.contact.created"));
+  EXPECT_FALSE(type_matches({"crm.*"}, "crmx.contact.created"));
+  EXPECT_FALSE(type_matches({"crm.*"}, "crm"));
+  EXPECT_FALSE(type_matches({"crm.contact"}, "crm.contact.created"));
+  EXPECT_FALSE(type_matches({}, "crm.contact.created"));
+}
+
+TEST(WebhookExcerpt, KeepsValidUtf8WithinTheLimit) {
+  EXPECT_EQ(utf8_excerpt("abc", 2), "ab");
+  EXPECT_EQ(utf8_excerpt("a\xC3\xA9", 2), "a");  // no half character
+  EXPECT_EQ(utf8_excerpt("a\xFF"
+                         "b",
+                         10),
+            "a\xEF\xBF\xBD"
+            "b");
+  EXPECT_EQ(utf8_excerpt(std::string(5000, 'x'), 1024).size(), 1024u);
+}
+
+class FanOutTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    init_crypto();
+    dir_ = std::filesystem::temp_directory_path() / ("cdx-webhooks-" + random_token(10));
+    factory_ = db::make_sqlite_factory(dir_.string());
+    db_ = factory_->open("cdx_db");
+    db_->migrate({migration(1)});
+    hooks_ = std::make_unique<Webhooks>(db_, workers_, app::Capabilities::scope_minter(), Options{},
+                                        [this]() -> const KeyEncryption& { return keks_; });
+  }
+  void TearDown() override {
+    hooks_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+  std::string endpoint(const std::string& tenant, std::vector<std::string> types, bool enabled = true) {
+    nlohmann::json f = {{"url", "https://example.com/"}, {"event_types", types}, {"enabled", enabled}};
+    return hooks_->create_endpoint(db::testing::TestScopes::mint(tenant), f).at("id").get<std::string>();
+  }
+  size_t count(const std::string& sql) {
+    return static_cast<size_t>(
+        db_->read_platform([&](db::Tx& tx) { return tx.query(sql).rows.at(0).integer(0); }));
+  }
+
+  std::filesystem::path dir_;
+  std::unique_ptr<db::ConnectionFactory> factory_;
+  std::shared_ptr<db::Database> db_;
+  WorkerPool workers_{1};
+  KeyEncryption keks_{std::string(32, 'k')};
+  std::unique_ptr<Webhooks> hooks_;
+};
+
+TEST_F(FanOutTest, OneDeliveryPerEventAndMatchingEnabledEndpointOfItsTenant) {
+  const std::string prefix = endpoint("a", {"crm.*"}), exact = endpoint("a", {"crm.contact.created"}),
+                    all = endpoint("a", {"*"}), cms = endpoint("a", {"cms.*"});
+  endpoint("a", {"*"}, false);  // disabled
+  const std::string other = endpoint("b", {"*"});
+  const std::string now = format_rfc3339(Clock::now());
+  std::vector<Event> batch = {
+      {1, new_uuid_v7(), "a", "crm.contact.created", now, {{"contact", {{"id", "c1"}}}}},
+      {2, new_uuid_v7(), "a", "cms.entry.published", now, nlohmann::json::object()},
+      {3, new_uuid_v7(), "b", "crm.deal.won", now, nlohmann::json::object()},
+      {4, new_uuid_v7(), "", "tenant.created", now, nlohmann::json::object()},
+      {5, new_uuid_v7(), "a", "crm.contact.created", "2000-01-01T00:00:00.000000Z",
+       nlohmann::json::object()}};  // before the endpoints existed
+  const size_t n = db_->write_platform([&](db::Tx& tx) { return hooks_->fan_out(tx, batch); });
+  EXPECT_EQ(n, 6u);
+  auto endpoints_of = [&](const std::string& event_id) {
+    return db_->read_platform([&](db::Tx& tx) {
+      std::set<std::string> out;
+      for (const auto& r :
+           tx.query("SELECT endpoint_id FROM cdx_db.webhook_deliveries WHERE event_id = $1", {event_id}).rows)
+        out.insert(r.text(0));
+      return out;
+    });
+  };
+  EXPECT_EQ(endpoints_of(batch[0].id), (std::set<std::string>{prefix, exact, all}));
+  EXPECT_EQ(endpoints_of(batch[1].id), (std::set<std::string>{all, cms}));
+  EXPECT_EQ(endpoints_of(batch[2].id), (std::set<std::string>{other}));
+  EXPECT_TRUE(endpoints_of(batch[3].id).empty());
+  EXPECT_TRUE(endpoints_of(batch[4].id).empty());
+  // The body is the Standard Webhooks payload, the id the same for every endpoint of an event.
+  auto row = db_->read_platform([&](db::Tx& tx) {
+    return tx
+        .query("SELECT msg_id, payload, status FROM cdx_db.webhook_deliveries WHERE event_id = $1 LIMIT 1",
+               {batch[0].id})
+        .rows.at(0);
+  });
+  EXPECT_EQ(row.text(0), "msg_" + batch[0].id);
+  auto body = nlohmann::json::parse(row.text(1));
+  EXPECT_EQ(body["type"], "crm.contact.created");
+  EXPECT_EQ(body["timestamp"], now);
+  EXPECT_EQ(body["data"]["contact"]["id"], "c1");
+  EXPECT_EQ(row.text(2), "pending");
+  // A rolled-back transaction (the feed's cursor did not move) leaves no delivery.
+  EXPECT_THROW(db_->write_platform([&](db::Tx& tx) {
+    hooks_->fan_out(tx, {batch[2]});
+    throw std::runtime_error("cursor write failed");
+  }),
+               std::runtime_error);
+  EXPECT_EQ(count("SELECT COUNT(*) FROM cdx_db.webhook_deliveries"), 6u);
+  // Purging a tenant removes its endpoints and deliveries only.
+  hooks_->purge_tenant(db::testing::TestScopes::mint("a"));
+  EXPECT_EQ(count("SELECT COUNT(*) FROM cdx_db.webhook_deliveries"), 1u);
+  EXPECT_EQ(count("SELECT COUNT(*) FROM cdx_db.webhook_endpoints"), 1u);
+}
+
+TEST_F(FanOutTest, SecretsAreSealedAtRest) {
+  auto e = hooks_->create_endpoint(db::testing::TestScopes::mint("a"),
+                                   {{"url", "https://example.com/"}, {"event_types", {"*"}}});
+  const std::string secret = e.at("secret").get<std::string>();
+  const std::string stored = db_->read_platform(
+      [&](db::Tx& tx) { return tx.query("SELECT secret FROM cdx_db.webhook_endpoints").rows.at(0).text(0); });
+  EXPECT_EQ(stored.find(secret.substr(6)), std::string::npos);
+  auto s = hooks_->signing("a", e.at("id").get<std::string>());
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->keys, std::vector<std::string>{*secret_key(secret)});
+}
+
+}  // namespace
+}  // namespace cdx::webhooks
