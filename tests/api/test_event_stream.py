@@ -3,6 +3,7 @@ recorded, filtered like the log and with its access rules; Last-Event-ID replays
 missed; heartbeat comments; a client that reads nothing is dropped while the others keep receiving; service
 status changes (constellation: a hung service) for the SUPERADMIN."""
 import json
+import os
 import socket
 import subprocess
 import threading
@@ -388,7 +389,10 @@ def test_a_client_that_reads_nothing_is_dropped_while_another_keeps_receiving(sr
         # And the server still streams promptly to a live client.
         c = contact(tenant["admin_api"])
         assert fast.events(1, timeout=3, pred=about(c["id"]))
-        assert rss_kb(srv) - rss0 < 100 * 1024
+        # Memory is bounded: < 100 MB more. An AddressSanitizer build keeps freed memory in quarantine (256 MB)
+        # and its shadow, so there the bound is the quarantine's on top.
+        bound = 100 * 1024 + (512 * 1024 if "ASAN_OPTIONS" in os.environ else 0)
+        assert rss_kb(srv) - rss0 < bound
     finally:
         slow.close()
         fast.close()
