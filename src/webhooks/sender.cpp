@@ -18,9 +18,10 @@ int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch()).count();
 }
 
-// A claimed delivery stays ours this long; past it (a crash, a stop) another replica, or this one after a
-// restart, sends it again: at-least-once. Longer than the timeout plus the time it may wait for a slot.
-constexpr int64_t kLeaseMs = 180'000;
+// A claimed delivery stays ours this long past the attempt's timeout; after it (a crash, a stop) another
+// replica sends it again: at-least-once. A claim takes only what has a free slot, so an attempt starts at
+// once.
+constexpr int64_t kLeaseMarginMs = 30'000;
 constexpr auto kCacheTtl = 1s;  // how stale an endpoint's url, secrets and state may be on this replica
 
 }  // namespace
@@ -32,6 +33,10 @@ Sender::Sender(Webhooks& hooks)
 Sender::~Sender() { stop(); }
 
 void Sender::start() {
+  // SQLite has one process per file: a lease left in it was this server's before a crash, and nobody is
+  // sending it now. (On PostgreSQL another replica may be: those leases run out instead.)
+  if (hooks_.database().backend() == db::Backend::kSqlite)
+    hooks_.database().write_platform([&](db::Tx& tx) { hooks_.store().release_leases(tx); });
   guard_.emplace(io_.get_executor());
   io_thread_ = std::thread([this] { io_.run(); });
   db_thread_ = std::thread([this] { db_loop(); });
@@ -118,7 +123,8 @@ void Sender::claim() {
           [&](db::Tx& tx) { return hooks_.store().any_due(tx, now, skip_endpoints, skip_tenants); }))
     return;
   auto claimed = hooks_.database().write_platform([&](db::Tx& tx) {
-    return hooks_.store().claim(tx, now, now + kLeaseMs, std::min(room, 200), skip_endpoints, skip_tenants);
+    return hooks_.store().claim(tx, now, now + hooks_.options().timeout.count() + kLeaseMarginMs,
+                                std::min(room, 200), skip_endpoints, skip_tenants);
   });
   if (claimed.empty()) return;
   std::vector<std::pair<Claimed, std::string>> undeliverable;

@@ -209,6 +209,10 @@ bool Store::any_due(db::Tx& tx, int64_t now_ms, const std::vector<std::string>& 
   return !tx.query(due_sql(p, skip_endpoints, skip_tenants) + " LIMIT 1", p).empty();
 }
 
+void Store::release_leases(db::Tx& tx) {
+  tx.query("UPDATE cdx_db.webhook_deliveries SET lease_until = NULL WHERE lease_until IS NOT NULL");
+}
+
 std::vector<Claimed> Store::claim(db::Tx& tx, int64_t now_ms, int64_t lease_ms, int limit,
                                   const std::vector<std::string>& skip_endpoints,
                                   const std::vector<std::string>& skip_tenants) {

@@ -74,6 +74,8 @@ class Store {
   // Answers the new deliveries' ids, in the order of rows.
   std::vector<std::string> insert_deliveries(db::Tx& tx, const std::vector<NewDelivery>& rows,
                                              int64_t due_ms);
+  // Frees every lease (a single-process database after a crash: nothing is in flight).
+  void release_leases(db::Tx& tx);
   // Up to limit due deliveries leased until lease_ms, skipping the endpoints and tenants listed (at their
   // concurrency bound). PostgreSQL: FOR UPDATE SKIP LOCKED, so replicas never claim the same attempt.
   std::vector<Claimed> claim(db::Tx& tx, int64_t now_ms, int64_t lease_ms, int limit,
