@@ -3,6 +3,7 @@
 #include "common/clock.hpp"
 
 #include <deque>
+#include <functional>
 
 namespace cdx::core {
 
@@ -20,6 +21,27 @@ std::string subject_of(const json& payload) {
     if (k != "actor" && v.is_object() && v.contains("id") && v["id"].is_string())
       return v["id"].get<std::string>();
   return {};
+}
+
+// " AND (type = $n OR (type >= $m AND type < $k) …)" for types (exact names, or prefixes ending in '.'),
+// binding through bind; `owned` keeps the texts the parameters view.
+std::string type_predicate(const std::vector<std::string>& types,
+                           const std::function<std::string(db::Param)>& bind,
+                           std::deque<std::string>& owned) {
+  if (types.empty()) return {};
+  std::string any;
+  for (const auto& t : types) {
+    any += any.empty() ? " AND (" : " OR ";
+    if (!t.empty() && t.back() == '.') {
+      // A prefix as a range, which the (type, seq) index answers: "crm." <= type < "crm/".
+      std::string& next = owned.emplace_back(t);
+      next.back() = '/';
+      any += "(type >= " + bind(db::Param(t)) + " AND type < " + bind(db::Param(next)) + ")";
+    } else {
+      any += "type = " + bind(db::Param(t));
+    }
+  }
+  return any + ")";
 }
 
 std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
@@ -134,9 +156,7 @@ void Store::record_events(const std::vector<db::OutboxEvent>& events) {
 
 json Store::list_events(const EventQuery& q) {
   return db_->read_platform([&](db::Tx& tx) {
-    std::string sql =
-        "SELECT seq, id, tenant_id, type, source, subject, actor, payload, created_at FROM cdx_db.events "
-        "WHERE 1 = 1";
+    std::string sql = std::string("SELECT ") + EventFeed::kColumns + " FROM cdx_db.events WHERE 1 = 1";
     db::Params params;
     std::deque<std::string> owned;  // text the parameters view
     auto bind = [&](db::Param p) {
@@ -144,52 +164,87 @@ json Store::list_events(const EventQuery& q) {
       return "$" + std::to_string(params.size());
     };
     if (q.tenant_id) sql += " AND tenant_id = " + bind(*q.tenant_id);
-    if (!q.types.empty()) {
-      std::string any;
-      for (const auto& t : q.types) {
-        any += any.empty() ? "(" : " OR ";
-        if (!t.empty() && t.back() == '.') {
-          // A prefix as a range, which the (type, seq) index answers: "crm." <= type < "crm/".
-          std::string& next = owned.emplace_back(t);
-          next.back() = '/';
-          any += "(type >= " + bind(t) + " AND type < " + bind(next) + ")";
-        } else {
-          any += "type = " + bind(t);
-        }
-      }
-      sql += " AND " + any + ")";
-    }
+    sql += type_predicate(q.types, bind, owned);
     if (q.since) sql += " AND created_at >= " + bind(*q.since);
     if (q.until) sql += " AND created_at < " + bind(*q.until);
     if (q.before_seq) sql += " AND seq < " + bind(*q.before_seq);
     sql += " ORDER BY seq DESC LIMIT " + bind(static_cast<int64_t>(q.limit) + 1);
     json out = json::array();
-    for (const auto& r : tx.query(sql, params).rows) {
-      json data = json::parse(r.text(7), nullptr, false);
-      json actor = r.is_null(6) ? json(nullptr) : json::parse(r.text(6), nullptr, false);
-      out.push_back({{"seq", r.integer(0)},
-                     {"id", r.text(1)},
-                     {"tenant_id", r.text(2)},
-                     {"type", r.text(3)},
-                     {"source", r.text(4)},
-                     {"subject", r.is_null(5) ? json(nullptr) : json(r.text(5))},
-                     {"actor", actor.is_discarded() ? json(nullptr) : actor},
-                     {"data", data.is_discarded() ? json::object() : data},
-                     {"created_at", r.text(8)}});
-    }
+    for (const auto& r : tx.query(sql, params).rows) out.push_back(to_json(EventFeed::from_row(r)));
     return out;
   });
 }
 
-int64_t Store::prune_events(const std::string& cutoff, int64_t limit) {
+std::vector<LoggedEvent> Store::events_after(db::Tx& tx, int64_t seq, const EventFilter& filter, int limit) {
+  std::string sql = std::string("SELECT ") + EventFeed::kColumns + " FROM cdx_db.events WHERE seq > $1";
+  db::Params params{seq};
+  std::deque<std::string> owned;
+  auto bind = [&](db::Param p) {
+    params.push_back(p);
+    return "$" + std::to_string(params.size());
+  };
+  if (filter.tenant_id) sql += " AND tenant_id = " + bind(*filter.tenant_id);
+  sql += type_predicate(filter.types, bind, owned);
+  sql += " ORDER BY seq LIMIT " + bind(static_cast<int64_t>(std::max(1, limit)));
+  std::vector<LoggedEvent> out;
+  for (const auto& r : tx.query(sql, params).rows) out.push_back(EventFeed::from_row(r));
+  return out;
+}
+
+bool Store::any_event_after(db::Tx& tx, int64_t seq) {
+  return !tx.query("SELECT 1 FROM cdx_db.events WHERE seq > $1 LIMIT 1", {seq}).empty();
+}
+
+int64_t Store::last_seq(db::Tx& tx) {
+  return tx.query("SELECT COALESCE(MAX(seq), 0) FROM cdx_db.events").rows.at(0).integer(0);
+}
+
+void Store::ensure_cursor(db::Tx& tx, const std::string& name, bool at_end) {
+  const std::string start = at_end ? "(SELECT COALESCE(MAX(seq), 0) FROM cdx_db.events)" : "0";
+  tx.query("INSERT INTO cdx_db.event_cursors (name, seq, updated_at) SELECT $1, " + start +
+               ", $2 WHERE true ON CONFLICT (name) DO NOTHING",
+           {name, format_rfc3339(Clock::now())});
+}
+
+std::optional<int64_t> Store::cursor(db::Tx& tx, const std::string& name, bool lock) {
+  auto r = tx.query(std::string("SELECT seq FROM cdx_db.event_cursors WHERE name = $1") +
+                        (lock && tx.backend() == db::Backend::kPostgres ? " FOR UPDATE SKIP LOCKED" : ""),
+                    {name});
+  if (r.empty()) return std::nullopt;
+  return r.rows[0].integer(0);
+}
+
+void Store::move_cursor(db::Tx& tx, const std::string& name, int64_t seq) {
+  tx.query(
+      "UPDATE cdx_db.event_cursors SET seq = $2, updated_at = $3, last_error = NULL WHERE name = $1 AND seq "
+      "< $2",
+      {name, seq, format_rfc3339(Clock::now())});
+}
+
+void Store::cursor_failed(db::Tx& tx, const std::string& name, const std::string& error) {
+  tx.query("UPDATE cdx_db.event_cursors SET last_error = $2 WHERE name = $1", {name, error});
+}
+
+int64_t Store::prune_events(const std::string& cutoff, int64_t limit,
+                            const std::vector<std::string>& cursors) {
   return db_->write_platform([&](db::Tx& tx) {
+    // The lowest position of the subscribers this build runs (the names as one JSON/array parameter).
+    json names = cursors;
+    const bool pg = tx.backend() == db::Backend::kPostgres;
+    const int64_t floor =
+        tx.query(std::string(
+                     "SELECT COALESCE(MIN(seq), 9223372036854775807) FROM cdx_db.event_cursors WHERE name ") +
+                     (pg ? "= ANY(ARRAY(SELECT json_array_elements_text($1::json)))"
+                         : "IN (SELECT value FROM json_each($1))"),
+                 {names.dump()})
+            .rows.at(0)
+            .integer(0);
     // created_at is indexed; the rows go oldest first, a bounded number per call, so a large backlog is
     // pruned over several passes without one long transaction.
     auto r = tx.query(
         "DELETE FROM cdx_db.events WHERE seq IN (SELECT seq FROM cdx_db.events WHERE created_at < $1 "
-        "AND seq <= (SELECT COALESCE(MIN(seq), 9223372036854775807) FROM cdx_db.event_cursors) "
-        "ORDER BY created_at LIMIT $2)",
-        {cutoff, limit});
+        "AND seq <= $3 ORDER BY created_at LIMIT $2)",
+        {cutoff, limit, floor});
     return r.affected;
   });
 }
