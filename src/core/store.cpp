@@ -2,6 +2,7 @@
 
 #include "common/clock.hpp"
 
+#include <array>
 #include <deque>
 #include <functional>
 
@@ -98,6 +99,33 @@ void Store::record_events(const std::vector<db::OutboxEvent>& events) {
   std::deque<LogRow> rows;
   for (const auto& e : events) rows.emplace_back(e);
   auto nullable = [](std::optional<std::string_view> v) { return v ? db::Param(*v) : db::Param(nullptr); };
+  // PostgreSQL: each column as one array parameter, built before the transaction (it holds the log's lock):
+  // one statement of the same text, whatever the batch's size, in the order given (WITH ORDINALITY), so the
+  // sequence follows it.
+  std::vector<std::array<std::string, 8>> chunks;
+  if (db_->backend() == db::Backend::kPostgres) {
+    constexpr size_t kRows = 5000;
+    for (size_t at = 0; at < events.size(); at += kRows) {
+      const size_t end = std::min(events.size(), at + kRows);
+      auto& columns = chunks.emplace_back();
+      size_t bytes = 0;
+      for (size_t i = at; i < end; ++i) bytes += rows[i].payload.size() + 256;
+      for (auto& c : columns) c = "{";
+      columns[6].reserve(bytes + bytes / 8);
+      for (size_t i = at; i < end; ++i) {
+        const db::OutboxEvent& e = events[i];
+        append_array_item(columns[0], e.id);
+        append_array_item(columns[1], e.tenant_id);
+        append_array_item(columns[2], e.type);
+        append_array_item(columns[3], e.schema);
+        append_array_item(columns[4], rows[i].subject);
+        append_array_item(columns[5], rows[i].actor);
+        append_array_item(columns[6], rows[i].payload);
+        append_array_item(columns[7], e.created_at);
+      }
+      for (auto& c : columns) c += "}";
+    }
+  }
   db_->write_platform([&](db::Tx& tx) {
     if (tx.backend() == db::Backend::kSqlite) {
       // One prepared statement a row: SQLite runs it in microseconds, and finds a statement's many numbered
@@ -115,28 +143,7 @@ void Store::record_events(const std::vector<db::OutboxEvent>& events) {
     tx.query("SELECT pg_advisory_xact_lock(7305730573057305)");
     // The batch's rows are sorted by their position (the order guaranteed): in memory, not spilled to disk.
     tx.query("SET LOCAL work_mem = '64MB'");
-    // Each column as one array parameter: one statement of the same text, whatever the batch's size, in
-    // the order given (WITH ORDINALITY), so the sequence follows it.
-    constexpr size_t kRows = 5000;
-    for (size_t at = 0; at < events.size(); at += kRows) {
-      const size_t end = std::min(events.size(), at + kRows);
-      std::string columns[8];
-      size_t bytes = 0;
-      for (size_t i = at; i < end; ++i) bytes += rows[i].payload.size() + 256;
-      for (auto& c : columns) c = "{";
-      columns[6].reserve(bytes + bytes / 8);
-      for (size_t i = at; i < end; ++i) {
-        const db::OutboxEvent& e = events[i];
-        append_array_item(columns[0], e.id);
-        append_array_item(columns[1], e.tenant_id);
-        append_array_item(columns[2], e.type);
-        append_array_item(columns[3], e.schema);
-        append_array_item(columns[4], rows[i].subject);
-        append_array_item(columns[5], rows[i].actor);
-        append_array_item(columns[6], rows[i].payload);
-        append_array_item(columns[7], e.created_at);
-      }
-      for (auto& c : columns) c += "}";
+    for (const auto& columns : chunks)
       tx.query(
           "INSERT INTO cdx_db.events (id, tenant_id, type, source, subject, actor, payload, created_at, "
           "recorded_at) "
@@ -146,11 +153,9 @@ void Store::record_events(const std::vector<db::OutboxEvent>& events) {
           "WITH ORDINALITY AS e(id, tenant_id, type, source, subject, actor, payload, created_at, n) ORDER "
           "BY n "
           "ON CONFLICT (id) DO NOTHING",
-          {columns[0], columns[1], columns[2], columns[3], columns[4], columns[5], columns[6], columns[7],
-           now});
-    }
+          {columns[0], columns[1], columns[2], columns[3], columns[4], columns[5], columns[6], columns[7], now});
     // Every core process listening (its live feed, its subscribers) hears of it when this commits.
-    if (tx.backend() == db::Backend::kPostgres) tx.query("SELECT pg_notify('cdx_events', '')");
+    tx.query("SELECT pg_notify('cdx_events', '')");
   });
 }
 
