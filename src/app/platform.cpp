@@ -492,6 +492,22 @@ int Platform::serve() {
     out += fmt::format("cdx_outbox_events_total{{outcome=\"delivered\"}} {}\n", p.relay.delivered_total());
     out += fmt::format("cdx_outbox_events_total{{outcome=\"failed\"}} {}\n", p.relay.failed_total());
   });
+  if (p.core)
+    metrics.add_collector([&p](std::string& out) {
+      // From what the subscribers' threads last saw: no database read on the I/O thread.
+      const auto stats = p.core->feed().stats();
+      out +=
+          "# HELP cdx_event_subscriber_lag Events in the log a subscriber has not handled yet.\n"
+          "# TYPE cdx_event_subscriber_lag gauge\n";
+      for (const auto& s : stats)
+        out += fmt::format("cdx_event_subscriber_lag{{subscriber=\"{}\"}} {}\n", s.name, s.lag);
+      out +=
+          "# HELP cdx_event_subscriber_failing 1 while a subscriber's last attempt failed (it retries).\n"
+          "# TYPE cdx_event_subscriber_failing gauge\n";
+      for (const auto& s : stats)
+        out +=
+            fmt::format("cdx_event_subscriber_failing{{subscriber=\"{}\"}} {}\n", s.name, s.failing ? 1 : 0);
+    });
   if (p.gateway) metrics.add_collector([&p](std::string& out) { p.gateway->proxy().render_metrics(out); });
   const std::string openapi =
       openapi_document(router, CDX_VERSION, p.gateway ? p.gateway->modules() : p.modules).dump();

@@ -81,6 +81,7 @@ void EventFeed::start() {
   // Once, not on every step: the cursors exist, and the live feed begins at the log's end as of now.
   ensure_cursors();
   const int64_t live_from = db_->read_platform([](db::Tx& tx) { return Store::last_seq(tx); });
+  log_end_ = live_from;
   for (auto& s : durable_) threads_.emplace_back([this, s = s.get()] { run(*s); });
   threads_.emplace_back([this, live_from] { run_live(live_from); });
   if (db_->backend() == db::Backend::kPostgres) threads_.emplace_back([this] { listen(); });
@@ -110,6 +111,14 @@ std::vector<std::string> EventFeed::durable_names() const {
   return out;
 }
 
+std::vector<EventFeed::SubscriberStats> EventFeed::stats() const {
+  std::vector<SubscriberStats> out;
+  const int64_t end = log_end_.load();
+  for (const auto& s : durable_)
+    out.push_back({s->name, std::max<int64_t>(0, end - s->position.load()), s->failing.load()});
+  return out;
+}
+
 std::vector<LoggedEvent> EventFeed::read_after(int64_t seq, const EventFilter& filter, int limit) {
   return db_->read_platform([&](db::Tx& tx) { return Store::events_after(tx, seq, filter, limit); });
 }
@@ -134,12 +143,14 @@ bool EventFeed::step(Subscriber& s) {
   // A read first: an idle subscriber opens no write transaction (SQLite has one writer).
   const auto pending = db_->read_platform([&](db::Tx& tx) -> std::optional<int64_t> {
     auto at = Store::cursor(tx, s.name);
+    if (at) s.position = *at;
     if (!at || !Store::any_event_after(tx, *at)) return std::nullopt;
     return at;
   });
   if (!pending) return false;
 
   size_t handled = 0;
+  int64_t moved_to = 0;
   if (s.options.in_transaction) {
     handled = db_->write_platform([&](db::Tx& tx) -> size_t {
       // Another replica holding the row is moving this subscriber now: skip, it will catch up.
@@ -149,14 +160,17 @@ bool EventFeed::step(Subscriber& s) {
       if (batch.empty()) return 0;
       s.fn(&tx, batch);
       Store::move_cursor(tx, s.name, batch.back().seq);
+      moved_to = batch.back().seq;
       return batch.size();
     });
+    if (handled > 0) s.position = moved_to;
   } else {
     auto batch = read_after(*pending, everything, s.options.batch);
     if (batch.empty()) return false;
     s.fn(nullptr, batch);
     // Never backwards: a replica that ran the same batch may have moved it further already.
     db_->write_platform([&](db::Tx& tx) { Store::move_cursor(tx, s.name, batch.back().seq); });
+    s.position = batch.back().seq;
     handled = batch.size();
   }
   if (handled > 0 && s.options.after_commit) s.options.after_commit();
@@ -175,7 +189,9 @@ void EventFeed::run(Subscriber& s) {
     try {
       more = step(s);
       s.backoff = std::chrono::milliseconds(0);
+      s.failing = false;
     } catch (const std::exception& e) {
+      s.failing = true;
       s.backoff = std::min<std::chrono::milliseconds>(
           std::max(s.backoff * 2, std::chrono::milliseconds(1000)), std::chrono::seconds(30));
       log::error("event subscriber failed; retrying",
@@ -207,6 +223,7 @@ void EventFeed::run_live(int64_t at) {
       auto batch = read_after(at, EventFilter{}, 1000);
       if (!batch.empty()) {
         at = batch.back().seq;
+        log_end_ = at;
         more = batch.size() == 1000;
         std::vector<Live> fns;
         {

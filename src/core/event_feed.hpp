@@ -90,6 +90,13 @@ class EventFeed {
   void drain();
   // The durable subscribers' names (their cursors hold the log's retention).
   std::vector<std::string> durable_names() const;
+  // Where each durable subscriber stands, as this process last saw it (for /metrics: no database read).
+  struct SubscriberStats {
+    std::string name;
+    int64_t lag = 0;       // events in the log after its cursor
+    bool failing = false;  // its last step threw (it is backing off)
+  };
+  std::vector<SubscriberStats> stats() const;
 
   // Reads events from a LoggedEvent row of "SELECT seq, id, tenant_id, type, source, subject, actor,
   // payload, created_at".
@@ -103,6 +110,8 @@ class EventFeed {
     Durable fn;
     Options options;
     std::chrono::milliseconds backoff{0};
+    std::atomic<int64_t> position{0};
+    std::atomic<bool> failing{false};
     std::mutex mu;  // one step at a time (drain() may run beside the subscriber's thread)
   };
   void run(Subscriber& s);
@@ -115,6 +124,7 @@ class EventFeed {
   std::vector<std::unique_ptr<Subscriber>> durable_;
   std::mutex live_mu_;
   std::vector<Live> live_;
+  std::atomic<int64_t> log_end_{0};  // the highest seq the live thread has read
 
   std::mutex mu_;
   std::condition_variable cv_;

@@ -217,3 +217,25 @@ def another_replica_hears_new_events_at_once():
 if BACKEND == "postgres":  # replicas share a PostgreSQL; SQLite is one process per file
     test_two_replicas_on_one_postgresql_move_each_event_once = two_replicas_on_one_postgresql_move_each_event_once
     test_another_replica_hears_new_events_at_once = another_replica_hears_new_events_at_once
+
+
+def subscriber_metrics(url):
+    """{(metric, subscriber): value} of the event log's subscribers in /metrics."""
+    import re
+    text = Api(url).get("/metrics").text
+    return {(m, s): float(v) for m, s, v in
+            re.findall(r'^(cdx_event_subscriber_\w+)\{subscriber="([^"]+)"\} (\S+)$', text, re.M)}
+
+
+def test_metrics_show_each_subscriber_catching_up(server, sa, tenant):
+    import conftest
+    for i in range(20):
+        ok(tenant["admin_api"].post("/api/v1/crm/contacts", json={"first_name": f"M{i}", "email": f"m{i}@metrics.io"}),
+           201)
+    # In a constellation the subscribers run in core (its port is the gateway's + 1).
+    url = server.url if conftest.TOPOLOGY == "monolith" else f"http://127.0.0.1:{server.port + 1}"
+    caught_up = wait_for(lambda: (lambda m: m if m and all(
+        v == 0 for (k, _), v in m.items()) else None)(subscriber_metrics(url)), timeout=10)
+    assert caught_up, subscriber_metrics(url)
+    assert {s for (k, s) in caught_up} >= {"purge", "aggregates", "webhooks"}
+    assert {k for (k, s) in caught_up} == {"cdx_event_subscriber_lag", "cdx_event_subscriber_failing"}
