@@ -336,8 +336,6 @@ void release(Conn& c) {
   c.idle_since = coarse_now();
 }
 
-// An event stream's upstream that sends nothing (not even a heartbeat) for this long is gone.
-constexpr std::chrono::milliseconds kEventStreamQuiet{std::chrono::minutes(10)};
 constexpr size_t kEventStreamBuffer = 256 * 1024;
 
 bool is_event_stream(std::string_view content_type) {
@@ -906,7 +904,7 @@ Task<void> Proxy::forward(http::Context& ctx, size_t upstream, std::string_view 
                 boost::system::error_code ignored;
                 c->sock.set_option(
                     asio::socket_base::receive_buffer_size(static_cast<int>(kEventStreamBuffer)), ignored);
-                begin_phase(*c, kEventStreamQuiet);
+                begin_phase(*c, options_.event_stream_quiet);
               }
             }
             if (relaying && !res.body.empty()) {
@@ -940,8 +938,8 @@ Task<void> Proxy::forward(http::Context& ctx, size_t upstream, std::string_view 
         any = true;
         scratch->in.commit(n);
         // A relayed answer is bounded per piece; an event stream's pieces (at least its heartbeats) come
-        // within kEventStreamQuiet.
-        if (relaying) begin_phase(*c, event_stream ? kEventStreamQuiet : options_.total_timeout);
+        // within event_stream_quiet.
+        if (relaying) begin_phase(*c, event_stream ? options_.event_stream_quiet : options_.total_timeout);
       }
     }
 

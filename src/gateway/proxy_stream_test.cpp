@@ -662,5 +662,47 @@ TEST(ProxyStream, AnEventStreamThatProbesTheBreakerClosesItWithItsHead) {
       << "the upstream was held after the client left";
 }
 
+// An event stream whose upstream sends nothing, not even a heartbeat, for event_stream_quiet is gone: the
+// gateway lets go of both sides.
+TEST(ProxyStream, AQuietEventStreamEndsAfterItsQuietLimit) {
+  std::promise<void> upstream_released;
+  Upstream up([&](tcp::socket& s) {
+    beast::flat_buffer buffer;
+    bhttp::request_parser<bhttp::string_body> p;
+    bhttp::read(s, buffer, p);
+    asio::write(s, asio::buffer(std::string_view("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                                                 "Transfer-Encoding: chunked\r\n\r\n")));
+    const std::string msg = "id: 1\nevent: e\ndata: {}\n\n";
+    asio::write(s, asio::buffer(fmt::format("{:x}\r\n{}\r\n", msg.size(), msg)));
+    char c;
+    boost::system::error_code ec;
+    s.read_some(asio::buffer(&c, 1), ec);  // silent until the gateway closes
+    upstream_released.set_value();
+  });
+  ProxyOptions o;
+  o.total_timeout = 5s;  // the quiet limit, not the total timeout, bounds an event stream
+  o.event_stream_quiet = 400ms;
+  Gateway gw(up.port(), o);
+
+  asio::io_context ioc;
+  tcp::socket client = connect_to(ioc, gw.port());
+  asio::write(client, asio::buffer(std::string_view("GET /things HTTP/1.1\r\nHost: gw\r\n\r\n")));
+  const auto t0 = std::chrono::steady_clock::now();
+  std::string got;
+  std::array<char, 4096> buf;
+  boost::system::error_code ec;
+  while (!ec) {
+    const size_t n = client.read_some(asio::buffer(buf), ec);
+    got.append(buf.data(), n);
+  }
+  const auto took = std::chrono::steady_clock::now() - t0;
+  EXPECT_NE(got.find("id: 1\n"), std::string::npos) << got;
+  EXPECT_TRUE(ec == asio::error::eof || ec == asio::error::connection_reset) << ec.message();
+  EXPECT_GE(took, 350ms);
+  EXPECT_LT(took, 3s) << "the stream outlived its quiet limit";
+  auto released = upstream_released.get_future();
+  EXPECT_EQ(released.wait_for(2s), std::future_status::ready) << "the upstream was held";
+}
+
 }  // namespace
 }  // namespace cdx::gateway
