@@ -146,7 +146,9 @@ Task<void> CoreModule::stream_events(http::AnswerStream& out, EventFilter filter
   std::string buf = "retry: 2000\n\n";
   int64_t last = 0;
   if (after) {
-    last = *after;
+    // An id beyond the log's end (another deployment's, a reset log) would otherwise skip every live event
+    // up to it: the replay starts at the end at most.
+    last = co_await workers_.run([&] { return std::min(*after, feed().last_seq()); });
     // Pages of the tenant's events (every type: a page then always moves the cursor by its length, however
     // few the type filter keeps), filtered here.
     EventFilter scope{.tenant_id = filter.tenant_id, .types = {}};

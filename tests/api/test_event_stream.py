@@ -302,6 +302,39 @@ def test_last_event_id_replays_exactly_what_was_missed_then_goes_live(srv, sa_he
     bad.close()
 
 
+def test_a_last_event_id_beyond_the_logs_end_still_gets_new_events(srv, sa_headers, tenant):
+    """An id the log has not reached (another deployment's, a reset log) replays nothing and goes live at the
+    end, rather than skipping every event up to that id."""
+    end = requests.get(srv.url + EVENTS, headers=sa_headers, params={"limit": 1}).json()["data"][0]["seq"]
+    params = {"tenant_id": tenant["id"], "type": "crm.contact.created"}
+    s = Sse(srv.url, {**sa_headers, "Last-Event-ID": str(end + 1_000_000_000)}, params)
+    try:
+        assert s.status == 200
+        assert s.next(timeout=3) == {"retry": "2000"}
+        c = contact(tenant["admin_api"])
+        got = s.events(1, timeout=5)
+        assert [m["data"]["subject"] for m in got] == [c["id"]]
+        assert int(got[0]["id"]) > end
+    finally:
+        s.close()
+
+
+@pytest.mark.parametrize("value", ["-1", "99999999999999999999", "abc", "12abc", "1.5", "+3"])
+def test_a_last_event_id_that_is_not_a_seq_is_422(srv, sa_headers, value):
+    for headers, params, field in (({**sa_headers, "Last-Event-ID": value}, None, "Last-Event-ID"),
+                                   (sa_headers, {"last_event_id": value}, "last_event_id")):
+        bad = Sse(srv.url, headers, params)
+        try:
+            assert bad.status == 422, (value, bad.status)
+            assert_problem_body(bad.body, field)
+        finally:
+            bad.close()
+
+
+def assert_problem_body(body, field):
+    assert body["status"] == 422 and body["errors"][0]["field"] == field, body
+
+
 def test_a_heartbeat_comment_keeps_a_quiet_stream_alive(srv, sa_headers, tenant):
     s = Sse(srv.url, sa_headers, {"tenant_id": tenant["id"], "type": "nothing.ever"})
     try:
