@@ -149,14 +149,12 @@ Task<void> CoreModule::stream_events(http::AnswerStream& out, EventFilter filter
     // An id beyond the log's end (another deployment's, a reset log) would otherwise skip every live event
     // up to it: the replay starts at the end at most.
     last = co_await workers_.run([&] { return std::min(*after, feed().last_seq()); });
-    // Pages of the tenant's events (every type: a page then always moves the cursor by its length, however
-    // few the type filter keeps), filtered here.
-    EventFilter scope{.tenant_id = filter.tenant_id, .types = {}};
+    // Pages of the client's events (tenant and types filtered by the log's reader), in seq order; a short
+    // page is the end.
     for (bool more = true; more && !w->stop;) {
       const auto page =
-          co_await workers_.run([&, from = last] { return feed().read_after(from, scope, kReplayPage); });
-      for (const auto& e : page)
-        if (filter.matches(e)) buf += EventStreamHub::frame_text(e);
+          co_await workers_.run([&, from = last] { return feed().read_after(from, filter, kReplayPage); });
+      for (const auto& e : page) buf += EventStreamHub::frame_text(e);
       if (!page.empty()) last = page.back().seq;
       more = page.size() >= static_cast<size_t>(kReplayPage);
       if (!buf.empty()) co_await out.write(buf);

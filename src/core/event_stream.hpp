@@ -14,6 +14,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -99,9 +100,10 @@ class EventStreamHub {
  private:
   using Clients = std::vector<std::shared_ptr<Client>>;
   std::shared_ptr<const Clients> snapshot() const;
-  // Offers frames (each with the event it came from, or nullptr for a service message) to every client;
-  // an event's frame is serialised when a first client takes it.
-  void fan_out(std::vector<std::pair<const LoggedEvent*, Frame>>& frames, bool service);
+  // Offers frames (each with the event it came from, or nullptr for a service message of service_type) to
+  // every client; an event's frame is serialised when a first client takes it.
+  void fan_out(std::vector<std::pair<const LoggedEvent*, Frame>>& frames,
+               std::optional<std::string_view> service_type);
 
   StreamLimits limits_;
   mutable std::mutex mu_;  // guards clients_ (copy on write: publishing never holds it long)

@@ -82,6 +82,16 @@ TEST(EventStreamHub, FiltersByTenantAndType) {
   EXPECT_EQ(seqs(take_all(*exact)), (std::vector<int64_t>{2}));
 }
 
+TEST(EventFilter, MatchesTypeTakesNamesAndPrefixes) {
+  EXPECT_TRUE(EventFilter{}.matches_type("service.down"));  // no types: every type
+  const EventFilter f{.tenant_id = "t1", .types = {"service.", "crm.contact.created"}};
+  EXPECT_TRUE(f.matches_type("service.down"));  // the tenant is not looked at
+  EXPECT_TRUE(f.matches_type("crm.contact.created"));
+  EXPECT_FALSE(f.matches_type("crm.contact.created.x"));
+  EXPECT_FALSE(f.matches_type("crm.contact"));
+  EXPECT_FALSE(f.matches_type("services.down"));
+}
+
 TEST(EventStreamHub, ServiceMessagesGoToServiceSubscribersOnly) {
   EventStreamHub hub;
   auto admin = hub.subscribe({.filter = {.tenant_id = "t1"}});

@@ -302,6 +302,30 @@ def test_last_event_id_replays_exactly_what_was_missed_then_goes_live(srv, sa_he
     bad.close()
 
 
+def newest_seq(srv, sa_headers, tenant):
+    data = requests.get(srv.url + EVENTS, headers=sa_headers, params={"tenant_id": tenant["id"], "limit": 1}).json()
+    return data["data"][0]["seq"]
+
+
+def test_a_replay_with_a_type_filter_finds_its_events_past_any_number_of_others(srv, sa_headers, tenant):
+    """The replay reads the client's own events a page at a time, however many others the gap holds."""
+    last = newest_seq(srv, sa_headers, tenant)
+    import_contacts(tenant["admin_api"], 2100)  # more than a replay page's worth of other types, times four
+    r = tenant["admin_api"].post("/api/v1/crm/companies", json={"name": "Replayed " + uuid.uuid4().hex[:6]})
+    assert r.status_code == 201, r.text
+    company = r.json()
+    params = {"tenant_id": tenant["id"], "type": "crm.company.created"}
+    assert wait_for(lambda: any(e["subject"] == company["id"] for e in requests.get(
+        srv.url + EVENTS, headers=sa_headers, params={**params, "limit": 5}).json()["data"]), timeout=15)
+    s = Sse(srv.url, {**sa_headers, "Last-Event-ID": str(last)}, params)
+    try:
+        got = s.events(1, timeout=10)
+        assert [(m["event"], m["data"]["subject"]) for m in got] == [("crm.company.created", company["id"])]
+        assert s.events(1, timeout=0.5) == []
+    finally:
+        s.close()
+
+
 def test_a_last_event_id_beyond_the_logs_end_still_gets_new_events(srv, sa_headers, tenant):
     """An id the log has not reached (another deployment's, a reset log) replays nothing and goes live at the
     end, rather than skipping every event up to that id."""
