@@ -127,7 +127,6 @@ void EventStreamHub::fan_out(std::vector<std::pair<const LoggedEvent*, Frame>>& 
       }
       ++added;
     }
-    queued_total_.fetch_add(added, std::memory_order_relaxed);
     // Under the client's lock: unsubscribe() waits for it, so a wake never reaches a client that is gone.
     if (c->wake_ && (c->dropped_ || (was_empty && added > 0))) c->wake_();
   }

@@ -375,6 +375,30 @@ def test_a_heartbeat_comment_keeps_a_quiet_stream_alive(srv, sa_headers, tenant)
         s.close()
 
 
+def sse_metric(srv, name):
+    """A cdx_sse_* sample from the /metrics of the process holding the live feed (core's, in a constellation)."""
+    port = srv.port + 1 if srv.topology == "constellation" else srv.port
+    text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    values = [float(line.split()[1]) for line in text.splitlines() if line.startswith(name + " ")]
+    assert len(values) == 1, (name, values)
+    return values[0]
+
+
+def test_metrics_count_the_streams_open(srv, sa_headers, tenant):
+    assert wait_for(lambda: sse_metric(srv, "cdx_sse_clients") == 0, timeout=5)  # earlier tests' are gone
+    streams = [Sse(srv.url, sa_headers, {"tenant_id": tenant["id"]}) for _ in range(3)]
+    try:
+        for s in streams:
+            assert s.next(timeout=3) == {"retry": "2000"}
+        assert sse_metric(srv, "cdx_sse_clients") == 3
+        streams.pop().close()
+        assert wait_for(lambda: sse_metric(srv, "cdx_sse_clients") == 2, timeout=3)
+    finally:
+        for s in streams:
+            s.close()
+    assert wait_for(lambda: sse_metric(srv, "cdx_sse_clients") == 0, timeout=3)
+
+
 def rss_kb(srv):
     if srv.topology == "constellation":
         out = subprocess.run(["pgrep", "-f", "--", f"--module core --port {srv.port + 1}"], capture_output=True,
@@ -400,6 +424,7 @@ def import_contacts(api, n):
 
 def test_a_client_that_reads_nothing_is_dropped_while_another_keeps_receiving(srv, sa_headers, tenant):
     params = {"tenant_id": tenant["id"]}
+    dropped0 = sse_metric(srv, "cdx_sse_dropped_total")
     slow = Sse(srv.url, sa_headers, params, rcvbuf=4096)
     fast = Sse(srv.url, sa_headers, params)
     try:
@@ -443,6 +468,7 @@ def test_a_client_that_reads_nothing_is_dropped_while_another_keeps_receiving(sr
         assert last and last["event"] == "dropped", last
         assert "keep up" in last["data"]["reason"]
         assert count - 1 < n
+        assert sse_metric(srv, "cdx_sse_dropped_total") == dropped0 + 1
         # And the server still streams promptly to a live client.
         c = contact(tenant["admin_api"])
         assert fast.events(1, timeout=3, pred=about(c["id"]))
