@@ -481,6 +481,48 @@ def test_a_client_that_reads_nothing_is_dropped_while_another_keeps_receiving(sr
         fast.close()
 
 
+def test_a_reconnect_with_a_gap_larger_than_the_queue_gets_everything_while_events_keep_coming(
+        srv, sa_headers, tenant):
+    """A long replay (a gap of three queues' worth, read at a modest pace) while more events are recorded than
+    the queue holds: the client gets every event once, in order, and is not dropped: it never lagged."""
+    params = {"tenant_id": tenant["id"], "type": "crm.contact.created"}
+    last = newest_seq(srv, sa_headers, tenant)
+    gap, live = QUEUE_MESSAGES * 3, QUEUE_MESSAGES * 7 // 5
+    for _ in range(gap // 500):
+        import_contacts(tenant["admin_api"], 500)
+    assert wait_for(lambda: newest_seq(srv, sa_headers, tenant) >= last + gap, timeout=30)
+    dropped0 = sse_metric(srv, "cdx_sse_dropped_total")
+    s = Sse(srv.url, {**sa_headers, "Last-Event-ID": str(last)}, params, rcvbuf=16384, timeout=10)
+
+    def record():  # more than the queue holds, while the replay goes on
+        for _ in range(live // 200):
+            import_contacts(tenant["admin_api"], 200)
+            time.sleep(0.3)
+
+    recorder = threading.Thread(target=record)
+    recorder.start()
+    got, deadline = [], time.time() + 90
+    try:
+        while len(got) < gap + live and time.time() < deadline:
+            m = s.next(timeout=10)
+            if m is None:
+                break
+            if "event" in m:
+                got.append(m)
+                if m["event"] == "dropped":
+                    break
+                if len(got) % 25 == 0:
+                    time.sleep(0.05)  # about 500 messages a second: the replay lasts several seconds
+    finally:
+        recorder.join(timeout=60)
+        s.close()
+    assert [m for m in got if m["event"] == "dropped"] == []
+    assert len(got) == gap + live, len(got)
+    seqs = [int(m["id"]) for m in got]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs) and seqs[0] > last
+    assert sse_metric(srv, "cdx_sse_dropped_total") == dropped0
+
+
 def test_a_client_that_goes_away_frees_its_stream_and_stop_ends_streams(sa_headers):
     # A server of its own: stopping it is part of the test.
     s = Server(env={"CDX_SSE_HEARTBEAT_MS": "60000"}).start(timeout=40)
