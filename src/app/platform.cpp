@@ -426,7 +426,7 @@ std::pair<size_t, int64_t> Platform::rebuild_aggregates() {
         list.push_back(std::move(counts));
   }
   // The events of what was counted reach the log before the cursor moves past the log's end: none of them
-  // is counted a second time. A write between the count and the move is missed (docs/events.md).
+  // is counted a second time. Exact with no write in flight; otherwise see docs/events.md ("Rebuild").
   while (p.relay.poll() > 0) {
   }
   return {tenants.size(), aggregates.rebuild(reports)};
