@@ -509,6 +509,16 @@ int Platform::serve() {
             fmt::format("cdx_event_subscriber_failing{{subscriber=\"{}\"}} {}\n", s.name, s.failing ? 1 : 0);
     });
   if (p.gateway) metrics.add_collector([&p](std::string& out) { p.gateway->proxy().render_metrics(out); });
+  if (p.core)  // the live feed's hub lives with core (in a constellation, core's own /metrics)
+    metrics.add_collector([&p](std::string& out) {
+      const auto& hub = p.core->event_hub();
+      out += fmt::format(
+          "# HELP cdx_sse_clients Live feed (GET /api/v1/events/stream) clients connected.\n"
+          "# TYPE cdx_sse_clients gauge\ncdx_sse_clients {}\n"
+          "# HELP cdx_sse_dropped_total Live feed clients dropped because they did not keep up.\n"
+          "# TYPE cdx_sse_dropped_total counter\ncdx_sse_dropped_total {}\n",
+          hub.clients(), hub.dropped_total());
+    });
   const std::string openapi =
       openapi_document(router, CDX_VERSION, p.gateway ? p.gateway->modules() : p.modules).dump();
   openapi_ptr = &openapi;

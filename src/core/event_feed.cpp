@@ -36,10 +36,14 @@ json to_json(const LoggedEvent& e) {
 
 bool EventFilter::matches(const LoggedEvent& e) const {
   if (tenant_id && e.tenant_id != *tenant_id) return false;
+  return matches_type(e.type);
+}
+
+bool EventFilter::matches_type(std::string_view type) const {
   if (types.empty()) return true;
   return std::any_of(types.begin(), types.end(), [&](const std::string& t) {
-    if (!t.empty() && t.back() == '.') return e.type.compare(0, t.size(), t) == 0;
-    return e.type == t;
+    if (!t.empty() && t.back() == '.') return type.starts_with(t);
+    return type == t;
   });
 }
 

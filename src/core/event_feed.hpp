@@ -17,6 +17,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -42,6 +43,7 @@ struct EventFilter {
   std::optional<std::string> tenant_id;
   std::vector<std::string> types;
   bool matches(const LoggedEvent& e) const;
+  bool matches_type(std::string_view type) const;  // the types only (a service.* message has no tenant)
 };
 
 class EventFeed {
