@@ -190,13 +190,6 @@ struct Platform::Impl {
     relay.set_sink([core_api = core_for_others](const std::vector<db::OutboxEvent>& events) {
       core_api->record_events(events);
     });
-    relay.subscribe(
-        "",
-        [](const db::OutboxEvent& e) {
-          log::debug("domain event",
-                     {{"schema", e.schema}, {"type", e.type}, {"id", e.id}, {"tenant_id", e.tenant_id}});
-        },
-        db::OutboxRelay::Reads::kHeaders);  // names only: the payload is not parsed for it
     if (core) {
       core->set_behind_gateway(!monolith());
       register_services();
@@ -490,7 +483,6 @@ int Platform::serve() {
         "# HELP cdx_outbox_events_total Outbox events by delivery outcome.\n# TYPE cdx_outbox_events_total "
         "counter\n";
     out += fmt::format("cdx_outbox_events_total{{outcome=\"delivered\"}} {}\n", p.relay.delivered_total());
-    out += fmt::format("cdx_outbox_events_total{{outcome=\"failed\"}} {}\n", p.relay.failed_total());
   });
   if (p.gateway) metrics.add_collector([&p](std::string& out) { p.gateway->proxy().render_metrics(out); });
   const std::string openapi =
