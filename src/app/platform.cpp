@@ -480,8 +480,8 @@ int Platform::serve() {
     out += fmt::format("cdx_worker_queue_depth{{pool=\"io\"}} {}\n", p.workers.queued());
     out += fmt::format("cdx_worker_queue_depth{{pool=\"hash\"}} {}\n", p.hashers.queued());
     out +=
-        "# HELP cdx_outbox_events_total Outbox events by delivery outcome.\n# TYPE cdx_outbox_events_total "
-        "counter\n";
+        "# HELP cdx_outbox_events_total Outbox events the relay moved into the event log.\n# TYPE "
+        "cdx_outbox_events_total counter\n";
     out += fmt::format("cdx_outbox_events_total{{outcome=\"delivered\"}} {}\n", p.relay.delivered_total());
   });
   if (p.core)

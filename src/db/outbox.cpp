@@ -178,6 +178,8 @@ std::optional<PayloadFacts> scan_payload(std::string_view text) {
 
 Migration Outbox::migration(int version, const std::string& schema) {
   // Everything but the sequence column is shared text; the column is where the two databases differ.
+  // attempts and last_error are no longer written (the relay delivered to subscribers of its own once); they
+  // stay so that every database's outbox has the one shape its migration gave it.
   auto table = [&](const std::string& seq_column) {
     return "CREATE TABLE " + schema + ".outbox (\n  seq " + seq_column +
            ",\n  id TEXT NOT NULL UNIQUE,\n  tenant_id TEXT NOT NULL,\n  type TEXT NOT NULL,\n"
@@ -272,12 +274,17 @@ size_t OutboxRelay::poll() {
   if (prune_now) last_prune_ = now;
   size_t n = 0;
   for (const auto& db : sources) {
+    size_t moved = 0;  // what this source's batches moved before a failure, if one comes
     try {
-      n += db->backend() == Backend::kPostgres ? poll_claimed(*db) : poll_sqlite(*db);
+      if (db->backend() == Backend::kPostgres)
+        poll_claimed(*db, moved);
+      else
+        poll_sqlite(*db, moved);
       if (prune_now) prune(*db);
     } catch (const std::exception& e) {
       log::error("outbox relay failed", {{"schema", db->schema()}, {"error", e.what()}});
     }
+    n += moved;
   }
   return n;
 }
@@ -320,8 +327,7 @@ std::vector<OutboxEvent> OutboxRelay::read_batch(Database& db, Tx& tx, bool clai
   return events;
 }
 
-size_t OutboxRelay::poll_claimed(Database& db) {
-  size_t moved = 0;
+void OutboxRelay::poll_claimed(Database& db, size_t& moved) {
   for (int batch = 0; batch < kMaxBatchesPerPoll; ++batch) {
     const size_t n = db.write_platform([&](Tx& tx) -> size_t {
       const std::vector<OutboxEvent> events = read_batch(db, tx, true, 0);
@@ -344,10 +350,9 @@ size_t OutboxRelay::poll_claimed(Database& db) {
     delivered_.fetch_add(static_cast<int64_t>(n), std::memory_order_relaxed);
     if (n < static_cast<size_t>(kBatch)) break;
   }
-  return moved;
 }
 
-size_t OutboxRelay::poll_sqlite(Database& db) {
+void OutboxRelay::poll_sqlite(Database& db, size_t& moved) {
   // One process per file, and one relay per process: nothing to claim. A batch is read and moved in a read
   // transaction (the sink writes another database, whose writer must not wait on this one's); its mark is a
   // write the module's writer runs while the next batch, after the last seq read, is read and moved. Each
@@ -362,7 +367,7 @@ size_t OutboxRelay::poll_sqlite(Database& db) {
     size_t moved;  // in this poll, up to and with this mark
   };
   std::deque<InFlight> inflight;
-  size_t moved = 0, confirmed = 0;
+  size_t read = 0, confirmed = 0;
   auto settle = [&](size_t keep) {
     while (inflight.size() > keep) {
       try {
@@ -388,9 +393,9 @@ size_t OutboxRelay::poll_sqlite(Database& db) {
         return events.size();
       });
       if (n == 0) break;
-      moved += n;
+      read += n;
       auto job = std::make_unique<MarkJob>(mark, first, after);
-      inflight.push_back({job->outcome(), moved});
+      inflight.push_back({job->outcome(), read});
       db.submit(nullptr, std::move(job));
       settle(1);  // one mark in flight while the next batch moves
       if (n < static_cast<size_t>(kBatch)) break;
@@ -399,9 +404,9 @@ size_t OutboxRelay::poll_sqlite(Database& db) {
     error = std::current_exception();
   }
   settle(0);
+  moved = confirmed;
   delivered_.fetch_add(static_cast<int64_t>(confirmed), std::memory_order_relaxed);
   if (error) std::rethrow_exception(error);
-  return confirmed;
 }
 
 void OutboxRelay::prune(Database& db) {

@@ -112,8 +112,10 @@ class OutboxRelay {
   int64_t delivered_total() const { return delivered_.load(std::memory_order_relaxed); }
 
  private:
-  size_t poll_claimed(Database& db);
-  size_t poll_sqlite(Database& db);
+  // One source's pending rows, a batch at a time; `moved` counts the rows moved (and marked) so far, also
+  // when a batch fails and this throws.
+  void poll_claimed(Database& db, size_t& moved);
+  void poll_sqlite(Database& db, size_t& moved);
   // Pending rows after seq `after`, oldest first, their payloads as text; claimed when `claim`.
   std::vector<OutboxEvent> read_batch(Database& db, Tx& tx, bool claim, int64_t after);
   void prune(Database& db);
