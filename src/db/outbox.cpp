@@ -269,8 +269,10 @@ size_t OutboxRelay::poll() {
     std::lock_guard lock(mu_);
     sources = sources_;
   }
+  // By time, not by count: polls come on every commit that wrote events (many a second under load, none for
+  // a long while when idle).
   const auto now = std::chrono::steady_clock::now();
-  const bool prune_now = !last_prune_ || now - *last_prune_ >= kPruneEvery;
+  const bool prune_now = !last_prune_ || now - *last_prune_ >= prune_every_;
   if (prune_now) last_prune_ = now;
   size_t n = 0;
   for (const auto& db : sources) {

@@ -96,10 +96,12 @@ class OutboxRelay {
   // Rows per batch: one read, one insert into the log, one mark. 5 000 rows of a few KiB is some 10 MiB.
   static constexpr int kBatch = 5000;
   static constexpr int kMaxBatchesPerPoll = 20;
-  // Delivered rows are kept this long (GET …/events reads them), then pruned, at most once per kPruneEvery:
-  // polls come on every commit that wrote events, many a second under load.
+  // Delivered rows are kept this long (GET …/events reads them), then pruned by the first poll after each
+  // prune_every (polls come on every commit that wrote events: many a second under load, few when idle).
   static constexpr int64_t kRetentionSeconds = 7 * 24 * 3600;
   static constexpr std::chrono::seconds kPruneEvery{60};
+
+  explicit OutboxRelay(std::chrono::milliseconds prune_every = kPruneEvery) : prune_every_(prune_every) {}
 
   void add_source(std::shared_ptr<Database> db);
   // Where every batch goes (set before the first poll).
@@ -124,6 +126,7 @@ class OutboxRelay {
   std::mutex mu_;       // sources
   std::vector<std::shared_ptr<Database>> sources_;
   Sink sink_;
+  const std::chrono::milliseconds prune_every_;
   std::optional<std::chrono::steady_clock::time_point> last_prune_;  // under poll_mu_
   std::atomic<int64_t> delivered_{0};
 };

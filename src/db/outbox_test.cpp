@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <thread>
 
 #include "common/ids.hpp"
 #include "db/testing.hpp"
@@ -230,6 +231,18 @@ TEST_F(OutboxTest, DeliveredRowsArePrunedOnceAMinuteNotEveryFewPolls) {
     relay.poll();
   }
   EXPECT_EQ(rows(), 102);  // not pruned again within the minute, however many polls
+
+  // Once the interval has passed, the next poll prunes, whether or not it moves anything.
+  OutboxRelay quick(std::chrono::milliseconds(500));
+  quick.add_source(db_);
+  EXPECT_EQ(quick.poll(), 0u);  // its first poll prunes old-2
+  EXPECT_EQ(rows(), 101);
+  old_row("old-3");
+  EXPECT_EQ(quick.poll(), 0u);
+  EXPECT_EQ(rows(), 102);  // too soon
+  std::this_thread::sleep_for(std::chrono::milliseconds(600));
+  EXPECT_EQ(quick.poll(), 0u);
+  EXPECT_EQ(rows(), 101);
 }
 
 TEST_F(OutboxTest, AppendRowsWritesManyEventsAndWakesTheRelayOnCommit) {
