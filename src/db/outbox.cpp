@@ -213,20 +213,11 @@ OutboxEvent Outbox::append(Tx& tx, const std::string& tenant_id, std::string_vie
   tx.query("INSERT INTO " + schema_ +
                ".outbox (id, tenant_id, type, payload, created_at) VALUES ($1, $2, $3, $4, $5)",
            {e.id, e.tenant_id, e.type, text, e.created_at});
-  note_outbox_write();  // the commit wakes the relay
+  mark_written(tx);
   return e;
 }
 
-void Outbox::append_rows(Tx& tx, const TenantScope& scope, const std::string& rows) const {
-  const std::string source =
-      tx.backend() == Backend::kPostgres ? "jsonb_array_elements(CAST($1 AS jsonb))" : "json_each($1)";
-  tx.query("INSERT INTO " + schema_ +
-               ".outbox (tenant_id, id, type, payload, created_at) SELECT CAST($2 AS TEXT), value->>0, "
-               "value->>1, value->>2, value->>3 FROM " +
-               source,
-           {rows, scope.tenant_id()});
-  note_outbox_write();
-}
+void Outbox::mark_written(Tx&) const { note_outbox_write(); }
 
 std::vector<OutboxEvent> Outbox::list(Tx& tx, const TenantScope& scope,
                                       const std::optional<std::string>& type, int limit,

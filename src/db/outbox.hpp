@@ -66,9 +66,10 @@ class Outbox {
   // The same for a platform table's change: the tenant it concerns ("" for none, a platform-wide event).
   OutboxEvent append(Tx& tx, const std::string& tenant_id, std::string_view type,
                      nlohmann::json payload) const;
-  // Many of the tenant's events in one statement (a CSV import's *.created events): `rows` is a JSON array
-  // of [id, type, payload as JSON text, created_at] arrays, at most a thousand (kit::JsonRows makes it).
-  void append_rows(Tx& tx, const TenantScope& scope, const std::string& rows) const;
+  // Marks tx as a transaction that wrote outbox rows, so its commit wakes the relay (the database's commit
+  // hook). append() calls it; a caller that inserts rows into <schema>.outbox itself (a CSV import's bulk
+  // insert) must call it too, or its events wait for the relay's fallback look.
+  void mark_written(Tx& tx) const;
 
   // The tenant's events, newest first, up to limit + 1 (for a next cursor), optionally of one type or
   // type prefix (a type ending in a dot, "crm.deal."), and older than before_seq.

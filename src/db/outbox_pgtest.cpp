@@ -95,22 +95,33 @@ TEST_F(OutboxPgTest, TenantTransactionsAppendAndTheRelayDeliversEveryTenantInOrd
   EXPECT_EQ(seen.size(), 6u);
 }
 
-TEST_F(OutboxPgTest, AppendRowsWritesManyEventsAndMarksTheCommit) {
+TEST_F(OutboxPgTest, ACommitThatMarkedOutboxRowsWakesTheRelay) {
   outbox_ = std::make_unique<Outbox>(schema_);
-  std::atomic<int> commits_with_events{0};
-  db_->set_commit_hook([&] { ++commits_with_events; });
-  const std::string id1 = new_uuid_v7(), id2 = new_uuid_v7();
-  const std::string rows = R"([[")" + id1 +
-                           R"(","thing.created","{\"n\":1,\"s\":\"a\\\"é\"}","2026-01-01T00:00:00Z"],[")" +
-                           id2 + R"(","thing.created","{\"n\":2}","2026-01-01T00:00:00Z"]])";
-  db_->write(a_, [&](Tx& tx) { outbox_->append_rows(tx, a_, rows); });
-  EXPECT_EQ(commits_with_events.load(), 1);
-  auto events = db_->read(a_, [&](Tx& tx) { return outbox_->list(tx, a_, std::nullopt, 50, std::nullopt); });
-  ASSERT_EQ(events.size(), 2u);
-  EXPECT_EQ(events[1].id, id1);
-  EXPECT_EQ(events[1].payload_text, R"({"n":1,"s":"a\"é"})");  // the text as given, not re-encoded
-  EXPECT_EQ(events[1].tenant_id, "tenant-a");
-  EXPECT_EQ(events[0].id, id2);
+  std::atomic<int> wakes{0};
+  db_->set_commit_hook([&] { ++wakes; });
+  auto raw_insert = [&](Tx& tx) {
+    tx.query("INSERT INTO " + schema_ +
+                 ".outbox (id, tenant_id, type, payload, created_at) VALUES ($1, $2, 'thing.created', '{}', "
+                 "'2026-01-01T00:00:00Z')",
+             {new_uuid_v7(), a_.tenant_id()});
+  };
+  db_->write(a_, [&](Tx& tx) { raw_insert(tx); });
+  EXPECT_EQ(wakes.load(), 0);
+  db_->write(a_, [&](Tx& tx) {
+    raw_insert(tx);
+    outbox_->mark_written(tx);
+  });
+  EXPECT_EQ(wakes.load(), 1);
+  EXPECT_THROW(db_->write(a_,
+                          [&](Tx& tx) {
+                            raw_insert(tx);
+                            outbox_->mark_written(tx);
+                            throw std::runtime_error("the change fails");
+                          }),
+               std::runtime_error);
+  EXPECT_EQ(wakes.load(), 1);
+  change(a_, 1);
+  EXPECT_EQ(wakes.load(), 2);
 }
 
 TEST_F(OutboxPgTest, IdempotencyKeysHoldUnderRlsAndConcurrentClaims) {

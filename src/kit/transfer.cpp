@@ -100,9 +100,8 @@ std::optional<std::string> unique_value(const Resource& r, const Field& f, const
   return cell_of(f, row[f.name]);
 }
 
-// Rows ready for their statements: cells and events as the JSON arrays insert_json_rows and
-// Outbox::append_rows take (a batch or a staged chunk: fewer than kBatchRows), and the rows themselves for
-// the after_import hook.
+// Rows ready for their statements: cells and events as the JSON arrays insert_json_rows takes (a batch or a
+// staged chunk: fewer than kBatchRows), and the rows themselves for the after_import hook.
 struct Prepared {
   std::vector<json> rows;
   std::string cells, events;
@@ -147,7 +146,8 @@ void store(db::Tx& tx, const db::TenantScope& scope, const Resource& r, const Im
            const db::Outbox& outbox, const Prepared& p) {
   if (p.rows.empty()) return;
   insert_json_rows(tx, scope, r.table(), layout.columns, p.cells, layout.numeric);
-  outbox.append_rows(tx, scope, p.events);
+  insert_json_rows(tx, scope, outbox.schema() + ".outbox", {"id", "type", "payload", "created_at"}, p.events);
+  outbox.mark_written(tx);  // the commit wakes the relay, as Outbox::append's does
   if (r.hooks().after_import) {
     std::vector<const json*> stored;
     stored.reserve(p.rows.size());

@@ -109,23 +109,18 @@ def test_the_superadmin_reads_across_tenants(sa, tenant, other_tenant):
     assert only and {e["tenant_id"] for e in only} == {other_tenant["id"]}
 
 
-def test_a_csv_imports_events_reach_the_log_at_once_not_on_the_fallback_poll(sa, tenant):
-    # The import writes its events through Outbox::append_rows, whose commit wakes the relay; the relay's
-    # fallback look is once a second, so three imports each logged within 300 ms are no luck of its timing.
+def test_a_csv_imports_events_are_in_the_log_at_once_not_on_the_fallback_poll(sa, tenant):
+    # An import inserts its events itself and marks its transaction so that the commit wakes the relay. Were
+    # it not woken, the relay's fallback look (once a second) would find them: then the one read 300 ms after
+    # the answer would hold them about a third of the time, and four imports in a row passing is under 1 %.
     api = tenant["admin_api"]
-    for attempt in range(3):
+    for attempt in range(4):
         tag = uuid.uuid4().hex[:8]
         csv = "first_name,last_name,email\r\n" + "".join(
             f"Im{i},{tag},im{i}-{tag}@example.com\r\n" for i in range(4))
         report = ok(api.post(f"{CONTACTS}/import", data=csv.encode(), headers={"Content-Type": "text/csv"}))
-        answered = time.monotonic()
         assert report["created"] == 4
-        last = report["ids"][-1]
-
-        def probe():
-            rows = ok(sa.get(EVENTS, params={"tenant_id": tenant["id"], "type": "crm.contact.created",
-                                             "limit": 10}))["data"]
-            return time.monotonic() if any(e["subject"] == last for e in rows) else None
-        seen = wait_for(probe, timeout=3, interval=0.01)
-        assert seen, f"import {attempt}: its last event never reached the log"
-        assert seen - answered < 0.3, f"import {attempt}: its last event took {seen - answered:.3f} s"
+        time.sleep(0.3)
+        rows = ok(sa.get(EVENTS, params={"tenant_id": tenant["id"], "type": "crm.contact.created",
+                                         "limit": 10}))["data"]
+        assert set(report["ids"]) <= {e["subject"] for e in rows}, f"import {attempt}: not in the log yet"
