@@ -59,16 +59,20 @@ db::OutboxEvent event_from_wire(const nlohmann::json& j) {
   e.tenant_id = text("tenant_id");
   e.type = text("type");
   e.created_at = text("created_at");
-  // Text another process wrote: checked to be one JSON object without building it (the log records the text;
-  // the subject and actor are read from it by db::scan_payload, which follows structure but checks no
-  // literal, number or separator).
-  const auto it = j.find("payload_text");
-  if (it == j.end() || !it->is_string())
-    throw Error(Code::kInvalidRequest, "An event's 'payload_text' is missing or not text.");
-  e.payload_text = it->get<std::string>();
-  const size_t start = e.payload_text.find_first_not_of(" \t\r\n");
-  if (start == std::string::npos || e.payload_text[start] != '{' || !nlohmann::json::accept(e.payload_text))
-    throw Error(Code::kInvalidRequest, "An event's 'payload_text' must be a JSON object.");
+  if (auto it = j.find("payload_text"); it != j.end() && it->is_string()) {
+    // Text another process wrote: the log records it as it is and reads the subject and actor from it with
+    // db::scan_payload, which follows only brackets and strings. So the whole text is validated here
+    // (without building it): one JSON object, nothing after it.
+    e.payload_text = it->get<std::string>();
+    const size_t start = e.payload_text.find_first_not_of(" \t\r\n");
+    if (start == std::string::npos || e.payload_text[start] != '{' || !nlohmann::json::accept(e.payload_text))
+      throw Error(Code::kInvalidRequest, "An event's 'payload_text' must be a JSON object.");
+    return e;
+  }
+  // The form of builds before payload_text (a service not yet upgraded): an object, valid by construction.
+  if (!j.contains("payload") || !j["payload"].is_object())
+    throw Error(Code::kInvalidRequest, "An event's 'payload_text' (or 'payload') must be a JSON object.");
+  e.payload = j["payload"];
   return e;
 }
 

@@ -1,3 +1,5 @@
+// The events' wire form between a service's relay and core (POST /internal/v1/events): what goes comes back
+// as it was, and a payload that is no JSON object is refused before anything reaches the log.
 #include "core/api.hpp"
 
 #include <gtest/gtest.h>
@@ -57,10 +59,16 @@ TEST(EventWire, APayloadTextThatIsNoJsonObjectIs400) {
   EXPECT_TRUE(db::scan_payload(R"({"a":hello})"));  // why the scan is no validation
 }
 
-TEST(EventWire, TheOldPayloadObjectFormIsGone) {
+TEST(EventWire, ThePayloadObjectFormOfOlderBuildsIsStillTakenAndNothingElse) {
   json j = wire("{}");
   j.erase("payload_text");
   j["payload"] = {{"n", 1}};
+  const db::OutboxEvent e = event_from_wire(j);
+  EXPECT_EQ(e.payload, json({{"n", 1}}));
+  EXPECT_EQ(db::payload_text_of(e), R"({"n":1})");
+  j["payload"] = json::array({1});
+  EXPECT_EQ(code_of(j), Code::kInvalidRequest);
+  j.erase("payload");
   EXPECT_EQ(code_of(j), Code::kInvalidRequest);
   j["payload_text"] = 7;
   EXPECT_EQ(code_of(j), Code::kInvalidRequest);
