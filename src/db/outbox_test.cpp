@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "common/ids.hpp"
+#include "db/outbox_testing.hpp"
 #include "db/testing.hpp"
 
 namespace cdx::db {
@@ -29,6 +30,12 @@ class OutboxTest : public ::testing::Test {
       tx.query("INSERT INTO box_db.things (id, tenant_id) VALUES ($1, $2)",
                {new_uuid_v7(), scope.tenant_id()});
       outbox_.append(tx, scope, type, {{"n", n}});
+    });
+  }
+  // n events in one transaction, payload {"n": i}.
+  void fill(int n) {
+    db_->write(a_, [&](Tx& tx) {
+      for (int i = 0; i < n; ++i) outbox_.append(tx, a_, "thing.created", {{"n", i}});
     });
   }
   int64_t pending() {
@@ -163,21 +170,14 @@ TEST_F(OutboxTest, AtLeastOnceASinkThatTookABatchAndThrewGetsItAgain) {
 
 TEST_F(OutboxTest, BatchesLargerThanKBatchGoInOrderEachOnce) {
   const int n = 2 * OutboxRelay::kBatch + 10;
-  db_->write(a_, [&](Tx& tx) {
-    for (int i = 0; i < n; ++i) outbox_.append(tx, a_, "thing.created", {{"n", i}});
-  });
+  fill(n);
   OutboxRelay relay;
   relay.add_source(db_);
-  std::vector<size_t> batches;
-  std::vector<int> seen;
-  relay.set_sink([&](const std::vector<OutboxEvent>& events) {
-    batches.push_back(events.size());
-    for (const auto& e : events) seen.push_back(nlohmann::json::parse(e.payload_text)["n"].get<int>());
-  });
+  testing::LogProbe log;
+  relay.set_sink(log.sink());
   EXPECT_EQ(relay.poll(), static_cast<size_t>(n));
-  EXPECT_EQ(batches, (std::vector<size_t>{OutboxRelay::kBatch, OutboxRelay::kBatch, 10}));
-  ASSERT_EQ(seen.size(), static_cast<size_t>(n));
-  for (int i = 0; i < n; ++i) ASSERT_EQ(seen[i], i);
+  EXPECT_EQ(log.batches, (std::vector<size_t>{OutboxRelay::kBatch, OutboxRelay::kBatch, 10}));
+  EXPECT_TRUE(log.saw_in_order(n));
   EXPECT_EQ(pending(), 0);
   EXPECT_EQ(relay.delivered_total(), n);
   EXPECT_EQ(relay.poll(), 0u);
@@ -185,24 +185,15 @@ TEST_F(OutboxTest, BatchesLargerThanKBatchGoInOrderEachOnce) {
 
 TEST_F(OutboxTest, ASinkThatThrowsOnALaterBatchKeepsTheEarlierOnesMoved) {
   const int n = 2 * OutboxRelay::kBatch + 10;
-  db_->write(a_, [&](Tx& tx) {
-    for (int i = 0; i < n; ++i) outbox_.append(tx, a_, "thing.created", {{"n", i}});
-  });
+  fill(n);
   OutboxRelay relay;
   relay.add_source(db_);
-  int calls = 0;
-  bool down = true;
-  std::vector<int> seen;
-  relay.set_sink([&](const std::vector<OutboxEvent>& events) {
-    if (++calls == 2 && down) throw std::runtime_error("event log down");
-    for (const auto& e : events) seen.push_back(nlohmann::json::parse(e.payload_text)["n"].get<int>());
-  });
+  testing::LogProbe log{.fail_call = 2};  // the second batch
+  relay.set_sink(log.sink());
   EXPECT_EQ(relay.poll(), static_cast<size_t>(OutboxRelay::kBatch));
   EXPECT_EQ(pending(), n - OutboxRelay::kBatch);
-  down = false;
   EXPECT_EQ(relay.poll(), static_cast<size_t>(n - OutboxRelay::kBatch));
-  ASSERT_EQ(seen.size(), static_cast<size_t>(n));  // the first batch not again: it was marked
-  for (int i = 0; i < n; ++i) ASSERT_EQ(seen[i], i);
+  EXPECT_TRUE(log.saw_in_order(n));  // the first batch not again: it was marked
   EXPECT_EQ(pending(), 0);
 }
 
