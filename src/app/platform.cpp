@@ -191,13 +191,6 @@ struct Platform::Impl {
     relay.set_sink([core_api = core_for_others](const std::vector<db::OutboxEvent>& events) {
       core_api->record_events(events);
     });
-    relay.subscribe(
-        "",
-        [](const db::OutboxEvent& e) {
-          log::debug("domain event",
-                     {{"schema", e.schema}, {"type", e.type}, {"id", e.id}, {"tenant_id", e.tenant_id}});
-        },
-        db::OutboxRelay::Reads::kHeaders);  // names only: the payload is not parsed for it
     if (core) {
       core->set_behind_gateway(!monolith());
       register_services();
@@ -509,10 +502,9 @@ int Platform::serve() {
     out += fmt::format("cdx_worker_queue_depth{{pool=\"io\"}} {}\n", p.workers.queued());
     out += fmt::format("cdx_worker_queue_depth{{pool=\"hash\"}} {}\n", p.hashers.queued());
     out +=
-        "# HELP cdx_outbox_events_total Outbox events by delivery outcome.\n# TYPE cdx_outbox_events_total "
-        "counter\n";
+        "# HELP cdx_outbox_events_total Outbox events the relay moved into the event log.\n# TYPE "
+        "cdx_outbox_events_total counter\n";
     out += fmt::format("cdx_outbox_events_total{{outcome=\"delivered\"}} {}\n", p.relay.delivered_total());
-    out += fmt::format("cdx_outbox_events_total{{outcome=\"failed\"}} {}\n", p.relay.failed_total());
   });
   if (p.core)
     metrics.add_collector([&p](std::string& out) {

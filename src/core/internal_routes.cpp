@@ -63,13 +63,17 @@ void CoreModule::mount_internal(http::Router& r) {
   r.add(
       Method::kPost, "/internal/v1/events",
       [this](Context& ctx) -> Task<void> {
-        const nlohmann::json j = nlohmann::json::parse(ctx.req.body, nullptr, false);
-        if (!j.is_object() || !j.contains("events") || !j["events"].is_array())
-          throw Error(Code::kInvalidRequest, "Expected {\"events\": [...]}.");
-        std::vector<db::OutboxEvent> events;
-        events.reserve(j["events"].size());
-        for (const auto& e : j["events"]) events.push_back(event_from_wire(e));
-        co_await workers_.run([&] { service_.record_events(events); });
+        // On a worker: the body is up to 64 MiB, parsed and each payload validated (a bad event refuses the
+        // whole request before anything is recorded).
+        co_await workers_.run([&] {
+          const nlohmann::json j = nlohmann::json::parse(ctx.req.body, nullptr, false);
+          if (!j.is_object() || !j.contains("events") || !j["events"].is_array())
+            throw Error(Code::kInvalidRequest, "Expected {\"events\": [...]}.");
+          std::vector<db::OutboxEvent> events;
+          events.reserve(j["events"].size());
+          for (const auto& e : j["events"]) events.push_back(event_from_wire(e));
+          service_.record_events(events);
+        });
         ctx.res.no_content();
       },
       {.access = Access::kService, .tag = "internal", .body_limit = 64 << 20});

@@ -20,8 +20,7 @@ void parse_payload(OutboxEvent& e) {
   if (!e.payload.is_object()) e.payload = nlohmann::json::object();
 }
 
-// The row with its payload as text; parsed too unless `parse` is false (the relay parses what a subscriber
-// takes).
+// The row with its payload as text; parsed too unless `parse` is false (the relay moves the text as it is).
 OutboxEvent event_from(const Row& r, const std::string& schema, bool parse = true) {
   OutboxEvent e;
   e.seq = r.integer(0);
@@ -121,12 +120,6 @@ struct Scanner {
   }
 };
 
-bool matches(const std::string& prefix, const std::string& type) {
-  if (prefix.empty()) return true;
-  if (prefix.back() == '.') return type.compare(0, prefix.size(), prefix) == 0;
-  return type == prefix;
-}
-
 std::string ago(int64_t seconds) { return format_rfc3339(Clock::now() - std::chrono::seconds(seconds)); }
 
 }  // namespace
@@ -185,6 +178,8 @@ std::optional<PayloadFacts> scan_payload(std::string_view text) {
 
 Migration Outbox::migration(int version, const std::string& schema) {
   // Everything but the sequence column is shared text; the column is where the two databases differ.
+  // attempts and last_error are no longer written (the relay delivered to subscribers of its own once); they
+  // stay so that every database's outbox has the one shape its migration gave it.
   auto table = [&](const std::string& seq_column) {
     return "CREATE TABLE " + schema + ".outbox (\n  seq " + seq_column +
            ",\n  id TEXT NOT NULL UNIQUE,\n  tenant_id TEXT NOT NULL,\n  type TEXT NOT NULL,\n"
@@ -218,9 +213,11 @@ OutboxEvent Outbox::append(Tx& tx, const std::string& tenant_id, std::string_vie
   tx.query("INSERT INTO " + schema_ +
                ".outbox (id, tenant_id, type, payload, created_at) VALUES ($1, $2, $3, $4, $5)",
            {e.id, e.tenant_id, e.type, text, e.created_at});
-  note_outbox_write();
+  mark_written(tx);
   return e;
 }
+
+void Outbox::mark_written(Tx&) const { note_outbox_write(); }
 
 std::vector<OutboxEvent> Outbox::list(Tx& tx, const TenantScope& scope,
                                       const std::optional<std::string>& type, int limit,
@@ -256,11 +253,6 @@ void OutboxRelay::add_source(std::shared_ptr<Database> db) {
   sources_.push_back(std::move(db));
 }
 
-void OutboxRelay::subscribe(std::string prefix, Subscriber fn, Reads reads) {
-  std::lock_guard lock(mu_);
-  subscribers_.push_back({std::move(prefix), std::move(fn), reads});
-}
-
 size_t OutboxRelay::poll() {
   std::lock_guard poll_lock(poll_mu_);
   std::vector<std::shared_ptr<Database>> sources;
@@ -268,29 +260,36 @@ size_t OutboxRelay::poll() {
     std::lock_guard lock(mu_);
     sources = sources_;
   }
+  // By time, not by count: polls come on every commit that wrote events (many a second under load, none for
+  // a long while when idle).
+  const auto now = std::chrono::steady_clock::now();
+  const bool prune_now = !last_prune_ || now - *last_prune_ >= prune_every_;
+  if (prune_now) last_prune_ = now;
   size_t n = 0;
-  const bool prune_now = polls_++ % 60 == 0;
   for (const auto& db : sources) {
+    size_t moved = 0;  // what this source's batches moved before a failure, if one comes
     try {
-      n += poll_source(*db);
+      if (db->backend() == Backend::kPostgres)
+        poll_claimed(*db, moved);
+      else
+        poll_sqlite(*db, moved);
       if (prune_now) prune(*db);
     } catch (const std::exception& e) {
       log::error("outbox relay failed", {{"schema", db->schema()}, {"error", e.what()}});
     }
+    n += moved;
   }
   return n;
 }
 
 namespace {
 
-// The updates after a batch on SQLite, as a write the module's writer runs (a group-commit job): the relay
-// moves the next batch meanwhile.
+// A batch's mark on SQLite, as a write the module's writer runs (a group-commit job): the relay moves the
+// next batch meanwhile.
 class MarkJob final : public WriteJob {
  public:
-  explicit MarkJob(std::vector<std::function<void(Tx&)>> updates) : updates_(std::move(updates)) {}
-  void run(Tx& tx) override {
-    for (auto& f : updates_) f(tx);
-  }
+  MarkJob(std::string sql, int64_t from, int64_t to) : sql_(std::move(sql)), from_(from), to_(to) {}
+  void run(Tx& tx) override { tx.query(sql_, {format_rfc3339(Clock::now()), from_, to_}); }
   void finish(std::exception_ptr error) noexcept override {
     if (error)
       done_.set_exception(error);
@@ -300,43 +299,73 @@ class MarkJob final : public WriteJob {
   std::future<void> outcome() { return done_.get_future(); }
 
  private:
-  std::vector<std::function<void(Tx&)>> updates_;
+  std::string sql_;
+  int64_t from_, to_;
   std::promise<void> done_;
 };
 
 }  // namespace
 
-size_t OutboxRelay::poll_source(Database& db) {
-  if (db.backend() != Backend::kPostgres) return poll_sqlite(db);
-  size_t delivered = 0;
-  for (int batch = 0; batch < kMaxBatchesPerPoll; ++batch) {
-    const Moved m = db.write_platform([&](Tx& tx) { return move_claimed(db, tx); });
-    delivered += m.delivered;
-    delivered_.fetch_add(static_cast<int64_t>(m.delivered), std::memory_order_relaxed);
-    if (m.stopped || m.read < static_cast<size_t>(kBatch)) break;
-  }
-  return delivered;
+std::vector<OutboxEvent> OutboxRelay::read_batch(Database& db, Tx& tx, bool claim, int64_t after) {
+  // ORDER BY the pending index's own order (delivered_at is NULL throughout): PostgreSQL then walks the
+  // index instead of sorting every pending row (60 ms for 20 000 of them, against 3).
+  const Result res =
+      tx.query(std::string("SELECT ") + kColumns + " FROM " + db.schema() +
+                   ".outbox WHERE delivered_at IS NULL AND seq > $2 ORDER BY delivered_at, seq LIMIT $1" +
+                   (claim ? " FOR UPDATE SKIP LOCKED" : ""),
+               {kBatch, after});
+  std::vector<OutboxEvent> events;
+  events.reserve(res.rows.size());
+  for (const auto& r : res.rows) events.push_back(event_from(r, db.schema(), false));
+  return events;
 }
 
-size_t OutboxRelay::poll_sqlite(Database& db) {
+void OutboxRelay::poll_claimed(Database& db, size_t& moved) {
+  for (int batch = 0; batch < kMaxBatchesPerPoll; ++batch) {
+    const size_t n = db.write_platform([&](Tx& tx) -> size_t {
+      const std::vector<OutboxEvent> events = read_batch(db, tx, true, 0);
+      if (events.empty()) return 0;
+      // A claimed batch is no range of seqs (rows other replicas claimed, or rows that commit late with a
+      // lower seq, lie between its seqs): its seqs go as one array parameter.
+      std::string seqs = "{";
+      for (size_t i = 0; i < events.size(); ++i) (seqs += i > 0 ? "," : "") += std::to_string(events[i].seq);
+      seqs += '}';
+      // Marked in tx while the sink records the batch (both mostly the database's work, on two connections);
+      // the mark commits only with the rest, after the sink took the batch.
+      std::future<void> sunk;
+      if (sink_) sunk = std::async(std::launch::async, [&] { sink_(events); });
+      tx.query("UPDATE " + db.schema() + ".outbox SET delivered_at = $1 WHERE seq = ANY($2::bigint[])",
+               {format_rfc3339(Clock::now()), seqs});  // throws: ~future waits for the sink first
+      if (sunk.valid()) sunk.get();  // throws: the whole batch stays pending (the transaction rolls back)
+      return events.size();
+    });
+    moved += n;
+    delivered_.fetch_add(static_cast<int64_t>(n), std::memory_order_relaxed);
+    if (n < static_cast<size_t>(kBatch)) break;
+  }
+}
+
+void OutboxRelay::poll_sqlite(Database& db, size_t& moved) {
   // One process per file, and one relay per process: nothing to claim. A batch is read and moved in a read
-  // transaction (the sink writes another database, whose writer must not wait on this one's); its marks are a
+  // transaction (the sink writes another database, whose writer must not wait on this one's); its mark is a
   // write the module's writer runs while the next batch, after the last seq read, is read and moved. Each
-  // mark covers every row delivered since the poll began ([first, last], where still pending: one writer
-  // hands out seqs in commit order, so the pending rows up to the last one read are the rows read), so a mark
-  // that fails is made good by the next one, and a row delivered later is never marked while an earlier one
-  // stays pending.
+  // mark covers every row moved since the poll began ([first, last], where still pending: one writer hands
+  // out seqs in commit order, so the pending rows up to the last one read are the rows read), so a mark that
+  // fails is made good by the next one.
+  const std::string mark =
+      "UPDATE " + db.schema() +
+      ".outbox SET delivered_at = $1 WHERE seq >= $2 AND seq <= $3 AND delivered_at IS NULL";
   struct InFlight {
     std::future<void> done;
-    size_t delivered;  // in this poll, up to and with this mark
+    size_t moved;  // in this poll, up to and with this mark
   };
   std::deque<InFlight> inflight;
-  size_t delivered = 0, confirmed = 0;
+  size_t read = 0, confirmed = 0;
   auto settle = [&](size_t keep) {
     while (inflight.size() > keep) {
       try {
         inflight.front().done.get();
-        confirmed = inflight.front().delivered;
+        confirmed = inflight.front().moved;
       } catch (const std::exception& e) {
         log::error("outbox rows could not be marked delivered; they go again",
                    {{"schema", db.schema()}, {"error", e.what()}});
@@ -346,179 +375,31 @@ size_t OutboxRelay::poll_sqlite(Database& db) {
   };
   std::exception_ptr error;
   try {
-    int64_t after = 0;
-    std::optional<int64_t> first;
+    int64_t after = 0, first = 0;
     for (int batch = 0; batch < kMaxBatchesPerPoll; ++batch) {
-      std::vector<std::function<void(Tx&)>> marks;
-      const Moved m = db.read_platform([&](Tx& tx) { return move_read(db, tx, after, first, marks); });
-      after = m.last_read;
-      delivered += m.delivered;
-      if (!marks.empty()) {
-        auto job = std::make_unique<MarkJob>(std::move(marks));
-        inflight.push_back({job->outcome(), delivered});
-        db.submit(nullptr, std::move(job));
-      }
+      const size_t n = db.read_platform([&](Tx& tx) -> size_t {
+        const std::vector<OutboxEvent> events = read_batch(db, tx, false, after);
+        if (events.empty()) return 0;
+        if (sink_) sink_(events);  // throws: the whole batch stays pending
+        if (batch == 0) first = events.front().seq;
+        after = events.back().seq;
+        return events.size();
+      });
+      if (n == 0) break;
+      read += n;
+      auto job = std::make_unique<MarkJob>(mark, first, after);
+      inflight.push_back({job->outcome(), read});
+      db.submit(nullptr, std::move(job));
       settle(1);  // one mark in flight while the next batch moves
-      if (m.stopped || m.read < static_cast<size_t>(kBatch)) break;
+      if (n < static_cast<size_t>(kBatch)) break;
     }
   } catch (...) {
     error = std::current_exception();
   }
   settle(0);
+  moved = confirmed;
   delivered_.fetch_add(static_cast<int64_t>(confirmed), std::memory_order_relaxed);
   if (error) std::rethrow_exception(error);
-  return confirmed;
-}
-
-std::vector<OutboxEvent> OutboxRelay::read_batch(Database& db, Tx& tx, bool claim, int64_t after,
-                                                 std::vector<int64_t>& attempts, std::vector<bool>& taken,
-                                                 const std::vector<Subscription>& subscribers) {
-  const std::string& schema = db.schema();
-  std::vector<OutboxEvent> events;
-  {
-    // ORDER BY the pending index's own order (delivered_at is NULL throughout): PostgreSQL then walks the
-    // index instead of sorting every pending row (60 ms for 20 000 of them, against 3).
-    const Result res =
-        tx.query(std::string("SELECT ") + kColumns + ", attempts FROM " + schema +
-                     ".outbox WHERE delivered_at IS NULL AND seq > $2 ORDER BY delivered_at, seq LIMIT $1" +
-                     (claim ? " FOR UPDATE SKIP LOCKED" : ""),
-                 {kBatch, after});
-    events.reserve(res.rows.size());
-    attempts.reserve(res.rows.size());
-    for (const auto& r : res.rows) {
-      events.push_back(event_from(r, schema, false));
-      attempts.push_back(r.integer(6));
-    }
-  }
-  // The sink records the payloads' text as it is; only the events a subscriber reads the payload of are
-  // parsed.
-  taken.assign(events.size(), false);
-  for (size_t i = 0; i < events.size(); ++i) {
-    bool parse = false;
-    for (const auto& s : subscribers)
-      if (matches(s.prefix, events[i].type)) {
-        taken[i] = true;
-        parse = parse || s.reads == Reads::kPayload;
-      }
-    if (parse) parse_payload(events[i]);
-  }
-  return events;
-}
-
-size_t OutboxRelay::deliver(const std::string& schema, const std::vector<OutboxEvent>& events,
-                            const std::vector<int64_t>& attempts, const std::vector<bool>& taken,
-                            const std::vector<Subscription>& subscribers,
-                            std::vector<std::function<void(Tx&)>>& updates, size_t& parked) {
-  for (size_t i = 0; i < events.size(); ++i) {
-    if (!taken[i]) continue;
-    const OutboxEvent& e = events[i];
-    std::string error;
-    for (const auto& s : subscribers) {
-      if (!matches(s.prefix, e.type)) continue;
-      try {
-        s.fn(e);
-      } catch (const std::exception& ex) {
-        error = ex.what();
-      } catch (...) {
-        error = "non-standard exception";
-      }
-      if (!error.empty()) break;
-    }
-    if (error.empty()) continue;
-    failed_.fetch_add(1, std::memory_order_relaxed);
-    const bool park = attempts[i] + 1 >= kMaxAttempts;
-    log::error(park ? "outbox event parked after repeated delivery failures" : "outbox delivery failed",
-               {{"schema", schema}, {"event_id", e.id}, {"type", e.type}, {"error", error}});
-    updates.push_back([schema, seq = e.seq, error, park](Tx& t) {
-      if (park)
-        t.query("UPDATE " + schema +
-                    ".outbox SET attempts = attempts + 1, last_error = $2, delivered_at = $3 "
-                    "WHERE seq = $1",
-                {seq, error, format_rfc3339(Clock::now())});
-      else
-        t.query("UPDATE " + schema + ".outbox SET attempts = attempts + 1, last_error = $2 WHERE seq = $1",
-                {seq, error});
-    });
-    if (!park) return i;  // keep the order: nothing after it goes out before it
-    ++parked;
-  }
-  return events.size();
-}
-
-OutboxRelay::Moved OutboxRelay::move_claimed(Database& db, Tx& tx) {
-  const std::string& schema = db.schema();
-  std::vector<Subscription> subscribers;
-  {
-    std::lock_guard lock(mu_);
-    subscribers = subscribers_;
-  }
-  Moved m;
-  std::vector<int64_t> attempts;
-  std::vector<bool> taken;
-  const std::vector<OutboxEvent> events = read_batch(db, tx, true, 0, attempts, taken, subscribers);
-  m.read = events.size();
-  if (events.empty()) return m;
-  m.last_read = events.back().seq;
-  // A claimed batch is no range of seqs (rows other replicas claimed, or rows that commit late with a lower
-  // seq, lie between its seqs): its seqs go as one array parameter.
-  auto seqs = [&](size_t from) {
-    std::string list = "{";
-    for (size_t i = from; i < events.size(); ++i)
-      (list += i > from ? "," : "") += std::to_string(events[i].seq);
-    return list + "}";
-  };
-  // The batch is marked delivered in tx while the sink records it (both mostly the database's work, on two
-  // connections); the mark commits only with the rest, after the sink took the batch.
-  {
-    std::future<void> sunk;
-    if (sink_) sunk = std::async(std::launch::async, [&] { sink_(events); });
-    tx.query("UPDATE " + schema + ".outbox SET delivered_at = $1 WHERE seq = ANY($2::bigint[])",
-             {format_rfc3339(Clock::now()), seqs(0)});  // throws: ~future waits for the sink first
-    if (sunk.valid()) sunk.get();  // throws: the whole batch stays pending (the transaction rolls back)
-  }
-  std::vector<std::function<void(Tx&)>> updates;
-  size_t parked = 0;
-  const size_t stop = deliver(schema, events, attempts, taken, subscribers, updates, parked);
-  for (auto& f : updates) f(tx);
-  if (stop < events.size()) {
-    m.stopped = true;
-    tx.query("UPDATE " + schema + ".outbox SET delivered_at = NULL WHERE seq = ANY($1::bigint[])",
-             {seqs(stop)});
-  }
-  m.delivered = stop - parked;
-  return m;
-}
-
-OutboxRelay::Moved OutboxRelay::move_read(Database& db, Tx& tx, int64_t after, std::optional<int64_t>& first,
-                                          std::vector<std::function<void(Tx&)>>& marks) {
-  const std::string& schema = db.schema();
-  std::vector<Subscription> subscribers;
-  {
-    std::lock_guard lock(mu_);
-    subscribers = subscribers_;
-  }
-  Moved m;
-  std::vector<int64_t> attempts;
-  std::vector<bool> taken;
-  const std::vector<OutboxEvent> events = read_batch(db, tx, false, after, attempts, taken, subscribers);
-  m.read = events.size();
-  if (events.empty()) return m;
-  m.last_read = events.back().seq;
-  if (!first) first = events.front().seq;
-  if (sink_) sink_(events);  // throws: the whole batch stays pending
-  size_t parked = 0;
-  const size_t stop = deliver(schema, events, attempts, taken, subscribers, marks, parked);
-  m.stopped = stop < events.size();
-  m.delivered = stop - parked;
-  // After the failures' updates (a parked row is stamped with its error first).
-  if (stop > 0)
-    marks.push_back(
-        [sql = "UPDATE " + schema +
-               ".outbox SET delivered_at = $1 WHERE seq >= $2 AND seq <= $3 AND delivered_at IS NULL",
-         from = *first, to = events[stop - 1].seq](Tx& t) {
-          t.query(sql, {format_rfc3339(Clock::now()), from, to});
-        });
-  return m;
 }
 
 void OutboxRelay::prune(Database& db) {

@@ -1,13 +1,14 @@
 // Transactional outbox: a module writes its domain events into <schema>.outbox in the same transaction as
-// the change they describe; an OutboxRelay delivers them afterwards, oldest first, at least once, to
-// in-process subscribers.
+// the change they describe; an OutboxRelay moves them afterwards, oldest first, at least once, into a sink
+// (the platform event log, where everything that reacts to events subscribes).
 //   migrations.push_back(db::Outbox::migration(4, "crm_db"));                 // creates crm_db.outbox
 //   db->write(scope, [&](db::Tx& tx) { …; outbox.append(tx, scope, "crm.deal.won", {{"deal", j}}); });
-//   relay.add_source(db);  relay.subscribe("crm.", on_event);  relay.poll();  // e.g. once a second
+//   relay.add_source(db);  relay.set_sink(record);  relay.poll();  // on each commit that wrote events
 #pragma once
 #include <nlohmann/json.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -26,7 +27,7 @@ struct OutboxEvent {
   std::string schema;  // the outbox it came from ("crm_db")
   std::string tenant_id;
   std::string type;        // "crm.deal.won"
-  nlohmann::json payload;  // an object (from the relay: null unless a subscriber reads it; see OutboxRelay)
+  nlohmann::json payload;  // an object, from Outbox::append and Outbox::list; null from the relay
   std::string created_at;  // RFC 3339
   // The payload as the outbox stores it (compact JSON text), on events read from an outbox: the event log
   // records it as it is, without building and dumping the object again. Empty: `payload` is the payload.
@@ -65,6 +66,10 @@ class Outbox {
   // The same for a platform table's change: the tenant it concerns ("" for none, a platform-wide event).
   OutboxEvent append(Tx& tx, const std::string& tenant_id, std::string_view type,
                      nlohmann::json payload) const;
+  // Marks tx as a transaction that wrote outbox rows, so its commit wakes the relay (the database's commit
+  // hook). append() calls it; a caller that inserts rows into <schema>.outbox itself (a CSV import's bulk
+  // insert) must call it too, or its events wait for the relay's fallback look.
+  void mark_written(Tx& tx) const;
 
   // The tenant's events, newest first, up to limit + 1 (for a next cursor), optionally of one type or
   // type prefix (a type ending in a dot, "crm.deal."), and older than before_seq.
@@ -80,88 +85,51 @@ class Outbox {
   std::string schema_;
 };
 
-// Moves pending outbox rows of its sources to the sink (the platform event log) a batch at a time, and
-// delivers them to in-process subscribers, in seq order per source, at least once: a row is marked delivered
-// only after the sink took its batch and every matching subscriber returned. The sink gets the events with
-// payload_text, and payload parsed only when a subscriber that reads it (Reads::kPayload) takes the event; on
-// PostgreSQL it runs on a thread of its own while the claimed batch is marked. A sink that throws leaves the
-// batch for the next poll. A subscriber that throws stops its source's delivery
-// there (order is kept) and the row is retried on the next poll; after kMaxAttempts failures it is parked
-// (marked delivered with its last error) so one poison event cannot block the rest forever. On PostgreSQL a
-// batch is claimed (FOR UPDATE SKIP LOCKED) for the length of its move, so several processes polling one
-// outbox move each row once.
+// Moves pending outbox rows of its sources to the sink (the platform event log) a batch at a time, in seq
+// order per source, at least once: a batch is marked delivered only after the sink took it, and a sink that
+// throws leaves the batch pending for the next poll (the log skips an event it already holds). The sink gets
+// each payload as the outbox's text (payload_text), never parsed here. On PostgreSQL a batch is claimed (FOR
+// UPDATE SKIP LOCKED) for the length of its move and marked while the sink records it (the sink runs on a
+// thread of its own then), so several processes polling one outbox move each row once.
 class OutboxRelay {
  public:
-  using Subscriber = std::function<void(const OutboxEvent&)>;
   using Sink = std::function<void(const std::vector<OutboxEvent>&)>;
-  static constexpr int kMaxAttempts = 5;
   // Rows per batch: one read, one insert into the log, one mark. 5 000 rows of a few KiB is some 10 MiB.
   static constexpr int kBatch = 5000;
   static constexpr int kMaxBatchesPerPoll = 20;
-  // Delivered rows are kept this long (GET …/events reads them), then pruned.
+  // Delivered rows are kept this long (GET …/events reads them), then pruned by the first poll after each
+  // prune_every (polls come on every commit that wrote events: many a second under load, few when idle).
   static constexpr int64_t kRetentionSeconds = 7 * 24 * 3600;
+  static constexpr std::chrono::seconds kPruneEvery{60};
 
-  // What a subscriber reads of an event: the payload object, or only the rest (id, type, tenant,
-  // payload_text), which spares parsing the payload when no subscriber of the event needs it (a log line, a
-  // counter).
-  enum class Reads { kPayload, kHeaders };
+  explicit OutboxRelay(std::chrono::milliseconds prune_every = kPruneEvery) : prune_every_(prune_every) {}
 
   void add_source(std::shared_ptr<Database> db);
-  // prefix "" matches every type; "crm." every CRM event; an exact type matches itself.
-  void subscribe(std::string prefix, Subscriber fn, Reads reads = Reads::kPayload);
-  // Where every batch goes first (set before the first poll).
+  // Where every batch goes (set before the first poll).
   void set_sink(Sink sink) { sink_ = std::move(sink); }
 
-  // Delivers what is pending now; answers how many rows were delivered. Blocking; call from one
-  // background thread (it is serialised internally, so a second caller waits).
+  // Moves what is pending now; answers how many rows were moved. Blocking; call from one background thread
+  // (it is serialised internally, so a second caller waits).
   size_t poll();
 
   int64_t delivered_total() const { return delivered_.load(std::memory_order_relaxed); }
-  int64_t failed_total() const { return failed_.load(std::memory_order_relaxed); }
 
  private:
-  struct Subscription {
-    std::string prefix;
-    Subscriber fn;
-    Reads reads;
-  };
-  size_t poll_source(Database& db);
-  size_t poll_sqlite(Database& db);
-  // What a batch came to: rows read and delivered (parked ones not counted), the last seq read, and whether a
-  // subscriber's failure stopped it.
-  struct Moved {
-    size_t read = 0, delivered = 0;
-    int64_t last_read = 0;
-    bool stopped = false;
-  };
-  // PostgreSQL: one batch claimed, moved and marked in tx.
-  Moved move_claimed(Database& db, Tx& tx);
-  // SQLite: one batch after seq `after` read and moved in tx (a read); its updates are appended to `marks`.
-  // `first` is the first seq the poll read (set by its first batch).
-  Moved move_read(Database& db, Tx& tx, int64_t after, std::optional<int64_t>& first,
-                  std::vector<std::function<void(Tx&)>>& marks);
-  // Pending rows after seq `after`, oldest first; the payloads a subscriber reads parsed, `taken` set for the
-  // events some subscriber matches.
-  std::vector<OutboxEvent> read_batch(Database& db, Tx& tx, bool claim, int64_t after,
-                                      std::vector<int64_t>& attempts, std::vector<bool>& taken,
-                                      const std::vector<Subscription>& subscribers);
-  // Runs the subscribers over the batch in order. Answers the index of the first event not delivered (size()
-  // when all were, the parked ones counted in `parked`); a failure's update (attempts, error, parking) is
-  // appended to `updates`.
-  size_t deliver(const std::string& schema, const std::vector<OutboxEvent>& events,
-                 const std::vector<int64_t>& attempts, const std::vector<bool>& taken,
-                 const std::vector<Subscription>& subscribers, std::vector<std::function<void(Tx&)>>& updates,
-                 size_t& parked);
+  // One source's pending rows, a batch at a time; `moved` counts the rows moved (and marked) so far, also
+  // when a batch fails and this throws.
+  void poll_claimed(Database& db, size_t& moved);
+  void poll_sqlite(Database& db, size_t& moved);
+  // Pending rows after seq `after`, oldest first, their payloads as text; claimed when `claim`.
+  std::vector<OutboxEvent> read_batch(Database& db, Tx& tx, bool claim, int64_t after);
   void prune(Database& db);
 
   std::mutex poll_mu_;  // one poll at a time
-  std::mutex mu_;       // sources and subscribers
+  std::mutex mu_;       // sources
   std::vector<std::shared_ptr<Database>> sources_;
-  std::vector<Subscription> subscribers_;
   Sink sink_;
-  int64_t polls_ = 0;
+  const std::chrono::milliseconds prune_every_;
+  std::optional<std::chrono::steady_clock::time_point> last_prune_;  // under poll_mu_
   std::atomic<int64_t> delivered_{0};
-  std::atomic<int64_t> failed_{0};
 };
 
 }  // namespace cdx::db

@@ -3,8 +3,10 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <thread>
 
 #include "common/ids.hpp"
+#include "db/outbox_testing.hpp"
 #include "db/testing.hpp"
 
 namespace cdx::db {
@@ -28,6 +30,12 @@ class OutboxTest : public ::testing::Test {
       tx.query("INSERT INTO box_db.things (id, tenant_id) VALUES ($1, $2)",
                {new_uuid_v7(), scope.tenant_id()});
       outbox_.append(tx, scope, type, {{"n", n}});
+    });
+  }
+  // n events in one transaction, payload {"n": i}.
+  void fill(int n) {
+    db_->write(a_, [&](Tx& tx) {
+      for (int i = 0; i < n; ++i) outbox_.append(tx, a_, "thing.created", {{"n", i}});
     });
   }
   int64_t pending() {
@@ -78,68 +86,34 @@ TEST_F(OutboxTest, ListsAreTenantScopedNewestFirstAndFilterByTypeOrPrefix) {
   EXPECT_EQ(list(std::nullopt, all[0].seq).size(), 2u);
 }
 
-TEST_F(OutboxTest, RelayDeliversInOrderOnceAndMarksDelivered) {
+TEST_F(OutboxTest, RelayMovesThePayloadTextInOrderOnceAndMarksDelivered) {
   for (int i = 0; i < 5; ++i) change(i % 2 ? b_ : a_, "thing.created", i);
+  const std::string stored = db_->read_platform([&](Tx& tx) {
+    return tx.query("SELECT payload FROM box_db.outbox ORDER BY seq LIMIT 1").rows.at(0).text(0);
+  });
   OutboxRelay relay;
   relay.add_source(db_);
-  std::vector<int> seen;
-  std::vector<std::string> deals;
-  relay.subscribe("", [&](const OutboxEvent& e) { seen.push_back(e.payload["n"].get<int>()); });
-  relay.subscribe("deal.", [&](const OutboxEvent& e) { deals.push_back(e.type); });
+  std::vector<OutboxEvent> sunk;
+  relay.set_sink(
+      [&](const std::vector<OutboxEvent>& events) { sunk.insert(sunk.end(), events.begin(), events.end()); });
   EXPECT_EQ(relay.poll(), 5u);
-  EXPECT_EQ(seen, (std::vector<int>{0, 1, 2, 3, 4}));
-  EXPECT_TRUE(deals.empty());
+  ASSERT_EQ(sunk.size(), 5u);
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_EQ(sunk[i].payload_text, R"({"n":)" + std::to_string(i) + "}");
+    EXPECT_TRUE(sunk[i].payload.is_null());  // moved as text, never parsed
+    EXPECT_EQ(sunk[i].schema, "box_db");
+    EXPECT_EQ(sunk[i].tenant_id, i % 2 ? "tenant-b" : "tenant-a");
+    EXPECT_EQ(sunk[i].type, "thing.created");
+    if (i > 0) EXPECT_LT(sunk[i - 1].seq, sunk[i].seq);
+  }
+  EXPECT_EQ(sunk[0].payload_text, stored);  // as the outbox holds it
   EXPECT_EQ(pending(), 0);
   EXPECT_EQ(relay.poll(), 0u);  // nothing twice
   change(a_, "deal.won", 5);
   EXPECT_EQ(relay.poll(), 1u);
-  EXPECT_EQ(deals, (std::vector<std::string>{"deal.won"}));
+  ASSERT_EQ(sunk.size(), 6u);
+  EXPECT_EQ(sunk[5].type, "deal.won");
   EXPECT_EQ(relay.delivered_total(), 6);
-}
-
-TEST_F(OutboxTest, AFailingSubscriberStopsDeliveryThereAndItIsRetried) {
-  change(a_, "thing.created", 1);
-  change(a_, "thing.created", 2);
-  change(a_, "thing.created", 3);
-  OutboxRelay relay;
-  relay.add_source(db_);
-  std::vector<int> seen;
-  int failures_left = 2;
-  relay.subscribe("", [&](const OutboxEvent& e) {
-    const int n = e.payload["n"].get<int>();
-    if (n == 2 && failures_left > 0) {
-      --failures_left;
-      throw std::runtime_error("subscriber down");
-    }
-    seen.push_back(n);
-  });
-  EXPECT_EQ(relay.poll(), 1u);  // 1, then 2 fails: 3 waits behind it
-  EXPECT_EQ(seen, (std::vector<int>{1}));
-  EXPECT_EQ(relay.poll(), 0u);
-  EXPECT_EQ(relay.poll(), 2u);  // 2 succeeds on its third attempt, then 3
-  EXPECT_EQ(seen, (std::vector<int>{1, 2, 3}));
-  EXPECT_EQ(relay.failed_total(), 2);
-}
-
-TEST_F(OutboxTest, APoisonEventIsParkedAfterMaxAttempts) {
-  change(a_, "poison", 1);
-  change(a_, "fine", 2);
-  OutboxRelay relay;
-  relay.add_source(db_);
-  std::vector<std::string> seen;
-  relay.subscribe("", [&](const OutboxEvent& e) {
-    if (e.type == "poison") throw std::runtime_error("cannot handle");
-    seen.push_back(e.type);
-  });
-  for (int i = 0; i < OutboxRelay::kMaxAttempts; ++i) relay.poll();
-  EXPECT_EQ(seen, (std::vector<std::string>{"fine"}));
-  EXPECT_EQ(pending(), 0);
-  auto error = db_->read_platform([&](Tx& tx) {
-    return tx.query("SELECT last_error, attempts FROM box_db.outbox WHERE type = 'poison'")
-        .rows.at(0)
-        .text(0);
-  });
-  EXPECT_EQ(error, "cannot handle");
 }
 
 TEST_F(OutboxTest, PurgeRemovesOnlyTheTenantsEvents) {
@@ -151,83 +125,142 @@ TEST_F(OutboxTest, PurgeRemovesOnlyTheTenantsEvents) {
   EXPECT_EQ(left.size(), 1u);
 }
 
-TEST_F(OutboxTest, TheSinkGetsThePayloadTextAndOnlyWhatASubscriberReadsIsParsed) {
-  change(a_, "thing.created", 1);
-  change(a_, "deal.won", 2);
-  const std::string stored = db_->read_platform([&](Tx& tx) {
-    return tx.query("SELECT payload FROM box_db.outbox ORDER BY seq LIMIT 1").rows.at(0).text(0);
-  });
-  OutboxRelay relay;
-  relay.add_source(db_);
-  std::vector<OutboxEvent> sunk;
-  relay.set_sink(
-      [&](const std::vector<OutboxEvent>& events) { sunk.insert(sunk.end(), events.begin(), events.end()); });
-  int headers = 0;
-  std::vector<int> payloads;
-  relay.subscribe(
-      "", [&](const OutboxEvent&) { ++headers; }, OutboxRelay::Reads::kHeaders);
-  relay.subscribe("deal.", [&](const OutboxEvent& e) { payloads.push_back(e.payload["n"].get<int>()); });
-  EXPECT_EQ(relay.poll(), 2u);
-  ASSERT_EQ(sunk.size(), 2u);
-  EXPECT_EQ(sunk[0].payload_text, stored);  // as the outbox holds it, not dumped again
-  EXPECT_TRUE(sunk[0].payload.is_null());   // nobody reads its payload: never parsed
-  EXPECT_EQ(sunk[1].payload, nlohmann::json({{"n", 2}}));
-  EXPECT_EQ(payload_text_of(sunk[1]), R"({"n":2})");
-  EXPECT_EQ(headers, 2);
-  EXPECT_EQ(payloads, (std::vector<int>{2}));
-}
-
-TEST_F(OutboxTest, ASinkThatThrowsLeavesTheBatchPending) {
+TEST_F(OutboxTest, ASinkThatThrowsLeavesEverythingPendingAndALaterPollMovesIt) {
   for (int i = 0; i < 3; ++i) change(a_, "thing.created", i);
   OutboxRelay relay;
   relay.add_source(db_);
   bool down = true;
-  std::vector<std::string> ids;
+  int calls = 0;
+  std::vector<std::string> texts;
   relay.set_sink([&](const std::vector<OutboxEvent>& events) {
+    ++calls;
     if (down) throw std::runtime_error("event log down");
-    for (const auto& e : events) ids.push_back(e.id);
+    for (const auto& e : events) texts.push_back(e.payload_text);
   });
   EXPECT_EQ(relay.poll(), 0u);
+  EXPECT_EQ(relay.poll(), 0u);
+  EXPECT_EQ(calls, 2);
   EXPECT_EQ(pending(), 3);
+  EXPECT_EQ(relay.delivered_total(), 0);
   down = false;
   EXPECT_EQ(relay.poll(), 3u);
-  EXPECT_EQ(ids.size(), 3u);
+  EXPECT_EQ(texts, (std::vector<std::string>{R"({"n":0})", R"({"n":1})", R"({"n":2})"}));
+  EXPECT_EQ(pending(), 0);
+  EXPECT_EQ(relay.poll(), 0u);
+  EXPECT_EQ(calls, 3);  // an empty outbox calls no sink
+}
+
+TEST_F(OutboxTest, AtLeastOnceASinkThatTookABatchAndThrewGetsItAgain) {
+  for (int i = 0; i < 3; ++i) change(a_, "thing.created", i);
+  OutboxRelay relay;
+  relay.add_source(db_);
+  std::vector<std::string> ids;
+  bool fail = true;
+  relay.set_sink([&](const std::vector<OutboxEvent>& events) {
+    for (const auto& e : events) ids.push_back(e.id);  // recorded, then the answer is lost
+    if (fail) throw std::runtime_error("connection reset");
+  });
+  EXPECT_EQ(relay.poll(), 0u);
+  fail = false;
+  EXPECT_EQ(relay.poll(), 3u);
+  ASSERT_EQ(ids.size(), 6u);  // the same events again, same ids (the log skips the repeats)
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(ids[i], ids[i + 3]);
   EXPECT_EQ(pending(), 0);
 }
 
-TEST_F(OutboxTest, BatchesAfterBatchesAreMarkedAndAParkedRowKeepsItsError) {
-  // More than two batches in one poll; a poison event in the second.
-  const int n = 2 * OutboxRelay::kBatch + 10, poison = OutboxRelay::kBatch + 7;
-  db_->write(a_, [&](Tx& tx) {
-    for (int i = 0; i < n; ++i) outbox_.append(tx, a_, i == poison ? "poison" : "thing.created", {{"n", i}});
-  });
+TEST_F(OutboxTest, BatchesLargerThanKBatchGoInOrderEachOnce) {
+  const int n = 2 * OutboxRelay::kBatch + 10;
+  fill(n);
   OutboxRelay relay;
   relay.add_source(db_);
-  size_t sunk = 0;
-  relay.set_sink([&](const std::vector<OutboxEvent>& events) { sunk += events.size(); });
-  std::vector<int> seen;
-  relay.subscribe("", [&](const OutboxEvent& e) {
-    if (e.type == "poison") throw std::runtime_error("cannot handle");
-    seen.push_back(e.payload["n"].get<int>());
-  });
-  EXPECT_EQ(relay.poll(), static_cast<size_t>(poison));  // stops at the poison event
-  EXPECT_EQ(pending(), n - poison);
-  size_t later = 0;
-  for (int i = 1; i < OutboxRelay::kMaxAttempts; ++i) later += relay.poll();
-  EXPECT_EQ(later, static_cast<size_t>(n - poison - 1));  // parked on its last attempt, the rest follow
+  testing::LogProbe log;
+  relay.set_sink(log.sink());
+  EXPECT_EQ(relay.poll(), static_cast<size_t>(n));
+  EXPECT_EQ(log.batches, (std::vector<size_t>{OutboxRelay::kBatch, OutboxRelay::kBatch, 10}));
+  EXPECT_TRUE(log.saw_in_order(n));
   EXPECT_EQ(pending(), 0);
-  ASSERT_EQ(seen.size(), static_cast<size_t>(n - 1));
-  for (size_t i = 1; i < seen.size(); ++i) ASSERT_LT(seen[i - 1], seen[i]);  // in order, each once
-  auto row = db_->read_platform([&](Tx& tx) {
-    return tx.query("SELECT last_error, attempts, delivered_at FROM box_db.outbox WHERE type = 'poison'")
-        .rows.at(0);
-  });
-  EXPECT_EQ(row.text(0), "cannot handle");
-  EXPECT_EQ(row.integer(1), OutboxRelay::kMaxAttempts);
-  EXPECT_FALSE(row.is_null(2));
-  EXPECT_EQ(relay.delivered_total(), n - 1);
-  EXPECT_GE(sunk, static_cast<size_t>(n));  // at least once: a batch stopped part way goes again
+  EXPECT_EQ(relay.delivered_total(), n);
   EXPECT_EQ(relay.poll(), 0u);
+}
+
+TEST_F(OutboxTest, ASinkThatThrowsOnALaterBatchKeepsTheEarlierOnesMoved) {
+  const int n = 2 * OutboxRelay::kBatch + 10;
+  fill(n);
+  OutboxRelay relay;
+  relay.add_source(db_);
+  testing::LogProbe log{.fail_call = 2};  // the second batch
+  relay.set_sink(log.sink());
+  EXPECT_EQ(relay.poll(), static_cast<size_t>(OutboxRelay::kBatch));
+  EXPECT_EQ(pending(), n - OutboxRelay::kBatch);
+  EXPECT_EQ(relay.poll(), static_cast<size_t>(n - OutboxRelay::kBatch));
+  EXPECT_TRUE(log.saw_in_order(n));  // the first batch not again: it was marked
+  EXPECT_EQ(pending(), 0);
+}
+
+TEST_F(OutboxTest, DeliveredRowsArePrunedOnceAMinuteNotEveryFewPolls) {
+  auto old_row = [&](const std::string& id) {
+    db_->write_platform([&](Tx& tx) {
+      tx.query(
+          "INSERT INTO box_db.outbox (id, tenant_id, type, payload, created_at, delivered_at) "
+          "VALUES ($1, 'tenant-a', 'x', '{}', '2020-01-01T00:00:00Z', '2020-01-01T00:00:01Z')",
+          {id});
+    });
+  };
+  auto rows = [&] {
+    return db_->read_platform(
+        [&](Tx& tx) { return tx.query("SELECT COUNT(*) FROM box_db.outbox").rows.at(0).integer(0); });
+  };
+  old_row("old-1");
+  change(a_, "thing.created", 1);  // delivered now: kept for kRetentionSeconds
+  OutboxRelay relay;
+  relay.add_source(db_);
+  EXPECT_EQ(relay.poll(), 1u);  // the first poll prunes
+  EXPECT_EQ(rows(), 1);
+  old_row("old-2");
+  for (int i = 0; i < 100; ++i) {
+    change(a_, "thing.created", i);
+    relay.poll();
+  }
+  EXPECT_EQ(rows(), 102);  // not pruned again within the minute, however many polls
+
+  // Once the interval has passed, the next poll prunes, whether or not it moves anything.
+  OutboxRelay quick(std::chrono::milliseconds(500));
+  quick.add_source(db_);
+  EXPECT_EQ(quick.poll(), 0u);  // its first poll prunes old-2
+  EXPECT_EQ(rows(), 101);
+  old_row("old-3");
+  EXPECT_EQ(quick.poll(), 0u);
+  EXPECT_EQ(rows(), 102);  // too soon
+  std::this_thread::sleep_for(std::chrono::milliseconds(600));
+  EXPECT_EQ(quick.poll(), 0u);
+  EXPECT_EQ(rows(), 101);
+}
+
+// A CSV import inserts its outbox rows itself (one statement a batch) and marks its transaction with
+// mark_written: its commit must wake the relay as append()'s does, or its events wait for the fallback look.
+TEST_F(OutboxTest, ACommitThatMarkedOutboxRowsWakesTheRelayAndNoOtherDoes) {
+  int wakes = 0;
+  db_->set_commit_hook([&] { ++wakes; });
+  auto raw_insert = [&](Tx& tx) {
+    tx.query(
+        "INSERT INTO box_db.outbox (id, tenant_id, type, payload, created_at) "
+        "VALUES ($1, $2, 'thing.created', '{}', '2026-01-01T00:00:00Z')",
+        {new_uuid_v7(), a_.tenant_id()});
+  };
+  db_->write(a_, [&](Tx& tx) { raw_insert(tx); });
+  EXPECT_EQ(wakes, 0);  // rows written behind the outbox's back: nothing tells the relay
+  db_->write(a_, [&](Tx& tx) {
+    raw_insert(tx);
+    outbox_.mark_written(tx);
+  });
+  EXPECT_EQ(wakes, 1);
+  db_->write(a_, [&](Tx& tx) {
+    tx.query("INSERT INTO box_db.things (id, tenant_id) VALUES ($1, $2)", {new_uuid_v7(), a_.tenant_id()});
+  });
+  EXPECT_EQ(wakes, 1);  // a write without events wakes nothing, even after a marked one
+  change(a_, "thing.updated", 3);
+  EXPECT_EQ(wakes, 2);  // append() marks it the same way
+  EXPECT_EQ(pending(), 3);
 }
 
 TEST(ScanPayload, ReadsTheSubjectAndTheActorAsTheParsedObjectWould) {

@@ -439,6 +439,29 @@ TEST_F(KitTest, InterruptedImportsAreFinishedWhenDecidedAndDroppedOtherwise) {
   EXPECT_TRUE(db_->read(a_, [&](db::Tx& tx) { return staging.pending(tx, a_); }).empty());
 }
 
+// An import writes its *.created events with one insert a batch, not through Outbox::append: its commit must
+// still wake the relay (the database's commit hook), or the events wait for the relay's fallback look.
+TEST_F(KitTest, AnImportsCommitWakesTheRelay) {
+  db_->migrate(
+      {{6, "notes",
+        "CREATE TABLE shelf_db.notes (id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, title TEXT NOT NULL, "
+        "n INTEGER, created_at TEXT NOT NULL, updated_at TEXT NOT NULL, UNIQUE (tenant_id, title));"}});
+  Resource decl("shelf", "note", "notes");
+  decl.field(text("title", 20).required().unique()).field(integer("n", 0, 100)).csv();
+  const Resource& notes = kit_->add(std::move(decl));
+  int wakes = 0;
+  db_->set_commit_hook([&] { ++wakes; });
+  const Caller c{a_, {"user", "u1"}, std::nullopt};
+  const auto rows = import_rows(parse_csv("title,n\none,1\ntwo,2\nthree,3\n"), notes);
+  const ImportReport report =
+      db_->write(a_, [&](db::Tx& tx) { return kit_->store_import(tx, c, notes, rows, false); });
+  EXPECT_EQ(report.created, 3);
+  EXPECT_EQ(wakes, 1);
+  int created = 0;
+  for (const auto& e : events(a_)) created += e.type == "shelf.note.created";
+  EXPECT_EQ(created, 3);
+}
+
 // Platform rows (core's tenants and plans): no tenant_id, the platform transactions, no events.
 TEST_F(KitTest, PlatformRowsHaveNoTenantAndWriteNoEvents) {
   db_->migrate(

@@ -143,10 +143,11 @@ Prepared prepare(const Resource& r, const std::string& by, std::vector<json> row
 
 // Inside a write transaction: the rows, their events and what after_import adds.
 void store(db::Tx& tx, const db::TenantScope& scope, const Resource& r, const ImportLayout& layout,
-           const std::string& outbox, const Prepared& p) {
+           const db::Outbox& outbox, const Prepared& p) {
   if (p.rows.empty()) return;
   insert_json_rows(tx, scope, r.table(), layout.columns, p.cells, layout.numeric);
-  insert_json_rows(tx, scope, outbox, {"id", "type", "payload", "created_at"}, p.events);
+  insert_json_rows(tx, scope, outbox.schema() + ".outbox", {"id", "type", "payload", "created_at"}, p.events);
+  outbox.mark_written(tx);  // the commit wakes the relay, as Outbox::append's does
   if (r.hooks().after_import) {
     std::vector<const json*> stored;
     stored.reserve(p.rows.size());
@@ -530,7 +531,7 @@ std::map<std::string, std::set<std::string>> free_keys(db::Tx& tx, const Caller&
 // Every batch in the transaction tx: the rules, the checks against what tx sees, and the rows written as
 // they pass. Throws ImportFailed for an all-or-nothing import with a bad row (the caller rolls back).
 ImportReport import_in(db::Tx& tx, const Caller& c, const Resource& r, RowSource& source, bool partial,
-                       const std::string& outbox) {
+                       const db::Outbox& outbox) {
   ImportRun run(r, c, partial, source.rows());
   const std::string by = c.actor.to_json().dump();
   std::vector<json> good;
@@ -553,12 +554,11 @@ json to_json(const ImportReport& r) {
 ImportReport Kit::store_import(db::Tx& tx, const Caller& c, const Resource& r,
                                const std::vector<ImportRow>& rows, bool partial) const {
   ListSource source(rows);
-  return import_in(tx, c, r, source, partial, outbox_.schema() + ".outbox");
+  return import_in(tx, c, r, source, partial, outbox_);
 }
 
 Task<void> Kit::import_csv(Context& ctx, const Caller& c, const Resource& r, bool partial,
                            const std::string& route_key) const {
-  const std::string outbox = outbox_.schema() + ".outbox";
   // The whole body's syntax and size first, on a worker (a parse of 32 MiB is no I/O thread's work).
   std::unique_ptr<CsvSource> source =
       co_await workers_.run([&] { return std::make_unique<CsvSource>(ctx.req.body, r); });
@@ -569,7 +569,7 @@ Task<void> Kit::import_csv(Context& ctx, const Caller& c, const Resource& r, boo
     // Idempotency-Key's answer.
     try {
       co_await write_answer(ctx, route_key, [&](db::Tx& tx) {
-        ImportReport report = import_in(tx, c, r, *source, partial, outbox);
+        ImportReport report = import_in(tx, c, r, *source, partial, outbox_);
         ctx.res.json(200, render(report));
       });
     } catch (const ImportFailed& e) {
@@ -685,8 +685,8 @@ Task<void> Kit::import_csv(Context& ctx, const Caller& c, const Resource& r, boo
       }
       const bool last = seq + 1 == staged;
       writing.emplace_back(*db_, *hold, c.scope,
-                           [this, &c, &r, &run, &outbox, &p, &import_id, seq, last](db::Tx& tx) {
-                             store(tx, c.scope, r, run.layout(), outbox, p);
+                           [this, &c, &r, &run, &p, &import_id, seq, last](db::Tx& tx) {
+                             store(tx, c.scope, r, run.layout(), outbox_, p);
                              if (last)
                                staging_.drop(tx, c.scope, import_id);
                              else
@@ -735,13 +735,12 @@ void Kit::finish_imports(const db::TenantScope& scope) const {
     try {
       const Resource& r = get(p.resource);
       const ImportLayout layout(r);
-      const std::string outbox = outbox_.schema() + ".outbox";
       for (int64_t seq : p.chunks) {
         const std::string text =
             db_->read(scope, [&](db::Tx& tx) { return staging_.chunk(tx, scope, p.id, seq); });
         const Prepared prepared = prepare(r, p.actor, staged_rows(r, text));
         db_->write(scope, [&](db::Tx& tx) {
-          store(tx, scope, r, layout, outbox, prepared);
+          store(tx, scope, r, layout, outbox_, prepared);
           staging_.drop_chunk(tx, scope, p.id, seq);
         });
       }
