@@ -4,9 +4,13 @@ import { Card, ErrorBox, fmtDate, fmtMoney, Loading, Stat } from "../../componen
 import { BarChart } from "./charts";
 
 /** A tenant's aggregates (GET /tenants/{id}/overview) and its 30-day usage chart. */
-export function TenantStats({ tenantId }: { tenantId: string }) {
+export function TenantStats({ tenantId, withUsage = true }: { tenantId: string; withUsage?: boolean }) {
   const ov = useLoad(() => api.GET("/api/v1/tenants/{id}/overview", { params: { path: { id: tenantId } } }), [tenantId]);
-  const usage = useLoad(() => api.GET("/api/v1/tenants/{id}/usage", { params: { path: { id: tenantId } } }), [tenantId]);
+  // The per-day usage is the operator's (a tenant's ADMIN gets 403 there): only asked for when shown.
+  const usage = useLoad(
+    () => (withUsage ? api.GET("/api/v1/tenants/{id}/usage", { params: { path: { id: tenantId } } }) : Promise.resolve({ data: undefined, error: undefined, response: new Response(null, { status: 204 }) })),
+    [tenantId, withUsage],
+  );
   const o: Schemas["TenantOverview"] | null = ov.data;
   return (
     <div className="space-y-4">
@@ -29,11 +33,11 @@ export function TenantStats({ tenantId }: { tenantId: string }) {
         </div>
       )}
       {o && <p className="text-xs text-slate-600 dark:text-slate-400">Updated {fmtDate(o.updated_at)}</p>}
-      <Card title="API calls, last 30 days">
+      {withUsage && <Card title="API calls, last 30 days">
         <ErrorBox problem={usage.problem} />
         {usage.data && <BarChart label="API calls per day" data={(usage.data.days ?? []).map((d) => ({ x: d.day ?? "", y: d.calls ?? 0 }))} />}
         {usage.data && <p className="text-sm">Total: {usage.data.total}</p>}
-      </Card>
+      </Card>}
     </div>
   );
 }

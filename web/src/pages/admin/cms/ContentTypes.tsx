@@ -58,7 +58,7 @@ export default function ContentTypes() {
           { header: "Name", cell: (t) => <Link className="text-indigo-700 underline dark:text-indigo-300" to={`/cms/types/${t.key}`}>{t.name}</Link> },
           { header: "Key", cell: (t) => <code>{t.key}</code> },
           { header: "Fields", cell: (t) => (t.fields as FieldDef[]).map((f) => `${f.key}:${f.type}`).join(", ") },
-          { header: "Actions", cell: (t) => <Button onClick={() => start(t)} aria-label={`Edit type ${t.key}`}>Edit fields</Button> },
+          { header: "Actions", cell: (t) => <Button onClick={() => start(t)} aria-label={`Edit fields of ${t.key}`}>Edit fields</Button> },
         ]}
       />
       <Modal title={editing ? `Edit ${editing.name}` : "New content type"} open={open} onClose={() => setOpen(false)}>

@@ -1,6 +1,5 @@
-import { useState } from "react";
 import { Link, useNavigate, useParams } from "react-router-dom";
-import { api, asProblem, type Problem, type Schemas } from "../../../api/client";
+import { api, type Schemas } from "../../../api/client";
 import { KeysetList, useLoad } from "../../../components/list";
 import { Badge, Button, ErrorBox, fmtDate, PageHeader } from "../../../components/ui";
 
@@ -10,22 +9,17 @@ export default function Entries() {
   const { key = "" } = useParams();
   const nav = useNavigate();
   const t = useLoad(() => api.GET("/api/v1/cms/content-types/{key}", { params: { path: { key } } }), [key]);
-  const [problem, setProblem] = useState<Problem | null>(null);
   const fields = (t.data?.fields ?? []) as Schemas["ContentTypeField"][];
   const titleKey = fields.find((f) => f.type === "text")?.key;
 
-  const create = async () => {
-    const r = await api.POST("/api/v1/cms/content-types/{key}/entries", { params: { path: { key } }, body: { data: {} } });
-    if (r.error || !r.data) return setProblem(asProblem(r.error, r.response.status));
-    nav(`/cms/types/${key}/entries/${r.data.id}`);
-  };
+  const create = () => nav(`/cms/types/${key}/entries/new`);
 
   return (
     <div>
-      <PageHeader title={t.data ? `${t.data.name} entries` : "Entries"} actions={<Button kind="primary" onClick={() => void create()}>New entry</Button>}>
+      <PageHeader title={t.data ? `${t.data.name} entries` : "Entries"} actions={<Button kind="primary" onClick={create}>New entry</Button>}>
         <Link className="text-sm text-indigo-700 underline dark:text-indigo-300" to="/cms">All content types</Link>
       </PageHeader>
-      <ErrorBox problem={problem ?? t.problem} />
+      <ErrorBox problem={t.problem} />
       <KeysetList<Entry>
         caption="Entries"
         searchLabel="Search entries"

@@ -1,13 +1,15 @@
 // An entry's form, generated from its content type's fields; save as draft, publish, unpublish, schedule,
 // and the versions with restore.
 import { useEffect, useState, type FormEvent } from "react";
-import { Link, useParams } from "react-router-dom";
+import { Link, useLocation, useNavigate, useParams } from "react-router-dom";
 import { api, asProblem, fieldErrors, type Problem, type Schemas } from "../../../api/client";
 import { KeysetList, useLoad } from "../../../components/list";
 import { Badge, Button, Card, Checkbox, ErrorBox, Field, fmtDate, Loading, PageHeader, Select } from "../../../components/ui";
 
 type FieldDef = Schemas["ContentTypeField"];
 type Version = Schemas["EntryVersionSummary"];
+
+const blankEntry = { id: "new", data: {}, status: "new", version: 0, published_version: null, published_at: null, publish_at: null } as unknown as Schemas["Entry"];
 
 function toInput(f: FieldDef, v: unknown): string {
   if (v === undefined || v === null) return "";
@@ -38,8 +40,16 @@ function fromInput(f: FieldDef, s: string): unknown {
 
 export default function EntryEditor() {
   const { key = "", id = "" } = useParams();
+  const isNew = id === "new";
+  const nav = useNavigate();
   const type = useLoad(() => api.GET("/api/v1/cms/content-types/{key}", { params: { path: { key } } }), [key]);
-  const entry = useLoad(() => api.GET("/api/v1/cms/content-types/{key}/entries/{id}", { params: { path: { key, id } } }), [key, id]);
+  const entry = useLoad(
+    () =>
+      isNew
+        ? Promise.resolve({ data: blankEntry, response: new Response(null, { status: 200 }) })
+        : api.GET("/api/v1/cms/content-types/{key}/entries/{id}", { params: { path: { key, id } } }),
+    [key, id],
+  );
   const [values, setValues] = useState<Record<string, string>>({});
   const [bools, setBools] = useState<Record<string, boolean>>({});
   const [publishAt, setPublishAt] = useState("");
@@ -47,6 +57,7 @@ export default function EntryEditor() {
   const [note, setNote] = useState<string | null>(null);
   const [vReload, setVReload] = useState(0);
   const fields = (type.data?.fields ?? []) as FieldDef[];
+  const initialNote = (useLocation().state as { note?: string } | null)?.note ?? null;
 
   useEffect(() => {
     if (!entry.data || !type.data) return;
@@ -83,6 +94,13 @@ export default function EntryEditor() {
     for (const f of fields) data[f.key] = f.type === "boolean" ? !!bools[f.key] : fromInput(f, values[f.key] ?? "");
     const body: Schemas["EntryUpdate"] = { data: data as Record<string, never> };
     if (publishAt) body.publish_at = new Date(publishAt).toISOString();
+    if (isNew) {
+      const r = await api.POST("/api/v1/cms/content-types/{key}/entries", { params: { path: { key } }, body: body as Schemas["EntryCreate"] });
+      if (r.error || !r.data) return setProblem(asProblem(r.error, r.response.status));
+      setProblem(null);
+      nav(`/cms/types/${key}/entries/${r.data.id}`, { replace: true, state: { note: "Draft saved." } });
+      return;
+    }
     after(await api.PATCH("/api/v1/cms/content-types/{key}/entries/{id}", { params: { path: { key, id } }, body }), publishAt ? "Saved; publication scheduled." : "Draft saved.");
   };
   const publish = async () => after(await api.POST("/api/v1/cms/content-types/{key}/entries/{id}/publish", { params: { path: { key, id } } }), "Published.");
@@ -96,7 +114,7 @@ export default function EntryEditor() {
         title={`${type.data.name}: ${String((e.data as Record<string, unknown>)[fields[0]?.key ?? ""] ?? e.id)}`}
         actions={
           <>
-            <Button kind="primary" onClick={() => void publish()}>Publish</Button>
+            {!isNew && <Button kind="primary" onClick={() => void publish()}>Publish</Button>}
             {e.published_version != null && <Button onClick={() => void unpublish()}>Unpublish</Button>}
           </>
         }
@@ -108,7 +126,7 @@ export default function EntryEditor() {
           <Link className="text-indigo-700 underline dark:text-indigo-300" to={`/cms/types/${key}`}>All entries</Link>
         </p>
       </PageHeader>
-      {note && <p role="status" className="text-sm text-green-800 dark:text-green-300" data-testid="entry-note">{note}</p>}
+      {(note ?? initialNote) && <p role="status" className="text-sm text-green-800 dark:text-green-300" data-testid="entry-note">{note ?? initialNote}</p>}
       <ErrorBox problem={problem} />
       <Card>
         <form onSubmit={save} className="grid grid-cols-1 gap-3 md:grid-cols-2" data-loaded="true">
@@ -130,8 +148,8 @@ export default function EntryEditor() {
           </div>
         </form>
       </Card>
-      <h2 className="text-lg font-semibold">Versions</h2>
-      <KeysetList<Version>
+      {!isNew && <h2 className="text-lg font-semibold">Versions</h2>}
+      {!isNew && <KeysetList<Version>
         caption="Versions"
         reloadKey={vReload}
         fetchPage={(query) => api.GET("/api/v1/cms/content-types/{key}/entries/{id}/versions", { params: { path: { key, id }, query } })}
@@ -142,7 +160,7 @@ export default function EntryEditor() {
           { header: "State", cell: (v) => <>{v.current && <Badge tone="indigo">current</Badge>} {v.published && <Badge tone="green">published</Badge>}</> },
           { header: "Actions", cell: (v) => (v.current ? null : <Button onClick={() => void restore(v.version ?? 0)}>Restore v{v.version}</Button>) },
         ]}
-      />
+      />}
     </div>
   );
 }

@@ -1,0 +1,358 @@
+// CDXPharaoh in headless chromium against the real binary with demo data: sign-in and sessions, every
+// page (data shown, no console error, no failed request, axe clean, screenshot), the main flows, the live
+// feed, and the time from navigation to the page's data (p95 printed at the end).
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import path from "node:path";
+import { after, before, test } from "node:test";
+import { adminToken, apiCall, SCREENSHOTS, startHarness, superadminToken } from "./harness.mjs";
+
+const require = createRequire(import.meta.url);
+const AXE = readFileSync(require.resolve("axe-core/axe.min.js"), "utf8");
+const timings = []; // ms from a navigation click to the page's data on screen
+let h;
+
+before(async () => {
+  h = await startHarness();
+  console.log(`# dashboard at ${h.baseUrl} (${h.mode}), API at ${h.apiUrl}`);
+});
+
+after(async () => {
+  if (timings.length) {
+    const s = [...timings].sort((a, b) => a - b);
+    const pct = (p) => s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)];
+    console.log(`# navigation -> data shown: n=${s.length} median=${pct(50).toFixed(0)} ms p95=${pct(95).toFixed(0)} ms max=${s[s.length - 1].toFixed(0)} ms`);
+  }
+  await h?.stop();
+});
+
+/** A page with collectors for console errors, page errors, failed requests and HTTP errors. */
+async function openPage({ width = 1280, height = 860, colorScheme = "light" } = {}) {
+  const context = await h.browser.newContext({ viewport: { width, height }, colorScheme });
+  const page = await context.newPage();
+  const problems = [];
+  page.on("console", (m) => m.type() === "error" && problems.push(`console: ${m.text()}`));
+  page.on("pageerror", (e) => problems.push(`pageerror: ${e.message}`));
+  page.on("requestfailed", (r) => {
+    const err = r.failure()?.errorText ?? "";
+    if (err.includes("ERR_ABORTED")) return; // a stream or fetch cancelled by navigation: not a failure
+    problems.push(`requestfailed: ${r.method()} ${r.url()} ${err}`);
+  });
+  page.on("response", (r) => r.status() >= 400 && problems.push(`http ${r.status()}: ${r.request().method()} ${r.url()}`));
+  return { context, page, problems, reset: () => problems.splice(0) };
+}
+
+async function signIn(page, role) {
+  await page.goto(h.baseUrl + "/");
+  await page.waitForURL(/\/login$/);
+  if (role === "superadmin") {
+    await page.getByLabel("the operator").check();
+    await page.getByLabel("Username").fill("test");
+    await page.getByLabel("Password").fill("test123");
+  } else {
+    await page.getByRole("textbox", { name: "Tenant" }).fill("demo");
+    await page.getByLabel("Email").fill("john.doe@demo.com");
+    await page.getByLabel("Password").fill("demo123");
+  }
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.locator('nav[aria-label="Main"]').waitFor({ state: "attached" });
+}
+
+async function axeCheck(page, name) {
+  await page.evaluate(AXE); // evaluated through the DevTools protocol: the page's CSP stays strict
+  const res = await page.evaluate(async () => {
+    // eslint-disable-next-line no-undef
+    const r = await axe.run(document, { resultTypes: ["violations"] });
+    return r.violations.filter((v) => v.impact === "serious" || v.impact === "critical").map((v) => `${v.id} (${v.impact}): ${v.nodes.map((n) => n.target.join(" ")).slice(0, 3).join(", ")}`);
+  });
+  assert.deepEqual(res, [], `axe on ${name}`);
+}
+
+async function waitData(page, pathPrefix) {
+  await page.waitForFunction((p) => {
+    const m = document.querySelector("main");
+    return m && (m.dataset.path ?? "").startsWith(p) && m.querySelector('[data-loaded="true"]') !== null;
+  }, pathPrefix);
+}
+
+/** Clicks a main navigation link and measures until the page shows its data. */
+async function visit(page, linkName, pathPrefix, shot) {
+  const t0 = Date.now();
+  await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: linkName, exact: true }).click();
+  await waitData(page, pathPrefix);
+  timings.push(Date.now() - t0);
+  if (shot) await page.screenshot({ path: path.join(SCREENSHOTS, `${shot}.png`), fullPage: true });
+}
+
+test("wrong password: a clear message, no navigation", async () => {
+  const { page, context } = await openPage();
+  await page.goto(h.baseUrl + "/login");
+  await page.getByLabel("the operator").check();
+  await page.getByLabel("Username").fill("test");
+  await page.getByLabel("Password").fill("not-the-password");
+  await page.getByRole("button", { name: "Sign in" }).click();
+  const alert = page.getByRole("alert");
+  await alert.waitFor();
+  assert.match(await alert.innerText(), /invalid|password|credentials/i);
+  assert.match(page.url(), /\/login$/);
+  await page.screenshot({ path: path.join(SCREENSHOTS, "login-error.png") });
+  await axeCheck(page, "login");
+  await context.close();
+});
+
+for (const role of ["superadmin", "admin"]) {
+  test(`${role}: sign in, reload keeps the session, logout ends it`, async () => {
+    const { page, context } = await openPage();
+    await signIn(page, role);
+    assert.equal(await page.evaluate(() => JSON.stringify(localStorage).includes("ey") || JSON.stringify(sessionStorage).includes("ey")), false, "no token in web storage");
+    await page.reload();
+    await page.getByRole("navigation", { name: "Main" }).waitFor({ timeout: 5000 });
+    assert.doesNotMatch(page.url(), /\/login/);
+    await page.getByRole("button", { name: "Sign out" }).click();
+    await page.waitForURL(/\/login$/);
+    await page.reload();
+    await page.getByRole("button", { name: "Sign in" }).waitFor();
+    assert.match(page.url(), /\/login$/);
+    await context.close();
+  });
+}
+
+test("operator: every page shows its data, no console error, no failed request, axe clean", async () => {
+  const { page, problems, reset, context } = await openPage();
+  await signIn(page, "superadmin");
+  reset();
+  for (let round = 0; round < 3; round++) {
+    const shot = round === 0;
+    await visit(page, "Overview", "/", shot && "operator-overview");
+    await visit(page, "Tenants", "/tenants", shot && "operator-tenants");
+    await visit(page, "Plans", "/plans", shot && "operator-plans");
+    await visit(page, "Services", "/services", shot && "operator-services");
+    await visit(page, "Events", "/events", shot && "operator-events");
+  }
+  for (const name of ["Overview", "Tenants", "Plans", "Services", "Events"]) {
+    await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name, exact: true }).click();
+    await page.waitForSelector('main [data-loaded="true"]');
+    await axeCheck(page, name);
+  }
+  // Tenant detail and its tabs.
+  await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Tenants", exact: true }).click();
+  await page.getByRole("link", { name: "Demo Company" }).click();
+  await waitData(page, "/tenants/");
+  assert.ok(Number(await page.locator('[data-stat="Contacts"]').innerText()) > 0, "demo tenant has contacts");
+  await page.screenshot({ path: path.join(SCREENSHOTS, "operator-tenant-detail.png"), fullPage: true });
+  await axeCheck(page, "tenant detail");
+  for (const tab of ["Users", "API keys", "OAuth clients", "Audit log", "Events"]) {
+    await page.getByRole("navigation", { name: "Tenant sections" }).getByRole("link", { name: tab }).click();
+    await page.waitForSelector('main [data-loaded="true"]');
+    await axeCheck(page, `tenant ${tab}`);
+  }
+  await page.getByRole("navigation", { name: "Tenant sections" }).getByRole("link", { name: "Users" }).click();
+  await page.getByRole("cell", { name: "john.doe@demo.com", exact: true }).waitFor();
+  assert.deepEqual(problems, []);
+  await context.close();
+});
+
+test("tenant admin: every page shows its data, no console error, no failed request, axe clean", async () => {
+  const { page, problems, reset, context } = await openPage();
+  await signIn(page, "admin");
+  reset();
+  const pages = [
+    ["Overview", "/", "admin-overview"],
+    ["Users", "/users", "admin-users"],
+    ["API keys", "/api-keys", "admin-api-keys"],
+    ["OAuth clients", "/oauth-clients", "admin-oauth-clients"],
+    ["Audit log", "/audit", "admin-audit"],
+    ["Webhooks", "/webhooks", "admin-webhooks"],
+    ["CRM contacts", "/crm/contacts", "admin-crm-contacts"],
+    ["CRM companies", "/crm/companies", "admin-crm-companies"],
+    ["Deal board", "/crm/deals", "admin-crm-deals"],
+    ["CMS content", "/cms", "admin-cms-types"],
+    ["Media library", "/cms/media", "admin-cms-media"],
+    ["Events", "/events", "admin-events"],
+    ["Billing soon", "/billing", null],
+    ["Analytics soon", "/analytics", null],
+  ];
+  for (let round = 0; round < 3; round++) {
+    for (const [name, p, shot] of pages) {
+      await visit(page, name, p, round === 0 && shot);
+      if (round === 0) await axeCheck(page, name);
+    }
+  }
+  // A contact's timeline, a type's entries, an entry's form.
+  await visit(page, "CRM contacts", "/crm/contacts");
+  await page.locator("main table a").first().click();
+  await waitData(page, "/crm/contacts/");
+  await page.getByRole("heading", { name: "Timeline" }).waitFor();
+  await axeCheck(page, "contact detail");
+  await page.screenshot({ path: path.join(SCREENSHOTS, "admin-crm-contact.png"), fullPage: true });
+  await visit(page, "CMS content", "/cms");
+  await page.getByRole("link", { name: "Article" }).click();
+  await waitData(page, "/cms/types/article");
+  await page.locator("main table a").first().click();
+  await waitData(page, "/cms/types/article/entries/");
+  await axeCheck(page, "entry editor");
+  await page.screenshot({ path: path.join(SCREENSHOTS, "admin-cms-entry.png"), fullPage: true });
+  assert.deepEqual(problems, []);
+  await context.close();
+});
+
+test("operator: create a tenant (key shown once), suspend, resume, delete with typed slug", async () => {
+  const { page, problems, reset, context } = await openPage();
+  await signIn(page, "superadmin");
+  reset();
+  await visit(page, "Tenants", "/tenants");
+  const slug = `e2e-${Date.now().toString(36)}`;
+  await page.getByRole("button", { name: "New tenant" }).click();
+  const dialog = page.getByRole("dialog");
+  await dialog.getByLabel("Name").fill("E2E Tenant");
+  await dialog.getByLabel("Slug").fill(slug);
+  await dialog.getByLabel("First admin's email").fill(`admin@${slug}.example`);
+  await dialog.getByLabel("First admin's password").fill("e2e-password-123");
+  await dialog.getByRole("button", { name: "Create tenant" }).click();
+  const secret = await page.getByTestId("secret-value").innerText();
+  assert.match(secret, /^cdx_sk_/);
+  await page.screenshot({ path: path.join(SCREENSHOTS, "operator-tenant-created.png") });
+  const row = page.getByRole("row").filter({ hasText: slug });
+  await row.waitFor();
+  await row.getByRole("button", { name: `Suspend ${slug}` }).click();
+  await row.getByText("suspended").waitFor();
+  const tok = await superadminToken(h);
+  assert.equal((await apiCall(h, "GET", `/api/v1/tenants/${slug}`, { token: tok })).body.status, "suspended");
+  await row.getByRole("button", { name: `Resume ${slug}` }).click();
+  await row.getByText("active").waitFor();
+  // Filters and search live in the URL.
+  await page.getByRole("combobox", { name: "Status" }).selectOption("suspended");
+  await page.waitForURL(/status=suspended/);
+  await page.getByText("No tenants match.").waitFor();
+  await page.getByRole("combobox", { name: "Status" }).selectOption("");
+  await page.getByRole("searchbox", { name: "Search by name or slug" }).fill(slug);
+  await page.waitForURL(new RegExp(`q=${slug}`));
+  await page.getByRole("row").filter({ hasText: "Demo Company" }).waitFor({ state: "detached" });
+  await page.getByRole("button", { name: `Delete ${slug}` }).click();
+  const del = page.getByRole("dialog");
+  const button = del.getByRole("button", { name: "Delete tenant" });
+  assert.equal(await button.isDisabled(), true, "delete needs the typed slug");
+  await del.getByLabel(/Type the slug/).fill(slug);
+  await button.click();
+  await page.getByText("No tenants match.").waitFor();
+  assert.equal((await apiCall(h, "GET", `/api/v1/tenants/${slug}`, { token: tok })).status, 404);
+  assert.deepEqual(problems, []);
+  await context.close();
+});
+
+test("admin: create an API key and see it once", async () => {
+  const { page, problems, reset, context } = await openPage();
+  await signIn(page, "admin");
+  reset();
+  await visit(page, "API keys", "/api-keys");
+  await page.getByRole("button", { name: "New API key" }).click();
+  const dialog = page.getByRole("dialog");
+  await dialog.getByLabel("Name").fill("e2e key");
+  await dialog.getByRole("button", { name: "Create key" }).click();
+  const key = await page.getByTestId("secret-value").innerText();
+  assert.match(key, /^cdx_sk_/);
+  const r = await fetch(`${h.apiUrl}/api/v1/auth/me`, { headers: { "X-API-Key": key } });
+  assert.notEqual(r.status, 401, "the key shown works");
+  await page.screenshot({ path: path.join(SCREENSHOTS, "admin-api-key-created.png") });
+  await visit(page, "Users", "/users");
+  await visit(page, "API keys", "/api-keys");
+  await page.getByRole("cell", { name: "e2e key" }).waitFor();
+  assert.equal(await page.getByTestId("secret-value").count(), 0, "not shown again");
+  assert.equal((await page.content()).includes(key), false);
+  assert.deepEqual(problems, []);
+  await context.close();
+});
+
+test("admin: move a deal on the board (menu and drag and drop)", async () => {
+  const { page, problems, reset, context } = await openPage();
+  await signIn(page, "admin");
+  reset();
+  await visit(page, "Deal board", "/crm/deals");
+  const tok = await adminToken(h);
+  const deals = (await apiCall(h, "GET", "/api/v1/crm/deals?status=open&limit=200", { token: tok })).body.data;
+  const pipes = (await apiCall(h, "GET", "/api/v1/crm/pipelines", { token: tok })).body.data;
+  const stages = pipes.find((p) => p.is_default).stages.sort((a, b) => a.position - b.position);
+  const deal = deals.find((d) => d.stage_id === stages[0].id) ?? deals[0];
+  const target = stages.find((s) => s.id !== deal.stage_id);
+  // Keyboard way: the card's "Move to" menu.
+  await page.getByLabel(`Move ${deal.title} to`).selectOption(target.id);
+  await page.locator(`section[data-stage="${target.name}"] li[data-deal="${deal.title}"]`).waitFor();
+  assert.equal((await apiCall(h, "GET", `/api/v1/crm/deals/${deal.id}`, { token: tok })).body.stage_id, target.id);
+  // Drag and drop back to where it was.
+  const home = stages.find((s) => s.id === deal.stage_id);
+  await page.locator(`li[data-deal="${deal.title}"]`).dragTo(page.locator(`section[data-stage="${home.name}"]`));
+  await page.locator(`section[data-stage="${home.name}"] li[data-deal="${deal.title}"]`).waitFor();
+  assert.equal((await apiCall(h, "GET", `/api/v1/crm/deals/${deal.id}`, { token: tok })).body.stage_id, home.id);
+  assert.deepEqual(problems, []);
+  await context.close();
+});
+
+test("admin: write and publish a CMS entry", async () => {
+  const { page, problems, reset, context } = await openPage();
+  await signIn(page, "admin");
+  reset();
+  await visit(page, "CMS content", "/cms");
+  await page.getByRole("link", { name: "Author" }).click();
+  await waitData(page, "/cms/types/author");
+  await page.getByRole("button", { name: "New entry" }).click();
+  await waitData(page, "/cms/types/author/entries/");
+  const name = `E2E Author ${Date.now()}`;
+  await page.getByLabel("name", { exact: false }).first().fill(name);
+  await page.getByRole("button", { name: "Save draft" }).click();
+  await page.getByTestId("entry-note").filter({ hasText: "Draft saved" }).waitFor();
+  await page.getByRole("button", { name: "Publish", exact: true }).click();
+  await page.getByTestId("entry-note").filter({ hasText: "Published" }).waitFor();
+  const id = page.url().split("/").pop();
+  const tok = await adminToken(h);
+  const e = (await apiCall(h, "GET", `/api/v1/cms/content-types/author/entries/${id}`, { token: tok })).body;
+  assert.equal(e.status, "published");
+  assert.equal(e.data.name, name);
+  assert.deepEqual(problems, []);
+  await context.close();
+});
+
+test("live feed: an event made through the API shows within 2 s", async () => {
+  const { page, problems, reset, context } = await openPage();
+  await signIn(page, "admin");
+  reset();
+  await visit(page, "Events", "/events");
+  await page.getByText("live", { exact: true }).waitFor();
+  const tok = await adminToken(h);
+  const email = `live-${Date.now()}@example.com`;
+  const created = page.locator("li[data-event-type='crm.contact.created']");
+  const n0 = await created.count();
+  const t0 = Date.now();
+  const r = await apiCall(h, "POST", "/api/v1/crm/contacts", { token: tok, body: { email, first_name: "Live" } });
+  assert.equal(r.status, 201);
+  await page.waitForFunction((n) => document.querySelectorAll("li[data-event-type='crm.contact.created']").length > n, n0, { timeout: 2000 });
+  const ms = Date.now() - t0;
+  console.log(`# live feed: event on screen after ${ms} ms`);
+  assert.ok(ms <= 2000);
+  // Pause, make an event, resume: nothing is lost.
+  await page.getByRole("button", { name: "Pause" }).click();
+  const before = await page.locator("li[data-event-type]").count();
+  await apiCall(h, "POST", "/api/v1/crm/contacts", { token: tok, body: { email: `paused-${Date.now()}@example.com` } });
+  await page.getByText(/new while paused/).waitFor({ timeout: 3000 });
+  assert.equal(await page.locator("li[data-event-type]").count(), before);
+  await page.getByRole("button", { name: "Resume" }).click();
+  await page.waitForFunction((n) => document.querySelectorAll("li[data-event-type]").length > n, before);
+  assert.deepEqual(problems, []);
+  await context.close();
+});
+
+test("phone width and dark theme", async () => {
+  const { page, problems, reset, context } = await openPage({ width: 390, height: 844, colorScheme: "dark" });
+  await signIn(page, "admin");
+  reset();
+  assert.equal(await page.evaluate(() => document.documentElement.classList.contains("dark")), true, "dark by prefers-color-scheme");
+  await page.getByRole("button", { name: "Menu" }).click();
+  await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "CRM contacts" }).click();
+  await waitData(page, "/crm/contacts");
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 1, `no horizontal page scroll at 390 px (${overflow})`);
+  await page.screenshot({ path: path.join(SCREENSHOTS, "phone-dark-contacts.png"), fullPage: true });
+  await axeCheck(page, "phone dark contacts");
+  assert.deepEqual(problems, []);
+  await context.close();
+});
