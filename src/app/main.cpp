@@ -22,11 +22,13 @@ void add_setting_flags(CLI::App& cmd, std::map<std::string, std::string>& given,
     std::string flag = "--" + s.key;
     for (auto& c : flag) c = c == '_' ? '-' : c;
     if (s.key == "demo") {
-      cmd.add_flag_callback(flag, [&given] { given["demo"] = "true"; }, s.help + " (env " + s.env + ")");
+      cmd.add_flag_callback(
+          flag, [&given] { given["demo"] = "true"; }, s.help + " (env " + s.env + ")");
       continue;
     }
     cmd.add_option_function<std::string>(
-        flag, [&given, key = s.key](const std::string& v) { given[key] = v; }, s.help + " (env " + s.env + ")");
+        flag, [&given, key = s.key](const std::string& v) { given[key] = v; },
+        s.help + " (env " + s.env + ")");
   }
 }
 
@@ -64,7 +66,8 @@ int main(int argc, char** argv) {
   auto* serve = app.add_subcommand("serve", "Migrate and serve the platform over HTTP");
   add_setting_flags(*serve, given, config_file);
   auto* up = app.add_subcommand(
-      "up", "Run the constellation: every module and the gateway as supervised processes (ports from --port-base)");
+      "up",
+      "Run the constellation: every module and the gateway as supervised processes (ports from --port-base)");
   add_setting_flags(*up, given, config_file);
   auto* migrate = app.add_subcommand("migrate", "Apply database migrations and exit");
   add_setting_flags(*migrate, given, config_file);
@@ -75,7 +78,8 @@ int main(int argc, char** argv) {
   std::string username, password;
   bool password_stdin = false;
   create_sa->add_option("--username", username, "login name")->required();
-  create_sa->add_option("--password", password, "password (prefer --password-stdin)")->envname("CDX_SUPERADMIN_PASSWORD");
+  create_sa->add_option("--password", password, "password (prefer --password-stdin)")
+      ->envname("CDX_SUPERADMIN_PASSWORD");
   create_sa->add_flag("--password-stdin", password_stdin, "read the password from standard input");
   // Signing keys: rotate adds a new active key (old ones keep verifying), then retires keys that stopped
   // signing long enough ago that no token they signed is still valid.
@@ -86,7 +90,8 @@ int main(int argc, char** argv) {
       "rotate-keys", "Add a new active token signing key; older keys keep verifying until they are retired");
   add_setting_flags(*rotate_keys, given, config_file);
   rotate_keys->add_option("--retire-after", retire_after, retire_help)->check(CLI::NonNegativeNumber);
-  auto* retire_keys = admin->add_subcommand("retire-keys", "Retire signing keys that no valid token can still name");
+  auto* retire_keys =
+      admin->add_subcommand("retire-keys", "Retire signing keys that no valid token can still name");
   add_setting_flags(*retire_keys, given, config_file);
   retire_keys->add_option("--retire-after", retire_after, retire_help)->check(CLI::NonNegativeNumber);
   // The key encryption key: kek is the new one, kek_previous the one being replaced.
@@ -101,11 +106,24 @@ int main(int argc, char** argv) {
       "when no write is in flight");
   add_setting_flags(*rebuild_aggregates, given, config_file);
   app.add_subcommand("version", "Print the version");
+  app.add_subcommand("openapi",
+                     "Print the OpenAPI description of the HTTP API (what GET /openapi.json answers)");
 
   CLI11_PARSE(app, argc, argv);
 
   if (app.got_subcommand("version")) {
     std::cout << "cdx " << CDX_VERSION << "\n";
+    return 0;
+  }
+
+  if (app.got_subcommand("openapi")) {
+    // The gateway's routes are the platform's public surface; it holds no database, so nothing is opened.
+    cdx::Config config = load(given, config_file);
+    config.module = "gateway";
+    cdx::init_crypto();
+    config.internal_secret = cdx::random_token(32);
+    cdx::log::init("warn", false, "");
+    std::cout << cdx::app::Platform(config).openapi() << "\n";
     return 0;
   }
 
@@ -139,11 +157,11 @@ int main(int argc, char** argv) {
     if (rotate_keys->parsed() || retire_keys->parsed()) {
       cdx::app::Platform platform(config);
       platform.migrate();
-      const auto done = platform.rotate_keys(rotate_keys->parsed(), retire_after >= 0
-                                                                         ? std::optional<int64_t>(retire_after)
-                                                                         : std::nullopt);
+      const auto done = platform.rotate_keys(
+          rotate_keys->parsed(), retire_after >= 0 ? std::optional<int64_t>(retire_after) : std::nullopt);
       if (!done.new_kid.empty())
-        std::cout << "new signing key " << done.new_kid << " is active; older keys keep verifying their tokens\n";
+        std::cout << "new signing key " << done.new_kid
+                  << " is active; older keys keep verifying their tokens\n";
       for (const auto& kid : done.retired) std::cout << "retired signing key " << kid << "\n";
       if (done.retired.empty()) std::cout << "no signing key to retire yet\n";
       std::cout << "a running server picks the change up within 5 seconds\n";

@@ -262,6 +262,7 @@ nlohmann::json openapi_document(const http::Router& router, const std::string& v
   for (const auto& route : router.routes()) {
     const auto& d = route->doc;
     if (d.access == http::Access::kService) continue;  // internal to the constellation
+    if (route.get() == router.fallback()) continue;     // the dashboard's files, not the API
     nlohmann::json op = {{"x-cdx-access", access_name(d.access)},
                          {"summary", d.summary},
                          {"operationId", std::string(http::method_name(route->method)) + " " + route->pattern},

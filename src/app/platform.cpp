@@ -27,6 +27,7 @@
 #include "http/router.hpp"
 #include "http/server.hpp"
 #include "http/service_client.hpp"
+#include "web/site.hpp"
 
 namespace cdx::app {
 
@@ -432,6 +433,18 @@ std::pair<size_t, int64_t> Platform::rebuild_aggregates() {
   return {tenants.size(), aggregates.rebuild(reports)};
 }
 
+std::string Platform::openapi() {
+  Impl& p = *impl_;
+  if (!p.gateway)
+    throw std::logic_error("Platform::openapi() describes the gateway's routes: run it as the gateway");
+  http::Router router;
+  http::Metrics* metrics = nullptr;
+  const std::string* document = nullptr;
+  p.gateway->mount(router);
+  p.mount_operations(router, metrics, document);
+  return openapi_document(router, CDX_VERSION, p.gateway->modules()).dump();
+}
+
 int Platform::serve() {
   Impl& p = *impl_;
   http::Router router;
@@ -460,6 +473,15 @@ int Platform::serve() {
     chain = &assertions->chain();
   }
   p.mount_operations(router, metrics_ptr, openapi_ptr);
+  // The dashboard, where browsers reach the platform: the monolith, or the gateway of a constellation.
+  std::unique_ptr<web::Site> site;
+  if (p.monolith() || p.gateway) {
+    site = web::Site::from_executable();
+    if (site)
+      site->mount(router);
+    else
+      log::warn("this cdx binary carries no dashboard (built with CDX_WEB=OFF): / answers 404");
+  }
 
   http::Metrics metrics(router);
   metrics_ptr = &metrics;

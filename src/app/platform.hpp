@@ -34,6 +34,7 @@ class Platform {
   // (Module::aggregate_counts), and the aggregates subscriber's cursor moved to the log's end. Answers the
   // tenants rebuilt and that end.
   std::pair<size_t, int64_t> rebuild_aggregates();
+  std::string openapi();  // the OpenAPI description this platform's server answers at /openapi.json
   int serve();                                      // until SIGTERM/SIGINT; returns the exit code
 
  private:

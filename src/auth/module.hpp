@@ -80,6 +80,7 @@ class AuthModule final : public Module {
   }
   void mount(http::Router& router) override;
   void mount_sessions(http::Router& router);
+  void answer_tokens(http::Context& ctx, nlohmann::json out) const;
   void mount_oauth(http::Router& router);  // oauth_routes.cpp
   void purge_tenant(const db::TenantScope& scope) override {
     db_->write(scope, [&](db::Tx& tx) {

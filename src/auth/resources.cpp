@@ -509,7 +509,7 @@ const kit::Resource& login() {
 }
 
 const kit::Resource& refresh() {
-  static const kit::Resource r = body("refresh", {kit::text("refresh_token", 200).required()});
+  static const kit::Resource r = body("refresh", {kit::text("refresh_token", 200)});  // or the cookie
   return r;
 }
 

@@ -27,7 +27,7 @@ std::pair<std::string, std::string> new_client_secret();
 namespace bodies {
 const kit::Resource& superadmin_login();  // username, password
 const kit::Resource& login();             // email, password, tenant?
-const kit::Resource& refresh();           // refresh_token
+const kit::Resource& refresh();           // refresh_token (required unless it comes as the session cookie)
 const kit::Resource& logout();            // refresh_token?
 const kit::Resource& sign_up();           // email, password, name?, tenant?
 const kit::Resource& password_forgot();   // email, tenant?

@@ -37,6 +37,34 @@ std::string tenant_named(const json& in, const Context& ctx) {
   return t.empty() ? std::string(ctx.req.header("x-tenant-id")) : t;
 }
 
+// Browser sessions (the dashboard): a request with `X-Refresh-Token: cookie` gets its refresh token in an
+// HttpOnly, SameSite=Strict cookie scoped to the refresh path, never in the JSON, so no script can read
+// it. The header is not one a cross-site form can send, nor one the CORS preflight allows: another site
+// cannot make a browser spend the cookie.
+constexpr std::string_view kRefreshCookie = "cdx_refresh";
+constexpr std::string_view kRefreshPath = "/api/v1/auth/refresh";
+
+bool cookie_session(const Context& ctx) { return ctx.req.header("x-refresh-token") == "cookie"; }
+
+std::string refresh_cookie(std::string_view value, int64_t max_age, bool secure) {
+  return fmt::format("{}={}; Path={}; Max-Age={}; HttpOnly; SameSite=Strict{}", kRefreshCookie, value,
+                     kRefreshPath, max_age, secure ? "; Secure" : "");
+}
+
+// The cookie's value in a Cookie header ("a=1; cdx_refresh=…"); empty when absent.
+std::string_view cookie_value(std::string_view header, std::string_view name) {
+  while (!header.empty()) {
+    const size_t end = header.find(';');
+    std::string_view pair = header.substr(0, end);
+    while (!pair.empty() && pair.front() == ' ') pair.remove_prefix(1);
+    if (pair.size() > name.size() && pair.starts_with(name) && pair[name.size()] == '=')
+      return pair.substr(name.size() + 1);
+    if (end == std::string_view::npos) break;
+    header.remove_prefix(end + 1);
+  }
+  return {};
+}
+
 const FieldError kTenantRequired{"tenant",
                                  "is required: in the body, as X-Tenant-ID, or through a publishable key"};
 
@@ -93,6 +121,19 @@ void AuthModule::add_openapi_schemas(nlohmann::json& schemas) const {
       {{"name", "Mobile app"}, {"redirect_uris", {"https://app.example.com/callback"}}}};
 }
 
+// A token answer: as is, or with its refresh token moved into the session cookie.
+void AuthModule::answer_tokens(Context& ctx, json out) const {
+  if (cookie_session(ctx)) {
+    if (auto it = out.find("refresh_token"); it != out.end()) {
+      ctx.res.header("Set-Cookie", refresh_cookie(it->get<std::string>(), service_.config().refresh_token_ttl,
+                                                  service_.config().issuer().starts_with("https://")));
+      out.erase(it);
+    }
+  }
+  ctx.res.json(200, out.dump());
+  no_store(ctx);
+}
+
 void AuthModule::mount_sessions(http::Router& r) {
   r.add(Method::kPost, "/api/v1/auth/superadmin/login",
         [this](Context& ctx) -> Task<void> {
@@ -101,8 +142,7 @@ void AuthModule::mount_sessions(http::Router& r) {
           const Caller caller = caller_of(ctx);
           auto out =
               co_await workers_.run([&] { return service_.superadmin_login(username, password, caller); });
-          ctx.res.json(200, out.dump());
-          no_store(ctx);
+          answer_tokens(ctx, std::move(out));
         },
         {.summary = "Log the SUPERADMIN in",
          .tag = "auth",
@@ -122,27 +162,38 @@ void AuthModule::mount_sessions(http::Router& r) {
           const bool ok =
               co_await service_.hashers().run([&] { return Service::check_password(attempt, password); });
           auto out = co_await workers_.run([&] { return service_.finish_login(attempt, ok, caller); });
-          ctx.res.json(200, out.dump());
-          no_store(ctx);
+          answer_tokens(ctx, std::move(out));
         },
         {.summary = "Log a tenant user in",
          .tag = "auth",
          .request_schema = "Login",
          .response_schema = "TokenAnswer"});
 
-  r.add(
-      Method::kPost, "/api/v1/auth/refresh",
-      [this](Context& ctx) -> Task<void> {
-        const std::string token = text(read(bodies::refresh(), ctx), "refresh_token");
-        const Caller caller = caller_of(ctx);
-        auto out = co_await workers_.run([&] { return service_.refresh(token, caller); });
-        ctx.res.json(200, out.dump());
-        no_store(ctx);
-      },
-      {.summary = "Exchange a refresh token for a new pair; the old one is spent (reuse revokes the session)",
-       .tag = "auth",
-       .request_schema = "Refresh",
-       .response_schema = "TokenAnswer"});
+  r.add(Method::kPost, "/api/v1/auth/refresh",
+        [this](Context& ctx) -> Task<void> {
+          const bool cookie = cookie_session(ctx);
+          std::string token;
+          if (!ctx.req.body.empty()) token = text(read(bodies::refresh(), ctx), "refresh_token");
+          if (token.empty() && cookie) token = cookie_value(ctx.req.header("cookie"), kRefreshCookie);
+          if (token.empty()) {
+            if (!cookie) throw Error::validation({{"refresh_token", "is required"}});
+            throw Error(Code::kUnauthorized, "No session: sign in.");
+          }
+          const Caller caller = caller_of(ctx);
+          try {
+            answer_tokens(ctx, co_await workers_.run([&] { return service_.refresh(token, caller); }));
+          } catch (Error& e) {
+            if (cookie)
+              e.with_header("Set-Cookie", refresh_cookie("", 0, false));  // a spent session's cookie goes
+            throw;
+          }
+        },
+        {.summary =
+             "Exchange a refresh token for a new pair; the old one is spent (reuse revokes the session). "
+             "With X-Refresh-Token: cookie, the refresh token comes from and goes to the session cookie",
+         .tag = "auth",
+         .request_schema = "Refresh",
+         .response_schema = "TokenAnswer"});
 
   r.add(Method::kPost, "/api/v1/auth/logout",
         [this](Context& ctx) -> Task<void> {
@@ -150,6 +201,12 @@ void AuthModule::mount_sessions(http::Router& r) {
           if (!ctx.req.body.empty()) {
             const json in = read(bodies::logout(), ctx);
             if (auto t = text(in, "refresh_token"); !t.empty()) token = t;
+          }
+          if (cookie_session(ctx)) {
+            if (!token)
+              if (auto c = cookie_value(ctx.req.header("cookie"), kRefreshCookie); !c.empty())
+                token = std::string(c);
+            ctx.res.header("Set-Cookie", refresh_cookie("", 0, false));
           }
           const Caller caller = caller_of(ctx);
           const Principal& who = *ctx.principal;

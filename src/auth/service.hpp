@@ -44,6 +44,7 @@ struct SessionState {
 class Service {
  public:
   Service(Store& store, core::Api& core, const Config& config, WorkerPool& hashers);
+  const Config& config() const { return config_; }
   // The kit and its user and API key resources (AuthModule, once they exist).
   void attach(std::shared_ptr<db::Database> db, const kit::Kit& kit, const kit::Resource& users,
               const kit::Resource& keys);

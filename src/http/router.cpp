@@ -85,7 +85,7 @@ const Route& Router::add(Method method, std::string_view pattern, AsyncHandler h
 }
 
 const Route& Router::add(Method method, std::string_view pattern, FastHandler fast, AsyncHandler handler,
-                          RouteDoc doc) {
+                         RouteDoc doc) {
   Route& r = insert(method, pattern, std::move(doc));
   r.fast_handler = std::move(fast);
   r.async_handler = std::move(handler);
@@ -96,6 +96,25 @@ const Route& Router::add_sync(Method method, std::string_view pattern, SyncHandl
   Route& r = insert(method, pattern, std::move(doc));
   r.sync_handler = std::move(handler);
   return r;
+}
+
+const Route& Router::set_fallback(SyncHandler handler, RouteDoc doc) {
+  if (fallback_) throw std::invalid_argument("the router has a fallback already");
+  auto route = std::make_unique<Route>();
+  route->id = static_cast<int>(routes_.size());
+  route->method = Method::kGet;
+  route->pattern = "/*";
+  route->doc = std::move(doc);
+  route->sync_handler = std::move(handler);
+  fallback_ = route.get();
+  routes_.push_back(std::move(route));
+  return *fallback_;
+}
+
+Match Router::unmatched(Method method) const {
+  Match out;
+  if (fallback_ && (method == Method::kGet || method == Method::kHead)) out.route = fallback_;
+  return out;
 }
 
 Match Router::match(Method method, std::string_view path, std::array<std::string_view, 4>& params) const {
@@ -111,10 +130,10 @@ Match Router::match(Method method, std::string_view path, std::array<std::string
       params[n++] = seg;
       node = node->param.get();
     } else {
-      return out;
+      return unmatched(method);
     }
   }
-  if (node->allow.empty()) return out;
+  if (node->allow.empty()) return unmatched(method);
   out.path_found = true;
   out.allow = node->allow;
   Method m =

@@ -80,8 +80,13 @@ class Router {
 
   const Route& add(Method method, std::string_view pattern, AsyncHandler handler, RouteDoc doc);
   // A route whose answers often come from memory: fast first, handler when fast answers false.
-  const Route& add(Method method, std::string_view pattern, FastHandler fast, AsyncHandler handler, RouteDoc doc);
+  const Route& add(Method method, std::string_view pattern, FastHandler fast, AsyncHandler handler,
+                   RouteDoc doc);
   const Route& add_sync(Method method, std::string_view pattern, SyncHandler handler, RouteDoc doc);
+  // Answers GET and HEAD for a path no route has (a single-page app's files and client-side routes); other
+  // methods on such a path still get 404. Not documented in OpenAPI.
+  const Route& set_fallback(SyncHandler handler, RouteDoc doc);
+  const Route* fallback() const { return fallback_; }
 
   // Fills params with the path parameters; never allocates.
   Match match(Method method, std::string_view path, std::array<std::string_view, 4>& params) const;
@@ -91,8 +96,10 @@ class Router {
  private:
   struct Node;
   Route& insert(Method method, std::string_view pattern, RouteDoc doc);
+  Match unmatched(Method method) const;
   std::unique_ptr<Node> root_;
   std::vector<std::unique_ptr<Route>> routes_;
+  const Route* fallback_ = nullptr;
 };
 
 }  // namespace cdx::http

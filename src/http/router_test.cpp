@@ -111,5 +111,19 @@ TEST(Router, ARefusedPatternLeavesTheTreeAsItWas) {
   EXPECT_EQ(m.route->pattern, "/{a}/{b}");
 }
 
+TEST_F(RouterTest, TheFallbackAnswersGetAndHeadForPathsNoRouteHas) {
+  const Route& fallback = router_.set_fallback(noop(), {});
+  EXPECT_EQ(router_.match(Method::kGet, "/tenants/42/users", params_).route, &fallback);
+  EXPECT_EQ(router_.match(Method::kHead, "/", params_).route, &fallback);
+  EXPECT_EQ(router_.match(Method::kGet, "/api/v1/nothing", params_).route, &fallback);  // it decides
+  // A path some route has keeps its 405; other methods on unknown paths keep their 404.
+  const Match wrong_method = router_.match(Method::kDelete, "/api/v1/tenants", params_);
+  EXPECT_EQ(wrong_method.route, nullptr);
+  EXPECT_TRUE(wrong_method.path_found);
+  EXPECT_EQ(router_.match(Method::kPost, "/tenants/42", params_).route, nullptr);
+  EXPECT_EQ(router_.match(Method::kGet, "/api/v1/tenants", params_).route->pattern, "/api/v1/tenants");
+  EXPECT_THROW(router_.set_fallback(noop(), {}), std::invalid_argument);
+}
+
 }  // namespace
 }  // namespace cdx::http
