@@ -106,11 +106,18 @@ for (const role of ["superadmin", "admin"]) {
     const { page, context } = await openPage();
     await signIn(page, role);
     assert.equal(await page.evaluate(() => JSON.stringify(localStorage).includes("ey") || JSON.stringify(sessionStorage).includes("ey")), false, "no token in web storage");
+    const cookie = (await context.cookies()).find((c) => c.name === "cdx_refresh");
+    assert.ok(cookie, "the refresh cookie is set");
+    assert.equal(cookie.httpOnly, true);
+    assert.equal(cookie.sameSite, "Strict");
+    assert.equal(cookie.path, "/api/v1/auth/refresh");
+    assert.equal(await page.evaluate(() => document.cookie.includes("cdx_refresh")), false, "no script can read it");
     await page.reload();
     await page.getByRole("navigation", { name: "Main" }).waitFor({ timeout: 5000 });
     assert.doesNotMatch(page.url(), /\/login/);
     await page.getByRole("button", { name: "Sign out" }).click();
     await page.waitForURL(/\/login$/);
+    assert.equal((await context.cookies()).some((c) => c.name === "cdx_refresh" && c.value), false, "logout clears the cookie");
     await page.reload();
     await page.getByRole("button", { name: "Sign in" }).waitFor();
     assert.match(page.url(), /\/login$/);

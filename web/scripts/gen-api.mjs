@@ -1,7 +1,7 @@
 // Generates src/api/schema.d.ts from the server's OpenAPI description ($CDX_OPENAPI, default ./openapi.json),
 // so every API call in the dashboard is type-checked against what the server says it serves.
 import { execFileSync } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync, renameSync, rmSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import path from "node:path";
 
@@ -13,4 +13,10 @@ if (!existsSync(spec)) {
   process.exit(1);
 }
 const bin = path.join(root, "node_modules", ".bin", "openapi-typescript");
-execFileSync(bin, [spec, "--default-non-nullable=false", "-o", path.join(root, "src", "api", "schema.d.ts")], { stdio: "inherit" });
+// Properties with a default stay optional in request bodies (--default-non-nullable=false). The file is
+// replaced only when it changes, so an unchanged API does not make the build think web/src changed.
+const out = path.join(root, "src", "api", "schema.d.ts");
+const tmp = out + ".new";
+execFileSync(bin, [spec, "--default-non-nullable=false", "-o", tmp], { stdio: ["ignore", "ignore", "inherit"] });
+if (existsSync(out) && readFileSync(out, "utf8") === readFileSync(tmp, "utf8")) rmSync(tmp);
+else renameSync(tmp, out);

@@ -13,7 +13,8 @@ let refreshing: Promise<boolean> | null = null;
 let refreshTimer: ReturnType<typeof setTimeout> | undefined;
 let onSignedOut: () => void = () => {};
 
-export const REFRESH_HEADER = { "X-CDX-Refresh": "cookie" } as const;
+// Asks the server for browser sessions: the refresh token rides in an HttpOnly cookie, never in JSON.
+export const REFRESH_HEADER = { "X-Refresh-Token": "cookie" } as const;
 
 export function setSignedOutHandler(fn: () => void) {
   onSignedOut = fn;
