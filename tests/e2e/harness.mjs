@@ -26,13 +26,18 @@ async function portFree(port) {
   });
 }
 
-export async function freePort() {
+/** A base port with n free consecutive ports after it (a constellation takes the base and the next 7). */
+export async function freePort(n = 1) {
   for (let i = 0; i < 500; i++) {
-    const p = LISTEN_PORTS[0] + Math.floor(Math.random() * (LISTEN_PORTS[1] - LISTEN_PORTS[0]));
-    if (await portFree(p)) return p;
+    const p = LISTEN_PORTS[0] + Math.floor(Math.random() * (LISTEN_PORTS[1] - LISTEN_PORTS[0] - n));
+    let ok = true;
+    for (let k = 0; k < n && ok; k++) ok = await portFree(p + k);
+    if (ok) return p;
   }
   throw new Error("no free port");
 }
+
+export const MODULE_PORT = { gateway: 0, core: 1, auth: 3, crm: 4, cms: 5, billing: 6, analytics: 7 };
 
 async function waitFor(url, ok, timeoutMs, proc, logPath) {
   const deadline = Date.now() + timeoutMs;
@@ -69,11 +74,11 @@ function stopProc(proc) {
   });
 }
 
-export async function startHarness() {
+export async function startHarness({ topology = "monolith" } = {}) {
   if (!existsSync(CHROMIUM)) throw new Error(`chromium not found at ${CHROMIUM} (apt-get install chromium, or set CDX_CHROMIUM)`);
   if (!existsSync(BINARY)) throw new Error(`cdx binary not found at ${BINARY} (make build, or set CDX_BINARY)`);
   const tmp = mkdtempSync(path.join(os.tmpdir(), "cdx-e2e-"));
-  const port = await freePort();
+  const port = await freePort(topology === "constellation" ? 8 : 1);
   const apiUrl = `http://127.0.0.1:${port}`;
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("CDX_")));
   Object.assign(env, {
@@ -86,11 +91,14 @@ export async function startHarness() {
     CDX_KEK: randomBytes(32).toString("base64"),
   });
   const serverLog = path.join(tmp, "server.log");
-  const server = spawn(BINARY, ["serve", "--demo"], { env, stdio: ["ignore", openSync(serverLog, "a"), openSync(serverLog, "a")] });
+  if (topology === "constellation") env.CDX_PORT_BASE = String(port);
+  const server = spawn(BINARY, [topology === "constellation" ? "up" : "serve", "--demo"], { env, stdio: ["ignore", openSync(serverLog, "a"), openSync(serverLog, "a")] });
   const procs = [server];
   let browser;
   try {
-    await waitFor(`${apiUrl}/health`, (r) => r.status === 200 || r.status === 503, 20000, server, serverLog);
+    // The gateway of a constellation is ready once every service behind it answers.
+    const ready = async (r) => (topology === "constellation" ? r.status === 200 && (await r.json()).status === "ok" : r.status === 200 || r.status === 503);
+    await waitFor(`${apiUrl}/health`, ready, 40000, server, serverLog);
 
     // The binary serves the dashboard itself once web/dist is embedded; until then, vite preview.
     let baseUrl = apiUrl;
@@ -117,6 +125,8 @@ export async function startHarness() {
       baseUrl,
       apiUrl,
       mode,
+      topology,
+      port,
       browser,
       tmp,
       serverLog,

@@ -16,7 +16,8 @@ export default function Overview() {
 
   useEffect(() => {
     const s = openEventStream({}, (m) => {
-      if (m.event === "dropped") return;
+      // Only the event log's events (they carry an id); service.* status messages do not count.
+      if (m.id === null || m.event.startsWith("service.") || m.event === "dropped") return;
       stamps.current.push(Date.now());
     });
     const t = setInterval(() => {

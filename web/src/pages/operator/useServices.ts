@@ -20,24 +20,33 @@ export function useServices() {
       }
     };
     void load();
-    // Live: a service.* event updates its row at once; a slow poll keeps latency history current.
-    const s = openEventStream({ type: "service.*" }, (m) => {
-      const d = m.data as { data?: Record<string, unknown>; type?: string } & Record<string, unknown>;
-      const body = (d && typeof d === "object" && d.data && typeof d.data === "object" ? d.data : d) as Record<string, unknown>;
-      const name = (body?.name ?? body?.service) as string | undefined;
-      const status = (body?.status ?? (m.event === "service.down" ? "down" : m.event === "service.up" ? "up" : undefined)) as Service["status"] | undefined;
-      if (!name) return void load();
+    // Live: service.down / service.up carry one service; service.status (every few seconds) all of them.
+    const apply = (x: Record<string, unknown>) =>
       setServices((old) =>
         old
-          ? old.map((s) =>
-              s.name === name
-                ? { ...s, status: status ?? s.status, error: (body.error as string | null | undefined) ?? (status === "up" ? null : s.error), latency_ms: (body.latency_ms as number | undefined) ?? s.latency_ms }
-                : s,
-            )
+          ? old.map((s) => {
+              if (s.name !== x.name) return s;
+              const status = (x.status as Service["status"] | undefined) ?? s.status;
+              const latency = typeof x.latency_ms === "number" ? x.latency_ms : s.latency_ms;
+              const checked = (x.checked_at as string | undefined) ?? new Date().toISOString();
+              return {
+                ...s,
+                status,
+                latency_ms: latency,
+                error: status === "up" ? null : ((x.error as string | null | undefined) ?? s.error),
+                last_check: checked,
+                history: [{ checked_at: checked, latency_ms: latency, status }, ...s.history].slice(0, 120),
+              };
+            })
           : old,
       );
+    const s = openEventStream({ type: "service.*" }, (m) => {
+      const d = m.data as Record<string, unknown> | null;
+      if (!d || typeof d !== "object") return;
+      if (Array.isArray(d.services)) (d.services as Record<string, unknown>[]).forEach(apply);
+      else if (typeof d.name === "string") apply(d);
     });
-    const t = setInterval(load, 10000);
+    const t = setInterval(load, 30000); // the feed keeps it live; this only catches up after a gap
     return () => {
       live = false;
       s.stop();

@@ -3,6 +3,18 @@ import { useLoad } from "../../components/list";
 import { Card, ErrorBox, fmtDate, fmtMoney, Loading, Stat } from "../../components/ui";
 import { BarChart } from "./charts";
 
+/** One bar per day from `from` to `to`: days without calls are zero, not missing. */
+function everyDay(u: Schemas["TenantUsage"]) {
+  const calls = new Map((u.days ?? []).map((d) => [d.day ?? "", d.calls ?? 0]));
+  const out: { x: string; y: number }[] = [];
+  const end = new Date(`${u.to}T00:00:00Z`).getTime();
+  for (let t = new Date(`${u.from}T00:00:00Z`).getTime(); t <= end && out.length < 400; t += 86400000) {
+    const day = new Date(t).toISOString().slice(0, 10);
+    out.push({ x: day, y: calls.get(day) ?? 0 });
+  }
+  return out.length ? out : [...calls].map(([x, y]) => ({ x, y }));
+}
+
 /** A tenant's aggregates (GET /tenants/{id}/overview) and its 30-day usage chart. */
 export function TenantStats({ tenantId, withUsage = true }: { tenantId: string; withUsage?: boolean }) {
   const ov = useLoad(() => api.GET("/api/v1/tenants/{id}/overview", { params: { path: { id: tenantId } } }), [tenantId]);
@@ -35,7 +47,7 @@ export function TenantStats({ tenantId, withUsage = true }: { tenantId: string; 
       {o && <p className="text-xs text-slate-600 dark:text-slate-400">Updated {fmtDate(o.updated_at)}</p>}
       {withUsage && <Card title="API calls, last 30 days">
         <ErrorBox problem={usage.problem} />
-        {usage.data && <BarChart label="API calls per day" data={(usage.data.days ?? []).map((d) => ({ x: d.day ?? "", y: d.calls ?? 0 }))} />}
+        {usage.data && <BarChart label="API calls per day" data={everyDay(usage.data)} />}
         {usage.data && <p className="text-sm">Total: {usage.data.total}</p>}
       </Card>}
     </div>
