@@ -319,6 +319,37 @@ test("admin: write and publish a CMS entry", async () => {
   await context.close();
 });
 
+test("admin: CSV import shows the per-row errors; export downloads the list", async () => {
+  const { page, problems, reset, context } = await openPage();
+  await signIn(page, "admin");
+  reset();
+  await visit(page, "CRM contacts", "/crm/contacts");
+  await page.getByRole("button", { name: "Import CSV" }).click();
+  const dialog = page.getByRole("dialog");
+  const tag = Date.now();
+  await dialog.getByLabel(/Or paste CSV/).fill(`first_name,last_name,email\nGood,Row,good-${tag}@example.com\nBad,Row,not-an-email\n`);
+  await dialog.getByRole("button", { name: "Import", exact: true }).click();
+  await dialog.getByTestId("import-summary").filter({ hasText: "1 created, 1 failed" }).waitFor();
+  const err = await dialog.getByRole("table", { name: "Rows that failed" }).innerText();
+  assert.match(err, /email/);
+  await page.screenshot({ path: path.join(SCREENSHOTS, "admin-crm-import.png") });
+  await dialog.getByRole("button", { name: "Close dialog" }).click();
+  const [download] = await Promise.all([page.waitForEvent("download"), page.getByRole("button", { name: "Export CSV" }).click()]);
+  const csv = readFileSync(await download.path(), "utf8");
+  assert.ok(csv.includes(`good-${tag}@example.com`), "the export has the imported contact");
+  // A 422 on create shows the field's error next to the field.
+  await page.getByRole("button", { name: "New contact" }).click();
+  await page.getByRole("dialog").getByLabel("First name").fill("Short");
+  await page.getByRole("dialog").getByLabel("Phone").fill("12");
+  await page.getByRole("dialog").getByRole("button", { name: "Create contact" }).click();
+  await page.getByRole("dialog").getByRole("alert").waitFor();
+  const phone = page.getByRole("dialog").getByLabel("Phone");
+  assert.equal(await phone.getAttribute("aria-invalid"), "true", "the field's error is shown at the field");
+  problems.splice(0, problems.length, ...problems.filter((p) => !/http 422|status of 422/.test(p))); // the expected validation answer
+  assert.deepEqual(problems, []);
+  await context.close();
+});
+
 test("live feed: an event made through the API shows within 2 s", async () => {
   const { page, problems, reset, context } = await openPage();
   await signIn(page, "admin");
