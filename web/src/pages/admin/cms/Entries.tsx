@@ -23,7 +23,7 @@ export default function Entries() {
       <KeysetList<Entry>
         caption="Entries"
         searchLabel="Search entries"
-        filters={[{ name: "status", label: "Status", options: ["draft", "published", "changed", "scheduled"].map((s) => ({ value: s, label: s })) }]}
+        filters={[{ name: "status", label: "Status", options: ["draft", "published", "changed"].map((s) => ({ value: s, label: s })) }]}
         fetchPage={(query) => api.GET("/api/v1/cms/content-types/{key}/entries", { params: { path: { key }, query } })}
         rowKey={(e) => e.id}
         empty="No entries yet."

@@ -32,7 +32,7 @@ export default function Companies() {
         caption="Companies"
         reloadKey={reload}
         searchLabel="Search companies"
-        filters={[{ name: "sort", label: "Sort", options: [{ value: "name", label: "Name" }, { value: "-created_at", label: "Newest" }] }]}
+        filters={[{ name: "sort", label: "Sort", options: [{ value: "-created_at", label: "Newest" }, { value: "created_at", label: "Oldest" }, { value: "-updated_at", label: "Recently changed" }] }]}
         fetchPage={(query) => api.GET("/api/v1/crm/companies", { params: { query } })}
         rowKey={(c) => c.id}
         empty="No companies match."

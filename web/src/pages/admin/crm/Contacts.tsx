@@ -96,7 +96,7 @@ export default function Contacts() {
         searchLabel="Search names and email"
         filters={[
           { name: "lifecycle_stage", label: "Stage", options: STAGES.map((s) => ({ value: s, label: s })) },
-          { name: "sort", label: "Sort", options: [{ value: "last_name", label: "Last name" }, { value: "-created_at", label: "Newest" }] },
+          { name: "sort", label: "Sort", options: [{ value: "-created_at", label: "Newest" }, { value: "created_at", label: "Oldest" }, { value: "-updated_at", label: "Recently changed" }] },
         ]}
         fetchPage={(query) => api.GET("/api/v1/crm/contacts", { params: { query } })}
         rowKey={(c) => c.id}
