@@ -129,6 +129,13 @@ for (const role of ["superadmin", "admin"]) {
     await page.reload();
     await page.getByRole("navigation", { name: "Main" }).waitFor({ timeout: 5000 });
     assert.doesNotMatch(page.url(), /\/login/);
+    // Two tabs refreshing at once share one cookie: both stay signed in (a spent cookie sent twice would
+    // look like a stolen token's reuse and end the session).
+    const second = await context.newPage();
+    await Promise.all([page.reload(), second.goto(h.baseUrl + "/")]);
+    await page.getByRole("navigation", { name: "Main" }).waitFor({ timeout: 5000 });
+    await second.getByRole("navigation", { name: "Main" }).waitFor({ timeout: 5000 });
+    await second.close();
     await page.getByRole("button", { name: "Sign out" }).click();
     await page.waitForURL(/\/login$/);
     assert.equal((await context.cookies()).some((c) => c.name === "cdx_refresh" && c.value), false, "logout clears the cookie");

@@ -41,12 +41,16 @@ export function refresh(): Promise<boolean> {
   if (!refreshing) {
     refreshing = (async () => {
       try {
-        const r = await fetch("/api/v1/auth/refresh", {
-          method: "POST",
-          headers: { "Content-Type": "application/json", ...REFRESH_HEADER },
-          body: "{}",
-          credentials: "same-origin",
-        });
+        const call = () =>
+          fetch("/api/v1/auth/refresh", {
+            method: "POST",
+            headers: { "Content-Type": "application/json", ...REFRESH_HEADER },
+            body: "{}",
+            credentials: "same-origin",
+          });
+        // Tabs share the cookie and each refresh spends it: one tab at a time (Web Locks), so a tab never
+        // sends a cookie another tab has just spent (the server would take it for a stolen token's reuse).
+        const r = navigator.locks ? await navigator.locks.request("cdx-refresh", call) : await call();
         if (!r.ok) {
           setTokens(null);
           return false;

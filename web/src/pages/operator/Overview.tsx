@@ -57,7 +57,7 @@ export default function Overview() {
         <div className="grid grid-cols-2 gap-3 lg:grid-cols-4" data-loaded="true">
           <Stat label="Tenants" value={`${list.length}${more}`} />
           <Stat label="Active tenants" value={`${active}${more}`} />
-          <Stat label="API calls today" value={callsToday ?? "…"} />
+          <Stat label={list.length > 20 ? "API calls today (20 newest tenants)" : "API calls today"} value={callsToday ?? "…"} />
           <Stat label="Events per minute" value={perMinute} />
         </div>
       )}
