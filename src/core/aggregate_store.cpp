@@ -141,6 +141,33 @@ AggregateStore::Counters AggregateStore::read(const std::string& tenant_id, cons
   });
 }
 
+AggregateStore::Platform AggregateStore::read_platform(const std::string& since_hour,
+                                                       const std::string& today,
+                                                       const std::string& window_from) {
+  // Tenants by status from the status index (a thousand rows or ten); the rest by the platform rows' keys.
+  static const std::string kSql =
+      "SELECT 't', status, COUNT(*) FROM cdx_db.tenants GROUP BY status "
+      "UNION ALL SELECT 'h', hour, n FROM cdx_db.event_hours WHERE tenant_id = '*' AND hour >= $1 "
+      "UNION ALL SELECT 'd', day, calls FROM cdx_db.usage_daily WHERE tenant_id = '*' AND day >= $3 AND day "
+      "<= $2";
+  return db_->read_platform([&](db::Tx& tx) {
+    Platform out;
+    for (const auto& r : tx.query(kSql, {since_hour, today, window_from}).rows) {
+      const std::string kind = r.text(0), key = r.text(1);
+      const int64_t n = r.integer(2);
+      if (kind == "t") {
+        out.tenants[key] = n;
+      } else if (kind == "h") {
+        out.hours[key] = n;
+      } else {
+        out.calls_window += n;
+        if (key == today) out.calls_today += n;
+      }
+    }
+    return out;
+  });
+}
+
 std::vector<std::string> AggregateStore::tenant_ids() {
   return db_->read_platform([&](db::Tx& tx) {
     std::vector<std::string> out;
@@ -174,6 +201,10 @@ int64_t AggregateStore::replace_all(const std::map<std::string, std::map<std::st
         "COUNT(*) FROM cdx_db.events e WHERE e.tenant_id <> '' AND e.created_at >= $1 "
         "AND EXISTS (SELECT 1 FROM cdx_db.tenants t WHERE t.id = e.tenant_id) "
         "GROUP BY e.tenant_id, SUBSTR(e.created_at, 1, 13)",
+        {since_hour});
+    tx.query(
+        "INSERT INTO cdx_db.event_hours (tenant_id, hour, n) SELECT '*', SUBSTR(created_at, 1, 13), COUNT(*) "
+        "FROM cdx_db.events WHERE created_at >= $1 GROUP BY SUBSTR(created_at, 1, 13)",
         {since_hour});
     const int64_t end = tx.query("SELECT COALESCE(MAX(seq), 0) FROM cdx_db.events").rows.at(0).integer(0);
     tx.query(

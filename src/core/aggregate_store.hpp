@@ -26,6 +26,10 @@ struct DealState {
 
 class AggregateStore {
  public:
+  // The tenant_id of the platform's rows: every event's hour bucket, every API call's day (no tenant id is
+  // "*").
+  static constexpr const char* kPlatform = "*";
+
   explicit AggregateStore(std::shared_ptr<db::Database> db) : db_(std::move(db)) {}
   db::Database& database() { return *db_; }
 
@@ -51,6 +55,14 @@ class AggregateStore {
   };
   Counters read(const std::string& tenant_id, const std::string& since_hour, const std::string& today,
                 const std::string& window_from);
+
+  struct Platform {
+    std::map<std::string, int64_t> tenants;  // by status
+    std::map<std::string, int64_t> hours;    // events per hour bucket from since_hour on
+    int64_t calls_today = 0, calls_window = 0;
+  };
+  Platform read_platform(const std::string& since_hour, const std::string& today,
+                         const std::string& window_from);
 
   // ---- the rebuild
   std::vector<std::string> tenant_ids();

@@ -118,6 +118,7 @@ void Aggregates::apply(db::Tx& tx, const std::vector<LoggedEvent>& batch) {
     std::map<std::string, int64_t> hours;
   };
   std::map<std::string, Tenant> tenants;
+  std::map<std::string, int64_t> platform_hours;  // every event of the log, whatever its tenant
   // Deals read or changed in this batch: their current state (nullopt: gone), and which to write back.
   std::map<std::pair<std::string, std::string>, std::optional<DealState>> deals;
   std::set<std::pair<std::string, std::string>> dirty;
@@ -129,6 +130,7 @@ void Aggregates::apply(db::Tx& tx, const std::vector<LoggedEvent>& batch) {
   };
 
   for (const auto& e : batch) {
+    platform_hours[aggregates::hour_of(e.created_at)] += 1;
     if (e.tenant_id.empty()) continue;
     aggregates::Effect f = aggregates::effect_of(e.type, e.data);
     if (f.tenant_deleted) {
@@ -166,6 +168,33 @@ void Aggregates::apply(db::Tx& tx, const std::vector<LoggedEvent>& batch) {
     AggregateStore::add_hours(tx, tenant_id, t.hours);
     AggregateStore::prune_hours(tx, tenant_id, oldest);
   }
+  AggregateStore::add_hours(tx, AggregateStore::kPlatform, platform_hours);
+  AggregateStore::prune_hours(tx, AggregateStore::kPlatform, oldest);
+}
+
+json Aggregates::platform_overview() {
+  const auto at = Clock::now();
+  const std::string today = format_rfc3339(at).substr(0, 10);
+  const std::string since_hour = aggregates::hour_of(format_rfc3339(at - std::chrono::hours(23)));
+  const std::string window_from = format_rfc3339(at - std::chrono::hours(24 * 29)).substr(0, 10);
+  const AggregateStore::Platform p = store_.read_platform(since_hour, today, window_from);
+  int64_t total = 0, events = 0;
+  json by_status = json::object(), hours = json::array();
+  for (const auto& [status, n] : p.tenants) {
+    by_status[status] = n;
+    total += n;
+  }
+  for (const auto& [hour, n] : p.hours) {
+    hours.push_back({{"hour", hour + ":00:00Z"}, {"events", n}});
+    events += n;
+  }
+  return {{"tenants",
+           {{"total", total},
+            {"active", by_status.value("active", int64_t{0})},
+            {"suspended", by_status.value("suspended", int64_t{0})}}},
+          {"api_calls", {{"today", p.calls_today}, {"last_30_days", p.calls_window}}},
+          {"events_24h", events},
+          {"events_by_hour", std::move(hours)}};
 }
 
 json Aggregates::overview(const std::string& tenant_id) {

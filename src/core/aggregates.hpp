@@ -68,6 +68,8 @@ class Aggregates {
   void apply(db::Tx& tx, const std::vector<LoggedEvent>& batch);
   // The overview of an existing tenant (the caller resolved it). Blocking.
   nlohmann::json overview(const std::string& tenant_id);
+  // The platform's (GET /api/v1/overview): tenants by status, API calls, events per hour. Blocking.
+  nlohmann::json platform_overview();
   // Replaces every tenant's counters with what the modules report (tenant id -> each module's
   // Module::aggregate_counts: numbers by counter name, added up, and "deals": each deal's state), the event
   // buckets with a recount of the log, and moves the subscriber's cursor to the log's end, which it

@@ -1,3 +1,4 @@
+// GET /api/v1/overview: the platform's numbers for the operator (SUPERADMIN).
 // GET /api/v1/tenants/{id}/overview: the tenant's numbers across the modules, from core's own counters
 // (core/aggregates.hpp). The SUPERADMIN reads any tenant's; a tenant's ADMIN (or a secret key holding
 // events:read) its own tenant's only: naming another tenant, existing or not, is 403 like the event log.
@@ -14,6 +15,24 @@ using http::Context;
 using http::Method;
 
 void CoreModule::mount_overview(http::Router& r) {
+  r.add(Method::kGet, "/api/v1/overview",
+        [this](Context& ctx) -> Task<void> {
+          auto out = co_await workers_.run([&] { return aggregates_.platform_overview(); });
+          int64_t up = 0, total = 0;
+          for (const auto& s : services_.list()) {
+            ++total;
+            up += s.value("status", "") == "up";
+          }
+          out["services"] = {{"total", total}, {"up", up}, {"down", total - up}};
+          ctx.res.json(200, out.dump());
+        },
+        {.access = Access::kSuperadmin,
+         .summary =
+             "The platform's numbers: tenants by status, API calls today and in 30 days, events per hour "
+             "over the last 24 hours (from the aggregates), services up and down",
+         .tag = "tenants",
+         .response_schema = "PlatformOverview"});
+
   r.add(Method::kGet, "/api/v1/tenants/{id}/overview",
         [this](Context& ctx) -> Task<void> {
           const Principal& p = *ctx.principal;
@@ -73,6 +92,14 @@ void add_overview_schema(nlohmann::json& schemas) {
        {"events_24h", count},
        {"api_calls", object({{"today", count}, {"last_30_days", count}})},
        {"updated_at", {{"type", {"string", "null"}}, {"format", "date-time"}}}});
+  schemas["PlatformOverview"] = object(
+      {{"tenants", object({{"total", count}, {"active", count}, {"suspended", count}})},
+       {"api_calls", object({{"today", count}, {"last_30_days", count}})},
+       {"events_24h", count},
+       {"events_by_hour",
+        {{"type", "array"},
+         {"items", object({{"hour", {{"type", "string"}, {"format", "date-time"}}}, {"events", count}})}}},
+       {"services", object({{"total", count}, {"up", count}, {"down", count}})}});
 }
 
 }  // namespace cdx::core

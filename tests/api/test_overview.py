@@ -330,3 +330,47 @@ def test_a_deleted_tenants_aggregates_go_with_it(sa, anon, server):
             break
         assert time.time() < deadline, left
         time.sleep(0.05)
+
+
+def all_events_count(sa):
+    """How many events the whole log holds (every tenant's and the platform's)."""
+    n, cursor = 0, None
+    while True:
+        page = ok(sa.get("/api/v1/events", params={"limit": 200, **({"cursor": cursor} if cursor else {})}))
+        n += len(page["data"])
+        cursor = page["next_cursor"]
+        if not cursor:
+            return n
+
+
+def test_the_platform_overview_counts_tenants_events_and_calls():
+    """GET /api/v1/overview, the operator's first page: on a server of its own, so every number is known."""
+    s = Server().start()
+    try:
+        sa = superadmin_of(s)
+        anon = Api(s.url)
+        tenants = [tenant_with_clients(sa, anon) for _ in range(3)]
+        ok(sa.post(f"/api/v1/tenants/{tenants[0]['id']}/suspend"))
+        for _ in range(4):
+            ok(tenants[1]["key_api"].get("/api/v1/auth/me"))
+        deadline = time.time() + 10
+        while True:
+            o = ok(sa.get("/api/v1/overview"))
+            logged = all_events_count(sa)
+            if o["events_24h"] == logged and o["api_calls"]["today"] >= 4:
+                break
+            assert time.time() < deadline, (o, logged)
+            time.sleep(0.2)
+        assert o["tenants"] == {"total": 3, "active": 2, "suspended": 1}
+        assert o["api_calls"]["last_30_days"] >= o["api_calls"]["today"]
+        hours = o["events_by_hour"]
+        assert sum(h["events"] for h in hours) == o["events_24h"] and hours[-1]["hour"].endswith(":00:00Z")
+        assert o["services"]["total"] >= 1 and o["services"]["up"] + o["services"]["down"] == o["services"]["total"]
+        # The rebuild recounts the platform's hour buckets from the log: the same number.
+        rebuild(s)
+        assert ok(sa.get("/api/v1/overview"))["events_24h"] == all_events_count(sa)
+        # The operator's page only.
+        assert_problem(tenants[1]["admin_api"].get("/api/v1/overview"), 403)
+        assert_problem(anon.get("/api/v1/overview"), 401)
+    finally:
+        s.cleanup()
