@@ -164,6 +164,9 @@ test("operator: every page shows its data, no console error, no failed request, 
     await axeCheck(page, name);
     await exerciseFilters(page);
   }
+  await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Overview", exact: true }).click();
+  await waitData(page, "/");
+  assert.ok(Number(await page.locator('[data-stat="Tenants"]').innerText()) >= 1, "the platform overview counts the demo tenant");
   // Tenant detail and its tabs.
   await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Tenants", exact: true }).click();
   await page.getByRole("link", { name: "Demo Company" }).click();

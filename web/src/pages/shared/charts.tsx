@@ -11,7 +11,7 @@ export function BarChart({ data, label }: { data: { x: string; y: number }[]; la
       {data.map((d, i) => {
         const h = (d.y / max) * hgt;
         return (
-          <g key={d.x}>
+          <g key={i}>
             <rect x={i * bw + 1} y={hgt - h} width={Math.max(1, bw - 2)} height={h} className="fill-indigo-500">
               <title>{`${d.x}: ${d.y}`}</title>
             </rect>
