@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
+import http from "node:http";
 import { after, before, test } from "node:test";
 import { adminToken, apiCall, SCREENSHOTS, startHarness, superadminToken } from "./harness.mjs";
 
@@ -376,6 +377,53 @@ test("admin: CSV import shows the per-row errors; export downloads the list", as
   problems.splice(0, problems.length, ...problems.filter((p) => !/http 422|status of 422/.test(p))); // the expected validation answer
   assert.deepEqual(problems, []);
   await context.close();
+});
+
+test("admin: a webhook endpoint, its secret once, a test event delivered and replayed", async () => {
+  const got = [];
+  const receiver = http.createServer((req, res) => {
+    let body = "";
+    req.on("data", (c) => (body += c));
+    req.on("end", () => {
+      got.push({ headers: req.headers, body });
+      res.writeHead(204).end();
+    });
+  });
+  await new Promise((r) => receiver.listen(0, "127.0.0.1", r));
+  const url = `http://127.0.0.1:${receiver.address().port}/hook`;
+  const { page, problems, reset, context } = await openPage();
+  try {
+    await signIn(page, "admin");
+    reset();
+    await visit(page, "Webhooks", "/webhooks");
+    await page.getByRole("button", { name: "New endpoint" }).click();
+    const dialog = page.getByRole("dialog");
+    await dialog.getByLabel("URL").fill(url);
+    await dialog.getByLabel("Event types").fill("crm.*");
+    await dialog.getByRole("button", { name: "Create endpoint" }).click();
+    assert.match(await page.getByTestId("secret-value").innerText(), /^whsec_/);
+    const row = page.getByRole("row").filter({ hasText: url });
+    await row.getByRole("button", { name: "Send test" }).click();
+    await page.getByText("Test event sent.").waitFor();
+    const deadline = Date.now() + 5000;
+    while (!got.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    assert.equal(got.length >= 1, true, "the receiver got the test event");
+    assert.match(String(got[0].headers["webhook-signature"]), /^v1,/);
+    assert.equal(JSON.parse(got[0].body).type, "webhook.test");
+    await row.getByRole("button", { name: url }).click();
+    const deliveries = page.getByRole("table", { name: "Deliveries" });
+    await deliveries.getByText("webhook.test").first().waitFor();
+    await page.screenshot({ path: path.join(SCREENSHOTS, "admin-webhooks-deliveries.png"), fullPage: true });
+    const before = got.length;
+    await deliveries.getByRole("button", { name: "Replay" }).first().click();
+    const until = Date.now() + 5000;
+    while (got.length === before && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+    assert.ok(got.length > before, "replay delivered again");
+    assert.deepEqual(problems, []);
+  } finally {
+    await context.close();
+    receiver.close();
+  }
 });
 
 test("live feed: an event made through the API shows within 2 s", async () => {

@@ -89,6 +89,8 @@ export async function startHarness({ topology = "monolith" } = {}) {
     CDX_LOG_LEVEL: "warn",
     CDX_DATA_DIR: path.join(tmp, "data"),
     CDX_KEK: randomBytes(32).toString("base64"),
+    // The webhooks test's receiver listens on 127.0.0.1 (the SSRF guard refuses loopback otherwise).
+    CDX_WEBHOOKS_ALLOW_LOOPBACK: "true",
   });
   const serverLog = path.join(tmp, "server.log");
   if (topology === "constellation") env.CDX_PORT_BASE = String(port);

@@ -107,7 +107,9 @@ export default function Webhooks() {
                     <summary className="cursor-pointer text-sm">{d.attempts.length} attempt(s)</summary>
                     <ul className="text-xs">
                       {d.attempts.map((a, i) => (
-                        <li key={i}>{JSON.stringify(a)}</li>
+                        <li key={i}>
+                          {fmtDate(a.attempted_at)} · {a.status_code ?? "no answer"} · {a.latency_ms ?? 0} ms{a.error ? ` · ${a.error}` : ""}
+                        </li>
                       ))}
                     </ul>
                   </details>
