@@ -324,7 +324,7 @@ test("admin: move a deal on the board (menu and drag and drop)", async () => {
   await context.close();
 });
 
-test("admin: write and publish a CMS entry", async () => {
+test("admin: write, publish and restore a CMS entry", async () => {
   const { page, problems, reset, context } = await openPage();
   await signIn(page, "admin");
   reset();
@@ -344,6 +344,15 @@ test("admin: write and publish a CMS entry", async () => {
   const e = (await apiCall(h, "GET", `/api/v1/cms/content-types/author/entries/${id}`, { token: tok })).body;
   assert.equal(e.status, "published");
   assert.equal(e.data.name, name);
+  // A second version, then back to the first.
+  await page.getByLabel("name", { exact: false }).first().fill(`${name} v2`);
+  await page.getByRole("button", { name: "Save draft" }).click();
+  await page.getByTestId("entry-note").filter({ hasText: "Draft saved" }).waitFor();
+  await page.getByRole("button", { name: "Restore v1" }).click();
+  await page.getByTestId("entry-note").filter({ hasText: "Version 1 restored" }).waitFor();
+  assert.equal(await page.getByLabel("name", { exact: false }).first().inputValue(), name);
+  const restored = (await apiCall(h, "GET", `/api/v1/cms/content-types/author/entries/${id}`, { token: tok })).body;
+  assert.equal(restored.data.name, name);
   assert.deepEqual(problems, []);
   await context.close();
 });
@@ -424,6 +433,27 @@ test("admin: a webhook endpoint, its secret once, a test event delivered and rep
     await context.close();
     receiver.close();
   }
+});
+
+test("admin: upload to the media library, preview shown under the strict CSP", async () => {
+  const { page, problems, reset, context } = await openPage();
+  await signIn(page, "admin");
+  reset();
+  await visit(page, "Media library", "/cms/media");
+  // A 2x2 PNG.
+  const png = Buffer.from("iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAAFklEQVR4nGP8z8DAwMDAxMDAwMDAAAANHQEDasKb6QAAAABJRU5ErkJggg==", "base64");
+  const name = `e2e-${Date.now()}.png`;
+  await page.getByLabel("File", { exact: true }).setInputFiles({ name, mimeType: "image/png", buffer: png });
+  await page.getByLabel("Alt text").fill("a tiny square");
+  await page.getByRole("button", { name: "Upload", exact: true }).click();
+  const row = page.getByRole("row").filter({ hasText: name });
+  await row.waitFor();
+  const img = row.getByRole("img", { name: "a tiny square" });
+  await img.waitFor();
+  assert.match(String(await img.getAttribute("src")), /^blob:/);
+  assert.ok(await img.evaluate((el) => el.complete && el.naturalWidth === 2), "the preview decoded");
+  assert.deepEqual(problems, []);
+  await context.close();
 });
 
 test("live feed: an event made through the API shows within 2 s", async () => {
