@@ -485,6 +485,34 @@ test("live feed: an event made through the API shows within 2 s", async () => {
   await context.close();
 });
 
+test("keyboard only: sign in, skip to content, move through the navigation", async () => {
+  const { page, problems, reset, context } = await openPage();
+  await page.goto(h.baseUrl + "/login");
+  await page.getByRole("radio", { name: "a tenant admin" }).focus();
+  const typeInto = async (label, text) => {
+    for (let i = 0; i < 10 && (await page.evaluate(() => document.activeElement?.getAttribute("name"))) !== label; i++) await page.keyboard.press("Tab");
+    assert.equal(await page.evaluate(() => document.activeElement?.getAttribute("name")), label, `Tab reaches ${label}`);
+    await page.keyboard.type(text);
+  };
+  await typeInto("tenant", "demo");
+  await typeInto("email", "john.doe@demo.com");
+  await typeInto("password", "demo123");
+  await page.keyboard.press("Enter");
+  await page.getByRole("navigation", { name: "Main" }).waitFor();
+  reset();
+  await page.keyboard.press("Tab");
+  assert.equal(await page.evaluate(() => document.activeElement?.textContent), "Skip to content");
+  // Tab to the Users link and open it with Enter.
+  for (let i = 0; i < 10 && (await page.evaluate(() => document.activeElement?.textContent)) !== "Users"; i++) await page.keyboard.press("Tab");
+  await page.keyboard.press("Enter");
+  await waitData(page, "/users");
+  // The focus ring is visible on the focused link.
+  const outline = await page.evaluate(() => getComputedStyle(document.activeElement).outlineStyle);
+  assert.notEqual(outline, "none");
+  assert.deepEqual(problems, []);
+  await context.close();
+});
+
 test("phone width and dark theme", async () => {
   const { page, problems, reset, context } = await openPage({ width: 390, height: 844, colorScheme: "dark" });
   await signIn(page, "admin");
