@@ -456,6 +456,65 @@ test("admin: upload to the media library, preview shown under the strict CSP", a
   await context.close();
 });
 
+test("operator: create a plan and edit its quotas and modules", async () => {
+  const { page, problems, reset, context } = await openPage();
+  await signIn(page, "superadmin");
+  reset();
+  await visit(page, "Plans", "/plans");
+  const key = `e2e${Date.now().toString(36)}`;
+  await page.getByRole("button", { name: "New plan" }).click();
+  let dialog = page.getByRole("dialog");
+  await dialog.getByRole("textbox", { name: "Key", exact: true }).fill(key);
+  await dialog.getByRole("textbox", { name: "Name", exact: true }).fill("E2E plan");
+  await dialog.getByLabel("Requests per minute").fill("120");
+  await dialog.getByLabel("billing").uncheck();
+  await dialog.getByRole("button", { name: "Save plan" }).click();
+  const row = page.getByRole("row").filter({ hasText: key });
+  await row.waitFor();
+  await row.getByRole("button", { name: `Edit ${key}` }).click();
+  dialog = page.getByRole("dialog");
+  await dialog.getByLabel("Max users").fill("7");
+  await dialog.getByRole("button", { name: "Save plan" }).click();
+  await row.getByRole("cell", { name: "7", exact: true }).waitFor();
+  const tok = await superadminToken(h);
+  const plan = (await apiCall(h, "GET", "/api/v1/plans?limit=200", { token: tok })).body.data.find((p) => p.key === key);
+  assert.equal(plan.rate_limit_per_minute, 120);
+  assert.equal(plan.max_users, 7);
+  assert.equal(plan.modules.includes("billing"), false);
+  assert.deepEqual(problems, []);
+  await context.close();
+});
+
+test("admin: create a user (password shown once), change the role, disable; an OAuth client's secret once", async () => {
+  const { page, problems, reset, context } = await openPage();
+  await signIn(page, "admin");
+  reset();
+  await visit(page, "Users", "/users");
+  const email = `user-${Date.now()}@demo.example`;
+  await page.getByRole("button", { name: "New user" }).click();
+  await page.getByRole("dialog").getByLabel("Email").fill(email);
+  await page.getByRole("dialog").getByRole("button", { name: "Create user" }).click();
+  assert.ok((await page.getByTestId("secret-value").innerText()).startsWith(`${email}: `), "the generated password is shown once");
+  const row = page.getByRole("row").filter({ hasText: email });
+  await row.getByLabel(`Role of ${email}`).selectOption("ADMIN");
+  await row.getByRole("button", { name: "Disable" }).click();
+  await row.getByText("disabled").waitFor();
+  const tok = await adminToken(h);
+  const u = (await apiCall(h, "GET", `/api/v1/auth/users?q=${encodeURIComponent(email)}`, { token: tok })).body.data.find((x) => x.email === email);
+  assert.equal(u.role, "ADMIN");
+  assert.equal(u.status, "disabled");
+  await visit(page, "OAuth clients", "/oauth-clients");
+  await page.getByRole("button", { name: "New client" }).click();
+  const dialog = page.getByRole("dialog");
+  await dialog.getByLabel("Name").fill("E2E app");
+  await dialog.getByLabel("Redirect URIs").fill("https://app.example.com/callback");
+  await dialog.getByRole("button", { name: "Create client" }).click();
+  assert.match(await page.getByTestId("secret-value").innerText(), / \/ \S+/);
+  await page.getByRole("row").filter({ hasText: "E2E app" }).waitFor();
+  assert.deepEqual(problems, []);
+  await context.close();
+});
+
 test("live feed: an event made through the API shows within 2 s", async () => {
   const { page, problems, reset, context } = await openPage();
   await signIn(page, "admin");
