@@ -3,7 +3,7 @@
 // not serve the dashboard at / (before it embeds web/dist), `vite preview` serves web/dist and proxies
 // the API to it. Missing chromium or binary is a failure, never a skip.
 //   const h = await startHarness(); … await h.stop();
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdtempSync, mkdirSync, openSync, readFileSync, rmSync } from "node:fs";
 import net from "node:net";
@@ -94,6 +94,14 @@ export async function startHarness({ topology = "monolith" } = {}) {
   });
   const serverLog = path.join(tmp, "server.log");
   if (topology === "constellation") env.CDX_PORT_BASE = String(port);
+  // PostgreSQL as the API suite runs it (CDX_TEST_BACKEND=postgres, scripts/pg-temp): a fresh database.
+  if (process.env.CDX_TEST_BACKEND === "postgres") {
+    const base = process.env.CDX_TEST_DATABASE_URL;
+    if (!base) throw new Error("CDX_TEST_BACKEND=postgres needs CDX_TEST_DATABASE_URL (scripts/pg-temp start)");
+    const name = `cdx_e2e_${randomBytes(6).toString("hex")}`;
+    execFileSync("psql", [base, "-q", "-v", "ON_ERROR_STOP=1", "-c", `CREATE DATABASE ${name}`]);
+    env.CDX_DATABASE_URL = base.replace(/\/[^/]*$/, `/${name}`);
+  }
   const server = spawn(BINARY, [topology === "constellation" ? "up" : "serve", "--demo"], { env, stdio: ["ignore", openSync(serverLog, "a"), openSync(serverLog, "a")] });
   const procs = [server];
   let browser;
