@@ -85,8 +85,11 @@ export function Layout({ children }: { children: ReactNode }) {
           </ul>
         </nav>
         <div className="space-y-2 border-t border-slate-200 px-4 py-3 text-sm dark:border-slate-800">
-          <div className="truncate" title={who}>
-            {who} <span className="text-xs text-slate-600 dark:text-slate-400">({me?.role})</span>
+          <div>
+            <div className="truncate" title={who}>
+              {who}
+            </div>
+            <div className="text-xs text-slate-600 dark:text-slate-400">{me?.role}</div>
           </div>
           <div className="flex gap-2">
             <Button
@@ -95,9 +98,9 @@ export function Layout({ children }: { children: ReactNode }) {
                 setTheme(t);
                 applyTheme(t, true);
               }}
-              aria-label={`Switch to ${theme === "dark" ? "light" : "dark"} theme`}
+              aria-label={`${theme === "dark" ? "Light" : "Dark"} theme`}
             >
-              {theme === "dark" ? "Light" : "Dark"} theme
+              {theme === "dark" ? "Light" : "Dark"}
             </Button>
             <Button onClick={() => void logout()}>Sign out</Button>
           </div>
