@@ -1,0 +1,166 @@
+// An entry's form, generated from its content type's fields; save as draft, publish, unpublish, schedule,
+// and the versions with restore.
+import { useEffect, useState, type FormEvent } from "react";
+import { Link, useLocation, useNavigate, useParams } from "react-router-dom";
+import { api, asProblem, fieldErrors, type Problem, type Schemas } from "../../../api/client";
+import { KeysetList, useLoad } from "../../../components/list";
+import { Badge, Button, Card, Checkbox, ErrorBox, Field, fmtDate, Loading, PageHeader, Select } from "../../../components/ui";
+
+type FieldDef = Schemas["ContentTypeField"];
+type Version = Schemas["EntryVersionSummary"];
+
+const blankEntry = { id: "new", data: {}, status: "new", version: 0, published_version: null, published_at: null, publish_at: null } as unknown as Schemas["Entry"];
+
+function toInput(f: FieldDef, v: unknown): string {
+  if (v === undefined || v === null) return "";
+  if (f.type === "json") return JSON.stringify(v, null, 2);
+  if (f.type === "text_list" || (f.multiple && Array.isArray(v))) return (v as unknown[]).join(", ");
+  return String(v);
+}
+
+function fromInput(f: FieldDef, s: string): unknown {
+  if (s === "") return null;
+  switch (f.type) {
+    case "integer":
+      return Number.parseInt(s, 10);
+    case "number":
+      return Number(s);
+    case "json":
+      try {
+        return JSON.parse(s);
+      } catch {
+        return s;
+      }
+    case "text_list":
+      return s.split(",").map((x) => x.trim()).filter(Boolean);
+    default:
+      return f.multiple ? s.split(",").map((x) => x.trim()).filter(Boolean) : s;
+  }
+}
+
+export default function EntryEditor() {
+  const { key = "", id = "" } = useParams();
+  const isNew = id === "new";
+  const nav = useNavigate();
+  const type = useLoad(() => api.GET("/api/v1/cms/content-types/{key}", { params: { path: { key } } }), [key]);
+  const entry = useLoad(
+    () =>
+      isNew
+        ? Promise.resolve({ data: blankEntry, response: new Response(null, { status: 200 }) })
+        : api.GET("/api/v1/cms/content-types/{key}/entries/{id}", { params: { path: { key, id } } }),
+    [key, id],
+  );
+  const [values, setValues] = useState<Record<string, string>>({});
+  const [bools, setBools] = useState<Record<string, boolean>>({});
+  const [publishAt, setPublishAt] = useState("");
+  const [problem, setProblem] = useState<Problem | null>(null);
+  const [note, setNote] = useState<string | null>(null);
+  const [vReload, setVReload] = useState(0);
+  const fields = (type.data?.fields ?? []) as FieldDef[];
+  const initialNote = (useLocation().state as { note?: string } | null)?.note ?? null;
+
+  useEffect(() => {
+    if (!entry.data || !type.data) return;
+    const data = entry.data.data as Record<string, unknown>;
+    const v: Record<string, string> = {};
+    const b: Record<string, boolean> = {};
+    for (const f of type.data.fields as FieldDef[]) {
+      if (f.type === "boolean") b[f.key] = !!data[f.key];
+      else v[f.key] = toInput(f, data[f.key]);
+    }
+    setValues(v);
+    setBools(b);
+  }, [entry.data, type.data]);
+
+  if ((type.loading || entry.loading) && !entry.data) return <Loading />;
+  if (!entry.data || !type.data) return <ErrorBox problem={entry.problem ?? type.problem} />;
+  const e = entry.data;
+
+  const after = (r: { data?: Schemas["Entry"]; error?: unknown; response: Response }, msg: string) => {
+    if (r.error || !r.data) {
+      setProblem(asProblem(r.error, r.response.status));
+      setNote(null);
+      return;
+    }
+    setProblem(null);
+    setNote(msg);
+    entry.setData(r.data);
+    setVReload((n) => n + 1);
+  };
+
+  const save = async (ev: FormEvent) => {
+    ev.preventDefault();
+    const data: Record<string, unknown> = {};
+    for (const f of fields) data[f.key] = f.type === "boolean" ? !!bools[f.key] : fromInput(f, values[f.key] ?? "");
+    const body: Schemas["EntryUpdate"] = { data: data as Record<string, never> };
+    if (publishAt) body.publish_at = new Date(publishAt).toISOString();
+    if (isNew) {
+      const r = await api.POST("/api/v1/cms/content-types/{key}/entries", { params: { path: { key } }, body: body as Schemas["EntryCreate"] });
+      if (r.error || !r.data) return setProblem(asProblem(r.error, r.response.status));
+      setProblem(null);
+      nav(`/cms/types/${key}/entries/${r.data.id}`, { replace: true, state: { note: "Draft saved." } });
+      return;
+    }
+    after(await api.PATCH("/api/v1/cms/content-types/{key}/entries/{id}", { params: { path: { key, id } }, body }), publishAt ? "Saved; publication scheduled." : "Draft saved.");
+  };
+  const publish = async () => after(await api.POST("/api/v1/cms/content-types/{key}/entries/{id}/publish", { params: { path: { key, id } } }), "Published.");
+  const unpublish = async () => after(await api.POST("/api/v1/cms/content-types/{key}/entries/{id}/unpublish", { params: { path: { key, id } } }), "Unpublished.");
+  const restore = async (v: number) => after(await api.POST("/api/v1/cms/content-types/{key}/entries/{id}/versions/{version}/restore", { params: { path: { key, id, version: String(v) } } }), `Version ${v} restored as a new draft.`);
+  const fe = Object.fromEntries(Object.entries(fieldErrors(problem)).map(([k, v]) => [k.replace(/^data\./, ""), v]));
+
+  return (
+    <div className="space-y-4">
+      <PageHeader
+        title={`${type.data.name}: ${String((e.data as Record<string, unknown>)[fields[0]?.key ?? ""] ?? e.id)}`}
+        actions={
+          <>
+            {!isNew && <Button kind="primary" onClick={() => void publish()}>Publish</Button>}
+            {e.published_version != null && <Button onClick={() => void unpublish()}>Unpublish</Button>}
+          </>
+        }
+      >
+        <p className="text-sm">
+          <Badge tone={e.status === "published" ? "green" : "amber"}>{e.status}</Badge> v{e.version}
+          {e.published_version != null && ` · published v${e.published_version} ${fmtDate(e.published_at)}`}
+          {e.publish_at && ` · scheduled ${fmtDate(e.publish_at)}`} ·{" "}
+          <Link className="text-indigo-700 underline dark:text-indigo-300" to={`/cms/types/${key}`}>All entries</Link>
+        </p>
+      </PageHeader>
+      {(note ?? initialNote) && <p role="status" className="text-sm text-green-800 dark:text-green-300" data-testid="entry-note">{note ?? initialNote}</p>}
+      <ErrorBox problem={problem} />
+      <Card>
+        <form onSubmit={save} className="grid grid-cols-1 gap-3 md:grid-cols-2" data-loaded="true">
+          {fields.map((f) => {
+            const label = `${f.name ?? f.key}${f.type === "reference" ? ` (id of a ${f.references})` : f.type === "media" ? " (media id)" : ""}`;
+            if (f.type === "boolean") return <Checkbox key={f.key} label={label} checked={!!bools[f.key]} onChange={(c) => setBools((b) => ({ ...b, [f.key]: c }))} />;
+            if (f.type === "enum")
+              return <Select key={f.key} label={label} name={f.key} errors={fe} value={values[f.key] ?? ""} onChange={(v) => setValues((x) => ({ ...x, [f.key]: v }))} options={[{ value: "", label: "—" }, ...((f.values ?? []) as string[]).map((v) => ({ value: String(v), label: String(v) }))]} />;
+            const type = f.type === "integer" || f.type === "number" ? "number" : f.type === "date" ? "date" : f.type === "datetime" ? "datetime-local" : "text";
+            return (
+              <div key={f.key} className={f.type === "rich_text" || f.type === "json" ? "md:col-span-2" : undefined}>
+                <Field label={label} name={f.key} type={type} required={!!f.required} value={values[f.key] ?? ""} onChange={(v) => setValues((x) => ({ ...x, [f.key]: v }))} multiline={f.type === "rich_text" || f.type === "json"} errors={fe} hint={f.type === "text_list" ? "Comma separated" : f.description ?? undefined} />
+              </div>
+            );
+          })}
+          <Field label="Publish at (schedule)" name="publish_at" type="datetime-local" value={publishAt} onChange={setPublishAt} errors={fe} />
+          <div className="md:col-span-2">
+            <Button kind="primary" type="submit">Save draft</Button>
+          </div>
+        </form>
+      </Card>
+      {!isNew && <h2 className="text-lg font-semibold">Versions</h2>}
+      {!isNew && <KeysetList<Version>
+        caption="Versions"
+        reloadKey={vReload}
+        fetchPage={(query) => api.GET("/api/v1/cms/content-types/{key}/entries/{id}/versions", { params: { path: { key, id }, query } })}
+        rowKey={(v) => String(v.version)}
+        columns={[
+          { header: "Version", cell: (v) => `v${v.version}` },
+          { header: "Saved", cell: (v) => fmtDate(v.created_at) },
+          { header: "State", cell: (v) => <>{v.current && <Badge tone="indigo">current</Badge>} {v.published && <Badge tone="green">published</Badge>}</> },
+          { header: "Actions", cell: (v) => (v.current ? null : <Button onClick={() => void restore(v.version ?? 0)}>Restore v{v.version}</Button>) },
+        ]}
+      />}
+    </div>
+  );
+}
