@@ -265,7 +265,8 @@ struct Platform::Impl {
     for (const std::string& name : service_names()) {
       const std::string url = service_url(config, name);
       reg.add(name, url, [url] {
-        const http::HealthAnswer h = http::probe_health(url);
+        // 1 s: the registry checks every second, and a hung service shows as down within about two.
+        const http::HealthAnswer h = http::probe_health(url, std::chrono::milliseconds(1000));
         return core::Probe{h.ok, h.version, h.error};
       });
     }

@@ -129,8 +129,8 @@ struct Conn : std::enable_shared_from_this<Conn> {
   bool idle = true;   // waiting for the first byte of a request: may be closed at once on drain
   bool busy = false;  // a handler runs: the watchdog leaves it alone
   bool closed = false;
-  log::AccessBuffer* access_log;  // the shard's, or nullptr when the access log is off
-  std::string client;             // the peer's address, counted against the per-client cap
+  log::AccessBuffer* access_log;      // the shard's, or nullptr when the access log is off
+  std::string client;                 // the peer's address, counted against the per-client cap
   std::function<void()> stop_stream;  // a watched long-lived answer's (AnswerStream::watch)
 };
 
@@ -295,6 +295,7 @@ struct Server::Impl {
     ctx.res.status = info(e.code()).status;
     ctx.res.content_type = "application/problem+json";
     ctx.res.body = render_problem(e, ctx.request_id);
+    ctx.res.static_body = {};
     ctx.res.headers.clear();
     bool challenge = false;
     for (const auto& [k, v] : e.headers()) {
@@ -400,11 +401,13 @@ struct Server::Impl {
   enum class Framing : uint8_t { kLength, kChunked, kClose };
 
   static constexpr size_t kLargeBody = 64 * 1024;
+  static constexpr size_t kLargeStaticBody = 16 * 1024;
 
   void serialize(Context& ctx, bool head_only, bool close, std::string& out) {
-    serialize_head(ctx, Framing::kLength, ctx.res.body.size(), close, out);
+    const std::string_view body = ctx.res.body_view();
+    serialize_head(ctx, Framing::kLength, body.size(), close, out);
     const bool bodyless = ctx.res.status == 204 || ctx.res.status == 304;
-    if (!bodyless && !head_only) out += ctx.res.body;
+    if (!bodyless && !head_only) out += body;
   }
 
   // Status line and headers.
@@ -898,11 +901,13 @@ struct Server::Impl {
 
       const bool keep = parser->keep_alive() && !draining && !unread;
       // A large body (an import's report) goes out from where it is, after the head: copied into `out` it
-      // would be held twice, and `out` would keep its size for the connection's life.
-      const bool large = ctx.res.body.size() > kLargeBody && req.method != Method::kHead &&
-                         ctx.res.status != 204 && ctx.res.status != 304;
+      // would be held twice, and `out` would keep its size for the connection's life. So does a static body
+      // of more than a few pages (a dashboard script): no copy at all.
+      const std::string_view body = ctx.res.body_view();
+      const bool large = body.size() > (ctx.res.static_body.data() ? kLargeStaticBody : kLargeBody) &&
+                         req.method != Method::kHead && ctx.res.status != 204 && ctx.res.status != 304;
       if (large)
-        serialize_head(ctx, Framing::kLength, ctx.res.body.size(), !keep, out);
+        serialize_head(ctx, Framing::kLength, body.size(), !keep, out);
       else
         serialize(ctx, req.method == Method::kHead, !keep, out);
       const auto t1 = precise_now();
@@ -913,9 +918,10 @@ struct Server::Impl {
         // Written here rather than through Io::flush: one coroutine frame fewer per request.
         c.deadline = t1 + opts.body_timeout;
         if (large) {
-          const std::array<asio::const_buffer, 2> both{asio::buffer(out), asio::buffer(ctx.res.body)};
+          const std::array<asio::const_buffer, 2> both{asio::buffer(out),
+                                                       asio::buffer(body.data(), body.size())};
           co_await asio::async_write(c.sock, both, asio::redirect_error(use_task, ec));
-          ctx.res.body = std::string();
+          if (!ctx.res.static_body.data()) ctx.res.body = std::string();
         } else {
           co_await asio::async_write(c.sock, asio::buffer(out), asio::redirect_error(use_task, ec));
         }

@@ -91,6 +91,9 @@ struct Response {
   int status = 200;
   std::string_view content_type = "application/json";
   std::string body;
+  // When set (non-null), the body instead of `body`: bytes that outlive the request (the dashboard's files
+  // in memory), written from where they are, never copied.
+  std::string_view static_body;
   std::vector<std::pair<std::string, std::string>> headers;
   std::string header_lines;          // pre-formatted "Name: value\r\n" lines, appended without allocating
   std::string content_type_storage;  // owns content_type when it is not a literal (a proxied answer)
@@ -100,6 +103,7 @@ struct Response {
     content_type = type;
     body.assign(b);
   }
+  std::string_view body_view() const { return static_body.data() ? static_body : std::string_view(body); }
   void json(int s, std::string b) {
     status = s;
     content_type = "application/json";
@@ -118,10 +122,10 @@ struct Context {
   Request req;
   Response res;
   std::string_view request_id;
-  std::shared_ptr<const Principal> principal;     // set by the authenticator on non-public routes
-  const TenantScope* tenant = nullptr;        // the tenant this request acts in, if any
-  AnswerStream* answer_stream = nullptr;          // set by the server on streamed routes
-  std::optional<TenantScope> tenant_storage;  // owns the scope when a SUPERADMIN names a tenant
+  std::shared_ptr<const Principal> principal;  // set by the authenticator on non-public routes
+  const TenantScope* tenant = nullptr;         // the tenant this request acts in, if any
+  AnswerStream* answer_stream = nullptr;       // set by the server on streamed routes
+  std::optional<TenantScope> tenant_storage;   // owns the scope when a SUPERADMIN names a tenant
   int route_id = -1;
   std::array<std::shared_ptr<const void>, 2> step_state;  // see http/middleware.hpp (StepSlot)
 
@@ -135,6 +139,7 @@ struct Context {
     res.status = 200;
     res.content_type = "application/json";
     res.body.clear();
+    res.static_body = {};
     res.headers.clear();
     res.header_lines.clear();
     principal.reset();

@@ -137,9 +137,11 @@ void Site::serve(http::Context& ctx) const {
   if (reserved(path)) throw Error(Code::kNotFound, fmt::format("No route matches {}.", path));
   const File* file = path == "/" ? index_ : find(path);
   if (!file) {
-    // A missing hashed asset is a 404 (index.html in its place would fail as a script); any other path is
-    // a client-side route of the app.
-    if (path.starts_with("/assets/")) throw Error(Code::kNotFound, fmt::format("No file {}.", path));
+    // A missing file is a 404 (index.html in place of a script or an image would fail as one): under
+    // /assets/, or named with an extension. Any other path is a client-side route of the app.
+    const std::string_view last = path.substr(path.rfind('/') + 1);
+    if (path.starts_with("/assets/") || last.find('.') != std::string_view::npos)
+      throw Error(Code::kNotFound, fmt::format("No file {}.", path));
     file = index_;
   }
   const bool gzip = !file->gzip.empty() && accepts_gzip(ctx.req.header("accept-encoding"));
@@ -151,7 +153,7 @@ void Site::serve(http::Context& ctx) const {
     return;
   }
   ctx.res.status = 200;
-  ctx.res.body.assign(gzip ? file->gzip : file->identity);
+  ctx.res.static_body = gzip ? file->gzip : file->identity;
 }
 
 }  // namespace cdx::web

@@ -67,7 +67,7 @@ def test_client_routes_answer_the_app_and_head_answers_without_body(server):
 
 def test_the_api_and_operational_paths_keep_their_json_answers(server):
     for path in ("/api/v1/nothing", "/api", "/oauth/nothing", "/.well-known/nothing", "/internal/v1/x",
-                 "/assets/not-built-1234.js"):
+                 "/assets/not-built-1234.js", "/robots.txt", "/tenants/logo.png"):
         assert_problem(requests.get(server.url + path, timeout=30), 404, "not_found")
     assert_problem(requests.post(server.url + "/tenants", json={}, timeout=30), 404, "not_found")
     assert_problem(requests.get(server.url + "/api/v1/tenants", timeout=30), 401, "unauthorized")

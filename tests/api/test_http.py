@@ -33,8 +33,9 @@ def fields(body):
 
 
 def test_unknown_route_is_404_problem(anon):
-    body = assert_problem(anon.get("/no/such/route"), 404, "not_found")
-    assert "/no/such/route" in body["detail"]
+    """(A GET of an unknown path outside the API is the dashboard's: test_dashboard.py.)"""
+    body = assert_problem(anon.get("/api/v1/no/such/route"), 404, "not_found")
+    assert "/api/v1/no/such/route" in body["detail"]
 
 
 def test_unknown_api_route_is_404_even_without_credentials(anon):
@@ -105,7 +106,7 @@ def test_request_id_is_echoed(anon):
 
 
 def test_request_id_echoed_in_problem_body(anon):
-    r = anon.get("/nope", headers={"X-Request-ID": "trace-for-a-404"})
+    r = anon.get("/api/nope", headers={"X-Request-ID": "trace-for-a-404"})
     body = assert_problem(r, 404)
     assert body["request_id"] == "trace-for-a-404"
 
@@ -406,7 +407,7 @@ def test_keep_alive_with_requests_session(anon):
 def test_pipelined_requests_are_answered_in_order(server):
     with RawConn(server) as c:
         c.send(b"GET /health HTTP/1.1\r\nHost: t\r\nX-Request-ID: pipe-1\r\n\r\n"
-               b"GET /no/such/route HTTP/1.1\r\nHost: t\r\nX-Request-ID: pipe-2\r\n\r\n"
+               b"GET /api/no/such/route HTTP/1.1\r\nHost: t\r\nX-Request-ID: pipe-2\r\n\r\n"
                b"POST /api/v1/auth/superadmin/login HTTP/1.1\r\nHost: t\r\nX-Request-ID: pipe-3\r\n"
                b"Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
         got = c.read_responses(3)
