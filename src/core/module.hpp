@@ -75,6 +75,13 @@ class CoreModule final : public Module {
   void mount_internal(http::Router& router) override;  // internal_routes.cpp
   void mount_events(http::Router& router);             // event_routes.cpp
   void mount_overview(http::Router& router);           // overview_routes.cpp
+  // A tenant's own numbers (overview, usage): the SUPERADMIN names any tenant; a tenant's ADMIN or secret
+  // key only its own (nullopt for the SUPERADMIN). Throws 403 for anyone else. On the I/O thread.
+  static std::optional<std::string> own_tenant_only(const http::Context& ctx, std::string_view what);
+  // The tenant `key` (id or slug) names, as own_tenant_only allows: another tenant, existing or not, is 403
+  // (no existence leak). Blocking.
+  std::string tenant_id_for(std::string_view key, const std::optional<std::string>& own,
+                            std::string_view what);
   // What a previous key encryption key sealed is sealed again with the current one (auth does the same).
   void start() override {
     if (rekey_) webhooks_.reseal_secrets();

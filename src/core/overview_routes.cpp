@@ -5,6 +5,8 @@
 #include <utility>
 #include "common/task.hpp"
 
+#include <fmt/format.h>
+
 #include "core/module.hpp"
 #include "http/router.hpp"
 
@@ -13,6 +15,24 @@ namespace cdx::core {
 using http::Access;
 using http::Context;
 using http::Method;
+
+std::optional<std::string> CoreModule::own_tenant_only(const Context& ctx, std::string_view what) {
+  const Principal& p = *ctx.principal;
+  if (p.kind == Principal::Kind::kSuperadmin) return std::nullopt;
+  if (!ctx.tenant || p.role == Role::kClient)
+    throw Error(Code::kForbidden,
+                fmt::format("The tenant {} is for the SUPERADMIN and the tenant's ADMINs.", what));
+  return std::string(ctx.tenant->tenant_id());
+}
+
+std::string CoreModule::tenant_id_for(std::string_view key, const std::optional<std::string>& own,
+                                      std::string_view what) {
+  if (!own) return service_.get_tenant(key).id;
+  auto t = service_.find_tenant(key);
+  if (!t || t->tenant.id != *own)
+    throw Error(Code::kForbidden, fmt::format("A tenant's credential reads its own tenant's {} only.", what));
+  return *own;
+}
 
 void CoreModule::mount_overview(http::Router& r) {
   r.add(Method::kGet, "/api/v1/overview",
@@ -35,24 +55,10 @@ void CoreModule::mount_overview(http::Router& r) {
 
   r.add(Method::kGet, "/api/v1/tenants/{id}/overview",
         [this](Context& ctx) -> Task<void> {
-          const Principal& p = *ctx.principal;
-          std::optional<std::string> own;
-          if (p.kind != Principal::Kind::kSuperadmin) {
-            if (!ctx.tenant || p.role == Role::kClient)
-              throw Error(Code::kForbidden,
-                          "The tenant overview is for the SUPERADMIN and the tenant's ADMINs.");
-            own = std::string(ctx.tenant->tenant_id());
-          }
+          const std::optional<std::string> own = own_tenant_only(ctx, "overview");
           const std::string key(ctx.req.param(0));
-          auto out = co_await workers_.run([&] {
-            if (own) {
-              auto t = service_.find_tenant(key);
-              if (!t || t->tenant.id != *own)
-                throw Error(Code::kForbidden, "A tenant's credential reads its own tenant's overview only.");
-              return aggregates_.overview(*own);
-            }
-            return aggregates_.overview(service_.get_tenant(key).id);
-          });
+          auto out = co_await workers_.run(
+              [&] { return aggregates_.overview(tenant_id_for(key, own, "overview")); });
           ctx.res.json(200, out.dump());
         },
         {.access = Access::kAuthenticated,

@@ -129,11 +129,16 @@ void CoreModule::mount(http::Router& r) {
           const std::string from = usage_day(
               ctx, "from", format_rfc3339(Clock::now() - std::chrono::hours(24 * 29)).substr(0, 10));
           if (from > to) throw Error::validation({{"from", "must not be after to"}});
-          auto out = co_await workers_.run([&] { return service_.usage(ctx.req.param(0), from, to); });
+          const std::optional<std::string> own = own_tenant_only(ctx, "usage");
+          const std::string key(ctx.req.param(0));
+          auto out = co_await workers_.run(
+              [&] { return service_.usage(tenant_id_for(key, own, "usage"), from, to); });
           ctx.res.json(200, out.dump());
         },
-        {.access = Access::kSuperadmin,
-         .summary = "API calls of a tenant per day and per API key (default: the last 30 days, UTC)",
+        {.access = Access::kAuthenticated,
+         .scope = "events:read",
+         .summary = "API calls of a tenant per day and per API key (default: the last 30 days, UTC). The "
+                    "SUPERADMIN reads any tenant's; a tenant's ADMIN its own",
          .tag = "tenants",
          .response_schema = "TenantUsage",
          .query_params = {"from", "to"}});

@@ -3,7 +3,7 @@ and kept by core for the tenant overview and the analytics module."""
 import datetime
 import time
 
-from conftest import Api, assert_problem
+from conftest import Api, assert_problem, create_user, user_session
 
 
 def usage_when(sa, tenant_id, total, timeout=15, **params):
@@ -58,5 +58,24 @@ def test_usage_query_errors(sa, tenant):
     assert_problem(sa.get(path, params={"to": "yesterday"}), 422, "validation_failed")
     assert_problem(sa.get(path, params={"from": "2026-02-02", "to": "2026-02-01"}), 422, "validation_failed")
     assert_problem(sa.get("/api/v1/tenants/no-such-tenant/usage"), 404)
-    assert_problem(tenant["admin_api"].get(path), 403)
     assert_problem(Api(sa.base).get(path), 401)
+
+
+def test_a_tenant_admin_reads_its_own_usage_only(sa, tenant, other_tenant, anon):
+    """The tenant's ADMIN (and a secret key with events:read) reads its own usage, like its overview; another
+    tenant, existing or not, is 403 alike; a CLIENT and a narrower key are refused."""
+    assert tenant["key_api"].get("/api/v1/auth/me").status_code == 200
+    usage_when(sa, tenant["id"], 1)
+    mine = tenant["admin_api"].get(f"/api/v1/tenants/{tenant['slug']}/usage")
+    assert mine.status_code == 200, mine.text
+    assert mine.json()["tenant_id"] == tenant["id"] and mine.json()["total"] >= 1
+    assert tenant["key_api"].get(f"/api/v1/tenants/{tenant['id']}/usage").status_code == 200
+    for other in (other_tenant["id"], other_tenant["slug"], "no-such-tenant"):
+        assert_problem(tenant["admin_api"].get(f"/api/v1/tenants/{other}/usage"), 403)
+    narrow = tenant["admin_api"].post("/api/v1/auth/api-keys", json={"name": "crm", "scopes": ["crm:read"]})
+    assert narrow.status_code == 201, narrow.text
+    assert_problem(Api(anon.base, {"X-API-Key": narrow.json()["key"]}).get(f"/api/v1/tenants/{tenant['id']}/usage"),
+                   403)
+    _, client_api = user_session(anon, tenant, create_user(tenant["admin_api"], role="CLIENT"))
+    assert_problem(client_api.get(f"/api/v1/tenants/{tenant['id']}/usage"), 403)
+    assert_problem(anon.get(f"/api/v1/tenants/{tenant['id']}/usage"), 401)

@@ -7,7 +7,7 @@ export default function Overview() {
   return (
     <div>
       <PageHeader title="Overview" />
-      {me?.tenant_id && <TenantStats tenantId={me.tenant_id} withUsage={false} />}
+      {me?.tenant_id && <TenantStats tenantId={me.tenant_id} />}
     </div>
   );
 }

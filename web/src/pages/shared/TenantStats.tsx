@@ -16,13 +16,10 @@ function everyDay(u: Schemas["TenantUsage"]) {
 }
 
 /** A tenant's aggregates (GET /tenants/{id}/overview) and its 30-day usage chart. */
-export function TenantStats({ tenantId, withUsage = true }: { tenantId: string; withUsage?: boolean }) {
+export function TenantStats({ tenantId }: { tenantId: string }) {
   const ov = useLoad(() => api.GET("/api/v1/tenants/{id}/overview", { params: { path: { id: tenantId } } }), [tenantId]);
-  // The per-day usage is the operator's (a tenant's ADMIN gets 403 there): only asked for when shown.
-  const usage = useLoad(
-    () => (withUsage ? api.GET("/api/v1/tenants/{id}/usage", { params: { path: { id: tenantId } } }) : Promise.resolve({ data: undefined, error: undefined, response: new Response(null, { status: 204 }) })),
-    [tenantId, withUsage],
-  );
+  // The operator reads any tenant's usage; a tenant's ADMIN its own.
+  const usage = useLoad(() => api.GET("/api/v1/tenants/{id}/usage", { params: { path: { id: tenantId } } }), [tenantId]);
   const o: Schemas["TenantOverview"] | null = ov.data;
   return (
     <div className="space-y-4">
@@ -45,11 +42,11 @@ export function TenantStats({ tenantId, withUsage = true }: { tenantId: string; 
         </div>
       )}
       {o && <p className="text-xs text-slate-600 dark:text-slate-400">Updated {fmtDate(o.updated_at)}</p>}
-      {withUsage && <Card title="API calls, last 30 days">
+      <Card title="API calls, last 30 days">
         <ErrorBox problem={usage.problem} />
         {usage.data && <BarChart label="API calls per day" data={everyDay(usage.data)} />}
         {usage.data && <p className="text-sm">Total: {usage.data.total}</p>}
-      </Card>}
+      </Card>
     </div>
   );
 }
