@@ -1,9 +1,12 @@
 // A webhook receiver for the API tests (tests/api/test_webhooks.py): verifies every request with the reference
-// standardwebhooks library and records it. Usage: node receiver.mjs <port>; prints "ready" once listening.
+// standardwebhooks library and records it. Usage: node receiver.mjs <port> [--tls <key.pem> <cert.pem>]; prints
+// "ready" once listening (with --tls, over HTTPS only: the control paths too).
 //   POST /_config {"path": "/a", "mode": "ok"|"500"|"410"|"hang"|"reset"|"429", "times": n, "retry_after": s,
 //                  "secrets": ["whsec_…"]}: how /a answers (the first `times` requests, then ok; omitted: always)
 //   GET /_requests?path=/a: what /a received: [{headers, body, at, verified: {secret: true|error}}]
+import { readFileSync } from "node:fs";
 import http from "node:http";
+import https from "node:https";
 import { Webhook } from "standardwebhooks";
 
 const port = Number(process.argv[2]);
@@ -13,7 +16,8 @@ const entry = (path) => {
   return paths.get(path);
 };
 
-const server = http.createServer((req, res) => {
+const tls = process.argv[3] === "--tls" ? { key: readFileSync(process.argv[4]), cert: readFileSync(process.argv[5]) } : null;
+const handler = (req, res) => {
   const chunks = [];
   req.on("data", (c) => chunks.push(c));
   req.on("end", () => {
@@ -57,6 +61,7 @@ const server = http.createServer((req, res) => {
       default: res.writeHead(200, { "content-type": "text/plain" }).end("ok");
     }
   });
-});
+};
+const server = tls ? https.createServer(tls, handler) : http.createServer(handler);
 server.keepAliveTimeout = 1000;
 server.listen(port, "127.0.0.1", () => console.log("ready"));
