@@ -1,6 +1,7 @@
 // The webhook sender's HTTP/1.1 client: one POST per call, over http or https (OpenSSL, the system's CA
 // store, SNI and host name verification), to an address the SSRF guard vetted after resolving the host (the
-// connection goes to that address; Host and SNI keep the name), within one overall timeout.
+// connection goes to that address; Host and SNI keep the name), within one overall timeout. Names are
+// resolved on the client's own small pool (resolver.hpp), never on the io thread.
 //   Client client(io, {.allow_loopback = false, .timeout = 15s});
 //   SendResult r = co_await client.post(url, body, headers);   // never throws: r.error says what failed
 #pragma once
@@ -15,6 +16,7 @@
 
 #include "common/task.hpp"
 #include "webhooks/address.hpp"
+#include "webhooks/resolver.hpp"
 
 namespace cdx::webhooks {
 
@@ -42,6 +44,7 @@ class Client {
   boost::asio::io_context& io_;
   Options options_;
   boost::asio::ssl::context tls_;
+  Resolver resolver_{{.threads = 4}};
 };
 
 // Cuts text to at most max bytes of valid UTF-8 (invalid bytes become U+FFFD).

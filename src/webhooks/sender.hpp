@@ -1,7 +1,9 @@
 // The webhook sender: a database thread that claims due deliveries and records attempts, and an io_context
 // thread that posts them (client.hpp). At most Options::max_in_flight attempts at once, per_endpoint to one
-// endpoint and per_tenant to one tenant: the claim skips endpoints and tenants at their bound, so a dead or
-// hanging endpoint holds only its own slots and never another tenant's deliveries.
+// endpoint and per_tenant to one tenant: a claim takes only what has a free slot, so a dead or hanging
+// endpoint holds only its own slots and never another tenant's deliveries, and every claimed delivery starts
+// at once. Idle, it sleeps until the next due delivery (at most a second); it also prunes the delivery log
+// once a minute.
 //   Sender sender(hooks);  sender.start();  …  sender.wake();  …  sender.stop();
 #pragma once
 #include <boost/asio/executor_work_guard.hpp>
@@ -51,7 +53,9 @@ class Sender {
   };
 
   void db_loop();
-  void claim();
+  bool claim();  // false: nothing due
+  std::chrono::milliseconds idle_wait();
+  void prune();
   void flush();
   void launch();  // starts waiting deliveries that are within their bounds (mu_ held)
   Task<void> deliver(Ready r);
@@ -68,6 +72,7 @@ class Sender {
   std::mutex mu_;
   std::condition_variable cv_;
   bool stopping_ = false, woken_ = false;
+  std::chrono::steady_clock::time_point last_wake_{};
   std::vector<Done> done_;
   std::map<std::string, std::deque<Ready>> waiting_;        // by endpoint: claimed, over its bound for now
   std::map<std::string, int> endpoint_load_, tenant_load_;  // in flight + waiting

@@ -3,7 +3,9 @@
 #include "common/clock.hpp"
 #include "common/ids.hpp"
 
+#include <cstdio>
 #include <deque>
+#include <map>
 
 namespace cdx::webhooks {
 
@@ -191,77 +193,152 @@ std::vector<std::string> Store::insert_deliveries(db::Tx& tx, const std::vector<
 
 namespace {
 
-std::string due_sql(db::Params& p, const std::vector<std::string>& skip_endpoints,
-                    const std::vector<std::string>& skip_tenants) {
+// Due deliveries: pending and next_attempt_at passed (a claim moves next_attempt_at to its lease's end, so
+// this is the partial index's range), skipping the endpoints and tenants this sender holds at their bound.
+std::string due_sql(db::Params& p, const Room& room) {
+  std::vector<std::string> endpoints, tenants;
+  for (const auto& [e, n] : room.endpoint_load)
+    if (n >= room.per_endpoint) endpoints.push_back(e);
+  for (const auto& [t, n] : room.tenant_load)
+    if (n >= room.per_tenant) tenants.push_back(t);
   std::string sql =
-      "SELECT id FROM cdx_db.webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= $1 AND "
-      "(lease_until IS NULL OR lease_until < $1)";
-  if (!skip_endpoints.empty()) sql += " AND endpoint_id NOT IN (" + in_list(p, skip_endpoints) + ")";
-  if (!skip_tenants.empty()) sql += " AND tenant_id NOT IN (" + in_list(p, skip_tenants) + ")";
+      "SELECT id, endpoint_id, tenant_id FROM cdx_db.webhook_deliveries WHERE status = 'pending' AND "
+      "next_attempt_at <= $1";
+  if (!endpoints.empty()) sql += " AND endpoint_id NOT IN (" + in_list(p, endpoints) + ")";
+  if (!tenants.empty()) sql += " AND tenant_id NOT IN (" + in_list(p, tenants) + ")";
   return sql + " ORDER BY next_attempt_at";
 }
 
 }  // namespace
 
-bool Store::any_due(db::Tx& tx, int64_t now_ms, const std::vector<std::string>& skip_endpoints,
-                    const std::vector<std::string>& skip_tenants) {
+bool Store::any_due(db::Tx& tx, int64_t now_ms, const Room& room) {
   db::Params p{now_ms};
-  return !tx.query(due_sql(p, skip_endpoints, skip_tenants) + " LIMIT 1", p).empty();
+  return !tx.query(due_sql(p, room) + " LIMIT 1", p).empty();
 }
 
-void Store::release_leases(db::Tx& tx) {
-  tx.query("UPDATE cdx_db.webhook_deliveries SET lease_until = NULL WHERE lease_until IS NOT NULL");
+std::optional<int64_t> Store::next_due(db::Tx& tx) {
+  auto r = tx.query(
+      "SELECT next_attempt_at FROM cdx_db.webhook_deliveries WHERE status = 'pending' AND next_attempt_at IS "
+      "NOT NULL ORDER BY next_attempt_at LIMIT 1");
+  if (r.empty() || r.rows[0].is_null(0)) return std::nullopt;
+  return r.rows[0].integer(0);
 }
 
-std::vector<Claimed> Store::claim(db::Tx& tx, int64_t now_ms, int64_t lease_ms, int limit,
-                                  const std::vector<std::string>& skip_endpoints,
-                                  const std::vector<std::string>& skip_tenants) {
-  db::Params p{now_ms, lease_ms};
-  std::string pick = due_sql(p, skip_endpoints, skip_tenants) + " LIMIT " + std::to_string(limit);
+void Store::release_leases(db::Tx& tx, int64_t now_ms) {
+  tx.query(
+      "UPDATE cdx_db.webhook_deliveries SET lease_until = NULL, next_attempt_at = $1 WHERE status = "
+      "'pending' "
+      "AND lease_until IS NOT NULL",
+      {now_ms});
+}
+
+std::vector<Claimed> Store::claim(db::Tx& tx, int64_t now_ms, int64_t lease_ms, const Room& room) {
+  if (room.total <= 0) return {};
+  // Candidates in due order, locked (PostgreSQL) so that no other replica takes them meanwhile; then only
+  // what fits the free slots of its endpoint and tenant is leased. The rest stays due, unleased, for the
+  // next claim (here or on another replica): a leased delivery always starts at once, so its lease cannot
+  // run out while it waits for a slot.
+  db::Params p{now_ms};
+  std::string pick = due_sql(p, room) + " LIMIT " + std::to_string(std::min(room.total * 4, 2000));
   if (tx.backend() == db::Backend::kPostgres) pick += " FOR UPDATE SKIP LOCKED";
-  const std::string sql = "UPDATE cdx_db.webhook_deliveries SET lease_until = $2 WHERE id IN (" + pick +
-                          ") RETURNING id, tenant_id, endpoint_id, msg_id, payload, tries";
+  std::map<std::string, int> endpoints = room.endpoint_load, tenants = room.tenant_load;
+  std::vector<std::string> chosen;
+  for (const auto& r : tx.query(pick, p).rows) {
+    if (static_cast<int>(chosen.size()) >= room.total) break;
+    int& e = endpoints[r.text(1)];
+    int& t = tenants[r.text(2)];
+    if (e >= room.per_endpoint || t >= room.per_tenant) continue;
+    ++e, ++t;
+    chosen.push_back(r.text(0));
+  }
+  if (chosen.empty()) return {};
+  db::Params u{lease_ms};
+  const std::string sql =
+      "UPDATE cdx_db.webhook_deliveries SET lease_until = $1, next_attempt_at = $1 WHERE id IN (" +
+      in_list(u, chosen) + ") RETURNING id, tenant_id, endpoint_id, msg_id, payload, tries";
   std::vector<Claimed> out;
-  for (const auto& r : tx.query(sql, p).rows)
-    out.push_back({r.text(0), r.text(1), r.text(2), r.text(3), r.text(4), r.integer(5)});
+  for (const auto& r : tx.query(sql, u).rows)
+    out.push_back({r.text(0), r.text(1), r.text(2), r.text(3), r.text(4), r.integer(5), lease_ms});
   return out;
 }
 
-void Store::record(db::Tx& tx, const std::vector<Attempt>& attempts) {
+size_t Store::record(db::Tx& tx, const std::vector<Attempt>& attempts) {
   const std::string now = format_rfc3339(Clock::now());
+  size_t n = 0;
   for (const Attempt& a : attempts) {
+    // Fenced by the lease: a delivery deleted (endpoint, tenant), replayed, or claimed again after this
+    // attempt's lease ran out keeps its state, and this attempt leaves no row.
+    const bool ours =
+        tx.query(
+              "UPDATE cdx_db.webhook_deliveries SET status = $2, tries = $3, next_attempt_at = $4, "
+              "lease_until = NULL, last_attempt_at = $5, last_status_code = $6, last_error = $7, updated_at "
+              "= $8 "
+              "WHERE id = $1 AND lease_until = $9",
+              {a.delivery_id, a.status, a.tries,
+               a.status == "pending" ? db::Param(a.next_attempt_at) : db::Param(nullptr), a.attempted_at,
+               a.status_code ? db::Param(a.status_code) : db::Param(nullptr),
+               a.error.empty() ? db::Param(nullptr) : db::Param(a.error), now, a.lease})
+            .affected > 0;
+    if (!ours) continue;
+    ++n;
     tx.query(
         "INSERT INTO cdx_db.webhook_attempts (id, delivery_id, tenant_id, endpoint_id, attempted_at, "
-        "status_code, "
-        "latency_ms, response, error) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        "status_code, latency_ms, response, error) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         {new_uuid_v7(), a.delivery_id, a.tenant_id, a.endpoint_id, a.attempted_at,
          a.status_code ? db::Param(a.status_code) : db::Param(nullptr), a.latency_ms,
          a.response.empty() ? db::Param(nullptr) : db::Param(a.response),
          a.error.empty() ? db::Param(nullptr) : db::Param(a.error)});
-    tx.query(
-        "UPDATE cdx_db.webhook_deliveries SET status = $2, tries = $3, next_attempt_at = $4, lease_until = "
-        "NULL, "
-        "last_attempt_at = $5, last_status_code = $6, last_error = $7, updated_at = $8 WHERE id = $1",
-        {a.delivery_id, a.status, a.tries,
-         a.status == "pending" ? db::Param(a.next_attempt_at) : db::Param(nullptr), a.attempted_at,
-         a.status_code ? db::Param(a.status_code) : db::Param(nullptr),
-         a.error.empty() ? db::Param(nullptr) : db::Param(a.error), now});
   }
+  return n;
 }
 
 void Store::fail_undeliverable(db::Tx& tx, const Claimed& d, const std::string& why) {
   tx.query(
       "UPDATE cdx_db.webhook_deliveries SET status = 'failed', next_attempt_at = NULL, lease_until = NULL, "
-      "last_error = $2, updated_at = $3 WHERE id = $1",
-      {d.id, why, format_rfc3339(Clock::now())});
+      "last_error = $2, updated_at = $3 WHERE id = $1 AND lease_until = $4",
+      {d.id, why, format_rfc3339(Clock::now()), d.lease});
 }
 
-bool Store::requeue(db::Tx& tx, const std::string& tenant_id, const std::string& id, int64_t now_ms) {
-  return tx.query(
-               "UPDATE cdx_db.webhook_deliveries SET status = 'pending', tries = 0, next_attempt_at = $3, "
-               "lease_until = NULL, updated_at = $4 WHERE tenant_id = $1 AND id = $2",
+Store::Requeue Store::requeue(db::Tx& tx, const std::string& tenant_id, const std::string& id,
+                              int64_t now_ms) {
+  // Not while an attempt holds it: that attempt's outcome, recorded under its lease, would be lost, and the
+  // delivery sent twice at once. (A lease that ran out is no one's: the replay takes it over.)
+  if (tx.query("UPDATE cdx_db.webhook_deliveries SET status = 'pending', tries = 0, next_attempt_at = $3, "
+               "lease_until = NULL, updated_at = $4 WHERE tenant_id = $1 AND id = $2 AND NOT (status = "
+               "'pending' "
+               "AND lease_until IS NOT NULL AND lease_until > $3)",
                {tenant_id, id, now_ms, format_rfc3339(Clock::now())})
-             .affected > 0;
+          .affected > 0)
+    return Requeue::kDone;
+  return tx.query("SELECT 1 FROM cdx_db.webhook_deliveries WHERE tenant_id = $1 AND id = $2", {tenant_id, id})
+                 .empty()
+             ? Requeue::kNotFound
+             : Requeue::kInFlight;
+}
+
+size_t Store::prune(db::Tx& tx, int64_t cutoff_ms, int limit) {
+  // Ids are UUIDv7, ordered by creation time: the range below the cutoff's id is read on the primary key.
+  char bound[40];
+  std::snprintf(bound, sizeof bound, "%08llx-%04llx-0000-0000-000000000000",
+                static_cast<unsigned long long>(cutoff_ms >> 16) & 0xffffffffULL,
+                static_cast<unsigned long long>(cutoff_ms) & 0xffffULL);
+  auto rows =
+      tx.query(
+            "SELECT id, tenant_id FROM cdx_db.webhook_deliveries WHERE id < $1 AND status <> 'pending' "
+            "AND updated_at < $2 ORDER BY id LIMIT " +
+                std::to_string(limit),
+            {std::string(bound), ms_time(cutoff_ms)})
+          .rows;
+  if (rows.empty()) return 0;
+  std::map<std::string, std::vector<std::string>> by_tenant;
+  for (const auto& r : rows) by_tenant[r.text(1)].push_back(r.text(0));
+  for (const auto& [tenant, ids] : by_tenant) {
+    db::Params p{tenant};
+    const std::string list = in_list(p, ids);
+    tx.query("DELETE FROM cdx_db.webhook_attempts WHERE tenant_id = $1 AND delivery_id IN (" + list + ")", p);
+    tx.query("DELETE FROM cdx_db.webhook_deliveries WHERE tenant_id = $1 AND id IN (" + list + ")", p);
+  }
+  return rows.size();
 }
 
 namespace {
@@ -345,15 +422,37 @@ std::optional<json> Store::find_delivery(db::Tx& tx, const std::string& tenant_i
 }
 
 std::vector<Store::LoggedEvent> Store::events_since(db::Tx& tx, const std::string& tenant_id,
-                                                    const std::string& since, int limit) {
+                                                    const std::string& since,
+                                                    const std::vector<std::string>& types, int64_t after_seq,
+                                                    int limit) {
+  db::Params p{tenant_id, since, after_seq};
+  std::vector<std::string> exact;
+  std::string prefixes;
+  bool all = false;
+  for (std::string_view t : types) {
+    if (t == "*") all = true;
+    if (t.size() > 2 && t.ends_with(".*")) t.remove_suffix(1);
+    if (!t.empty() && t.back() == '.') {
+      // substr, not LIKE: "_" is a wildcard there and a plain character in a type.
+      p.emplace_back(std::string(t));
+      prefixes += " OR (substr(type, 1, " + std::to_string(t.size()) + ") = $" + std::to_string(p.size()) +
+                  " AND length(type) > " + std::to_string(t.size()) + ")";
+    } else {
+      exact.emplace_back(t);
+    }
+  }
+  std::string sql =
+      "SELECT seq, id, type, created_at, payload FROM cdx_db.events WHERE tenant_id = $1 AND created_at >= "
+      "$2 "
+      "AND seq > $3";
+  if (!all) {
+    std::string match = exact.empty() ? "1 = 0" : "type IN (" + in_list(p, exact) + ")";
+    sql += " AND (" + match + prefixes + ")";
+  }
+  sql += " ORDER BY seq LIMIT " + std::to_string(limit);
   std::vector<LoggedEvent> out;
-  for (const auto& r :
-       tx.query("SELECT id, type, created_at, payload FROM cdx_db.events WHERE tenant_id = $1 AND "
-                "created_at >= $2 ORDER BY seq LIMIT " +
-                    std::to_string(limit),
-                {tenant_id, since})
-           .rows)
-    out.push_back({r.text(0), r.text(1), r.text(2), r.text(3)});
+  for (const auto& r : tx.query(sql, p).rows)
+    out.push_back({r.integer(0), r.text(1), r.text(2), r.text(3), r.text(4)});
   return out;
 }
 

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -33,6 +34,7 @@ nlohmann::json to_json(const EndpointRow& e);
 struct Claimed {
   std::string id, tenant_id, endpoint_id, msg_id, payload;
   int64_t tries = 0;
+  int64_t lease = 0;  // unix ms: the claim's lease_until, the fence its outcome is recorded with
 };
 
 // A finished attempt, as the sender records it.
@@ -45,6 +47,15 @@ struct Attempt {
   std::string status;
   int64_t next_attempt_at = 0;
   int64_t tries = 0;
+  int64_t lease = 0;  // the claim's lease: recorded only while the delivery still holds it
+};
+
+// What a claim may take: free slots overall, and the bounds per endpoint and per tenant with what this
+// sender already holds of each.
+struct Room {
+  int total = 0;
+  int per_endpoint = 0, per_tenant = 0;
+  std::map<std::string, int> endpoint_load, tenant_load;
 };
 
 struct NewDelivery {
@@ -74,32 +85,41 @@ class Store {
   // Answers the new deliveries' ids, in the order of rows.
   std::vector<std::string> insert_deliveries(db::Tx& tx, const std::vector<NewDelivery>& rows,
                                              int64_t due_ms);
-  // Frees every lease (a single-process database after a crash: nothing is in flight).
-  void release_leases(db::Tx& tx);
-  // Up to limit due deliveries leased until lease_ms, skipping the endpoints and tenants listed (at their
-  // concurrency bound). PostgreSQL: FOR UPDATE SKIP LOCKED, so replicas never claim the same attempt.
-  std::vector<Claimed> claim(db::Tx& tx, int64_t now_ms, int64_t lease_ms, int limit,
-                             const std::vector<std::string>& skip_endpoints,
-                             const std::vector<std::string>& skip_tenants);
-  // Whether claim() would find anything: a read, so an idle sender takes no write lock (SQLite has one).
-  bool any_due(db::Tx& tx, int64_t now_ms, const std::vector<std::string>& skip_endpoints,
-               const std::vector<std::string>& skip_tenants);
-  void record(db::Tx& tx, const std::vector<Attempt>& attempts);
+  // Frees every lease: due now (a single-process database after a crash: nothing is in flight).
+  void release_leases(db::Tx& tx, int64_t now_ms);
+  // Due deliveries (pending, next_attempt_at passed) that fit the room, leased until lease_ms: a claim
+  // moves next_attempt_at to the lease's end, so a delivery whose attempt is never recorded (a crash) is due
+  // again then. PostgreSQL: FOR UPDATE SKIP LOCKED, so replicas never claim the same delivery at once.
+  std::vector<Claimed> claim(db::Tx& tx, int64_t now_ms, int64_t lease_ms, const Room& room);
+  // Whether claim() could find anything: a read, so an idle sender takes no write lock (SQLite has one).
+  bool any_due(db::Tx& tx, int64_t now_ms, const Room& room);
+  // The earliest next_attempt_at of a pending delivery (unix ms), if any: the idle sender sleeps until it.
+  std::optional<int64_t> next_due(db::Tx& tx);
+  // Records finished attempts, each only if its delivery still holds the attempt's lease (not deleted,
+  // replayed, or claimed again after the lease ran out): answers how many were recorded.
+  size_t record(db::Tx& tx, const std::vector<Attempt>& attempts);
   void fail_undeliverable(db::Tx& tx, const Claimed& d, const std::string& why);
-  // Pending again now (replay): false when no such delivery in the tenant.
-  bool requeue(db::Tx& tx, const std::string& tenant_id, const std::string& id, int64_t now_ms);
-  // The delivery log of an endpoint, newest first, with each delivery's attempts.
+  // Pending again now (replay). kInFlight: an attempt holds it now (its outcome would be overwritten).
+  enum class Requeue { kDone, kNotFound, kInFlight };
+  Requeue requeue(db::Tx& tx, const std::string& tenant_id, const std::string& id, int64_t now_ms);
+  // Deletes finished deliveries (succeeded, failed) made before cutoff_ms, and their attempts: at most
+  // limit deliveries a call. Answers how many deliveries went.
+  size_t prune(db::Tx& tx, int64_t cutoff_ms, int limit);
+  // The delivery log of an endpoint, newest first, with each delivery's attempts: limit + 1 rows at most
+  // (the extra one tells that more exist).
   nlohmann::json list_deliveries(db::Tx& tx, const std::string& tenant_id, const std::string& endpoint_id,
                                  int limit, const std::optional<std::string>& before_id,
                                  const std::optional<std::string>& status);
   std::optional<nlohmann::json> find_delivery(db::Tx& tx, const std::string& tenant_id,
                                               const std::string& id);
-  // The tenant's logged events since a time (RFC 3339, stored form), oldest first, at most limit.
+  // The tenant's logged events since a time (RFC 3339, stored form) matching the types (type_matches()'s
+  // patterns), after the sequence number after_seq, oldest first, at most limit.
   struct LoggedEvent {
+    int64_t seq = 0;
     std::string id, type, created_at, payload;
   };
   std::vector<LoggedEvent> events_since(db::Tx& tx, const std::string& tenant_id, const std::string& since,
-                                        int limit);
+                                        const std::vector<std::string>& types, int64_t after_seq, int limit);
   void purge_tenant(db::Tx& tx, const std::string& tenant_id);
 };
 

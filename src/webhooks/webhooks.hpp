@@ -1,7 +1,8 @@
 // Webhooks to tenants' apps (Standard Webhooks): endpoints under /api/v1/webhooks, the fan-out of logged
 // events into deliveries (in the event feed's cdx_db transaction), and the sender — its own threads and
-// io_context — which claims due deliveries (FOR UPDATE SKIP LOCKED and a lease: replicas never send the same
-// attempt), signs and posts them within bounds per endpoint and per tenant, retries on the schedule, and
+// io_context — which claims due deliveries (FOR UPDATE SKIP LOCKED and a lease: replicas never claim the same
+// delivery at once; after a crash a lease runs out and the delivery is sent again, at least once), signs and
+// posts them within bounds per endpoint and per tenant, retries on the schedule, and
 // disables endpoints that answer 410 or fail for days. Owned by core (core/module.hpp).
 //   webhooks::Webhooks hooks(db, workers, minter, webhooks::Options::from(config), config);
 //   hooks.mount(router);  hooks.start();   …   feed: hooks.fan_out(tx, batch);   …   hooks.stop();
@@ -41,7 +42,9 @@ struct Options {
   int max_in_flight = 512;                                              // attempts at once, overall
   int per_endpoint = 32;                                                // … to one endpoint
   int per_tenant = 128;                                                 // … to one tenant's endpoints
-  std::chrono::milliseconds poll{100};  // looks for due deliveries this often (other replicas' too)
+  std::chrono::milliseconds poll{100};  // looks for due deliveries this often while busy (at most 1 s idle)
+  // Finished deliveries and their attempts are kept this long (event_retention_days, as the event log).
+  std::chrono::milliseconds retention{std::chrono::hours(24 * 30)};
   static Options from(const Config& config);
 };
 
@@ -68,7 +71,13 @@ class Webhooks {
   void add_openapi_schemas(nlohmann::json& schemas) const;
   // Starts the sender. The fan-out is the caller's: a durable subscriber of the event log calling fan_out().
   void start();
+  // Stops the sender's threads; it is destroyed with this object, so wake() and the endpoint operations of
+  // worker jobs still running stay safe (they do nothing more to it).
   void stop();
+  // Deletes finished deliveries (and their attempts) last changed before cutoff (unix ms): a bounded pass,
+  // a few thousand deliveries at most, in short transactions. The sender calls it once a minute with
+  // now - retention. Answers how many deliveries went.
+  size_t prune(int64_t cutoff_ms);
 
   // One delivery row per (event, enabled endpoint of its tenant whose event types match). In the caller's
   // cdx_db write transaction (the one moving its cursor). Answers the rows inserted.
