@@ -26,7 +26,6 @@ import os
 import random
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -35,9 +34,9 @@ import time
 import requests
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from crm_bench import FIRST, LAST, ROOT, STAGES, SUPERADMIN, contacts_csv, free_port, pg_temp  # noqa: E402
-
-KEK = "YmVuY2gtYmVuY2gtYmVuY2gtYmVuY2gtYmVuY2gtYmU="  # 32 bytes; a bench server's data is thrown away
+from benchlib import (CDX, FIXED_KEK, Server, percentile, pg_temp, pg_temp_stop, reset_peak_rss,  # noqa: E402
+                      rss_kib, storage_env)
+from crm_bench import FIRST, LAST, STAGES, contacts_csv  # noqa: E402
 
 
 def wide_csv(n, seed, tag):
@@ -51,63 +50,6 @@ def wide_csv(n, seed, tag):
         out.append(f"{first},{last},{first.lower()}.{last.lower()}.{tag}{i}@{last.lower()[:4]}{i % 97}.example.com,"
                    f"{title},{rnd.choice(STAGES)},vip;{rnd.choice(['a', 'b', 'c'])},fair,{note}")
     return ("\n".join(out) + "\n").encode()
-
-
-def percentile(sorted_ms, p):
-    return sorted_ms[min(len(sorted_ms) - 1, int(round(p / 100 * (len(sorted_ms) - 1))))]
-
-
-def rss_kib(pid, field="VmRSS"):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    return 0
-
-
-class Server:
-    def __init__(self, binary, storage, workdir):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CDX_")}
-        env.update({"CDX_HOST": "127.0.0.1", "CDX_PORT": str(self.port), "CDX_ACCESS_LOG": "false",
-                    "CDX_BOOTSTRAP_SUPERADMIN": f"{SUPERADMIN[0]}:{SUPERADMIN[1]}", "CDX_LOG_LEVEL": "warn",
-                    "CDX_KEK": KEK})
-        env.update(storage)
-        self.log = open(os.path.join(workdir, "server.log"), "ab")
-        self.proc = subprocess.Popen([binary, "serve"], env=env, stdout=self.log, stderr=self.log)
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                sys.exit(f"cdx exited with {self.proc.returncode}; see {self.log.name}")
-            try:
-                requests.get(self.url + "/health", timeout=1)
-                break
-            except requests.RequestException:
-                time.sleep(0.1)
-        r = requests.post(self.url + "/api/v1/auth/superadmin/login",
-                          json={"username": SUPERADMIN[0], "password": SUPERADMIN[1]}, timeout=30)
-        r.raise_for_status()
-        self.sa = {"Authorization": "Bearer " + r.json()["access_token"]}
-        r = requests.post(self.url + "/api/v1/plans", headers=self.sa, timeout=30,
-                          json={"key": "bench", "name": "Bench", "rate_limit_per_minute": 100_000_000})
-        if r.status_code != 409:  # made by an earlier run on the same storage
-            r.raise_for_status()
-
-    def tenant(self, slug):
-        r = requests.post(self.url + "/api/v1/tenants", headers=self.sa, timeout=60,
-                          json={"name": slug, "slug": slug, "plan": "bench", "admin_email": f"ops@{slug}.example.com",
-                                "admin_password": "Bench-pass-2026"})
-        r.raise_for_status()
-        return r.json()["api_key"]
-
-    def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self.log.close()
 
 
 def writes(session, url, stop, out, tag):
@@ -142,8 +84,7 @@ def one_run(server, args, run):
 
     pid = server.proc.pid
     base = rss_kib(pid)
-    with open(f"/proc/{pid}/clear_refs", "w") as f:  # resets VmHWM to the current RSS
-        f.write("5")
+    reset_peak_rss(pid)
     peak_poll = [base]
     done = threading.Event()
 
@@ -202,8 +143,7 @@ def one_run(server, args, run):
 def export_of(server, key, pid):
     """The imported tenant's contacts exported: time to the first byte, to the last, and the server's memory."""
     base = rss_kib(pid)
-    with open(f"/proc/{pid}/clear_refs", "w") as f:
-        f.write("5")
+    reset_peak_rss(pid)
     t0 = time.perf_counter()
     first = None
     size = 0
@@ -224,11 +164,7 @@ def export_of(server, key, pid):
 def storage_for(label, args):
     """Where a binary's server keeps its data: a temporary SQLite directory or a fresh PostgreSQL database."""
     workdir = tempfile.mkdtemp(prefix=f"cdx-bulk-bench-{label}-", dir=args.workdir)
-    if args.backend == "sqlite":
-        return workdir, {"CDX_DATA_DIR": os.path.join(workdir, "data")}
-    name = "cdx_bulk_bench_" + os.urandom(4).hex()
-    subprocess.run(["psql", args.database_url, "-q", "-c", f"CREATE DATABASE {name}"], check=True)
-    return workdir, {"CDX_DATABASE_URL": args.database_url.rsplit("/", 1)[0] + "/" + name}
+    return workdir, storage_env(args.backend, workdir, args.database_url, "cdx_bulk_bench_")[0]
 
 
 def main():
@@ -243,7 +179,7 @@ def main():
     p.add_argument("--wide", action="store_true", help="rows of about 320 bytes (30 MiB for 100 000) instead of 95")
     p.add_argument("--workdir", default=None)
     args = p.parse_args()
-    binaries = [b.split("=", 1) for b in (args.binary or ["after=" + os.path.join(ROOT, "build/release/cdx")])]
+    binaries = [b.split("=", 1) for b in (args.binary or ["after=" + CDX])]
     pg_dir = None
     if args.backend == "postgres" and not args.database_url:
         pg_dir, args.database_url = pg_temp()
@@ -255,7 +191,8 @@ def main():
         for run in range(args.runs):
             for label, binary in binaries:
                 print(f"=== {label} ({binary}), {args.backend}, run {run + 1}", flush=True)
-                server = Server(binary, stores[label][1], stores[label][0])
+                # The storage outlives the server (a fresh one each run): the same KEK each time.
+                server = Server(binary, stores[label][1], stores[label][0], kek=FIXED_KEK)
                 try:
                     results[label].append(one_run(server, args, run))
                 finally:
@@ -264,7 +201,7 @@ def main():
         for workdir, _ in stores.values():
             shutil.rmtree(workdir, ignore_errors=True)
         if pg_dir:
-            subprocess.run([os.path.join(ROOT, "scripts/pg-temp"), "stop", pg_dir])
+            pg_temp_stop(pg_dir)
     print("\n=== summary (medians over runs)")
     for label, runs in results.items():
         med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}

@@ -12,9 +12,7 @@ import argparse
 import io
 import os
 import shutil
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,19 +21,13 @@ import requests
 from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from http_bench import ROOT, call, free_port, start_cdx, start_nginx, wait_http, wrk  # noqa: E402
+from benchlib import call, rotated, setup_tenant, start_cdx, start_nginx, stop_procs, table_head, wrk  # noqa: E402
 
 
 def setup(base):
     """A tenant with an article type, a published article, 60 published authors referenced by one entry, and
     a 2-megapixel JPEG; answers what the scenarios need."""
-    sa = call("POST", base + "/api/v1/auth/superadmin/login", {"username": "bench", "password": "bench-password"})
-    sa_h = {"Authorization": "Bearer " + sa["access_token"]}
-    call("POST", base + "/api/v1/plans", {"key": "bench", "name": "Bench", "rate_limit_per_minute": 100_000_000,
-                                          "modules": ["auth", "crm", "cms"]}, sa_h)
-    t = call("POST", base + "/api/v1/tenants", {"name": "Bench", "slug": "bench", "plan": "bench",
-                                                "admin_email": "a@bench.example.com", "admin_password": "bench-pass-1"},
-             sa_h)
+    _, t = setup_tenant(base, password="bench-pass-1", plan={"modules": ["auth", "crm", "cms"]})
     h = {"X-API-Key": t["api_key"]}
     call("POST", base + "/api/v1/cms/content-types", {"key": "author", "name": "Author", "fields": [
         {"key": "name", "type": "text", "required": True}]}, h)
@@ -109,12 +101,11 @@ def main():
         for _, url, headers in scenarios:
             wrk(url, 1, headers)
         for r in range(args.rounds):
-            for name, url, headers in scenarios[r % len(scenarios):] + scenarios[:r % len(scenarios)]:
+            for name, url, headers in rotated(scenarios, r):
                 results[name].append(wrk(url, args.duration, headers))
         print(f"wrk -t1 -c64 -d{args.duration}s, {args.rounds} interleaved rounds, medians; cdx serve --threads 1, "
               "logs off\n")
-        print("| scenario | req/s | p99 ms | × reference |")
-        print("|---|---:|---:|---:|")
+        table_head("scenario", "req/s", "p99 ms", "× reference")
         for name, _, _ in scenarios:
             ref = "nginx static file (the 400 px thumbnail)" if "file" in name or "transform" in name else "nginx return 200"
             rps = statistics.median(x[0] for x in results[name])
@@ -125,8 +116,7 @@ def main():
         # Latency of work the answer cache does not hide: every request's query is new (fields= with a growing
         # run of commas, which the reader skips), so each one reads the database and populates.
         print()
-        print("| uncached work | p50 ms | p99 ms |")
-        print("|---|---:|---:|")
+        table_head("uncached work", "p50 ms", "p99 ms")
         session = requests.Session()
         n = [0]
 
@@ -147,12 +137,7 @@ def main():
         p50, p99 = timed(first_transform, 30)
         print(f"| first transform of a 2-megapixel JPEG at w≈400 | {p50:.2f} | {p99:.2f} |")
     finally:
-        for p in reversed(procs):
-            p.send_signal(signal.SIGTERM)
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_procs(procs)
         shutil.rmtree(tmp, ignore_errors=True)
 
 

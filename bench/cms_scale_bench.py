@@ -14,7 +14,6 @@ import json
 import os
 import random
 import shutil
-import signal
 import sqlite3
 import statistics
 import subprocess
@@ -26,21 +25,14 @@ import uuid
 import requests
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from http_bench import call, start_cdx  # noqa: E402
+from benchlib import (call, create_database, pg_temp, pg_temp_stop, setup_tenant, start_cdx, stop_procs,  # noqa: E402
+                      table_head)
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COLUMNS = "entry_id, tenant_id, type_id, version, data, html, search, published_at, updated_at, s1, s2, n1"
 CATEGORIES = ["news", "guide", "release", "howto", "story", "update", "event", "note", "review", "other"]
 SYLLABLES = ["ka", "lo", "mi", "ne", "ru", "sa", "to", "vi", "ze", "po", "qu", "ba", "de", "fi", "go", "hu",
              "ja", "ke", "li", "mo", "nu", "pe", "ri", "so", "tu", "va", "we", "xi", "yo", "zu"]
 VOCABULARY = sorted({a + b + c for a in SYLLABLES for b in SYLLABLES for c in SYLLABLES})[:2000]
-
-
-def pg_temp():
-    out = subprocess.run([os.path.join(ROOT, "scripts/pg-temp"), "start"], check=True, capture_output=True,
-                         text=True).stdout
-    env = dict(line.replace("export ", "", 1).split("=", 1) for line in out.splitlines() if line.startswith("export"))
-    return env["CDX_PG_DIR"], env["CDX_TEST_DATABASE_URL"]
 
 
 def rows(tenant_id, type_id, n):
@@ -99,17 +91,9 @@ def main():
         if args.backend == "postgres":
             if not args.database_url:
                 pg_dir, args.database_url = pg_temp()
-            name = "cdx_cms_scale_" + os.urandom(4).hex()
-            subprocess.run(["psql", args.database_url, "-q", "-c", f"CREATE DATABASE {name}"], check=True)
-            env["CDX_DATABASE_URL"] = args.database_url.rsplit("/", 1)[0] + "/" + name
+            env["CDX_DATABASE_URL"] = create_database(args.database_url, "cdx_cms_scale_")
         base = start_cdx(tmp, "cdx", ["--access-log", "false"], procs, env_extra=env)
-        sa = call("POST", base + "/api/v1/auth/superadmin/login", {"username": "bench", "password": "bench-password"})
-        sa_h = {"Authorization": "Bearer " + sa["access_token"]}
-        call("POST", base + "/api/v1/plans", {"key": "bench", "name": "Bench", "rate_limit_per_minute": 100_000_000},
-             sa_h)
-        t = call("POST", base + "/api/v1/tenants", {"name": "Bench", "slug": "bench", "plan": "bench",
-                                                    "admin_email": "a@bench.example.com",
-                                                    "admin_password": "bench-pass-1"}, sa_h)
+        _, t = setup_tenant(base, password="bench-pass-1")
         h = {"X-API-Key": t["api_key"]}
         ct = call("POST", base + "/api/v1/cms/content-types", {"key": "article", "name": "Article", "fields": [
             {"key": "title", "type": "text", "required": True}, {"key": "views", "type": "integer"},
@@ -152,22 +136,16 @@ def main():
             ("q=<a word>, filter[category]=guide", {"q": word, "filter[category]": "guide"}),
             ("q=article (every entry matches), newest first", {"q": "article"}),
         ]
-        print("| query (page of 50) | p50 ms | p99 ms |")
-        print("|---|---:|---:|")
+        table_head("query (page of 50)", "p50 ms", "p99 ms")
         for name, params in queries:
             count = args.requests
             times = sorted(page(params) for _ in range(count))
             print(f"| {name} | {statistics.median(times):.1f} | {times[max(0, int(len(times) * 0.99) - 1)]:.1f} |")
     finally:
-        for p in reversed(procs):
-            p.send_signal(signal.SIGTERM)
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_procs(procs)
         shutil.rmtree(tmp, ignore_errors=True)
         if pg_dir:
-            subprocess.run([os.path.join(ROOT, "scripts/pg-temp"), "stop", pg_dir])
+            pg_temp_stop(pg_dir)
 
 
 if __name__ == "__main__":

@@ -16,11 +16,9 @@ list: --tenants tenants created through the API, --per-tenant contacts each impo
   tenants, after a warm-up. Latency is measured at the client (Python requests included).
 """
 import argparse
-import base64
 import os
 import random
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -29,8 +27,9 @@ import time
 
 import requests
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SUPERADMIN = ("bench", "bench-password-1")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import CDX, Server, drop_database, percentile, pg_temp_stop, storage_env  # noqa: E402
+
 STAGES = ["lead"] * 40 + ["qualified"] * 25 + ["customer"] * 25 + ["churned"] * 10
 FIRST = ["Ann", "Bob", "Cara", "Dan", "Eve", "Finn", "Gina", "Hugo", "Ida", "Jon", "Kira", "Liam", "Mia", "Nils",
          "Olga", "Paul", "Quinn", "Rosa", "Sven", "Tara", "Uma", "Vic", "Wes", "Xena", "Yuri", "Zoe"]
@@ -38,58 +37,6 @@ SYLLABLES = ["ba", "ker", "mo", "ri", "son", "tal", "ve", "lin", "dor", "ga", "n
              "tri", "mon", "es", "ha", "lo"]
 # 20^3 = 8 000 last names: a last name matches about 1 contact in 8 000 (one or two per tenant).
 LAST = [(a + b + c).capitalize() for a in SYLLABLES for b in SYLLABLES for c in SYLLABLES]
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    def __init__(self, binary, storage, workdir):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CDX_")}
-        env.update({"CDX_HOST": "127.0.0.1", "CDX_PORT": str(self.port), "CDX_ACCESS_LOG": "false",
-                    "CDX_BOOTSTRAP_SUPERADMIN": f"{SUPERADMIN[0]}:{SUPERADMIN[1]}", "CDX_LOG_LEVEL": "warn",
-                    "CDX_KEK": base64.b64encode(os.urandom(32)).decode()})  # the key of a throwaway database
-        env.update(storage)
-        self.log = open(os.path.join(workdir, "server.log"), "ab")
-        self.proc = subprocess.Popen([binary, "serve"], env=env, stdout=self.log, stderr=self.log)
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                sys.exit(f"cdx exited with {self.proc.returncode}; see {self.log.name}")
-            try:
-                requests.get(self.url + "/health", timeout=1)
-                break
-            except requests.RequestException:
-                time.sleep(0.1)
-        r = requests.post(self.url + "/api/v1/auth/superadmin/login",
-                          json={"username": SUPERADMIN[0], "password": SUPERADMIN[1]}, timeout=30)
-        r.raise_for_status()
-        self.sa = {"Authorization": "Bearer " + r.json()["access_token"]}
-        # The bench's request rate is above a real plan's limit: its tenants get a plan that does not bind
-        # (the limiter still runs on every request).
-        r = requests.post(self.url + "/api/v1/plans", headers=self.sa, timeout=30,
-                          json={"key": "bench", "name": "Bench", "rate_limit_per_minute": 100_000_000})
-        r.raise_for_status()
-
-    def tenant(self, slug):
-        r = requests.post(self.url + "/api/v1/tenants", headers=self.sa, timeout=60,
-                          json={"name": slug, "slug": slug, "plan": "bench", "admin_email": f"ops@{slug}.example.com",
-                                "admin_password": "Bench-pass-2026"})
-        r.raise_for_status()
-        return r.json()["api_key"]
-
-    def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self.log.close()
 
 
 def contacts_csv(n, seed, tag):
@@ -126,10 +73,6 @@ def bench_import(server, args):
               flush=True)
     return {"rows": args.import_rows, "mib": len(body) / 2**20, "runs": times, "best": min(times),
             "median": statistics.median(times)}
-
-
-def percentile(sorted_ms, p):
-    return sorted_ms[min(len(sorted_ms) - 1, int(round(p / 100 * (len(sorted_ms) - 1))))]
 
 
 def bench_list(server, args, pg_url=None):
@@ -185,27 +128,10 @@ def bench_list(server, args, pg_url=None):
             "latency": results}
 
 
-def pg_temp():
-    out = subprocess.run([os.path.join(ROOT, "scripts/pg-temp"), "start"], check=True, capture_output=True,
-                         text=True).stdout
-    env = dict(line.replace("export ", "", 1).split("=", 1) for line in out.splitlines() if line.startswith("export"))
-    return env["CDX_PG_DIR"], env["CDX_TEST_DATABASE_URL"]
-
-
 def run_backend(backend, args):
     workdir = tempfile.mkdtemp(prefix=f"cdx-crm-bench-{backend}-", dir=args.workdir)
-    pg_dir = None
-    pg_url = None
-    if backend == "sqlite":
-        storage = {"CDX_DATA_DIR": os.path.join(workdir, "data")}
-    else:
-        base = args.database_url
-        if not base:
-            pg_dir, base = pg_temp()
-        name = "cdx_crm_bench_" + os.urandom(4).hex()
-        subprocess.run(["psql", base, "-q", "-c", f"CREATE DATABASE {name}"], check=True)
-        pg_url = base.rsplit("/", 1)[0] + "/" + name
-        storage = {"CDX_DATABASE_URL": pg_url}
+    storage, pg_dir = storage_env(backend, workdir, args.database_url, "cdx_crm_bench_")
+    pg_url = storage.get("CDX_DATABASE_URL")
     print(f"=== {backend}", flush=True)
     server = Server(args.binary, storage, workdir)
     out = {}
@@ -218,16 +144,16 @@ def run_backend(backend, args):
         server.stop()
         if not args.keep:
             if pg_url and not pg_dir:
-                subprocess.run(["psql", args.database_url, "-q", "-c", f"DROP DATABASE {pg_url.rsplit('/', 1)[1]}"])
+                drop_database(args.database_url, pg_url)
             shutil.rmtree(workdir, ignore_errors=True)
         if pg_dir and not args.keep:
-            subprocess.run([os.path.join(ROOT, "scripts/pg-temp"), "stop", pg_dir])
+            pg_temp_stop(pg_dir)
     return out
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--binary", default=os.path.join(ROOT, "build/release/cdx"))
+    p.add_argument("--binary", default=CDX)
     p.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
     p.add_argument("--database-url", help="PostgreSQL server to create the bench database on (default: pg-temp)")
     p.add_argument("--import-rows", type=int, default=100_000)

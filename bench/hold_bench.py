@@ -11,9 +11,7 @@ and keeps opening more, which the server refuses with 503. Prints p50 / p99 / ma
 import argparse
 import os
 import shutil
-import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -22,12 +20,7 @@ import time
 import requests
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from http_bench import start_cdx  # noqa: E402
-
-
-def percentile(xs, p):
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
+from benchlib import percentile, start_cdx, stop_procs, table_head  # noqa: E402
 
 
 def connect_from(port, source):
@@ -106,8 +99,7 @@ def main():
             t.join()
         print(f"cap {args.cap} held by 127.0.0.3 (a header byte every 0.2 s on each); {refused[0]} further "
               f"connections of it refused with 503 during the measurement\n")
-        print("| GET /health from another client | p50 ms | p99 ms | max ms |")
-        print("|---|---:|---:|---:|")
+        table_head("GET /health from another client", "p50 ms", "p99 ms", "max ms")
         show("idle server, keep-alive", idle_keep)
         show("idle server, new connection each", idle_fresh)
         show("cap held, keep-alive", busy_keep)
@@ -116,12 +108,7 @@ def main():
         stop.set()
         for s in held:
             s.close()
-        for p in procs:
-            p.send_signal(signal.SIGTERM)
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_procs(procs)
         shutil.rmtree(tmp, ignore_errors=True)
 
 

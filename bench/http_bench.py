@@ -11,105 +11,23 @@ redirected to a file: older builds know no --access-log-file), to measure a chan
 Usage: bench/http_bench.py [--duration 5] [--rounds 3] [--only logs-off|logs-on] [--baseline BINARY]
 """
 import argparse
-import base64
-import json
 import os
-import re
 import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CDX = os.path.join(ROOT, "build/release/cdx")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_http(url, timeout=20):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(url, timeout=1).read()
-            return
-        except Exception:
-            time.sleep(0.05)
-    raise RuntimeError(f"{url} did not answer")
-
-
-def call(method, url, body=None, headers=None):
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json", **(headers or {})})
-    with urllib.request.urlopen(req, timeout=10) as r:
-        return json.loads(r.read())
-
-
-def wrk(url, duration, headers=()):
-    cmd = ["wrk", "-t1", "-c64", f"-d{duration}s", "--latency"]
-    for h in headers:
-        cmd += ["-H", h]
-    out = subprocess.run(cmd + [url], capture_output=True, text=True, check=True).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
-    scale = {"us": 1e-3, "ms": 1.0, "s": 1e3}[p99.group(2)]
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    if errors:
-        raise RuntimeError(f"{url}: {errors.group(1)} non-2xx answers")
-    return rps, float(p99.group(1)) * scale
-
-
-def start_nginx(tmp, name, access_log, procs):
-    """nginx from bench/nginx.conf in tmp/name; access_log is the directive's value ("off" or a file and format)."""
-    root = os.path.join(tmp, name)
-    os.makedirs(root)
-    port = free_port()
-    conf = open(os.path.join(ROOT, "bench/nginx.conf")).read()
-    conf = conf.replace("NGINX_DIR", root).replace("NGINX_PORT", str(port))
-    conf = conf.replace("access_log off;", f"access_log {access_log};")
-    with open(os.path.join(root, "nginx.conf"), "w") as f:
-        f.write(conf)
-    procs.append(subprocess.Popen(["nginx", "-c", os.path.join(root, "nginx.conf"), "-p", root]))
-    url = f"http://127.0.0.1:{port}/"
-    wait_http(url)
-    return url
-
-
-def start_cdx(tmp, name, args, procs, binary=CDX, stdout=subprocess.DEVNULL, env_extra=None):
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CDX_")}
-    env.update(CDX_BOOTSTRAP_SUPERADMIN="bench:bench-password", CDX_LOG_LEVEL="warn")
-    env.update(env_extra or {})
-    if "CDX_KEK" not in env and "CDX_KEK_FILE" not in env:  # the key of a throwaway database
-        env["CDX_KEK"] = base64.b64encode(os.urandom(32)).decode()
-    procs.append(subprocess.Popen([binary, "serve", "--threads", "1", *args, "--port", str(port),
-                                   "--data-dir", os.path.join(tmp, name)], env=env, stdout=stdout))
-    base = f"http://127.0.0.1:{port}"
-    wait_http(base + "/health")
-    return base
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import (call, rotated, setup_tenant, start_cdx, start_nginx, stop_procs, table_head,  # noqa: E402
+                      tenant_login, wrk)
 
 
 def setup_cdx(base, nginx):
     """Creates the bench tenant, user and contact on a cdx; answers its scenarios (nginx first)."""
-    token = call("POST", base + "/api/v1/auth/superadmin/login",
-                 {"username": "bench", "password": "bench-password"})["access_token"]
     # The load is far above any real plan's limit: the bench tenant gets a plan that does not bind
     # (the limiter still runs on every request and adds its headers).
-    call("POST", base + "/api/v1/plans", {"key": "bench", "name": "Bench", "rate_limit_per_minute": 100_000_000},
-         {"Authorization": "Bearer " + token})
-    tenant = call("POST", base + "/api/v1/tenants",
-                  {"name": "Bench", "slug": "bench", "plan": "bench", "admin_email": "a@bench.example.com",
-                   "admin_password": "bench-password"}, {"Authorization": "Bearer " + token})
-    user_token = call("POST", base + "/api/v1/auth/login",
-                      {"email": "a@bench.example.com", "password": "bench-password", "tenant": "bench"})["access_token"]
+    _, tenant = setup_tenant(base)
+    user_token = tenant_login(base)
 
     contact = call("POST", base + "/api/v1/crm/contacts",
                    {"first_name": "Bench", "last_name": "Mark", "email": "bench@example.com"},
@@ -122,7 +40,6 @@ def setup_cdx(base, nginx):
         ("cdx GET /api/v1/crm/contacts/{id} (Bearer JWT, SQLite)", base + "/api/v1/crm/contacts/" + contact["id"],
          ("Authorization: Bearer " + user_token,)),
     ]
-
 
 
 def main():
@@ -166,23 +83,17 @@ def main():
             wrk(url, 1, headers)
         for r in range(args.rounds):
             # Rotate the order each round so no scenario always runs first or last.
-            for pair, name, url, headers in scenarios[r % len(scenarios):] + scenarios[:r % len(scenarios)]:
+            for pair, name, url, headers in rotated(scenarios, r):
                 results[(pair, name)].append(wrk(url, args.duration, headers))
         print(f"wrk -t1 -c64 -d{args.duration}s, {args.rounds} interleaved rounds, medians; cdx serve --threads 1\n")
-        print("| logs | scenario | req/s | p99 ms | × nginx (same logs) |")
-        print("|---|---|---:|---:|---:|")
+        table_head("logs", "scenario", "req/s", "p99 ms", "× nginx (same logs)", left=2)
         for pair, name, _, _ in scenarios:
             ref = statistics.median(r[0] for r in results[(pair, "nginx return 200")])
             rps = statistics.median(r[0] for r in results[(pair, name)])
             p99 = statistics.median(r[1] for r in results[(pair, name)])
             print(f"| {pair} | {name} | {rps:,.0f} | {p99:.2f} | {rps / ref:.2f} |")
     finally:
-        for p in reversed(procs):
-            p.send_signal(signal.SIGTERM)
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_procs(procs)
         shutil.rmtree(tmp, ignore_errors=True)
 
 

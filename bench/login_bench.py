@@ -7,38 +7,21 @@
 Usage: bench/login_bench.py [--duration 10]
 """
 import argparse
-import base64
 import json
 import os
 import re
 import shutil
-import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CDX = os.path.join(ROOT, "build/release/cdx")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import ROOT, call, start_cdx, stop_procs, wrk_rps  # noqa: E402
+
 BENCH = os.path.join(ROOT, "build/release/cdx_benchmarks")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def call(method, url, body=None, headers=None):
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method,
-                                 headers={"Content-Type": "application/json", **(headers or {})})
-    with urllib.request.urlopen(req, timeout=30) as r:
-        return json.loads(r.read())
 
 
 def argon2_rate():
@@ -55,7 +38,7 @@ def wrk_logins(url, lua, duration):
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     if non2xx:
         raise RuntimeError("logins failed: " + non2xx.group(1))
-    return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    return wrk_rps(out)
 
 
 def probe(port, stop, samples):
@@ -83,27 +66,18 @@ def main():
     if not shutil.which("wrk"):
         sys.exit("login_bench: wrk is missing (run scripts/setup)")
     tmp = tempfile.mkdtemp(prefix="cdx-login-bench-")
-    proc = None
+    procs = []
     try:
         raw = argon2_rate()
-        port = free_port()
-        env = dict(os.environ, CDX_BOOTSTRAP_SUPERADMIN="bench:bench-password", CDX_LOG_LEVEL="warn")
-        if "CDX_KEK" not in env and "CDX_KEK_FILE" not in env:  # the key of a throwaway database
-            env["CDX_KEK"] = base64.b64encode(os.urandom(32)).decode()
-        proc = subprocess.Popen([CDX, "serve", "--threads", "1", "--workers", "2", "--access-log", "false",
-                                 "--port", str(port), "--data-dir", os.path.join(tmp, "data")], env=env)
-        base = f"http://127.0.0.1:{port}"
-        for _ in range(200):
-            try:
-                urllib.request.urlopen(base + "/health", timeout=1)
-                break
-            except Exception:
-                time.sleep(0.05)
+        # The caller's CDX_* variables reach the server (a CDX_KEK of theirs, say).
+        base = start_cdx(tmp, "data", ["--workers", "2", "--access-log", "false"], procs, stdout=None,
+                         strip_env=False)
+        port = int(base.rsplit(":", 1)[1])
         token = call("POST", base + "/api/v1/auth/superadmin/login",
-                     {"username": "bench", "password": "bench-password"})["access_token"]
+                     {"username": "bench", "password": "bench-password"}, timeout=30)["access_token"]
         call("POST", base + "/api/v1/tenants", {"name": "Bench", "slug": "bench", "admin_email": "a@bench.example.com",
                                                 "admin_password": "bench-password"},
-             {"Authorization": "Bearer " + token})
+             {"Authorization": "Bearer " + token}, timeout=30)
         lua = os.path.join(tmp, "login.lua")
         with open(lua, "w") as f:
             f.write('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
@@ -124,9 +98,7 @@ def main():
         print(f"GET /health during logins: {len(samples)} samples, p50 {p(0.5):.2f} ms, p99 {p(0.99):.2f} ms, "
               f"max {samples[-1]:.2f} ms")
     finally:
-        if proc:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(15)
+        stop_procs(procs, timeout=15)
         shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -20,8 +20,8 @@ import time
 import requests
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bulk_bench import Server, percentile  # noqa: E402
-from crm_bench import ROOT, contacts_csv, pg_temp, post_import  # noqa: E402
+from benchlib import CDX, FIXED_KEK, Server, percentile, pg_temp_stop, storage_env  # noqa: E402
+from crm_bench import contacts_csv, post_import  # noqa: E402
 
 
 def logged_events(storage, tenant_id):
@@ -39,15 +39,8 @@ def logged_events(storage, tenant_id):
 
 def run(args):
     workdir = tempfile.mkdtemp(prefix="cdx-overview-bench-")
-    pg_dir = None
-    if args.backend == "sqlite":
-        storage = {"CDX_DATA_DIR": os.path.join(workdir, "data")}
-    else:
-        pg_dir, base = pg_temp()
-        name = "cdx_overview_bench_" + os.urandom(4).hex()
-        subprocess.run(["psql", base, "-q", "-c", f"CREATE DATABASE {name}"], check=True)
-        storage = {"CDX_DATABASE_URL": base.rsplit("/", 1)[0] + "/" + name, "CDX_DATA_DIR": os.path.join(workdir, "data")}
-    server = Server(args.binary, storage, workdir)
+    storage, pg_dir = storage_env(args.backend, workdir, None, "cdx_overview_bench_", data_dir=True)
+    server = Server(args.binary, storage, workdir, kek=FIXED_KEK)
     try:
         slug = "ov-" + os.urandom(3).hex()
         key = server.tenant(slug)
@@ -88,12 +81,12 @@ def run(args):
         server.stop()
         shutil.rmtree(workdir, ignore_errors=True)
         if pg_dir:
-            subprocess.run([os.path.join(ROOT, "scripts/pg-temp"), "stop", pg_dir])
+            pg_temp_stop(pg_dir)
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--binary", default=os.path.join(ROOT, "build/release/cdx"))
+    p.add_argument("--binary", default=CDX)
     p.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
     p.add_argument("--rows", type=int, default=100_000)
     p.add_argument("--reads", type=int, default=2000)

@@ -25,45 +25,20 @@ import http.client
 import json
 import math
 import os
-import random
-import re
 import secrets
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import (CDX, ROOT, call, cdx_env, free_port, free_port_block, reset_peak_rss,  # noqa: E402
+                      rotated, rss_kib, setup_tenant, table_head, wrk as wrk_run)
+
 ASSERTION_TTL = 3600  # the services check only that an assertion has not expired
-
-
-def port_free(port):
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-            return True
-        except OSError:
-            return False
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def free_port_base():
-    """A base B with B..B+4 free (gateway, core, B+2 unused, auth, crm)."""
-    for _ in range(200):
-        base = random.randrange(20000, 40000)
-        if all(port_free(base + i) for i in range(5)):
-            return base
-    raise RuntimeError("no free port range for the constellation")
 
 
 def wait_until(what, check, timeout=30):
@@ -76,14 +51,6 @@ def wait_until(what, check, timeout=30):
             pass
         time.sleep(0.05)
     raise RuntimeError(f"{what} did not come up within {timeout} s")
-
-
-def call(method, url, body=None, headers=None):
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method,
-                                 headers={"Content-Type": "application/json", **(headers or {})})
-    with urllib.request.urlopen(req, timeout=10) as r:
-        return json.loads(r.read())
 
 
 def b64url(b):
@@ -107,20 +74,7 @@ def bind(secret, assertion, method, target):
 
 
 def wrk(url, duration, headers=()):
-    cmd = ["wrk", "-t1", "-c64", f"-d{duration}s", "--latency"]
-    for h in headers:
-        cmd += ["-H", h]
-    out = subprocess.run(cmd + [url], capture_output=True, text=True, check=True, timeout=duration + 30).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
-    scale = {"us": 1e-3, "ms": 1.0, "s": 1e3}[p99.group(2)]
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    if errors:
-        raise RuntimeError(f"{url}: {errors.group(1)} non-2xx answers")
-    socket_errors = re.search(r"Socket errors: (.*)", out)
-    if socket_errors:
-        raise RuntimeError(f"{url}: socket errors: {socket_errors.group(1)}")
-    return rps, float(p99.group(1)) * scale
+    return wrk_run(url, duration, headers, timeout=duration + 30, socket_errors=True)
 
 
 def pct(values, q):
@@ -188,7 +142,7 @@ def proxy_hop(args, gw, auth_port, nginx_port, api_key, anon, principal):
     for _, _, url, headers in scenarios:  # warm-up: pools, caches
         wrk(url, 1, headers)
     for r in range(args.rounds):
-        for who, what, url, headers in scenarios[r % len(scenarios):] + scenarios[:r % len(scenarios)]:
+        for who, what, url, headers in rotated(scenarios, r):
             results[(who, what)].append(wrk(url, args.duration, headers))
         print(f"  round {r + 1}/{args.rounds}: " + ", ".join(
             f"{who} {what} {results[(who, what)][-1][0]:,.0f}" for who, what, _, _ in scenarios), flush=True)
@@ -200,8 +154,7 @@ def print_proxy_table(args, results):
               "me": "(b) `GET /api/v1/auth/me` (`X-API-Key`, → auth)"}
     print(f"\nwrk -t1 -c64 -d{args.duration}s, {args.rounds} interleaved rounds, medians; "
           "cdx up --threads 1 --access-log false; nginx 1 worker, keepalive 64\n")
-    print("| scenario | path | req/s | p99 ms | gateway/nginx req/s | gateway/nginx p99 |")
-    print("|---|---|---:|---:|---:|---:|")
+    table_head("scenario", "path", "req/s", "p99 ms", "gateway/nginx req/s", "gateway/nginx p99", left=2)
     for what in ("jwks", "me"):
         med = {}
         for who in ("gateway", "nginx", "direct"):
@@ -254,19 +207,6 @@ def module_pid(name, port):
     return int(pids[0])
 
 
-def reset_peak_rss(pid):
-    with open(f"/proc/{pid}/clear_refs", "w") as f:
-        f.write("5")  # resets VmHWM to the current resident size
-
-
-def status_kib(pid, field):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"no {field} for {pid}")
-
-
 def timed(port, method, path, body, headers):
     """One request on a fresh connection: (status, bytes, ms to the answer's head, ms to its end)."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
@@ -299,11 +239,11 @@ def large_bodies(gw, crm_port, api_key, principal_for, runs=3, rows=100_000):
             for what, method, path, payload, extra in (
                     ("import", "POST", "/api/v1/crm/contacts/import", body, {"Content-Type": "text/csv"}),
                     ("export", "GET", f"/api/v1/crm/contacts/export?q={tag}", None, {})):
-                base_rss = {k: status_kib(p, "VmRSS") for k, p in pids.items()}
+                base_rss = {k: rss_kib(p, "VmRSS") for k, p in pids.items()}
                 for p in pids.values():
                     reset_peak_rss(p)
                 status, data, head_ms, end_ms = timed(port, method, path, payload, {**headers(method, path), **extra})
-                growth = {k: status_kib(p, "VmHWM") - base_rss[k] for k, p in pids.items()}
+                growth = {k: rss_kib(p, "VmHWM") - base_rss[k] for k, p in pids.items()}
                 if status != 200:
                     raise RuntimeError(f"{what} via {who}: {status} {data[:300]!r}")
                 if what == "import" and json.loads(data).get("created") != rows:
@@ -322,8 +262,7 @@ def print_large(rows, size, export_size, out):
     print(f"\n{rows:,}-row CSV import ({size / 2**20:.1f} MiB request) and its export ({export_size / 2**20:.1f} MiB "
           f"answer), medians of {len(next(iter(out.values())))} runs; peak RSS growth = VmHWM after the "
           "transfer − VmRSS before it (VmHWM reset before each transfer)\n")
-    print("| transfer | path | total ms | head ms | gateway peak RSS growth | crm peak RSS growth |")
-    print("|---|---|---:|---:|---:|---:|")
+    table_head("transfer", "path", "total ms", "head ms", "gateway peak RSS growth", "crm peak RSS growth", left=2)
     for what in ("import", "export"):
         for who, path in (("gateway", "client → gateway → crm"), ("direct", "client → crm (assertion, no proxy)")):
             v = out[(what, who)]
@@ -420,7 +359,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--duration", type=int, default=5)
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--binary", default=os.path.join(ROOT, "build/release/cdx"))
+    ap.add_argument("--binary", default=CDX)
     args = ap.parse_args()
     for tool in ("wrk", "nginx", "pgrep"):
         if not shutil.which(tool):
@@ -430,13 +369,10 @@ def main():
     cdx = nginx = None
     log = open(os.path.join(tmp, "cdx.log"), "w+")
     try:
-        base = free_port_base()
+        base = free_port_block(5)  # gateway, core, base + 2 unused, auth, crm
         gw, auth_port, crm_port = base, base + 3, base + 4
         secret = secrets.token_hex(24)
-        env = dict(os.environ, CDX_BOOTSTRAP_SUPERADMIN="bench:bench-password", CDX_LOG_LEVEL="warn",
-                   CDX_INTERNAL_SECRET=secret)
-        if "CDX_KEK" not in env and "CDX_KEK_FILE" not in env:  # the key of a throwaway database
-            env["CDX_KEK"] = base64.b64encode(os.urandom(32)).decode()
+        env = cdx_env({"CDX_INTERNAL_SECRET": secret}, strip=False)
         # Its own process group, so that children left behind by a crash can be stopped too.
         cdx = subprocess.Popen([args.binary, "up", "--port-base", str(base), "--host", "127.0.0.1", "--threads", "1",
                                 "--access-log", "false", "--data-dir", os.path.join(tmp, "data")],
@@ -444,13 +380,7 @@ def main():
         g = f"http://127.0.0.1:{gw}"
         wait_until("the constellation", lambda: call("GET", g + "/health")["status"] == "ok")
 
-        token = call("POST", g + "/api/v1/auth/superadmin/login",
-                     {"username": "bench", "password": "bench-password"})["access_token"]
-        call("POST", g + "/api/v1/plans", {"key": "bench", "name": "Bench", "rate_limit_per_minute": 100_000_000},
-             {"Authorization": "Bearer " + token})
-        tenant = call("POST", g + "/api/v1/tenants",
-                      {"name": "Bench", "slug": "bench", "plan": "bench", "admin_email": "a@bench.example.com",
-                       "admin_password": "bench-password"}, {"Authorization": "Bearer " + token})
+        _, tenant = setup_tenant(g)
         api_key = tenant["api_key"]
         me = call("GET", g + "/api/v1/auth/me", headers={"X-API-Key": api_key})
 
@@ -490,8 +420,7 @@ def main():
         print("\n=== 200 KB POST (CSV import of contacts)", flush=True)
         size, rows, through, direct = big_post(gw, crm_port, api_key, principal)
         print(f"\n{size:,} bytes, {rows:,} rows, median of {len(through)} (each with fresh emails)\n")
-        print("| path | median ms | min ms | max ms |")
-        print("|---|---:|---:|---:|")
+        table_head("path", "median ms", "min ms", "max ms")
         for name, v in (("client → gateway → crm", through), ("client → crm (assertion, no proxy)", direct)):
             print(f"| {name} | {statistics.median(v):.1f} | {min(v):.1f} | {max(v):.1f} |")
         print(f"\ngateway − direct (medians): {statistics.median(through) - statistics.median(direct):+.1f} ms")

@@ -22,8 +22,6 @@ log), which the import's own speed bounds.
 import argparse
 import os
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,78 +29,25 @@ import time
 import requests
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from crm_bench import ROOT, SUPERADMIN, contacts_csv, pg_temp  # noqa: E402
+import benchlib  # noqa: E402
+from benchlib import CDX, FIXED_KEK, free_port_block, pg_temp_stop, storage_env  # noqa: E402
+from crm_bench import contacts_csv  # noqa: E402
 
-KEK = "YmVuY2gtYmVuY2gtYmVuY2gtYmVuY2gtYmVuY2gtYmU="  # 32 bytes; a bench server's data is thrown away
 CONSTELLATION_PORTS = 8
 
 
-def free_port_block(n):
-    """A base port with n free consecutive ports after it."""
-    for base in range(21000, 32000, 97):
-        socks = []
-        try:
-            for p in range(base, base + n):
-                s = socket.socket()
-                socks.append(s)
-                s.bind(("127.0.0.1", p))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    sys.exit("no free port block")
+class Server(benchlib.Server):
+    """`cdx serve`, or `cdx up` (the constellation: the gateway on the port, the modules on the ones after it)."""
 
-
-class Server:
     def __init__(self, binary, storage, workdir, topology):
-        self.port = free_port_block(CONSTELLATION_PORTS if topology == "constellation" else 1)
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CDX_")}
-        env.update({"CDX_HOST": "127.0.0.1", "CDX_PORT": str(self.port), "CDX_ACCESS_LOG": "false",
-                    "CDX_BOOTSTRAP_SUPERADMIN": f"{SUPERADMIN[0]}:{SUPERADMIN[1]}", "CDX_LOG_LEVEL": "warn",
-                    "CDX_KEK": KEK})
-        env.update(storage)
-        command = [binary, "serve"]
-        if topology == "constellation":
-            env["CDX_PORT_BASE"] = str(self.port)
-            command = [binary, "up"]
-        self.log = open(os.path.join(workdir, "server.log"), "ab")
-        self.proc = subprocess.Popen(command, env=env, stdout=self.log, stderr=self.log)
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                sys.exit(f"cdx exited with {self.proc.returncode}; see {self.log.name}")
-            try:
-                r = requests.get(self.url + "/health", timeout=1)
-                if r.status_code == 200 and r.json().get("status") == "ok":
-                    break
-            except requests.RequestException:
-                pass
-            time.sleep(0.1)
-        r = requests.post(self.url + "/api/v1/auth/superadmin/login",
-                          json={"username": SUPERADMIN[0], "password": SUPERADMIN[1]}, timeout=30)
-        r.raise_for_status()
-        self.sa = {"Authorization": "Bearer " + r.json()["access_token"]}
-        r = requests.post(self.url + "/api/v1/plans", headers=self.sa, timeout=30,
-                          json={"key": "bench", "name": "Bench", "rate_limit_per_minute": 100_000_000})
-        r.raise_for_status()
+        port = free_port_block(CONSTELLATION_PORTS if topology == "constellation" else 1)
+        up = topology == "constellation"
+        super().__init__(binary, storage, workdir, kek=FIXED_KEK, command="up" if up else "serve", port=port,
+                         env_extra={"CDX_PORT_BASE": str(port)} if up else None, until_ok=True)
 
     def tenant(self, slug):
-        r = requests.post(self.url + "/api/v1/tenants", headers=self.sa, timeout=60,
-                          json={"name": slug, "slug": slug, "plan": "bench", "admin_email": f"ops@{slug}.example.com",
-                                "admin_password": "Bench-pass-2026"})
-        r.raise_for_status()
-        return r.json()["tenant"]["id"] if "tenant" in r.json() else r.json()["id"], r.json()["api_key"]
-
-    def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self.log.close()
+        j = self.new_tenant(slug)
+        return j["tenant"]["id"] if "tenant" in j else j["id"], j["api_key"]
 
 
 def one_run(server, rows, chunk, run):
@@ -149,17 +94,7 @@ def one_run(server, rows, chunk, run):
 
 def run_one(backend, topology, args):
     workdir = tempfile.mkdtemp(prefix=f"cdx-relay-bench-{backend}-")
-    pg_dir = None
-    if backend == "sqlite":
-        storage = {"CDX_DATA_DIR": os.path.join(workdir, "data")}
-    else:
-        base = args.database_url
-        if not base:
-            pg_dir, base = pg_temp()
-        name = "cdx_relay_bench_" + os.urandom(4).hex()
-        subprocess.run(["psql", base, "-q", "-c", f"CREATE DATABASE {name}"], check=True)
-        storage = {"CDX_DATABASE_URL": base.rsplit("/", 1)[0] + "/" + name,
-                   "CDX_DATA_DIR": os.path.join(workdir, "data")}
+    storage, pg_dir = storage_env(backend, workdir, args.database_url, "cdx_relay_bench_", data_dir=True)
     print(f"=== {backend}, {topology}", flush=True)
     server = Server(args.binary, storage, workdir, topology)
     try:
@@ -168,12 +103,12 @@ def run_one(backend, topology, args):
         server.stop()
         shutil.rmtree(workdir, ignore_errors=True)
         if pg_dir:
-            subprocess.run([os.path.join(ROOT, "scripts/pg-temp"), "stop", pg_dir])
+            pg_temp_stop(pg_dir)
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--binary", default=os.path.join(ROOT, "build/release/cdx"))
+    p.add_argument("--binary", default=CDX)
     p.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="sqlite")
     p.add_argument("--topology", choices=["monolith", "constellation", "both"], default="both")
     p.add_argument("--database-url", help="PostgreSQL server to create the bench database on (default: pg-temp)")

@@ -12,7 +12,6 @@ stamped with the time its request was sent (so the figure is request sent → me
 of commit → client); p50 / p99 / max over the messages of 20 streams.
 """
 import argparse
-import base64
 import json
 import os
 import shutil
@@ -26,42 +25,13 @@ import uuid
 import requests
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from http_bench import CDX, ROOT, call, free_port, wait_http  # noqa: E402
+from benchlib import ROOT, percentile, rss_kib, setup_tenant, start_cdx, table_head, tenant_login  # noqa: E402
 
 CLIENT = os.path.join(ROOT, "build/release/sse_client")
 
 
 def rss_mb(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def start(tmp, threads, env_extra):
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CDX_")}
-    env.update(CDX_BOOTSTRAP_SUPERADMIN="bench:bench-password", CDX_LOG_LEVEL="warn", CDX_ACCESS_LOG="false",
-               CDX_KEK=base64.b64encode(os.urandom(32)).decode(), **env_extra)
-    proc = subprocess.Popen([CDX, "serve", "--threads", str(threads), "--port", str(port), "--data-dir",
-                             os.path.join(tmp, "data")], env=env, stdout=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    wait_http(base + "/health")
-    return proc, base, port
-
-
-def setup(base):
-    sa = call("POST", base + "/api/v1/auth/superadmin/login",
-              {"username": "bench", "password": "bench-password"})["access_token"]
-    call("POST", base + "/api/v1/plans", {"key": "bench", "name": "Bench", "rate_limit_per_minute": 100_000_000},
-         {"Authorization": "Bearer " + sa})
-    tenant = call("POST", base + "/api/v1/tenants",
-                  {"name": "Bench", "slug": "bench", "plan": "bench", "admin_email": "a@bench.example.com",
-                   "admin_password": "bench-password"}, {"Authorization": "Bearer " + sa})
-    admin = call("POST", base + "/api/v1/auth/login",
-                 {"email": "a@bench.example.com", "password": "bench-password", "tenant": "bench"})["access_token"]
-    return sa, tenant, admin
+    return rss_kib(pid) / 1024
 
 
 def run_client(port, token, clients, seconds, query, samplers=20, dump=None):
@@ -131,14 +101,17 @@ def main():
     if not os.path.exists(CLIENT):
         sys.exit("build/release/sse_client is missing: cmake --build --preset release --target sse_client")
     tmp = tempfile.mkdtemp(prefix="cdx-sse-")
-    proc = None
+    procs = []
     try:
         # A thousand streams from one address: no per-client connection cap.
-        proc, base, port = start(tmp, args.threads, {"CDX_MAX_CONNECTIONS_PER_CLIENT": "0"})
-        sa, tenant, admin = setup(base)
+        base = start_cdx(tmp, "data", [], procs, threads=args.threads,
+                         env_extra={"CDX_ACCESS_LOG": "false", "CDX_MAX_CONNECTIONS_PER_CLIENT": "0"})
+        proc, port = procs[0], int(base.rsplit(":", 1)[1])
+        sa, tenant = setup_tenant(base)
+        admin = tenant_login(base)
         query = "tenant_id=" + tenant["id"]
-        print("| run | clients | events/s made | messages delivered/s | RSS idle → connected → after (MB) | dropped |")
-        print("|---|---|---|---|---|---|")
+        table_head("run", "clients", "events/s made", "messages delivered/s", "RSS idle → connected → after (MB)",
+                   "dropped", left=6)
         for rate in [int(r) for r in args.rates.split(",")]:
             idle = rss_mb(proc.pid)
             p, ready = run_client(port, sa, args.clients, args.seconds + 2, query)
@@ -173,12 +146,10 @@ def main():
                     request.append((returned[stamp] - stamp) / 1e6)
 
         def pct(xs, q):
-            xs = sorted(xs)
-            return xs[min(len(xs) - 1, int(round(q / 100 * (len(xs) - 1))))] if xs else float("nan")
+            return percentile(xs, q) if xs else float("nan")
 
         print()
-        print("| latency run | streams | events/s made | samples | p50 ms | p99 ms | max ms |")
-        print("|---|---|---|---|---|---|---|")
+        table_head("latency run", "streams", "events/s made", "samples", "p50 ms", "p99 ms", "max ms", left=7)
         print(f"| request sent → message received (upper bound) | {ready['ready']} | {sent[0] / args.seconds:.0f} | "
               f"{res['latency_samples']} | {res['latency_p50_ms']:.1f} | {res['latency_p99_ms']:.1f} | "
               f"{res['latency_max_ms']:.1f} |")
@@ -187,7 +158,7 @@ def main():
         print(f"| the POST itself (sent → answer) | | | {len(request)} | {pct(request, 50):.1f} | "
               f"{pct(request, 99):.1f} | {max(request, default=0):.1f} |")
     finally:
-        if proc:
+        for proc in procs:
             proc.terminate()
             proc.wait(timeout=20)
         shutil.rmtree(tmp, ignore_errors=True)

@@ -17,7 +17,6 @@ has --dead-backlog deliveries queued to an endpoint that accepts connections and
 hangs for the 15 s timeout). p50/p99 both times.
 """
 import argparse
-import base64
 import http.server
 import json
 import os
@@ -33,51 +32,36 @@ import uuid
 
 import requests
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SUPERADMIN = ("bench", "bench-password-1")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchlib  # noqa: E402
+from benchlib import CDX, pg_temp_stop, start_nginx, stop_procs, storage_env  # noqa: E402
+
+# The receiver of the throughput run: nginx answering 204 (benchlib.start_nginx fills in NGINX_DIR, NGINX_PORT).
 NGINX_CONF = """worker_processes 1;
 daemon off;
-pid {dir}/nginx.pid;
-error_log {dir}/error.log warn;
-events {{ worker_connections 4096; }}
-http {{
+pid NGINX_DIR/nginx.pid;
+error_log NGINX_DIR/error.log warn;
+events { worker_connections 4096; }
+http {
   access_log off;
-  client_body_temp_path {dir}/body;
-  proxy_temp_path {dir}/proxy;
-  fastcgi_temp_path {dir}/fastcgi;
-  uwsgi_temp_path {dir}/uwsgi;
-  scgi_temp_path {dir}/scgi;
-  server {{ listen 127.0.0.1:{port}; location / {{ return 204; }} }}
-}}
+  client_body_temp_path NGINX_DIR/body;
+  proxy_temp_path NGINX_DIR/proxy;
+  fastcgi_temp_path NGINX_DIR/fastcgi;
+  uwsgi_temp_path NGINX_DIR/uwsgi;
+  scgi_temp_path NGINX_DIR/scgi;
+  server { listen 127.0.0.1:NGINX_PORT; location / { return 204; } }
+}
 """
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Nginx:
     def __init__(self, workdir):
-        self.port = free_port()
-        d = os.path.join(workdir, "nginx")
-        os.makedirs(d)
-        conf = os.path.join(d, "nginx.conf")
-        with open(conf, "w") as f:
-            f.write(NGINX_CONF.format(dir=d, port=self.port))
-        self.proc = subprocess.Popen(["nginx", "-c", conf, "-p", d], stderr=subprocess.DEVNULL)
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        sys.exit("nginx did not start")
+        self.procs = []
+        url = start_nginx(workdir, "nginx", "off", self.procs, conf=NGINX_CONF, stderr=subprocess.DEVNULL)
+        self.port = int(url.rstrip("/").rsplit(":", 1)[1])
 
     def stop(self):
-        self.proc.terminate()
-        self.proc.wait()
+        stop_procs(self.procs)
 
 
 class Stamper:
@@ -121,54 +105,19 @@ class Dead:
             self.held.append(c)
 
 
-class Server:
+class Server(benchlib.Server):
     def __init__(self, binary, storage, workdir):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CDX_")}
-        env.update({"CDX_HOST": "127.0.0.1", "CDX_PORT": str(self.port), "CDX_ACCESS_LOG": "false",
-                    "CDX_BOOTSTRAP_SUPERADMIN": f"{SUPERADMIN[0]}:{SUPERADMIN[1]}", "CDX_LOG_LEVEL": "warn",
-                    "CDX_KEK": base64.b64encode(os.urandom(32)).decode(), "CDX_WEBHOOKS_ALLOW_LOOPBACK": "true"})
-        env.update(storage)
-        self.log = open(os.path.join(workdir, "server.log"), "ab")
-        self.proc = subprocess.Popen([binary, "serve"], env=env, stdout=self.log, stderr=self.log)
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                sys.exit(f"cdx exited with {self.proc.returncode}; see {self.log.name}")
-            try:
-                requests.get(self.url + "/health", timeout=1)
-                break
-            except requests.RequestException:
-                time.sleep(0.1)
-        r = requests.post(self.url + "/api/v1/auth/superadmin/login",
-                          json={"username": SUPERADMIN[0], "password": SUPERADMIN[1]}, timeout=30)
-        r.raise_for_status()
-        self.sa = {"Authorization": "Bearer " + r.json()["access_token"]}
-        requests.post(self.url + "/api/v1/plans", headers=self.sa, timeout=30,
-                      json={"key": "bench", "name": "Bench", "rate_limit_per_minute": 100_000_000}).raise_for_status()
+        super().__init__(binary, storage, workdir, env_extra={"CDX_WEBHOOKS_ALLOW_LOOPBACK": "true"})
 
     def tenant(self):
-        slug = "wh" + uuid.uuid4().hex[:8]
-        r = requests.post(self.url + "/api/v1/tenants", headers=self.sa, timeout=60,
-                          json={"name": slug, "slug": slug, "plan": "bench", "admin_email": f"ops@{slug}.example.com",
-                                "admin_password": "Bench-pass-2026"})
-        r.raise_for_status()
-        return r.json()["id"], {"X-API-Key": r.json()["api_key"]}
+        j = self.new_tenant("wh" + uuid.uuid4().hex[:8])
+        return j["id"], {"X-API-Key": j["api_key"]}
 
     def endpoint(self, key, url, types=("*",)):
         r = requests.post(self.url + "/api/v1/webhooks/endpoints", headers=key, timeout=30,
                           json={"url": url, "event_types": list(types)})
         r.raise_for_status()
         return r.json()["id"]
-
-    def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self.log.close()
 
 
 class Sql:
@@ -257,7 +206,7 @@ def latency(server, probes, dead_backlog):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--binary", default=os.path.join(ROOT, "build/release/cdx"))
+    ap.add_argument("--binary", default=CDX)
     ap.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
     ap.add_argument("--events", type=int, default=5000)
     ap.add_argument("--endpoints", type=int, default=4)
@@ -265,20 +214,8 @@ def main():
     ap.add_argument("--dead-backlog", type=int, default=500)
     args = ap.parse_args()
     workdir = tempfile.mkdtemp(prefix="cdx-webhooks-bench-")
-    pg_dir = None
-    if args.backend == "sqlite":
-        storage = {"CDX_DATA_DIR": os.path.join(workdir, "data")}
-        sql = Sql("sqlite", storage["CDX_DATA_DIR"])
-    else:
-        out = subprocess.run([os.path.join(ROOT, "scripts/pg-temp"), "start"], check=True, capture_output=True,
-                             text=True).stdout
-        env = dict(l.replace("export ", "", 1).split("=", 1) for l in out.splitlines() if l.startswith("export"))
-        pg_dir, base = env["CDX_PG_DIR"], env["CDX_TEST_DATABASE_URL"]
-        name = "cdx_webhooks_bench_" + os.urandom(4).hex()
-        subprocess.run(["psql", base, "-q", "-c", f"CREATE DATABASE {name}"], check=True)
-        url = base.rsplit("/", 1)[0] + "/" + name
-        storage = {"CDX_DATABASE_URL": url, "CDX_DATA_DIR": os.path.join(workdir, "data")}
-        sql = Sql("postgres", url)
+    storage, pg_dir = storage_env(args.backend, workdir, None, "cdx_webhooks_bench_", data_dir=True)
+    sql = Sql(args.backend, storage["CDX_DATA_DIR" if args.backend == "sqlite" else "CDX_DATABASE_URL"])
     nginx = Nginx(workdir)
     server = Server(args.binary, storage, workdir)
     try:
@@ -296,7 +233,7 @@ def main():
         server.stop()
         nginx.stop()
         if pg_dir:
-            subprocess.run([os.path.join(ROOT, "scripts/pg-temp"), "stop", pg_dir], check=False)
+            pg_temp_stop(pg_dir)
 
 
 if __name__ == "__main__":

@@ -13,11 +13,9 @@ for --duration seconds after a warm-up, --rounds times with the binaries' order 
 medians. Afterwards the bench counts the tenant's companies: every 201 must have stored one, nothing more.
 """
 import argparse
-import base64
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -26,52 +24,14 @@ import time
 
 import requests
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SUPERADMIN = ("bench", "bench-password-1")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchlib  # noqa: E402
+from benchlib import CDX, ROOT, drop_database, pg_temp, pg_temp_stop, rotated, storage_env, table_head  # noqa: E402
+
 LUA = os.path.join(ROOT, "bench/write_bench.lua")
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    def __init__(self, binary, storage, workdir):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CDX_")}
-        env.update({"CDX_HOST": "127.0.0.1", "CDX_PORT": str(self.port), "CDX_ACCESS_LOG": "false",
-                    "CDX_BOOTSTRAP_SUPERADMIN": f"{SUPERADMIN[0]}:{SUPERADMIN[1]}", "CDX_LOG_LEVEL": "warn",
-                    "CDX_KEK": base64.b64encode(os.urandom(32)).decode()})  # the key of a throwaway database
-        env.update(storage)
-        self.log = open(os.path.join(workdir, "server.log"), "ab")
-        self.proc = subprocess.Popen([binary, "serve"], env=env, stdout=self.log, stderr=self.log)
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                sys.exit(f"cdx exited with {self.proc.returncode}; see {self.log.name}")
-            try:
-                requests.get(self.url + "/health", timeout=1)
-                break
-            except requests.RequestException:
-                time.sleep(0.1)
-        r = requests.post(self.url + "/api/v1/auth/superadmin/login",
-                          json={"username": SUPERADMIN[0], "password": SUPERADMIN[1]}, timeout=30)
-        r.raise_for_status()
-        self.sa = {"Authorization": "Bearer " + r.json()["access_token"]}
-        r = requests.post(self.url + "/api/v1/plans", headers=self.sa, timeout=30,
-                          json={"key": "bench", "name": "Bench", "rate_limit_per_minute": 100_000_000})
-        r.raise_for_status()
-
-    def tenant(self, slug):
-        r = requests.post(self.url + "/api/v1/tenants", headers=self.sa, timeout=60,
-                          json={"name": slug, "slug": slug, "plan": "bench", "admin_email": f"ops@{slug}.example.com",
-                                "admin_password": "Bench-pass-2026"})
-        r.raise_for_status()
-        return r.json()["api_key"]
-
+class Server(benchlib.Server):
     def companies(self, key):
         n, cursor = 0, None
         while True:
@@ -84,18 +44,6 @@ class Server:
             if not cursor:
                 return n
 
-    def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self.log.close()
-
-
-def ms(value, unit):
-    return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
-
 
 def wrk(url, key, duration, prefix):
     cmd = ["wrk", "-t1", "-c64", f"-d{duration}s", "--latency", "-s", LUA, url + "/api/v1/crm/companies",
@@ -107,30 +55,14 @@ def wrk(url, key, duration, prefix):
         sys.exit(f"{errors.group(1)} answers were not 201:\n{out}")
     if "Socket errors" in out:
         sys.exit(f"socket errors:\n{out}")
-    return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
-            "requests": int(re.search(r"(\d+) requests in", out).group(1)),
-            "p50": ms(*re.search(r"50%\s+([\d.]+)(us|ms|s)", out).groups()),
-            "p99": ms(*re.search(r"99%\s+([\d.]+)(us|ms|s)", out).groups())}
-
-
-def pg_temp():
-    env = dict(os.environ, CDX_PG_FSYNC="on")
-    out = subprocess.run([os.path.join(ROOT, "scripts/pg-temp"), "start"], check=True, capture_output=True,
-                         text=True, env=env).stdout
-    env = dict(line.replace("export ", "", 1).split("=", 1) for line in out.splitlines() if line.startswith("export"))
-    return env["CDX_PG_DIR"], env["CDX_TEST_DATABASE_URL"]
+    return {"rps": benchlib.wrk_rps(out), "requests": int(re.search(r"(\d+) requests in", out).group(1)),
+            "p50": benchlib.wrk_latency_ms(out, "50"), "p99": benchlib.wrk_latency_ms(out, "99")}
 
 
 def one_run(label, binary, backend, args, pg_base):
     workdir = tempfile.mkdtemp(prefix=f"cdx-write-bench-{backend}-")
-    pg_url = None
-    if backend == "sqlite":
-        storage = {"CDX_DATA_DIR": os.path.join(workdir, "data")}
-    else:
-        name = "cdx_write_bench_" + os.urandom(4).hex()
-        subprocess.run(["psql", pg_base, "-q", "-c", f"CREATE DATABASE {name}"], check=True)
-        pg_url = pg_base.rsplit("/", 1)[0] + "/" + name
-        storage = {"CDX_DATABASE_URL": pg_url}
+    storage, _ = storage_env(backend, workdir, pg_base, "cdx_write_bench_")
+    pg_url = storage.get("CDX_DATABASE_URL")
     server = Server(binary, storage, workdir)
     try:
         key = server.tenant("w" + os.urandom(4).hex())
@@ -147,7 +79,7 @@ def one_run(label, binary, backend, args, pg_base):
     finally:
         server.stop()
         if pg_url:
-            subprocess.run(["psql", pg_base, "-q", "-c", f"DROP DATABASE {pg_url.rsplit('/', 1)[1]}"])
+            drop_database(pg_base, pg_url)
         shutil.rmtree(workdir, ignore_errors=True)
 
 
@@ -165,7 +97,7 @@ def main():
     if not shutil.which("wrk"):
         sys.exit("wrk is not installed")
     binaries = []
-    for b in args.binary or [os.path.join(ROOT, "build/release/cdx")]:
+    for b in args.binary or [CDX]:
         label, _, path = b.rpartition("=")
         binaries.append((label or "cdx", path))
     backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
@@ -175,20 +107,19 @@ def main():
         if backend == "postgres":
             pg_base = args.database_url
             if not pg_base:
-                pg_dir, pg_base = pg_temp()
+                pg_dir, pg_base = pg_temp(fsync=True)
         print(f"=== {backend}: wrk -t1 -c64 -d{args.duration}s POST /api/v1/crm/companies, {args.rounds} rounds",
               flush=True)
         try:
             for rnd in range(args.rounds):
-                order = binaries[rnd % len(binaries):] + binaries[:rnd % len(binaries)]
-                for label, path in order:
+                for label, path in rotated(binaries, rnd):
                     results.setdefault((backend, label), []).append(one_run(label, path, backend, args, pg_base))
         finally:
             if pg_dir:
-                subprocess.run([os.path.join(ROOT, "scripts/pg-temp"), "stop", pg_dir])
+                pg_temp_stop(pg_dir)
     print(f"\nmedians of {args.rounds} rounds (wrk -t1 -c64 -d{args.duration}s, cdx serve with default threads "
           f"and workers):")
-    print(f"| backend | build | req/s | p50 ms | p99 ms |\n|---|---|---:|---:|---:|")
+    table_head("backend", "build", "req/s", "p50 ms", "p99 ms", left=2)
     for (backend, label), runs in results.items():
         med = {k: statistics.median(r[k] for r in runs) for k in ("rps", "p50", "p99")}
         print(f"| {backend} | {label} | {med['rps']:,.0f} | {med['p50']:.2f} | {med['p99']:.2f} |")

@@ -97,7 +97,8 @@ int main(int argc, char** argv) {
   add_setting_flags(*rotate_kek, given, config_file);
   auto* rebuild_aggregates = admin->add_subcommand(
       "rebuild-aggregates",
-      "Recount every tenant's overview (GET /api/v1/tenants/{id}/overview) from the modules' own rows");
+      "Recount every tenant's overview (GET /api/v1/tenants/{id}/overview) from the modules' own rows; exact "
+      "when no write is in flight");
   add_setting_flags(*rebuild_aggregates, given, config_file);
   app.add_subcommand("version", "Print the version");
 

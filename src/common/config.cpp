@@ -132,7 +132,11 @@ const std::vector<Setting>& table() {
          c.event_retention_days = parse_int("event_retention_days", v, 1, 36500);
        }},
       {{"sse_heartbeat_ms", "CDX_SSE_HEARTBEAT_MS", "live feed (SSE) heartbeat comment interval in ms"},
-       [](Config& c, const std::string& v) { c.sse_heartbeat_ms = parse_int("sse_heartbeat_ms", v, 50, 3'600'000); }},
+       [](Config& c, const std::string& v) {
+         // At most 5 min: well below the gateway's quiet limit for an event stream (ProxyOptions, 10 min),
+         // which ends a stream whose heartbeats come further apart.
+         c.sse_heartbeat_ms = parse_int("sse_heartbeat_ms", v, 50, 300'000);
+       }},
       {{"sse_queue_messages", "CDX_SSE_QUEUE_MESSAGES",
         "live feed (SSE): messages waiting for one client before it is dropped"},
        [](Config& c, const std::string& v) {

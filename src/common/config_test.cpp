@@ -56,6 +56,9 @@ TEST_F(ConfigTest, BadValuesFailNamingTheSetting) {
   EXPECT_THROW(load_config({{"database_url", "mysql://x"}}, ""), ConfigError);
   EXPECT_THROW(load_config({{"bootstrap_superadmin", "nocolon"}}, ""), ConfigError);
   EXPECT_THROW(load_config({{"access_token_ttl", "7200"}}, ""), ConfigError);
+  // The heartbeat stays well inside the gateway's quiet limit for an event stream (10 min).
+  EXPECT_EQ(load_config({{"sse_heartbeat_ms", "300000"}}, "").sse_heartbeat_ms, 300'000);
+  EXPECT_THROW(load_config({{"sse_heartbeat_ms", "300001"}}, ""), ConfigError);
   setenv("CDX_DEMO", "maybe", 1);
   try {
     load_config({}, "");

@@ -4,6 +4,7 @@
 
 #include "common/clock.hpp"
 #include "common/log.hpp"
+#include "core/store.hpp"
 
 namespace cdx::core {
 
@@ -35,10 +36,14 @@ json to_json(const LoggedEvent& e) {
 
 bool EventFilter::matches(const LoggedEvent& e) const {
   if (tenant_id && e.tenant_id != *tenant_id) return false;
+  return matches_type(e.type);
+}
+
+bool EventFilter::matches_type(std::string_view type) const {
   if (types.empty()) return true;
   return std::any_of(types.begin(), types.end(), [&](const std::string& t) {
-    if (!t.empty() && t.back() == '.') return e.type.compare(0, t.size(), t) == 0;
-    return e.type == t;
+    if (!t.empty() && t.back() == '.') return type.starts_with(t);
+    return type == t;
   });
 }
 
@@ -66,15 +71,9 @@ void EventFeed::add_durable(std::string name, Durable fn, Options options) {
   durable_.push_back(std::move(s));
 }
 
-int EventFeed::add_live(Live fn) {
+void EventFeed::add_live(Live fn) {
   std::lock_guard lock(live_mu_);
-  live_.emplace_back(next_live_, std::move(fn));
-  return next_live_++;
-}
-
-void EventFeed::remove_live(int id) {
-  std::lock_guard lock(live_mu_);
-  std::erase_if(live_, [&](const auto& p) { return p.first == id; });
+  live_.push_back(std::move(fn));
 }
 
 void EventFeed::start() {
@@ -83,8 +82,12 @@ void EventFeed::start() {
     if (!threads_.empty()) return;
     stopping_ = false;
   }
+  // Once, not on every step: the cursors exist, and the live feed begins at the log's end as of now.
+  ensure_cursors();
+  const int64_t live_from = db_->read_platform([](db::Tx& tx) { return Store::last_seq(tx); });
+  log_end_ = live_from;
   for (auto& s : durable_) threads_.emplace_back([this, s = s.get()] { run(*s); });
-  threads_.emplace_back([this] { run_live(); });
+  threads_.emplace_back([this, live_from] { run_live(live_from); });
   if (db_->backend() == db::Backend::kPostgres) threads_.emplace_back([this] { listen(); });
 }
 
@@ -106,96 +109,76 @@ void EventFeed::notify() {
   cv_.notify_all();
 }
 
+std::vector<std::string> EventFeed::durable_names() const {
+  std::vector<std::string> out;
+  for (const auto& s : durable_) out.push_back(s->name);
+  return out;
+}
+
+std::vector<EventFeed::SubscriberStats> EventFeed::stats() const {
+  std::vector<SubscriberStats> out;
+  const int64_t end = log_end_.load();
+  for (const auto& s : durable_)
+    out.push_back({s->name, std::max<int64_t>(0, end - s->position.load()), s->failing.load()});
+  return out;
+}
+
 std::vector<LoggedEvent> EventFeed::read_after(int64_t seq, const EventFilter& filter, int limit) {
-  return db_->read_platform([&](db::Tx& tx) {
-    std::string sql = std::string("SELECT ") + kColumns + " FROM cdx_db.events WHERE seq > $1";
-    db::Params params{seq};
-    if (filter.tenant_id) {
-      sql += " AND tenant_id = $2";
-      params.push_back(*filter.tenant_id);
-    }
-    // Types are matched here rather than in SQL: a reader replaying a gap reads what it missed, a page at a
-    // time, and the filter rarely leaves much out.
-    sql += " ORDER BY seq LIMIT " + std::to_string(std::max(1, limit) * (filter.types.empty() ? 1 : 4));
-    std::vector<LoggedEvent> out;
-    for (const auto& r : tx.query(sql, params).rows) {
-      LoggedEvent e = from_row(r);
-      if (filter.matches(e) && static_cast<int>(out.size()) < limit) out.push_back(std::move(e));
-    }
-    return out;
-  });
+  return db_->read_platform([&](db::Tx& tx) { return Store::events_after(tx, seq, filter, limit); });
 }
 
 int64_t EventFeed::last_seq() {
-  return db_->read_platform([&](db::Tx& tx) {
-    auto r = tx.query("SELECT COALESCE(MAX(seq), 0) FROM cdx_db.events");
-    return r.rows.at(0).integer(0);
-  });
+  return db_->read_platform([](db::Tx& tx) { return Store::last_seq(tx); });
 }
 
 std::optional<int64_t> EventFeed::cursor(const std::string& name) {
-  return db_->read_platform([&](db::Tx& tx) -> std::optional<int64_t> {
-    auto r = tx.query("SELECT seq FROM cdx_db.event_cursors WHERE name = $1", {name});
-    if (r.empty()) return std::nullopt;
-    return r.rows[0].integer(0);
+  return db_->read_platform([&](db::Tx& tx) { return Store::cursor(tx, name); });
+}
+
+void EventFeed::ensure_cursors() {
+  db_->write_platform([&](db::Tx& tx) {
+    for (const auto& s : durable_) Store::ensure_cursor(tx, s->name, s->options.start_at_end);
   });
 }
 
 bool EventFeed::step(Subscriber& s) {
   std::lock_guard step_lock(s.mu);
-  const bool pg = db_->backend() == db::Backend::kPostgres;
-  auto read_batch = [&](db::Tx& tx, int64_t after) {
-    std::vector<LoggedEvent> batch;
-    for (const auto& r : tx.query(std::string("SELECT ") + kColumns +
-                                      " FROM cdx_db.events WHERE seq > $1 ORDER BY seq LIMIT $2",
-                                  {after, static_cast<int64_t>(s.options.batch)})
-                             .rows)
-      batch.push_back(from_row(r));
-    return batch;
-  };
-  // A new subscriber starts at the log's end (or beginning); a second replica racing to create it is a no-op.
-  auto ensure_cursor = [&](db::Tx& tx) {
-    const std::string start =
-        s.options.start_at_end ? "(SELECT COALESCE(MAX(seq), 0) FROM cdx_db.events)" : "0";
-    tx.query("INSERT INTO cdx_db.event_cursors (name, seq, updated_at) SELECT $1, " + start +
-                 ", $2 WHERE true ON CONFLICT (name) DO NOTHING",
-             {s.name, format_rfc3339(Clock::now())});
-  };
-  auto advance = [&](db::Tx& tx, int64_t seq) {
-    tx.query("UPDATE cdx_db.event_cursors SET seq = $2, updated_at = $3, last_error = NULL WHERE name = $1",
-             {s.name, seq, format_rfc3339(Clock::now())});
-  };
+  const EventFilter everything;
+  // A read first: an idle subscriber opens no write transaction (SQLite has one writer).
+  const auto pending = db_->read_platform([&](db::Tx& tx) -> std::optional<int64_t> {
+    auto at = Store::cursor(tx, s.name);
+    if (at) s.position = *at;
+    if (!at || !Store::any_event_after(tx, *at)) return std::nullopt;
+    return at;
+  });
+  if (!pending) return false;
 
+  size_t handled = 0;
+  int64_t moved_to = 0;
   if (s.options.in_transaction) {
-    return db_->write_platform([&](db::Tx& tx) {
-      ensure_cursor(tx);
+    handled = db_->write_platform([&](db::Tx& tx) -> size_t {
       // Another replica holding the row is moving this subscriber now: skip, it will catch up.
-      auto cur = tx.query(std::string("SELECT seq FROM cdx_db.event_cursors WHERE name = $1") +
-                              (pg ? " FOR UPDATE SKIP LOCKED" : ""),
-                          {s.name});
-      if (cur.empty()) return false;
-      auto batch = read_batch(tx, cur.rows[0].integer(0));
-      if (batch.empty()) return false;
+      auto at = Store::cursor(tx, s.name, true);
+      if (!at) return 0;
+      auto batch = Store::events_after(tx, *at, everything, s.options.batch);
+      if (batch.empty()) return 0;
       s.fn(&tx, batch);
-      advance(tx, batch.back().seq);
-      return static_cast<int>(batch.size()) == s.options.batch;
+      Store::move_cursor(tx, s.name, batch.back().seq);
+      moved_to = batch.back().seq;
+      return batch.size();
     });
+    if (handled > 0) s.position = moved_to;
+  } else {
+    auto batch = read_after(*pending, everything, s.options.batch);
+    if (batch.empty()) return false;
+    s.fn(nullptr, batch);
+    // Never backwards: a replica that ran the same batch may have moved it further already.
+    db_->write_platform([&](db::Tx& tx) { Store::move_cursor(tx, s.name, batch.back().seq); });
+    s.position = batch.back().seq;
+    handled = batch.size();
   }
-  db_->write_platform([&](db::Tx& tx) { ensure_cursor(tx); });
-  auto batch = db_->read_platform([&](db::Tx& tx) {
-    auto cur = tx.query("SELECT seq FROM cdx_db.event_cursors WHERE name = $1", {s.name});
-    return read_batch(tx, cur.rows.at(0).integer(0));
-  });
-  if (batch.empty()) return false;
-  s.fn(nullptr, batch);
-  // Never backwards: a replica that ran the same batch may have moved it further already.
-  db_->write_platform([&](db::Tx& tx) {
-    tx.query(
-        "UPDATE cdx_db.event_cursors SET seq = $2, updated_at = $3, last_error = NULL "
-        "WHERE name = $1 AND seq < $2",
-        {s.name, batch.back().seq, format_rfc3339(Clock::now())});
-  });
-  return static_cast<int>(batch.size()) == s.options.batch;
+  if (handled > 0 && s.options.after_commit) s.options.after_commit();
+  return static_cast<int>(handled) == s.options.batch;
 }
 
 void EventFeed::run(Subscriber& s) {
@@ -210,16 +193,15 @@ void EventFeed::run(Subscriber& s) {
     try {
       more = step(s);
       s.backoff = std::chrono::milliseconds(0);
+      s.failing = false;
     } catch (const std::exception& e) {
+      s.failing = true;
       s.backoff = std::min<std::chrono::milliseconds>(
           std::max(s.backoff * 2, std::chrono::milliseconds(1000)), std::chrono::seconds(30));
       log::error("event subscriber failed; retrying",
                  {{"subscriber", s.name}, {"error", e.what()}, {"retry_in_ms", s.backoff.count()}});
       try {
-        db_->write_platform([&](db::Tx& tx) {
-          tx.query("UPDATE cdx_db.event_cursors SET last_error = $2 WHERE name = $1",
-                   {s.name, std::string(e.what())});
-        });
+        db_->write_platform([&](db::Tx& tx) { Store::cursor_failed(tx, s.name, e.what()); });
       } catch (...) {
       }
     }
@@ -232,8 +214,7 @@ void EventFeed::run(Subscriber& s) {
   }
 }
 
-void EventFeed::run_live() {
-  int64_t at = -1;
+void EventFeed::run_live(int64_t at) {
   uint64_t seen = 0;
   for (;;) {
     {
@@ -243,15 +224,15 @@ void EventFeed::run_live() {
     }
     bool more = false;
     try {
-      if (at < 0) at = last_seq();
       auto batch = read_after(at, EventFilter{}, 1000);
       if (!batch.empty()) {
         at = batch.back().seq;
+        log_end_ = at;
         more = batch.size() == 1000;
         std::vector<Live> fns;
         {
           std::lock_guard lock(live_mu_);
-          for (const auto& [id, fn] : live_) fns.push_back(fn);
+          fns = live_;
         }
         for (const auto& fn : fns) {
           try {
@@ -292,8 +273,9 @@ void EventFeed::listen() {
 }
 
 void EventFeed::drain() {
+  ensure_cursors();
   for (auto& s : durable_) {
-    for (int i = 0; i < 100000 && step(*s); ++i) {
+    while (step(*s)) {
     }
   }
 }

@@ -17,6 +17,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -37,11 +38,12 @@ struct LoggedEvent {
 nlohmann::json to_json(const LoggedEvent& e);
 
 // Which events a reader wants: a tenant (none: every tenant's) and types (exact names, or prefixes ending in
-// '.'; empty: every type). Matches in memory what core::Store::list_events matches in SQL.
+// '.'; empty: every type). Matches in memory what core::Store matches in SQL.
 struct EventFilter {
   std::optional<std::string> tenant_id;
   std::vector<std::string> types;
   bool matches(const LoggedEvent& e) const;
+  bool matches_type(std::string_view type) const;  // the types only (a service.* message has no tenant)
 };
 
 class EventFeed {
@@ -60,6 +62,9 @@ class EventFeed {
     int batch = 500;
     // Where a new durable cursor starts: at the log's current end (true) or at its beginning.
     bool start_at_end = true;
+    // Called on the subscriber's thread after a batch was handled and its cursor moved (committed): wake
+    // what the batch's writes feed (the webhooks' sender).
+    std::function<void()> after_commit;
   };
 
   explicit EventFeed(std::shared_ptr<db::Database> db) : db_(std::move(db)) {}
@@ -68,24 +73,32 @@ class EventFeed {
   // Register before start().
   void add_durable(std::string name, Durable fn, Options options);
   void add_durable(std::string name, Durable fn) { add_durable(std::move(name), std::move(fn), Options{}); }
-  // Answers an id for remove_live. May be called while running.
-  int add_live(Live fn);
-  void remove_live(int id);
+  void add_live(Live fn);
 
   void start();
   void stop();
   // New events may be in the log: wake every subscriber now.
   void notify();
 
-  // Up to limit events after seq in seq order, matching filter (Last-Event-ID replay, catch-up). Blocking.
+  // The next `limit` events after seq that match filter, in seq order (Last-Event-ID replay, catch-up); a
+  // shorter answer means the log's end. Blocking.
   std::vector<LoggedEvent> read_after(int64_t seq, const EventFilter& filter, int limit);
   // The highest seq in the log (0 when empty). Blocking.
   int64_t last_seq();
   // A durable subscriber's cursor (nullopt when it has none yet). Blocking.
   std::optional<int64_t> cursor(const std::string& name);
   // Runs every durable subscriber until it has caught up with the log's current end, on the calling thread
-  // (tests, `cdx admin` commands, before a rebuild). Blocking.
+  // (tests). Blocking.
   void drain();
+  // The durable subscribers' names (their cursors hold the log's retention).
+  std::vector<std::string> durable_names() const;
+  // Where each durable subscriber stands, as this process last saw it (for /metrics: no database read).
+  struct SubscriberStats {
+    std::string name;
+    int64_t lag = 0;       // events in the log after its cursor
+    bool failing = false;  // its last step threw (it is backing off)
+  };
+  std::vector<SubscriberStats> stats() const;
 
   // Reads events from a LoggedEvent row of "SELECT seq, id, tenant_id, type, source, subject, actor,
   // payload, created_at".
@@ -99,18 +112,21 @@ class EventFeed {
     Durable fn;
     Options options;
     std::chrono::milliseconds backoff{0};
+    std::atomic<int64_t> position{0};
+    std::atomic<bool> failing{false};
     std::mutex mu;  // one step at a time (drain() may run beside the subscriber's thread)
   };
   void run(Subscriber& s);
   bool step(Subscriber& s);  // one batch; true when it may have more
-  void run_live();
+  void ensure_cursors();
+  void run_live(int64_t from);
   void listen();  // PostgreSQL: LISTEN cdx_events on its own connection
 
   std::shared_ptr<db::Database> db_;
   std::vector<std::unique_ptr<Subscriber>> durable_;
   std::mutex live_mu_;
-  std::vector<std::pair<int, Live>> live_;
-  int next_live_ = 1;
+  std::vector<Live> live_;
+  std::atomic<int64_t> log_end_{0};  // the highest seq the live thread has read
 
   std::mutex mu_;
   std::condition_variable cv_;

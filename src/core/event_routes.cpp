@@ -145,16 +145,24 @@ Task<void> CoreModule::stream_events(http::AnswerStream& out, EventFilter filter
       kSendBuffer);
   std::string buf = "retry: 2000\n\n";
   int64_t last = 0;
+  std::vector<Frame> frames;
   if (after) {
-    last = *after;
-    // Pages of the tenant's events (every type: a page then always moves the cursor by its length, however
-    // few the type filter keeps), filtered here.
-    EventFilter scope{.tenant_id = filter.tenant_id, .types = {}};
+    // An id beyond the log's end (another deployment's, a reset log) would otherwise skip every live event
+    // up to it: the replay starts at the end at most.
+    last = co_await workers_.run([&] { return std::min(*after, feed().last_seq()); });
+    // Pages of the client's events (tenant and types filtered by the log's reader), in seq order; a short
+    // page is the end.
     for (bool more = true; more && !w->stop;) {
+      // What the hub queued meanwhile: its events are in the log (the hub has them from it) after `last`,
+      // so the pages still to come send them; they go, rather than fill the queue until a client that
+      // never lagged is dropped for a long replay. Service messages go out with the page.
+      frames.clear();
+      if (!sub.client->take(frames)) break;  // dropped all the same: the live loop says so
+      for (const auto& f : frames)
+        if (f->seq == 0) buf += f->text;
       const auto page =
-          co_await workers_.run([&, from = last] { return feed().read_after(from, scope, kReplayPage); });
-      for (const auto& e : page)
-        if (filter.matches(e)) buf += EventStreamHub::frame_text(e);
+          co_await workers_.run([&, from = last] { return feed().read_after(from, filter, kReplayPage); });
+      for (const auto& e : page) buf += EventStreamHub::frame_text(e);
       if (!page.empty()) last = page.back().seq;
       more = page.size() >= static_cast<size_t>(kReplayPage);
       if (!buf.empty()) co_await out.write(buf);
@@ -163,7 +171,6 @@ Task<void> CoreModule::stream_events(http::AnswerStream& out, EventFilter filter
   }
   if (buf.capacity() > 64 * 1024) buf = {};  // the replay's pages are not kept for the stream's life
   // Live: the queued frames go out as they are (shared with every other client), in one gathered write.
-  std::vector<Frame> frames;
   std::vector<std::string_view> pieces;
   static constexpr std::string_view kHeartbeat = ": heartbeat\n\n";
   auto last_write = std::chrono::steady_clock::now();

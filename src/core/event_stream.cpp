@@ -4,17 +4,6 @@
 
 namespace cdx::core {
 
-namespace {
-
-bool type_matches(const std::vector<std::string>& types, std::string_view type) {
-  if (types.empty()) return true;
-  for (const auto& t : types)
-    if (t.ends_with('.') ? type.starts_with(t) : type == t) return true;
-  return false;
-}
-
-}  // namespace
-
 StreamSettings stream_settings(const Config& config) {
   StreamSettings s;
   s.heartbeat = std::chrono::milliseconds(config.sse_heartbeat_ms);
@@ -95,24 +84,21 @@ void EventStreamHub::publish(const std::vector<LoggedEvent>& batch) {
   std::vector<std::pair<const LoggedEvent*, Frame>> frames;
   frames.reserve(batch.size());
   for (const auto& e : batch) frames.emplace_back(&e, nullptr);  // serialised when a client first wants it
-  fan_out(frames, false);
+  fan_out(frames, std::nullopt);
 }
 
 void EventStreamHub::publish_service(std::string_view type, const nlohmann::json& data) {
   auto f = std::make_shared<StreamFrame>();
   f->text = frame_text(type, data);
   std::vector<std::pair<const LoggedEvent*, Frame>> frames{{nullptr, std::move(f)}};
-  fan_out(frames, true);
+  fan_out(frames, type);
 }
 
-void EventStreamHub::fan_out(std::vector<std::pair<const LoggedEvent*, Frame>>& frames, bool service) {
+void EventStreamHub::fan_out(std::vector<std::pair<const LoggedEvent*, Frame>>& frames,
+                             std::optional<std::string_view> service_type) {
+  const bool service = service_type.has_value();
   const auto clients = snapshot();
   if (clients->empty()) return;
-  std::string_view service_type;
-  if (service) {
-    const std::string& t = frames.front().second->text;  // "event: <type>\n…"
-    service_type = std::string_view(t).substr(7, t.find('\n') - 7);
-  }
   for (const auto& c : *clients) {
     if (service && !c->service_events_) continue;
     std::lock_guard lock(c->mu_);
@@ -120,7 +106,7 @@ void EventStreamHub::fan_out(std::vector<std::pair<const LoggedEvent*, Frame>>& 
     const bool was_empty = c->queue_.empty();
     size_t added = 0;
     for (auto& [event, frame] : frames) {
-      if (service ? !type_matches(c->filter_.types, service_type) : !c->filter_.matches(*event)) continue;
+      if (service ? !c->filter_.matches_type(*service_type) : !c->filter_.matches(*event)) continue;
       if (!frame) {
         auto f = std::make_shared<StreamFrame>();
         f->seq = event->seq;
@@ -141,7 +127,6 @@ void EventStreamHub::fan_out(std::vector<std::pair<const LoggedEvent*, Frame>>& 
       }
       ++added;
     }
-    queued_total_.fetch_add(added, std::memory_order_relaxed);
     // Under the client's lock: unsubscribe() waits for it, so a wake never reaches a client that is gone.
     if (c->wake_ && (c->dropped_ || (was_empty && added > 0))) c->wake_();
   }

@@ -14,6 +14,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -91,23 +92,22 @@ class EventStreamHub {
   static std::string frame_text(const LoggedEvent& e);
   static std::string frame_text(std::string_view type, const nlohmann::json& data, int64_t seq = 0);
 
-  const StreamLimits& limits() const { return limits_; }
+  // For /metrics (cdx_sse_clients, cdx_sse_dropped_total).
   size_t clients() const;
   uint64_t dropped_total() const { return dropped_total_.load(std::memory_order_relaxed); }
-  uint64_t queued_total() const { return queued_total_.load(std::memory_order_relaxed); }
 
  private:
   using Clients = std::vector<std::shared_ptr<Client>>;
   std::shared_ptr<const Clients> snapshot() const;
-  // Offers frames (each with the event it came from, or nullptr for a service message) to every client;
-  // an event's frame is serialised when a first client takes it.
-  void fan_out(std::vector<std::pair<const LoggedEvent*, Frame>>& frames, bool service);
+  // Offers frames (each with the event it came from, or nullptr for a service message of service_type) to
+  // every client; an event's frame is serialised when a first client takes it.
+  void fan_out(std::vector<std::pair<const LoggedEvent*, Frame>>& frames,
+               std::optional<std::string_view> service_type);
 
   StreamLimits limits_;
   mutable std::mutex mu_;  // guards clients_ (copy on write: publishing never holds it long)
   std::shared_ptr<const Clients> clients_ = std::make_shared<Clients>();
   std::atomic<uint64_t> dropped_total_{0};
-  std::atomic<uint64_t> queued_total_{0};
 };
 
 }  // namespace cdx::core

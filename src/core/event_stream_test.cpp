@@ -3,10 +3,14 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
+#include <future>
 #include <thread>
 
 namespace cdx::core {
 namespace {
+
+using namespace std::chrono_literals;
 
 LoggedEvent event(int64_t seq, std::string tenant, std::string type) {
   LoggedEvent e;
@@ -82,6 +86,16 @@ TEST(EventStreamHub, FiltersByTenantAndType) {
   EXPECT_EQ(seqs(take_all(*exact)), (std::vector<int64_t>{2}));
 }
 
+TEST(EventFilter, MatchesTypeTakesNamesAndPrefixes) {
+  EXPECT_TRUE(EventFilter{}.matches_type("service.down"));  // no types: every type
+  const EventFilter f{.tenant_id = "t1", .types = {"service.", "crm.contact.created"}};
+  EXPECT_TRUE(f.matches_type("service.down"));  // the tenant is not looked at
+  EXPECT_TRUE(f.matches_type("crm.contact.created"));
+  EXPECT_FALSE(f.matches_type("crm.contact.created.x"));
+  EXPECT_FALSE(f.matches_type("crm.contact"));
+  EXPECT_FALSE(f.matches_type("services.down"));
+}
+
 TEST(EventStreamHub, ServiceMessagesGoToServiceSubscribersOnly) {
   EventStreamHub hub;
   auto admin = hub.subscribe({.filter = {.tenant_id = "t1"}});
@@ -133,14 +147,56 @@ TEST(EventStreamHub, TheByteBoundDropsToo) {
   EXPECT_FALSE(c->take(out));
 }
 
+// A publish whose snapshot still holds a client unsubscribed meanwhile neither queues for it nor wakes it.
+// The publish is held in the wake of a client ahead of it in the snapshot while the other unsubscribes.
 TEST(EventStreamHub, NoWakeAfterUnsubscribe) {
   EventStreamHub hub;
-  int wakes = 0;
+  std::promise<void> in_first_wake, release;
+  auto released = release.get_future().share();
+  auto first = hub.subscribe({.wake = [&, released] {
+    in_first_wake.set_value();
+    released.wait();
+  }});
+  std::atomic<int> wakes{0};
   auto c = hub.subscribe({.wake = [&] { ++wakes; }});
-  hub.unsubscribe(c);
-  EXPECT_EQ(hub.clients(), 0u);
-  hub.publish({event(1, "t1", "crm.contact.created")});
+  std::thread publisher([&] { hub.publish({event(1, "t1", "crm.contact.created")}); });
+  ASSERT_EQ(in_first_wake.get_future().wait_for(10s), std::future_status::ready);
+  hub.unsubscribe(c);  // the publish has taken its snapshot (c in it) and not reached c yet
+  EXPECT_EQ(hub.clients(), 1u);
+  release.set_value();
+  publisher.join();
   EXPECT_EQ(wakes, 0);
+  std::vector<Frame> out;
+  EXPECT_TRUE(c->take(out));
+  EXPECT_TRUE(out.empty());
+  EXPECT_EQ(take_all(*first).size(), 1u);
+}
+
+// A wake under way when unsubscribe() is called: unsubscribe() returns only once it has.
+TEST(EventStreamHub, UnsubscribeWaitsForAWakeUnderWay) {
+  EventStreamHub hub;
+  std::promise<void> in_wake, release;
+  auto released = release.get_future().share();
+  std::atomic<bool> returned{false};
+  std::atomic<bool> returned_during_wake{false};
+  auto c = hub.subscribe({.wake = [&, released] {
+    in_wake.set_value();
+    released.wait();
+    returned_during_wake = returned.load();
+  }});
+  std::thread publisher([&] { hub.publish({event(1, "t1", "crm.contact.created")}); });
+  ASSERT_EQ(in_wake.get_future().wait_for(10s), std::future_status::ready);
+  std::thread unsubscriber([&] {
+    hub.unsubscribe(c);
+    returned = true;
+  });
+  std::this_thread::sleep_for(100ms);  // time enough for an unsubscribe that does not wait to return
+  EXPECT_FALSE(returned);
+  release.set_value();
+  publisher.join();
+  unsubscriber.join();
+  EXPECT_FALSE(returned_during_wake);
+  EXPECT_TRUE(returned);
 }
 
 TEST(EventStreamHub, PublishingWhileClientsComeAndGo) {

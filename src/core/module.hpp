@@ -4,8 +4,8 @@
 //   config);
 #pragma once
 #include <memory>
-#include <optional>
 #include <mutex>
+#include <optional>
 
 #include "common/config.hpp"
 #include "common/key_encryption.hpp"
@@ -80,6 +80,8 @@ class CoreModule final : public Module {
     if (rekey_) webhooks_.reseal_secrets();
   }
   void start_background() override;  // the event log's subscribers and the webhook sender (subscribers.cpp)
+  // The subscribers' threads use the members declared after feed_: they end before any of them goes.
+  ~CoreModule() override { stop(); }
   void stop() override {
     feed_.stop();
     webhooks_.stop();

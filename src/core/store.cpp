@@ -2,7 +2,9 @@
 
 #include "common/clock.hpp"
 
+#include <array>
 #include <deque>
+#include <functional>
 
 namespace cdx::core {
 
@@ -20,6 +22,27 @@ std::string subject_of(const json& payload) {
     if (k != "actor" && v.is_object() && v.contains("id") && v["id"].is_string())
       return v["id"].get<std::string>();
   return {};
+}
+
+// " AND (type = $n OR (type >= $m AND type < $k) …)" for types (exact names, or prefixes ending in '.'),
+// binding through bind; `owned` keeps the texts the parameters view.
+std::string type_predicate(const std::vector<std::string>& types,
+                           const std::function<std::string(db::Param)>& bind,
+                           std::deque<std::string>& owned) {
+  if (types.empty()) return {};
+  std::string any;
+  for (const auto& t : types) {
+    any += any.empty() ? " AND (" : " OR ";
+    if (!t.empty() && t.back() == '.') {
+      // A prefix as a range, which the (type, seq) index answers: "crm." <= type < "crm/".
+      std::string& next = owned.emplace_back(t);
+      next.back() = '/';
+      any += "(type >= " + bind(db::Param(t)) + " AND type < " + bind(db::Param(next)) + ")";
+    } else {
+      any += "type = " + bind(db::Param(t));
+    }
+  }
+  return any + ")";
 }
 
 std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
@@ -76,6 +99,33 @@ void Store::record_events(const std::vector<db::OutboxEvent>& events) {
   std::deque<LogRow> rows;
   for (const auto& e : events) rows.emplace_back(e);
   auto nullable = [](std::optional<std::string_view> v) { return v ? db::Param(*v) : db::Param(nullptr); };
+  // PostgreSQL: each column as one array parameter, built before the transaction (it holds the log's lock):
+  // one statement of the same text, whatever the batch's size, in the order given (WITH ORDINALITY), so the
+  // sequence follows it.
+  std::vector<std::array<std::string, 8>> chunks;
+  if (db_->backend() == db::Backend::kPostgres) {
+    constexpr size_t kRows = 5000;
+    for (size_t at = 0; at < events.size(); at += kRows) {
+      const size_t end = std::min(events.size(), at + kRows);
+      auto& columns = chunks.emplace_back();
+      size_t bytes = 0;
+      for (size_t i = at; i < end; ++i) bytes += rows[i].payload.size() + 256;
+      for (auto& c : columns) c = "{";
+      columns[6].reserve(bytes + bytes / 8);
+      for (size_t i = at; i < end; ++i) {
+        const db::OutboxEvent& e = events[i];
+        append_array_item(columns[0], e.id);
+        append_array_item(columns[1], e.tenant_id);
+        append_array_item(columns[2], e.type);
+        append_array_item(columns[3], e.schema);
+        append_array_item(columns[4], rows[i].subject);
+        append_array_item(columns[5], rows[i].actor);
+        append_array_item(columns[6], rows[i].payload);
+        append_array_item(columns[7], e.created_at);
+      }
+      for (auto& c : columns) c += "}";
+    }
+  }
   db_->write_platform([&](db::Tx& tx) {
     if (tx.backend() == db::Backend::kSqlite) {
       // One prepared statement a row: SQLite runs it in microseconds, and finds a statement's many numbered
@@ -93,28 +143,7 @@ void Store::record_events(const std::vector<db::OutboxEvent>& events) {
     tx.query("SELECT pg_advisory_xact_lock(7305730573057305)");
     // The batch's rows are sorted by their position (the order guaranteed): in memory, not spilled to disk.
     tx.query("SET LOCAL work_mem = '64MB'");
-    // Each column as one array parameter: one statement of the same text, whatever the batch's size, in
-    // the order given (WITH ORDINALITY), so the sequence follows it.
-    constexpr size_t kRows = 5000;
-    for (size_t at = 0; at < events.size(); at += kRows) {
-      const size_t end = std::min(events.size(), at + kRows);
-      std::string columns[8];
-      size_t bytes = 0;
-      for (size_t i = at; i < end; ++i) bytes += rows[i].payload.size() + 256;
-      for (auto& c : columns) c = "{";
-      columns[6].reserve(bytes + bytes / 8);
-      for (size_t i = at; i < end; ++i) {
-        const db::OutboxEvent& e = events[i];
-        append_array_item(columns[0], e.id);
-        append_array_item(columns[1], e.tenant_id);
-        append_array_item(columns[2], e.type);
-        append_array_item(columns[3], e.schema);
-        append_array_item(columns[4], rows[i].subject);
-        append_array_item(columns[5], rows[i].actor);
-        append_array_item(columns[6], rows[i].payload);
-        append_array_item(columns[7], e.created_at);
-      }
-      for (auto& c : columns) c += "}";
+    for (const auto& columns : chunks)
       tx.query(
           "INSERT INTO cdx_db.events (id, tenant_id, type, source, subject, actor, payload, created_at, "
           "recorded_at) "
@@ -124,19 +153,15 @@ void Store::record_events(const std::vector<db::OutboxEvent>& events) {
           "WITH ORDINALITY AS e(id, tenant_id, type, source, subject, actor, payload, created_at, n) ORDER "
           "BY n "
           "ON CONFLICT (id) DO NOTHING",
-          {columns[0], columns[1], columns[2], columns[3], columns[4], columns[5], columns[6], columns[7],
-           now});
-    }
+          {columns[0], columns[1], columns[2], columns[3], columns[4], columns[5], columns[6], columns[7], now});
     // Every core process listening (its live feed, its subscribers) hears of it when this commits.
-    if (tx.backend() == db::Backend::kPostgres) tx.query("SELECT pg_notify('cdx_events', '')");
+    tx.query("SELECT pg_notify('cdx_events', '')");
   });
 }
 
 json Store::list_events(const EventQuery& q) {
   return db_->read_platform([&](db::Tx& tx) {
-    std::string sql =
-        "SELECT seq, id, tenant_id, type, source, subject, actor, payload, created_at FROM cdx_db.events "
-        "WHERE 1 = 1";
+    std::string sql = std::string("SELECT ") + EventFeed::kColumns + " FROM cdx_db.events WHERE 1 = 1";
     db::Params params;
     std::deque<std::string> owned;  // text the parameters view
     auto bind = [&](db::Param p) {
@@ -144,52 +169,87 @@ json Store::list_events(const EventQuery& q) {
       return "$" + std::to_string(params.size());
     };
     if (q.tenant_id) sql += " AND tenant_id = " + bind(*q.tenant_id);
-    if (!q.types.empty()) {
-      std::string any;
-      for (const auto& t : q.types) {
-        any += any.empty() ? "(" : " OR ";
-        if (!t.empty() && t.back() == '.') {
-          // A prefix as a range, which the (type, seq) index answers: "crm." <= type < "crm/".
-          std::string& next = owned.emplace_back(t);
-          next.back() = '/';
-          any += "(type >= " + bind(t) + " AND type < " + bind(next) + ")";
-        } else {
-          any += "type = " + bind(t);
-        }
-      }
-      sql += " AND " + any + ")";
-    }
+    sql += type_predicate(q.types, bind, owned);
     if (q.since) sql += " AND created_at >= " + bind(*q.since);
     if (q.until) sql += " AND created_at < " + bind(*q.until);
     if (q.before_seq) sql += " AND seq < " + bind(*q.before_seq);
     sql += " ORDER BY seq DESC LIMIT " + bind(static_cast<int64_t>(q.limit) + 1);
     json out = json::array();
-    for (const auto& r : tx.query(sql, params).rows) {
-      json data = json::parse(r.text(7), nullptr, false);
-      json actor = r.is_null(6) ? json(nullptr) : json::parse(r.text(6), nullptr, false);
-      out.push_back({{"seq", r.integer(0)},
-                     {"id", r.text(1)},
-                     {"tenant_id", r.text(2)},
-                     {"type", r.text(3)},
-                     {"source", r.text(4)},
-                     {"subject", r.is_null(5) ? json(nullptr) : json(r.text(5))},
-                     {"actor", actor.is_discarded() ? json(nullptr) : actor},
-                     {"data", data.is_discarded() ? json::object() : data},
-                     {"created_at", r.text(8)}});
-    }
+    for (const auto& r : tx.query(sql, params).rows) out.push_back(to_json(EventFeed::from_row(r)));
     return out;
   });
 }
 
-int64_t Store::prune_events(const std::string& cutoff, int64_t limit) {
+std::vector<LoggedEvent> Store::events_after(db::Tx& tx, int64_t seq, const EventFilter& filter, int limit) {
+  std::string sql = std::string("SELECT ") + EventFeed::kColumns + " FROM cdx_db.events WHERE seq > $1";
+  db::Params params{seq};
+  std::deque<std::string> owned;
+  auto bind = [&](db::Param p) {
+    params.push_back(p);
+    return "$" + std::to_string(params.size());
+  };
+  if (filter.tenant_id) sql += " AND tenant_id = " + bind(*filter.tenant_id);
+  sql += type_predicate(filter.types, bind, owned);
+  sql += " ORDER BY seq LIMIT " + bind(static_cast<int64_t>(std::max(1, limit)));
+  std::vector<LoggedEvent> out;
+  for (const auto& r : tx.query(sql, params).rows) out.push_back(EventFeed::from_row(r));
+  return out;
+}
+
+bool Store::any_event_after(db::Tx& tx, int64_t seq) {
+  return !tx.query("SELECT 1 FROM cdx_db.events WHERE seq > $1 LIMIT 1", {seq}).empty();
+}
+
+int64_t Store::last_seq(db::Tx& tx) {
+  return tx.query("SELECT COALESCE(MAX(seq), 0) FROM cdx_db.events").rows.at(0).integer(0);
+}
+
+void Store::ensure_cursor(db::Tx& tx, const std::string& name, bool at_end) {
+  const std::string start = at_end ? "(SELECT COALESCE(MAX(seq), 0) FROM cdx_db.events)" : "0";
+  tx.query("INSERT INTO cdx_db.event_cursors (name, seq, updated_at) SELECT $1, " + start +
+               ", $2 WHERE true ON CONFLICT (name) DO NOTHING",
+           {name, format_rfc3339(Clock::now())});
+}
+
+std::optional<int64_t> Store::cursor(db::Tx& tx, const std::string& name, bool lock) {
+  auto r = tx.query(std::string("SELECT seq FROM cdx_db.event_cursors WHERE name = $1") +
+                        (lock && tx.backend() == db::Backend::kPostgres ? " FOR UPDATE SKIP LOCKED" : ""),
+                    {name});
+  if (r.empty()) return std::nullopt;
+  return r.rows[0].integer(0);
+}
+
+void Store::move_cursor(db::Tx& tx, const std::string& name, int64_t seq) {
+  tx.query(
+      "UPDATE cdx_db.event_cursors SET seq = $2, updated_at = $3, last_error = NULL WHERE name = $1 AND seq "
+      "< $2",
+      {name, seq, format_rfc3339(Clock::now())});
+}
+
+void Store::cursor_failed(db::Tx& tx, const std::string& name, const std::string& error) {
+  tx.query("UPDATE cdx_db.event_cursors SET last_error = $2 WHERE name = $1", {name, error});
+}
+
+int64_t Store::prune_events(const std::string& cutoff, int64_t limit,
+                            const std::vector<std::string>& cursors) {
   return db_->write_platform([&](db::Tx& tx) {
+    // The lowest position of the subscribers this build runs (the names as one JSON/array parameter).
+    json names = cursors;
+    const bool pg = tx.backend() == db::Backend::kPostgres;
+    const int64_t floor =
+        tx.query(std::string(
+                     "SELECT COALESCE(MIN(seq), 9223372036854775807) FROM cdx_db.event_cursors WHERE name ") +
+                     (pg ? "= ANY(ARRAY(SELECT json_array_elements_text($1::json)))"
+                         : "IN (SELECT value FROM json_each($1))"),
+                 {names.dump()})
+            .rows.at(0)
+            .integer(0);
     // created_at is indexed; the rows go oldest first, a bounded number per call, so a large backlog is
     // pruned over several passes without one long transaction.
     auto r = tx.query(
         "DELETE FROM cdx_db.events WHERE seq IN (SELECT seq FROM cdx_db.events WHERE created_at < $1 "
-        "AND seq <= (SELECT COALESCE(MIN(seq), 9223372036854775807) FROM cdx_db.event_cursors) "
-        "ORDER BY created_at LIMIT $2)",
-        {cutoff, limit});
+        "AND seq <= $3 ORDER BY created_at LIMIT $2)",
+        {cutoff, limit, floor});
     return r.affected;
   });
 }

@@ -35,14 +35,18 @@ void CoreModule::start_background() {
   feed_.add_live([this](const std::vector<LoggedEvent>& batch) { hub_.publish(batch); });
   // Webhooks: one delivery per (event, matching endpoint), inserted in the transaction that moves the
   // cursor; the sender (its own threads) posts them.
-  feed_.add_durable("webhooks", [this](db::Tx* tx, const std::vector<LoggedEvent>& batch) {
-    std::vector<webhooks::Event> events;
-    events.reserve(batch.size());
-    for (const LoggedEvent& e : batch)
-      events.push_back({e.seq, e.id, e.tenant_id, e.type, e.created_at, e.data});
-    if (webhooks_.fan_out(*tx, events) > 0)
-      webhooks_.wake();  // the sender also polls: a wake before the commit
-  });
+  EventFeed::Options delivering;
+  delivering.after_commit = [this] { webhooks_.wake(); };  // the new deliveries are visible now
+  feed_.add_durable(
+      "webhooks",
+      [this](db::Tx* tx, const std::vector<LoggedEvent>& batch) {
+        std::vector<webhooks::Event> events;
+        events.reserve(batch.size());
+        for (const LoggedEvent& e : batch)
+          events.push_back({e.seq, e.id, e.tenant_id, e.type, e.created_at, e.data});
+        webhooks_.fan_out(*tx, events);
+      },
+      delivering);
   webhooks_.start();
   feed_.start();
 }
@@ -55,7 +59,7 @@ void CoreModule::tick() {
       format_rfc3339(Clock::now() - std::chrono::hours(24) * config_.event_retention_days);
   int64_t pruned = 0;
   for (int i = 0; i < 20; ++i) {
-    const int64_t n = store_.prune_events(cutoff, 10000);
+    const int64_t n = store_.prune_events(cutoff, 10000, feed_.durable_names());
     pruned += n;
     if (n < 10000) break;
   }

@@ -336,8 +336,6 @@ void release(Conn& c) {
   c.idle_since = coarse_now();
 }
 
-// An event stream's upstream that sends nothing (not even a heartbeat) for this long is gone.
-constexpr std::chrono::milliseconds kEventStreamQuiet{std::chrono::minutes(10)};
 constexpr size_t kEventStreamBuffer = 256 * 1024;
 
 bool is_event_stream(std::string_view content_type) {
@@ -617,7 +615,8 @@ bool retryable(const Attempt& a, bool reused, Method m) {
   }
 }
 
-// Gives the breaker at most one verdict per admitted request, whatever happens to the coroutine.
+// Gives the breaker at most one verdict per admitted request, whatever happens to the coroutine: the first
+// one counts, later calls do nothing.
 class BreakerTicket {
  public:
   BreakerTicket(UpstreamState& st, const ProxyOptions& o, bool probe) : st_(st), o_(o), probe_(probe) {}
@@ -627,7 +626,16 @@ class BreakerTicket {
   BreakerTicket(const BreakerTicket&) = delete;
   BreakerTicket& operator=(const BreakerTicket&) = delete;
 
+  // The upstream's answer had this status: 502/503/504 count against it, anything else for it.
+  void answered(int status) {
+    if (status == 502 || status == 503 || status == 504) {
+      failure();
+    } else {
+      success();
+    }
+  }
   void success() {
+    if (settled_) return;
     settled_ = true;
     st_.consecutive_failures.store(0, std::memory_order_relaxed);
     if (probe_) {
@@ -636,6 +644,7 @@ class BreakerTicket {
     }
   }
   void failure() {
+    if (settled_) return;
     settled_ = true;
     st_.failures.fetch_add(1, std::memory_order_relaxed);
     const int n = st_.consecutive_failures.fetch_add(1, std::memory_order_relaxed) + 1;
@@ -653,6 +662,7 @@ class BreakerTicket {
   }
   // No verdict on the upstream's health (an oversized answer).
   void neutral() {
+    if (settled_) return;
     settled_ = true;
     if (probe_) st_.probing.store(false, std::memory_order_release);
   }
@@ -875,6 +885,9 @@ Task<void> Proxy::forward(http::Context& ctx, size_t upstream, std::string_view 
           try {
             if (!relaying && reader.head_done() && reader.relay_body()) {
               settle_head(res, reader.parser(), true);
+              // The upstream answered: its health is known now, not when the body ends. An event stream
+              // lasts as long as its client, and a half-open breaker's probe must not be held that long.
+              ticket.answered(res.status);
               if (observer) observer->on_head(ctx);
               relaying = true;
               co_await answer->begin(reader.length());
@@ -891,7 +904,7 @@ Task<void> Proxy::forward(http::Context& ctx, size_t upstream, std::string_view 
                 boost::system::error_code ignored;
                 c->sock.set_option(
                     asio::socket_base::receive_buffer_size(static_cast<int>(kEventStreamBuffer)), ignored);
-                begin_phase(*c, kEventStreamQuiet);
+                begin_phase(*c, options_.event_stream_quiet);
               }
             }
             if (relaying && !res.body.empty()) {
@@ -925,8 +938,8 @@ Task<void> Proxy::forward(http::Context& ctx, size_t upstream, std::string_view 
         any = true;
         scratch->in.commit(n);
         // A relayed answer is bounded per piece; an event stream's pieces (at least its heartbeats) come
-        // within kEventStreamQuiet.
-        if (relaying) begin_phase(*c, event_stream ? kEventStreamQuiet : options_.total_timeout);
+        // within event_stream_quiet.
+        if (relaying) begin_phase(*c, event_stream ? options_.event_stream_quiet : options_.total_timeout);
       }
     }
 
@@ -972,12 +985,7 @@ Task<void> Proxy::forward(http::Context& ctx, size_t upstream, std::string_view 
     throw failure_error(a, st, options_);  // after a begun answer, the server closes the connection
   }
 
-  const int status = reader.parser().status;
-  if (status == 502 || status == 503 || status == 504) {
-    ticket.failure();
-  } else {
-    ticket.success();
-  }
+  ticket.answered(reader.parser().status);  // already settled when the answer was relayed
   if (relaying) {
     co_await answer->finish();
     co_return;

@@ -46,6 +46,9 @@ struct ProxyOptions {
   // least once per total_timeout). Below the upstream server's keep-alive timeout (75 s), so the
   // upstream rarely closes a connection we are about to use.
   std::chrono::milliseconds idle_timeout{50000};
+  // A relayed text/event-stream answer (the live feed) whose upstream sends nothing, not even a heartbeat,
+  // for this long is gone. Twice the longest heartbeat sse_heartbeat_ms allows (5 min).
+  std::chrono::milliseconds event_stream_quiet{std::chrono::minutes(10)};
 };
 
 // Monotonic counters for /metrics, per upstream.

@@ -579,5 +579,130 @@ TEST(ProxyStream, AnEventStreamOutlivesTheTotalTimeoutAndEndsWithItsClient) {
       << "the upstream was held after the client left";
 }
 
+// After an outage the half-open breaker's one probe may be a reconnecting event stream: the breaker closes
+// when its head is relayed (the upstream answered), not when the stream ends, so the service's other
+// requests are admitted while it lasts.
+TEST(ProxyStream, AnEventStreamThatProbesTheBreakerClosesItWithItsHead) {
+  std::atomic<int> requests{0};
+  std::promise<void> stream_released;
+  struct Joined {  // holds the stream's upstream side while the test goes on; joined after the upstream's
+    std::thread t;
+    ~Joined() {
+      if (t.joinable()) t.join();
+    }
+  } stream_thread;
+  Upstream up([&](tcp::socket& s) {
+    beast::flat_buffer buffer;
+    bhttp::request_parser<bhttp::string_body> p;
+    bhttp::read(s, buffer, p);
+    const int n = requests++;
+    if (n == 0) {  // the outage: opens the breaker (one failure is enough here)
+      asio::write(
+          s, asio::buffer(std::string_view(
+                 "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\nConnection: close\r\n\r\ndown")));
+      return;
+    }
+    if (n == 1) {  // the probe: an event stream that lasts until its client leaves
+      asio::write(s, asio::buffer(std::string_view("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                                                   "Transfer-Encoding: chunked\r\n\r\n")));
+      const std::string msg = "id: 1\nevent: e\ndata: {}\n\n";
+      asio::write(s, asio::buffer(fmt::format("{:x}\r\n{}\r\n", msg.size(), msg)));
+      stream_thread.t = std::thread([&stream_released, sock = std::move(s)]() mutable {
+        char c;
+        boost::system::error_code ec;
+        sock.read_some(asio::buffer(&c, 1), ec);  // until the gateway lets go
+        stream_released.set_value();
+      });
+      return;
+    }
+    asio::write(s, asio::buffer(std::string_view("HTTP/1.1 200 OK\r\nContent-Length: 4\r\n"
+                                                 "Connection: close\r\n\r\nfine")));
+  });
+  ProxyOptions o;
+  o.breaker_failures = 1;
+  o.breaker_open = 200ms;
+  Gateway gw(up.port(), o);
+  asio::io_context ioc;
+  auto get = [&] {
+    tcp::socket c = connect_to(ioc, gw.port());
+    asio::write(c, asio::buffer(std::string_view("GET /things HTTP/1.1\r\nHost: gw\r\n\r\n")));
+    beast::flat_buffer buffer;
+    return read_answer(c, buffer);
+  };
+
+  EXPECT_EQ(get().result_int(), 503);  // the upstream's own 503: the breaker opens
+  const auto refused = get();
+  EXPECT_EQ(refused.result_int(), 503);
+  EXPECT_NE(refused.body().find("unavailable"), std::string::npos) << refused.body();  // the breaker's
+  EXPECT_EQ(requests.load(), 1);
+  std::this_thread::sleep_for(300ms);  // half-open: the next request is the probe
+
+  tcp::socket stream = connect_to(ioc, gw.port());
+  asio::write(stream, asio::buffer(std::string_view("GET /things HTTP/1.1\r\nHost: gw\r\n\r\n")));
+  std::string got;
+  std::array<char, 4096> buf;
+  const auto t0 = std::chrono::steady_clock::now();
+  while (got.find("id: 1\n") == std::string::npos && std::chrono::steady_clock::now() - t0 < kWait) {
+    boost::system::error_code ec;
+    const size_t n = stream.read_some(asio::buffer(buf), ec);
+    ASSERT_FALSE(ec) << ec.message() << "\n" << got;
+    got.append(buf.data(), n);
+  }
+  ASSERT_NE(got.find("text/event-stream"), std::string::npos) << got;
+
+  // The stream is still open: another request goes through to the upstream.
+  const auto after = get();
+  EXPECT_EQ(after.result_int(), 200) << after.body();
+  EXPECT_EQ(after.body(), "fine");
+  EXPECT_EQ(requests.load(), 3);
+
+  stream.close();
+  auto released = stream_released.get_future();
+  EXPECT_EQ(released.wait_for(2s), std::future_status::ready)
+      << "the upstream was held after the client left";
+}
+
+// An event stream whose upstream sends nothing, not even a heartbeat, for event_stream_quiet is gone: the
+// gateway lets go of both sides.
+TEST(ProxyStream, AQuietEventStreamEndsAfterItsQuietLimit) {
+  std::promise<void> upstream_released;
+  Upstream up([&](tcp::socket& s) {
+    beast::flat_buffer buffer;
+    bhttp::request_parser<bhttp::string_body> p;
+    bhttp::read(s, buffer, p);
+    asio::write(s, asio::buffer(std::string_view("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                                                 "Transfer-Encoding: chunked\r\n\r\n")));
+    const std::string msg = "id: 1\nevent: e\ndata: {}\n\n";
+    asio::write(s, asio::buffer(fmt::format("{:x}\r\n{}\r\n", msg.size(), msg)));
+    char c;
+    boost::system::error_code ec;
+    s.read_some(asio::buffer(&c, 1), ec);  // silent until the gateway closes
+    upstream_released.set_value();
+  });
+  ProxyOptions o;
+  o.total_timeout = 5s;  // the quiet limit, not the total timeout, bounds an event stream
+  o.event_stream_quiet = 400ms;
+  Gateway gw(up.port(), o);
+
+  asio::io_context ioc;
+  tcp::socket client = connect_to(ioc, gw.port());
+  asio::write(client, asio::buffer(std::string_view("GET /things HTTP/1.1\r\nHost: gw\r\n\r\n")));
+  const auto t0 = std::chrono::steady_clock::now();
+  std::string got;
+  std::array<char, 4096> buf;
+  boost::system::error_code ec;
+  while (!ec) {
+    const size_t n = client.read_some(asio::buffer(buf), ec);
+    got.append(buf.data(), n);
+  }
+  const auto took = std::chrono::steady_clock::now() - t0;
+  EXPECT_NE(got.find("id: 1\n"), std::string::npos) << got;
+  EXPECT_TRUE(ec == asio::error::eof || ec == asio::error::connection_reset) << ec.message();
+  EXPECT_GE(took, 350ms);
+  EXPECT_LT(took, 3s) << "the stream outlived its quiet limit";
+  auto released = upstream_released.get_future();
+  EXPECT_EQ(released.wait_for(2s), std::future_status::ready) << "the upstream was held";
+}
+
 }  // namespace
 }  // namespace cdx::gateway

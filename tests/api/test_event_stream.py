@@ -302,6 +302,63 @@ def test_last_event_id_replays_exactly_what_was_missed_then_goes_live(srv, sa_he
     bad.close()
 
 
+def newest_seq(srv, sa_headers, tenant):
+    data = requests.get(srv.url + EVENTS, headers=sa_headers, params={"tenant_id": tenant["id"], "limit": 1}).json()
+    return data["data"][0]["seq"]
+
+
+def test_a_replay_with_a_type_filter_finds_its_events_past_any_number_of_others(srv, sa_headers, tenant):
+    """The replay reads the client's own events a page at a time, however many others the gap holds."""
+    last = newest_seq(srv, sa_headers, tenant)
+    import_contacts(tenant["admin_api"], 2100)  # more than a replay page's worth of other types, times four
+    r = tenant["admin_api"].post("/api/v1/crm/companies", json={"name": "Replayed " + uuid.uuid4().hex[:6]})
+    assert r.status_code == 201, r.text
+    company = r.json()
+    params = {"tenant_id": tenant["id"], "type": "crm.company.created"}
+    assert wait_for(lambda: any(e["subject"] == company["id"] for e in requests.get(
+        srv.url + EVENTS, headers=sa_headers, params={**params, "limit": 5}).json()["data"]), timeout=15)
+    s = Sse(srv.url, {**sa_headers, "Last-Event-ID": str(last)}, params)
+    try:
+        got = s.events(1, timeout=10)
+        assert [(m["event"], m["data"]["subject"]) for m in got] == [("crm.company.created", company["id"])]
+        assert s.events(1, timeout=0.5) == []
+    finally:
+        s.close()
+
+
+def test_a_last_event_id_beyond_the_logs_end_still_gets_new_events(srv, sa_headers, tenant):
+    """An id the log has not reached (another deployment's, a reset log) replays nothing and goes live at the
+    end, rather than skipping every event up to that id."""
+    end = requests.get(srv.url + EVENTS, headers=sa_headers, params={"limit": 1}).json()["data"][0]["seq"]
+    params = {"tenant_id": tenant["id"], "type": "crm.contact.created"}
+    s = Sse(srv.url, {**sa_headers, "Last-Event-ID": str(end + 1_000_000_000)}, params)
+    try:
+        assert s.status == 200
+        assert s.next(timeout=3) == {"retry": "2000"}
+        c = contact(tenant["admin_api"])
+        got = s.events(1, timeout=5)
+        assert [m["data"]["subject"] for m in got] == [c["id"]]
+        assert int(got[0]["id"]) > end
+    finally:
+        s.close()
+
+
+@pytest.mark.parametrize("value", ["-1", "99999999999999999999", "abc", "12abc", "1.5", "+3"])
+def test_a_last_event_id_that_is_not_a_seq_is_422(srv, sa_headers, value):
+    for headers, params, field in (({**sa_headers, "Last-Event-ID": value}, None, "Last-Event-ID"),
+                                   (sa_headers, {"last_event_id": value}, "last_event_id")):
+        bad = Sse(srv.url, headers, params)
+        try:
+            assert bad.status == 422, (value, bad.status)
+            assert_problem_body(bad.body, field)
+        finally:
+            bad.close()
+
+
+def assert_problem_body(body, field):
+    assert body["status"] == 422 and body["errors"][0]["field"] == field, body
+
+
 def test_a_heartbeat_comment_keeps_a_quiet_stream_alive(srv, sa_headers, tenant):
     s = Sse(srv.url, sa_headers, {"tenant_id": tenant["id"], "type": "nothing.ever"})
     try:
@@ -316,6 +373,30 @@ def test_a_heartbeat_comment_keeps_a_quiet_stream_alive(srv, sa_headers, tenant)
         assert all(g < HEARTBEAT_MS / 1000 * 2.5 for g in gaps), gaps
     finally:
         s.close()
+
+
+def sse_metric(srv, name):
+    """A cdx_sse_* sample from the /metrics of the process holding the live feed (core's, in a constellation)."""
+    port = srv.port + 1 if srv.topology == "constellation" else srv.port
+    text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    values = [float(line.split()[1]) for line in text.splitlines() if line.startswith(name + " ")]
+    assert len(values) == 1, (name, values)
+    return values[0]
+
+
+def test_metrics_count_the_streams_open(srv, sa_headers, tenant):
+    assert wait_for(lambda: sse_metric(srv, "cdx_sse_clients") == 0, timeout=5)  # earlier tests' are gone
+    streams = [Sse(srv.url, sa_headers, {"tenant_id": tenant["id"]}) for _ in range(3)]
+    try:
+        for s in streams:
+            assert s.next(timeout=3) == {"retry": "2000"}
+        assert sse_metric(srv, "cdx_sse_clients") == 3
+        streams.pop().close()
+        assert wait_for(lambda: sse_metric(srv, "cdx_sse_clients") == 2, timeout=3)
+    finally:
+        for s in streams:
+            s.close()
+    assert wait_for(lambda: sse_metric(srv, "cdx_sse_clients") == 0, timeout=3)
 
 
 def rss_kb(srv):
@@ -343,6 +424,7 @@ def import_contacts(api, n):
 
 def test_a_client_that_reads_nothing_is_dropped_while_another_keeps_receiving(srv, sa_headers, tenant):
     params = {"tenant_id": tenant["id"]}
+    dropped0 = sse_metric(srv, "cdx_sse_dropped_total")
     slow = Sse(srv.url, sa_headers, params, rcvbuf=4096)
     fast = Sse(srv.url, sa_headers, params)
     try:
@@ -386,6 +468,7 @@ def test_a_client_that_reads_nothing_is_dropped_while_another_keeps_receiving(sr
         assert last and last["event"] == "dropped", last
         assert "keep up" in last["data"]["reason"]
         assert count - 1 < n
+        assert sse_metric(srv, "cdx_sse_dropped_total") == dropped0 + 1
         # And the server still streams promptly to a live client.
         c = contact(tenant["admin_api"])
         assert fast.events(1, timeout=3, pred=about(c["id"]))
@@ -396,6 +479,48 @@ def test_a_client_that_reads_nothing_is_dropped_while_another_keeps_receiving(sr
     finally:
         slow.close()
         fast.close()
+
+
+def test_a_reconnect_with_a_gap_larger_than_the_queue_gets_everything_while_events_keep_coming(
+        srv, sa_headers, tenant):
+    """A long replay (a gap of three queues' worth, read at a modest pace) while more events are recorded than
+    the queue holds: the client gets every event once, in order, and is not dropped: it never lagged."""
+    params = {"tenant_id": tenant["id"], "type": "crm.contact.created"}
+    last = newest_seq(srv, sa_headers, tenant)
+    gap, live = QUEUE_MESSAGES * 3, QUEUE_MESSAGES * 7 // 5
+    for _ in range(gap // 500):
+        import_contacts(tenant["admin_api"], 500)
+    assert wait_for(lambda: newest_seq(srv, sa_headers, tenant) >= last + gap, timeout=30)
+    dropped0 = sse_metric(srv, "cdx_sse_dropped_total")
+    s = Sse(srv.url, {**sa_headers, "Last-Event-ID": str(last)}, params, rcvbuf=16384, timeout=10)
+
+    def record():  # more than the queue holds, while the replay goes on
+        for _ in range(live // 200):
+            import_contacts(tenant["admin_api"], 200)
+            time.sleep(0.3)
+
+    recorder = threading.Thread(target=record)
+    recorder.start()
+    got, deadline = [], time.time() + 90
+    try:
+        while len(got) < gap + live and time.time() < deadline:
+            m = s.next(timeout=10)
+            if m is None:
+                break
+            if "event" in m:
+                got.append(m)
+                if m["event"] == "dropped":
+                    break
+                if len(got) % 25 == 0:
+                    time.sleep(0.05)  # about 500 messages a second: the replay lasts several seconds
+    finally:
+        recorder.join(timeout=60)
+        s.close()
+    assert [m for m in got if m["event"] == "dropped"] == []
+    assert len(got) == gap + live, len(got)
+    seqs = [int(m["id"]) for m in got]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs) and seqs[0] > last
+    assert sse_metric(srv, "cdx_sse_dropped_total") == dropped0
 
 
 def test_a_client_that_goes_away_frees_its_stream_and_stop_ends_streams(sa_headers):
