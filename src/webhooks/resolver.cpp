@@ -97,7 +97,7 @@ Resolver::Answer system_lookup(const std::string& host) {
   hints.ai_socktype = SOCK_STREAM;
   hints.ai_flags = AI_ADDRCONFIG;
   addrinfo* list = nullptr;
-  Answer a;
+  Resolver::Answer a;
   const int rc = ::getaddrinfo(host.c_str(), nullptr, &hints, &list);
   if (rc != 0) {
     a.error = rc == EAI_SYSTEM ? std::string("system error") : std::string(gai_strerror(rc));

@@ -98,6 +98,19 @@ void Sender::db_loop() {
   }
 }
 
+std::optional<Webhooks::Signing> Sender::signing_of(const Claimed& c) {
+  {
+    std::lock_guard lock(mu_);
+    auto it = cache_.find(c.endpoint_id);
+    if (it != cache_.end() && std::chrono::steady_clock::now() - it->second.loaded < kCacheTtl)
+      return it->second.signing;
+  }
+  auto s = hooks_.signing(c.tenant_id, c.endpoint_id);
+  std::lock_guard lock(mu_);
+  if (s) cache_[c.endpoint_id] = {*s, std::chrono::steady_clock::now()};
+  return s;
+}
+
 std::chrono::milliseconds Sender::idle_wait() {
   const auto poll = std::chrono::duration_cast<std::chrono::milliseconds>(hooks_.options().poll);
   {

@@ -58,9 +58,13 @@ Options Options::from(const Config& c) {
 
 bool type_matches(const std::vector<std::string>& patterns, std::string_view type) {
   for (std::string_view p : patterns) {
-    if (p == "*" || p == type) return true;
+    if (p == "*") return true;
     if (p.size() > 2 && p.ends_with(".*")) p.remove_suffix(1);  // "crm.*" is the prefix "crm."
-    if (!p.empty() && p.back() == '.' && type.size() > p.size() && type.starts_with(p)) return true;
+    if (!p.empty() && p.back() == '.') {
+      if (type.size() > p.size() && type.starts_with(p)) return true;
+    } else if (p == type) {
+      return true;
+    }
   }
   return false;
 }
