@@ -26,6 +26,7 @@ int64_t now_ms() {
 // again, at least once: the late outcome is then not recorded (the lease fences it).
 constexpr int64_t kLeaseMarginMs = 30'000;
 constexpr auto kIdleMax = 1000ms;   // an idle sender looks at least this often (other replicas' work)
+constexpr auto kBusyRetry = 100ms;  // due rows another replica has locked: look again after this
 constexpr auto kPruneEvery = 1min;  // the delivery log's retention pass
 constexpr auto kCacheTtl = 1s;      // how stale an endpoint's url, secrets and state may be on this replica
 
@@ -64,7 +65,6 @@ void Sender::wake() {
   {
     std::lock_guard lock(mu_);
     woken_ = true;
-    last_wake_ = std::chrono::steady_clock::now();
   }
   cv_.notify_all();
 }
@@ -81,10 +81,10 @@ void Sender::db_loop() {
       std::unique_lock lock(mu_);
       if (stopping_) return;
     }
-    auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(hooks_.options().poll);
+    auto wait = std::chrono::milliseconds(kIdleMax);
     try {
       flush();
-      if (!claim()) wait = idle_wait();
+      wait = claim();
       if (std::chrono::steady_clock::now() >= next_prune) {
         next_prune = std::chrono::steady_clock::now() + kPruneEvery;
         prune();
@@ -92,8 +92,9 @@ void Sender::db_loop() {
     } catch (const std::exception& e) {
       log::warn("webhook sender step failed; retrying", {{"error", e.what()}});
     }
+    steps_.fetch_add(1, std::memory_order_relaxed);
     std::unique_lock lock(mu_);
-    cv_.wait_for(lock, wait, [&] { return stopping_ || woken_ || !done_.empty(); });
+    if (wait.count() > 0) cv_.wait_for(lock, wait, [&] { return stopping_ || woken_ || !done_.empty(); });
     woken_ = false;
   }
 }
@@ -111,25 +112,12 @@ std::optional<Webhooks::Signing> Sender::signing_of(const Claimed& c) {
   return s;
 }
 
-std::chrono::milliseconds Sender::idle_wait() {
-  const auto poll = std::chrono::duration_cast<std::chrono::milliseconds>(hooks_.options().poll);
-  {
-    // A wake may come before the transaction holding the new deliveries commits (the fan-out's): look
-    // again at the poll's pace for a moment after it.
-    std::lock_guard lock(mu_);
-    if (std::chrono::steady_clock::now() - last_wake_ < kIdleMax) return poll;
-  }
-  auto next = hooks_.database().read_platform([&](db::Tx& tx) { return hooks_.store().next_due(tx); });
-  if (!next) return kIdleMax;
-  return std::clamp(std::chrono::milliseconds(*next - now_ms()), poll, std::chrono::milliseconds(kIdleMax));
-}
-
 void Sender::prune() {
   const size_t n = hooks_.prune(now_ms() - hooks_.options().retention.count());
   if (n > 0) log::info("webhook delivery log pruned", {{"deliveries", n}});
 }
 
-bool Sender::claim() {
+std::chrono::milliseconds Sender::claim() {
   const Options& o = hooks_.options();
   Room room;
   {
@@ -143,14 +131,20 @@ bool Sender::claim() {
     const auto old = std::chrono::steady_clock::now() - 5min;
     std::erase_if(cache_, [&](const auto& kv) { return kv.second.loaded < old; });
   }
-  if (room.total <= 0) return true;  // busy: finished attempts wake the loop
+  if (room.total <= 0) return kIdleMax;  // busy: finished attempts wake the loop
+  // A read first, so an idle sender takes no write lock (SQLite has one): when the next delivery this sender
+  // has room for is due. Until then it sleeps (at most kIdleMax: other replicas' and other processes' work);
+  // the fan-out wakes it after its commit, finished attempts when they are done.
   const int64_t now = now_ms();
-  if (!hooks_.database().read_platform([&](db::Tx& tx) { return hooks_.store().any_due(tx, now, room); }))
-    return false;
+  const auto next =
+      hooks_.database().read_platform([&](db::Tx& tx) { return hooks_.store().next_due(tx, room); });
+  if (!next) return kIdleMax;
+  if (*next > now)
+    return std::min(std::chrono::milliseconds(*next - now), std::chrono::milliseconds(kIdleMax));
   auto claimed = hooks_.database().write_platform([&](db::Tx& tx) {
     return hooks_.store().claim(tx, now, now + o.timeout.count() + kLeaseMarginMs, room);
   });
-  if (claimed.empty()) return true;
+  if (claimed.empty()) return kBusyRetry;  // due, but another replica holds those rows now
   std::vector<std::pair<Claimed, std::string>> undeliverable;
   std::vector<Ready> ready;
   for (Claimed& c : claimed) {
@@ -190,7 +184,7 @@ bool Sender::claim() {
     waiting_[e].push_back(std::move(r));
   }
   launch();
-  return true;
+  return 0ms;  // look again at once: what is due next
 }
 
 void Sender::launch() {

@@ -10,6 +10,7 @@
 #include <boost/asio/io_context.hpp>
 #include <utility>  // before Asio's coroutine headers (GCC 12 + Boost 1.74)
 
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <map>
@@ -35,6 +36,8 @@ class Sender {
   void wake();
   // An endpoint changed (url, secret, enabled): its cached signing data is read again.
   void forget(const std::string& endpoint_id);
+  // How many times the database loop has run (tests: an idle sender sleeps, it does not poll).
+  size_t steps() const { return steps_.load(std::memory_order_relaxed); }
 
  private:
   struct Ready {
@@ -53,8 +56,8 @@ class Sender {
   };
 
   void db_loop();
-  bool claim();  // false: nothing due
-  std::chrono::milliseconds idle_wait();
+  // Claims what is due and fits; answers how long to sleep: until the next due delivery, at most a second.
+  std::chrono::milliseconds claim();
   void prune();
   void flush();
   void launch();  // starts waiting deliveries that are within their bounds (mu_ held)
@@ -69,10 +72,10 @@ class Sender {
   std::thread io_thread_, db_thread_;
   std::mt19937_64 rng_{std::random_device{}()};
 
+  std::atomic<size_t> steps_{0};
   std::mutex mu_;
   std::condition_variable cv_;
   bool stopping_ = false, woken_ = false;
-  std::chrono::steady_clock::time_point last_wake_{};
   std::vector<Done> done_;
   std::map<std::string, std::deque<Ready>> waiting_;        // by endpoint: claimed, over its bound for now
   std::map<std::string, int> endpoint_load_, tenant_load_;  // in flight + waiting

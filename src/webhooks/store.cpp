@@ -195,33 +195,40 @@ namespace {
 
 // Due deliveries: pending and next_attempt_at passed (a claim moves next_attempt_at to its lease's end, so
 // this is the partial index's range), skipping the endpoints and tenants this sender holds at their bound.
-std::string due_sql(db::Params& p, const Room& room) {
-  std::vector<std::string> endpoints, tenants;
-  for (const auto& [e, n] : room.endpoint_load)
-    if (n >= room.per_endpoint) endpoints.push_back(e);
-  for (const auto& [t, n] : room.tenant_load)
-    if (n >= room.per_tenant) tenants.push_back(t);
+// Without now: every pending one, whenever it is due.
+std::string due_sql(db::Params& p, const Room& room, std::optional<int64_t> now) {
+  // Params view their text: bound to the room's own keys, which outlive the query.
+  auto full = [&](const std::map<std::string, int>& load, int bound) {
+    std::string list;
+    for (const auto& [key, n] : load) {
+      if (n < bound) continue;
+      p.emplace_back(key);
+      list += (list.empty() ? "$" : ", $") + std::to_string(p.size());
+    }
+    return list;
+  };
   std::string sql =
-      "SELECT id, endpoint_id, tenant_id FROM cdx_db.webhook_deliveries WHERE status = 'pending' AND "
-      "next_attempt_at <= $1";
-  if (!endpoints.empty()) sql += " AND endpoint_id NOT IN (" + in_list(p, endpoints) + ")";
-  if (!tenants.empty()) sql += " AND tenant_id NOT IN (" + in_list(p, tenants) + ")";
+      "SELECT id, endpoint_id, tenant_id, next_attempt_at FROM cdx_db.webhook_deliveries WHERE status = "
+      "'pending' AND next_attempt_at IS NOT NULL";
+  if (now) {
+    p.emplace_back(*now);
+    sql += " AND next_attempt_at <= $" + std::to_string(p.size());
+  }
+  if (const std::string endpoints = full(room.endpoint_load, room.per_endpoint); !endpoints.empty())
+    sql += " AND endpoint_id NOT IN (" + endpoints + ")";
+  if (const std::string tenants = full(room.tenant_load, room.per_tenant); !tenants.empty())
+    sql += " AND tenant_id NOT IN (" + tenants + ")";
   return sql + " ORDER BY next_attempt_at";
 }
 
 }  // namespace
 
-bool Store::any_due(db::Tx& tx, int64_t now_ms, const Room& room) {
-  db::Params p{now_ms};
-  return !tx.query(due_sql(p, room) + " LIMIT 1", p).empty();
-}
-
-std::optional<int64_t> Store::next_due(db::Tx& tx) {
-  auto r = tx.query(
-      "SELECT next_attempt_at FROM cdx_db.webhook_deliveries WHERE status = 'pending' AND next_attempt_at IS "
-      "NOT NULL ORDER BY next_attempt_at LIMIT 1");
-  if (r.empty() || r.rows[0].is_null(0)) return std::nullopt;
-  return r.rows[0].integer(0);
+std::optional<int64_t> Store::next_due(db::Tx& tx, const Room& room) {
+  db::Params p;
+  const std::string sql = due_sql(p, room, std::nullopt) + " LIMIT 1";  // fills p: before the call
+  auto r = tx.query(sql, p);
+  if (r.empty()) return std::nullopt;
+  return r.rows[0].integer(3);
 }
 
 void Store::release_leases(db::Tx& tx, int64_t now_ms) {
@@ -238,8 +245,8 @@ std::vector<Claimed> Store::claim(db::Tx& tx, int64_t now_ms, int64_t lease_ms, 
   // what fits the free slots of its endpoint and tenant is leased. The rest stays due, unleased, for the
   // next claim (here or on another replica): a leased delivery always starts at once, so its lease cannot
   // run out while it waits for a slot.
-  db::Params p{now_ms};
-  std::string pick = due_sql(p, room) + " LIMIT " + std::to_string(std::min(room.total * 4, 2000));
+  db::Params p;
+  std::string pick = due_sql(p, room, now_ms) + " LIMIT " + std::to_string(std::min(room.total * 4, 2000));
   if (tx.backend() == db::Backend::kPostgres) pick += " FOR UPDATE SKIP LOCKED";
   std::map<std::string, int> endpoints = room.endpoint_load, tenants = room.tenant_load;
   std::vector<std::string> chosen;

@@ -91,10 +91,10 @@ class Store {
   // moves next_attempt_at to the lease's end, so a delivery whose attempt is never recorded (a crash) is due
   // again then. PostgreSQL: FOR UPDATE SKIP LOCKED, so replicas never claim the same delivery at once.
   std::vector<Claimed> claim(db::Tx& tx, int64_t now_ms, int64_t lease_ms, const Room& room);
-  // Whether claim() could find anything: a read, so an idle sender takes no write lock (SQLite has one).
-  bool any_due(db::Tx& tx, int64_t now_ms, const Room& room);
-  // The earliest next_attempt_at of a pending delivery (unix ms), if any: the idle sender sleeps until it.
-  std::optional<int64_t> next_due(db::Tx& tx);
+  // When the next pending delivery that fits the room is due (unix ms; past or now: claim() finds it), if
+  // any: the sender sleeps until then. Deliveries of an endpoint or tenant at its bound are not counted
+  // (they wait for a slot; the attempt that frees it wakes the sender).
+  std::optional<int64_t> next_due(db::Tx& tx, const Room& room);
   // Records finished attempts, each only if its delivery still holds the attempt's lease (not deleted,
   // replayed, or claimed again after the lease ran out): answers how many were recorded.
   size_t record(db::Tx& tx, const std::vector<Attempt>& attempts);

@@ -109,6 +109,8 @@ void Webhooks::wake() {
   if (sender_) sender_->wake();
 }
 
+size_t Webhooks::sender_steps() const { return sender_ ? sender_->steps() : 0; }
+
 std::string Webhooks::seal_name(const std::string& id, bool previous) const {
   return "webhook_secret/" + id + (previous ? "/previous" : "");
 }

@@ -42,7 +42,6 @@ struct Options {
   int max_in_flight = 512;                                              // attempts at once, overall
   int per_endpoint = 32;                                                // … to one endpoint
   int per_tenant = 128;                                                 // … to one tenant's endpoints
-  std::chrono::milliseconds poll{100};  // looks for due deliveries this often while busy (at most 1 s idle)
   // Finished deliveries and their attempts are kept this long (event_retention_days, as the event log).
   std::chrono::milliseconds retention{std::chrono::hours(24 * 30)};
   static Options from(const Config& config);
@@ -86,6 +85,8 @@ class Webhooks {
   void purge_tenant(const db::TenantScope& scope);
   // New deliveries may be due: look now.
   void wake();
+  // How many times the sender's database loop has run (0 before start): tests.
+  size_t sender_steps() const;
   // Seals again under the current key encryption key every endpoint secret another key (kek_previous)
   // sealed: at start when a previous key is configured, and by `cdx admin rotate-kek`. Answers how many.
   size_t reseal_secrets();

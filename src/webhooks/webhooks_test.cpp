@@ -393,6 +393,26 @@ TEST_F(FanOutTest, TheSenderStaysSafeToCallWhileAndAfterItStops) {
   EXPECT_EQ(count("SELECT COUNT(*) FROM cdx_db.webhook_endpoints"), 0u);
 }
 
+// Idle, the sender sleeps until the next due delivery (at most a second) instead of looking every 100 ms;
+// the fan-out's commit wakes it.
+TEST_F(FanOutTest, AnIdleSenderSleepsUntilTheNextDueDelivery) {
+  const std::string e = endpoint("a", {"*"});
+  const int64_t later =
+      std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch()).count() + 60'000;
+  db_->write_platform([&](db::Tx& tx) {
+    hooks_->store().insert_deliveries(tx, {{"a", e, "msg_1", "1", "webhook.test", "{}"}}, later);
+  });
+  hooks_->start();
+  std::this_thread::sleep_for(1500ms);
+  const size_t idle = hooks_->sender_steps();
+  EXPECT_GE(idle, 1u);
+  EXPECT_LE(idle, 4u);  // about one a second (a 100 ms poll: 15)
+  hooks_->wake();       // what the fan-out does after its commit
+  std::this_thread::sleep_for(100ms);
+  EXPECT_GT(hooks_->sender_steps(), idle);
+  hooks_->stop();
+}
+
 // The sender's claims and records, against the store.
 class ClaimTest : public FanOutTest {
  protected:
@@ -442,6 +462,20 @@ TEST_F(ClaimTest, AClaimTakesOnlyWhatHasAFreeSlot) {
             75u - got.size());
   EXPECT_EQ(claim(2000, room(3)).size(), 3u);
   EXPECT_TRUE(claim(500, room(100)).empty());  // not due yet
+}
+
+TEST_F(ClaimTest, TheNextDueDeliveryIsTheEarliestThatFits) {
+  auto next = [&](const Room& r) {
+    return db_->read_platform([&](db::Tx& tx) { return store().next_due(tx, r); });
+  };
+  EXPECT_FALSE(next(room(10)));
+  queue("a", "e1", 1, 5000);
+  queue("a", "e2", 1, 7000);
+  EXPECT_EQ(next(room(10)), 5000);
+  // e1 at its bound: its delivery waits for a slot (the attempt that frees it wakes the sender), so the
+  // sender sleeps until e2's instead of spinning on e1's.
+  EXPECT_EQ(next(room(10, {{"e1", 32}})), 7000);
+  EXPECT_FALSE(next(room(10, {{"e1", 32}, {"e2", 32}})));
 }
 
 TEST_F(ClaimTest, AnAttemptIsRecordedOnlyUnderItsLease) {
