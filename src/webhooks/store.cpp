@@ -129,6 +129,7 @@ bool Store::delete_endpoint(db::Tx& tx, const std::string& tenant_id, const std:
 }
 
 std::vector<Store::Route> Store::routes(db::Tx& tx, const std::string& tenant_id) {
+  routes_read_.fetch_add(1, std::memory_order_relaxed);
   std::vector<Route> out;
   for (const auto& r :
        tx.query("SELECT id, created_at, event_types FROM cdx_db.webhook_endpoints WHERE tenant_id = $1 "

@@ -6,6 +6,7 @@
 #pragma once
 #include <nlohmann/json.hpp>
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -77,6 +78,7 @@ class Store {
     std::vector<std::string> event_types;
   };
   std::vector<Route> routes(db::Tx& tx, const std::string& tenant_id);
+  size_t routes_read() const { return routes_read_.load(std::memory_order_relaxed); }  // calls (tests)
   void set_failing(db::Tx& tx, const std::string& tenant_id, const std::string& id,
                    std::optional<int64_t> since);
   void disable(db::Tx& tx, const std::string& tenant_id, const std::string& id, const std::string& reason);
@@ -121,6 +123,9 @@ class Store {
   std::vector<LoggedEvent> events_since(db::Tx& tx, const std::string& tenant_id, const std::string& since,
                                         const std::vector<std::string>& types, int64_t after_seq, int limit);
   void purge_tenant(db::Tx& tx, const std::string& tenant_id);
+
+ private:
+  std::atomic<size_t> routes_read_{0};
 };
 
 // Migration 7 of cdx_db.

@@ -359,6 +359,22 @@ TEST_F(FanOutTest, OneDeliveryPerEventAndMatchingEnabledEndpointOfItsTenant) {
   EXPECT_EQ(count("SELECT COUNT(*) FROM cdx_db.webhook_endpoints"), 1u);
 }
 
+// A batch's events are grouped by tenant: one endpoint lookup per tenant per batch, however the tenants'
+// events interleave (a lookup per event, or per change of tenant, made the fan-out slow for busy logs).
+TEST_F(FanOutTest, OneEndpointLookupPerTenantPerBatch) {
+  const std::string a = endpoint("a", {"*"}), b = endpoint("b", {"*"});
+  const std::string now = format_rfc3339(Clock::now());
+  std::vector<Event> batch;
+  for (int i = 0; i < 10; ++i)
+    batch.push_back({i + 1, new_uuid_v7(), i % 2 ? "b" : "a", "crm.contact.created", now, {}});
+  batch.push_back({11, new_uuid_v7(), "", "tenant.created", now, {}});
+  const size_t before = hooks_->store().routes_read();
+  EXPECT_EQ(db_->write_platform([&](db::Tx& tx) { return hooks_->fan_out(tx, batch); }), 10u);
+  EXPECT_EQ(hooks_->store().routes_read() - before, 2u);
+  EXPECT_EQ(count("SELECT COUNT(*) FROM cdx_db.webhook_deliveries WHERE endpoint_id = '" + a + "'"), 5u);
+  EXPECT_EQ(count("SELECT COUNT(*) FROM cdx_db.webhook_deliveries WHERE endpoint_id = '" + b + "'"), 5u);
+}
+
 TEST_F(FanOutTest, SecretsAreSealedAtRest) {
   auto e = hooks_->create_endpoint(db::testing::TestScopes::mint("a"),
                                    {{"url", "https://example.com/"}, {"event_types", {"*"}}});
