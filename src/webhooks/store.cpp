@@ -429,41 +429,6 @@ std::optional<json> Store::find_delivery(db::Tx& tx, const std::string& tenant_i
   return rows[0];
 }
 
-std::vector<Store::LoggedEvent> Store::events_since(db::Tx& tx, const std::string& tenant_id,
-                                                    const std::string& since,
-                                                    const std::vector<std::string>& types, int64_t after_seq,
-                                                    int limit) {
-  db::Params p{tenant_id, since, after_seq};
-  std::vector<std::string> exact;
-  std::string prefixes;
-  bool all = false;
-  for (std::string_view t : types) {
-    if (t == "*") all = true;
-    if (t.size() > 2 && t.ends_with(".*")) t.remove_suffix(1);
-    if (!t.empty() && t.back() == '.') {
-      // substr, not LIKE: "_" is a wildcard there and a plain character in a type.
-      p.emplace_back(std::string(t));
-      prefixes += " OR (substr(type, 1, " + std::to_string(t.size()) + ") = $" + std::to_string(p.size()) +
-                  " AND length(type) > " + std::to_string(t.size()) + ")";
-    } else {
-      exact.emplace_back(t);
-    }
-  }
-  std::string sql =
-      "SELECT seq, id, type, created_at, payload FROM cdx_db.events WHERE tenant_id = $1 AND created_at >= "
-      "$2 "
-      "AND seq > $3";
-  if (!all) {
-    std::string match = exact.empty() ? "1 = 0" : "type IN (" + in_list(p, exact) + ")";
-    sql += " AND (" + match + prefixes + ")";
-  }
-  sql += " ORDER BY seq LIMIT " + std::to_string(limit);
-  std::vector<LoggedEvent> out;
-  for (const auto& r : tx.query(sql, p).rows)
-    out.push_back({r.integer(0), r.text(1), r.text(2), r.text(3), r.text(4)});
-  return out;
-}
-
 void Store::purge_tenant(db::Tx& tx, const std::string& tenant_id) {
   tx.query("DELETE FROM cdx_db.webhook_attempts WHERE tenant_id = $1", {tenant_id});
   tx.query("DELETE FROM cdx_db.webhook_deliveries WHERE tenant_id = $1", {tenant_id});

@@ -114,14 +114,6 @@ class Store {
                                  const std::optional<std::string>& status);
   std::optional<nlohmann::json> find_delivery(db::Tx& tx, const std::string& tenant_id,
                                               const std::string& id);
-  // The tenant's logged events since a time (RFC 3339, stored form) matching the types (type_matches()'s
-  // patterns), after the sequence number after_seq, oldest first, at most limit.
-  struct LoggedEvent {
-    int64_t seq = 0;
-    std::string id, type, created_at, payload;
-  };
-  std::vector<LoggedEvent> events_since(db::Tx& tx, const std::string& tenant_id, const std::string& since,
-                                        const std::vector<std::string>& types, int64_t after_seq, int limit);
   void purge_tenant(db::Tx& tx, const std::string& tenant_id);
 
  private:

@@ -57,6 +57,16 @@ struct Event {
 // exact names, prefixes ("crm.*") or everything ("*").
 bool type_matches(const std::vector<std::string>& patterns, std::string_view type);
 
+// What a replay reads from the event log, in the log's grammar (core's EventFilter): a tenant, types (exact
+// names or prefixes ending in '.'; empty: every type) and a time (created_at >= since).
+struct LogQuery {
+  std::string tenant_id;
+  std::vector<std::string> types;
+  std::string since;
+};
+// An endpoint's patterns in the log's grammar ("crm.*" is "crm."; "*" is every type: none).
+std::vector<std::string> log_types(const std::vector<std::string>& patterns);
+
 class Sender;
 
 class Webhooks {
@@ -124,6 +134,9 @@ class Webhooks {
   // Called when an endpoint is disabled (a 410, days of failures): tenant, endpoint, reason. Core writes
   // the webhook.endpoint.disabled event where it has an outbox.
   std::function<void(db::Tx&, const std::string&, const std::string&, const std::string&)> on_disabled;
+  // The next `limit` events of the log after after_seq matching the query, oldest first (a shorter answer is
+  // the log's end). Core's, which owns the log (webhooks cannot link it). Blocking.
+  std::function<std::vector<Event>(int64_t after_seq, const LogQuery& query, int limit)> read_log;
 
  private:
   EndpointRow must_find(db::Tx& tx, const db::TenantScope& scope, const std::string& id);

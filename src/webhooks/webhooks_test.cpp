@@ -201,6 +201,13 @@ TEST(WebhookTypes, MatchExactlyByPrefixOrAll) {
   EXPECT_FALSE(type_matches({"crm."}, "crm."));
 }
 
+// A replay reads the log in its own grammar (core's EventFilter): prefixes end in '.', "*" is every type.
+TEST(WebhookTypes, ReplaysAskTheLogInItsGrammar) {
+  EXPECT_EQ(log_types({"crm.*", "cms.entry.published", "auth."}),
+            (std::vector<std::string>{"crm.", "cms.entry.published", "auth."}));
+  EXPECT_TRUE(log_types({"crm.*", "*"}).empty());
+}
+
 TEST(WebhookResolver, OneLookupPerNameAtOnceAndACache) {
   std::mutex mu;
   std::condition_variable cv;
