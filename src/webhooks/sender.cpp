@@ -273,13 +273,19 @@ void Sender::flush() {
     }
     attempts.push_back(std::move(a));
   }
+  std::vector<bool> recorded;
   try {
-    hooks_.database().write_platform([&](db::Tx& tx) { hooks_.store().record(tx, attempts); });
+    hooks_.database().write_platform([&](db::Tx& tx) { hooks_.store().record(tx, attempts, &recorded); });
   } catch (const std::exception& e) {
     // Not recorded: the leases run out and the deliveries are sent again (at-least-once).
     log::warn("cannot record webhook attempts", {{"error", e.what()}, {"attempts", attempts.size()}});
+    recorded.assign(done.size(), false);
   }
-  for (const Done& d : done) {
+  for (size_t i = 0; i < done.size(); ++i) {
+    const Done& d = done[i];
+    // An attempt whose lease was lost (claimed again elsewhere, deleted) says nothing of the endpoint's
+    // state either: the new claim's outcome does.
+    if (!recorded[i]) continue;
     try {
       endpoint_outcome(d.delivery, d.result, d.result.status == 410);
     } catch (const std::exception& e) {

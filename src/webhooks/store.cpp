@@ -212,8 +212,14 @@ std::string due_sql(db::Params& p, const Room& room, std::optional<int64_t> now)
       "SELECT id, endpoint_id, tenant_id, next_attempt_at FROM cdx_db.webhook_deliveries WHERE status = "
       "'pending' AND next_attempt_at IS NOT NULL";
   if (now) {
+    // A delivery replayed while an attempt of it is in flight is due once that attempt is recorded (or its
+    // lease runs out), not before: never two attempts of one delivery at once.
     p.emplace_back(*now);
-    sql += " AND next_attempt_at <= $" + std::to_string(p.size());
+    const std::string at = "$" + std::to_string(p.size());
+    sql += " AND next_attempt_at <= " + at + " AND (lease_until IS NULL OR lease_until <= " + at + ")";
+  } else {
+    sql +=
+        " AND (lease_until IS NULL OR next_attempt_at >= lease_until)";  // (the recording wakes the sender)
   }
   if (const std::string endpoints = full(room.endpoint_load, room.per_endpoint); !endpoints.empty())
     sql += " AND endpoint_id NOT IN (" + endpoints + ")";
@@ -270,18 +276,24 @@ std::vector<Claimed> Store::claim(db::Tx& tx, int64_t now_ms, int64_t lease_ms, 
   return out;
 }
 
-size_t Store::record(db::Tx& tx, const std::vector<Attempt>& attempts) {
+size_t Store::record(db::Tx& tx, const std::vector<Attempt>& attempts, std::vector<bool>* recorded) {
   const std::string now = format_rfc3339(Clock::now());
   size_t n = 0;
-  for (const Attempt& a : attempts) {
-    // Fenced by the lease: a delivery deleted (endpoint, tenant), replayed, or claimed again after this
-    // attempt's lease ran out keeps its state, and this attempt leaves no row.
+  if (recorded) recorded->assign(attempts.size(), false);
+  for (size_t i = 0; i < attempts.size(); ++i) {
+    const Attempt& a = attempts[i];
+    // Fenced by the lease: a delivery deleted (endpoint, tenant), replayed after its lease ran out, or
+    // claimed again keeps its state, and this attempt leaves no row. A replay asked for while this attempt
+    // was in flight (next_attempt_at moved before the lease's end, requeue()) wins over the attempt's own
+    // schedule: pending again, due at once, with a fresh schedule.
     const bool ours =
         tx.query(
-              "UPDATE cdx_db.webhook_deliveries SET status = $2, tries = $3, next_attempt_at = $4, "
-              "lease_until = NULL, last_attempt_at = $5, last_status_code = $6, last_error = $7, updated_at "
-              "= $8 "
-              "WHERE id = $1 AND lease_until = $9",
+              "UPDATE cdx_db.webhook_deliveries SET "
+              "status = CASE WHEN next_attempt_at < lease_until THEN 'pending' ELSE $2 END, "
+              "tries = CASE WHEN next_attempt_at < lease_until THEN 0 ELSE $3 END, "
+              "next_attempt_at = CASE WHEN next_attempt_at < lease_until THEN next_attempt_at ELSE $4 END, "
+              "lease_until = NULL, last_attempt_at = $5, last_status_code = $6, last_error = $7, "
+              "updated_at = $8 WHERE id = $1 AND lease_until = $9",
               {a.delivery_id, a.status, a.tries,
                a.status == "pending" ? db::Param(a.next_attempt_at) : db::Param(nullptr), a.attempted_at,
                a.status_code ? db::Param(a.status_code) : db::Param(nullptr),
@@ -289,6 +301,7 @@ size_t Store::record(db::Tx& tx, const std::vector<Attempt>& attempts) {
             .affected > 0;
     if (!ours) continue;
     ++n;
+    if (recorded) (*recorded)[i] = true;
     tx.query(
         "INSERT INTO cdx_db.webhook_attempts (id, delivery_id, tenant_id, endpoint_id, attempted_at, "
         "status_code, latency_ms, response, error) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -309,19 +322,18 @@ void Store::fail_undeliverable(db::Tx& tx, const Claimed& d, const std::string& 
 
 Store::Requeue Store::requeue(db::Tx& tx, const std::string& tenant_id, const std::string& id,
                               int64_t now_ms) {
-  // Not while an attempt holds it: that attempt's outcome, recorded under its lease, would be lost, and the
-  // delivery sent twice at once. (A lease that ran out is no one's: the replay takes it over.)
-  if (tx.query("UPDATE cdx_db.webhook_deliveries SET status = 'pending', tries = 0, next_attempt_at = $3, "
-               "lease_until = NULL, updated_at = $4 WHERE tenant_id = $1 AND id = $2 AND NOT (status = "
-               "'pending' "
-               "AND lease_until IS NOT NULL AND lease_until > $3)",
-               {tenant_id, id, now_ms, format_rfc3339(Clock::now())})
-          .affected > 0)
-    return Requeue::kDone;
-  return tx.query("SELECT 1 FROM cdx_db.webhook_deliveries WHERE tenant_id = $1 AND id = $2", {tenant_id, id})
-                 .empty()
-             ? Requeue::kNotFound
-             : Requeue::kInFlight;
+  // An attempt in flight (its lease holds) keeps its lease, so its outcome is still recorded and nothing is
+  // sent twice at once; next_attempt_at before the lease's end marks the replay, which record() turns into
+  // a new attempt, due at once, after it. Otherwise (idle, finished, or a lease that ran out: no one's) the
+  // delivery is pending again now, with a fresh schedule.
+  auto r = tx.query(
+      "UPDATE cdx_db.webhook_deliveries SET status = 'pending', next_attempt_at = $3, updated_at = $4, "
+      "tries = CASE WHEN lease_until > $3 THEN tries ELSE 0 END, "
+      "lease_until = CASE WHEN lease_until > $3 THEN lease_until ELSE NULL END "
+      "WHERE tenant_id = $1 AND id = $2 RETURNING lease_until",
+      {tenant_id, id, now_ms, format_rfc3339(Clock::now())});
+  if (r.empty()) return Requeue::kNotFound;
+  return r.rows[0].is_null(0) ? Requeue::kNow : Requeue::kAfterTheAttemptInFlight;
 }
 
 size_t Store::prune(db::Tx& tx, int64_t cutoff_ms, int limit) {

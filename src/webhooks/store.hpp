@@ -99,10 +99,12 @@ class Store {
   std::optional<int64_t> next_due(db::Tx& tx, const Room& room);
   // Records finished attempts, each only if its delivery still holds the attempt's lease (not deleted,
   // replayed, or claimed again after the lease ran out): answers how many were recorded.
-  size_t record(db::Tx& tx, const std::vector<Attempt>& attempts);
+  // recorded (when given): which ones were.
+  size_t record(db::Tx& tx, const std::vector<Attempt>& attempts, std::vector<bool>* recorded = nullptr);
   void fail_undeliverable(db::Tx& tx, const Claimed& d, const std::string& why);
-  // Pending again now (replay). kInFlight: an attempt holds it now (its outcome would be overwritten).
-  enum class Requeue { kDone, kNotFound, kInFlight };
+  // Replay: pending again now with a fresh schedule (kNow), or, while an attempt of it is in flight, once
+  // that attempt is recorded (kAfterTheAttemptInFlight: its outcome stands, and a new attempt follows).
+  enum class Requeue { kNow, kAfterTheAttemptInFlight, kNotFound };
   Requeue requeue(db::Tx& tx, const std::string& tenant_id, const std::string& id, int64_t now_ms);
   // Deletes finished deliveries (succeeded, failed) made before cutoff_ms, and their attempts: at most
   // limit deliveries a call. Answers how many deliveries went.

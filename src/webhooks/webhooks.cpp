@@ -271,10 +271,8 @@ json Webhooks::replay_delivery(const db::TenantScope& scope, const std::string& 
     switch (store_.requeue(tx, scope.tenant_id(), id, now_ms())) {
       case Store::Requeue::kNotFound:
         throw Error(Code::kNotFound, "webhook delivery '" + id + "' does not exist");
-      case Store::Requeue::kInFlight:
-        throw Error(Code::kConflict,
-                    "webhook delivery '" + id + "' is being sent now; replay it once it is done");
-      case Store::Requeue::kDone:
+      case Store::Requeue::kNow:
+      case Store::Requeue::kAfterTheAttemptInFlight:
         break;
     }
     return *store_.find_delivery(tx, scope.tenant_id(), id);

@@ -524,22 +524,47 @@ TEST_F(ClaimTest, NoAttemptForADeliveryThatIsGone) {
   hooks_->delete_endpoint(db::testing::TestScopes::mint("a"), e);
   EXPECT_EQ(record(c, c.lease), 0u);
   EXPECT_EQ(count("SELECT COUNT(*) FROM cdx_db.webhook_attempts"), 0u);
+  // A tenant purged while an attempt is in flight: the attempt's outcome leaves no row behind either.
+  const std::string e2 = endpoint("b", {"*"});
+  queue("b", e2, 1, 1000);
+  const Claimed c2 = claim(2000, room(10)).at(0);
+  hooks_->purge_tenant(db::testing::TestScopes::mint("b"));
+  EXPECT_EQ(record(c2, c2.lease), 0u);
+  EXPECT_EQ(count("SELECT COUNT(*) FROM cdx_db.webhook_attempts WHERE tenant_id = 'b'"), 0u);
+  EXPECT_EQ(count("SELECT COUNT(*) FROM cdx_db.webhook_deliveries WHERE tenant_id = 'b'"), 0u);
 }
 
-TEST_F(ClaimTest, AReplayWaitsForTheAttemptInFlight) {
+// A replay of a delivery whose attempt is in flight queues another attempt after that one (as Svix's resend
+// does): the attempt in flight keeps its lease and its outcome is recorded; then the delivery is due at once.
+TEST_F(ClaimTest, AReplayOfAnAttemptInFlightQueuesAnotherAfterIt) {
   const std::string id = queue("a", "e1", 1, 1000).at(0);
   const Claimed c = claim(2000, room(10)).at(0);
   auto requeue = [&](const std::string& tenant, int64_t now) {
     return db_->write_platform([&](db::Tx& tx) { return store().requeue(tx, tenant, id, now); });
   };
-  EXPECT_EQ(requeue("a", 2500), Store::Requeue::kInFlight);
+  EXPECT_EQ(requeue("a", 2500), Store::Requeue::kAfterTheAttemptInFlight);
   EXPECT_EQ(requeue("b", 2500), Store::Requeue::kNotFound);
-  EXPECT_EQ(record(c, c.lease), 1u);  // the attempt's outcome stands
-  EXPECT_EQ(requeue("a", 2600), Store::Requeue::kDone);
+  EXPECT_TRUE(claim(2600, room(10)).empty());  // never two attempts of it at once
+  auto next = [&] { return db_->read_platform([&](db::Tx& tx) { return store().next_due(tx, room(10)); }); };
+  EXPECT_FALSE(next());               // nothing to wake for before the attempt is recorded
+  EXPECT_EQ(record(c, c.lease), 1u);  // the attempt's outcome stands (an attempt row)...
+  EXPECT_EQ(count("SELECT COUNT(*) FROM cdx_db.webhook_attempts"), 1u);
+  // ...and the replay follows it: pending, due since the replay, a fresh schedule.
+  EXPECT_EQ(count("SELECT COUNT(*) FROM cdx_db.webhook_deliveries WHERE status = 'pending' AND tries = 0 AND "
+                  "next_attempt_at = 2500 AND lease_until IS NULL"),
+            1u);
+  const Claimed again = claim(2700, room(10)).at(0);
+  EXPECT_EQ(again.id, id);
+  // Idle or finished: pending again at once.
+  EXPECT_EQ(record(again, again.lease), 1u);  // failed (the helper's outcome)
+  EXPECT_EQ(requeue("a", 2800), Store::Requeue::kNow);
+  EXPECT_EQ(count("SELECT COUNT(*) FROM cdx_db.webhook_deliveries WHERE status = 'pending' AND tries = 0 AND "
+                  "next_attempt_at = 2800 AND lease_until IS NULL"),
+            1u);
   // A lease that ran out is no one's: the replay takes it over, and the stale attempt is not recorded.
-  const Claimed again = claim(2600, room(10)).at(0);
-  EXPECT_EQ(requeue("a", again.lease + 1), Store::Requeue::kDone);
-  EXPECT_EQ(record(again, again.lease), 0u);
+  const Claimed stale = claim(2800, room(10)).at(0);
+  EXPECT_EQ(requeue("a", stale.lease + 1), Store::Requeue::kNow);
+  EXPECT_EQ(record(stale, stale.lease), 0u);
 }
 
 TEST_F(ClaimTest, PruneDeletesFinishedDeliveriesPastTheCutoffWithTheirAttempts) {

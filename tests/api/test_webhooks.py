@@ -721,16 +721,26 @@ def test_an_attempt_of_a_deleted_endpoint_is_not_recorded(hook_server, ta, recei
     assert len(receiver.requests(path)) == 1
 
 
-def test_replaying_a_delivery_in_flight_is_409(ta, receiver):
+def test_replaying_a_delivery_in_flight_queues_another_attempt_after_it(hook_server, ta, receiver):
+    """As Svix's resend: 202, the attempt in flight finishes and is recorded, then a new attempt follows (never
+    two at once), with the same webhook-id and a fresh schedule."""
     api = ta["api"]
     e, path = hooked(api, receiver, mode="hang", times=1)
     d = ok(api.post(f"{ENDPOINTS}/{e['id']}/test"), 202)
     receiver.wait(path)
-    assert_problem(api.post(f"/api/v1/webhooks/deliveries/{d['id']}/replay"), 409)
-    done = settled(api, e["id"], timeout=15)[0]
-    assert done["status"] == "succeeded" and done["tries"] == 2  # the timeout, then the schedule's retry
-    ok(api.post(f"/api/v1/webhooks/deliveries/{d['id']}/replay"), 202)
-    receiver.wait(path, 3)
+    t0 = time.time()
+    again = ok(api.post(f"/api/v1/webhooks/deliveries/{d['id']}/replay"), 202)
+    assert again["id"] == d["id"] and again["status"] == "pending"
+    leased = cdx_sql(hook_server.storage, f"SELECT lease_until IS NOT NULL FROM cdx_db.webhook_deliveries "
+                                          f"WHERE id = '{d['id']}'")[0][0]
+    assert leased in ("1", "t"), leased  # the attempt in flight keeps its lease
+    got = receiver.wait(path, 2, timeout=10)
+    assert got[1]["at"] - t0 >= TIMEOUT_MS / 1000 - 0.5  # after the hanging attempt timed out, not beside it
+    done = settled(api, e["id"], timeout=10)[0]
+    assert done["status"] == "succeeded" and done["tries"] == 1, done  # the replay's fresh schedule
+    assert [a["status_code"] for a in done["attempts"]] == [None, 200]  # the timeout stands in the log
+    time.sleep(0.5)
+    assert len(receiver.requests(path)) == 2
     assert len({r["headers"]["webhook-id"] for r in receiver.requests(path)}) == 1
 
 
