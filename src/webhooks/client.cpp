@@ -82,7 +82,8 @@ Task<void> exchange(Stream& stream, const http::request<http::string_body>& req,
 
 }  // namespace
 
-Task<SendResult> Client::post(const Url& url, const std::string& body, const Headers& headers) {
+Task<SendResult> Client::post(const Url& url, const std::string& body, const Headers& headers,
+                              const std::string& group) {
   const auto start = std::chrono::steady_clock::now();
   const auto deadline = start + options_.timeout;
   SendResult out;
@@ -107,7 +108,7 @@ Task<SendResult> Client::post(const Url& url, const std::string& body, const Hea
     };
     auto w = std::make_shared<Wait>(io_);
     w->timer.expires_at(deadline);
-    resolver_.resolve(url.host, [w, ex = io_.get_executor()](const Resolver::Answer& a) {
+    resolver_.resolve(url.host, group, [w, ex = io_.get_executor()](const Resolver::Answer& a) {
       asio::post(ex, [w, a] {
         w->answer = a;
         w->timer.cancel();

@@ -23,7 +23,12 @@ struct Resolver::State {
   std::mutex mu;
   std::condition_variable cv;
   bool stopped = false;
-  std::deque<std::string> queue;  // names to look up
+  int threads = 0, idle = 0;
+  struct Queued {
+    std::string host, group;
+  };
+  std::deque<Queued> queue;               // names to look up, oldest first
+  std::map<std::string, int> group_busy;  // lookups in flight per group
   std::map<std::string, std::vector<std::function<void(const Answer&)>>>
       waiting;  // by name: queued or looking
   struct Cached {
@@ -32,39 +37,51 @@ struct Resolver::State {
   };
   std::map<std::string, Cached> cache;
 
+  // The oldest queued name whose group is under its bound (mu held).
+  std::deque<Queued>::iterator next() {
+    return std::find_if(queue.begin(), queue.end(),
+                        [&](const Queued& q) { return group_busy[q.group] < options.per_group; });
+  }
+
   void run() {
     std::unique_lock lock(mu);
     while (true) {
-      cv.wait(lock, [&] { return stopped || !queue.empty(); });
+      ++idle;
+      cv.wait(lock, [&] { return stopped || next() != queue.end(); });
+      --idle;
       if (stopped) return;
-      const std::string host = std::move(queue.front());
-      queue.pop_front();
+      auto it = next();
+      const Queued q = std::move(*it);
+      queue.erase(it);
+      ++group_busy[q.group];
       lock.unlock();
       Answer a;
       try {
-        a = options.lookup(host);
+        a = options.lookup(q.host);
       } catch (const std::exception& e) {
         a.error = e.what();
       }
       lock.lock();
       if (stopped) return;
+      if (--group_busy[q.group] <= 0) group_busy.erase(q.group);
       const auto now = Clock::now();
       if (cache.size() > 10'000) std::erase_if(cache, [&](const auto& kv) { return kv.second.until <= now; });
-      cache[host] = {a, now + (a.error.empty() ? options.found_ttl : options.missing_ttl)};
-      auto callers = std::move(waiting[host]);
-      waiting.erase(host);
+      cache[q.host] = {a, now + (a.error.empty() ? options.found_ttl : options.missing_ttl)};
+      auto callers = std::move(waiting[q.host]);
+      waiting.erase(q.host);
       // Under the lock: once stop() has taken it, no callback runs (they post to an io_context that may be
       // going away); callbacks only post.
       for (auto& done : callers) done(a);
+      cv.notify_all();  // the group has room again: one of its queued names may go
     }
   }
 };
 
 Resolver::Resolver(Options options) : state_(std::make_shared<State>()) {
   if (!options.lookup) options.lookup = system_lookup;
+  options.max_threads = std::max(1, options.max_threads);
+  options.per_group = std::max(1, options.per_group);
   state_->options = std::move(options);
-  for (int i = 0; i < std::max(1, state_->options.threads); ++i)
-    std::thread([s = state_] { s->run(); }).detach();
 }
 
 Resolver::~Resolver() {
@@ -74,7 +91,8 @@ Resolver::~Resolver() {
   state_->cv.notify_all();
 }
 
-void Resolver::resolve(const std::string& host, std::function<void(const Answer&)> done) {
+void Resolver::resolve(const std::string& host, const std::string& group,
+                       std::function<void(const Answer&)> done) {
   std::unique_lock lock(state_->mu);
   if (state_->stopped) return;
   if (auto it = state_->cache.find(host); it != state_->cache.end() && it->second.until > Clock::now()) {
@@ -85,10 +103,14 @@ void Resolver::resolve(const std::string& host, std::function<void(const Answer&
   }
   auto& callers = state_->waiting[host];
   callers.push_back(std::move(done));
-  if (callers.size() == 1) {  // no lookup of this name queued or in flight: one now
-    state_->queue.push_back(host);
-    state_->cv.notify_one();
+  if (callers.size() > 1) return;  // a lookup of this name is queued or in flight: its answer is ours
+  state_->queue.push_back({host, group});
+  // Every thread busy (some may hang in getaddrinfo): one more, up to the bound.
+  if (state_->idle == 0 && state_->threads < state_->options.max_threads) {
+    ++state_->threads;
+    std::thread([s = state_] { s->run(); }).detach();
   }
+  state_->cv.notify_all();
 }
 
 Resolver::Answer system_lookup(const std::string& host) {

@@ -218,7 +218,7 @@ Task<void> Sender::deliver(Ready r) {
   headers.emplace_back("webhook-timestamp", std::to_string(ts));
   headers.emplace_back("webhook-signature", std::move(signatures));
   try {
-    d.result = co_await client_.post(r.url, r.delivery.payload, headers);
+    d.result = co_await client_.post(r.url, r.delivery.payload, headers, r.delivery.tenant_id);
   } catch (const std::exception& e) {
     d.result.error = e.what();
   }
