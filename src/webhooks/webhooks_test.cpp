@@ -201,18 +201,39 @@ TEST(WebhookTypes, MatchExactlyByPrefixOrAll) {
   EXPECT_FALSE(type_matches({"crm."}, "crm."));
 }
 
+// A lookup that hangs until the test opens the gate, and a wait for a condition (at most 5 s).
+struct Gate {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool open = false;
+  void pass() {
+    std::unique_lock lock(mu);
+    cv.wait(lock, [&] { return open; });
+  }
+  void release() {
+    {
+      std::lock_guard lock(mu);
+      open = true;
+    }
+    cv.notify_all();
+  }
+};
+
+template <class F>
+bool eventually(F done) {
+  for (int i = 0; i < 500 && !done(); ++i) std::this_thread::sleep_for(10ms);
+  return done();
+}
+
 // A tenant whose names hang holds at most per_group lookups: another tenant's name is looked up at once, and
 // the hanging tenant's further names wait for its own lookups (never for a thread another tenant needs).
 TEST(WebhookResolver, AHangingTenantHoldsOnlyItsShare) {
-  std::mutex mu;
-  std::condition_variable cv;
-  bool release = false;
+  Gate gate;
   std::atomic<int> hanging_now{0}, hanging_most{0};
   Resolver r({.max_threads = 4, .per_group = 2, .lookup = [&](const std::string& host) -> Resolver::Answer {
                 if (host.starts_with("hang")) {
                   hanging_most = std::max(hanging_most.load(), ++hanging_now);
-                  std::unique_lock lock(mu);
-                  cv.wait(lock, [&] { return release; });
+                  gate.pass();
                   --hanging_now;
                 }
                 return {{ip::make_address("8.8.8.8")}, ""};
@@ -221,21 +242,13 @@ TEST(WebhookResolver, AHangingTenantHoldsOnlyItsShare) {
   for (int i = 0; i < 6; ++i)
     r.resolve("hang" + std::to_string(i) + ".test", "tenant-a",
               [&](const Resolver::Answer&) { ++a_answers; });
-  auto until = [](auto done) {
-    for (int i = 0; i < 300 && !done(); ++i) std::this_thread::sleep_for(10ms);
-    return done();
-  };
   for (int i = 0; i < 3; ++i)
     r.resolve("b" + std::to_string(i) + ".test", "tenant-b", [&](const Resolver::Answer&) { ++b_answers; });
-  EXPECT_TRUE(until([&] { return b_answers == 3; }));
+  EXPECT_TRUE(eventually([&] { return b_answers == 3; }));
   EXPECT_EQ(hanging_most, 2);
   EXPECT_EQ(a_answers, 0);
-  {
-    std::lock_guard lock(mu);
-    release = true;
-  }
-  cv.notify_all();
-  EXPECT_TRUE(until([&] { return a_answers == 6; }));
+  gate.release();
+  EXPECT_TRUE(eventually([&] { return a_answers == 6; }));
   EXPECT_LE(hanging_most, 2);
 }
 
@@ -247,9 +260,7 @@ TEST(WebhookTypes, ReplaysAskTheLogInItsGrammar) {
 }
 
 TEST(WebhookResolver, OneLookupPerNameAtOnceAndACache) {
-  std::mutex mu;
-  std::condition_variable cv;
-  bool release = false;
+  Gate gate;
   std::atomic<int> slow_calls{0}, fast_calls{0}, missing_calls{0}, slow_now{0}, slow_most{0};
   Resolver r({.max_threads = 2,
               .per_group = 2,
@@ -259,8 +270,7 @@ TEST(WebhookResolver, OneLookupPerNameAtOnceAndACache) {
                 if (host == "slow.test") {
                   ++slow_calls;
                   slow_most = std::max(slow_most.load(), ++slow_now);
-                  std::unique_lock lock(mu);
-                  cv.wait(lock, [&] { return release; });
+                  gate.pass();
                   --slow_now;
                   return {{ip::make_address("8.8.4.4")}, ""};
                 }
@@ -274,36 +284,28 @@ TEST(WebhookResolver, OneLookupPerNameAtOnceAndACache) {
       if (a.error.empty() && a.addresses.at(0).to_string() == "8.8.4.4") ++slow_answers;
     });
   // The hanging name holds one of the two threads: another name is answered meanwhile, then from the cache.
-  auto until = [](auto done) {
-    for (int i = 0; i < 500 && !done(); ++i) std::this_thread::sleep_for(10ms);
-    return done();
-  };
   r.resolve("fast.test", "t", [&](const Resolver::Answer& a) { fast_answers += a.error.empty(); });
-  EXPECT_TRUE(until([&] { return fast_answers == 1; }));
+  EXPECT_TRUE(eventually([&] { return fast_answers == 1; }));
   r.resolve("fast.test", "t", [&](const Resolver::Answer& a) { fast_answers += a.error.empty(); });
   EXPECT_EQ(fast_answers, 2);  // at once, from the cache
   EXPECT_EQ(fast_calls, 1);
   EXPECT_EQ(slow_calls, 1);
   EXPECT_EQ(slow_answers, 0);
-  {
-    std::lock_guard lock(mu);
-    release = true;
-  }
-  cv.notify_all();
-  EXPECT_TRUE(until([&] { return slow_answers == 10; }));
+  gate.release();
+  EXPECT_TRUE(eventually([&] { return slow_answers == 10; }));
   EXPECT_EQ(slow_calls, 1);
   EXPECT_EQ(slow_most, 1);
   // Not found is cached too, briefly.
   std::atomic<int> missing_answers{0};
   auto missing = [&](const Resolver::Answer& a) { missing_answers += !a.error.empty(); };
   r.resolve("missing.test", "t", missing);
-  EXPECT_TRUE(until([&] { return missing_answers == 1; }));
+  EXPECT_TRUE(eventually([&] { return missing_answers == 1; }));
   r.resolve("missing.test", "t", missing);
   EXPECT_EQ(missing_answers, 2);
   EXPECT_EQ(missing_calls, 1);
   std::this_thread::sleep_for(150ms);
   r.resolve("missing.test", "t", missing);
-  EXPECT_TRUE(until([&] { return missing_answers == 3; }));
+  EXPECT_TRUE(eventually([&] { return missing_answers == 3; }));
   EXPECT_EQ(missing_calls, 2);
 }
 
