@@ -26,7 +26,6 @@ int64_t now_ms() {
 // again, at least once: the late outcome is then not recorded (the lease fences it).
 constexpr int64_t kLeaseMarginMs = 30'000;
 constexpr auto kIdleMax = 1000ms;   // an idle sender looks at least this often (other replicas' work)
-constexpr auto kBusyRetry = 100ms;  // due rows another replica has locked: look again after this
 constexpr auto kPruneEvery = 1min;  // the delivery log's retention pass
 constexpr auto kCacheTtl = 1s;      // how stale an endpoint's url, secrets and state may be on this replica
 
@@ -132,19 +131,27 @@ std::chrono::milliseconds Sender::claim() {
     std::erase_if(cache_, [&](const auto& kv) { return kv.second.loaded < old; });
   }
   if (room.total <= 0) return kIdleMax;  // busy: finished attempts wake the loop
-  // A read first, so an idle sender takes no write lock (SQLite has one): when the next delivery this sender
-  // has room for is due. Until then it sleeps (at most kIdleMax: other replicas' and other processes' work);
-  // the fan-out wakes it after its commit, finished attempts when they are done.
+  // Sleeps until the next delivery is due, at most kIdleMax (other replicas' and processes' work); the
+  // fan-out wakes it after its commit, finished attempts when they are done. A read first, so an idle
+  // sender takes no write lock (SQLite has one).
   const int64_t now = now_ms();
-  const auto next =
-      hooks_.database().read_platform([&](db::Tx& tx) { return hooks_.store().next_due(tx, room); });
-  if (!next) return kIdleMax;
-  if (*next > now)
-    return std::min(std::chrono::milliseconds(*next - now), std::chrono::milliseconds(kIdleMax));
+  auto until = [&](std::optional<int64_t> due) {
+    if (!due) return std::chrono::milliseconds(kIdleMax);
+    return std::clamp(std::chrono::milliseconds(*due - now), 0ms, std::chrono::milliseconds(kIdleMax));
+  };
+  const auto next = hooks_.database().read_platform([&](db::Tx& tx) { return hooks_.store().next_due(tx); });
+  if (!next || *next > now) return until(next);
+  bool more = false;
+  std::optional<int64_t> due_later;
   auto claimed = hooks_.database().write_platform([&](db::Tx& tx) {
-    return hooks_.store().claim(tx, now, now + o.timeout.count() + kLeaseMarginMs, room);
+    auto got = hooks_.store().claim(tx, now, now + o.timeout.count() + kLeaseMarginMs, room, &more);
+    // What is due now and was not claimed waits for a slot (its endpoint's or tenant's attempts in flight
+    // wake the sender when they finish) or is another replica's: the next wait is for what is due later.
+    if (!more) due_later = hooks_.store().next_due(tx, now);
+    return got;
   });
-  if (claimed.empty()) return kBusyRetry;  // due, but another replica holds those rows now
+  const auto later = [&] { return more ? 0ms : until(due_later); };
+  if (claimed.empty()) return later();
   std::vector<std::pair<Claimed, std::string>> undeliverable;
   std::vector<Ready> ready;
   for (Claimed& c : claimed) {
@@ -184,7 +191,7 @@ std::chrono::milliseconds Sender::claim() {
     waiting_[e].push_back(std::move(r));
   }
   launch();
-  return 0ms;  // look again at once: what is due next
+  return later();
 }
 
 void Sender::launch() {

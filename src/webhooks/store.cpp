@@ -196,8 +196,7 @@ namespace {
 
 // Due deliveries: pending and next_attempt_at passed (a claim moves next_attempt_at to its lease's end, so
 // this is the partial index's range), skipping the endpoints and tenants this sender holds at their bound.
-// Without now: every pending one, whenever it is due.
-std::string due_sql(db::Params& p, const Room& room, std::optional<int64_t> now) {
+std::string due_sql(db::Params& p, const Room& room, int64_t now) {
   // Params view their text: bound to the room's own keys, which outlive the query.
   auto full = [&](const std::map<std::string, int>& load, int bound) {
     std::string list;
@@ -211,16 +210,11 @@ std::string due_sql(db::Params& p, const Room& room, std::optional<int64_t> now)
   std::string sql =
       "SELECT id, endpoint_id, tenant_id, next_attempt_at FROM cdx_db.webhook_deliveries WHERE status = "
       "'pending' AND next_attempt_at IS NOT NULL";
-  if (now) {
-    // A delivery replayed while an attempt of it is in flight is due once that attempt is recorded (or its
-    // lease runs out), not before: never two attempts of one delivery at once.
-    p.emplace_back(*now);
-    const std::string at = "$" + std::to_string(p.size());
-    sql += " AND next_attempt_at <= " + at + " AND (lease_until IS NULL OR lease_until <= " + at + ")";
-  } else {
-    sql +=
-        " AND (lease_until IS NULL OR next_attempt_at >= lease_until)";  // (the recording wakes the sender)
-  }
+  // A delivery replayed while an attempt of it is in flight is due once that attempt is recorded (or its
+  // lease runs out), not before: never two attempts of one delivery at once.
+  p.emplace_back(now);
+  const std::string at = "$" + std::to_string(p.size());
+  sql += " AND next_attempt_at <= " + at + " AND (lease_until IS NULL OR lease_until <= " + at + ")";
   if (const std::string endpoints = full(room.endpoint_load, room.per_endpoint); !endpoints.empty())
     sql += " AND endpoint_id NOT IN (" + endpoints + ")";
   if (const std::string tenants = full(room.tenant_load, room.per_tenant); !tenants.empty())
@@ -230,12 +224,21 @@ std::string due_sql(db::Params& p, const Room& room, std::optional<int64_t> now)
 
 }  // namespace
 
-std::optional<int64_t> Store::next_due(db::Tx& tx, const Room& room) {
+std::optional<int64_t> Store::next_due(db::Tx& tx, std::optional<int64_t> after) {
+  // The first row of the partial index past `after`: no bounds to skip, so it never walks the due rows of
+  // an endpoint at its bound. A delivery replayed while an attempt of it is in flight is left out (the
+  // attempt's recording wakes the sender).
+  std::string sql =
+      "SELECT next_attempt_at FROM cdx_db.webhook_deliveries WHERE status = 'pending' AND next_attempt_at IS "
+      "NOT NULL AND (lease_until IS NULL OR next_attempt_at >= lease_until)";
   db::Params p;
-  const std::string sql = due_sql(p, room, std::nullopt) + " LIMIT 1";  // fills p: before the call
-  auto r = tx.query(sql, p);
+  if (after) {
+    p.emplace_back(*after);
+    sql += " AND next_attempt_at > $1";
+  }
+  auto r = tx.query(sql + " ORDER BY next_attempt_at LIMIT 1", p);
   if (r.empty()) return std::nullopt;
-  return r.rows[0].integer(3);
+  return r.rows[0].integer(0);
 }
 
 void Store::release_leases(db::Tx& tx, int64_t now_ms) {
@@ -246,25 +249,36 @@ void Store::release_leases(db::Tx& tx, int64_t now_ms) {
       {now_ms});
 }
 
-std::vector<Claimed> Store::claim(db::Tx& tx, int64_t now_ms, int64_t lease_ms, const Room& room) {
+std::vector<Claimed> Store::claim(db::Tx& tx, int64_t now_ms, int64_t lease_ms, const Room& room,
+                                  bool* more) {
+  if (more) *more = false;
   if (room.total <= 0) return {};
   // Candidates in due order, locked (PostgreSQL) so that no other replica takes them meanwhile; then only
   // what fits the free slots of its endpoint and tenant is leased. The rest stays due, unleased, for the
   // next claim (here or on another replica): a leased delivery always starts at once, so its lease cannot
   // run out while it waits for a slot.
   db::Params p;
-  std::string pick = due_sql(p, room, now_ms) + " LIMIT " + std::to_string(std::min(room.total * 4, 2000));
+  // At most the room (and a page): every candidate locked is one another replica skips.
+  const size_t limit = std::min(room.total, 256);
+  std::string pick = due_sql(p, room, now_ms) + " LIMIT " + std::to_string(limit);
   if (tx.backend() == db::Backend::kPostgres) pick += " FOR UPDATE SKIP LOCKED";
   std::map<std::string, int> endpoints = room.endpoint_load, tenants = room.tenant_load;
   std::vector<std::string> chosen;
-  for (const auto& r : tx.query(pick, p).rows) {
-    if (static_cast<int>(chosen.size()) >= room.total) break;
+  const auto candidates = tx.query(pick, p).rows;
+  size_t skipped = 0;
+  for (const auto& r : candidates) {
     int& e = endpoints[r.text(1)];
     int& t = tenants[r.text(2)];
-    if (e >= room.per_endpoint || t >= room.per_tenant) continue;
+    if (e >= room.per_endpoint || t >= room.per_tenant) {
+      ++skipped;
+      continue;
+    }
     ++e, ++t;
     chosen.push_back(r.text(0));
   }
+  // Cut off by the limit, every candidate taken: more may be due now. (When some waited for a slot, the
+  // next claim would walk past them again; the attempts that free their slots wake the sender instead.)
+  if (more) *more = candidates.size() >= limit && skipped == 0;
   if (chosen.empty()) return {};
   db::Params u{lease_ms};
   const std::string sql =

@@ -92,11 +92,12 @@ class Store {
   // Due deliveries (pending, next_attempt_at passed) that fit the room, leased until lease_ms: a claim
   // moves next_attempt_at to the lease's end, so a delivery whose attempt is never recorded (a crash) is due
   // again then. PostgreSQL: FOR UPDATE SKIP LOCKED, so replicas never claim the same delivery at once.
-  std::vector<Claimed> claim(db::Tx& tx, int64_t now_ms, int64_t lease_ms, const Room& room);
-  // When the next pending delivery that fits the room is due (unix ms; past or now: claim() finds it), if
-  // any: the sender sleeps until then. Deliveries of an endpoint or tenant at its bound are not counted
-  // (they wait for a slot; the attempt that frees it wakes the sender).
-  std::optional<int64_t> next_due(db::Tx& tx, const Room& room);
+  // more (when given): the candidates were cut off by the claim's limit, so more may be due now.
+  std::vector<Claimed> claim(db::Tx& tx, int64_t now_ms, int64_t lease_ms, const Room& room,
+                             bool* more = nullptr);
+  // When the earliest pending delivery (after `after`, when given) is due, unix ms: the sender sleeps until
+  // then. A read of one index row, so an idle sender takes no write lock (SQLite has one).
+  std::optional<int64_t> next_due(db::Tx& tx, std::optional<int64_t> after = std::nullopt);
   // Records finished attempts, each only if its delivery still holds the attempt's lease (not deleted,
   // replayed, or claimed again after the lease ran out): answers how many were recorded.
   // recorded (when given): which ones were.

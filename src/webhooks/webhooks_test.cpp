@@ -528,18 +528,27 @@ TEST_F(ClaimTest, AClaimTakesOnlyWhatHasAFreeSlot) {
   EXPECT_TRUE(claim(500, room(100)).empty());  // not due yet
 }
 
-TEST_F(ClaimTest, TheNextDueDeliveryIsTheEarliestThatFits) {
-  auto next = [&](const Room& r) {
-    return db_->read_platform([&](db::Tx& tx) { return store().next_due(tx, r); });
+TEST_F(ClaimTest, TheNextDueDeliveryIsTheEarliestPendingOne) {
+  auto next = [&](std::optional<int64_t> after) {
+    return db_->read_platform([&](db::Tx& tx) { return store().next_due(tx, after); });
   };
-  EXPECT_FALSE(next(room(10)));
+  EXPECT_FALSE(next(std::nullopt));
   queue("a", "e1", 1, 5000);
   queue("a", "e2", 1, 7000);
-  EXPECT_EQ(next(room(10)), 5000);
-  // e1 at its bound: its delivery waits for a slot (the attempt that frees it wakes the sender), so the
-  // sender sleeps until e2's instead of spinning on e1's.
-  EXPECT_EQ(next(room(10, {{"e1", 32}})), 7000);
-  EXPECT_FALSE(next(room(10, {{"e1", 32}, {"e2", 32}})));
+  EXPECT_EQ(next(std::nullopt), 5000);
+  // What is due by then and not claimed waits for a slot: the sender sleeps until what is due after it.
+  EXPECT_EQ(next(5000), 7000);
+  EXPECT_FALSE(next(7000));
+  // A claimed one is due again at its lease's end (a crash: sent again).
+  const Claimed c = claim(5000, room(1)).at(0);
+  EXPECT_EQ(next(std::nullopt), 6000);
+  // A claim whose candidates were cut off by its limit says more may be due.
+  queue("b", "e3", 10, 1000);
+  bool more = false;
+  db_->write_platform([&](db::Tx& tx) { return store().claim(tx, 8000, 9000, room(1), &more); });
+  EXPECT_TRUE(more);
+  db_->write_platform([&](db::Tx& tx) { return store().claim(tx, 8000, 9000, room(100), &more); });
+  EXPECT_FALSE(more);
 }
 
 TEST_F(ClaimTest, AnAttemptIsRecordedOnlyUnderItsLease) {
@@ -586,7 +595,7 @@ TEST_F(ClaimTest, AReplayOfAnAttemptInFlightQueuesAnotherAfterIt) {
   EXPECT_EQ(requeue("a", 2500), Store::Requeue::kAfterTheAttemptInFlight);
   EXPECT_EQ(requeue("b", 2500), Store::Requeue::kNotFound);
   EXPECT_TRUE(claim(2600, room(10)).empty());  // never two attempts of it at once
-  auto next = [&] { return db_->read_platform([&](db::Tx& tx) { return store().next_due(tx, room(10)); }); };
+  auto next = [&] { return db_->read_platform([&](db::Tx& tx) { return store().next_due(tx); }); };
   EXPECT_FALSE(next());               // nothing to wake for before the attempt is recorded
   EXPECT_EQ(record(c, c.lease), 1u);  // the attempt's outcome stands (an attempt row)...
   EXPECT_EQ(count("SELECT COUNT(*) FROM cdx_db.webhook_attempts"), 1u);
