@@ -281,7 +281,8 @@ void Webhooks::mount(http::Router& r) {
         },
         {.access = Access::kTenantAdmin,
          .scope = "webhooks:write",
-         .summary = "Send a delivery's message again (the same webhook-id)",
+         .summary = "Send a delivery's message again (the same webhook-id); while an attempt of it is in "
+                    "flight, a new attempt follows that one",
          .tag = "webhooks",
          .response_schema = "WebhookDelivery",
          .success_status = 202});
