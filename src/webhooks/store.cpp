@@ -294,6 +294,7 @@ size_t Store::record(db::Tx& tx, const std::vector<Attempt>& attempts, std::vect
   const std::string now = format_rfc3339(Clock::now());
   size_t n = 0;
   if (recorded) recorded->assign(attempts.size(), false);
+  std::vector<const Attempt*> mine;
   for (size_t i = 0; i < attempts.size(); ++i) {
     const Attempt& a = attempts[i];
     // Fenced by the lease: a delivery deleted (endpoint, tenant), replayed after its lease ran out, or
@@ -316,13 +317,29 @@ size_t Store::record(db::Tx& tx, const std::vector<Attempt>& attempts, std::vect
     if (!ours) continue;
     ++n;
     if (recorded) (*recorded)[i] = true;
-    tx.query(
+    mine.push_back(&a);
+  }
+  // The attempt rows of those recorded, a few hundred a statement (one round trip, not one each).
+  constexpr size_t kRows = 100;  // 9 parameters a row
+  std::deque<std::string> ids;   // the Params view them
+  for (size_t at = 0; at < mine.size(); at += kRows) {
+    std::string sql =
         "INSERT INTO cdx_db.webhook_attempts (id, delivery_id, tenant_id, endpoint_id, attempted_at, "
-        "status_code, latency_ms, response, error) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        {new_uuid_v7(), a.delivery_id, a.tenant_id, a.endpoint_id, a.attempted_at,
-         a.status_code ? db::Param(a.status_code) : db::Param(nullptr), a.latency_ms,
-         a.response.empty() ? db::Param(nullptr) : db::Param(a.response),
-         a.error.empty() ? db::Param(nullptr) : db::Param(a.error)});
+        "status_code, latency_ms, response, error) VALUES ";
+    db::Params p;
+    for (size_t i = at; i < std::min(mine.size(), at + kRows); ++i) {
+      const Attempt& a = *mine[i];
+      const size_t k = p.size();
+      sql += i == at ? "(" : ", (";
+      for (size_t j = 1; j <= 9; ++j) sql += "$" + std::to_string(k + j) + (j < 9 ? ", " : ")");
+      p.insert(p.end(),
+               {db::Param(ids.emplace_back(new_uuid_v7())), db::Param(a.delivery_id), db::Param(a.tenant_id),
+                db::Param(a.endpoint_id), db::Param(a.attempted_at),
+                a.status_code ? db::Param(a.status_code) : db::Param(nullptr), db::Param(a.latency_ms),
+                a.response.empty() ? db::Param(nullptr) : db::Param(a.response),
+                a.error.empty() ? db::Param(nullptr) : db::Param(a.error)});
+    }
+    tx.query(sql, p);
   }
   return n;
 }
