@@ -36,6 +36,7 @@ json to_json(const LoggedEvent& e) {
 
 bool EventFilter::matches(const LoggedEvent& e) const {
   if (tenant_id && e.tenant_id != *tenant_id) return false;
+  if (since && e.created_at < *since) return false;
   return matches_type(e.type);
 }
 

@@ -42,6 +42,7 @@ nlohmann::json to_json(const LoggedEvent& e);
 struct EventFilter {
   std::optional<std::string> tenant_id;
   std::vector<std::string> types;
+  std::optional<std::string> since;  // created_at >= since (RFC 3339, the stored form): webhook replays
   bool matches(const LoggedEvent& e) const;
   bool matches_type(std::string_view type) const;  // the types only (a service.* message has no tenant)
 };

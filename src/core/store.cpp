@@ -191,6 +191,7 @@ std::vector<LoggedEvent> Store::events_after(db::Tx& tx, int64_t seq, const Even
   };
   if (filter.tenant_id) sql += " AND tenant_id = " + bind(*filter.tenant_id);
   sql += type_predicate(filter.types, bind, owned);
+  if (filter.since) sql += " AND created_at >= " + bind(*filter.since);
   sql += " ORDER BY seq LIMIT " + bind(static_cast<int64_t>(std::max(1, limit)));
   std::vector<LoggedEvent> out;
   for (const auto& r : tx.query(sql, params).rows) out.push_back(EventFeed::from_row(r));

@@ -5,6 +5,14 @@
 
 namespace cdx::core {
 
+namespace {
+
+webhooks::Event to_webhook(const LoggedEvent& e) {
+  return {e.seq, e.id, e.tenant_id, e.type, e.created_at, e.data};
+}
+
+}  // namespace
+
 void CoreModule::start_background() {
   // A deleted tenant's data goes from every module: the cursor passes tenant.deleted only once every module
   // has purged (each purge is idempotent), so a restart in the middle finishes the purge.
@@ -35,6 +43,13 @@ void CoreModule::start_background() {
   feed_.add_live([this](const std::vector<LoggedEvent>& batch) { hub_.publish(batch); });
   // Webhooks: one delivery per (event, matching endpoint), inserted in the transaction that moves the
   // cursor; the sender (its own threads) posts them.
+  // Replays read the log through the feed (core's SQL: types and time filtered there, in pages).
+  webhooks_.read_log = [this](int64_t after_seq, const webhooks::LogQuery& q, int limit) {
+    EventFilter filter{q.tenant_id, q.types, q.since};
+    std::vector<webhooks::Event> events;
+    for (const LoggedEvent& e : feed_.read_after(after_seq, filter, limit)) events.push_back(to_webhook(e));
+    return events;
+  };
   EventFeed::Options delivering;
   delivering.after_commit = [this] { webhooks_.wake(); };  // the new deliveries are visible now
   feed_.add_durable(
@@ -42,8 +57,7 @@ void CoreModule::start_background() {
       [this](db::Tx* tx, const std::vector<LoggedEvent>& batch) {
         std::vector<webhooks::Event> events;
         events.reserve(batch.size());
-        for (const LoggedEvent& e : batch)
-          events.push_back({e.seq, e.id, e.tenant_id, e.type, e.created_at, e.data});
+        for (const LoggedEvent& e : batch) events.push_back(to_webhook(e));
         webhooks_.fan_out(*tx, events);
       },
       delivering);

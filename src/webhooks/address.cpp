@@ -137,17 +137,28 @@ std::optional<std::string> refused(const ip::address& addr, bool allow_loopback)
   if (addr.is_v4()) return refused_v4(addr.to_v4(), allow_loopback, shown);
   const ip::address_v6 a = addr.to_v6();
   const auto b = a.to_bytes();
-  // IPv4 inside IPv6: mapped (::ffff:a.b.c.d), compatible (::a.b.c.d) and NAT64 (64:ff9b::a.b.c.d) are judged
-  // by the IPv4 address they carry.
-  const bool zero80 = std::all_of(b.begin(), b.begin() + 10, [](unsigned char c) { return c == 0; });
-  const bool nat64 = b[0] == 0x00 && b[1] == 0x64 && b[2] == 0xff && b[3] == 0x9b &&
-                     std::all_of(b.begin() + 4, b.begin() + 12, [](unsigned char c) { return c == 0; });
-  if ((zero80 && b[10] == 0xff && b[11] == 0xff) || nat64 ||
-      (zero80 && b[10] == 0 && b[11] == 0 && !a.is_loopback() && !a.is_unspecified())) {
-    const ip::address_v4 inner(ip::address_v4::bytes_type{b[12], b[13], b[14], b[15]});
-    if (auto why = refused_v4(inner, allow_loopback, shown + " (" + inner.to_string() + ")")) return why;
-    return std::nullopt;
-  }
+  // IPv4 inside IPv6: mapped (::ffff:a.b.c.d), translated (::ffff:0:a.b.c.d, SIIT), compatible (::a.b.c.d),
+  // NAT64 (64:ff9b::a.b.c.d) and 6to4 (2002:aabb:ccdd::/48) are judged by the IPv4 address they carry: a
+  // translator or relay on the way would reach it.
+  auto judge = [&](size_t at) -> std::optional<std::string> {
+    const ip::address_v4 inner(ip::address_v4::bytes_type{b[at], b[at + 1], b[at + 2], b[at + 3]});
+    return refused_v4(inner, allow_loopback, shown + " (" + inner.to_string() + ")");
+  };
+  auto zeros = [&](size_t from, size_t to) {
+    return std::all_of(b.begin() + from, b.begin() + to, [](unsigned char c) { return c == 0; });
+  };
+  const bool zero80 = zeros(0, 10);
+  const bool nat64 = b[0] == 0x00 && b[1] == 0x64 && b[2] == 0xff && b[3] == 0x9b && zeros(4, 12);
+  const bool translated = zeros(0, 8) && b[8] == 0xff && b[9] == 0xff && b[10] == 0 && b[11] == 0;
+  if ((zero80 && b[10] == 0xff && b[11] == 0xff) || nat64 || translated ||
+      (zero80 && b[10] == 0 && b[11] == 0 && !a.is_loopback() && !a.is_unspecified()))
+    return judge(12);
+  if (b[0] == 0x20 && b[1] == 0x02) return judge(2);
+  // Local-use NAT64 (64:ff9b:1::/48, RFC 8215) embeds an IPv4 address anywhere the operator chooses, and
+  // Teredo (2001::/32) hides one (obfuscated) behind a relay: neither can be judged, so both are refused.
+  if (b[0] == 0x00 && b[1] == 0x64 && b[2] == 0xff && b[3] == 0x9b && b[4] == 0x00 && b[5] == 0x01)
+    return shown + " is a local-use NAT64 address";
+  if (b[0] == 0x20 && b[1] == 0x01 && b[2] == 0x00 && b[3] == 0x00) return shown + " is a Teredo address";
   if (a.is_unspecified()) return shown + " is the unspecified address";
   if (a.is_loopback())
     return allow_loopback ? std::nullopt : std::optional<std::string>(shown + " is a loopback address");

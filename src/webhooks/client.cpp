@@ -1,6 +1,7 @@
 #include "webhooks/client.hpp"
 
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/ssl/host_name_verification.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -81,7 +82,8 @@ Task<void> exchange(Stream& stream, const http::request<http::string_body>& req,
 
 }  // namespace
 
-Task<SendResult> Client::post(const Url& url, const std::string& body, const Headers& headers) {
+Task<SendResult> Client::post(const Url& url, const std::string& body, const Headers& headers,
+                              const std::string& group) {
   const auto start = std::chrono::steady_clock::now();
   const auto deadline = start + options_.timeout;
   SendResult out;
@@ -97,27 +99,32 @@ Task<SendResult> Client::post(const Url& url, const std::string& body, const Hea
   if (!ec) {
     endpoints.emplace_back(literal, url.port);
   } else {
-    // The resolver cannot time out by itself: a timer cancels it, owned jointly since it may fire later.
-    struct Resolve {
-      tcp::resolver resolver;
+    // Looked up on the resolver's pool (one slow name holds one of its threads, never this io thread), the
+    // wait bounded by the attempt's deadline: the answer, when it comes, cancels the timer.
+    struct Wait {
       asio::steady_timer timer;
-      explicit Resolve(asio::io_context& io) : resolver(io), timer(io) {}
+      std::optional<Resolver::Answer> answer;
+      explicit Wait(asio::io_context& io) : timer(io) {}
     };
-    auto r = std::make_shared<Resolve>(io_);
-    r->timer.expires_at(deadline);
-    r->timer.async_wait([r](const error_code& e) {
-      if (!e) r->resolver.cancel();
+    auto w = std::make_shared<Wait>(io_);
+    w->timer.expires_at(deadline);
+    resolver_.resolve(url.host, group, [w, ex = io_.get_executor()](const Resolver::Answer& a) {
+      asio::post(ex, [w, a] {
+        w->answer = a;
+        w->timer.cancel();
+      });
     });
     ec = {};
-    auto results = co_await r->resolver.async_resolve(url.host, std::to_string(url.port),
-                                                      asio::redirect_error(use_task, ec));
-    r->timer.cancel();
-    if (ec) {
-      out.error = ec == asio::error::operation_aborted ? "resolving " + url.host + " timed out"
-                                                       : "cannot resolve " + url.host + ": " + ec.message();
+    co_await w->timer.async_wait(asio::redirect_error(use_task, ec));
+    if (!w->answer) {
+      out.error = "resolving " + url.host + " timed out";
       co_return done();
     }
-    for (const auto& e : results) endpoints.push_back(e.endpoint());
+    if (!w->answer->error.empty()) {
+      out.error = "cannot resolve " + url.host + ": " + w->answer->error;
+      co_return done();
+    }
+    for (const auto& a : w->answer->addresses) endpoints.emplace_back(a, url.port);
   }
   // Every address the name has must pass: one refused address refuses the name (a record set mixing public
   // and private addresses is how DNS rebinding reaches inside).

@@ -1,8 +1,10 @@
 // The webhook sender's HTTP/1.1 client: one POST per call, over http or https (OpenSSL, the system's CA
 // store, SNI and host name verification), to an address the SSRF guard vetted after resolving the host (the
-// connection goes to that address; Host and SNI keep the name), within one overall timeout.
+// connection goes to that address; Host and SNI keep the name), within one overall timeout. Names are
+// resolved on the client's own small pool (resolver.hpp), never on the io thread.
 //   Client client(io, {.allow_loopback = false, .timeout = 15s});
-//   SendResult r = co_await client.post(url, body, headers);   // never throws: r.error says what failed
+//   SendResult r = co_await client.post(url, body, headers, tenant_id);   // never throws: r.error says what
+//   failed
 #pragma once
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ssl/context.hpp>
@@ -15,6 +17,7 @@
 
 #include "common/task.hpp"
 #include "webhooks/address.hpp"
+#include "webhooks/resolver.hpp"
 
 namespace cdx::webhooks {
 
@@ -36,12 +39,15 @@ class Client {
   Client(boost::asio::io_context& io, Options options);
 
   using Headers = std::vector<std::pair<std::string, std::string>>;
-  Task<SendResult> post(const Url& url, const std::string& body, const Headers& headers);
+  // group: who the attempt is for (the tenant), which bounds its share of the name lookups.
+  Task<SendResult> post(const Url& url, const std::string& body, const Headers& headers,
+                        const std::string& group);
 
  private:
   boost::asio::io_context& io_;
   Options options_;
   boost::asio::ssl::context tls_;
+  Resolver resolver_{{.max_threads = 16, .per_group = 2}};
 };
 
 // Cuts text to at most max bytes of valid UTF-8 (invalid bytes become U+FFFD).

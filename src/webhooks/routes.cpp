@@ -5,6 +5,7 @@
 #include "common/task.hpp"
 
 #include "common/clock.hpp"
+#include "common/validate.hpp"
 #include "http/pagination.hpp"
 #include "http/router.hpp"
 #include "kit/kit.hpp"
@@ -20,11 +21,14 @@ using nlohmann::json;
 
 namespace {
 
+// The event log's type grammar (GET /api/v1/events?type=, core's EventFilter): an exact name, a prefix
+// ("crm.*" or "crm."), or "*". Core links webhooks, so webhooks cannot use core's parser: the same grammar,
+// matched by type_matches().
 bool valid_type_pattern(const std::string& t) {
   if (t == "*") return true;
   std::string_view s = t;
-  if (s.size() > 2 && s.ends_with(".*")) s.remove_suffix(2);
-  if (s.empty() || s.front() == '.' || s.back() == '.') return false;
+  if (s.size() > 2 && s.ends_with(".*")) s.remove_suffix(1);
+  if (s.empty() || s.front() == '.') return false;
   char prev = 0;
   for (char c : s) {
     if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '.')) return false;
@@ -52,10 +56,12 @@ const kit::Resource& endpoint_body() {
                      if (v.empty()) p.fail("must name at least one event type (or *)");
                      for (size_t i = 0; i < v.size(); ++i)
                        if (!valid_type_pattern(v[i].get<std::string>()))
-                         p.add({"event_types[" + std::to_string(i) + "]",
-                                "must be an event type (crm.contact.created), a prefix (crm.*) or *"});
+                         p.add(
+                             {"event_types[" + std::to_string(i) + "]",
+                              "must be an event type (crm.contact.created), a prefix (crm.* or crm.) or *"});
                    })
-                   .doc("event types to deliver: exact names, prefixes ending in .* (crm.*), or * for all"))
+                   .doc("event types to deliver: exact names, prefixes ending in .* or . (crm.*, crm.), or * "
+                        "for all"))
         .field(kit::text("description", 500))
         .field(kit::boolean("enabled").doc("false pauses deliveries; true re-enables a disabled endpoint"));
     return r;
@@ -63,24 +69,27 @@ const kit::Resource& endpoint_body() {
   return r;
 }
 
-// Path ids that cannot be ours answer 404 without asking the database.
+// Path ids that cannot be ours answer 404 without asking the database (as the kit's routes do).
 std::string path_id(const Context& ctx, size_t i, const char* what) {
   std::string id(ctx.req.param(i));
-  if (id.empty() || id.size() > 64)
-    throw Error(Code::kNotFound, std::string(what) + " '" + id + "' does not exist");
+  if (!valid_uuid(id)) throw Error(Code::kNotFound, std::string(what) + " '" + id + "' does not exist");
   return id;
 }
 
+// The lists are newest first by id (UUIDv7): the cursor is the last id seen (http::render_page's).
 std::optional<std::string> cursor_of(const http::Page& page) {
   if (!page.after) return std::nullopt;
-  if (!page.after->starts_with("wh|")) throw Error::validation({{"cursor", "is not a cursor of this list"}});
-  return page.after->substr(3);
+  if (!valid_uuid(*page.after)) throw Error::validation({{"cursor", "is not a cursor of this list"}});
+  return page.after;
 }
 
-std::string render(json page) {
-  json next = page["next"].is_null() ? json(nullptr)
-                                     : json(http::encode_cursor("wh|" + page["next"].get<std::string>()));
-  return json{{"data", std::move(page["data"])}, {"next_cursor", std::move(next)}}.dump();
+// RFC 3339, in the stored form (text order is time order), as GET /api/v1/events takes since=.
+std::optional<std::string> time_param(const Context& ctx, std::string_view name) {
+  auto v = kit::query_text(ctx, name, 64);
+  if (!v) return std::nullopt;
+  auto t = parse_rfc3339(*v);
+  if (!t) throw Error::validation({{std::string(name), "must be an RFC 3339 time (2026-12-01T00:00:00Z)"}});
+  return format_rfc3339(*t);
 }
 
 void no_store(Context& ctx) { ctx.res.header("Cache-Control", "no-store"); }
@@ -143,7 +152,7 @@ void Webhooks::mount(http::Router& r) {
           const http::Page page = http::parse_page(ctx.req);
           auto cursor = cursor_of(page);
           json out = co_await workers_.run([&] { return list_endpoints(*ctx.tenant, page.limit, cursor); });
-          ctx.res.json(200, render(std::move(out)));
+          ctx.res.json(200, http::render_page(std::move(out), page));
         },
         {.access = Access::kTenantAdmin,
          .scope = "webhooks:read",
@@ -236,7 +245,7 @@ void Webhooks::mount(http::Router& r) {
           throw Error::validation({{"status", "must be one of pending, succeeded, failed"}});
         json out = co_await workers_.run(
             [&] { return list_deliveries(*ctx.tenant, id, page.limit, cursor, status); });
-        ctx.res.json(200, render(std::move(out)));
+        ctx.res.json(200, http::render_page(std::move(out), page));
       },
       {.access = Access::kTenantAdmin,
        .scope = "webhooks:read",
@@ -246,23 +255,24 @@ void Webhooks::mount(http::Router& r) {
        .response_schema = "WebhookDelivery",
        .list = true,
        .query_params = {"status"}});
-  r.add(Method::kPost, base + "/{id}/replay",
-        [this](Context& ctx) -> Task<void> {
-          const std::string id = path_id(ctx, 0, "webhook endpoint");
-          auto since = kit::query_text(ctx, "since", 64);
-          std::optional<SysTime> t = since ? parse_rfc3339(*since) : std::nullopt;
-          if (!t)
-            throw Error::validation({{"since", "is required: an RFC 3339 time (2026-12-01T00:00:00Z)"}});
-          const std::string from = format_rfc3339(*t);
-          json out = co_await workers_.run([&] { return replay_since(*ctx.tenant, id, from); });
-          ctx.res.json(202, out.dump());
-        },
-        {.access = Access::kTenantAdmin,
-         .scope = "webhooks:write",
-         .summary = "Queue the endpoint's matching events from the event log since a time (since=, RFC 3339)",
-         .tag = "webhooks",
-         .success_status = 202,
-         .query_params = {"since"}});
+  r.add(
+      Method::kPost, base + "/{id}/replay",
+      [this](Context& ctx) -> Task<void> {
+        const std::string id = path_id(ctx, 0, "webhook endpoint");
+        const auto since = time_param(ctx, "since");
+        if (!since)
+          throw Error::validation({{"since", "is required: an RFC 3339 time (2026-12-01T00:00:00Z)"}});
+        const std::string from = *since;
+        json out = co_await workers_.run([&] { return replay_since(*ctx.tenant, id, from); });
+        ctx.res.json(202, out.dump());
+      },
+      {.access = Access::kTenantAdmin,
+       .scope = "webhooks:write",
+       .summary = "Queue the endpoint's matching events from the event log since a time (since=, RFC 3339): "
+                  "at most 100 000 a call; answers queued, more and next_since (where to go on)",
+       .tag = "webhooks",
+       .success_status = 202,
+       .query_params = {"since"}});
   r.add(Method::kPost, "/api/v1/webhooks/deliveries/{id}/replay",
         [this](Context& ctx) -> Task<void> {
           const std::string id = path_id(ctx, 0, "webhook delivery");
@@ -271,7 +281,8 @@ void Webhooks::mount(http::Router& r) {
         },
         {.access = Access::kTenantAdmin,
          .scope = "webhooks:write",
-         .summary = "Send a delivery's message again (the same webhook-id)",
+         .summary = "Send a delivery's message again (the same webhook-id); while an attempt of it is in "
+                    "flight, a new attempt follows that one",
          .tag = "webhooks",
          .response_schema = "WebhookDelivery",
          .success_status = 202});

@@ -3,6 +3,8 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 
+#include <algorithm>
+
 #include "common/clock.hpp"
 #include "common/log.hpp"
 #include "webhooks/signature.hpp"
@@ -18,11 +20,14 @@ int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch()).count();
 }
 
-// A claimed delivery stays ours this long past the attempt's timeout; after it (a crash, a stop) another
-// replica sends it again: at-least-once. A claim takes only what has a free slot, so an attempt starts at
-// once.
+// A claimed delivery is ours until its lease ends: the attempt's timeout plus this margin (time to record
+// the outcome). A claim takes only what has a free slot, so the attempt starts at once and ends before the
+// lease; after it (a crash, a stop, a database too slow to record) the delivery is due again and is sent
+// again, at least once: the late outcome is then not recorded (the lease fences it).
 constexpr int64_t kLeaseMarginMs = 30'000;
-constexpr auto kCacheTtl = 1s;  // how stale an endpoint's url, secrets and state may be on this replica
+constexpr auto kIdleMax = 1000ms;   // an idle sender looks at least this often (other replicas' work)
+constexpr auto kPruneEvery = 1min;  // the delivery log's retention pass
+constexpr auto kCacheTtl = 1s;      // how stale an endpoint's url, secrets and state may be on this replica
 
 }  // namespace
 
@@ -36,7 +41,7 @@ void Sender::start() {
   // SQLite has one process per file: a lease left in it was this server's before a crash, and nobody is
   // sending it now. (On PostgreSQL another replica may be: those leases run out instead.)
   if (hooks_.database().backend() == db::Backend::kSqlite)
-    hooks_.database().write_platform([&](db::Tx& tx) { hooks_.store().release_leases(tx); });
+    hooks_.database().write_platform([&](db::Tx& tx) { hooks_.store().release_leases(tx, now_ms()); });
   guard_.emplace(io_.get_executor());
   io_thread_ = std::thread([this] { io_.run(); });
   db_thread_ = std::thread([this] { db_loop(); });
@@ -69,19 +74,26 @@ void Sender::forget(const std::string& endpoint_id) {
 }
 
 void Sender::db_loop() {
+  auto next_prune = std::chrono::steady_clock::now() + 2s;  // soon after a start, then once a minute
   while (true) {
     {
       std::unique_lock lock(mu_);
       if (stopping_) return;
     }
+    auto wait = std::chrono::milliseconds(kIdleMax);
     try {
       flush();
-      claim();
+      wait = claim();
+      if (std::chrono::steady_clock::now() >= next_prune) {
+        next_prune = std::chrono::steady_clock::now() + kPruneEvery;
+        prune();
+      }
     } catch (const std::exception& e) {
       log::warn("webhook sender step failed; retrying", {{"error", e.what()}});
     }
+    steps_.fetch_add(1, std::memory_order_relaxed);
     std::unique_lock lock(mu_);
-    cv_.wait_for(lock, hooks_.options().poll, [&] { return stopping_ || woken_ || !done_.empty(); });
+    if (wait.count() > 0) cv_.wait_for(lock, wait, [&] { return stopping_ || woken_ || !done_.empty(); });
     woken_ = false;
   }
 }
@@ -99,34 +111,47 @@ std::optional<Webhooks::Signing> Sender::signing_of(const Claimed& c) {
   return s;
 }
 
-void Sender::claim() {
+void Sender::prune() {
+  const size_t n = hooks_.prune(now_ms() - hooks_.options().retention.count());
+  if (n > 0) log::info("webhook delivery log pruned", {{"deliveries", n}});
+}
+
+std::chrono::milliseconds Sender::claim() {
   const Options& o = hooks_.options();
-  std::vector<std::string> skip_endpoints, skip_tenants;
-  int room = 0;
+  Room room;
   {
     std::lock_guard lock(mu_);
-    room = o.max_in_flight - held_;
-    for (const auto& [e, n] : endpoint_load_)
-      if (n >= o.per_endpoint) skip_endpoints.push_back(e);
-    for (const auto& [t, n] : tenant_load_)
-      if (n >= o.per_tenant) skip_tenants.push_back(t);
-  }
-  if (room <= 0) return;
-  {
+    room.total = o.max_in_flight - held_;
+    room.per_endpoint = o.per_endpoint;
+    room.per_tenant = o.per_tenant;
+    room.endpoint_load = endpoint_load_;
+    room.tenant_load = tenant_load_;
     // Endpoints not heard of for a while leave the cache (its entries are a second's copies anyway).
-    std::lock_guard lock(mu_);
     const auto old = std::chrono::steady_clock::now() - 5min;
     std::erase_if(cache_, [&](const auto& kv) { return kv.second.loaded < old; });
   }
+  if (room.total <= 0) return kIdleMax;  // busy: finished attempts wake the loop
+  // Sleeps until the next delivery is due, at most kIdleMax (other replicas' and processes' work); the
+  // fan-out wakes it after its commit, finished attempts when they are done. A read first, so an idle
+  // sender takes no write lock (SQLite has one).
   const int64_t now = now_ms();
-  if (!hooks_.database().read_platform(
-          [&](db::Tx& tx) { return hooks_.store().any_due(tx, now, skip_endpoints, skip_tenants); }))
-    return;
+  auto until = [&](std::optional<int64_t> due) {
+    if (!due) return std::chrono::milliseconds(kIdleMax);
+    return std::clamp(std::chrono::milliseconds(*due - now), 0ms, std::chrono::milliseconds(kIdleMax));
+  };
+  const auto next = hooks_.database().read_platform([&](db::Tx& tx) { return hooks_.store().next_due(tx); });
+  if (!next || *next > now) return until(next);
+  bool more = false;
+  std::optional<int64_t> due_later;
   auto claimed = hooks_.database().write_platform([&](db::Tx& tx) {
-    return hooks_.store().claim(tx, now, now + hooks_.options().timeout.count() + kLeaseMarginMs,
-                                std::min(room, 200), skip_endpoints, skip_tenants);
+    auto got = hooks_.store().claim(tx, now, now + o.timeout.count() + kLeaseMarginMs, room, &more);
+    // What is due now and was not claimed waits for a slot (its endpoint's or tenant's attempts in flight
+    // wake the sender when they finish) or is another replica's: the next wait is for what is due later.
+    if (!more) due_later = hooks_.store().next_due(tx, now);
+    return got;
   });
-  if (claimed.empty()) return;
+  const auto later = [&] { return more ? 0ms : until(due_later); };
+  if (claimed.empty()) return later();
   std::vector<std::pair<Claimed, std::string>> undeliverable;
   std::vector<Ready> ready;
   for (Claimed& c : claimed) {
@@ -166,6 +191,7 @@ void Sender::claim() {
     waiting_[e].push_back(std::move(r));
   }
   launch();
+  return later();
 }
 
 void Sender::launch() {
@@ -199,7 +225,7 @@ Task<void> Sender::deliver(Ready r) {
   headers.emplace_back("webhook-timestamp", std::to_string(ts));
   headers.emplace_back("webhook-signature", std::move(signatures));
   try {
-    d.result = co_await client_.post(r.url, r.delivery.payload, headers);
+    d.result = co_await client_.post(r.url, r.delivery.payload, headers, r.delivery.tenant_id);
   } catch (const std::exception& e) {
     d.result.error = e.what();
   }
@@ -236,6 +262,7 @@ void Sender::flush() {
     if (a.error.empty() && !(r.status >= 200 && r.status < 300))
       a.error = "the endpoint answered " + std::to_string(r.status);
     a.tries = d.delivery.tries + 1;
+    a.lease = d.delivery.lease;
     if (r.status >= 200 && r.status < 300) {
       a.status = "succeeded";
       a.error.clear();
@@ -253,13 +280,19 @@ void Sender::flush() {
     }
     attempts.push_back(std::move(a));
   }
+  std::vector<bool> recorded;
   try {
-    hooks_.database().write_platform([&](db::Tx& tx) { hooks_.store().record(tx, attempts); });
+    hooks_.database().write_platform([&](db::Tx& tx) { hooks_.store().record(tx, attempts, &recorded); });
   } catch (const std::exception& e) {
     // Not recorded: the leases run out and the deliveries are sent again (at-least-once).
     log::warn("cannot record webhook attempts", {{"error", e.what()}, {"attempts", attempts.size()}});
+    recorded.assign(done.size(), false);
   }
-  for (const Done& d : done) {
+  for (size_t i = 0; i < done.size(); ++i) {
+    const Done& d = done[i];
+    // An attempt whose lease was lost (claimed again elsewhere, deleted) says nothing of the endpoint's
+    // state either: the new claim's outcome does.
+    if (!recorded[i]) continue;
     try {
       endpoint_outcome(d.delivery, d.result, d.result.status == 410);
     } catch (const std::exception& e) {

@@ -1,13 +1,16 @@
 // The webhook sender: a database thread that claims due deliveries and records attempts, and an io_context
 // thread that posts them (client.hpp). At most Options::max_in_flight attempts at once, per_endpoint to one
-// endpoint and per_tenant to one tenant: the claim skips endpoints and tenants at their bound, so a dead or
-// hanging endpoint holds only its own slots and never another tenant's deliveries.
+// endpoint and per_tenant to one tenant: a claim takes only what has a free slot, so a dead or hanging
+// endpoint holds only its own slots and never another tenant's deliveries, and every claimed delivery starts
+// at once. Idle, it sleeps until the next due delivery (at most a second); it also prunes the delivery log
+// once a minute.
 //   Sender sender(hooks);  sender.start();  …  sender.wake();  …  sender.stop();
 #pragma once
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <utility>  // before Asio's coroutine headers (GCC 12 + Boost 1.74)
 
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <map>
@@ -33,6 +36,8 @@ class Sender {
   void wake();
   // An endpoint changed (url, secret, enabled): its cached signing data is read again.
   void forget(const std::string& endpoint_id);
+  // How many times the database loop has run (tests: an idle sender sleeps, it does not poll).
+  size_t steps() const { return steps_.load(std::memory_order_relaxed); }
 
  private:
   struct Ready {
@@ -51,7 +56,9 @@ class Sender {
   };
 
   void db_loop();
-  void claim();
+  // Claims what is due and fits; answers how long to sleep: until the next due delivery, at most a second.
+  std::chrono::milliseconds claim();
+  void prune();
   void flush();
   void launch();  // starts waiting deliveries that are within their bounds (mu_ held)
   Task<void> deliver(Ready r);
@@ -65,6 +72,7 @@ class Sender {
   std::thread io_thread_, db_thread_;
   std::mt19937_64 rng_{std::random_device{}()};
 
+  std::atomic<size_t> steps_{0};
   std::mutex mu_;
   std::condition_variable cv_;
   bool stopping_ = false, woken_ = false;

@@ -3,7 +3,9 @@
 #include "common/clock.hpp"
 #include "common/ids.hpp"
 
+#include <cstdio>
 #include <deque>
+#include <map>
 
 namespace cdx::webhooks {
 
@@ -127,6 +129,7 @@ bool Store::delete_endpoint(db::Tx& tx, const std::string& tenant_id, const std:
 }
 
 std::vector<Store::Route> Store::routes(db::Tx& tx, const std::string& tenant_id) {
+  routes_read_.fetch_add(1, std::memory_order_relaxed);
   std::vector<Route> out;
   for (const auto& r :
        tx.query("SELECT id, created_at, event_types FROM cdx_db.webhook_endpoints WHERE tenant_id = $1 "
@@ -191,77 +194,202 @@ std::vector<std::string> Store::insert_deliveries(db::Tx& tx, const std::vector<
 
 namespace {
 
-std::string due_sql(db::Params& p, const std::vector<std::string>& skip_endpoints,
-                    const std::vector<std::string>& skip_tenants) {
+// Due deliveries: pending and next_attempt_at passed (a claim moves next_attempt_at to its lease's end, so
+// this is the partial index's range), skipping the endpoints and tenants this sender holds at their bound.
+std::string due_sql(db::Params& p, const Room& room, int64_t now) {
+  // Params view their text: bound to the room's own keys, which outlive the query.
+  auto full = [&](const std::map<std::string, int>& load, int bound) {
+    std::string list;
+    for (const auto& [key, n] : load) {
+      if (n < bound) continue;
+      p.emplace_back(key);
+      list += (list.empty() ? "$" : ", $") + std::to_string(p.size());
+    }
+    return list;
+  };
   std::string sql =
-      "SELECT id FROM cdx_db.webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= $1 AND "
-      "(lease_until IS NULL OR lease_until < $1)";
-  if (!skip_endpoints.empty()) sql += " AND endpoint_id NOT IN (" + in_list(p, skip_endpoints) + ")";
-  if (!skip_tenants.empty()) sql += " AND tenant_id NOT IN (" + in_list(p, skip_tenants) + ")";
+      "SELECT id, endpoint_id, tenant_id, next_attempt_at FROM cdx_db.webhook_deliveries WHERE status = "
+      "'pending' AND next_attempt_at IS NOT NULL";
+  // A delivery replayed while an attempt of it is in flight is due once that attempt is recorded (or its
+  // lease runs out), not before: never two attempts of one delivery at once.
+  p.emplace_back(now);
+  const std::string at = "$" + std::to_string(p.size());
+  sql += " AND next_attempt_at <= " + at + " AND (lease_until IS NULL OR lease_until <= " + at + ")";
+  if (const std::string endpoints = full(room.endpoint_load, room.per_endpoint); !endpoints.empty())
+    sql += " AND endpoint_id NOT IN (" + endpoints + ")";
+  if (const std::string tenants = full(room.tenant_load, room.per_tenant); !tenants.empty())
+    sql += " AND tenant_id NOT IN (" + tenants + ")";
   return sql + " ORDER BY next_attempt_at";
 }
 
 }  // namespace
 
-bool Store::any_due(db::Tx& tx, int64_t now_ms, const std::vector<std::string>& skip_endpoints,
-                    const std::vector<std::string>& skip_tenants) {
-  db::Params p{now_ms};
-  return !tx.query(due_sql(p, skip_endpoints, skip_tenants) + " LIMIT 1", p).empty();
+std::optional<int64_t> Store::next_due(db::Tx& tx, std::optional<int64_t> after) {
+  // The first row of the partial index past `after`: no bounds to skip, so it never walks the due rows of
+  // an endpoint at its bound. A delivery replayed while an attempt of it is in flight is left out (the
+  // attempt's recording wakes the sender).
+  std::string sql =
+      "SELECT next_attempt_at FROM cdx_db.webhook_deliveries WHERE status = 'pending' AND next_attempt_at IS "
+      "NOT NULL AND (lease_until IS NULL OR next_attempt_at >= lease_until)";
+  db::Params p;
+  if (after) {
+    p.emplace_back(*after);
+    sql += " AND next_attempt_at > $1";
+  }
+  auto r = tx.query(sql + " ORDER BY next_attempt_at LIMIT 1", p);
+  if (r.empty()) return std::nullopt;
+  return r.rows[0].integer(0);
 }
 
-void Store::release_leases(db::Tx& tx) {
-  tx.query("UPDATE cdx_db.webhook_deliveries SET lease_until = NULL WHERE lease_until IS NOT NULL");
+void Store::release_leases(db::Tx& tx, int64_t now_ms) {
+  tx.query(
+      "UPDATE cdx_db.webhook_deliveries SET lease_until = NULL, next_attempt_at = $1 WHERE status = "
+      "'pending' "
+      "AND lease_until IS NOT NULL",
+      {now_ms});
 }
 
-std::vector<Claimed> Store::claim(db::Tx& tx, int64_t now_ms, int64_t lease_ms, int limit,
-                                  const std::vector<std::string>& skip_endpoints,
-                                  const std::vector<std::string>& skip_tenants) {
-  db::Params p{now_ms, lease_ms};
-  std::string pick = due_sql(p, skip_endpoints, skip_tenants) + " LIMIT " + std::to_string(limit);
+std::vector<Claimed> Store::claim(db::Tx& tx, int64_t now_ms, int64_t lease_ms, const Room& room,
+                                  bool* more) {
+  if (more) *more = false;
+  if (room.total <= 0) return {};
+  // Candidates in due order, locked (PostgreSQL) so that no other replica takes them meanwhile; then only
+  // what fits the free slots of its endpoint and tenant is leased. The rest stays due, unleased, for the
+  // next claim (here or on another replica): a leased delivery always starts at once, so its lease cannot
+  // run out while it waits for a slot.
+  db::Params p;
+  // At most the room (and a page): every candidate locked is one another replica skips.
+  const size_t limit = std::min(room.total, 256);
+  std::string pick = due_sql(p, room, now_ms) + " LIMIT " + std::to_string(limit);
   if (tx.backend() == db::Backend::kPostgres) pick += " FOR UPDATE SKIP LOCKED";
-  const std::string sql = "UPDATE cdx_db.webhook_deliveries SET lease_until = $2 WHERE id IN (" + pick +
-                          ") RETURNING id, tenant_id, endpoint_id, msg_id, payload, tries";
+  std::map<std::string, int> endpoints = room.endpoint_load, tenants = room.tenant_load;
+  std::vector<std::string> chosen;
+  const auto candidates = tx.query(pick, p).rows;
+  size_t skipped = 0;
+  for (const auto& r : candidates) {
+    int& e = endpoints[r.text(1)];
+    int& t = tenants[r.text(2)];
+    if (e >= room.per_endpoint || t >= room.per_tenant) {
+      ++skipped;
+      continue;
+    }
+    ++e, ++t;
+    chosen.push_back(r.text(0));
+  }
+  // Cut off by the limit, every candidate taken: more may be due now. (When some waited for a slot, the
+  // next claim would walk past them again; the attempts that free their slots wake the sender instead.)
+  if (more) *more = candidates.size() >= limit && skipped == 0;
+  if (chosen.empty()) return {};
+  db::Params u{lease_ms};
+  const std::string sql =
+      "UPDATE cdx_db.webhook_deliveries SET lease_until = $1, next_attempt_at = $1 WHERE id IN (" +
+      in_list(u, chosen) + ") RETURNING id, tenant_id, endpoint_id, msg_id, payload, tries";
   std::vector<Claimed> out;
-  for (const auto& r : tx.query(sql, p).rows)
-    out.push_back({r.text(0), r.text(1), r.text(2), r.text(3), r.text(4), r.integer(5)});
+  for (const auto& r : tx.query(sql, u).rows)
+    out.push_back({r.text(0), r.text(1), r.text(2), r.text(3), r.text(4), r.integer(5), lease_ms});
   return out;
 }
 
-void Store::record(db::Tx& tx, const std::vector<Attempt>& attempts) {
+size_t Store::record(db::Tx& tx, const std::vector<Attempt>& attempts, std::vector<bool>* recorded) {
   const std::string now = format_rfc3339(Clock::now());
-  for (const Attempt& a : attempts) {
-    tx.query(
-        "INSERT INTO cdx_db.webhook_attempts (id, delivery_id, tenant_id, endpoint_id, attempted_at, "
-        "status_code, "
-        "latency_ms, response, error) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        {new_uuid_v7(), a.delivery_id, a.tenant_id, a.endpoint_id, a.attempted_at,
-         a.status_code ? db::Param(a.status_code) : db::Param(nullptr), a.latency_ms,
-         a.response.empty() ? db::Param(nullptr) : db::Param(a.response),
-         a.error.empty() ? db::Param(nullptr) : db::Param(a.error)});
-    tx.query(
-        "UPDATE cdx_db.webhook_deliveries SET status = $2, tries = $3, next_attempt_at = $4, lease_until = "
-        "NULL, "
-        "last_attempt_at = $5, last_status_code = $6, last_error = $7, updated_at = $8 WHERE id = $1",
-        {a.delivery_id, a.status, a.tries,
-         a.status == "pending" ? db::Param(a.next_attempt_at) : db::Param(nullptr), a.attempted_at,
-         a.status_code ? db::Param(a.status_code) : db::Param(nullptr),
-         a.error.empty() ? db::Param(nullptr) : db::Param(a.error), now});
+  size_t n = 0;
+  if (recorded) recorded->assign(attempts.size(), false);
+  std::vector<const Attempt*> mine;
+  for (size_t i = 0; i < attempts.size(); ++i) {
+    const Attempt& a = attempts[i];
+    // Fenced by the lease: a delivery deleted (endpoint, tenant), replayed after its lease ran out, or
+    // claimed again keeps its state, and this attempt leaves no row. A replay asked for while this attempt
+    // was in flight (next_attempt_at moved before the lease's end, requeue()) wins over the attempt's own
+    // schedule: pending again, due at once, with a fresh schedule.
+    const bool ours =
+        tx.query(
+              "UPDATE cdx_db.webhook_deliveries SET "
+              "status = CASE WHEN next_attempt_at < lease_until THEN 'pending' ELSE $2 END, "
+              "tries = CASE WHEN next_attempt_at < lease_until THEN 0 ELSE $3 END, "
+              "next_attempt_at = CASE WHEN next_attempt_at < lease_until THEN next_attempt_at ELSE $4 END, "
+              "lease_until = NULL, last_attempt_at = $5, last_status_code = $6, last_error = $7, "
+              "updated_at = $8 WHERE id = $1 AND lease_until = $9",
+              {a.delivery_id, a.status, a.tries,
+               a.status == "pending" ? db::Param(a.next_attempt_at) : db::Param(nullptr), a.attempted_at,
+               a.status_code ? db::Param(a.status_code) : db::Param(nullptr),
+               a.error.empty() ? db::Param(nullptr) : db::Param(a.error), now, a.lease})
+            .affected > 0;
+    if (!ours) continue;
+    ++n;
+    if (recorded) (*recorded)[i] = true;
+    mine.push_back(&a);
   }
+  // The attempt rows of those recorded, a few hundred a statement (one round trip, not one each).
+  constexpr size_t kRows = 100;  // 9 parameters a row
+  std::deque<std::string> ids;   // the Params view them
+  for (size_t at = 0; at < mine.size(); at += kRows) {
+    std::string sql =
+        "INSERT INTO cdx_db.webhook_attempts (id, delivery_id, tenant_id, endpoint_id, attempted_at, "
+        "status_code, latency_ms, response, error) VALUES ";
+    db::Params p;
+    for (size_t i = at; i < std::min(mine.size(), at + kRows); ++i) {
+      const Attempt& a = *mine[i];
+      const size_t k = p.size();
+      sql += i == at ? "(" : ", (";
+      for (size_t j = 1; j <= 9; ++j) sql += "$" + std::to_string(k + j) + (j < 9 ? ", " : ")");
+      p.insert(p.end(),
+               {db::Param(ids.emplace_back(new_uuid_v7())), db::Param(a.delivery_id), db::Param(a.tenant_id),
+                db::Param(a.endpoint_id), db::Param(a.attempted_at),
+                a.status_code ? db::Param(a.status_code) : db::Param(nullptr), db::Param(a.latency_ms),
+                a.response.empty() ? db::Param(nullptr) : db::Param(a.response),
+                a.error.empty() ? db::Param(nullptr) : db::Param(a.error)});
+    }
+    tx.query(sql, p);
+  }
+  return n;
 }
 
 void Store::fail_undeliverable(db::Tx& tx, const Claimed& d, const std::string& why) {
   tx.query(
       "UPDATE cdx_db.webhook_deliveries SET status = 'failed', next_attempt_at = NULL, lease_until = NULL, "
-      "last_error = $2, updated_at = $3 WHERE id = $1",
-      {d.id, why, format_rfc3339(Clock::now())});
+      "last_error = $2, updated_at = $3 WHERE id = $1 AND lease_until = $4",
+      {d.id, why, format_rfc3339(Clock::now()), d.lease});
 }
 
-bool Store::requeue(db::Tx& tx, const std::string& tenant_id, const std::string& id, int64_t now_ms) {
-  return tx.query(
-               "UPDATE cdx_db.webhook_deliveries SET status = 'pending', tries = 0, next_attempt_at = $3, "
-               "lease_until = NULL, updated_at = $4 WHERE tenant_id = $1 AND id = $2",
-               {tenant_id, id, now_ms, format_rfc3339(Clock::now())})
-             .affected > 0;
+Store::Requeue Store::requeue(db::Tx& tx, const std::string& tenant_id, const std::string& id,
+                              int64_t now_ms) {
+  // An attempt in flight (its lease holds) keeps its lease, so its outcome is still recorded and nothing is
+  // sent twice at once; next_attempt_at before the lease's end marks the replay, which record() turns into
+  // a new attempt, due at once, after it. Otherwise (idle, finished, or a lease that ran out: no one's) the
+  // delivery is pending again now, with a fresh schedule.
+  auto r = tx.query(
+      "UPDATE cdx_db.webhook_deliveries SET status = 'pending', next_attempt_at = $3, updated_at = $4, "
+      "tries = CASE WHEN lease_until > $3 THEN tries ELSE 0 END, "
+      "lease_until = CASE WHEN lease_until > $3 THEN lease_until ELSE NULL END "
+      "WHERE tenant_id = $1 AND id = $2 RETURNING lease_until",
+      {tenant_id, id, now_ms, format_rfc3339(Clock::now())});
+  if (r.empty()) return Requeue::kNotFound;
+  return r.rows[0].is_null(0) ? Requeue::kNow : Requeue::kAfterTheAttemptInFlight;
+}
+
+size_t Store::prune(db::Tx& tx, int64_t cutoff_ms, int limit) {
+  // Ids are UUIDv7, ordered by creation time: the range below the cutoff's id is read on the primary key.
+  char bound[40];
+  std::snprintf(bound, sizeof bound, "%08llx-%04llx-0000-0000-000000000000",
+                static_cast<unsigned long long>(cutoff_ms >> 16) & 0xffffffffULL,
+                static_cast<unsigned long long>(cutoff_ms) & 0xffffULL);
+  auto rows =
+      tx.query(
+            "SELECT id, tenant_id FROM cdx_db.webhook_deliveries WHERE id < $1 AND status <> 'pending' "
+            "AND updated_at < $2 ORDER BY id LIMIT " +
+                std::to_string(limit),
+            {std::string(bound), ms_time(cutoff_ms)})
+          .rows;
+  if (rows.empty()) return 0;
+  std::map<std::string, std::vector<std::string>> by_tenant;
+  for (const auto& r : rows) by_tenant[r.text(1)].push_back(r.text(0));
+  for (const auto& [tenant, ids] : by_tenant) {
+    db::Params p{tenant};
+    const std::string list = in_list(p, ids);
+    tx.query("DELETE FROM cdx_db.webhook_attempts WHERE tenant_id = $1 AND delivery_id IN (" + list + ")", p);
+    tx.query("DELETE FROM cdx_db.webhook_deliveries WHERE tenant_id = $1 AND id IN (" + list + ")", p);
+  }
+  return rows.size();
 }
 
 namespace {
@@ -342,19 +470,6 @@ std::optional<json> Store::find_delivery(db::Tx& tx, const std::string& tenant_i
   json rows = json::array({delivery_json(r.rows[0])});
   add_attempts(tx, tenant_id, rows);
   return rows[0];
-}
-
-std::vector<Store::LoggedEvent> Store::events_since(db::Tx& tx, const std::string& tenant_id,
-                                                    const std::string& since, int limit) {
-  std::vector<LoggedEvent> out;
-  for (const auto& r :
-       tx.query("SELECT id, type, created_at, payload FROM cdx_db.events WHERE tenant_id = $1 AND "
-                "created_at >= $2 ORDER BY seq LIMIT " +
-                    std::to_string(limit),
-                {tenant_id, since})
-           .rows)
-    out.push_back({r.text(0), r.text(1), r.text(2), r.text(3)});
-  return out;
 }
 
 void Store::purge_tenant(db::Tx& tx, const std::string& tenant_id) {

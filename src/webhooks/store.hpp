@@ -6,7 +6,9 @@
 #pragma once
 #include <nlohmann/json.hpp>
 
+#include <atomic>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -33,6 +35,7 @@ nlohmann::json to_json(const EndpointRow& e);
 struct Claimed {
   std::string id, tenant_id, endpoint_id, msg_id, payload;
   int64_t tries = 0;
+  int64_t lease = 0;  // unix ms: the claim's lease_until, the fence its outcome is recorded with
 };
 
 // A finished attempt, as the sender records it.
@@ -45,6 +48,15 @@ struct Attempt {
   std::string status;
   int64_t next_attempt_at = 0;
   int64_t tries = 0;
+  int64_t lease = 0;  // the claim's lease: recorded only while the delivery still holds it
+};
+
+// What a claim may take: free slots overall, and the bounds per endpoint and per tenant with what this
+// sender already holds of each.
+struct Room {
+  int total = 0;
+  int per_endpoint = 0, per_tenant = 0;
+  std::map<std::string, int> endpoint_load, tenant_load;
 };
 
 struct NewDelivery {
@@ -66,6 +78,7 @@ class Store {
     std::vector<std::string> event_types;
   };
   std::vector<Route> routes(db::Tx& tx, const std::string& tenant_id);
+  size_t routes_read() const { return routes_read_.load(std::memory_order_relaxed); }  // calls (tests)
   void set_failing(db::Tx& tx, const std::string& tenant_id, const std::string& id,
                    std::optional<int64_t> since);
   void disable(db::Tx& tx, const std::string& tenant_id, const std::string& id, const std::string& reason);
@@ -74,33 +87,40 @@ class Store {
   // Answers the new deliveries' ids, in the order of rows.
   std::vector<std::string> insert_deliveries(db::Tx& tx, const std::vector<NewDelivery>& rows,
                                              int64_t due_ms);
-  // Frees every lease (a single-process database after a crash: nothing is in flight).
-  void release_leases(db::Tx& tx);
-  // Up to limit due deliveries leased until lease_ms, skipping the endpoints and tenants listed (at their
-  // concurrency bound). PostgreSQL: FOR UPDATE SKIP LOCKED, so replicas never claim the same attempt.
-  std::vector<Claimed> claim(db::Tx& tx, int64_t now_ms, int64_t lease_ms, int limit,
-                             const std::vector<std::string>& skip_endpoints,
-                             const std::vector<std::string>& skip_tenants);
-  // Whether claim() would find anything: a read, so an idle sender takes no write lock (SQLite has one).
-  bool any_due(db::Tx& tx, int64_t now_ms, const std::vector<std::string>& skip_endpoints,
-               const std::vector<std::string>& skip_tenants);
-  void record(db::Tx& tx, const std::vector<Attempt>& attempts);
+  // Frees every lease: due now (a single-process database after a crash: nothing is in flight).
+  void release_leases(db::Tx& tx, int64_t now_ms);
+  // Due deliveries (pending, next_attempt_at passed) that fit the room, leased until lease_ms: a claim
+  // moves next_attempt_at to the lease's end, so a delivery whose attempt is never recorded (a crash) is due
+  // again then. PostgreSQL: FOR UPDATE SKIP LOCKED, so replicas never claim the same delivery at once.
+  // more (when given): the candidates were cut off by the claim's limit, so more may be due now.
+  std::vector<Claimed> claim(db::Tx& tx, int64_t now_ms, int64_t lease_ms, const Room& room,
+                             bool* more = nullptr);
+  // When the earliest pending delivery (after `after`, when given) is due, unix ms: the sender sleeps until
+  // then. A read of one index row, so an idle sender takes no write lock (SQLite has one).
+  std::optional<int64_t> next_due(db::Tx& tx, std::optional<int64_t> after = std::nullopt);
+  // Records finished attempts, each only if its delivery still holds the attempt's lease (not deleted,
+  // replayed, or claimed again after the lease ran out): answers how many were recorded.
+  // recorded (when given): which ones were.
+  size_t record(db::Tx& tx, const std::vector<Attempt>& attempts, std::vector<bool>* recorded = nullptr);
   void fail_undeliverable(db::Tx& tx, const Claimed& d, const std::string& why);
-  // Pending again now (replay): false when no such delivery in the tenant.
-  bool requeue(db::Tx& tx, const std::string& tenant_id, const std::string& id, int64_t now_ms);
-  // The delivery log of an endpoint, newest first, with each delivery's attempts.
+  // Replay: pending again now with a fresh schedule (kNow), or, while an attempt of it is in flight, once
+  // that attempt is recorded (kAfterTheAttemptInFlight: its outcome stands, and a new attempt follows).
+  enum class Requeue { kNow, kAfterTheAttemptInFlight, kNotFound };
+  Requeue requeue(db::Tx& tx, const std::string& tenant_id, const std::string& id, int64_t now_ms);
+  // Deletes finished deliveries (succeeded, failed) made before cutoff_ms, and their attempts: at most
+  // limit deliveries a call. Answers how many deliveries went.
+  size_t prune(db::Tx& tx, int64_t cutoff_ms, int limit);
+  // The delivery log of an endpoint, newest first, with each delivery's attempts: limit + 1 rows at most
+  // (the extra one tells that more exist).
   nlohmann::json list_deliveries(db::Tx& tx, const std::string& tenant_id, const std::string& endpoint_id,
                                  int limit, const std::optional<std::string>& before_id,
                                  const std::optional<std::string>& status);
   std::optional<nlohmann::json> find_delivery(db::Tx& tx, const std::string& tenant_id,
                                               const std::string& id);
-  // The tenant's logged events since a time (RFC 3339, stored form), oldest first, at most limit.
-  struct LoggedEvent {
-    std::string id, type, created_at, payload;
-  };
-  std::vector<LoggedEvent> events_since(db::Tx& tx, const std::string& tenant_id, const std::string& since,
-                                        int limit);
   void purge_tenant(db::Tx& tx, const std::string& tenant_id);
+
+ private:
+  std::atomic<size_t> routes_read_{0};
 };
 
 // Migration 7 of cdx_db.

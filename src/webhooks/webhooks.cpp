@@ -1,5 +1,8 @@
 #include "webhooks/webhooks.hpp"
 
+#include <algorithm>
+#include <map>
+
 #include "common/clock.hpp"
 #include "common/error.hpp"
 #include "common/ids.hpp"
@@ -49,17 +52,31 @@ Options Options::from(const Config& c) {
     o.schedule = *s;
   }
   o.disable_after = std::chrono::seconds(c.webhooks_disable_after);
+  o.retention = std::chrono::hours(24 * c.event_retention_days);
   return o;
 }
 
 bool type_matches(const std::vector<std::string>& patterns, std::string_view type) {
-  for (const auto& p : patterns) {
-    if (p == "*" || p == type) return true;
-    if (p.size() >= 2 && p.ends_with(".*") && type.size() > p.size() - 1 &&
-        type.substr(0, p.size() - 1) == std::string_view(p).substr(0, p.size() - 1))
+  for (std::string_view p : patterns) {
+    if (p == "*") return true;
+    if (p.size() > 2 && p.ends_with(".*")) p.remove_suffix(1);  // "crm.*" is the prefix "crm."
+    if (!p.empty() && p.back() == '.') {
+      if (type.size() > p.size() && type.starts_with(p)) return true;
+    } else if (p == type) {
       return true;
+    }
   }
   return false;
+}
+
+std::vector<std::string> log_types(const std::vector<std::string>& patterns) {
+  std::vector<std::string> out;
+  for (std::string_view p : patterns) {
+    if (p == "*") return {};
+    if (p.size() > 2 && p.ends_with(".*")) p.remove_suffix(1);
+    out.emplace_back(p);
+  }
+  return out;
 }
 
 Webhooks::Webhooks(std::shared_ptr<db::Database> db, WorkerPool& workers, const ScopeMinter& minter,
@@ -70,7 +87,10 @@ Webhooks::Webhooks(std::shared_ptr<db::Database> db, WorkerPool& workers, const 
       options_(std::move(options)),
       kek_(std::move(kek)) {}
 
-Webhooks::~Webhooks() { stop(); }
+Webhooks::~Webhooks() {
+  stop();
+  sender_.reset();
+}
 
 void Webhooks::start() {
   if (sender_) return;
@@ -79,13 +99,27 @@ void Webhooks::start() {
 }
 
 void Webhooks::stop() {
+  // Not destroyed here: the platform stops modules before its worker pools, whose jobs may still call
+  // wake() or forget().
   if (sender_) sender_->stop();
-  sender_.reset();
+}
+
+size_t Webhooks::prune(int64_t cutoff_ms) {
+  constexpr int kBatch = 1000, kBatches = 10;
+  size_t n = 0;
+  for (int i = 0; i < kBatches; ++i) {
+    const size_t step = db_->write_platform([&](db::Tx& tx) { return store_.prune(tx, cutoff_ms, kBatch); });
+    n += step;
+    if (step < static_cast<size_t>(kBatch)) break;
+  }
+  return n;
 }
 
 void Webhooks::wake() {
   if (sender_) sender_->wake();
 }
+
+size_t Webhooks::sender_steps() const { return sender_ ? sender_->steps() : 0; }
 
 std::string Webhooks::seal_name(const std::string& id, bool previous) const {
   return "webhook_secret/" + id + (previous ? "/previous" : "");
@@ -127,10 +161,8 @@ json Webhooks::list_endpoints(const db::TenantScope& scope, int limit,
   auto rows = db_->read(
       scope, [&](db::Tx& tx) { return store_.list_endpoints(tx, scope.tenant_id(), limit, cursor); });
   json data = json::array();
-  json next = nullptr;
-  if (rows.size() > static_cast<size_t>(limit)) rows.pop_back(), next = rows.back().id;
   for (const auto& e : rows) data.push_back(to_json(e));
-  return {{"data", std::move(data)}, {"next", std::move(next)}};
+  return data;  // limit + 1 rows at most: http::render_page makes the cursor
 }
 
 json Webhooks::update_endpoint(const db::TenantScope& scope, const std::string& id, const json& f) {
@@ -230,20 +262,19 @@ json Webhooks::list_deliveries(const db::TenantScope& scope, const std::string& 
                                const std::optional<std::string>& status) {
   return db_->read(scope, [&](db::Tx& tx) {
     must_find(tx, scope, endpoint_id);
-    json rows = store_.list_deliveries(tx, scope.tenant_id(), endpoint_id, limit, cursor, status);
-    json next = nullptr;
-    if (rows.size() > static_cast<size_t>(limit)) {
-      rows.erase(rows.size() - 1);
-      next = rows.back()["id"];
-    }
-    return json{{"data", std::move(rows)}, {"next", std::move(next)}};
+    return store_.list_deliveries(tx, scope.tenant_id(), endpoint_id, limit, cursor, status);
   });
 }
 
 json Webhooks::replay_delivery(const db::TenantScope& scope, const std::string& id) {
   json d = db_->write(scope, [&](db::Tx& tx) {
-    if (!store_.requeue(tx, scope.tenant_id(), id, now_ms()))
-      throw Error(Code::kNotFound, "webhook delivery '" + id + "' does not exist");
+    switch (store_.requeue(tx, scope.tenant_id(), id, now_ms())) {
+      case Store::Requeue::kNotFound:
+        throw Error(Code::kNotFound, "webhook delivery '" + id + "' does not exist");
+      case Store::Requeue::kNow:
+      case Store::Requeue::kAfterTheAttemptInFlight:
+        break;
+    }
     return *store_.find_delivery(tx, scope.tenant_id(), id);
   });
   wake();
@@ -252,43 +283,64 @@ json Webhooks::replay_delivery(const db::TenantScope& scope, const std::string& 
 
 json Webhooks::replay_since(const db::TenantScope& scope, const std::string& endpoint_id,
                             const std::string& since) {
-  constexpr int kMax = 10000;
-  size_t n = db_->write(scope, [&](db::Tx& tx) {
-    EndpointRow e = must_find(tx, scope, endpoint_id);
+  // The log is read in pages (core's SQL filters the tenant, types and time), each page queued in its own
+  // transaction; a call queues at most kMax and says where to go on.
+  constexpr size_t kMax = 100'000;
+  constexpr int kPage = 2000;
+  if (!read_log) throw Error(Code::kServiceUnavailable, "the event log cannot be read here");
+  const EndpointRow e = db_->read(scope, [&](db::Tx& tx) { return must_find(tx, scope, endpoint_id); });
+  const LogQuery query{scope.tenant_id(), log_types(e.event_types), since};
+  size_t queued = 0;
+  int64_t after = 0;
+  std::optional<std::string> next_since;
+  while (true) {
+    const int want = static_cast<int>(std::min<size_t>(kPage, kMax - queued));
+    const auto page = read_log(after, query, want + 1);  // one more: whether more remain, and from when
+    const size_t took = std::min<size_t>(page.size(), want);
     std::vector<NewDelivery> rows;
-    for (const auto& ev : store_.events_since(tx, scope.tenant_id(), since, kMax)) {
-      if (!type_matches(e.event_types, ev.type)) continue;
-      json data = json::parse(ev.payload, nullptr, false);
+    rows.reserve(took);
+    for (size_t i = 0; i < took; ++i) {
+      const Event& ev = page[i];
       rows.push_back({scope.tenant_id(), e.id, "msg_" + ev.id, ev.id, ev.type,
-                      body_of(ev.type, ev.created_at, data.is_discarded() ? json::object() : data)});
+                      body_of(ev.type, ev.created_at, ev.data)});
     }
-    store_.insert_deliveries(tx, rows, now_ms());
-    return rows.size();
-  });
-  wake();
-  return {{"queued", n}, {"since", since}};
+    if (!rows.empty()) db_->write(scope, [&](db::Tx& tx) { store_.insert_deliveries(tx, rows, now_ms()); });
+    queued += took;
+    if (took > 0) after = page[took - 1].seq;
+    if (page.size() <= static_cast<size_t>(want)) break;  // the log's end
+    if (queued >= kMax) {
+      next_since = page[took].created_at;
+      break;
+    }
+  }
+  if (queued > 0) wake();
+  return {{"queued", queued},
+          {"since", since},
+          {"more", next_since.has_value()},
+          {"next_since", next_since ? json(*next_since) : json(nullptr)}};
 }
 
 size_t Webhooks::fan_out(db::Tx& tx, const std::vector<Event>& batch) {
-  std::vector<NewDelivery> rows;
-  std::string acting;
-  std::vector<Store::Route> routes;
+  // Each tenant's endpoints are read once a batch, however its events interleave with other tenants'.
+  std::map<std::string, std::vector<Store::Route>> routes;
   for (const Event& ev : batch) {
-    if (ev.tenant_id.empty()) continue;  // platform events go to no tenant's app
-    if (ev.tenant_id != acting) {
-      acting = ev.tenant_id;
-      act_in(tx, acting);
-      routes = store_.routes(tx, acting);
-    }
+    if (ev.tenant_id.empty() || routes.contains(ev.tenant_id)) continue;  // platform events: no tenant's app
+    act_in(tx, ev.tenant_id);
+    routes.emplace(ev.tenant_id, store_.routes(tx, ev.tenant_id));
+  }
+  if (routes.empty()) return 0;
+  act_in(tx, "");
+  std::vector<NewDelivery> rows;
+  for (const Event& ev : batch) {
+    if (ev.tenant_id.empty()) continue;
     std::string body;
-    for (const auto& route : routes) {
+    for (const auto& route : routes.at(ev.tenant_id)) {
       // What happened before the endpoint existed is not its to hear (replay?since= asks for it).
       if (ev.created_at < route.created_at || !type_matches(route.event_types, ev.type)) continue;
       if (body.empty()) body = body_of(ev.type, ev.created_at, ev.data);
       rows.push_back({ev.tenant_id, route.id, "msg_" + ev.id, ev.id, ev.type, body});
     }
   }
-  if (!acting.empty()) act_in(tx, "");
   store_.insert_deliveries(tx, rows, now_ms());
   return rows.size();
 }

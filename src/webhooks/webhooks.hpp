@@ -1,7 +1,8 @@
 // Webhooks to tenants' apps (Standard Webhooks): endpoints under /api/v1/webhooks, the fan-out of logged
 // events into deliveries (in the event feed's cdx_db transaction), and the sender — its own threads and
-// io_context — which claims due deliveries (FOR UPDATE SKIP LOCKED and a lease: replicas never send the same
-// attempt), signs and posts them within bounds per endpoint and per tenant, retries on the schedule, and
+// io_context — which claims due deliveries (FOR UPDATE SKIP LOCKED and a lease: replicas never claim the same
+// delivery at once; after a crash a lease runs out and the delivery is sent again, at least once), signs and
+// posts them within bounds per endpoint and per tenant, retries on the schedule, and
 // disables endpoints that answer 410 or fail for days. Owned by core (core/module.hpp).
 //   webhooks::Webhooks hooks(db, workers, minter, webhooks::Options::from(config), config);
 //   hooks.mount(router);  hooks.start();   …   feed: hooks.fan_out(tx, batch);   …   hooks.stop();
@@ -41,7 +42,8 @@ struct Options {
   int max_in_flight = 512;                                              // attempts at once, overall
   int per_endpoint = 32;                                                // … to one endpoint
   int per_tenant = 128;                                                 // … to one tenant's endpoints
-  std::chrono::milliseconds poll{100};  // looks for due deliveries this often (other replicas' too)
+  // Finished deliveries and their attempts are kept this long (event_retention_days, as the event log).
+  std::chrono::milliseconds retention{std::chrono::hours(24 * 30)};
   static Options from(const Config& config);
 };
 
@@ -54,6 +56,16 @@ struct Event {
 
 // exact names, prefixes ("crm.*") or everything ("*").
 bool type_matches(const std::vector<std::string>& patterns, std::string_view type);
+
+// What a replay reads from the event log, in the log's grammar (core's EventFilter): a tenant, types (exact
+// names or prefixes ending in '.'; empty: every type) and a time (created_at >= since).
+struct LogQuery {
+  std::string tenant_id;
+  std::vector<std::string> types;
+  std::string since;
+};
+// An endpoint's patterns in the log's grammar ("crm.*" is "crm."; "*" is every type: none).
+std::vector<std::string> log_types(const std::vector<std::string>& patterns);
 
 class Sender;
 
@@ -68,7 +80,13 @@ class Webhooks {
   void add_openapi_schemas(nlohmann::json& schemas) const;
   // Starts the sender. The fan-out is the caller's: a durable subscriber of the event log calling fan_out().
   void start();
+  // Stops the sender's threads; it is destroyed with this object, so wake() and the endpoint operations of
+  // worker jobs still running stay safe (they do nothing more to it).
   void stop();
+  // Deletes finished deliveries (and their attempts) last changed before cutoff (unix ms): a bounded pass,
+  // a few thousand deliveries at most, in short transactions. The sender calls it once a minute with
+  // now - retention. Answers how many deliveries went.
+  size_t prune(int64_t cutoff_ms);
 
   // One delivery row per (event, enabled endpoint of its tenant whose event types match). In the caller's
   // cdx_db write transaction (the one moving its cursor). Answers the rows inserted.
@@ -77,6 +95,8 @@ class Webhooks {
   void purge_tenant(const db::TenantScope& scope);
   // New deliveries may be due: look now.
   void wake();
+  // How many times the sender's database loop has run (0 before start): tests.
+  size_t sender_steps() const;
   // Seals again under the current key encryption key every endpoint secret another key (kek_previous)
   // sealed: at start when a previous key is configured, and by `cdx admin rotate-kek`. Answers how many.
   size_t reseal_secrets();
@@ -114,6 +134,9 @@ class Webhooks {
   // Called when an endpoint is disabled (a 410, days of failures): tenant, endpoint, reason. Core writes
   // the webhook.endpoint.disabled event where it has an outbox.
   std::function<void(db::Tx&, const std::string&, const std::string&, const std::string&)> on_disabled;
+  // The next `limit` events of the log after after_seq matching the query, oldest first (a shorter answer is
+  // the log's end). Core's, which owns the log (webhooks cannot link it). Blocking.
+  std::function<std::vector<Event>(int64_t after_seq, const LogQuery& query, int limit)> read_log;
 
  private:
   EndpointRow must_find(db::Tx& tx, const db::TenantScope& scope, const std::string& id);
