@@ -20,6 +20,7 @@
 #include <unordered_set>
 
 #include <sys/resource.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -296,6 +297,7 @@ struct Server::Impl {
     ctx.res.content_type = "application/problem+json";
     ctx.res.body = render_problem(e, ctx.request_id);
     ctx.res.static_body = {};
+    ctx.res.static_fd = -1;
     ctx.res.headers.clear();
     bool challenge = false;
     for (const auto& [k, v] : e.headers()) {
@@ -402,12 +404,50 @@ struct Server::Impl {
 
   static constexpr size_t kLargeBody = 64 * 1024;
   static constexpr size_t kLargeStaticBody = 16 * 1024;
+  // A static body up to this size goes by sendfile(2); a larger one by a gathered write from memory, which
+  // measured faster there (bench/dashboard_bench.py: a 185 KiB script at 0.75× nginx by sendfile, 1.0×
+  // gathered; its 62 KiB gzip form at 0.72× gathered, 0.99× by sendfile).
+  static constexpr size_t kSendfileMax = 128 * 1024;
 
   void serialize(Context& ctx, bool head_only, bool close, std::string& out) {
     const std::string_view body = ctx.res.body_view();
     serialize_head(ctx, Framing::kLength, body.size(), close, out);
     const bool bodyless = ctx.res.status == 204 || ctx.res.status == 304;
     if (!bodyless && !head_only) out += body;
+  }
+
+  // The head, then a body held in a file, by sendfile(2): the kernel puts the file's pages in the socket
+  // without a copy from user memory. The head goes first with MSG_MORE, so head and body leave in full
+  // segments. False when the client is gone or the connection's deadline closed the socket.
+  static Task<bool> send_file(Conn& c, const std::string& head, int fd, uint64_t offset, size_t length) {
+    boost::system::error_code ec;
+    if (!c.sock.native_non_blocking()) c.sock.native_non_blocking(true, ec);
+    const int sock = c.sock.native_handle();
+    size_t sent = 0;
+    while (sent < head.size()) {
+      const ssize_t n = ::send(sock, head.data() + sent, head.size() - sent, MSG_MORE | MSG_NOSIGNAL);
+      if (n > 0) {
+        sent += static_cast<size_t>(n);
+      } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        co_await c.sock.async_wait(Socket::wait_write, asio::redirect_error(use_task, ec));
+        if (ec) co_return false;
+      } else if (n < 0 && errno != EINTR) {
+        co_return false;
+      }
+    }
+    auto at = static_cast<off_t>(offset);
+    while (length > 0) {
+      const ssize_t n = ::sendfile(sock, fd, &at, length);
+      if (n > 0) {
+        length -= static_cast<size_t>(n);
+      } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        co_await c.sock.async_wait(Socket::wait_write, asio::redirect_error(use_task, ec));
+        if (ec) co_return false;
+      } else if (n == 0 || errno != EINTR) {
+        co_return false;
+      }
+    }
+    co_return true;
   }
 
   // Status line and headers.
@@ -917,7 +957,9 @@ struct Server::Impl {
       if (!keep || start == end || large) {
         // Written here rather than through Io::flush: one coroutine frame fewer per request.
         c.deadline = t1 + opts.body_timeout;
-        if (large) {
+        if (large && ctx.res.static_fd >= 0 && body.size() <= kSendfileMax) {
+          if (!co_await send_file(c, out, ctx.res.static_fd, ctx.res.static_offset, body.size())) co_return;
+        } else if (large) {
           const std::array<asio::const_buffer, 2> both{asio::buffer(out),
                                                        asio::buffer(body.data(), body.size())};
           co_await asio::async_write(c.sock, both, asio::redirect_error(use_task, ec));

@@ -94,6 +94,10 @@ struct Response {
   // When set (non-null), the body instead of `body`: bytes that outlive the request (the dashboard's files
   // in memory), written from where they are, never copied.
   std::string_view static_body;
+  // When not -1, a file holding static_body's bytes at static_offset: a large one is sent from it with
+  // sendfile(2), as nginx sends files, instead of being copied from user memory into the socket.
+  int static_fd = -1;
+  uint64_t static_offset = 0;
   std::vector<std::pair<std::string, std::string>> headers;
   std::string header_lines;          // pre-formatted "Name: value\r\n" lines, appended without allocating
   std::string content_type_storage;  // owns content_type when it is not a literal (a proxied answer)
@@ -140,6 +144,7 @@ struct Context {
     res.content_type = "application/json";
     res.body.clear();
     res.static_body = {};
+    res.static_fd = -1;
     res.headers.clear();
     res.header_lines.clear();
     principal.reset();

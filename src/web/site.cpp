@@ -8,6 +8,9 @@
 #include <fstream>
 #include <stdexcept>
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include "common/error.hpp"
 
 namespace cdx::web {
@@ -91,6 +94,17 @@ Site::Site(std::string bytes) : bytes_(std::move(bytes)) {
   if (manifest_length > all.size() - 8) throw std::runtime_error("dashboard pack: bad manifest length");
   const auto manifest = nlohmann::json::parse(all.substr(8, manifest_length));
   const std::string_view data = all.substr(8 + manifest_length);
+  // A memory file with the same bytes: what a large file is sent from by sendfile(2), with no copy.
+  fd_ = memfd_create("cdx-dashboard", MFD_CLOEXEC);
+  for (size_t done = 0; fd_ >= 0 && done < data.size();) {
+    const ssize_t n = ::write(fd_, data.data() + done, data.size() - done);
+    if (n <= 0) {
+      ::close(fd_);
+      fd_ = -1;  // served from bytes_ alone
+    } else {
+      done += static_cast<size_t>(n);
+    }
+  }
   auto slice = [&](const nlohmann::json& range) -> std::string_view {
     if (!range.is_array() || range.size() != 2) return {};
     const auto off = range[0].get<uint64_t>(), len = range[1].get<uint64_t>();
@@ -103,7 +117,11 @@ Site::Site(std::string bytes) : bytes_(std::move(bytes)) {
     file.content_type = f.at("type").get<std::string>();
     file.etag = "\"" + f.at("etag").get<std::string>() + "\"";
     file.identity = slice(f.at("identity"));
-    if (f.contains("gzip")) file.gzip = slice(f.at("gzip"));
+    file.identity_at = static_cast<uint64_t>(file.identity.data() - data.data());
+    if (f.contains("gzip")) {
+      file.gzip = slice(f.at("gzip"));
+      file.gzip_at = static_cast<uint64_t>(file.gzip.data() - data.data());
+    }
     const bool immutable = f.value("immutable", false);
     const bool document = file.content_type.starts_with("text/html");
     std::string head = immutable  ? "Cache-Control: public, max-age=31536000, immutable\r\n"
@@ -120,6 +138,10 @@ Site::Site(std::string bytes) : bytes_(std::move(bytes)) {
   std::sort(files_.begin(), files_.end(), [](const File& a, const File& b) { return a.path < b.path; });
   index_ = find("/index.html");
   if (!index_) throw std::runtime_error("dashboard pack: no /index.html");
+}
+
+Site::~Site() {
+  if (fd_ >= 0) ::close(fd_);
 }
 
 const Site::File* Site::find(std::string_view path) const {
@@ -154,6 +176,8 @@ void Site::serve(http::Context& ctx) const {
   }
   ctx.res.status = 200;
   ctx.res.static_body = gzip ? file->gzip : file->identity;
+  ctx.res.static_fd = fd_;
+  ctx.res.static_offset = gzip ? file->gzip_at : file->identity_at;
 }
 
 }  // namespace cdx::web

@@ -83,3 +83,31 @@ def test_the_openapi_the_dashboard_is_typed_from_is_what_the_server_answers(serv
     import json
     assert json.loads(printed.stdout)["paths"] == served["paths"]
     assert "/*" not in served["paths"]
+
+
+def test_a_slow_reader_gets_every_byte_of_a_large_asset(server):
+    """Large files leave by sendfile(2) or a gathered write, in as many pieces as the client's window takes:
+    a client with a small receive buffer that waits before reading gets the same bytes."""
+    import socket
+    import time
+    from urllib.parse import urlparse
+    u = urlparse(server.url)
+    for path in assets(index(server).text):
+        for encoding in ("gzip", "identity"):
+            whole = requests.get(server.url + path, headers={"Accept-Encoding": encoding}, stream=True, timeout=30)
+            expected = whole.raw.read()
+            if len(expected) < 16 * 1024:
+                continue
+            s = socket.socket()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            s.connect((u.hostname, u.port))
+            s.sendall(f"GET {path} HTTP/1.1\r\nHost: t\r\nAccept-Encoding: {encoding}\r\nConnection: close\r\n\r\n"
+                      .encode())
+            time.sleep(0.3)  # the server's send stalls on the full window meanwhile
+            got = b""
+            while chunk := s.recv(1024):
+                got += chunk
+            s.close()
+            head, _, body = got.partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 200"), head[:200]
+            assert body == expected, (path, encoding, len(body), len(expected))
