@@ -15,7 +15,9 @@ class ConfigTest : public ::testing::Test {
   }
   void TearDown() override { SetUp(); }
   std::string write_toml(const std::string& text) {
-    std::string path = ::testing::TempDir() + "/cdx_config_test.toml";
+    // One file per test: ctest runs the tests as separate processes, two at a time.
+    std::string path = ::testing::TempDir() + "/cdx_config_test_" +
+                       ::testing::UnitTest::GetInstance()->current_test_info()->name() + ".toml";
     std::ofstream(path) << text;
     return path;
   }
