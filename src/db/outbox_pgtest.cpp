@@ -42,7 +42,8 @@ class OutboxPgTest : public ::testing::Test {
                    "CREATE TABLE " + schema_ + ".things (id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL);",
                    {schema_ + ".things"}},
                   Outbox::migration(2, schema_),
-                  kit::Idempotency::migration(3, schema_)});
+                  kit::Idempotency::migration(3, schema_),
+                  Outbox::pending_index_migration(4, schema_)});
   }
   void TearDown() override {
     PGconn* c = PQconnectdb(url_.c_str());
