@@ -204,6 +204,7 @@ ALTER TABLE auth_db.signing_keys RENAME COLUMN private_pem TO private_key;
 ALTER TABLE auth_db.signing_keys ADD COLUMN kek_id TEXT;
 ALTER TABLE auth_db.oauth_secrets ADD COLUMN kek_id TEXT;
 )SQL"},
+      db::Outbox::pending_index_migration(8, "auth_db"),
   };
 }
 

@@ -211,6 +211,7 @@ CREATE TRIGGER cms_db.published_search_update AFTER UPDATE OF search ON publishe
   INSERT INTO published_search (rowid, search) VALUES (new.search_id, new.search);
 END;
 )SQL"},
+      db::Outbox::pending_index_migration(5, "cms_db"),
   };
 }
 

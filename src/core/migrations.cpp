@@ -131,6 +131,7 @@ CREATE TABLE cdx_db.event_hours (
   PRIMARY KEY (tenant_id, hour)
 );
 )SQL"},
+      db::Outbox::pending_index_migration(9, "cdx_db"),
   };
 }
 

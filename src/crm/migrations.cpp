@@ -173,6 +173,7 @@ UPDATE crm_db.contacts SET search = lower(COALESCE(first_name, '') || ' ' || COA
 )SQL"},
       // CSV imports stage their rows here on SQLite (kit/transfer.cpp).
       kit::ImportStaging::migration(5, "crm_db"),
+      db::Outbox::pending_index_migration(6, "crm_db"),
   };
 }
 

@@ -111,6 +111,12 @@ class Tx {
   virtual ~Tx() = default;
   virtual Result query(std::string_view sql, const Params& params = {}) = 0;
   virtual Backend backend() const = 0;
+  // PostgreSQL only: runs copy_statement (COPY ... FROM STDIN, text format) and sends data, whole lines in
+  // COPY's text format, as its input: bulk loads at a fraction of an INSERT's cost. SQLite throws
+  // logic_error (callers check backend()).
+  virtual void copy_in(std::string_view /*copy_statement*/, std::string_view /*data*/) {
+    throw std::logic_error("COPY is PostgreSQL only");
+  }
 
   // Serialises this write transaction with every other one taking the same key, until commit: for
   // check-then-write rules (quotas, "keep one admin"). SQLite write transactions are serialised already;

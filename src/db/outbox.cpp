@@ -200,6 +200,15 @@ Migration Outbox::migration(int version, const std::string& schema) {
   return m;
 }
 
+Migration Outbox::pending_index_migration(int version, const std::string& schema) {
+  Migration m;
+  m.version = version;
+  m.name = "outbox pending index: pending rows only";
+  m.postgres_sql = "DROP INDEX " + schema + ".outbox_pending;\nCREATE INDEX outbox_pending ON " + schema +
+                   ".outbox (seq) WHERE delivered_at IS NULL;\n";
+  return m;
+}
+
 OutboxEvent Outbox::append(Tx& tx, const std::string& tenant_id, std::string_view type,
                            nlohmann::json payload) const {
   OutboxEvent e;
@@ -307,13 +316,15 @@ class MarkJob final : public WriteJob {
 }  // namespace
 
 std::vector<OutboxEvent> OutboxRelay::read_batch(Database& db, Tx& tx, bool claim, int64_t after) {
-  // ORDER BY the pending index's own order (delivered_at is NULL throughout): PostgreSQL then walks the
-  // index instead of sorting every pending row (60 ms for 20 000 of them, against 3).
-  const Result res =
-      tx.query(std::string("SELECT ") + kColumns + " FROM " + db.schema() +
-                   ".outbox WHERE delivered_at IS NULL AND seq > $2 ORDER BY delivered_at, seq LIMIT $1" +
-                   (claim ? " FOR UPDATE SKIP LOCKED" : ""),
-               {kBatch, after});
+  // ORDER BY the pending index's own order (delivered_at is NULL throughout): the database then walks the
+  // index instead of sorting every pending row (60 ms for 20 000 of them, against 3). On PostgreSQL that
+  // index is (seq) WHERE delivered_at IS NULL (Outbox::pending_index_migration), on SQLite (delivered_at,
+  // seq).
+  const char* order = db.backend() == Backend::kPostgres ? " ORDER BY seq" : " ORDER BY delivered_at, seq";
+  const Result res = tx.query(std::string("SELECT ") + kColumns + " FROM " + db.schema() +
+                                  ".outbox WHERE delivered_at IS NULL AND seq > $2" + order + " LIMIT $1" +
+                                  (claim ? " FOR UPDATE SKIP LOCKED" : ""),
+                              {kBatch, after});
   std::vector<OutboxEvent> events;
   events.reserve(res.rows.size());
   for (const auto& r : res.rows) events.push_back(event_from(r, db.schema(), false));

@@ -58,6 +58,10 @@ class Outbox {
 
   // The migration that creates <schema>.outbox (the sequence column differs between the databases).
   static Migration migration(int version, const std::string& schema);
+  // The migration after it that makes the pending index partial on PostgreSQL, (seq) WHERE delivered_at IS
+  // NULL: marking a batch delivered then adds no index entries, and the claim reads it in seq order. SQLite
+  // keeps (delivered_at, seq) (nothing to do there).
+  static Migration pending_index_migration(int version, const std::string& schema);
 
   // Appends one event inside the caller's transaction: it commits or rolls back with the change.
   OutboxEvent append(Tx& tx, const TenantScope& scope, std::string_view type, nlohmann::json payload) const {

@@ -6,6 +6,7 @@
 #include <libpq-fe.h>
 #include <poll.h>
 
+#include <algorithm>
 #include <charconv>
 #include <chrono>
 #include <condition_variable>
@@ -480,6 +481,27 @@ class PgTx final : public Tx {
     return to_result(r.get());
   }
   Backend backend() const override { return Backend::kPostgres; }
+  void copy_in(std::string_view copy_statement, std::string_view data) override {
+    ResultPtr start(PQexec(conn_, std::string(copy_statement).c_str()));
+    if (PQresultStatus(start.get()) != PGRES_COPY_IN) {
+      if (!succeeded(start.get())) throw_error(conn_, start.get());
+      throw std::logic_error("copy_in needs a COPY ... FROM STDIN statement");
+    }
+    // PQputCopyData takes an int length: send in pieces (blocking connection: 1 = queued, -1 = failed).
+    constexpr size_t kPiece = 1 << 20;
+    bool sent = true;
+    for (size_t at = 0; sent && at < data.size(); at += kPiece) {
+      const size_t n = std::min(kPiece, data.size() - at);
+      sent = PQputCopyData(conn_, data.data() + at, static_cast<int>(n)) == 1;
+    }
+    if (sent) sent = PQputCopyEnd(conn_, nullptr) == 1;
+    // Every result is read before the connection takes another statement (the rollback, if it failed).
+    ResultPtr done(PQgetResult(conn_));
+    while (ResultPtr more{PQgetResult(conn_)}) {
+    }
+    if (!sent) throw Unavailable("PostgreSQL connection failed during COPY: " + error_text(conn_, nullptr));
+    if (!succeeded(done.get())) throw_error(conn_, done.get());
+  }
 
  private:
   PGconn* conn_;
@@ -709,7 +731,8 @@ class PostgresDatabase final : public Database {
         : db(d), scope(s), job(std::move(j)) {}
     Queued(Queued&&) = default;
     ~Queued() {
-      if (job) job->finish(std::make_exception_ptr(Unavailable("the " + db->schema_ + " database is closing")));
+      if (job)
+        job->finish(std::make_exception_ptr(Unavailable("the " + db->schema_ + " database is closing")));
     }
     void operator()() { db->Database::submit(scope, std::move(job)); }
   };
@@ -720,7 +743,8 @@ class PostgresDatabase final : public Database {
 // LISTEN on a connection of its own (a pooled one would lose its registrations to the next borrower).
 class PgListener final : public Listener {
  public:
-  PgListener(const std::string& url, const std::string& channel) : conn_(connect(url, kApplicationName, false)) {
+  PgListener(const std::string& url, const std::string& channel)
+      : conn_(connect(url, kApplicationName, false)) {
     ResultPtr r(PQexec(conn_.get(), ("LISTEN " + quote_identifier(conn_.get(), channel)).c_str()));
     if (!succeeded(r.get())) throw Unavailable("cannot LISTEN: " + error_text(conn_.get(), r.get()));
   }
@@ -733,7 +757,8 @@ class PgListener final : public Listener {
     const int n = ::poll(&fd, 1, static_cast<int>(timeout.count()));
     if (n < 0) return false;  // EINTR: the caller waits again
     if (n == 0) return false;
-    if (!PQconsumeInput(c)) throw Unavailable("the PostgreSQL listener's connection broke: " + error_text(c, nullptr));
+    if (!PQconsumeInput(c))
+      throw Unavailable("the PostgreSQL listener's connection broke: " + error_text(c, nullptr));
     return drain();
   }
 

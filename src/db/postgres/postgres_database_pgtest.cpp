@@ -326,6 +326,34 @@ TEST_F(PostgresTest, DuplicateKeyRaisesUniqueViolation) {
   EXPECT_EQ(db->stats().in_use, 0);
 }
 
+// copy_in: COPY's text format in, in pieces when large; a COPY that fails (a duplicate key) or a statement
+// that is no COPY throws, the transaction rolls back whole, and the connection goes back to the pool usable.
+TEST_F(PostgresTest, CopyInLoadsTextAndAFailedCopyRollsBack) {
+  auto f = factory(1);  // one connection: every step below reuses the one that failed
+  auto db = f->open(schema_);
+  db->migrate(base_migrations());
+  const std::string copy = "COPY " + t("settings") + " (key, value) FROM STDIN";
+  db->write_platform([&](Tx& tx) { tx.copy_in(copy, "a\tone\nb\t\\N\nc\tx\\ty\\\\z\\n\n"); });
+  EXPECT_EQ(admin("SELECT key, value FROM " + t("settings") + " ORDER BY key"),
+            (Rows{{"a", "one"}, {"b", std::nullopt}, {"c", "x\ty\\z\n"}}));
+
+  EXPECT_THROW(db->write_platform([&](Tx& tx) {
+    tx.query("INSERT INTO " + t("settings") + " (key, value) VALUES ('d', 'gone')");
+    tx.copy_in(copy, "e\tgone too\na\tduplicate\n");
+  }),
+               UniqueViolation);
+  EXPECT_THROW(db->write_platform([&](Tx& tx) { tx.copy_in("SELECT 1", ""); }), std::logic_error);
+  EXPECT_EQ(*admin("SELECT count(*) FROM " + t("settings"))[0][0], "3");
+
+  // Over PQputCopyData's 1 MiB pieces: 20 000 lines of 100 characters.
+  std::string big;
+  for (int i = 0; i < 20000; ++i) big += "k" + std::to_string(i) + "\t" + std::string(100, 'v') + "\n";
+  db->write_platform([&](Tx& tx) { tx.copy_in(copy, big); });
+  EXPECT_EQ(*admin("SELECT count(*) FROM " + t("settings") + " WHERE length(value) = 100")[0][0], "20000");
+  EXPECT_EQ(db->stats().in_use, 0);
+  EXPECT_EQ(db->stats().size, 1);
+}
+
 TEST_F(PostgresTest, ParamsOfEachKindRoundTrip) {
   auto f = factory();
   auto db = f->open(schema_);
