@@ -415,10 +415,32 @@ void OutboxRelay::poll_sqlite(Database& db, size_t& moved) {
 
 void OutboxRelay::prune(Database& db) {
   const std::string cutoff = ago(kRetentionSeconds);
-  db.write_platform([&](Tx& tx) {
-    tx.query("DELETE FROM " + db.schema() + ".outbox WHERE delivered_at IS NOT NULL AND delivered_at < $1",
-             {cutoff});
-  });
+  if (db.backend() != Backend::kPostgres) {
+    db.write_platform([&](Tx& tx) {
+      tx.query("DELETE FROM " + db.schema() + ".outbox WHERE delivered_at IS NOT NULL AND delivered_at < $1",
+               {cutoff});
+    });
+    return;
+  }
+  // PostgreSQL indexes pending rows only (Outbox::pending_index_migration): rather than scan the table for
+  // delivered_at < cutoff, walk the oldest rows by seq and delete the run of them old enough, a page at a
+  // time. A row not old enough (or not delivered) ends the walk: what follows it waits for the next prune.
+  constexpr int64_t kPage = 10'000;
+  for (;;) {
+    const int64_t deleted = db.write_platform([&](Tx& tx) -> int64_t {
+      const Result rows =
+          tx.query("SELECT seq, delivered_at FROM " + db.schema() + ".outbox ORDER BY seq LIMIT $1", {kPage});
+      int64_t last = -1, n = 0;
+      for (const auto& r : rows.rows) {
+        if (r.is_null(1) || r.text(1) >= cutoff) break;
+        last = r.integer(0);
+        ++n;
+      }
+      if (n > 0) tx.query("DELETE FROM " + db.schema() + ".outbox WHERE seq <= $1", {last});
+      return n;
+    });
+    if (deleted < kPage) break;
+  }
 }
 
 }  // namespace cdx::db

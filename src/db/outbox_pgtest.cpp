@@ -226,6 +226,48 @@ TEST_F(OutboxPgTest, TwoRelaysOnOneOutboxMoveEachRowOnce) {
   for (int i = 0; i < n; ++i) ASSERT_EQ(sunk[i], i);
 }
 
+TEST_F(OutboxPgTest, PruneDeletesTheOldestDeliveredRunBySeqAndStopsAtAYoungerRow) {
+  outbox_ = std::make_unique<Outbox>(schema_);
+  auto row = [&](const std::string& id, const char* delivered_at) {
+    db_->write_platform([&](Tx& tx) {
+      tx.query("INSERT INTO " + schema_ +
+                   ".outbox (id, tenant_id, type, payload, created_at, delivered_at) "
+                   "VALUES ($1, 'tenant-a', 'x', '{}', '2020-01-01T00:00:00Z', $2)",
+               {id, delivered_at ? Param(delivered_at) : Param(nullptr)});
+    });
+  };
+  auto ids = [&] {
+    std::vector<std::string> out;
+    db_->read_platform([&](Tx& tx) {
+      for (const auto& r : tx.query("SELECT id FROM " + schema_ + ".outbox ORDER BY seq").rows)
+        out.push_back(r.text(0));
+    });
+    return out;
+  };
+  row("old-1", "2020-01-01T00:00:01Z");
+  row("old-2", "2020-01-01T00:00:02Z");
+  row("pending", nullptr);               // not delivered: ends the walk
+  row("old-3", "2020-01-01T00:00:03Z");  // waits behind it
+  OutboxRelay relay;                     // its first poll prunes
+  relay.add_source(db_);
+  relay.set_sink([](const std::vector<OutboxEvent>&) {});
+  relay.poll();  // moves "pending" (delivered now) after pruning
+  EXPECT_EQ(ids(), (std::vector<std::string>{"pending", "old-3"}));
+  // A run longer than one page is deleted whole.
+  db_->write_platform([&](Tx& tx) { tx.query("DELETE FROM " + schema_ + ".outbox"); });
+  db_->write_platform([&](Tx& tx) {
+    tx.query(
+        "INSERT INTO " + schema_ +
+        ".outbox (id, tenant_id, type, payload, created_at, delivered_at) SELECT 'p' || g, 'tenant-a', 'x', "
+        "'{}', '2020-01-01T00:00:00Z', '2020-01-01T00:00:01Z' FROM generate_series(1, 25000) g");
+  });
+  row("young", "2999-01-01T00:00:00Z");
+  OutboxRelay again;
+  again.add_source(db_);
+  again.poll();
+  EXPECT_EQ(ids(), (std::vector<std::string>{"young"}));
+}
+
 // core::Store::record_events on PostgreSQL, in a database of its own (the log is cdx_db.events).
 TEST(EventLogPgTest, RecordsInOrderSkipsDuplicatesAndKeepsThePayloadText) {
   init_crypto();
