@@ -269,28 +269,22 @@ TEST_F(OutboxPgTest, PruneDeletesTheOldestDeliveredRunBySeqAndStopsAtAYoungerRow
 }
 
 // core::Store::record_events on PostgreSQL, in a database of its own (the log is cdx_db.events).
-TEST(EventLogPgTest, RecordsInOrderSkipsDuplicatesAndKeepsThePayloadText) {
-  init_crypto();
-  const char* base = std::getenv("CDX_TEST_DATABASE_URL");
-  ASSERT_TRUE(base != nullptr && *base != '\0') << "CDX_TEST_DATABASE_URL is not set";
-  std::random_device rd;
-  const std::string name = "eventlog_" + std::to_string(rd() % 1000000000u);
-  auto admin = [&](const std::string& sql) {
-    PGconn* c = PQconnectdb(base);
-    PQsetNoticeProcessor(
-        c, [](void*, const char*) {}, nullptr);
-    PQclear(PQexec(c, sql.c_str()));
-    PQfinish(c);
-  };
-  admin("CREATE DATABASE " + name);
-  {
-    const std::string url(base);
+class EventLogPgTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    init_crypto();
+    const char* base = std::getenv("CDX_TEST_DATABASE_URL");
+    ASSERT_TRUE(base != nullptr && *base != '\0') << "CDX_TEST_DATABASE_URL is not set";
+    base_ = base;
+    std::random_device rd;
+    name_ = "eventlog_" + std::to_string(rd() % 1000000000u);
+    admin("CREATE DATABASE " + name_);
     StorageConfig config;
-    config.database_url = url.substr(0, url.rfind('/') + 1) + name;
+    config.database_url = base_.substr(0, base_.rfind('/') + 1) + name_;
     config.pool_size = 2;
-    auto factory = make_postgres_factory(config);
-    auto db = factory->open("cdx_db");
-    db->migrate(
+    factory_ = make_postgres_factory(config);
+    db_ = factory_->open("cdx_db");
+    db_->migrate(
         {{1,
           "platform event log",
           "",
@@ -298,124 +292,102 @@ TEST(EventLogPgTest, RecordsInOrderSkipsDuplicatesAndKeepsThePayloadText) {
           "CREATE TABLE cdx_db.events (seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, id TEXT NOT NULL "
           "UNIQUE, tenant_id TEXT NOT NULL, type TEXT NOT NULL, source TEXT NOT NULL, subject TEXT, actor "
           "TEXT, payload TEXT NOT NULL, created_at TEXT NOT NULL, recorded_at TEXT NOT NULL);"}});
-    core::Store store(db);
-    auto event = [](std::string text) {
-      OutboxEvent e;
-      e.id = new_uuid_v7();
-      e.schema = "crm_db";
-      e.tenant_id = "t1";
-      e.type = "crm.contact.created";
-      e.created_at = "2026-12-05T08:00:00.000000Z";
-      e.payload_text = std::move(text);
-      return e;
-    };
-    // Quotes, backslashes, braces, commas and non-ASCII text survive the array parameters unchanged.
-    const std::string tricky =
-        R"({"actor":{"id":"u\"1","type":"user"},"note":{"id":"n1","text":"a,b}{\\ \"é\" NULL"}})";
-    std::vector<OutboxEvent> batch;
-    for (int i = 0; i < 20; ++i)
-      batch.push_back(event(i == 7 ? tricky : R"({"n":)" + std::to_string(i) + "}"));
-    store.record_events(batch);
-    std::vector<OutboxEvent> again{batch[3], event(R"({"n":20})"), batch[3], batch[0]};
-    store.record_events(again);
-    store.record_events({});
-    auto rows = db->read_platform([&](Tx& tx) {
-      return tx.query("SELECT id, subject, actor, payload FROM cdx_db.events ORDER BY seq").rows;
-    });
-    ASSERT_EQ(rows.size(), 21u);
-    for (int i = 0; i < 20; ++i) EXPECT_EQ(rows[i].text(0), batch[i].id);
-    EXPECT_EQ(rows[7].text(3), tricky);
-    EXPECT_EQ(rows[7].text(1), "n1");
-    EXPECT_EQ(rows[7].text(2), R"({"id":"u\"1","type":"user"})");
-    EXPECT_TRUE(rows[0].is_null(1));
-    EXPECT_TRUE(rows[0].is_null(2));
-    EXPECT_EQ(rows[20].text(3), R"({"n":20})");
+    store_ = std::make_unique<core::Store>(db_);
   }
-  admin("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)");
+  void TearDown() override {
+    store_.reset();
+    db_.reset();
+    factory_.reset();
+    if (!name_.empty()) admin("DROP DATABASE IF EXISTS " + name_ + " WITH (FORCE)");
+  }
+  void admin(const std::string& sql) {
+    PGconn* c = PQconnectdb(base_.c_str());
+    PQsetNoticeProcessor(
+        c, [](void*, const char*) {}, nullptr);
+    PQclear(PQexec(c, sql.c_str()));
+    PQfinish(c);
+  }
+  static OutboxEvent event(std::string text) {
+    OutboxEvent e;
+    e.id = new_uuid_v7();
+    e.schema = "crm_db";
+    e.tenant_id = "t1";
+    e.type = "crm.contact.created";
+    e.created_at = "2026-12-05T08:00:00.000000Z";
+    e.payload_text = std::move(text);
+    return e;
+  }
+
+  std::string base_, name_;
+  std::unique_ptr<ConnectionFactory> factory_;
+  std::shared_ptr<Database> db_;
+  std::unique_ptr<core::Store> store_;
+};
+
+TEST_F(EventLogPgTest, RecordsInOrderSkipsDuplicatesAndKeepsThePayloadText) {
+  // Quotes, backslashes, braces, commas and non-ASCII text reach the log unchanged.
+  const std::string tricky =
+      R"({"actor":{"id":"u\"1","type":"user"},"note":{"id":"n1","text":"a,b}{\\ \"é\" NULL"}})";
+  std::vector<OutboxEvent> batch;
+  for (int i = 0; i < 20; ++i) batch.push_back(event(i == 7 ? tricky : R"({"n":)" + std::to_string(i) + "}"));
+  store_->record_events(batch);
+  std::vector<OutboxEvent> again{batch[3], event(R"({"n":20})"), batch[3], batch[0]};
+  store_->record_events(again);
+  store_->record_events({});
+  auto rows = db_->read_platform([&](Tx& tx) {
+    return tx.query("SELECT id, subject, actor, payload FROM cdx_db.events ORDER BY seq").rows;
+  });
+  ASSERT_EQ(rows.size(), 21u);
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(rows[i].text(0), batch[i].id);
+  EXPECT_EQ(rows[7].text(3), tricky);
+  EXPECT_EQ(rows[7].text(1), "n1");
+  EXPECT_EQ(rows[7].text(2), R"({"id":"u\"1","type":"user"})");
+  EXPECT_TRUE(rows[0].is_null(1));
+  EXPECT_TRUE(rows[0].is_null(2));
+  EXPECT_EQ(rows[20].text(3), R"({"n":20})");
 }
 
 // COPY's text format: payloads with every character it escapes, non-ASCII text, NULL subject and actor, ids
 // already logged and ids repeated within a batch (left out), the batch's order kept.
-TEST(EventLogPgTest, CopyKeepsEscapedTextNullsAndOrderAndSkipsLoggedIds) {
-  init_crypto();
-  const char* base = std::getenv("CDX_TEST_DATABASE_URL");
-  ASSERT_TRUE(base != nullptr && *base != '\0') << "CDX_TEST_DATABASE_URL is not set";
-  std::random_device rd;
-  const std::string name = "eventcopy_" + std::to_string(rd() % 1000000000u);
-  auto admin = [&](const std::string& sql) {
-    PGconn* c = PQconnectdb(base);
-    PQsetNoticeProcessor(
-        c, [](void*, const char*) {}, nullptr);
-    PQclear(PQexec(c, sql.c_str()));
-    PQfinish(c);
-  };
-  admin("CREATE DATABASE " + name);
-  {
-    const std::string url(base);
-    StorageConfig config;
-    config.database_url = url.substr(0, url.rfind('/') + 1) + name;
-    config.pool_size = 2;
-    auto factory = make_postgres_factory(config);
-    auto db = factory->open("cdx_db");
-    db->migrate(
-        {{1,
-          "platform event log",
-          "",
-          {},
-          "CREATE TABLE cdx_db.events (seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, id TEXT NOT NULL "
-          "UNIQUE, tenant_id TEXT NOT NULL, type TEXT NOT NULL, source TEXT NOT NULL, subject TEXT, actor "
-          "TEXT, payload TEXT NOT NULL, created_at TEXT NOT NULL, recorded_at TEXT NOT NULL);"}});
-    core::Store store(db);
-    auto event = [](std::string text) {
-      OutboxEvent e;
-      e.id = new_uuid_v7();
-      e.schema = "crm_db";
-      e.tenant_id = "t1";
-      e.type = "crm.contact.created";
-      e.created_at = "2026-12-05T08:00:00.000000Z";
-      e.payload_text = std::move(text);
-      return e;
-    };
-    // Raw tab, newline and carriage return as JSON whitespace; backslashes, \N and \t as text; escaped
-    // control characters in the subject and the actor (they reach the columns unescaped); non-ASCII text.
-    const std::string whitespace =
-        "{\t\"contact\":\r\n{\"id\":\"c\\\\N\\t1\",\"name\":\"Zoë 東京 🎉\"},\n"
-        "\"actor\":{\"id\":\"u\\n1\",\"type\":\"user\"}}";
-    const std::string backslashes = R"({"path":"C:\\temp\\new\\N","text":"\\\\ \t \\t \n \r"})";
-    const std::string no_subject = R"({"n":1})";
-    std::vector<OutboxEvent> batch{event(whitespace), event(backslashes), event(no_subject)};
-    for (int i = 0; i < 50; ++i) batch.push_back(event("{\"i\":" + std::to_string(i) + ",\"t\":\"\\t\"}\n"));
-    store.record_events({batch[1]});  // logged first, then redelivered within the next batch
-    std::vector<OutboxEvent> next = batch;
-    next.insert(next.begin() + 10, batch[5]);  // a repeat within the batch
-    next.push_back(batch[1]);
-    store.record_events(next);
-    store.record_events(next);  // all of it again: nothing new
-    auto rows = db->read_platform([&](Tx& tx) {
-      return tx.query("SELECT id, subject, actor, payload, source, tenant_id FROM cdx_db.events ORDER BY seq")
-          .rows;
-    });
-    ASSERT_EQ(rows.size(), batch.size());
-    EXPECT_EQ(rows[0].text(0), batch[1].id);
-    EXPECT_EQ(rows[0].text(3), backslashes);
-    EXPECT_TRUE(rows[0].is_null(1));
-    EXPECT_TRUE(rows[0].is_null(2));
-    EXPECT_EQ(rows[1].text(0), batch[0].id);
-    EXPECT_EQ(rows[1].text(3), whitespace);
-    EXPECT_EQ(rows[1].text(1), "c\\N\t1");
-    EXPECT_EQ(rows[1].text(2), "{\"id\":\"u\\n1\",\"type\":\"user\"}");
-    EXPECT_EQ(rows[2].text(0), batch[2].id);
-    EXPECT_EQ(rows[2].text(3), no_subject);
-    EXPECT_TRUE(rows[2].is_null(1));
-    EXPECT_TRUE(rows[2].is_null(2));
-    for (size_t i = 3; i < batch.size(); ++i) {
-      EXPECT_EQ(rows[i].text(0), batch[i].id) << i;
-      EXPECT_EQ(rows[i].text(3), batch[i].payload_text) << i;
-      EXPECT_EQ(rows[i].text(4), "crm_db");
-      EXPECT_EQ(rows[i].text(5), "t1");
-    }
+TEST_F(EventLogPgTest, CopyKeepsEscapedTextNullsAndOrderAndSkipsLoggedIds) {
+  // Raw tab, newline and carriage return as JSON whitespace; backslashes, \N and \t as text; escaped
+  // control characters in the subject and the actor (they reach the columns unescaped); non-ASCII text.
+  const std::string whitespace =
+      "{\t\"contact\":\r\n{\"id\":\"c\\\\N\\t1\",\"name\":\"Zoë 東京 🎉\"},\n"
+      "\"actor\":{\"id\":\"u\\n1\",\"type\":\"user\"}}";
+  const std::string backslashes = R"({"path":"C:\\temp\\new\\N","text":"\\\\ \t \\t \n \r"})";
+  const std::string no_subject = R"({"n":1})";
+  std::vector<OutboxEvent> batch{event(whitespace), event(backslashes), event(no_subject)};
+  for (int i = 0; i < 50; ++i) batch.push_back(event("{\"i\":" + std::to_string(i) + ",\"t\":\"\\t\"}\n"));
+  store_->record_events({batch[1]});  // logged first, then redelivered within the next batch
+  std::vector<OutboxEvent> next = batch;
+  next.insert(next.begin() + 10, batch[5]);  // a repeat within the batch
+  next.push_back(batch[1]);
+  store_->record_events(next);
+  store_->record_events(next);  // all of it again: nothing new
+  auto rows = db_->read_platform([&](Tx& tx) {
+    return tx.query("SELECT id, subject, actor, payload, source, tenant_id FROM cdx_db.events ORDER BY seq")
+        .rows;
+  });
+  ASSERT_EQ(rows.size(), batch.size());
+  EXPECT_EQ(rows[0].text(0), batch[1].id);
+  EXPECT_EQ(rows[0].text(3), backslashes);
+  EXPECT_TRUE(rows[0].is_null(1));
+  EXPECT_TRUE(rows[0].is_null(2));
+  EXPECT_EQ(rows[1].text(0), batch[0].id);
+  EXPECT_EQ(rows[1].text(3), whitespace);
+  EXPECT_EQ(rows[1].text(1), "c\\N\t1");
+  EXPECT_EQ(rows[1].text(2), "{\"id\":\"u\\n1\",\"type\":\"user\"}");
+  EXPECT_EQ(rows[2].text(0), batch[2].id);
+  EXPECT_EQ(rows[2].text(3), no_subject);
+  EXPECT_TRUE(rows[2].is_null(1));
+  EXPECT_TRUE(rows[2].is_null(2));
+  for (size_t i = 3; i < batch.size(); ++i) {
+    EXPECT_EQ(rows[i].text(0), batch[i].id) << i;
+    EXPECT_EQ(rows[i].text(3), batch[i].payload_text) << i;
+    EXPECT_EQ(rows[i].text(4), "crm_db");
+    EXPECT_EQ(rows[i].text(5), "t1");
   }
-  admin("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)");
 }
 
 }  // namespace
