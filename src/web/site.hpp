@@ -28,8 +28,6 @@ class Site {
   // Answers one request (what the fallback runs).
   void serve(http::Context& ctx) const;
 
-  size_t files() const { return files_.size(); }
-
  private:
   struct File {
     std::string path;
