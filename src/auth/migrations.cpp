@@ -205,6 +205,7 @@ ALTER TABLE auth_db.signing_keys ADD COLUMN kek_id TEXT;
 ALTER TABLE auth_db.oauth_secrets ADD COLUMN kek_id TEXT;
 )SQL"},
       db::Outbox::pending_index_migration(8, "auth_db"),
+      db::Outbox::queue_migration(9, "auth_db"),
   };
 }
 

@@ -212,6 +212,7 @@ CREATE TRIGGER cms_db.published_search_update AFTER UPDATE OF search ON publishe
 END;
 )SQL"},
       db::Outbox::pending_index_migration(5, "cms_db"),
+      db::Outbox::queue_migration(6, "cms_db"),
   };
 }
 

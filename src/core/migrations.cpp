@@ -132,6 +132,7 @@ CREATE TABLE cdx_db.event_hours (
 );
 )SQL"},
       db::Outbox::pending_index_migration(9, "cdx_db"),
+      db::Outbox::queue_migration(10, "cdx_db"),
   };
 }
 

@@ -174,6 +174,7 @@ UPDATE crm_db.contacts SET search = lower(COALESCE(first_name, '') || ' ' || COA
       // CSV imports stage their rows here on SQLite (kit/transfer.cpp).
       kit::ImportStaging::migration(5, "crm_db"),
       db::Outbox::pending_index_migration(6, "crm_db"),
+      db::Outbox::queue_migration(7, "crm_db"),
   };
 }
 

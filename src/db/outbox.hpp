@@ -62,6 +62,10 @@ class Outbox {
   // NULL: marking a batch delivered then adds no index entries, and the claim reads it in seq order. SQLite
   // keeps (delivered_at, seq) (nothing to do there).
   static Migration pending_index_migration(int version, const std::string& schema);
+  // The migration after that, on PostgreSQL: pending rows become <schema>.outbox_queue (seq), filled by a
+  // trigger on every insert into the outbox, claimed from there and deleted when moved; delivered_at is no
+  // longer written and the partial index goes. SQLite keeps marking delivered_at (nothing to do there).
+  static Migration queue_migration(int version, const std::string& schema);
 
   // Appends one event inside the caller's transaction: it commits or rolls back with the change.
   OutboxEvent append(Tx& tx, const TenantScope& scope, std::string_view type, nlohmann::json payload) const {
@@ -92,9 +96,9 @@ class Outbox {
 // Moves pending outbox rows of its sources to the sink (the platform event log) a batch at a time, in seq
 // order per source, at least once: a batch is marked delivered only after the sink took it, and a sink that
 // throws leaves the batch pending for the next poll (the log skips an event it already holds). The sink gets
-// each payload as the outbox's text (payload_text), never parsed here. On PostgreSQL a batch is claimed (FOR
-// UPDATE SKIP LOCKED) for the length of its move and marked while the sink records it (the sink runs on a
-// thread of its own then), so several processes polling one outbox move each row once.
+// each payload as the outbox's text (payload_text), never parsed here. On PostgreSQL a batch is claimed from
+// the outbox's queue (FOR UPDATE SKIP LOCKED) for the length of its move and deleted from it in the same
+// transaction, so several processes polling one outbox move each row once.
 class OutboxRelay {
  public:
   using Sink = std::function<void(const std::vector<OutboxEvent>&)>;
@@ -123,8 +127,8 @@ class OutboxRelay {
   // when a batch fails and this throws.
   void poll_claimed(Database& db, size_t& moved);
   void poll_sqlite(Database& db, size_t& moved);
-  // Pending rows after seq `after`, oldest first, their payloads as text; claimed when `claim`.
-  std::vector<OutboxEvent> read_batch(Database& db, Tx& tx, bool claim, int64_t after);
+  // SQLite's pending rows after seq `after`, oldest first, their payloads as text.
+  std::vector<OutboxEvent> read_batch(Database& db, Tx& tx, int64_t after);
   void prune(Database& db);
 
   std::mutex poll_mu_;  // one poll at a time

@@ -58,7 +58,8 @@ class RelayBench {
  public:
   RelayBench(std::unique_ptr<ConnectionFactory> factory, Backend backend) : factory_(std::move(factory)) {
     crm_ = factory_->open("crm_db");
-    crm_->migrate({Outbox::migration(1, "crm_db"), Outbox::pending_index_migration(2, "crm_db")});
+    crm_->migrate({Outbox::migration(1, "crm_db"), Outbox::pending_index_migration(2, "crm_db"),
+                   Outbox::queue_migration(3, "crm_db")});
     cdx_ = factory_->open("cdx_db");
     const bool pg = backend == Backend::kPostgres;
     cdx_->migrate({{1,

@@ -43,13 +43,15 @@ class OutboxPgTest : public ::testing::Test {
                    {schema_ + ".things"}},
                   Outbox::migration(2, schema_),
                   kit::Idempotency::migration(3, schema_),
-                  Outbox::pending_index_migration(4, schema_)});
+                  Outbox::pending_index_migration(4, schema_),
+                  Outbox::queue_migration(5, schema_)});
   }
   void TearDown() override {
     PGconn* c = PQconnectdb(url_.c_str());
     PQsetNoticeProcessor(
         c, [](void*, const char*) {}, nullptr);
-    PQclear(PQexec(c, ("DROP SCHEMA IF EXISTS " + schema_ + " CASCADE").c_str()));
+    for (const std::string& s : {schema_, schema_ + "_up"})
+      PQclear(PQexec(c, ("DROP SCHEMA IF EXISTS " + s + " CASCADE").c_str()));
     PQfinish(c);
   }
 
@@ -176,7 +178,7 @@ TEST_F(OutboxPgTest, ASinkThatThrowsLeavesTheClaimedBatchPendingAndALaterPollMov
   relay.set_sink(log.sink());
   auto pending = [&] {
     return db_->read_platform([&](Tx& tx) {
-      return tx.query("SELECT COUNT(*) FROM " + schema_ + ".outbox WHERE delivered_at IS NULL")
+      return tx.query("SELECT COUNT(*) FROM " + schema_ + ".outbox_queue")
           .rows.at(0)
           .integer(0);
     });
@@ -226,14 +228,18 @@ TEST_F(OutboxPgTest, TwoRelaysOnOneOutboxMoveEachRowOnce) {
   for (int i = 0; i < n; ++i) ASSERT_EQ(sunk[i], i);
 }
 
-TEST_F(OutboxPgTest, PruneDeletesTheOldestDeliveredRunBySeqAndStopsAtAYoungerRow) {
+TEST_F(OutboxPgTest, PruneDeletesTheOldestMovedRunBySeqAndStopsAtAPendingOrYoungerRow) {
   outbox_ = std::make_unique<Outbox>(schema_);
-  auto row = [&](const std::string& id, const char* delivered_at) {
+  // A row as a module writes it (the trigger queues it), then moved (out of the queue) unless `pending`.
+  auto row = [&](const std::string& id, const char* created_at, bool pending) {
     db_->write_platform([&](Tx& tx) {
-      tx.query("INSERT INTO " + schema_ +
-                   ".outbox (id, tenant_id, type, payload, created_at, delivered_at) "
-                   "VALUES ($1, 'tenant-a', 'x', '{}', '2020-01-01T00:00:00Z', $2)",
-               {id, delivered_at ? Param(delivered_at) : Param(nullptr)});
+      const int64_t seq = tx.query("INSERT INTO " + schema_ +
+                                       ".outbox (id, tenant_id, type, payload, created_at) VALUES ($1, "
+                                       "'tenant-a', 'x', '{}', $2) RETURNING seq",
+                                   {id, created_at})
+                              .rows.at(0)
+                              .integer(0);
+      if (!pending) tx.query("DELETE FROM " + schema_ + ".outbox_queue WHERE seq = $1", {seq});
     });
   };
   auto ids = [&] {
@@ -244,28 +250,84 @@ TEST_F(OutboxPgTest, PruneDeletesTheOldestDeliveredRunBySeqAndStopsAtAYoungerRow
     });
     return out;
   };
-  row("old-1", "2020-01-01T00:00:01Z");
-  row("old-2", "2020-01-01T00:00:02Z");
-  row("pending", nullptr);               // not delivered: ends the walk
-  row("old-3", "2020-01-01T00:00:03Z");  // waits behind it
-  OutboxRelay relay;                     // its first poll prunes
+  const char* old = "2020-01-01T00:00:00Z";
+  row("old-1", old, false);
+  row("old-2", old, false);
+  row("pending", old, true);  // not moved: ends the walk
+  row("old-3", old, false);   // waits behind it
+  OutboxRelay relay;  // its first poll prunes, after its batch
   relay.add_source(db_);
-  relay.set_sink([](const std::vector<OutboxEvent>&) {});
-  relay.poll();  // moves "pending" (delivered now) after pruning
+  testing::LogProbe down{.fail_call = 1};  // so "pending" stays queued
+  relay.set_sink(down.sink());
+  relay.poll();
   EXPECT_EQ(ids(), (std::vector<std::string>{"pending", "old-3"}));
-  // A run longer than one page is deleted whole.
-  db_->write_platform([&](Tx& tx) { tx.query("DELETE FROM " + schema_ + ".outbox"); });
+  // A run longer than one page is deleted whole, up to a row too young.
   db_->write_platform([&](Tx& tx) {
-    tx.query(
-        "INSERT INTO " + schema_ +
-        ".outbox (id, tenant_id, type, payload, created_at, delivered_at) SELECT 'p' || g, 'tenant-a', 'x', "
-        "'{}', '2020-01-01T00:00:00Z', '2020-01-01T00:00:01Z' FROM generate_series(1, 25000) g");
+    tx.query("DELETE FROM " + schema_ + ".outbox");
+    tx.query("INSERT INTO " + schema_ +
+             ".outbox (id, tenant_id, type, payload, created_at) SELECT 'p' || g, 'tenant-a', 'x', '{}', "
+             "'2020-01-01T00:00:00Z' FROM generate_series(1, 25000) g");
+    tx.query("DELETE FROM " + schema_ + ".outbox_queue");
   });
-  row("young", "2999-01-01T00:00:00Z");
+  row("young", "2999-01-01T00:00:00Z", false);
+  row("old-after-young", old, false);
   OutboxRelay again;
   again.add_source(db_);
   again.poll();
-  EXPECT_EQ(ids(), (std::vector<std::string>{"young"}));
+  EXPECT_EQ(ids(), (std::vector<std::string>{"young", "old-after-young"}));
+}
+
+TEST_F(OutboxPgTest, EveryInsertIsQueuedAndAQueuedRowWhoseEventIsGoneIsDroppedNotSunk) {
+  outbox_ = std::make_unique<Outbox>(schema_);
+  change(a_, 1);
+  change(b_, 2);
+  // A many-row insert of its own (what a CSV import does) is queued as well.
+  db_->write_platform([&](Tx& tx) {
+    tx.query("INSERT INTO " + schema_ +
+             ".outbox (id, tenant_id, type, payload, created_at) SELECT 'bulk-' || g, 'tenant-a', "
+             "'thing.created', '{\"n\":' || (2 + g) || '}', '2026-01-01T00:00:00Z' FROM generate_series(1, 3) g");
+  });
+  auto queued = [&] {
+    return db_->read_platform([&](Tx& tx) {
+      return tx.query("SELECT COUNT(*) FROM " + schema_ + ".outbox_queue").rows.at(0).integer(0);
+    });
+  };
+  EXPECT_EQ(queued(), 5);
+  db_->write(b_, [&](Tx& tx) { outbox_->purge_tenant(tx, b_); });
+  OutboxRelay relay;
+  relay.add_source(db_);
+  testing::LogProbe log;
+  relay.set_sink(log.sink());
+  EXPECT_EQ(relay.poll(), 5u);  // b's queued seq is taken off the queue with the batch
+  EXPECT_EQ(queued(), 0);
+  EXPECT_EQ(log.seen, (std::vector<int>{1, 3, 4, 5}));
+  EXPECT_EQ(relay.poll(), 0u);
+}
+
+TEST_F(OutboxPgTest, TheQueueMigrationQueuesWhatAnOlderOutboxHadPendingAndNothingMoved) {
+  const std::string up = schema_ + "_up";
+  auto db = factory_->open(up);
+  std::vector<Migration> before{Outbox::migration(1, up), Outbox::pending_index_migration(2, up)};
+  db->migrate(before);
+  db->write_platform([&](Tx& tx) {
+    tx.query("INSERT INTO " + up +
+             ".outbox (id, tenant_id, type, payload, created_at, delivered_at) VALUES "
+             "('moved', 'tenant-a', 'x', '{\"n\":0}', '2026-01-01T00:00:00Z', '2026-01-01T00:00:01Z'), "
+             "('pending-1', 'tenant-a', 'x', '{\"n\":1}', '2026-01-01T00:00:00Z', NULL), "
+             "('pending-2', 'tenant-a', 'x', '{\"n\":2}', '2026-01-01T00:00:00Z', NULL)");
+  });
+  before.push_back(Outbox::queue_migration(3, up));
+  db->migrate(before);
+  OutboxRelay relay;
+  relay.add_source(db);
+  testing::LogProbe log;
+  relay.set_sink(log.sink());
+  EXPECT_EQ(relay.poll(), 2u);
+  EXPECT_EQ(log.seen, (std::vector<int>{1, 2}));
+  Outbox outbox(up);  // and what is written after it is queued by the trigger
+  db->write(a_, [&](Tx& tx) { outbox.append(tx, a_, "x", {{"n", 3}}); });
+  EXPECT_EQ(relay.poll(), 1u);
+  EXPECT_EQ(log.seen, (std::vector<int>{1, 2, 3}));
 }
 
 // core::Store::record_events on PostgreSQL, in a database of its own (the log is cdx_db.events).
