@@ -215,14 +215,23 @@ Migration Outbox::queue_migration(int version, const std::string& schema) {
   Migration m;
   m.version = version;
   m.name = "outbox queue: pending rows by seq, deleted when moved";
-  m.postgres_sql = "CREATE TABLE " + schema + ".outbox_queue (seq BIGINT PRIMARY KEY);\nINSERT INTO " + schema +
-                   ".outbox_queue SELECT seq FROM " + schema + ".outbox WHERE delivered_at IS NULL;\n" +
-                   "CREATE FUNCTION " + schema + ".outbox_enqueue() RETURNS trigger LANGUAGE plpgsql AS $f$\n" +
-                   "BEGIN\n  INSERT INTO " + schema +
-                   ".outbox_queue SELECT seq FROM written;\n  RETURN NULL;\nEND\n$f$;\n" +
-                   "CREATE TRIGGER outbox_enqueue AFTER INSERT ON " + schema +
-                   ".outbox REFERENCING NEW TABLE AS written FOR EACH STATEMENT EXECUTE FUNCTION " + schema +
-                   ".outbox_enqueue();\nDROP INDEX " + schema + ".outbox_pending;\n";
+  std::string sql = R"SQL(
+CREATE TABLE S.outbox_queue (seq BIGINT PRIMARY KEY);
+INSERT INTO S.outbox_queue SELECT seq FROM S.outbox WHERE delivered_at IS NULL;
+CREATE FUNCTION S.outbox_enqueue() RETURNS trigger LANGUAGE plpgsql AS $f$
+BEGIN
+  INSERT INTO S.outbox_queue SELECT seq FROM written;
+  RETURN NULL;
+END
+$f$;
+CREATE TRIGGER outbox_enqueue AFTER INSERT ON S.outbox REFERENCING NEW TABLE AS written
+  FOR EACH STATEMENT EXECUTE FUNCTION S.outbox_enqueue();
+DROP INDEX S.outbox_pending;
+)SQL";
+  // "S." stands for the schema.
+  for (size_t at = sql.find("S."); at != std::string::npos; at = sql.find("S.", at + schema.size()))
+    sql.replace(at, 1, schema);
+  m.postgres_sql = std::move(sql);
   return m;
 }
 
@@ -339,10 +348,11 @@ class MarkJob final : public WriteJob {
 std::vector<OutboxEvent> OutboxRelay::read_batch(Database& db, Tx& tx, int64_t after) {
   // ORDER BY the pending index's own order (delivered_at is NULL throughout): SQLite then walks the index
   // instead of sorting every pending row (60 ms for 20 000 of them, against 3).
-  const Result res = tx.query(std::string("SELECT ") + kColumns + " FROM " + db.schema() +
-                                  ".outbox WHERE delivered_at IS NULL AND seq > $2 ORDER BY delivered_at, seq "
-                                  "LIMIT $1",
-                              {kBatch, after});
+  const Result res =
+      tx.query(std::string("SELECT ") + kColumns + " FROM " + db.schema() +
+                   ".outbox WHERE delivered_at IS NULL AND seq > $2 ORDER BY delivered_at, seq "
+                   "LIMIT $1",
+               {kBatch, after});
   std::vector<OutboxEvent> events;
   events.reserve(res.rows.size());
   for (const auto& r : res.rows) events.push_back(event_from(r, db.schema(), false));
@@ -454,10 +464,10 @@ void OutboxRelay::prune(Database& db) {
   // row not old enough ends the walk, and what follows it waits for the next prune.
   constexpr int64_t kPage = 10'000;
   // The delete checks the queue again: a row that commits late with a lower seq may have been queued since.
-  const std::string moved = " seq < COALESCE((SELECT min(seq) FROM " + db.schema() +
-                            ".outbox_queue), 9223372036854775807)";
-  const std::string page = "SELECT seq, created_at FROM " + db.schema() + ".outbox WHERE" + moved +
-                           " ORDER BY seq LIMIT $1";
+  const std::string moved =
+      " seq < COALESCE((SELECT min(seq) FROM " + db.schema() + ".outbox_queue), 9223372036854775807)";
+  const std::string page =
+      "SELECT seq, created_at FROM " + db.schema() + ".outbox WHERE" + moved + " ORDER BY seq LIMIT $1";
   for (;;) {
     const int64_t deleted = db.write_platform([&](Tx& tx) -> int64_t {
       const Result rows = tx.query(page, {kPage});

@@ -178,9 +178,7 @@ TEST_F(OutboxPgTest, ASinkThatThrowsLeavesTheClaimedBatchPendingAndALaterPollMov
   relay.set_sink(log.sink());
   auto pending = [&] {
     return db_->read_platform([&](Tx& tx) {
-      return tx.query("SELECT COUNT(*) FROM " + schema_ + ".outbox_queue")
-          .rows.at(0)
-          .integer(0);
+      return tx.query("SELECT COUNT(*) FROM " + schema_ + ".outbox_queue").rows.at(0).integer(0);
     });
   };
   EXPECT_EQ(relay.poll(), static_cast<size_t>(OutboxRelay::kBatch));  // its mark rolled back with the claim
@@ -255,7 +253,7 @@ TEST_F(OutboxPgTest, PruneDeletesTheOldestMovedRunBySeqAndStopsAtAPendingOrYoung
   row("old-2", old, false);
   row("pending", old, true);  // not moved: ends the walk
   row("old-3", old, false);   // waits behind it
-  OutboxRelay relay;  // its first poll prunes, after its batch
+  OutboxRelay relay;          // its first poll prunes, after its batch
   relay.add_source(db_);
   testing::LogProbe down{.fail_call = 1};  // so "pending" stays queued
   relay.set_sink(down.sink());
@@ -283,9 +281,10 @@ TEST_F(OutboxPgTest, EveryInsertIsQueuedAndAQueuedRowWhoseEventIsGoneIsDroppedNo
   change(b_, 2);
   // A many-row insert of its own (what a CSV import does) is queued as well.
   db_->write_platform([&](Tx& tx) {
-    tx.query("INSERT INTO " + schema_ +
-             ".outbox (id, tenant_id, type, payload, created_at) SELECT 'bulk-' || g, 'tenant-a', "
-             "'thing.created', '{\"n\":' || (2 + g) || '}', '2026-01-01T00:00:00Z' FROM generate_series(1, 3) g");
+    tx.query(
+        "INSERT INTO " + schema_ +
+        ".outbox (id, tenant_id, type, payload, created_at) SELECT 'bulk-' || g, 'tenant-a', "
+        "'thing.created', '{\"n\":' || (2 + g) || '}', '2026-01-01T00:00:00Z' FROM generate_series(1, 3) g");
   });
   auto queued = [&] {
     return db_->read_platform([&](Tx& tx) {
