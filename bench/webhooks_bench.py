@@ -4,12 +4,13 @@ with and without another tenant's dead (hanging) endpoint.
 
   bench/webhooks_bench.py                       # SQLite, build/release/cdx
   bench/webhooks_bench.py --backend postgres    # a throwaway PostgreSQL (scripts/pg-temp)
+  bench/webhooks_bench.py --tls                 # the receiver over HTTPS (a self-signed localhost certificate)
 
 Throughput: one `cdx serve` (webhooks_allow_loopback on; the receiver is nginx answering `return 204` on
 127.0.0.1), one tenant with --endpoints endpoints subscribed to `*`. --events events are written straight into
 the event log (cdx_db.events, one transaction: the bench measures the webhooks, not the relay in front of them);
-the webhooks' reader fans them out into events x endpoints deliveries and the sender posts each, signed, on a
-new connection. Time from the insert to the last delivery recorded `succeeded`; deliveries/s.
+the webhooks' reader fans them out into events x endpoints deliveries and the sender posts each, signed, on the
+connections it keeps alive to the receiver. Time from the insert to the last delivery recorded `succeeded`; deliveries/s.
 
 Latency: tenant B's endpoint is a Python receiver that stamps each arrival; B sends --probes test events
 (POST …/test) one at a time; latency = arrival − the moment before the POST. Once alone, once while tenant A
@@ -55,10 +56,24 @@ http {
 
 
 class Nginx:
-    def __init__(self, workdir):
+    def __init__(self, workdir, tls=False):
         self.procs = []
-        url = start_nginx(workdir, "nginx", "off", self.procs, conf=NGINX_CONF, stderr=subprocess.DEVNULL)
+        self.cert = None
+        conf = NGINX_CONF
+        if tls:
+            # A self-signed certificate for localhost, which the server trusts through SSL_CERT_FILE.
+            self.cert, key = os.path.join(workdir, "localhost.pem"), os.path.join(workdir, "localhost.key")
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                            "-nodes", "-days", "2", "-subj", "/CN=localhost", "-addext",
+                            "subjectAltName=DNS:localhost", "-keyout", key, "-out", self.cert],
+                           check=True, capture_output=True)
+            conf = conf.replace("listen 127.0.0.1:NGINX_PORT;",
+                                f"listen 127.0.0.1:NGINX_PORT ssl; ssl_certificate {self.cert}; "
+                                f"ssl_certificate_key {key};")
+        url = start_nginx(workdir, "nginx", "off", self.procs, conf=conf, stderr=subprocess.DEVNULL,
+                          scheme="https" if tls else "http")
         self.port = int(url.rstrip("/").rsplit(":", 1)[1])
+        self.base = f"https://localhost:{self.port}" if tls else f"http://127.0.0.1:{self.port}"
 
     def stop(self):
         stop_procs(self.procs)
@@ -106,8 +121,11 @@ class Dead:
 
 
 class Server(benchlib.Server):
-    def __init__(self, binary, storage, workdir):
-        super().__init__(binary, storage, workdir, env_extra={"CDX_WEBHOOKS_ALLOW_LOOPBACK": "true"})
+    def __init__(self, binary, storage, workdir, cert=None):
+        env = {"CDX_WEBHOOKS_ALLOW_LOOPBACK": "true"}
+        if cert:
+            env["SSL_CERT_FILE"] = cert
+        super().__init__(binary, storage, workdir, env_extra=env)
 
     def tenant(self):
         j = self.new_tenant("wh" + uuid.uuid4().hex[:8])
@@ -148,7 +166,7 @@ class Sql:
 def throughput(server, sql, backend, events, endpoints, nginx):
     tenant, key = server.tenant()
     for _ in range(endpoints):
-        server.endpoint(key, f"http://127.0.0.1:{nginx.port}/hook")
+        server.endpoint(key, f"{nginx.base}/hook")
     time.sleep(0.5)
     now = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime(time.time() + 1))
     rows = [(str(uuid.uuid4()), tenant, "bench.thing.happened", "bench_db", None, None,
@@ -212,15 +230,16 @@ def main():
     ap.add_argument("--endpoints", type=int, default=4)
     ap.add_argument("--probes", type=int, default=200)
     ap.add_argument("--dead-backlog", type=int, default=500)
+    ap.add_argument("--tls", action="store_true", help="the throughput run's receiver over HTTPS")
     args = ap.parse_args()
     workdir = tempfile.mkdtemp(prefix="cdx-webhooks-bench-")
     storage, pg_dir = storage_env(args.backend, workdir, None, "cdx_webhooks_bench_", data_dir=True)
     sql = Sql(args.backend, storage["CDX_DATA_DIR" if args.backend == "sqlite" else "CDX_DATABASE_URL"])
-    nginx = Nginx(workdir)
-    server = Server(args.binary, storage, workdir)
+    nginx = Nginx(workdir, args.tls)
+    server = Server(args.binary, storage, workdir, nginx.cert)
     try:
         t = throughput(server, sql, args.backend, args.events, args.endpoints, nginx)
-        print(f"{args.backend}: {t['deliveries']} deliveries ({args.events} events x {args.endpoints} endpoints) "
+        print(f"{args.backend}{' (https)' if args.tls else ''}: {t['deliveries']} deliveries ({args.events} events x {args.endpoints} endpoints) "
               f"in {t['seconds']:.2f} s = {t['per_second']:.0f} deliveries/s; not succeeded: {t['not_succeeded']}")
         alone = latency(server, args.probes, 0)
         print(f"{args.backend}: tenant B alone: p50 {alone['p50']:.1f} ms, p99 {alone['p99']:.1f} ms, "

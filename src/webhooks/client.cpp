@@ -10,7 +10,12 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 
+#include <sys/socket.h>
+
+#include <cerrno>
 #include <memory>
+#include <optional>
+#include <unordered_map>
 
 #include "common/clock.hpp"
 #include "webhooks/schedule.hpp"
@@ -41,8 +46,87 @@ std::string utf8_excerpt(std::string_view s, size_t max) {
   return out;
 }
 
+namespace {
+
+// One connection to a vetted address, plain or TLS.
+struct Connection {
+  std::optional<beast::tcp_stream> plain;
+  std::optional<beast::ssl_stream<beast::tcp_stream>> tls;
+  std::string key;  // scheme, name, port and address: what a POST must be going to, to reuse it
+  std::chrono::steady_clock::time_point idle_since;
+
+  beast::tcp_stream& lowest() { return tls ? beast::get_lowest_layer(*tls) : *plain; }
+  // Whether the receiver has not closed it (nor sent anything unasked, which would spoil the next answer).
+  bool alive() {
+    char byte;
+    const ssize_t n = ::recv(lowest().socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+  }
+};
+
+}  // namespace
+
+class Client::Pool {
+ public:
+  explicit Pool(asio::io_context& io) : sweep_(io) {}
+
+  // The most recently used live connection under key, or null.
+  std::unique_ptr<Connection> take(const std::string& key) {
+    auto it = idle_.find(key);
+    if (it == idle_.end()) return nullptr;
+    std::unique_ptr<Connection> found;
+    auto& list = it->second;
+    while (!found && !list.empty()) {
+      std::unique_ptr<Connection> c = std::move(list.back());
+      list.pop_back();
+      --count_;
+      if (std::chrono::steady_clock::now() - c->idle_since < kIdleFor && c->alive()) found = std::move(c);
+    }
+    if (list.empty()) idle_.erase(it);
+    return found;
+  }
+
+  void put(std::unique_ptr<Connection> c) {
+    auto& list = idle_[c->key];
+    if (list.size() >= kIdlePerKey || count_ >= kIdleMax) return;  // closed as it goes
+    c->lowest().expires_never();
+    c->idle_since = std::chrono::steady_clock::now();
+    list.push_back(std::move(c));
+    ++count_;
+    arm();
+  }
+
+ private:
+  // Closes what has been idle kIdleFor, every few seconds while anything is idle.
+  void arm() {
+    if (armed_) return;
+    armed_ = true;
+    sweep_.expires_after(std::chrono::seconds(5));
+    sweep_.async_wait([this](error_code ec) {
+      armed_ = false;
+      if (ec) return;
+      const auto now = std::chrono::steady_clock::now();
+      for (auto it = idle_.begin(); it != idle_.end();) {
+        auto& list = it->second;
+        const size_t before = list.size();
+        std::erase_if(list, [&](const auto& c) { return now - c->idle_since >= kIdleFor; });
+        count_ -= before - list.size();
+        it = list.empty() ? idle_.erase(it) : std::next(it);
+      }
+      if (count_ > 0) arm();
+    });
+  }
+
+  std::unordered_map<std::string, std::vector<std::unique_ptr<Connection>>> idle_;  // oldest first
+  size_t count_ = 0;
+  asio::steady_timer sweep_;
+  bool armed_ = false;
+};
+
+Client::~Client() = default;
+
 Client::Client(asio::io_context& io, Options options)
-    : io_(io), options_(options), tls_(asio::ssl::context::tls_client) {
+    : io_(io), options_(options), tls_(asio::ssl::context::tls_client), pool_(std::make_unique<Pool>(io)) {
   tls_.set_default_verify_paths();
   tls_.set_verify_mode(asio::ssl::verify_peer);
   tls_.set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
@@ -60,15 +144,23 @@ std::string describe(const error_code& ec, std::chrono::milliseconds timeout) {
   return ec.message();
 }
 
+// Writes req and reads the answer into out. keep: the whole answer came and allows another request on the
+// connection; answered: some of an answer came (or the wait timed out), so the request must not go again.
 template <class Stream>
 Task<void> exchange(Stream& stream, const http::request<http::string_body>& req, SendResult& out,
-                    error_code& ec) {
+                    error_code& ec, bool& keep, bool& answered) {
+  keep = answered = false;
   co_await http::async_write(stream, req, asio::redirect_error(use_task, ec));
-  if (ec) co_return;
+  if (ec) {
+    answered = ec == beast::error::timeout;
+    co_return;
+  }
   beast::flat_buffer buf;
   http::response_parser<http::string_body> parser;
   parser.body_limit(64 * 1024);
   co_await http::async_read(stream, buf, parser, asio::redirect_error(use_task, ec));
+  answered = parser.got_some() || ec == beast::error::timeout;
+  keep = !ec && parser.is_done() && parser.get().keep_alive();
   if (ec == http::error::body_limit) ec = {};  // the head and a first part of the body are all we keep
   if (ec && !parser.is_header_done()) co_return;
   ec = {};
@@ -78,6 +170,48 @@ Task<void> exchange(Stream& stream, const http::request<http::string_body>& req,
   if (auto it = res.find(http::field::retry_after); it != res.end())
     out.retry_after =
         parse_retry_after(std::string_view(it->value().data(), it->value().size()), Clock::unix_seconds());
+}
+
+std::string key_of(const Url& url, const tcp::endpoint& to) {
+  return (url.tls ? "https " : "http ") + url.host + ' ' + std::to_string(to.port()) + ' ' +
+         to.address().to_string();
+}
+
+// A new connection to one of the vetted endpoints, TLS handshake done for https; null, with out.error, when
+// none could be made.
+Task<std::unique_ptr<Connection>> open(asio::io_context& io, asio::ssl::context& tls_context, const Url& url,
+                                       const std::vector<tcp::endpoint>& endpoints,
+                                       std::chrono::steady_clock::time_point deadline,
+                                       std::chrono::milliseconds timeout, SendResult& out) {
+  error_code ec;
+  beast::tcp_stream tcp_stream(io);
+  tcp_stream.expires_at(deadline);
+  const tcp::endpoint to =
+      co_await tcp_stream.async_connect(endpoints, asio::redirect_error(use_task, ec));
+  if (ec) {
+    out.error = "cannot connect to " + url.host_header() + ": " + describe(ec, timeout);
+    co_return nullptr;
+  }
+  auto c = std::make_unique<Connection>();
+  c->key = key_of(url, to);
+  if (!url.tls) {
+    c->plain.emplace(std::move(tcp_stream));
+    co_return c;
+  }
+  auto& tls = c->tls.emplace(std::move(tcp_stream), tls_context);
+  error_code not_ip;
+  asio::ip::make_address(url.host, not_ip);
+  if (not_ip && !SSL_set_tlsext_host_name(tls.native_handle(), url.host.c_str())) {
+    out.error = "cannot set the TLS server name";
+    co_return nullptr;
+  }
+  tls.set_verify_callback(asio::ssl::host_name_verification(url.host));
+  co_await tls.async_handshake(asio::ssl::stream_base::client, asio::redirect_error(use_task, ec));
+  if (ec) {
+    out.error = "TLS handshake with " + url.host_header() + " failed: " + describe(ec, timeout);
+    co_return nullptr;
+  }
+  co_return c;
 }
 
 }  // namespace
@@ -139,40 +273,32 @@ Task<SendResult> Client::post(const Url& url, const std::string& body, const Hea
   req.set(http::field::host, url.host_header());
   req.set(http::field::user_agent, "CDX-Webhooks/1.0");
   req.set(http::field::content_type, "application/json");
-  req.set(http::field::connection, "close");
   for (const auto& [k, v] : headers) req.set(k, v);
   req.body() = body;
   req.prepare_payload();
 
-  beast::tcp_stream tcp_stream(io_);
-  tcp_stream.expires_at(deadline);
-  co_await tcp_stream.async_connect(endpoints, asio::redirect_error(use_task, ec));
-  if (ec) {
-    out.error = "cannot connect to " + url.host_header() + ": " + describe(ec, options_.timeout);
-    co_return done();
-  }
-  if (!url.tls) {
-    co_await exchange(tcp_stream, req, out, ec);
-    error_code ignored;
-    tcp_stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
-  } else {
-    beast::ssl_stream<beast::tcp_stream> tls(std::move(tcp_stream), tls_);
-    error_code not_ip;
-    asio::ip::make_address(url.host, not_ip);
-    if (not_ip && !SSL_set_tlsext_host_name(tls.native_handle(), url.host.c_str())) {
-      out.error = "cannot set the TLS server name";
-      co_return done();
+  std::unique_ptr<Connection> c;
+  for (const auto& e : endpoints)
+    if ((c = pool_->take(key_of(url, e)))) break;
+  bool reused = c != nullptr, keep = false, answered = false;
+  for (;;) {
+    if (!c) {
+      c = co_await open(io_, tls_, url, endpoints, deadline, options_.timeout, out);
+      if (!c) co_return done();
     }
-    tls.set_verify_callback(asio::ssl::host_name_verification(url.host));
-    co_await tls.async_handshake(asio::ssl::stream_base::client, asio::redirect_error(use_task, ec));
-    if (ec) {
-      out.error = "TLS handshake with " + url.host_header() + " failed: " + describe(ec, options_.timeout);
-      co_return done();
-    }
-    co_await exchange(tls, req, out, ec);
-    beast::get_lowest_layer(tls).close();
+    c->lowest().expires_at(deadline);
+    if (c->tls)
+      co_await exchange(*c->tls, req, out, ec, keep, answered);
+    else
+      co_await exchange(*c->plain, req, out, ec, keep, answered);
+    if (!ec || !reused || answered) break;
+    // The receiver closed the reused connection before answering: once more, on a new one.
+    reused = false;
+    c.reset();
+    ec = {};
   }
   if (ec) out.error = describe(ec, options_.timeout);
+  if (keep) pool_->put(std::move(c));
   co_return done();
 }
 

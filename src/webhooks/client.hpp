@@ -2,6 +2,11 @@
 // store, SNI and host name verification), to an address the SSRF guard vetted after resolving the host (the
 // connection goes to that address; Host and SNI keep the name), within one overall timeout. Names are
 // resolved on the client's own small pool (resolver.hpp), never on the io thread.
+// Connections are kept alive: after a whole answer that allows it, the connection waits (at most
+// kIdleFor, kIdlePerKey to one scheme, name, port and address, kIdleMax in all) for the next POST to that
+// address; a POST that meets its reused connection closed, before any byte of an answer, is sent once more on
+// a new one (a receiver closing an idle connection races with the next request). Single-threaded: call from
+// the io_context's one thread.
 //   Client client(io, {.allow_loopback = false, .timeout = 15s});
 //   SendResult r = co_await client.post(url, body, headers, tenant_id);   // never throws: r.error says what
 //   failed
@@ -11,6 +16,7 @@
 #include <utility>  // before Asio's coroutine headers (GCC 12 + Boost 1.74)
 
 #include <chrono>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -36,7 +42,12 @@ class Client {
     bool allow_loopback = false;
     std::chrono::milliseconds timeout{15000};
   };
+  static constexpr std::chrono::seconds kIdleFor{15};
+  static constexpr size_t kIdlePerKey = 32;  // the sender's default in-flight bound per endpoint
+  static constexpr size_t kIdleMax = 512;
+
   Client(boost::asio::io_context& io, Options options);
+  ~Client();
 
   using Headers = std::vector<std::pair<std::string, std::string>>;
   // group: who the attempt is for (the tenant), which bounds its share of the name lookups.
@@ -44,10 +55,13 @@ class Client {
                         const std::string& group);
 
  private:
+  class Pool;  // idle connections (client.cpp)
+
   boost::asio::io_context& io_;
   Options options_;
   boost::asio::ssl::context tls_;
   Resolver resolver_{{.max_threads = 16, .per_group = 2}};
+  std::unique_ptr<Pool> pool_;
 };
 
 // Cuts text to at most max bytes of valid UTF-8 (invalid bytes become U+FFFD).

@@ -128,6 +128,11 @@ def test_a_delivery_over_https_is_verified_and_signed(api, receivers):
     assert body["type"] == "webhook.test"
     d = settled(api, e["id"])[0]
     assert d["status"] == "succeeded" and d["attempts"][0]["status_code"] == 200
+    # The next one goes on the same TLS connection, kept alive (no second handshake).
+    ok(api.post(f"{ENDPOINTS}/{e['id']}/test"), 202)
+    assert settled(api, e["id"], n=2)[0]["status"] == "succeeded"
+    got = r.requests("/hook")
+    assert len(got) == 2 and got[0]["conn"] == got[1]["conn"]
 
 
 @pytest.mark.parametrize("which,why", [("wrong-name", "a certificate for another name"),

@@ -1,9 +1,12 @@
 // A webhook receiver for the API tests (tests/api/test_webhooks.py): verifies every request with the reference
 // standardwebhooks library and records it. Usage: node receiver.mjs <port> [--tls <key.pem> <cert.pem>]; prints
 // "ready" once listening (with --tls, over HTTPS only: the control paths too).
-//   POST /_config {"path": "/a", "mode": "ok"|"500"|"410"|"hang"|"reset"|"429", "times": n, "retry_after": s,
-//                  "secrets": ["whsec_…"]}: how /a answers (the first `times` requests, then ok; omitted: always)
-//   GET /_requests?path=/a: what /a received: [{headers, body, at, verified: {secret: true|error}}]
+//   POST /_config {"path": "/a", "mode": "ok"|"500"|"410"|"hang"|"reset"|"429"|"drop-reused"|"close-after",
+//                  "times": n, "retry_after": s, "secrets": ["whsec_…"]}: how /a answers (the first `times`
+//                  requests, then ok; omitted: always). drop-reused: closes, unanswered, a connection that
+//                  served a request before (else ok); close-after: ok, then closes the connection 50 ms later.
+//   GET /_requests?path=/a: what /a received: [{headers, body, at, conn, verified: {secret: true|error}}]
+//                  (conn: the connection's number, counted from 1 as they come)
 import { readFileSync } from "node:fs";
 import http from "node:http";
 import https from "node:https";
@@ -17,7 +20,12 @@ const entry = (path) => {
 };
 
 const tls = process.argv[3] === "--tls" ? { key: readFileSync(process.argv[4]), cert: readFileSync(process.argv[5]) } : null;
+let connections = 0;
 const handler = (req, res) => {
+  const socket = req.socket;
+  socket.cdxConn ??= ++connections;
+  const servedBefore = socket.cdxServed ?? 0;
+  socket.cdxServed = servedBefore + 1;
   const chunks = [];
   req.on("data", (c) => chunks.push(c));
   req.on("end", () => {
@@ -46,7 +54,7 @@ const handler = (req, res) => {
         verified[secret] = String(err && err.message || err);
       }
     }
-    e.requests.push({ headers: req.headers, body, at: Date.now() / 1000, verified });
+    e.requests.push({ headers: req.headers, body, at: Date.now() / 1000, conn: socket.cdxConn, verified });
     let mode = e.mode;
     if (e.times !== null) {
       if (e.times > 0) e.times -= 1;
@@ -57,11 +65,19 @@ const handler = (req, res) => {
       case "410": res.writeHead(410).end("gone"); break;
       case "429": res.writeHead(429, { "retry-after": String(e.retry_after) }).end("slow down"); break;
       case "hang": break; // never answers
-      case "reset": req.socket.resetAndDestroy(); break;
+      case "reset": socket.resetAndDestroy(); break;
+      case "drop-reused":
+        if (servedBefore > 0) socket.destroy();
+        else res.writeHead(200, { "content-type": "text/plain" }).end("ok");
+        break;
+      case "close-after":
+        res.on("finish", () => setTimeout(() => socket.end(), 50));
+        res.writeHead(200, { "content-type": "text/plain" }).end("ok");
+        break;
       default: res.writeHead(200, { "content-type": "text/plain" }).end("ok");
     }
   });
 };
 const server = tls ? https.createServer(tls, handler) : http.createServer(handler);
-server.keepAliveTimeout = 1000;
+server.keepAliveTimeout = 30000; // idle connections stay: the sender's reuse of them is under test
 server.listen(port, "127.0.0.1", () => console.log("ready"));
