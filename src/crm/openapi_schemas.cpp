@@ -14,7 +14,6 @@ using nlohmann::json;
 json str() { return {{"type", "string"}}; }
 json nstr_fmt(const char* f) { return {{"type", {"string", "null"}}, {"format", f}}; }
 json str_fmt(const char* f) { return {{"type", "string"}, {"format", f}}; }
-json object() { return {{"type", "object"}}; }
 json choice(const std::vector<std::string>& values, bool nullable = false) {
   json e = values;
   if (nullable) e.push_back(nullptr);
