@@ -215,7 +215,10 @@ Migration Outbox::queue_migration(int version, const std::string& schema) {
   Migration m;
   m.version = version;
   m.name = "outbox queue: pending rows by seq, deleted when moved";
+  // The lock first: a row another process commits between the copy of the pending rows and the trigger's
+  // creation would be in neither.
   std::string sql = R"SQL(
+LOCK TABLE S.outbox IN SHARE ROW EXCLUSIVE MODE;
 CREATE TABLE S.outbox_queue (seq BIGINT PRIMARY KEY);
 INSERT INTO S.outbox_queue SELECT seq FROM S.outbox WHERE delivered_at IS NULL;
 CREATE FUNCTION S.outbox_enqueue() RETURNS trigger LANGUAGE plpgsql AS $f$
