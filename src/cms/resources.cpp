@@ -67,20 +67,33 @@ kit::Resource locale_resource() {
   kit::Resource r("cms", "locale", "locales");
   r.key("code")
       .item_param("code")
-      .field(kit::text("code", 35).min(2).required().immutable().unique().sortable().check(locale_rule(), kLocalePattern))
+      .field(kit::text("code", 35)
+                 .min(2)
+                 .required()
+                 .immutable()
+                 .unique()
+                 .sortable()
+                 .check(locale_rule(), kLocalePattern))
       .field(kit::text("name", 100))
-      .field(kit::boolean("is_default").not_null().defaults(false).doc(
-          "the locale a read falls back to; setting it moves the default here"))
+      .field(kit::boolean("is_default")
+                 .not_null()
+                 .defaults(false)
+                 .doc("the locale a read falls back to; setting it moves the default here"))
       .default_sort("code")
       .describe_list("The tenant's locales (en is made the default when the tenant has none)")
-      .describe_delete("Delete a locale (not the default); entries keep their values in it");
+      .describe_delete(
+          "Delete a locale (not the default); an entry keeps its values in it until its next save, which "
+          "drops them");
   return r;
 }
 
 kit::Resource content_type_resource() {
   kit::Resource r("cms", "content_type", "content_types");
   const std::vector<kit::Field> members = {
-      kit::text("key", 64).required().check(key_rule(), kKeyPattern).doc("the key of the field in an entry's data"),
+      kit::text("key", 64)
+          .required()
+          .check(key_rule(), kKeyPattern)
+          .doc("the key of the field in an entry's data"),
       kit::text("name", 100),
       kit::choice("type", field_types()).required(),
       kit::boolean("required").doc("an entry must give it (a localized one: in the default locale)"),
@@ -89,17 +102,25 @@ kit::Resource content_type_resource() {
       kit::boolean("multiple").doc("reference and media: a list of ids instead of one"),
       kit::number("min").doc("the least length (text), value (integer, number) or count (lists)"),
       kit::number("max").doc("the greatest length (text), value (integer, number) or count (lists)"),
-      kit::text("pattern", 500).doc("text: a regular expression (RE2 syntax) the value must contain a match of"),
+      kit::text("pattern", 500)
+          .doc("text: a regular expression (RE2 syntax) the value must contain a match of"),
       kit::text_list("values", 200, 100).doc("enum: the values it may take"),
-      kit::text("references", 64).check(key_rule(), kKeyPattern).doc("reference: the key of the content type it points to"),
+      kit::text("references", 64)
+          .check(key_rule(), kKeyPattern)
+          .doc("reference: the key of the content type it points to"),
       kit::any_json("default", 4096).doc("the value an entry gets when it gives none"),
       kit::text("description", 500),
   };
   r.segment("content-types")
       .key("key")
       .item_param("key")
-      .field(kit::text("key", 64).required().immutable().unique().sortable().check(key_rule(), kKeyPattern).doc(
-          "addresses the type: /content-types/{key}, /published/{key}"))
+      .field(kit::text("key", 64)
+                 .required()
+                 .immutable()
+                 .unique()
+                 .sortable()
+                 .check(key_rule(), kKeyPattern)
+                 .doc("addresses the type: /content-types/{key}, /published/{key}"))
       .field(kit::text("name", 100).required().searchable().sortable())
       .field(kit::text("description", 1000).multiline())
       .field(kit::object_list("fields", members, 100)
@@ -110,7 +131,8 @@ kit::Resource content_type_resource() {
       .delete_param("cascade")
       .schema_name("ContentType")
       .describe_create("Create a content type: its key, name and fields")
-      .describe_delete("Delete a content type; 409 while it has entries, unless ?cascade=true deletes them too");
+      .describe_delete(
+          "Delete a content type; 409 while it has entries, unless ?cascade=true deletes them too");
   return r;
 }
 
@@ -130,8 +152,11 @@ kit::Resource entry_resource(const kit::Resource& content_types) {
                  .filter()
                  .doc("draft: never published or taken off; published: the draft is what is published; "
                       "changed: published, with later edits not yet published"))
-      .field(kit::integer("version", 1, INT64_MAX).read_only().not_null().defaults(1).doc(
-          "the draft's version: every save that changes data makes a new one"))
+      .field(kit::integer("version", 1, INT64_MAX)
+                 .read_only()
+                 .not_null()
+                 .defaults(1)
+                 .doc("the draft's version: every save that changes data makes a new one"))
       .field(kit::integer("published_version", 1, INT64_MAX).read_only())
       .field(kit::datetime("published_at").read_only())
       .field(kit::datetime("publish_at").doc("publish at this time (scheduled); null cancels"))
@@ -154,7 +179,9 @@ kit::Resource entry_resource(const kit::Resource& content_types) {
 
 kit::Resource media_resource() {
   kit::Resource r("cms", "media", "media");
-  r.field(kit::text("filename", 255).not_null().read_only("upload with POST /api/v1/cms/media (multipart/form-data)")
+  r.field(kit::text("filename", 255)
+              .not_null()
+              .read_only("upload with POST /api/v1/cms/media (multipart/form-data)")
               .sortable()
               .searchable())
       .field(kit::text("mime_type", 100).read_only().filter())

@@ -125,7 +125,9 @@ FieldDef def_of(const json& j) {
 }
 
 // Which rules each field type accepts.
-bool takes_min_max(const std::string& t) { return t != "boolean" && t != "date" && t != "datetime" && t != "enum" && t != "json"; }
+bool takes_min_max(const std::string& t) {
+  return t != "boolean" && t != "date" && t != "datetime" && t != "enum" && t != "json";
+}
 
 void html_into(json& out, const std::string& key, const json& v, bool localized) {
   if (localized && v.is_object()) {
@@ -141,9 +143,9 @@ void html_into(json& out, const std::string& key, const json& v, bool localized)
 }  // namespace
 
 const std::vector<std::string>& field_types() {
-  static const std::vector<std::string> kTypes = {"text",     "rich_text", "integer",   "number",
-                                                  "boolean",  "date",      "datetime",  "enum",
-                                                  "reference", "media",    "json",      "text_list"};
+  static const std::vector<std::string> kTypes = {"text",      "rich_text", "integer",  "number",
+                                                  "boolean",   "date",      "datetime", "enum",
+                                                  "reference", "media",     "json",     "text_list"};
   return kTypes;
 }
 
@@ -162,12 +164,14 @@ std::vector<std::pair<std::string, json>> ContentType::sort_keys(const json& dat
     if (it == data.end() || it->is_null()) {
       out.emplace_back(f.sort_column, number ? json(-1e300) : json(""));
     } else if (number) {
-      out.emplace_back(f.sort_column, it->is_boolean() ? json(it->get<bool>() ? 1.0 : 0.0) : json(it->get<double>()));
+      out.emplace_back(f.sort_column,
+                       it->is_boolean() ? json(it->get<bool>() ? 1.0 : 0.0) : json(it->get<double>()));
     } else {
       // Sorting looks at the first 200 characters: enough to order by, and it keeps the index small.
       const std::string& s = it->get_ref<const std::string&>();
       size_t n = std::min<size_t>(s.size(), 200);
-      while (n < s.size() && n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;  // whole characters
+      while (n < s.size() && n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80)
+        --n;  // whole characters
       out.emplace_back(f.sort_column, s.substr(0, n));
     }
   }
@@ -212,7 +216,8 @@ void check_fields(const json& fields, std::vector<FieldError>& errors) {
     const bool text = type == "text" || type == "rich_text";
     const auto min = f.contains("min") ? std::optional<double>(f["min"].get<double>()) : std::nullopt;
     const auto max = f.contains("max") ? std::optional<double>(f["max"].get<double>()) : std::nullopt;
-    if ((min || max) && !takes_min_max(type)) fail(min ? "min" : "max", "does not apply to a " + type + " field");
+    if ((min || max) && !takes_min_max(type))
+      fail(min ? "min" : "max", "does not apply to a " + type + " field");
     if (min && max && *min > *max) fail("min", "must not be greater than max");
     const bool counts = text || type == "text_list" || link;
     if (counts && ((min && *min < 0) || (max && *max < 0)))
@@ -233,7 +238,8 @@ void check_fields(const json& fields, std::vector<FieldError>& errors) {
       }
     }
     if (type == "enum") {
-      if (!f.contains("values") || f["values"].empty()) fail("values", "must list the values of an enum field");
+      if (!f.contains("values") || f["values"].empty())
+        fail("values", "must list the values of an enum field");
     } else if (f.contains("values")) {
       fail("values", "applies to enum fields only");
     }
@@ -244,8 +250,8 @@ void check_fields(const json& fields, std::vector<FieldError>& errors) {
       fail("references", "applies to reference fields only");
     }
     if (f.value("multiple", false) && !link) fail("multiple", "applies to reference and media fields only");
-    if (f.value("unique", false) && (link || type == "json" || type == "text_list" || type == "boolean" ||
-                                     type == "rich_text"))
+    if (f.value("unique", false) &&
+        (link || type == "json" || type == "text_list" || type == "boolean" || type == "rich_text"))
       fail("unique", "applies to text, integer, number, date, datetime and enum fields only");
     if (f.value("localized", false) && !(text || type == "text_list" || type == "json"))
       fail("localized", "applies to text, rich_text, text_list and json fields only");
@@ -311,6 +317,23 @@ json check_data(const ContentType& type, const json& data, const std::vector<std
   return out;
 }
 
+void drop_deleted_locales(const ContentType& type, json& data, const std::vector<std::string>& locales,
+                          const json* named) {
+  for (const FieldDef& f : type.fields) {
+    if (!f.localized) continue;
+    auto it = data.find(f.key);
+    if (it == data.end() || !it->is_object()) continue;
+    const json* given =
+        named && named->contains(f.key) && (*named)[f.key].is_object() ? &(*named)[f.key] : nullptr;
+    for (auto v = it->begin(); v != it->end();) {
+      if (!has(locales, v.key()) && !(given && given->contains(v.key()) && !(*given)[v.key()].is_null()))
+        v = it->erase(v);
+      else
+        ++v;
+    }
+  }
+}
+
 json resolve_locale(const ContentType& type, const json& data, const std::string& locale,
                     const std::string& default_locale, const std::vector<std::string>& fields) {
   json out = json::object();
@@ -373,7 +396,8 @@ json value_schema(const FieldDef& f, SchemaFor what) {
   } else if (f.type == "enum") {
     s = {{"type", "string"}, {"enum", f.values}};
   } else if (f.is_link()) {
-    const std::string what_id = f.type == "media" ? "a media object's id" : "the id of an entry of " + f.references;
+    const std::string what_id =
+        f.type == "media" ? "a media object's id" : "the id of an entry of " + f.references;
     json one = uuid;
     if (what == SchemaFor::kDelivery)
       one = {{"oneOf", {uuid, {{"type", "object"}, {"description", "populated: what the id names"}}}}};
@@ -408,7 +432,8 @@ json data_schema(const ContentType& type, SchemaFor what) {
     if (what != SchemaFor::kWrite && !v.empty()) v = {{"oneOf", {v, {{"type", "null"}}}}};
     if (!f.name.empty()) v["title"] = f.name;
     // A localized field's default is the default locale's value when none is given.
-    if (what == SchemaFor::kWrite && !f.default_value.is_null() && !f.localized) v["default"] = f.default_value;
+    if (what == SchemaFor::kWrite && !f.default_value.is_null() && !f.localized)
+      v["default"] = f.default_value;
     if (what == SchemaFor::kWrite && f.required && f.default_value.is_null()) required.push_back(f.key);
     props[f.key] = std::move(v);
   }
@@ -448,7 +473,8 @@ namespace {
 // arrows and mathematical signs, box drawing and dingbats, CJK and full-width punctuation, emoji).
 bool separates(char32_t c) {
   if (c < 0x80) return !std::isalnum(static_cast<int>(c));
-  return (c >= 0x80 && c <= 0xBF && c != 0xAA && c != 0xB2 && c != 0xB3 && c != 0xB5 && c != 0xB9 && c != 0xBA) ||
+  return (c >= 0x80 && c <= 0xBF && c != 0xAA && c != 0xB2 && c != 0xB3 && c != 0xB5 && c != 0xB9 &&
+          c != 0xBA) ||
          c == 0xD7 || c == 0xF7 || (c >= 0x2000 && c <= 0x2BFF) || (c >= 0x3000 && c <= 0x303F) ||
          (c >= 0xFE30 && c <= 0xFE4F) || (c >= 0xFF00 && c <= 0xFF0F) || (c >= 0xFF1A && c <= 0xFF20) ||
          (c >= 0xFF3B && c <= 0xFF40) || (c >= 0xFF5B && c <= 0xFF65) || (c >= 0x1F000 && c <= 0x1FAFF);
@@ -550,7 +576,7 @@ std::vector<std::string> query_words(std::string_view q) {
 }
 
 std::vector<std::pair<const FieldDef*, std::vector<std::string>>> links(const ContentType& type,
-                                                                       const json& data) {
+                                                                        const json& data) {
   std::vector<std::pair<const FieldDef*, std::vector<std::string>>> out;
   for (const FieldDef& f : type.fields) {
     if (!f.is_link() || !data.contains(f.key)) continue;

@@ -1,7 +1,8 @@
 // A content type's fields, checked once when the type is written and compiled into kit fields that check
 // every entry written under it. Pure: no database, no I/O.
 //   auto type = cms::compile(type_row);                 // from the content type's stored row
-//   json data = cms::check_data(*type, body_data, locales, errors);   // normalised, or errors named data.<key>
+//   json data = cms::check_data(*type, body_data, locales, errors);   // normalised, or errors named
+//   data.<key>
 #pragma once
 #include <nlohmann/json.hpp>
 
@@ -63,11 +64,16 @@ nlohmann::json check_data(const ContentType& type, const nlohmann::json& data,
                           const std::vector<std::string>& locales, const std::string& default_locale,
                           std::vector<FieldError>& errors);
 
+// Drops from the data's localized fields the values in locales the tenant no longer has (a locale deleted
+// after they were written), except those `named` (the write's own data, or null) gives: check_data then
+// refuses them by name. An entry keeps such values until its next save, which drops them.
+void drop_deleted_locales(const ContentType& type, nlohmann::json& data,
+                          const std::vector<std::string>& locales, const nlohmann::json* named);
+
 // The data as one locale reads it: localized fields resolved to that locale, else the default locale's
 // value, else null. fields: the keys to keep (empty: all).
 nlohmann::json resolve_locale(const ContentType& type, const nlohmann::json& data, const std::string& locale,
-                              const std::string& default_locale,
-                              const std::vector<std::string>& fields = {});
+                              const std::string& default_locale, const std::vector<std::string>& fields = {});
 
 // Sanitized HTML of every rich-text field ({"body": "<p>…</p>"}; localized fields per locale); raw HTML in
 // the Markdown is dropped and unsafe link targets removed. Empty object when the type has none.
@@ -91,6 +97,6 @@ std::vector<std::string> query_words(std::string_view q);
 
 // The ids every reference or media field of data names, by field (both one and many; every locale).
 std::vector<std::pair<const FieldDef*, std::vector<std::string>>> links(const ContentType& type,
-                                                                       const nlohmann::json& data);
+                                                                        const nlohmann::json& data);
 
 }  // namespace cdx::cms

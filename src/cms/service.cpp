@@ -95,8 +95,9 @@ void Service::check_type(kit::Change& c) {
   for (size_t i = 0; i < fields.size(); ++i)
     if (fields[i].value("type", "") == "reference" && fields[i].contains("references") &&
         !keys.count(fields[i]["references"].get<std::string>()))
-      c.errors.push_back({fmt::format("fields[{}].references", i),
-                          fmt::format("no content type has the key '{}'", fields[i]["references"].get<std::string>())});
+      c.errors.push_back(
+          {fmt::format("fields[{}].references", i),
+           fmt::format("no content type has the key '{}'", fields[i]["references"].get<std::string>())});
   if (c.errors.empty() && c.before && c.before->at("fields") != fields) check_type_change(c, *compile(c.row));
 }
 
@@ -124,6 +125,7 @@ void Service::check_type_change(kit::Change& c, const ContentType& next) {
       json in = json::object();
       for (const auto& [k, v] : data.items())
         if (next.find(k)) in[k] = v;  // a removed field's values are dropped, not an error
+      drop_deleted_locales(next, in, loc.codes, nullptr);  // and so are values in a deleted locale
       std::vector<FieldError> errors;
       json out = check_data(next, in, loc.codes, loc.default_code, errors);
       std::set<std::string> bad;
@@ -149,8 +151,10 @@ void Service::check_type_change(kit::Change& c, const ContentType& next) {
                                               n == 1 ? "value" : "values")});
   if (!why.empty()) {
     std::string detail = "The change would break existing entries of '" + next.key + "': ";
-    for (size_t i = 0; i < why.size(); ++i) detail += (i ? "; " : "") + why[i].field.substr(7) + " — " + why[i].message;
-    throw Error(Code::kConflict, detail + ". Change or delete those entries first.").with_errors(std::move(why));
+    for (size_t i = 0; i < why.size(); ++i)
+      detail += (i ? "; " : "") + why[i].field.substr(7) + " — " + why[i].message;
+    throw Error(Code::kConflict, detail + ". Change or delete those entries first.")
+        .with_errors(std::move(why));
   }
   if (unique_changed)
     for (const auto& [id, values] : uniques) store_.set_unique(c.tx, c.scope, type_id, id, values);
@@ -161,13 +165,15 @@ void Service::before_type_delete(kit::Change& c) {
   for (const auto& [other, fields] : store_.type_fields(c.tx, c.scope))
     for (const auto& f : fields)
       if (other != key && f.value("references", "") == key)
-        throw Error(Code::kConflict, fmt::format("The content type '{}' references '{}' (field {}); change it first.",
-                                                 other, key, f.value("key", "")));
+        throw Error(Code::kConflict,
+                    fmt::format("The content type '{}' references '{}' (field {}); change it first.", other,
+                                key, f.value("key", "")));
   const int64_t n = store_.count_entries(c.tx, c.scope, id);
   if (n > 0 && c.param("cascade").value_or("") != "true")
-    throw Error(Code::kConflict,
-                fmt::format("The content type '{}' has {} {}; delete them first, or delete with ?cascade=true.", key,
-                            n, n == 1 ? "entry" : "entries"));
+    throw Error(
+        Code::kConflict,
+        fmt::format("The content type '{}' has {} {}; delete them first, or delete with ?cascade=true.", key,
+                    n, n == 1 ? "entry" : "entries"));
   // The entries go with it without an event each: the event says how many were published.
   c.event["deleted_entries"] = n;
   c.event["published_entries"] = n > 0 ? store_.count_published_entries(c.tx, c.scope, id) : 0;
@@ -181,8 +187,9 @@ kit::Hooks Service::media_hooks() {
               [this](kit::Change& c) {
                 const int64_t n = store_.count_media_users(c.tx, c.scope, c.row["id"].get<std::string>());
                 if (n > 0)
-                  throw Error(Code::kConflict, fmt::format("{} {} this media object; remove it from them first.", n,
-                                                           n == 1 ? "entry uses" : "entries use"));
+                  throw Error(Code::kConflict,
+                              fmt::format("{} {} this media object; remove it from them first.", n,
+                                          n == 1 ? "entry uses" : "entries use"));
               },
           .decorate =
               [](db::Tx&, const db::TenantScope& scope, json& rows) {
@@ -195,27 +202,29 @@ kit::Hooks Service::media_hooks() {
 // ---- locales ---------------------------------------------------------------------------------------------
 
 kit::Hooks Service::locale_hooks() {
-  return {.validate =
-              [this](kit::Change& c) {
-                // The first locale a tenant adds joins the implicit default, en, which is written first.
-                if (!c.before) store_.ensure_default_locale(c.tx, c.scope, c.row["created_at"].get<std::string>());
-                if (c.before && c.before->value("is_default", false) && !c.row["is_default"].get<bool>())
-                  c.errors.push_back({"is_default", "make another locale the default instead"});
-              },
-          .after_write =
-              [this](kit::Change& c) {
-                if (c.row["is_default"].get<bool>())
-                  store_.clear_default_locale(c.tx, c.scope, c.row["id"].get<std::string>());
-              },
-          .before_delete =
-              [](kit::Change& c) {
-                if (c.row.value("is_default", false))
-                  throw Error(Code::kConflict, "The default locale cannot be deleted; make another the default first.");
-              },
-          .seed = [this](db::Tx& tx, const db::TenantScope& scope) {
-            store_.ensure_default_locale(tx, scope, now_text());
+  return {
+      .validate =
+          [this](kit::Change& c) {
+            // The first locale a tenant adds joins the implicit default, en, which is written first.
+            if (!c.before)
+              store_.ensure_default_locale(c.tx, c.scope, c.row["created_at"].get<std::string>());
+            if (c.before && c.before->value("is_default", false) && !c.row["is_default"].get<bool>())
+              c.errors.push_back({"is_default", "make another locale the default instead"});
           },
-          .committed = [this](http::Context& ctx) { cache_.changed(ctx.tenant->tenant_id()); }};
+      .after_write =
+          [this](kit::Change& c) {
+            if (c.row["is_default"].get<bool>())
+              store_.clear_default_locale(c.tx, c.scope, c.row["id"].get<std::string>());
+          },
+      .before_delete =
+          [](kit::Change& c) {
+            if (c.row.value("is_default", false))
+              throw Error(Code::kConflict,
+                          "The default locale cannot be deleted; make another the default first.");
+          },
+      .seed = [this](db::Tx& tx,
+                     const db::TenantScope& scope) { store_.ensure_default_locale(tx, scope, now_text()); },
+      .committed = [this](http::Context& ctx) { cache_.changed(ctx.tenant->tenant_id()); }};
 }
 
 // ---- entries ---------------------------------------------------------------------------------------------
@@ -270,6 +279,7 @@ void Service::check_entry(kit::Change& c) {
   json in = json::object();
   for (const auto& [k, v] : c.row["data"].items())
     if (t->find(k) || (given && given->contains(k))) in[k] = v;
+  drop_deleted_locales(*t, in, loc.codes, given);  // likewise a deleted locale's values
   json data = check_data(*t, in, loc.codes, loc.default_code, c.errors);
   for (const auto& [f, ids] : links(*t, data)) {
     std::vector<std::string> found;
@@ -280,9 +290,10 @@ void Service::check_entry(kit::Change& c) {
     }
     for (const auto& id : ids)
       if (std::find(found.begin(), found.end(), id) == found.end()) {
-        c.errors.push_back({"data." + f->key, f->type == "media"
-                                                  ? fmt::format("no media object has the id '{}'", id)
-                                                  : fmt::format("no {} entry has the id '{}'", f->references, id)});
+        c.errors.push_back(
+            {"data." + f->key, f->type == "media"
+                                   ? fmt::format("no media object has the id '{}'", id)
+                                   : fmt::format("no {} entry has the id '{}'", f->references, id)});
         break;
       }
   }
@@ -311,14 +322,16 @@ void Service::after_entry_write(kit::Change& c) {
     auto t = type_by_id(c.tx, c.scope, type_id);
     auto values = unique_values(*t, c.row["data"]);
     if (auto clash = store_.taken(c.tx, c.scope, type_id, id, values))
-      throw Error(Code::kConflict,
-                  fmt::format("Another {} entry ({}) has the {} '{}'{}.", t->key, clash->second, clash->first.field,
-                              clash->first.value, clash->first.locale.empty() ? "" : " in " + clash->first.locale));
+      throw Error(
+          Code::kConflict,
+          fmt::format("Another {} entry ({}) has the {} '{}'{}.", t->key, clash->second, clash->first.field,
+                      clash->first.value, clash->first.locale.empty() ? "" : " in " + clash->first.locale));
     store_.set_unique(c.tx, c.scope, type_id, id, values);
   }
   for (const char* action : {"publish", "unpublish"}) {
     const std::string f = std::string(action) + "_at";
-    if (!c.before || c.before->value(f, json()) != c.row[f]) store_.schedule(c.tx, c.scope, id, action, unix_of(c.row[f]));
+    if (!c.before || c.before->value(f, json()) != c.row[f])
+      store_.schedule(c.tx, c.scope, id, action, unix_of(c.row[f]));
   }
 }
 
@@ -419,7 +432,8 @@ json Service::preview_token(db::Tx& tx, const kit::Caller& c, const std::string&
   return {{"token", token},
           {"entry_id", row["id"]},
           {"expires_at", format_rfc3339(SysTime(std::chrono::seconds(expires)))},
-          {"url", fmt::format("/api/v1/cms/published/{}/{}?preview={}", t->key, row["id"].get<std::string>(), token)}};
+          {"url", fmt::format("/api/v1/cms/published/{}/{}?preview={}", t->key, row["id"].get<std::string>(),
+                              token)}};
 }
 
 // ---- schedule --------------------------------------------------------------------------------------------
@@ -445,7 +459,8 @@ int Service::run_schedule() {
       cache_.changed(a.tenant_id);
     } catch (const std::exception& e) {
       // The row stays due: the next tick tries again.
-      log::warn("cms: scheduled action failed", {{"entry_id", a.entry_id}, {"action", a.action}, {"error", e.what()}});
+      log::warn("cms: scheduled action failed",
+                {{"entry_id", a.entry_id}, {"action", a.action}, {"error", e.what()}});
     }
   }
   return done;

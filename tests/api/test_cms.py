@@ -684,6 +684,33 @@ def test_localized_fields_read_in_a_locale_with_fallback(tenant):
     assert_problem(api.delete(f"{LOCALES}/{de['id']}"), 409)
 
 
+def test_an_entry_keeps_a_deleted_locales_values_until_its_next_save_which_drops_them(tenant):
+    api = tenant["admin_api"]
+    ok(api.post(TYPES, json={"key": "note", "name": "Note", "fields": [
+        {"key": "title", "type": "text", "required": True, "localized": True},
+        {"key": "order", "type": "integer"}]}), 201)
+    ok(api.post(LOCALES, json={"code": "it", "name": "Italiano"}), 201)
+    e = new_entry(api, "note", {"title": {"en": "Hello", "it": "Ciao"}, "order": 1})
+    ok(api.delete(f"{LOCALES}/it"), 204)
+    url = f"{entries('note')}/{e['id']}"
+    assert ok(api.get(url))["data"]["title"] == {"en": "Hello", "it": "Ciao"}  # kept until the next save
+    # A save that does not name the deleted locale goes through and drops its value.
+    saved = ok(api.patch(url, json={"data": {"order": 2}}))
+    assert saved["data"] == {"title": {"en": "Hello"}, "order": 2}
+    assert ok(api.get(url))["data"]["title"] == {"en": "Hello"}
+    # A write that names it is refused by name.
+    assert "data.title.it" in fields(api.patch(url, json={"data": {"title": {"it": "Ciao"}}}))
+    # A type change is not blocked by such values either.
+    e2 = new_entry(api, "note", {"title": {"en": "Two"}})
+    ok(api.post(LOCALES, json={"code": "it", "name": "Italiano"}), 201)
+    ok(api.patch(f"{entries('note')}/{e2['id']}", json={"data": {"title": {"it": "Due"}}}))
+    ok(api.delete(f"{LOCALES}/it"), 204)
+    changed = ok(api.patch(f"{TYPES}/note", json={"fields": [
+        {"key": "title", "type": "text", "required": True, "localized": True, "max": 50},
+        {"key": "order", "type": "integer"}]}))
+    assert changed["fields"][0]["max"] == 50
+
+
 # ---- access and isolation ---------------------------------------------------------------------------------
 
 
