@@ -1,13 +1,17 @@
-// An entry's form, generated from its content type's fields; save as draft, publish, unpublish, schedule,
-// and the versions with restore.
+// An entry's form, generated from its content type's fields (a localized field: one input per tenant locale,
+// the default first); save as draft, publish, unpublish, schedule, and the versions with restore.
 import { useEffect, useState, type FormEvent } from "react";
 import { Link, useLocation, useNavigate, useParams } from "react-router-dom";
 import { api, asProblem, fieldErrors, type Problem, type Schemas } from "../../../api/client";
 import { KeysetList, useLoad } from "../../../components/list";
 import { Badge, Button, Card, Checkbox, ErrorBox, Field, fmtDate, Loading, PageHeader, Select } from "../../../components/ui";
+import { displayValue, localeCodes, perLocale, type LocaleList } from "./locales";
 
 type FieldDef = Schemas["ContentTypeField"];
 type Version = Schemas["EntryVersionSummary"];
+
+/** The form's key for one locale's input of a localized field: the server's error path less "data.". */
+const locKey = (field: string, code: string) => `${field}.${code}`;
 
 const blankEntry = { id: "new", data: {}, status: "new", version: 0, published_version: null, published_at: null, publish_at: null } as unknown as Schemas["Entry"];
 
@@ -50,6 +54,7 @@ export default function EntryEditor() {
         : api.GET("/api/v1/cms/content-types/{key}/entries/{id}", { params: { path: { key, id } } }),
     [key, id],
   );
+  const locales = useLoad<LocaleList>(() => api.GET("/api/v1/cms/locales", { params: { query: { limit: 200 } } }), []);
   const [values, setValues] = useState<Record<string, string>>({});
   const [bools, setBools] = useState<Record<string, boolean>>({});
   const [publishAt, setPublishAt] = useState("");
@@ -57,24 +62,31 @@ export default function EntryEditor() {
   const [note, setNote] = useState<string | null>(null);
   const [vReload, setVReload] = useState(0);
   const fields = (type.data?.fields ?? []) as FieldDef[];
+  const codes = localeCodes(locales.data);
   const initialNote = (useLocation().state as { note?: string } | null)?.note ?? null;
 
   useEffect(() => {
-    if (!entry.data || !type.data) return;
+    if (!entry.data || !type.data || !locales.data) return;
     const data = entry.data.data as Record<string, unknown>;
     const v: Record<string, string> = {};
     const b: Record<string, boolean> = {};
     for (const f of type.data.fields as FieldDef[]) {
       if (f.type === "boolean") b[f.key] = !!data[f.key];
-      else v[f.key] = toInput(f, data[f.key]);
+      else if (f.localized) {
+        const per = perLocale(data[f.key], codes[0]);
+        for (const c of codes) v[locKey(f.key, c)] = toInput(f, per[c]);
+      } else v[f.key] = toInput(f, data[f.key]);
     }
     setValues(v);
     setBools(b);
-  }, [entry.data, type.data]);
+    // codes follows locales.data
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [entry.data, type.data, locales.data]);
 
-  if ((type.loading || entry.loading) && !entry.data) return <Loading />;
-  if (!entry.data || !type.data) return <ErrorBox problem={entry.problem ?? type.problem} />;
+  if ((type.loading || entry.loading || locales.loading) && !(entry.data && type.data && locales.data)) return <Loading />;
+  if (!entry.data || !type.data || !locales.data) return <ErrorBox problem={entry.problem ?? type.problem ?? locales.problem} />;
   const e = entry.data;
+  const stored = e.data as Record<string, unknown>;
 
   const after = (r: { data?: Schemas["Entry"]; error?: unknown; response: Response }, msg: string) => {
     if (r.error || !r.data) {
@@ -88,10 +100,26 @@ export default function EntryEditor() {
     setVReload((n) => n + 1);
   };
 
+  // A localized field's locale → value object: empty inputs are left out (never sent as ""); on an edit, a
+  // locale whose stored value was emptied is sent as null, which removes it (the PATCH merges into the data).
+  const localizedValue = (f: FieldDef, before: Record<string, unknown>) => {
+    const out: Record<string, unknown> = {};
+    for (const c of codes) {
+      const v = fromInput(f, values[locKey(f.key, c)] ?? "");
+      if (v !== null) out[c] = v;
+      else if (before[c] !== undefined && before[c] !== null) out[c] = null;
+    }
+    return out;
+  };
+
   const save = async (ev: FormEvent) => {
     ev.preventDefault();
     const data: Record<string, unknown> = {};
-    for (const f of fields) data[f.key] = f.type === "boolean" ? !!bools[f.key] : fromInput(f, values[f.key] ?? "");
+    for (const f of fields) {
+      if (f.type === "boolean") data[f.key] = !!bools[f.key];
+      else if (f.localized) data[f.key] = localizedValue(f, isNew ? {} : perLocale(stored[f.key], codes[0]));
+      else data[f.key] = fromInput(f, values[f.key] ?? "");
+    }
     const body: Schemas["EntryUpdate"] = { data: data as Record<string, never> };
     if (publishAt) body.publish_at = new Date(publishAt).toISOString();
     if (isNew) {
@@ -111,7 +139,7 @@ export default function EntryEditor() {
   return (
     <div className="space-y-4">
       <PageHeader
-        title={`${type.data.name}: ${String((e.data as Record<string, unknown>)[fields[0]?.key ?? ""] ?? e.id)}`}
+        title={`${type.data.name}: ${displayValue(stored[fields[0]?.key ?? ""], codes[0]) || e.id}`}
         actions={
           <>
             {!isNew && <Button kind="primary" onClick={() => void publish()}>Publish</Button>}
@@ -132,6 +160,7 @@ export default function EntryEditor() {
         <form onSubmit={save} className="grid grid-cols-1 gap-3 md:grid-cols-2" data-loaded="true">
           {fields.map((f) => {
             const label = `${f.name ?? f.key}${f.type === "reference" ? ` (id of a ${f.references})` : f.type === "media" ? " (media id)" : ""}`;
+            if (f.localized) return <LocalizedInputs key={f.key} f={f} label={label} codes={codes} values={values} setValues={setValues} errors={fe} />;
             if (f.type === "boolean") return <Checkbox key={f.key} label={label} checked={!!bools[f.key]} onChange={(c) => setBools((b) => ({ ...b, [f.key]: c }))} />;
             if (f.type === "enum")
               return <Select key={f.key} label={label} name={f.key} errors={fe} value={values[f.key] ?? ""} onChange={(v) => setValues((x) => ({ ...x, [f.key]: v }))} options={[{ value: "", label: "—" }, ...((f.values ?? []) as string[]).map((v) => ({ value: String(v), label: String(v) }))]} />;
@@ -164,3 +193,21 @@ export default function EntryEditor() {
     </div>
   );
 }
+
+/** One input per tenant locale (the default first), each labelled with its code: "Title (fr)". */
+function LocalizedInputs({ f, label, codes, values, setValues, errors }: { f: FieldDef; label: string; codes: string[]; values: Record<string, string>; setValues: (fn: (v: Record<string, string>) => Record<string, string>) => void; errors: Record<string, string> }) {
+  const multiline = f.type === "rich_text" || f.type === "json";
+  return (
+    <fieldset className={multiline ? "space-y-2 md:col-span-2" : "space-y-2"} data-localized={f.key}>
+      <legend className="text-sm font-semibold">
+        {label} <span className="font-normal text-slate-600 dark:text-slate-400">· per locale</span>
+      </legend>
+      {codes.map((c, i) => {
+        const k = locKey(f.key, c);
+        const hint = [i === 0 ? (f.required ? "Default locale, required" : "Default locale") : "Optional: reads fall back to the default locale", f.type === "text_list" ? "comma separated" : ""].filter(Boolean).join("; ");
+        return <Field key={c} label={`${label} (${c})`} name={k} required={i === 0 && !!f.required} value={values[k] ?? ""} onChange={(v) => setValues((x) => ({ ...x, [k]: v }))} multiline={multiline} errors={errors} hint={hint} />;
+      })}
+    </fieldset>
+  );
+}
+
