@@ -1,14 +1,16 @@
 // An entry's form, generated from its content type's fields (a localized field: one input per tenant locale,
-// the default first); save as draft, publish, unpublish, schedule, and the versions with restore.
+// the default first); save as draft, publish, unpublish, schedule, a preview link for the draft, and the
+// versions with restore.
 import { useEffect, useState, type FormEvent } from "react";
 import { Link, useLocation, useNavigate, useParams } from "react-router-dom";
 import { api, asProblem, fieldErrors, type Problem, type Schemas } from "../../../api/client";
 import { KeysetList, useLoad } from "../../../components/list";
-import { Badge, Button, Card, Checkbox, ErrorBox, Field, fmtDate, Loading, PageHeader, Select } from "../../../components/ui";
+import { Badge, Button, Card, Checkbox, CopyButton, ErrorBox, Field, fmtDate, Loading, PageHeader, Select } from "../../../components/ui";
 import { displayValue, localeCodes, perLocale, type LocaleList } from "./locales";
 
 type FieldDef = Schemas["ContentTypeField"];
 type Version = Schemas["EntryVersionSummary"];
+type Preview = Schemas["PreviewToken"];
 
 /** The form's key for one locale's input of a localized field: the server's error path less "data.". */
 const locKey = (field: string, code: string) => `${field}.${code}`;
@@ -61,6 +63,7 @@ export default function EntryEditor() {
   const [problem, setProblem] = useState<Problem | null>(null);
   const [note, setNote] = useState<string | null>(null);
   const [vReload, setVReload] = useState(0);
+  const [preview, setPreview] = useState<Preview | null>(null);
   const fields = (type.data?.fields ?? []) as FieldDef[];
   const codes = localeCodes(locales.data);
   const initialNote = (useLocation().state as { note?: string } | null)?.note ?? null;
@@ -133,6 +136,12 @@ export default function EntryEditor() {
   };
   const publish = async () => after(await api.POST("/api/v1/cms/content-types/{key}/entries/{id}/publish", { params: { path: { key, id } } }), "Published.");
   const unpublish = async () => after(await api.POST("/api/v1/cms/content-types/{key}/entries/{id}/unpublish", { params: { path: { key, id } } }), "Unpublished.");
+  const mintPreview = async () => {
+    const r = await api.POST("/api/v1/cms/content-types/{key}/entries/{id}/preview-token", { params: { path: { key, id } }, body: { ttl_seconds: 120 } });
+    if (r.error || !r.data) return setProblem(asProblem(r.error, r.response.status));
+    setProblem(null);
+    setPreview(r.data);
+  };
   const restore = async (v: number) => after(await api.POST("/api/v1/cms/content-types/{key}/entries/{id}/versions/{version}/restore", { params: { path: { key, id, version: String(v) } } }), `Version ${v} restored as a new draft.`);
   const fe = Object.fromEntries(Object.entries(fieldErrors(problem)).map(([k, v]) => [k.replace(/^data\./, ""), v]));
 
@@ -142,6 +151,7 @@ export default function EntryEditor() {
         title={`${type.data.name}: ${displayValue(stored[fields[0]?.key ?? ""], codes[0]) || e.id}`}
         actions={
           <>
+            {!isNew && e.status !== "published" && <Button onClick={() => void mintPreview()}>Preview</Button>}
             {!isNew && <Button kind="primary" onClick={() => void publish()}>Publish</Button>}
             {e.published_version != null && <Button onClick={() => void unpublish()}>Unpublish</Button>}
           </>
@@ -156,6 +166,7 @@ export default function EntryEditor() {
       </PageHeader>
       {(note ?? initialNote) && <p role="status" className="text-sm text-green-800 dark:text-green-300" data-testid="entry-note">{note ?? initialNote}</p>}
       <ErrorBox problem={problem} />
+      {preview?.url && <PreviewLink preview={preview} />}
       <Card>
         <form onSubmit={save} className="grid grid-cols-1 gap-3 md:grid-cols-2" data-loaded="true">
           {fields.map((f) => {
@@ -211,3 +222,26 @@ function LocalizedInputs({ f, label, codes, values, setValues, errors }: { f: Fi
   );
 }
 
+/** The delivery URL that shows the draft with a preview token; the delivery API still wants a publishable key. */
+function PreviewLink({ preview }: { preview: Preview }) {
+  const url = new URL(preview.url ?? "", window.location.origin).toString();
+  return (
+    <section aria-label="Preview link" className="space-y-2 rounded-md border border-indigo-300 bg-indigo-50 p-3 dark:border-indigo-700 dark:bg-indigo-950" data-testid="preview-link">
+      <p className="text-sm font-medium">Preview of the draft, valid until {fmtDate(preview.expires_at)} (2 minutes):</p>
+      <div className="flex flex-wrap items-center gap-2">
+        <code className="break-all rounded bg-white px-2 py-1 text-xs dark:bg-slate-900" data-testid="preview-url">
+          {url}
+        </code>
+        <CopyButton text={url} label="Copy preview URL" />
+        <a className="text-sm text-indigo-700 underline dark:text-indigo-300" href={url} target="_blank" rel="noopener">
+          Open preview
+        </a>
+      </div>
+      <p className="text-xs text-slate-700 dark:text-slate-300">
+        The delivery API answers only with a publishable key: your app sends it as the <code>X-API-Key</code> header with this
+        URL (API keys page). Opened in a browser without the key, the link answers 401. The link shows the entry&apos;s current
+        draft to whoever holds it until it expires.
+      </p>
+    </section>
+  );
+}
