@@ -238,9 +238,9 @@ function PreviewLink({ preview }: { preview: Preview }) {
         </a>
       </div>
       <p className="text-xs text-slate-700 dark:text-slate-300">
-        The delivery API answers only with a publishable key: your app sends it as the <code>X-API-Key</code> header with this
-        URL (API keys page). Opened in a browser without the key, the link answers 401. The link shows the entry&apos;s current
-        draft to whoever holds it until it expires.
+        The delivery API answers only with a publishable key (made on the API keys page): your app sends it in the{" "}
+        <code>X-API-Key</code> header when it reads this URL. Opened in a browser without the key, the link answers 401. Until
+        it expires, the link shows the entry&apos;s current draft to whoever holds it and a key.
       </p>
     </section>
   );
