@@ -457,6 +457,18 @@ test("admin: CMS locales; a localized field in the entry form round-trips; a dra
   await waitData(page, `/cms/types/${key}/entries/${id}`);
   assert.equal(await page.getByLabel("Title (en)").inputValue(), "Hello");
   assert.equal(await page.getByLabel("Title (fr)").inputValue(), "");
+  // A value in a locale deleted since: shown, and the next save drops it (the server refuses such values).
+  assert.equal((await apiCall(h, "POST", "/api/v1/cms/locales", { token: tok, body: { code: "it", name: "Italiano" } })).status, 201);
+  assert.equal((await apiCall(h, "PATCH", `/api/v1/cms/content-types/${key}/entries/${id}`, { token: tok, body: { data: { title: { it: "Ciao" } } } })).status, 200);
+  assert.equal((await apiCall(h, "DELETE", "/api/v1/cms/locales/it", { token: tok })).status, 204);
+  await page.reload();
+  await waitData(page, `/cms/types/${key}/entries/${id}`);
+  await page.getByTestId("stale-title").filter({ hasText: "Ciao" }).waitFor();
+  await versions(4);
+  await page.getByRole("button", { name: "Save draft" }).click();
+  await versions(5);
+  assert.deepEqual((await read()).data.title, { en: "Hello" });
+  assert.equal(await page.getByTestId("stale-title").count(), 0);
 
   // Preview: a 120 s token, the delivery URL with ?preview= to copy and open; it shows the draft to a
   // publishable key's holder.

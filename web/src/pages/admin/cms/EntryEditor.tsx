@@ -6,7 +6,7 @@ import { Link, useLocation, useNavigate, useParams } from "react-router-dom";
 import { api, asProblem, fieldErrors, type Problem, type Schemas } from "../../../api/client";
 import { KeysetList, useLoad } from "../../../components/list";
 import { Badge, Button, Card, Checkbox, CopyButton, ErrorBox, Field, fmtDate, Loading, PageHeader, Select } from "../../../components/ui";
-import { displayValue, localeCodes, perLocale, type LocaleList } from "./locales";
+import { displayValue, localeCodes, perLocale, staleLocales, type LocaleList } from "./locales";
 
 type FieldDef = Schemas["ContentTypeField"];
 type Version = Schemas["EntryVersionSummary"];
@@ -105,6 +105,7 @@ export default function EntryEditor() {
 
   // A localized field's locale → value object: empty inputs are left out (never sent as ""); on an edit, a
   // locale whose stored value was emptied is sent as null, which removes it (the PATCH merges into the data).
+  // So is a value in a locale the tenant has deleted: the server refuses any save that still holds one.
   const localizedValue = (f: FieldDef, before: Record<string, unknown>) => {
     const out: Record<string, unknown> = {};
     for (const c of codes) {
@@ -112,6 +113,7 @@ export default function EntryEditor() {
       if (v !== null) out[c] = v;
       else if (before[c] !== undefined && before[c] !== null) out[c] = null;
     }
+    for (const c of Object.keys(before)) if (!codes.includes(c)) out[c] = null;
     return out;
   };
 
@@ -171,7 +173,7 @@ export default function EntryEditor() {
         <form onSubmit={save} className="grid grid-cols-1 gap-3 md:grid-cols-2" data-loaded="true">
           {fields.map((f) => {
             const label = `${f.name ?? f.key}${f.type === "reference" ? ` (id of a ${f.references})` : f.type === "media" ? " (media id)" : ""}`;
-            if (f.localized) return <LocalizedInputs key={f.key} f={f} label={label} codes={codes} values={values} setValues={setValues} errors={fe} />;
+            if (f.localized) return <LocalizedInputs key={f.key} f={f} label={label} codes={codes} values={values} setValues={setValues} errors={fe} stale={isNew ? {} : staleLocales(stored[f.key], codes)} />;
             if (f.type === "boolean") return <Checkbox key={f.key} label={label} checked={!!bools[f.key]} onChange={(c) => setBools((b) => ({ ...b, [f.key]: c }))} />;
             if (f.type === "enum")
               return <Select key={f.key} label={label} name={f.key} errors={fe} value={values[f.key] ?? ""} onChange={(v) => setValues((x) => ({ ...x, [f.key]: v }))} options={[{ value: "", label: "—" }, ...((f.values ?? []) as string[]).map((v) => ({ value: String(v), label: String(v) }))]} />;
@@ -206,7 +208,7 @@ export default function EntryEditor() {
 }
 
 /** One input per tenant locale (the default first), each labelled with its code: "Title (fr)". */
-function LocalizedInputs({ f, label, codes, values, setValues, errors }: { f: FieldDef; label: string; codes: string[]; values: Record<string, string>; setValues: (fn: (v: Record<string, string>) => Record<string, string>) => void; errors: Record<string, string> }) {
+function LocalizedInputs({ f, label, codes, values, setValues, errors, stale }: { f: FieldDef; label: string; codes: string[]; values: Record<string, string>; setValues: (fn: (v: Record<string, string>) => Record<string, string>) => void; errors: Record<string, string>; stale: Record<string, unknown> }) {
   const multiline = f.type === "rich_text" || f.type === "json";
   return (
     <fieldset className={multiline ? "space-y-2 md:col-span-2" : "space-y-2"} data-localized={f.key}>
@@ -218,6 +220,18 @@ function LocalizedInputs({ f, label, codes, values, setValues, errors }: { f: Fi
         const hint = [i === 0 ? (f.required ? "Default locale, required" : "Default locale") : "Optional: reads fall back to the default locale", f.type === "text_list" ? "comma separated" : ""].filter(Boolean).join("; ");
         return <Field key={c} label={`${label} (${c})`} name={k} required={i === 0 && !!f.required} value={values[k] ?? ""} onChange={(v) => setValues((x) => ({ ...x, [k]: v }))} multiline={multiline} errors={errors} hint={hint} />;
       })}
+      {Object.keys(stale).length > 0 && (
+        <p className="text-xs text-amber-900 dark:text-amber-200" data-testid={`stale-${f.key}`}>
+          Also stored in locales this tenant no longer has:{" "}
+          {Object.entries(stale).map(([c, v], i) => (
+            <span key={c}>
+              {i > 0 && "; "}
+              <code>{c}</code> “{displayValue(v)}”
+            </span>
+          ))}
+          . Saving removes them (the server takes values only in the tenant&apos;s locales).
+        </p>
+      )}
     </fieldset>
   );
 }

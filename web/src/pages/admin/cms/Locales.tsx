@@ -40,7 +40,7 @@ export default function Locales() {
   };
 
   const remove = async (l: Locale) => {
-    if (!window.confirm(`Delete the locale ${l.code}? Entries keep their values in it, but forms and reads no longer offer it.`)) return;
+    if (!window.confirm(`Delete the locale ${l.code}? Entries keep their values in it, but reads no longer offer it and an entry's next save from the form drops them.`)) return;
     const r = await api.DELETE("/api/v1/cms/locales/{code}", { params: { path: { code: l.code } } });
     setRowProblem(r.error ? asProblem(r.error, r.response.status) : null);
     setNote(r.error ? null : `Locale ${l.code} deleted.`);

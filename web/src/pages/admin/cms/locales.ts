@@ -30,3 +30,9 @@ export function displayValue(v: unknown, defaultCode?: string): string {
   }
   return String(v);
 }
+
+/** A localized field's stored values in locales the tenant no longer has (deleted since). */
+export function staleLocales(v: unknown, codes: string[]): Record<string, unknown> {
+  if (v === undefined || v === null || typeof v !== "object" || Array.isArray(v) || codes.length === 0) return {};
+  return Object.fromEntries(Object.entries(v as Record<string, unknown>).filter(([c, x]) => !codes.includes(c) && x != null));
+}
