@@ -27,6 +27,7 @@ const adminNav: Item[] = [
   { to: "/crm/deals", label: "Deal board" },
   { to: "/cms", label: "CMS content" },
   { to: "/cms/media", label: "Media library" },
+  { to: "/cms/locales", label: "CMS locales" },
   { to: "/events", label: "Events" },
   { to: "/billing", label: "Billing", soon: true },
   { to: "/analytics", label: "Analytics", soon: true },

@@ -17,6 +17,7 @@ const ContentTypes = lazy(() => import("./cms/ContentTypes"));
 const Entries = lazy(() => import("./cms/Entries"));
 const EntryEditor = lazy(() => import("./cms/EntryEditor"));
 const Media = lazy(() => import("./cms/Media"));
+const Locales = lazy(() => import("./cms/Locales"));
 
 function Soon({ title }: { title: string }) {
   return (
@@ -47,6 +48,7 @@ export default function AdminRoutes() {
         <Route path="/crm/deals" element={<DealBoard />} />
         <Route path="/cms" element={<ContentTypes />} />
         <Route path="/cms/media" element={<Media />} />
+        <Route path="/cms/locales" element={<Locales />} />
         <Route path="/cms/types/:key" element={<Entries />} />
         <Route path="/cms/types/:key/entries/:id" element={<EntryEditor />} />
         <Route path="/events" element={<EventFeed />} />

@@ -6,6 +6,7 @@ import { Button, Checkbox, ErrorBox, Field, Modal, PageHeader, Select } from "..
 
 type CType = Schemas["ContentType"];
 type FieldDef = Schemas["ContentTypeField"];
+const LOCALIZABLE: string[] = ["text", "rich_text", "text_list", "json"];
 const TYPES = ["text", "rich_text", "integer", "number", "boolean", "date", "datetime", "enum", "reference", "media", "json", "text_list"] as const;
 
 export default function ContentTypes() {
@@ -29,11 +30,19 @@ export default function ContentTypes() {
 
   const save = async (e: FormEvent) => {
     e.preventDefault();
+    // The rules the form does not show (min, max, pattern, unique, default, …) are kept as they were; those
+    // that do not apply to the field's (possibly changed) type are dropped.
     const clean = fields.map((f) => {
-      const out: FieldDef = { key: f.key, type: f.type };
+      const out: FieldDef = { ...f, key: f.key, type: f.type };
+      delete out.required;
+      delete out.values;
+      delete out.references;
+      delete out.localized;
       if (f.required) out.required = true;
       if (f.type === "enum") out.values = f.values ?? [];
       if (f.type === "reference" && f.references) out.references = f.references;
+      if (f.localized && LOCALIZABLE.includes(f.type)) out.localized = true;
+      if (f.type !== "reference" && f.type !== "media") delete out.multiple;
       return out;
     });
     const r = editing
@@ -57,7 +66,7 @@ export default function ContentTypes() {
         columns={[
           { header: "Name", cell: (t) => <Link className="text-indigo-700 underline dark:text-indigo-300" to={`/cms/types/${t.key}`}>{t.name}</Link> },
           { header: "Key", cell: (t) => <code>{t.key}</code> },
-          { header: "Fields", cell: (t) => (t.fields as FieldDef[]).map((f) => `${f.key}:${f.type}`).join(", ") },
+          { header: "Fields", cell: (t) => (t.fields as FieldDef[]).map((f) => `${f.key}:${f.type}${f.localized ? " (localized)" : ""}`).join(", ") },
           { header: "Actions", cell: (t) => <Button onClick={() => start(t)} aria-label={`Edit fields of ${t.key}`}>Edit fields</Button> },
         ]}
       />
@@ -74,6 +83,7 @@ export default function ContentTypes() {
                 {f.type === "enum" && <Field label="Values (comma separated)" name={`fields.${i}.values`} value={(f.values ?? []).join(",")} onChange={(v) => setField(i, { values: v.split(",").map((x) => x.trim()).filter(Boolean) })} errors={fe} />}
                 {f.type === "reference" && <Field label="References type key" name={`fields.${i}.references`} value={f.references ?? ""} onChange={(v) => setField(i, { references: v })} errors={fe} />}
                 <Checkbox label="Required" checked={!!f.required} onChange={(c) => setField(i, { required: c })} />
+                {LOCALIZABLE.includes(f.type) && <Checkbox label={`Field ${i + 1} localized (a value per locale)`} checked={!!f.localized} onChange={(c) => setField(i, { localized: c })} />}
                 <Button kind="ghost" onClick={() => setFields((fs) => fs.filter((_, j) => j !== i))}>Remove field {i + 1}</Button>
               </div>
             ))}

@@ -2,6 +2,7 @@ import { Link, useNavigate, useParams } from "react-router-dom";
 import { api, type Schemas } from "../../../api/client";
 import { KeysetList, useLoad } from "../../../components/list";
 import { Badge, Button, ErrorBox, fmtDate, PageHeader } from "../../../components/ui";
+import { displayValue, localeCodes, type LocaleList } from "./locales";
 
 type Entry = Schemas["Entry"];
 
@@ -11,6 +12,9 @@ export default function Entries() {
   const t = useLoad(() => api.GET("/api/v1/cms/content-types/{key}", { params: { path: { key } } }), [key]);
   const fields = (t.data?.fields ?? []) as Schemas["ContentTypeField"][];
   const titleKey = fields.find((f) => f.type === "text")?.key;
+  // A localized title shows in the default locale.
+  const locales = useLoad<LocaleList>(() => api.GET("/api/v1/cms/locales", { params: { query: { limit: 200 } } }), []);
+  const defaultCode = localeCodes(locales.data)[0];
 
   const create = () => nav(`/cms/types/${key}/entries/new`);
 
@@ -32,7 +36,7 @@ export default function Entries() {
             header: "Title",
             cell: (e) => (
               <Link className="text-indigo-700 underline dark:text-indigo-300" to={`/cms/types/${key}/entries/${e.id}`}>
-                {String((titleKey && (e.data as Record<string, unknown>)[titleKey]) || e.id)}
+                {(titleKey && displayValue((e.data as Record<string, unknown>)[titleKey], defaultCode)) || e.id}
               </Link>
             ),
           },
