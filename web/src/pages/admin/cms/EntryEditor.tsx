@@ -105,7 +105,7 @@ export default function EntryEditor() {
 
   // A localized field's locale → value object: empty inputs are left out (never sent as ""); on an edit, a
   // locale whose stored value was emptied is sent as null, which removes it (the PATCH merges into the data).
-  // So is a value in a locale the tenant has deleted: the server refuses any save that still holds one.
+  // So is a value in a locale the tenant has deleted (the server would drop it at this save anyway).
   const localizedValue = (f: FieldDef, before: Record<string, unknown>) => {
     const out: Record<string, unknown> = {};
     for (const c of codes) {
