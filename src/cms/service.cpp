@@ -33,6 +33,23 @@ std::string field_of(const std::string& error_field) {
 
 const kit::Actor kScheduler{"system", "scheduler"};
 
+// The merge patch (RFC 7386) that turns `from` into `to`: objects member by member, null for a member `to`
+// lacks, anything else replaced whole.
+json merge_patch_between(const json& from, const json& to) {
+  if (!from.is_object() || !to.is_object()) return to;
+  json patch = json::object();
+  for (const auto& [k, v] : to.items()) {
+    auto it = from.find(k);
+    if (it == from.end())
+      patch[k] = v;
+    else if (*it != v)
+      patch[k] = merge_patch_between(*it, v);
+  }
+  for (const auto& [k, _] : from.items())
+    if (!to.contains(k)) patch[k] = nullptr;
+  return patch;
+}
+
 }  // namespace
 
 // ---- content types ---------------------------------------------------------------------------------------
@@ -416,11 +433,13 @@ json Service::restore(db::Tx& tx, const kit::Caller& c, const std::string& entry
   const json row = entry(tx, c, entry_id);
   auto v = store_.version(tx, c.scope, row["id"].get<std::string>(), n);
   if (!v) throw Error(Code::kNotFound, fmt::format("The entry has no version {}.", n));
-  // A merge patch from the draft to that version's data: its values, and null for what it did not have.
-  json patch = (*v)["data"];
-  for (const auto& [k, _] : row["data"].items())
-    if (!patch.contains(k)) patch[k] = nullptr;
-  return kit_->update(tx, c, *entries_, row["id"].get<std::string>(), {{"data", patch}});
+  // A merge patch from the draft to that version's data, less its values in locales deleted since (the
+  // draft's values there go too, as at any save).
+  auto t = type_by_id(tx, c.scope, row["type_id"].get<std::string>());
+  json data = (*v)["data"];
+  drop_deleted_locales(*t, data, store_.locales(tx, c.scope).codes, nullptr);
+  return kit_->update(tx, c, *entries_, row["id"].get<std::string>(),
+                      {{"data", merge_patch_between(row["data"], data)}});
 }
 
 json Service::preview_token(db::Tx& tx, const kit::Caller& c, const std::string& entry_id, int64_t ttl) {

@@ -212,15 +212,20 @@ Migration Outbox::pending_index_migration(int version, const std::string& schema
 Migration Outbox::queue_migration(int version, const std::string& schema) {
   // The trigger is per statement, over the statement's new rows: Outbox::append's insert and a CSV import's
   // thousand-row insert alike enqueue what they wrote, and nothing that inserts into the outbox can forget.
+  // delivered_at becomes 'queued' on what was pending and on every row written from now on, and the partial
+  // pending index stays (empty): a replica of the version before, still running during a rolling upgrade,
+  // then finds nothing to claim (at once, from that index) and prunes nothing it should not, while its own
+  // writes are queued by the trigger like any other. The lock comes first: it is the one the trigger and the
+  // default need, and a row committed between the copy and the trigger would be in neither.
   Migration m;
   m.version = version;
   m.name = "outbox queue: pending rows by seq, deleted when moved";
-  // The lock first: a row another process commits between the copy of the pending rows and the trigger's
-  // creation would be in neither.
   std::string sql = R"SQL(
-LOCK TABLE S.outbox IN SHARE ROW EXCLUSIVE MODE;
+LOCK TABLE S.outbox IN ACCESS EXCLUSIVE MODE;
 CREATE TABLE S.outbox_queue (seq BIGINT PRIMARY KEY);
 INSERT INTO S.outbox_queue SELECT seq FROM S.outbox WHERE delivered_at IS NULL;
+UPDATE S.outbox SET delivered_at = 'queued' WHERE delivered_at IS NULL;
+ALTER TABLE S.outbox ALTER COLUMN delivered_at SET DEFAULT 'queued';
 CREATE FUNCTION S.outbox_enqueue() RETURNS trigger LANGUAGE plpgsql AS $f$
 BEGIN
   INSERT INTO S.outbox_queue SELECT seq FROM written;
@@ -229,7 +234,6 @@ END
 $f$;
 CREATE TRIGGER outbox_enqueue AFTER INSERT ON S.outbox REFERENCING NEW TABLE AS written
   FOR EACH STATEMENT EXECUTE FUNCTION S.outbox_enqueue();
-DROP INDEX S.outbox_pending;
 )SQL";
   // "S." stands for the schema.
   for (size_t at = sql.find("S."); at != std::string::npos; at = sql.find("S.", at + schema.size()))
@@ -462,9 +466,9 @@ void OutboxRelay::prune(Database& db) {
     });
     return;
   }
-  // PostgreSQL keeps no delivered_at (Outbox::queue_migration): a row is moved when its seq is below every
-  // queued one. Walk the oldest of those by seq and delete the run of them old enough, a page at a time; a
-  // row not old enough ends the walk, and what follows it waits for the next prune.
+  // On PostgreSQL delivered_at says nothing ('queued', Outbox::queue_migration): a row is moved when its seq
+  // is below every queued one. Walk the oldest of those by seq and delete the run of them old enough, a page
+  // at a time; a row not old enough ends the walk, and what follows it waits for the next prune.
   constexpr int64_t kPage = 10'000;
   // The delete checks the queue again: a row that commits late with a lower seq may have been queued since.
   const std::string moved =

@@ -63,8 +63,9 @@ class Outbox {
   // keeps (delivered_at, seq) (nothing to do there).
   static Migration pending_index_migration(int version, const std::string& schema);
   // The migration after that, on PostgreSQL: pending rows become <schema>.outbox_queue (seq), filled by a
-  // trigger on every insert into the outbox, claimed from there and deleted when moved; delivered_at is no
-  // longer written and the partial index goes. SQLite keeps marking delivered_at (nothing to do there).
+  // trigger on every insert into the outbox, claimed from there and deleted when moved; delivered_at is
+  // 'queued' from then on (it fences off relays of the version before). SQLite keeps marking delivered_at
+  // (nothing to do there).
   static Migration queue_migration(int version, const std::string& schema);
 
   // Appends one event inside the caller's transaction: it commits or rolls back with the change.

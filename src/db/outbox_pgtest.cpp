@@ -325,8 +325,20 @@ TEST_F(OutboxPgTest, TheQueueMigrationQueuesWhatAnOlderOutboxHadPendingAndNothin
   EXPECT_EQ(log.seen, (std::vector<int>{1, 2}));
   Outbox outbox(up);  // and what is written after it is queued by the trigger
   db->write(a_, [&](Tx& tx) { outbox.append(tx, a_, "x", {{"n", 3}}); });
+  // A relay of the version before (still running during a rolling upgrade) claims pending rows by
+  // delivered_at: it finds none, before or after the new relay's poll.
+  auto old_claim = [&] {
+    return db->write_platform([&](Tx& tx) {
+      return tx
+          .query("SELECT seq FROM " + up + ".outbox WHERE delivered_at IS NULL ORDER BY seq LIMIT 10 FOR " +
+                 "UPDATE SKIP LOCKED")
+          .rows.size();
+    });
+  };
+  EXPECT_EQ(old_claim(), 0u);
   EXPECT_EQ(relay.poll(), 1u);
   EXPECT_EQ(log.seen, (std::vector<int>{1, 2, 3}));
+  EXPECT_EQ(old_claim(), 0u);
 }
 
 // core::Store::record_events on PostgreSQL, in a database of its own (the log is cdx_db.events).

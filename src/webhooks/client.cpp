@@ -156,15 +156,24 @@ Task<void> exchange(Stream& stream, const http::request<http::string_body>& req,
     co_return;
   }
   beast::flat_buffer buf;
-  http::response_parser<http::string_body> parser;
-  parser.body_limit(64 * 1024);
-  co_await http::async_read(stream, buf, parser, asio::redirect_error(use_task, ec));
-  answered = parser.got_some() || ec == beast::error::timeout;
-  keep = !ec && parser.is_done() && parser.get().keep_alive();
+  std::optional<http::response_parser<http::string_body>> parser;
+  // An interim answer (100 Continue, 103 Early Hints) comes before the final one: read on, a few at most.
+  for (int interim = 0;; ++interim) {
+    parser.emplace();
+    parser->body_limit(64 * 1024);
+    co_await http::async_read(stream, buf, *parser, asio::redirect_error(use_task, ec));
+    answered = answered || parser->got_some() || ec == beast::error::timeout;
+    const unsigned status = parser->is_header_done() ? parser->get().result_int() : 0;
+    if (ec || status < 100 || status >= 200 || status == 101 || interim == 4) break;
+  }
+  // Kept only after a whole final answer that allows it, with nothing read beyond it: the next request on
+  // the connection must read its own answer.
+  keep = !ec && parser->is_done() && parser->get().result_int() >= 200 && parser->get().keep_alive() &&
+         buf.size() == 0;
   if (ec == http::error::body_limit) ec = {};  // the head and a first part of the body are all we keep
-  if (ec && !parser.is_header_done()) co_return;
+  if (ec && !parser->is_header_done()) co_return;
   ec = {};
-  const auto& res = parser.get();
+  const auto& res = parser->get();
   out.status = static_cast<int>(res.result_int());
   out.excerpt = utf8_excerpt(res.body(), 1024);
   if (auto it = res.find(http::field::retry_after); it != res.end())
@@ -186,8 +195,7 @@ Task<std::unique_ptr<Connection>> open(asio::io_context& io, asio::ssl::context&
   error_code ec;
   beast::tcp_stream tcp_stream(io);
   tcp_stream.expires_at(deadline);
-  const tcp::endpoint to =
-      co_await tcp_stream.async_connect(endpoints, asio::redirect_error(use_task, ec));
+  const tcp::endpoint to = co_await tcp_stream.async_connect(endpoints, asio::redirect_error(use_task, ec));
   if (ec) {
     out.error = "cannot connect to " + url.host_header() + ": " + describe(ec, timeout);
     co_return nullptr;

@@ -700,6 +700,11 @@ def test_an_entry_keeps_a_deleted_locales_values_until_its_next_save_which_drops
     assert ok(api.get(url))["data"]["title"] == {"en": "Hello"}
     # A write that names it is refused by name.
     assert "data.title.it" in fields(api.patch(url, json={"data": {"title": {"it": "Ciao"}}}))
+    # Version 1 (with its "it" value) restores without it; a locale added since is emptied by the restore.
+    ok(api.post(LOCALES, json={"code": "es", "name": "Español"}), 201)
+    ok(api.patch(url, json={"data": {"title": {"es": "Hola"}}}))
+    restored = ok(api.post(f"{url}/versions/1/restore"))
+    assert restored["data"] == {"title": {"en": "Hello"}, "order": 1}
     # A type change is not blocked by such values either.
     e2 = new_entry(api, "note", {"title": {"en": "Two"}})
     ok(api.post(LOCALES, json={"code": "it", "name": "Italiano"}), 201)

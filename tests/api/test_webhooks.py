@@ -436,6 +436,17 @@ def test_a_reused_connection_closed_before_the_answer_is_sent_again_on_a_new_one
     verified(second[1], e["secret"])
 
 
+def test_an_interim_answer_is_read_past_and_the_connection_reused_for_the_next(ta, receiver):
+    api = ta["api"]
+    e, path = hooked(api, receiver, mode="early-hints")
+    for n in (1, 2):
+        d = send_settled(api, e, n)
+        assert d["status"] == "succeeded" and d["tries"] == 1, d
+        assert d["attempts"][0]["status_code"] == 200 and d["attempts"][0]["response"] == "ok after hints"
+    got = receiver.requests(path)
+    assert len(got) == 2 and got[0]["conn"] == got[1]["conn"]
+
+
 def test_retry_after_on_429_is_honoured(ta, receiver):
     api = ta["api"]
     e, path = hooked(api, receiver, mode="429", times=1, retry_after=2)

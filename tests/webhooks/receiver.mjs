@@ -1,10 +1,11 @@
 // A webhook receiver for the API tests (tests/api/test_webhooks.py): verifies every request with the reference
 // standardwebhooks library and records it. Usage: node receiver.mjs <port> [--tls <key.pem> <cert.pem>]; prints
 // "ready" once listening (with --tls, over HTTPS only: the control paths too).
-//   POST /_config {"path": "/a", "mode": "ok"|"500"|"410"|"hang"|"reset"|"429"|"drop-reused"|"close-after",
+//   POST /_config {"path": "/a", "mode": "ok"|"500"|"410"|"hang"|"reset"|"429"|"drop-reused"|"close-after"|"early-hints",
 //                  "times": n, "retry_after": s, "secrets": ["whsec_…"]}: how /a answers (the first `times`
 //                  requests, then ok; omitted: always). drop-reused: closes, unanswered, a connection that
-//                  served a request before (else ok); close-after: ok, then closes the connection 50 ms later.
+//                  served a request before (else ok); close-after: ok, then closes the connection 50 ms later;
+//                  early-hints: a 103 interim answer, then ok 100 ms later.
 //   GET /_requests?path=/a: what /a received: [{headers, body, at, conn, verified: {secret: true|error}}]
 //                  (conn: the connection's number, counted from 1 as they come)
 import { readFileSync } from "node:fs";
@@ -69,6 +70,10 @@ const handler = (req, res) => {
       case "drop-reused":
         if (servedBefore > 0) socket.destroy();
         else res.writeHead(200, { "content-type": "text/plain" }).end("ok");
+        break;
+      case "early-hints": // an interim 103 first, the final answer 100 ms later
+        res.writeEarlyHints({ link: "</style.css>; rel=preload; as=style" });
+        setTimeout(() => res.writeHead(200, { "content-type": "text/plain" }).end("ok after hints"), 100);
         break;
       case "close-after":
         res.on("finish", () => setTimeout(() => socket.end(), 50));

@@ -43,6 +43,12 @@ export default function ContentTypes() {
       if (f.type === "reference" && f.references) out.references = f.references;
       if (f.localized && LOCALIZABLE.includes(f.type)) out.localized = true;
       if (f.type !== "reference" && f.type !== "media") delete out.multiple;
+      // A field whose type changed (or a new one) keeps none of the rules of the type it had.
+      const before = (editing?.fields as FieldDef[] | undefined)?.find((o) => o.key === f.key);
+      if (!before || before.type !== f.type) {
+        const rules = out as Record<string, unknown>;
+        for (const rule of ["min", "max", "pattern", "unique", "default"]) delete rules[rule];
+      }
       return out;
     });
     const r = editing

@@ -105,7 +105,7 @@ export default function EntryEditor() {
 
   // A localized field's locale → value object: empty inputs are left out (never sent as ""); on an edit, a
   // locale whose stored value was emptied is sent as null, which removes it (the PATCH merges into the data).
-  // So is a value in a locale the tenant has deleted (the server would drop it at this save anyway).
+  // Values in a locale the tenant has deleted are not sent: the server drops them at this save.
   const localizedValue = (f: FieldDef, before: Record<string, unknown>) => {
     const out: Record<string, unknown> = {};
     for (const c of codes) {
@@ -113,7 +113,6 @@ export default function EntryEditor() {
       if (v !== null) out[c] = v;
       else if (before[c] !== undefined && before[c] !== null) out[c] = null;
     }
-    for (const c of Object.keys(before)) if (!codes.includes(c)) out[c] = null;
     return out;
   };
 
