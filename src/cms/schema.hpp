@@ -1,8 +1,7 @@
 // A content type's fields, checked once when the type is written and compiled into kit fields that check
 // every entry written under it. Pure: no database, no I/O.
 //   auto type = cms::compile(type_row);                 // from the content type's stored row
-//   json data = cms::check_data(*type, body_data, locales, errors);   // normalised, or errors named
-//   data.<key>
+//   json data = cms::check_data(*type, body_data, locales, errors);   // normalised (errors: data.<key>)
 #pragma once
 #include <nlohmann/json.hpp>
 

@@ -87,8 +87,9 @@ class Client::Pool {
   }
 
   void put(std::unique_ptr<Connection> c) {
+    if (count_ >= kIdleMax) return;  // closed as it goes
     auto& list = idle_[c->key];
-    if (list.size() >= kIdlePerKey || count_ >= kIdleMax) return;  // closed as it goes
+    if (list.size() >= kIdlePerKey) return;
     c->lowest().expires_never();
     c->idle_since = std::chrono::steady_clock::now();
     list.push_back(std::move(c));
