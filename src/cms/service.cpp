@@ -433,10 +433,12 @@ json Service::restore(db::Tx& tx, const kit::Caller& c, const std::string& entry
   const json row = entry(tx, c, entry_id);
   auto v = store_.version(tx, c.scope, row["id"].get<std::string>(), n);
   if (!v) throw Error(Code::kNotFound, fmt::format("The entry has no version {}.", n));
-  // A merge patch from the draft to that version's data, less its values in locales deleted since (the
-  // draft's values there go too, as at any save).
+  // A merge patch from the draft to that version's data as the type and the locales now take it: less its
+  // values of fields removed and in locales deleted since (the draft's go too, as at any save).
   auto t = type_by_id(tx, c.scope, row["type_id"].get<std::string>());
-  json data = (*v)["data"];
+  json data = json::object();
+  for (const auto& [k, value] : (*v)["data"].items())
+    if (t->find(k)) data[k] = value;
   drop_deleted_locales(*t, data, store_.locales(tx, c.scope).codes, nullptr);
   return kit_->update(tx, c, *entries_, row["id"].get<std::string>(),
                       {{"data", merge_patch_between(row["data"], data)}});

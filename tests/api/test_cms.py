@@ -711,9 +711,11 @@ def test_an_entry_keeps_a_deleted_locales_values_until_its_next_save_which_drops
     ok(api.patch(f"{entries('note')}/{e2['id']}", json={"data": {"title": {"it": "Due"}}}))
     ok(api.delete(f"{LOCALES}/it"), 204)
     changed = ok(api.patch(f"{TYPES}/note", json={"fields": [
-        {"key": "title", "type": "text", "required": True, "localized": True, "max": 50},
-        {"key": "order", "type": "integer"}]}))
-    assert changed["fields"][0]["max"] == 50
+        {"key": "title", "type": "text", "required": True, "localized": True, "max": 50}]}))
+    assert changed["fields"][0]["max"] == 50 and len(changed["fields"]) == 1
+    # A version holding a field the type no longer has restores without it.
+    restored = ok(api.post(f"{url}/versions/1/restore"))
+    assert restored["data"] == {"title": {"en": "Hello"}}
 
 
 # ---- access and isolation ---------------------------------------------------------------------------------
